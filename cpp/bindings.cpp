@@ -1,0 +1,240 @@
+// pybind11 bindings: the only file that knows Python.
+//
+// Each function takes NumPy arrays in the core's layout, checks that every array has
+// exactly the dtype, shape and contiguity the core will index (so no call from Python
+// can make the core read or write out of bounds), releases the GIL and calls the core.
+// Friendly, user-level checks (batch_first, state tuples, ...) live in the Python layer;
+// the checks here guard memory and name the array that failed.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "lstmcore/gru.hpp"
+#include "lstmcore/lstm.hpp"
+#include "lstmcore/threading.hpp"
+
+namespace py = pybind11;
+using lstmcore::Index;
+
+namespace {
+
+std::string shape_text(const std::vector<py::ssize_t>& shape) {
+  std::ostringstream out;
+  out << "(";
+  for (size_t k = 0; k < shape.size(); ++k) out << (k ? ", " : "") << shape[k];
+  out << (shape.size() == 1 ? ",)" : ")");
+  return out.str();
+}
+
+template <typename Scalar>
+const char* dtype_name() {
+  return sizeof(Scalar) == 4 ? "float32" : "float64";
+}
+
+// Checks `a` is a C-contiguous array of Scalar with exactly `shape`; returns its data.
+template <typename Scalar>
+Scalar* checked(const py::array& a, const char* name, const std::vector<py::ssize_t>& shape,
+                bool writable) {
+  std::vector<py::ssize_t> given(a.shape(), a.shape() + a.ndim());
+  const bool ok_dtype = a.dtype().is(py::dtype::of<Scalar>());
+  const bool ok_layout = (a.flags() & py::array::c_style) != 0;
+  if (!ok_dtype || !ok_layout || given != shape) {
+    std::ostringstream msg;
+    msg << "expected " << name << " as a C-contiguous " << dtype_name<Scalar>() << " array of shape "
+        << shape_text(shape) << ", got " << std::string(py::str(a.dtype())) << " of shape "
+        << shape_text(given) << (ok_layout ? "" : " (not C-contiguous)");
+    throw py::value_error(msg.str());
+  }
+  if (writable && !a.writeable()) throw py::value_error(std::string(name) + " is read-only");
+  return static_cast<Scalar*>(const_cast<void*>(a.data()));
+}
+
+struct Dims {
+  Index steps, batch, input, hidden;
+};
+
+// T, B, I from x (T, B, I) and H from weight_hh (gates*H, H).
+Dims dims_of(const py::array& x, const py::array& weight_hh, Index gates) {
+  if (x.ndim() != 3) throw py::value_error("expected x of rank 3 (T, B, I), got rank " + std::to_string(x.ndim()));
+  if (weight_hh.ndim() != 2) throw py::value_error("expected weight_hh of rank 2");
+  const Dims d{x.shape(0), x.shape(1), x.shape(2), weight_hh.shape(1)};
+  if (d.steps < 1 || d.batch < 1 || d.hidden < 1)
+    throw py::value_error("sequence length, batch and hidden size must be at least 1");
+  if (weight_hh.shape(0) != gates * d.hidden)
+    throw py::value_error("expected weight_hh with " + std::to_string(gates) + " * hidden rows");
+  return d;
+}
+
+// The (T, B, width) output y and the column where this direction's H features start.
+Index checked_offset(const py::array& y, Index offset, const Dims& d) {
+  if (y.ndim() != 3 || offset < 0 || offset + d.hidden > y.shape(2))
+    throw py::value_error("y must be (T, B, width) with offset + hidden <= width");
+  return y.shape(2);
+}
+
+template <typename Scalar>
+struct Weights {
+  lstmcore::GatedWeights<Scalar> w;
+  Weights(const py::array& wi, const py::array& wh, const py::array& bi, const py::array& bh,
+          const Dims& d, Index gates) {
+    const py::ssize_t rows = gates * d.hidden;
+    w = {checked<Scalar>(wi, "weight_ih", {rows, d.input}, false),
+         checked<Scalar>(wh, "weight_hh", {rows, d.hidden}, false),
+         checked<Scalar>(bi, "bias_ih", {rows}, false),
+         checked<Scalar>(bh, "bias_hh", {rows}, false)};
+  }
+};
+
+template <typename Scalar>
+lstmcore::GatedGrads<Scalar> checked_grads(const py::array& wi, const py::array& wh,
+                                           const py::array& bi, const py::array& bh,
+                                           const Dims& d, Index gates) {
+  const py::ssize_t rows = gates * d.hidden;
+  return {checked<Scalar>(wi, "grad weight_ih", {rows, d.input}, true),
+          checked<Scalar>(wh, "grad weight_hh", {rows, d.hidden}, true),
+          checked<Scalar>(bi, "grad bias_ih", {rows}, true),
+          checked<Scalar>(bh, "grad bias_hh", {rows}, true)};
+}
+
+// Optional (B, H) state gradient: None means zero.
+template <typename Scalar>
+const Scalar* optional_state(const py::object& a, const char* name, const Dims& d) {
+  if (a.is_none()) return nullptr;
+  return checked<Scalar>(py::cast<py::array>(a), name, {d.batch, d.hidden}, false);
+}
+
+// Calls fn.template operator()<Scalar>() for the dtype of x: float32 or float64.
+template <typename Fn>
+void dispatch(const py::array& x, Fn&& fn) {
+  if (x.dtype().is(py::dtype::of<float>())) return fn(float{});
+  if (x.dtype().is(py::dtype::of<double>())) return fn(double{});
+  throw py::type_error("expected float32 or float64 arrays, got " + std::string(py::str(x.dtype())));
+}
+
+lstmcore::SequenceShape shape_of(const Dims& d, bool reverse) {
+  return {d.steps, d.batch, d.input, d.hidden, reverse};
+}
+
+void lstm_forward(const py::array& x, const py::array& wi, const py::array& wh,
+                  const py::array& bi, const py::array& bh, const py::array& h0,
+                  const py::array& c0, bool reverse, const py::array& y, Index y_offset,
+                  const py::array& gates, const py::array& cells) {
+  const Dims d = dims_of(x, wh, 4);
+  const Index width = checked_offset(y, y_offset, d);
+  dispatch(x, [&](auto zero) {
+    using Scalar = decltype(zero);
+    const Weights<Scalar> w(wi, wh, bi, bh, d, 4);
+    const auto* xp = checked<Scalar>(x, "x", {d.steps, d.batch, d.input}, false);
+    const auto* h0p = checked<Scalar>(h0, "h0", {d.batch, d.hidden}, false);
+    const auto* c0p = checked<Scalar>(c0, "c0", {d.batch, d.hidden}, false);
+    auto* yp = checked<Scalar>(y, "y", {d.steps, d.batch, width}, true);
+    auto* gp = checked<Scalar>(gates, "gates", {d.steps, d.batch, 4 * d.hidden}, true);
+    auto* cp = checked<Scalar>(cells, "cells", {d.steps, d.batch, d.hidden}, true);
+    py::gil_scoped_release release;
+    lstmcore::lstm_forward<Scalar>(shape_of(d, reverse), xp, w.w, h0p, c0p,
+                                   {yp + y_offset, width}, gp, cp);
+  });
+}
+
+void lstm_backward(const py::array& x, const py::array& wi, const py::array& wh,
+                   const py::array& bi, const py::array& bh, const py::array& h0,
+                   const py::array& c0, bool reverse, const py::array& y, Index y_offset,
+                   const py::array& gates, const py::array& cells, const py::array& dy,
+                   const py::object& dh_n, const py::object& dc_n, const py::array& dx,
+                   const py::array& gwi, const py::array& gwh, const py::array& gbi,
+                   const py::array& gbh, const py::array& dh0, const py::array& dc0) {
+  const Dims d = dims_of(x, wh, 4);
+  const Index width = checked_offset(y, y_offset, d);
+  dispatch(x, [&](auto zero) {
+    using Scalar = decltype(zero);
+    const Weights<Scalar> w(wi, wh, bi, bh, d, 4);
+    const auto grads = checked_grads<Scalar>(gwi, gwh, gbi, gbh, d, 4);
+    const auto* xp = checked<Scalar>(x, "x", {d.steps, d.batch, d.input}, false);
+    const auto* h0p = checked<Scalar>(h0, "h0", {d.batch, d.hidden}, false);
+    const auto* c0p = checked<Scalar>(c0, "c0", {d.batch, d.hidden}, false);
+    const auto* yp = checked<Scalar>(y, "y", {d.steps, d.batch, width}, false);
+    const auto* gp = checked<Scalar>(gates, "gates", {d.steps, d.batch, 4 * d.hidden}, false);
+    const auto* cp = checked<Scalar>(cells, "cells", {d.steps, d.batch, d.hidden}, false);
+    const auto* dyp = checked<Scalar>(dy, "dy", {d.steps, d.batch, width}, false);
+    const Scalar* dhn = optional_state<Scalar>(dh_n, "dh_n", d);
+    const Scalar* dcn = optional_state<Scalar>(dc_n, "dc_n", d);
+    auto* dxp = checked<Scalar>(dx, "dx", {d.steps, d.batch, d.input}, true);
+    auto* dh0p = checked<Scalar>(dh0, "dh0", {d.batch, d.hidden}, true);
+    auto* dc0p = checked<Scalar>(dc0, "dc0", {d.batch, d.hidden}, true);
+    py::gil_scoped_release release;
+    lstmcore::lstm_backward<Scalar>(shape_of(d, reverse), xp, w.w, h0p, c0p,
+                                    {yp + y_offset, width}, gp, cp, {dyp + y_offset, width},
+                                    dhn, dcn, dxp, grads, dh0p, dc0p);
+  });
+}
+
+void gru_forward(const py::array& x, const py::array& wi, const py::array& wh,
+                 const py::array& bi, const py::array& bh, const py::array& h0, bool reverse,
+                 const py::array& y, Index y_offset, const py::array& gates) {
+  const Dims d = dims_of(x, wh, 3);
+  const Index width = checked_offset(y, y_offset, d);
+  dispatch(x, [&](auto zero) {
+    using Scalar = decltype(zero);
+    const Weights<Scalar> w(wi, wh, bi, bh, d, 3);
+    const auto* xp = checked<Scalar>(x, "x", {d.steps, d.batch, d.input}, false);
+    const auto* h0p = checked<Scalar>(h0, "h0", {d.batch, d.hidden}, false);
+    auto* yp = checked<Scalar>(y, "y", {d.steps, d.batch, width}, true);
+    auto* gp = checked<Scalar>(gates, "gates",
+                               {d.steps, d.batch, lstmcore::gru_tape_width(d.hidden)}, true);
+    py::gil_scoped_release release;
+    lstmcore::gru_forward<Scalar>(shape_of(d, reverse), xp, w.w, h0p, {yp + y_offset, width}, gp);
+  });
+}
+
+void gru_backward(const py::array& x, const py::array& wi, const py::array& wh,
+                  const py::array& bi, const py::array& bh, const py::array& h0, bool reverse,
+                  const py::array& y, Index y_offset, const py::array& gates,
+                  const py::array& dy, const py::object& dh_n, const py::array& dx,
+                  const py::array& gwi, const py::array& gwh, const py::array& gbi,
+                  const py::array& gbh, const py::array& dh0) {
+  const Dims d = dims_of(x, wh, 3);
+  const Index width = checked_offset(y, y_offset, d);
+  dispatch(x, [&](auto zero) {
+    using Scalar = decltype(zero);
+    const Weights<Scalar> w(wi, wh, bi, bh, d, 3);
+    const auto grads = checked_grads<Scalar>(gwi, gwh, gbi, gbh, d, 3);
+    const auto* xp = checked<Scalar>(x, "x", {d.steps, d.batch, d.input}, false);
+    const auto* h0p = checked<Scalar>(h0, "h0", {d.batch, d.hidden}, false);
+    const auto* yp = checked<Scalar>(y, "y", {d.steps, d.batch, width}, false);
+    const auto* gp = checked<Scalar>(gates, "gates",
+                                     {d.steps, d.batch, lstmcore::gru_tape_width(d.hidden)}, false);
+    const auto* dyp = checked<Scalar>(dy, "dy", {d.steps, d.batch, width}, false);
+    const Scalar* dhn = optional_state<Scalar>(dh_n, "dh_n", d);
+    auto* dxp = checked<Scalar>(dx, "dx", {d.steps, d.batch, d.input}, true);
+    auto* dh0p = checked<Scalar>(dh0, "dh0", {d.batch, d.hidden}, true);
+    py::gil_scoped_release release;
+    lstmcore::gru_backward<Scalar>(shape_of(d, reverse), xp, w.w, h0p, {yp + y_offset, width},
+                                   gp, {dyp + y_offset, width}, dhn, dxp, grads, dh0p);
+  });
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "lstmcore's C++ core: gated recurrent passes over time-major (T, B, features) arrays.";
+  using namespace pybind11::literals;
+  m.def("lstm_forward", &lstm_forward, "x"_a, "weight_ih"_a, "weight_hh"_a, "bias_ih"_a,
+        "bias_hh"_a, "h0"_a, "c0"_a, "reverse"_a, "y"_a, "y_offset"_a, "gates"_a, "cells"_a);
+  m.def("lstm_backward", &lstm_backward, "x"_a, "weight_ih"_a, "weight_hh"_a, "bias_ih"_a,
+        "bias_hh"_a, "h0"_a, "c0"_a, "reverse"_a, "y"_a, "y_offset"_a, "gates"_a, "cells"_a,
+        "dy"_a, "dh_n"_a, "dc_n"_a, "dx"_a, "grad_weight_ih"_a, "grad_weight_hh"_a,
+        "grad_bias_ih"_a, "grad_bias_hh"_a, "dh0"_a, "dc0"_a);
+  m.def("gru_forward", &gru_forward, "x"_a, "weight_ih"_a, "weight_hh"_a, "bias_ih"_a,
+        "bias_hh"_a, "h0"_a, "reverse"_a, "y"_a, "y_offset"_a, "gates"_a);
+  m.def("gru_backward", &gru_backward, "x"_a, "weight_ih"_a, "weight_hh"_a, "bias_ih"_a,
+        "bias_hh"_a, "h0"_a, "reverse"_a, "y"_a, "y_offset"_a, "gates"_a, "dy"_a, "dh_n"_a,
+        "dx"_a, "grad_weight_ih"_a, "grad_weight_hh"_a, "grad_bias_ih"_a, "grad_bias_hh"_a,
+        "dh0"_a);
+  m.def("gru_tape_width", [](Index hidden) { return lstmcore::gru_tape_width(hidden); });
+  m.def("set_num_threads", &lstmcore::set_max_threads, "threads"_a,
+        "Threads the core may use; 0 restores OpenMP's default.");
+  m.def("get_num_threads", &lstmcore::max_threads);
+}

@@ -1,0 +1,53 @@
+// What every gated recurrent pass shares: the shape of one layer-direction, the
+// weights in PyTorch's layout, and the gradients the backward pass accumulates.
+//
+// Buffers are row-major with one row per (t, b), row index t*B + b ("time-major").
+#pragma once
+
+#include "lstmcore/eigen_types.hpp"
+
+namespace lstmcore {
+
+struct SequenceShape {
+  Index steps = 0;   // T
+  Index batch = 0;   // B
+  Index input = 0;   // I
+  Index hidden = 0;  // H
+  bool reverse = false;  // run from t = T-1 down to t = 0
+
+  // The time index processed at step `step` of the pass.
+  Index time_at(Index step) const { return reverse ? steps - 1 - step : step; }
+  // The time index processed just before time `t` (only valid when t is not the first).
+  Index previous_time(Index t) const { return reverse ? t + 1 : t - 1; }
+  Index rows() const { return steps * batch; }
+};
+
+// PyTorch's parameter layout: gate blocks of H rows stacked in weight_ih (G*H, I),
+// weight_hh (G*H, H), bias_ih (G*H), bias_hh (G*H).
+template <typename Scalar>
+struct GatedWeights {
+  const Scalar* weight_ih;
+  const Scalar* weight_hh;
+  const Scalar* bias_ih;
+  const Scalar* bias_hh;
+};
+
+// Gradients of GatedWeights, same shapes; backward adds to them (+=), the caller zeroes.
+template <typename Scalar>
+struct GatedGrads {
+  Scalar* weight_ih;
+  Scalar* weight_hh;
+  Scalar* bias_ih;
+  Scalar* bias_hh;
+};
+
+// A (T*B, width) sequence buffer whose rows are `stride` elements apart: one direction's
+// slice of a bidirectional output is a SequenceView with stride 2H.
+template <typename Scalar>
+struct SequenceView {
+  Scalar* data;
+  Index stride;
+  Scalar* row(Index t, Index batch) const { return data + t * batch * stride; }
+};
+
+}  // namespace lstmcore
