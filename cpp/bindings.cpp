@@ -14,6 +14,7 @@
 
 #include "lstmcore/gru.hpp"
 #include "lstmcore/lstm.hpp"
+#include "lstmcore/peak.hpp"
 #include "lstmcore/threading.hpp"
 
 namespace py = pybind11;
@@ -237,4 +238,12 @@ PYBIND11_MODULE(_core, m) {
   m.def("set_num_threads", &lstmcore::set_max_threads, "threads"_a,
         "Threads the core may use; 0 restores OpenMP's default.");
   m.def("get_num_threads", &lstmcore::max_threads);
+  m.def(
+      "fma_peak_gflops",
+      [](int threads, double seconds) {
+        py::gil_scoped_release release;
+        return lstmcore::fma_peak_gflops(threads, seconds);
+      },
+      "threads"_a, "seconds"_a = 0.5,
+      "Measured fp32 FMA throughput in GFLOP/s (benchmarks report a percentage of it).");
 }
