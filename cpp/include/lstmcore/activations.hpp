@@ -1,23 +1,87 @@
-// The one implementation of the gate nonlinearities, vectorized by Eigen.
+// The one implementation of the gate nonlinearities, and the loop that applies the fused
+// per-unit update a SIMD packet at a time.
 //
-// Eigen 3.4's float tanh is a clamped rational approximation and its float logistic
-// clamps its input; both are within a few ulp of the exact function (tests measure
-// the bound against NumPy). The clamps turn NaN into a finite number, so NaN is
-// selected back explicitly: a NaN in the input must stay visible in the output.
+// float32: Eigen's vectorized tanh (a clamped rational approximation) and logistic; the
+// tests bound their error against NumPy's float64 functions (tests/test_activations.py).
+// float64: the C library's tanh and exp, one value at a time (float64 is for accuracy,
+// float32 for speed). Eigen's float versions clamp their input, which would turn NaN into
+// a number, so NaN is selected back: a NaN in must stay a NaN out.
 #pragma once
+
+#include <Eigen/Core>
+#include <cmath>
+#include <type_traits>
 
 #include "lstmcore/eigen_types.hpp"
 
 namespace lstmcore {
 
-template <typename Derived>
-auto gate_sigmoid(const Eigen::ArrayBase<Derived>& x) {
-  return (x != x).select(x, x.logistic());
+// The unit of the fused loops: a SIMD packet for float, a plain value for double.
+template <typename Scalar>
+struct GatePacket {
+  using type = Scalar;
+};
+template <>
+struct GatePacket<float> {
+  using type = Eigen::internal::packet_traits<float>::type;
+};
+
+template <typename P>
+EIGEN_ALWAYS_INLINE P keep_nan(const P& x, const P& result) {
+  if constexpr (std::is_floating_point_v<P>) {
+    return x != x ? x : result;
+  } else {
+    return Eigen::internal::pselect(Eigen::internal::pcmp_eq(x, x), result, x);
+  }
 }
 
-template <typename Derived>
-auto gate_tanh(const Eigen::ArrayBase<Derived>& x) {
-  return (x != x).select(x, x.tanh());
+template <typename P>
+EIGEN_ALWAYS_INLINE P gate_tanh(const P& x) {
+  if constexpr (std::is_floating_point_v<P>) {
+    return std::tanh(x);
+  } else {
+    return keep_nan(x, Eigen::internal::ptanh(x));
+  }
+}
+
+template <typename P>
+EIGEN_ALWAYS_INLINE P gate_sigmoid(const P& x) {
+  if constexpr (std::is_floating_point_v<P>) {
+    return P(1) / (P(1) + std::exp(-x));
+  } else {
+    return keep_nan(x, Eigen::internal::scalar_logistic_op<float>().packetOp(x));
+  }
+}
+
+// Calls body(j, P{}) for j in [0, n) a packet at a time, then body(j, Scalar{}) for the tail.
+template <typename Scalar, typename Body>
+EIGEN_ALWAYS_INLINE void for_each_unit(Index n, Body&& body) {
+  using P = typename GatePacket<Scalar>::type;
+  constexpr Index lanes = Eigen::internal::unpacket_traits<P>::size;
+  Index j = 0;
+  if constexpr (lanes > 1) {
+    for (; j + lanes <= n; j += lanes) body(j, P{});
+  }
+  for (; j < n; ++j) body(j, Scalar{});
+}
+
+// Exposed for the tests that bound the error of the vectorized functions.
+template <typename Scalar>
+void apply_gate_tanh(const Scalar* x, Scalar* out, Index n) {
+  using namespace Eigen::internal;
+  for_each_unit<Scalar>(n, [&](Index j, auto p) {
+    using P = decltype(p);
+    pstoreu(out + j, gate_tanh(ploadu<P>(x + j)));
+  });
+}
+
+template <typename Scalar>
+void apply_gate_sigmoid(const Scalar* x, Scalar* out, Index n) {
+  using namespace Eigen::internal;
+  for_each_unit<Scalar>(n, [&](Index j, auto p) {
+    using P = decltype(p);
+    pstoreu(out + j, gate_sigmoid(ploadu<P>(x + j)));
+  });
 }
 
 }  // namespace lstmcore

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "lstmcore/activations.hpp"
+#include "lstmcore/packed_product.hpp"
 #include "lstmcore/sequence.hpp"
 #include "lstmcore/threading.hpp"
 
@@ -33,33 +34,37 @@ inline Index gru_tape_width(Index hidden) { return 4 * hidden; }
 template <typename Scalar>
 void gru_forward(const SequenceShape& s, const Scalar* x, const GatedWeights<Scalar>& w,
                  const Scalar* h0, SequenceView<Scalar> y, Scalar* gates) {
-  const Index B = s.batch, H = s.hidden, I = s.input, G = 3 * H, W = gru_tape_width(H);
-  const Index rows = s.rows();
-  const auto x_all = view(x, rows, I, I);
-  const auto weight_ih = view(w.weight_ih, G, I, I);
-  const auto weight_hh = view(w.weight_hh, G, H, H);
-  const ConstArrayView<Scalar> bias_ih(w.bias_ih, G), bias_hh(w.bias_hh, G);
-  auto tape_all = view(gates, rows, W, W);
+  const Index B = s.batch, H = s.hidden, I = s.input, W = gru_tape_width(H), rows = s.rows();
+  using Layout = PanelLayout<Scalar>;
   const int threads = plan_threads(B, H, 3);
 
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     const int thread = omp_get_thread_num();
     const int team = omp_get_num_threads();
-
-    // Hoisted input projection; b_hr and b_hz join it, b_hn must stay inside r * m.
-    const Range rows_mine = split_range(rows, thread, team, 1);
-    if (rows_mine.size() > 0) {
-      auto block = tape_all.middleRows(rows_mine.begin, rows_mine.size()).leftCols(G);
-      block.noalias() = x_all.middleRows(rows_mine.begin, rows_mine.size()) * weight_ih.transpose();
-      block.array().rowwise() += bias_ih.transpose();
-      block.leftCols(2 * H).array().rowwise() += bias_hh.head(2 * H).transpose();
-    }
-#pragma omp barrier
-
-    const Range units = split_range(H, thread, team, kUnitAlign);
+    const Range units = split_range(H, thread, team, Layout::kWidth);
     const Index n = units.size();
-    const ConstArrayView<Scalar> bias_hn(w.bias_hh + 2 * H + units.begin, n);
+
+    // This thread's rows of W_ih and W_hh, packed once. The input-side bias of every gate
+    // and the recurrent bias of r and z add to the pre-activation; b_hn stays inside r * m.
+    const Index ih_size = Layout::size(n, I), hh_size = Layout::size(n, H);
+    PackedBuffer<Scalar> packed_ih(3 * ih_size), packed_hh(3 * hh_size), bias(4 * n);
+    ProductWorkspace<Scalar> workspace;
+    for (Index gate = 0; gate < 3 && n > 0; ++gate) {
+      const Index row = gate * H + units.begin;
+      pack_rows_as_columns(w.weight_ih + row * I, I, n, I, packed_ih.data() + gate * ih_size);
+      pack_rows_as_columns(w.weight_hh + row * H, H, n, H, packed_hh.data() + gate * hh_size);
+      for (Index j = 0; j < n; ++j) {
+        bias[gate * n + j] = w.bias_ih[row + j] + (gate < 2 ? w.bias_hh[row + j] : Scalar(0));
+      }
+    }
+    for (Index j = 0; j < n; ++j) bias[3 * n + j] = w.bias_hh[2 * H + units.begin + j];
+    // Hoisted input projection into the r, z, n columns of this thread's units.
+    for (Index gate = 0; gate < 3 && n > 0; ++gate) {
+      packed_product<Scalar>({x, I, 1}, rows, I, packed_ih.data() + gate * ih_size, n,
+                             gates + gate * H + units.begin, W, false, workspace);
+    }
+
     for (Index step = 0; step < s.steps; ++step) {
       const Index t = s.time_at(step);
       const Scalar* h_prev = step == 0 ? h0 : y.row(s.previous_time(t), B);
@@ -67,24 +72,32 @@ void gru_forward(const SequenceShape& s, const Scalar* x, const GatedWeights<Sca
       Scalar* tape_t = gates + t * B * W;
       Scalar* h_t = y.row(t, B);
       if (n > 0) {
-        const auto h_prev_all = view(h_prev, B, H, h_prev_stride);
-        auto tape_now = view(tape_t, B, W, W);
-        for (Index gate = 0; gate < 2; ++gate) {
-          tape_now.middleCols(gate * H + units.begin, n).noalias() +=
-              h_prev_all * weight_hh.middleRows(gate * H + units.begin, n).transpose();
+        // r and z add their recurrent part; m = h_{t-1} W_hn^T goes to its own column.
+        for (Index gate = 0; gate < 3; ++gate) {
+          const Index column = (gate < 2 ? gate : 3) * H + units.begin;
+          packed_product<Scalar>({h_prev, h_prev_stride, 1}, B, H, packed_hh.data() + gate * hh_size,
+                                 n, tape_t + column, W, gate < 2, workspace);
         }
-        tape_now.middleCols(3 * H + units.begin, n).noalias() =
-            h_prev_all * weight_hh.middleRows(2 * H + units.begin, n).transpose();
         for (Index b = 0; b < B; ++b) {
-          Scalar* a = tape_t + b * W + units.begin;
-          ArrayView<Scalar> r(a, n), z(a + H, n), cand(a + 2 * H, n), m(a + 3 * H, n);
-          ConstArrayView<Scalar> h_before(h_prev + b * h_prev_stride + units.begin, n);
-          ArrayView<Scalar> h_after(h_t + b * y.stride + units.begin, n);
-          r = gate_sigmoid(r);
-          z = gate_sigmoid(z);
-          m += bias_hn;
-          cand = gate_tanh(cand + r * m);
-          h_after = (Scalar(1) - z) * cand + z * h_before;
+          Scalar* tape = tape_t + b * W + units.begin;  // pre-activations in, gates out
+          const Scalar* h_before = h_prev + b * h_prev_stride + units.begin;
+          Scalar* h_after = h_t + b * y.stride + units.begin;
+          const Scalar* bias_of = bias.data();
+          for_each_unit<Scalar>(n, [&](Index j, auto p) {
+            using namespace Eigen::internal;
+            using P = decltype(p);
+            const P r = gate_sigmoid(padd(ploadu<P>(tape + j), ploadu<P>(bias_of + j)));
+            const P z = gate_sigmoid(padd(ploadu<P>(tape + H + j), ploadu<P>(bias_of + n + j)));
+            const P m = padd(ploadu<P>(tape + 3 * H + j), ploadu<P>(bias_of + 3 * n + j));
+            const P pre_n = padd(ploadu<P>(tape + 2 * H + j), ploadu<P>(bias_of + 2 * n + j));
+            const P cand = gate_tanh(pmadd(r, m, pre_n));
+            // h = (1 - z) * n + z * h_prev = n + z * (h_prev - n)
+            pstoreu(h_after + j, pmadd(z, psub(ploadu<P>(h_before + j), cand), cand));
+            pstoreu(tape + j, r);
+            pstoreu(tape + H + j, z);
+            pstoreu(tape + 2 * H + j, cand);
+            pstoreu(tape + 3 * H + j, m);
+          });
         }
       }
 #pragma omp barrier
@@ -106,9 +119,6 @@ void gru_backward(const SequenceShape& s, const Scalar* x, const GatedWeights<Sc
                   const GatedGrads<Scalar>& grads, Scalar* dh0) {
   const Index B = s.batch, H = s.hidden, I = s.input, G = 3 * H, W = gru_tape_width(H);
   const Index rows = s.rows();
-  const auto x_all = view(x, rows, I, I);
-  const auto weight_ih = view(w.weight_ih, G, I, I);
-  const auto weight_hh = view(w.weight_hh, G, H, H);
   // (T*B, 3H) each: gradients of the input-side pre-activations (x W_i^T + b_i) and of
   // the recurrent-side ones (h W_h^T + b_h); they differ only in n, where r scales m.
   std::vector<Scalar> d_input_buffer(static_cast<size_t>(rows * G));
@@ -124,10 +134,12 @@ void gru_backward(const SequenceShape& s, const Scalar* x, const GatedWeights<Sc
   {
     const int thread = omp_get_thread_num();
     const int team = omp_get_num_threads();
-    const Range units = split_range(H, thread, team, kUnitAlign);
+    const Range units = split_range(H, thread, team, PanelLayout<Scalar>::kWidth);
     const Index n = units.size();
-    std::vector<Scalar> scratch(static_cast<size_t>(2 * n));
-    ArrayView<Scalar> dh_total(scratch.data(), n), da_n(scratch.data() + n, n);
+    // This thread's columns of W_hh (all 3H rows), packed once for dh_{t-1} += da W_hh.
+    PackedBuffer<Scalar> packed_hh(PanelLayout<Scalar>::size(n, G));
+    if (n > 0) pack_columns(w.weight_hh + units.begin, H, n, G, packed_hh.data());
+    ProductWorkspace<Scalar> workspace;
 
     for (Index step = s.steps - 1; step >= 0; --step) {
       const Index t = s.time_at(step);
@@ -138,64 +150,71 @@ void gru_backward(const SequenceShape& s, const Scalar* x, const GatedWeights<Sc
       Scalar* d_input_t = d_input + t * B * G;
       Scalar* d_hidden_t = d_hidden + t * B * G;
       for (Index b = 0; b < B && n > 0; ++b) {
-        const Scalar* a = tape_t + b * W + units.begin;
-        ConstArrayView<Scalar> r(a, n), z(a + H, n), cand(a + 2 * H, n), m(a + 3 * H, n);
-        ConstArrayView<Scalar> h_before(h_prev + b * h_prev_stride + units.begin, n);
-        ConstArrayView<Scalar> dy_b(dy_t + b * dy.stride + units.begin, n);
-        ArrayView<Scalar> dh_b(dh0 + b * H + units.begin, n);
+        const Scalar* tape = tape_t + b * W + units.begin;
+        const Scalar* h_before = h_prev + b * h_prev_stride + units.begin;
+        const Scalar* dy_b = dy_t + b * dy.stride + units.begin;
+        Scalar* dh_b = dh0 + b * H + units.begin;
         Scalar* dxa = d_input_t + b * G + units.begin;
         Scalar* dha = d_hidden_t + b * G + units.begin;
-        ArrayView<Scalar> dx_r(dxa, n), dx_z(dxa + H, n), dx_n(dxa + 2 * H, n);
-        ArrayView<Scalar> dh_r(dha, n), dh_z(dha + H, n), dh_n_gate(dha + 2 * H, n);
-
-        dh_total = dy_b + dh_b;
-        da_n = dh_total * (Scalar(1) - z) * (Scalar(1) - cand.square());
-        dx_r = da_n * m * r * (Scalar(1) - r);
-        dx_z = dh_total * (h_before - cand) * z * (Scalar(1) - z);
-        dx_n = da_n;
-        dh_r = dx_r;
-        dh_z = dx_z;
-        dh_n_gate = da_n * r;
-        dh_b = dh_total * z;  // the direct path; the recurrent products add below
+        for_each_unit<Scalar>(n, [&](Index j, auto p) {
+          using namespace Eigen::internal;
+          using P = decltype(p);
+          const P one = pset1<P>(Scalar(1));
+          const P r = ploadu<P>(tape + j), z = ploadu<P>(tape + H + j);
+          const P cand = ploadu<P>(tape + 2 * H + j), m = ploadu<P>(tape + 3 * H + j);
+          const P dh_total = padd(ploadu<P>(dy_b + j), ploadu<P>(dh_b + j));
+          const P da_n = pmul(pmul(dh_total, psub(one, z)), psub(one, pmul(cand, cand)));
+          const P da_r = pmul(pmul(da_n, m), pmul(r, psub(one, r)));
+          const P da_z = pmul(pmul(dh_total, psub(ploadu<P>(h_before + j), cand)), pmul(z, psub(one, z)));
+          pstoreu(dxa + j, da_r);
+          pstoreu(dxa + H + j, da_z);
+          pstoreu(dxa + 2 * H + j, da_n);
+          pstoreu(dha + j, da_r);
+          pstoreu(dha + H + j, da_z);
+          pstoreu(dha + 2 * H + j, pmul(da_n, r));
+          pstoreu(dh_b + j, pmul(dh_total, z));  // the direct path; the product adds below
+        });
       }
 #pragma omp barrier
-      // As in lstm_backward: this thread's units of dh_{t-1} need all of step t's
-      // gate gradients; the next step reads only the units written here.
+      // As in lstm_backward: this thread's units of dh_{t-1} need all of step t's gate
+      // gradients; the next step reads only the units written here.
       if (n > 0) {
-        dh.middleCols(units.begin, n).noalias() +=
-            view(static_cast<const Scalar*>(d_hidden_t), B, G, G) *
-            weight_hh.middleCols(units.begin, n);
+        packed_product<Scalar>({d_hidden_t, G, 1}, B, G, packed_hh.data(), n, dh0 + units.begin, H,
+                               true, workspace);
       }
     }
 #pragma omp barrier
 
-    const auto d_input_all = view(static_cast<const Scalar*>(d_input), rows, G, G);
-    const auto d_hidden_all = view(static_cast<const Scalar*>(d_hidden), rows, G, G);
-    const Range gate_rows = split_range(G, thread, team, kUnitAlign);
+    // Weight and input gradients as products over all steps, split by output rows.
+    const Range gate_rows = split_range(G, thread, team, PanelLayout<Scalar>::kRows);
     if (gate_rows.size() > 0) {
       const Index r0 = gate_rows.begin, nr = gate_rows.size();
-      const auto d_input_mine = d_input_all.middleCols(r0, nr);
-      const auto d_hidden_mine = d_hidden_all.middleCols(r0, nr);
-      view(grads.weight_ih, G, I, I).middleRows(r0, nr).noalias() +=
-          d_input_mine.transpose() * x_all;
-      auto d_weight_hh = view(grads.weight_hh, G, H, H).middleRows(r0, nr);
+      strided_product<Scalar>({d_input + r0, 1, G}, {x, 1, I}, nr, rows, I,
+                              grads.weight_ih + r0 * I, I, true, workspace);
       const Index first = s.time_at(0);
-      d_weight_hh.noalias() +=
-          d_hidden_mine.middleRows(first * B, B).transpose() * view(h0, B, H, H);
+      strided_product<Scalar>({d_hidden + first * B * G + r0, 1, G}, {h0, 1, H}, nr, B, H,
+                              grads.weight_hh + r0 * H, H, true, workspace);
       if (s.steps > 1) {
         const Index later_rows = (s.steps - 1) * B;
         const Index d_start = s.reverse ? 0 : B;
         const Index h_start = s.reverse ? B : 0;
-        d_weight_hh.noalias() += d_hidden_mine.middleRows(d_start, later_rows).transpose() *
-                                 view(y.data, rows, H, y.stride).middleRows(h_start, later_rows);
+        strided_product<Scalar>({d_hidden + d_start * G + r0, 1, G},
+                                {y.data + h_start * y.stride, 1, y.stride}, nr, later_rows, H,
+                                grads.weight_hh + r0 * H, H, true, workspace);
       }
-      ArrayView<Scalar>(grads.bias_ih + r0, nr) += d_input_mine.colwise().sum().transpose().array();
-      ArrayView<Scalar>(grads.bias_hh + r0, nr) += d_hidden_mine.colwise().sum().transpose().array();
+      const auto d_input_sum =
+          view(static_cast<const Scalar*>(d_input), rows, G, G).middleCols(r0, nr).colwise().sum().eval();
+      const auto d_hidden_sum =
+          view(static_cast<const Scalar*>(d_hidden), rows, G, G).middleCols(r0, nr).colwise().sum().eval();
+      for (Index j = 0; j < nr; ++j) {
+        grads.bias_ih[r0 + j] += d_input_sum(j);
+        grads.bias_hh[r0 + j] += d_hidden_sum(j);
+      }
     }
-    const Range rows_mine = split_range(rows, thread, team, 1);
+    const Range rows_mine = split_range(rows, thread, team, PanelLayout<Scalar>::kRows);
     if (rows_mine.size() > 0) {
-      view(dx, rows, I, I).middleRows(rows_mine.begin, rows_mine.size()).noalias() +=
-          d_input_all.middleRows(rows_mine.begin, rows_mine.size()) * weight_ih;
+      strided_product<Scalar>({d_input + rows_mine.begin * G, G, 1}, {w.weight_ih, 1, I},
+                              rows_mine.size(), G, I, dx + rows_mine.begin * I, I, true, workspace);
     }
   }
 }

@@ -7,8 +7,8 @@
 //   h_t = o * gate_tanh(c_t)
 //
 // Speed (DESIGN.md): the input product for all T*B rows is one GEMM before the time
-// loop; each step is the recurrent product for this thread's hidden units followed by
-// one fused element-wise pass; weight gradients are GEMMs after the loop. One OpenMP
+// loop; each step is the recurrent product for this thread's hidden units (weights
+// packed once per pass, packed_product.hpp) followed by one fused element-wise pass; weight gradients are GEMMs after the loop. One OpenMP
 // region covers the pass; nothing is allocated inside the loop.
 #pragma once
 
@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "lstmcore/activations.hpp"
+#include "lstmcore/packed_product.hpp"
 #include "lstmcore/sequence.hpp"
 #include "lstmcore/threading.hpp"
 
@@ -33,29 +34,33 @@ void lstm_forward(const SequenceShape& s, const Scalar* x, const GatedWeights<Sc
                   const Scalar* h0, const Scalar* c0, SequenceView<Scalar> y, Scalar* gates,
                   Scalar* cells) {
   const Index B = s.batch, H = s.hidden, I = s.input, G = 4 * H, rows = s.rows();
-  const auto x_all = view(x, rows, I, I);
-  const auto weight_ih = view(w.weight_ih, G, I, I);
-  const auto weight_hh = view(w.weight_hh, G, H, H);
-  const ConstArrayView<Scalar> bias_ih(w.bias_ih, G), bias_hh(w.bias_hh, G);
-  auto gates_all = view(gates, rows, G, G);
+  using Layout = PanelLayout<Scalar>;
   const int threads = plan_threads(B, H, 4);
 
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     const int thread = omp_get_thread_num();
     const int team = omp_get_num_threads();
-
-    // Hoisted input projection, this thread's rows of all T*B.
-    const Range rows_mine = split_range(rows, thread, team, 1);
-    if (rows_mine.size() > 0) {
-      auto block = gates_all.middleRows(rows_mine.begin, rows_mine.size());
-      block.noalias() = x_all.middleRows(rows_mine.begin, rows_mine.size()) * weight_ih.transpose();
-      block.array().rowwise() += (bias_ih + bias_hh).transpose();
-    }
-#pragma omp barrier
-
-    const Range units = split_range(H, thread, team, kUnitAlign);
+    const Range units = split_range(H, thread, team, Layout::kWidth);
     const Index n = units.size();
+
+    // This thread's rows of W_ih and W_hh, packed once; its gate bias b_ih + b_hh.
+    const Index ih_size = Layout::size(n, I), hh_size = Layout::size(n, H);
+    PackedBuffer<Scalar> packed_ih(4 * ih_size), packed_hh(4 * hh_size), bias(4 * n);
+    ProductWorkspace<Scalar> workspace;
+    for (Index gate = 0; gate < 4 && n > 0; ++gate) {
+      const Index row = gate * H + units.begin;
+      pack_rows_as_columns(w.weight_ih + row * I, I, n, I, packed_ih.data() + gate * ih_size);
+      pack_rows_as_columns(w.weight_hh + row * H, H, n, H, packed_hh.data() + gate * hh_size);
+      for (Index j = 0; j < n; ++j) bias[gate * n + j] = w.bias_ih[row + j] + w.bias_hh[row + j];
+    }
+    // Hoisted input projection: all T*B rows, this thread's gate columns only, so the
+    // time loop below needs no barrier before it starts.
+    for (Index gate = 0; gate < 4 && n > 0; ++gate) {
+      packed_product<Scalar>({x, I, 1}, rows, I, packed_ih.data() + gate * ih_size, n,
+                             gates + gate * H + units.begin, G, false, workspace);
+    }
+
     for (Index step = 0; step < s.steps; ++step) {
       const Index t = s.time_at(step);
       const Scalar* h_prev = step == 0 ? h0 : y.row(s.previous_time(t), B);
@@ -65,24 +70,31 @@ void lstm_forward(const SequenceShape& s, const Scalar* x, const GatedWeights<Sc
       Scalar* h_t = y.row(t, B);
       Scalar* c_t = cells + t * B * H;
       if (n > 0) {
-        const auto h_prev_all = view(h_prev, B, H, h_prev_stride);
-        auto gates_now = view(gates_t, B, G, G);
         for (Index gate = 0; gate < 4; ++gate) {
-          gates_now.middleCols(gate * H + units.begin, n).noalias() +=
-              h_prev_all * weight_hh.middleRows(gate * H + units.begin, n).transpose();
+          packed_product<Scalar>({h_prev, h_prev_stride, 1}, B, H, packed_hh.data() + gate * hh_size,
+                                 n, gates_t + gate * H + units.begin, G, true, workspace);
         }
         for (Index b = 0; b < B; ++b) {
-          Scalar* a = gates_t + b * G + units.begin;
-          ArrayView<Scalar> i(a, n), f(a + H, n), g(a + 2 * H, n), o(a + 3 * H, n);
-          ConstArrayView<Scalar> c_before(c_prev + b * H + units.begin, n);
-          ArrayView<Scalar> c_after(c_t + b * H + units.begin, n);
-          ArrayView<Scalar> h_after(h_t + b * y.stride + units.begin, n);
-          i = gate_sigmoid(i);
-          f = gate_sigmoid(f);
-          g = gate_tanh(g);
-          o = gate_sigmoid(o);
-          c_after = f * c_before + i * g;
-          h_after = o * gate_tanh(c_after);
+          Scalar* pre = gates_t + b * G + units.begin;  // pre-activations in, gates out
+          const Scalar* c_before = c_prev + b * H + units.begin;
+          Scalar* c_after = c_t + b * H + units.begin;
+          Scalar* h_after = h_t + b * y.stride + units.begin;
+          const Scalar* bias_of = bias.data();
+          for_each_unit<Scalar>(n, [&](Index j, auto p) {
+            using namespace Eigen::internal;
+            using P = decltype(p);
+            const P i = gate_sigmoid(padd(ploadu<P>(pre + j), ploadu<P>(bias_of + j)));
+            const P f = gate_sigmoid(padd(ploadu<P>(pre + H + j), ploadu<P>(bias_of + n + j)));
+            const P g = gate_tanh(padd(ploadu<P>(pre + 2 * H + j), ploadu<P>(bias_of + 2 * n + j)));
+            const P o = gate_sigmoid(padd(ploadu<P>(pre + 3 * H + j), ploadu<P>(bias_of + 3 * n + j)));
+            const P c = pmadd(f, ploadu<P>(c_before + j), pmul(i, g));
+            pstoreu(pre + j, i);
+            pstoreu(pre + H + j, f);
+            pstoreu(pre + 2 * H + j, g);
+            pstoreu(pre + 3 * H + j, o);
+            pstoreu(c_after + j, c);
+            pstoreu(h_after + j, pmul(o, gate_tanh(c)));
+          });
         }
       }
 #pragma omp barrier
@@ -104,9 +116,6 @@ void lstm_backward(const SequenceShape& s, const Scalar* x, const GatedWeights<S
                    const Scalar* dh_n, const Scalar* dc_n, Scalar* dx,
                    const GatedGrads<Scalar>& grads, Scalar* dh0, Scalar* dc0) {
   const Index B = s.batch, H = s.hidden, I = s.input, G = 4 * H, rows = s.rows();
-  const auto x_all = view(x, rows, I, I);
-  const auto weight_ih = view(w.weight_ih, G, I, I);
-  const auto weight_hh = view(w.weight_hh, G, H, H);
   // (T*B, 4H): gradient of the gate pre-activations a_t, kept for the weight GEMMs.
   std::vector<Scalar> d_gates_buffer(static_cast<size_t>(rows * G));
   Scalar* d_gates = d_gates_buffer.data();
@@ -121,13 +130,12 @@ void lstm_backward(const SequenceShape& s, const Scalar* x, const GatedWeights<S
   {
     const int thread = omp_get_thread_num();
     const int team = omp_get_num_threads();
-    const Range units = split_range(H, thread, team, kUnitAlign);
+    const Range units = split_range(H, thread, team, PanelLayout<Scalar>::kWidth);
     const Index n = units.size();
-    // Per-thread scratch of n values each, sized once, outside the time loop.
-    std::vector<Scalar> scratch(static_cast<size_t>(3 * n));
-    ArrayView<Scalar> tanh_c(scratch.data(), n), dh_total(scratch.data() + n, n),
-        dc_total(scratch.data() + 2 * n, n);
-
+    // This thread's columns of W_hh (all 4H rows), packed once for dh_{t-1} = da_t W_hh.
+    PackedBuffer<Scalar> packed_hh(PanelLayout<Scalar>::size(n, G));
+    if (n > 0) pack_columns(w.weight_hh + units.begin, H, n, G, packed_hh.data());
+    ProductWorkspace<Scalar> workspace;
     for (Index step = s.steps - 1; step >= 0; --step) {
       const Index t = s.time_at(step);
       const Scalar* c_prev = step == 0 ? c0 : cells + s.previous_time(t) * B * H;
@@ -136,65 +144,73 @@ void lstm_backward(const SequenceShape& s, const Scalar* x, const GatedWeights<S
       const Scalar* dy_t = dy.row(t, B);
       Scalar* d_gates_t = d_gates + t * B * G;
       for (Index b = 0; b < B && n > 0; ++b) {
-        const Scalar* a = gates_t + b * G + units.begin;
-        ConstArrayView<Scalar> i(a, n), f(a + H, n), g(a + 2 * H, n), o(a + 3 * H, n);
-        ConstArrayView<Scalar> c_before(c_prev + b * H + units.begin, n);
-        ConstArrayView<Scalar> c_after(c_t + b * H + units.begin, n);
-        ConstArrayView<Scalar> dy_b(dy_t + b * dy.stride + units.begin, n);
-        ArrayView<Scalar> dh_b(dh0 + b * H + units.begin, n);
-        ArrayView<Scalar> dc_b(dc0 + b * H + units.begin, n);
+        const Scalar* gate = gates_t + b * G + units.begin;
+        const Scalar* c_before = c_prev + b * H + units.begin;
+        const Scalar* c_after = c_t + b * H + units.begin;
+        const Scalar* dy_b = dy_t + b * dy.stride + units.begin;
+        Scalar* dh_b = dh0 + b * H + units.begin;
+        Scalar* dc_b = dc0 + b * H + units.begin;
         Scalar* da = d_gates_t + b * G + units.begin;
-        ArrayView<Scalar> da_i(da, n), da_f(da + H, n), da_g(da + 2 * H, n), da_o(da + 3 * H, n);
-
-        tanh_c = gate_tanh(c_after);
-        dh_total = dy_b + dh_b;
-        dc_total = dc_b + dh_total * o * (Scalar(1) - tanh_c.square());
-        da_i = dc_total * g * i * (Scalar(1) - i);
-        da_f = dc_total * c_before * f * (Scalar(1) - f);
-        da_g = dc_total * i * (Scalar(1) - g.square());
-        da_o = dh_total * tanh_c * o * (Scalar(1) - o);
-        dc_b = dc_total * f;
+        for_each_unit<Scalar>(n, [&](Index j, auto p) {
+          using namespace Eigen::internal;
+          using P = decltype(p);
+          const P one = pset1<P>(Scalar(1));
+          const P i = ploadu<P>(gate + j), f = ploadu<P>(gate + H + j);
+          const P g = ploadu<P>(gate + 2 * H + j), o = ploadu<P>(gate + 3 * H + j);
+          const P tanh_c = gate_tanh(ploadu<P>(c_after + j));
+          const P dh_total = padd(ploadu<P>(dy_b + j), ploadu<P>(dh_b + j));
+          // dc_total = dc + dh_total * o * (1 - tanh(c)^2)
+          const P dc_total = pmadd(pmul(dh_total, o), psub(one, pmul(tanh_c, tanh_c)), ploadu<P>(dc_b + j));
+          pstoreu(da + j, pmul(pmul(dc_total, g), pmul(i, psub(one, i))));
+          pstoreu(da + H + j, pmul(pmul(dc_total, ploadu<P>(c_before + j)), pmul(f, psub(one, f))));
+          pstoreu(da + 2 * H + j, pmul(pmul(dc_total, i), psub(one, pmul(g, g))));
+          pstoreu(da + 3 * H + j, pmul(pmul(dh_total, tanh_c), pmul(o, psub(one, o))));
+          pstoreu(dc_b + j, pmul(dc_total, f));
+        });
       }
 #pragma omp barrier
       // dh_{t-1} for this thread's units needs every unit's gate gradients of step t;
       // the next step reads only the units this thread writes, so no second barrier.
       if (n > 0) {
-        dh.middleCols(units.begin, n).noalias() =
-            view(d_gates_t, B, G, G) * weight_hh.middleCols(units.begin, n);
+        packed_product<Scalar>({d_gates_t, G, 1}, B, G, packed_hh.data(), n, dh0 + units.begin, H,
+                               false, workspace);
       }
     }
 #pragma omp barrier
 
-    // Weight and input gradients as GEMMs over all steps, split by output rows.
-    const auto d_gates_all = view(static_cast<const Scalar*>(d_gates), rows, G, G);
-    const Range gate_rows = split_range(G, thread, team, kUnitAlign);
+    // Weight and input gradients as products over all steps, split by output rows.
+    const Range gate_rows = split_range(G, thread, team, PanelLayout<Scalar>::kRows);
     if (gate_rows.size() > 0) {
       const Index r0 = gate_rows.begin, nr = gate_rows.size();
-      const auto d_gates_mine = d_gates_all.middleCols(r0, nr);
-      view(grads.weight_ih, G, I, I).middleRows(r0, nr).noalias() +=
-          d_gates_mine.transpose() * x_all;
-      // h_{t-1} for the first processed time is h0; for the others it is the row block
-      // of y one step earlier in processing order, so the pairs (dG_t, h_{t-1}) are
-      // two aligned row ranges of d_gates and y.
-      auto d_weight_hh = view(grads.weight_hh, G, H, H).middleRows(r0, nr);
+      // dW_ih += da^T x
+      strided_product<Scalar>({d_gates + r0, 1, G}, {x, 1, I}, nr, rows, I,
+                              grads.weight_ih + r0 * I, I, true, workspace);
+      // dW_hh += da_t^T h_{t-1}: h0 for the first processed time; for the others the row
+      // block of y one step earlier in processing order, so the pairs are two aligned
+      // row ranges of d_gates and y.
       const Index first = s.time_at(0);
-      d_weight_hh.noalias() +=
-          d_gates_mine.middleRows(first * B, B).transpose() * view(h0, B, H, H);
+      strided_product<Scalar>({d_gates + first * B * G + r0, 1, G}, {h0, 1, H}, nr, B, H,
+                              grads.weight_hh + r0 * H, H, true, workspace);
       if (s.steps > 1) {
         const Index later_rows = (s.steps - 1) * B;
-        const Index d_start = s.reverse ? 0 : B;       // times whose h_{t-1} is in y
+        const Index d_start = s.reverse ? 0 : B;  // rows of the times whose h_{t-1} is in y
         const Index h_start = s.reverse ? B : 0;
-        d_weight_hh.noalias() += d_gates_mine.middleRows(d_start, later_rows).transpose() *
-                                 view(y.data, rows, H, y.stride).middleRows(h_start, later_rows);
+        strided_product<Scalar>({d_gates + d_start * G + r0, 1, G},
+                                {y.data + h_start * y.stride, 1, y.stride}, nr, later_rows, H,
+                                grads.weight_hh + r0 * H, H, true, workspace);
       }
-      const auto bias_grad = d_gates_mine.colwise().sum().transpose().array().eval();
-      ArrayView<Scalar>(grads.bias_ih + r0, nr) += bias_grad;
-      ArrayView<Scalar>(grads.bias_hh + r0, nr) += bias_grad;
+      const auto bias_grad =
+          view(static_cast<const Scalar*>(d_gates), rows, G, G).middleCols(r0, nr).colwise().sum().eval();
+      for (Index j = 0; j < nr; ++j) {
+        grads.bias_ih[r0 + j] += bias_grad(j);
+        grads.bias_hh[r0 + j] += bias_grad(j);
+      }
     }
-    const Range rows_mine = split_range(rows, thread, team, 1);
+    // dx += da W_ih
+    const Range rows_mine = split_range(rows, thread, team, PanelLayout<Scalar>::kRows);
     if (rows_mine.size() > 0) {
-      view(dx, rows, I, I).middleRows(rows_mine.begin, rows_mine.size()).noalias() +=
-          d_gates_all.middleRows(rows_mine.begin, rows_mine.size()) * weight_ih;
+      strided_product<Scalar>({d_gates + rows_mine.begin * G, G, 1}, {w.weight_ih, 1, I},
+                              rows_mine.size(), G, I, dx + rows_mine.begin * I, I, true, workspace);
     }
   }
 }

@@ -1,0 +1,279 @@
+// The matrix products of the core: C (rows, n) (+)= A (rows, K) * B (K, n).
+//
+// Why not Eigen's GEMM: the recurrent product is called every step with the same
+// weights, and Eigen repacks both operands on every call; and Eigen's kernel reaches
+// about half the FMA peak on the shapes here. So the core packs B once (a weight slice
+// per pass, or a block of a big operand) into panels of kWidth columns ([panel][k][kWidth],
+// zero padded), packs rows of A into tiles of kRows ([tile][k][kRows]), and multiplies
+// them in a register-blocked kernel: kRows rows by two SIMD packets, 2*kRows accumulators.
+#pragma once
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <vector>
+
+#include "lstmcore/eigen_types.hpp"
+
+namespace lstmcore {
+
+template <typename Scalar>
+struct PanelLayout {
+  using Packet = typename Eigen::internal::packet_traits<Scalar>::type;
+  static constexpr int kLanes = Eigen::internal::unpacket_traits<Packet>::size;
+  static constexpr Index kWidth = 2 * kLanes;  // columns per panel of B: two packets
+  static constexpr Index kRows = 6;            // rows per tile of A
+
+  static Index panels(Index n) { return (n + kWidth - 1) / kWidth; }
+  static Index size(Index n, Index depth) { return panels(n) * depth * kWidth; }
+  static Index tiles(Index rows) { return (rows + kRows - 1) / kRows; }
+};
+
+template <typename Scalar>
+using PackedBuffer = std::vector<Scalar, Eigen::aligned_allocator<Scalar>>;
+
+// A matrix operand read through strides: element (r, k) is data[r * row_stride + k * k_stride].
+// A row-major matrix is {data, ld, 1}; its transpose is {data, 1, ld}.
+template <typename Scalar>
+struct Strided {
+  const Scalar* data;
+  Index row_stride;
+  Index k_stride;
+  Scalar operator()(Index r, Index k) const { return data[r * row_stride + k * k_stride]; }
+};
+
+// Packs columns [j0, j0+n) and depth [k0, k0+depth) of B, with B(k, j) = b(j, k), into panels.
+template <typename Scalar>
+void pack_panels(Strided<Scalar> b, Index j0, Index n, Index k0, Index depth, Scalar* packed) {
+  constexpr Index W = PanelLayout<Scalar>::kWidth;
+  for (Index panel = 0; panel < PanelLayout<Scalar>::panels(n); ++panel) {
+    const Index first = panel * W, valid = std::min(W, n - first);
+    Scalar* out = packed + panel * depth * W;
+    for (Index k = 0; k < depth; ++k) {
+      for (Index j = 0; j < W; ++j) out[k * W + j] = j < valid ? b(j0 + first + j, k0 + k) : Scalar(0);
+    }
+  }
+}
+
+// B (depth, n) = W^T for the n rows of a row-major W starting at `rows` (stride ld): the
+// operand of x W^T for one gate block of a thread's units.
+template <typename Scalar>
+void pack_rows_as_columns(const Scalar* rows, Index ld, Index n, Index depth, Scalar* packed) {
+  pack_panels<Scalar>({rows, ld, 1}, 0, n, 0, depth, packed);
+}
+
+// B (depth, n) = the n columns of a row-major W (depth rows) starting at `cols`.
+template <typename Scalar>
+void pack_columns(const Scalar* cols, Index ld, Index n, Index depth, Scalar* packed) {
+  pack_panels<Scalar>({cols, 1, ld}, 0, n, 0, depth, packed);
+}
+
+// Packs rows [r0, r0+rows) and depth [k0, k0+depth) of A into tiles, padding with zeros.
+template <typename Scalar>
+void pack_tiles(Strided<Scalar> a, Index r0, Index rows, Index k0, Index depth, Scalar* packed) {
+  constexpr Index R = PanelLayout<Scalar>::kRows;
+  for (Index tile = 0; tile < PanelLayout<Scalar>::tiles(rows); ++tile) {
+    const Index first = tile * R, valid = std::min(R, rows - first);
+    Scalar* out = packed + tile * depth * R;
+    for (Index k = 0; k < depth; ++k) {
+      for (Index r = 0; r < R; ++r) out[k * R + r] = r < valid ? a(r0 + first + r, k0 + k) : Scalar(0);
+    }
+  }
+}
+
+namespace detail {
+
+// The accumulators of one tile, named rather than an array: GCC keeps named packets in
+// registers but spilled an array of them to the stack on every iteration.
+template <typename Packet>
+struct TileAccumulators {
+  Packet lo0, hi0, lo1, hi1, lo2, hi2, lo3, hi3, lo4, hi4, lo5, hi5;
+};
+
+// Row r of the tile += a(r, k) * (b_lo, b_hi) for the rows r < R.
+template <int R, typename Scalar, typename Packet>
+EIGEN_ALWAYS_INLINE void tile_step(TileAccumulators<Packet>& acc, const Scalar* a_k,
+                                   const Packet& b_lo, const Packet& b_hi) {
+  using namespace Eigen::internal;
+  Packet x = pset1<Packet>(a_k[0]);
+  acc.lo0 = pmadd(x, b_lo, acc.lo0);
+  acc.hi0 = pmadd(x, b_hi, acc.hi0);
+  if constexpr (R > 1) {
+    x = pset1<Packet>(a_k[1]);
+    acc.lo1 = pmadd(x, b_lo, acc.lo1);
+    acc.hi1 = pmadd(x, b_hi, acc.hi1);
+  }
+  if constexpr (R > 2) {
+    x = pset1<Packet>(a_k[2]);
+    acc.lo2 = pmadd(x, b_lo, acc.lo2);
+    acc.hi2 = pmadd(x, b_hi, acc.hi2);
+  }
+  if constexpr (R > 3) {
+    x = pset1<Packet>(a_k[3]);
+    acc.lo3 = pmadd(x, b_lo, acc.lo3);
+    acc.hi3 = pmadd(x, b_hi, acc.hi3);
+  }
+  if constexpr (R > 4) {
+    x = pset1<Packet>(a_k[4]);
+    acc.lo4 = pmadd(x, b_lo, acc.lo4);
+    acc.hi4 = pmadd(x, b_hi, acc.hi4);
+  }
+  if constexpr (R > 5) {
+    x = pset1<Packet>(a_k[5]);
+    acc.lo5 = pmadd(x, b_lo, acc.lo5);
+    acc.hi5 = pmadd(x, b_hi, acc.hi5);
+  }
+}
+
+// Writes (or adds) one row of a tile into up to kWidth columns of C.
+template <typename Scalar, typename Packet>
+EIGEN_ALWAYS_INLINE void tile_store(const Packet& lo, const Packet& hi, Scalar* row, Index cols,
+                                    bool accumulate) {
+  using namespace Eigen::internal;
+  using L = PanelLayout<Scalar>;
+  constexpr int N = L::kLanes;
+  if (cols == L::kWidth) {
+    if (accumulate) {
+      pstoreu(row, padd(lo, ploadu<Packet>(row)));
+      pstoreu(row + N, padd(hi, ploadu<Packet>(row + N)));
+    } else {
+      pstoreu(row, lo);
+      pstoreu(row + N, hi);
+    }
+    return;
+  }
+  alignas(64) Scalar tile[L::kWidth];
+  pstore(tile, lo);
+  pstore(tile + N, hi);
+  for (Index j = 0; j < cols; ++j) row[j] = accumulate ? row[j] + tile[j] : tile[j];
+}
+
+// One packed tile of A (R valid rows) times one panel, into R rows by `cols` of C.
+template <typename Scalar, int R>
+void tile_kernel(const Scalar* a, Index depth, const Scalar* panel, Scalar* c, Index ldc,
+                 Index cols, bool accumulate) {
+  using namespace Eigen::internal;
+  using L = PanelLayout<Scalar>;
+  using Packet = typename L::Packet;
+  constexpr int N = L::kLanes;
+  constexpr Index W = L::kWidth, T = L::kRows;
+  const Packet zero = pset1<Packet>(Scalar(0));
+  TileAccumulators<Packet> acc{zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero};
+  if constexpr (R == 1) {
+    // A single row is a dot product per column, latency-bound with two chains: split k
+    // by parity into four (the batch-1 streaming step lives here).
+    Index k = 0;
+    for (; k + 1 < depth; k += 2) {
+      const Packet a0 = pset1<Packet>(a[k * T]), a1 = pset1<Packet>(a[(k + 1) * T]);
+      acc.lo0 = pmadd(a0, pload<Packet>(panel + k * W), acc.lo0);
+      acc.hi0 = pmadd(a0, pload<Packet>(panel + k * W + N), acc.hi0);
+      acc.lo1 = pmadd(a1, pload<Packet>(panel + (k + 1) * W), acc.lo1);
+      acc.hi1 = pmadd(a1, pload<Packet>(panel + (k + 1) * W + N), acc.hi1);
+    }
+    for (; k < depth; ++k) {
+      const Packet a0 = pset1<Packet>(a[k * T]);
+      acc.lo0 = pmadd(a0, pload<Packet>(panel + k * W), acc.lo0);
+      acc.hi0 = pmadd(a0, pload<Packet>(panel + k * W + N), acc.hi0);
+    }
+    tile_store(padd(acc.lo0, acc.lo1), padd(acc.hi0, acc.hi1), c, cols, accumulate);
+    return;
+  } else {
+    for (Index k = 0; k < depth; ++k) {
+      const Packet b_lo = pload<Packet>(panel + k * W), b_hi = pload<Packet>(panel + k * W + N);
+      tile_step<R>(acc, a + k * T, b_lo, b_hi);
+    }
+  }
+  tile_store(acc.lo0, acc.hi0, c, cols, accumulate);
+  if constexpr (R > 1) tile_store(acc.lo1, acc.hi1, c + ldc, cols, accumulate);
+  if constexpr (R > 2) tile_store(acc.lo2, acc.hi2, c + 2 * ldc, cols, accumulate);
+  if constexpr (R > 3) tile_store(acc.lo3, acc.hi3, c + 3 * ldc, cols, accumulate);
+  if constexpr (R > 4) tile_store(acc.lo4, acc.hi4, c + 4 * ldc, cols, accumulate);
+  if constexpr (R > 5) tile_store(acc.lo5, acc.hi5, c + 5 * ldc, cols, accumulate);
+}
+
+template <typename Scalar>
+void tile_kernel_rows(Index rows, const Scalar* a, Index depth, const Scalar* panel, Scalar* c,
+                      Index ldc, Index cols, bool accumulate) {
+  switch (rows) {
+    case 1: return tile_kernel<Scalar, 1>(a, depth, panel, c, ldc, cols, accumulate);
+    case 2: return tile_kernel<Scalar, 2>(a, depth, panel, c, ldc, cols, accumulate);
+    case 3: return tile_kernel<Scalar, 3>(a, depth, panel, c, ldc, cols, accumulate);
+    case 4: return tile_kernel<Scalar, 4>(a, depth, panel, c, ldc, cols, accumulate);
+    case 5: return tile_kernel<Scalar, 5>(a, depth, panel, c, ldc, cols, accumulate);
+    default: return tile_kernel<Scalar, 6>(a, depth, panel, c, ldc, cols, accumulate);
+  }
+}
+
+// C (rows, n) (+)= packed A tiles (rows, depth) times packed B panels (depth, n).
+template <typename Scalar>
+void multiply_packed(const Scalar* a_tiles, Index rows, Index depth, const Scalar* b_panels,
+                     Index n, Scalar* c, Index ldc, bool accumulate) {
+  using L = PanelLayout<Scalar>;
+  for (Index panel = 0; panel < L::panels(n); ++panel) {
+    const Index j0 = panel * L::kWidth, cols = std::min(L::kWidth, n - j0);
+    const Scalar* b = b_panels + panel * depth * L::kWidth;
+    for (Index tile = 0; tile < L::tiles(rows); ++tile) {
+      const Index r0 = tile * L::kRows;
+      tile_kernel_rows(std::min(L::kRows, rows - r0), a_tiles + tile * depth * L::kRows, depth, b,
+                       c + r0 * ldc + j0, ldc, cols, accumulate);
+    }
+  }
+}
+
+}  // namespace detail
+
+// Reusable packing space for products; sized on first use, so a time loop that calls
+// the same product every step allocates only in its first step.
+template <typename Scalar>
+struct ProductWorkspace {
+  PackedBuffer<Scalar> a_tiles;
+  PackedBuffer<Scalar> b_panels;
+  Scalar* a(Index size) { return grow(a_tiles, size); }
+  Scalar* b(Index size) { return grow(b_panels, size); }
+
+ private:
+  static Scalar* grow(PackedBuffer<Scalar>& buffer, Index size) {
+    if (Index(buffer.size()) < size) buffer.resize(size);
+    return buffer.data();
+  }
+};
+
+// Row block sizes: a block of A tiles (kRowBlock x depth) stays in L2 while one panel of
+// B (depth x kWidth) stays in L1.
+constexpr Index kRowBlock = 96;
+constexpr Index kDepthBlock = 256;
+
+// C (rows, n), row stride ldc, (+)= A (rows, depth) * B, with B packed by the caller
+// for the whole depth (pack_rows_as_columns / pack_columns).
+template <typename Scalar>
+void packed_product(Strided<Scalar> a, Index rows, Index depth, const Scalar* b_panels, Index n,
+                    Scalar* c, Index ldc, bool accumulate, ProductWorkspace<Scalar>& ws) {
+  using L = PanelLayout<Scalar>;
+  Scalar* tiles = ws.a(L::tiles(std::min(rows, kRowBlock)) * L::kRows * depth);
+  for (Index r0 = 0; r0 < rows; r0 += kRowBlock) {
+    const Index block = std::min(kRowBlock, rows - r0);
+    pack_tiles(a, r0, block, 0, depth, tiles);
+    detail::multiply_packed(tiles, block, depth, b_panels, n, c + r0 * ldc, ldc, accumulate);
+  }
+}
+
+// C (rows, n) (+)= A (rows, depth) * B (depth, n), both read through strides; B(k, j) is
+// b(j, k). Blocked over depth so a B block's panels fit in cache: a general GEMM, used
+// after the time loop for the weight and input gradients.
+template <typename Scalar>
+void strided_product(Strided<Scalar> a, Strided<Scalar> b, Index rows, Index depth, Index n,
+                     Scalar* c, Index ldc, bool accumulate, ProductWorkspace<Scalar>& ws) {
+  using L = PanelLayout<Scalar>;
+  for (Index k0 = 0; k0 < depth; k0 += kDepthBlock) {
+    const Index kc = std::min(kDepthBlock, depth - k0);
+    Scalar* panels = ws.b(L::size(n, kDepthBlock));
+    pack_panels(b, 0, n, k0, kc, panels);
+    Scalar* tiles = ws.a(L::tiles(std::min(rows, kRowBlock)) * L::kRows * kDepthBlock);
+    for (Index r0 = 0; r0 < rows; r0 += kRowBlock) {
+      const Index block = std::min(kRowBlock, rows - r0);
+      pack_tiles(a, r0, block, k0, kc, tiles);
+      detail::multiply_packed(tiles, block, kc, panels, n, c + r0 * ldc, ldc, accumulate || k0 > 0);
+    }
+  }
+}
+
+}  // namespace lstmcore
