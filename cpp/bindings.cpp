@@ -217,6 +217,23 @@ void gru_backward(const py::array& x, const py::array& wi, const py::array& wh,
   });
 }
 
+// Applies the core's vectorized tanh or sigmoid to a 1-D array (for the error-bound tests).
+template <bool kTanh>
+py::array activation(const py::array& x) {
+  if (x.ndim() != 1) throw py::value_error("expected a 1-D array");
+  py::array out;
+  dispatch(x, [&](auto zero) {
+    using Scalar = decltype(zero);
+    const auto* in = checked<Scalar>(x, "x", {x.shape(0)}, false);
+    out = py::array_t<Scalar>(x.shape(0));
+    auto* result = static_cast<Scalar*>(out.mutable_data());
+    py::gil_scoped_release release;
+    if (kTanh) lstmcore::apply_gate_tanh(in, result, x.shape(0));
+    else lstmcore::apply_gate_sigmoid(in, result, x.shape(0));
+  });
+  return out;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -234,6 +251,8 @@ PYBIND11_MODULE(_core, m) {
         "bias_hh"_a, "h0"_a, "reverse"_a, "y"_a, "y_offset"_a, "gates"_a, "dy"_a, "dh_n"_a,
         "dx"_a, "grad_weight_ih"_a, "grad_weight_hh"_a, "grad_bias_ih"_a, "grad_bias_hh"_a,
         "dh0"_a);
+  m.def("gate_tanh", &activation<true>, "x"_a, "The core's tanh, for the accuracy tests.");
+  m.def("gate_sigmoid", &activation<false>, "x"_a, "The core's sigmoid, for the accuracy tests.");
   m.def("gru_tape_width", [](Index hidden) { return lstmcore::gru_tape_width(hidden); });
   m.def("set_num_threads", &lstmcore::set_max_threads, "threads"_a,
         "Threads the core may use; 0 restores OpenMP's default.");
