@@ -73,10 +73,12 @@ void gru_forward(const SequenceShape& s, const Scalar* x, const GatedWeights<Sca
       Scalar* h_t = y.row(t, B);
       if (n > 0) {
         // r and z add their recurrent part; m = h_{t-1} W_hn^T goes to its own column.
+        Scalar* h_tiles = workspace.a(Layout::tiles(B) * Layout::kRows * H);
+        pack_tiles<Scalar>({h_prev, h_prev_stride, 1}, 0, B, 0, H, h_tiles);
         for (Index gate = 0; gate < 3; ++gate) {
           const Index column = (gate < 2 ? gate : 3) * H + units.begin;
-          packed_product<Scalar>({h_prev, h_prev_stride, 1}, B, H, packed_hh.data() + gate * hh_size,
-                                 n, tape_t + column, W, gate < 2, workspace);
+          multiply_packed(h_tiles, B, H, packed_hh.data() + gate * hh_size, n, tape_t + column, W,
+                          gate < 2);
         }
         for (Index b = 0; b < B; ++b) {
           Scalar* tape = tape_t + b * W + units.begin;  // pre-activations in, gates out

@@ -70,9 +70,12 @@ void lstm_forward(const SequenceShape& s, const Scalar* x, const GatedWeights<Sc
       Scalar* h_t = y.row(t, B);
       Scalar* c_t = cells + t * B * H;
       if (n > 0) {
+        // h_{t-1} packed once for the four gate products.
+        Scalar* h_tiles = workspace.a(Layout::tiles(B) * Layout::kRows * H);
+        pack_tiles<Scalar>({h_prev, h_prev_stride, 1}, 0, B, 0, H, h_tiles);
         for (Index gate = 0; gate < 4; ++gate) {
-          packed_product<Scalar>({h_prev, h_prev_stride, 1}, B, H, packed_hh.data() + gate * hh_size,
-                                 n, gates_t + gate * H + units.begin, G, true, workspace);
+          multiply_packed(h_tiles, B, H, packed_hh.data() + gate * hh_size, n,
+                          gates_t + gate * H + units.begin, G, true);
         }
         for (Index b = 0; b < B; ++b) {
           Scalar* pre = gates_t + b * G + units.begin;  // pre-activations in, gates out

@@ -203,6 +203,8 @@ void tile_kernel_rows(Index rows, const Scalar* a, Index depth, const Scalar* pa
   }
 }
 
+}  // namespace detail
+
 // C (rows, n) (+)= packed A tiles (rows, depth) times packed B panels (depth, n).
 template <typename Scalar>
 void multiply_packed(const Scalar* a_tiles, Index rows, Index depth, const Scalar* b_panels,
@@ -213,13 +215,12 @@ void multiply_packed(const Scalar* a_tiles, Index rows, Index depth, const Scala
     const Scalar* b = b_panels + panel * depth * L::kWidth;
     for (Index tile = 0; tile < L::tiles(rows); ++tile) {
       const Index r0 = tile * L::kRows;
-      tile_kernel_rows(std::min(L::kRows, rows - r0), a_tiles + tile * depth * L::kRows, depth, b,
+      detail::tile_kernel_rows(std::min(L::kRows, rows - r0), a_tiles + tile * depth * L::kRows, depth, b,
                        c + r0 * ldc + j0, ldc, cols, accumulate);
     }
   }
 }
 
-}  // namespace detail
 
 // Reusable packing space for products; sized on first use, so a time loop that calls
 // the same product every step allocates only in its first step.
@@ -252,7 +253,7 @@ void packed_product(Strided<Scalar> a, Index rows, Index depth, const Scalar* b_
   for (Index r0 = 0; r0 < rows; r0 += kRowBlock) {
     const Index block = std::min(kRowBlock, rows - r0);
     pack_tiles(a, r0, block, 0, depth, tiles);
-    detail::multiply_packed(tiles, block, depth, b_panels, n, c + r0 * ldc, ldc, accumulate);
+    multiply_packed(tiles, block, depth, b_panels, n, c + r0 * ldc, ldc, accumulate);
   }
 }
 
@@ -271,7 +272,7 @@ void strided_product(Strided<Scalar> a, Strided<Scalar> b, Index rows, Index dep
     for (Index r0 = 0; r0 < rows; r0 += kRowBlock) {
       const Index block = std::min(kRowBlock, rows - r0);
       pack_tiles(a, r0, block, k0, kc, tiles);
-      detail::multiply_packed(tiles, block, kc, panels, n, c + r0 * ldc, ldc, accumulate || k0 > 0);
+      multiply_packed(tiles, block, kc, panels, n, c + r0 * ldc, ldc, accumulate || k0 > 0);
     }
   }
 }
