@@ -60,9 +60,9 @@ void gru_forward(const SequenceShape& s, const Scalar* x, const GatedWeights<Sca
     }
     for (Index j = 0; j < n; ++j) bias[3 * n + j] = w.bias_hh[2 * H + units.begin + j];
     // Hoisted input projection into the r, z, n columns of this thread's units.
-    for (Index gate = 0; gate < 3 && n > 0; ++gate) {
-      packed_product<Scalar>({x, I, 1}, rows, I, packed_ih.data() + gate * ih_size, n,
-                             gates + gate * H + units.begin, W, false, workspace);
+    if (n > 0) {
+      packed_products<Scalar>({x, I, 1}, rows, I, packed_ih.data(), ih_size, n,
+                              gates + units.begin, H, W, 3, false, workspace);
     }
 
     for (Index step = 0; step < s.steps; ++step) {
@@ -181,8 +181,8 @@ void gru_backward(const SequenceShape& s, const Scalar* x, const GatedWeights<Sc
       // As in lstm_backward: this thread's units of dh_{t-1} need all of step t's gate
       // gradients; the next step reads only the units written here.
       if (n > 0) {
-        packed_product<Scalar>({d_hidden_t, G, 1}, B, G, packed_hh.data(), n, dh0 + units.begin, H,
-                               true, workspace);
+        packed_products<Scalar>({d_hidden_t, G, 1}, B, G, packed_hh.data(), 0, n, dh0 + units.begin, 0,
+                                H, 1, true, workspace);
       }
     }
 #pragma omp barrier

@@ -56,9 +56,9 @@ void lstm_forward(const SequenceShape& s, const Scalar* x, const GatedWeights<Sc
     }
     // Hoisted input projection: all T*B rows, this thread's gate columns only, so the
     // time loop below needs no barrier before it starts.
-    for (Index gate = 0; gate < 4 && n > 0; ++gate) {
-      packed_product<Scalar>({x, I, 1}, rows, I, packed_ih.data() + gate * ih_size, n,
-                             gates + gate * H + units.begin, G, false, workspace);
+    if (n > 0) {
+      packed_products<Scalar>({x, I, 1}, rows, I, packed_ih.data(), ih_size, n,
+                              gates + units.begin, H, G, 4, false, workspace);
     }
 
     for (Index step = 0; step < s.steps; ++step) {
@@ -175,8 +175,8 @@ void lstm_backward(const SequenceShape& s, const Scalar* x, const GatedWeights<S
       // dh_{t-1} for this thread's units needs every unit's gate gradients of step t;
       // the next step reads only the units this thread writes, so no second barrier.
       if (n > 0) {
-        packed_product<Scalar>({d_gates_t, G, 1}, B, G, packed_hh.data(), n, dh0 + units.begin, H,
-                               false, workspace);
+        packed_products<Scalar>({d_gates_t, G, 1}, B, G, packed_hh.data(), 0, n, dh0 + units.begin, 0,
+                                H, 1, false, workspace);
       }
     }
 #pragma omp barrier

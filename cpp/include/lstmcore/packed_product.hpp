@@ -243,17 +243,23 @@ struct ProductWorkspace {
 constexpr Index kRowBlock = 96;
 constexpr Index kDepthBlock = 256;
 
-// C (rows, n), row stride ldc, (+)= A (rows, depth) * B, with B packed by the caller
-// for the whole depth (pack_rows_as_columns / pack_columns).
+// For each g < count: C_g (rows, n) (+)= A (rows, depth) * B_g, where B_g (packed by the
+// caller for the whole depth, pack_rows_as_columns / pack_columns) starts at
+// b_panels + g * b_stride and C_g at c + g * c_stride (row stride ldc). A row block of A is
+// packed once for all the products that share it: the gate blocks of one projection.
 template <typename Scalar>
-void packed_product(Strided<Scalar> a, Index rows, Index depth, const Scalar* b_panels, Index n,
-                    Scalar* c, Index ldc, bool accumulate, ProductWorkspace<Scalar>& ws) {
+void packed_products(Strided<Scalar> a, Index rows, Index depth, const Scalar* b_panels,
+                     Index b_stride, Index n, Scalar* c, Index c_stride, Index ldc, Index count,
+                     bool accumulate, ProductWorkspace<Scalar>& ws) {
   using L = PanelLayout<Scalar>;
   Scalar* tiles = ws.a(L::tiles(std::min(rows, kRowBlock)) * L::kRows * depth);
   for (Index r0 = 0; r0 < rows; r0 += kRowBlock) {
     const Index block = std::min(kRowBlock, rows - r0);
     pack_tiles(a, r0, block, 0, depth, tiles);
-    multiply_packed(tiles, block, depth, b_panels, n, c + r0 * ldc, ldc, accumulate);
+    for (Index g = 0; g < count; ++g) {
+      multiply_packed(tiles, block, depth, b_panels + g * b_stride, n, c + g * c_stride + r0 * ldc,
+                      ldc, accumulate);
+    }
   }
 }
 
