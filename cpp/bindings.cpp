@@ -13,7 +13,10 @@
 #include <vector>
 
 #include "lstmcore/gru.hpp"
-#include "lstmcore/lstm.hpp"
+#include "lstmcore/coupled_lstm_cell.hpp"
+#include "lstmcore/lstm_cell.hpp"
+#include "lstmcore/lstm_sequence.hpp"
+#include "lstmcore/peephole_lstm_cell.hpp"
 #include "lstmcore/peak.hpp"
 #include "lstmcore/threading.hpp"
 
@@ -31,8 +34,8 @@ std::string shape_text(const std::vector<py::ssize_t>& shape) {
 }
 
 template <typename Scalar>
-const char* dtype_name() {
-  return sizeof(Scalar) == 4 ? "float32" : "float64";
+std::string dtype_name() {
+  return std::string(py::str(py::dtype::of<Scalar>()));
 }
 
 // Checks `a` is a C-contiguous array of Scalar with exactly `shape`; returns its data.
@@ -115,28 +118,91 @@ void dispatch(const py::array& x, Fn&& fn) {
   throw py::type_error("expected float32 or float64 arrays, got " + std::string(py::str(x.dtype())));
 }
 
-lstmcore::SequenceShape shape_of(const Dims& d, bool reverse) {
-  return {d.steps, d.batch, d.input, d.hidden, reverse};
+// Rows alive per time step, (T,) int64, non-increasing in [0, B]; None: all B rows.
+const Index* checked_batch_sizes(const py::object& a, const Dims& d) {
+  if (a.is_none()) return nullptr;
+  const Index* sizes = checked<Index>(py::cast<py::array>(a), "batch_sizes", {d.steps}, false);
+  for (Index t = 0; t < d.steps; ++t) {
+    if (sizes[t] < 0 || sizes[t] > d.batch || (t > 0 && sizes[t] > sizes[t - 1]))
+      throw py::value_error("batch_sizes must be non-increasing counts in [0, batch]");
+  }
+  return sizes;
+}
+
+lstmcore::SequenceShape shape_of(const Dims& d, bool reverse, const py::object& batch_sizes) {
+  const Index* sizes = checked_batch_sizes(batch_sizes, d);
+  if (sizes && reverse) throw py::value_error("batch_sizes is for the forward direction only");
+  return {d.steps, d.batch, d.input, d.hidden, reverse, sizes};
+}
+
+// A cell kind as a template argument: CellKind<LstmCell>::type<Scalar>.
+template <template <typename> class C>
+struct CellKind {
+  template <typename Scalar>
+  using type = C<Scalar>;
+};
+
+template <typename Fn>
+void dispatch_cell(const std::string& cell, Fn&& fn) {
+  if (cell == "plain") return fn(CellKind<lstmcore::LstmCell>{});
+  if (cell == "peephole") return fn(CellKind<lstmcore::PeepholeLstmCell>{});
+  if (cell == "coupled") return fn(CellKind<lstmcore::CoupledLstmCell>{});
+  throw py::value_error("expected cell 'plain', 'peephole' or 'coupled', got '" + cell + "'");
+}
+
+// The peephole weights (3, H) for the peephole cell, absent for the others; the clamps
+// None or a list of 4 entries, each an (H,) array or None.
+template <typename Scalar>
+lstmcore::LstmOptions<Scalar> checked_options(const std::string& cell, const py::object& peephole,
+                                              const py::object& peephole_grad, const py::object& clamps,
+                                              const Dims& d) {
+  lstmcore::LstmOptions<Scalar> options;
+  if ((cell == "peephole") == peephole.is_none())
+    throw py::value_error("the peephole cell, and only it, takes peephole weights");
+  if (!peephole.is_none())
+    options.peephole = checked<Scalar>(py::cast<py::array>(peephole), "peephole", {3, d.hidden}, false);
+  if (!peephole_grad.is_none()) {
+    if (peephole.is_none()) throw py::value_error("peephole_grad without peephole weights");
+    options.peephole_grad =
+        checked<Scalar>(py::cast<py::array>(peephole_grad), "grad peephole", {3, d.hidden}, true);
+  }
+  if (clamps.is_none()) return options;
+  const auto held = py::cast<py::list>(clamps);
+  if (held.size() != 4) throw py::value_error("expected 4 clamps (input, forget, candidate, output)");
+  for (int gate = 0; gate < 4; ++gate) {
+    if (held[gate].is_none()) continue;
+    if (cell == "coupled" && gate == lstmcore::kClampForget)
+      throw py::value_error("the coupled cell has no forget gate of its own to clamp");
+    options.clamps[gate] = checked<Scalar>(py::cast<py::array>(held[gate]), "clamp", {d.hidden}, false);
+  }
+  return options;
 }
 
 void lstm_forward(const py::array& x, const py::array& wi, const py::array& wh,
                   const py::array& bi, const py::array& bh, const py::array& h0,
                   const py::array& c0, bool reverse, const py::array& y, Index y_offset,
-                  const py::array& gates, const py::array& cells) {
-  const Dims d = dims_of(x, wh, 4);
-  const Index width = checked_offset(y, y_offset, d);
-  dispatch(x, [&](auto zero) {
-    using Scalar = decltype(zero);
-    const Weights<Scalar> w(wi, wh, bi, bh, d, 4);
-    const auto* xp = checked<Scalar>(x, "x", {d.steps, d.batch, d.input}, false);
-    const auto* h0p = checked<Scalar>(h0, "h0", {d.batch, d.hidden}, false);
-    const auto* c0p = checked<Scalar>(c0, "c0", {d.batch, d.hidden}, false);
-    auto* yp = checked<Scalar>(y, "y", {d.steps, d.batch, width}, true);
-    auto* gp = checked<Scalar>(gates, "gates", {d.steps, d.batch, 4 * d.hidden}, true);
-    auto* cp = checked<Scalar>(cells, "cells", {d.steps, d.batch, d.hidden}, true);
-    py::gil_scoped_release release;
-    lstmcore::lstm_forward<Scalar>(shape_of(d, reverse), xp, w.w, h0p, c0p,
-                                   {yp + y_offset, width}, gp, cp);
+                  const py::array& gates, const py::array& cells, const std::string& cell,
+                  const py::object& peephole, const py::object& clamps, const py::object& batch_sizes) {
+  dispatch_cell(cell, [&](auto kind) {
+    using Kind = decltype(kind);
+    constexpr Index K = Kind::template type<float>::kGates;
+    const Dims d = dims_of(x, wh, K);
+    const Index width = checked_offset(y, y_offset, d);
+    const auto shape = shape_of(d, reverse, batch_sizes);
+    dispatch(x, [&](auto zero) {
+      using Scalar = decltype(zero);
+      const Weights<Scalar> w(wi, wh, bi, bh, d, K);
+      const auto options = checked_options<Scalar>(cell, peephole, py::none(), clamps, d);
+      const auto* xp = checked<Scalar>(x, "x", {d.steps, d.batch, d.input}, false);
+      const auto* h0p = checked<Scalar>(h0, "h0", {d.batch, d.hidden}, false);
+      const auto* c0p = checked<Scalar>(c0, "c0", {d.batch, d.hidden}, false);
+      auto* yp = checked<Scalar>(y, "y", {d.steps, d.batch, width}, true);
+      auto* gp = checked<Scalar>(gates, "gates", {d.steps, d.batch, K * d.hidden}, true);
+      auto* cp = checked<Scalar>(cells, "cells", {d.steps, d.batch, d.hidden}, true);
+      py::gil_scoped_release release;
+      lstmcore::lstm_forward<Scalar, Kind::template type>(shape, xp, w.w, options, h0p, c0p,
+                                                         {yp + y_offset, width}, gp, cp);
+    });
   });
 }
 
@@ -146,37 +212,49 @@ void lstm_backward(const py::array& x, const py::array& wi, const py::array& wh,
                    const py::array& gates, const py::array& cells, const py::array& dy,
                    const py::object& dh_n, const py::object& dc_n, const py::array& dx,
                    const py::array& gwi, const py::array& gwh, const py::array& gbi,
-                   const py::array& gbh, const py::array& dh0, const py::array& dc0) {
-  const Dims d = dims_of(x, wh, 4);
-  const Index width = checked_offset(y, y_offset, d);
-  dispatch(x, [&](auto zero) {
-    using Scalar = decltype(zero);
-    const Weights<Scalar> w(wi, wh, bi, bh, d, 4);
-    const auto grads = checked_grads<Scalar>(gwi, gwh, gbi, gbh, d, 4);
-    const auto* xp = checked<Scalar>(x, "x", {d.steps, d.batch, d.input}, false);
-    const auto* h0p = checked<Scalar>(h0, "h0", {d.batch, d.hidden}, false);
-    const auto* c0p = checked<Scalar>(c0, "c0", {d.batch, d.hidden}, false);
-    const auto* yp = checked<Scalar>(y, "y", {d.steps, d.batch, width}, false);
-    const auto* gp = checked<Scalar>(gates, "gates", {d.steps, d.batch, 4 * d.hidden}, false);
-    const auto* cp = checked<Scalar>(cells, "cells", {d.steps, d.batch, d.hidden}, false);
-    const auto* dyp = checked<Scalar>(dy, "dy", {d.steps, d.batch, width}, false);
-    const Scalar* dhn = optional_state<Scalar>(dh_n, "dh_n", d);
-    const Scalar* dcn = optional_state<Scalar>(dc_n, "dc_n", d);
-    auto* dxp = checked<Scalar>(dx, "dx", {d.steps, d.batch, d.input}, true);
-    auto* dh0p = checked<Scalar>(dh0, "dh0", {d.batch, d.hidden}, true);
-    auto* dc0p = checked<Scalar>(dc0, "dc0", {d.batch, d.hidden}, true);
-    py::gil_scoped_release release;
-    lstmcore::lstm_backward<Scalar>(shape_of(d, reverse), xp, w.w, h0p, c0p,
-                                    {yp + y_offset, width}, gp, cp, {dyp + y_offset, width},
-                                    dhn, dcn, dxp, grads, dh0p, dc0p);
+                   const py::array& gbh, const py::array& dh0, const py::array& dc0,
+                   const std::string& cell, const py::object& peephole,
+                   const py::object& peephole_grad, const py::object& clamps,
+                   const py::object& batch_sizes) {
+  dispatch_cell(cell, [&](auto kind) {
+    using Kind = decltype(kind);
+    constexpr Index K = Kind::template type<float>::kGates;
+    const Dims d = dims_of(x, wh, K);
+    const Index width = checked_offset(y, y_offset, d);
+    const auto shape = shape_of(d, reverse, batch_sizes);
+    dispatch(x, [&](auto zero) {
+      using Scalar = decltype(zero);
+      const Weights<Scalar> w(wi, wh, bi, bh, d, K);
+      const auto options = checked_options<Scalar>(cell, peephole, peephole_grad, clamps, d);
+      const auto grads = checked_grads<Scalar>(gwi, gwh, gbi, gbh, d, K);
+      const auto* xp = checked<Scalar>(x, "x", {d.steps, d.batch, d.input}, false);
+      const auto* h0p = checked<Scalar>(h0, "h0", {d.batch, d.hidden}, false);
+      const auto* c0p = checked<Scalar>(c0, "c0", {d.batch, d.hidden}, false);
+      const auto* yp = checked<Scalar>(y, "y", {d.steps, d.batch, width}, false);
+      const auto* gp = checked<Scalar>(gates, "gates", {d.steps, d.batch, K * d.hidden}, false);
+      const auto* cp = checked<Scalar>(cells, "cells", {d.steps, d.batch, d.hidden}, false);
+      const auto* dyp = checked<Scalar>(dy, "dy", {d.steps, d.batch, width}, false);
+      const Scalar* dhn = optional_state<Scalar>(dh_n, "dh_n", d);
+      const Scalar* dcn = optional_state<Scalar>(dc_n, "dc_n", d);
+      auto* dxp = checked<Scalar>(dx, "dx", {d.steps, d.batch, d.input}, true);
+      auto* dh0p = checked<Scalar>(dh0, "dh0", {d.batch, d.hidden}, true);
+      auto* dc0p = checked<Scalar>(dc0, "dc0", {d.batch, d.hidden}, true);
+      py::gil_scoped_release release;
+      lstmcore::lstm_backward<Scalar, Kind::template type>(shape, xp, w.w, options, h0p, c0p,
+                                                          {yp + y_offset, width}, gp, cp,
+                                                          {dyp + y_offset, width}, dhn, dcn, dxp,
+                                                          grads, dh0p, dc0p);
+    });
   });
 }
 
 void gru_forward(const py::array& x, const py::array& wi, const py::array& wh,
                  const py::array& bi, const py::array& bh, const py::array& h0, bool reverse,
-                 const py::array& y, Index y_offset, const py::array& gates) {
+                 const py::array& y, Index y_offset, const py::array& gates,
+                 const py::object& batch_sizes) {
   const Dims d = dims_of(x, wh, 3);
   const Index width = checked_offset(y, y_offset, d);
+  const auto shape = shape_of(d, reverse, batch_sizes);
   dispatch(x, [&](auto zero) {
     using Scalar = decltype(zero);
     const Weights<Scalar> w(wi, wh, bi, bh, d, 3);
@@ -186,7 +264,7 @@ void gru_forward(const py::array& x, const py::array& wi, const py::array& wh,
     auto* gp = checked<Scalar>(gates, "gates",
                                {d.steps, d.batch, lstmcore::gru_tape_width(d.hidden)}, true);
     py::gil_scoped_release release;
-    lstmcore::gru_forward<Scalar>(shape_of(d, reverse), xp, w.w, h0p, {yp + y_offset, width}, gp);
+    lstmcore::gru_forward<Scalar>(shape, xp, w.w, h0p, {yp + y_offset, width}, gp);
   });
 }
 
@@ -195,9 +273,10 @@ void gru_backward(const py::array& x, const py::array& wi, const py::array& wh,
                   const py::array& y, Index y_offset, const py::array& gates,
                   const py::array& dy, const py::object& dh_n, const py::array& dx,
                   const py::array& gwi, const py::array& gwh, const py::array& gbi,
-                  const py::array& gbh, const py::array& dh0) {
+                  const py::array& gbh, const py::array& dh0, const py::object& batch_sizes) {
   const Dims d = dims_of(x, wh, 3);
   const Index width = checked_offset(y, y_offset, d);
+  const auto shape = shape_of(d, reverse, batch_sizes);
   dispatch(x, [&](auto zero) {
     using Scalar = decltype(zero);
     const Weights<Scalar> w(wi, wh, bi, bh, d, 3);
@@ -212,7 +291,7 @@ void gru_backward(const py::array& x, const py::array& wi, const py::array& wh,
     auto* dxp = checked<Scalar>(dx, "dx", {d.steps, d.batch, d.input}, true);
     auto* dh0p = checked<Scalar>(dh0, "dh0", {d.batch, d.hidden}, true);
     py::gil_scoped_release release;
-    lstmcore::gru_backward<Scalar>(shape_of(d, reverse), xp, w.w, h0p, {yp + y_offset, width},
+    lstmcore::gru_backward<Scalar>(shape, xp, w.w, h0p, {yp + y_offset, width},
                                    gp, {dyp + y_offset, width}, dhn, dxp, grads, dh0p);
   });
 }
@@ -240,17 +319,23 @@ PYBIND11_MODULE(_core, m) {
   m.doc() = "lstmcore's C++ core: gated recurrent passes over time-major (T, B, features) arrays.";
   using namespace pybind11::literals;
   m.def("lstm_forward", &lstm_forward, "x"_a, "weight_ih"_a, "weight_hh"_a, "bias_ih"_a,
-        "bias_hh"_a, "h0"_a, "c0"_a, "reverse"_a, "y"_a, "y_offset"_a, "gates"_a, "cells"_a);
+        "bias_hh"_a, "h0"_a, "c0"_a, "reverse"_a, "y"_a, "y_offset"_a, "gates"_a, "cells"_a,
+        py::kw_only(), "cell"_a = "plain", "peephole"_a = py::none(), "clamps"_a = py::none(),
+        "batch_sizes"_a = py::none());
   m.def("lstm_backward", &lstm_backward, "x"_a, "weight_ih"_a, "weight_hh"_a, "bias_ih"_a,
         "bias_hh"_a, "h0"_a, "c0"_a, "reverse"_a, "y"_a, "y_offset"_a, "gates"_a, "cells"_a,
         "dy"_a, "dh_n"_a, "dc_n"_a, "dx"_a, "grad_weight_ih"_a, "grad_weight_hh"_a,
-        "grad_bias_ih"_a, "grad_bias_hh"_a, "dh0"_a, "dc0"_a);
+        "grad_bias_ih"_a, "grad_bias_hh"_a, "dh0"_a, "dc0"_a, py::kw_only(), "cell"_a = "plain",
+        "peephole"_a = py::none(), "grad_peephole"_a = py::none(),
+        "clamps"_a = py::none(),
+        "batch_sizes"_a = py::none());
   m.def("gru_forward", &gru_forward, "x"_a, "weight_ih"_a, "weight_hh"_a, "bias_ih"_a,
-        "bias_hh"_a, "h0"_a, "reverse"_a, "y"_a, "y_offset"_a, "gates"_a);
+        "bias_hh"_a, "h0"_a, "reverse"_a, "y"_a, "y_offset"_a, "gates"_a, py::kw_only(),
+        "batch_sizes"_a = py::none());
   m.def("gru_backward", &gru_backward, "x"_a, "weight_ih"_a, "weight_hh"_a, "bias_ih"_a,
         "bias_hh"_a, "h0"_a, "reverse"_a, "y"_a, "y_offset"_a, "gates"_a, "dy"_a, "dh_n"_a,
         "dx"_a, "grad_weight_ih"_a, "grad_weight_hh"_a, "grad_bias_ih"_a, "grad_bias_hh"_a,
-        "dh0"_a);
+        "dh0"_a, py::kw_only(), "batch_sizes"_a = py::none());
   m.def("gate_tanh", &activation<true>, "x"_a, "The core's tanh, for the accuracy tests.");
   m.def("gate_sigmoid", &activation<false>, "x"_a, "The core's sigmoid, for the accuracy tests.");
   m.def("gru_tape_width", [](Index hidden) { return lstmcore::gru_tape_width(hidden); });

@@ -8,12 +8,13 @@
 //   n = gate_tanh(x W_in^T + b_in + r * m)
 //   h_t = (1 - z) * n + z * h_{t-1}
 //
-// Organised as lstm.hpp: hoisted input GEMM, per-step recurrent product for this
+// Organised as lstm_sequence.hpp (variable lengths included): hoisted input GEMM, per-step recurrent product for this
 // thread's units and one fused element-wise pass, weight-gradient GEMMs after the loop.
 #pragma once
 
 #include <omp.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "lstmcore/activations.hpp"
@@ -69,18 +70,19 @@ void gru_forward(const SequenceShape& s, const Scalar* x, const GatedWeights<Sca
       const Index t = s.time_at(step);
       const Scalar* h_prev = step == 0 ? h0 : y.row(s.previous_time(t), B);
       const Index h_prev_stride = step == 0 ? H : y.stride;
+      const Index alive = s.active(t);
       Scalar* tape_t = gates + t * B * W;
       Scalar* h_t = y.row(t, B);
-      if (n > 0) {
+      if (n > 0 && alive > 0) {
         // r and z add their recurrent part; m = h_{t-1} W_hn^T goes to its own column.
-        Scalar* h_tiles = workspace.a(Layout::tiles(B) * Layout::kRows * H);
-        pack_tiles<Scalar>({h_prev, h_prev_stride, 1}, 0, B, 0, H, h_tiles);
+        Scalar* h_tiles = workspace.a(Layout::tiles(alive) * Layout::kRows * H);
+        pack_tiles<Scalar>({h_prev, h_prev_stride, 1}, 0, alive, 0, H, h_tiles);
         for (Index gate = 0; gate < 3; ++gate) {
           const Index column = (gate < 2 ? gate : 3) * H + units.begin;
-          multiply_packed(h_tiles, B, H, packed_hh.data() + gate * hh_size, n, tape_t + column, W,
+          multiply_packed(h_tiles, alive, H, packed_hh.data() + gate * hh_size, n, tape_t + column, W,
                           gate < 2);
         }
-        for (Index b = 0; b < B; ++b) {
+        for (Index b = 0; b < alive; ++b) {
           Scalar* tape = tape_t + b * W + units.begin;  // pre-activations in, gates out
           const Scalar* h_before = h_prev + b * h_prev_stride + units.begin;
           Scalar* h_after = h_t + b * y.stride + units.begin;
@@ -101,6 +103,12 @@ void gru_forward(const SequenceShape& s, const Scalar* x, const GatedWeights<Sca
             pstoreu(tape + 3 * H + j, m);
           });
         }
+      }
+      for (Index b = alive; b < B && n > 0; ++b) {
+        for (Index column = 0; column < 4; ++column) {
+          std::fill_n(tape_t + b * W + column * H + units.begin, n, Scalar(0));
+        }
+        std::fill_n(h_t + b * y.stride + units.begin, n, Scalar(0));
       }
 #pragma omp barrier
     }
@@ -151,7 +159,8 @@ void gru_backward(const SequenceShape& s, const Scalar* x, const GatedWeights<Sc
       const Scalar* dy_t = dy.row(t, B);
       Scalar* d_input_t = d_input + t * B * G;
       Scalar* d_hidden_t = d_hidden + t * B * G;
-      for (Index b = 0; b < B && n > 0; ++b) {
+      const Index alive = s.active(t);
+      for (Index b = 0; b < alive && n > 0; ++b) {
         const Scalar* tape = tape_t + b * W + units.begin;
         const Scalar* h_before = h_prev + b * h_prev_stride + units.begin;
         const Scalar* dy_b = dy_t + b * dy.stride + units.begin;
@@ -177,11 +186,18 @@ void gru_backward(const SequenceShape& s, const Scalar* x, const GatedWeights<Sc
           pstoreu(dh_b + j, pmul(dh_total, z));  // the direct path; the product adds below
         });
       }
+      // A padding row has no gate gradients and keeps dh_n until its last step.
+      for (Index b = alive; b < B && n > 0; ++b) {
+        for (Index gate = 0; gate < 3; ++gate) {
+          std::fill_n(d_input_t + b * G + gate * H + units.begin, n, Scalar(0));
+          std::fill_n(d_hidden_t + b * G + gate * H + units.begin, n, Scalar(0));
+        }
+      }
 #pragma omp barrier
       // As in lstm_backward: this thread's units of dh_{t-1} need all of step t's gate
       // gradients; the next step reads only the units written here.
-      if (n > 0) {
-        packed_products<Scalar>({d_hidden_t, G, 1}, B, G, packed_hh.data(), 0, n, dh0 + units.begin, 0,
+      if (n > 0 && alive > 0) {
+        packed_products<Scalar>({d_hidden_t, G, 1}, alive, G, packed_hh.data(), 0, n, dh0 + units.begin, 0,
                                 H, 1, true, workspace);
       }
     }

@@ -14,12 +14,17 @@ struct SequenceShape {
   Index input = 0;   // I
   Index hidden = 0;  // H
   bool reverse = false;  // run from t = T-1 down to t = 0
+  // (T,) rows alive at each time, non-increasing (a batch sorted longest first), or
+  // nullptr when every sequence has all T steps. Forward direction only.
+  const Index* batch_sizes = nullptr;
 
   // The time index processed at step `step` of the pass.
   Index time_at(Index step) const { return reverse ? steps - 1 - step : step; }
   // The time index processed just before time `t` (only valid when t is not the first).
   Index previous_time(Index t) const { return reverse ? t + 1 : t - 1; }
   Index rows() const { return steps * batch; }
+  // Rows [0, active(t)) of time t hold real steps; the rest are padding.
+  Index active(Index t) const { return batch_sizes ? batch_sizes[t] : batch; }
 };
 
 // PyTorch's parameter layout: gate blocks of H rows stacked in weight_ih (G*H, I),

@@ -1,22 +1,31 @@
-// LSTM, one layer and one direction, forward and backward through time.
+// The LSTM family, one layer and one direction, forward and backward through time.
 //
-// PyTorch's formulation, gates in the order i, f, g, o:
-//   a_t = x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh          (B, 4H)
-//   i = gate_sigmoid(a_i)  f = gate_sigmoid(a_f)  g = gate_tanh(a_g)  o = gate_sigmoid(a_o)
-//   c_t = f * c_{t-1} + i * g
-//   h_t = o * gate_tanh(c_t)
+// Every member (plain, peephole, coupled input-forget) shares this skeleton and differs
+// only in its per-unit update, the `Cell` (lstm_cell.hpp, peephole_lstm_cell.hpp,
+// coupled_lstm_cell.hpp): a cell has kGates gate blocks of H rows in W_ih and W_hh, a
+// `forward` that turns one row's gate pre-activations into gates, c_t and h_t, and a
+// `backward` that turns one row's dh_t, dc_t into gate gradients and dc_{t-1}.
 //
 // Speed (DESIGN.md): the input product for all T*B rows is one GEMM before the time
 // loop; each step is the recurrent product for this thread's hidden units (weights
-// packed once per pass, packed_product.hpp) followed by one fused element-wise pass; weight gradients are GEMMs after the loop. One OpenMP
-// region covers the pass; nothing is allocated inside the loop.
+// packed once per pass, packed_product.hpp) followed by one fused element-wise pass;
+// weight gradients are GEMMs after the loop. One OpenMP region covers the pass; nothing
+// is allocated inside the loop.
+//
+// Variable lengths follow PyTorch's packed sequences: the caller sorts the batch by
+// length, longest first, so the rows alive at time t are a prefix of batch_sizes[t]
+// rows; the products and the update skip the rest, whose outputs are zero. Only the
+// forward direction takes lengths (the caller reverses each sequence in place for the
+// backward direction).
 #pragma once
 
 #include <omp.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "lstmcore/activations.hpp"
+#include "lstmcore/lstm_options.hpp"
 #include "lstmcore/packed_product.hpp"
 #include "lstmcore/sequence.hpp"
 #include "lstmcore/threading.hpp"
@@ -26,16 +35,18 @@ namespace lstmcore {
 // x      (T*B, I)                input rows, time-major
 // h0, c0 (B, H)                  initial state
 // y      (T*B, H), row stride y.stride: h_t for every t (written)
-// gates  (T*B, 4H)               tape: activated i, f, g, o (written)
+// gates  (T*B, K*H)              tape: the cell's activated gates (written)
 // cells  (T*B, H)                tape: c_t (written)
-// The final state is the row block of y and cells at time_at(T-1).
-template <typename Scalar>
+// The final state is the row block of y and cells at time_at(T-1) (with lengths, each
+// sequence's row at its last step). Padding rows of y, gates and cells are zero.
+template <typename Scalar, template <typename> class Cell>
 void lstm_forward(const SequenceShape& s, const Scalar* x, const GatedWeights<Scalar>& w,
-                  const Scalar* h0, const Scalar* c0, SequenceView<Scalar> y, Scalar* gates,
-                  Scalar* cells) {
-  const Index B = s.batch, H = s.hidden, I = s.input, G = 4 * H, rows = s.rows();
+                  const LstmOptions<Scalar>& options, const Scalar* h0, const Scalar* c0,
+                  SequenceView<Scalar> y, Scalar* gates, Scalar* cells) {
+  constexpr Index K = Cell<Scalar>::kGates;
+  const Index B = s.batch, H = s.hidden, I = s.input, G = K * H, rows = s.rows();
   using Layout = PanelLayout<Scalar>;
-  const int threads = plan_threads(B, H, 4);
+  const int threads = plan_threads(B, H, K);
 
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
@@ -46,58 +57,51 @@ void lstm_forward(const SequenceShape& s, const Scalar* x, const GatedWeights<Sc
 
     // This thread's rows of W_ih and W_hh, packed once; its gate bias b_ih + b_hh.
     const Index ih_size = Layout::size(n, I), hh_size = Layout::size(n, H);
-    PackedBuffer<Scalar> packed_ih(4 * ih_size), packed_hh(4 * hh_size), bias(4 * n);
+    PackedBuffer<Scalar> packed_ih(K * ih_size), packed_hh(K * hh_size), bias(K * n);
     ProductWorkspace<Scalar> workspace;
-    for (Index gate = 0; gate < 4 && n > 0; ++gate) {
+    for (Index gate = 0; gate < K && n > 0; ++gate) {
       const Index row = gate * H + units.begin;
       pack_rows_as_columns(w.weight_ih + row * I, I, n, I, packed_ih.data() + gate * ih_size);
       pack_rows_as_columns(w.weight_hh + row * H, H, n, H, packed_hh.data() + gate * hh_size);
       for (Index j = 0; j < n; ++j) bias[gate * n + j] = w.bias_ih[row + j] + w.bias_hh[row + j];
     }
+    const Cell<Scalar> cell(options, units, H, bias.data());
     // Hoisted input projection: all T*B rows, this thread's gate columns only, so the
     // time loop below needs no barrier before it starts.
     if (n > 0) {
       packed_products<Scalar>({x, I, 1}, rows, I, packed_ih.data(), ih_size, n,
-                              gates + units.begin, H, G, 4, false, workspace);
+                              gates + units.begin, H, G, K, false, workspace);
     }
 
     for (Index step = 0; step < s.steps; ++step) {
       const Index t = s.time_at(step);
+      const Index alive = s.active(t);
       const Scalar* h_prev = step == 0 ? h0 : y.row(s.previous_time(t), B);
       const Index h_prev_stride = step == 0 ? H : y.stride;
       const Scalar* c_prev = step == 0 ? c0 : cells + s.previous_time(t) * B * H;
       Scalar* gates_t = gates + t * B * G;
       Scalar* h_t = y.row(t, B);
       Scalar* c_t = cells + t * B * H;
-      if (n > 0) {
-        // h_{t-1} packed once for the four gate products.
-        Scalar* h_tiles = workspace.a(Layout::tiles(B) * Layout::kRows * H);
-        pack_tiles<Scalar>({h_prev, h_prev_stride, 1}, 0, B, 0, H, h_tiles);
-        for (Index gate = 0; gate < 4; ++gate) {
-          multiply_packed(h_tiles, B, H, packed_hh.data() + gate * hh_size, n,
+      if (n > 0 && alive > 0) {
+        // h_{t-1} packed once for the K gate products.
+        Scalar* h_tiles = workspace.a(Layout::tiles(alive) * Layout::kRows * H);
+        pack_tiles<Scalar>({h_prev, h_prev_stride, 1}, 0, alive, 0, H, h_tiles);
+        for (Index gate = 0; gate < K; ++gate) {
+          multiply_packed(h_tiles, alive, H, packed_hh.data() + gate * hh_size, n,
                           gates_t + gate * H + units.begin, G, true);
         }
-        for (Index b = 0; b < B; ++b) {
-          Scalar* pre = gates_t + b * G + units.begin;  // pre-activations in, gates out
-          const Scalar* c_before = c_prev + b * H + units.begin;
-          Scalar* c_after = c_t + b * H + units.begin;
-          Scalar* h_after = h_t + b * y.stride + units.begin;
-          const Scalar* bias_of = bias.data();
-          for_each_unit<Scalar>(n, [&](Index j, auto p) {
-            using namespace Eigen::internal;
-            using P = decltype(p);
-            const P i = gate_sigmoid(padd(ploadu<P>(pre + j), ploadu<P>(bias_of + j)));
-            const P f = gate_sigmoid(padd(ploadu<P>(pre + H + j), ploadu<P>(bias_of + n + j)));
-            const P g = gate_tanh(padd(ploadu<P>(pre + 2 * H + j), ploadu<P>(bias_of + 2 * n + j)));
-            const P o = gate_sigmoid(padd(ploadu<P>(pre + 3 * H + j), ploadu<P>(bias_of + 3 * n + j)));
-            const P c = pmadd(f, ploadu<P>(c_before + j), pmul(i, g));
-            pstoreu(pre + j, i);
-            pstoreu(pre + H + j, f);
-            pstoreu(pre + 2 * H + j, g);
-            pstoreu(pre + 3 * H + j, o);
-            pstoreu(c_after + j, c);
-            pstoreu(h_after + j, pmul(o, gate_tanh(c)));
-          });
+        for (Index b = 0; b < alive; ++b) {
+          cell.forward(gates_t + b * G + units.begin, c_prev + b * H + units.begin,
+                       c_t + b * H + units.begin, h_t + b * y.stride + units.begin);
+        }
+      }
+      if (n > 0) {
+        for (Index b = alive; b < B; ++b) {
+          for (Index gate = 0; gate < K; ++gate) {
+            std::fill_n(gates_t + b * G + gate * H + units.begin, n, Scalar(0));
+          }
+          std::fill_n(c_t + b * H + units.begin, n, Scalar(0));
+          std::fill_n(h_t + b * y.stride + units.begin, n, Scalar(0));
         }
       }
 #pragma omp barrier
@@ -106,28 +110,30 @@ void lstm_forward(const SequenceShape& s, const Scalar* x, const GatedWeights<Sc
 }
 
 // Inputs as for lstm_forward, plus
-// dy          (T*B, H), row stride dy.stride: gradient of y
+// dy          (T*B, H), row stride dy.stride: gradient of y (padding rows ignored)
 // dh_n, dc_n  (B, H) gradient of the final state, or nullptr for zero
 // Outputs:
 // dx          (T*B, I): gradient of x, ADDED to (a bidirectional layer sums both directions)
-// grads       gradients of the weights, ADDED to
+// grads       gradients of the weights (and options.peephole_grad), ADDED to
 // dh0, dc0    (B, H): gradient of the initial state (written)
-template <typename Scalar>
+template <typename Scalar, template <typename> class Cell>
 void lstm_backward(const SequenceShape& s, const Scalar* x, const GatedWeights<Scalar>& w,
-                   const Scalar* h0, const Scalar* c0, SequenceView<const Scalar> y,
-                   const Scalar* gates, const Scalar* cells, SequenceView<const Scalar> dy,
-                   const Scalar* dh_n, const Scalar* dc_n, Scalar* dx,
-                   const GatedGrads<Scalar>& grads, Scalar* dh0, Scalar* dc0) {
-  const Index B = s.batch, H = s.hidden, I = s.input, G = 4 * H, rows = s.rows();
-  // (T*B, 4H): gradient of the gate pre-activations a_t, kept for the weight GEMMs.
+                   const LstmOptions<Scalar>& options, const Scalar* h0, const Scalar* c0,
+                   SequenceView<const Scalar> y, const Scalar* gates, const Scalar* cells,
+                   SequenceView<const Scalar> dy, const Scalar* dh_n, const Scalar* dc_n,
+                   Scalar* dx, const GatedGrads<Scalar>& grads, Scalar* dh0, Scalar* dc0) {
+  constexpr Index K = Cell<Scalar>::kGates;
+  const Index B = s.batch, H = s.hidden, I = s.input, G = K * H, rows = s.rows();
+  // (T*B, K*H): gradient of the gate pre-activations a_t, kept for the weight GEMMs.
   std::vector<Scalar> d_gates_buffer(static_cast<size_t>(rows * G));
   Scalar* d_gates = d_gates_buffer.data();
-  // dh0 and dc0 double as the running gradients of h_t and c_t.
+  // dh0 and dc0 double as the running gradients of h_t and c_t. A padding row keeps
+  // dh_n, dc_n until its sequence's last step comes round.
   auto dh = view(dh0, B, H, H);
   auto dc = view(dc0, B, H, H);
   if (dh_n) dh = view(dh_n, B, H, H); else dh.setZero();
   if (dc_n) dc = view(dc_n, B, H, H); else dc.setZero();
-  const int threads = plan_threads(B, H, 4);
+  const int threads = plan_threads(B, H, K);
 
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
@@ -135,48 +141,36 @@ void lstm_backward(const SequenceShape& s, const Scalar* x, const GatedWeights<S
     const int team = omp_get_num_threads();
     const Range units = split_range(H, thread, team, PanelLayout<Scalar>::kWidth);
     const Index n = units.size();
-    // This thread's columns of W_hh (all 4H rows), packed once for dh_{t-1} = da_t W_hh.
+    // This thread's columns of W_hh (all K*H rows), packed once for dh_{t-1} = da_t W_hh.
     PackedBuffer<Scalar> packed_hh(PanelLayout<Scalar>::size(n, G));
     if (n > 0) pack_columns(w.weight_hh + units.begin, H, n, G, packed_hh.data());
     ProductWorkspace<Scalar> workspace;
+    Cell<Scalar> cell(options, units, H, nullptr);
     for (Index step = s.steps - 1; step >= 0; --step) {
       const Index t = s.time_at(step);
+      const Index alive = s.active(t);
       const Scalar* c_prev = step == 0 ? c0 : cells + s.previous_time(t) * B * H;
       const Scalar* gates_t = gates + t * B * G;
       const Scalar* c_t = cells + t * B * H;
       const Scalar* dy_t = dy.row(t, B);
       Scalar* d_gates_t = d_gates + t * B * G;
-      for (Index b = 0; b < B && n > 0; ++b) {
-        const Scalar* gate = gates_t + b * G + units.begin;
-        const Scalar* c_before = c_prev + b * H + units.begin;
-        const Scalar* c_after = c_t + b * H + units.begin;
-        const Scalar* dy_b = dy_t + b * dy.stride + units.begin;
-        Scalar* dh_b = dh0 + b * H + units.begin;
-        Scalar* dc_b = dc0 + b * H + units.begin;
-        Scalar* da = d_gates_t + b * G + units.begin;
-        for_each_unit<Scalar>(n, [&](Index j, auto p) {
-          using namespace Eigen::internal;
-          using P = decltype(p);
-          const P one = pset1<P>(Scalar(1));
-          const P i = ploadu<P>(gate + j), f = ploadu<P>(gate + H + j);
-          const P g = ploadu<P>(gate + 2 * H + j), o = ploadu<P>(gate + 3 * H + j);
-          const P tanh_c = gate_tanh(ploadu<P>(c_after + j));
-          const P dh_total = padd(ploadu<P>(dy_b + j), ploadu<P>(dh_b + j));
-          // dc_total = dc + dh_total * o * (1 - tanh(c)^2)
-          const P dc_total = pmadd(pmul(dh_total, o), psub(one, pmul(tanh_c, tanh_c)), ploadu<P>(dc_b + j));
-          pstoreu(da + j, pmul(pmul(dc_total, g), pmul(i, psub(one, i))));
-          pstoreu(da + H + j, pmul(pmul(dc_total, ploadu<P>(c_before + j)), pmul(f, psub(one, f))));
-          pstoreu(da + 2 * H + j, pmul(pmul(dc_total, i), psub(one, pmul(g, g))));
-          pstoreu(da + 3 * H + j, pmul(pmul(dh_total, tanh_c), pmul(o, psub(one, o))));
-          pstoreu(dc_b + j, pmul(dc_total, f));
-        });
+      for (Index b = 0; b < alive && n > 0; ++b) {
+        cell.backward(gates_t + b * G + units.begin, c_prev + b * H + units.begin,
+                      c_t + b * H + units.begin, dy_t + b * dy.stride + units.begin,
+                      dh0 + b * H + units.begin, dc0 + b * H + units.begin,
+                      d_gates_t + b * G + units.begin);
+      }
+      for (Index b = alive; b < B && n > 0; ++b) {
+        for (Index gate = 0; gate < K; ++gate) {
+          std::fill_n(d_gates_t + b * G + gate * H + units.begin, n, Scalar(0));
+        }
       }
 #pragma omp barrier
       // dh_{t-1} for this thread's units needs every unit's gate gradients of step t;
       // the next step reads only the units this thread writes, so no second barrier.
-      if (n > 0) {
-        packed_products<Scalar>({d_gates_t, G, 1}, B, G, packed_hh.data(), 0, n, dh0 + units.begin, 0,
-                                H, 1, false, workspace);
+      if (n > 0 && alive > 0) {
+        packed_products<Scalar>({d_gates_t, G, 1}, alive, G, packed_hh.data(), 0, n,
+                                dh0 + units.begin, 0, H, 1, false, workspace);
       }
     }
 #pragma omp barrier

@@ -1,0 +1,71 @@
+// The coupled input-forget gate LSTM (CIFG, Greff et al. 2017): the forget gate is
+// 1 - i and has no weights of its own, so W_ih, W_hh hold 3 gate blocks i, g, o:
+//   i = sigmoid(a_i)  g = tanh(a_g)  o = sigmoid(a_o)
+//   c_t = (1 - i) * c_{t-1} + i * g = c_{t-1} + i * (g - c_{t-1})
+//   h_t = o * tanh(c_t)
+// The tape holds i, g, o; clamps name input, candidate and output (not forget).
+#pragma once
+
+#include "lstmcore/activations.hpp"
+#include "lstmcore/gate_clamp.hpp"
+#include "lstmcore/lstm_options.hpp"
+#include "lstmcore/threading.hpp"
+
+namespace lstmcore {
+
+template <typename Scalar>
+class CoupledLstmCell {
+ public:
+  static constexpr Index kGates = 3;
+
+  CoupledLstmCell(const LstmOptions<Scalar>& options, Range units, Index hidden, const Scalar* bias)
+      : clamps_(options.clamps, units.begin), n_(units.size()), H_(hidden), bias_(bias) {}
+
+  void forward(Scalar* pre, const Scalar* c_before, Scalar* c_after, Scalar* h_after) const {
+    const Index H = H_, n = n_;
+    const Scalar* bias = bias_;
+    for_each_unit<Scalar>(n, [&](Index j, auto p) {
+      using namespace Eigen::internal;
+      using P = decltype(p);
+      const P i = clamps_.value(kClampInput, j, gate_sigmoid(padd(ploadu<P>(pre + j), ploadu<P>(bias + j))));
+      const P g = clamps_.value(kClampCandidate, j,
+                                gate_tanh(padd(ploadu<P>(pre + H + j), ploadu<P>(bias + n + j))));
+      const P o = clamps_.value(kClampOutput, j,
+                                gate_sigmoid(padd(ploadu<P>(pre + 2 * H + j), ploadu<P>(bias + 2 * n + j))));
+      const P c_prev = ploadu<P>(c_before + j);
+      const P c = pmadd(i, psub(g, c_prev), c_prev);
+      pstoreu(pre + j, i);
+      pstoreu(pre + H + j, g);
+      pstoreu(pre + 2 * H + j, o);
+      pstoreu(c_after + j, c);
+      pstoreu(h_after + j, pmul(o, gate_tanh(c)));
+    });
+  }
+
+  void backward(const Scalar* gate, const Scalar* c_before, const Scalar* c_after, const Scalar* dy,
+                const Scalar* dh, Scalar* dc, Scalar* da) {
+    const Index H = H_;
+    for_each_unit<Scalar>(n_, [&](Index j, auto p) {
+      using namespace Eigen::internal;
+      using P = decltype(p);
+      const P one = pset1<P>(Scalar(1));
+      const P i = ploadu<P>(gate + j), g = ploadu<P>(gate + H + j), o = ploadu<P>(gate + 2 * H + j);
+      const P c_prev = ploadu<P>(c_before + j);
+      const P tanh_c = gate_tanh(ploadu<P>(c_after + j));
+      const P dh_total = padd(ploadu<P>(dy + j), ploadu<P>(dh + j));
+      const P dc_total = pmadd(pmul(dh_total, o), psub(one, pmul(tanh_c, tanh_c)), ploadu<P>(dc + j));
+      pstoreu(da + j, clamps_.gradient(kClampInput, j, pmul(pmul(dc_total, psub(g, c_prev)), pmul(i, psub(one, i)))));
+      pstoreu(da + H + j, clamps_.gradient(kClampCandidate, j, pmul(pmul(dc_total, i), psub(one, pmul(g, g)))));
+      pstoreu(da + 2 * H + j,
+              clamps_.gradient(kClampOutput, j, pmul(pmul(dh_total, tanh_c), pmul(o, psub(one, o)))));
+      pstoreu(dc + j, pmul(dc_total, psub(one, i)));
+    });
+  }
+
+ private:
+  GateClamps<Scalar> clamps_;
+  Index n_, H_;
+  const Scalar* bias_;
+};
+
+}  // namespace lstmcore
