@@ -1,8 +1,10 @@
-"""LSTM and GRU layers: PyTorch's parameters and shapes, explicit forward and backward.
+"""What LSTM and GRU share: parameters by PyTorch's names, checks, stacking, the tape.
 
 Every pass runs in the C++ core (``lstmcore._core``), one call per layer and direction,
 on time-major (T, B, features) arrays; this module owns the user-facing checks, the
-layout conversion (batch_first), the stacking of layers and directions and the tape.
+layout conversion (batch_first), variable lengths (``_lengths.py``), dropout between
+layers, the stacking of layers and directions and the tape. The subclasses (``_lstm.py``,
+``_gru.py``) name their parameters, call their core functions and read their gates.
 """
 
 from __future__ import annotations
@@ -11,33 +13,56 @@ import weakref
 
 import numpy as np
 
-from lstmcore import _core
 from lstmcore._checks import as_numeric_array, check_dtype, check_positive_int, shape_text
+from lstmcore._lengths import Packing, checked_lengths, reverse_within
+
+
+def check_probability(value, name):
+    """A dropout-like rate in [0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise TypeError(f"expected {name} as a float in [0, 1), got {type(value).__name__}")
+    if not 0.0 <= float(value) < 1.0:
+        raise ValueError(f"expected {name} in [0, 1), got {value}")
+    return float(value)
+
+
+class _DirectionRun:
+    """One layer-direction's core call: its input, where its output went, its gate tape.
+
+    ``reversed_in_time`` marks the backward direction of a variable-length batch: the
+    core ran forwards over each sequence reversed within its length, so ``x``, ``y``
+    and the tape are in that reversed time.
+    """
+
+    def __init__(self, x, y, offset, tape, reversed_in_time):
+        self.x, self.y, self.offset, self.tape = x, y, offset, tape
+        self.reversed_in_time = reversed_in_time
 
 
 class Tape:
-    """What ``backward`` needs from one ``forward``: inputs, outputs and gate tapes.
+    """What ``backward`` needs from one ``forward``; also the source of gate traces.
 
     Opaque to users; tied to the layer that made it and to that layer's parameter shapes.
     """
 
-    def __init__(self, layer, param_shapes, batch_first, inputs, outputs, initial, per_direction):
+    def __init__(self, layer, param_shapes, output_shape, inputs, masks, runs, initial, packing, clamps):
         self._layer = weakref.ref(layer)
         self.param_shapes = param_shapes
-        self.batch_first = batch_first
-        self.inputs = inputs  # per layer: its (T, B, features) input
-        self.outputs = outputs  # per layer: its (T, B, D*H) output
-        self.initial = initial  # per state kind (h, and c for LSTM): (L*D, B, H)
-        self.per_direction = per_direction  # per layer*D + direction: the core's tape arrays
+        self.output_shape = output_shape  # (T, B, D*H) of the last layer's output
+        self.inputs = inputs  # per layer: its (T, B, features) input, after dropout
+        self.masks = masks  # per layer: the dropout mask applied to its input, or None
+        self.runs = runs  # per layer*D + direction: a _DirectionRun
+        self.initial = initial  # per state kind (h, and c for LSTM): (L*D, B, H), sorted
+        self.packing = packing  # a Packing when lengths were given, else None
+        self.clamps = clamps  # per layer*D + direction: the ablation clamps, or None
 
     def belongs_to(self, layer):
         return self._layer() is layer
 
 
 class _GatedRecurrent:
-    """Shared machinery of LSTM and GRU; subclasses set the gate count and the core calls."""
+    """Shared machinery of LSTM and GRU; subclasses set the gates and the core calls."""
 
-    _gates = 0
     _state_names = ("h",)
 
     def __init__(
@@ -50,6 +75,7 @@ class _GatedRecurrent:
         batch_first=True,
         dtype=np.float32,
         seed=None,
+        dropout=0.0,
     ):
         self.input_size = check_positive_int(input_size, "input_size")
         self.hidden_size = check_positive_int(hidden_size, "hidden_size")
@@ -58,7 +84,12 @@ class _GatedRecurrent:
         self.batch_first = bool(batch_first)
         self.dtype = check_dtype(dtype)
         self.seed = seed
-        self.params = self._initial_params(np.random.default_rng(seed))
+        self.dropout = check_probability(dropout, "dropout")
+        self._dropout_rng = np.random.default_rng(None if seed is None else [seed, 1])
+
+    def _init_params(self):
+        """Called by subclasses once their options are set: PyTorch's initialisation."""
+        self.params = self._initial_params(np.random.default_rng(self.seed))
         self.grads = {name: np.zeros_like(value) for name, value in self.params.items()}
 
     # ----------------------------------------------------------------- parameters
@@ -67,22 +98,34 @@ class _GatedRecurrent:
     def num_directions(self):
         return 2 if self.bidirectional else 1
 
+    def _direction_suffix(self, layer, direction):
+        return f"_l{layer}" + ("_reverse" if direction == 1 else "")
+
     def _param_names(self, layer, direction):
-        suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
-        return [f"{kind}{suffix}" for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        suffix = self._direction_suffix(layer, direction)
+        return [f"{kind}{suffix}" for kind in self._param_kinds()]
+
+    def _param_kinds(self):
+        return ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
     def _param_shapes(self):
         shapes = {}
-        rows = self._gates * self.hidden_size
         for layer in range(self.num_layers):
             layer_input = self.input_size if layer == 0 else self.num_directions * self.hidden_size
             for direction in range(self.num_directions):
-                w_ih, w_hh, b_ih, b_hh = self._param_names(layer, direction)
-                shapes[w_ih] = (rows, layer_input)
-                shapes[w_hh] = (rows, self.hidden_size)
-                shapes[b_ih] = (rows,)
-                shapes[b_hh] = (rows,)
+                kind_shapes = self._kind_shapes(layer_input)
+                for kind, name in zip(self._param_kinds(), self._param_names(layer, direction)):
+                    shapes[name] = kind_shapes[kind]
         return shapes
+
+    def _kind_shapes(self, layer_input):
+        rows = self._gate_blocks() * self.hidden_size
+        return {
+            "weight_ih": (rows, layer_input),
+            "weight_hh": (rows, self.hidden_size),
+            "bias_ih": (rows,),
+            "bias_hh": (rows,),
+        }
 
     def _initial_params(self, rng):
         # PyTorch's default: every parameter uniform in +-1/sqrt(H), drawn in
@@ -107,6 +150,7 @@ class _GatedRecurrent:
             "batch_first": self.batch_first,
             "dtype": self.dtype.name,
             "seed": self.seed,
+            "dropout": self.dropout,
         }
 
     def __repr__(self):
@@ -117,7 +161,7 @@ class _GatedRecurrent:
         )
 
     def _checked_params(self):
-        """The parameters and gradients as the core needs them, or a ValueError.
+        """The parameters as the core needs them, or a ValueError.
 
         A user may replace ``params[k]`` with any array; a wrong shape is an error, a
         wrong dtype or layout is converted (a copy for this call).
@@ -140,6 +184,11 @@ class _GatedRecurrent:
                 raise ValueError(f"grads[{name!r}] must be a C-contiguous {self.dtype.name} array")
         weights = {name: np.ascontiguousarray(value, dtype=self.dtype) for name, value in self.params.items()}
         return weights, expected
+
+    def _direction_params(self, source, layer, direction):
+        """{kind: array} of one layer-direction, from ``source`` (weights or grads)."""
+        names = self._param_names(layer, direction)
+        return {kind: source[name] for kind, name in zip(self._param_kinds(), names)}
 
     # ----------------------------------------------------------------- checks
 
@@ -175,18 +224,47 @@ class _GatedRecurrent:
             checked.append(np.ascontiguousarray(part, dtype=self.dtype))
         return checked
 
+    def _checked_ablation(self, ablate):
+        """Per layer*D + direction: the core's clamps, or None everywhere (no ablation)."""
+        if ablate is None:
+            return [None] * (self.num_layers * self.num_directions)
+        raise ValueError(f"{type(self).__name__} does not support ablate")
+
     # ----------------------------------------------------------------- passes
 
-    def __call__(self, x, state=None):
-        """Inference: ``y, state_n``. See ``forward``."""
-        y, state_n, _ = self.forward(x, state)
+    def __call__(self, x, state=None, *, lengths=None, ablate=None, return_gates=False):
+        """Inference: ``y, state_n`` (and the gate traces with ``return_gates=True``).
+
+        See ``forward``; dropout is off. Gate traces: per layer*D + direction, a dict of
+        (T, B, H) time-major arrays (see the subclass for the gate names); padding steps
+        are zero.
+        """
+        y, state_n, tape = self.forward(x, state, lengths=lengths, ablate=ablate, training=False)
+        if return_gates:
+            return y, state_n, self.gate_traces(tape)
         return y, state_n
 
-    def forward(self, x, state=None):
+    def step(self, x_t, state=None):
+        """One time step for a streaming loop: x_t (B, I) -> (y_t (B, H), state).
+
+        The same as one call over the whole sequence when the state is carried.
+        """
+        if self.bidirectional:
+            raise ValueError("step needs a unidirectional layer: a bidirectional one must see the whole sequence")
+        x_t = as_numeric_array(x_t, "x_t")
+        if x_t.ndim != 2 or x_t.shape[1] != self.input_size:
+            raise ValueError(f"expected x_t of shape (B, {self.input_size}), got {shape_text(x_t.shape)}")
+        y, state_n = self(x_t[:, None, :] if self.batch_first else x_t[None], state)
+        return (y[:, 0] if self.batch_first else y[0]), state_n
+
+    def forward(self, x, state=None, *, lengths=None, ablate=None, training=True):
         """Run the layer and keep what ``backward`` needs.
 
         x: (B, T, I) if batch_first else (T, B, I). state: None for zeros, else as the
-        returned state, each array (num_layers * D, B, H).
+        returned state, each array (num_layers * D, B, H). lengths: None or (B,) ints in
+        [1, T]: steps past a sequence's length are padding (zero output, no effect on the
+        state or the gradients). ablate: see the subclass. training: applies ``dropout``
+        between layers (and the subclass's training-only options).
         Returns ``y`` ((B, T, D*H) or (T, B, D*H)), the final state and the tape.
         """
         x = self._time_major_input(x)
@@ -195,31 +273,64 @@ class _GatedRecurrent:
         initial = self._state_parts(state, batch, "state")
         if initial is None:
             initial = [np.zeros(self._state_shape(batch), self.dtype) for _ in self._state_names]
-        hidden = self.hidden_size
-        inputs, outputs, per_direction = [x], [], []
+        clamps = self._checked_ablation(ablate)
+        packing = None
+        if lengths is not None:
+            packing = Packing(checked_lengths(lengths, batch, steps), steps)
+            x = packing.sort(x)
+            initial = [packing.sort(part) for part in initial]
+        hidden, directions = self.hidden_size, self.num_directions
+        layer_input, inputs, masks, runs = x, [], [], []
         for layer in range(self.num_layers):
-            y = np.empty((steps, batch, self.num_directions * hidden), self.dtype)
-            for direction in range(self.num_directions):
-                index = layer * self.num_directions + direction
-                layer_weights = [weights[n] for n in self._param_names(layer, direction)]
-                per_direction.append(
-                    self._core_forward(
-                        inputs[-1], layer_weights, [s[index] for s in initial], direction == 1, y, direction * hidden
+            mask = None
+            if layer > 0 and training and self.dropout > 0:
+                keep = 1.0 - self.dropout
+                mask = (self._dropout_rng.random(layer_input.shape) < keep).astype(self.dtype) / self.dtype.type(keep)
+                layer_input = layer_input * mask
+            inputs.append(layer_input)
+            masks.append(mask)
+            y = np.empty((steps, batch, directions * hidden), self.dtype)
+            for direction in range(directions):
+                index = layer * directions + direction
+                runs.append(
+                    self._run_direction(
+                        layer_input,
+                        self._direction_params(weights, layer, direction),
+                        [part[index] for part in initial],
+                        direction,
+                        y,
+                        packing,
+                        clamps[index],
                     )
                 )
-            outputs.append(y)
-            inputs.append(y)
-        inputs.pop()
-        final = self._final_state(outputs, per_direction)
-        tape = Tape(self, shapes, self.batch_first, inputs, outputs, initial, per_direction)
-        return self._user_layout(outputs[-1]), self._pack_state(final), tape
+            layer_input = y
+        final = self._final_state(runs, packing)
+        output = layer_input
+        if packing is not None:
+            output = packing.restore(output)
+            final = [packing.restore(part) for part in final]
+        tape = Tape(self, shapes, output.shape, inputs, masks, runs, initial, packing, clamps)
+        return self._user_layout(output), self._pack_state(final), tape
+
+    def _run_direction(self, x, weights, initial, direction, y, packing, clamps):
+        hidden = self.hidden_size
+        offset = direction * hidden
+        if packing is not None and direction == 1:
+            x_run = reverse_within(x, packing.lengths)
+            y_run = np.empty((x.shape[0], x.shape[1], hidden), self.dtype)
+            tape = self._core_forward(x_run, weights, initial, False, y_run, 0, packing.batch_sizes, clamps)
+            y[:, :, offset : offset + hidden] = reverse_within(y_run, packing.lengths)
+            return _DirectionRun(x_run, y_run, 0, tape, True)
+        sizes = None if packing is None else packing.batch_sizes
+        tape = self._core_forward(x, weights, initial, direction == 1, y, offset, sizes, clamps)
+        return _DirectionRun(x, y, offset, tape, False)
 
     def backward(self, tape, dy, dstate=None):
         """Gradients from one ``forward``'s tape; adds the weight gradients to ``grads``.
 
-        dy: gradient of y, same shape as y. dstate: None or the gradient of the final
-        state, shaped like it. Returns ``(dx, dstate0)``: the gradients of x (x's layout)
-        and of the initial state.
+        dy: gradient of y, same shape as y (padding steps are ignored). dstate: None or
+        the gradient of the final state, shaped like it. Returns ``(dx, dstate0)``: the
+        gradients of x (x's layout) and of the initial state.
         """
         if not isinstance(tape, Tape) or not tape.belongs_to(self):
             raise ValueError("expected a tape returned by this layer's forward, got one from elsewhere")
@@ -228,7 +339,7 @@ class _GatedRecurrent:
             raise ValueError(
                 "the layer's parameter shapes changed since the forward that made this tape; run forward again"
             )
-        steps, batch, width = tape.outputs[-1].shape
+        steps, batch, width = tape.output_shape
         dy = as_numeric_array(dy, "dy")
         expected = (batch, steps, width) if self.batch_first else (steps, batch, width)
         if dy.shape != expected:
@@ -237,105 +348,81 @@ class _GatedRecurrent:
             dy = dy.transpose(1, 0, 2)
         d_output = np.ascontiguousarray(dy, dtype=self.dtype)
         d_final = self._state_parts(dstate, batch, "dstate")
+        packing = tape.packing
+        if packing is not None:
+            d_output = packing.sort(d_output)
+            d_final = None if d_final is None else [packing.sort(part) for part in d_final]
         d_initial = [np.empty(self._state_shape(batch), self.dtype) for _ in self._state_names]
-        hidden = self.hidden_size
+        hidden, directions = self.hidden_size, self.num_directions
         for layer in reversed(range(self.num_layers)):
             d_input = np.zeros_like(tape.inputs[layer])
-            for direction in range(self.num_directions):
-                index = layer * self.num_directions + direction
-                names = self._param_names(layer, direction)
-                self._core_backward(
-                    tape.inputs[layer],
-                    [weights[n] for n in names],
-                    [s[index] for s in tape.initial],
-                    direction == 1,
-                    tape.outputs[layer],
-                    direction * hidden,
-                    tape.per_direction[index],
-                    d_output,
-                    None if d_final is None else [s[index] for s in d_final],
-                    d_input,
-                    [self.grads[n] for n in names],
-                    [s[index] for s in d_initial],
+            for direction in range(directions):
+                index = layer * directions + direction
+                run = tape.runs[index]
+                args = (
+                    self._direction_params(weights, layer, direction),
+                    [part[index] for part in tape.initial],
+                    None if d_final is None else [part[index] for part in d_final],
+                    self._direction_params(self.grads, layer, direction),
+                    [part[index] for part in d_initial],
+                    tape.clamps[index],
                 )
+                if run.reversed_in_time:
+                    offset = direction * hidden
+                    dy_run = reverse_within(d_output[:, :, offset : offset + hidden], packing.lengths)
+                    dx_run = np.zeros_like(run.x)
+                    self._core_backward(run, False, dy_run, dx_run, packing.batch_sizes, *args)
+                    d_input += reverse_within(dx_run, packing.lengths)
+                else:
+                    sizes = None if packing is None else packing.batch_sizes
+                    self._core_backward(run, direction == 1, d_output, d_input, sizes, *args)
+            if tape.masks[layer] is not None:
+                d_input *= tape.masks[layer]
             d_output = d_input
+        if packing is not None:
+            d_output = packing.restore(d_output)
+            d_initial = [packing.restore(part) for part in d_initial]
         return self._user_layout(d_output), self._pack_state(d_initial)
 
-    def _final_state(self, outputs, per_direction):
+    def _final_state(self, runs, packing):
         """Per state kind, (L*D, B, H): each direction's state at its last processed step."""
         hidden = self.hidden_size
-        finals = []
-        for kind in range(len(self._state_names)):
-            rows = []
-            for layer, y in enumerate(outputs):
-                for direction in range(self.num_directions):
-                    last = 0 if direction == 1 else y.shape[0] - 1
-                    if kind == 0:
-                        rows.append(y[last, :, direction * hidden : (direction + 1) * hidden])
-                    else:
-                        rows.append(per_direction[layer * self.num_directions + direction][1][last])
-            finals.append(np.stack(rows))
-        return finals
+        finals = [[] for _ in self._state_names]
+        for index, run in enumerate(runs):
+            direction = index % self.num_directions
+            if packing is not None:
+                last = packing.last_steps()
+            else:
+                last = np.full(run.y.shape[1], 0 if direction == 1 else run.y.shape[0] - 1)
+            rows = np.arange(run.y.shape[1])
+            states = [run.y[:, :, run.offset : run.offset + hidden]] + self._tape_states(run.tape)
+            for kind, source in enumerate(states):
+                finals[kind].append(source[last, rows])
+        return [np.stack(parts) for parts in finals]
+
+    def _tape_states(self, core_tape):
+        """The state kinds beyond h that the tape holds per step (LSTM: the cells)."""
+        return []
+
+    def gate_traces(self, tape):
+        """Per layer*D + direction, the gates the fused kernel wrote, as named (T, B, H) arrays.
+
+        Time-major and in the caller's batch order; padding steps are zero. Without
+        lengths they are views of the tape (no copy).
+        """
+        if not isinstance(tape, Tape) or not tape.belongs_to(self):
+            raise ValueError("expected a tape returned by this layer's forward, got one from elsewhere")
+        traces = []
+        for run in tape.runs:
+            named = self._named_gates(run.tape)
+            if run.reversed_in_time:
+                named = {name: reverse_within(value, tape.packing.lengths) for name, value in named.items()}
+            if tape.packing is not None:
+                named = {name: tape.packing.restore(value) for name, value in named.items()}
+            traces.append(named)
+        return traces
 
     def _user_layout(self, time_major):
         if self.batch_first:
             return np.ascontiguousarray(time_major.transpose(1, 0, 2))
         return time_major
-
-
-class LSTM(_GatedRecurrent):
-    """Long short-term memory, PyTorch's ``nn.LSTM`` formulation and parameter names.
-
-    Gates i, f, g, o stacked in that order in ``weight_ih_l{k}`` (4H, I), ``weight_hh_l{k}``
-    (4H, H), ``bias_ih_l{k}`` and ``bias_hh_l{k}`` (4H,); ``_reverse`` for the backward
-    direction. State is ``(h, c)``, each (num_layers * D, B, H).
-    """
-
-    _gates = 4
-    _state_names = ("h", "c")
-
-    def _unpack_state(self, state, name):
-        if not isinstance(state, (tuple, list)) or len(state) != 2:
-            raise ValueError(f"expected {name} as an (h, c) pair of arrays, got {type(state).__name__}")
-        return state
-
-    def _pack_state(self, parts):
-        return tuple(parts)
-
-    def _core_forward(self, x, weights, initial, reverse, y, offset):
-        steps, batch, _ = x.shape
-        gates = np.empty((steps, batch, 4 * self.hidden_size), self.dtype)
-        cells = np.empty((steps, batch, self.hidden_size), self.dtype)
-        _core.lstm_forward(x, *weights, *initial, reverse, y, offset, gates, cells)
-        return gates, cells
-
-    def _core_backward(self, x, weights, initial, reverse, y, offset, tape, dy, d_final, dx, grads, d_initial):
-        dh_n, dc_n = (None, None) if d_final is None else d_final
-        _core.lstm_backward(x, *weights, *initial, reverse, y, offset, *tape, dy, dh_n, dc_n, dx, *grads, *d_initial)
-
-
-class GRU(_GatedRecurrent):
-    """Gated recurrent unit, PyTorch's ``nn.GRU`` formulation and parameter names.
-
-    Gates r, z, n stacked in that order (3H rows); the reset gate multiplies
-    ``h W_hn^T + b_hn`` as in PyTorch. State is ``h``, (num_layers * D, B, H).
-    """
-
-    _gates = 3
-    _state_names = ("h",)
-
-    def _unpack_state(self, state, name):
-        return [state]
-
-    def _pack_state(self, parts):
-        return parts[0]
-
-    def _core_forward(self, x, weights, initial, reverse, y, offset):
-        steps, batch, _ = x.shape
-        gates = np.empty((steps, batch, _core.gru_tape_width(self.hidden_size)), self.dtype)
-        _core.gru_forward(x, *weights, *initial, reverse, y, offset, gates)
-        return (gates,)
-
-    def _core_backward(self, x, weights, initial, reverse, y, offset, tape, dy, d_final, dx, grads, d_initial):
-        dh_n = None if d_final is None else d_final[0]
-        _core.gru_backward(x, *weights, *initial, reverse, y, offset, *tape, dy, dh_n, dx, *grads, *d_initial)

@@ -1,0 +1,218 @@
+"""The LSTM layer and its variants: peephole, coupled input-forget gate, forget bias, ablation."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from lstmcore import _core
+from lstmcore._checks import as_numeric_array, shape_text
+from lstmcore._recurrent import _GatedRecurrent
+
+# Gates a user can trace or clamp, in the order the core's clamps take them.
+GATE_NAMES = ("input", "forget", "candidate", "output")
+
+
+class LSTM(_GatedRecurrent):
+    """Long short-term memory, PyTorch's ``nn.LSTM`` formulation and parameter names.
+
+    Gates i, f, g, o stacked in that order in ``weight_ih_l{k}`` (4H, I), ``weight_hh_l{k}``
+    (4H, H), ``bias_ih_l{k}`` and ``bias_hh_l{k}`` (4H,); ``_reverse`` for the backward
+    direction. State is ``(h, c)``, each (num_layers * D, B, H).
+
+    Options (README, "LSTM variants", gives the equations):
+
+    - ``peephole=True``: diagonal peepholes, ``weight_peephole_l{k}`` (3, H) rows p_i, p_f, p_o.
+    - ``coupled=True``: forget gate 1 - i; the weights hold 3 gate blocks i, g, o.
+    - ``forget_bias=b``: ``bias_ih`` forget rows start at b and ``bias_hh`` forget rows at 0
+      (so the forget gate starts near sigmoid(b)); None keeps PyTorch's initialisation.
+    - ``dropout=p``: dropout on the input of every layer but the first, in training.
+    """
+
+    _state_names = ("h", "c")
+
+    def __init__(
+        self,
+        input_size,
+        hidden_size,
+        num_layers=1,
+        *,
+        bidirectional=False,
+        batch_first=True,
+        dtype=np.float32,
+        seed=None,
+        dropout=0.0,
+        peephole=False,
+        coupled=False,
+        forget_bias=None,
+    ):
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers,
+            bidirectional=bidirectional,
+            batch_first=batch_first,
+            dtype=dtype,
+            seed=seed,
+            dropout=dropout,
+        )
+        self.peephole = bool(peephole)
+        self.coupled = bool(coupled)
+        if forget_bias is not None:
+            if isinstance(forget_bias, bool) or not isinstance(forget_bias, numbers.Real):
+                raise TypeError(f"expected forget_bias as a number or None, got {type(forget_bias).__name__}")
+            if self.coupled:
+                raise ValueError("forget_bias needs a forget gate; coupled=True has none (f = 1 - i)")
+            forget_bias = float(forget_bias)
+        self.forget_bias = forget_bias
+        self._init_params()
+        if forget_bias is not None:
+            hidden = self.hidden_size
+            for name in self.params:
+                if name.startswith("bias_ih"):
+                    self.params[name][hidden : 2 * hidden] = forget_bias
+                elif name.startswith("bias_hh"):
+                    self.params[name][hidden : 2 * hidden] = 0
+
+    @property
+    def cell(self):
+        """The core's cell kind: 'plain', 'peephole' or 'coupled'."""
+        return "peephole" if self.peephole else ("coupled" if self.coupled else "plain")
+
+    def _gate_blocks(self):
+        return 3 if self.coupled else 4
+
+    def _param_kinds(self):
+        kinds = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        return kinds + ("weight_peephole",) if self.peephole else kinds
+
+    def _kind_shapes(self, layer_input):
+        shapes = super()._kind_shapes(layer_input)
+        shapes["weight_peephole"] = (3, self.hidden_size)
+        return shapes
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(peephole=self.peephole, coupled=self.coupled, forget_bias=self.forget_bias)
+        return config
+
+    def _init_params(self):
+        if self.peephole and self.coupled:
+            raise ValueError("peephole=True and coupled=True together are not supported (choose one)")
+        super()._init_params()
+
+    # ----------------------------------------------------------------- state
+
+    def _unpack_state(self, state, name):
+        if not isinstance(state, (tuple, list)) or len(state) != 2:
+            raise ValueError(f"expected {name} as an (h, c) pair of arrays, got {type(state).__name__}")
+        return state
+
+    def _pack_state(self, parts):
+        return tuple(parts)
+
+    def _tape_states(self, core_tape):
+        return [core_tape[1]]
+
+    # ----------------------------------------------------------------- gates
+
+    def _checked_ablation(self, ablate):
+        """``ablate={"forget": 1.0, "input": values, ...}`` as the core's clamps.
+
+        A value is a number (every unit), an (H,) array (per unit) or an (L*D, H) array
+        (per layer-direction and unit); NaN entries leave that unit's gate alone.
+        """
+        count = self.num_layers * self.num_directions
+        if ablate is None:
+            return [None] * count
+        if not isinstance(ablate, dict):
+            raise TypeError(f"expected ablate as a dict gate -> value, got {type(ablate).__name__}")
+        hidden = self.hidden_size
+        clamps = [[None] * 4 for _ in range(count)]
+        for gate, value in ablate.items():
+            if gate not in GATE_NAMES:
+                raise ValueError(f"expected ablate keys among {list(GATE_NAMES)}, got {gate!r}")
+            if gate == "forget" and self.coupled:
+                raise ValueError("a coupled LSTM has no forget gate of its own to clamp (f = 1 - i); clamp 'input'")
+            value = as_numeric_array(value, f"ablate[{gate!r}]").astype(self.dtype)
+            if value.ndim == 0:
+                value = np.full((count, hidden), value, self.dtype)
+            elif value.shape == (hidden,):
+                value = np.broadcast_to(value, (count, hidden))
+            elif value.shape != (count, hidden):
+                raise ValueError(
+                    f"expected ablate[{gate!r}] as a number or of shape {shape_text((hidden,))} or "
+                    f"{shape_text((count, hidden))}, got {shape_text(value.shape)}"
+                )
+            for index in range(count):
+                clamps[index][GATE_NAMES.index(gate)] = np.ascontiguousarray(value[index])
+        return clamps
+
+    def _named_gates(self, core_tape):
+        """Trace names -> (T, B, H) views of one run's tape: gates, and cell state."""
+        gates, cells = core_tape
+        hidden = self.hidden_size
+        blocks = ("input", "candidate", "output") if self.coupled else GATE_NAMES
+        named = {name: gates[:, :, k * hidden : (k + 1) * hidden] for k, name in enumerate(blocks)}
+        if self.coupled:
+            named["forget"] = 1 - named["input"]
+        named["cell"] = cells
+        return {name: named[name] for name in GATE_NAMES + ("cell",)}
+
+    # ----------------------------------------------------------------- core calls
+
+    def _core_options(self, weights, clamps):
+        return {
+            "cell": self.cell,
+            "peephole": weights.get("weight_peephole"),
+            "clamps": clamps,
+        }
+
+    def _core_forward(self, x, weights, initial, reverse, y, offset, batch_sizes, clamps):
+        steps, batch, _ = x.shape
+        gates = np.empty((steps, batch, self._gate_blocks() * self.hidden_size), self.dtype)
+        cells = np.empty((steps, batch, self.hidden_size), self.dtype)
+        _core.lstm_forward(
+            x,
+            weights["weight_ih"],
+            weights["weight_hh"],
+            weights["bias_ih"],
+            weights["bias_hh"],
+            *initial,
+            reverse,
+            y,
+            offset,
+            gates,
+            cells,
+            batch_sizes=batch_sizes,
+            **self._core_options(weights, clamps),
+        )
+        return gates, cells
+
+    def _core_backward(self, run, reverse, dy, dx, batch_sizes, weights, initial, d_final, grads, d_initial, clamps):
+        dh_n, dc_n = (None, None) if d_final is None else d_final
+        _core.lstm_backward(
+            run.x,
+            weights["weight_ih"],
+            weights["weight_hh"],
+            weights["bias_ih"],
+            weights["bias_hh"],
+            *initial,
+            reverse,
+            run.y,
+            run.offset,
+            *run.tape,
+            dy,
+            dh_n,
+            dc_n,
+            dx,
+            grads["weight_ih"],
+            grads["weight_hh"],
+            grads["bias_ih"],
+            grads["bias_hh"],
+            *d_initial,
+            grad_peephole=grads.get("weight_peephole"),
+            batch_sizes=batch_sizes,
+            **self._core_options(weights, clamps),
+        )
