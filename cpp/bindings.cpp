@@ -17,6 +17,7 @@
 #include "lstmcore/lstm_cell.hpp"
 #include "lstmcore/lstm_sequence.hpp"
 #include "lstmcore/peephole_lstm_cell.hpp"
+#include "lstmcore/projected_lstm_sequence.hpp"
 #include "lstmcore/peak.hpp"
 #include "lstmcore/threading.hpp"
 
@@ -82,11 +83,12 @@ Index checked_offset(const py::array& y, Index offset, const Dims& d) {
 template <typename Scalar>
 struct Weights {
   lstmcore::GatedWeights<Scalar> w;
+  // `recurrent`: the width of the state W_hh multiplies (H, or P when projected).
   Weights(const py::array& wi, const py::array& wh, const py::array& bi, const py::array& bh,
-          const Dims& d, Index gates) {
+          const Dims& d, Index gates, Index recurrent = 0) {
     const py::ssize_t rows = gates * d.hidden;
     w = {checked<Scalar>(wi, "weight_ih", {rows, d.input}, false),
-         checked<Scalar>(wh, "weight_hh", {rows, d.hidden}, false),
+         checked<Scalar>(wh, "weight_hh", {rows, recurrent ? recurrent : d.hidden}, false),
          checked<Scalar>(bi, "bias_ih", {rows}, false),
          checked<Scalar>(bh, "bias_hh", {rows}, false)};
   }
@@ -95,10 +97,10 @@ struct Weights {
 template <typename Scalar>
 lstmcore::GatedGrads<Scalar> checked_grads(const py::array& wi, const py::array& wh,
                                            const py::array& bi, const py::array& bh,
-                                           const Dims& d, Index gates) {
+                                           const Dims& d, Index gates, Index recurrent = 0) {
   const py::ssize_t rows = gates * d.hidden;
   return {checked<Scalar>(wi, "grad weight_ih", {rows, d.input}, true),
-          checked<Scalar>(wh, "grad weight_hh", {rows, d.hidden}, true),
+          checked<Scalar>(wh, "grad weight_hh", {rows, recurrent ? recurrent : d.hidden}, true),
           checked<Scalar>(bi, "grad bias_ih", {rows}, true),
           checked<Scalar>(bh, "grad bias_hh", {rows}, true)};
 }
@@ -248,6 +250,100 @@ void lstm_backward(const py::array& x, const py::array& wi, const py::array& wh,
   });
 }
 
+// T, B, I from x; H and P from weight_hr (P, H).
+Dims projected_dims_of(const py::array& x, const py::array& weight_hr, Index& proj) {
+  if (x.ndim() != 3) throw py::value_error("expected x of rank 3 (T, B, I), got rank " + std::to_string(x.ndim()));
+  if (weight_hr.ndim() != 2) throw py::value_error("expected weight_hr of rank 2 (P, H)");
+  const Dims d{x.shape(0), x.shape(1), x.shape(2), weight_hr.shape(1)};
+  proj = weight_hr.shape(0);
+  if (d.steps < 1 || d.batch < 1 || d.hidden < 1 || proj < 1)
+    throw py::value_error("sequence length, batch, hidden and projection sizes must be at least 1");
+  return d;
+}
+
+void projected_lstm_forward(const py::array& x, const py::array& wi, const py::array& wh,
+                            const py::array& bi, const py::array& bh, const py::array& whr,
+                            const py::array& h0, const py::array& c0, bool reverse,
+                            const py::array& y, Index y_offset, const py::array& gates,
+                            const py::array& cells, const py::array& cell_out, const std::string& cell,
+                            const py::object& peephole, const py::object& clamps,
+                            const py::object& batch_sizes) {
+  dispatch_cell(cell, [&](auto kind) {
+    using Kind = decltype(kind);
+    constexpr Index K = Kind::template type<float>::kGates;
+    Index P = 0;
+    const Dims d = projected_dims_of(x, whr, P);
+    if (y.ndim() != 3 || y_offset < 0 || y_offset + P > y.shape(2))
+      throw py::value_error("y must be (T, B, width) with offset + proj_size <= width");
+    const Index width = y.shape(2);
+    const auto shape = shape_of(d, reverse, batch_sizes);
+    dispatch(x, [&](auto zero) {
+      using Scalar = decltype(zero);
+      const Weights<Scalar> w(wi, wh, bi, bh, d, K, P);
+      const auto options = checked_options<Scalar>(cell, peephole, py::none(), clamps, d);
+      const auto* xp = checked<Scalar>(x, "x", {d.steps, d.batch, d.input}, false);
+      const auto* hrp = checked<Scalar>(whr, "weight_hr", {P, d.hidden}, false);
+      const auto* h0p = checked<Scalar>(h0, "h0", {d.batch, P}, false);
+      const auto* c0p = checked<Scalar>(c0, "c0", {d.batch, d.hidden}, false);
+      auto* yp = checked<Scalar>(y, "y", {d.steps, d.batch, width}, true);
+      auto* gp = checked<Scalar>(gates, "gates", {d.steps, d.batch, K * d.hidden}, true);
+      auto* cp = checked<Scalar>(cells, "cells", {d.steps, d.batch, d.hidden}, true);
+      auto* rp = checked<Scalar>(cell_out, "cell_out", {d.steps, d.batch, d.hidden}, true);
+      py::gil_scoped_release release;
+      lstmcore::projected_lstm_forward<Scalar, Kind::template type>(
+          shape, P, xp, w.w, hrp, options, h0p, c0p, {yp + y_offset, width}, gp, cp, rp);
+    });
+  });
+}
+
+void projected_lstm_backward(const py::array& x, const py::array& wi, const py::array& wh,
+                             const py::array& bi, const py::array& bh, const py::array& whr,
+                             const py::array& h0, const py::array& c0, bool reverse,
+                             const py::array& y, Index y_offset, const py::array& gates,
+                             const py::array& cells, const py::array& cell_out, const py::array& dy,
+                             const py::object& dh_n, const py::object& dc_n, const py::array& dx,
+                             const py::array& gwi, const py::array& gwh, const py::array& gbi,
+                             const py::array& gbh, const py::array& gwhr, const py::array& dh0,
+                             const py::array& dc0, const std::string& cell,
+                             const py::object& peephole, const py::object& peephole_grad,
+                             const py::object& clamps, const py::object& batch_sizes) {
+  dispatch_cell(cell, [&](auto kind) {
+    using Kind = decltype(kind);
+    constexpr Index K = Kind::template type<float>::kGates;
+    Index P = 0;
+    const Dims d = projected_dims_of(x, whr, P);
+    if (y.ndim() != 3 || y_offset < 0 || y_offset + P > y.shape(2))
+      throw py::value_error("y must be (T, B, width) with offset + proj_size <= width");
+    const Index width = y.shape(2);
+    const auto shape = shape_of(d, reverse, batch_sizes);
+    dispatch(x, [&](auto zero) {
+      using Scalar = decltype(zero);
+      const Weights<Scalar> w(wi, wh, bi, bh, d, K, P);
+      const auto options = checked_options<Scalar>(cell, peephole, peephole_grad, clamps, d);
+      const auto grads = checked_grads<Scalar>(gwi, gwh, gbi, gbh, d, K, P);
+      const auto* xp = checked<Scalar>(x, "x", {d.steps, d.batch, d.input}, false);
+      const auto* hrp = checked<Scalar>(whr, "weight_hr", {P, d.hidden}, false);
+      auto* ghrp = checked<Scalar>(gwhr, "grad weight_hr", {P, d.hidden}, true);
+      const auto* h0p = checked<Scalar>(h0, "h0", {d.batch, P}, false);
+      const auto* c0p = checked<Scalar>(c0, "c0", {d.batch, d.hidden}, false);
+      const auto* yp = checked<Scalar>(y, "y", {d.steps, d.batch, width}, false);
+      const auto* gp = checked<Scalar>(gates, "gates", {d.steps, d.batch, K * d.hidden}, false);
+      const auto* cp = checked<Scalar>(cells, "cells", {d.steps, d.batch, d.hidden}, false);
+      const auto* rp = checked<Scalar>(cell_out, "cell_out", {d.steps, d.batch, d.hidden}, false);
+      const auto* dyp = checked<Scalar>(dy, "dy", {d.steps, d.batch, width}, false);
+      const Scalar* dhn = dh_n.is_none() ? nullptr : checked<Scalar>(py::cast<py::array>(dh_n), "dh_n", {d.batch, P}, false);
+      const Scalar* dcn = optional_state<Scalar>(dc_n, "dc_n", d);
+      auto* dxp = checked<Scalar>(dx, "dx", {d.steps, d.batch, d.input}, true);
+      auto* dh0p = checked<Scalar>(dh0, "dh0", {d.batch, P}, true);
+      auto* dc0p = checked<Scalar>(dc0, "dc0", {d.batch, d.hidden}, true);
+      py::gil_scoped_release release;
+      lstmcore::projected_lstm_backward<Scalar, Kind::template type>(
+          shape, P, xp, w.w, hrp, options, h0p, c0p, {yp + y_offset, width}, gp, cp, rp,
+          {dyp + y_offset, width}, dhn, dcn, dxp, grads, ghrp, dh0p, dc0p);
+    });
+  });
+}
+
 void gru_forward(const py::array& x, const py::array& wi, const py::array& wh,
                  const py::array& bi, const py::array& bh, const py::array& h0, bool reverse,
                  const py::array& y, Index y_offset, const py::array& gates,
@@ -329,6 +425,16 @@ PYBIND11_MODULE(_core, m) {
         "peephole"_a = py::none(), "grad_peephole"_a = py::none(),
         "clamps"_a = py::none(),
         "batch_sizes"_a = py::none());
+  m.def("projected_lstm_forward", &projected_lstm_forward, "x"_a, "weight_ih"_a, "weight_hh"_a,
+        "bias_ih"_a, "bias_hh"_a, "weight_hr"_a, "h0"_a, "c0"_a, "reverse"_a, "y"_a, "y_offset"_a,
+        "gates"_a, "cells"_a, "cell_out"_a, py::kw_only(), "cell"_a = "plain", "peephole"_a = py::none(),
+        "clamps"_a = py::none(), "batch_sizes"_a = py::none());
+  m.def("projected_lstm_backward", &projected_lstm_backward, "x"_a, "weight_ih"_a, "weight_hh"_a,
+        "bias_ih"_a, "bias_hh"_a, "weight_hr"_a, "h0"_a, "c0"_a, "reverse"_a, "y"_a, "y_offset"_a,
+        "gates"_a, "cells"_a, "cell_out"_a, "dy"_a, "dh_n"_a, "dc_n"_a, "dx"_a, "grad_weight_ih"_a,
+        "grad_weight_hh"_a, "grad_bias_ih"_a, "grad_bias_hh"_a, "grad_weight_hr"_a, "dh0"_a, "dc0"_a,
+        py::kw_only(), "cell"_a = "plain", "peephole"_a = py::none(), "grad_peephole"_a = py::none(),
+        "clamps"_a = py::none(), "batch_sizes"_a = py::none());
   m.def("gru_forward", &gru_forward, "x"_a, "weight_ih"_a, "weight_hh"_a, "bias_ih"_a,
         "bias_hh"_a, "h0"_a, "reverse"_a, "y"_a, "y_offset"_a, "gates"_a, py::kw_only(),
         "batch_sizes"_a = py::none());

@@ -27,6 +27,8 @@ class LSTM(_GatedRecurrent):
     - ``coupled=True``: forget gate 1 - i; the weights hold 3 gate blocks i, g, o.
     - ``forget_bias=b``: ``bias_ih`` forget rows start at b and ``bias_hh`` forget rows at 0
       (so the forget gate starts near sigmoid(b)); None keeps PyTorch's initialisation.
+    - ``proj_size=P``: PyTorch's projected LSTM, h = (o * tanh(c)) W_hr^T with
+      ``weight_hr_l{k}`` (P, H); ``weight_hh`` is (4H, P), h states (L*D, B, P).
     - ``dropout=p``: dropout on the input of every layer but the first, in training.
     """
 
@@ -46,6 +48,7 @@ class LSTM(_GatedRecurrent):
         peephole=False,
         coupled=False,
         forget_bias=None,
+        proj_size=0,
     ):
         super().__init__(
             input_size,
@@ -57,6 +60,11 @@ class LSTM(_GatedRecurrent):
             seed=seed,
             dropout=dropout,
         )
+        if isinstance(proj_size, bool) or not isinstance(proj_size, numbers.Integral):
+            raise TypeError(f"expected proj_size as an int, got {type(proj_size).__name__}")
+        if not 0 <= proj_size < self.hidden_size:
+            raise ValueError(f"expected proj_size in [0, hidden_size) = [0, {self.hidden_size}), got {proj_size}")
+        self.proj_size = int(proj_size)
         self.peephole = bool(peephole)
         self.coupled = bool(coupled)
         if forget_bias is not None:
@@ -80,21 +88,32 @@ class LSTM(_GatedRecurrent):
         """The core's cell kind: 'plain', 'peephole' or 'coupled'."""
         return "peephole" if self.peephole else ("coupled" if self.coupled else "plain")
 
+    @property
+    def output_size(self):
+        return self.proj_size or self.hidden_size
+
+    def _state_sizes(self):
+        return (self.output_size, self.hidden_size)
+
     def _gate_blocks(self):
         return 3 if self.coupled else 4
 
     def _param_kinds(self):
         kinds = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        kinds += ("weight_hr",) if self.proj_size else ()
         return kinds + ("weight_peephole",) if self.peephole else kinds
 
     def _kind_shapes(self, layer_input):
         shapes = super()._kind_shapes(layer_input)
         shapes["weight_peephole"] = (3, self.hidden_size)
+        shapes["weight_hr"] = (self.proj_size, self.hidden_size)
         return shapes
 
     def get_config(self):
         config = super().get_config()
-        config.update(peephole=self.peephole, coupled=self.coupled, forget_bias=self.forget_bias)
+        config.update(
+            peephole=self.peephole, coupled=self.coupled, forget_bias=self.forget_bias, proj_size=self.proj_size
+        )
         return config
 
     def _init_params(self):
@@ -151,7 +170,7 @@ class LSTM(_GatedRecurrent):
 
     def _named_gates(self, core_tape):
         """Trace names -> (T, B, H) views of one run's tape: gates, and cell state."""
-        gates, cells = core_tape
+        gates, cells = core_tape[:2]
         hidden = self.hidden_size
         blocks = ("input", "candidate", "output") if self.coupled else GATE_NAMES
         named = {name: gates[:, :, k * hidden : (k + 1) * hidden] for k, name in enumerate(blocks)}
@@ -173,6 +192,26 @@ class LSTM(_GatedRecurrent):
         steps, batch, _ = x.shape
         gates = np.empty((steps, batch, self._gate_blocks() * self.hidden_size), self.dtype)
         cells = np.empty((steps, batch, self.hidden_size), self.dtype)
+        if self.proj_size:
+            cell_out = np.empty((steps, batch, self.hidden_size), self.dtype)
+            _core.projected_lstm_forward(
+                x,
+                weights["weight_ih"],
+                weights["weight_hh"],
+                weights["bias_ih"],
+                weights["bias_hh"],
+                weights["weight_hr"],
+                *initial,
+                reverse,
+                y,
+                offset,
+                gates,
+                cells,
+                cell_out,
+                batch_sizes=batch_sizes,
+                **self._core_options(weights, clamps),
+            )
+            return gates, cells, cell_out
         _core.lstm_forward(
             x,
             weights["weight_ih"],
@@ -192,6 +231,34 @@ class LSTM(_GatedRecurrent):
 
     def _core_backward(self, run, reverse, dy, dx, batch_sizes, weights, initial, d_final, grads, d_initial, clamps):
         dh_n, dc_n = (None, None) if d_final is None else d_final
+        if self.proj_size:
+            _core.projected_lstm_backward(
+                run.x,
+                weights["weight_ih"],
+                weights["weight_hh"],
+                weights["bias_ih"],
+                weights["bias_hh"],
+                weights["weight_hr"],
+                *initial,
+                reverse,
+                run.y,
+                run.offset,
+                *run.tape,
+                dy,
+                dh_n,
+                dc_n,
+                dx,
+                grads["weight_ih"],
+                grads["weight_hh"],
+                grads["bias_ih"],
+                grads["bias_hh"],
+                grads["weight_hr"],
+                *d_initial,
+                grad_peephole=grads.get("weight_peephole"),
+                batch_sizes=batch_sizes,
+                **self._core_options(weights, clamps),
+            )
+            return
         _core.lstm_backward(
             run.x,
             weights["weight_ih"],

@@ -98,6 +98,15 @@ class _GatedRecurrent:
     def num_directions(self):
         return 2 if self.bidirectional else 1
 
+    @property
+    def output_size(self):
+        """Features of h per direction (the LSTM's proj_size when set, else hidden_size)."""
+        return self.hidden_size
+
+    def _state_sizes(self):
+        """Features of each state kind, in _state_names order."""
+        return (self.output_size,)
+
     def _direction_suffix(self, layer, direction):
         return f"_l{layer}" + ("_reverse" if direction == 1 else "")
 
@@ -111,7 +120,7 @@ class _GatedRecurrent:
     def _param_shapes(self):
         shapes = {}
         for layer in range(self.num_layers):
-            layer_input = self.input_size if layer == 0 else self.num_directions * self.hidden_size
+            layer_input = self.input_size if layer == 0 else self.num_directions * self.output_size
             for direction in range(self.num_directions):
                 kind_shapes = self._kind_shapes(layer_input)
                 for kind, name in zip(self._param_kinds(), self._param_names(layer, direction)):
@@ -122,7 +131,7 @@ class _GatedRecurrent:
         rows = self._gate_blocks() * self.hidden_size
         return {
             "weight_ih": (rows, layer_input),
-            "weight_hh": (rows, self.hidden_size),
+            "weight_hh": (rows, self.output_size),
             "bias_ih": (rows,),
             "bias_hh": (rows,),
         }
@@ -205,17 +214,17 @@ class _GatedRecurrent:
             raise ValueError(f"expected a non-empty sequence and batch, got x of shape {shape_text(x.shape)}")
         return np.ascontiguousarray(x, dtype=self.dtype)
 
-    def _state_shape(self, batch):
-        return (self.num_layers * self.num_directions, batch, self.hidden_size)
+    def _state_shapes(self, batch):
+        """Per state kind: (L*D, B, features)."""
+        return [(self.num_layers * self.num_directions, batch, size) for size in self._state_sizes()]
 
     def _state_parts(self, state, batch, name):
         """A user state (or its gradient) as a list of (L*D, B, H) arrays, one per kind."""
-        shape = self._state_shape(batch)
         if state is None:
             return None
         parts = self._unpack_state(state, name)
         checked = []
-        for part, kind in zip(parts, self._state_names):
+        for part, kind, shape in zip(parts, self._state_names, self._state_shapes(batch)):
             part = as_numeric_array(part, f"{name} {kind}")
             if part.shape != shape:
                 raise ValueError(
@@ -272,14 +281,14 @@ class _GatedRecurrent:
         weights, shapes = self._checked_params()
         initial = self._state_parts(state, batch, "state")
         if initial is None:
-            initial = [np.zeros(self._state_shape(batch), self.dtype) for _ in self._state_names]
+            initial = [np.zeros(shape, self.dtype) for shape in self._state_shapes(batch)]
         clamps = self._checked_ablation(ablate)
         packing = None
         if lengths is not None:
             packing = Packing(checked_lengths(lengths, batch, steps), steps)
             x = packing.sort(x)
             initial = [packing.sort(part) for part in initial]
-        hidden, directions = self.hidden_size, self.num_directions
+        width, directions = self.output_size, self.num_directions
         layer_input, inputs, masks, runs = x, [], [], []
         for layer in range(self.num_layers):
             mask = None
@@ -289,7 +298,7 @@ class _GatedRecurrent:
                 layer_input = layer_input * mask
             inputs.append(layer_input)
             masks.append(mask)
-            y = np.empty((steps, batch, directions * hidden), self.dtype)
+            y = np.empty((steps, batch, directions * width), self.dtype)
             for direction in range(directions):
                 index = layer * directions + direction
                 runs.append(
@@ -313,13 +322,13 @@ class _GatedRecurrent:
         return self._user_layout(output), self._pack_state(final), tape
 
     def _run_direction(self, x, weights, initial, direction, y, packing, clamps):
-        hidden = self.hidden_size
-        offset = direction * hidden
+        width = self.output_size
+        offset = direction * width
         if packing is not None and direction == 1:
             x_run = reverse_within(x, packing.lengths)
-            y_run = np.empty((x.shape[0], x.shape[1], hidden), self.dtype)
+            y_run = np.empty((x.shape[0], x.shape[1], width), self.dtype)
             tape = self._core_forward(x_run, weights, initial, False, y_run, 0, packing.batch_sizes, clamps)
-            y[:, :, offset : offset + hidden] = reverse_within(y_run, packing.lengths)
+            y[:, :, offset : offset + width] = reverse_within(y_run, packing.lengths)
             return _DirectionRun(x_run, y_run, 0, tape, True)
         sizes = None if packing is None else packing.batch_sizes
         tape = self._core_forward(x, weights, initial, direction == 1, y, offset, sizes, clamps)
@@ -352,8 +361,8 @@ class _GatedRecurrent:
         if packing is not None:
             d_output = packing.sort(d_output)
             d_final = None if d_final is None else [packing.sort(part) for part in d_final]
-        d_initial = [np.empty(self._state_shape(batch), self.dtype) for _ in self._state_names]
-        hidden, directions = self.hidden_size, self.num_directions
+        d_initial = [np.empty(shape, self.dtype) for shape in self._state_shapes(batch)]
+        width, directions = self.output_size, self.num_directions
         for layer in reversed(range(self.num_layers)):
             d_input = np.zeros_like(tape.inputs[layer])
             for direction in range(directions):
@@ -368,8 +377,8 @@ class _GatedRecurrent:
                     tape.clamps[index],
                 )
                 if run.reversed_in_time:
-                    offset = direction * hidden
-                    dy_run = reverse_within(d_output[:, :, offset : offset + hidden], packing.lengths)
+                    offset = direction * width
+                    dy_run = reverse_within(d_output[:, :, offset : offset + width], packing.lengths)
                     dx_run = np.zeros_like(run.x)
                     self._core_backward(run, False, dy_run, dx_run, packing.batch_sizes, *args)
                     d_input += reverse_within(dx_run, packing.lengths)
@@ -386,7 +395,7 @@ class _GatedRecurrent:
 
     def _final_state(self, runs, packing):
         """Per state kind, (L*D, B, H): each direction's state at its last processed step."""
-        hidden = self.hidden_size
+        width = self.output_size
         finals = [[] for _ in self._state_names]
         for index, run in enumerate(runs):
             direction = index % self.num_directions
@@ -395,7 +404,7 @@ class _GatedRecurrent:
             else:
                 last = np.full(run.y.shape[1], 0 if direction == 1 else run.y.shape[0] - 1)
             rows = np.arange(run.y.shape[1])
-            states = [run.y[:, :, run.offset : run.offset + hidden]] + self._tape_states(run.tape)
+            states = [run.y[:, :, run.offset : run.offset + width]] + self._tape_states(run.tape)
             for kind, source in enumerate(states):
                 finals[kind].append(source[last, rows])
         return [np.stack(parts) for parts in finals]

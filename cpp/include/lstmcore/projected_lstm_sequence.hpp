@@ -1,0 +1,225 @@
+// The projected LSTM (Sak et al. 2014; PyTorch's proj_size), one layer and one direction.
+//
+// The cell (any of lstm_sequence.hpp's cells) runs on H units, but the state it passes
+// on is projected to P < H features:
+//   r_t = o * tanh(c_t)                    (B, H)   the cell's own output
+//   h_t = r_t W_hr^T                       (B, P)   W_hr (P, H)
+//   a_t = x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh,   W_hh (K*H, P)
+//
+// As lstm_sequence.hpp, plus a second product per step: threads own a slice of the H
+// units for the gates and a slice of the P features for the projection, so a step has
+// two barriers (the projection needs every unit's r_t, the next step every feature of
+// h_t). Backward mirrors it: dh_t's features, then r_t's units, then dh_{t-1}'s features.
+#pragma once
+
+#include <omp.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "lstmcore/lstm_options.hpp"
+#include "lstmcore/packed_product.hpp"
+#include "lstmcore/sequence.hpp"
+#include "lstmcore/threading.hpp"
+
+namespace lstmcore {
+
+// s.hidden is H; `proj` is P.
+// x (T*B, I); h0 (B, P); c0 (B, H); weight_hr (P, H)
+// y        (T*B, P), row stride y.stride: h_t (written)
+// gates    (T*B, K*H), cells (T*B, H), cell_out (T*B, H): tape, r_t = o * tanh(c_t) (written)
+template <typename Scalar, template <typename> class Cell>
+void projected_lstm_forward(const SequenceShape& s, Index proj, const Scalar* x,
+                            const GatedWeights<Scalar>& w, const Scalar* weight_hr,
+                            const LstmOptions<Scalar>& options, const Scalar* h0, const Scalar* c0,
+                            SequenceView<Scalar> y, Scalar* gates, Scalar* cells, Scalar* cell_out) {
+  constexpr Index K = Cell<Scalar>::kGates;
+  const Index B = s.batch, H = s.hidden, P = proj, I = s.input, G = K * H, rows = s.rows();
+  using Layout = PanelLayout<Scalar>;
+  const int threads = plan_threads(B, H, K);
+
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    const int thread = omp_get_thread_num();
+    const int team = omp_get_num_threads();
+    const Range units = split_range(H, thread, team, Layout::kWidth);
+    const Range features = split_range(P, thread, team, Layout::kWidth);
+    const Index n = units.size(), m = features.size();
+
+    const Index ih_size = Layout::size(n, I), hh_size = Layout::size(n, P);
+    PackedBuffer<Scalar> packed_ih(K * ih_size), packed_hh(K * hh_size), bias(K * n);
+    PackedBuffer<Scalar> packed_hr(Layout::size(m, H));
+    ProductWorkspace<Scalar> workspace;
+    for (Index gate = 0; gate < K && n > 0; ++gate) {
+      const Index row = gate * H + units.begin;
+      pack_rows_as_columns(w.weight_ih + row * I, I, n, I, packed_ih.data() + gate * ih_size);
+      pack_rows_as_columns(w.weight_hh + row * P, P, n, P, packed_hh.data() + gate * hh_size);
+      for (Index j = 0; j < n; ++j) bias[gate * n + j] = w.bias_ih[row + j] + w.bias_hh[row + j];
+    }
+    if (m > 0) pack_rows_as_columns(weight_hr + features.begin * H, H, m, H, packed_hr.data());
+    const Cell<Scalar> cell(options, units, H, bias.data());
+    if (n > 0) {
+      packed_products<Scalar>({x, I, 1}, rows, I, packed_ih.data(), ih_size, n,
+                              gates + units.begin, H, G, K, false, workspace);
+    }
+
+    for (Index step = 0; step < s.steps; ++step) {
+      const Index t = s.time_at(step);
+      const Index alive = s.active(t);
+      const Scalar* h_prev = step == 0 ? h0 : y.row(s.previous_time(t), B);
+      const Index h_prev_stride = step == 0 ? P : y.stride;
+      const Scalar* c_prev = step == 0 ? c0 : cells + s.previous_time(t) * B * H;
+      Scalar* gates_t = gates + t * B * G;
+      Scalar* c_t = cells + t * B * H;
+      Scalar* r_t = cell_out + t * B * H;
+      Scalar* h_t = y.row(t, B);
+      if (n > 0 && alive > 0) {
+        Scalar* h_tiles = workspace.a(Layout::tiles(alive) * Layout::kRows * P);
+        pack_tiles<Scalar>({h_prev, h_prev_stride, 1}, 0, alive, 0, P, h_tiles);
+        for (Index gate = 0; gate < K; ++gate) {
+          multiply_packed(h_tiles, alive, P, packed_hh.data() + gate * hh_size, n,
+                          gates_t + gate * H + units.begin, G, true);
+        }
+        for (Index b = 0; b < alive; ++b) {
+          cell.forward(gates_t + b * G + units.begin, c_prev + b * H + units.begin,
+                       c_t + b * H + units.begin, r_t + b * H + units.begin);
+        }
+      }
+      for (Index b = alive; b < B && n > 0; ++b) {
+        for (Index gate = 0; gate < K; ++gate) std::fill_n(gates_t + b * G + gate * H + units.begin, n, Scalar(0));
+        std::fill_n(c_t + b * H + units.begin, n, Scalar(0));
+        std::fill_n(r_t + b * H + units.begin, n, Scalar(0));
+      }
+#pragma omp barrier
+      if (m > 0 && alive > 0) {
+        Scalar* r_tiles = workspace.a(Layout::tiles(alive) * Layout::kRows * H);
+        pack_tiles<Scalar>({r_t, H, 1}, 0, alive, 0, H, r_tiles);
+        multiply_packed(r_tiles, alive, H, packed_hr.data(), m, h_t + features.begin, y.stride, false);
+      }
+      for (Index b = alive; b < B && m > 0; ++b) std::fill_n(h_t + b * y.stride + features.begin, m, Scalar(0));
+#pragma omp barrier
+    }
+  }
+}
+
+// Inputs as for projected_lstm_forward, plus dy (T*B, P) row stride dy.stride, dh_n (B, P)
+// and dc_n (B, H) or nullptr. Outputs: dx (T*B, I) and the weight gradients (grad_hr
+// (P, H) too) ADDED to; dh0 (B, P), dc0 (B, H) written.
+template <typename Scalar, template <typename> class Cell>
+void projected_lstm_backward(const SequenceShape& s, Index proj, const Scalar* x,
+                             const GatedWeights<Scalar>& w, const Scalar* weight_hr,
+                             const LstmOptions<Scalar>& options, const Scalar* h0, const Scalar* c0,
+                             SequenceView<const Scalar> y, const Scalar* gates, const Scalar* cells,
+                             const Scalar* cell_out, SequenceView<const Scalar> dy, const Scalar* dh_n,
+                             const Scalar* dc_n, Scalar* dx, const GatedGrads<Scalar>& grads,
+                             Scalar* grad_hr, Scalar* dh0, Scalar* dc0) {
+  constexpr Index K = Cell<Scalar>::kGates;
+  const Index B = s.batch, H = s.hidden, P = proj, I = s.input, G = K * H, rows = s.rows();
+  using Layout = PanelLayout<Scalar>;
+  // (T*B, K*H): gradient of the gate pre-activations; (T*B, P): the total gradient of
+  // h_t (from above and from step t+1), both kept for the weight GEMMs; (B, H): dr_t.
+  std::vector<Scalar> d_gates_buffer(static_cast<size_t>(rows * G));
+  std::vector<Scalar> d_hidden_buffer(static_cast<size_t>(rows * P));
+  std::vector<Scalar> d_cell_out_buffer(static_cast<size_t>(B * H));
+  Scalar* d_gates = d_gates_buffer.data();
+  Scalar* d_hidden = d_hidden_buffer.data();
+  Scalar* d_cell_out = d_cell_out_buffer.data();
+  // dh0 (B, P) and dc0 (B, H) double as the running gradients of h_t and c_t.
+  auto dh = view(dh0, B, P, P);
+  auto dc = view(dc0, B, H, H);
+  if (dh_n) dh = view(dh_n, B, P, P); else dh.setZero();
+  if (dc_n) dc = view(dc_n, B, H, H); else dc.setZero();
+  const int threads = plan_threads(B, H, K);
+
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    const int thread = omp_get_thread_num();
+    const int team = omp_get_num_threads();
+    const Range units = split_range(H, thread, team, Layout::kWidth);
+    const Range features = split_range(P, thread, team, Layout::kWidth);
+    const Index n = units.size(), m = features.size();
+    // dh_{t-1}[:, features] = da_t W_hh[:, features]; dr_t[:, units] = dh_t W_hr[:, units].
+    PackedBuffer<Scalar> packed_hh(Layout::size(m, G)), packed_hr(Layout::size(n, P));
+    if (m > 0) pack_columns(w.weight_hh + features.begin, P, m, G, packed_hh.data());
+    if (n > 0) pack_columns(weight_hr + units.begin, H, n, P, packed_hr.data());
+    const std::vector<Scalar> no_recurrent_gradient(static_cast<size_t>(n), Scalar(0));
+    ProductWorkspace<Scalar> workspace;
+    Cell<Scalar> cell(options, units, H, nullptr);
+    for (Index step = s.steps - 1; step >= 0; --step) {
+      const Index t = s.time_at(step);
+      const Index alive = s.active(t);
+      const Scalar* c_prev = step == 0 ? c0 : cells + s.previous_time(t) * B * H;
+      const Scalar* gates_t = gates + t * B * G;
+      const Scalar* c_t = cells + t * B * H;
+      Scalar* d_gates_t = d_gates + t * B * G;
+      Scalar* d_hidden_t = d_hidden + t * B * P;
+      for (Index b = 0; b < B && m > 0; ++b) {
+        Scalar* total = d_hidden_t + b * P + features.begin;
+        if (b >= alive) {
+          std::fill_n(total, m, Scalar(0));
+          continue;
+        }
+        const Scalar* from_above = dy.row(t, B) + b * dy.stride + features.begin;
+        const Scalar* from_later = dh0 + b * P + features.begin;
+        for (Index j = 0; j < m; ++j) total[j] = from_above[j] + from_later[j];
+      }
+#pragma omp barrier
+      if (n > 0 && alive > 0) {
+        packed_products<Scalar>({d_hidden_t, P, 1}, alive, P, packed_hr.data(), 0, n,
+                                d_cell_out + units.begin, 0, H, 1, false, workspace);
+        for (Index b = 0; b < alive; ++b) {
+          cell.backward(gates_t + b * G + units.begin, c_prev + b * H + units.begin,
+                        c_t + b * H + units.begin, d_cell_out + b * H + units.begin,
+                        no_recurrent_gradient.data(), dc0 + b * H + units.begin,
+                        d_gates_t + b * G + units.begin);
+        }
+      }
+      for (Index b = alive; b < B && n > 0; ++b) {
+        for (Index gate = 0; gate < K; ++gate) std::fill_n(d_gates_t + b * G + gate * H + units.begin, n, Scalar(0));
+      }
+#pragma omp barrier
+      if (m > 0 && alive > 0) {
+        packed_products<Scalar>({d_gates_t, G, 1}, alive, G, packed_hh.data(), 0, m,
+                                dh0 + features.begin, 0, P, 1, false, workspace);
+      }
+    }
+#pragma omp barrier
+
+    const Range gate_rows = split_range(G, thread, team, Layout::kRows);
+    if (gate_rows.size() > 0) {
+      const Index r0 = gate_rows.begin, nr = gate_rows.size();
+      strided_product<Scalar>({d_gates + r0, 1, G}, {x, 1, I}, nr, rows, I,
+                              grads.weight_ih + r0 * I, I, true, workspace);
+      const Index first = s.time_at(0);
+      strided_product<Scalar>({d_gates + first * B * G + r0, 1, G}, {h0, 1, P}, nr, B, P,
+                              grads.weight_hh + r0 * P, P, true, workspace);
+      if (s.steps > 1) {
+        const Index later_rows = (s.steps - 1) * B;
+        const Index d_start = s.reverse ? 0 : B;
+        const Index h_start = s.reverse ? B : 0;
+        strided_product<Scalar>({d_gates + d_start * G + r0, 1, G},
+                                {y.data + h_start * y.stride, 1, y.stride}, nr, later_rows, P,
+                                grads.weight_hh + r0 * P, P, true, workspace);
+      }
+      const auto bias_grad =
+          view(static_cast<const Scalar*>(d_gates), rows, G, G).middleCols(r0, nr).colwise().sum().eval();
+      for (Index j = 0; j < nr; ++j) {
+        grads.bias_ih[r0 + j] += bias_grad(j);
+        grads.bias_hh[r0 + j] += bias_grad(j);
+      }
+    }
+    // dW_hr += dh^T r over all steps.
+    const Range proj_rows = split_range(P, thread, team, Layout::kRows);
+    if (proj_rows.size() > 0) {
+      strided_product<Scalar>({d_hidden + proj_rows.begin, 1, P}, {cell_out, 1, H}, proj_rows.size(),
+                              rows, H, grad_hr + proj_rows.begin * H, H, true, workspace);
+    }
+    const Range rows_mine = split_range(rows, thread, team, Layout::kRows);
+    if (rows_mine.size() > 0) {
+      strided_product<Scalar>({d_gates + rows_mine.begin * G, G, 1}, {w.weight_ih, 1, I},
+                              rows_mine.size(), G, I, dx + rows_mine.begin * I, I, true, workspace);
+    }
+  }
+}
+
+}  // namespace lstmcore
