@@ -180,11 +180,38 @@ lstmcore::LstmOptions<Scalar> checked_options(const std::string& cell, const py:
   return options;
 }
 
+// Recurrent dropout's (B, H) mask and zoneout's (T, B, H) masks or rate, with the
+// (T, B, H) tape of cell updates zoneout needs (written by forward, read by backward).
+template <typename Scalar>
+void add_regularizers(lstmcore::LstmOptions<Scalar>& options, const py::object& recurrent_mask,
+                      const py::object& zoneout_h, const py::object& zoneout_c, double zoneout_rate,
+                      const py::object& cell_updates, const Dims& d, bool forward) {
+  if (!recurrent_mask.is_none())
+    options.recurrent_mask =
+        checked<Scalar>(py::cast<py::array>(recurrent_mask), "recurrent_mask", {d.batch, d.hidden}, false);
+  if (zoneout_h.is_none() != zoneout_c.is_none())
+    throw py::value_error("zoneout needs both masks, zoneout_h and zoneout_c, or neither");
+  if (!(zoneout_rate >= 0.0 && zoneout_rate < 1.0)) throw py::value_error("zoneout_rate must be in [0, 1)");
+  if (!zoneout_h.is_none()) {
+    options.zoneout_h = checked<Scalar>(py::cast<py::array>(zoneout_h), "zoneout_h", {d.steps, d.batch, d.hidden}, false);
+    options.zoneout_c = checked<Scalar>(py::cast<py::array>(zoneout_c), "zoneout_c", {d.steps, d.batch, d.hidden}, false);
+  } else {
+    options.zoneout_rate = static_cast<Scalar>(zoneout_rate);
+  }
+  if (options.zoneout()) {
+    if (cell_updates.is_none()) throw py::value_error("zoneout needs the cell_updates tape");
+    options.cell_updates =
+        checked<Scalar>(py::cast<py::array>(cell_updates), "cell_updates", {d.steps, d.batch, d.hidden}, forward);
+  }
+}
+
 void lstm_forward(const py::array& x, const py::array& wi, const py::array& wh,
                   const py::array& bi, const py::array& bh, const py::array& h0,
                   const py::array& c0, bool reverse, const py::array& y, Index y_offset,
                   const py::array& gates, const py::array& cells, const std::string& cell,
-                  const py::object& peephole, const py::object& clamps, const py::object& batch_sizes) {
+                  const py::object& peephole, const py::object& clamps, const py::object& batch_sizes,
+                  const py::object& recurrent_mask, const py::object& zoneout_h,
+                  const py::object& zoneout_c, double zoneout_rate, const py::object& cell_updates) {
   dispatch_cell(cell, [&](auto kind) {
     using Kind = decltype(kind);
     constexpr Index K = Kind::template type<float>::kGates;
@@ -194,7 +221,8 @@ void lstm_forward(const py::array& x, const py::array& wi, const py::array& wh,
     dispatch(x, [&](auto zero) {
       using Scalar = decltype(zero);
       const Weights<Scalar> w(wi, wh, bi, bh, d, K);
-      const auto options = checked_options<Scalar>(cell, peephole, py::none(), clamps, d);
+      auto options = checked_options<Scalar>(cell, peephole, py::none(), clamps, d);
+      add_regularizers<Scalar>(options, recurrent_mask, zoneout_h, zoneout_c, zoneout_rate, cell_updates, d, true);
       const auto* xp = checked<Scalar>(x, "x", {d.steps, d.batch, d.input}, false);
       const auto* h0p = checked<Scalar>(h0, "h0", {d.batch, d.hidden}, false);
       const auto* c0p = checked<Scalar>(c0, "c0", {d.batch, d.hidden}, false);
@@ -217,7 +245,9 @@ void lstm_backward(const py::array& x, const py::array& wi, const py::array& wh,
                    const py::array& gbh, const py::array& dh0, const py::array& dc0,
                    const std::string& cell, const py::object& peephole,
                    const py::object& peephole_grad, const py::object& clamps,
-                   const py::object& batch_sizes) {
+                   const py::object& batch_sizes, const py::object& recurrent_mask,
+                   const py::object& zoneout_h, const py::object& zoneout_c, double zoneout_rate,
+                   const py::object& cell_updates) {
   dispatch_cell(cell, [&](auto kind) {
     using Kind = decltype(kind);
     constexpr Index K = Kind::template type<float>::kGates;
@@ -227,7 +257,8 @@ void lstm_backward(const py::array& x, const py::array& wi, const py::array& wh,
     dispatch(x, [&](auto zero) {
       using Scalar = decltype(zero);
       const Weights<Scalar> w(wi, wh, bi, bh, d, K);
-      const auto options = checked_options<Scalar>(cell, peephole, peephole_grad, clamps, d);
+      auto options = checked_options<Scalar>(cell, peephole, peephole_grad, clamps, d);
+      add_regularizers<Scalar>(options, recurrent_mask, zoneout_h, zoneout_c, zoneout_rate, cell_updates, d, false);
       const auto grads = checked_grads<Scalar>(gwi, gwh, gbi, gbh, d, K);
       const auto* xp = checked<Scalar>(x, "x", {d.steps, d.batch, d.input}, false);
       const auto* h0p = checked<Scalar>(h0, "h0", {d.batch, d.hidden}, false);
@@ -417,14 +448,15 @@ PYBIND11_MODULE(_core, m) {
   m.def("lstm_forward", &lstm_forward, "x"_a, "weight_ih"_a, "weight_hh"_a, "bias_ih"_a,
         "bias_hh"_a, "h0"_a, "c0"_a, "reverse"_a, "y"_a, "y_offset"_a, "gates"_a, "cells"_a,
         py::kw_only(), "cell"_a = "plain", "peephole"_a = py::none(), "clamps"_a = py::none(),
-        "batch_sizes"_a = py::none());
+        "batch_sizes"_a = py::none(), "recurrent_mask"_a = py::none(), "zoneout_h"_a = py::none(),
+        "zoneout_c"_a = py::none(), "zoneout_rate"_a = 0.0, "cell_updates"_a = py::none());
   m.def("lstm_backward", &lstm_backward, "x"_a, "weight_ih"_a, "weight_hh"_a, "bias_ih"_a,
         "bias_hh"_a, "h0"_a, "c0"_a, "reverse"_a, "y"_a, "y_offset"_a, "gates"_a, "cells"_a,
         "dy"_a, "dh_n"_a, "dc_n"_a, "dx"_a, "grad_weight_ih"_a, "grad_weight_hh"_a,
         "grad_bias_ih"_a, "grad_bias_hh"_a, "dh0"_a, "dc0"_a, py::kw_only(), "cell"_a = "plain",
-        "peephole"_a = py::none(), "grad_peephole"_a = py::none(),
-        "clamps"_a = py::none(),
-        "batch_sizes"_a = py::none());
+        "peephole"_a = py::none(), "grad_peephole"_a = py::none(), "clamps"_a = py::none(),
+        "batch_sizes"_a = py::none(), "recurrent_mask"_a = py::none(), "zoneout_h"_a = py::none(),
+        "zoneout_c"_a = py::none(), "zoneout_rate"_a = 0.0, "cell_updates"_a = py::none());
   m.def("projected_lstm_forward", &projected_lstm_forward, "x"_a, "weight_ih"_a, "weight_hh"_a,
         "bias_ih"_a, "bias_hh"_a, "weight_hr"_a, "h0"_a, "c0"_a, "reverse"_a, "y"_a, "y_offset"_a,
         "gates"_a, "cells"_a, "cell_out"_a, py::kw_only(), "cell"_a = "plain", "peephole"_a = py::none(),

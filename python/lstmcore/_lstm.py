@@ -8,7 +8,7 @@ import numpy as np
 
 from lstmcore import _core
 from lstmcore._checks import as_numeric_array, shape_text
-from lstmcore._recurrent import _GatedRecurrent
+from lstmcore._recurrent import _GatedRecurrent, check_probability
 
 # Gates a user can trace or clamp, in the order the core's clamps take them.
 GATE_NAMES = ("input", "forget", "candidate", "output")
@@ -30,6 +30,11 @@ class LSTM(_GatedRecurrent):
     - ``proj_size=P``: PyTorch's projected LSTM, h = (o * tanh(c)) W_hr^T with
       ``weight_hr_l{k}`` (P, H); ``weight_hh`` is (4H, P), h states (L*D, B, P).
     - ``dropout=p``: dropout on the input of every layer but the first, in training.
+    - ``recurrent_dropout=p``: one dropout mask per sequence on h_{t-1} where it enters
+      the recurrent product (variational dropout), in training.
+    - ``zoneout=p``: each unit keeps its previous h and c with probability p (masks per
+      step) in training, and with weight p (the expectation) at inference.
+    Dropout and zoneout masks come from a generator seeded by ``seed``.
     """
 
     _state_names = ("h", "c")
@@ -49,6 +54,8 @@ class LSTM(_GatedRecurrent):
         coupled=False,
         forget_bias=None,
         proj_size=0,
+        recurrent_dropout=0.0,
+        zoneout=0.0,
     ):
         super().__init__(
             input_size,
@@ -65,6 +72,10 @@ class LSTM(_GatedRecurrent):
         if not 0 <= proj_size < self.hidden_size:
             raise ValueError(f"expected proj_size in [0, hidden_size) = [0, {self.hidden_size}), got {proj_size}")
         self.proj_size = int(proj_size)
+        self.recurrent_dropout = check_probability(recurrent_dropout, "recurrent_dropout")
+        self.zoneout = check_probability(zoneout, "zoneout")
+        if self.proj_size and (self.recurrent_dropout or self.zoneout):
+            raise ValueError("recurrent_dropout and zoneout are not supported with proj_size")
         self.peephole = bool(peephole)
         self.coupled = bool(coupled)
         if forget_bias is not None:
@@ -112,7 +123,12 @@ class LSTM(_GatedRecurrent):
     def get_config(self):
         config = super().get_config()
         config.update(
-            peephole=self.peephole, coupled=self.coupled, forget_bias=self.forget_bias, proj_size=self.proj_size
+            peephole=self.peephole,
+            coupled=self.coupled,
+            forget_bias=self.forget_bias,
+            proj_size=self.proj_size,
+            recurrent_dropout=self.recurrent_dropout,
+            zoneout=self.zoneout,
         )
         return config
 
@@ -132,7 +148,7 @@ class LSTM(_GatedRecurrent):
         return tuple(parts)
 
     def _tape_states(self, core_tape):
-        return [core_tape[1]]
+        return [core_tape["cells"]]
 
     # ----------------------------------------------------------------- gates
 
@@ -170,7 +186,7 @@ class LSTM(_GatedRecurrent):
 
     def _named_gates(self, core_tape):
         """Trace names -> (T, B, H) views of one run's tape: gates, and cell state."""
-        gates, cells = core_tape[:2]
+        gates, cells = core_tape["gates"], core_tape["cells"]
         hidden = self.hidden_size
         blocks = ("input", "candidate", "output") if self.coupled else GATE_NAMES
         named = {name: gates[:, :, k * hidden : (k + 1) * hidden] for k, name in enumerate(blocks)}
@@ -181,105 +197,67 @@ class LSTM(_GatedRecurrent):
 
     # ----------------------------------------------------------------- core calls
 
-    def _core_options(self, weights, clamps):
-        return {
-            "cell": self.cell,
-            "peephole": weights.get("weight_peephole"),
-            "clamps": clamps,
-        }
+    def _regularizers(self, steps, batch, training):
+        """This run's recurrent dropout mask and zoneout masks (training) or rate (inference)."""
+        hidden, rng = self.hidden_size, self._dropout_rng
+        found = {"recurrent_mask": None, "zoneout_h": None, "zoneout_c": None, "zoneout_rate": 0.0}
+        if training and self.recurrent_dropout > 0:
+            keep = 1.0 - self.recurrent_dropout
+            found["recurrent_mask"] = (rng.random((batch, hidden)) < keep).astype(self.dtype) / self.dtype.type(keep)
+        if self.zoneout > 0 and training:
+            # 1 where a unit keeps its previous state this step.
+            found["zoneout_h"] = (rng.random((steps, batch, hidden)) < self.zoneout).astype(self.dtype)
+            found["zoneout_c"] = (rng.random((steps, batch, hidden)) < self.zoneout).astype(self.dtype)
+        elif self.zoneout > 0:
+            found["zoneout_rate"] = self.zoneout
+        return found
 
-    def _core_forward(self, x, weights, initial, reverse, y, offset, batch_sizes, clamps):
+    def _core_options(self, weights, clamps, tape):
+        options = {"cell": self.cell, "peephole": weights.get("weight_peephole"), "clamps": clamps}
+        if not self.proj_size:
+            options.update(tape["regularizers"], cell_updates=tape.get("cell_updates"))
+        return options
+
+    def _core_forward(self, x, weights, initial, reverse, y, offset, batch_sizes, clamps, training):
         steps, batch, _ = x.shape
-        gates = np.empty((steps, batch, self._gate_blocks() * self.hidden_size), self.dtype)
-        cells = np.empty((steps, batch, self.hidden_size), self.dtype)
+        hidden = self.hidden_size
+        tape = {
+            "gates": np.empty((steps, batch, self._gate_blocks() * hidden), self.dtype),
+            "cells": np.empty((steps, batch, hidden), self.dtype),
+            "regularizers": self._regularizers(steps, batch, training),
+        }
+        if self.zoneout > 0:
+            tape["cell_updates"] = np.empty((steps, batch, hidden), self.dtype)
+        common = [weights["weight_ih"], weights["weight_hh"], weights["bias_ih"], weights["bias_hh"]]
+        options = self._core_options(weights, clamps, tape)
         if self.proj_size:
-            cell_out = np.empty((steps, batch, self.hidden_size), self.dtype)
+            tape["cell_out"] = np.empty((steps, batch, hidden), self.dtype)
             _core.projected_lstm_forward(
-                x,
-                weights["weight_ih"],
-                weights["weight_hh"],
-                weights["bias_ih"],
-                weights["bias_hh"],
-                weights["weight_hr"],
-                *initial,
-                reverse,
-                y,
-                offset,
-                gates,
-                cells,
-                cell_out,
-                batch_sizes=batch_sizes,
-                **self._core_options(weights, clamps),
-            )
-            return gates, cells, cell_out
-        _core.lstm_forward(
-            x,
-            weights["weight_ih"],
-            weights["weight_hh"],
-            weights["bias_ih"],
-            weights["bias_hh"],
-            *initial,
-            reverse,
-            y,
-            offset,
-            gates,
-            cells,
-            batch_sizes=batch_sizes,
-            **self._core_options(weights, clamps),
-        )
-        return gates, cells
+                x, *common, weights["weight_hr"], *initial, reverse, y, offset,
+                tape["gates"], tape["cells"], tape["cell_out"], batch_sizes=batch_sizes, **options,
+            )  # fmt: skip
+        else:
+            _core.lstm_forward(
+                x, *common, *initial, reverse, y, offset, tape["gates"], tape["cells"],
+                batch_sizes=batch_sizes, **options,
+            )  # fmt: skip
+        return tape
 
     def _core_backward(self, run, reverse, dy, dx, batch_sizes, weights, initial, d_final, grads, d_initial, clamps):
+        tape = run.tape
         dh_n, dc_n = (None, None) if d_final is None else d_final
+        common = [weights["weight_ih"], weights["weight_hh"], weights["bias_ih"], weights["bias_hh"]]
+        grad_common = [grads["weight_ih"], grads["weight_hh"], grads["bias_ih"], grads["bias_hh"]]
+        options = self._core_options(weights, clamps, tape)
+        options.update(grad_peephole=grads.get("weight_peephole"), batch_sizes=batch_sizes)
         if self.proj_size:
             _core.projected_lstm_backward(
-                run.x,
-                weights["weight_ih"],
-                weights["weight_hh"],
-                weights["bias_ih"],
-                weights["bias_hh"],
-                weights["weight_hr"],
-                *initial,
-                reverse,
-                run.y,
-                run.offset,
-                *run.tape,
-                dy,
-                dh_n,
-                dc_n,
-                dx,
-                grads["weight_ih"],
-                grads["weight_hh"],
-                grads["bias_ih"],
-                grads["bias_hh"],
-                grads["weight_hr"],
-                *d_initial,
-                grad_peephole=grads.get("weight_peephole"),
-                batch_sizes=batch_sizes,
-                **self._core_options(weights, clamps),
-            )
-            return
-        _core.lstm_backward(
-            run.x,
-            weights["weight_ih"],
-            weights["weight_hh"],
-            weights["bias_ih"],
-            weights["bias_hh"],
-            *initial,
-            reverse,
-            run.y,
-            run.offset,
-            *run.tape,
-            dy,
-            dh_n,
-            dc_n,
-            dx,
-            grads["weight_ih"],
-            grads["weight_hh"],
-            grads["bias_ih"],
-            grads["bias_hh"],
-            *d_initial,
-            grad_peephole=grads.get("weight_peephole"),
-            batch_sizes=batch_sizes,
-            **self._core_options(weights, clamps),
-        )
+                run.x, *common, weights["weight_hr"], *initial, reverse, run.y, run.offset,
+                tape["gates"], tape["cells"], tape["cell_out"], dy, dh_n, dc_n, dx,
+                *grad_common, grads["weight_hr"], *d_initial, **options,
+            )  # fmt: skip
+        else:
+            _core.lstm_backward(
+                run.x, *common, *initial, reverse, run.y, run.offset, tape["gates"], tape["cells"],
+                dy, dh_n, dc_n, dx, *grad_common, *d_initial, **options,
+            )  # fmt: skip

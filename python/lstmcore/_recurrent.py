@@ -310,6 +310,7 @@ class _GatedRecurrent:
                         y,
                         packing,
                         clamps[index],
+                        training,
                     )
                 )
             layer_input = y
@@ -321,17 +322,17 @@ class _GatedRecurrent:
         tape = Tape(self, shapes, output.shape, inputs, masks, runs, initial, packing, clamps)
         return self._user_layout(output), self._pack_state(final), tape
 
-    def _run_direction(self, x, weights, initial, direction, y, packing, clamps):
+    def _run_direction(self, x, weights, initial, direction, y, packing, clamps, training):
         width = self.output_size
         offset = direction * width
         if packing is not None and direction == 1:
             x_run = reverse_within(x, packing.lengths)
             y_run = np.empty((x.shape[0], x.shape[1], width), self.dtype)
-            tape = self._core_forward(x_run, weights, initial, False, y_run, 0, packing.batch_sizes, clamps)
+            tape = self._core_forward(x_run, weights, initial, False, y_run, 0, packing.batch_sizes, clamps, training)
             y[:, :, offset : offset + width] = reverse_within(y_run, packing.lengths)
             return _DirectionRun(x_run, y_run, 0, tape, True)
         sizes = None if packing is None else packing.batch_sizes
-        tape = self._core_forward(x, weights, initial, direction == 1, y, offset, sizes, clamps)
+        tape = self._core_forward(x, weights, initial, direction == 1, y, offset, sizes, clamps, training)
         return _DirectionRun(x, y, offset, tape, False)
 
     def backward(self, tape, dy, dstate=None):

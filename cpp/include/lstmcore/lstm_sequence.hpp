@@ -29,6 +29,7 @@
 #include "lstmcore/packed_product.hpp"
 #include "lstmcore/sequence.hpp"
 #include "lstmcore/threading.hpp"
+#include "lstmcore/zoneout.hpp"
 
 namespace lstmcore {
 
@@ -66,6 +67,12 @@ void lstm_forward(const SequenceShape& s, const Scalar* x, const GatedWeights<Sc
       for (Index j = 0; j < n; ++j) bias[gate * n + j] = w.bias_ih[row + j] + w.bias_hh[row + j];
     }
     const Cell<Scalar> cell(options, units, H, bias.data());
+    // Recurrent dropout: the mask packed like h_{t-1}'s tiles, to multiply them in place.
+    PackedBuffer<Scalar> mask_tiles;
+    if (options.recurrent_mask && n > 0) {
+      mask_tiles.resize(Layout::tiles(B) * Layout::kRows * H);
+      pack_tiles<Scalar>({options.recurrent_mask, H, 1}, 0, B, 0, H, mask_tiles.data());
+    }
     // Hoisted input projection: all T*B rows, this thread's gate columns only, so the
     // time loop below needs no barrier before it starts.
     if (n > 0) {
@@ -86,13 +93,22 @@ void lstm_forward(const SequenceShape& s, const Scalar* x, const GatedWeights<Sc
         // h_{t-1} packed once for the K gate products.
         Scalar* h_tiles = workspace.a(Layout::tiles(alive) * Layout::kRows * H);
         pack_tiles<Scalar>({h_prev, h_prev_stride, 1}, 0, alive, 0, H, h_tiles);
+        if (!mask_tiles.empty()) {
+          const Index packed = Layout::tiles(alive) * Layout::kRows * H;
+          for (Index k = 0; k < packed; ++k) h_tiles[k] *= mask_tiles[k];
+        }
         for (Index gate = 0; gate < K; ++gate) {
           multiply_packed(h_tiles, alive, H, packed_hh.data() + gate * hh_size, n,
                           gates_t + gate * H + units.begin, G, true);
         }
         for (Index b = 0; b < alive; ++b) {
-          cell.forward(gates_t + b * G + units.begin, c_prev + b * H + units.begin,
-                       c_t + b * H + units.begin, h_t + b * y.stride + units.begin);
+          const Index ub = units.begin;
+          cell.forward(gates_t + b * G + ub, c_prev + b * H + ub, c_t + b * H + ub, h_t + b * y.stride + ub);
+          if (options.zoneout()) {
+            Zoneout<Scalar>(options, t * B + b, H, ub)
+                .forward(n, c_prev + b * H + ub, c_t + b * H + ub, h_prev + b * h_prev_stride + ub,
+                         h_t + b * y.stride + ub, options.cell_updates + (t * B + b) * H + ub);
+          }
         }
       }
       if (n > 0) {
@@ -102,6 +118,7 @@ void lstm_forward(const SequenceShape& s, const Scalar* x, const GatedWeights<Sc
           }
           std::fill_n(c_t + b * H + units.begin, n, Scalar(0));
           std::fill_n(h_t + b * y.stride + units.begin, n, Scalar(0));
+          if (options.zoneout()) std::fill_n(options.cell_updates + (t * B + b) * H + units.begin, n, Scalar(0));
         }
       }
 #pragma omp barrier
@@ -134,18 +151,27 @@ void lstm_backward(const SequenceShape& s, const Scalar* x, const GatedWeights<S
   if (dh_n) dh = view(dh_n, B, H, H); else dh.setZero();
   if (dc_n) dc = view(dc_n, B, H, H); else dc.setZero();
   const int threads = plan_threads(B, H, K);
+  // With recurrent dropout, W_hh saw h_{t-1} * mask: dW_hh needs those products, so h0
+  // and y are masked into copies (time-major like y, stride H).
+  const Scalar* mask = options.recurrent_mask;
+  std::vector<Scalar> masked_h0(mask ? B * H : 0), masked_y(mask ? rows * H : 0);
+  // Zoneout and recurrent dropout change what reaches dh_{t-1} from the product.
+  const bool plain_recurrence = !mask && !options.zoneout();
 
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     const int thread = omp_get_thread_num();
     const int team = omp_get_num_threads();
     const Range units = split_range(H, thread, team, PanelLayout<Scalar>::kWidth);
-    const Index n = units.size();
+    const Index n = units.size(), ub = units.begin;
     // This thread's columns of W_hh (all K*H rows), packed once for dh_{t-1} = da_t W_hh.
     PackedBuffer<Scalar> packed_hh(PanelLayout<Scalar>::size(n, G));
     if (n > 0) pack_columns(w.weight_hh + units.begin, H, n, G, packed_hh.data());
     ProductWorkspace<Scalar> workspace;
     Cell<Scalar> cell(options, units, H, nullptr);
+    // Per-thread rows for zoneout's split gradients and the masked recurrent product.
+    std::vector<Scalar> update_dy(n), direct_dc(n), zeros(n, Scalar(0));
+    std::vector<Scalar> recurrent(plain_recurrence ? 0 : B * n);
     for (Index step = s.steps - 1; step >= 0; --step) {
       const Index t = s.time_at(step);
       const Index alive = s.active(t);
@@ -155,10 +181,19 @@ void lstm_backward(const SequenceShape& s, const Scalar* x, const GatedWeights<S
       const Scalar* dy_t = dy.row(t, B);
       Scalar* d_gates_t = d_gates + t * B * G;
       for (Index b = 0; b < alive && n > 0; ++b) {
-        cell.backward(gates_t + b * G + units.begin, c_prev + b * H + units.begin,
-                      c_t + b * H + units.begin, dy_t + b * dy.stride + units.begin,
-                      dh0 + b * H + units.begin, dc0 + b * H + units.begin,
-                      d_gates_t + b * G + units.begin);
+        Scalar* dh_b = dh0 + b * H + ub;
+        Scalar* dc_b = dc0 + b * H + ub;
+        if (!options.zoneout()) {
+          cell.backward(gates_t + b * G + ub, c_prev + b * H + ub, c_t + b * H + ub,
+                        dy_t + b * dy.stride + ub, dh_b, dc_b, d_gates_t + b * G + ub);
+          continue;
+        }
+        // The cell saw its own update c~_t; kappa's share of the gradients bypasses it.
+        Zoneout<Scalar>(options, t * B + b, H, ub)
+            .split_gradients(n, dy_t + b * dy.stride + ub, dh_b, dc_b, update_dy.data(), direct_dc.data());
+        cell.backward(gates_t + b * G + ub, c_prev + b * H + ub, options.cell_updates + (t * B + b) * H + ub,
+                      update_dy.data(), zeros.data(), dc_b, d_gates_t + b * G + ub);
+        for (Index j = 0; j < n; ++j) dc_b[j] += direct_dc[j];
       }
       for (Index b = alive; b < B && n > 0; ++b) {
         for (Index gate = 0; gate < K; ++gate) {
@@ -168,12 +203,40 @@ void lstm_backward(const SequenceShape& s, const Scalar* x, const GatedWeights<S
 #pragma omp barrier
       // dh_{t-1} for this thread's units needs every unit's gate gradients of step t;
       // the next step reads only the units this thread writes, so no second barrier.
-      if (n > 0 && alive > 0) {
+      if (n > 0 && alive > 0 && plain_recurrence) {
         packed_products<Scalar>({d_gates_t, G, 1}, alive, G, packed_hh.data(), 0, n,
                                 dh0 + units.begin, 0, H, 1, false, workspace);
+      } else if (n > 0 && alive > 0) {
+        // dh_{t-1} = (zoneout's direct part, already in dh) + (da_t W_hh) * mask.
+        packed_products<Scalar>({d_gates_t, G, 1}, alive, G, packed_hh.data(), 0, n,
+                                recurrent.data(), 0, n, 1, false, workspace);
+        for (Index b = 0; b < alive; ++b) {
+          Scalar* dh_b = dh0 + b * H + ub;
+          const Scalar* product = recurrent.data() + b * n;
+          const bool keep_direct = options.zoneout();
+          for (Index j = 0; j < n; ++j) {
+            const Scalar through_weights = mask ? product[j] * mask[b * H + ub + j] : product[j];
+            dh_b[j] = keep_direct ? dh_b[j] + through_weights : through_weights;
+          }
+        }
+      }
+    }
+    if (mask) {
+      const Range rows_to_mask = split_range(rows, thread, team, 1);
+      for (Index r = rows_to_mask.begin; r < rows_to_mask.end; ++r) {
+        const Scalar* h = y.data + r * y.stride;
+        const Scalar* m = mask + (r % B) * H;
+        for (Index k = 0; k < H; ++k) masked_y[r * H + k] = h[k] * m[k];
+      }
+      const Range rows_of_h0 = split_range(B, thread, team, 1);
+      for (Index r = rows_of_h0.begin; r < rows_of_h0.end; ++r) {
+        for (Index k = 0; k < H; ++k) masked_h0[r * H + k] = h0[r * H + k] * mask[r * H + k];
       }
     }
 #pragma omp barrier
+    const Scalar* h_first = mask ? masked_h0.data() : h0;
+    const Scalar* h_later = mask ? masked_y.data() : y.data;
+    const Index h_stride = mask ? H : y.stride;
 
     // Weight and input gradients as products over all steps, split by output rows.
     const Range gate_rows = split_range(G, thread, team, PanelLayout<Scalar>::kRows);
@@ -186,14 +249,14 @@ void lstm_backward(const SequenceShape& s, const Scalar* x, const GatedWeights<S
       // block of y one step earlier in processing order, so the pairs are two aligned
       // row ranges of d_gates and y.
       const Index first = s.time_at(0);
-      strided_product<Scalar>({d_gates + first * B * G + r0, 1, G}, {h0, 1, H}, nr, B, H,
+      strided_product<Scalar>({d_gates + first * B * G + r0, 1, G}, {h_first, 1, H}, nr, B, H,
                               grads.weight_hh + r0 * H, H, true, workspace);
       if (s.steps > 1) {
         const Index later_rows = (s.steps - 1) * B;
         const Index d_start = s.reverse ? 0 : B;  // rows of the times whose h_{t-1} is in y
         const Index h_start = s.reverse ? B : 0;
         strided_product<Scalar>({d_gates + d_start * G + r0, 1, G},
-                                {y.data + h_start * y.stride, 1, y.stride}, nr, later_rows, H,
+                                {h_later + h_start * h_stride, 1, h_stride}, nr, later_rows, H,
                                 grads.weight_hh + r0 * H, H, true, workspace);
       }
       const auto bias_grad =
