@@ -12,6 +12,9 @@ from lstmcore._recurrent import _GatedRecurrent, check_probability
 
 # Gates a user can trace or clamp, in the order the core's clamps take them.
 GATE_NAMES = ("input", "forget", "candidate", "output")
+# layer_norm=True: the parameters (in registration order) and the tape beyond gates and cells.
+_LAYER_NORM_KINDS = ("layer_norm_ih_weight", "layer_norm_hh_weight", "layer_norm_cell_weight", "layer_norm_cell_bias")
+_LAYER_NORM_TAPE = ("gates", "cells", "input_norm", "hidden_norm", "cell_norm", "inv_std")
 
 
 class LSTM(_GatedRecurrent):
@@ -34,6 +37,9 @@ class LSTM(_GatedRecurrent):
       the recurrent product (variational dropout), in training.
     - ``zoneout=p``: each unit keeps its previous h and c with probability p (masks per
       step) in training, and with weight p (the expectation) at inference.
+    - ``layer_norm=True``: layer-normalised gate pre-activations and cell (Ba et al. 2016),
+      gains ``layer_norm_ih_weight_l{k}``, ``layer_norm_hh_weight_l{k}`` (4H) and
+      ``layer_norm_cell_weight_l{k}``, bias ``layer_norm_cell_bias_l{k}`` (H).
     Dropout and zoneout masks come from a generator seeded by ``seed``.
     """
 
@@ -56,6 +62,7 @@ class LSTM(_GatedRecurrent):
         proj_size=0,
         recurrent_dropout=0.0,
         zoneout=0.0,
+        layer_norm=False,
     ):
         super().__init__(
             input_size,
@@ -78,6 +85,12 @@ class LSTM(_GatedRecurrent):
             raise ValueError("recurrent_dropout and zoneout are not supported with proj_size")
         self.peephole = bool(peephole)
         self.coupled = bool(coupled)
+        self.layer_norm = bool(layer_norm)
+        if self.layer_norm and (self.peephole or self.coupled or self.proj_size or self.recurrent_dropout or self.zoneout):
+            raise ValueError(
+                "layer_norm=True combines with lengths, stacking, bidirectional, dropout and ablation, "
+                "but not with peephole, coupled, proj_size, recurrent_dropout or zoneout"
+            )
         if forget_bias is not None:
             if isinstance(forget_bias, bool) or not isinstance(forget_bias, numbers.Real):
                 raise TypeError(f"expected forget_bias as a number or None, got {type(forget_bias).__name__}")
@@ -112,12 +125,20 @@ class LSTM(_GatedRecurrent):
     def _param_kinds(self):
         kinds = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
         kinds += ("weight_hr",) if self.proj_size else ()
+        kinds += _LAYER_NORM_KINDS if self.layer_norm else ()
         return kinds + ("weight_peephole",) if self.peephole else kinds
 
     def _kind_shapes(self, layer_input):
         shapes = super()._kind_shapes(layer_input)
         shapes["weight_peephole"] = (3, self.hidden_size)
         shapes["weight_hr"] = (self.proj_size, self.hidden_size)
+        rows = 4 * self.hidden_size
+        shapes.update(
+            layer_norm_ih_weight=(rows,),
+            layer_norm_hh_weight=(rows,),
+            layer_norm_cell_weight=(self.hidden_size,),
+            layer_norm_cell_bias=(self.hidden_size,),
+        )
         return shapes
 
     def get_config(self):
@@ -129,6 +150,7 @@ class LSTM(_GatedRecurrent):
             proj_size=self.proj_size,
             recurrent_dropout=self.recurrent_dropout,
             zoneout=self.zoneout,
+            layer_norm=self.layer_norm,
         )
         return config
 
@@ -136,6 +158,10 @@ class LSTM(_GatedRecurrent):
         if self.peephole and self.coupled:
             raise ValueError("peephole=True and coupled=True together are not supported (choose one)")
         super()._init_params()
+        # Layer norm starts as the identity: gains 1, bias 0 (Ba et al. 2016).
+        for name, value in self.params.items():
+            if name.startswith("layer_norm"):
+                value[...] = 0 if name.startswith("layer_norm_cell_bias") else 1
 
     # ----------------------------------------------------------------- state
 
@@ -229,6 +255,18 @@ class LSTM(_GatedRecurrent):
         if self.zoneout > 0:
             tape["cell_updates"] = np.empty((steps, batch, hidden), self.dtype)
         common = [weights["weight_ih"], weights["weight_hh"], weights["bias_ih"], weights["bias_hh"]]
+        if self.layer_norm:
+            tape.update(
+                input_norm=np.empty((steps, batch, 4 * hidden), self.dtype),
+                hidden_norm=np.empty((steps, batch, 4 * hidden), self.dtype),
+                cell_norm=np.empty((steps, batch, hidden), self.dtype),
+                inv_std=np.empty((steps, batch, 3), self.dtype),
+            )
+            _core.layer_norm_lstm_forward(
+                x, *common, *(weights[kind] for kind in _LAYER_NORM_KINDS), *initial, reverse, y, offset,
+                *(tape[name] for name in _LAYER_NORM_TAPE), clamps=clamps, batch_sizes=batch_sizes,
+            )  # fmt: skip
+            return tape
         options = self._core_options(weights, clamps, tape)
         if self.proj_size:
             tape["cell_out"] = np.empty((steps, batch, hidden), self.dtype)
@@ -248,6 +286,13 @@ class LSTM(_GatedRecurrent):
         dh_n, dc_n = (None, None) if d_final is None else d_final
         common = [weights["weight_ih"], weights["weight_hh"], weights["bias_ih"], weights["bias_hh"]]
         grad_common = [grads["weight_ih"], grads["weight_hh"], grads["bias_ih"], grads["bias_hh"]]
+        if self.layer_norm:
+            _core.layer_norm_lstm_backward(
+                run.x, *common, *(weights[kind] for kind in _LAYER_NORM_KINDS), *initial, reverse, run.y,
+                run.offset, *(tape[name] for name in _LAYER_NORM_TAPE), dy, dh_n, dc_n, dx, *grad_common,
+                *(grads[kind] for kind in _LAYER_NORM_KINDS), *d_initial, clamps=clamps, batch_sizes=batch_sizes,
+            )  # fmt: skip
+            return
         options = self._core_options(weights, clamps, tape)
         options.update(grad_peephole=grads.get("weight_peephole"), batch_sizes=batch_sizes)
         if self.proj_size:

@@ -1,0 +1,333 @@
+// The layer-normalised LSTM (Ba et al. 2016), one layer and one direction:
+//   a_t = LN(x_t W_ih^T; g_ih) + LN(h_{t-1} W_hh^T; g_hh) + b_ih + b_hh         (B, 4H)
+//   i, f, g, o from a_t as in lstm_cell.hpp;  c_t = f * c_{t-1} + i * g
+//   h_t = o * tanh(LN(c_t; g_c) + beta_c)
+// where LN(v; g) = g * (v - mean(v)) / sqrt(var(v) + eps) over the features of one row
+// (the 4H gate pre-activations, or the H cells), eps = kLayerNormEps.
+//
+// A row's normalisation needs all of that row's features, which the unit-split products
+// spread over threads. So each step has two phases: the recurrent product split by
+// hidden units (as lstm_sequence.hpp), a barrier, then the element-wise update split by
+// batch rows, and a barrier. The tape keeps the normalised projections and cells and
+// their inverse standard deviations, so backward never recomputes a statistic.
+#pragma once
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "lstmcore/activations.hpp"
+#include "lstmcore/gate_clamp.hpp"
+#include "lstmcore/packed_product.hpp"
+#include "lstmcore/sequence.hpp"
+#include "lstmcore/threading.hpp"
+
+namespace lstmcore {
+
+constexpr double kLayerNormEps = 1e-5;
+
+// Gains and biases of the normalisations, and their gradients (added to).
+template <typename Scalar>
+struct LayerNormParams {
+  const Scalar* gain_ih;    // (4H)
+  const Scalar* gain_hh;    // (4H)
+  const Scalar* gain_cell;  // (H)
+  const Scalar* bias_cell;  // (H)
+};
+template <typename Scalar>
+struct LayerNormGrads {
+  Scalar* gain_ih;
+  Scalar* gain_hh;
+  Scalar* gain_cell;
+  Scalar* bias_cell;
+};
+
+// What forward keeps for backward, beyond the gates and cells: per row (t*B + b) the
+// normalised input and recurrent projections (4H each), the normalised cell (H) and the
+// three inverse standard deviations.
+template <typename Scalar>
+struct LayerNormTape {
+  Scalar* input_norm;   // (T*B, 4H)
+  Scalar* hidden_norm;  // (T*B, 4H)
+  Scalar* cell_norm;    // (T*B, H)
+  Scalar* inv_std;      // (T*B, 3): input, hidden, cell
+};
+
+// v (n) <- (v - mean) / sqrt(var + eps); returns 1 / sqrt(var + eps). Two passes, sums in
+// double: float32 rows of a few thousand features lose nothing to the order.
+template <typename Scalar>
+Scalar normalize_row(Scalar* v, Index n) {
+  double sum = 0;
+  for (Index k = 0; k < n; ++k) sum += v[k];
+  const double mean = sum / n;
+  double squares = 0;
+  for (Index k = 0; k < n; ++k) squares += (v[k] - mean) * (v[k] - mean);
+  const double inv_std = 1.0 / std::sqrt(squares / n + kLayerNormEps);
+  for (Index k = 0; k < n; ++k) v[k] = static_cast<Scalar>((v[k] - mean) * inv_std);
+  return static_cast<Scalar>(inv_std);
+}
+
+// Gradient through the normalisation: d_norm is dL/dv_hat, norm is v_hat; writes dL/dv.
+template <typename Scalar>
+void normalize_row_backward(const Scalar* d_norm, const Scalar* norm, Scalar inv_std, Index n, Scalar* dv) {
+  double sum = 0, dot = 0;
+  for (Index k = 0; k < n; ++k) {
+    sum += d_norm[k];
+    dot += d_norm[k] * norm[k];
+  }
+  const Scalar mean_d = static_cast<Scalar>(sum / n), mean_dot = static_cast<Scalar>(dot / n);
+  for (Index k = 0; k < n; ++k) dv[k] = inv_std * (d_norm[k] - mean_d - norm[k] * mean_dot);
+}
+
+// x (T*B, I); h0, c0 (B, H); y (T*B, H) row stride y.stride (written); gates (T*B, 4H),
+// cells (T*B, H) and `tape` (written).
+template <typename Scalar>
+void layer_norm_lstm_forward(const SequenceShape& s, const Scalar* x, const GatedWeights<Scalar>& w,
+                             const LayerNormParams<Scalar>& ln, const std::array<const Scalar*, 4>& clamps,
+                             const Scalar* h0, const Scalar* c0, SequenceView<Scalar> y, Scalar* gates,
+                             Scalar* cells, const LayerNormTape<Scalar>& tape) {
+  const Index B = s.batch, H = s.hidden, I = s.input, G = 4 * H, rows = s.rows();
+  using Layout = PanelLayout<Scalar>;
+  const int threads = plan_threads(B, H, 4);
+  std::vector<Scalar> bias(G);
+  for (Index k = 0; k < G; ++k) bias[k] = w.bias_ih[k] + w.bias_hh[k];
+  const GateClamps<Scalar> held(clamps, 0);
+
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    const int thread = omp_get_thread_num();
+    const int team = omp_get_num_threads();
+    const Range units = split_range(H, thread, team, Layout::kWidth);
+    const Range my_rows = split_range(B, thread, team, 1);
+    const Index n = units.size();
+    const Index ih_size = Layout::size(n, I), hh_size = Layout::size(n, H);
+    PackedBuffer<Scalar> packed_ih(4 * ih_size), packed_hh(4 * hh_size);
+    ProductWorkspace<Scalar> workspace;
+    for (Index gate = 0; gate < 4 && n > 0; ++gate) {
+      const Index row = gate * H + units.begin;
+      pack_rows_as_columns(w.weight_ih + row * I, I, n, I, packed_ih.data() + gate * ih_size);
+      pack_rows_as_columns(w.weight_hh + row * H, H, n, H, packed_hh.data() + gate * hh_size);
+    }
+    if (n > 0) {
+      packed_products<Scalar>({x, I, 1}, rows, I, packed_ih.data(), ih_size, n,
+                              tape.input_norm + units.begin, H, G, 4, false, workspace);
+    }
+#pragma omp barrier
+    const Range all_rows = split_range(rows, thread, team, 1);
+    for (Index r = all_rows.begin; r < all_rows.end; ++r) {
+      tape.inv_std[r * 3] = normalize_row(tape.input_norm + r * G, G);
+    }
+
+    for (Index step = 0; step < s.steps; ++step) {
+      const Index t = s.time_at(step);
+      const Index alive = s.active(t);
+      const Scalar* h_prev = step == 0 ? h0 : y.row(s.previous_time(t), B);
+      const Index h_prev_stride = step == 0 ? H : y.stride;
+      const Scalar* c_prev = step == 0 ? c0 : cells + s.previous_time(t) * B * H;
+      Scalar* hidden_t = tape.hidden_norm + t * B * G;
+      if (n > 0 && alive > 0) {
+        Scalar* h_tiles = workspace.a(Layout::tiles(alive) * Layout::kRows * H);
+        pack_tiles<Scalar>({h_prev, h_prev_stride, 1}, 0, alive, 0, H, h_tiles);
+        for (Index gate = 0; gate < 4; ++gate) {
+          multiply_packed(h_tiles, alive, H, packed_hh.data() + gate * hh_size, n,
+                          hidden_t + gate * H + units.begin, G, false);
+        }
+      }
+#pragma omp barrier
+      for (Index b = my_rows.begin; b < my_rows.end; ++b) {
+        const Index r = t * B + b;
+        Scalar* gate = gates + r * G;
+        Scalar* c = cells + r * H;
+        Scalar* c_norm = tape.cell_norm + r * H;
+        Scalar* h = y.data + r * y.stride;
+        if (b >= alive) {
+          std::fill_n(gate, G, Scalar(0));
+          std::fill_n(c, H, Scalar(0));
+          std::fill_n(c_norm, H, Scalar(0));
+          std::fill_n(hidden_t + b * G, G, Scalar(0));
+          std::fill_n(h, H, Scalar(0));
+          continue;
+        }
+        const Scalar* xn = tape.input_norm + r * G;
+        Scalar* hn = hidden_t + b * G;
+        tape.inv_std[r * 3 + 1] = normalize_row(hn, G);
+        const Scalar* c_before = c_prev + b * H;
+        for_each_unit<Scalar>(H, [&](Index j, auto p) {
+          using namespace Eigen::internal;
+          using P = decltype(p);
+          auto pre = [&](Index k) {
+            return padd(pmadd(ploadu<P>(ln.gain_ih + k), ploadu<P>(xn + k), ploadu<P>(bias.data() + k)),
+                        pmul(ploadu<P>(ln.gain_hh + k), ploadu<P>(hn + k)));
+          };
+          const P i = held.value(kClampInput, j, gate_sigmoid(pre(j)));
+          const P f = held.value(kClampForget, j, gate_sigmoid(pre(H + j)));
+          const P g = held.value(kClampCandidate, j, gate_tanh(pre(2 * H + j)));
+          const P o = held.value(kClampOutput, j, gate_sigmoid(pre(3 * H + j)));
+          pstoreu(gate + j, i);
+          pstoreu(gate + H + j, f);
+          pstoreu(gate + 2 * H + j, g);
+          pstoreu(gate + 3 * H + j, o);
+          const P c_new = pmadd(f, ploadu<P>(c_before + j), pmul(i, g));
+          pstoreu(c + j, c_new);
+          pstoreu(c_norm + j, c_new);
+        });
+        tape.inv_std[r * 3 + 2] = normalize_row(c_norm, H);
+        for_each_unit<Scalar>(H, [&](Index j, auto p) {
+          using namespace Eigen::internal;
+          using P = decltype(p);
+          const P normed = pmadd(ploadu<P>(ln.gain_cell + j), ploadu<P>(c_norm + j), ploadu<P>(ln.bias_cell + j));
+          pstoreu(h + j, pmul(ploadu<P>(gate + 3 * H + j), gate_tanh(normed)));
+        });
+      }
+#pragma omp barrier
+    }
+  }
+}
+
+// Inputs as for forward, plus dy (T*B, H) row stride dy.stride, dh_n, dc_n (B, H) or
+// nullptr. Outputs: dx (T*B, I), the weight gradients and `ln_grads` ADDED to; dh0, dc0
+// (B, H) written.
+template <typename Scalar>
+void layer_norm_lstm_backward(const SequenceShape& s, const Scalar* x, const GatedWeights<Scalar>& w,
+                              const LayerNormParams<Scalar>& ln, const std::array<const Scalar*, 4>& clamps,
+                              const Scalar* h0, const Scalar* c0, SequenceView<const Scalar> y,
+                              const Scalar* gates, const Scalar* cells, const LayerNormTape<Scalar>& tape,
+                              SequenceView<const Scalar> dy, const Scalar* dh_n, const Scalar* dc_n,
+                              Scalar* dx, const GatedGrads<Scalar>& grads, const LayerNormGrads<Scalar>& ln_grads,
+                              Scalar* dh0, Scalar* dc0) {
+  const Index B = s.batch, H = s.hidden, I = s.input, G = 4 * H, rows = s.rows();
+  using Layout = PanelLayout<Scalar>;
+  // (T*B, 4H) each: gradients of a_t, of the raw input projection and of the raw
+  // recurrent projection; (T*B, H): gradient of the normalised cell's output
+  // LN(c_t) + beta_c. All kept for the GEMMs and column sums after the loop.
+  std::vector<Scalar> d_gates(rows * G), d_input(rows * G), d_hidden(rows * G), d_cell_out(rows * H);
+  auto dh = view(dh0, B, H, H);
+  auto dc = view(dc0, B, H, H);
+  if (dh_n) dh = view(dh_n, B, H, H); else dh.setZero();
+  if (dc_n) dc = view(dc_n, B, H, H); else dc.setZero();
+  const int threads = plan_threads(B, H, 4);
+  const GateClamps<Scalar> held(clamps, 0);
+
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    const int thread = omp_get_thread_num();
+    const int team = omp_get_num_threads();
+    const Range units = split_range(H, thread, team, Layout::kWidth);
+    const Range my_rows = split_range(B, thread, team, 1);
+    const Index n = units.size();
+    PackedBuffer<Scalar> packed_hh(Layout::size(n, G));
+    if (n > 0) pack_columns(w.weight_hh + units.begin, H, n, G, packed_hh.data());
+    ProductWorkspace<Scalar> workspace;
+    std::vector<Scalar> d_norm(G), d_cell_norm(H), dc_from_h(H);
+    for (Index step = s.steps - 1; step >= 0; --step) {
+      const Index t = s.time_at(step);
+      const Index alive = s.active(t);
+      const Scalar* c_prev = step == 0 ? c0 : cells + s.previous_time(t) * B * H;
+      for (Index b = my_rows.begin; b < my_rows.end; ++b) {
+        const Index r = t * B + b;
+        Scalar* da = d_gates.data() + r * G;
+        Scalar* d_in = d_input.data() + r * G;
+        Scalar* d_rec = d_hidden.data() + r * G;
+        Scalar* d_out = d_cell_out.data() + r * H;
+        if (b >= alive) {
+          std::fill_n(da, G, Scalar(0));
+          std::fill_n(d_in, G, Scalar(0));
+          std::fill_n(d_rec, G, Scalar(0));
+          std::fill_n(d_out, H, Scalar(0));
+          continue;
+        }
+        const Scalar* gate = gates + r * G;
+        const Scalar* c_norm = tape.cell_norm + r * H;
+        const Scalar* c_before = c_prev + b * H;
+        const Scalar* dy_b = dy.data + r * dy.stride;
+        Scalar* dh_b = dh0 + b * H;
+        Scalar* dc_b = dc0 + b * H;
+        // h_t = o * tanh(n_t), n_t = g_c * c_hat + beta_c.
+        for_each_unit<Scalar>(H, [&](Index j, auto p) {
+          using namespace Eigen::internal;
+          using P = decltype(p);
+          const P one = pset1<P>(Scalar(1));
+          const P o = ploadu<P>(gate + 3 * H + j);
+          const P tanh_n = gate_tanh(pmadd(ploadu<P>(ln.gain_cell + j), ploadu<P>(c_norm + j), ploadu<P>(ln.bias_cell + j)));
+          const P dh_total = padd(ploadu<P>(dy_b + j), ploadu<P>(dh_b + j));
+          const P dn = pmul(pmul(dh_total, o), psub(one, pmul(tanh_n, tanh_n)));
+          pstoreu(d_out + j, dn);
+          pstoreu(d_cell_norm.data() + j, pmul(dn, ploadu<P>(ln.gain_cell + j)));
+          pstoreu(da + 3 * H + j, held.gradient(kClampOutput, j, pmul(pmul(dh_total, tanh_n), pmul(o, psub(one, o)))));
+        });
+        normalize_row_backward(d_cell_norm.data(), c_norm, tape.inv_std[r * 3 + 2], H, dc_from_h.data());
+        for_each_unit<Scalar>(H, [&](Index j, auto p) {
+          using namespace Eigen::internal;
+          using P = decltype(p);
+          const P one = pset1<P>(Scalar(1));
+          const P i = ploadu<P>(gate + j), f = ploadu<P>(gate + H + j), g = ploadu<P>(gate + 2 * H + j);
+          const P dc_total = padd(ploadu<P>(dc_b + j), ploadu<P>(dc_from_h.data() + j));
+          pstoreu(da + j, held.gradient(kClampInput, j, pmul(pmul(dc_total, g), pmul(i, psub(one, i)))));
+          pstoreu(da + H + j, held.gradient(kClampForget, j, pmul(pmul(dc_total, ploadu<P>(c_before + j)), pmul(f, psub(one, f)))));
+          pstoreu(da + 2 * H + j, held.gradient(kClampCandidate, j, pmul(pmul(dc_total, i), psub(one, pmul(g, g)))));
+          pstoreu(dc_b + j, pmul(dc_total, f));
+        });
+        // a_t = g_ih * x_hat + g_hh * h_hat + b: back through both normalisations.
+        for (Index k = 0; k < G; ++k) d_norm[k] = da[k] * ln.gain_ih[k];
+        normalize_row_backward(d_norm.data(), tape.input_norm + r * G, tape.inv_std[r * 3], G, d_in);
+        for (Index k = 0; k < G; ++k) d_norm[k] = da[k] * ln.gain_hh[k];
+        normalize_row_backward(d_norm.data(), tape.hidden_norm + r * G, tape.inv_std[r * 3 + 1], G, d_rec);
+      }
+#pragma omp barrier
+      if (n > 0 && alive > 0) {
+        packed_products<Scalar>({d_hidden.data() + t * B * G, G, 1}, alive, G, packed_hh.data(), 0, n,
+                                dh0 + units.begin, 0, H, 1, false, workspace);
+      }
+#pragma omp barrier
+    }
+
+    const Range gate_rows = split_range(G, thread, team, Layout::kRows);
+    if (gate_rows.size() > 0) {
+      const Index r0 = gate_rows.begin, nr = gate_rows.size();
+      strided_product<Scalar>({d_input.data() + r0, 1, G}, {x, 1, I}, nr, rows, I,
+                              grads.weight_ih + r0 * I, I, true, workspace);
+      const Index first = s.time_at(0);
+      strided_product<Scalar>({d_hidden.data() + first * B * G + r0, 1, G}, {h0, 1, H}, nr, B, H,
+                              grads.weight_hh + r0 * H, H, true, workspace);
+      if (s.steps > 1) {
+        const Index d_start = s.reverse ? 0 : B, h_start = s.reverse ? B : 0;
+        strided_product<Scalar>({d_hidden.data() + d_start * G + r0, 1, G},
+                                {y.data + h_start * y.stride, 1, y.stride}, nr, (s.steps - 1) * B, H,
+                                grads.weight_hh + r0 * H, H, true, workspace);
+      }
+      // Column sums: biases and gains of the projections' normalisations.
+      for (Index k = r0; k < r0 + nr; ++k) {
+        Scalar bias_sum = 0, gain_ih_sum = 0, gain_hh_sum = 0;
+        for (Index r = 0; r < rows; ++r) {
+          const Scalar da = d_gates[r * G + k];
+          bias_sum += da;
+          gain_ih_sum += da * tape.input_norm[r * G + k];
+          gain_hh_sum += da * tape.hidden_norm[r * G + k];
+        }
+        grads.bias_ih[k] += bias_sum;
+        grads.bias_hh[k] += bias_sum;
+        ln_grads.gain_ih[k] += gain_ih_sum;
+        ln_grads.gain_hh[k] += gain_hh_sum;
+      }
+    }
+    const Range cell_columns = split_range(H, thread, team, 1);
+    for (Index k = cell_columns.begin; k < cell_columns.end; ++k) {
+      Scalar gain_sum = 0, bias_sum = 0;
+      for (Index r = 0; r < rows; ++r) {
+        gain_sum += d_cell_out[r * H + k] * tape.cell_norm[r * H + k];
+        bias_sum += d_cell_out[r * H + k];
+      }
+      ln_grads.gain_cell[k] += gain_sum;
+      ln_grads.bias_cell[k] += bias_sum;
+    }
+    const Range rows_mine = split_range(rows, thread, team, Layout::kRows);
+    if (rows_mine.size() > 0) {
+      strided_product<Scalar>({d_input.data() + rows_mine.begin * G, G, 1}, {w.weight_ih, 1, I},
+                              rows_mine.size(), G, I, dx + rows_mine.begin * I, I, true, workspace);
+    }
+  }
+}
+
+}  // namespace lstmcore
