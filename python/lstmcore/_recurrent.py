@@ -9,6 +9,7 @@ layers, the stacking of layers and directions and the tape. The subclasses (``_l
 
 from __future__ import annotations
 
+import threading
 import weakref
 
 import numpy as np
@@ -86,6 +87,9 @@ class _GatedRecurrent:
         self.seed = seed
         self.dropout = check_probability(dropout, "dropout")
         self._dropout_rng = np.random.default_rng(None if seed is None else [seed, 1])
+        # Backward passes add to grads under this lock, so Python threads calling backward
+        # on one layer at once lose no update (the core already uses every thread).
+        self._grads_lock = threading.Lock()
 
     def _init_params(self):
         """Called by subclasses once their options are set: PyTorch's initialisation."""
@@ -208,10 +212,10 @@ class _GatedRecurrent:
             raise ValueError(
                 f"expected x of shape {layout.format(self.input_size)}, got {shape_text(x.shape)}"
             )
-        if self.batch_first:
-            x = x.transpose(1, 0, 2)
         if x.shape[0] == 0 or x.shape[1] == 0:
             raise ValueError(f"expected a non-empty sequence and batch, got x of shape {shape_text(x.shape)}")
+        if self.batch_first:
+            x = x.transpose(1, 0, 2)
         return np.ascontiguousarray(x, dtype=self.dtype)
 
     def _state_shapes(self, batch):
@@ -364,31 +368,32 @@ class _GatedRecurrent:
             d_final = None if d_final is None else [packing.sort(part) for part in d_final]
         d_initial = [np.empty(shape, self.dtype) for shape in self._state_shapes(batch)]
         width, directions = self.output_size, self.num_directions
-        for layer in reversed(range(self.num_layers)):
-            d_input = np.zeros_like(tape.inputs[layer])
-            for direction in range(directions):
-                index = layer * directions + direction
-                run = tape.runs[index]
-                args = (
-                    self._direction_params(weights, layer, direction),
-                    [part[index] for part in tape.initial],
-                    None if d_final is None else [part[index] for part in d_final],
-                    self._direction_params(self.grads, layer, direction),
-                    [part[index] for part in d_initial],
-                    tape.clamps[index],
-                )
-                if run.reversed_in_time:
-                    offset = direction * width
-                    dy_run = reverse_within(d_output[:, :, offset : offset + width], packing.lengths)
-                    dx_run = np.zeros_like(run.x)
-                    self._core_backward(run, False, dy_run, dx_run, packing.batch_sizes, *args)
-                    d_input += reverse_within(dx_run, packing.lengths)
-                else:
-                    sizes = None if packing is None else packing.batch_sizes
-                    self._core_backward(run, direction == 1, d_output, d_input, sizes, *args)
-            if tape.masks[layer] is not None:
-                d_input *= tape.masks[layer]
-            d_output = d_input
+        with self._grads_lock:
+            for layer in reversed(range(self.num_layers)):
+                d_input = np.zeros_like(tape.inputs[layer])
+                for direction in range(directions):
+                    index = layer * directions + direction
+                    run = tape.runs[index]
+                    args = (
+                        self._direction_params(weights, layer, direction),
+                        [part[index] for part in tape.initial],
+                        None if d_final is None else [part[index] for part in d_final],
+                        self._direction_params(self.grads, layer, direction),
+                        [part[index] for part in d_initial],
+                        tape.clamps[index],
+                    )
+                    if run.reversed_in_time:
+                        offset = direction * width
+                        dy_run = reverse_within(d_output[:, :, offset : offset + width], packing.lengths)
+                        dx_run = np.zeros_like(run.x)
+                        self._core_backward(run, False, dy_run, dx_run, packing.batch_sizes, *args)
+                        d_input += reverse_within(dx_run, packing.lengths)
+                    else:
+                        sizes = None if packing is None else packing.batch_sizes
+                        self._core_backward(run, direction == 1, d_output, d_input, sizes, *args)
+                if tape.masks[layer] is not None:
+                    d_input *= tape.masks[layer]
+                d_output = d_input
         if packing is not None:
             d_output = packing.restore(d_output)
             d_initial = [packing.restore(part) for part in d_initial]
@@ -433,6 +438,8 @@ class _GatedRecurrent:
         return traces
 
     def _user_layout(self, time_major):
+        """A new array in the user's layout: never a buffer the tape keeps (backward reads
+        the outputs it saved, so a caller changing y in place must not change them)."""
         if self.batch_first:
             return np.ascontiguousarray(time_major.transpose(1, 0, 2))
-        return time_major
+        return time_major.copy()
