@@ -214,9 +214,12 @@ class _GatedRecurrent:
             )
         if x.shape[0] == 0 or x.shape[1] == 0:
             raise ValueError(f"expected a non-empty sequence and batch, got x of shape {shape_text(x.shape)}")
+        given = x
         if self.batch_first:
             x = x.transpose(1, 0, 2)
-        return np.ascontiguousarray(x, dtype=self.dtype)
+        x = np.ascontiguousarray(x, dtype=self.dtype)
+        # The tape keeps x for backward: never the caller's own buffer, which they may reuse.
+        return x.copy() if np.may_share_memory(x, given) else x
 
     def _state_shapes(self, batch):
         """Per state kind: (L*D, B, features)."""

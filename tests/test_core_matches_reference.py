@@ -1,0 +1,161 @@
+"""The layers (lstmcore.LSTM / GRU, through their public contract) against lstmcore.reference.
+
+Forward (y and every final state) and backward (dx, every initial-state gradient and every
+parameter gradient) over float32 and float64, odd sizes, stacking, both directions, both
+layouts, with and without an initial state and a final-state gradient.
+
+Tolerances, as |got - expected| <= tol * scale + tol * |expected|, scale = max(1, max|expected|)
+of that tensor (rounding errors of a sum scale with its terms, so a near-zero result of
+cancellation keeps an error of the tensor's scale):
+- float64, 1e-12: the core and the reference evaluate the same expressions in a different
+  order (blocked GEMMs, fused gates), so only rounding differs: a few units of 1.1e-16
+  per operation over at most T=10 steps and 3 layers; observed <= 1.0e-15.
+- float32: the layer in float32 against the reference in float64 on the same float32
+  inputs, so the whole difference is the layer's own float32 error. Per step each
+  pre-activation is a dot product of I+H <= 46 terms (error ~ sqrt(46) * 6e-8 typical,
+  ~5e-7) and each gate adds the activations' 3e-7 bound (tests/test_activations.py);
+  weights are +-1/sqrt(H), so the recurrence does not amplify errors and over T <= 10
+  steps and 3 layers (plus the T*B-term sums of the weight gradients) they add up to
+  ~1e-5 in the worst case. tol = 1e-5 (about 80 eps32); observed <= 2.3e-7 (2 eps32)
+  over every case here and three seeds.
+"""
+
+import numpy as np
+import pytest
+
+import lstmcore
+from _compare import assert_close, scaled_atol
+from lstmcore import reference
+
+TOLERANCE = {np.float64: 1e-12, np.float32: 1e-5}
+LAYERS = {"lstm": lstmcore.LSTM, "gru": lstmcore.GRU}
+STATES = {"lstm": ("h", "c"), "gru": ("h",)}
+
+# (steps, batch, input_size, hidden, num_layers, bidirectional, batch_first)
+SHAPES = {
+    "T1-B1-H5": (1, 1, 3, 5, 1, False, True),
+    "H13-L2-bidir-time-major": (4, 3, 7, 13, 2, True, False),
+    "H33-L3-bidir": (5, 2, 4, 33, 3, True, True),
+    "T10-H5-L3-time-major": (10, 2, 6, 5, 3, False, False),
+    "T7-B1-H13-bidir": (7, 1, 13, 13, 1, True, True),
+}
+
+
+def pack(kind, parts):
+    return tuple(parts) if kind == "lstm" else parts[0]
+
+
+def unpack(kind, state):
+    return tuple(state) if kind == "lstm" else (state,)
+
+
+def run_both(kind, dtype, shape, with_state, with_dstate, seed=0):
+    """Forward and backward through the layer and through the reference (float64).
+
+    Returns two dicts of named tensors (layer, reference) over the same float32/64 inputs.
+    """
+    steps, batch, input_size, hidden, num_layers, bidirectional, batch_first = shape
+    rng = np.random.default_rng(seed)
+    layer = LAYERS[kind](
+        input_size, hidden, num_layers, bidirectional=bidirectional, batch_first=batch_first, dtype=dtype, seed=seed
+    )
+    directions = 2 if bidirectional else 1
+    x = rng.normal(size=(batch, steps, input_size) if batch_first else (steps, batch, input_size)).astype(dtype)
+    state_shape = (num_layers * directions, batch, hidden)
+    state = [rng.normal(size=state_shape).astype(dtype) for _ in STATES[kind]] if with_state else None
+    y_shape = x.shape[:2] + (directions * hidden,)
+    dy = rng.normal(size=y_shape).astype(dtype)
+    dstate = [rng.normal(size=state_shape).astype(dtype) for _ in STATES[kind]] if with_dstate else None
+
+    y, final, tape = layer.forward(x, None if state is None else pack(kind, state))
+    dx, dstate0 = layer.backward(tape, dy, None if dstate is None else pack(kind, dstate))
+    got = {"y": y, "dx": dx}
+    got.update({f"{s}_n": v for s, v in zip(STATES[kind], unpack(kind, final))})
+    got.update({f"d{s}0": v for s, v in zip(STATES[kind], unpack(kind, dstate0))})
+    got.update(layer.grads)
+
+    def f64(a):
+        return None if a is None else np.asarray(a, np.float64)
+
+    params = {k: f64(v) for k, v in layer.params.items()}
+    options = dict(num_layers=num_layers, bidirectional=bidirectional, batch_first=batch_first)
+    r_state = None if state is None else pack(kind, [f64(s) for s in state])
+    r_y, r_final, cache = reference.rnn_forward(kind, params, f64(x), r_state, **options)
+    r_dstate = None if dstate is None else pack(kind, [f64(s) for s in dstate])
+    r_dx, r_dstate0, r_grads = reference.rnn_backward(cache, f64(dy), r_dstate)
+    expected = {"y": r_y, "dx": r_dx}
+    expected.update({f"{s}_n": v for s, v in zip(STATES[kind], unpack(kind, r_final))})
+    expected.update({f"d{s}0": v for s, v in zip(STATES[kind], unpack(kind, r_dstate0))})
+    expected.update(r_grads)
+    return got, expected
+
+
+def assert_all_close(names, got, expected, dtype):
+    tol = TOLERANCE[dtype]
+    for name in names:
+        assert got[name].dtype == dtype, f"{name} is {got[name].dtype}, the layer is {np.dtype(dtype).name}"
+        assert_close(name, got[name], expected[name], tol, scaled_atol(tol, expected[name]))
+
+
+cases = pytest.mark.parametrize("shape", list(SHAPES.values()), ids=list(SHAPES))
+dtypes = pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+kinds = pytest.mark.parametrize("kind", ["lstm", "gru"])
+
+
+@kinds
+@dtypes
+@cases
+@pytest.mark.parametrize("with_state", [False, True], ids=["zero-state", "given-state"])
+def test_forward_matches_reference(kind, dtype, shape, with_state):
+    got, expected = run_both(kind, dtype, shape, with_state, with_dstate=False)
+    assert_all_close(["y", *(f"{s}_n" for s in STATES[kind])], got, expected, dtype)
+
+
+@kinds
+@dtypes
+@cases
+@pytest.mark.parametrize("with_state", [False, True], ids=["zero-state", "given-state"])
+@pytest.mark.parametrize("with_dstate", [False, True], ids=["no-dstate", "dstate"])
+def test_backward_matches_reference(kind, dtype, shape, with_state, with_dstate):
+    got, expected = run_both(kind, dtype, shape, with_state, with_dstate)
+    names = ["dx", *(f"d{s}0" for s in STATES[kind]), *sorted(k for k in expected if k.startswith(("weight", "bias")))]
+    assert set(got) - set(expected) == set(), "the layer has gradients the reference does not know"
+    assert_all_close(names, got, expected, dtype)
+
+
+@pytest.fixture
+def two_threads():
+    previous = lstmcore.get_num_threads()
+    lstmcore.set_num_threads(2)
+    yield
+    lstmcore.set_num_threads(previous)
+
+
+@kinds
+def test_matches_reference_when_two_threads_split_the_hidden_units(kind, two_threads):
+    # H=70, B=40: 2*B*G*H^2 >= 1.6M flops a step and 70 units, so the core's planner
+    # gives each of the two threads its own slice of hidden units (with a ragged end).
+    shape = (3, 40, 9, 70, 1, True, True)
+    got, expected = run_both(kind, np.float64, shape, with_state=True, with_dstate=True)
+    assert_all_close(sorted(expected), got, expected, np.float64)
+
+
+@kinds
+@pytest.mark.parametrize(
+    "batch_first",
+    [pytest.param(True, id="batch-first"), pytest.param(False, id="time-major")],
+)
+def test_changing_y_in_place_does_not_change_backward(kind, batch_first):
+    rng = np.random.default_rng(60)
+    layer = LAYERS[kind](3, 4, dtype=np.float64, batch_first=batch_first, seed=0)
+    x = rng.normal(size=(5, 2, 3))
+    y, _, tape = layer.forward(x)
+    dy = rng.normal(size=y.shape)
+    dx_before, _ = layer.backward(tape, dy)
+    grads_before = {k: v.copy() for k, v in layer.grads.items()}
+    layer.zero_grad()
+    y[...] = 0  # e.g. a caller reusing the output buffer, or an in-place activation
+    dx_after, _ = layer.backward(tape, dy)
+    np.testing.assert_array_equal(dx_after, dx_before)
+    for name, grad in grads_before.items():
+        np.testing.assert_array_equal(layer.grads[name], grad, err_msg=name)

@@ -1,0 +1,132 @@
+"""Threads: the core's OpenMP split does not change results, and Python threads may share a layer.
+
+- set_num_threads(1) vs (2), float64: the split is over hidden units, each unit's
+  arithmetic is the same on either thread count, so results agree to 1e-12 of the
+  tensor's scale (rounding only, in case a split changes a GEMM's blocking). H=64, B=32
+  gives 2*B*G*H^2 >= 0.8M flops a step and 4 slices of 16 units: two threads really split.
+- Four Python threads calling one layer's forward/backward at once (the core releases
+  the GIL) return exactly what sequential calls return, and the layer's grads then hold
+  the sum of every call's contribution (addition order aside: 1e-12 of the scale).
+"""
+
+import threading
+
+import numpy as np
+import pytest
+
+import lstmcore
+from _compare import assert_close, scaled_atol
+
+LAYERS = {"lstm": lstmcore.LSTM, "gru": lstmcore.GRU}
+TOL = 1e-12
+
+
+@pytest.fixture
+def restore_threads():
+    previous = lstmcore.get_num_threads()
+    yield
+    lstmcore.set_num_threads(previous)
+
+
+def pass_results(layer, x, dy):
+    """y, final states, dx, initial-state gradients and the grads of one forward/backward."""
+    layer.zero_grad()
+    y, final, tape = layer.forward(x)
+    dx, dstate0 = layer.backward(tape, dy)
+    parts = {"y": y, "dx": dx}
+    for name, value in zip(("h_n", "c_n"), final if isinstance(final, tuple) else (final,)):
+        parts[name] = value
+    for name, value in zip(("dh0", "dc0"), dstate0 if isinstance(dstate0, tuple) else (dstate0,)):
+        parts[name] = value
+    parts.update({k: v.copy() for k, v in layer.grads.items()})
+    return parts
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_one_and_two_openmp_threads_agree(kind, restore_threads):
+    rng = np.random.default_rng(50)
+    layer = LAYERS[kind](16, 64, 2, bidirectional=True, dtype=np.float64, seed=2)
+    x = rng.normal(size=(32, 6, 16))
+    dy = rng.normal(size=(32, 6, 128))
+    results = {}
+    for threads in (1, 2):
+        lstmcore.set_num_threads(threads)
+        assert lstmcore.get_num_threads() == threads
+        results[threads] = pass_results(layer, x, dy)
+    for name, expected in results[1].items():
+        assert_close(f"{name} (2 threads vs 1)", results[2][name], expected, TOL, scaled_atol(TOL, expected))
+
+
+def run_in_threads(work, count):
+    """Run ``work(k)`` for k < count in Python threads released together; re-raise any error."""
+    errors = []
+    start = threading.Barrier(count)
+
+    def body(k):
+        try:
+            start.wait()
+            work(k)
+        except Exception as error:  # re-raised below, with its thread
+            errors.append((k, error))
+
+    threads = [threading.Thread(target=body, args=(k,)) for k in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_python_threads_sharing_a_layer_get_the_sequential_results(kind):
+    rng = np.random.default_rng(51)
+    layer = LAYERS[kind](8, 40, 2, bidirectional=True, dtype=np.float64, seed=3)
+    inputs = [(rng.normal(size=(16, 12, 8)), rng.normal(size=(16, 12, 80))) for _ in range(4)]
+    sequential = [pass_results(layer, x, dy) for x, dy in inputs]
+    results = [[] for _ in inputs]
+
+    def work(k):
+        x, dy = inputs[k]
+        for _ in range(3):  # several rounds so the calls of different threads overlap
+            y, final, tape = layer.forward(x)
+            dx, dstate0 = layer.backward(tape, dy)
+            got = {"y": y, "dx": dx}
+            got.update(zip(("h_n", "c_n"), final if isinstance(final, tuple) else (final,)))
+            got.update(zip(("dh0", "dc0"), dstate0 if isinstance(dstate0, tuple) else (dstate0,)))
+            results[k].append(got)
+
+    run_in_threads(work, len(inputs))
+    for k, rounds in enumerate(results):
+        for got in rounds:
+            for name, value in got.items():
+                np.testing.assert_array_equal(value, sequential[k][name], err_msg=f"thread {k}: {name}")
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_concurrent_backward_calls_add_every_gradient(kind, restore_threads):
+    lstmcore.set_num_threads(1)  # the Python threads, not OpenMP, share the cores
+    rng = np.random.default_rng(52)
+    layer = LAYERS[kind](8, 64, 1, dtype=np.float64, seed=4)
+    x, dy = rng.normal(size=(4, 3, 8)), rng.normal(size=(4, 3, 64))
+    once = pass_results(layer, x, dy)
+    _, _, tape = layer.forward(x)
+    threads, rounds = 4, 300
+
+    def work(k):
+        for _ in range(rounds):
+            layer.backward(tape, dy)
+
+    # A lost update needs two threads inside the accumulation at once: try a few times
+    # (about 0.1 s each) and fail on the first trial that loses one.
+    for trial in range(8):
+        layer.zero_grad()
+        run_in_threads(work, threads)
+        for name in layer.grads:
+            expected = threads * rounds * once[name]
+            assert_close(
+                f"grads[{name!r}] after {threads}x{rounds} concurrent backward calls (trial {trial})",
+                layer.grads[name],
+                expected,
+                TOL,
+                scaled_atol(TOL, expected),
+            )
