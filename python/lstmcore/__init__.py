@@ -1,9 +1,31 @@
 """lstmcore: fast LSTM and GRU training and inference on CPUs, from NumPy."""
 
+from lstmcore import losses, optim
 from lstmcore._core import get_num_threads, set_num_threads
 from lstmcore._gru import GRU
+from lstmcore._layers import Dense, Dropout, Embedding, LastStep, MeanPool
 from lstmcore._lstm import LSTM
+from lstmcore._model import Sequential
+from lstmcore._serialization import ModelFileError, load
+from lstmcore._train import History
 
 __version__ = "0.1.0"
 
-__all__ = ["LSTM", "GRU", "set_num_threads", "get_num_threads", "__version__"]
+__all__ = [
+    "LSTM",
+    "GRU",
+    "Dense",
+    "Embedding",
+    "Dropout",
+    "LastStep",
+    "MeanPool",
+    "Sequential",
+    "History",
+    "load",
+    "ModelFileError",
+    "losses",
+    "optim",
+    "set_num_threads",
+    "get_num_threads",
+    "__version__",
+]

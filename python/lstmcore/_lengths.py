@@ -19,6 +19,8 @@ def checked_lengths(lengths, batch, steps):
     lengths = as_numeric_array(lengths, "lengths")
     if lengths.shape != (batch,):
         raise ValueError(f"expected lengths of shape {shape_text((batch,))}, got {shape_text(lengths.shape)}")
+    if lengths.dtype.kind == "b":
+        raise TypeError("expected integer lengths, got booleans")
     if lengths.dtype.kind == "f":
         if not np.all(np.isfinite(lengths)) or np.any(lengths != np.round(lengths)):
             raise TypeError("expected integer lengths, got non-integral values")

@@ -126,7 +126,8 @@ class LSTM(_GatedRecurrent):
         kinds = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
         kinds += ("weight_hr",) if self.proj_size else ()
         kinds += _LAYER_NORM_KINDS if self.layer_norm else ()
-        return kinds + ("weight_peephole",) if self.peephole else kinds
+        kinds += ("weight_peephole",) if self.peephole else ()
+        return kinds
 
     def _kind_shapes(self, layer_input):
         shapes = super()._kind_shapes(layer_input)
