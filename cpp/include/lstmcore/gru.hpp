@@ -131,8 +131,8 @@ void gru_backward(const SequenceShape& s, const Scalar* x, const GatedWeights<Sc
   const Index rows = s.rows();
   // (T*B, 3H) each: gradients of the input-side pre-activations (x W_i^T + b_i) and of
   // the recurrent-side ones (h W_h^T + b_h); they differ only in n, where r scales m.
-  std::vector<Scalar> d_input_buffer(static_cast<size_t>(rows * G));
-  std::vector<Scalar> d_hidden_buffer(static_cast<size_t>(rows * G));
+  PassBuffer<Scalar> d_input_buffer(rows * G);
+  PassBuffer<Scalar> d_hidden_buffer(rows * G);
   Scalar* d_input = d_input_buffer.data();
   Scalar* d_hidden = d_hidden_buffer.data();
   // dh0 doubles as the running gradient of h_t.

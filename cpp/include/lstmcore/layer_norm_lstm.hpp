@@ -202,7 +202,7 @@ void layer_norm_lstm_backward(const SequenceShape& s, const Scalar* x, const Gat
   // (T*B, 4H) each: gradients of a_t, of the raw input projection and of the raw
   // recurrent projection; (T*B, H): gradient of the normalised cell's output
   // LN(c_t) + beta_c. All kept for the GEMMs and column sums after the loop.
-  std::vector<Scalar> d_gates(rows * G), d_input(rows * G), d_hidden(rows * G), d_cell_out(rows * H);
+  PassBuffer<Scalar> d_gates(rows * G), d_input(rows * G), d_hidden(rows * G), d_cell_out(rows * H);
   auto dh = view(dh0, B, H, H);
   auto dc = view(dc0, B, H, H);
   if (dh_n) dh = view(dh_n, B, H, H); else dh.setZero();

@@ -142,7 +142,7 @@ void lstm_backward(const SequenceShape& s, const Scalar* x, const GatedWeights<S
   constexpr Index K = Cell<Scalar>::kGates;
   const Index B = s.batch, H = s.hidden, I = s.input, G = K * H, rows = s.rows();
   // (T*B, K*H): gradient of the gate pre-activations a_t, kept for the weight GEMMs.
-  std::vector<Scalar> d_gates_buffer(static_cast<size_t>(rows * G));
+  PassBuffer<Scalar> d_gates_buffer(rows * G);
   Scalar* d_gates = d_gates_buffer.data();
   // dh0 and dc0 double as the running gradients of h_t and c_t. A padding row keeps
   // dh_n, dc_n until its sequence's last step comes round.
@@ -154,7 +154,7 @@ void lstm_backward(const SequenceShape& s, const Scalar* x, const GatedWeights<S
   // With recurrent dropout, W_hh saw h_{t-1} * mask: dW_hh needs those products, so h0
   // and y are masked into copies (time-major like y, stride H).
   const Scalar* mask = options.recurrent_mask;
-  std::vector<Scalar> masked_h0(mask ? B * H : 0), masked_y(mask ? rows * H : 0);
+  PassBuffer<Scalar> masked_h0(mask ? B * H : 0), masked_y(mask ? rows * H : 0);
   // Zoneout and recurrent dropout change what reaches dh_{t-1} from the product.
   const bool plain_recurrence = !mask && !options.zoneout();
 

@@ -118,9 +118,9 @@ void projected_lstm_backward(const SequenceShape& s, Index proj, const Scalar* x
   using Layout = PanelLayout<Scalar>;
   // (T*B, K*H): gradient of the gate pre-activations; (T*B, P): the total gradient of
   // h_t (from above and from step t+1), both kept for the weight GEMMs; (B, H): dr_t.
-  std::vector<Scalar> d_gates_buffer(static_cast<size_t>(rows * G));
-  std::vector<Scalar> d_hidden_buffer(static_cast<size_t>(rows * P));
-  std::vector<Scalar> d_cell_out_buffer(static_cast<size_t>(B * H));
+  PassBuffer<Scalar> d_gates_buffer(rows * G);
+  PassBuffer<Scalar> d_hidden_buffer(rows * P);
+  PassBuffer<Scalar> d_cell_out_buffer(B * H);
   Scalar* d_gates = d_gates_buffer.data();
   Scalar* d_hidden = d_hidden_buffer.data();
   Scalar* d_cell_out = d_cell_out_buffer.data();

@@ -4,6 +4,8 @@
 // Buffers are row-major with one row per (t, b), row index t*B + b ("time-major").
 #pragma once
 
+#include <memory>
+
 #include "lstmcore/eigen_types.hpp"
 
 namespace lstmcore {
@@ -53,6 +55,21 @@ struct SequenceView {
   Scalar* data;
   Index stride;
   Scalar* row(Index t, Index batch) const { return data + t * batch * stride; }
+};
+
+// A pass's (rows * width) buffer whose every element the pass writes before reading it:
+// left uninitialised, because zeroing tens of MB per call is a measurable share of a pass.
+template <typename Scalar>
+class PassBuffer {
+ public:
+  explicit PassBuffer(Index size) : data_(new Scalar[size > 0 ? size : 1]) {}
+  Scalar* data() { return data_.get(); }
+  const Scalar* data() const { return data_.get(); }
+  Scalar& operator[](Index k) { return data_[k]; }
+  const Scalar& operator[](Index k) const { return data_[k]; }
+
+ private:
+  std::unique_ptr<Scalar[]> data_;
 };
 
 }  // namespace lstmcore
