@@ -1,0 +1,79 @@
+"""Small real data sets shipped with lstmcore, as plain NumPy arrays and Python objects.
+
+Each file's source, licence and preparation are in ``lstmcore/data/README.md``.
+
+- ``load_co2()``: monthly mean atmospheric CO2 at Mauna Loa, March 1958 - December 2001,
+  a series for forecasting.
+- ``load_text("alice")``: Lewis Carroll's *Alice's Adventures in Wonderland* (1865), a
+  public-domain text for a character model.
+- ``load_sentences()``: 2,004 sentences labelled by which of two public-domain books they
+  come from (Carroll or Shakespeare's *As You Like It*), for sequence classification.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from importlib import resources
+
+import numpy as np
+
+__all__ = ["load_co2", "load_text", "load_sentences", "path", "TEXTS"]
+
+#: Names accepted by ``load_text`` and the files they read.
+TEXTS = {"alice": "alice_in_wonderland.txt"}
+
+_FILES = ("co2_monthly.csv", "alice_in_wonderland.txt", "sentences.csv")
+
+
+def path(name):
+    """The path of a shipped data file, e.g. ``path("co2_monthly.csv")``, as a string.
+
+    Use it to hand a shipped file to code that reads files (``lstmcore train forecast
+    --csv``, ``csv``, ``pandas``).
+    """
+    if name not in _FILES:
+        raise ValueError(f"expected one of the shipped files {list(_FILES)}, got {name!r}")
+    return str(resources.files("lstmcore") / "data" / name)
+
+
+def _read(name):
+    return (resources.files("lstmcore") / "data" / name).read_text(encoding="utf-8")
+
+
+def load_co2():
+    """Monthly mean CO2 at Mauna Loa Observatory, Hawaii, in ppmv (parts per million).
+
+    Returns ``(months, co2)``: ``months`` is a (526,) ``datetime64[M]`` array from
+    1958-03 to 2001-12, ``co2`` a (526,) float64 array. Each value is the mean of that
+    month's weekly averages; the 5 months without any weekly value (1958-06, 1958-10,
+    1964-02..04) are linearly interpolated (the file's ``weeks`` column is 0 there).
+    """
+    rows = list(csv.DictReader(io.StringIO(_read("co2_monthly.csv"))))
+    months = np.array([row["month"] for row in rows], dtype="datetime64[M]")
+    co2 = np.array([float(row["co2"]) for row in rows], dtype=np.float64)
+    return months, co2
+
+
+def load_text(name="alice"):
+    """A public-domain English text as one ``str`` (``\\n`` line ends).
+
+    ``"alice"``: *Alice's Adventures in Wonderland*, the Millennium Fulcrum Edition 2.9,
+    148,480 characters of 72 distinct ones (plain ASCII).
+    """
+    if name not in TEXTS:
+        raise ValueError(f"expected a text name in {sorted(TEXTS)}, got {name!r}")
+    return _read(TEXTS[name])
+
+
+def load_sentences():
+    """Sentences labelled by their author, for sequence classification.
+
+    Returns ``(texts, labels)``, two lists of 2,004 ``str``: each text is one sentence
+    (20 to 200 characters) from *Alice's Adventures in Wonderland* (label ``"carroll"``,
+    1,014 sentences) or *As You Like It* (label ``"shakespeare"``, 990), shuffled. This
+    is an authorship task, not sentiment: no sentiment set with a licence that clearly
+    allows redistribution was available, see ``data/README.md``.
+    """
+    rows = list(csv.DictReader(io.StringIO(_read("sentences.csv"))))
+    return [row["text"] for row in rows], [row["label"] for row in rows]
