@@ -19,6 +19,7 @@
 #include "lstmcore/lstm_sequence.hpp"
 #include "lstmcore/peephole_lstm_cell.hpp"
 #include "lstmcore/projected_lstm_sequence.hpp"
+#include "lstmcore/memory.hpp"
 #include "lstmcore/peak.hpp"
 #include "lstmcore/threading.hpp"
 
@@ -596,6 +597,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("set_num_threads", &lstmcore::set_max_threads, "threads"_a,
         "Threads the core may use; 0 restores OpenMP's default.");
   m.def("get_num_threads", &lstmcore::max_threads);
+  m.def("retain_freed_memory", &lstmcore::retain_freed_memory,
+        "Keep freed blocks in the heap for reuse (glibc); False where unsupported.");
   m.def(
       "fma_peak_gflops",
       [](int threads, double seconds) {

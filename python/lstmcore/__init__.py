@@ -1,6 +1,8 @@
 """lstmcore: fast LSTM and GRU training and inference on CPUs, from NumPy."""
 
-from lstmcore import losses, optim
+import os as _os
+
+from lstmcore import _core, losses, optim
 from lstmcore._core import get_num_threads, set_num_threads
 from lstmcore._gru import GRU
 from lstmcore._layers import Dense, Dropout, Embedding, LastStep, MeanPool
@@ -10,6 +12,11 @@ from lstmcore._serialization import ModelFileError, load
 from lstmcore._train import History
 
 __version__ = "0.1.0"
+
+# Repeated passes reuse freed memory instead of faulting in fresh pages (cpp/include/
+# lstmcore/memory.hpp); LSTMCORE_RETAIN_MEMORY=0 leaves the C library's defaults.
+if _os.environ.get("LSTMCORE_RETAIN_MEMORY", "1") != "0":
+    _core.retain_freed_memory()
 
 __all__ = [
     "LSTM",
