@@ -1,0 +1,123 @@
+"""Interleaved timing, and one thread count for every library in the process.
+
+Method: every side has already run once (the correctness check is the warm-up). Each
+side is then timed once more to choose how many calls make one sample (enough for about
+``target_sample_s``, so a 1 ms case is not timed at the clock's resolution). Then, per
+repeat, every side takes one sample, in an order rotated each repeat, so that machine
+noise (other jobs, frequency changes) falls on all sides alike. A side may be limited to
+fewer repeats (the slow NumPy reference). The result is the median per call.
+Python's garbage collector is off while timing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import glob
+import math
+import os
+import statistics
+import time
+
+import numpy as np
+
+import lstmcore
+
+
+def measure(steps, repeats, limits=None, target_sample_s=0.02, max_calls=50):
+    """Time ``steps`` (name -> callable) interleaved; name -> list of seconds per call.
+
+    limits: name -> at most this many samples (and one call per sample).
+    """
+    limits = limits or {}
+    calls = {}
+    for name, step in steps.items():
+        if name in limits:
+            calls[name] = 1
+            continue
+        start = time.perf_counter()
+        step()
+        elapsed = time.perf_counter() - start
+        calls[name] = max(1, min(max_calls, math.ceil(target_sample_s / max(elapsed, 1e-9))))
+    samples = {name: [] for name in steps}
+    names = list(steps)
+    if not names:
+        return samples, calls
+    gc.collect()
+    gc.disable()
+    try:
+        for repeat in range(repeats):
+            shift = repeat % len(names)
+            for name in names[shift:] + names[:shift]:
+                if len(samples[name]) >= limits.get(name, repeats):
+                    continue
+                step = steps[name]
+                start = time.perf_counter()
+                for _ in range(calls[name]):
+                    step()
+                samples[name].append((time.perf_counter() - start) / calls[name])
+    finally:
+        gc.enable()
+    return samples, calls
+
+
+def summarize(seconds):
+    """Median and spread (interquartile range over median) of samples, in ms."""
+    ms = [s * 1e3 for s in seconds]
+    median = statistics.median(ms)
+    if len(ms) >= 4:
+        q1, _, q3 = statistics.quantiles(ms, n=4)
+        spread = (q3 - q1) / median
+    else:
+        spread = (max(ms) - min(ms)) / median
+    return {"median_ms": median, "spread": spread, "samples_ms": ms}
+
+
+class ThreadControl:
+    """Sets lstmcore's, PyTorch's and NumPy's BLAS thread counts together.
+
+    NumPy's BLAS (OpenBLAS in NumPy's wheels) runs the reference's products; its thread
+    count is set through its C entry point when it can be found, else left as it is and
+    ``blas_note`` says so.
+    """
+
+    def __init__(self, torch=None):
+        self.torch = torch
+        self._blas_set = self._find_openblas_setter()
+        self.blas_note = (
+            None
+            if self._blas_set
+            else "NumPy's BLAS thread count could not be set: the reference runs on its default threads"
+        )
+
+    def set(self, threads):
+        lstmcore.set_num_threads(threads)
+        if self.torch is not None:
+            self.torch.set_num_threads(threads)
+        if self._blas_set:
+            self._blas_set(threads)
+
+    @staticmethod
+    def _find_openblas_setter():
+        """openblas_set_num_threads (under any of NumPy's wheel names), or None."""
+        libraries = []
+        numpy_dir = os.path.dirname(np.__file__)
+        for pattern in ("../numpy.libs/*openblas*", ".dylibs/*openblas*", "../numpy.libs/*.dll"):
+            libraries.extend(glob.glob(os.path.join(numpy_dir, pattern)))
+        for path in libraries:
+            try:
+                library = ctypes.CDLL(path)
+            except OSError:
+                continue
+            for symbol in (
+                "scipy_openblas_set_num_threads64_",
+                "scipy_openblas_set_num_threads",
+                "openblas_set_num_threads64_",
+                "openblas_set_num_threads",
+            ):
+                setter = getattr(library, symbol, None)
+                if setter is not None:
+                    setter.argtypes = [ctypes.c_int]
+                    setter.restype = None
+                    return setter
+        return None

@@ -1,0 +1,91 @@
+"""The benchmark harness runs end to end and writes the JSON other scripts read."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import cases, run, sides  # noqa: E402
+
+ROW_FIELDS = {
+    "case", "threads", "flops", "lstmcore_ms", "reference_ms", "torch_ms", "torch_over_lstmcore",
+    "reference_over_lstmcore", "lstmcore_gflops", "percent_of_peak", "timing", "checks", "notes",
+}  # fmt: skip
+
+
+def test_quick_run_writes_expected_json(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    status = run.main(
+        ["--quick", "--no-torch", "--cases", "gru_train_h128_t100_b32", "--threads", "1", "--json", str(out)]
+    )
+    assert status == 0
+    results = json.loads(out.read_text())
+    assert {"schema_version", "machine", "settings", "flop_model", "fma_peak_gflops", "results", "notes"} <= set(results)
+    assert results["settings"]["quick"] and not results["settings"]["torch"]
+    assert results["fma_peak_gflops"]["1"] > 0
+    (row,) = results["results"]
+    assert ROW_FIELDS <= set(row)
+    assert row["case"] == "gru_train_h128_t100_b32" and row["threads"] == 1
+    assert row["lstmcore_ms"] > 0 and row["lstmcore_gflops"] > 0 and row["percent_of_peak"] > 0
+    assert row["torch_ms"] is None and "torch" not in row["checks"]
+    if results["settings"]["reference"]:  # the reference ran and matched lstmcore
+        assert row["checks"]["reference"] == "ok" and row["reference_over_lstmcore"] > 0
+    assert "gru_train_h128_t100_b32" in capsys.readouterr().out
+
+
+def test_flop_count_of_one_lstm_layer():
+    case = cases.CASES_BY_NAME["lstm_train_h128_t100_b32"]
+    forward = 2 * 100 * 32 * 4 * 128 * (128 + 128)
+    assert cases.count_flops(case) == 3 * forward
+    infer = cases.CASES_BY_NAME["lstm_infer_h256_t100_b64"]
+    assert cases.count_flops(infer) == 2 * 100 * 64 * 4 * 256 * 512
+
+
+def test_compare_names_the_tensor_and_worst_index():
+    y = np.zeros((2, 3, 4), np.float32)
+    wrong = y.copy()
+    wrong[1, 2, 3] = 1e-3
+    assert sides.compare("torch", (y, None), (y, None)) is None
+    message = sides.compare("torch", (wrong, None), (y, None))
+    assert "torch y" in message and "(1, 2, 3)" in message
+
+
+def test_peephole_cell_without_peepholes_is_torch_lstm_cell():
+    torch = pytest.importorskip("torch")
+    from benchmarks import torch_cells
+
+    torch.manual_seed(0)
+    peephole, plain = torch_cells.PeepholeLSTMCell(5, 7), torch.nn.LSTMCell(5, 7)
+    with torch.no_grad():
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(peephole, name).copy_(getattr(plain, name))
+        peephole.weight_peephole.zero_()
+        x, h, c = torch.randn(3, 5), torch.randn(3, 7), torch.randn(3, 7)
+        for got, expected in zip(peephole(x, (h, c)), plain(x, (h, c))):
+            assert torch.allclose(got, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("variant", ["peephole", "layernorm"])
+def test_torch_cell_of_a_variant_matches_lstmcore_in_float64(variant):
+    """The benchmark times lstmcore against these cells: they must compute the same layer."""
+    torch = pytest.importorskip("torch")
+    import lstmcore
+    from benchmarks import torch_cells
+
+    spec = cases.VARIANTS[variant]
+    layer = lstmcore.LSTM(6, 9, dtype=np.float64, seed=0, **spec.lstmcore_kwargs)
+    cell = getattr(torch_cells, spec.torch_cell)(6, 9).double()
+    with torch.no_grad():
+        for name, value in layer.params.items():
+            getattr(cell, name.removesuffix("_l0")).copy_(torch.from_numpy(value))
+    x = np.random.default_rng(0).standard_normal((3, 5, 6))
+    y, _ = layer(x)
+    with torch.no_grad():
+        expected, _ = torch_cells.LoopRNN(cell)(torch.from_numpy(x))
+    np.testing.assert_allclose(y, expected.numpy(), rtol=0, atol=1e-12)
