@@ -52,6 +52,7 @@ def test_compare_names_the_tensor_and_worst_index():
     wrong = y.copy()
     wrong[1, 2, 3] = 1e-3
     assert sides.compare("torch", (y, None), (y, None)) is None
+    assert sides.compare("torch", (y + 5e-5, None), (y, None)) is None
     message = sides.compare("torch", (wrong, None), (y, None))
     assert "torch y" in message and "(1, 2, 3)" in message
 
@@ -85,7 +86,14 @@ def test_torch_cell_of_a_variant_matches_lstmcore_in_float64(variant):
         for name, value in layer.params.items():
             getattr(cell, name.removesuffix("_l0")).copy_(torch.from_numpy(value))
     x = np.random.default_rng(0).standard_normal((3, 5, 6))
-    y, _ = layer(x)
-    with torch.no_grad():
-        expected, _ = torch_cells.LoopRNN(cell)(torch.from_numpy(x))
-    np.testing.assert_allclose(y, expected.numpy(), rtol=0, atol=1e-12)
+    dy = np.random.default_rng(1).standard_normal((3, 5, 9))
+    y, _, tape = layer.forward(x)
+    dx, _ = layer.backward(tape, dy)
+    x_torch = torch.from_numpy(x).requires_grad_(True)
+    expected, _ = torch_cells.LoopRNN(cell)(x_torch)
+    (expected * torch.from_numpy(dy)).sum().backward()
+    np.testing.assert_allclose(y, expected.detach().numpy(), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(dx, x_torch.grad.numpy(), rtol=0, atol=1e-12)
+    for name, value in layer.grads.items():
+        torch_grad = getattr(cell, name.removesuffix("_l0")).grad.numpy()
+        np.testing.assert_allclose(value, torch_grad, rtol=0, atol=1e-12, err_msg=name)

@@ -297,30 +297,41 @@ void layer_norm_lstm_backward(const SequenceShape& s, const Scalar* x, const Gat
                                 {y.data + h_start * y.stride, 1, y.stride}, nr, (s.steps - 1) * B, H,
                                 grads.weight_hh + r0 * H, H, true, workspace);
       }
-      // Column sums: biases and gains of the projections' normalisations.
-      for (Index k = r0; k < r0 + nr; ++k) {
-        Scalar bias_sum = 0, gain_ih_sum = 0, gain_hh_sum = 0;
-        for (Index r = 0; r < rows; ++r) {
-          const Scalar da = d_gates[r * G + k];
-          bias_sum += da;
-          gain_ih_sum += da * tape.input_norm[r * G + k];
-          gain_hh_sum += da * tape.hidden_norm[r * G + k];
+      // Column sums (biases and the projections' gains), row by row so reads are contiguous.
+      std::vector<Scalar> bias_sum(nr, Scalar(0)), gain_ih_sum(nr, Scalar(0)), gain_hh_sum(nr, Scalar(0));
+      for (Index r = 0; r < rows; ++r) {
+        const Scalar* da = d_gates.data() + r * G + r0;
+        const Scalar* xn = tape.input_norm + r * G + r0;
+        const Scalar* hn = tape.hidden_norm + r * G + r0;
+        for (Index k = 0; k < nr; ++k) {
+          bias_sum[k] += da[k];
+          gain_ih_sum[k] += da[k] * xn[k];
+          gain_hh_sum[k] += da[k] * hn[k];
         }
-        grads.bias_ih[k] += bias_sum;
-        grads.bias_hh[k] += bias_sum;
-        ln_grads.gain_ih[k] += gain_ih_sum;
-        ln_grads.gain_hh[k] += gain_hh_sum;
+      }
+      for (Index k = 0; k < nr; ++k) {
+        grads.bias_ih[r0 + k] += bias_sum[k];
+        grads.bias_hh[r0 + k] += bias_sum[k];
+        ln_grads.gain_ih[r0 + k] += gain_ih_sum[k];
+        ln_grads.gain_hh[r0 + k] += gain_hh_sum[k];
       }
     }
     const Range cell_columns = split_range(H, thread, team, 1);
-    for (Index k = cell_columns.begin; k < cell_columns.end; ++k) {
-      Scalar gain_sum = 0, bias_sum = 0;
+    if (cell_columns.size() > 0) {
+      const Index c0_col = cell_columns.begin, nc = cell_columns.size();
+      std::vector<Scalar> gain_sum(nc, Scalar(0)), bias_sum(nc, Scalar(0));
       for (Index r = 0; r < rows; ++r) {
-        gain_sum += d_cell_out[r * H + k] * tape.cell_norm[r * H + k];
-        bias_sum += d_cell_out[r * H + k];
+        const Scalar* d_out = d_cell_out.data() + r * H + c0_col;
+        const Scalar* cn = tape.cell_norm + r * H + c0_col;
+        for (Index k = 0; k < nc; ++k) {
+          gain_sum[k] += d_out[k] * cn[k];
+          bias_sum[k] += d_out[k];
+        }
       }
-      ln_grads.gain_cell[k] += gain_sum;
-      ln_grads.bias_cell[k] += bias_sum;
+      for (Index k = 0; k < nc; ++k) {
+        ln_grads.gain_cell[c0_col + k] += gain_sum[k];
+        ln_grads.bias_cell[c0_col + k] += bias_sum[k];
+      }
     }
     const Range rows_mine = split_range(rows, thread, team, Layout::kRows);
     if (rows_mine.size() > 0) {

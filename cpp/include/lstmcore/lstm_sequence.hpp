@@ -172,6 +172,8 @@ void lstm_backward(const SequenceShape& s, const Scalar* x, const GatedWeights<S
     // Per-thread rows for zoneout's split gradients and the masked recurrent product.
     std::vector<Scalar> update_dy(n), direct_dc(n), zeros(n, Scalar(0));
     std::vector<Scalar> recurrent(plain_recurrence ? 0 : B * n);
+    // (K, n): this thread's share of the bias gradient, summed while each da row is hot.
+    std::vector<Scalar> bias_grad(K * n, Scalar(0));
     for (Index step = s.steps - 1; step >= 0; --step) {
       const Index t = s.time_at(step);
       const Index alive = s.active(t);
@@ -194,6 +196,13 @@ void lstm_backward(const SequenceShape& s, const Scalar* x, const GatedWeights<S
         cell.backward(gates_t + b * G + ub, c_prev + b * H + ub, options.cell_updates + (t * B + b) * H + ub,
                       update_dy.data(), zeros.data(), dc_b, d_gates_t + b * G + ub);
         for (Index j = 0; j < n; ++j) dc_b[j] += direct_dc[j];
+      }
+      for (Index b = 0; b < alive && n > 0; ++b) {
+        const Scalar* da = d_gates_t + b * G + ub;
+        for (Index gate = 0; gate < K; ++gate) {
+          Scalar* sum = bias_grad.data() + gate * n;
+          for (Index j = 0; j < n; ++j) sum[j] += da[gate * H + j];
+        }
       }
       for (Index b = alive; b < B && n > 0; ++b) {
         for (Index gate = 0; gate < K; ++gate) {
@@ -259,11 +268,11 @@ void lstm_backward(const SequenceShape& s, const Scalar* x, const GatedWeights<S
                                 {h_later + h_start * h_stride, 1, h_stride}, nr, later_rows, H,
                                 grads.weight_hh + r0 * H, H, true, workspace);
       }
-      const auto bias_grad =
-          view(static_cast<const Scalar*>(d_gates), rows, G, G).middleCols(r0, nr).colwise().sum().eval();
-      for (Index j = 0; j < nr; ++j) {
-        grads.bias_ih[r0 + j] += bias_grad(j);
-        grads.bias_hh[r0 + j] += bias_grad(j);
+    }
+    for (Index gate = 0; gate < K; ++gate) {
+      for (Index j = 0; j < n; ++j) {
+        grads.bias_ih[gate * H + ub + j] += bias_grad[gate * n + j];
+        grads.bias_hh[gate * H + ub + j] += bias_grad[gate * n + j];
       }
     }
     // dx += da W_ih
