@@ -10,6 +10,8 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <new>
+#include <utility>
 #include <vector>
 
 #include "lstmcore/eigen_types.hpp"
@@ -28,8 +30,30 @@ struct PanelLayout {
   static Index tiles(Index rows) { return (rows + kRows - 1) / kRows; }
 };
 
+// Aligned storage whose elements start uninitialised: the packing routines write every
+// element of their buffers, and clearing megabytes of packed weights per pass showed up in
+// profiles of short sequences.
+template <typename T>
+struct UninitializedAllocator : Eigen::aligned_allocator<T> {
+  template <typename U>
+  struct rebind {
+    using other = UninitializedAllocator<U>;
+  };
+  UninitializedAllocator() = default;
+  template <typename U>
+  UninitializedAllocator(const UninitializedAllocator<U>&) noexcept {}
+  template <typename U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;  // default-initialised: no zeroing for float/double
+  }
+  template <typename U, typename... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
+
 template <typename Scalar>
-using PackedBuffer = std::vector<Scalar, Eigen::aligned_allocator<Scalar>>;
+using PackedBuffer = std::vector<Scalar, UninitializedAllocator<Scalar>>;
 
 // A matrix operand read through strides: element (r, k) is data[r * row_stride + k * k_stride].
 // A row-major matrix is {data, ld, 1}; its transpose is {data, 1, ld}.
@@ -74,8 +98,12 @@ void pack_tiles(Strided<Scalar> a, Index r0, Index rows, Index k0, Index depth, 
   for (Index tile = 0; tile < PanelLayout<Scalar>::tiles(rows); ++tile) {
     const Index first = tile * R, valid = std::min(R, rows - first);
     Scalar* out = packed + tile * depth * R;
-    for (Index k = 0; k < depth; ++k) {
-      for (Index r = 0; r < R; ++r) out[k * R + r] = r < valid ? a(r0 + first + r, k0 + k) : Scalar(0);
+    // Row by row: each source row is read contiguously (h_{t-1} in the batch-1 step).
+    for (Index r = 0; r < valid; ++r) {
+      for (Index k = 0; k < depth; ++k) out[k * R + r] = a(r0 + first + r, k0 + k);
+    }
+    for (Index r = valid; r < R; ++r) {
+      for (Index k = 0; k < depth; ++k) out[k * R + r] = Scalar(0);
     }
   }
 }
