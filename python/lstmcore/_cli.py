@@ -4,6 +4,7 @@
     lstmcore train forecast|charlm|classify [options]
     lstmcore generate MODEL [--length --temperature --prime --seed]
     lstmcore predict MODEL [--csv FILE --column NAME | --text TEXT ...]
+    lstmcore inspect MODEL DATA [--plot-dir DIR] [--ablate] [--json PATH]
 
 Exit codes: 0 done, 1 a bad file or value (one line on stderr), 2 bad arguments
 (argparse's usage message), 130 interrupted.
@@ -279,6 +280,10 @@ def build_parser():
     predict.add_argument("--column", help="column of --csv (default: the model's column, or 'text')")
     predict.add_argument("--text", action="append", help="a text to classify (repeatable)")
     predict.set_defaults(run=_run_predict)
+
+    from lstmcore._inspect_cli import add_parser as add_inspect_parser
+
+    add_inspect_parser(commands)
     return parser
 
 
