@@ -45,18 +45,23 @@ def _save(model, out, echo):
         echo(f"saved the model to {out}")
 
 
-def load_model(path, tasks):
-    """A model file made by ``lstmcore train TASK`` for one of ``tasks`` (a name or a tuple
-    of names), or a TaskError naming what is wrong."""
-    tasks = (tasks,) if isinstance(tasks, str) else tuple(tasks)
+def read_model(path):
+    """Any lstmcore model file, or a TaskError naming what is wrong."""
     try:
-        model = lstmcore.load(path)
+        return lstmcore.load(path)
     except FileNotFoundError:
         raise TaskError(f"no such model file: {path}") from None
     except OSError as error:
         raise TaskError(f"cannot read {path}: {error.strerror or error}") from None
     except (ValueError, KeyError, TypeError) as error:
         raise TaskError(f"{path} is not an lstmcore model file ({error})") from None
+
+
+def load_model(path, tasks):
+    """A model file made by ``lstmcore train TASK`` for one of ``tasks`` (a name or a tuple
+    of names), or a TaskError naming what is wrong."""
+    tasks = (tasks,) if isinstance(tasks, str) else tuple(tasks)
+    model = read_model(path)
     found = model.metadata.get("task")
     if found not in tasks:
         made_by = f"a {found!r} model" if found else "a model without a task"

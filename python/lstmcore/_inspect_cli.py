@@ -63,18 +63,6 @@ def add_parser(commands):
 # ----------------------------------------------------------------------------- the model
 
 
-def load(path):
-    """Any lstmcore model file, or a TaskError naming what is wrong."""
-    try:
-        return lstmcore.load(path)
-    except FileNotFoundError:
-        raise TaskError(f"no such model file: {path}") from None
-    except OSError as error:
-        raise TaskError(f"cannot read {path}: {error.strerror or error}") from None
-    except (ValueError, KeyError, TypeError) as error:
-        raise TaskError(f"{path} is not an lstmcore model file ({error})") from None
-
-
 def first_recurrent(model):
     """Index in ``model.layers`` of the first LSTM or GRU, or a TaskError."""
     for index, layer in enumerate(model.layers):
@@ -179,10 +167,10 @@ def spread(count, limit):
 
 
 def run(args, echo=print):
-    from lstmcore._commands import check_output_paths
+    from lstmcore._commands import check_output_paths, read_model
 
     check_output_paths(args.json)
-    model = load(args.model)
+    model = read_model(args.model)
     index = first_recurrent(model)
     layer = model.layers[index]
     if args.ablate and not isinstance(layer, lstmcore.LSTM):
