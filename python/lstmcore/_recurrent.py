@@ -27,6 +27,12 @@ def check_probability(value, name):
     return float(value)
 
 
+def _read_only(array):
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
 class _DirectionRun:
     """One layer-direction's core call: its input, where its output went, its gate tape.
 
@@ -425,19 +431,23 @@ class _GatedRecurrent:
     def gate_traces(self, tape):
         """Per layer*D + direction, the gates the fused kernel wrote, as named (T, B, H) arrays.
 
-        Time-major and in the caller's batch order; padding steps are zero. Without
-        lengths they are views of the tape (no copy).
+        Time-major and in the caller's batch order; padding steps are zero. Read-only:
+        without lengths they are views of the tape (no copy), which backward reads.
         """
         if not isinstance(tape, Tape) or not tape.belongs_to(self):
             raise ValueError("expected a tape returned by this layer's forward, got one from elsewhere")
+        packing = tape.packing
         traces = []
         for run in tape.runs:
             named = self._named_gates(run.tape)
             if run.reversed_in_time:
-                named = {name: reverse_within(value, tape.packing.lengths) for name, value in named.items()}
-            if tape.packing is not None:
-                named = {name: tape.packing.restore(value) for name, value in named.items()}
-            traces.append(named)
+                named = {name: reverse_within(value, packing.lengths) for name, value in named.items()}
+            if packing is not None:
+                named = {name: packing.restore(value) for name, value in named.items()}
+                padding = np.arange(tape.output_shape[0])[:, None] >= packing.lengths[packing.inverse][None, :]
+                for value in named.values():
+                    value[padding] = 0  # a derived trace (coupled: forget = 1 - input) is not zero there
+            traces.append({name: _read_only(value) for name, value in named.items()})
         return traces
 
     def _user_layout(self, time_major):
