@@ -11,11 +11,17 @@ Conventions:
   (``rnn_forward``) feeds the reverse direction the time-reversed sequence.
 - Parameters exactly as PyTorch's ``nn.LSTM`` / ``nn.GRU``: ``weight_ih`` (G*H, I),
   ``weight_hh`` (G*H, H), ``bias_ih`` and ``bias_hh`` (G*H,), the G gates stacked in
-  PyTorch's order.
+  PyTorch's order; the variants add lstmcore's names (``weight_peephole``,
+  ``weight_hr``, ``layer_norm_ih_weight``, ...; README, "LSTM variants").
 - Everything is computed in x's floating dtype (float32 or float64); weights and states
   are cast to it.
 - A backward returns *fresh* arrays (a dict of gradients); it never accumulates into the
   caller's buffers. Summing over calls, if wanted, is the caller's business.
+
+Where the cells are: the plain and projected LSTM and the GRU below; the peephole,
+coupled and layer-normalised LSTM in ``_reference_variants.py``; what they share
+(``sigmoid``, ``layer_norm``, the LSTM options ``CellOptions``: gate clamps, recurrent
+dropout, zoneout) in ``_reference_ops.py``. Import all of them from here.
 
 A new cell kind is a ``<kind>_forward`` / ``<kind>_backward`` pair beside the others and one
 entry in ``cells``; the stacked/bidirectional driver needs nothing else.
@@ -28,10 +34,33 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lstmcore._reference_ops import CellOptions, layer_norm, layer_norm_backward, sigmoid
+from lstmcore._reference_ops import cast as _cast
+from lstmcore._reference_ops import compute_dtype as _compute_dtype
+from lstmcore._reference_variants import (
+    coupled_lstm_backward,
+    coupled_lstm_forward,
+    layer_norm_lstm_backward,
+    layer_norm_lstm_forward,
+    peephole_lstm_backward,
+    peephole_lstm_forward,
+)
+
 __all__ = [
     "sigmoid",
+    "layer_norm",
+    "layer_norm_backward",
+    "CellOptions",
     "lstm_forward",
     "lstm_backward",
+    "projected_lstm_forward",
+    "projected_lstm_backward",
+    "peephole_lstm_forward",
+    "peephole_lstm_backward",
+    "coupled_lstm_forward",
+    "coupled_lstm_backward",
+    "layer_norm_lstm_forward",
+    "layer_norm_lstm_backward",
     "gru_forward",
     "gru_backward",
     "Cell",
@@ -41,27 +70,10 @@ __all__ = [
 ]
 
 
-def sigmoid(a):
-    """The logistic function 1 / (1 + exp(-a)), written as 0.5 * tanh(a / 2) + 0.5.
-
-    The two are equal; the tanh form cannot overflow for large |a| in either dtype.
-    """
-    return 0.5 * np.tanh(0.5 * a) + 0.5
-
-
-def _compute_dtype(x):
-    x = np.asarray(x)
-    return x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
-
-
-def _cast(dtype, *arrays):
-    return [np.asarray(a, dtype=dtype) for a in arrays]
-
-
 # --------------------------------------------------------------------------------- LSTM
 
 
-def lstm_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, h0, c0):
+def lstm_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, h0, c0, *, weight_hr=None, **options):
     """LSTM (PyTorch's), one layer, one direction, forwards in time.
 
     Per step t, with x = x[t], h = h_{t-1}, c = c_{t-1}, σ the logistic sigmoid and the
@@ -77,38 +89,63 @@ def lstm_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, h0, c0):
     x (T, B, I); weight_ih (4H, I); weight_hh (4H, H); bias_ih, bias_hh (4H,);
     h0, c0 (B, H). Returns ``y`` (T, B, H), ``h_n`` (B, H), ``c_n`` (B, H) and the cache
     ``lstm_backward`` needs (a dict).
+
+    Options, each off by default:
+
+    - ``weight_hr`` (P, H), PyTorch's ``proj_size``: the state passed on is projected,
+      h_t = (o * tanh(c_t)) W_hr^T (B, P); then weight_hh is (4H, P), h0 and y have P
+      features.
+    - ``clamps``, ``recurrent_mask``, ``zoneout_h``/``zoneout_c``/``zoneout_rate``: see
+      ``CellOptions``. With them, per step::
+
+          a = x W_ih^T + b_ih + (h * m) W_hh^T + b_hh     (m: recurrent_mask, else 1)
+          i, f, g, o from a as above, each replaced by its clamp where one is set
+          c~ = f * c + i * g       h~ = o * tanh(c~)  (times W_hr^T with weight_hr)
+          c_t = k_c * c + (1 - k_c) * c~       h_t = k_h * h + (1 - k_h) * h~     y[t] = h_t
     """
     dtype = _compute_dtype(x)
-    x, weight_ih, weight_hh, bias_ih, bias_hh, h0, c0 = _cast(dtype, x, weight_ih, weight_hh, bias_ih, bias_hh, h0, c0)
+    x, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr, h0, c0 = _cast(
+        dtype, x, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr, h0, c0
+    )
     steps, batch, _ = x.shape
-    hidden = weight_hh.shape[1]
+    hidden = weight_ih.shape[0] // 4
+    opts = CellOptions(dtype, hidden, **options)
 
-    gates = np.empty((steps, batch, 4, hidden), dtype)  # activated i, f, g, o per step
-    cell = np.empty((steps, batch, hidden), dtype)  # c_t
-    y = np.empty((steps, batch, hidden), dtype)  # h_t
-    h, c = h0, c0  # (B, H)
+    gates = np.empty((steps, batch, 4, hidden), dtype)  # i, f, g, o as used (after clamps)
+    cell_update = np.empty((steps, batch, hidden), dtype)  # c~_t, the cell's own update
+    cell = np.empty((steps, batch, hidden), dtype)  # c_t, the carried state
+    cell_out = np.empty((steps, batch, hidden), dtype)  # o * tanh(c~_t), before any projection
+    y = np.empty((steps, batch, h0.shape[1]), dtype)  # h_t
+    h, c = h0, c0  # (B, H) or (B, P); (B, H)
     for t in range(steps):
-        pre = x[t] @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh  # (B, 4H)
+        pre = x[t] @ weight_ih.T + bias_ih + opts.recurrent_input(h) @ weight_hh.T + bias_hh  # (B, 4H)
         pre = pre.reshape(batch, 4, hidden)
-        i = sigmoid(pre[:, 0])
-        f = sigmoid(pre[:, 1])
-        g = np.tanh(pre[:, 2])
-        o = sigmoid(pre[:, 3])
-        c = f * c + i * g
-        h = o * np.tanh(c)
+        i = opts.gate("input", sigmoid(pre[:, 0]))
+        f = opts.gate("forget", sigmoid(pre[:, 1]))
+        g = opts.gate("candidate", np.tanh(pre[:, 2]))
+        o = opts.gate("output", sigmoid(pre[:, 3]))
+        c_new = f * c + i * g
+        r = o * np.tanh(c_new)
+        h_new = r if weight_hr is None else r @ weight_hr.T
+        keep_h, keep_c = opts.keep(t)
+        c = keep_c * c + (1 - keep_c) * c_new
+        h = keep_h * h + (1 - keep_h) * h_new
         gates[t] = np.stack([i, f, g, o], axis=1)
-        cell[t] = c
-        y[t] = h
+        cell_update[t], cell[t], cell_out[t], y[t] = c_new, c, r, h
 
     cache = dict(
         x=x,  # (T, B, I)
         weight_ih=weight_ih,  # (4H, I)
-        weight_hh=weight_hh,  # (4H, H)
-        h0=h0,  # (B, H)
+        weight_hh=weight_hh,  # (4H, H) or (4H, P)
+        weight_hr=weight_hr,  # (P, H) or None
+        h0=h0,  # (B, H) or (B, P)
         c0=c0,  # (B, H)
-        gates=gates,  # (T, B, 4, H): i, f, g, o after their activations
+        options=opts,
+        gates=gates,  # (T, B, 4, H): i, f, g, o as used
+        cell_update=cell_update,  # (T, B, H)
         cell=cell,  # (T, B, H)
-        y=y,  # (T, B, H)
+        cell_out=cell_out,  # (T, B, H)
+        y=y,  # (T, B, H) or (T, B, P)
     )
     return y, h, c, cache
 
@@ -126,52 +163,79 @@ def lstm_backward(cache, dy, dh_n=None, dc_n=None):
         dx[t] = d_pre W_ih      dh_{t-1} = d_pre W_hh      dc_{t-1} = dc * f
         dW_ih += d_pre^T x[t]   dW_hh += d_pre^T h_{t-1}   db_ih = db_hh += sum_b d_pre
 
+    With the options of ``lstm_forward``: a clamped gate's block of d_pre is zero;
+    zoneout sends (1 - k) of dh, dc into the update (c~_t in place of c_t above) and k
+    of them straight to h_{t-1}, c_{t-1}; with weight_hr the update's dh reaches
+    r = o * tanh(c~) as dh W_hr (and dW_hr += dh^T r); the recurrent mask m multiplies
+    d_pre W_hh and the h_{t-1} of dW_hh.
+
     Returns a dict of fresh arrays: ``dx`` (T, B, I), ``dh0``, ``dc0`` (B, H) and the
-    parameter gradients ``weight_ih``, ``weight_hh``, ``bias_ih``, ``bias_hh``.
+    parameter gradients ``weight_ih``, ``weight_hh``, ``bias_ih``, ``bias_hh`` (and
+    ``weight_hr`` when the forward had it).
     """
-    x, weight_ih, weight_hh = cache["x"], cache["weight_ih"], cache["weight_hh"]
-    gates, cell, y = cache["gates"], cache["cell"], cache["y"]
+    x, weight_ih, weight_hh, weight_hr = cache["x"], cache["weight_ih"], cache["weight_hh"], cache["weight_hr"]
+    gates, cell_update, cell, y, opts = cache["gates"], cache["cell_update"], cache["cell"], cache["y"], cache["options"]
     dtype = x.dtype
     steps, batch, _ = x.shape
-    hidden = weight_hh.shape[1]
+    hidden = cell.shape[2]
     dy = np.asarray(dy, dtype)
 
     dx = np.empty_like(x)  # (T, B, I)
     d_weight_ih = np.zeros_like(weight_ih)  # (4H, I)
-    d_weight_hh = np.zeros_like(weight_hh)  # (4H, H)
+    d_weight_hh = np.zeros_like(weight_hh)  # (4H, H) or (4H, P)
+    d_weight_hr = None if weight_hr is None else np.zeros_like(weight_hr)  # (P, H)
     d_bias = np.zeros(4 * hidden, dtype)  # (4H,): the same for bias_ih and bias_hh
-    dh = np.zeros((batch, hidden), dtype) if dh_n is None else np.array(dh_n, dtype)  # dL/dh_t
+    dh = np.zeros(y.shape[1:], dtype) if dh_n is None else np.array(dh_n, dtype)  # dL/dh_t
     dc = np.zeros((batch, hidden), dtype) if dc_n is None else np.array(dc_n, dtype)  # dL/dc_t
     for t in reversed(range(steps)):
         i, f, g, o = (gates[t][:, k] for k in range(4))  # each (B, H)
         h_prev = cache["h0"] if t == 0 else y[t - 1]
         c_prev = cache["c0"] if t == 0 else cell[t - 1]
+        keep_h, keep_c = opts.keep(t)
         dh = dh + dy[t]
-        tanh_c = np.tanh(cell[t])
-        do = dh * tanh_c
-        dc = dc + dh * o * (1 - tanh_c**2)
-        di = dc * g
-        df = dc * c_prev
-        dg = dc * i
+        d_update = (1 - keep_h) * dh  # reaches h~_t
+        if weight_hr is not None:
+            d_weight_hr += d_update.T @ cache["cell_out"][t]
+            d_update = d_update @ weight_hr  # reaches r = o * tanh(c~_t)
+        tanh_c = np.tanh(cell_update[t])
+        do = d_update * tanh_c
+        dc_update = (1 - keep_c) * dc + d_update * o * (1 - tanh_c**2)  # reaches c~_t
+        di = dc_update * g
+        df = dc_update * c_prev
+        dg = dc_update * i
         d_pre = np.concatenate(
-            [di * i * (1 - i), df * f * (1 - f), dg * (1 - g**2), do * o * (1 - o)], axis=1
+            [
+                opts.gate_gradient("input", di * i * (1 - i)),
+                opts.gate_gradient("forget", df * f * (1 - f)),
+                opts.gate_gradient("candidate", dg * (1 - g**2)),
+                opts.gate_gradient("output", do * o * (1 - o)),
+            ],
+            axis=1,
         )  # (B, 4H)
         dx[t] = d_pre @ weight_ih
         d_weight_ih += d_pre.T @ x[t]
-        d_weight_hh += d_pre.T @ h_prev
+        d_weight_hh += d_pre.T @ opts.recurrent_input(h_prev)
         d_bias += d_pre.sum(axis=0)
-        dh = d_pre @ weight_hh
-        dc = dc * f
+        dh = opts.recurrent_input(d_pre @ weight_hh) + keep_h * dh
+        dc = dc_update * f + keep_c * dc
 
-    return {
-        "dx": dx,
-        "dh0": dh,
-        "dc0": dc,
-        "weight_ih": d_weight_ih,
-        "weight_hh": d_weight_hh,
-        "bias_ih": d_bias,
-        "bias_hh": d_bias.copy(),
-    }
+    grads = {"dx": dx, "dh0": dh, "dc0": dc, "weight_ih": d_weight_ih, "weight_hh": d_weight_hh}
+    grads.update(bias_ih=d_bias, bias_hh=d_bias.copy())
+    if weight_hr is not None:
+        grads["weight_hr"] = d_weight_hr
+    return grads
+
+
+def projected_lstm_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr, h0, c0, **options):
+    """The projected LSTM (Sak et al. 2014; PyTorch's ``proj_size``): ``lstm_forward`` with
+    ``weight_hr`` (P, H) required, so h_t = (o * tanh(c_t)) W_hr^T is (B, P) and
+    weight_hh is (4H, P). The peephole and coupled cells take ``weight_hr`` the same way."""
+    return lstm_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, h0, c0, weight_hr=weight_hr, **options)
+
+
+def projected_lstm_backward(cache, dy, dh_n=None, dc_n=None):
+    """Gradients of one ``projected_lstm_forward``: ``lstm_backward``, with ``weight_hr``."""
+    return lstm_backward(cache, dy, dh_n, dc_n)
 
 
 # --------------------------------------------------------------------------------- GRU
@@ -283,29 +347,50 @@ def gru_backward(cache, dy, dh_n=None):
 # --------------------------------------------------------------------------------- cells
 
 
+def _lstm_state_sizes(weights):
+    """(features of h, features of c): (P, H) with a projection weight_hr (P, H), else (H, H)."""
+    width = np.shape(weights["weight_hh"])[1]
+    return (width, np.shape(weights["weight_hr"])[1] if "weight_hr" in weights else width)
+
+
+def _gru_state_sizes(weights):
+    return (np.shape(weights["weight_hh"])[1],)
+
+
 @dataclass(frozen=True)
 class Cell:
     """One cell kind as the driver sees it.
 
-    ``forward(x, **weights, **{s + "0": initial})`` returns ``(y, *finals, cache)``, one
-    final per state name; ``backward(cache, dy, **{"d" + s + "_n": ...})`` returns a dict
-    with ``dx``, ``"d" + s + "0"`` per state, and one gradient per weight name.
+    ``forward(x, **weights, **{s + "0": initial}, **options)`` returns ``(y, *finals, cache)``,
+    one final per state name; ``backward(cache, dy, **{"d" + s + "_n": ...})`` returns a
+    dict with ``dx``, ``"d" + s + "0"`` per state, and one gradient per weight name.
+    ``state_sizes(weights)`` gives the features of each state (the first, h, is also y's).
     """
 
     forward: object
     backward: object
     states: tuple  # state names in the user's order, e.g. ("h", "c")
+    state_sizes: object = _lstm_state_sizes
 
 
+# Every LSTM-family cell but the layer-normalised one also takes weight_hr (a projection)
+# when the params hold it: "projected_lstm" is the plain cell with weight_hr required.
 cells = {
     "lstm": Cell(lstm_forward, lstm_backward, states=("h", "c")),
-    "gru": Cell(gru_forward, gru_backward, states=("h",)),
+    "projected_lstm": Cell(projected_lstm_forward, projected_lstm_backward, states=("h", "c")),
+    "peephole_lstm": Cell(peephole_lstm_forward, peephole_lstm_backward, states=("h", "c")),
+    "coupled_lstm": Cell(coupled_lstm_forward, coupled_lstm_backward, states=("h", "c")),
+    "layer_norm_lstm": Cell(layer_norm_lstm_forward, layer_norm_lstm_backward, states=("h", "c")),
+    "gru": Cell(gru_forward, gru_backward, states=("h",), state_sizes=_gru_state_sizes),
 }
 
 
 # --------------------------------------------------------------------------------- driver
 
 _PARAM_NAME = re.compile(r"^(?P<base>.+)_l(?P<layer>\d+)(?P<reverse>_reverse)?$")
+# Cell options indexed by time first, (T, B, H): reversed in time with the sequence for
+# the reverse direction.
+_PER_STEP_OPTIONS = ("zoneout_h", "zoneout_c")
 
 
 def _direction_weights(params, layer, direction):
@@ -333,12 +418,38 @@ def _user_state(cell, parts):
     return tuple(parts) if len(cell.states) > 1 else parts[0]
 
 
-def rnn_forward(kind, params, x, state=None, *, num_layers, bidirectional, batch_first=True):
+def _direction_options(options, index, direction):
+    """The cell options of layer-direction ``index``, per-step ones reversed for direction 1."""
+    if options is None:
+        return {}
+    chosen = dict(options if isinstance(options, dict) else options[index])
+    if direction == 1:
+        for name in _PER_STEP_OPTIONS:
+            if chosen.get(name) is not None:
+                chosen[name] = np.asarray(chosen[name])[::-1]
+    return chosen
+
+
+def rnn_forward(
+    kind, params, x, state=None, *, num_layers, bidirectional, batch_first=True, options=None, input_masks=None
+):
     """A stacked, optionally bidirectional network of one cell kind, as PyTorch's nn.LSTM / nn.GRU.
 
-    kind: a key of ``cells`` ("lstm", "gru"). params: PyTorch's names (``weight_ih_l0``, ...,
-    ``bias_hh_l{k}_reverse``). x: (B, T, I) if batch_first else (T, B, I). state: None for
-    zeros, else h (GRU) or (h, c) (LSTM), each (num_layers * D, B, H), index layer * D + direction.
+    kind: a key of ``cells`` ("lstm", "gru", "peephole_lstm", ...). params: PyTorch's and
+    lstmcore's names (``weight_ih_l0``, ..., ``bias_hh_l{k}_reverse``, ``weight_peephole_l0``,
+    ``weight_hr_l1``, ``layer_norm_ih_weight_l0``, ...): each layer-direction's cell gets
+    every parameter with its suffix. x: (B, T, I) if batch_first else (T, B, I). state: None
+    for zeros, else h (GRU) or (h, c) (LSTM), each (num_layers * D, B, features),
+    index layer * D + direction.
+
+    options: None, one dict for every layer-direction, or a list of dicts indexed by
+    layer * D + direction: extra keyword arguments of the cell's forward (``clamps``,
+    ``recurrent_mask``, ``zoneout_h``, ``zoneout_c``, ``zoneout_rate``; see
+    ``CellOptions``). Per-step options (zoneout masks, (T, B, H)) are in the sequence's
+    own time order; the driver reverses them with the sequence for the reverse direction.
+    input_masks: None or a list with one entry per layer, None or an array shaped like
+    that layer's time-major input (T, B, features), multiplied into it (dropout between
+    layers).
 
     Layer k > 0 takes the concatenated outputs of layer k-1 (forward direction first). The
     reverse direction runs the cell on the time-reversed sequence and reverses its output
@@ -354,23 +465,27 @@ def rnn_forward(kind, params, x, state=None, *, num_layers, bidirectional, batch
         x = x.transpose(1, 0, 2)  # (T, B, I)
     steps, batch, _ = x.shape
     directions = 2 if bidirectional else 1
-    hidden = np.shape(params[_param_name("weight_hh", 0, 0)])[1]
+    sizes = cell.state_sizes(_direction_weights(params, 0, 0))  # features of each state
     if state is None:
-        initial = tuple(np.zeros((num_layers * directions, batch, hidden), dtype) for _ in cell.states)
+        initial = tuple(np.zeros((num_layers * directions, batch, size), dtype) for size in sizes)
     else:
-        initial = tuple(np.asarray(s, dtype) for s in _state_tuple(cell, state))  # each (L*D, B, H)
+        initial = tuple(np.asarray(s, dtype) for s in _state_tuple(cell, state))  # each (L*D, B, features)
 
-    finals = [np.empty((num_layers * directions, batch, hidden), dtype) for _ in cell.states]
+    finals = [np.empty((num_layers * directions, batch, size), dtype) for size in sizes]
     caches = {}  # (layer, direction) -> the cell's cache
+    masks = [None] * num_layers if input_masks is None else [None if m is None else np.asarray(m, dtype) for m in input_masks]
     layer_input = x  # (T, B, I) then (T, B, D*H)
     for layer in range(num_layers):
+        if masks[layer] is not None:
+            layer_input = layer_input * masks[layer]
         outputs = []
         for direction in range(directions):
             index = layer * directions + direction
             weights = _direction_weights(params, layer, direction)
             seq = layer_input if direction == 0 else layer_input[::-1]
             states0 = {name + "0": s[index] for name, s in zip(cell.states, initial)}
-            y, *final, caches[layer, direction] = cell.forward(seq, **weights, **states0)
+            extra = _direction_options(options, index, direction)
+            y, *final, caches[layer, direction] = cell.forward(seq, **weights, **states0, **extra)
             outputs.append(y if direction == 0 else y[::-1])
             for k, value in enumerate(final):
                 finals[k][index] = value
@@ -382,8 +497,9 @@ def rnn_forward(kind, params, x, state=None, *, num_layers, bidirectional, batch
         num_layers=num_layers,
         directions=directions,
         batch_first=batch_first,
-        hidden=hidden,
+        sizes=sizes,
         input_dtype=dtype,
+        input_masks=masks,
         caches=caches,
     )
     return np.ascontiguousarray(y), _user_state(cell, finals), cache
@@ -396,13 +512,14 @@ def rnn_backward(cache, dy, dstate=None):
     of fresh arrays keyed by the parameter names.
     """
     cell = cells[cache["kind"]]
-    num_layers, directions, hidden = cache["num_layers"], cache["directions"], cache["hidden"]
+    num_layers, directions, sizes = cache["num_layers"], cache["directions"], cache["sizes"]
+    width = sizes[0]  # features of each direction's output
     dtype = cache["input_dtype"]
     dy = np.asarray(dy, dtype)
     if cache["batch_first"]:
         dy = dy.transpose(1, 0, 2)  # (T, B, D*H)
     d_final = None if dstate is None else tuple(np.asarray(s, dtype) for s in _state_tuple(cell, dstate))
-    d_initial = [np.empty((num_layers * directions,) + dy.shape[1:2] + (hidden,), dtype) for _ in cell.states]
+    d_initial = [np.empty((num_layers * directions, dy.shape[1], size), dtype) for size in sizes]
     grads = {}
 
     d_output = dy  # gradient of the current layer's output, (T, B, D*H)
@@ -410,7 +527,7 @@ def rnn_backward(cache, dy, dstate=None):
         d_input = None  # gradient of the current layer's input, (T, B, features)
         for direction in range(directions):
             index = layer * directions + direction
-            dy_direction = d_output[:, :, direction * hidden : (direction + 1) * hidden]
+            dy_direction = d_output[:, :, direction * width : (direction + 1) * width]
             if direction == 1:
                 dy_direction = dy_direction[::-1]
             d_finals = {} if d_final is None else {f"d{name}_n": s[index] for name, s in zip(cell.states, d_final)}
@@ -422,6 +539,8 @@ def rnn_backward(cache, dy, dstate=None):
                 d_initial[k][index] = result.pop(f"d{name}0")
             for base, grad in result.items():
                 grads[_param_name(base, layer, direction)] = grad
+        if cache["input_masks"][layer] is not None:
+            d_input = d_input * cache["input_masks"][layer]
         d_output = d_input
 
     dx = d_output.transpose(1, 0, 2) if cache["batch_first"] else d_output
