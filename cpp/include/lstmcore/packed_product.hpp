@@ -72,8 +72,19 @@ void pack_panels(Strided<Scalar> b, Index j0, Index n, Index k0, Index depth, Sc
   for (Index panel = 0; panel < PanelLayout<Scalar>::panels(n); ++panel) {
     const Index first = panel * W, valid = std::min(W, n - first);
     Scalar* out = packed + panel * depth * W;
-    for (Index k = 0; k < depth; ++k) {
-      for (Index j = 0; j < W; ++j) out[k * W + j] = j < valid ? b(j0 + first + j, k0 + k) : Scalar(0);
+    // Walk the source in its own memory order: one strided pass reads a new cache line
+    // per element, and this copy dominated the backward's gradient GEMMs when it did.
+    if (b.k_stride == 1) {
+      for (Index j = 0; j < valid; ++j) {
+        for (Index k = 0; k < depth; ++k) out[k * W + j] = b(j0 + first + j, k0 + k);
+      }
+      for (Index j = valid; j < W; ++j) {
+        for (Index k = 0; k < depth; ++k) out[k * W + j] = Scalar(0);
+      }
+    } else {
+      for (Index k = 0; k < depth; ++k) {
+        for (Index j = 0; j < W; ++j) out[k * W + j] = j < valid ? b(j0 + first + j, k0 + k) : Scalar(0);
+      }
     }
   }
 }
@@ -98,12 +109,19 @@ void pack_tiles(Strided<Scalar> a, Index r0, Index rows, Index k0, Index depth, 
   for (Index tile = 0; tile < PanelLayout<Scalar>::tiles(rows); ++tile) {
     const Index first = tile * R, valid = std::min(R, rows - first);
     Scalar* out = packed + tile * depth * R;
-    // Row by row: each source row is read contiguously (h_{t-1} in the batch-1 step).
-    for (Index r = 0; r < valid; ++r) {
-      for (Index k = 0; k < depth; ++k) out[k * R + r] = a(r0 + first + r, k0 + k);
-    }
-    for (Index r = valid; r < R; ++r) {
-      for (Index k = 0; k < depth; ++k) out[k * R + r] = Scalar(0);
+    // In the source's memory order, as pack_panels: row by row for a row-major A (h_{t-1}
+    // in the batch-1 step), depth by depth for a transposed one (the gate gradients of dW).
+    if (a.k_stride == 1) {
+      for (Index r = 0; r < valid; ++r) {
+        for (Index k = 0; k < depth; ++k) out[k * R + r] = a(r0 + first + r, k0 + k);
+      }
+      for (Index r = valid; r < R; ++r) {
+        for (Index k = 0; k < depth; ++k) out[k * R + r] = Scalar(0);
+      }
+    } else {
+      for (Index k = 0; k < depth; ++k) {
+        for (Index r = 0; r < R; ++r) out[k * R + r] = r < valid ? a(r0 + first + r, k0 + k) : Scalar(0);
+      }
     }
   }
 }
