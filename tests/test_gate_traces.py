@@ -3,8 +3,8 @@
 Per layer*D + direction a dict of (T, B, H) time-major arrays in natural time order and
 the caller's batch order: LSTM ``input``, ``forget``, ``candidate``, ``output``, ``cell``;
 GRU ``reset``, ``update``, ``candidate``. Checked against lstmcore.reference's caches
-(plain LSTM and GRU), against the README's cell equations evaluated on the layer's own
-states (every LSTM variant but zoneout: the reference holds only the plain cells), with
+(every LSTM variant, zoneout in training and at inference, and GRU), against the README's
+cell equations evaluated on the layer's own states (every variant but zoneout), with
 lengths against each sequence run alone, and for their lifetime (later calls and
 backward leave them alone).
 
@@ -27,6 +27,7 @@ import pytest
 
 import lstmcore
 from _compare import assert_close, scaled_atol
+from _layer_vs_reference import reference_kind, tape_options
 from lstmcore import reference
 
 LSTM_NAMES = ("input", "forget", "candidate", "output", "cell")
@@ -128,6 +129,58 @@ def test_traces_match_the_reference_caches(kind, dtype, batch_first):
         expected = {name: gates[:, :, k] for k, name in enumerate(gate_names)}
         if kind == "lstm":
             expected["cell"] = natural(run["cell"])
+        named = traces[layer_index * 2 + direction]
+        for name, value in expected.items():
+            check(f"layer {layer_index} direction {direction} {name!r}", named[name], value, tol)
+
+
+# Every LSTM variant, and zoneout (its trace "cell" is the carried c_t, after the mixing),
+# in training with the masks the tape holds and at inference with the keep rate.
+REFERENCE_VARIANTS = {
+    "peephole": ({"peephole": True}, True),
+    "coupled": ({"coupled": True}, True),
+    "layer_norm": ({"layer_norm": True}, True),
+    "proj_size": ({"proj_size": 3}, True),
+    "zoneout-training": ({"zoneout": 0.4, "recurrent_dropout": 0.3}, True),
+    "zoneout-inference": ({"zoneout": 0.4}, False),
+    "peephole-zoneout-training": ({"peephole": True, "zoneout": 0.4}, True),
+}
+
+
+@pytest.mark.parametrize("variant", list(REFERENCE_VARIANTS))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_lstm_variant_traces_match_the_reference_caches(variant, dtype):
+    options, training = REFERENCE_VARIANTS[variant]
+    layer = lstmcore.LSTM(INPUT, HIDDEN, LAYERS, bidirectional=True, dtype=dtype, seed=3, **options)
+    rng = np.random.default_rng(4)
+    for value in layer.params.values():
+        value += rng.uniform(-0.3, 0.3, size=value.shape).astype(dtype)
+    x, state = random_inputs(layer)
+    _, _, tape = layer.forward(x, state, training=training)
+    traces = layer.gate_traces(tape)
+    check_trace_layout(layer, traces)
+
+    cell_options = tape_options(tape)
+    if not training and layer.zoneout:
+        for chosen in cell_options:
+            chosen["zoneout_rate"] = layer.zoneout
+    params = {name: np.asarray(value, np.float64) for name, value in layer.params.items()}
+    _, _, cache = reference.rnn_forward(
+        reference_kind(layer), params, x.astype(np.float64), tuple(np.asarray(s, np.float64) for s in state),
+        num_layers=LAYERS, bidirectional=True, options=cell_options,
+        input_masks=[None if m is None else np.asarray(m, np.float64) for m in tape.masks],
+    )  # fmt: skip
+    # float32 with layer_norm: tests/test_lengths.py's 1e-4 (the normalisation's conditioning).
+    tol = 1e-12 if dtype == np.float64 else (1e-4 if layer.layer_norm else 1e-5)
+    for (layer_index, direction), run in cache["caches"].items():
+        natural = (lambda a: a) if direction == 0 else (lambda a: a[::-1])
+        gates = natural(run["gates"])  # (T, B, G, H)
+        if layer.coupled:  # the reference holds i, g, o; the forget gate is 1 - i
+            expected = {"input": gates[:, :, 0], "forget": 1 - gates[:, :, 0], "candidate": gates[:, :, 1]}
+            expected["output"] = gates[:, :, 2]
+        else:
+            expected = {name: gates[:, :, k] for k, name in enumerate(LSTM_NAMES[:4])}
+        expected["cell"] = natural(run["cell"])
         named = traces[layer_index * 2 + direction]
         for name, value in expected.items():
             check(f"layer {layer_index} direction {direction} {name!r}", named[name], value, tol)
