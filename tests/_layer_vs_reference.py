@@ -10,8 +10,22 @@ from __future__ import annotations
 
 import numpy as np
 
+import lstmcore
 from _compare import assert_close, numerical_gradient, sample_indices, scaled_atol
 from lstmcore import reference
+
+
+def make_layer(shape, options, dtype=np.float64, seed=0):
+    """An LSTM of ``shape`` = (steps, batch, input_size, hidden, num_layers, bidirectional,
+    batch_first) with ``options``; proj_size "half" is hidden // 2 (it must be below hidden)."""
+    _, _, input_size, hidden, num_layers, bidirectional, batch_first = shape
+    options = dict(options)
+    if options.get("proj_size") == "half":
+        options["proj_size"] = hidden // 2
+    return lstmcore.LSTM(
+        input_size, hidden, num_layers, bidirectional=bidirectional, batch_first=batch_first, dtype=dtype,
+        seed=seed, **options,
+    )  # fmt: skip
 
 
 def reference_kind(layer):

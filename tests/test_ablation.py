@@ -17,6 +17,7 @@ import lstmcore
 from _layer_vs_reference import (
     assert_gradients_match_finite_differences,
     assert_matches_reference,
+    make_layer,
     random_inputs,
     run_both,
 )
@@ -36,14 +37,6 @@ SHAPE = (5, 3, 4, 9, 2, True, True)
 COUNT = SHAPE[4] * 2  # layer-directions
 
 dtypes = pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
-
-
-def make_layer(options, dtype=np.float64, seed=0, shape=SHAPE):
-    steps, batch, input_size, hidden, num_layers, bidirectional, batch_first = shape
-    return lstmcore.LSTM(
-        input_size, hidden, num_layers, bidirectional=bidirectional, batch_first=batch_first, dtype=dtype,
-        seed=seed, **options,
-    )  # fmt: skip
 
 
 def per_unit(hidden, value, rng, fraction=0.5):
@@ -69,7 +62,7 @@ def ablations(variant, hidden, rng):
 @pytest.mark.parametrize("form", ["numbers", "per-unit-with-nan", "per-layer-direction"])
 @dtypes
 def test_ablated_forward_and_backward_match_reference_with_the_same_clamps(variant, form, dtype):
-    layer = make_layer(VARIANTS[variant], dtype, seed=1)
+    layer = make_layer(SHAPE, VARIANTS[variant], dtype, seed=1)
     rng = np.random.default_rng(50)
     ablate = ablations(variant, layer.hidden_size, rng)[form]
     x, state, dy, dstate = random_inputs(layer, SHAPE[0], SHAPE[1], rng)
@@ -91,7 +84,7 @@ def test_ablated_backward_matches_finite_differences(variant):
     options = dict(VARIANTS[variant])
     if "proj_size" in options:
         options["proj_size"] = 2  # below H = 5
-    layer = make_layer(options, shape=shape, seed=2)
+    layer = make_layer(shape, options, seed=2)
     for value in layer.params.values():
         value[...] = rng.uniform(-0.8, 0.8, value.shape)
     forget = "input" if variant == "coupled" else "forget"
@@ -106,7 +99,7 @@ def test_forget_one_and_input_zero_keep_the_cell_at_its_initial_value(variant):
     # c_t = f * c_{t-1} + i * g = c_{t-1} where f = 1, i = 0 (a coupled cell: i = 0 makes
     # f = 1 - i = 1): those units' cells never move, whatever the input. The other units
     # (NaN in the clamp) do move.
-    layer = make_layer(VARIANTS[variant], seed=3)
+    layer = make_layer(SHAPE, VARIANTS[variant], seed=3)
     rng = np.random.default_rng(52)
     hidden = layer.hidden_size
     held = np.full(hidden, np.nan)
@@ -128,7 +121,7 @@ def test_forget_one_and_input_zero_keep_the_cell_at_its_initial_value(variant):
 def test_a_row_of_an_l_by_d_clamp_ablates_only_its_own_layer_direction():
     # One bidirectional layer: clamp the forward direction's forget gate (row 0) and leave
     # the reverse direction (row 1, all NaN) alone. The directions do not see each other.
-    layer = make_layer({}, seed=4, shape=(5, 3, 4, 9, 1, True, True))
+    layer = make_layer((5, 3, 4, 9, 1, True, True), {}, seed=4)
     x, state, _, _ = random_inputs(layer, 5, 3, np.random.default_rng(53))
     forget = np.full((2, 9), np.nan)
     forget[0] = 0.0
@@ -139,7 +132,7 @@ def test_a_row_of_an_l_by_d_clamp_ablates_only_its_own_layer_direction():
 
 
 def test_clamping_forget_on_a_coupled_lstm_is_refused():
-    layer = make_layer({"coupled": True})
+    layer = make_layer(SHAPE, {"coupled": True})
     x = np.zeros((3, 5, 4))
     with pytest.raises(ValueError, match="coupled LSTM has no forget gate.*clamp 'input'"):
         layer(x, ablate={"forget": 1.0})
@@ -159,7 +152,7 @@ def test_clamping_forget_on_a_coupled_lstm_is_refused():
     ids=["misspelt-key", "cell-key", "H+1", "wrong-rows", "3-dims", "string-value", "not-a-dict"],
 )
 def test_bad_ablate_is_refused_naming_expected_and_given(ablate, error, message):
-    layer = make_layer({})
+    layer = make_layer(SHAPE, {})
     with pytest.raises(error, match=message):
         layer(np.zeros((3, 5, 4)), ablate=ablate)
 

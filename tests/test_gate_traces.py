@@ -27,6 +27,7 @@ import pytest
 
 import lstmcore
 from _compare import assert_close, scaled_atol
+from _layers import move_off_initialisation, random_state, state_list
 from _layer_vs_reference import reference_kind, tape_options
 from lstmcore import reference
 
@@ -52,28 +53,18 @@ def make_layer(variant, dtype, batch_first=True, bidirectional=True, seed=0):
     layer = cls(
         INPUT, HIDDEN, LAYERS, bidirectional=bidirectional, batch_first=batch_first, dtype=dtype, seed=seed, **options
     )
-    rng = np.random.default_rng(seed + 1000)
-    for value in layer.params.values():
-        value += rng.uniform(-0.3, 0.3, size=value.shape).astype(dtype)
-    return layer
+    return move_off_initialisation(layer, seed)
 
 
 def trace_names(layer):
     return LSTM_NAMES if isinstance(layer, lstmcore.LSTM) else GRU_NAMES
 
 
-def state_list(state):
-    return list(state) if isinstance(state, tuple) else [state]
-
-
 def random_inputs(layer, batch=BATCH, seed=1):
     """x in the layer's layout and a random initial state."""
     rng = np.random.default_rng(seed)
     shape = (batch, STEPS, INPUT) if layer.batch_first else (STEPS, batch, INPUT)
-    count = layer.num_layers * layer.num_directions
-    sizes = [layer.output_size] + ([layer.hidden_size] if isinstance(layer, lstmcore.LSTM) else [])
-    parts = [rng.normal(size=(count, batch, size)).astype(layer.dtype) for size in sizes]
-    state = tuple(parts) if isinstance(layer, lstmcore.LSTM) else parts[0]
+    state = random_state(layer, batch, rng)
     return rng.normal(size=shape).astype(layer.dtype), state
 
 
@@ -152,9 +143,7 @@ REFERENCE_VARIANTS = {
 def test_lstm_variant_traces_match_the_reference_caches(variant, dtype):
     options, training = REFERENCE_VARIANTS[variant]
     layer = lstmcore.LSTM(INPUT, HIDDEN, LAYERS, bidirectional=True, dtype=dtype, seed=3, **options)
-    rng = np.random.default_rng(4)
-    for value in layer.params.values():
-        value += rng.uniform(-0.3, 0.3, size=value.shape).astype(dtype)
+    move_off_initialisation(layer, 3)
     x, state = random_inputs(layer)
     _, _, tape = layer.forward(x, state, training=training)
     traces = layer.gate_traces(tape)

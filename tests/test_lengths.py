@@ -32,6 +32,7 @@ import pytest
 
 import lstmcore
 from _compare import assert_close, scaled_atol
+from _layers import layer_state, move_off_initialisation, random_state, state_list
 
 # variant id -> (layer class, constructor options). The "alone" comparisons run at
 # inference (training=False): zoneout's training masks are drawn per call and shaped by
@@ -63,26 +64,7 @@ def make_layer(variant, num_layers, bidirectional, batch_first, dtype, seed=0, *
         INPUT, HIDDEN, num_layers, bidirectional=bidirectional, batch_first=batch_first, dtype=dtype, seed=seed,
         **options, **extra,
     )  # fmt: skip
-    rng = np.random.default_rng(seed + 1000)
-    for value in layer.params.values():
-        value += rng.uniform(-0.3, 0.3, size=value.shape).astype(dtype)
-    return layer
-
-
-def state_list(state):
-    """A layer state (h, or (h, c)) as a list of arrays."""
-    return list(state) if isinstance(state, tuple) else [state]
-
-
-def layer_state(layer, parts):
-    return tuple(parts) if isinstance(layer, lstmcore.LSTM) else parts[0]
-
-
-def random_state(layer, batch, rng):
-    """A random state (or state gradient) of the layer, in the layer's form."""
-    count = layer.num_layers * layer.num_directions
-    sizes = [layer.output_size] + ([layer.hidden_size] if isinstance(layer, lstmcore.LSTM) else [])
-    return layer_state(layer, [rng.normal(size=(count, batch, size)).astype(layer.dtype) for size in sizes])
+    return move_off_initialisation(layer, seed)
 
 
 def sequence(array, layer, b, length=None):

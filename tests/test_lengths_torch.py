@@ -18,6 +18,7 @@ import pytest
 
 import lstmcore
 from _compare import assert_close, scaled_atol
+from _layers import move_off_initialisation
 
 torch = pytest.importorskip("torch")
 
@@ -46,8 +47,7 @@ def test_lengths_match_torch_packed_sequences(kind, proj_size, num_layers, bidir
     extra = {"proj_size": proj_size} if proj_size else {}
     cls = lstmcore.LSTM if kind == "lstm" else lstmcore.GRU
     layer = cls(INPUT, HIDDEN, num_layers, bidirectional=bidirectional, dtype=dtype, seed=5, **extra)
-    for value in layer.params.values():  # off PyTorch's initialisation, so a mix-up shows
-        value += rng.uniform(-0.3, 0.3, value.shape).astype(dtype)
+    move_off_initialisation(layer, 5)  # off PyTorch's initialisation, so a mix-up shows
     net = load_into_torch(layer, kind, proj_size)
 
     batch, count = len(LENGTHS), layer.num_layers * layer.num_directions

@@ -25,6 +25,7 @@ import pytest
 
 import lstmcore
 from _compare import assert_close, scaled_atol
+from _layers import move_off_initialisation, random_state, state_list
 
 # zoneout: its inference form (every unit keeps weight p of its previous state), the one a
 # streaming loop uses; step and __call__ run at inference.
@@ -47,21 +48,7 @@ def make_layer(variant, dtype, batch_first, bidirectional=False, seed=0):
     layer = cls(
         INPUT, HIDDEN, LAYERS, bidirectional=bidirectional, batch_first=batch_first, dtype=dtype, seed=seed, **options
     )
-    rng = np.random.default_rng(seed + 1000)
-    for value in layer.params.values():
-        value += rng.uniform(-0.3, 0.3, size=value.shape).astype(dtype)
-    return layer
-
-
-def state_list(state):
-    return list(state) if isinstance(state, tuple) else [state]
-
-
-def random_state(layer, rng):
-    count = layer.num_layers * layer.num_directions
-    sizes = [layer.output_size] + ([layer.hidden_size] if isinstance(layer, lstmcore.LSTM) else [])
-    parts = [rng.normal(size=(count, BATCH, size)).astype(layer.dtype) for size in sizes]
-    return tuple(parts) if isinstance(layer, lstmcore.LSTM) else parts[0]
+    return move_off_initialisation(layer, seed)
 
 
 def time_axis(layer):
@@ -100,7 +87,7 @@ def check_states(name, got, expected, tol):
 def inputs(layer, with_state, seed=1):
     rng = np.random.default_rng(seed)
     shape = (BATCH, STEPS, INPUT) if layer.batch_first else (STEPS, BATCH, INPUT)
-    return rng.normal(size=shape).astype(layer.dtype), (random_state(layer, rng) if with_state else None)
+    return rng.normal(size=shape).astype(layer.dtype), (random_state(layer, BATCH, rng) if with_state else None)
 
 
 variants = pytest.mark.parametrize("variant", list(VARIANTS))
@@ -175,7 +162,7 @@ def test_chunked_forward_backward_equals_one_pass(variant, dtype, batch_first):
     layer = make_layer(variant, dtype, batch_first)
     rng = np.random.default_rng(2)
     x, state = inputs(layer, with_state=True)
-    dstate = random_state(layer, rng)
+    dstate = random_state(layer, BATCH, rng)
     y, final, tape = layer.forward(x, state, training=training)
     dy = rng.normal(size=y.shape).astype(dtype)
     dx, dstate0 = layer.backward(tape, dy, dstate)

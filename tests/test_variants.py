@@ -38,6 +38,7 @@ from _layer_vs_reference import (
     FLOAT64_TOLERANCE,
     assert_gradients_match_finite_differences,
     assert_matches_reference,
+    make_layer,
     random_inputs,
     run_both,
 )
@@ -69,17 +70,6 @@ REGULARIZERS = {
 }
 
 dtypes = pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
-
-
-def make_layer(shape, options, dtype=np.float64, seed=0):
-    steps, batch, input_size, hidden, num_layers, bidirectional, batch_first = shape
-    options = dict(options)
-    if options.get("proj_size") == "half":
-        options["proj_size"] = hidden // 2
-    return lstmcore.LSTM(
-        input_size, hidden, num_layers, bidirectional=bidirectional, batch_first=batch_first, dtype=dtype,
-        seed=seed, **options,
-    )  # fmt: skip
 
 
 

@@ -1,0 +1,34 @@
+"""Layers and states for tests that drive lstmcore.LSTM and lstmcore.GRU alike."""
+
+import numpy as np
+
+import lstmcore
+
+
+def move_off_initialisation(layer, seed):
+    """Adds uniform(-0.3, 0.3) to every parameter (in place) and returns the layer.
+
+    Layer-norm gains start at 1 and biases at 0: a mix-up between two of them would not
+    show at the initial values.
+    """
+    rng = np.random.default_rng(seed + 1000)
+    for value in layer.params.values():
+        value += rng.uniform(-0.3, 0.3, size=value.shape).astype(layer.dtype)
+    return layer
+
+
+def state_list(state):
+    """A layer state (h, or (h, c)) as a list of arrays."""
+    return list(state) if isinstance(state, tuple) else [state]
+
+
+def layer_state(layer, parts):
+    """A list of state arrays in the layer's own form: (h, c) for an LSTM, h for a GRU."""
+    return tuple(parts) if isinstance(layer, lstmcore.LSTM) else parts[0]
+
+
+def random_state(layer, batch, rng):
+    """A random state (or state gradient) of the layer, in the layer's form and dtype."""
+    count = layer.num_layers * layer.num_directions
+    sizes = [layer.output_size] + ([layer.hidden_size] if isinstance(layer, lstmcore.LSTM) else [])
+    return layer_state(layer, [rng.normal(size=(count, batch, size)).astype(layer.dtype) for size in sizes])
