@@ -123,14 +123,6 @@ def test_backward_matches_reference(kind, dtype, shape, with_state, with_dstate)
     assert_all_close(names, got, expected, dtype)
 
 
-@pytest.fixture
-def two_threads():
-    previous = lstmcore.get_num_threads()
-    lstmcore.set_num_threads(2)
-    yield
-    lstmcore.set_num_threads(previous)
-
-
 @kinds
 def test_matches_reference_when_two_threads_split_the_hidden_units(kind, two_threads):
     # H=70, B=40: 2*B*G*H^2 >= 1.6M flops a step and 70 units, so the core's planner

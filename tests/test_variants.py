@@ -203,14 +203,6 @@ def test_dropout_between_layers_masks_repeat_from_the_seed():
     np.testing.assert_array_equal(again.masks[1], first.masks[1])
 
 
-@pytest.fixture
-def two_threads():
-    previous = lstmcore.get_num_threads()
-    lstmcore.set_num_threads(2)
-    yield
-    lstmcore.set_num_threads(previous)
-
-
 @pytest.mark.parametrize(
     "options",
     [{"peephole": True}, {"coupled": True}, {"layer_norm": True}, {"proj_size": 35}, {"zoneout": 0.3, "recurrent_dropout": 0.2}],
