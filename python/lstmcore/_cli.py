@@ -296,8 +296,6 @@ def main(argv=None):
         return done.code if isinstance(done.code, int) else 0 if done.code is None else 2
     try:
         return args.run(args)
-    except TaskError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
     except OSError as error:
         where = f"{error.filename}: " if getattr(error, "filename", None) else ""
         print(f"{PROG}: error: {where}{error.strerror or error}", file=sys.stderr)

@@ -14,6 +14,7 @@ import numpy as np
 
 import lstmcore
 from lstmcore import _tasks, datasets
+from lstmcore._recurrent import _GatedRecurrent
 from lstmcore._tasks import TaskError
 
 SHIPPED_CO2 = "the shipped Mauna Loa CO2 series (monthly, 1958-2001)"
@@ -113,7 +114,7 @@ def train_forecast(
     scale = float(np.std(x[:split]))
     if not scale > 0:
         raise TaskError("the training windows are constant: nothing to learn")
-    inputs = (x / scale)[..., None].astype(np.float32)  # (N, window, 1)
+    inputs = _tasks.scaled_windows(x, scale)  # (N, window, 1)
     targets = (y / scale).astype(np.float32)  # (N, horizon)
     echo(
         f"forecast: {len(series)} values from {source}; windows of {window} -> next {horizon}; "
@@ -202,7 +203,7 @@ def forecast_next(model, series):
     if len(series) < window:
         raise TaskError(f"the model reads windows of {window} values; the series has only {len(series)}")
     past = np.asarray(series[-window:], dtype=np.float64)
-    inputs = ((past - past[-1]) / scale)[None, :, None].astype(np.float32)
+    inputs = _tasks.scaled_windows((past - past[-1])[None, :], scale)
     return past[-1] + model.predict(inputs)[0].astype(np.float64) * scale
 
 
@@ -303,12 +304,10 @@ def _step_layers(model, x, states):
     new_states = []
     recurrent = 0
     for layer in model.layers:
-        if isinstance(layer, (lstmcore.LSTM, lstmcore.GRU)):
+        if isinstance(layer, _GatedRecurrent):
             x, state = layer(x, states[recurrent] if states else None)
             new_states.append(state)
             recurrent += 1
-        elif isinstance(layer, lstmcore.Dropout):
-            continue  # the identity at inference
         else:
             x, _ = layer.forward(x)
     return x, new_states
@@ -456,8 +455,7 @@ def train_classify(
 def classify_texts(model, texts):
     """Class names and probabilities (N, C) for a list of texts, from a classify model."""
     meta = model.metadata
-    token_lists = [_tasks.tokenize(text, meta["tokens"]) for text in texts]
-    ids, lengths = _tasks.encode_padded(token_lists, meta["vocabulary"], int(meta["max_steps"]))
+    ids, lengths = _tasks.encode_texts(texts, meta)
     logits = model.predict(ids, lengths=lengths).astype(np.float64)
     probabilities = np.exp(logits - logits.max(axis=-1, keepdims=True))
     probabilities /= probabilities.sum(axis=-1, keepdims=True)

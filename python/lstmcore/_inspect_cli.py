@@ -20,11 +20,9 @@ import lstmcore
 from lstmcore import _tasks
 from lstmcore import inspect as microscope
 from lstmcore._lstm import GATE_NAMES
-from lstmcore._model import batch_slices
 from lstmcore._recurrent import _GatedRecurrent
 from lstmcore._tasks import TaskError
-
-_LOSSES = {"forecast": "mse", "charlm": "cross_entropy", "classify": "cross_entropy"}
+from lstmcore._train import evaluate
 
 
 def add_parser(commands):
@@ -75,7 +73,7 @@ def gate_traces(model, x, lengths, index):
     """The gate traces of ``model.layers[index]`` on model inputs ``x`` (earlier layers run in
     inference mode)."""
     for layer in model.layers[:index]:
-        x = layer.forward(x, training=False)[0]
+        x = layer.forward(x, training=False, lengths=lengths)[0]
     options = {} if lengths is None else {"lengths": lengths}
     _, _, traces = model.layers[index](x, return_gates=True, **options)
     return traces
@@ -94,20 +92,21 @@ def forward_with_ablation(model, x, lengths, index, ablate):
     return x
 
 
-def model_loss(model, x, y, lengths, loss, index, ablate, batch_size=256):
-    """The mean loss of the model on (x, y) with ``ablate`` on layer ``index``; padding steps
-    of per-step outputs excluded, exact across batches."""
-    loss = lstmcore.losses.get(loss)
-    total = count = 0.0
-    for part in batch_slices(len(x), batch_size):
-        part_lengths = None if lengths is None else lengths[part]
-        pred = forward_with_ablation(model, x[part], part_lengths, index, ablate)
-        mask = None
-        if part_lengths is not None and model.output_is_sequence and pred.ndim >= 2:
-            mask = np.arange(pred.shape[1]) < part_lengths[:, None]
-        part_total, part_count = loss.sum_and_count(pred, y[part], mask, gradient=False)[:2]
-        total, count = total + part_total, count + part_count
-    return total / count if count else 0.0
+class _Ablated:
+    """The model as ``evaluate`` reads it, with ``ablate`` on its recurrent layer ``index``."""
+
+    def __init__(self, model, index, ablate):
+        self.model, self.index, self.ablate = model, index, ablate
+        self.output_is_sequence = model.output_is_sequence
+
+    def forward(self, x, *, training=False, lengths=None):
+        return forward_with_ablation(self.model, x, lengths, self.index, self.ablate), None
+
+
+def model_loss(model, x, y, lengths, loss, index, ablate):
+    """The mean loss of the model on (x, y) with ``ablate`` on layer ``index`` (``evaluate``:
+    padding steps of per-step outputs excluded, exact across batches)."""
+    return evaluate(_Ablated(model, index, ablate), x, y, loss=loss, lengths=lengths)["loss"]
 
 
 # ----------------------------------------------------------------------------- the data
@@ -126,7 +125,7 @@ def prepare(model, path, *, column=None, text_column="text", label_column="label
         series = _tasks.read_series(path, column)
         x, y, _ = _tasks.forecast_windows(series, int(meta["window"]), int(meta["horizon"]))
         scale = float(meta["scale"])
-        inputs = (x / scale)[..., None].astype(np.float32)
+        inputs = _tasks.scaled_windows(x, scale)
         return inputs, (y / scale).astype(np.float32), None, "mse", f"{len(x)} windows of column {column!r}"
     if task == "charlm":
         text = _tasks.read_text(path)
@@ -134,15 +133,11 @@ def prepare(model, path, *, column=None, text_column="text", label_column="label
         x, y = _tasks.char_sequences(ids, int(meta["steps"]))
         return x, y, None, "cross_entropy", f"{len(x)} sequences of {int(meta['steps'])} characters"
     if task == "classify":
-        (texts,) = _tasks.read_csv_columns(path, [text_column])
+        texts, *raw = _tasks.read_csv_columns(path, [text_column] + ([label_column] if targets else []))
         if not texts:
             raise TaskError(f"{path}: no rows")
-        token_lists = [_tasks.tokenize(text, meta["tokens"]) for text in texts]
-        ids, lengths = _tasks.encode_padded(token_lists, meta["vocabulary"], int(meta["max_steps"]))
-        labels = None
-        if targets:
-            (raw,) = _tasks.read_csv_columns(path, [label_column])
-            labels, _ = _tasks.label_indices(raw, meta["classes"])
+        ids, lengths = _tasks.encode_texts(texts, meta)
+        labels = _tasks.label_indices(raw[0], meta["classes"])[0] if targets else None
         return ids, labels, lengths, "cross_entropy", f"{len(texts)} texts of column {text_column!r}"
     if str(path).endswith(".npy"):
         try:

@@ -18,7 +18,7 @@ def checked_lengths(lengths, batch, steps):
     """``lengths`` as an int64 (B,) array with values in [1, T], or a ValueError/TypeError."""
     lengths = as_numeric_array(lengths, "lengths")
     if lengths.shape != (batch,):
-        raise ValueError(f"expected lengths of shape {shape_text((batch,))}, got {shape_text(lengths.shape)}")
+        raise ValueError(f"expected lengths of shape (B,) = {shape_text((batch,))}, got {shape_text(lengths.shape)}")
     if lengths.dtype.kind == "b":
         raise TypeError("expected integer lengths, got booleans")
     if lengths.dtype.kind == "f":
@@ -27,7 +27,7 @@ def checked_lengths(lengths, batch, steps):
     lengths = lengths.astype(np.int64)
     if lengths.min() < 1 or lengths.max() > steps:
         raise ValueError(
-            f"expected lengths in [1, {steps}] (the sequence length), got values from {lengths.min()} to {lengths.max()}"
+            f"expected lengths in [1, T] = [1, {steps}], got values from {lengths.min()} to {lengths.max()}"
         )
     return lengths
 

@@ -437,6 +437,8 @@ class _GatedRecurrent:
         if not isinstance(tape, Tape) or not tape.belongs_to(self):
             raise ValueError("expected a tape returned by this layer's forward, got one from elsewhere")
         packing = tape.packing
+        if packing is not None:  # (T, B) in the caller's batch order
+            padding = np.arange(tape.output_shape[0])[:, None] >= packing.lengths[packing.inverse][None, :]
         traces = []
         for run in tape.runs:
             named = self._named_gates(run.tape)
@@ -444,7 +446,6 @@ class _GatedRecurrent:
                 named = {name: reverse_within(value, packing.lengths) for name, value in named.items()}
             if packing is not None:
                 named = {name: packing.restore(value) for name, value in named.items()}
-                padding = np.arange(tape.output_shape[0])[:, None] >= packing.lengths[packing.inverse][None, :]
                 for value in named.values():
                     value[padding] = 0  # a derived trace (coupled: forget = 1 - input) is not zero there
             traces.append({name: _read_only(value) for name, value in named.items()})

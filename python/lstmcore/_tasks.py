@@ -77,6 +77,12 @@ def read_text(path):
 # ----------------------------------------------------------------------------- forecast
 
 
+def scaled_windows(windows, scale):
+    """Forecast windows (N, window), relative to their last value, as the model reads them:
+    divided by the training scale, (N, window, 1) float32."""
+    return (np.asarray(windows, dtype=np.float64) / scale)[..., None].astype(np.float32)
+
+
 def forecast_windows(series, window, horizon):
     """Every window of a series and what follows it, relative to the window's last value.
 
@@ -161,14 +167,14 @@ def tokenize(text, unit):
     return _WORD.findall(text.lower())
 
 
-def token_vocabulary(token_lists, max_size, min_count=1):
+def token_vocabulary(token_lists, max_size):
     """``[PAD, UNKNOWN]`` then the most frequent tokens (ties alphabetical), at most
     ``max_size`` entries in all."""
     counts = {}
     for tokens in token_lists:
         for token in tokens:
             counts[token] = counts.get(token, 0) + 1
-    ranked = sorted((token for token, n in counts.items() if n >= min_count), key=lambda t: (-counts[t], t))
+    ranked = sorted(counts, key=lambda t: (-counts[t], t))
     return [PAD, UNKNOWN] + ranked[: max(0, max_size - 2)]
 
 
@@ -184,6 +190,13 @@ def encode_padded(token_lists, vocabulary, max_steps):
     for row, sequence in enumerate(encoded):
         ids[row, : len(sequence)] = sequence
     return ids, lengths
+
+
+def encode_texts(texts, meta):
+    """Texts as a classify model (its ``metadata``) reads them: ``encode_padded`` of their
+    tokens with the model's vocabulary and step limit."""
+    token_lists = [tokenize(text, meta["tokens"]) for text in texts]
+    return encode_padded(token_lists, meta["vocabulary"], int(meta["max_steps"]))
 
 
 def label_indices(labels, classes=None):

@@ -20,6 +20,8 @@ import os
 
 import numpy as np
 
+from lstmcore._lengths import checked_lengths
+
 __all__ = [
     "SIGMOID_GATES",
     "TANH_GATES",
@@ -63,12 +65,7 @@ def _valid_mask(lengths, steps, batch):
     """(T, B) bools: True on the steps within each sequence's length."""
     if lengths is None:
         return np.ones((steps, batch), bool)
-    lengths = np.asarray(lengths)
-    if lengths.shape != (batch,) or lengths.dtype.kind not in "iu":
-        raise ValueError(f"expected lengths as (B,) = ({batch},) integers, got shape {lengths.shape} {lengths.dtype}")
-    if lengths.size and (lengths.min() < 1 or lengths.max() > steps):
-        raise ValueError(f"expected lengths in [1, T] = [1, {steps}], got {lengths.min()} .. {lengths.max()}")
-    return np.arange(steps)[:, None] < lengths[None, :]
+    return np.arange(steps)[:, None] < checked_lengths(lengths, batch, steps)[None, :]
 
 
 def _number(value):
