@@ -1,9 +1,8 @@
 """The benchmark cases, the LSTM variants they may use, and how their FLOPs are counted.
 
 To add a case, add one ``Case`` line to ``CASES``. To add a variant whose PyTorch side is
-a Python loop over a cell (torch_cells.py), add an entry to ``VARIANTS``: the keyword
-that turns it on in ``lstmcore.LSTM`` (until lstmcore accepts it, the constructor raises
-TypeError and the lstmcore side is reported as not yet available), the torch cell, and
+a Python loop over a cell (torch_cells.py, parameters named as lstmcore's), add an entry
+to ``VARIANTS``: the keyword that turns it on in ``lstmcore.LSTM``, the torch cell, and
 the ``lstmcore.reference`` kind.
 """
 
@@ -13,6 +12,9 @@ import fnmatch
 from dataclasses import dataclass, field, replace
 
 GATES = {"lstm": 4, "gru": 3}
+# fp32 outputs of two implementations of the same layer agree to this (times the tensor's
+# scale, max(1, max |expected|)).
+CHECK_ATOL = 1e-4
 
 
 @dataclass(frozen=True)
@@ -23,8 +25,6 @@ class Variant:
     torch_cell: name of a cell class in torch_cells.py, run by ``LoopRNN``; None means
         the torch side is nn.LSTM / nn.GRU.
     reference_kind: the ``kind`` argument of ``lstmcore.reference.rnn_forward``.
-    param_map: lstmcore params key (without the ``_l0`` suffix) -> torch cell parameter
-        name, for keys whose names differ; the rest map by name.
     check_atol: how far the other sides' fp32 outputs may be from lstmcore's before a
         case is refused as not computing the same thing.
     """
@@ -32,18 +32,15 @@ class Variant:
     lstmcore_kwargs: dict = field(default_factory=dict)
     torch_cell: str | None = None
     reference_kind: str | None = None
-    param_map: dict = field(default_factory=dict)
-    check_atol: float = 1e-4
+    check_atol: float = CHECK_ATOL
 
 
 VARIANTS = {
     # nn.LSTM / nn.GRU against lstmcore.LSTM / lstmcore.GRU.
     None: Variant(),
     # Plain LSTM whose torch side is nn.LSTMCell in a Python loop: shows what the
-    # loop recipe costs, and exercises the loop path with weights lstmcore has today.
-    "cell_loop": Variant(torch_cell="LSTMCell", reference_kind="lstm"),
-    # The keyword names and reference kinds below are the intended ones; adjust them
-    # here when the variants land in lstmcore.
+    # loop recipe costs next to nn.LSTM.
+    "cell_loop": Variant(torch_cell="LSTMCell"),
     "peephole": Variant(
         lstmcore_kwargs={"peephole": True}, torch_cell="PeepholeLSTMCell", reference_kind="peephole_lstm"
     ),

@@ -55,13 +55,7 @@ def _ratio(numerator, denominator):
     return numerator / denominator
 
 
-SCALING_COLUMNS = [
-    ("case", "case", "{}"),
-    ("threads", None, None),
-    ("lstmcore ms", None, None),
-    ("lstmcore speedup", "lstmcore_speedup", "{:.2f}x"),
-    ("torch speedup", "torch_speedup", "{:.2f}x"),
-]
+SCALING_HEADINGS = ["case", "threads", "lstmcore ms", "lstmcore speedup", "torch speedup"]
 
 
 def _scaling_cells(row):
@@ -86,6 +80,15 @@ def _grid(headings, body, markdown):
     return "\n".join([line(headings), line(["-" * w for w in widths])] + [line(cells) for cells in body])
 
 
+def _machine_line(machine):
+    simd = machine.get("simd")
+    return (
+        f"Machine: {machine.get('logical_cpus')} logical CPUs"
+        + (f" with {', '.join(simd)}" if simd else "")
+        + f"; Python {machine.get('python')}, NumPy {machine.get('numpy')}, PyTorch {machine.get('torch') or 'not installed'}"
+    )
+
+
 def render(results, markdown=False):
     """The whole report: settings, the main table, thread scaling, notes."""
     settings = results["settings"]
@@ -93,6 +96,7 @@ def render(results, markdown=False):
     head = [
         f"lstmcore {results['machine']['lstmcore']} at {results['machine']['git_commit'] or 'unknown commit'}, "
         f"{results['created']}, {results['machine']['cpu']}",
+        _machine_line(results["machine"]),
         f"Measured fp32 FMA peak, GFLOP/s: {peaks}",
         f"fp32, batch-first x; median of {settings['repeats']} interleaved samples "
         f"(reference: {settings['reference_repeats']}); ratios > 1 mean lstmcore is faster."
@@ -101,13 +105,19 @@ def render(results, markdown=False):
         "measured FMA peak at the row's thread count. spread: the widest interquartile range "
         "over median of lstmcore's and torch's samples.",
     ]
+    looped = sorted({row["case"] for row in results["results"] if row.get("torch_cell")})
+    if looped:
+        head.append(
+            f"The torch column of {', '.join(looped)} is a Python loop over a cell (benchmarks/torch_cells.py): "
+            "PyTorch has no such layer."
+        )
     body = [[_cell(row, key, fmt) for _, key, fmt in COLUMNS] for row in results["results"]]
     parts = ["\n".join(("- " + h) if markdown else h for h in head), _grid([c[0] for c in COLUMNS], body, markdown)]
     if results["thread_scaling"]:
         title = "Thread scaling (median ms, speedup over the fewest threads)"
         parts.append(
             ("### " if markdown else "") + title + "\n" + ("\n" if markdown else "")
-            + _grid([c[0] for c in SCALING_COLUMNS], [_scaling_cells(r) for r in results["thread_scaling"]], markdown)
+            + _grid(SCALING_HEADINGS, [_scaling_cells(r) for r in results["thread_scaling"]], markdown)
         )
     notes = list(results["notes"])
     threads_of = {}  # (case, note) -> thread counts it was seen at, in order

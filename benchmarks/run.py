@@ -91,7 +91,8 @@ def import_torch(notes):
 def machine_info(torch):
     return {
         "cpu": _cpu_name(),
-        "logical_cpus": _cpu_count(),
+        "logical_cpus": os.cpu_count(),
+        "simd": _simd_flags(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "numpy": np.__version__,
@@ -125,8 +126,16 @@ def _cpu_name():
     return platform.processor() or platform.machine()
 
 
-def _cpu_count():
-    return os.cpu_count()
+def _simd_flags():
+    """The vector instruction sets the core's kernels can use, as /proc/cpuinfo names them."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                return [f for f in ("sse4_2", "avx", "avx2", "fma", "avx512f") if f in flags]
+    except OSError:
+        pass
+    return None
 
 
 def _git_commit():
@@ -150,6 +159,7 @@ def run_case(case, threads, args, torch, peak):
         "description": case.describe(),
         "kind": case.kind,
         "variant": case.variant,
+        "torch_cell": case.spec.torch_cell,
         "mode": case.mode,
         "input_size": case.input_size,
         "hidden_size": case.hidden_size,
@@ -163,20 +173,12 @@ def run_case(case, threads, args, torch, peak):
     }
     x, dy = sides.make_inputs(case)
     built = {}
-    try:
-        layer, built["lstmcore"] = sides.build_lstmcore(case, x, dy)
-        params = layer.params
-    except TypeError as error:
-        row["notes"].append(f"lstmcore: not yet available ({error})")
-        params = None
+    layer, built["lstmcore"] = sides.build_lstmcore(case, x, dy)
     builders = {}
     if torch is not None:
-        builders["torch"] = lambda: sides.build_torch(case, x, dy, torch, params)
+        builders["torch"] = lambda: sides.build_torch(case, x, dy, torch, layer.params)
     if args.reference:
-        if params is None:
-            row["notes"].append("reference: skipped (it takes lstmcore's weights)")
-        else:
-            builders["reference"] = lambda: sides.build_reference(case, x, dy, params)
+        builders["reference"] = lambda: sides.build_reference(case, x, dy, layer.params)
     for name, build in builders.items():
         try:
             built[name] = build()
@@ -184,16 +186,13 @@ def run_case(case, threads, args, torch, peak):
             row["notes"].append(f"{name}: could not be built ({type(error).__name__}: {error})")
 
     # The check is also every side's warm-up run.
-    expected = built["lstmcore"].outputs(built["lstmcore"].step()) if "lstmcore" in built else None
+    expected = built["lstmcore"].outputs(built["lstmcore"].step())
     for name in [n for n in built if n != "lstmcore"]:
         try:
             got = built[name].outputs(built[name].step())
         except Exception as error:  # a side that cannot run this case is reported, not fatal
             row["notes"].append(f"{name}: failed to run ({type(error).__name__}: {error})")
             del built[name]
-            continue
-        if expected is None:
-            row["checks"][name] = "not checked (no lstmcore side)"
             continue
         mismatch = sides.compare(name, got, expected, case.spec.check_atol)
         row["checks"][name] = mismatch or "ok"

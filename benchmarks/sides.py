@@ -15,8 +15,7 @@ from typing import Callable
 import numpy as np
 
 import lstmcore
-
-ATOL = 1e-4  # fp32 outputs of two implementations of the same layer agree to this
+from benchmarks.cases import CHECK_ATOL
 
 
 @dataclass
@@ -38,7 +37,7 @@ def make_inputs(case, seed=1234):
 
 
 def build_lstmcore(case, x, dy):
-    """The lstmcore layer and its Side; TypeError if lstmcore does not offer the variant yet."""
+    """The lstmcore layer and its Side."""
     cls = lstmcore.LSTM if case.kind == "lstm" else lstmcore.GRU
     layer = cls(
         case.input_size,
@@ -66,7 +65,7 @@ def build_lstmcore(case, x, dy):
 
 
 def build_torch(case, x, dy, torch, params):
-    """The PyTorch Side, with lstmcore's ``params`` copied in (None: torch's own init)."""
+    """The PyTorch Side, with lstmcore's ``params`` copied in."""
     nn = torch.nn
     if case.spec.torch_cell is None:
         cls = nn.LSTM if case.kind == "lstm" else nn.GRU
@@ -77,15 +76,13 @@ def build_torch(case, x, dy, torch, params):
             bidirectional=case.bidirectional,
             batch_first=True,
         )
-        if params is not None:
-            module.load_state_dict({name: torch.from_numpy(value.copy()) for name, value in params.items()})
+        module.load_state_dict({name: torch.from_numpy(value.copy()) for name, value in params.items()})
     else:
         from benchmarks import torch_cells
 
         cell_class = getattr(torch_cells, case.spec.torch_cell, None) or getattr(nn, case.spec.torch_cell)
         module = torch_cells.LoopRNN(cell_class(case.input_size, case.hidden_size))
-        if params is not None:
-            _load_cell(module.cell, params, case.spec.param_map, torch)
+        load_cell(module.cell, params, torch)
 
     x_torch = torch.from_numpy(x.copy())
     dy_torch = torch.from_numpy(dy.copy())
@@ -116,21 +113,18 @@ def build_torch(case, x, dy, torch, params):
     return Side("torch", step, outputs)
 
 
-def _load_cell(cell, params, param_map, torch):
+def load_cell(cell, params, torch):
     """Copy a one-layer lstmcore ``params`` dict into a torch cell's parameters.
 
-    lstmcore key ``weight_ih_l0`` goes to the cell's ``weight_ih`` (``param_map`` renames);
-    both sets of names must match exactly.
+    lstmcore key ``weight_ih_l0`` goes to the cell's ``weight_ih``; both sets of names must
+    match exactly.
     """
     targets = dict(cell.named_parameters())
-    sources = {}
-    for key, value in params.items():
-        base = key.removesuffix("_l0")
-        sources[param_map.get(base, base)] = value
+    sources = {key.removesuffix("_l0"): value for key, value in params.items()}
     if set(sources) != set(targets):
         raise ValueError(
             f"lstmcore params {sorted(params)} do not map onto the torch cell's parameters "
-            f"{sorted(targets)}; fix param_map in benchmarks/cases.py"
+            f"{sorted(targets)}; name the torch cell's parameters as lstmcore's"
         )
     with torch.no_grad():
         for name, value in sources.items():
@@ -172,7 +166,7 @@ def build_reference(case, x, dy, params):
     return Side("reference", step, outputs)
 
 
-def compare(side_name, got, expected, atol=ATOL):
+def compare(side_name, got, expected, atol=CHECK_ATOL):
     """None if ``got`` (y, dx) matches lstmcore's ``expected`` within atol times the
     tensor's scale (max(1, max |expected|)), else what differs:
     the tensor, its worst index, both values and the error."""

@@ -82,9 +82,7 @@ def test_torch_cell_of_a_variant_matches_lstmcore_in_float64(variant):
     spec = cases.VARIANTS[variant]
     layer = lstmcore.LSTM(6, 9, dtype=np.float64, seed=0, **spec.lstmcore_kwargs)
     cell = getattr(torch_cells, spec.torch_cell)(6, 9).double()
-    with torch.no_grad():
-        for name, value in layer.params.items():
-            getattr(cell, name.removesuffix("_l0")).copy_(torch.from_numpy(value))
+    sides.load_cell(cell, layer.params, torch)
     x = np.random.default_rng(0).standard_normal((3, 5, 6))
     dy = np.random.default_rng(1).standard_normal((3, 5, 9))
     y, _, tape = layer.forward(x)

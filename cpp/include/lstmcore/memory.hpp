@@ -9,8 +9,6 @@
 // makes it optional (LSTMCORE_RETAIN_MEMORY=0). The cost: the heap keeps its peak size.
 #pragma once
 
-#include <cstddef>
-
 namespace lstmcore {
 
 // Returns false where the C library has no such setting (not glibc).
