@@ -1,5 +1,7 @@
 """The command line, run in-process through ``main([...])`` with tiny models."""
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -178,7 +180,8 @@ def test_plot_is_written_or_skipped_with_a_note(capsys, tmp_path):
 def test_demo_beats_the_naive_forecast_and_prints_a_sample(capsys, monkeypatch):
     # the real forecaster (a few seconds); a small character model to keep the test short
     real = _commands.train_charlm
-    monkeypatch.setattr(_commands, "train_charlm", lambda **options: real(**{**options, "hidden": 16, "embedding": 8}))
+    small = functools.wraps(real)(lambda **options: real(**{**options, "hidden": 16, "embedding": 8}))
+    monkeypatch.setattr(_commands, "train_charlm", small)  # wraps: the parser reads real's defaults
     code, out, _ = run(capsys, "demo", "--charlm-epochs", "1", "--quiet")
     assert code == 0
     assert "the model beats the naive forecast" in out

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from inspect import signature
 
 from lstmcore._tasks import TaskError
 
@@ -67,39 +68,20 @@ def _fraction(text):
 # ----------------------------------------------------------------------------- commands
 
 
-def _run_train_forecast(args):
-    from lstmcore._commands import train_forecast
+def _run_train(train):
+    """The runner of a ``train`` task: the parsed options the function takes, by name."""
 
-    train_forecast(
-        csv=args.csv, column=args.column, window=args.window, horizon=args.horizon, hidden=args.hidden,
-        layers=args.layers, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        validation=args.validation, season=args.season, seed=args.seed, out=args.out, plot=args.plot,
-        verbose=not args.quiet,
-    )
-    return 0
+    def run(args):
+        accepted = signature(train).parameters
+        train(**{name: value for name, value in vars(args).items() if name in accepted}, verbose=not args.quiet)
+        return 0
 
-
-def _run_train_charlm(args):
-    from lstmcore._commands import train_charlm
-
-    train_charlm(
-        text=args.text, steps=args.steps, embedding=args.embedding, hidden=args.hidden, layers=args.layers,
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, validation=args.validation,
-        seed=args.seed, out=args.out, verbose=not args.quiet,
-    )
-    return 0
+    return run
 
 
-def _run_train_classify(args):
-    from lstmcore._commands import train_classify
-
-    train_classify(
-        csv=args.csv, text_column=args.text_column, label_column=args.label_column, tokens=args.tokens,
-        vocabulary_size=args.vocabulary_size, max_steps=args.max_steps, embedding=args.embedding,
-        hidden=args.hidden, layers=args.layers, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        validation=args.validation, seed=args.seed, out=args.out, verbose=not args.quiet,
-    )
-    return 0
+def _defaults(function):
+    """The keyword defaults of a function: the command line offers the Python API's."""
+    return {name: p.default for name, p in signature(function).parameters.items()}
 
 
 def _run_generate(args):
@@ -164,18 +146,28 @@ def _run_demo(args):
 # ----------------------------------------------------------------------------- the parser
 
 
-def _training_options(parser, *, hidden, epochs, batch_size, lr, validation, out):
+def _training_options(parser, defaults, *, out):
     group = parser.add_argument_group("training")
-    group.add_argument("--hidden", type=_positive_int, default=hidden, help="LSTM hidden units (default %(default)s)")
-    group.add_argument("--layers", type=_positive_int, default=1, help="stacked LSTM layers (default %(default)s)")
-    group.add_argument("--epochs", type=_positive_int, default=epochs, help="passes over the data (default %(default)s)")
-    group.add_argument("--batch-size", type=_positive_int, default=batch_size, help="default %(default)s")
-    group.add_argument("--lr", type=_positive_float, default=lr, help="Adam learning rate (default %(default)s)")
     group.add_argument(
-        "--validation", type=_fraction, default=validation,
+        "--hidden", type=_positive_int, default=defaults["hidden"], help="LSTM hidden units (default %(default)s)"
+    )
+    group.add_argument(
+        "--layers", type=_positive_int, default=defaults["layers"], help="stacked LSTM layers (default %(default)s)"
+    )
+    group.add_argument(
+        "--epochs", type=_positive_int, default=defaults["epochs"], help="passes over the data (default %(default)s)"
+    )
+    group.add_argument("--batch-size", type=_positive_int, default=defaults["batch_size"], help="default %(default)s")
+    group.add_argument(
+        "--lr", type=_positive_float, default=defaults["lr"], help="Adam learning rate (default %(default)s)"
+    )
+    group.add_argument(
+        "--validation", type=_fraction, default=defaults["validation"],
         help="fraction held out for validation (default %(default)s)",
     )
-    group.add_argument("--seed", type=int, default=0, help="seeds weights and shuffling: same seed, same losses")
+    group.add_argument(
+        "--seed", type=int, default=defaults["seed"], help="seeds weights and shuffling: same seed, same losses"
+    )
     group.add_argument("--out", default=out, metavar="FILE", help="where to save the model (default %(default)s)")
     group.add_argument("--quiet", action="store_true", help="no per-epoch progress")
 
@@ -206,6 +198,9 @@ def build_parser():
     train = commands.add_parser("train", help="train a model for a task and save it", description="Train a model.")
     tasks = train.add_subparsers(dest="task", metavar="TASK", required=True)
 
+    from lstmcore._commands import train_charlm, train_classify, train_forecast
+
+    defaults = _defaults(train_forecast)
     forecast = tasks.add_parser(
         "forecast", help="forecast a numeric CSV column (default: shipped monthly CO2)",
         description="Train LSTM -> LastStep -> Dense on windows of a series to forecast the next values. Inputs "
@@ -213,17 +208,18 @@ def build_parser():
         "are held out, and their RMSE is printed next to the naive last-value forecast.",
     )
     forecast.add_argument("--csv", metavar="FILE", help="CSV file with a header row (default: shipped CO2 series)")
-    forecast.add_argument("--column", default="co2", help="numeric column to forecast (default %(default)s)")
-    forecast.add_argument("--window", type=_positive_int, default=24, help="past values per input (default %(default)s)")
-    forecast.add_argument("--horizon", type=_positive_int, default=1, help="steps predicted ahead (default %(default)s)")
+    forecast.add_argument("--column", default=defaults["column"], help="numeric column to forecast (default %(default)s)")
+    forecast.add_argument("--window", type=_positive_int, default=defaults["window"], help="past values per input (default %(default)s)")
+    forecast.add_argument("--horizon", type=_positive_int, default=defaults["horizon"], help="steps predicted ahead (default %(default)s)")
     forecast.add_argument(
-        "--season", type=_non_negative_int, default=12,
+        "--season", type=_non_negative_int, default=defaults["season"],
         help="season length for the seasonal-naive baseline, 0 for none (default %(default)s)",
     )
     forecast.add_argument("--plot", metavar="PNG", help="write forecast vs actual to this PNG (needs matplotlib)")
-    _training_options(forecast, hidden=64, epochs=100, batch_size=32, lr=0.005, validation=0.2, out="forecast.npz")
-    forecast.set_defaults(run=_run_train_forecast)
+    _training_options(forecast, defaults, out="forecast.npz")
+    forecast.set_defaults(run=_run_train(train_forecast))
 
+    defaults = _defaults(train_charlm)
     charlm = tasks.add_parser(
         "charlm", help="a character-level language model (default: shipped Alice in Wonderland)",
         description="Train Embedding -> LSTM -> Dense to predict each next character of a text; the end of "
@@ -231,28 +227,29 @@ def build_parser():
     )
     charlm.add_argument("--text", metavar="FILE", help="UTF-8 text file (default: the shipped text)")
     charlm.add_argument(
-        "--steps", type=_positive_int, default=64, help="characters per training sequence (default %(default)s)"
+        "--steps", type=_positive_int, default=defaults["steps"], help="characters per training sequence (default %(default)s)"
     )
-    charlm.add_argument("--embedding", type=_positive_int, default=64, help="embedding size (default %(default)s)")
-    _training_options(charlm, hidden=128, epochs=10, batch_size=16, lr=0.01, validation=0.1, out="charlm.npz")
-    charlm.set_defaults(run=_run_train_charlm)
+    charlm.add_argument("--embedding", type=_positive_int, default=defaults["embedding"], help="embedding size (default %(default)s)")
+    _training_options(charlm, defaults, out="charlm.npz")
+    charlm.set_defaults(run=_run_train(train_charlm))
 
+    defaults = _defaults(train_classify)
     classify = tasks.add_parser(
         "classify", help="classify texts from a CSV (default: shipped sentences by author)",
         description="Train Embedding -> LSTM -> LastStep -> Dense on texts and labels from a CSV file; a random "
         "fraction is held out and its accuracy printed next to the majority-class baseline.",
     )
     classify.add_argument("--csv", metavar="FILE", help="CSV file with a header row (default: the shipped sentences)")
-    classify.add_argument("--text-column", default="text", help="default %(default)s")
-    classify.add_argument("--label-column", default="label", help="default %(default)s")
-    classify.add_argument("--tokens", choices=("word", "char"), default="word", help="default %(default)s")
+    classify.add_argument("--text-column", default=defaults["text_column"], help="default %(default)s")
+    classify.add_argument("--label-column", default=defaults["label_column"], help="default %(default)s")
+    classify.add_argument("--tokens", choices=("word", "char"), default=defaults["tokens"], help="default %(default)s")
     classify.add_argument(
-        "--vocabulary-size", type=_positive_int, default=5000, help="most frequent tokens kept (default %(default)s)"
+        "--vocabulary-size", type=_positive_int, default=defaults["vocabulary_size"], help="most frequent tokens kept (default %(default)s)"
     )
-    classify.add_argument("--max-steps", type=_positive_int, default=60, help="tokens kept per text (default %(default)s)")
-    classify.add_argument("--embedding", type=_positive_int, default=64, help="embedding size (default %(default)s)")
-    _training_options(classify, hidden=64, epochs=10, batch_size=32, lr=0.005, validation=0.2, out="classify.npz")
-    classify.set_defaults(run=_run_train_classify)
+    classify.add_argument("--max-steps", type=_positive_int, default=defaults["max_steps"], help="tokens kept per text (default %(default)s)")
+    classify.add_argument("--embedding", type=_positive_int, default=defaults["embedding"], help="embedding size (default %(default)s)")
+    _training_options(classify, defaults, out="classify.npz")
+    classify.set_defaults(run=_run_train(train_classify))
 
     generate = commands.add_parser(
         "generate", help="sample text from a charlm model",
