@@ -1,5 +1,9 @@
 #include "lstmcore/memory.hpp"
 
+// Any C library header defines __GLIBC__; without one before the test below, the test
+// was always false and the setting never applied.
+#include <cstdlib>
+
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
