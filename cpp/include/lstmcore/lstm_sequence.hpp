@@ -9,7 +9,8 @@
 // Speed (DESIGN.md): the input product for all T*B rows is one GEMM before the time
 // loop; each step is the recurrent product for this thread's hidden units (weights
 // packed once per pass, packed_product.hpp) followed by one fused element-wise pass;
-// weight gradients are GEMMs after the loop. One OpenMP region covers the pass; nothing
+// backward's step also computes dx_t from the same packed da_t; weight gradients are
+// GEMMs after the loop. One OpenMP region covers the pass; nothing
 // is allocated inside the loop.
 //
 // Variable lengths follow PyTorch's packed sequences: the caller sorts the batch by
@@ -157,6 +158,13 @@ void lstm_backward(const SequenceShape& s, const Scalar* x, const GatedWeights<S
   PassBuffer<Scalar> masked_h0(mask ? B * H : 0), masked_y(mask ? rows * H : 0);
   // Zoneout and recurrent dropout change what reaches dh_{t-1} from the product.
   const bool plain_recurrence = !mask && !options.zoneout();
+  // da_t packed as A tiles for the step's two products, dh_{t-1} = da_t W_hh and
+  // dx_t = da_t W_ih: each thread packs its own units' columns, still hot from the cell,
+  // and reads the others' after the barrier. Two buffers, alternating by step: a thread
+  // may pack step t-1 while another still multiplies step t.
+  using Layout = PanelLayout<Scalar>;
+  const Index tiles_size = Layout::tiles(B) * Layout::kRows * G;
+  PackedBuffer<Scalar> da_tiles[2] = {PackedBuffer<Scalar>(tiles_size), PackedBuffer<Scalar>(tiles_size)};
 
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
@@ -164,9 +172,14 @@ void lstm_backward(const SequenceShape& s, const Scalar* x, const GatedWeights<S
     const int team = omp_get_num_threads();
     const Range units = split_range(H, thread, team, PanelLayout<Scalar>::kWidth);
     const Index n = units.size(), ub = units.begin;
-    // This thread's columns of W_hh (all K*H rows), packed once for dh_{t-1} = da_t W_hh.
-    PackedBuffer<Scalar> packed_hh(PanelLayout<Scalar>::size(n, G));
+    // This thread's columns of W_hh (all K*H rows) and of W_ih, packed once for the step's
+    // dh_{t-1} = da_t W_hh and dx_t = da_t W_ih. dx_t in the loop reads da_t while it is
+    // hot; as one product after the loop it read the whole tape back from memory.
+    PackedBuffer<Scalar> packed_hh(Layout::size(n, G));
     if (n > 0) pack_columns(w.weight_hh + units.begin, H, n, G, packed_hh.data());
+    const Range inputs = split_range(I, thread, team, Layout::kWidth);
+    PackedBuffer<Scalar> packed_ih(Layout::size(inputs.size(), G));
+    if (inputs.size() > 0) pack_columns(w.weight_ih + inputs.begin, I, inputs.size(), G, packed_ih.data());
     ProductWorkspace<Scalar> workspace;
     Cell<Scalar> cell(options, units, H, nullptr);
     // Per-thread rows for zoneout's split gradients and the masked recurrent product.
@@ -209,16 +222,21 @@ void lstm_backward(const SequenceShape& s, const Scalar* x, const GatedWeights<S
           std::fill_n(d_gates_t + b * G + gate * H + units.begin, n, Scalar(0));
         }
       }
+      Scalar* tiles_t = da_tiles[step & 1].data();
+      for (Index gate = 0; gate < K && n > 0 && alive > 0; ++gate) {
+        pack_tile_columns(d_gates_t + gate * H + ub, G, alive, n, tiles_t, G, gate * H + ub);
+      }
 #pragma omp barrier
       // dh_{t-1} for this thread's units needs every unit's gate gradients of step t;
       // the next step reads only the units this thread writes, so no second barrier.
+      if (alive > 0 && inputs.size() > 0) {
+        multiply_packed(tiles_t, alive, G, packed_ih.data(), inputs.size(), dx + t * B * I + inputs.begin, I, true);
+      }
       if (n > 0 && alive > 0 && plain_recurrence) {
-        packed_products<Scalar>({d_gates_t, G, 1}, alive, G, packed_hh.data(), 0, n,
-                                dh0 + units.begin, 0, H, 1, false, workspace);
+        multiply_packed(tiles_t, alive, G, packed_hh.data(), n, dh0 + ub, H, false);
       } else if (n > 0 && alive > 0) {
         // dh_{t-1} = (zoneout's direct part, already in dh) + (da_t W_hh) * mask.
-        packed_products<Scalar>({d_gates_t, G, 1}, alive, G, packed_hh.data(), 0, n,
-                                recurrent.data(), 0, n, 1, false, workspace);
+        multiply_packed(tiles_t, alive, G, packed_hh.data(), n, recurrent.data(), n, false);
         for (Index b = 0; b < alive; ++b) {
           Scalar* dh_b = dh0 + b * H + ub;
           const Scalar* product = recurrent.data() + b * n;
@@ -274,12 +292,6 @@ void lstm_backward(const SequenceShape& s, const Scalar* x, const GatedWeights<S
         grads.bias_ih[gate * H + ub + j] += bias_grad[gate * n + j];
         grads.bias_hh[gate * H + ub + j] += bias_grad[gate * n + j];
       }
-    }
-    // dx += da W_ih
-    const Range rows_mine = split_range(rows, thread, team, PanelLayout<Scalar>::kRows);
-    if (rows_mine.size() > 0) {
-      strided_product<Scalar>({d_gates + rows_mine.begin * G, G, 1}, {w.weight_ih, 1, I},
-                              rows_mine.size(), G, I, dx + rows_mine.begin * I, I, true, workspace);
     }
   }
 }
