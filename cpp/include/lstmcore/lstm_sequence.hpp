@@ -265,26 +265,26 @@ void lstm_backward(const SequenceShape& s, const Scalar* x, const GatedWeights<S
     const Scalar* h_later = mask ? masked_y.data() : y.data;
     const Index h_stride = mask ? H : y.stride;
 
-    // Weight and input gradients as products over all steps, split by output rows.
+    // Weight gradients as products over all steps, split by output rows.
     const Range gate_rows = split_range(G, thread, team, PanelLayout<Scalar>::kRows);
     if (gate_rows.size() > 0) {
       const Index r0 = gate_rows.begin, nr = gate_rows.size();
-      // dW_ih += da^T x
-      strided_product<Scalar>({d_gates + r0, 1, G}, {x, 1, I}, nr, rows, I,
-                              grads.weight_ih + r0 * I, I, true, workspace);
-      // dW_hh += da_t^T h_{t-1}: h0 for the first processed time; for the others the row
-      // block of y one step earlier in processing order, so the pairs are two aligned
-      // row ranges of d_gates and y.
+      // dW_ih += da^T x and dW_hh += da_t^T h_{t-1}, sharing da^T's packing. h_{t-1} is h0
+      // for the first processed time; for the others it is the row block of y one step
+      // earlier in processing order, so the pairs are aligned row ranges of d_gates, x and y.
       const Index first = s.time_at(0);
-      strided_product<Scalar>({d_gates + first * B * G + r0, 1, G}, {h_first, 1, H}, nr, B, H,
-                              grads.weight_hh + r0 * H, H, true, workspace);
+      strided_products<Scalar>({d_gates + first * B * G + r0, 1, G}, nr, B,
+                               {{{x + first * B * I, 1, I}, I, grads.weight_ih + r0 * I, I},
+                                {{h_first, 1, H}, H, grads.weight_hh + r0 * H, H}},
+                               true, workspace);
       if (s.steps > 1) {
         const Index later_rows = (s.steps - 1) * B;
         const Index d_start = s.reverse ? 0 : B;  // rows of the times whose h_{t-1} is in y
         const Index h_start = s.reverse ? B : 0;
-        strided_product<Scalar>({d_gates + d_start * G + r0, 1, G},
-                                {h_later + h_start * h_stride, 1, h_stride}, nr, later_rows, H,
-                                grads.weight_hh + r0 * H, H, true, workspace);
+        strided_products<Scalar>({d_gates + d_start * G + r0, 1, G}, nr, later_rows,
+                                 {{{x + d_start * I, 1, I}, I, grads.weight_ih + r0 * I, I},
+                                  {{h_later + h_start * h_stride, 1, h_stride}, H, grads.weight_hh + r0 * H, H}},
+                                 true, workspace);
       }
     }
     for (Index gate = 0; gate < K; ++gate) {

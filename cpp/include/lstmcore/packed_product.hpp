@@ -10,6 +10,7 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <initializer_list>
 #include <new>
 #include <utility>
 #include <vector>
@@ -339,24 +340,54 @@ void packed_products(Strided<Scalar> a, Index rows, Index depth, const Scalar* b
   }
 }
 
-// C (rows, n) (+)= A (rows, depth) * B (depth, n), both read through strides; B(k, j) is
-// b(j, k). Blocked over depth so a B block's panels fit in cache: a general GEMM, used
-// after the time loop for the weight and input gradients.
+// One product of strided_products: C (rows, n) (+)= A (rows, depth) * B (depth, n), with
+// B(k, j) = b(j, k) and C's rows `ldc` apart.
 template <typename Scalar>
-void strided_product(Strided<Scalar> a, Strided<Scalar> b, Index rows, Index depth, Index n,
-                     Scalar* c, Index ldc, bool accumulate, ProductWorkspace<Scalar>& ws) {
+struct StridedTarget {
+  Strided<Scalar> b;
+  Index n;
+  Scalar* c;
+  Index ldc;
+};
+
+// Each target's C (+)= A * its B, A and B read through strides. Blocked over depth so a B
+// block's panels stay in cache: a general GEMM, used after the time loop for the weight
+// gradients. Each block of A is packed once for all the targets: dW_ih = da^T x and
+// dW_hh = da^T h_{t-1} share da^T, whose packing (a transposed read of the whole tape)
+// was a fifth of each product when they were separate.
+template <typename Scalar>
+void strided_products(Strided<Scalar> a, Index rows, Index depth, std::initializer_list<StridedTarget<Scalar>> targets,
+                      bool accumulate, ProductWorkspace<Scalar>& ws) {
   using L = PanelLayout<Scalar>;
+  Index panels_size = 0;
+  for (const auto& target : targets) panels_size += L::size(target.n, kDepthBlock);
   for (Index k0 = 0; k0 < depth; k0 += kDepthBlock) {
     const Index kc = std::min(kDepthBlock, depth - k0);
-    Scalar* panels = ws.b(L::size(n, kDepthBlock));
-    pack_panels(b, 0, n, k0, kc, panels);
+    Scalar* panels = ws.b(panels_size);
+    Scalar* next = panels;
+    for (const auto& target : targets) {
+      pack_panels(target.b, 0, target.n, k0, kc, next);
+      next += L::size(target.n, kc);
+    }
     Scalar* tiles = ws.a(L::tiles(std::min(rows, kRowBlock)) * L::kRows * kDepthBlock);
     for (Index r0 = 0; r0 < rows; r0 += kRowBlock) {
       const Index block = std::min(kRowBlock, rows - r0);
       pack_tiles(a, r0, block, k0, kc, tiles);
-      multiply_packed(tiles, block, kc, panels, n, c + r0 * ldc, ldc, accumulate || k0 > 0);
+      const Scalar* target_panels = panels;
+      for (const auto& target : targets) {
+        multiply_packed(tiles, block, kc, target_panels, target.n, target.c + r0 * target.ldc, target.ldc,
+                        accumulate || k0 > 0);
+        target_panels += L::size(target.n, kc);
+      }
     }
   }
+}
+
+// C (rows, n) (+)= A (rows, depth) * B (depth, n), both read through strides.
+template <typename Scalar>
+void strided_product(Strided<Scalar> a, Strided<Scalar> b, Index rows, Index depth, Index n,
+                     Scalar* c, Index ldc, bool accumulate, ProductWorkspace<Scalar>& ws) {
+  strided_products<Scalar>(a, rows, depth, {{b, n, c, ldc}}, accumulate, ws);
 }
 
 }  // namespace lstmcore
