@@ -226,6 +226,13 @@ void tile_kernel(const Scalar* a, Index depth, const Scalar* panel, Scalar* c, I
   using Packet = typename L::Packet;
   constexpr int N = L::kLanes;
   constexpr Index W = L::kWidth, T = L::kRows;
+  // C is the one operand that is not packed, and often cold (the forward's gate rows,
+  // written by the input product long before): its lines are requested now and arrive
+  // while the k loop runs, instead of stalling the stores at the end.
+  for (int r = 0; r < R; ++r) {
+    __builtin_prefetch(c + r * ldc);
+    __builtin_prefetch(c + r * ldc + cols - 1);
+  }
   const Packet zero = pset1<Packet>(Scalar(0));
   TileAccumulators<Packet> acc{zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero};
   if constexpr (R == 1) {
