@@ -68,12 +68,11 @@ void lstm_forward(const SequenceShape& s, const Scalar* x, const GatedWeights<Sc
       for (Index j = 0; j < n; ++j) bias[gate * n + j] = w.bias_ih[row + j] + w.bias_hh[row + j];
     }
     const Cell<Scalar> cell(options, units, H, bias.data());
-    // Recurrent dropout: the mask packed like h_{t-1}'s tiles, to multiply them in place.
+    // Recurrent dropout: the mask packed like h_{t-1}'s tiles, to multiply them in place;
+    // repacked when the rows alive change, since the tiles' heights depend on their count.
     PackedBuffer<Scalar> mask_tiles;
-    if (options.recurrent_mask && n > 0) {
-      mask_tiles.resize(Layout::tiles(B) * Layout::kRows * H);
-      pack_tiles<Scalar>({options.recurrent_mask, H, 1}, 0, B, 0, H, mask_tiles.data());
-    }
+    Index mask_rows = 0;
+    if (options.recurrent_mask && n > 0) mask_tiles.resize(Layout::tiles(B) * Layout::kRows * H);
     // Hoisted input projection: all T*B rows, this thread's gate columns only, so the
     // time loop below needs no barrier before it starts.
     if (n > 0) {
@@ -95,6 +94,10 @@ void lstm_forward(const SequenceShape& s, const Scalar* x, const GatedWeights<Sc
         Scalar* h_tiles = workspace.a(Layout::tiles(alive) * Layout::kRows * H);
         pack_tiles<Scalar>({h_prev, h_prev_stride, 1}, 0, alive, 0, H, h_tiles);
         if (!mask_tiles.empty()) {
+          if (mask_rows != alive) {
+            pack_tiles<Scalar>({options.recurrent_mask, H, 1}, 0, alive, 0, H, mask_tiles.data());
+            mask_rows = alive;
+          }
           const Index packed = Layout::tiles(alive) * Layout::kRows * H;
           for (Index k = 0; k < packed; ++k) h_tiles[k] *= mask_tiles[k];
         }
