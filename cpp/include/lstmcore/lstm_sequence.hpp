@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "lstmcore/activations.hpp"
+#include "lstmcore/gate_weight_grads.hpp"
 #include "lstmcore/lstm_options.hpp"
 #include "lstmcore/packed_product.hpp"
 #include "lstmcore/sequence.hpp"
@@ -271,24 +272,8 @@ void lstm_backward(const SequenceShape& s, const Scalar* x, const GatedWeights<S
     // Weight gradients as products over all steps, split by output rows.
     const Range gate_rows = split_range(G, thread, team, PanelLayout<Scalar>::kRows);
     if (gate_rows.size() > 0) {
-      const Index r0 = gate_rows.begin, nr = gate_rows.size();
-      // dW_ih += da^T x and dW_hh += da_t^T h_{t-1}, sharing da^T's packing. h_{t-1} is h0
-      // for the first processed time; for the others it is the row block of y one step
-      // earlier in processing order, so the pairs are aligned row ranges of d_gates, x and y.
-      const Index first = s.time_at(0);
-      strided_products<Scalar>({d_gates + first * B * G + r0, 1, G}, nr, B,
-                               {{{x + first * B * I, 1, I}, I, grads.weight_ih + r0 * I, I},
-                                {{h_first, 1, H}, H, grads.weight_hh + r0 * H, H}},
-                               true, workspace);
-      if (s.steps > 1) {
-        const Index later_rows = (s.steps - 1) * B;
-        const Index d_start = s.reverse ? 0 : B;  // rows of the times whose h_{t-1} is in y
-        const Index h_start = s.reverse ? B : 0;
-        strided_products<Scalar>({d_gates + d_start * G + r0, 1, G}, nr, later_rows,
-                                 {{{x + d_start * I, 1, I}, I, grads.weight_ih + r0 * I, I},
-                                  {{h_later + h_start * h_stride, 1, h_stride}, H, grads.weight_hh + r0 * H, H}},
-                                 true, workspace);
-      }
+      add_gate_weight_grads(s, static_cast<const Scalar*>(d_gates), G, gate_rows.begin, gate_rows.size(), x,
+                            h_first, h_later, h_stride, H, grads.weight_ih, grads.weight_hh, workspace);
     }
     for (Index gate = 0; gate < K; ++gate) {
       for (Index j = 0; j < n; ++j) {

@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "lstmcore/gate_weight_grads.hpp"
 #include "lstmcore/lstm_options.hpp"
 #include "lstmcore/packed_product.hpp"
 #include "lstmcore/sequence.hpp"
@@ -188,19 +189,8 @@ void projected_lstm_backward(const SequenceShape& s, Index proj, const Scalar* x
     const Range gate_rows = split_range(G, thread, team, Layout::kRows);
     if (gate_rows.size() > 0) {
       const Index r0 = gate_rows.begin, nr = gate_rows.size();
-      strided_product<Scalar>({d_gates + r0, 1, G}, {x, 1, I}, nr, rows, I,
-                              grads.weight_ih + r0 * I, I, true, workspace);
-      const Index first = s.time_at(0);
-      strided_product<Scalar>({d_gates + first * B * G + r0, 1, G}, {h0, 1, P}, nr, B, P,
-                              grads.weight_hh + r0 * P, P, true, workspace);
-      if (s.steps > 1) {
-        const Index later_rows = (s.steps - 1) * B;
-        const Index d_start = s.reverse ? 0 : B;
-        const Index h_start = s.reverse ? B : 0;
-        strided_product<Scalar>({d_gates + d_start * G + r0, 1, G},
-                                {y.data + h_start * y.stride, 1, y.stride}, nr, later_rows, P,
-                                grads.weight_hh + r0 * P, P, true, workspace);
-      }
+      add_gate_weight_grads(s, static_cast<const Scalar*>(d_gates), G, r0, nr, x, h0, y.data, y.stride, P,
+                            grads.weight_ih, grads.weight_hh, workspace);
       const auto bias_grad =
           view(static_cast<const Scalar*>(d_gates), rows, G, G).middleCols(r0, nr).colwise().sum().eval();
       for (Index j = 0; j < nr; ++j) {
