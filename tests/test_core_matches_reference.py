@@ -124,6 +124,18 @@ def test_backward_matches_reference(kind, dtype, shape, with_state, with_dstate)
 
 
 @kinds
+@pytest.mark.parametrize("batch", [*range(1, 15), 20, 32, 64])
+def test_every_tiling_of_the_batch_matches_reference(kind, batch):
+    # The products spread a step's B rows evenly over tiles of at most 6 (7 rows are 4+3,
+    # 20 are 5+5+5+5), and the weight gradients spread T*B rows over blocks of 96: every
+    # batch size up to 14 meets each tile height in each position. T=7 makes T*B cross
+    # 96 from B=14 on.
+    shape = (7, batch, 5, 9, 1, True, True)
+    got, expected = run_both(kind, np.float64, shape, with_state=True, with_dstate=True)
+    assert_all_close(sorted(expected), got, expected, np.float64)
+
+
+@kinds
 def test_matches_reference_when_two_threads_split_the_hidden_units(kind, two_threads):
     # H=70, B=40: 2*B*G*H^2 >= 1.6M flops a step and 70 units, so the core's planner
     # gives each of the two threads its own slice of hidden units (with a ragged end).
