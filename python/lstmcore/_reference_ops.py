@@ -126,3 +126,49 @@ class CellOptions:
         if self.zoneout_h is not None:
             return self.zoneout_h[t], self.zoneout_c[t]
         return self.zoneout_rate, self.zoneout_rate
+
+
+class GateGradientSums:
+    """What every LSTM-family backward accumulates around its own cell's step.
+
+    The cell turns the gradients reaching its update h~_t, c~_t into the gradients of its
+    gate pre-activations d_pre (B, kH); the rest is the same for every member::
+
+        dh~ = (1 - k_h) dh   (through W_hr with a projection: dW_hr += dh~^T r, dh~ = dh~ W_hr)
+        dx[t] = d_pre W_ih   dW_ih += d_pre^T x[t]   dW_hh += d_pre^T (h_{t-1} * mask)
+        db_ih = db_hh += sum_b d_pre                 dh_{t-1} = (d_pre W_hh) * mask + k_h dh
+    """
+
+    def __init__(self, cache):
+        self.cache = cache
+        x, weight_hr = cache["x"], cache["weight_hr"]
+        self.dx = np.empty_like(x)  # (T, B, I)
+        self.weight_ih = np.zeros_like(cache["weight_ih"])  # (kH, I)
+        self.weight_hh = np.zeros_like(cache["weight_hh"])  # (kH, H) or (kH, P)
+        self.weight_hr = None if weight_hr is None else np.zeros_like(weight_hr)  # (P, H)
+        self.bias = np.zeros(cache["weight_ih"].shape[0], x.dtype)  # the same for bias_ih and bias_hh
+
+    def update_gradient(self, t, dh, keep_h):
+        """The gradient reaching the cell's output o * tanh(c~_t) at step t."""
+        d_update = (1 - keep_h) * dh
+        if self.weight_hr is None:
+            return d_update
+        self.weight_hr += d_update.T @ self.cache["cell_out"][t]
+        return d_update @ self.cache["weight_hr"]
+
+    def add(self, t, d_pre, h_prev):
+        """Accumulates step t's d_pre; returns its part of dh_{t-1}, through W_hh."""
+        opts = self.cache["options"]
+        self.dx[t] = d_pre @ self.cache["weight_ih"]
+        self.weight_ih += d_pre.T @ self.cache["x"][t]
+        self.weight_hh += d_pre.T @ opts.recurrent_input(h_prev)
+        self.bias += d_pre.sum(axis=0)
+        return opts.recurrent_input(d_pre @ self.cache["weight_hh"])
+
+    def result(self, dh0, dc0, **extra):
+        """The backward's dict of fresh arrays: dx, dh0, dc0, the parameter gradients, extra."""
+        grads = {"dx": self.dx, "dh0": dh0, "dc0": dc0, "weight_ih": self.weight_ih, "weight_hh": self.weight_hh}
+        grads.update(bias_ih=self.bias, bias_hh=self.bias.copy(), **extra)
+        if self.weight_hr is not None:
+            grads["weight_hr"] = self.weight_hr
+        return grads

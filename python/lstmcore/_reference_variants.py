@@ -9,7 +9,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from lstmcore._reference_ops import CellOptions, cast, compute_dtype, layer_norm, layer_norm_backward, sigmoid
+from lstmcore._reference_ops import (
+    CellOptions,
+    GateGradientSums,
+    cast,
+    compute_dtype,
+    layer_norm,
+    layer_norm_backward,
+    sigmoid,
+)
 
 # ------------------------------------------------------------------------ peephole
 
@@ -84,7 +92,7 @@ def peephole_lstm_backward(cache, dy, dh_n=None, dc_n=None):
     options (clamps, zoneout, projection, recurrent mask) act as they do there.
     Returns a dict of fresh arrays, ``weight_peephole`` (3, H) among them.
     """
-    x, weight_ih, weight_hh, weight_hr = cache["x"], cache["weight_ih"], cache["weight_hh"], cache["weight_hr"]
+    x = cache["x"]
     gates, cell_update, cell, y, opts = cache["gates"], cache["cell_update"], cache["cell"], cache["y"], cache["options"]
     p_i, p_f, p_o = cache["weight_peephole"]
     dtype = x.dtype
@@ -92,12 +100,8 @@ def peephole_lstm_backward(cache, dy, dh_n=None, dc_n=None):
     hidden = cell.shape[2]
     dy = np.asarray(dy, dtype)
 
-    dx = np.empty_like(x)
-    d_weight_ih = np.zeros_like(weight_ih)
-    d_weight_hh = np.zeros_like(weight_hh)
-    d_weight_hr = None if weight_hr is None else np.zeros_like(weight_hr)
+    sums = GateGradientSums(cache)
     d_peephole = np.zeros((3, hidden), dtype)  # rows p_i, p_f, p_o
-    d_bias = np.zeros(4 * hidden, dtype)
     dh = np.zeros(y.shape[1:], dtype) if dh_n is None else np.array(dh_n, dtype)  # dL/dh_t
     dc = np.zeros((batch, hidden), dtype) if dc_n is None else np.array(dc_n, dtype)  # dL/dc_t
     for t in reversed(range(steps)):
@@ -107,10 +111,7 @@ def peephole_lstm_backward(cache, dy, dh_n=None, dc_n=None):
         c_new = cell_update[t]
         keep_h, keep_c = opts.keep(t)
         dh = dh + dy[t]
-        d_update = (1 - keep_h) * dh
-        if weight_hr is not None:
-            d_weight_hr += d_update.T @ cache["cell_out"][t]
-            d_update = d_update @ weight_hr
+        d_update = sums.update_gradient(t, dh, keep_h)
         tanh_c = np.tanh(c_new)
         d_o = opts.gate_gradient("output", d_update * tanh_c * o * (1 - o))
         dc_update = (1 - keep_c) * dc + d_update * o * (1 - tanh_c**2) + d_o * p_o
@@ -118,19 +119,10 @@ def peephole_lstm_backward(cache, dy, dh_n=None, dc_n=None):
         d_f = opts.gate_gradient("forget", dc_update * c_prev * f * (1 - f))
         d_g = opts.gate_gradient("candidate", dc_update * i * (1 - g**2))
         d_pre = np.concatenate([d_i, d_f, d_g, d_o], axis=1)  # (B, 4H)
-        dx[t] = d_pre @ weight_ih
-        d_weight_ih += d_pre.T @ x[t]
-        d_weight_hh += d_pre.T @ opts.recurrent_input(h_prev)
-        d_bias += d_pre.sum(axis=0)
         d_peephole += np.stack([(d_i * c_prev).sum(0), (d_f * c_prev).sum(0), (d_o * c_new).sum(0)])
-        dh = opts.recurrent_input(d_pre @ weight_hh) + keep_h * dh
+        dh = sums.add(t, d_pre, h_prev) + keep_h * dh
         dc = dc_update * f + d_i * p_i + d_f * p_f + keep_c * dc
-
-    grads = {"dx": dx, "dh0": dh, "dc0": dc, "weight_ih": d_weight_ih, "weight_hh": d_weight_hh}
-    grads.update(bias_ih=d_bias, bias_hh=d_bias.copy(), weight_peephole=d_peephole)
-    if weight_hr is not None:
-        grads["weight_hr"] = d_weight_hr
-    return grads
+    return sums.result(dh, dc, weight_peephole=d_peephole)
 
 
 # ------------------------------------------------------------------------ coupled
@@ -197,18 +189,14 @@ def coupled_lstm_backward(cache, dy, dh_n=None, dc_n=None):
 
     and d_pre through the weights as in ``lstm_backward``. Returns a dict of fresh arrays.
     """
-    x, weight_ih, weight_hh, weight_hr = cache["x"], cache["weight_ih"], cache["weight_hh"], cache["weight_hr"]
+    x = cache["x"]
     gates, cell_update, cell, y, opts = cache["gates"], cache["cell_update"], cache["cell"], cache["y"], cache["options"]
     dtype = x.dtype
     steps, batch, _ = x.shape
     hidden = cell.shape[2]
     dy = np.asarray(dy, dtype)
 
-    dx = np.empty_like(x)
-    d_weight_ih = np.zeros_like(weight_ih)  # (3H, I)
-    d_weight_hh = np.zeros_like(weight_hh)  # (3H, H)
-    d_weight_hr = None if weight_hr is None else np.zeros_like(weight_hr)
-    d_bias = np.zeros(3 * hidden, dtype)
+    sums = GateGradientSums(cache)
     dh = np.zeros(y.shape[1:], dtype) if dh_n is None else np.array(dh_n, dtype)
     dc = np.zeros((batch, hidden), dtype) if dc_n is None else np.array(dc_n, dtype)
     for t in reversed(range(steps)):
@@ -217,10 +205,7 @@ def coupled_lstm_backward(cache, dy, dh_n=None, dc_n=None):
         c_prev = cache["c0"] if t == 0 else cell[t - 1]
         keep_h, keep_c = opts.keep(t)
         dh = dh + dy[t]
-        d_update = (1 - keep_h) * dh
-        if weight_hr is not None:
-            d_weight_hr += d_update.T @ cache["cell_out"][t]
-            d_update = d_update @ weight_hr
+        d_update = sums.update_gradient(t, dh, keep_h)
         tanh_c = np.tanh(cell_update[t])
         do = d_update * tanh_c
         dc_update = (1 - keep_c) * dc + d_update * o * (1 - tanh_c**2)
@@ -234,18 +219,9 @@ def coupled_lstm_backward(cache, dy, dh_n=None, dc_n=None):
             ],
             axis=1,
         )  # (B, 3H)
-        dx[t] = d_pre @ weight_ih
-        d_weight_ih += d_pre.T @ x[t]
-        d_weight_hh += d_pre.T @ opts.recurrent_input(h_prev)
-        d_bias += d_pre.sum(axis=0)
-        dh = opts.recurrent_input(d_pre @ weight_hh) + keep_h * dh
+        dh = sums.add(t, d_pre, h_prev) + keep_h * dh
         dc = dc_update * (1 - i) + keep_c * dc
-
-    grads = {"dx": dx, "dh0": dh, "dc0": dc, "weight_ih": d_weight_ih, "weight_hh": d_weight_hh}
-    grads.update(bias_ih=d_bias, bias_hh=d_bias.copy())
-    if weight_hr is not None:
-        grads["weight_hr"] = d_weight_hr
-    return grads
+    return sums.result(dh, dc)
 
 
 # ------------------------------------------------------------------------ layer norm

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lstmcore._reference_ops import CellOptions, layer_norm, layer_norm_backward, sigmoid
+from lstmcore._reference_ops import CellOptions, GateGradientSums, layer_norm, layer_norm_backward, sigmoid
 from lstmcore._reference_ops import cast as _cast
 from lstmcore._reference_ops import compute_dtype as _compute_dtype
 from lstmcore._reference_variants import (
@@ -173,18 +173,14 @@ def lstm_backward(cache, dy, dh_n=None, dc_n=None):
     parameter gradients ``weight_ih``, ``weight_hh``, ``bias_ih``, ``bias_hh`` (and
     ``weight_hr`` when the forward had it).
     """
-    x, weight_ih, weight_hh, weight_hr = cache["x"], cache["weight_ih"], cache["weight_hh"], cache["weight_hr"]
+    x = cache["x"]
     gates, cell_update, cell, y, opts = cache["gates"], cache["cell_update"], cache["cell"], cache["y"], cache["options"]
     dtype = x.dtype
     steps, batch, _ = x.shape
     hidden = cell.shape[2]
     dy = np.asarray(dy, dtype)
 
-    dx = np.empty_like(x)  # (T, B, I)
-    d_weight_ih = np.zeros_like(weight_ih)  # (4H, I)
-    d_weight_hh = np.zeros_like(weight_hh)  # (4H, H) or (4H, P)
-    d_weight_hr = None if weight_hr is None else np.zeros_like(weight_hr)  # (P, H)
-    d_bias = np.zeros(4 * hidden, dtype)  # (4H,): the same for bias_ih and bias_hh
+    sums = GateGradientSums(cache)
     dh = np.zeros(y.shape[1:], dtype) if dh_n is None else np.array(dh_n, dtype)  # dL/dh_t
     dc = np.zeros((batch, hidden), dtype) if dc_n is None else np.array(dc_n, dtype)  # dL/dc_t
     for t in reversed(range(steps)):
@@ -193,10 +189,7 @@ def lstm_backward(cache, dy, dh_n=None, dc_n=None):
         c_prev = cache["c0"] if t == 0 else cell[t - 1]
         keep_h, keep_c = opts.keep(t)
         dh = dh + dy[t]
-        d_update = (1 - keep_h) * dh  # reaches h~_t
-        if weight_hr is not None:
-            d_weight_hr += d_update.T @ cache["cell_out"][t]
-            d_update = d_update @ weight_hr  # reaches r = o * tanh(c~_t)
+        d_update = sums.update_gradient(t, dh, keep_h)  # reaches o * tanh(c~_t)
         tanh_c = np.tanh(cell_update[t])
         do = d_update * tanh_c
         dc_update = (1 - keep_c) * dc + d_update * o * (1 - tanh_c**2)  # reaches c~_t
@@ -212,18 +205,9 @@ def lstm_backward(cache, dy, dh_n=None, dc_n=None):
             ],
             axis=1,
         )  # (B, 4H)
-        dx[t] = d_pre @ weight_ih
-        d_weight_ih += d_pre.T @ x[t]
-        d_weight_hh += d_pre.T @ opts.recurrent_input(h_prev)
-        d_bias += d_pre.sum(axis=0)
-        dh = opts.recurrent_input(d_pre @ weight_hh) + keep_h * dh
+        dh = sums.add(t, d_pre, h_prev) + keep_h * dh
         dc = dc_update * f + keep_c * dc
-
-    grads = {"dx": dx, "dh0": dh, "dc0": dc, "weight_ih": d_weight_ih, "weight_hh": d_weight_hh}
-    grads.update(bias_ih=d_bias, bias_hh=d_bias.copy())
-    if weight_hr is not None:
-        grads["weight_hr"] = d_weight_hr
-    return grads
+    return sums.result(dh, dc)
 
 
 def projected_lstm_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr, h0, c0, **options):
