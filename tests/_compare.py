@@ -45,6 +45,12 @@ def scaled_atol(tolerance, expected):
     return tolerance * max(1.0, float(np.max(np.abs(expected), initial=0.0)))
 
 
+# Tolerances of a float64 gradient against numerical_gradient (eps = 1e-6): truncation
+# error ~ eps^2 |f'''| ~ 1e-12 and rounding ~ 1e-16 * |loss| / eps ~ 1e-9 for losses of
+# order 10, so these leave two orders of magnitude; a wrong term is off by O(0.1).
+FD_RTOL, FD_ATOL = 1e-6, 1e-7
+
+
 def numerical_gradient(loss, array, indices=None, eps=1e-6):
     """Central differences of ``loss()`` with respect to entries of ``array`` (changed in place, restored).
 

@@ -4,6 +4,18 @@ import numpy as np
 
 import lstmcore
 
+# variant id -> (layer class, constructor options): every recurrent layer the package
+# offers, each variant alone. zoneout's rate is its inference form here.
+LAYER_VARIANTS = {
+    "lstm": (lstmcore.LSTM, {}),
+    "peephole": (lstmcore.LSTM, {"peephole": True}),
+    "coupled": (lstmcore.LSTM, {"coupled": True}),
+    "layer_norm": (lstmcore.LSTM, {"layer_norm": True}),
+    "proj_size": (lstmcore.LSTM, {"proj_size": 3}),
+    "zoneout": (lstmcore.LSTM, {"zoneout": 0.3}),
+    "gru": (lstmcore.GRU, {}),
+}
+
 
 def move_off_initialisation(layer, seed):
     """Adds uniform(-0.3, 0.3) to every parameter (in place) and returns the layer.

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import lstmcore
+from _compare import FD_ATOL, FD_RTOL
 from _layer_vs_reference import (
     assert_gradients_match_finite_differences,
     assert_matches_reference,
@@ -21,8 +22,6 @@ from _layer_vs_reference import (
     random_inputs,
     run_both,
 )
-
-FD_RTOL, FD_ATOL = 1e-6, 1e-7
 
 VARIANTS = {
     "plain": {},

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 import lstmcore
+from _compare import FD_ATOL as ATOL
+from _compare import FD_RTOL as RTOL
 from _compare import assert_close, numerical_gradient, sample_indices
 
-RTOL, ATOL = 1e-6, 1e-7
 LAYERS = {"lstm": lstmcore.LSTM, "gru": lstmcore.GRU}
 
 

@@ -30,22 +30,13 @@ of that tensor (see tests/test_core_matches_reference.py for why the scale):
 import numpy as np
 import pytest
 
-import lstmcore
 from _compare import assert_close, scaled_atol
-from _layers import layer_state, move_off_initialisation, random_state, state_list
+from _layers import LAYER_VARIANTS, layer_state, move_off_initialisation, random_state, state_list
 
-# variant id -> (layer class, constructor options). The "alone" comparisons run at
+# The "alone" comparisons run at
 # inference (training=False): zoneout's training masks are drawn per call and shaped by
 # the batch, so a sequence alone gets other masks.
-VARIANTS = {
-    "lstm": (lstmcore.LSTM, {}),
-    "peephole": (lstmcore.LSTM, {"peephole": True}),
-    "coupled": (lstmcore.LSTM, {"coupled": True}),
-    "layer_norm": (lstmcore.LSTM, {"layer_norm": True}),
-    "proj_size": (lstmcore.LSTM, {"proj_size": 3}),
-    "zoneout": (lstmcore.LSTM, {"zoneout": 0.3}),
-    "gru": (lstmcore.GRU, {}),
-}
+VARIANTS = LAYER_VARIANTS
 STEPS, INPUT, HIDDEN = 7, 3, 5
 UNSORTED = [3, 7, 1, 7, 5]
 

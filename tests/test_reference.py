@@ -16,10 +16,8 @@ Tolerances:
 import numpy as np
 import pytest
 
-from _compare import assert_close, numerical_gradient, sample_indices, scaled_atol
+from _compare import FD_ATOL, FD_RTOL, assert_close, numerical_gradient, sample_indices, scaled_atol
 from lstmcore import reference
-
-FD_RTOL, FD_ATOL = 1e-6, 1e-7
 TORCH_TOL = 1e-12
 STATES = {"lstm": ("h", "c"), "gru": ("h",)}
 GATES = {"lstm": 4, "gru": 3}

@@ -23,21 +23,12 @@ Tolerances, as |got - expected| <= tol * scale + tol * |expected|, scale = max(1
 import numpy as np
 import pytest
 
-import lstmcore
 from _compare import assert_close, scaled_atol
-from _layers import move_off_initialisation, random_state, state_list
+from _layers import LAYER_VARIANTS, move_off_initialisation, random_state, state_list
 
 # zoneout: its inference form (every unit keeps weight p of its previous state), the one a
 # streaming loop uses; step and __call__ run at inference.
-VARIANTS = {
-    "lstm": (lstmcore.LSTM, {}),
-    "peephole": (lstmcore.LSTM, {"peephole": True}),
-    "coupled": (lstmcore.LSTM, {"coupled": True}),
-    "layer_norm": (lstmcore.LSTM, {"layer_norm": True}),
-    "proj_size": (lstmcore.LSTM, {"proj_size": 3}),
-    "zoneout": (lstmcore.LSTM, {"zoneout": 0.3}),
-    "gru": (lstmcore.GRU, {}),
-}
+VARIANTS = LAYER_VARIANTS
 STEPS, BATCH, INPUT, HIDDEN, LAYERS = 10, 3, 4, 5, 2
 CHUNKS = (3, 1, 6)
 

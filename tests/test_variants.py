@@ -32,7 +32,7 @@ import numpy as np
 import pytest
 
 import lstmcore
-from _compare import assert_close, scaled_atol
+from _compare import FD_ATOL, FD_RTOL, assert_close, scaled_atol
 from _layer_vs_reference import (
     FLOAT32_TOLERANCE,
     FLOAT64_TOLERANCE,
@@ -42,8 +42,6 @@ from _layer_vs_reference import (
     random_inputs,
     run_both,
 )
-
-FD_RTOL, FD_ATOL = 1e-6, 1e-7
 
 # Layer options per variant; proj_size "half" is H // 2 (proj_size must be below H).
 VARIANTS = {
