@@ -10,6 +10,7 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <cstring>
 #include <initializer_list>
 #include <new>
 #include <utility>
@@ -94,6 +95,18 @@ EIGEN_ALWAYS_INLINE void transpose_square(const Scalar* rows, Index ldr, Scalar*
   for (int k = 0; k < N; ++k) pstore(out + k * ldo, block.packet[k]);
 }
 
+// out[r] = source[r] for r < valid, zero for valid <= r < R: one depth of a tile or a
+// panel from a source whose values for that depth are contiguous. A full one is a
+// fixed-size copy the compiler turns into a few vector moves.
+template <Index R, typename Scalar>
+EIGEN_ALWAYS_INLINE void copy_padded(const Scalar* source, Index valid, Scalar* out) {
+  if (valid == R) {
+    std::memcpy(out, source, R * sizeof(Scalar));
+    return;
+  }
+  for (Index r = 0; r < R; ++r) out[r] = r < valid ? source[r] : Scalar(0);
+}
+
 }  // namespace detail
 
 // Packs columns [j0, j0+n) and depth [k0, k0+depth) of B, with B(k, j) = b(j, k), into panels.
@@ -124,6 +137,10 @@ void pack_panels(Strided<Scalar> b, Index j0, Index n, Index k0, Index depth, Sc
       for (Index j = valid; j < W; ++j) {
         for (Index k = 0; k < depth; ++k) out[k * W + j] = Scalar(0);
       }
+    } else if (b.row_stride == 1) {
+      // Each depth's columns are contiguous (x^T and h^T of the weight gradients).
+      const Scalar* source = b.data + j0 + first + k0 * b.k_stride;
+      for (Index k = 0; k < depth; ++k) detail::copy_padded<W>(source + k * b.k_stride, valid, out + k * W);
     } else {
       for (Index k = 0; k < depth; ++k) {
         for (Index j = 0; j < W; ++j) out[k * W + j] = j < valid ? b(j0 + first + j, k0 + k) : Scalar(0);
@@ -179,14 +196,29 @@ void pack_tiles(Strided<Scalar> a, Index r0, Index rows, Index k0, Index depth, 
     pack_tile_columns(a.data + r0 * a.row_stride + k0, a.row_stride, rows, depth, packed, depth, 0);
     return;
   }
+  // Each depth reads a few hundred bytes of a source row far from the last one's, which the
+  // hardware prefetcher does not follow: the row kAhead depths on is requested now (the
+  // weight gradients at H=256, B=64: 16.3 -> 14.9 ms).
+  constexpr Index kAhead = 16, kLine = 64 / sizeof(Scalar);
   for (Index k = 0; k < depth; ++k) {
     const Scalar* source = a.data + r0 * a.row_stride + (k0 + k) * a.k_stride;
+    if (a.row_stride == 1 && k + kAhead < depth) {
+      const Scalar* ahead = source + kAhead * a.k_stride;
+      for (Index r = 0; r < rows; r += kLine) __builtin_prefetch(ahead + r);
+      __builtin_prefetch(ahead + rows - 1);
+    }
     for (Index tile = 0; tile < tiles; ++tile) {
       const Index first = PanelLayout<Scalar>::tile_first(rows, tile);
       const Index valid = PanelLayout<Scalar>::tile_height(rows, tile);
       Scalar* out = packed + tile * depth * R + k * R;
-      for (Index r = 0; r < valid; ++r) out[r] = source[(first + r) * a.row_stride];
-      for (Index r = valid; r < R; ++r) out[r] = Scalar(0);
+      if (a.row_stride == 1) {
+        // A tile's rows at one depth are contiguous in the source (da^T of the weight
+        // gradients); copied one value at a time this was a sixth of those products.
+        detail::copy_padded<R>(source + first, valid, out);
+      } else {
+        for (Index r = 0; r < valid; ++r) out[r] = source[(first + r) * a.row_stride];
+        for (Index r = valid; r < R; ++r) out[r] = Scalar(0);
+      }
     }
   }
 }
