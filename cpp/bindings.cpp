@@ -59,15 +59,34 @@ Scalar* checked(const py::array& a, const char* name, const std::vector<py::ssiz
   return static_cast<Scalar*>(const_cast<void*>(a.data()));
 }
 
+// A call's sizes; the sequences x, y, dy, dx are (T, B, features) arrays, or (B, T,
+// features) when batch_first. The tape is always time-major (T, B, ...).
 struct Dims {
   Index steps, batch, input, hidden;
+  bool batch_first;
 };
 
-// T, B, I from x (T, B, I) and H from weight_hh (gates*H, H).
-Dims dims_of(const py::array& x, const py::array& weight_hh, Index gates) {
-  if (x.ndim() != 3) throw py::value_error("expected x of rank 3 (T, B, I), got rank " + std::to_string(x.ndim()));
+// The shape of a sequence array with `features` features in the call's layout.
+std::vector<py::ssize_t> sequence_shape(const Dims& d, Index features) {
+  if (d.batch_first) return {d.batch, d.steps, features};
+  return {d.steps, d.batch, features};
+}
+
+// The core's view of a checked sequence array of `width` features, from column `offset`.
+template <typename Scalar>
+lstmcore::SequenceView<Scalar> sequence(Scalar* data, const Dims& d, Index width, Index offset = 0) {
+  if (d.batch_first) return {data + offset, width, d.steps * width};
+  return {data + offset, d.batch * width, width};
+}
+
+// T, B, I from x and H from weight_hh (gates*H, H).
+Dims dims_of(const py::array& x, const py::array& weight_hh, Index gates, bool batch_first) {
+  if (x.ndim() != 3)
+    throw py::value_error(std::string("expected x of rank 3 ") + (batch_first ? "(B, T, I)" : "(T, B, I)") +
+                          ", got rank " + std::to_string(x.ndim()));
   if (weight_hh.ndim() != 2) throw py::value_error("expected weight_hh of rank 2");
-  const Dims d{x.shape(0), x.shape(1), x.shape(2), weight_hh.shape(1)};
+  const Index steps = x.shape(batch_first ? 1 : 0), batch = x.shape(batch_first ? 0 : 1);
+  const Dims d{steps, batch, x.shape(2), weight_hh.shape(1), batch_first};
   if (d.steps < 1 || d.batch < 1 || d.hidden < 1)
     throw py::value_error("sequence length, batch and hidden size must be at least 1");
   if (weight_hh.shape(0) != gates * d.hidden)
@@ -78,7 +97,7 @@ Dims dims_of(const py::array& x, const py::array& weight_hh, Index gates) {
 // The (T, B, width) output y and the column where this direction's H features start.
 Index checked_offset(const py::array& y, Index offset, const Dims& d) {
   if (y.ndim() != 3 || offset < 0 || offset + d.hidden > y.shape(2))
-    throw py::value_error("y must be (T, B, width) with offset + hidden <= width");
+    throw py::value_error("y must be (T, B, width) (or (B, T, width)) with offset + hidden <= width");
   return y.shape(2);
 }
 
@@ -213,11 +232,12 @@ void lstm_forward(const py::array& x, const py::array& wi, const py::array& wh,
                   const py::array& gates, const py::array& cells, const std::string& cell,
                   const py::object& peephole, const py::object& clamps, const py::object& batch_sizes,
                   const py::object& recurrent_mask, const py::object& zoneout_h,
-                  const py::object& zoneout_c, double zoneout_rate, const py::object& cell_updates) {
+                  const py::object& zoneout_c, double zoneout_rate, const py::object& cell_updates,
+                  bool batch_first) {
   dispatch_cell(cell, [&](auto kind) {
     using Kind = decltype(kind);
     constexpr Index K = Kind::template type<float>::kGates;
-    const Dims d = dims_of(x, wh, K);
+    const Dims d = dims_of(x, wh, K, batch_first);
     const Index width = checked_offset(y, y_offset, d);
     const auto shape = shape_of(d, reverse, batch_sizes);
     dispatch(x, [&](auto zero) {
@@ -225,15 +245,15 @@ void lstm_forward(const py::array& x, const py::array& wi, const py::array& wh,
       const Weights<Scalar> w(wi, wh, bi, bh, d, K);
       auto options = checked_options<Scalar>(cell, peephole, py::none(), clamps, d);
       add_regularizers<Scalar>(options, recurrent_mask, zoneout_h, zoneout_c, zoneout_rate, cell_updates, d, true);
-      const auto* xp = checked<Scalar>(x, "x", {d.steps, d.batch, d.input}, false);
+      const auto* xp = checked<Scalar>(x, "x", sequence_shape(d, d.input), false);
       const auto* h0p = checked<Scalar>(h0, "h0", {d.batch, d.hidden}, false);
       const auto* c0p = checked<Scalar>(c0, "c0", {d.batch, d.hidden}, false);
-      auto* yp = checked<Scalar>(y, "y", {d.steps, d.batch, width}, true);
+      auto* yp = checked<Scalar>(y, "y", sequence_shape(d, width), true);
       auto* gp = checked<Scalar>(gates, "gates", {d.steps, d.batch, K * d.hidden}, true);
       auto* cp = checked<Scalar>(cells, "cells", {d.steps, d.batch, d.hidden}, true);
       py::gil_scoped_release release;
-      lstmcore::lstm_forward<Scalar, Kind::template type>(shape, xp, w.w, options, h0p, c0p,
-                                                         {yp + y_offset, width}, gp, cp);
+      lstmcore::lstm_forward<Scalar, Kind::template type>(shape, sequence(xp, d, d.input), w.w, options, h0p, c0p,
+                                                         sequence(yp, d, width, y_offset), gp, cp);
     });
   });
 }
@@ -249,11 +269,11 @@ void lstm_backward(const py::array& x, const py::array& wi, const py::array& wh,
                    const py::object& peephole_grad, const py::object& clamps,
                    const py::object& batch_sizes, const py::object& recurrent_mask,
                    const py::object& zoneout_h, const py::object& zoneout_c, double zoneout_rate,
-                   const py::object& cell_updates) {
+                   const py::object& cell_updates, bool batch_first) {
   dispatch_cell(cell, [&](auto kind) {
     using Kind = decltype(kind);
     constexpr Index K = Kind::template type<float>::kGates;
-    const Dims d = dims_of(x, wh, K);
+    const Dims d = dims_of(x, wh, K, batch_first);
     const Index width = checked_offset(y, y_offset, d);
     const auto shape = shape_of(d, reverse, batch_sizes);
     dispatch(x, [&](auto zero) {
@@ -262,32 +282,35 @@ void lstm_backward(const py::array& x, const py::array& wi, const py::array& wh,
       auto options = checked_options<Scalar>(cell, peephole, peephole_grad, clamps, d);
       add_regularizers<Scalar>(options, recurrent_mask, zoneout_h, zoneout_c, zoneout_rate, cell_updates, d, false);
       const auto grads = checked_grads<Scalar>(gwi, gwh, gbi, gbh, d, K);
-      const auto* xp = checked<Scalar>(x, "x", {d.steps, d.batch, d.input}, false);
+      const auto* xp = checked<Scalar>(x, "x", sequence_shape(d, d.input), false);
       const auto* h0p = checked<Scalar>(h0, "h0", {d.batch, d.hidden}, false);
       const auto* c0p = checked<Scalar>(c0, "c0", {d.batch, d.hidden}, false);
-      const auto* yp = checked<Scalar>(y, "y", {d.steps, d.batch, width}, false);
+      const auto* yp = checked<Scalar>(y, "y", sequence_shape(d, width), false);
       const auto* gp = checked<Scalar>(gates, "gates", {d.steps, d.batch, K * d.hidden}, false);
       const auto* cp = checked<Scalar>(cells, "cells", {d.steps, d.batch, d.hidden}, false);
-      const auto* dyp = checked<Scalar>(dy, "dy", {d.steps, d.batch, width}, false);
+      const auto* dyp = checked<Scalar>(dy, "dy", sequence_shape(d, width), false);
       const Scalar* dhn = optional_state<Scalar>(dh_n, "dh_n", d);
       const Scalar* dcn = optional_state<Scalar>(dc_n, "dc_n", d);
-      auto* dxp = checked<Scalar>(dx, "dx", {d.steps, d.batch, d.input}, true);
+      auto* dxp = checked<Scalar>(dx, "dx", sequence_shape(d, d.input), true);
       auto* dh0p = checked<Scalar>(dh0, "dh0", {d.batch, d.hidden}, true);
       auto* dc0p = checked<Scalar>(dc0, "dc0", {d.batch, d.hidden}, true);
       py::gil_scoped_release release;
-      lstmcore::lstm_backward<Scalar, Kind::template type>(shape, xp, w.w, options, h0p, c0p,
-                                                          {yp + y_offset, width}, gp, cp,
-                                                          {dyp + y_offset, width}, dhn, dcn, dxp,
+      lstmcore::lstm_backward<Scalar, Kind::template type>(shape, sequence(xp, d, d.input), w.w, options, h0p, c0p,
+                                                          sequence(yp, d, width, y_offset), gp, cp,
+                                                          sequence(dyp, d, width, y_offset), dhn, dcn, sequence(dxp, d, d.input),
                                                           grads, dh0p, dc0p);
     });
   });
 }
 
 // T, B, I from x; H and P from weight_hr (P, H).
-Dims projected_dims_of(const py::array& x, const py::array& weight_hr, Index& proj) {
-  if (x.ndim() != 3) throw py::value_error("expected x of rank 3 (T, B, I), got rank " + std::to_string(x.ndim()));
+Dims projected_dims_of(const py::array& x, const py::array& weight_hr, Index& proj, bool batch_first) {
+  if (x.ndim() != 3)
+    throw py::value_error(std::string("expected x of rank 3 ") + (batch_first ? "(B, T, I)" : "(T, B, I)") +
+                          ", got rank " + std::to_string(x.ndim()));
   if (weight_hr.ndim() != 2) throw py::value_error("expected weight_hr of rank 2 (P, H)");
-  const Dims d{x.shape(0), x.shape(1), x.shape(2), weight_hr.shape(1)};
+  const Index steps = x.shape(batch_first ? 1 : 0), batch = x.shape(batch_first ? 0 : 1);
+  const Dims d{steps, batch, x.shape(2), weight_hr.shape(1), batch_first};
   proj = weight_hr.shape(0);
   if (d.steps < 1 || d.batch < 1 || d.hidden < 1 || proj < 1)
     throw py::value_error("sequence length, batch, hidden and projection sizes must be at least 1");
@@ -300,31 +323,31 @@ void projected_lstm_forward(const py::array& x, const py::array& wi, const py::a
                             const py::array& y, Index y_offset, const py::array& gates,
                             const py::array& cells, const py::array& cell_out, const std::string& cell,
                             const py::object& peephole, const py::object& clamps,
-                            const py::object& batch_sizes) {
+                            const py::object& batch_sizes, bool batch_first) {
   dispatch_cell(cell, [&](auto kind) {
     using Kind = decltype(kind);
     constexpr Index K = Kind::template type<float>::kGates;
     Index P = 0;
-    const Dims d = projected_dims_of(x, whr, P);
+    const Dims d = projected_dims_of(x, whr, P, batch_first);
     if (y.ndim() != 3 || y_offset < 0 || y_offset + P > y.shape(2))
-      throw py::value_error("y must be (T, B, width) with offset + proj_size <= width");
+      throw py::value_error("y must be (T, B, width) (or (B, T, width)) with offset + proj_size <= width");
     const Index width = y.shape(2);
     const auto shape = shape_of(d, reverse, batch_sizes);
     dispatch(x, [&](auto zero) {
       using Scalar = decltype(zero);
       const Weights<Scalar> w(wi, wh, bi, bh, d, K, P);
       const auto options = checked_options<Scalar>(cell, peephole, py::none(), clamps, d);
-      const auto* xp = checked<Scalar>(x, "x", {d.steps, d.batch, d.input}, false);
+      const auto* xp = checked<Scalar>(x, "x", sequence_shape(d, d.input), false);
       const auto* hrp = checked<Scalar>(whr, "weight_hr", {P, d.hidden}, false);
       const auto* h0p = checked<Scalar>(h0, "h0", {d.batch, P}, false);
       const auto* c0p = checked<Scalar>(c0, "c0", {d.batch, d.hidden}, false);
-      auto* yp = checked<Scalar>(y, "y", {d.steps, d.batch, width}, true);
+      auto* yp = checked<Scalar>(y, "y", sequence_shape(d, width), true);
       auto* gp = checked<Scalar>(gates, "gates", {d.steps, d.batch, K * d.hidden}, true);
       auto* cp = checked<Scalar>(cells, "cells", {d.steps, d.batch, d.hidden}, true);
       auto* rp = checked<Scalar>(cell_out, "cell_out", {d.steps, d.batch, d.hidden}, true);
       py::gil_scoped_release release;
       lstmcore::projected_lstm_forward<Scalar, Kind::template type>(
-          shape, P, xp, w.w, hrp, options, h0p, c0p, {yp + y_offset, width}, gp, cp, rp);
+          shape, P, sequence(xp, d, d.input), w.w, hrp, options, h0p, c0p, sequence(yp, d, width, y_offset), gp, cp, rp);
     });
   });
 }
@@ -339,14 +362,14 @@ void projected_lstm_backward(const py::array& x, const py::array& wi, const py::
                              const py::array& gbh, const py::array& gwhr, const py::array& dh0,
                              const py::array& dc0, const std::string& cell,
                              const py::object& peephole, const py::object& peephole_grad,
-                             const py::object& clamps, const py::object& batch_sizes) {
+                             const py::object& clamps, const py::object& batch_sizes, bool batch_first) {
   dispatch_cell(cell, [&](auto kind) {
     using Kind = decltype(kind);
     constexpr Index K = Kind::template type<float>::kGates;
     Index P = 0;
-    const Dims d = projected_dims_of(x, whr, P);
+    const Dims d = projected_dims_of(x, whr, P, batch_first);
     if (y.ndim() != 3 || y_offset < 0 || y_offset + P > y.shape(2))
-      throw py::value_error("y must be (T, B, width) with offset + proj_size <= width");
+      throw py::value_error("y must be (T, B, width) (or (B, T, width)) with offset + proj_size <= width");
     const Index width = y.shape(2);
     const auto shape = shape_of(d, reverse, batch_sizes);
     dispatch(x, [&](auto zero) {
@@ -354,25 +377,25 @@ void projected_lstm_backward(const py::array& x, const py::array& wi, const py::
       const Weights<Scalar> w(wi, wh, bi, bh, d, K, P);
       const auto options = checked_options<Scalar>(cell, peephole, peephole_grad, clamps, d);
       const auto grads = checked_grads<Scalar>(gwi, gwh, gbi, gbh, d, K, P);
-      const auto* xp = checked<Scalar>(x, "x", {d.steps, d.batch, d.input}, false);
+      const auto* xp = checked<Scalar>(x, "x", sequence_shape(d, d.input), false);
       const auto* hrp = checked<Scalar>(whr, "weight_hr", {P, d.hidden}, false);
       auto* ghrp = checked<Scalar>(gwhr, "grad weight_hr", {P, d.hidden}, true);
       const auto* h0p = checked<Scalar>(h0, "h0", {d.batch, P}, false);
       const auto* c0p = checked<Scalar>(c0, "c0", {d.batch, d.hidden}, false);
-      const auto* yp = checked<Scalar>(y, "y", {d.steps, d.batch, width}, false);
+      const auto* yp = checked<Scalar>(y, "y", sequence_shape(d, width), false);
       const auto* gp = checked<Scalar>(gates, "gates", {d.steps, d.batch, K * d.hidden}, false);
       const auto* cp = checked<Scalar>(cells, "cells", {d.steps, d.batch, d.hidden}, false);
       const auto* rp = checked<Scalar>(cell_out, "cell_out", {d.steps, d.batch, d.hidden}, false);
-      const auto* dyp = checked<Scalar>(dy, "dy", {d.steps, d.batch, width}, false);
+      const auto* dyp = checked<Scalar>(dy, "dy", sequence_shape(d, width), false);
       const Scalar* dhn = dh_n.is_none() ? nullptr : checked<Scalar>(py::cast<py::array>(dh_n), "dh_n", {d.batch, P}, false);
       const Scalar* dcn = optional_state<Scalar>(dc_n, "dc_n", d);
-      auto* dxp = checked<Scalar>(dx, "dx", {d.steps, d.batch, d.input}, true);
+      auto* dxp = checked<Scalar>(dx, "dx", sequence_shape(d, d.input), true);
       auto* dh0p = checked<Scalar>(dh0, "dh0", {d.batch, P}, true);
       auto* dc0p = checked<Scalar>(dc0, "dc0", {d.batch, d.hidden}, true);
       py::gil_scoped_release release;
       lstmcore::projected_lstm_backward<Scalar, Kind::template type>(
-          shape, P, xp, w.w, hrp, options, h0p, c0p, {yp + y_offset, width}, gp, cp, rp,
-          {dyp + y_offset, width}, dhn, dcn, dxp, grads, ghrp, dh0p, dc0p);
+          shape, P, sequence(xp, d, d.input), w.w, hrp, options, h0p, c0p, sequence(yp, d, width, y_offset), gp, cp, rp,
+          sequence(dyp, d, width, y_offset), dhn, dcn, sequence(dxp, d, d.input), grads, ghrp, dh0p, dc0p);
     });
   });
 }
@@ -401,8 +424,8 @@ void layer_norm_lstm_forward(const py::array& x, const py::array& wi, const py::
                              const py::array& cells, const py::array& input_norm,
                              const py::array& hidden_norm, const py::array& cell_norm,
                              const py::array& inv_std, const py::object& clamps,
-                             const py::object& batch_sizes) {
-  const Dims d = dims_of(x, wh, 4);
+                             const py::object& batch_sizes, bool batch_first) {
+  const Dims d = dims_of(x, wh, 4, batch_first);
   const Index width = checked_offset(y, y_offset, d);
   const auto shape = shape_of(d, reverse, batch_sizes);
   dispatch(x, [&](auto zero) {
@@ -415,14 +438,14 @@ void layer_norm_lstm_forward(const py::array& x, const py::array& wi, const py::
         checked<Scalar>(bias_cell, "layer_norm_cell_bias", {d.hidden}, false)};
     const auto held = checked_clamps<Scalar>(clamps, d);
     const auto tape = checked_layer_norm_tape<Scalar>(input_norm, hidden_norm, cell_norm, inv_std, d, true);
-    const auto* xp = checked<Scalar>(x, "x", {d.steps, d.batch, d.input}, false);
+    const auto* xp = checked<Scalar>(x, "x", sequence_shape(d, d.input), false);
     const auto* h0p = checked<Scalar>(h0, "h0", {d.batch, d.hidden}, false);
     const auto* c0p = checked<Scalar>(c0, "c0", {d.batch, d.hidden}, false);
-    auto* yp = checked<Scalar>(y, "y", {d.steps, d.batch, width}, true);
+    auto* yp = checked<Scalar>(y, "y", sequence_shape(d, width), true);
     auto* gp = checked<Scalar>(gates, "gates", {d.steps, d.batch, 4 * d.hidden}, true);
     auto* cp = checked<Scalar>(cells, "cells", {d.steps, d.batch, d.hidden}, true);
     py::gil_scoped_release release;
-    lstmcore::layer_norm_lstm_forward<Scalar>(shape, xp, w.w, ln, held, h0p, c0p, {yp + y_offset, width}, gp, cp, tape);
+    lstmcore::layer_norm_lstm_forward<Scalar>(shape, sequence(xp, d, d.input), w.w, ln, held, h0p, c0p, sequence(yp, d, width, y_offset), gp, cp, tape);
   });
 }
 
@@ -439,8 +462,8 @@ void layer_norm_lstm_backward(const py::array& x, const py::array& wi, const py:
                               const py::array& g_gain_ih, const py::array& g_gain_hh,
                               const py::array& g_gain_cell, const py::array& g_bias_cell,
                               const py::array& dh0, const py::array& dc0, const py::object& clamps,
-                              const py::object& batch_sizes) {
-  const Dims d = dims_of(x, wh, 4);
+                              const py::object& batch_sizes, bool batch_first) {
+  const Dims d = dims_of(x, wh, 4, batch_first);
   const Index width = checked_offset(y, y_offset, d);
   const auto shape = shape_of(d, reverse, batch_sizes);
   dispatch(x, [&](auto zero) {
@@ -459,21 +482,21 @@ void layer_norm_lstm_backward(const py::array& x, const py::array& wi, const py:
     const auto held = checked_clamps<Scalar>(clamps, d);
     const auto tape = checked_layer_norm_tape<Scalar>(input_norm, hidden_norm, cell_norm, inv_std, d, false);
     const auto grads = checked_grads<Scalar>(gwi, gwh, gbi, gbh, d, 4);
-    const auto* xp = checked<Scalar>(x, "x", {d.steps, d.batch, d.input}, false);
+    const auto* xp = checked<Scalar>(x, "x", sequence_shape(d, d.input), false);
     const auto* h0p = checked<Scalar>(h0, "h0", {d.batch, d.hidden}, false);
     const auto* c0p = checked<Scalar>(c0, "c0", {d.batch, d.hidden}, false);
-    const auto* yp = checked<Scalar>(y, "y", {d.steps, d.batch, width}, false);
+    const auto* yp = checked<Scalar>(y, "y", sequence_shape(d, width), false);
     const auto* gp = checked<Scalar>(gates, "gates", {d.steps, d.batch, 4 * d.hidden}, false);
     const auto* cp = checked<Scalar>(cells, "cells", {d.steps, d.batch, d.hidden}, false);
-    const auto* dyp = checked<Scalar>(dy, "dy", {d.steps, d.batch, width}, false);
+    const auto* dyp = checked<Scalar>(dy, "dy", sequence_shape(d, width), false);
     const Scalar* dhn = optional_state<Scalar>(dh_n, "dh_n", d);
     const Scalar* dcn = optional_state<Scalar>(dc_n, "dc_n", d);
-    auto* dxp = checked<Scalar>(dx, "dx", {d.steps, d.batch, d.input}, true);
+    auto* dxp = checked<Scalar>(dx, "dx", sequence_shape(d, d.input), true);
     auto* dh0p = checked<Scalar>(dh0, "dh0", {d.batch, d.hidden}, true);
     auto* dc0p = checked<Scalar>(dc0, "dc0", {d.batch, d.hidden}, true);
     py::gil_scoped_release release;
-    lstmcore::layer_norm_lstm_backward<Scalar>(shape, xp, w.w, ln, held, h0p, c0p, {yp + y_offset, width}, gp, cp,
-                                               tape, {dyp + y_offset, width}, dhn, dcn, dxp, grads, ln_grads,
+    lstmcore::layer_norm_lstm_backward<Scalar>(shape, sequence(xp, d, d.input), w.w, ln, held, h0p, c0p, sequence(yp, d, width, y_offset), gp, cp,
+                                               tape, sequence(dyp, d, width, y_offset), dhn, dcn, sequence(dxp, d, d.input), grads, ln_grads,
                                                dh0p, dc0p);
   });
 }
@@ -481,20 +504,20 @@ void layer_norm_lstm_backward(const py::array& x, const py::array& wi, const py:
 void gru_forward(const py::array& x, const py::array& wi, const py::array& wh,
                  const py::array& bi, const py::array& bh, const py::array& h0, bool reverse,
                  const py::array& y, Index y_offset, const py::array& gates,
-                 const py::object& batch_sizes) {
-  const Dims d = dims_of(x, wh, 3);
+                 const py::object& batch_sizes, bool batch_first) {
+  const Dims d = dims_of(x, wh, 3, batch_first);
   const Index width = checked_offset(y, y_offset, d);
   const auto shape = shape_of(d, reverse, batch_sizes);
   dispatch(x, [&](auto zero) {
     using Scalar = decltype(zero);
     const Weights<Scalar> w(wi, wh, bi, bh, d, 3);
-    const auto* xp = checked<Scalar>(x, "x", {d.steps, d.batch, d.input}, false);
+    const auto* xp = checked<Scalar>(x, "x", sequence_shape(d, d.input), false);
     const auto* h0p = checked<Scalar>(h0, "h0", {d.batch, d.hidden}, false);
-    auto* yp = checked<Scalar>(y, "y", {d.steps, d.batch, width}, true);
+    auto* yp = checked<Scalar>(y, "y", sequence_shape(d, width), true);
     auto* gp = checked<Scalar>(gates, "gates",
                                {d.steps, d.batch, lstmcore::gru_tape_width(d.hidden)}, true);
     py::gil_scoped_release release;
-    lstmcore::gru_forward<Scalar>(shape, xp, w.w, h0p, {yp + y_offset, width}, gp);
+    lstmcore::gru_forward<Scalar>(shape, sequence(xp, d, d.input), w.w, h0p, sequence(yp, d, width, y_offset), gp);
   });
 }
 
@@ -503,26 +526,26 @@ void gru_backward(const py::array& x, const py::array& wi, const py::array& wh,
                   const py::array& y, Index y_offset, const py::array& gates,
                   const py::array& dy, const py::object& dh_n, const py::array& dx,
                   const py::array& gwi, const py::array& gwh, const py::array& gbi,
-                  const py::array& gbh, const py::array& dh0, const py::object& batch_sizes) {
-  const Dims d = dims_of(x, wh, 3);
+                  const py::array& gbh, const py::array& dh0, const py::object& batch_sizes, bool batch_first) {
+  const Dims d = dims_of(x, wh, 3, batch_first);
   const Index width = checked_offset(y, y_offset, d);
   const auto shape = shape_of(d, reverse, batch_sizes);
   dispatch(x, [&](auto zero) {
     using Scalar = decltype(zero);
     const Weights<Scalar> w(wi, wh, bi, bh, d, 3);
     const auto grads = checked_grads<Scalar>(gwi, gwh, gbi, gbh, d, 3);
-    const auto* xp = checked<Scalar>(x, "x", {d.steps, d.batch, d.input}, false);
+    const auto* xp = checked<Scalar>(x, "x", sequence_shape(d, d.input), false);
     const auto* h0p = checked<Scalar>(h0, "h0", {d.batch, d.hidden}, false);
-    const auto* yp = checked<Scalar>(y, "y", {d.steps, d.batch, width}, false);
+    const auto* yp = checked<Scalar>(y, "y", sequence_shape(d, width), false);
     const auto* gp = checked<Scalar>(gates, "gates",
                                      {d.steps, d.batch, lstmcore::gru_tape_width(d.hidden)}, false);
-    const auto* dyp = checked<Scalar>(dy, "dy", {d.steps, d.batch, width}, false);
+    const auto* dyp = checked<Scalar>(dy, "dy", sequence_shape(d, width), false);
     const Scalar* dhn = optional_state<Scalar>(dh_n, "dh_n", d);
-    auto* dxp = checked<Scalar>(dx, "dx", {d.steps, d.batch, d.input}, true);
+    auto* dxp = checked<Scalar>(dx, "dx", sequence_shape(d, d.input), true);
     auto* dh0p = checked<Scalar>(dh0, "dh0", {d.batch, d.hidden}, true);
     py::gil_scoped_release release;
-    lstmcore::gru_backward<Scalar>(shape, xp, w.w, h0p, {yp + y_offset, width},
-                                   gp, {dyp + y_offset, width}, dhn, dxp, grads, dh0p);
+    lstmcore::gru_backward<Scalar>(shape, sequence(xp, d, d.input), w.w, h0p, sequence(yp, d, width, y_offset),
+                                   gp, sequence(dyp, d, width, y_offset), dhn, sequence(dxp, d, d.input), grads, dh0p);
   });
 }
 
@@ -546,35 +569,37 @@ py::array activation(const py::array& x) {
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
-  m.doc() = "lstmcore's C++ core: gated recurrent passes over time-major (T, B, features) arrays.";
+  m.doc() = "lstmcore's C++ core: gated recurrent passes over (T, B, features) or, batch_first, (B, T, features) arrays.";
   using namespace pybind11::literals;
   m.def("lstm_forward", &lstm_forward, "x"_a, "weight_ih"_a, "weight_hh"_a, "bias_ih"_a,
         "bias_hh"_a, "h0"_a, "c0"_a, "reverse"_a, "y"_a, "y_offset"_a, "gates"_a, "cells"_a,
         py::kw_only(), "cell"_a = "plain", "peephole"_a = py::none(), "clamps"_a = py::none(),
         "batch_sizes"_a = py::none(), "recurrent_mask"_a = py::none(), "zoneout_h"_a = py::none(),
-        "zoneout_c"_a = py::none(), "zoneout_rate"_a = 0.0, "cell_updates"_a = py::none());
+        "zoneout_c"_a = py::none(), "zoneout_rate"_a = 0.0, "cell_updates"_a = py::none(),
+        "batch_first"_a = false);
   m.def("lstm_backward", &lstm_backward, "x"_a, "weight_ih"_a, "weight_hh"_a, "bias_ih"_a,
         "bias_hh"_a, "h0"_a, "c0"_a, "reverse"_a, "y"_a, "y_offset"_a, "gates"_a, "cells"_a,
         "dy"_a, "dh_n"_a, "dc_n"_a, "dx"_a, "grad_weight_ih"_a, "grad_weight_hh"_a,
         "grad_bias_ih"_a, "grad_bias_hh"_a, "dh0"_a, "dc0"_a, py::kw_only(), "cell"_a = "plain",
         "peephole"_a = py::none(), "grad_peephole"_a = py::none(), "clamps"_a = py::none(),
         "batch_sizes"_a = py::none(), "recurrent_mask"_a = py::none(), "zoneout_h"_a = py::none(),
-        "zoneout_c"_a = py::none(), "zoneout_rate"_a = 0.0, "cell_updates"_a = py::none());
+        "zoneout_c"_a = py::none(), "zoneout_rate"_a = 0.0, "cell_updates"_a = py::none(),
+        "batch_first"_a = false);
   m.def("projected_lstm_forward", &projected_lstm_forward, "x"_a, "weight_ih"_a, "weight_hh"_a,
         "bias_ih"_a, "bias_hh"_a, "weight_hr"_a, "h0"_a, "c0"_a, "reverse"_a, "y"_a, "y_offset"_a,
         "gates"_a, "cells"_a, "cell_out"_a, py::kw_only(), "cell"_a = "plain", "peephole"_a = py::none(),
-        "clamps"_a = py::none(), "batch_sizes"_a = py::none());
+        "clamps"_a = py::none(), "batch_sizes"_a = py::none(), "batch_first"_a = false);
   m.def("projected_lstm_backward", &projected_lstm_backward, "x"_a, "weight_ih"_a, "weight_hh"_a,
         "bias_ih"_a, "bias_hh"_a, "weight_hr"_a, "h0"_a, "c0"_a, "reverse"_a, "y"_a, "y_offset"_a,
         "gates"_a, "cells"_a, "cell_out"_a, "dy"_a, "dh_n"_a, "dc_n"_a, "dx"_a, "grad_weight_ih"_a,
         "grad_weight_hh"_a, "grad_bias_ih"_a, "grad_bias_hh"_a, "grad_weight_hr"_a, "dh0"_a, "dc0"_a,
         py::kw_only(), "cell"_a = "plain", "peephole"_a = py::none(), "grad_peephole"_a = py::none(),
-        "clamps"_a = py::none(), "batch_sizes"_a = py::none());
+        "clamps"_a = py::none(), "batch_sizes"_a = py::none(), "batch_first"_a = false);
   m.def("layer_norm_lstm_forward", &layer_norm_lstm_forward, "x"_a, "weight_ih"_a, "weight_hh"_a,
         "bias_ih"_a, "bias_hh"_a, "layer_norm_ih_weight"_a, "layer_norm_hh_weight"_a,
         "layer_norm_cell_weight"_a, "layer_norm_cell_bias"_a, "h0"_a, "c0"_a, "reverse"_a, "y"_a,
         "y_offset"_a, "gates"_a, "cells"_a, "input_norm"_a, "hidden_norm"_a, "cell_norm"_a,
-        "inv_std"_a, py::kw_only(), "clamps"_a = py::none(), "batch_sizes"_a = py::none());
+        "inv_std"_a, py::kw_only(), "clamps"_a = py::none(), "batch_sizes"_a = py::none(), "batch_first"_a = false);
   m.def("layer_norm_lstm_backward", &layer_norm_lstm_backward, "x"_a, "weight_ih"_a, "weight_hh"_a,
         "bias_ih"_a, "bias_hh"_a, "layer_norm_ih_weight"_a, "layer_norm_hh_weight"_a,
         "layer_norm_cell_weight"_a, "layer_norm_cell_bias"_a, "h0"_a, "c0"_a, "reverse"_a, "y"_a,
@@ -583,14 +608,14 @@ PYBIND11_MODULE(_core, m) {
         "grad_bias_ih"_a, "grad_bias_hh"_a, "grad_layer_norm_ih_weight"_a,
         "grad_layer_norm_hh_weight"_a, "grad_layer_norm_cell_weight"_a,
         "grad_layer_norm_cell_bias"_a, "dh0"_a, "dc0"_a, py::kw_only(), "clamps"_a = py::none(),
-        "batch_sizes"_a = py::none());
+        "batch_sizes"_a = py::none(), "batch_first"_a = false);
   m.def("gru_forward", &gru_forward, "x"_a, "weight_ih"_a, "weight_hh"_a, "bias_ih"_a,
         "bias_hh"_a, "h0"_a, "reverse"_a, "y"_a, "y_offset"_a, "gates"_a, py::kw_only(),
-        "batch_sizes"_a = py::none());
+        "batch_sizes"_a = py::none(), "batch_first"_a = false);
   m.def("gru_backward", &gru_backward, "x"_a, "weight_ih"_a, "weight_hh"_a, "bias_ih"_a,
         "bias_hh"_a, "h0"_a, "reverse"_a, "y"_a, "y_offset"_a, "gates"_a, "dy"_a, "dh_n"_a,
         "dx"_a, "grad_weight_ih"_a, "grad_weight_hh"_a, "grad_bias_ih"_a, "grad_bias_hh"_a,
-        "dh0"_a, py::kw_only(), "batch_sizes"_a = py::none());
+        "dh0"_a, py::kw_only(), "batch_sizes"_a = py::none(), "batch_first"_a = false);
   m.def("gate_tanh", &activation<true>, "x"_a, "The core's tanh, for the accuracy tests.");
   m.def("gate_sigmoid", &activation<false>, "x"_a, "The core's sigmoid, for the accuracy tests.");
   m.def("gru_tape_width", [](Index hidden) { return lstmcore::gru_tape_width(hidden); });

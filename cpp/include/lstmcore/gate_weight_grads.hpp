@@ -8,28 +8,27 @@
 
 namespace lstmcore {
 
-// da (T*B, G) the gate gradients; x (T*B, I); h_{t-1} is `h_first` (B, width) for the
-// first processed time and, for the others, the row block of `h_later` (stride h_stride)
-// one step earlier in processing order, so the pairs are aligned row ranges of da, x and
-// h_later. Both products share each packed block of da^T (strided_products).
+// da (T*B, G) the gate gradients, time-major; x (T, B, I); h_{t-1} is `h_first` (B, width)
+// for the first processed time and, for the others, `h_later` one step earlier in
+// processing order, so the pairs are aligned row ranges of da, x and h_later. Both
+// products share each packed block of da^T (transposed_products).
 template <typename Scalar>
 void add_gate_weight_grads(const SequenceShape& s, const Scalar* da, Index G, Index r0, Index nr,
-                           const Scalar* x, const Scalar* h_first, const Scalar* h_later,
-                           Index h_stride, Index width, Scalar* grad_ih, Scalar* grad_hh,
-                           ProductWorkspace<Scalar>& workspace) {
+                           SequenceView<const Scalar> x, const Scalar* h_first, SequenceView<const Scalar> h_later,
+                           Index width, Scalar* grad_ih, Scalar* grad_hh, ProductWorkspace<Scalar>& workspace) {
   const Index B = s.batch, I = s.input;
   const Index first = s.time_at(0);
-  strided_products<Scalar>({da + first * B * G + r0, 1, G}, nr, B,
-                           {{{x + first * B * I, 1, I}, I, grad_ih + r0 * I, I},
-                            {{h_first, 1, width}, width, grad_hh + r0 * width, width}},
-                           true, workspace);
+  transposed_products<Scalar>({da + first * B * G, G}, r0, nr, B,
+                              {{x.rows(first, B), I, grad_ih + r0 * I, I},
+                               {{h_first, width}, width, grad_hh + r0 * width, width}},
+                              true, workspace);
   if (s.steps > 1) {
-    const Index d_start = s.reverse ? 0 : B;  // rows of the times whose h_{t-1} is in h_later
-    const Index h_start = s.reverse ? B : 0;
-    strided_products<Scalar>({da + d_start * G + r0, 1, G}, nr, (s.steps - 1) * B,
-                             {{{x + d_start * I, 1, I}, I, grad_ih + r0 * I, I},
-                              {{h_later + h_start * h_stride, 1, h_stride}, width, grad_hh + r0 * width, width}},
-                             true, workspace);
+    const Index d_start = s.reverse ? 0 : 1;  // the first time whose h_{t-1} is in h_later
+    const Index h_start = s.reverse ? 1 : 0;
+    transposed_products<Scalar>({da + d_start * B * G, G}, r0, nr, (s.steps - 1) * B,
+                                {{x.rows(d_start, B), I, grad_ih + r0 * I, I},
+                                 {h_later.rows(h_start, B), width, grad_hh + r0 * width, width}},
+                                true, workspace);
   }
 }
 

@@ -8,8 +8,9 @@
 //   n = gate_tanh(x W_in^T + b_in + r * m)
 //   h_t = (1 - z) * n + z * h_{t-1}
 //
-// Organised as lstm_sequence.hpp (variable lengths included): hoisted input GEMM, per-step recurrent product for this
-// thread's units and one fused element-wise pass, weight-gradient GEMMs after the loop.
+// Organised as lstm_sequence.hpp (variable lengths included): hoisted input GEMM, per-step
+// recurrent product for this thread's units and one fused element-wise pass; backward's
+// step computes dh_{t-1} and dx_t, the weight-gradient GEMMs run after the loop.
 #pragma once
 
 #include <omp.h>
@@ -27,13 +28,13 @@ namespace lstmcore {
 // Width of a GRU tape row: r, z, n and m, H each.
 inline Index gru_tape_width(Index hidden) { return 4 * hidden; }
 
-// x      (T*B, I)         input rows, time-major
+// x      (T, B, I)        input, in either layout (SequenceView)
 // h0     (B, H)           initial state
-// y      (T*B, H), row stride y.stride: h_t for every t (written)
+// y      (T, B, H)        h_t for every t (written)
 // gates  (T*B, 4H)        tape: r, z, n and m = h_{t-1} W_hn^T + b_hn (written)
 // The final state is the row block of y at time_at(T-1).
 template <typename Scalar>
-void gru_forward(const SequenceShape& s, const Scalar* x, const GatedWeights<Scalar>& w,
+void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const GatedWeights<Scalar>& w,
                  const Scalar* h0, SequenceView<Scalar> y, Scalar* gates) {
   const Index B = s.batch, H = s.hidden, I = s.input, W = gru_tape_width(H), rows = s.rows();
   using Layout = PanelLayout<Scalar>;
@@ -62,21 +63,21 @@ void gru_forward(const SequenceShape& s, const Scalar* x, const GatedWeights<Sca
     for (Index j = 0; j < n; ++j) bias[3 * n + j] = w.bias_hh[2 * H + units.begin + j];
     // Hoisted input projection into the r, z, n columns of this thread's units.
     if (n > 0) {
-      packed_products<Scalar>({x, I, 1}, rows, I, packed_ih.data(), ih_size, n,
+      packed_products<Scalar>(x.rows(0, B), rows, I, packed_ih.data(), ih_size, n,
                               gates + units.begin, H, W, 3, false, workspace);
     }
 
     for (Index step = 0; step < s.steps; ++step) {
       const Index t = s.time_at(step);
-      const Scalar* h_prev = step == 0 ? h0 : y.row(s.previous_time(t), B);
-      const Index h_prev_stride = step == 0 ? H : y.stride;
+      const Scalar* h_prev = step == 0 ? h0 : y.at(s.previous_time(t), 0);
+      const Index h_prev_stride = step == 0 ? H : y.batch_stride;
       const Index alive = s.active(t);
       Scalar* tape_t = gates + t * B * W;
-      Scalar* h_t = y.row(t, B);
+      Scalar* h_t = y.at(t, 0);
       if (n > 0 && alive > 0) {
         // r and z add their recurrent part; m = h_{t-1} W_hn^T goes to its own column.
         Scalar* h_tiles = workspace.a(Layout::tiles(alive) * Layout::kRows * H);
-        pack_tiles<Scalar>({h_prev, h_prev_stride, 1}, 0, alive, 0, H, h_tiles);
+        pack_tiles<Scalar>({h_prev, h_prev_stride}, 0, alive, 0, H, h_tiles);
         for (Index gate = 0; gate < 3; ++gate) {
           const Index column = (gate < 2 ? gate : 3) * H + units.begin;
           multiply_packed(h_tiles, alive, H, packed_hh.data() + gate * hh_size, n, tape_t + column, W,
@@ -85,7 +86,7 @@ void gru_forward(const SequenceShape& s, const Scalar* x, const GatedWeights<Sca
         for (Index b = 0; b < alive; ++b) {
           Scalar* tape = tape_t + b * W + units.begin;  // pre-activations in, gates out
           const Scalar* h_before = h_prev + b * h_prev_stride + units.begin;
-          Scalar* h_after = h_t + b * y.stride + units.begin;
+          Scalar* h_after = h_t + b * y.batch_stride + units.begin;
           const Scalar* bias_of = bias.data();
           for_each_unit<Scalar>(n, [&](Index j, auto p) {
             using namespace Eigen::internal;
@@ -108,7 +109,7 @@ void gru_forward(const SequenceShape& s, const Scalar* x, const GatedWeights<Sca
         for (Index column = 0; column < 4; ++column) {
           std::fill_n(tape_t + b * W + column * H + units.begin, n, Scalar(0));
         }
-        std::fill_n(h_t + b * y.stride + units.begin, n, Scalar(0));
+        std::fill_n(h_t + b * y.batch_stride + units.begin, n, Scalar(0));
       }
 #pragma omp barrier
     }
@@ -116,16 +117,16 @@ void gru_forward(const SequenceShape& s, const Scalar* x, const GatedWeights<Sca
 }
 
 // Inputs as for gru_forward, plus
-// dy     (T*B, H), row stride dy.stride: gradient of y
+// dy     (T, B, H): gradient of y
 // dh_n   (B, H) gradient of the final state, or nullptr for zero
 // Outputs:
-// dx     (T*B, I): gradient of x, ADDED to
+// dx     (T, B, I): gradient of x, ADDED to
 // grads  gradients of the weights, ADDED to
 // dh0    (B, H): gradient of the initial state (written)
 template <typename Scalar>
-void gru_backward(const SequenceShape& s, const Scalar* x, const GatedWeights<Scalar>& w,
+void gru_backward(const SequenceShape& s, SequenceView<const Scalar> x, const GatedWeights<Scalar>& w,
                   const Scalar* h0, SequenceView<const Scalar> y, const Scalar* gates,
-                  SequenceView<const Scalar> dy, const Scalar* dh_n, Scalar* dx,
+                  SequenceView<const Scalar> dy, const Scalar* dh_n, SequenceView<Scalar> dx,
                   const GatedGrads<Scalar>& grads, Scalar* dh0) {
   const Index B = s.batch, H = s.hidden, I = s.input, G = 3 * H, W = gru_tape_width(H);
   const Index rows = s.rows();
@@ -139,31 +140,40 @@ void gru_backward(const SequenceShape& s, const Scalar* x, const GatedWeights<Sc
   auto dh = view(dh0, B, H, H);
   if (dh_n) dh = view(dh_n, B, H, H); else dh.setZero();
   const int threads = plan_threads(B, H, 3);
+  // Both step gradients packed as A tiles for the step's products, as lstm_backward does:
+  // each thread packs its own units' columns, double-buffered by step.
+  using Layout = PanelLayout<Scalar>;
+  const Index tiles_size = Layout::tiles(B) * Layout::kRows * G;
+  PackedBuffer<Scalar> hidden_tiles[2] = {PackedBuffer<Scalar>(tiles_size), PackedBuffer<Scalar>(tiles_size)};
+  PackedBuffer<Scalar> input_tiles[2] = {PackedBuffer<Scalar>(tiles_size), PackedBuffer<Scalar>(tiles_size)};
 
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     const int thread = omp_get_thread_num();
     const int team = omp_get_num_threads();
-    const Range units = split_range(H, thread, team, PanelLayout<Scalar>::kWidth);
+    const Range units = split_range(H, thread, team, Layout::kWidth);
     const Index n = units.size();
-    // This thread's columns of W_hh (all 3H rows), packed once for dh_{t-1} += da W_hh.
+    // This thread's columns of W_hh (all 3H rows) and of W_ih, packed once for the step's
+    // dh_{t-1} += da_hidden W_hh and dx_t += da_input W_ih, while the gate gradients are hot.
     PackedBuffer<Scalar> packed_hh(PanelLayout<Scalar>::size(n, G));
     if (n > 0) pack_columns(w.weight_hh + units.begin, H, n, G, packed_hh.data());
+    const Range inputs = split_range(I, thread, team, PanelLayout<Scalar>::kWidth);
+    PackedBuffer<Scalar> packed_ih(PanelLayout<Scalar>::size(inputs.size(), G));
+    if (inputs.size() > 0) pack_columns(w.weight_ih + inputs.begin, I, inputs.size(), G, packed_ih.data());
     ProductWorkspace<Scalar> workspace;
 
     for (Index step = s.steps - 1; step >= 0; --step) {
       const Index t = s.time_at(step);
-      const Scalar* h_prev = step == 0 ? h0 : y.row(s.previous_time(t), B);
-      const Index h_prev_stride = step == 0 ? H : y.stride;
+      const Scalar* h_prev = step == 0 ? h0 : y.at(s.previous_time(t), 0);
+      const Index h_prev_stride = step == 0 ? H : y.batch_stride;
       const Scalar* tape_t = gates + t * B * W;
-      const Scalar* dy_t = dy.row(t, B);
       Scalar* d_input_t = d_input + t * B * G;
       Scalar* d_hidden_t = d_hidden + t * B * G;
       const Index alive = s.active(t);
       for (Index b = 0; b < alive && n > 0; ++b) {
         const Scalar* tape = tape_t + b * W + units.begin;
         const Scalar* h_before = h_prev + b * h_prev_stride + units.begin;
-        const Scalar* dy_b = dy_t + b * dy.stride + units.begin;
+        const Scalar* dy_b = dy.at(t, b) + units.begin;
         Scalar* dh_b = dh0 + b * H + units.begin;
         Scalar* dxa = d_input_t + b * G + units.begin;
         Scalar* dha = d_hidden_t + b * G + units.begin;
@@ -193,32 +203,37 @@ void gru_backward(const SequenceShape& s, const Scalar* x, const GatedWeights<Sc
           std::fill_n(d_hidden_t + b * G + gate * H + units.begin, n, Scalar(0));
         }
       }
+      Scalar* hidden_t = hidden_tiles[step & 1].data();
+      Scalar* input_t = input_tiles[step & 1].data();
+      for (Index gate = 0; gate < 3 && n > 0 && alive > 0; ++gate) {
+        const Index column = gate * H + units.begin;
+        pack_tiles<Scalar>({d_hidden_t + column, G}, 0, alive, 0, n, hidden_t, G, column);
+        pack_tiles<Scalar>({d_input_t + column, G}, 0, alive, 0, n, input_t, G, column);
+      }
 #pragma omp barrier
       // As in lstm_backward: this thread's units of dh_{t-1} need all of step t's gate
       // gradients; the next step reads only the units written here.
-      if (n > 0 && alive > 0) {
-        packed_products<Scalar>({d_hidden_t, G, 1}, alive, G, packed_hh.data(), 0, n, dh0 + units.begin, 0,
-                                H, 1, true, workspace);
+      if (n > 0 && alive > 0) multiply_packed(hidden_t, alive, G, packed_hh.data(), n, dh0 + units.begin, H, true);
+      if (inputs.size() > 0 && alive > 0) {
+        multiply_packed(input_t, alive, G, packed_ih.data(), inputs.size(), dx.at(t, 0) + inputs.begin,
+                        dx.batch_stride, true);
       }
     }
 #pragma omp barrier
 
-    // Weight and input gradients as products over all steps, split by output rows.
+    // Weight gradients as products over all steps, split by output rows.
     const Range gate_rows = split_range(G, thread, team, PanelLayout<Scalar>::kRows);
     if (gate_rows.size() > 0) {
       const Index r0 = gate_rows.begin, nr = gate_rows.size();
-      strided_product<Scalar>({d_input + r0, 1, G}, {x, 1, I}, nr, rows, I,
-                              grads.weight_ih + r0 * I, I, true, workspace);
+      transposed_products<Scalar>({d_input, G}, r0, nr, rows, {{x.rows(0, B), I, grads.weight_ih + r0 * I, I}}, true,
+                                  workspace);
       const Index first = s.time_at(0);
-      strided_product<Scalar>({d_hidden + first * B * G + r0, 1, G}, {h0, 1, H}, nr, B, H,
-                              grads.weight_hh + r0 * H, H, true, workspace);
+      transposed_products<Scalar>({d_hidden + first * B * G, G}, r0, nr, B,
+                                  {{{h0, H}, H, grads.weight_hh + r0 * H, H}}, true, workspace);
       if (s.steps > 1) {
-        const Index later_rows = (s.steps - 1) * B;
-        const Index d_start = s.reverse ? 0 : B;
-        const Index h_start = s.reverse ? B : 0;
-        strided_product<Scalar>({d_hidden + d_start * G + r0, 1, G},
-                                {y.data + h_start * y.stride, 1, y.stride}, nr, later_rows, H,
-                                grads.weight_hh + r0 * H, H, true, workspace);
+        const Index d_start = s.reverse ? 0 : 1, h_start = s.reverse ? 1 : 0;  // times, as add_gate_weight_grads
+        transposed_products<Scalar>({d_hidden + d_start * B * G, G}, r0, nr, (s.steps - 1) * B,
+                                    {{y.rows(h_start, B), H, grads.weight_hh + r0 * H, H}}, true, workspace);
       }
       const auto d_input_sum =
           view(static_cast<const Scalar*>(d_input), rows, G, G).middleCols(r0, nr).colwise().sum().eval();
@@ -228,11 +243,6 @@ void gru_backward(const SequenceShape& s, const Scalar* x, const GatedWeights<Sc
         grads.bias_ih[r0 + j] += d_input_sum(j);
         grads.bias_hh[r0 + j] += d_hidden_sum(j);
       }
-    }
-    const Range rows_mine = split_range(rows, thread, team, PanelLayout<Scalar>::kRows);
-    if (rows_mine.size() > 0) {
-      strided_product<Scalar>({d_input + rows_mine.begin * G, G, 1}, {w.weight_ih, 1, I},
-                              rows_mine.size(), G, I, dx + rows_mine.begin * I, I, true, workspace);
     }
   }
 }

@@ -81,10 +81,10 @@ void normalize_row_backward(const Scalar* d_norm, const Scalar* norm, Scalar inv
   for (Index k = 0; k < n; ++k) dv[k] = inv_std * (d_norm[k] - mean_d - norm[k] * mean_dot);
 }
 
-// x (T*B, I); h0, c0 (B, H); y (T*B, H) row stride y.stride (written); gates (T*B, 4H),
-// cells (T*B, H) and `tape` (written).
+// x (T, B, I) and y (T, B, H) (written) in either layout (SequenceView); h0, c0 (B, H);
+// gates (T*B, 4H), cells (T*B, H) and `tape` (written).
 template <typename Scalar>
-void layer_norm_lstm_forward(const SequenceShape& s, const Scalar* x, const GatedWeights<Scalar>& w,
+void layer_norm_lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const GatedWeights<Scalar>& w,
                              const LayerNormParams<Scalar>& ln, const std::array<const Scalar*, 4>& clamps,
                              const Scalar* h0, const Scalar* c0, SequenceView<Scalar> y, Scalar* gates,
                              Scalar* cells, const LayerNormTape<Scalar>& tape) {
@@ -111,7 +111,7 @@ void layer_norm_lstm_forward(const SequenceShape& s, const Scalar* x, const Gate
       pack_rows_as_columns(w.weight_hh + row * H, H, n, H, packed_hh.data() + gate * hh_size);
     }
     if (n > 0) {
-      packed_products<Scalar>({x, I, 1}, rows, I, packed_ih.data(), ih_size, n,
+      packed_products<Scalar>(x.rows(0, B), rows, I, packed_ih.data(), ih_size, n,
                               tape.input_norm + units.begin, H, G, 4, false, workspace);
     }
 #pragma omp barrier
@@ -123,13 +123,13 @@ void layer_norm_lstm_forward(const SequenceShape& s, const Scalar* x, const Gate
     for (Index step = 0; step < s.steps; ++step) {
       const Index t = s.time_at(step);
       const Index alive = s.active(t);
-      const Scalar* h_prev = step == 0 ? h0 : y.row(s.previous_time(t), B);
-      const Index h_prev_stride = step == 0 ? H : y.stride;
+      const Scalar* h_prev = step == 0 ? h0 : y.at(s.previous_time(t), 0);
+      const Index h_prev_stride = step == 0 ? H : y.batch_stride;
       const Scalar* c_prev = step == 0 ? c0 : cells + s.previous_time(t) * B * H;
       Scalar* hidden_t = tape.hidden_norm + t * B * G;
       if (n > 0 && alive > 0) {
         Scalar* h_tiles = workspace.a(Layout::tiles(alive) * Layout::kRows * H);
-        pack_tiles<Scalar>({h_prev, h_prev_stride, 1}, 0, alive, 0, H, h_tiles);
+        pack_tiles<Scalar>({h_prev, h_prev_stride}, 0, alive, 0, H, h_tiles);
         for (Index gate = 0; gate < 4; ++gate) {
           multiply_packed(h_tiles, alive, H, packed_hh.data() + gate * hh_size, n,
                           hidden_t + gate * H + units.begin, G, false);
@@ -141,7 +141,7 @@ void layer_norm_lstm_forward(const SequenceShape& s, const Scalar* x, const Gate
         Scalar* gate = gates + r * G;
         Scalar* c = cells + r * H;
         Scalar* c_norm = tape.cell_norm + r * H;
-        Scalar* h = y.data + r * y.stride;
+        Scalar* h = y.at(t, b);
         if (b >= alive) {
           std::fill_n(gate, G, Scalar(0));
           std::fill_n(c, H, Scalar(0));
@@ -186,16 +186,16 @@ void layer_norm_lstm_forward(const SequenceShape& s, const Scalar* x, const Gate
   }
 }
 
-// Inputs as for forward, plus dy (T*B, H) row stride dy.stride, dh_n, dc_n (B, H) or
-// nullptr. Outputs: dx (T*B, I), the weight gradients and `ln_grads` ADDED to; dh0, dc0
-// (B, H) written.
+// Inputs as for forward, plus dy (T, B, H), dh_n, dc_n (B, H) or nullptr. Outputs: dx
+// (T, B, I), the weight gradients and `ln_grads` ADDED to; dh0, dc0 (B, H) written.
 template <typename Scalar>
-void layer_norm_lstm_backward(const SequenceShape& s, const Scalar* x, const GatedWeights<Scalar>& w,
+void layer_norm_lstm_backward(const SequenceShape& s, SequenceView<const Scalar> x, const GatedWeights<Scalar>& w,
                               const LayerNormParams<Scalar>& ln, const std::array<const Scalar*, 4>& clamps,
                               const Scalar* h0, const Scalar* c0, SequenceView<const Scalar> y,
                               const Scalar* gates, const Scalar* cells, const LayerNormTape<Scalar>& tape,
                               SequenceView<const Scalar> dy, const Scalar* dh_n, const Scalar* dc_n,
-                              Scalar* dx, const GatedGrads<Scalar>& grads, const LayerNormGrads<Scalar>& ln_grads,
+                              SequenceView<Scalar> dx, const GatedGrads<Scalar>& grads,
+                              const LayerNormGrads<Scalar>& ln_grads,
                               Scalar* dh0, Scalar* dc0) {
   const Index B = s.batch, H = s.hidden, I = s.input, G = 4 * H, rows = s.rows();
   using Layout = PanelLayout<Scalar>;
@@ -217,8 +217,12 @@ void layer_norm_lstm_backward(const SequenceShape& s, const Scalar* x, const Gat
     const Range units = split_range(H, thread, team, Layout::kWidth);
     const Range my_rows = split_range(B, thread, team, 1);
     const Index n = units.size();
+    // dh_{t-1} and dx_t in the step, from this thread's columns of W_hh and W_ih.
     PackedBuffer<Scalar> packed_hh(Layout::size(n, G));
     if (n > 0) pack_columns(w.weight_hh + units.begin, H, n, G, packed_hh.data());
+    const Range inputs = split_range(I, thread, team, Layout::kWidth);
+    PackedBuffer<Scalar> packed_ih(Layout::size(inputs.size(), G));
+    if (inputs.size() > 0) pack_columns(w.weight_ih + inputs.begin, I, inputs.size(), G, packed_ih.data());
     ProductWorkspace<Scalar> workspace;
     std::vector<Scalar> d_norm(G), d_cell_norm(H), dc_from_h(H);
     for (Index step = s.steps - 1; step >= 0; --step) {
@@ -241,7 +245,7 @@ void layer_norm_lstm_backward(const SequenceShape& s, const Scalar* x, const Gat
         const Scalar* gate = gates + r * G;
         const Scalar* c_norm = tape.cell_norm + r * H;
         const Scalar* c_before = c_prev + b * H;
-        const Scalar* dy_b = dy.data + r * dy.stride;
+        const Scalar* dy_b = dy.at(t, b);
         Scalar* dh_b = dh0 + b * H;
         Scalar* dc_b = dc0 + b * H;
         // h_t = o * tanh(n_t), n_t = g_c * c_hat + beta_c.
@@ -277,8 +281,12 @@ void layer_norm_lstm_backward(const SequenceShape& s, const Scalar* x, const Gat
       }
 #pragma omp barrier
       if (n > 0 && alive > 0) {
-        packed_products<Scalar>({d_hidden.data() + t * B * G, G, 1}, alive, G, packed_hh.data(), 0, n,
+        packed_products<Scalar>({d_hidden.data() + t * B * G, G}, alive, G, packed_hh.data(), 0, n,
                                 dh0 + units.begin, 0, H, 1, false, workspace);
+      }
+      if (inputs.size() > 0 && alive > 0) {
+        packed_products<Scalar>({d_input.data() + t * B * G, G}, alive, G, packed_ih.data(), 0, inputs.size(),
+                                dx.at(t, 0) + inputs.begin, 0, dx.batch_stride, 1, true, workspace);
       }
 #pragma omp barrier
     }
@@ -286,16 +294,15 @@ void layer_norm_lstm_backward(const SequenceShape& s, const Scalar* x, const Gat
     const Range gate_rows = split_range(G, thread, team, Layout::kRows);
     if (gate_rows.size() > 0) {
       const Index r0 = gate_rows.begin, nr = gate_rows.size();
-      strided_product<Scalar>({d_input.data() + r0, 1, G}, {x, 1, I}, nr, rows, I,
-                              grads.weight_ih + r0 * I, I, true, workspace);
+      transposed_products<Scalar>({d_input.data(), G}, r0, nr, rows, {{x.rows(0, B), I, grads.weight_ih + r0 * I, I}},
+                                  true, workspace);
       const Index first = s.time_at(0);
-      strided_product<Scalar>({d_hidden.data() + first * B * G + r0, 1, G}, {h0, 1, H}, nr, B, H,
-                              grads.weight_hh + r0 * H, H, true, workspace);
+      transposed_products<Scalar>({d_hidden.data() + first * B * G, G}, r0, nr, B,
+                                  {{{h0, H}, H, grads.weight_hh + r0 * H, H}}, true, workspace);
       if (s.steps > 1) {
-        const Index d_start = s.reverse ? 0 : B, h_start = s.reverse ? B : 0;
-        strided_product<Scalar>({d_hidden.data() + d_start * G + r0, 1, G},
-                                {y.data + h_start * y.stride, 1, y.stride}, nr, (s.steps - 1) * B, H,
-                                grads.weight_hh + r0 * H, H, true, workspace);
+        const Index d_start = s.reverse ? 0 : 1, h_start = s.reverse ? 1 : 0;  // times, as add_gate_weight_grads
+        transposed_products<Scalar>({d_hidden.data() + d_start * B * G, G}, r0, nr, (s.steps - 1) * B,
+                                    {{y.rows(h_start, B), H, grads.weight_hh + r0 * H, H}}, true, workspace);
       }
       // Column sums (biases and the projections' gains), row by row so reads are contiguous.
       std::vector<Scalar> bias_sum(nr, Scalar(0)), gain_ih_sum(nr, Scalar(0)), gain_hh_sum(nr, Scalar(0));
@@ -332,11 +339,6 @@ void layer_norm_lstm_backward(const SequenceShape& s, const Scalar* x, const Gat
         ln_grads.gain_cell[c0_col + k] += gain_sum[k];
         ln_grads.bias_cell[c0_col + k] += bias_sum[k];
       }
-    }
-    const Range rows_mine = split_range(rows, thread, team, Layout::kRows);
-    if (rows_mine.size() > 0) {
-      strided_product<Scalar>({d_input.data() + rows_mine.begin * G, G, 1}, {w.weight_ih, 1, I},
-                              rows_mine.size(), G, I, dx + rows_mine.begin * I, I, true, workspace);
     }
   }
 }

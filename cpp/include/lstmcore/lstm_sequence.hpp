@@ -35,15 +35,15 @@
 
 namespace lstmcore {
 
-// x      (T*B, I)                input rows, time-major
+// x      (T, B, I)               input, in either layout (SequenceView)
 // h0, c0 (B, H)                  initial state
-// y      (T*B, H), row stride y.stride: h_t for every t (written)
+// y      (T, B, H):              h_t for every t (written)
 // gates  (T*B, K*H)              tape: the cell's activated gates (written)
 // cells  (T*B, H)                tape: c_t (written)
 // The final state is the row block of y and cells at time_at(T-1) (with lengths, each
 // sequence's row at its last step). Padding rows of y, gates and cells are zero.
 template <typename Scalar, template <typename> class Cell>
-void lstm_forward(const SequenceShape& s, const Scalar* x, const GatedWeights<Scalar>& w,
+void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const GatedWeights<Scalar>& w,
                   const LstmOptions<Scalar>& options, const Scalar* h0, const Scalar* c0,
                   SequenceView<Scalar> y, Scalar* gates, Scalar* cells) {
   constexpr Index K = Cell<Scalar>::kGates;
@@ -77,26 +77,26 @@ void lstm_forward(const SequenceShape& s, const Scalar* x, const GatedWeights<Sc
     // Hoisted input projection: all T*B rows, this thread's gate columns only, so the
     // time loop below needs no barrier before it starts.
     if (n > 0) {
-      packed_products<Scalar>({x, I, 1}, rows, I, packed_ih.data(), ih_size, n,
+      packed_products<Scalar>(x.rows(0, B), rows, I, packed_ih.data(), ih_size, n,
                               gates + units.begin, H, G, K, false, workspace);
     }
 
     for (Index step = 0; step < s.steps; ++step) {
       const Index t = s.time_at(step);
       const Index alive = s.active(t);
-      const Scalar* h_prev = step == 0 ? h0 : y.row(s.previous_time(t), B);
-      const Index h_prev_stride = step == 0 ? H : y.stride;
+      const Scalar* h_prev = step == 0 ? h0 : y.at(s.previous_time(t), 0);
+      const Index h_prev_stride = step == 0 ? H : y.batch_stride;
       const Scalar* c_prev = step == 0 ? c0 : cells + s.previous_time(t) * B * H;
       Scalar* gates_t = gates + t * B * G;
-      Scalar* h_t = y.row(t, B);
+      Scalar* h_t = y.at(t, 0);
       Scalar* c_t = cells + t * B * H;
       if (n > 0 && alive > 0) {
         // h_{t-1} packed once for the K gate products.
         Scalar* h_tiles = workspace.a(Layout::tiles(alive) * Layout::kRows * H);
-        pack_tiles<Scalar>({h_prev, h_prev_stride, 1}, 0, alive, 0, H, h_tiles);
+        pack_tiles<Scalar>({h_prev, h_prev_stride}, 0, alive, 0, H, h_tiles);
         if (!mask_tiles.empty()) {
           if (mask_rows != alive) {
-            pack_tiles<Scalar>({options.recurrent_mask, H, 1}, 0, alive, 0, H, mask_tiles.data());
+            pack_tiles<Scalar>({options.recurrent_mask, H}, 0, alive, 0, H, mask_tiles.data());
             mask_rows = alive;
           }
           const Index packed = Layout::tiles(alive) * Layout::kRows * H;
@@ -108,11 +108,11 @@ void lstm_forward(const SequenceShape& s, const Scalar* x, const GatedWeights<Sc
         }
         for (Index b = 0; b < alive; ++b) {
           const Index ub = units.begin;
-          cell.forward(gates_t + b * G + ub, c_prev + b * H + ub, c_t + b * H + ub, h_t + b * y.stride + ub);
+          cell.forward(gates_t + b * G + ub, c_prev + b * H + ub, c_t + b * H + ub, h_t + b * y.batch_stride + ub);
           if (options.zoneout()) {
             Zoneout<Scalar>(options, t * B + b, H, ub)
                 .forward(n, c_prev + b * H + ub, c_t + b * H + ub, h_prev + b * h_prev_stride + ub,
-                         h_t + b * y.stride + ub, options.cell_updates + (t * B + b) * H + ub);
+                         h_t + b * y.batch_stride + ub, options.cell_updates + (t * B + b) * H + ub);
           }
         }
       }
@@ -122,7 +122,7 @@ void lstm_forward(const SequenceShape& s, const Scalar* x, const GatedWeights<Sc
             std::fill_n(gates_t + b * G + gate * H + units.begin, n, Scalar(0));
           }
           std::fill_n(c_t + b * H + units.begin, n, Scalar(0));
-          std::fill_n(h_t + b * y.stride + units.begin, n, Scalar(0));
+          std::fill_n(h_t + b * y.batch_stride + units.begin, n, Scalar(0));
           if (options.zoneout()) std::fill_n(options.cell_updates + (t * B + b) * H + units.begin, n, Scalar(0));
         }
       }
@@ -132,18 +132,18 @@ void lstm_forward(const SequenceShape& s, const Scalar* x, const GatedWeights<Sc
 }
 
 // Inputs as for lstm_forward, plus
-// dy          (T*B, H), row stride dy.stride: gradient of y (padding rows ignored)
+// dy          (T, B, H): gradient of y (padding rows ignored)
 // dh_n, dc_n  (B, H) gradient of the final state, or nullptr for zero
 // Outputs:
-// dx          (T*B, I): gradient of x, ADDED to (a bidirectional layer sums both directions)
+// dx          (T, B, I): gradient of x, ADDED to (a bidirectional layer sums both directions)
 // grads       gradients of the weights (and options.peephole_grad), ADDED to
 // dh0, dc0    (B, H): gradient of the initial state (written)
 template <typename Scalar, template <typename> class Cell>
-void lstm_backward(const SequenceShape& s, const Scalar* x, const GatedWeights<Scalar>& w,
+void lstm_backward(const SequenceShape& s, SequenceView<const Scalar> x, const GatedWeights<Scalar>& w,
                    const LstmOptions<Scalar>& options, const Scalar* h0, const Scalar* c0,
                    SequenceView<const Scalar> y, const Scalar* gates, const Scalar* cells,
                    SequenceView<const Scalar> dy, const Scalar* dh_n, const Scalar* dc_n,
-                   Scalar* dx, const GatedGrads<Scalar>& grads, Scalar* dh0, Scalar* dc0) {
+                   SequenceView<Scalar> dx, const GatedGrads<Scalar>& grads, Scalar* dh0, Scalar* dc0) {
   constexpr Index K = Cell<Scalar>::kGates;
   const Index B = s.batch, H = s.hidden, I = s.input, G = K * H, rows = s.rows();
   // (T*B, K*H): gradient of the gate pre-activations a_t, kept for the weight GEMMs.
@@ -157,7 +157,7 @@ void lstm_backward(const SequenceShape& s, const Scalar* x, const GatedWeights<S
   if (dc_n) dc = view(dc_n, B, H, H); else dc.setZero();
   const int threads = plan_threads(B, H, K);
   // With recurrent dropout, W_hh saw h_{t-1} * mask: dW_hh needs those products, so h0
-  // and y are masked into copies (time-major like y, stride H).
+  // and y are masked into copies (time-major, stride H).
   const Scalar* mask = options.recurrent_mask;
   PassBuffer<Scalar> masked_h0(mask ? B * H : 0), masked_y(mask ? rows * H : 0);
   // Zoneout and recurrent dropout change what reaches dh_{t-1} from the product.
@@ -197,19 +197,18 @@ void lstm_backward(const SequenceShape& s, const Scalar* x, const GatedWeights<S
       const Scalar* c_prev = step == 0 ? c0 : cells + s.previous_time(t) * B * H;
       const Scalar* gates_t = gates + t * B * G;
       const Scalar* c_t = cells + t * B * H;
-      const Scalar* dy_t = dy.row(t, B);
       Scalar* d_gates_t = d_gates + t * B * G;
       for (Index b = 0; b < alive && n > 0; ++b) {
         Scalar* dh_b = dh0 + b * H + ub;
         Scalar* dc_b = dc0 + b * H + ub;
         if (!options.zoneout()) {
           cell.backward(gates_t + b * G + ub, c_prev + b * H + ub, c_t + b * H + ub,
-                        dy_t + b * dy.stride + ub, dh_b, dc_b, d_gates_t + b * G + ub);
+                        dy.at(t, b) + ub, dh_b, dc_b, d_gates_t + b * G + ub);
           continue;
         }
         // The cell saw its own update c~_t; kappa's share of the gradients bypasses it.
         Zoneout<Scalar>(options, t * B + b, H, ub)
-            .split_gradients(n, dy_t + b * dy.stride + ub, dh_b, dc_b, update_dy.data(), direct_dc.data());
+            .split_gradients(n, dy.at(t, b) + ub, dh_b, dc_b, update_dy.data(), direct_dc.data());
         cell.backward(gates_t + b * G + ub, c_prev + b * H + ub, options.cell_updates + (t * B + b) * H + ub,
                       update_dy.data(), zeros.data(), dc_b, d_gates_t + b * G + ub);
         for (Index j = 0; j < n; ++j) dc_b[j] += direct_dc[j];
@@ -228,13 +227,14 @@ void lstm_backward(const SequenceShape& s, const Scalar* x, const GatedWeights<S
       }
       Scalar* tiles_t = da_tiles[step & 1].data();
       for (Index gate = 0; gate < K && n > 0 && alive > 0; ++gate) {
-        pack_tile_columns(d_gates_t + gate * H + ub, G, alive, n, tiles_t, G, gate * H + ub);
+        pack_tiles<Scalar>({d_gates_t + gate * H + ub, G}, 0, alive, 0, n, tiles_t, G, gate * H + ub);
       }
 #pragma omp barrier
       // dh_{t-1} for this thread's units needs every unit's gate gradients of step t;
       // the next step reads only the units this thread writes, so no second barrier.
       if (alive > 0 && inputs.size() > 0) {
-        multiply_packed(tiles_t, alive, G, packed_ih.data(), inputs.size(), dx + t * B * I + inputs.begin, I, true);
+        multiply_packed(tiles_t, alive, G, packed_ih.data(), inputs.size(), dx.at(t, 0) + inputs.begin,
+                        dx.batch_stride, true);
       }
       if (n > 0 && alive > 0 && plain_recurrence) {
         multiply_packed(tiles_t, alive, G, packed_hh.data(), n, dh0 + ub, H, false);
@@ -255,7 +255,7 @@ void lstm_backward(const SequenceShape& s, const Scalar* x, const GatedWeights<S
     if (mask) {
       const Range rows_to_mask = split_range(rows, thread, team, 1);
       for (Index r = rows_to_mask.begin; r < rows_to_mask.end; ++r) {
-        const Scalar* h = y.data + r * y.stride;
+        const Scalar* h = y.at(r / B, r % B);
         const Scalar* m = mask + (r % B) * H;
         for (Index k = 0; k < H; ++k) masked_y[r * H + k] = h[k] * m[k];
       }
@@ -266,14 +266,13 @@ void lstm_backward(const SequenceShape& s, const Scalar* x, const GatedWeights<S
     }
 #pragma omp barrier
     const Scalar* h_first = mask ? masked_h0.data() : h0;
-    const Scalar* h_later = mask ? masked_y.data() : y.data;
-    const Index h_stride = mask ? H : y.stride;
+    const SequenceView<const Scalar> h_later = mask ? SequenceView<const Scalar>{masked_y.data(), B * H, H} : y;
 
     // Weight gradients as products over all steps, split by output rows.
     const Range gate_rows = split_range(G, thread, team, PanelLayout<Scalar>::kRows);
     if (gate_rows.size() > 0) {
       add_gate_weight_grads(s, static_cast<const Scalar*>(d_gates), G, gate_rows.begin, gate_rows.size(), x,
-                            h_first, h_later, h_stride, H, grads.weight_ih, grads.weight_hh, workspace);
+                            h_first, h_later, H, grads.weight_ih, grads.weight_hh, workspace);
     }
     for (Index gate = 0; gate < K; ++gate) {
       for (Index j = 0; j < n; ++j) {

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "lstmcore/eigen_types.hpp"
+#include "lstmcore/row_view.hpp"
 
 namespace lstmcore {
 
@@ -69,16 +70,6 @@ struct UninitializedAllocator : Eigen::aligned_allocator<T> {
 template <typename Scalar>
 using PackedBuffer = std::vector<Scalar, UninitializedAllocator<Scalar>>;
 
-// A matrix operand read through strides: element (r, k) is data[r * row_stride + k * k_stride].
-// A row-major matrix is {data, ld, 1}; its transpose is {data, 1, ld}.
-template <typename Scalar>
-struct Strided {
-  const Scalar* data;
-  Index row_stride;
-  Index k_stride;
-  Scalar operator()(Index r, Index k) const { return data[r * row_stride + k * k_stride]; }
-};
-
 namespace detail {
 
 // out[k * ldo + j] = rows[j * ldr + k] for j, k < kLanes: a square block transposed in
@@ -109,72 +100,68 @@ EIGEN_ALWAYS_INLINE void copy_padded(const Scalar* source, Index valid, Scalar* 
 
 }  // namespace detail
 
-// Packs columns [j0, j0+n) and depth [k0, k0+depth) of B, with B(k, j) = b(j, k), into panels.
-template <typename Scalar>
-void pack_panels(Strided<Scalar> b, Index j0, Index n, Index k0, Index depth, Scalar* packed) {
-  constexpr Index W = PanelLayout<Scalar>::kWidth, N = PanelLayout<Scalar>::kLanes;
-  for (Index panel = 0; panel < PanelLayout<Scalar>::panels(n); ++panel) {
-    const Index first = panel * W, valid = std::min(W, n - first);
-    Scalar* out = packed + panel * depth * W;
-    // Walk the source in its own memory order: one strided pass reads a new cache line
-    // per element, and this copy dominated the backward's gradient GEMMs when it did.
-    if (b.k_stride == 1) {
-      const Scalar* source = b.data + (j0 + first) * b.row_stride + k0;
-      // Full squares of kLanes columns by kLanes depths in registers, the ragged rest
-      // element by element.
-      const Index square_cols = valid / N * N, square_depth = depth / N * N;
-      for (Index j = 0; j < square_cols; j += N) {
-        for (Index k = 0; k < square_depth; k += N) {
-          detail::transpose_square(source + j * b.row_stride + k, b.row_stride, out + k * W + j, W);
-        }
-        for (Index jj = j; jj < j + N; ++jj) {
-          for (Index k = square_depth; k < depth; ++k) out[k * W + jj] = source[jj * b.row_stride + k];
-        }
-      }
-      for (Index j = square_cols; j < valid; ++j) {
-        for (Index k = 0; k < depth; ++k) out[k * W + j] = source[j * b.row_stride + k];
-      }
-      for (Index j = valid; j < W; ++j) {
-        for (Index k = 0; k < depth; ++k) out[k * W + j] = Scalar(0);
-      }
-    } else if (b.row_stride == 1) {
-      // Each depth's columns are contiguous (x^T and h^T of the weight gradients).
-      const Scalar* source = b.data + j0 + first + k0 * b.k_stride;
-      for (Index k = 0; k < depth; ++k) detail::copy_padded<W>(source + k * b.k_stride, valid, out + k * W);
-    } else {
-      for (Index k = 0; k < depth; ++k) {
-        for (Index j = 0; j < W; ++j) out[k * W + j] = j < valid ? b(j0 + first + j, k0 + k) : Scalar(0);
-      }
-    }
-  }
-}
-
 // B (depth, n) = W^T for the n rows of a row-major W starting at `rows` (stride ld): the
 // operand of x W^T for one gate block of a thread's units.
 template <typename Scalar>
 void pack_rows_as_columns(const Scalar* rows, Index ld, Index n, Index depth, Scalar* packed) {
-  pack_panels<Scalar>({rows, ld, 1}, 0, n, 0, depth, packed);
+  constexpr Index W = PanelLayout<Scalar>::kWidth, N = PanelLayout<Scalar>::kLanes;
+  for (Index panel = 0; panel < PanelLayout<Scalar>::panels(n); ++panel) {
+    const Index first = panel * W, valid = std::min(W, n - first);
+    const Scalar* source = rows + first * ld;
+    Scalar* out = packed + panel * depth * W;
+    // Full squares of kLanes columns by kLanes depths in registers, the ragged rest
+    // element by element.
+    const Index square_cols = valid / N * N, square_depth = depth / N * N;
+    for (Index j = 0; j < square_cols; j += N) {
+      for (Index k = 0; k < square_depth; k += N) {
+        detail::transpose_square(source + j * ld + k, ld, out + k * W + j, W);
+      }
+      for (Index jj = j; jj < j + N; ++jj) {
+        for (Index k = square_depth; k < depth; ++k) out[k * W + jj] = source[jj * ld + k];
+      }
+    }
+    for (Index j = square_cols; j < valid; ++j) {
+      for (Index k = 0; k < depth; ++k) out[k * W + j] = source[j * ld + k];
+    }
+    for (Index j = valid; j < W; ++j) {
+      for (Index k = 0; k < depth; ++k) out[k * W + j] = Scalar(0);
+    }
+  }
+}
+
+// B (depth, n) with depth k from rows k0 + k of `b` (their first n values) into panels: the
+// columns of a weight matrix, or x^T and h^T of the weight gradients.
+template <typename Scalar>
+void pack_rows_as_depth(RowView<Scalar> b, Index n, Index k0, Index depth, Scalar* packed) {
+  constexpr Index W = PanelLayout<Scalar>::kWidth;
+  for (Index k = 0; k < depth; ++k) {
+    const Scalar* source = b.row(k0 + k);
+    for (Index panel = 0; panel < PanelLayout<Scalar>::panels(n); ++panel) {
+      const Index first = panel * W;
+      detail::copy_padded<W>(source + first, std::min(W, n - first), packed + panel * depth * W + k * W);
+    }
+  }
 }
 
 // B (depth, n) = the n columns of a row-major W (depth rows) starting at `cols`.
 template <typename Scalar>
 void pack_columns(const Scalar* cols, Index ld, Index n, Index depth, Scalar* packed) {
-  pack_panels<Scalar>({cols, 1, ld}, 0, n, 0, depth, packed);
+  pack_rows_as_depth<Scalar>({cols, ld}, n, 0, depth, packed);
 }
 
-// Packs `depth` columns of the `rows` rows of a row-major A (stride lda) into tiles packed
-// for a depth of `packed_depth`, at depth `packed_k0` of them: threads that each own some
-// of A's columns pack one shared operand together.
+// Packs rows [r0, r0+rows) of `a`, values [k0, k0+depth), into tiles packed for a depth of
+// `packed_depth`, at depth `packed_k0` of them (threads that each own some of A's columns
+// pack one shared operand together), padding rows with zeros.
 template <typename Scalar>
-void pack_tile_columns(const Scalar* a, Index lda, Index rows, Index depth, Scalar* packed,
-                       Index packed_depth, Index packed_k0) {
+void pack_tiles(RowView<Scalar> a, Index r0, Index rows, Index k0, Index depth, Scalar* packed,
+                Index packed_depth, Index packed_k0) {
   constexpr Index R = PanelLayout<Scalar>::kRows;
   using L = PanelLayout<Scalar>;
   for (Index tile = 0; tile < L::tiles(rows); ++tile) {
     const Index first = L::tile_first(rows, tile), valid = L::tile_height(rows, tile);
     Scalar* out = packed + tile * packed_depth * R + packed_k0 * R;
     for (Index r = 0; r < valid; ++r) {
-      const Scalar* row = a + (first + r) * lda;
+      const Scalar* row = a.row(r0 + first + r) + k0;
       for (Index k = 0; k < depth; ++k) out[k * R + r] = row[k];
     }
     for (Index r = valid; r < R; ++r) {
@@ -183,42 +170,34 @@ void pack_tile_columns(const Scalar* a, Index lda, Index rows, Index depth, Scal
   }
 }
 
-// Packs rows [r0, r0+rows) and depth [k0, k0+depth) of A into tiles, padding with zeros.
 template <typename Scalar>
-void pack_tiles(Strided<Scalar> a, Index r0, Index rows, Index k0, Index depth, Scalar* packed) {
+void pack_tiles(RowView<Scalar> a, Index r0, Index rows, Index k0, Index depth, Scalar* packed) {
+  pack_tiles(a, r0, rows, k0, depth, packed, depth, 0);
+}
+
+// Packs A (rows, depth) with A(r, k) = a.row(k0 + k)[r0 + r] (the gate gradients da^T of
+// the weight gradients) into tiles: depth by depth across all tiles, so each source row is
+// read once, contiguously, rather than once per tile (measured alone, three times faster).
+template <typename Scalar>
+void pack_tiles_transposed(RowView<Scalar> a, Index r0, Index rows, Index k0, Index depth, Scalar* packed) {
   constexpr Index R = PanelLayout<Scalar>::kRows;
   const Index tiles = PanelLayout<Scalar>::tiles(rows);
-  // In the source's memory order, as pack_panels: row by row for a row-major A (h_{t-1}
-  // in the batch-1 step), and for a transposed one (the gate gradients of dW) depth by
-  // depth across all tiles at once, so each source row is read once, contiguously, rather
-  // than once per tile (measured alone, three times faster).
-  if (a.k_stride == 1) {
-    pack_tile_columns(a.data + r0 * a.row_stride + k0, a.row_stride, rows, depth, packed, depth, 0);
-    return;
-  }
   // Each depth reads a few hundred bytes of a source row far from the last one's, which the
   // hardware prefetcher does not follow: the row kAhead depths on is requested now (the
   // weight gradients at H=256, B=64: 16.3 -> 14.9 ms).
   constexpr Index kAhead = 16, kLine = 64 / sizeof(Scalar);
   for (Index k = 0; k < depth; ++k) {
-    const Scalar* source = a.data + r0 * a.row_stride + (k0 + k) * a.k_stride;
-    if (a.row_stride == 1 && k + kAhead < depth) {
-      const Scalar* ahead = source + kAhead * a.k_stride;
+    const Scalar* source = a.row(k0 + k) + r0;
+    if (k + kAhead < depth) {
+      const Scalar* ahead = a.row(k0 + k + kAhead) + r0;
       for (Index r = 0; r < rows; r += kLine) __builtin_prefetch(ahead + r);
       __builtin_prefetch(ahead + rows - 1);
     }
     for (Index tile = 0; tile < tiles; ++tile) {
-      const Index first = PanelLayout<Scalar>::tile_first(rows, tile);
-      const Index valid = PanelLayout<Scalar>::tile_height(rows, tile);
-      Scalar* out = packed + tile * depth * R + k * R;
-      if (a.row_stride == 1) {
-        // A tile's rows at one depth are contiguous in the source (da^T of the weight
-        // gradients); copied one value at a time this was a sixth of those products.
-        detail::copy_padded<R>(source + first, valid, out);
-      } else {
-        for (Index r = 0; r < valid; ++r) out[r] = source[(first + r) * a.row_stride];
-        for (Index r = valid; r < R; ++r) out[r] = Scalar(0);
-      }
+      // A tile's rows at one depth are contiguous in the source; copied one value at a
+      // time this was a sixth of the weight-gradient products.
+      detail::copy_padded<R>(source + PanelLayout<Scalar>::tile_first(rows, tile),
+                             PanelLayout<Scalar>::tile_height(rows, tile), packed + tile * depth * R + k * R);
     }
   }
 }
@@ -405,7 +384,7 @@ constexpr Index kRowBlock = 96;
 // b_panels + g * b_stride and C_g at c + g * c_stride (row stride ldc). A row block of A is
 // packed once for all the products that share it: the gate blocks of one projection.
 template <typename Scalar>
-void packed_products(Strided<Scalar> a, Index rows, Index depth, const Scalar* b_panels,
+void packed_products(RowView<Scalar> a, Index rows, Index depth, const Scalar* b_panels,
                      Index b_stride, Index n, Scalar* c, Index c_stride, Index ldc, Index count,
                      bool accumulate, ProductWorkspace<Scalar>& ws) {
   using L = PanelLayout<Scalar>;
@@ -420,24 +399,26 @@ void packed_products(Strided<Scalar> a, Index rows, Index depth, const Scalar* b
   }
 }
 
-// One product of strided_products: C (rows, n) (+)= A (rows, depth) * B (depth, n), with
-// B(k, j) = b(j, k) and C's rows `ldc` apart.
+// One product of transposed_products: C (rows, n) (+)= A^T B, B (depth, n) read from rows
+// of `b` (pack_rows_as_depth), C's rows `ldc` apart.
 template <typename Scalar>
-struct StridedTarget {
-  Strided<Scalar> b;
+struct TransposedTarget {
+  RowView<Scalar> b;
   Index n;
   Scalar* c;
   Index ldc;
 };
 
-// Each target's C (+)= A * its B, A and B read through strides. Blocked over depth so a B
-// block's panels stay in cache: a general GEMM, used after the time loop for the weight
-// gradients. Each block of A is packed once for all the targets: dW_ih = da^T x and
-// dW_hh = da^T h_{t-1} share da^T, whose packing (a transposed read of the whole tape)
-// was a fifth of each product when they were separate.
+// Each target's C (+)= A^T B, with A^T (rows, depth) read from columns [r0, r0+rows) of
+// the rows of `a` (pack_tiles_transposed): sums of outer products over the rows of a
+// sequence, the weight gradients after a time loop. Blocked over depth so a B block's
+// panels stay in cache. Each block of A is packed once for all the targets: dW_ih =
+// da^T x and dW_hh = da^T h_{t-1} share da^T, whose packing (a transposed read of the
+// whole tape) was a fifth of each product when they were separate.
 template <typename Scalar>
-void strided_products(Strided<Scalar> a, Index rows, Index depth, std::initializer_list<StridedTarget<Scalar>> targets,
-                      bool accumulate, ProductWorkspace<Scalar>& ws) {
+void transposed_products(RowView<Scalar> a, Index r0, Index rows, Index depth,
+                         std::initializer_list<TransposedTarget<Scalar>> targets, bool accumulate,
+                         ProductWorkspace<Scalar>& ws) {
   using L = PanelLayout<Scalar>;
   Index panels_size = 0;
   for (const auto& target : targets) panels_size += L::size(target.n, kDepthBlock);
@@ -446,28 +427,21 @@ void strided_products(Strided<Scalar> a, Index rows, Index depth, std::initializ
     Scalar* panels = ws.b(panels_size);
     Scalar* next = panels;
     for (const auto& target : targets) {
-      pack_panels(target.b, 0, target.n, k0, kc, next);
+      pack_rows_as_depth(target.b, target.n, k0, kc, next);
       next += L::size(target.n, kc);
     }
     Scalar* tiles = ws.a(L::tiles(std::min(rows, kRowBlock)) * L::kRows * kDepthBlock);
-    for (Index r0 = 0; r0 < rows; r0 += kRowBlock) {
-      const Index block = std::min(kRowBlock, rows - r0);
-      pack_tiles(a, r0, block, k0, kc, tiles);
+    for (Index block0 = 0; block0 < rows; block0 += kRowBlock) {
+      const Index block = std::min(kRowBlock, rows - block0);
+      pack_tiles_transposed(a, r0 + block0, block, k0, kc, tiles);
       const Scalar* target_panels = panels;
       for (const auto& target : targets) {
-        multiply_packed(tiles, block, kc, target_panels, target.n, target.c + r0 * target.ldc, target.ldc,
+        multiply_packed(tiles, block, kc, target_panels, target.n, target.c + block0 * target.ldc, target.ldc,
                         accumulate || k0 > 0);
         target_panels += L::size(target.n, kc);
       }
     }
   }
-}
-
-// C (rows, n) (+)= A (rows, depth) * B (depth, n), both read through strides.
-template <typename Scalar>
-void strided_product(Strided<Scalar> a, Strided<Scalar> b, Index rows, Index depth, Index n,
-                     Scalar* c, Index ldc, bool accumulate, ProductWorkspace<Scalar>& ws) {
-  strided_products<Scalar>(a, rows, depth, {{b, n, c, ldc}}, accumulate, ws);
 }
 
 }  // namespace lstmcore

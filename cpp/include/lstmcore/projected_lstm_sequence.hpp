@@ -26,11 +26,11 @@
 namespace lstmcore {
 
 // s.hidden is H; `proj` is P.
-// x (T*B, I); h0 (B, P); c0 (B, H); weight_hr (P, H)
-// y        (T*B, P), row stride y.stride: h_t (written)
+// x (T, B, I) in either layout (SequenceView); h0 (B, P); c0 (B, H); weight_hr (P, H)
+// y        (T, B, P): h_t (written)
 // gates    (T*B, K*H), cells (T*B, H), cell_out (T*B, H): tape, r_t = o * tanh(c_t) (written)
 template <typename Scalar, template <typename> class Cell>
-void projected_lstm_forward(const SequenceShape& s, Index proj, const Scalar* x,
+void projected_lstm_forward(const SequenceShape& s, Index proj, SequenceView<const Scalar> x,
                             const GatedWeights<Scalar>& w, const Scalar* weight_hr,
                             const LstmOptions<Scalar>& options, const Scalar* h0, const Scalar* c0,
                             SequenceView<Scalar> y, Scalar* gates, Scalar* cells, Scalar* cell_out) {
@@ -60,23 +60,23 @@ void projected_lstm_forward(const SequenceShape& s, Index proj, const Scalar* x,
     if (m > 0) pack_rows_as_columns(weight_hr + features.begin * H, H, m, H, packed_hr.data());
     const Cell<Scalar> cell(options, units, H, bias.data());
     if (n > 0) {
-      packed_products<Scalar>({x, I, 1}, rows, I, packed_ih.data(), ih_size, n,
+      packed_products<Scalar>(x.rows(0, B), rows, I, packed_ih.data(), ih_size, n,
                               gates + units.begin, H, G, K, false, workspace);
     }
 
     for (Index step = 0; step < s.steps; ++step) {
       const Index t = s.time_at(step);
       const Index alive = s.active(t);
-      const Scalar* h_prev = step == 0 ? h0 : y.row(s.previous_time(t), B);
-      const Index h_prev_stride = step == 0 ? P : y.stride;
+      const Scalar* h_prev = step == 0 ? h0 : y.at(s.previous_time(t), 0);
+      const Index h_prev_stride = step == 0 ? P : y.batch_stride;
       const Scalar* c_prev = step == 0 ? c0 : cells + s.previous_time(t) * B * H;
       Scalar* gates_t = gates + t * B * G;
       Scalar* c_t = cells + t * B * H;
       Scalar* r_t = cell_out + t * B * H;
-      Scalar* h_t = y.row(t, B);
+      Scalar* h_t = y.at(t, 0);
       if (n > 0 && alive > 0) {
         Scalar* h_tiles = workspace.a(Layout::tiles(alive) * Layout::kRows * P);
-        pack_tiles<Scalar>({h_prev, h_prev_stride, 1}, 0, alive, 0, P, h_tiles);
+        pack_tiles<Scalar>({h_prev, h_prev_stride}, 0, alive, 0, P, h_tiles);
         for (Index gate = 0; gate < K; ++gate) {
           multiply_packed(h_tiles, alive, P, packed_hh.data() + gate * hh_size, n,
                           gates_t + gate * H + units.begin, G, true);
@@ -94,25 +94,25 @@ void projected_lstm_forward(const SequenceShape& s, Index proj, const Scalar* x,
 #pragma omp barrier
       if (m > 0 && alive > 0) {
         Scalar* r_tiles = workspace.a(Layout::tiles(alive) * Layout::kRows * H);
-        pack_tiles<Scalar>({r_t, H, 1}, 0, alive, 0, H, r_tiles);
-        multiply_packed(r_tiles, alive, H, packed_hr.data(), m, h_t + features.begin, y.stride, false);
+        pack_tiles<Scalar>({r_t, H}, 0, alive, 0, H, r_tiles);
+        multiply_packed(r_tiles, alive, H, packed_hr.data(), m, h_t + features.begin, y.batch_stride, false);
       }
-      for (Index b = alive; b < B && m > 0; ++b) std::fill_n(h_t + b * y.stride + features.begin, m, Scalar(0));
+      for (Index b = alive; b < B && m > 0; ++b) std::fill_n(h_t + b * y.batch_stride + features.begin, m, Scalar(0));
 #pragma omp barrier
     }
   }
 }
 
-// Inputs as for projected_lstm_forward, plus dy (T*B, P) row stride dy.stride, dh_n (B, P)
-// and dc_n (B, H) or nullptr. Outputs: dx (T*B, I) and the weight gradients (grad_hr
+// Inputs as for projected_lstm_forward, plus dy (T, B, P), dh_n (B, P) and dc_n (B, H) or
+// nullptr. Outputs: dx (T, B, I) and the weight gradients (grad_hr
 // (P, H) too) ADDED to; dh0 (B, P), dc0 (B, H) written.
 template <typename Scalar, template <typename> class Cell>
-void projected_lstm_backward(const SequenceShape& s, Index proj, const Scalar* x,
+void projected_lstm_backward(const SequenceShape& s, Index proj, SequenceView<const Scalar> x,
                              const GatedWeights<Scalar>& w, const Scalar* weight_hr,
                              const LstmOptions<Scalar>& options, const Scalar* h0, const Scalar* c0,
                              SequenceView<const Scalar> y, const Scalar* gates, const Scalar* cells,
                              const Scalar* cell_out, SequenceView<const Scalar> dy, const Scalar* dh_n,
-                             const Scalar* dc_n, Scalar* dx, const GatedGrads<Scalar>& grads,
+                             const Scalar* dc_n, SequenceView<Scalar> dx, const GatedGrads<Scalar>& grads,
                              Scalar* grad_hr, Scalar* dh0, Scalar* dc0) {
   constexpr Index K = Cell<Scalar>::kGates;
   const Index B = s.batch, H = s.hidden, P = proj, I = s.input, G = K * H, rows = s.rows();
@@ -139,10 +139,14 @@ void projected_lstm_backward(const SequenceShape& s, Index proj, const Scalar* x
     const Range units = split_range(H, thread, team, Layout::kWidth);
     const Range features = split_range(P, thread, team, Layout::kWidth);
     const Index n = units.size(), m = features.size();
-    // dh_{t-1}[:, features] = da_t W_hh[:, features]; dr_t[:, units] = dh_t W_hr[:, units].
+    // dh_{t-1}[:, features] = da_t W_hh[:, features]; dr_t[:, units] = dh_t W_hr[:, units];
+    // dx_t[:, inputs] = da_t W_ih[:, inputs].
     PackedBuffer<Scalar> packed_hh(Layout::size(m, G)), packed_hr(Layout::size(n, P));
     if (m > 0) pack_columns(w.weight_hh + features.begin, P, m, G, packed_hh.data());
     if (n > 0) pack_columns(weight_hr + units.begin, H, n, P, packed_hr.data());
+    const Range inputs = split_range(I, thread, team, Layout::kWidth);
+    PackedBuffer<Scalar> packed_ih(Layout::size(inputs.size(), G));
+    if (inputs.size() > 0) pack_columns(w.weight_ih + inputs.begin, I, inputs.size(), G, packed_ih.data());
     const std::vector<Scalar> no_recurrent_gradient(static_cast<size_t>(n), Scalar(0));
     ProductWorkspace<Scalar> workspace;
     Cell<Scalar> cell(options, units, H, nullptr);
@@ -160,13 +164,13 @@ void projected_lstm_backward(const SequenceShape& s, Index proj, const Scalar* x
           std::fill_n(total, m, Scalar(0));
           continue;
         }
-        const Scalar* from_above = dy.row(t, B) + b * dy.stride + features.begin;
+        const Scalar* from_above = dy.at(t, b) + features.begin;
         const Scalar* from_later = dh0 + b * P + features.begin;
         for (Index j = 0; j < m; ++j) total[j] = from_above[j] + from_later[j];
       }
 #pragma omp barrier
       if (n > 0 && alive > 0) {
-        packed_products<Scalar>({d_hidden_t, P, 1}, alive, P, packed_hr.data(), 0, n,
+        packed_products<Scalar>({d_hidden_t, P}, alive, P, packed_hr.data(), 0, n,
                                 d_cell_out + units.begin, 0, H, 1, false, workspace);
         for (Index b = 0; b < alive; ++b) {
           cell.backward(gates_t + b * G + units.begin, c_prev + b * H + units.begin,
@@ -179,9 +183,15 @@ void projected_lstm_backward(const SequenceShape& s, Index proj, const Scalar* x
         for (Index gate = 0; gate < K; ++gate) std::fill_n(d_gates_t + b * G + gate * H + units.begin, n, Scalar(0));
       }
 #pragma omp barrier
-      if (m > 0 && alive > 0) {
-        packed_products<Scalar>({d_gates_t, G, 1}, alive, G, packed_hh.data(), 0, m,
-                                dh0 + features.begin, 0, P, 1, false, workspace);
+      if (alive > 0 && (m > 0 || inputs.size() > 0)) {
+        // da_t packed once for both products.
+        Scalar* da_tiles = workspace.a(Layout::tiles(alive) * Layout::kRows * G);
+        pack_tiles<Scalar>({d_gates_t, G}, 0, alive, 0, G, da_tiles);
+        if (m > 0) multiply_packed(da_tiles, alive, G, packed_hh.data(), m, dh0 + features.begin, P, false);
+        if (inputs.size() > 0) {
+          multiply_packed(da_tiles, alive, G, packed_ih.data(), inputs.size(), dx.at(t, 0) + inputs.begin,
+                          dx.batch_stride, true);
+        }
       }
     }
 #pragma omp barrier
@@ -189,8 +199,8 @@ void projected_lstm_backward(const SequenceShape& s, Index proj, const Scalar* x
     const Range gate_rows = split_range(G, thread, team, Layout::kRows);
     if (gate_rows.size() > 0) {
       const Index r0 = gate_rows.begin, nr = gate_rows.size();
-      add_gate_weight_grads(s, static_cast<const Scalar*>(d_gates), G, r0, nr, x, h0, y.data, y.stride, P,
-                            grads.weight_ih, grads.weight_hh, workspace);
+      add_gate_weight_grads(s, static_cast<const Scalar*>(d_gates), G, r0, nr, x, h0, y, P, grads.weight_ih,
+                            grads.weight_hh, workspace);
       const auto bias_grad =
           view(static_cast<const Scalar*>(d_gates), rows, G, G).middleCols(r0, nr).colwise().sum().eval();
       for (Index j = 0; j < nr; ++j) {
@@ -201,13 +211,8 @@ void projected_lstm_backward(const SequenceShape& s, Index proj, const Scalar* x
     // dW_hr += dh^T r over all steps.
     const Range proj_rows = split_range(P, thread, team, Layout::kRows);
     if (proj_rows.size() > 0) {
-      strided_product<Scalar>({d_hidden + proj_rows.begin, 1, P}, {cell_out, 1, H}, proj_rows.size(),
-                              rows, H, grad_hr + proj_rows.begin * H, H, true, workspace);
-    }
-    const Range rows_mine = split_range(rows, thread, team, Layout::kRows);
-    if (rows_mine.size() > 0) {
-      strided_product<Scalar>({d_gates + rows_mine.begin * G, G, 1}, {w.weight_ih, 1, I},
-                              rows_mine.size(), G, I, dx + rows_mine.begin * I, I, true, workspace);
+      transposed_products<Scalar>({d_hidden, P}, proj_rows.begin, proj_rows.size(), rows,
+                                  {{{cell_out, H}, H, grad_hr + proj_rows.begin * H, H}}, true, workspace);
     }
   }
 }

@@ -5,8 +5,10 @@
 #pragma once
 
 #include <memory>
+#include <type_traits>
 
 #include "lstmcore/eigen_types.hpp"
+#include "lstmcore/row_view.hpp"
 
 namespace lstmcore {
 
@@ -48,13 +50,23 @@ struct GatedGrads {
   Scalar* bias_hh;
 };
 
-// A (T*B, width) sequence buffer whose rows are `stride` elements apart: one direction's
-// slice of a bidirectional output is a SequenceView with stride 2H.
+// A (T, B, width) sequence buffer in the caller's layout: row (t, b) at
+// data + t * time_stride + b * batch_stride. Time-major (T, B, F) arrays have
+// time_stride = B*F and batch_stride = F, batch-first (B, T, F) ones time_stride = F and
+// batch_stride = T*F; one direction's slice of a bidirectional output starts at its
+// column offset with F = 2H.
 template <typename Scalar>
 struct SequenceView {
   Scalar* data;
-  Index stride;
-  Scalar* row(Index t, Index batch) const { return data + t * batch * stride; }
+  Index time_stride;
+  Index batch_stride;
+  Scalar* at(Index t, Index b) const { return data + t * time_stride + b * batch_stride; }
+  // Rows t*B + b for t >= t0, as a matrix operand (packed_product.hpp).
+  RowView<std::remove_const_t<Scalar>> rows(Index t0, Index batch) const {
+    if (time_stride == batch * batch_stride) return {at(t0, 0), batch_stride};
+    return {at(t0, 0), batch_stride, batch, time_stride};
+  }
+  operator SequenceView<const Scalar>() const { return {data, time_stride, batch_stride}; }
 };
 
 // A pass's (rows * width) buffer whose every element the pass writes before reading it:
