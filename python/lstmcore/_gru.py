@@ -57,21 +57,22 @@ class GRU(_GatedRecurrent):
         hidden = self.hidden_size
         return {name: tape[:, :, k * hidden : (k + 1) * hidden] for k, name in enumerate(("reset", "update", "candidate"))}
 
-    def _core_forward(self, x, weights, initial, reverse, y, offset, batch_sizes, clamps, training):
-        steps, batch, _ = x.shape
+    def _core_forward(self, run, weights, initial, reverse, batch_sizes, clamps, training):
+        steps, batch = run.steps_and_batch()
         gates = np.empty((steps, batch, _core.gru_tape_width(self.hidden_size)), self.dtype)
         _core.gru_forward(
-            x,
+            run.x,
             weights["weight_ih"],
             weights["weight_hh"],
             weights["bias_ih"],
             weights["bias_hh"],
             *initial,
             reverse,
-            y,
-            offset,
+            run.y,
+            run.offset,
             gates,
             batch_sizes=batch_sizes,
+            batch_first=run.batch_first,
         )
         return (gates,)
 
@@ -96,4 +97,5 @@ class GRU(_GatedRecurrent):
             grads["bias_hh"],
             *d_initial,
             batch_sizes=batch_sizes,
+            batch_first=run.batch_first,
         )

@@ -245,8 +245,9 @@ class LSTM(_GatedRecurrent):
             options.update(tape["regularizers"], cell_updates=tape.get("cell_updates"))
         return options
 
-    def _core_forward(self, x, weights, initial, reverse, y, offset, batch_sizes, clamps, training):
-        steps, batch, _ = x.shape
+    def _core_forward(self, run, weights, initial, reverse, batch_sizes, clamps, training):
+        steps, batch = run.steps_and_batch()
+        x, y, offset, layout = run.x, run.y, run.offset, {"batch_first": run.batch_first}
         hidden = self.hidden_size
         tape = {
             "gates": np.empty((steps, batch, self._gate_blocks() * hidden), self.dtype),
@@ -265,7 +266,7 @@ class LSTM(_GatedRecurrent):
             )
             _core.layer_norm_lstm_forward(
                 x, *common, *(weights[kind] for kind in _LAYER_NORM_KINDS), *initial, reverse, y, offset,
-                *(tape[name] for name in _LAYER_NORM_TAPE), clamps=clamps, batch_sizes=batch_sizes,
+                *(tape[name] for name in _LAYER_NORM_TAPE), clamps=clamps, batch_sizes=batch_sizes, **layout,
             )  # fmt: skip
             return tape
         options = self._core_options(weights, clamps, tape)
@@ -273,17 +274,17 @@ class LSTM(_GatedRecurrent):
             tape["cell_out"] = np.empty((steps, batch, hidden), self.dtype)
             _core.projected_lstm_forward(
                 x, *common, weights["weight_hr"], *initial, reverse, y, offset,
-                tape["gates"], tape["cells"], tape["cell_out"], batch_sizes=batch_sizes, **options,
+                tape["gates"], tape["cells"], tape["cell_out"], batch_sizes=batch_sizes, **options, **layout,
             )  # fmt: skip
         else:
             _core.lstm_forward(
                 x, *common, *initial, reverse, y, offset, tape["gates"], tape["cells"],
-                batch_sizes=batch_sizes, **options,
+                batch_sizes=batch_sizes, **options, **layout,
             )  # fmt: skip
         return tape
 
     def _core_backward(self, run, reverse, dy, dx, batch_sizes, weights, initial, d_final, grads, d_initial, clamps):
-        tape = run.tape
+        tape, layout = run.tape, {"batch_first": run.batch_first}
         dh_n, dc_n = (None, None) if d_final is None else d_final
         common = [weights["weight_ih"], weights["weight_hh"], weights["bias_ih"], weights["bias_hh"]]
         grad_common = [grads["weight_ih"], grads["weight_hh"], grads["bias_ih"], grads["bias_hh"]]
@@ -292,6 +293,7 @@ class LSTM(_GatedRecurrent):
                 run.x, *common, *(weights[kind] for kind in _LAYER_NORM_KINDS), *initial, reverse, run.y,
                 run.offset, *(tape[name] for name in _LAYER_NORM_TAPE), dy, dh_n, dc_n, dx, *grad_common,
                 *(grads[kind] for kind in _LAYER_NORM_KINDS), *d_initial, clamps=clamps, batch_sizes=batch_sizes,
+                **layout,
             )  # fmt: skip
             return
         options = self._core_options(weights, clamps, tape)
@@ -300,10 +302,10 @@ class LSTM(_GatedRecurrent):
             _core.projected_lstm_backward(
                 run.x, *common, weights["weight_hr"], *initial, reverse, run.y, run.offset,
                 tape["gates"], tape["cells"], tape["cell_out"], dy, dh_n, dc_n, dx,
-                *grad_common, grads["weight_hr"], *d_initial, **options,
+                *grad_common, grads["weight_hr"], *d_initial, **options, **layout,
             )  # fmt: skip
         else:
             _core.lstm_backward(
                 run.x, *common, *initial, reverse, run.y, run.offset, tape["gates"], tape["cells"],
-                dy, dh_n, dc_n, dx, *grad_common, *d_initial, **options,
+                dy, dh_n, dc_n, dx, *grad_common, *d_initial, **options, **layout,
             )  # fmt: skip

@@ -1,10 +1,12 @@
 """What LSTM and GRU share: parameters by PyTorch's names, checks, stacking, the tape.
 
 Every pass runs in the C++ core (``lstmcore._core``), one call per layer and direction,
-on time-major (T, B, features) arrays; this module owns the user-facing checks, the
-layout conversion (batch_first), variable lengths (``_lengths.py``), dropout between
-layers, the stacking of layers and directions and the tape. The subclasses (``_lstm.py``,
-``_gru.py``) name their parameters, call their core functions and read their gates.
+on the caller's (B, T, features) or (T, B, features) arrays as they are (the core reads
+either layout, so nothing is transposed), or, with variable lengths, on sorted
+time-major copies (``_lengths.py``). This module owns the user-facing checks, dropout
+between layers, the stacking of layers and directions and the tape. The subclasses
+(``_lstm.py``, ``_gru.py``) name their parameters, call their core functions and read
+their gates.
 """
 
 from __future__ import annotations
@@ -27,6 +29,11 @@ def check_probability(value, name):
     return float(value)
 
 
+def _in_layout(time_major, batch_first):
+    """A (T, B, F) array as a view in the core's layout."""
+    return time_major.transpose(1, 0, 2) if batch_first else time_major
+
+
 def _read_only(array):
     view = array.view()
     view.flags.writeable = False
@@ -36,14 +43,18 @@ def _read_only(array):
 class _DirectionRun:
     """One layer-direction's core call: its input, where its output went, its gate tape.
 
-    ``reversed_in_time`` marks the backward direction of a variable-length batch: the
-    core ran forwards over each sequence reversed within its length, so ``x``, ``y``
-    and the tape are in that reversed time.
+    ``batch_first`` is the layout of ``x`` and ``y`` ((B, T, F) or (T, B, F)); the tape
+    is always time-major. ``reversed_in_time`` marks the backward direction of a
+    variable-length batch: the core ran forwards over each sequence reversed within its
+    length, so ``x``, ``y`` and the tape are in that reversed time.
     """
 
-    def __init__(self, x, y, offset, tape, reversed_in_time):
+    def __init__(self, x, y, offset, tape, batch_first, reversed_in_time):
         self.x, self.y, self.offset, self.tape = x, y, offset, tape
-        self.reversed_in_time = reversed_in_time
+        self.batch_first, self.reversed_in_time = batch_first, reversed_in_time
+
+    def steps_and_batch(self):
+        return (self.x.shape[1], self.x.shape[0]) if self.batch_first else self.x.shape[:2]
 
 
 class Tape:
@@ -55,9 +66,9 @@ class Tape:
     def __init__(self, layer, param_shapes, output_shape, inputs, masks, runs, initial, packing, clamps):
         self._layer = weakref.ref(layer)
         self.param_shapes = param_shapes
-        self.output_shape = output_shape  # (T, B, D*H) of the last layer's output
-        self.inputs = inputs  # per layer: its (T, B, features) input, after dropout
-        self.masks = masks  # per layer: the dropout mask applied to its input, or None
+        self.output_shape = output_shape  # the shape of y as the caller got it
+        self.inputs = inputs  # per layer: its input as the core read it, after dropout
+        self.masks = masks  # per layer: the dropout mask on its input, (T, B, features), or None
         self.runs = runs  # per layer*D + direction: a _DirectionRun
         self.initial = initial  # per state kind (h, and c for LSTM): (L*D, B, H), sorted
         self.packing = packing  # a Packing when lengths were given, else None
@@ -128,6 +139,12 @@ class _GatedRecurrent:
         return ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
     def _param_shapes(self):
+        """{name: shape} of every parameter; fixed by the configuration, so built once."""
+        if getattr(self, "_shapes", None) is None:
+            self._shapes = self._build_param_shapes()
+        return self._shapes
+
+    def _build_param_shapes(self):
         shapes = {}
         for layer in range(self.num_layers):
             layer_input = self.input_size if layer == 0 else self.num_directions * self.output_size
@@ -211,7 +228,12 @@ class _GatedRecurrent:
 
     # ----------------------------------------------------------------- checks
 
-    def _time_major_input(self, x):
+    def _checked_input(self, x, keep):
+        """x as an array the core reads, in the caller's layout ((B, T, I) when batch_first).
+
+        ``keep``: the tape keeps x for backward, so it is never the caller's own buffer,
+        which they may change before calling backward.
+        """
         x = as_numeric_array(x, "x")
         layout = "(B, T, {})" if self.batch_first else "(T, B, {})"
         if x.ndim != 3 or x.shape[2] != self.input_size:
@@ -221,11 +243,8 @@ class _GatedRecurrent:
         if x.shape[0] == 0 or x.shape[1] == 0:
             raise ValueError(f"expected a non-empty sequence and batch, got x of shape {shape_text(x.shape)}")
         given = x
-        if self.batch_first:
-            x = x.transpose(1, 0, 2)
         x = np.ascontiguousarray(x, dtype=self.dtype)
-        # The tape keeps x for backward: never the caller's own buffer, which they may reuse.
-        return x.copy() if np.may_share_memory(x, given) else x
+        return x.copy() if keep and np.may_share_memory(x, given) else x
 
     def _state_shapes(self, batch):
         """Per state kind: (L*D, B, features)."""
@@ -261,7 +280,7 @@ class _GatedRecurrent:
         (T, B, H) time-major arrays (see the subclass for the gate names); padding steps
         are zero.
         """
-        y, state_n, tape = self.forward(x, state, lengths=lengths, ablate=ablate, training=False)
+        y, state_n, tape = self._forward(x, state, lengths, ablate, training=False, for_backward=False)
         if return_gates:
             return y, state_n, self.gate_traces(tape)
         return y, state_n
@@ -289,29 +308,41 @@ class _GatedRecurrent:
         between layers (and the subclass's training-only options).
         Returns ``y`` ((B, T, D*H) or (T, B, D*H)), the final state and the tape.
         """
-        x = self._time_major_input(x)
-        steps, batch, _ = x.shape
+        return self._forward(x, state, lengths, ablate, training, for_backward=True)
+
+    def _forward(self, x, state, lengths, ablate, training, for_backward):
+        """forward; without ``for_backward`` (inference) nothing is copied for the tape's sake."""
+        x = self._checked_input(x, keep=for_backward)
+        steps, batch = (x.shape[1], x.shape[0]) if self.batch_first else x.shape[:2]
         weights, shapes = self._checked_params()
         initial = self._state_parts(state, batch, "state")
         if initial is None:
             initial = [np.zeros(shape, self.dtype) for shape in self._state_shapes(batch)]
         clamps = self._checked_ablation(ablate)
         packing = None
+        # The core reads the caller's layout; variable lengths need the batch sorted by
+        # length, which is done on a time-major copy.
+        batch_first = self.batch_first
         if lengths is not None:
             packing = Packing(checked_lengths(lengths, batch, steps), steps)
-            x = packing.sort(x)
+            x = packing.sort(x.transpose(1, 0, 2) if batch_first else x)
             initial = [packing.sort(part) for part in initial]
+            batch_first = False
         width, directions = self.output_size, self.num_directions
+        output_shape = (batch, steps) if batch_first else (steps, batch)
         layer_input, inputs, masks, runs = x, [], [], []
         for layer in range(self.num_layers):
             mask = None
             if layer > 0 and training and self.dropout > 0:
+                # Drawn time-major whatever the layout, so a seed gives the same masks.
                 keep = 1.0 - self.dropout
-                mask = (self._dropout_rng.random(layer_input.shape) < keep).astype(self.dtype) / self.dtype.type(keep)
-                layer_input = layer_input * mask
+                features = layer_input.shape[2]
+                mask = (self._dropout_rng.random((steps, batch, features)) < keep).astype(self.dtype)
+                mask /= self.dtype.type(keep)
+                layer_input = layer_input * _in_layout(mask, batch_first)
             inputs.append(layer_input)
             masks.append(mask)
-            y = np.empty((steps, batch, directions * width), self.dtype)
+            y = np.empty(output_shape + (directions * width,), self.dtype)
             for direction in range(directions):
                 index = layer * directions + direction
                 runs.append(
@@ -321,6 +352,7 @@ class _GatedRecurrent:
                         [part[index] for part in initial],
                         direction,
                         y,
+                        batch_first,
                         packing,
                         clamps[index],
                         training,
@@ -330,23 +362,27 @@ class _GatedRecurrent:
         final = self._final_state(runs, packing)
         output = layer_input
         if packing is not None:
-            output = packing.restore(output)
+            output = self._user_layout(packing.restore(output))
             final = [packing.restore(part) for part in final]
+        elif for_backward:
+            output = output.copy()  # the tape keeps the core's y: backward reads it
         tape = Tape(self, shapes, output.shape, inputs, masks, runs, initial, packing, clamps)
-        return self._user_layout(output), self._pack_state(final), tape
+        return output, self._pack_state(final), tape
 
-    def _run_direction(self, x, weights, initial, direction, y, packing, clamps, training):
+    def _run_direction(self, x, weights, initial, direction, y, batch_first, packing, clamps, training):
         width = self.output_size
         offset = direction * width
-        if packing is not None and direction == 1:
+        if packing is not None and direction == 1:  # time-major
             x_run = reverse_within(x, packing.lengths)
             y_run = np.empty((x.shape[0], x.shape[1], width), self.dtype)
-            tape = self._core_forward(x_run, weights, initial, False, y_run, 0, packing.batch_sizes, clamps, training)
+            run = _DirectionRun(x_run, y_run, 0, None, False, True)
+            run.tape = self._core_forward(run, weights, initial, False, packing.batch_sizes, clamps, training)
             y[:, :, offset : offset + width] = reverse_within(y_run, packing.lengths)
-            return _DirectionRun(x_run, y_run, 0, tape, True)
+            return run
         sizes = None if packing is None else packing.batch_sizes
-        tape = self._core_forward(x, weights, initial, direction == 1, y, offset, sizes, clamps, training)
-        return _DirectionRun(x, y, offset, tape, False)
+        run = _DirectionRun(x, y, offset, None, batch_first, False)
+        run.tape = self._core_forward(run, weights, initial, direction == 1, sizes, clamps, training)
+        return run
 
     def backward(self, tape, dy, dstate=None):
         """Gradients from one ``forward``'s tape; adds the weight gradients to ``grads``.
@@ -362,18 +398,17 @@ class _GatedRecurrent:
             raise ValueError(
                 "the layer's parameter shapes changed since the forward that made this tape; run forward again"
             )
-        steps, batch, width = tape.output_shape
         dy = as_numeric_array(dy, "dy")
-        expected = (batch, steps, width) if self.batch_first else (steps, batch, width)
-        if dy.shape != expected:
-            raise ValueError(f"expected dy of shape {shape_text(expected)} (the shape of y), got {shape_text(dy.shape)}")
-        if self.batch_first:
-            dy = dy.transpose(1, 0, 2)
+        if dy.shape != tape.output_shape:
+            raise ValueError(
+                f"expected dy of shape {shape_text(tape.output_shape)} (the shape of y), got {shape_text(dy.shape)}"
+            )
+        batch = tape.output_shape[0 if self.batch_first else 1]
         d_output = np.ascontiguousarray(dy, dtype=self.dtype)
         d_final = self._state_parts(dstate, batch, "dstate")
         packing = tape.packing
-        if packing is not None:
-            d_output = packing.sort(d_output)
+        if packing is not None:  # the core ran on sorted time-major copies
+            d_output = packing.sort(d_output.transpose(1, 0, 2) if self.batch_first else d_output)
             d_final = None if d_final is None else [packing.sort(part) for part in d_final]
         d_initial = [np.empty(shape, self.dtype) for shape in self._state_shapes(batch)]
         width, directions = self.output_size, self.num_directions
@@ -401,12 +436,12 @@ class _GatedRecurrent:
                         sizes = None if packing is None else packing.batch_sizes
                         self._core_backward(run, direction == 1, d_output, d_input, sizes, *args)
                 if tape.masks[layer] is not None:
-                    d_input *= tape.masks[layer]
+                    d_input *= _in_layout(tape.masks[layer], tape.runs[0].batch_first)
                 d_output = d_input
         if packing is not None:
-            d_output = packing.restore(d_output)
+            d_output = self._user_layout(packing.restore(d_output))
             d_initial = [packing.restore(part) for part in d_initial]
-        return self._user_layout(d_output), self._pack_state(d_initial)
+        return d_output, self._pack_state(d_initial)
 
     def _final_state(self, runs, packing):
         """Per state kind, (L*D, B, H): each direction's state at its last processed step."""
@@ -414,14 +449,18 @@ class _GatedRecurrent:
         finals = [[] for _ in self._state_names]
         for index, run in enumerate(runs):
             direction = index % self.num_directions
-            if packing is not None:
-                last = packing.last_steps()
-            else:
-                last = np.full(run.y.shape[1], 0 if direction == 1 else run.y.shape[0] - 1)
-            rows = np.arange(run.y.shape[1])
-            states = [run.y[:, :, run.offset : run.offset + width]] + self._tape_states(run.tape)
-            for kind, source in enumerate(states):
-                finals[kind].append(source[last, rows])
+            steps, batch = run.steps_and_batch()
+            h = run.y[..., run.offset : run.offset + width]
+            if packing is not None:  # time-major, each sequence's own last step
+                last, rows = packing.last_steps(), np.arange(batch)
+                states = [h] + self._tape_states(run.tape)
+                for kind, source in enumerate(states):
+                    finals[kind].append(source[last, rows])
+                continue
+            last = 0 if direction == 1 else steps - 1
+            finals[0].append(h[:, last] if run.batch_first else h[last])
+            for kind, source in enumerate(self._tape_states(run.tape), start=1):
+                finals[kind].append(source[last])  # the tape is time-major
         return [np.stack(parts) for parts in finals]
 
     def _tape_states(self, core_tape):
@@ -438,7 +477,8 @@ class _GatedRecurrent:
             raise ValueError("expected a tape returned by this layer's forward, got one from elsewhere")
         packing = tape.packing
         if packing is not None:  # (T, B) in the caller's batch order
-            padding = np.arange(tape.output_shape[0])[:, None] >= packing.lengths[packing.inverse][None, :]
+            steps = tape.output_shape[1 if self.batch_first else 0]
+            padding = np.arange(steps)[:, None] >= packing.lengths[packing.inverse][None, :]
         traces = []
         for run in tape.runs:
             named = self._named_gates(run.tape)
@@ -452,8 +492,7 @@ class _GatedRecurrent:
         return traces
 
     def _user_layout(self, time_major):
-        """A new array in the user's layout: never a buffer the tape keeps (backward reads
-        the outputs it saved, so a caller changing y in place must not change them)."""
+        """A time-major result of a variable-length run in the user's layout (a new array)."""
         if self.batch_first:
             return np.ascontiguousarray(time_major.transpose(1, 0, 2))
-        return time_major.copy()
+        return time_major
