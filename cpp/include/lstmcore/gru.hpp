@@ -76,12 +76,10 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
       Scalar* h_t = y.at(t, 0);
       if (n > 0 && alive > 0) {
         // r and z add their recurrent part; m = h_{t-1} W_hn^T goes to its own column.
-        Scalar* h_tiles = workspace.a(Layout::tiles(alive) * Layout::kRows * H);
-        pack_tiles<Scalar>({h_prev, h_prev_stride}, 0, alive, 0, H, h_tiles);
         for (Index gate = 0; gate < 3; ++gate) {
           const Index column = (gate < 2 ? gate : 3) * H + units.begin;
-          multiply_packed(h_tiles, alive, H, packed_hh.data() + gate * hh_size, n, tape_t + column, W,
-                          gate < 2);
+          multiply_rows<Scalar>({h_prev, h_prev_stride}, alive, H, packed_hh.data() + gate * hh_size, n,
+                                tape_t + column, W, gate < 2);
         }
         for (Index b = 0; b < alive; ++b) {
           Scalar* tape = tape_t + b * W + units.begin;  // pre-activations in, gates out
@@ -140,12 +138,7 @@ void gru_backward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
   auto dh = view(dh0, B, H, H);
   if (dh_n) dh = view(dh_n, B, H, H); else dh.setZero();
   const int threads = plan_threads(B, H, 3);
-  // Both step gradients packed as A tiles for the step's products, as lstm_backward does:
-  // each thread packs its own units' columns, double-buffered by step.
   using Layout = PanelLayout<Scalar>;
-  const Index tiles_size = Layout::tiles(B) * Layout::kRows * G;
-  PackedBuffer<Scalar> hidden_tiles[2] = {PackedBuffer<Scalar>(tiles_size), PackedBuffer<Scalar>(tiles_size)};
-  PackedBuffer<Scalar> input_tiles[2] = {PackedBuffer<Scalar>(tiles_size), PackedBuffer<Scalar>(tiles_size)};
 
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
@@ -203,20 +196,15 @@ void gru_backward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
           std::fill_n(d_hidden_t + b * G + gate * H + units.begin, n, Scalar(0));
         }
       }
-      Scalar* hidden_t = hidden_tiles[step & 1].data();
-      Scalar* input_t = input_tiles[step & 1].data();
-      for (Index gate = 0; gate < 3 && n > 0 && alive > 0; ++gate) {
-        const Index column = gate * H + units.begin;
-        pack_tiles<Scalar>({d_hidden_t + column, G}, 0, alive, 0, n, hidden_t, G, column);
-        pack_tiles<Scalar>({d_input_t + column, G}, 0, alive, 0, n, input_t, G, column);
-      }
 #pragma omp barrier
       // As in lstm_backward: this thread's units of dh_{t-1} need all of step t's gate
       // gradients; the next step reads only the units written here.
-      if (n > 0 && alive > 0) multiply_packed(hidden_t, alive, G, packed_hh.data(), n, dh0 + units.begin, H, true);
+      if (n > 0 && alive > 0) {
+        multiply_rows<Scalar>({d_hidden_t, G}, alive, G, packed_hh.data(), n, dh0 + units.begin, H, true);
+      }
       if (inputs.size() > 0 && alive > 0) {
-        multiply_packed(input_t, alive, G, packed_ih.data(), inputs.size(), dx.at(t, 0) + inputs.begin,
-                        dx.batch_stride, true);
+        multiply_rows<Scalar>({d_input_t, G}, alive, G, packed_ih.data(), inputs.size(), dx.at(t, 0) + inputs.begin,
+                              dx.batch_stride, true);
       }
     }
 #pragma omp barrier

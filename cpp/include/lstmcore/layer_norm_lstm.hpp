@@ -128,11 +128,9 @@ void layer_norm_lstm_forward(const SequenceShape& s, SequenceView<const Scalar> 
       const Scalar* c_prev = step == 0 ? c0 : cells + s.previous_time(t) * B * H;
       Scalar* hidden_t = tape.hidden_norm + t * B * G;
       if (n > 0 && alive > 0) {
-        Scalar* h_tiles = workspace.a(Layout::tiles(alive) * Layout::kRows * H);
-        pack_tiles<Scalar>({h_prev, h_prev_stride}, 0, alive, 0, H, h_tiles);
         for (Index gate = 0; gate < 4; ++gate) {
-          multiply_packed(h_tiles, alive, H, packed_hh.data() + gate * hh_size, n,
-                          hidden_t + gate * H + units.begin, G, false);
+          multiply_rows<Scalar>({h_prev, h_prev_stride}, alive, H, packed_hh.data() + gate * hh_size, n,
+                                hidden_t + gate * H + units.begin, G, false);
         }
       }
 #pragma omp barrier
@@ -281,12 +279,12 @@ void layer_norm_lstm_backward(const SequenceShape& s, SequenceView<const Scalar>
       }
 #pragma omp barrier
       if (n > 0 && alive > 0) {
-        packed_products<Scalar>({d_hidden.data() + t * B * G, G}, alive, G, packed_hh.data(), 0, n,
-                                dh0 + units.begin, 0, H, 1, false, workspace);
+        multiply_rows<Scalar>({d_hidden.data() + t * B * G, G}, alive, G, packed_hh.data(), n, dh0 + units.begin,
+                              H, false);
       }
       if (inputs.size() > 0 && alive > 0) {
-        packed_products<Scalar>({d_input.data() + t * B * G, G}, alive, G, packed_ih.data(), 0, inputs.size(),
-                                dx.at(t, 0) + inputs.begin, 0, dx.batch_stride, 1, true, workspace);
+        multiply_rows<Scalar>({d_input.data() + t * B * G, G}, alive, G, packed_ih.data(), inputs.size(),
+                              dx.at(t, 0) + inputs.begin, dx.batch_stride, true);
       }
 #pragma omp barrier
     }

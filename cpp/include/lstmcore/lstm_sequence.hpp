@@ -90,22 +90,27 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
       Scalar* gates_t = gates + t * B * G;
       Scalar* h_t = y.at(t, 0);
       Scalar* c_t = cells + t * B * H;
-      if (n > 0 && alive > 0) {
-        // h_{t-1} packed once for the K gate products.
+      if (n > 0 && alive > 0 && mask_tiles.empty()) {
+        for (Index gate = 0; gate < K; ++gate) {
+          multiply_rows<Scalar>({h_prev, h_prev_stride}, alive, H, packed_hh.data() + gate * hh_size, n,
+                                gates_t + gate * H + units.begin, G, true);
+        }
+      } else if (n > 0 && alive > 0) {
+        // h_{t-1} * mask, packed once for the K gate products.
         Scalar* h_tiles = workspace.a(Layout::tiles(alive) * Layout::kRows * H);
         pack_tiles<Scalar>({h_prev, h_prev_stride}, 0, alive, 0, H, h_tiles);
-        if (!mask_tiles.empty()) {
-          if (mask_rows != alive) {
-            pack_tiles<Scalar>({options.recurrent_mask, H}, 0, alive, 0, H, mask_tiles.data());
-            mask_rows = alive;
-          }
-          const Index packed = Layout::tiles(alive) * Layout::kRows * H;
-          for (Index k = 0; k < packed; ++k) h_tiles[k] *= mask_tiles[k];
+        if (mask_rows != alive) {
+          pack_tiles<Scalar>({options.recurrent_mask, H}, 0, alive, 0, H, mask_tiles.data());
+          mask_rows = alive;
         }
+        const Index packed = Layout::tiles(alive) * Layout::kRows * H;
+        for (Index k = 0; k < packed; ++k) h_tiles[k] *= mask_tiles[k];
         for (Index gate = 0; gate < K; ++gate) {
           multiply_packed(h_tiles, alive, H, packed_hh.data() + gate * hh_size, n,
                           gates_t + gate * H + units.begin, G, true);
         }
+      }
+      if (n > 0 && alive > 0) {
         for (Index b = 0; b < alive; ++b) {
           const Index ub = units.begin;
           cell.forward(gates_t + b * G + ub, c_prev + b * H + ub, c_t + b * H + ub, h_t + b * y.batch_stride + ub);
@@ -162,13 +167,7 @@ void lstm_backward(const SequenceShape& s, SequenceView<const Scalar> x, const G
   PassBuffer<Scalar> masked_h0(mask ? B * H : 0), masked_y(mask ? rows * H : 0);
   // Zoneout and recurrent dropout change what reaches dh_{t-1} from the product.
   const bool plain_recurrence = !mask && !options.zoneout();
-  // da_t packed as A tiles for the step's two products, dh_{t-1} = da_t W_hh and
-  // dx_t = da_t W_ih: each thread packs its own units' columns, still hot from the cell,
-  // and reads the others' after the barrier. Two buffers, alternating by step: a thread
-  // may pack step t-1 while another still multiplies step t.
   using Layout = PanelLayout<Scalar>;
-  const Index tiles_size = Layout::tiles(B) * Layout::kRows * G;
-  PackedBuffer<Scalar> da_tiles[2] = {PackedBuffer<Scalar>(tiles_size), PackedBuffer<Scalar>(tiles_size)};
 
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
@@ -225,22 +224,20 @@ void lstm_backward(const SequenceShape& s, SequenceView<const Scalar> x, const G
           std::fill_n(d_gates_t + b * G + gate * H + units.begin, n, Scalar(0));
         }
       }
-      Scalar* tiles_t = da_tiles[step & 1].data();
-      for (Index gate = 0; gate < K && n > 0 && alive > 0; ++gate) {
-        pack_tiles<Scalar>({d_gates_t + gate * H + ub, G}, 0, alive, 0, n, tiles_t, G, gate * H + ub);
-      }
 #pragma omp barrier
       // dh_{t-1} for this thread's units needs every unit's gate gradients of step t;
-      // the next step reads only the units this thread writes, so no second barrier.
+      // the next step reads only the units this thread writes, so no second barrier. Both
+      // products read da_t in place, still hot from the cells.
+      const RowView<Scalar> da_t{d_gates_t, G};
       if (alive > 0 && inputs.size() > 0) {
-        multiply_packed(tiles_t, alive, G, packed_ih.data(), inputs.size(), dx.at(t, 0) + inputs.begin,
-                        dx.batch_stride, true);
+        multiply_rows(da_t, alive, G, packed_ih.data(), inputs.size(), dx.at(t, 0) + inputs.begin,
+                      dx.batch_stride, true);
       }
       if (n > 0 && alive > 0 && plain_recurrence) {
-        multiply_packed(tiles_t, alive, G, packed_hh.data(), n, dh0 + ub, H, false);
+        multiply_rows(da_t, alive, G, packed_hh.data(), n, dh0 + ub, H, false);
       } else if (n > 0 && alive > 0) {
         // dh_{t-1} = (zoneout's direct part, already in dh) + (da_t W_hh) * mask.
-        multiply_packed(tiles_t, alive, G, packed_hh.data(), n, recurrent.data(), n, false);
+        multiply_rows(da_t, alive, G, packed_hh.data(), n, recurrent.data(), n, false);
         for (Index b = 0; b < alive; ++b) {
           Scalar* dh_b = dh0 + b * H + ub;
           const Scalar* product = recurrent.data() + b * n;

@@ -4,8 +4,10 @@
 // weights, and Eigen repacks both operands on every call; and Eigen's kernel reaches
 // about half the FMA peak on the shapes here. So the core packs B once (a weight slice
 // per pass, or a block of a big operand) into panels of kWidth columns ([panel][k][kWidth],
-// zero padded), packs rows of A into tiles of kRows ([tile][k][kRows]), and multiplies
-// them in a register-blocked kernel: kRows rows by two SIMD packets, 2*kRows accumulators.
+// zero padded), packs rows of A into tiles of kRows ([tile][k][kRows]) when a block of A
+// meets many panels, or reads a small A (a step's h_{t-1} or da_t) in place, and
+// multiplies them in a register-blocked kernel: kRows rows by two SIMD packets, 2*kRows
+// accumulators.
 #pragma once
 
 #include <Eigen/Core>
@@ -149,17 +151,15 @@ void pack_columns(const Scalar* cols, Index ld, Index n, Index depth, Scalar* pa
   pack_rows_as_depth<Scalar>({cols, ld}, n, 0, depth, packed);
 }
 
-// Packs rows [r0, r0+rows) of `a`, values [k0, k0+depth), into tiles packed for a depth of
-// `packed_depth`, at depth `packed_k0` of them (threads that each own some of A's columns
-// pack one shared operand together), padding rows with zeros.
+// Packs rows [r0, r0+rows) of `a`, values [k0, k0+depth), into tiles, padding rows with
+// zeros.
 template <typename Scalar>
-void pack_tiles(RowView<Scalar> a, Index r0, Index rows, Index k0, Index depth, Scalar* packed,
-                Index packed_depth, Index packed_k0) {
+void pack_tiles(RowView<Scalar> a, Index r0, Index rows, Index k0, Index depth, Scalar* packed) {
   constexpr Index R = PanelLayout<Scalar>::kRows;
   using L = PanelLayout<Scalar>;
   for (Index tile = 0; tile < L::tiles(rows); ++tile) {
     const Index first = L::tile_first(rows, tile), valid = L::tile_height(rows, tile);
-    Scalar* out = packed + tile * packed_depth * R + packed_k0 * R;
+    Scalar* out = packed + tile * depth * R;
     for (Index r = 0; r < valid; ++r) {
       const Scalar* row = a.row(r0 + first + r) + k0;
       for (Index k = 0; k < depth; ++k) out[k * R + r] = row[k];
@@ -168,11 +168,6 @@ void pack_tiles(RowView<Scalar> a, Index r0, Index rows, Index k0, Index depth, 
       for (Index k = 0; k < depth; ++k) out[k * R + r] = Scalar(0);
     }
   }
-}
-
-template <typename Scalar>
-void pack_tiles(RowView<Scalar> a, Index r0, Index rows, Index k0, Index depth, Scalar* packed) {
-  pack_tiles(a, r0, rows, k0, depth, packed, depth, 0);
 }
 
 // Packs A (rows, depth) with A(r, k) = a.row(k0 + k)[r0 + r] (the gate gradients da^T of
@@ -211,36 +206,51 @@ struct TileAccumulators {
   Packet lo0, hi0, lo1, hi1, lo2, hi2, lo3, hi3, lo4, hi4, lo5, hi5;
 };
 
-// Row r of the tile += a(r, k) * (b_lo, b_hi) for the rows r < R.
-template <int R, typename Scalar, typename Packet>
-EIGEN_ALWAYS_INLINE void tile_step(TileAccumulators<Packet>& acc, const Scalar* a_k,
+// The A operand of a tile: a(k, r) for its rows r < kRows, packed ([k][kRows]) ...
+template <typename Scalar>
+struct PackedTile {
+  const Scalar* a;
+  EIGEN_ALWAYS_INLINE Scalar operator()(Index k, int r) const { return a[k * PanelLayout<Scalar>::kRows + r]; }
+};
+
+// ... or read in place, row by row: a small row-major A (h_{t-1}, the step's da_t), which
+// the kernel reads as fast as a packed one, so packing it every step is saved.
+template <typename Scalar>
+struct RowTile {
+  const Scalar* rows[PanelLayout<Scalar>::kRows];
+  EIGEN_ALWAYS_INLINE Scalar operator()(Index k, int r) const { return rows[r][k]; }
+};
+
+// Row r of the tile += a(k, r) * (b_lo, b_hi) for the rows r < R.
+template <int R, typename Source, typename Packet>
+EIGEN_ALWAYS_INLINE void tile_step(TileAccumulators<Packet>& acc, const Source& a, Index k,
                                    const Packet& b_lo, const Packet& b_hi) {
   using namespace Eigen::internal;
-  Packet x = pset1<Packet>(a_k[0]);
+  Packet x = pset1<Packet>(a(k, 0));
   acc.lo0 = pmadd(x, b_lo, acc.lo0);
   acc.hi0 = pmadd(x, b_hi, acc.hi0);
   if constexpr (R > 1) {
-    x = pset1<Packet>(a_k[1]);
+    x = pset1<Packet>(a(k, 1));
     acc.lo1 = pmadd(x, b_lo, acc.lo1);
     acc.hi1 = pmadd(x, b_hi, acc.hi1);
   }
   if constexpr (R > 2) {
-    x = pset1<Packet>(a_k[2]);
+    x = pset1<Packet>(a(k, 2));
     acc.lo2 = pmadd(x, b_lo, acc.lo2);
     acc.hi2 = pmadd(x, b_hi, acc.hi2);
   }
   if constexpr (R > 3) {
-    x = pset1<Packet>(a_k[3]);
+    x = pset1<Packet>(a(k, 3));
     acc.lo3 = pmadd(x, b_lo, acc.lo3);
     acc.hi3 = pmadd(x, b_hi, acc.hi3);
   }
   if constexpr (R > 4) {
-    x = pset1<Packet>(a_k[4]);
+    x = pset1<Packet>(a(k, 4));
     acc.lo4 = pmadd(x, b_lo, acc.lo4);
     acc.hi4 = pmadd(x, b_hi, acc.hi4);
   }
   if constexpr (R > 5) {
-    x = pset1<Packet>(a_k[5]);
+    x = pset1<Packet>(a(k, 5));
     acc.lo5 = pmadd(x, b_lo, acc.lo5);
     acc.hi5 = pmadd(x, b_hi, acc.hi5);
   }
@@ -269,15 +279,16 @@ EIGEN_ALWAYS_INLINE void tile_store(const Packet& lo, const Packet& hi, Scalar* 
   for (Index j = 0; j < cols; ++j) row[j] = accumulate ? row[j] + tile[j] : tile[j];
 }
 
-// One packed tile of A (R valid rows) times one panel, into R rows by `cols` of C.
-template <typename Scalar, int R>
-void tile_kernel(const Scalar* a, Index depth, const Scalar* panel, Scalar* c, Index ldc,
+// One tile of A (R valid rows, a PackedTile or RowTile) times one panel, into R rows by
+// `cols` of C.
+template <typename Scalar, int R, typename Source>
+void tile_kernel(const Source& a, Index depth, const Scalar* panel, Scalar* c, Index ldc,
                  Index cols, bool accumulate) {
   using namespace Eigen::internal;
   using L = PanelLayout<Scalar>;
   using Packet = typename L::Packet;
   constexpr int N = L::kLanes;
-  constexpr Index W = L::kWidth, T = L::kRows;
+  constexpr Index W = L::kWidth;
   // C is the one operand that is not packed, and often cold (the forward's gate rows,
   // written by the input product long before): its lines are requested now and arrive
   // while the k loop runs, instead of stalling the stores at the end.
@@ -292,14 +303,14 @@ void tile_kernel(const Scalar* a, Index depth, const Scalar* panel, Scalar* c, I
     // by parity into four (the batch-1 streaming step lives here).
     Index k = 0;
     for (; k + 1 < depth; k += 2) {
-      const Packet a0 = pset1<Packet>(a[k * T]), a1 = pset1<Packet>(a[(k + 1) * T]);
+      const Packet a0 = pset1<Packet>(a(k, 0)), a1 = pset1<Packet>(a(k + 1, 0));
       acc.lo0 = pmadd(a0, pload<Packet>(panel + k * W), acc.lo0);
       acc.hi0 = pmadd(a0, pload<Packet>(panel + k * W + N), acc.hi0);
       acc.lo1 = pmadd(a1, pload<Packet>(panel + (k + 1) * W), acc.lo1);
       acc.hi1 = pmadd(a1, pload<Packet>(panel + (k + 1) * W + N), acc.hi1);
     }
     for (; k < depth; ++k) {
-      const Packet a0 = pset1<Packet>(a[k * T]);
+      const Packet a0 = pset1<Packet>(a(k, 0));
       acc.lo0 = pmadd(a0, pload<Packet>(panel + k * W), acc.lo0);
       acc.hi0 = pmadd(a0, pload<Packet>(panel + k * W + N), acc.hi0);
     }
@@ -308,7 +319,7 @@ void tile_kernel(const Scalar* a, Index depth, const Scalar* panel, Scalar* c, I
   } else {
     for (Index k = 0; k < depth; ++k) {
       const Packet b_lo = pload<Packet>(panel + k * W), b_hi = pload<Packet>(panel + k * W + N);
-      tile_step<R>(acc, a + k * T, b_lo, b_hi);
+      tile_step<R>(acc, a, k, b_lo, b_hi);
     }
   }
   tile_store(acc.lo0, acc.hi0, c, cols, accumulate);
@@ -319,8 +330,8 @@ void tile_kernel(const Scalar* a, Index depth, const Scalar* panel, Scalar* c, I
   if constexpr (R > 5) tile_store(acc.lo5, acc.hi5, c + 5 * ldc, cols, accumulate);
 }
 
-template <typename Scalar>
-void tile_kernel_rows(Index rows, const Scalar* a, Index depth, const Scalar* panel, Scalar* c,
+template <typename Scalar, typename Source>
+void tile_kernel_rows(Index rows, const Source& a, Index depth, const Scalar* panel, Scalar* c,
                       Index ldc, Index cols, bool accumulate) {
   switch (rows) {
     case 1: return tile_kernel<Scalar, 1>(a, depth, panel, c, ldc, cols, accumulate);
@@ -339,11 +350,14 @@ void tile_kernel_rows(Index rows, const Scalar* a, Index depth, const Scalar* pa
 // da_t W_hh) is 64 kB and came from L2 for every tile: 85% of the kernel's L1 speed.
 constexpr Index kDepthBlock = 256;
 
-// C (rows, n) (+)= packed A tiles (rows, depth) times packed B panels (depth, n), both
-// packed for the whole depth; the product runs in depth blocks of kDepthBlock.
-template <typename Scalar>
-void multiply_packed(const Scalar* a_tiles, Index rows, Index depth, const Scalar* b_panels,
-                     Index n, Scalar* c, Index ldc, bool accumulate) {
+namespace detail {
+
+// C (rows, n) (+)= A (rows, depth) times packed B panels (depth, n), in depth blocks of
+// kDepthBlock; a_tile(tile, first_row, height, k0) is the A operand of a tile's rows from
+// depth k0 on.
+template <typename Scalar, typename TileOfA>
+void multiply_tiles(const TileOfA& a_tile, Index rows, Index depth, const Scalar* b_panels, Index n, Scalar* c,
+                    Index ldc, bool accumulate) {
   using L = PanelLayout<Scalar>;
   for (Index k0 = 0; k0 < depth; k0 += kDepthBlock) {
     const Index kc = std::min(kDepthBlock, depth - k0);
@@ -351,12 +365,38 @@ void multiply_packed(const Scalar* a_tiles, Index rows, Index depth, const Scala
       const Index j0 = panel * L::kWidth, cols = std::min(L::kWidth, n - j0);
       const Scalar* b = b_panels + panel * depth * L::kWidth + k0 * L::kWidth;
       for (Index tile = 0; tile < L::tiles(rows); ++tile) {
-        const Index r0 = L::tile_first(rows, tile);
-        detail::tile_kernel_rows(L::tile_height(rows, tile), a_tiles + tile * depth * L::kRows + k0 * L::kRows,
-                                 kc, b, c + r0 * ldc + j0, ldc, cols, accumulate || k0 > 0);
+        const Index r0 = L::tile_first(rows, tile), height = L::tile_height(rows, tile);
+        tile_kernel_rows(height, a_tile(tile, r0, height, k0), kc, b, c + r0 * ldc + j0, ldc, cols,
+                         accumulate || k0 > 0);
       }
     }
   }
+}
+
+}  // namespace detail
+
+// C (rows, n) (+)= packed A tiles (rows, depth) times packed B panels (depth, n), both
+// packed for the whole depth.
+template <typename Scalar>
+void multiply_packed(const Scalar* a_tiles, Index rows, Index depth, const Scalar* b_panels,
+                     Index n, Scalar* c, Index ldc, bool accumulate) {
+  constexpr Index R = PanelLayout<Scalar>::kRows;
+  const auto tile = [&](Index index, Index, Index, Index k0) {
+    return detail::PackedTile<Scalar>{a_tiles + index * depth * R + k0 * R};
+  };
+  detail::multiply_tiles(tile, rows, depth, b_panels, n, c, ldc, accumulate);
+}
+
+// As multiply_packed, with A (rows, depth) read in place from the rows of `a`.
+template <typename Scalar>
+void multiply_rows(RowView<Scalar> a, Index rows, Index depth, const Scalar* b_panels, Index n, Scalar* c,
+                   Index ldc, bool accumulate) {
+  const auto tile = [&](Index, Index first, Index height, Index k0) {
+    detail::RowTile<Scalar> rows_of_tile{};
+    for (Index r = 0; r < height; ++r) rows_of_tile.rows[r] = a.row(first + r) + k0;
+    return rows_of_tile;
+  };
+  detail::multiply_tiles(tile, rows, depth, b_panels, n, c, ldc, accumulate);
 }
 
 // Reusable packing space for products; sized on first use, so a time loop that calls

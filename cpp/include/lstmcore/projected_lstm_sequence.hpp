@@ -75,11 +75,9 @@ void projected_lstm_forward(const SequenceShape& s, Index proj, SequenceView<con
       Scalar* r_t = cell_out + t * B * H;
       Scalar* h_t = y.at(t, 0);
       if (n > 0 && alive > 0) {
-        Scalar* h_tiles = workspace.a(Layout::tiles(alive) * Layout::kRows * P);
-        pack_tiles<Scalar>({h_prev, h_prev_stride}, 0, alive, 0, P, h_tiles);
         for (Index gate = 0; gate < K; ++gate) {
-          multiply_packed(h_tiles, alive, P, packed_hh.data() + gate * hh_size, n,
-                          gates_t + gate * H + units.begin, G, true);
+          multiply_rows<Scalar>({h_prev, h_prev_stride}, alive, P, packed_hh.data() + gate * hh_size, n,
+                                gates_t + gate * H + units.begin, G, true);
         }
         for (Index b = 0; b < alive; ++b) {
           cell.forward(gates_t + b * G + units.begin, c_prev + b * H + units.begin,
@@ -93,9 +91,7 @@ void projected_lstm_forward(const SequenceShape& s, Index proj, SequenceView<con
       }
 #pragma omp barrier
       if (m > 0 && alive > 0) {
-        Scalar* r_tiles = workspace.a(Layout::tiles(alive) * Layout::kRows * H);
-        pack_tiles<Scalar>({r_t, H}, 0, alive, 0, H, r_tiles);
-        multiply_packed(r_tiles, alive, H, packed_hr.data(), m, h_t + features.begin, y.batch_stride, false);
+        multiply_rows<Scalar>({r_t, H}, alive, H, packed_hr.data(), m, h_t + features.begin, y.batch_stride, false);
       }
       for (Index b = alive; b < B && m > 0; ++b) std::fill_n(h_t + b * y.batch_stride + features.begin, m, Scalar(0));
 #pragma omp barrier
@@ -170,8 +166,7 @@ void projected_lstm_backward(const SequenceShape& s, Index proj, SequenceView<co
       }
 #pragma omp barrier
       if (n > 0 && alive > 0) {
-        packed_products<Scalar>({d_hidden_t, P}, alive, P, packed_hr.data(), 0, n,
-                                d_cell_out + units.begin, 0, H, 1, false, workspace);
+        multiply_rows<Scalar>({d_hidden_t, P}, alive, P, packed_hr.data(), n, d_cell_out + units.begin, H, false);
         for (Index b = 0; b < alive; ++b) {
           cell.backward(gates_t + b * G + units.begin, c_prev + b * H + units.begin,
                         c_t + b * H + units.begin, d_cell_out + b * H + units.begin,
@@ -183,15 +178,12 @@ void projected_lstm_backward(const SequenceShape& s, Index proj, SequenceView<co
         for (Index gate = 0; gate < K; ++gate) std::fill_n(d_gates_t + b * G + gate * H + units.begin, n, Scalar(0));
       }
 #pragma omp barrier
-      if (alive > 0 && (m > 0 || inputs.size() > 0)) {
-        // da_t packed once for both products.
-        Scalar* da_tiles = workspace.a(Layout::tiles(alive) * Layout::kRows * G);
-        pack_tiles<Scalar>({d_gates_t, G}, 0, alive, 0, G, da_tiles);
-        if (m > 0) multiply_packed(da_tiles, alive, G, packed_hh.data(), m, dh0 + features.begin, P, false);
-        if (inputs.size() > 0) {
-          multiply_packed(da_tiles, alive, G, packed_ih.data(), inputs.size(), dx.at(t, 0) + inputs.begin,
-                          dx.batch_stride, true);
-        }
+      if (alive > 0 && m > 0) {
+        multiply_rows<Scalar>({d_gates_t, G}, alive, G, packed_hh.data(), m, dh0 + features.begin, P, false);
+      }
+      if (alive > 0 && inputs.size() > 0) {
+        multiply_rows<Scalar>({d_gates_t, G}, alive, G, packed_ih.data(), inputs.size(), dx.at(t, 0) + inputs.begin,
+                              dx.batch_stride, true);
       }
     }
 #pragma omp barrier
