@@ -200,12 +200,20 @@ def run_case(case, threads, args, torch, peak):
             row["notes"].append(f"NOT TIMED, outputs differ: {mismatch}")
             del built[name]
 
-    samples, calls = timing.measure(
-        {name: side.step for name, side in built.items()},
-        args.repeats,
-        limits={"reference": args.reference_repeats},
-        target_sample_s=0.002 if args.quick else 0.02,
-    )
+    # lstmcore and torch interleaved; the slow NumPy reference afterwards, on its own: its
+    # BLAS threads keep spinning for about 0.1 s after each call and took a core from
+    # whichever side ran next (up to 4x slower samples, measured here).
+    timing.let_blas_threads_idle()
+    target = 0.002 if args.quick else 0.02
+    compared = {name: side.step for name, side in built.items() if name != "reference"}
+    samples, calls = timing.measure(compared, args.repeats, target_sample_s=target)
+    if "reference" in built:
+        ref_samples, ref_calls = timing.measure(
+            {"reference": built["reference"].step}, args.reference_repeats, limits={"reference": args.reference_repeats}
+        )
+        samples.update(ref_samples)
+        calls.update(ref_calls)
+        timing.let_blas_threads_idle()
     row["timing"] = {}
     for name in ("lstmcore", "reference", "torch"):
         if name in samples:

@@ -5,7 +5,8 @@ side is then timed once more to choose how many calls make one sample (enough fo
 ``target_sample_s``, so a 1 ms case is not timed at the clock's resolution). Then, per
 repeat, every side takes one sample, in an order rotated each repeat, so that machine
 noise (other jobs, frequency changes) falls on all sides alike. A side may be limited to
-fewer repeats (the slow NumPy reference). The result is the median per call.
+fewer repeats (the slow NumPy reference, which run.py times on its own afterwards). The
+result is the median per call.
 Python's garbage collector is off while timing.
 """
 
@@ -59,6 +60,15 @@ def measure(steps, repeats, limits=None, target_sample_s=0.02, max_calls=50):
     finally:
         gc.enable()
     return samples, calls
+
+
+def let_blas_threads_idle(seconds=0.25):
+    """Wait until NumPy's BLAS threads, woken by the reference, have stopped spinning.
+
+    OpenBLAS's idle threads spin (yielding) for about 0.1 s after each call; a side timed
+    meanwhile shares its cores with them (lstmcore ran 2-4x slower in that window here).
+    """
+    time.sleep(seconds)
 
 
 def summarize(seconds):
