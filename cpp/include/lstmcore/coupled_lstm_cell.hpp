@@ -8,6 +8,7 @@
 
 #include "lstmcore/activations.hpp"
 #include "lstmcore/gate_clamp.hpp"
+#include "lstmcore/gate_sums.hpp"
 #include "lstmcore/lstm_options.hpp"
 #include "lstmcore/threading.hpp"
 
@@ -18,8 +19,10 @@ class CoupledLstmCell {
  public:
   static constexpr Index kGates = 3;
 
-  CoupledLstmCell(const LstmOptions<Scalar>& options, Range units, Index hidden, const Scalar* bias)
-      : clamps_(options.clamps, units.begin), n_(units.size()), H_(hidden), bias_(bias) {}
+  CoupledLstmCell(const LstmOptions<Scalar>& options, Range units, Index hidden, const Scalar* bias,
+                  Scalar* bias_grad = nullptr)
+      : clamps_(options.clamps, units.begin), sums_(bias_grad, units.size()), n_(units.size()), H_(hidden),
+        bias_(bias) {}
 
   void forward(Scalar* pre, const Scalar* c_before, Scalar* c_after, Scalar* h_after) const {
     const Index H = H_, n = n_;
@@ -54,16 +57,22 @@ class CoupledLstmCell {
       const P tanh_c = gate_tanh(ploadu<P>(c_after + j));
       const P dh_total = padd(ploadu<P>(dy + j), ploadu<P>(dh + j));
       const P dc_total = pmadd(pmul(dh_total, o), psub(one, pmul(tanh_c, tanh_c)), ploadu<P>(dc + j));
-      pstoreu(da + j, clamps_.gradient(kClampInput, j, pmul(pmul(dc_total, psub(g, c_prev)), pmul(i, psub(one, i)))));
-      pstoreu(da + H + j, clamps_.gradient(kClampCandidate, j, pmul(pmul(dc_total, i), psub(one, pmul(g, g)))));
-      pstoreu(da + 2 * H + j,
-              clamps_.gradient(kClampOutput, j, pmul(pmul(dh_total, tanh_c), pmul(o, psub(one, o)))));
+      const P da_i = clamps_.gradient(kClampInput, j, pmul(pmul(dc_total, psub(g, c_prev)), pmul(i, psub(one, i))));
+      const P da_g = clamps_.gradient(kClampCandidate, j, pmul(pmul(dc_total, i), psub(one, pmul(g, g))));
+      const P da_o = clamps_.gradient(kClampOutput, j, pmul(pmul(dh_total, tanh_c), pmul(o, psub(one, o))));
+      pstoreu(da + j, da_i);
+      pstoreu(da + H + j, da_g);
+      pstoreu(da + 2 * H + j, da_o);
+      sums_.add(0, j, da_i);
+      sums_.add(1, j, da_g);
+      sums_.add(2, j, da_o);
       pstoreu(dc + j, pmul(dc_total, psub(one, i)));
     });
   }
 
  private:
   GateClamps<Scalar> clamps_;
+  GateSums<Scalar> sums_;
   Index n_, H_;
   const Scalar* bias_;
 };

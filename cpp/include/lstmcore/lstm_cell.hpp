@@ -8,6 +8,7 @@
 
 #include "lstmcore/activations.hpp"
 #include "lstmcore/gate_clamp.hpp"
+#include "lstmcore/gate_sums.hpp"
 #include "lstmcore/lstm_options.hpp"
 #include "lstmcore/threading.hpp"
 
@@ -18,9 +19,12 @@ class LstmCell {
  public:
   static constexpr Index kGates = 4;
 
-  // One thread's view: hidden units `units`; bias (4, n) is b_ih + b_hh of those units.
-  LstmCell(const LstmOptions<Scalar>& options, Range units, Index hidden, const Scalar* bias)
-      : clamps_(options.clamps, units.begin), n_(units.size()), H_(hidden), bias_(bias) {}
+  // One thread's view: hidden units `units`; bias (4, n) is b_ih + b_hh of those units
+  // (forward); backward adds each row's gate gradients to bias_grad (4, n) if given.
+  LstmCell(const LstmOptions<Scalar>& options, Range units, Index hidden, const Scalar* bias,
+           Scalar* bias_grad = nullptr)
+      : clamps_(options.clamps, units.begin), sums_(bias_grad, units.size()), n_(units.size()), H_(hidden),
+        bias_(bias) {}
 
   // One row. pre: gate k's pre-activations (without bias) at pre + k*H; replaced by the
   // gates. c_before: c_{t-1}; c_after, h_after: c_t, h_t (written).
@@ -63,19 +67,26 @@ class LstmCell {
       const P dh_total = padd(ploadu<P>(dy + j), ploadu<P>(dh + j));
       // dc_total = dc + dh_total * o * (1 - tanh(c)^2)
       const P dc_total = pmadd(pmul(dh_total, o), psub(one, pmul(tanh_c, tanh_c)), ploadu<P>(dc + j));
-      pstoreu(da + j, clamps_.gradient(kClampInput, j, pmul(pmul(dc_total, g), pmul(i, psub(one, i)))));
-      pstoreu(da + H + j, clamps_.gradient(kClampForget, j,
-                                           pmul(pmul(dc_total, ploadu<P>(c_before + j)), pmul(f, psub(one, f)))));
-      pstoreu(da + 2 * H + j,
-              clamps_.gradient(kClampCandidate, j, pmul(pmul(dc_total, i), psub(one, pmul(g, g)))));
-      pstoreu(da + 3 * H + j,
-              clamps_.gradient(kClampOutput, j, pmul(pmul(dh_total, tanh_c), pmul(o, psub(one, o)))));
+      const P da_i = clamps_.gradient(kClampInput, j, pmul(pmul(dc_total, g), pmul(i, psub(one, i))));
+      const P da_f = clamps_.gradient(kClampForget, j,
+                                      pmul(pmul(dc_total, ploadu<P>(c_before + j)), pmul(f, psub(one, f))));
+      const P da_g = clamps_.gradient(kClampCandidate, j, pmul(pmul(dc_total, i), psub(one, pmul(g, g))));
+      const P da_o = clamps_.gradient(kClampOutput, j, pmul(pmul(dh_total, tanh_c), pmul(o, psub(one, o))));
+      pstoreu(da + j, da_i);
+      pstoreu(da + H + j, da_f);
+      pstoreu(da + 2 * H + j, da_g);
+      pstoreu(da + 3 * H + j, da_o);
+      sums_.add(0, j, da_i);
+      sums_.add(1, j, da_f);
+      sums_.add(2, j, da_g);
+      sums_.add(3, j, da_o);
       pstoreu(dc + j, pmul(dc_total, f));
     });
   }
 
  private:
   GateClamps<Scalar> clamps_;
+  GateSums<Scalar> sums_;
   Index n_, H_;
   const Scalar* bias_;
 };

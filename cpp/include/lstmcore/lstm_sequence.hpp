@@ -184,12 +184,12 @@ void lstm_backward(const SequenceShape& s, SequenceView<const Scalar> x, const G
     PackedBuffer<Scalar> packed_ih(Layout::size(inputs.size(), G));
     if (inputs.size() > 0) pack_columns(w.weight_ih + inputs.begin, I, inputs.size(), G, packed_ih.data());
     ProductWorkspace<Scalar> workspace;
-    Cell<Scalar> cell(options, units, H, nullptr);
+    // (K, n): this thread's share of the bias gradient, which the cell sums.
+    std::vector<Scalar> bias_grad(K * n, Scalar(0));
+    Cell<Scalar> cell(options, units, H, nullptr, bias_grad.data());
     // Per-thread rows for zoneout's split gradients and the masked recurrent product.
     std::vector<Scalar> update_dy(n), direct_dc(n), zeros(n, Scalar(0));
     std::vector<Scalar> recurrent(plain_recurrence ? 0 : B * n);
-    // (K, n): this thread's share of the bias gradient, summed while each da row is hot.
-    std::vector<Scalar> bias_grad(K * n, Scalar(0));
     for (Index step = s.steps - 1; step >= 0; --step) {
       const Index t = s.time_at(step);
       const Index alive = s.active(t);
@@ -211,13 +211,6 @@ void lstm_backward(const SequenceShape& s, SequenceView<const Scalar> x, const G
         cell.backward(gates_t + b * G + ub, c_prev + b * H + ub, options.cell_updates + (t * B + b) * H + ub,
                       update_dy.data(), zeros.data(), dc_b, d_gates_t + b * G + ub);
         for (Index j = 0; j < n; ++j) dc_b[j] += direct_dc[j];
-      }
-      for (Index b = 0; b < alive && n > 0; ++b) {
-        const Scalar* da = d_gates_t + b * G + ub;
-        for (Index gate = 0; gate < K; ++gate) {
-          Scalar* sum = bias_grad.data() + gate * n;
-          for (Index j = 0; j < n; ++j) sum[j] += da[gate * H + j];
-        }
       }
       for (Index b = alive; b < B && n > 0; ++b) {
         for (Index gate = 0; gate < K; ++gate) {

@@ -8,6 +8,7 @@
 
 #include "lstmcore/activations.hpp"
 #include "lstmcore/gate_clamp.hpp"
+#include "lstmcore/gate_sums.hpp"
 #include "lstmcore/lstm_options.hpp"
 #include "lstmcore/threading.hpp"
 
@@ -19,8 +20,10 @@ class PeepholeLstmCell {
   static constexpr Index kGates = 4;
 
   // As LstmCell; the peephole weights (3, H) and their gradient come from `options`.
-  PeepholeLstmCell(const LstmOptions<Scalar>& options, Range units, Index hidden, const Scalar* bias)
+  PeepholeLstmCell(const LstmOptions<Scalar>& options, Range units, Index hidden, const Scalar* bias,
+                   Scalar* bias_grad = nullptr)
       : clamps_(options.clamps, units.begin),
+        sums_(bias_grad, units.size()),
         n_(units.size()),
         H_(hidden),
         bias_(bias),
@@ -73,11 +76,15 @@ class PeepholeLstmCell {
                                pmadd(pmul(dh_total, o), psub(one, pmul(tanh_c, tanh_c)), ploadu<P>(dc + j)));
       const P da_i = clamps_.gradient(kClampInput, j, pmul(pmul(dc_total, g), pmul(i, psub(one, i))));
       const P da_f = clamps_.gradient(kClampForget, j, pmul(pmul(dc_total, c_prev), pmul(f, psub(one, f))));
+      const P da_g = clamps_.gradient(kClampCandidate, j, pmul(pmul(dc_total, i), psub(one, pmul(g, g))));
       pstoreu(da + j, da_i);
       pstoreu(da + H + j, da_f);
-      pstoreu(da + 2 * H + j,
-              clamps_.gradient(kClampCandidate, j, pmul(pmul(dc_total, i), psub(one, pmul(g, g)))));
+      pstoreu(da + 2 * H + j, da_g);
       pstoreu(da + 3 * H + j, da_o);
+      sums_.add(0, j, da_i);
+      sums_.add(1, j, da_f);
+      sums_.add(2, j, da_g);
+      sums_.add(3, j, da_o);
       // c_{t-1} reaches the loss through c_t and through the i and f peepholes.
       const P dc_prev = pmadd(da_f, ploadu<P>(peep + H + j), pmadd(da_i, ploadu<P>(peep + j), pmul(dc_total, f)));
       pstoreu(dc + j, dc_prev);
@@ -91,6 +98,7 @@ class PeepholeLstmCell {
 
  private:
   GateClamps<Scalar> clamps_;
+  GateSums<Scalar> sums_;
   Index n_, H_;
   const Scalar* bias_;
   const Scalar* peephole_;

@@ -145,7 +145,8 @@ void projected_lstm_backward(const SequenceShape& s, Index proj, SequenceView<co
     if (inputs.size() > 0) pack_columns(w.weight_ih + inputs.begin, I, inputs.size(), G, packed_ih.data());
     const std::vector<Scalar> no_recurrent_gradient(static_cast<size_t>(n), Scalar(0));
     ProductWorkspace<Scalar> workspace;
-    Cell<Scalar> cell(options, units, H, nullptr);
+    std::vector<Scalar> bias_grad(K * n, Scalar(0));  // (K, n), summed by the cell
+    Cell<Scalar> cell(options, units, H, nullptr, bias_grad.data());
     for (Index step = s.steps - 1; step >= 0; --step) {
       const Index t = s.time_at(step);
       const Index alive = s.active(t);
@@ -193,11 +194,11 @@ void projected_lstm_backward(const SequenceShape& s, Index proj, SequenceView<co
       const Index r0 = gate_rows.begin, nr = gate_rows.size();
       add_gate_weight_grads(s, static_cast<const Scalar*>(d_gates), G, r0, nr, x, h0, y, P, grads.weight_ih,
                             grads.weight_hh, workspace);
-      const auto bias_grad =
-          view(static_cast<const Scalar*>(d_gates), rows, G, G).middleCols(r0, nr).colwise().sum().eval();
-      for (Index j = 0; j < nr; ++j) {
-        grads.bias_ih[r0 + j] += bias_grad(j);
-        grads.bias_hh[r0 + j] += bias_grad(j);
+    }
+    for (Index gate = 0; gate < K; ++gate) {
+      for (Index j = 0; j < n; ++j) {
+        grads.bias_ih[gate * H + units.begin + j] += bias_grad[gate * n + j];
+        grads.bias_hh[gate * H + units.begin + j] += bias_grad[gate * n + j];
       }
     }
     // dW_hr += dh^T r over all steps.
