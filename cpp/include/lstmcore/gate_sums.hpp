@@ -1,6 +1,6 @@
 // The bias gradient of a gated cell: its gate gradients summed over rows, added by the
-// cell's backward while they are in registers (a separate pass over the step's da rows
-// cost 2% of an LSTM training step at H=128, B=32).
+// cell's backward while they are in registers (a column sum over the whole gate-gradient
+// tape after the loop was 5% of a projected LSTM's training step at H=256, B=64).
 #pragma once
 
 #include <Eigen/Core>
