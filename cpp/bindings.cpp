@@ -202,11 +202,12 @@ lstmcore::LstmOptions<Scalar> checked_options(const std::string& cell, const py:
 }
 
 // Recurrent dropout's (B, H) mask and zoneout's (T, B, H) masks or rate, with the
-// (T, B, H) tape of cell updates zoneout needs (written by forward, read by backward).
+// (T, B, H) tape of cell updates zoneout needs (written by forward, read by backward; a
+// forward without a tape takes none).
 template <typename Scalar>
 void add_regularizers(lstmcore::LstmOptions<Scalar>& options, const py::object& recurrent_mask,
                       const py::object& zoneout_h, const py::object& zoneout_c, double zoneout_rate,
-                      const py::object& cell_updates, const Dims& d, bool forward) {
+                      const py::object& cell_updates, const Dims& d, bool forward, bool taped = true) {
   if (!recurrent_mask.is_none())
     options.recurrent_mask =
         checked<Scalar>(py::cast<py::array>(recurrent_mask), "recurrent_mask", {d.batch, d.hidden}, false);
@@ -219,7 +220,8 @@ void add_regularizers(lstmcore::LstmOptions<Scalar>& options, const py::object& 
   } else {
     options.zoneout_rate = static_cast<Scalar>(zoneout_rate);
   }
-  if (options.zoneout()) {
+  if (options.zoneout() && (taped || !cell_updates.is_none())) {
+    if (!taped) throw py::value_error("a forward without gates and cells tapes takes no cell_updates");
     if (cell_updates.is_none()) throw py::value_error("zoneout needs the cell_updates tape");
     options.cell_updates =
         checked<Scalar>(py::cast<py::array>(cell_updates), "cell_updates", {d.steps, d.batch, d.hidden}, forward);
@@ -229,11 +231,11 @@ void add_regularizers(lstmcore::LstmOptions<Scalar>& options, const py::object& 
 void lstm_forward(const py::array& x, const py::array& wi, const py::array& wh,
                   const py::array& bi, const py::array& bh, const py::array& h0,
                   const py::array& c0, bool reverse, const py::array& y, Index y_offset,
-                  const py::array& gates, const py::array& cells, const std::string& cell,
+                  const py::object& gates, const py::object& cells, const std::string& cell,
                   const py::object& peephole, const py::object& clamps, const py::object& batch_sizes,
                   const py::object& recurrent_mask, const py::object& zoneout_h,
                   const py::object& zoneout_c, double zoneout_rate, const py::object& cell_updates,
-                  bool batch_first) {
+                  const py::object& c_n, bool batch_first) {
   dispatch_cell(cell, [&](auto kind) {
     using Kind = decltype(kind);
     constexpr Index K = Kind::template type<float>::kGates;
@@ -243,17 +245,24 @@ void lstm_forward(const py::array& x, const py::array& wi, const py::array& wh,
     dispatch(x, [&](auto zero) {
       using Scalar = decltype(zero);
       const Weights<Scalar> w(wi, wh, bi, bh, d, K);
+      // gates and cells: the tape, or both None (inference).
+      if (gates.is_none() != cells.is_none()) throw py::value_error("expected both gates and cells tapes, or neither");
+      const bool taped = !gates.is_none();
       auto options = checked_options<Scalar>(cell, peephole, py::none(), clamps, d);
-      add_regularizers<Scalar>(options, recurrent_mask, zoneout_h, zoneout_c, zoneout_rate, cell_updates, d, true);
+      add_regularizers<Scalar>(options, recurrent_mask, zoneout_h, zoneout_c, zoneout_rate, cell_updates, d, true,
+                               taped);
       const auto* xp = checked<Scalar>(x, "x", sequence_shape(d, d.input), false);
       const auto* h0p = checked<Scalar>(h0, "h0", {d.batch, d.hidden}, false);
       const auto* c0p = checked<Scalar>(c0, "c0", {d.batch, d.hidden}, false);
       auto* yp = checked<Scalar>(y, "y", sequence_shape(d, width), true);
-      auto* gp = checked<Scalar>(gates, "gates", {d.steps, d.batch, K * d.hidden}, true);
-      auto* cp = checked<Scalar>(cells, "cells", {d.steps, d.batch, d.hidden}, true);
+      Scalar* gp = taped ? checked<Scalar>(py::cast<py::array>(gates), "gates", {d.steps, d.batch, K * d.hidden}, true)
+                         : nullptr;
+      Scalar* cp = taped ? checked<Scalar>(py::cast<py::array>(cells), "cells", {d.steps, d.batch, d.hidden}, true)
+                         : nullptr;
+      Scalar* cnp = c_n.is_none() ? nullptr : checked<Scalar>(py::cast<py::array>(c_n), "c_n", {d.batch, d.hidden}, true);
       py::gil_scoped_release release;
       lstmcore::lstm_forward<Scalar, Kind::template type>(shape, sequence(xp, d, d.input), w.w, options, h0p, c0p,
-                                                         sequence(yp, d, width, y_offset), gp, cp);
+                                                         sequence(yp, d, width, y_offset), gp, cp, cnp);
     });
   });
 }
@@ -575,7 +584,7 @@ PYBIND11_MODULE(_core, m) {
         "bias_hh"_a, "h0"_a, "c0"_a, "reverse"_a, "y"_a, "y_offset"_a, "gates"_a, "cells"_a,
         py::kw_only(), "cell"_a = "plain", "peephole"_a = py::none(), "clamps"_a = py::none(),
         "batch_sizes"_a = py::none(), "recurrent_mask"_a = py::none(), "zoneout_h"_a = py::none(),
-        "zoneout_c"_a = py::none(), "zoneout_rate"_a = 0.0, "cell_updates"_a = py::none(),
+        "zoneout_c"_a = py::none(), "zoneout_rate"_a = 0.0, "cell_updates"_a = py::none(), "c_n"_a = py::none(),
         "batch_first"_a = false);
   m.def("lstm_backward", &lstm_backward, "x"_a, "weight_ih"_a, "weight_hh"_a, "bias_ih"_a,
         "bias_hh"_a, "h0"_a, "c0"_a, "reverse"_a, "y"_a, "y_offset"_a, "gates"_a, "cells"_a,

@@ -57,7 +57,7 @@ class GRU(_GatedRecurrent):
         hidden = self.hidden_size
         return {name: tape[:, :, k * hidden : (k + 1) * hidden] for k, name in enumerate(("reset", "update", "candidate"))}
 
-    def _core_forward(self, run, weights, initial, reverse, batch_sizes, clamps, training):
+    def _core_forward(self, run, weights, initial, reverse, batch_sizes, clamps, training, traced):
         steps, batch = run.steps_and_batch()
         gates = np.empty((steps, batch, _core.gru_tape_width(self.hidden_size)), self.dtype)
         _core.gru_forward(

@@ -174,8 +174,10 @@ class LSTM(_GatedRecurrent):
     def _pack_state(self, parts):
         return tuple(parts)
 
-    def _tape_states(self, core_tape):
-        return [core_tape["cells"]]
+    def _final_tape_states(self, core_tape, at_last):
+        if "c_n" in core_tape:  # the core wrote each sequence's last c_t
+            return [core_tape["c_n"]]
+        return [at_last(core_tape["cells"])]
 
     # ----------------------------------------------------------------- gates
 
@@ -245,17 +247,19 @@ class LSTM(_GatedRecurrent):
             options.update(tape["regularizers"], cell_updates=tape.get("cell_updates"))
         return options
 
-    def _core_forward(self, run, weights, initial, reverse, batch_sizes, clamps, training):
+    def _core_forward(self, run, weights, initial, reverse, batch_sizes, clamps, training, traced):
         steps, batch = run.steps_and_batch()
         x, y, offset, layout = run.x, run.y, run.offset, {"batch_first": run.batch_first}
         hidden = self.hidden_size
-        tape = {
-            "gates": np.empty((steps, batch, self._gate_blocks() * hidden), self.dtype),
-            "cells": np.empty((steps, batch, hidden), self.dtype),
-            "regularizers": self._regularizers(steps, batch, training),
-        }
-        if self.zoneout > 0:
-            tape["cell_updates"] = np.empty((steps, batch, hidden), self.dtype)
+        tape = {"regularizers": self._regularizers(steps, batch, training)}
+        # Inference without gate traces keeps no tape: the plain, peephole and coupled
+        # kernels then write only y and the final cells (c_n).
+        tapeless = not (traced or training or self.layer_norm or self.proj_size)
+        if not tapeless:
+            tape["gates"] = np.empty((steps, batch, self._gate_blocks() * hidden), self.dtype)
+            tape["cells"] = np.empty((steps, batch, hidden), self.dtype)
+            if self.zoneout > 0:
+                tape["cell_updates"] = np.empty((steps, batch, hidden), self.dtype)
         common = [weights["weight_ih"], weights["weight_hh"], weights["bias_ih"], weights["bias_hh"]]
         if self.layer_norm:
             tape.update(
@@ -277,9 +281,10 @@ class LSTM(_GatedRecurrent):
                 tape["gates"], tape["cells"], tape["cell_out"], batch_sizes=batch_sizes, **options, **layout,
             )  # fmt: skip
         else:
+            tape["c_n"] = np.empty((batch, hidden), self.dtype)
             _core.lstm_forward(
-                x, *common, *initial, reverse, y, offset, tape["gates"], tape["cells"],
-                batch_sizes=batch_sizes, **options, **layout,
+                x, *common, *initial, reverse, y, offset, tape.get("gates"), tape.get("cells"),
+                batch_sizes=batch_sizes, c_n=tape["c_n"], **options, **layout,
             )  # fmt: skip
         return tape
 

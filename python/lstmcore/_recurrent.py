@@ -280,7 +280,7 @@ class _GatedRecurrent:
         (T, B, H) time-major arrays (see the subclass for the gate names); padding steps
         are zero.
         """
-        y, state_n, tape = self._forward(x, state, lengths, ablate, training=False, for_backward=False)
+        y, state_n, tape = self._forward(x, state, lengths, ablate, False, for_backward=False, traced=return_gates)
         if return_gates:
             return y, state_n, self.gate_traces(tape)
         return y, state_n
@@ -308,10 +308,11 @@ class _GatedRecurrent:
         between layers (and the subclass's training-only options).
         Returns ``y`` ((B, T, D*H) or (T, B, D*H)), the final state and the tape.
         """
-        return self._forward(x, state, lengths, ablate, training, for_backward=True)
+        return self._forward(x, state, lengths, ablate, training, for_backward=True, traced=True)
 
-    def _forward(self, x, state, lengths, ablate, training, for_backward):
-        """forward; without ``for_backward`` (inference) nothing is copied for the tape's sake."""
+    def _forward(self, x, state, lengths, ablate, training, for_backward, traced):
+        """forward; without ``for_backward`` (inference) nothing is copied for the tape's sake,
+        and without ``traced`` either the core may keep no gate tape at all."""
         x = self._checked_input(x, keep=for_backward)
         steps, batch = (x.shape[1], x.shape[0]) if self.batch_first else x.shape[:2]
         weights, shapes = self._checked_params()
@@ -356,6 +357,7 @@ class _GatedRecurrent:
                         packing,
                         clamps[index],
                         training,
+                        traced,
                     )
                 )
             layer_input = y
@@ -369,19 +371,19 @@ class _GatedRecurrent:
         tape = Tape(self, shapes, output.shape, inputs, masks, runs, initial, packing, clamps)
         return output, self._pack_state(final), tape
 
-    def _run_direction(self, x, weights, initial, direction, y, batch_first, packing, clamps, training):
+    def _run_direction(self, x, weights, initial, direction, y, batch_first, packing, clamps, training, traced):
         width = self.output_size
         offset = direction * width
         if packing is not None and direction == 1:  # time-major
             x_run = reverse_within(x, packing.lengths)
             y_run = np.empty((x.shape[0], x.shape[1], width), self.dtype)
             run = _DirectionRun(x_run, y_run, 0, None, False, True)
-            run.tape = self._core_forward(run, weights, initial, False, packing.batch_sizes, clamps, training)
+            run.tape = self._core_forward(run, weights, initial, False, packing.batch_sizes, clamps, training, traced)
             y[:, :, offset : offset + width] = reverse_within(y_run, packing.lengths)
             return run
         sizes = None if packing is None else packing.batch_sizes
         run = _DirectionRun(x, y, offset, None, batch_first, False)
-        run.tape = self._core_forward(run, weights, initial, direction == 1, sizes, clamps, training)
+        run.tape = self._core_forward(run, weights, initial, direction == 1, sizes, clamps, training, traced)
         return run
 
     def backward(self, tape, dy, dstate=None):
@@ -450,21 +452,25 @@ class _GatedRecurrent:
         for index, run in enumerate(runs):
             direction = index % self.num_directions
             steps, batch = run.steps_and_batch()
-            h = run.y[..., run.offset : run.offset + width]
             if packing is not None:  # time-major, each sequence's own last step
                 last, rows = packing.last_steps(), np.arange(batch)
-                states = [h] + self._tape_states(run.tape)
-                for kind, source in enumerate(states):
-                    finals[kind].append(source[last, rows])
-                continue
-            last = 0 if direction == 1 else steps - 1
-            finals[0].append(h[:, last] if run.batch_first else h[last])
-            for kind, source in enumerate(self._tape_states(run.tape), start=1):
-                finals[kind].append(source[last])  # the tape is time-major
+
+                def at_last(time_major):
+                    return time_major[last, rows]
+            else:
+
+                def at_last(time_major, t=0 if direction == 1 else steps - 1):
+                    return time_major[t]
+
+            h = run.y[..., run.offset : run.offset + width]
+            finals[0].append(at_last(_in_layout(h, run.batch_first)))
+            for kind, state in enumerate(self._final_tape_states(run.tape, at_last), start=1):
+                finals[kind].append(state)
         return [np.stack(parts) for parts in finals]
 
-    def _tape_states(self, core_tape):
-        """The state kinds beyond h that the tape holds per step (LSTM: the cells)."""
+    def _final_tape_states(self, core_tape, at_last):
+        """The final states beyond h (LSTM: c), from a run's core tape; ``at_last`` picks
+        each sequence's last step of a time-major (T, B, ...) array."""
         return []
 
     def gate_traces(self, tape):

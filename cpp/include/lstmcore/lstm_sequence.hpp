@@ -35,21 +35,32 @@
 
 namespace lstmcore {
 
+// Rows of input projection a tapeless forward computes at a time: the chunk's gates
+// (kChunkRows x K*H) stay in cache until the steps that read them.
+constexpr Index kChunkRows = 256;
+
 // x      (T, B, I)               input, in either layout (SequenceView)
 // h0, c0 (B, H)                  initial state
 // y      (T, B, H):              h_t for every t (written)
-// gates  (T*B, K*H)              tape: the cell's activated gates (written)
-// cells  (T*B, H)                tape: c_t (written)
-// The final state is the row block of y and cells at time_at(T-1) (with lengths, each
-// sequence's row at its last step). Padding rows of y, gates and cells are zero.
+// gates  (T*B, K*H)              tape: the cell's activated gates (written), or nullptr
+// cells  (T*B, H)                tape: c_t (written), or nullptr (with gates: no tape)
+// c_n    (B, H)                  each sequence's last c_t (written), or nullptr
+// h_n is the row of y at each sequence's last step. Padding rows of y and the tape are zero.
+// Without a tape (inference), the input projection runs one chunk of steps ahead instead
+// of all at once and c_t alternates between two buffers, so the forward neither writes
+// nor reads back T*B*(K+1)*H values through memory (T=100, B=64, H=256: 7% faster, 33 MB
+// less).
 template <typename Scalar, template <typename> class Cell>
 void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const GatedWeights<Scalar>& w,
                   const LstmOptions<Scalar>& options, const Scalar* h0, const Scalar* c0,
-                  SequenceView<Scalar> y, Scalar* gates, Scalar* cells) {
+                  SequenceView<Scalar> y, Scalar* gates, Scalar* cells, Scalar* c_n) {
   constexpr Index K = Cell<Scalar>::kGates;
   const Index B = s.batch, H = s.hidden, I = s.input, G = K * H, rows = s.rows();
   using Layout = PanelLayout<Scalar>;
   const int threads = plan_threads(B, H, K);
+  const bool taped = gates != nullptr;
+  const Index chunk = taped ? s.steps : std::clamp<Index>(kChunkRows / B, 1, s.steps);
+  PassBuffer<Scalar> chunk_gates(taped ? 0 : chunk * B * G), cell_pair(taped ? 0 : 2 * B * H);
 
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
@@ -74,22 +85,37 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
     PackedBuffer<Scalar> mask_tiles;
     Index mask_rows = 0;
     if (options.recurrent_mask && n > 0) mask_tiles.resize(Layout::tiles(B) * Layout::kRows * H);
-    // Hoisted input projection: all T*B rows, this thread's gate columns only, so the
-    // time loop below needs no barrier before it starts.
-    if (n > 0) {
+    // Hoisted input projection: all T*B rows (a chunk's without a tape), this thread's
+    // gate columns only, so the time loop below needs no barrier before it starts.
+    if (n > 0 && taped) {
       packed_products<Scalar>(x.rows(0, B), rows, I, packed_ih.data(), ih_size, n,
                               gates + units.begin, H, G, K, false, workspace);
     }
+    Index chunk_first_time = 0;
 
     for (Index step = 0; step < s.steps; ++step) {
       const Index t = s.time_at(step);
       const Index alive = s.active(t);
       const Scalar* h_prev = step == 0 ? h0 : y.at(s.previous_time(t), 0);
       const Index h_prev_stride = step == 0 ? H : y.batch_stride;
-      const Scalar* c_prev = step == 0 ? c0 : cells + s.previous_time(t) * B * H;
-      Scalar* gates_t = gates + t * B * G;
       Scalar* h_t = y.at(t, 0);
-      Scalar* c_t = cells + t * B * H;
+      Scalar *gates_t, *c_t;
+      const Scalar* c_prev;
+      if (taped) {
+        gates_t = gates + t * B * G;
+        c_t = cells + t * B * H;
+        c_prev = step == 0 ? c0 : cells + s.previous_time(t) * B * H;
+      } else {
+        if (step % chunk == 0 && n > 0) {
+          const Index count = std::min(chunk, s.steps - step);
+          chunk_first_time = s.reverse ? t - count + 1 : t;
+          packed_products<Scalar>(x.rows(chunk_first_time, B), count * B, I, packed_ih.data(), ih_size, n,
+                                  chunk_gates.data() + units.begin, H, G, K, false, workspace);
+        }
+        gates_t = chunk_gates.data() + (t - chunk_first_time) * B * G;
+        c_t = cell_pair.data() + (step & 1) * B * H;
+        c_prev = step == 0 ? c0 : cell_pair.data() + ((step - 1) & 1) * B * H;
+      }
       if (n > 0 && alive > 0 && mask_tiles.empty()) {
         for (Index gate = 0; gate < K; ++gate) {
           multiply_rows<Scalar>({h_prev, h_prev_stride}, alive, H, packed_hh.data() + gate * hh_size, n,
@@ -110,26 +136,28 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
                           gates_t + gate * H + units.begin, G, true);
         }
       }
+      const Index ub = units.begin;
       if (n > 0 && alive > 0) {
         for (Index b = 0; b < alive; ++b) {
-          const Index ub = units.begin;
           cell.forward(gates_t + b * G + ub, c_prev + b * H + ub, c_t + b * H + ub, h_t + b * y.batch_stride + ub);
           if (options.zoneout()) {
+            Scalar* update = options.cell_updates ? options.cell_updates + (t * B + b) * H + ub : nullptr;
             Zoneout<Scalar>(options, t * B + b, H, ub)
                 .forward(n, c_prev + b * H + ub, c_t + b * H + ub, h_prev + b * h_prev_stride + ub,
-                         h_t + b * y.batch_stride + ub, options.cell_updates + (t * B + b) * H + ub);
+                         h_t + b * y.batch_stride + ub, update);
           }
         }
+        // The sequences whose last step this was (all at the end; with lengths, the rows
+        // the next step leaves out).
+        const Index alive_next = step + 1 < s.steps ? s.active(s.time_at(step + 1)) : 0;
+        for (Index b = alive_next; b < alive && c_n; ++b) std::copy_n(c_t + b * H + ub, n, c_n + b * H + ub);
       }
-      if (n > 0) {
-        for (Index b = alive; b < B; ++b) {
-          for (Index gate = 0; gate < K; ++gate) {
-            std::fill_n(gates_t + b * G + gate * H + units.begin, n, Scalar(0));
-          }
-          std::fill_n(c_t + b * H + units.begin, n, Scalar(0));
-          std::fill_n(h_t + b * y.batch_stride + units.begin, n, Scalar(0));
-          if (options.zoneout()) std::fill_n(options.cell_updates + (t * B + b) * H + units.begin, n, Scalar(0));
-        }
+      for (Index b = alive; b < B && n > 0; ++b) {
+        std::fill_n(h_t + b * y.batch_stride + ub, n, Scalar(0));
+        if (!taped) continue;
+        for (Index gate = 0; gate < K; ++gate) std::fill_n(gates_t + b * G + gate * H + ub, n, Scalar(0));
+        std::fill_n(c_t + b * H + ub, n, Scalar(0));
+        if (options.cell_updates) std::fill_n(options.cell_updates + (t * B + b) * H + ub, n, Scalar(0));
       }
 #pragma omp barrier
     }

@@ -20,14 +20,15 @@ class Zoneout {
         keep_h_(options.zoneout_h ? options.zoneout_h + row * hidden + first_unit : nullptr),
         keep_c_(options.zoneout_c ? options.zoneout_c + row * hidden + first_unit : nullptr) {}
 
-  // c: c~_t in, c_t out; h: h~_t in, h_t out; update: where c~_t is kept for backward.
+  // c: c~_t in, c_t out; h: h~_t in, h_t out; update: where c~_t is kept for backward, or
+  // nullptr (no tape).
   void forward(Index n, const Scalar* c_prev, Scalar* c, const Scalar* h_prev, Scalar* h,
                Scalar* update) const {
     for_each_unit<Scalar>(n, [&](Index j, auto p) {
       using namespace Eigen::internal;
       using P = decltype(p);
       const P c_new = ploadu<P>(c + j), h_new = ploadu<P>(h + j);
-      pstoreu(update + j, c_new);
+      if (update) pstoreu(update + j, c_new);
       pstoreu(c + j, pmadd(keep<P>(keep_c_, j), psub(ploadu<P>(c_prev + j), c_new), c_new));
       pstoreu(h + j, pmadd(keep<P>(keep_h_, j), psub(ploadu<P>(h_prev + j), h_new), h_new));
     });

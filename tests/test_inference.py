@@ -1,0 +1,77 @@
+"""Inference without a tape: ``layer(x)`` on the plain, peephole and coupled LSTM keeps no
+gate tape (the core projects the input a chunk of steps ahead and keeps only two rows of
+cells), and must give what the taped ``forward(..., training=False)`` gives, which the
+other test files check against the reference.
+
+Tolerances: both paths evaluate the same expressions; only the input product's tiling
+differs between a chunk and the whole sequence (a one-row tile sums its dot products in
+two chains), so a pre-activation may differ by an ulp of its own terms. float64: 1e-13;
+float32: 2e-6 (about 16 eps32; observed <= 2.4e-7) over T <= 23 steps and two layers, whose
+weights (+-1/sqrt(H) plus 0.3) do not amplify an error from step to step.
+"""
+
+import numpy as np
+import pytest
+
+import lstmcore
+from _compare import assert_close
+from _layers import move_off_initialisation, random_state
+
+TOLERANCE = {np.float64: 1e-13, np.float32: 2e-6}
+CELLS = {"plain": {}, "peephole": {"peephole": True}, "coupled": {"coupled": True}, "zoneout": {"zoneout": 0.3}}
+# (steps, batch): the core's chunk is 256 // B steps, so these have several chunks, a
+# ragged last one, one step per chunk (B > 256) and one chunk for the whole sequence.
+SHAPES = {"B40-3-chunks": (17, 40), "B300-chunk-of-one-step": (3, 300), "B2-one-chunk": (23, 2), "B64-T1": (1, 64)}
+
+
+def layer_and_inputs(cell, dtype, steps, batch, bidirectional, batch_first, seed):
+    layer = lstmcore.LSTM(
+        5, 24, num_layers=2, bidirectional=bidirectional, batch_first=batch_first, dtype=dtype, seed=seed,
+        **CELLS[cell],
+    )  # fmt: skip
+    move_off_initialisation(layer, seed)
+    rng = np.random.default_rng(seed)
+    shape = (batch, steps, 5) if batch_first else (steps, batch, 5)
+    return layer, rng.normal(size=shape).astype(dtype), random_state(layer, batch, rng), rng
+
+
+def assert_same_inference(layer, got, expected, dtype):
+    (y, (h_n, c_n)), (y_taped, (h_taped, c_taped)) = got, expected
+    tol = TOLERANCE[dtype]
+    for name, a, b in (("y", y, y_taped), ("h_n", h_n, h_taped), ("c_n", c_n, c_taped)):
+        assert_close(name, a, b, tol, tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("cell", list(CELLS))
+@pytest.mark.parametrize("shape", list(SHAPES.values()), ids=list(SHAPES))
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["unidirectional", "bidirectional"])
+def test_inference_without_tape_matches_the_taped_forward(dtype, cell, shape, bidirectional):
+    steps, batch = shape
+    layer, x, state, _ = layer_and_inputs(cell, dtype, steps, batch, bidirectional, True, seed=1)
+    y_taped, final_taped, _ = layer.forward(x, state, training=False)
+    assert_same_inference(layer, layer(x, state), (y_taped, final_taped), dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_inference_without_tape_matches_with_lengths_time_major_and_ablation(dtype, cell):
+    steps, batch = 17, 40
+    layer, x, state, rng = layer_and_inputs(cell, dtype, steps, batch, True, False, seed=2)
+    lengths = rng.integers(1, steps + 1, size=batch)
+    lengths[0] = steps
+    ablate = {"input": 0.5} if cell == "coupled" else {"forget": 1.0}
+    y_taped, final_taped, _ = layer.forward(x, state, lengths=lengths, ablate=ablate, training=False)
+    got = layer(x, state, lengths=lengths, ablate=ablate)
+    assert_same_inference(layer, got, (y_taped, final_taped), dtype)
+    padding = np.arange(steps)[:, None] >= lengths[None, :]
+    assert not got[0][padding].any(), "padding steps are zero"
+
+
+def test_inference_keeps_no_tape_but_gate_traces_do():
+    layer, x, state, _ = layer_and_inputs("plain", np.float32, 9, 40, False, True, seed=3)
+    _, _, tape = layer._forward(x, state, None, None, False, for_backward=False, traced=False)
+    assert all("gates" not in run.tape and "cells" not in run.tape for run in tape.runs)
+    y, final, traces = layer(x, state, return_gates=True)
+    assert traces[0]["forget"].shape == (9, 40, 24)
+    assert_same_inference(layer, (y, final), layer(x, state), np.float32)
