@@ -278,7 +278,7 @@ void lstm_backward(const py::array& x, const py::array& wi, const py::array& wh,
                    const py::object& peephole_grad, const py::object& clamps,
                    const py::object& batch_sizes, const py::object& recurrent_mask,
                    const py::object& zoneout_h, const py::object& zoneout_c, double zoneout_rate,
-                   const py::object& cell_updates, bool batch_first) {
+                   const py::object& cell_updates, bool batch_first, bool accumulate_dx) {
   dispatch_cell(cell, [&](auto kind) {
     using Kind = decltype(kind);
     constexpr Index K = Kind::template type<float>::kGates;
@@ -306,7 +306,7 @@ void lstm_backward(const py::array& x, const py::array& wi, const py::array& wh,
       py::gil_scoped_release release;
       lstmcore::lstm_backward<Scalar, Kind::template type>(shape, sequence(xp, d, d.input), w.w, options, h0p, c0p,
                                                           sequence(yp, d, width, y_offset), gp, cp,
-                                                          sequence(dyp, d, width, y_offset), dhn, dcn, sequence(dxp, d, d.input),
+                                                          sequence(dyp, d, width, y_offset), dhn, dcn, sequence(dxp, d, d.input), accumulate_dx,
                                                           grads, dh0p, dc0p);
     });
   });
@@ -371,7 +371,7 @@ void projected_lstm_backward(const py::array& x, const py::array& wi, const py::
                              const py::array& gbh, const py::array& gwhr, const py::array& dh0,
                              const py::array& dc0, const std::string& cell,
                              const py::object& peephole, const py::object& peephole_grad,
-                             const py::object& clamps, const py::object& batch_sizes, bool batch_first) {
+                             const py::object& clamps, const py::object& batch_sizes, bool batch_first, bool accumulate_dx) {
   dispatch_cell(cell, [&](auto kind) {
     using Kind = decltype(kind);
     constexpr Index K = Kind::template type<float>::kGates;
@@ -404,7 +404,7 @@ void projected_lstm_backward(const py::array& x, const py::array& wi, const py::
       py::gil_scoped_release release;
       lstmcore::projected_lstm_backward<Scalar, Kind::template type>(
           shape, P, sequence(xp, d, d.input), w.w, hrp, options, h0p, c0p, sequence(yp, d, width, y_offset), gp, cp, rp,
-          sequence(dyp, d, width, y_offset), dhn, dcn, sequence(dxp, d, d.input), grads, ghrp, dh0p, dc0p);
+          sequence(dyp, d, width, y_offset), dhn, dcn, sequence(dxp, d, d.input), accumulate_dx, grads, ghrp, dh0p, dc0p);
     });
   });
 }
@@ -471,7 +471,7 @@ void layer_norm_lstm_backward(const py::array& x, const py::array& wi, const py:
                               const py::array& g_gain_ih, const py::array& g_gain_hh,
                               const py::array& g_gain_cell, const py::array& g_bias_cell,
                               const py::array& dh0, const py::array& dc0, const py::object& clamps,
-                              const py::object& batch_sizes, bool batch_first) {
+                              const py::object& batch_sizes, bool batch_first, bool accumulate_dx) {
   const Dims d = dims_of(x, wh, 4, batch_first);
   const Index width = checked_offset(y, y_offset, d);
   const auto shape = shape_of(d, reverse, batch_sizes);
@@ -505,7 +505,7 @@ void layer_norm_lstm_backward(const py::array& x, const py::array& wi, const py:
     auto* dc0p = checked<Scalar>(dc0, "dc0", {d.batch, d.hidden}, true);
     py::gil_scoped_release release;
     lstmcore::layer_norm_lstm_backward<Scalar>(shape, sequence(xp, d, d.input), w.w, ln, held, h0p, c0p, sequence(yp, d, width, y_offset), gp, cp,
-                                               tape, sequence(dyp, d, width, y_offset), dhn, dcn, sequence(dxp, d, d.input), grads, ln_grads,
+                                               tape, sequence(dyp, d, width, y_offset), dhn, dcn, sequence(dxp, d, d.input), accumulate_dx, grads, ln_grads,
                                                dh0p, dc0p);
   });
 }
@@ -535,7 +535,7 @@ void gru_backward(const py::array& x, const py::array& wi, const py::array& wh,
                   const py::array& y, Index y_offset, const py::array& gates,
                   const py::array& dy, const py::object& dh_n, const py::array& dx,
                   const py::array& gwi, const py::array& gwh, const py::array& gbi,
-                  const py::array& gbh, const py::array& dh0, const py::object& batch_sizes, bool batch_first) {
+                  const py::array& gbh, const py::array& dh0, const py::object& batch_sizes, bool batch_first, bool accumulate_dx) {
   const Dims d = dims_of(x, wh, 3, batch_first);
   const Index width = checked_offset(y, y_offset, d);
   const auto shape = shape_of(d, reverse, batch_sizes);
@@ -554,7 +554,7 @@ void gru_backward(const py::array& x, const py::array& wi, const py::array& wh,
     auto* dh0p = checked<Scalar>(dh0, "dh0", {d.batch, d.hidden}, true);
     py::gil_scoped_release release;
     lstmcore::gru_backward<Scalar>(shape, sequence(xp, d, d.input), w.w, h0p, sequence(yp, d, width, y_offset),
-                                   gp, sequence(dyp, d, width, y_offset), dhn, sequence(dxp, d, d.input), grads, dh0p);
+                                   gp, sequence(dyp, d, width, y_offset), dhn, sequence(dxp, d, d.input), accumulate_dx, grads, dh0p);
   });
 }
 
@@ -593,7 +593,7 @@ PYBIND11_MODULE(_core, m) {
         "peephole"_a = py::none(), "grad_peephole"_a = py::none(), "clamps"_a = py::none(),
         "batch_sizes"_a = py::none(), "recurrent_mask"_a = py::none(), "zoneout_h"_a = py::none(),
         "zoneout_c"_a = py::none(), "zoneout_rate"_a = 0.0, "cell_updates"_a = py::none(),
-        "batch_first"_a = false);
+        "batch_first"_a = false, "accumulate_dx"_a = false);
   m.def("projected_lstm_forward", &projected_lstm_forward, "x"_a, "weight_ih"_a, "weight_hh"_a,
         "bias_ih"_a, "bias_hh"_a, "weight_hr"_a, "h0"_a, "c0"_a, "reverse"_a, "y"_a, "y_offset"_a,
         "gates"_a, "cells"_a, "cell_out"_a, py::kw_only(), "cell"_a = "plain", "peephole"_a = py::none(),
@@ -603,7 +603,7 @@ PYBIND11_MODULE(_core, m) {
         "gates"_a, "cells"_a, "cell_out"_a, "dy"_a, "dh_n"_a, "dc_n"_a, "dx"_a, "grad_weight_ih"_a,
         "grad_weight_hh"_a, "grad_bias_ih"_a, "grad_bias_hh"_a, "grad_weight_hr"_a, "dh0"_a, "dc0"_a,
         py::kw_only(), "cell"_a = "plain", "peephole"_a = py::none(), "grad_peephole"_a = py::none(),
-        "clamps"_a = py::none(), "batch_sizes"_a = py::none(), "batch_first"_a = false);
+        "clamps"_a = py::none(), "batch_sizes"_a = py::none(), "batch_first"_a = false, "accumulate_dx"_a = false);
   m.def("layer_norm_lstm_forward", &layer_norm_lstm_forward, "x"_a, "weight_ih"_a, "weight_hh"_a,
         "bias_ih"_a, "bias_hh"_a, "layer_norm_ih_weight"_a, "layer_norm_hh_weight"_a,
         "layer_norm_cell_weight"_a, "layer_norm_cell_bias"_a, "h0"_a, "c0"_a, "reverse"_a, "y"_a,
@@ -617,14 +617,14 @@ PYBIND11_MODULE(_core, m) {
         "grad_bias_ih"_a, "grad_bias_hh"_a, "grad_layer_norm_ih_weight"_a,
         "grad_layer_norm_hh_weight"_a, "grad_layer_norm_cell_weight"_a,
         "grad_layer_norm_cell_bias"_a, "dh0"_a, "dc0"_a, py::kw_only(), "clamps"_a = py::none(),
-        "batch_sizes"_a = py::none(), "batch_first"_a = false);
+        "batch_sizes"_a = py::none(), "batch_first"_a = false, "accumulate_dx"_a = false);
   m.def("gru_forward", &gru_forward, "x"_a, "weight_ih"_a, "weight_hh"_a, "bias_ih"_a,
         "bias_hh"_a, "h0"_a, "reverse"_a, "y"_a, "y_offset"_a, "gates"_a, py::kw_only(),
         "batch_sizes"_a = py::none(), "batch_first"_a = false);
   m.def("gru_backward", &gru_backward, "x"_a, "weight_ih"_a, "weight_hh"_a, "bias_ih"_a,
         "bias_hh"_a, "h0"_a, "reverse"_a, "y"_a, "y_offset"_a, "gates"_a, "dy"_a, "dh_n"_a,
         "dx"_a, "grad_weight_ih"_a, "grad_weight_hh"_a, "grad_bias_ih"_a, "grad_bias_hh"_a,
-        "dh0"_a, py::kw_only(), "batch_sizes"_a = py::none(), "batch_first"_a = false);
+        "dh0"_a, py::kw_only(), "batch_sizes"_a = py::none(), "batch_first"_a = false, "accumulate_dx"_a = false);
   m.def("gate_tanh", &activation<true>, "x"_a, "The core's tanh, for the accuracy tests.");
   m.def("gate_sigmoid", &activation<false>, "x"_a, "The core's sigmoid, for the accuracy tests.");
   m.def("gru_tape_width", [](Index hidden) { return lstmcore::gru_tape_width(hidden); });

@@ -76,7 +76,9 @@ class GRU(_GatedRecurrent):
         )
         return (gates,)
 
-    def _core_backward(self, run, reverse, dy, dx, batch_sizes, weights, initial, d_final, grads, d_initial, clamps):
+    def _core_backward(
+        self, run, reverse, dy, dx, accumulate_dx, batch_sizes, weights, initial, d_final, grads, d_initial, clamps
+    ):
         _core.gru_backward(
             run.x,
             weights["weight_ih"],
@@ -98,4 +100,5 @@ class GRU(_GatedRecurrent):
             *d_initial,
             batch_sizes=batch_sizes,
             batch_first=run.batch_first,
+            accumulate_dx=accumulate_dx,
         )

@@ -288,8 +288,10 @@ class LSTM(_GatedRecurrent):
             )  # fmt: skip
         return tape
 
-    def _core_backward(self, run, reverse, dy, dx, batch_sizes, weights, initial, d_final, grads, d_initial, clamps):
-        tape, layout = run.tape, {"batch_first": run.batch_first}
+    def _core_backward(
+        self, run, reverse, dy, dx, accumulate_dx, batch_sizes, weights, initial, d_final, grads, d_initial, clamps
+    ):
+        tape, layout = run.tape, {"batch_first": run.batch_first, "accumulate_dx": accumulate_dx}
         dh_n, dc_n = (None, None) if d_final is None else d_final
         common = [weights["weight_ih"], weights["weight_hh"], weights["bias_ih"], weights["bias_hh"]]
         grad_common = [grads["weight_ih"], grads["weight_hh"], grads["bias_ih"], grads["bias_hh"]]

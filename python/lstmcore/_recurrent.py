@@ -416,7 +416,8 @@ class _GatedRecurrent:
         width, directions = self.output_size, self.num_directions
         with self._grads_lock:
             for layer in reversed(range(self.num_layers)):
-                d_input = np.zeros_like(tape.inputs[layer])
+                # The first direction writes the input gradient, the second adds to it.
+                d_input = np.empty_like(tape.inputs[layer])
                 for direction in range(directions):
                     index = layer * directions + direction
                     run = tape.runs[index]
@@ -431,12 +432,12 @@ class _GatedRecurrent:
                     if run.reversed_in_time:
                         offset = direction * width
                         dy_run = reverse_within(d_output[:, :, offset : offset + width], packing.lengths)
-                        dx_run = np.zeros_like(run.x)
-                        self._core_backward(run, False, dy_run, dx_run, packing.batch_sizes, *args)
+                        dx_run = np.empty_like(run.x)
+                        self._core_backward(run, False, dy_run, dx_run, False, packing.batch_sizes, *args)
                         d_input += reverse_within(dx_run, packing.lengths)
                     else:
                         sizes = None if packing is None else packing.batch_sizes
-                        self._core_backward(run, direction == 1, d_output, d_input, sizes, *args)
+                        self._core_backward(run, direction == 1, d_output, d_input, direction == 1, sizes, *args)
                 if tape.masks[layer] is not None:
                     d_input *= _in_layout(tape.masks[layer], tape.runs[0].batch_first)
                 d_output = d_input

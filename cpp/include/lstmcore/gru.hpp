@@ -118,13 +118,13 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
 // dy     (T, B, H): gradient of y
 // dh_n   (B, H) gradient of the final state, or nullptr for zero
 // Outputs:
-// dx     (T, B, I): gradient of x, ADDED to
+// dx     (T, B, I): gradient of x, written, or ADDED to when accumulate_dx
 // grads  gradients of the weights, ADDED to
 // dh0    (B, H): gradient of the initial state (written)
 template <typename Scalar>
 void gru_backward(const SequenceShape& s, SequenceView<const Scalar> x, const GatedWeights<Scalar>& w,
                   const Scalar* h0, SequenceView<const Scalar> y, const Scalar* gates,
-                  SequenceView<const Scalar> dy, const Scalar* dh_n, SequenceView<Scalar> dx,
+                  SequenceView<const Scalar> dy, const Scalar* dh_n, SequenceView<Scalar> dx, bool accumulate_dx,
                   const GatedGrads<Scalar>& grads, Scalar* dh0) {
   const Index B = s.batch, H = s.hidden, I = s.input, G = 3 * H, W = gru_tape_width(H);
   const Index rows = s.rows();
@@ -204,8 +204,9 @@ void gru_backward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
       }
       if (inputs.size() > 0 && alive > 0) {
         multiply_rows<Scalar>({d_input_t, G}, alive, G, packed_ih.data(), inputs.size(), dx.at(t, 0) + inputs.begin,
-                              dx.batch_stride, true);
+                              dx.batch_stride, accumulate_dx);
       }
+      if (!accumulate_dx) zero_rows(dx, t, alive, B, inputs.begin, inputs.size());
     }
 #pragma omp barrier
 

@@ -185,14 +185,15 @@ void layer_norm_lstm_forward(const SequenceShape& s, SequenceView<const Scalar> 
 }
 
 // Inputs as for forward, plus dy (T, B, H), dh_n, dc_n (B, H) or nullptr. Outputs: dx
-// (T, B, I), the weight gradients and `ln_grads` ADDED to; dh0, dc0 (B, H) written.
+// (T, B, I) written (ADDED to when accumulate_dx), the weight gradients and `ln_grads` ADDED
+// to; dh0, dc0 (B, H) written.
 template <typename Scalar>
 void layer_norm_lstm_backward(const SequenceShape& s, SequenceView<const Scalar> x, const GatedWeights<Scalar>& w,
                               const LayerNormParams<Scalar>& ln, const std::array<const Scalar*, 4>& clamps,
                               const Scalar* h0, const Scalar* c0, SequenceView<const Scalar> y,
                               const Scalar* gates, const Scalar* cells, const LayerNormTape<Scalar>& tape,
                               SequenceView<const Scalar> dy, const Scalar* dh_n, const Scalar* dc_n,
-                              SequenceView<Scalar> dx, const GatedGrads<Scalar>& grads,
+                              SequenceView<Scalar> dx, bool accumulate_dx, const GatedGrads<Scalar>& grads,
                               const LayerNormGrads<Scalar>& ln_grads,
                               Scalar* dh0, Scalar* dc0) {
   const Index B = s.batch, H = s.hidden, I = s.input, G = 4 * H, rows = s.rows();
@@ -284,8 +285,9 @@ void layer_norm_lstm_backward(const SequenceShape& s, SequenceView<const Scalar>
       }
       if (inputs.size() > 0 && alive > 0) {
         multiply_rows<Scalar>({d_input.data() + t * B * G, G}, alive, G, packed_ih.data(), inputs.size(),
-                              dx.at(t, 0) + inputs.begin, dx.batch_stride, true);
+                              dx.at(t, 0) + inputs.begin, dx.batch_stride, accumulate_dx);
       }
+      if (!accumulate_dx) zero_rows(dx, t, alive, B, inputs.begin, inputs.size());
 #pragma omp barrier
     }
 

@@ -168,7 +168,8 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
 // dy          (T, B, H): gradient of y (padding rows ignored)
 // dh_n, dc_n  (B, H) gradient of the final state, or nullptr for zero
 // Outputs:
-// dx          (T, B, I): gradient of x, ADDED to (a bidirectional layer sums both directions)
+// dx          (T, B, I): gradient of x, written, or ADDED to when accumulate_dx (the second
+//             direction of a bidirectional layer)
 // grads       gradients of the weights (and options.peephole_grad), ADDED to
 // dh0, dc0    (B, H): gradient of the initial state (written)
 template <typename Scalar, template <typename> class Cell>
@@ -176,7 +177,8 @@ void lstm_backward(const SequenceShape& s, SequenceView<const Scalar> x, const G
                    const LstmOptions<Scalar>& options, const Scalar* h0, const Scalar* c0,
                    SequenceView<const Scalar> y, const Scalar* gates, const Scalar* cells,
                    SequenceView<const Scalar> dy, const Scalar* dh_n, const Scalar* dc_n,
-                   SequenceView<Scalar> dx, const GatedGrads<Scalar>& grads, Scalar* dh0, Scalar* dc0) {
+                   SequenceView<Scalar> dx, bool accumulate_dx, const GatedGrads<Scalar>& grads, Scalar* dh0,
+                   Scalar* dc0) {
   constexpr Index K = Cell<Scalar>::kGates;
   const Index B = s.batch, H = s.hidden, I = s.input, G = K * H, rows = s.rows();
   // (T*B, K*H): gradient of the gate pre-activations a_t, kept for the weight GEMMs.
@@ -252,8 +254,9 @@ void lstm_backward(const SequenceShape& s, SequenceView<const Scalar> x, const G
       const RowView<Scalar> da_t{d_gates_t, G};
       if (alive > 0 && inputs.size() > 0) {
         multiply_rows(da_t, alive, G, packed_ih.data(), inputs.size(), dx.at(t, 0) + inputs.begin,
-                      dx.batch_stride, true);
+                      dx.batch_stride, accumulate_dx);
       }
+      if (!accumulate_dx) zero_rows(dx, t, alive, B, inputs.begin, inputs.size());
       if (n > 0 && alive > 0 && plain_recurrence) {
         multiply_rows(da_t, alive, G, packed_hh.data(), n, dh0 + ub, H, false);
       } else if (n > 0 && alive > 0) {

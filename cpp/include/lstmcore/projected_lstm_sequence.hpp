@@ -100,15 +100,16 @@ void projected_lstm_forward(const SequenceShape& s, Index proj, SequenceView<con
 }
 
 // Inputs as for projected_lstm_forward, plus dy (T, B, P), dh_n (B, P) and dc_n (B, H) or
-// nullptr. Outputs: dx (T, B, I) and the weight gradients (grad_hr
-// (P, H) too) ADDED to; dh0 (B, P), dc0 (B, H) written.
+// nullptr. Outputs: dx (T, B, I) written (ADDED to when accumulate_dx), the weight
+// gradients (grad_hr (P, H) too) ADDED to; dh0 (B, P), dc0 (B, H) written.
 template <typename Scalar, template <typename> class Cell>
 void projected_lstm_backward(const SequenceShape& s, Index proj, SequenceView<const Scalar> x,
                              const GatedWeights<Scalar>& w, const Scalar* weight_hr,
                              const LstmOptions<Scalar>& options, const Scalar* h0, const Scalar* c0,
                              SequenceView<const Scalar> y, const Scalar* gates, const Scalar* cells,
                              const Scalar* cell_out, SequenceView<const Scalar> dy, const Scalar* dh_n,
-                             const Scalar* dc_n, SequenceView<Scalar> dx, const GatedGrads<Scalar>& grads,
+                             const Scalar* dc_n, SequenceView<Scalar> dx, bool accumulate_dx,
+                             const GatedGrads<Scalar>& grads,
                              Scalar* grad_hr, Scalar* dh0, Scalar* dc0) {
   constexpr Index K = Cell<Scalar>::kGates;
   const Index B = s.batch, H = s.hidden, P = proj, I = s.input, G = K * H, rows = s.rows();
@@ -184,8 +185,9 @@ void projected_lstm_backward(const SequenceShape& s, Index proj, SequenceView<co
       }
       if (alive > 0 && inputs.size() > 0) {
         multiply_rows<Scalar>({d_gates_t, G}, alive, G, packed_ih.data(), inputs.size(), dx.at(t, 0) + inputs.begin,
-                              dx.batch_stride, true);
+                              dx.batch_stride, accumulate_dx);
       }
+      if (!accumulate_dx) zero_rows(dx, t, alive, B, inputs.begin, inputs.size());
     }
 #pragma omp barrier
 

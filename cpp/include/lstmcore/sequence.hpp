@@ -4,6 +4,7 @@
 // Buffers are row-major with one row per (t, b), row index t*B + b ("time-major").
 #pragma once
 
+#include <algorithm>
 #include <memory>
 #include <type_traits>
 
@@ -68,6 +69,13 @@ struct SequenceView {
   }
   operator SequenceView<const Scalar>() const { return {data, time_stride, batch_stride}; }
 };
+
+// Zeroes `count` columns from `first` of rows [b0, b1) at time t: the rows a written
+// (not accumulated) gradient gets no product for, past the batch alive at t.
+template <typename Scalar>
+void zero_rows(SequenceView<Scalar> v, Index t, Index b0, Index b1, Index first, Index count) {
+  for (Index b = b0; b < b1; ++b) std::fill_n(v.at(t, b) + first, count, Scalar(0));
+}
 
 // A pass's (rows * width) buffer whose every element the pass writes before reading it:
 // left uninitialised, because zeroing tens of MB per call is a measurable share of a pass.
