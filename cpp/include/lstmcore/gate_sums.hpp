@@ -4,6 +4,7 @@
 #pragma once
 
 #include <Eigen/Core>
+#include <initializer_list>
 
 #include "lstmcore/eigen_types.hpp"
 
@@ -16,11 +17,19 @@ class GateSums {
   // sums: (gates, n) for one thread's n units, or nullptr to keep none.
   GateSums(Scalar* sums, Index n) : sums_(sums), n_(n) {}
 
-  template <typename P>
-  EIGEN_ALWAYS_INLINE void add(int gate, Index j, const P& gradient) const {
-    if (!sums_) return;
-    Scalar* sum = sums_ + gate * n_ + j;
-    Eigen::internal::pstoreu(sum, Eigen::internal::padd(Eigen::internal::ploadu<P>(sum), gradient));
+  // Writes units [j, j + lanes) of each gate's gradient, gate k at da + k * stride (the
+  // tape's layout), and adds them to the sums.
+  template <typename P, typename... Gradients>
+  EIGEN_ALWAYS_INLINE void write(Scalar* da, Index stride, Index j, const P& first, const Gradients&... rest) const {
+    int gate = 0;
+    for (const P& gradient : {first, rest...}) {
+      Eigen::internal::pstoreu(da + gate * stride + j, gradient);
+      if (sums_) {
+        Scalar* sum = sums_ + gate * n_ + j;
+        Eigen::internal::pstoreu(sum, Eigen::internal::padd(Eigen::internal::ploadu<P>(sum), gradient));
+      }
+      ++gate;
+    }
   }
 
  private:

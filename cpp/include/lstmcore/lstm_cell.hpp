@@ -72,14 +72,7 @@ class LstmCell {
                                       pmul(pmul(dc_total, ploadu<P>(c_before + j)), pmul(f, psub(one, f))));
       const P da_g = clamps_.gradient(kClampCandidate, j, pmul(pmul(dc_total, i), psub(one, pmul(g, g))));
       const P da_o = clamps_.gradient(kClampOutput, j, pmul(pmul(dh_total, tanh_c), pmul(o, psub(one, o))));
-      pstoreu(da + j, da_i);
-      pstoreu(da + H + j, da_f);
-      pstoreu(da + 2 * H + j, da_g);
-      pstoreu(da + 3 * H + j, da_o);
-      sums_.add(0, j, da_i);
-      sums_.add(1, j, da_f);
-      sums_.add(2, j, da_g);
-      sums_.add(3, j, da_o);
+      sums_.write(da, H, j, da_i, da_f, da_g, da_o);
       pstoreu(dc + j, pmul(dc_total, f));
     });
   }

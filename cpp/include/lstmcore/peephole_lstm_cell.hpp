@@ -77,14 +77,7 @@ class PeepholeLstmCell {
       const P da_i = clamps_.gradient(kClampInput, j, pmul(pmul(dc_total, g), pmul(i, psub(one, i))));
       const P da_f = clamps_.gradient(kClampForget, j, pmul(pmul(dc_total, c_prev), pmul(f, psub(one, f))));
       const P da_g = clamps_.gradient(kClampCandidate, j, pmul(pmul(dc_total, i), psub(one, pmul(g, g))));
-      pstoreu(da + j, da_i);
-      pstoreu(da + H + j, da_f);
-      pstoreu(da + 2 * H + j, da_g);
-      pstoreu(da + 3 * H + j, da_o);
-      sums_.add(0, j, da_i);
-      sums_.add(1, j, da_f);
-      sums_.add(2, j, da_g);
-      sums_.add(3, j, da_o);
+      sums_.write(da, H, j, da_i, da_f, da_g, da_o);
       // c_{t-1} reaches the loss through c_t and through the i and f peepholes.
       const P dc_prev = pmadd(da_f, ploadu<P>(peep + H + j), pmadd(da_i, ploadu<P>(peep + j), pmul(dc_total, f)));
       pstoreu(dc + j, dc_prev);
