@@ -98,8 +98,9 @@ def render(results, markdown=False):
         f"{results['created']}, {results['machine']['cpu']}",
         _machine_line(results["machine"]),
         f"Measured fp32 FMA peak, GFLOP/s: {peaks}",
-        f"fp32, batch-first x; median of {settings['repeats']} interleaved samples "
-        f"(reference: {settings['reference_repeats']}); ratios > 1 mean lstmcore is faster."
+        f"fp32, batch-first x; lstmcore and torch: median of {settings['repeats']} interleaved samples; "
+        f"the reference: {settings['reference_repeats']} samples on its own afterwards; ratios > 1 mean "
+        "lstmcore is faster."
         + (" QUICK MODE: tiny sizes, not a measurement." if settings["quick"] else ""),
         "GFLOP/s counts matrix products only (see flop_model in the JSON); % peak is of the "
         "measured FMA peak at the row's thread count. spread: the widest interquartile range "

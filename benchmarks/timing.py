@@ -63,7 +63,7 @@ def measure(steps, repeats, limits=None, target_sample_s=0.02, max_calls=50):
 
 
 def let_blas_threads_idle(seconds=0.25):
-    """Wait until NumPy's BLAS threads, woken by the reference, have stopped spinning.
+    """Sleep long enough for NumPy's BLAS threads, woken by the reference, to stop spinning.
 
     OpenBLAS's idle threads spin (yielding) for about 0.1 s after each call; a side timed
     meanwhile shares its cores with them (lstmcore ran 2-4x slower in that window here).

@@ -1,10 +1,11 @@
 // pybind11 bindings: the only file that knows Python.
 //
-// Each function takes NumPy arrays in the core's layout, checks that every array has
-// exactly the dtype, shape and contiguity the core will index (so no call from Python
-// can make the core read or write out of bounds), releases the GIL and calls the core.
-// Friendly, user-level checks (batch_first, state tuples, ...) live in the Python layer;
-// the checks here guard memory and name the array that failed.
+// Each function takes NumPy arrays (sequences time-major, or batch-first with
+// batch_first=True; tapes time-major), checks that every array has exactly the dtype,
+// shape and contiguity the core will index (so no call from Python can make the core read
+// or write out of bounds), releases the GIL and calls the core. Friendly, user-level
+// checks (shapes in the user's terms, state tuples, ...) live in the Python layer; the
+// checks here guard memory and name the array that failed.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -41,6 +42,17 @@ std::string dtype_name() {
   return std::string(py::str(py::dtype::of<Scalar>()));
 }
 
+// An optional argument that must be a NumPy array itself: converting anything else (a
+// list) would make a temporary array, freed before the core reads or writes through the
+// pointer taken from it.
+py::array array_argument(const py::object& a, const char* name) {
+  if (!py::isinstance<py::array>(a)) {
+    throw py::type_error(std::string("expected ") + name + " as a NumPy array, got " +
+                         std::string(py::str(py::type::of(a).attr("__name__"))));
+  }
+  return py::reinterpret_borrow<py::array>(a);
+}
+
 // Checks `a` is a C-contiguous array of Scalar with exactly `shape`; returns its data.
 template <typename Scalar>
 Scalar* checked(const py::array& a, const char* name, const std::vector<py::ssize_t>& shape,
@@ -57,6 +69,14 @@ Scalar* checked(const py::array& a, const char* name, const std::vector<py::ssiz
   }
   if (writable && !a.writeable()) throw py::value_error(std::string(name) + " is read-only");
   return static_cast<Scalar*>(const_cast<void*>(a.data()));
+}
+
+// As `checked`, for an argument that may be None (nullptr) and is otherwise an array.
+template <typename Scalar>
+Scalar* checked_optional(const py::object& a, const char* name, const std::vector<py::ssize_t>& shape,
+                         bool writable) {
+  if (a.is_none()) return nullptr;
+  return checked<Scalar>(array_argument(a, name), name, shape, writable);
 }
 
 // A call's sizes; the sequences x, y, dy, dx are (T, B, features) arrays, or (B, T,
@@ -95,9 +115,14 @@ Dims dims_of(const py::array& x, const py::array& weight_hh, Index gates, bool b
 }
 
 // The (T, B, width) output y and the column where this direction's H features start.
-Index checked_offset(const py::array& y, Index offset, const Dims& d) {
-  if (y.ndim() != 3 || offset < 0 || offset + d.hidden > y.shape(2))
-    throw py::value_error("y must be (T, B, width) (or (B, T, width)) with offset + hidden <= width");
+// `features`: H, or P for the projected LSTM.
+Index checked_offset(const py::array& y, Index offset, Index features) {
+  if (y.ndim() != 3 || offset < 0 || offset + features > y.shape(2)) {
+    std::ostringstream msg;
+    msg << "expected y of rank 3 with y_offset + " << features << " <= its width, got shape "
+        << shape_text(std::vector<py::ssize_t>(y.shape(), y.shape() + y.ndim())) << " and y_offset " << offset;
+    throw py::value_error(msg.str());
+  }
   return y.shape(2);
 }
 
@@ -130,7 +155,7 @@ lstmcore::GatedGrads<Scalar> checked_grads(const py::array& wi, const py::array&
 template <typename Scalar>
 const Scalar* optional_state(const py::object& a, const char* name, const Dims& d) {
   if (a.is_none()) return nullptr;
-  return checked<Scalar>(py::cast<py::array>(a), name, {d.batch, d.hidden}, false);
+  return checked_optional<Scalar>(a, name, {d.batch, d.hidden}, false);
 }
 
 // Calls fn.template operator()<Scalar>() for the dtype of x: float32 or float64.
@@ -144,7 +169,7 @@ void dispatch(const py::array& x, Fn&& fn) {
 // Rows alive per time step, (T,) int64, non-increasing in [0, B]; None: all B rows.
 const Index* checked_batch_sizes(const py::object& a, const Dims& d) {
   if (a.is_none()) return nullptr;
-  const Index* sizes = checked<Index>(py::cast<py::array>(a), "batch_sizes", {d.steps}, false);
+  const Index* sizes = checked_optional<Index>(a, "batch_sizes", {d.steps}, false);
   for (Index t = 0; t < d.steps; ++t) {
     if (sizes[t] < 0 || sizes[t] > d.batch || (t > 0 && sizes[t] > sizes[t - 1]))
       throw py::value_error("batch_sizes must be non-increasing counts in [0, batch]");
@@ -183,11 +208,11 @@ lstmcore::LstmOptions<Scalar> checked_options(const std::string& cell, const py:
   if ((cell == "peephole") == peephole.is_none())
     throw py::value_error("the peephole cell, and only it, takes peephole weights");
   if (!peephole.is_none())
-    options.peephole = checked<Scalar>(py::cast<py::array>(peephole), "peephole", {3, d.hidden}, false);
+    options.peephole = checked_optional<Scalar>(peephole, "peephole", {3, d.hidden}, false);
   if (!peephole_grad.is_none()) {
     if (peephole.is_none()) throw py::value_error("peephole_grad without peephole weights");
     options.peephole_grad =
-        checked<Scalar>(py::cast<py::array>(peephole_grad), "grad peephole", {3, d.hidden}, true);
+        checked_optional<Scalar>(peephole_grad, "grad peephole", {3, d.hidden}, true);
   }
   if (clamps.is_none()) return options;
   const auto held = py::cast<py::list>(clamps);
@@ -196,7 +221,7 @@ lstmcore::LstmOptions<Scalar> checked_options(const std::string& cell, const py:
     if (held[gate].is_none()) continue;
     if (cell == "coupled" && gate == lstmcore::kClampForget)
       throw py::value_error("the coupled cell has no forget gate of its own to clamp");
-    options.clamps[gate] = checked<Scalar>(py::cast<py::array>(held[gate]), "clamp", {d.hidden}, false);
+    options.clamps[gate] = checked_optional<Scalar>(held[gate], "clamp", {d.hidden}, false);
   }
   return options;
 }
@@ -210,13 +235,13 @@ void add_regularizers(lstmcore::LstmOptions<Scalar>& options, const py::object& 
                       const py::object& cell_updates, const Dims& d, bool forward, bool taped = true) {
   if (!recurrent_mask.is_none())
     options.recurrent_mask =
-        checked<Scalar>(py::cast<py::array>(recurrent_mask), "recurrent_mask", {d.batch, d.hidden}, false);
+        checked_optional<Scalar>(recurrent_mask, "recurrent_mask", {d.batch, d.hidden}, false);
   if (zoneout_h.is_none() != zoneout_c.is_none())
     throw py::value_error("zoneout needs both masks, zoneout_h and zoneout_c, or neither");
   if (!(zoneout_rate >= 0.0 && zoneout_rate < 1.0)) throw py::value_error("zoneout_rate must be in [0, 1)");
   if (!zoneout_h.is_none()) {
-    options.zoneout_h = checked<Scalar>(py::cast<py::array>(zoneout_h), "zoneout_h", {d.steps, d.batch, d.hidden}, false);
-    options.zoneout_c = checked<Scalar>(py::cast<py::array>(zoneout_c), "zoneout_c", {d.steps, d.batch, d.hidden}, false);
+    options.zoneout_h = checked_optional<Scalar>(zoneout_h, "zoneout_h", {d.steps, d.batch, d.hidden}, false);
+    options.zoneout_c = checked_optional<Scalar>(zoneout_c, "zoneout_c", {d.steps, d.batch, d.hidden}, false);
   } else {
     options.zoneout_rate = static_cast<Scalar>(zoneout_rate);
   }
@@ -224,7 +249,7 @@ void add_regularizers(lstmcore::LstmOptions<Scalar>& options, const py::object& 
     if (!taped) throw py::value_error("a forward without gates and cells tapes takes no cell_updates");
     if (cell_updates.is_none()) throw py::value_error("zoneout needs the cell_updates tape");
     options.cell_updates =
-        checked<Scalar>(py::cast<py::array>(cell_updates), "cell_updates", {d.steps, d.batch, d.hidden}, forward);
+        checked_optional<Scalar>(cell_updates, "cell_updates", {d.steps, d.batch, d.hidden}, forward);
   }
 }
 
@@ -240,13 +265,16 @@ void lstm_forward(const py::array& x, const py::array& wi, const py::array& wh,
     using Kind = decltype(kind);
     constexpr Index K = Kind::template type<float>::kGates;
     const Dims d = dims_of(x, wh, K, batch_first);
-    const Index width = checked_offset(y, y_offset, d);
+    const Index width = checked_offset(y, y_offset, d.hidden);
     const auto shape = shape_of(d, reverse, batch_sizes);
     dispatch(x, [&](auto zero) {
       using Scalar = decltype(zero);
       const Weights<Scalar> w(wi, wh, bi, bh, d, K);
       // gates and cells: the tape, or both None (inference).
-      if (gates.is_none() != cells.is_none()) throw py::value_error("expected both gates and cells tapes, or neither");
+      if (gates.is_none() != cells.is_none()) {
+        throw py::value_error(std::string("expected both gates and cells tapes, or neither, got ") +
+                              (gates.is_none() ? "cells only" : "gates only"));
+      }
       const bool taped = !gates.is_none();
       auto options = checked_options<Scalar>(cell, peephole, py::none(), clamps, d);
       add_regularizers<Scalar>(options, recurrent_mask, zoneout_h, zoneout_c, zoneout_rate, cell_updates, d, true,
@@ -255,11 +283,9 @@ void lstm_forward(const py::array& x, const py::array& wi, const py::array& wh,
       const auto* h0p = checked<Scalar>(h0, "h0", {d.batch, d.hidden}, false);
       const auto* c0p = checked<Scalar>(c0, "c0", {d.batch, d.hidden}, false);
       auto* yp = checked<Scalar>(y, "y", sequence_shape(d, width), true);
-      Scalar* gp = taped ? checked<Scalar>(py::cast<py::array>(gates), "gates", {d.steps, d.batch, K * d.hidden}, true)
-                         : nullptr;
-      Scalar* cp = taped ? checked<Scalar>(py::cast<py::array>(cells), "cells", {d.steps, d.batch, d.hidden}, true)
-                         : nullptr;
-      Scalar* cnp = c_n.is_none() ? nullptr : checked<Scalar>(py::cast<py::array>(c_n), "c_n", {d.batch, d.hidden}, true);
+      Scalar* gp = checked_optional<Scalar>(gates, "gates", {d.steps, d.batch, K * d.hidden}, true);
+      Scalar* cp = checked_optional<Scalar>(cells, "cells", {d.steps, d.batch, d.hidden}, true);
+      Scalar* cnp = checked_optional<Scalar>(c_n, "c_n", {d.batch, d.hidden}, true);
       py::gil_scoped_release release;
       lstmcore::lstm_forward<Scalar, Kind::template type>(shape, sequence(xp, d, d.input), w.w, options, h0p, c0p,
                                                          sequence(yp, d, width, y_offset), gp, cp, cnp);
@@ -283,7 +309,7 @@ void lstm_backward(const py::array& x, const py::array& wi, const py::array& wh,
     using Kind = decltype(kind);
     constexpr Index K = Kind::template type<float>::kGates;
     const Dims d = dims_of(x, wh, K, batch_first);
-    const Index width = checked_offset(y, y_offset, d);
+    const Index width = checked_offset(y, y_offset, d.hidden);
     const auto shape = shape_of(d, reverse, batch_sizes);
     dispatch(x, [&](auto zero) {
       using Scalar = decltype(zero);
@@ -304,10 +330,10 @@ void lstm_backward(const py::array& x, const py::array& wi, const py::array& wh,
       auto* dh0p = checked<Scalar>(dh0, "dh0", {d.batch, d.hidden}, true);
       auto* dc0p = checked<Scalar>(dc0, "dc0", {d.batch, d.hidden}, true);
       py::gil_scoped_release release;
-      lstmcore::lstm_backward<Scalar, Kind::template type>(shape, sequence(xp, d, d.input), w.w, options, h0p, c0p,
-                                                          sequence(yp, d, width, y_offset), gp, cp,
-                                                          sequence(dyp, d, width, y_offset), dhn, dcn, sequence(dxp, d, d.input), accumulate_dx,
-                                                          grads, dh0p, dc0p);
+      const auto xs = sequence(xp, d, d.input), dxs = sequence(dxp, d, d.input);
+      const auto ys = sequence(yp, d, width, y_offset), dys = sequence(dyp, d, width, y_offset);
+      lstmcore::lstm_backward<Scalar, Kind::template type>(shape, xs, w.w, options, h0p, c0p, ys, gp, cp, dys, dhn,
+                                                          dcn, dxs, accumulate_dx, grads, dh0p, dc0p);
     });
   });
 }
@@ -338,9 +364,7 @@ void projected_lstm_forward(const py::array& x, const py::array& wi, const py::a
     constexpr Index K = Kind::template type<float>::kGates;
     Index P = 0;
     const Dims d = projected_dims_of(x, whr, P, batch_first);
-    if (y.ndim() != 3 || y_offset < 0 || y_offset + P > y.shape(2))
-      throw py::value_error("y must be (T, B, width) (or (B, T, width)) with offset + proj_size <= width");
-    const Index width = y.shape(2);
+    const Index width = checked_offset(y, y_offset, P);
     const auto shape = shape_of(d, reverse, batch_sizes);
     dispatch(x, [&](auto zero) {
       using Scalar = decltype(zero);
@@ -355,8 +379,10 @@ void projected_lstm_forward(const py::array& x, const py::array& wi, const py::a
       auto* cp = checked<Scalar>(cells, "cells", {d.steps, d.batch, d.hidden}, true);
       auto* rp = checked<Scalar>(cell_out, "cell_out", {d.steps, d.batch, d.hidden}, true);
       py::gil_scoped_release release;
-      lstmcore::projected_lstm_forward<Scalar, Kind::template type>(
-          shape, P, sequence(xp, d, d.input), w.w, hrp, options, h0p, c0p, sequence(yp, d, width, y_offset), gp, cp, rp);
+      const auto xs = sequence(xp, d, d.input);
+      const auto ys = sequence(yp, d, width, y_offset);
+      lstmcore::projected_lstm_forward<Scalar, Kind::template type>(shape, P, xs, w.w, hrp, options, h0p, c0p, ys, gp,
+                                                                   cp, rp);
     });
   });
 }
@@ -371,15 +397,14 @@ void projected_lstm_backward(const py::array& x, const py::array& wi, const py::
                              const py::array& gbh, const py::array& gwhr, const py::array& dh0,
                              const py::array& dc0, const std::string& cell,
                              const py::object& peephole, const py::object& peephole_grad,
-                             const py::object& clamps, const py::object& batch_sizes, bool batch_first, bool accumulate_dx) {
+                             const py::object& clamps, const py::object& batch_sizes, bool batch_first,
+                             bool accumulate_dx) {
   dispatch_cell(cell, [&](auto kind) {
     using Kind = decltype(kind);
     constexpr Index K = Kind::template type<float>::kGates;
     Index P = 0;
     const Dims d = projected_dims_of(x, whr, P, batch_first);
-    if (y.ndim() != 3 || y_offset < 0 || y_offset + P > y.shape(2))
-      throw py::value_error("y must be (T, B, width) (or (B, T, width)) with offset + proj_size <= width");
-    const Index width = y.shape(2);
+    const Index width = checked_offset(y, y_offset, P);
     const auto shape = shape_of(d, reverse, batch_sizes);
     dispatch(x, [&](auto zero) {
       using Scalar = decltype(zero);
@@ -396,15 +421,17 @@ void projected_lstm_backward(const py::array& x, const py::array& wi, const py::
       const auto* cp = checked<Scalar>(cells, "cells", {d.steps, d.batch, d.hidden}, false);
       const auto* rp = checked<Scalar>(cell_out, "cell_out", {d.steps, d.batch, d.hidden}, false);
       const auto* dyp = checked<Scalar>(dy, "dy", sequence_shape(d, width), false);
-      const Scalar* dhn = dh_n.is_none() ? nullptr : checked<Scalar>(py::cast<py::array>(dh_n), "dh_n", {d.batch, P}, false);
+      const Scalar* dhn = checked_optional<Scalar>(dh_n, "dh_n", {d.batch, P}, false);
       const Scalar* dcn = optional_state<Scalar>(dc_n, "dc_n", d);
       auto* dxp = checked<Scalar>(dx, "dx", sequence_shape(d, d.input), true);
       auto* dh0p = checked<Scalar>(dh0, "dh0", {d.batch, P}, true);
       auto* dc0p = checked<Scalar>(dc0, "dc0", {d.batch, d.hidden}, true);
       py::gil_scoped_release release;
-      lstmcore::projected_lstm_backward<Scalar, Kind::template type>(
-          shape, P, sequence(xp, d, d.input), w.w, hrp, options, h0p, c0p, sequence(yp, d, width, y_offset), gp, cp, rp,
-          sequence(dyp, d, width, y_offset), dhn, dcn, sequence(dxp, d, d.input), accumulate_dx, grads, ghrp, dh0p, dc0p);
+      const auto xs = sequence(xp, d, d.input), dxs = sequence(dxp, d, d.input);
+      const auto ys = sequence(yp, d, width, y_offset), dys = sequence(dyp, d, width, y_offset);
+      lstmcore::projected_lstm_backward<Scalar, Kind::template type>(shape, P, xs, w.w, hrp, options, h0p, c0p, ys, gp,
+                                                                    cp, rp, dys, dhn, dcn, dxs, accumulate_dx, grads,
+                                                                    ghrp, dh0p, dc0p);
     });
   });
 }
@@ -435,7 +462,7 @@ void layer_norm_lstm_forward(const py::array& x, const py::array& wi, const py::
                              const py::array& inv_std, const py::object& clamps,
                              const py::object& batch_sizes, bool batch_first) {
   const Dims d = dims_of(x, wh, 4, batch_first);
-  const Index width = checked_offset(y, y_offset, d);
+  const Index width = checked_offset(y, y_offset, d.hidden);
   const auto shape = shape_of(d, reverse, batch_sizes);
   dispatch(x, [&](auto zero) {
     using Scalar = decltype(zero);
@@ -454,7 +481,9 @@ void layer_norm_lstm_forward(const py::array& x, const py::array& wi, const py::
     auto* gp = checked<Scalar>(gates, "gates", {d.steps, d.batch, 4 * d.hidden}, true);
     auto* cp = checked<Scalar>(cells, "cells", {d.steps, d.batch, d.hidden}, true);
     py::gil_scoped_release release;
-    lstmcore::layer_norm_lstm_forward<Scalar>(shape, sequence(xp, d, d.input), w.w, ln, held, h0p, c0p, sequence(yp, d, width, y_offset), gp, cp, tape);
+    const auto xs = sequence(xp, d, d.input);
+    const auto ys = sequence(yp, d, width, y_offset);
+    lstmcore::layer_norm_lstm_forward<Scalar>(shape, xs, w.w, ln, held, h0p, c0p, ys, gp, cp, tape);
   });
 }
 
@@ -473,7 +502,7 @@ void layer_norm_lstm_backward(const py::array& x, const py::array& wi, const py:
                               const py::array& dh0, const py::array& dc0, const py::object& clamps,
                               const py::object& batch_sizes, bool batch_first, bool accumulate_dx) {
   const Dims d = dims_of(x, wh, 4, batch_first);
-  const Index width = checked_offset(y, y_offset, d);
+  const Index width = checked_offset(y, y_offset, d.hidden);
   const auto shape = shape_of(d, reverse, batch_sizes);
   dispatch(x, [&](auto zero) {
     using Scalar = decltype(zero);
@@ -504,9 +533,10 @@ void layer_norm_lstm_backward(const py::array& x, const py::array& wi, const py:
     auto* dh0p = checked<Scalar>(dh0, "dh0", {d.batch, d.hidden}, true);
     auto* dc0p = checked<Scalar>(dc0, "dc0", {d.batch, d.hidden}, true);
     py::gil_scoped_release release;
-    lstmcore::layer_norm_lstm_backward<Scalar>(shape, sequence(xp, d, d.input), w.w, ln, held, h0p, c0p, sequence(yp, d, width, y_offset), gp, cp,
-                                               tape, sequence(dyp, d, width, y_offset), dhn, dcn, sequence(dxp, d, d.input), accumulate_dx, grads, ln_grads,
-                                               dh0p, dc0p);
+    const auto xs = sequence(xp, d, d.input), dxs = sequence(dxp, d, d.input);
+    const auto ys = sequence(yp, d, width, y_offset), dys = sequence(dyp, d, width, y_offset);
+    lstmcore::layer_norm_lstm_backward<Scalar>(shape, xs, w.w, ln, held, h0p, c0p, ys, gp, cp, tape, dys, dhn, dcn, dxs,
+                                               accumulate_dx, grads, ln_grads, dh0p, dc0p);
   });
 }
 
@@ -515,7 +545,7 @@ void gru_forward(const py::array& x, const py::array& wi, const py::array& wh,
                  const py::array& y, Index y_offset, const py::array& gates,
                  const py::object& batch_sizes, bool batch_first) {
   const Dims d = dims_of(x, wh, 3, batch_first);
-  const Index width = checked_offset(y, y_offset, d);
+  const Index width = checked_offset(y, y_offset, d.hidden);
   const auto shape = shape_of(d, reverse, batch_sizes);
   dispatch(x, [&](auto zero) {
     using Scalar = decltype(zero);
@@ -535,9 +565,10 @@ void gru_backward(const py::array& x, const py::array& wi, const py::array& wh,
                   const py::array& y, Index y_offset, const py::array& gates,
                   const py::array& dy, const py::object& dh_n, const py::array& dx,
                   const py::array& gwi, const py::array& gwh, const py::array& gbi,
-                  const py::array& gbh, const py::array& dh0, const py::object& batch_sizes, bool batch_first, bool accumulate_dx) {
+                  const py::array& gbh, const py::array& dh0, const py::object& batch_sizes, bool batch_first,
+                  bool accumulate_dx) {
   const Dims d = dims_of(x, wh, 3, batch_first);
-  const Index width = checked_offset(y, y_offset, d);
+  const Index width = checked_offset(y, y_offset, d.hidden);
   const auto shape = shape_of(d, reverse, batch_sizes);
   dispatch(x, [&](auto zero) {
     using Scalar = decltype(zero);
@@ -553,8 +584,9 @@ void gru_backward(const py::array& x, const py::array& wi, const py::array& wh,
     auto* dxp = checked<Scalar>(dx, "dx", sequence_shape(d, d.input), true);
     auto* dh0p = checked<Scalar>(dh0, "dh0", {d.batch, d.hidden}, true);
     py::gil_scoped_release release;
-    lstmcore::gru_backward<Scalar>(shape, sequence(xp, d, d.input), w.w, h0p, sequence(yp, d, width, y_offset),
-                                   gp, sequence(dyp, d, width, y_offset), dhn, sequence(dxp, d, d.input), accumulate_dx, grads, dh0p);
+    const auto xs = sequence(xp, d, d.input), dxs = sequence(dxp, d, d.input);
+    const auto ys = sequence(yp, d, width, y_offset), dys = sequence(dyp, d, width, y_offset);
+    lstmcore::gru_backward<Scalar>(shape, xs, w.w, h0p, ys, gp, dys, dhn, dxs, accumulate_dx, grads, dh0p);
   });
 }
 
@@ -578,7 +610,7 @@ py::array activation(const py::array& x) {
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
-  m.doc() = "lstmcore's C++ core: gated recurrent passes over (T, B, features) or, batch_first, (B, T, features) arrays.";
+  m.doc() = "lstmcore's C++ core: gated recurrent passes over (T, B, F) or, batch_first, (B, T, F) arrays.";
   using namespace pybind11::literals;
   m.def("lstm_forward", &lstm_forward, "x"_a, "weight_ih"_a, "weight_hh"_a, "bias_ih"_a,
         "bias_hh"_a, "h0"_a, "c0"_a, "reverse"_a, "y"_a, "y_offset"_a, "gates"_a, "cells"_a,

@@ -35,7 +35,7 @@ def layer_and_inputs(cell, dtype, steps, batch, bidirectional, batch_first, seed
     return layer, rng.normal(size=shape).astype(dtype), random_state(layer, batch, rng), rng
 
 
-def assert_same_inference(layer, got, expected, dtype):
+def assert_same_inference(got, expected, dtype):
     (y, (h_n, c_n)), (y_taped, (h_taped, c_taped)) = got, expected
     tol = TOLERANCE[dtype]
     for name, a, b in (("y", y, y_taped), ("h_n", h_n, h_taped), ("c_n", c_n, c_taped)):
@@ -50,7 +50,7 @@ def test_inference_without_tape_matches_the_taped_forward(dtype, cell, shape, bi
     steps, batch = shape
     layer, x, state, _ = layer_and_inputs(cell, dtype, steps, batch, bidirectional, True, seed=1)
     y_taped, final_taped, _ = layer.forward(x, state, training=False)
-    assert_same_inference(layer, layer(x, state), (y_taped, final_taped), dtype)
+    assert_same_inference(layer(x, state), (y_taped, final_taped), dtype)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
@@ -63,15 +63,17 @@ def test_inference_without_tape_matches_with_lengths_time_major_and_ablation(dty
     ablate = {"input": 0.5} if cell == "coupled" else {"forget": 1.0}
     y_taped, final_taped, _ = layer.forward(x, state, lengths=lengths, ablate=ablate, training=False)
     got = layer(x, state, lengths=lengths, ablate=ablate)
-    assert_same_inference(layer, got, (y_taped, final_taped), dtype)
+    assert_same_inference(got, (y_taped, final_taped), dtype)
     padding = np.arange(steps)[:, None] >= lengths[None, :]
     assert not got[0][padding].any(), "padding steps are zero"
 
 
 def test_inference_keeps_no_tape_but_gate_traces_do():
     layer, x, state, _ = layer_and_inputs("plain", np.float32, 9, 40, False, True, seed=3)
-    _, _, tape = layer._forward(x, state, None, None, False, for_backward=False, traced=False)
+    _, _, tape = layer._forward(
+        x, state, lengths=None, ablate=None, training=False, for_backward=False, traced=False
+    )  # what __call__ runs without return_gates
     assert all("gates" not in run.tape and "cells" not in run.tape for run in tape.runs)
     y, final, traces = layer(x, state, return_gates=True)
     assert traces[0]["forget"].shape == (9, 40, 24)
-    assert_same_inference(layer, (y, final), layer(x, state), np.float32)
+    assert_same_inference((y, final), layer(x, state), np.float32)

@@ -1,9 +1,11 @@
 """Threads: the core's OpenMP split does not change results, and Python threads may share a layer.
 
-- set_num_threads(1) vs (2), float64: the split is over hidden units, each unit's
-  arithmetic is the same on either thread count, so results agree to 1e-12 of the
-  tensor's scale (rounding only, in case a split changes a GEMM's blocking). H=64, B=32
-  gives 2*B*G*H^2 >= 0.8M flops a step and 4 slices of 16 units: two threads really split.
+- set_num_threads(1) vs (2), float64: the split is over hidden units (and, for dx, over
+  the inputs), each unit's arithmetic is the same on either thread count, so results
+  agree to 1e-12 of the tensor's scale (rounding only, in case a split changes a GEMM's
+  blocking). H=64, B=32 gives 2*B*G*H^2 >= 0.8M flops a step and two 32-unit slices; I=80
+  gives each thread its own inputs of dx. Every variant, both layouts, with and without
+  lengths, training and inference (which keeps no tape for the LSTM cells).
 - Four Python threads calling one layer's forward/backward at once (the core releases
   the GIL) return exactly what sequential calls return, and the layer's grads then hold
   the sum of every call's contribution (addition order aside: 1e-12 of the scale).
@@ -16,6 +18,7 @@ import pytest
 
 import lstmcore
 from _compare import assert_close, scaled_atol
+from _layers import LAYER_VARIANTS
 
 LAYERS = {"lstm": lstmcore.LSTM, "gru": lstmcore.GRU}
 TOL = 1e-12
@@ -28,12 +31,16 @@ def restore_threads():
     lstmcore.set_num_threads(previous)
 
 
-def pass_results(layer, x, dy):
-    """y, final states, dx, initial-state gradients and the grads of one forward/backward."""
+def pass_results(layer, x, dy, lengths=None):
+    """y, final states, dx, initial-state gradients and the grads of one forward/backward,
+    and the output and final states of inference."""
     layer.zero_grad()
-    y, final, tape = layer.forward(x)
+    y, final, tape = layer.forward(x, lengths=lengths)
     dx, dstate0 = layer.backward(tape, dy)
-    parts = {"y": y, "dx": dx}
+    y_inference, final_inference = layer(x, lengths=lengths)
+    parts = {"y": y, "dx": dx, "y (inference)": y_inference}
+    for name, value in zip(("h_n", "c_n"), final_inference if isinstance(final, tuple) else (final_inference,)):
+        parts[f"{name} (inference)"] = value
     for name, value in zip(("h_n", "c_n"), final if isinstance(final, tuple) else (final,)):
         parts[name] = value
     for name, value in zip(("dh0", "dc0"), dstate0 if isinstance(dstate0, tuple) else (dstate0,)):
@@ -42,17 +49,24 @@ def pass_results(layer, x, dy):
     return parts
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru"])
-def test_one_and_two_openmp_threads_agree(kind, restore_threads):
+@pytest.mark.parametrize("variant", list(LAYER_VARIANTS))
+@pytest.mark.parametrize("batch_first", [True, False], ids=["batch-first", "time-major"])
+@pytest.mark.parametrize("with_lengths", [False, True], ids=["full", "lengths"])
+def test_one_and_two_openmp_threads_agree(variant, batch_first, with_lengths, restore_threads):
     rng = np.random.default_rng(50)
-    layer = LAYERS[kind](16, 64, 2, bidirectional=True, dtype=np.float64, seed=2)
-    x = rng.normal(size=(32, 6, 16))
-    dy = rng.normal(size=(32, 6, 128))
+    cls, options = LAYER_VARIANTS[variant]
+    options = {**options, "proj_size": 40} if "proj_size" in options else options
+    steps, batch = 6, 32
+    x = rng.normal(size=(batch, steps, 80) if batch_first else (steps, batch, 80))
+    lengths = rng.integers(1, steps + 1, size=batch) if with_lengths else None
+    dy = rng.normal(size=x.shape[:2] + (2 * options.get("proj_size", 64),))
     results = {}
     for threads in (1, 2):
         lstmcore.set_num_threads(threads)
         assert lstmcore.get_num_threads() == threads
-        results[threads] = pass_results(layer, x, dy)
+        # A fresh layer each time: the same weights and the same zoneout masks.
+        layer = cls(80, 64, 2, bidirectional=True, batch_first=batch_first, dtype=np.float64, seed=2, **options)
+        results[threads] = pass_results(layer, x, dy, lengths)
     for name, expected in results[1].items():
         assert_close(f"{name} (2 threads vs 1)", results[2][name], expected, TOL, scaled_atol(TOL, expected))
 

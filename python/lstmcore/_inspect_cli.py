@@ -99,8 +99,8 @@ class _Ablated:
         self.model, self.index, self.ablate = model, index, ablate
         self.output_is_sequence = model.output_is_sequence
 
-    def forward(self, x, *, training=False, lengths=None):
-        return forward_with_ablation(self.model, x, lengths, self.index, self.ablate), None
+    def __call__(self, x, lengths=None):
+        return forward_with_ablation(self.model, x, lengths, self.index, self.ablate)
 
 
 def model_loss(model, x, y, lengths, loss, index, ablate):

@@ -9,6 +9,9 @@ Every layer has the same small contract, in the style of the recurrent layers:
   step ignore it.
 - ``dx = layer.backward(tape, dy)`` ADDS the weight gradients into ``grads`` (the caller
   zeroes them) and returns the gradient of x (None for integer inputs).
+- ``y = layer.infer(x, *, lengths=None)``: inference that keeps nothing for backward
+  (the recurrent layers then keep no tape); optional, ``Sequential`` falls back to
+  ``forward(x, training=False)``.
 - ``get_config()``: JSON-serialisable constructor arguments; ``type(layer)(**config)``
   rebuilds the layer (with fresh weights).
 """
@@ -285,17 +288,23 @@ class RecurrentAdapter:
 
     def forward(self, x, *, training=False, lengths=None):
         options = {"training": training} if self._takes_training else {}
+        y, _, tape = self.layer.forward(x, **options, **self._lengths_option(x, lengths))
+        return y, tape
+
+    def infer(self, x, *, lengths=None):
+        return self.layer(x, **self._lengths_option(x, lengths))[0]
+
+    def _lengths_option(self, x, lengths):
         if lengths is not None and self._takes_lengths:
-            options["lengths"] = lengths
-        elif lengths is not None and self.layer.bidirectional:
+            return {"lengths": lengths}
+        if lengths is not None and self.layer.bidirectional:
             steps = np.shape(x)[1] if np.ndim(x) == 3 else None
             if steps is not None and np.any(np.asarray(lengths) < steps):
                 raise ValueError(
                     f"this bidirectional {type(self.layer).__name__} does not take lengths, so it cannot "
                     f"run sequences shorter than T={steps}; pad-free batches or a unidirectional layer work"
                 )
-        y, _, tape = self.layer.forward(x, **options)
-        return y, tape
+        return {}
 
     def backward(self, tape, dy):
         dx, _ = self.layer.backward(tape, dy)

@@ -163,16 +163,21 @@ class Sequential:
 
     def forward(self, x, *, training=False, lengths=None):
         """``y, tape``: x (B, T, F) floats or (B, T) ids; lengths (B,) valid steps per sequence."""
-        if lengths is not None:
-            shape = np.shape(x)
-            if len(shape) < 2:
-                raise ValueError(f"lengths need x with a time axis (B, T, ...), got x of shape {shape_text(shape)}")
-            lengths = checked_lengths(lengths, shape[0], shape[1])
+        lengths = self._checked_lengths(x, lengths)
         tapes = []
         for step in self._steps:
             x, tape = step.forward(x, training=training, lengths=lengths)
             tapes.append(tape)
         return x, tapes
+
+    @staticmethod
+    def _checked_lengths(x, lengths):
+        if lengths is None:
+            return None
+        shape = np.shape(x)
+        if len(shape) < 2:
+            raise ValueError(f"lengths need x with a time axis (B, T, ...), got x of shape {shape_text(shape)}")
+        return checked_lengths(lengths, shape[0], shape[1])
 
     def backward(self, tape, dy):
         """Adds every layer's weight gradients into ``grads``; returns dx (None for ids)."""
@@ -183,7 +188,12 @@ class Sequential:
         return dy
 
     def __call__(self, x, lengths=None):
-        return self.forward(x, lengths=lengths)[0]
+        """Inference: the output for x, keeping nothing for backward (no tapes)."""
+        lengths = self._checked_lengths(x, lengths)
+        for step in self._steps:
+            infer = getattr(step, "infer", None)
+            x = infer(x, lengths=lengths) if infer else step.forward(x, training=False, lengths=lengths)[0]
+        return x
 
     def predict(self, x, *, batch_size=256, lengths=None):
         """Inference in batches of ``batch_size``; the outputs concatenated along the batch."""

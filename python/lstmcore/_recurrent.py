@@ -60,12 +60,11 @@ class _DirectionRun:
 class Tape:
     """What ``backward`` needs from one ``forward``; also the source of gate traces.
 
-    Opaque to users; tied to the layer that made it and to that layer's parameter shapes.
+    Opaque to users; tied to the layer that made it.
     """
 
-    def __init__(self, layer, param_shapes, output_shape, inputs, masks, runs, initial, packing, clamps):
+    def __init__(self, layer, output_shape, inputs, masks, runs, initial, packing, clamps):
         self._layer = weakref.ref(layer)
-        self.param_shapes = param_shapes
         self.output_shape = output_shape  # the shape of y as the caller got it
         self.inputs = inputs  # per layer: its input as the core read it, after dropout
         self.masks = masks  # per layer: the dropout mask on its input, (T, B, features), or None
@@ -218,8 +217,7 @@ class _GatedRecurrent:
             grad = self.grads[name]
             if not (isinstance(grad, np.ndarray) and grad.dtype == self.dtype and grad.flags.c_contiguous):
                 raise ValueError(f"grads[{name!r}] must be a C-contiguous {self.dtype.name} array")
-        weights = {name: np.ascontiguousarray(value, dtype=self.dtype) for name, value in self.params.items()}
-        return weights, expected
+        return {name: np.ascontiguousarray(value, dtype=self.dtype) for name, value in self.params.items()}
 
     def _direction_params(self, source, layer, direction):
         """{kind: array} of one layer-direction, from ``source`` (weights or grads)."""
@@ -315,7 +313,7 @@ class _GatedRecurrent:
         and without ``traced`` either the core may keep no gate tape at all."""
         x = self._checked_input(x, keep=for_backward)
         steps, batch = (x.shape[1], x.shape[0]) if self.batch_first else x.shape[:2]
-        weights, shapes = self._checked_params()
+        weights = self._checked_params()
         initial = self._state_parts(state, batch, "state")
         if initial is None:
             initial = [np.zeros(shape, self.dtype) for shape in self._state_shapes(batch)]
@@ -368,7 +366,7 @@ class _GatedRecurrent:
             final = [packing.restore(part) for part in final]
         elif for_backward:
             output = output.copy()  # the tape keeps the core's y: backward reads it
-        tape = Tape(self, shapes, output.shape, inputs, masks, runs, initial, packing, clamps)
+        tape = Tape(self, output.shape, inputs, masks, runs, initial, packing, clamps)
         return output, self._pack_state(final), tape
 
     def _run_direction(self, x, weights, initial, direction, y, batch_first, packing, clamps, training, traced):
@@ -395,11 +393,8 @@ class _GatedRecurrent:
         """
         if not isinstance(tape, Tape) or not tape.belongs_to(self):
             raise ValueError("expected a tape returned by this layer's forward, got one from elsewhere")
-        weights, shapes = self._checked_params()
-        if shapes != tape.param_shapes:
-            raise ValueError(
-                "the layer's parameter shapes changed since the forward that made this tape; run forward again"
-            )
+        # A parameter replaced by one of another shape since the forward is refused here.
+        weights = self._checked_params()
         dy = as_numeric_array(dy, "dy")
         if dy.shape != tape.output_shape:
             raise ValueError(

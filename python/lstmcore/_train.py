@@ -135,7 +135,7 @@ def evaluate(model, x, y, *, loss, batch_size=256, lengths=None, metrics=None):
     total = count = correct = counted = 0
     for part in _batch_slices(len(x), batch_size):
         batch_lengths = _take(lengths, part)
-        pred, _ = model.forward(x[part], training=False, lengths=batch_lengths)
+        pred = model(x[part], lengths=batch_lengths)
         mask = _loss_mask(model, pred, batch_lengths)
         batch_total, batch_count, _ = _sum_count_grad(loss, pred, y[part], mask, gradient=False)
         total, count = total + batch_total, count + batch_count

@@ -13,7 +13,6 @@ namespace lstmcore {
 template <typename Scalar>
 class GateSums {
  public:
-  GateSums() = default;
   // sums: (gates, n) for one thread's n units, or nullptr to keep none.
   GateSums(Scalar* sums, Index n) : sums_(sums), n_(n) {}
 

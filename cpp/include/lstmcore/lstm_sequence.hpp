@@ -7,11 +7,11 @@
 // `backward` that turns one row's dh_t, dc_t into gate gradients and dc_{t-1}.
 //
 // Speed (DESIGN.md): the input product for all T*B rows is one GEMM before the time
-// loop; each step is the recurrent product for this thread's hidden units (weights
-// packed once per pass, packed_product.hpp) followed by one fused element-wise pass;
-// backward's step also computes dx_t from the same packed da_t; weight gradients are
-// GEMMs after the loop. One OpenMP region covers the pass; nothing
-// is allocated inside the loop.
+// loop (a chunk ahead, without a tape); each step is the recurrent product for this
+// thread's hidden units (weights packed once per pass, packed_product.hpp) followed by
+// one fused element-wise pass; backward's step computes dh_{t-1} and dx_t from da_t read
+// in place; weight gradients are GEMMs after the loop. One OpenMP region covers the
+// pass; nothing is allocated inside the loop.
 //
 // Variable lengths follow PyTorch's packed sequences: the caller sorts the batch by
 // length, longest first, so the rows alive at time t are a prefix of batch_sizes[t]

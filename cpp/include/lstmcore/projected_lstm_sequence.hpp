@@ -9,7 +9,8 @@
 // As lstm_sequence.hpp, plus a second product per step: threads own a slice of the H
 // units for the gates and a slice of the P features for the projection, so a step has
 // two barriers (the projection needs every unit's r_t, the next step every feature of
-// h_t). Backward mirrors it: dh_t's features, then r_t's units, then dh_{t-1}'s features.
+// h_t). Backward mirrors it: dh_t's features, then r_t's units, then dh_{t-1}'s features
+// and dx_t's inputs.
 #pragma once
 
 #include <omp.h>

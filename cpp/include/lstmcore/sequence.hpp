@@ -1,7 +1,10 @@
 // What every gated recurrent pass shares: the shape of one layer-direction, the
-// weights in PyTorch's layout, and the gradients the backward pass accumulates.
+// weights in PyTorch's layout, the gradients the backward pass accumulates, and the
+// caller's sequence arrays.
 //
-// Buffers are row-major with one row per (t, b), row index t*B + b ("time-major").
+// The core's own buffers (the tapes, gate gradients) are row-major with one row per
+// (t, b), row index t*B + b ("time-major"); the caller's x, y, dy, dx are SequenceViews,
+// in either layout.
 #pragma once
 
 #include <algorithm>
@@ -43,6 +46,8 @@ struct GatedWeights {
 };
 
 // Gradients of GatedWeights, same shapes; backward adds to them (+=), the caller zeroes.
+// (dx, the gradient of a pass's input, is written instead, unless the backward is told
+// to add to it: the second direction of a bidirectional layer.)
 template <typename Scalar>
 struct GatedGrads {
   Scalar* weight_ih;

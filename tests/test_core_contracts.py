@@ -1,0 +1,106 @@
+"""The core functions' own contracts, below the layers: what they write, what they add to,
+what they refuse.
+
+- Backward writes dx (padding steps zero) unless ``accumulate_dx``, when it adds to it and
+  leaves what it has no gradient for alone: a dx buffer full of NaN must come back
+  without one, or with NaN exactly where nothing was added.
+- A forward without a tape (gates and cells None) writes the same y and c_n as one with.
+- The core reads a batch-first sequence as the time-major one.
+- Anything but an array for an optional buffer is a TypeError, never a pointer into a
+  freed temporary; a tape given by halves is a ValueError.
+Comparisons between two calls of the same core in float64: the same expressions, summed
+in the same order (or, batch-first, the same products over other strides), so 1e-13.
+"""
+
+import numpy as np
+import pytest
+
+import lstmcore
+from _compare import assert_close
+from lstmcore import _core
+
+TOL = 1e-13
+STEPS, BATCH, INPUT, HIDDEN = 5, 4, 6, 7
+
+
+def lstm_arrays(seed, batch_first=False):
+    rng = np.random.default_rng(seed)
+    layer = lstmcore.LSTM(INPUT, HIDDEN, dtype=np.float64, seed=seed)
+    p = {k[: -len("_l0")]: v for k, v in layer.params.items()}
+    shape = (BATCH, STEPS) if batch_first else (STEPS, BATCH)
+    x = rng.normal(size=shape + (INPUT,))
+    dy = rng.normal(size=shape + (HIDDEN,))
+    h0, c0 = rng.normal(size=(2, BATCH, HIDDEN))
+    weights = [p["weight_ih"], p["weight_hh"], p["bias_ih"], p["bias_hh"]]
+    return layer, x, dy, h0, c0, weights
+
+
+def run_lstm(x, weights, h0, c0, *, batch_first=False, taped=True, batch_sizes=None):
+    steps, batch = (x.shape[1], x.shape[0]) if batch_first else x.shape[:2]
+    y = np.empty(x.shape[:2] + (HIDDEN,))
+    gates = np.empty((steps, batch, 4 * HIDDEN)) if taped else None
+    cells = np.empty((steps, batch, HIDDEN)) if taped else None
+    c_n = np.empty((batch, HIDDEN))
+    _core.lstm_forward(
+        x, *weights, h0, c0, False, y, 0, gates, cells, c_n=c_n, batch_first=batch_first, batch_sizes=batch_sizes
+    )
+    return y, gates, cells, c_n
+
+
+def lstm_dx(x, dy, weights, h0, c0, dx, accumulate, batch_sizes=None):
+    y, gates, cells, _ = run_lstm(x, weights, h0, c0, batch_sizes=batch_sizes)
+    grads = [np.zeros_like(w) for w in weights]
+    dh0, dc0 = np.empty((2, BATCH, HIDDEN))
+    _core.lstm_backward(
+        x, *weights, h0, c0, False, y, 0, gates, cells, dy, None, None, dx, *grads, dh0, dc0,
+        accumulate_dx=accumulate, batch_sizes=batch_sizes,
+    )  # fmt: skip
+    return dx
+
+
+@pytest.mark.parametrize("with_lengths", [False, True], ids=["full", "lengths"])
+def test_backward_writes_dx_unless_told_to_add(with_lengths):
+    _, x, dy, h0, c0, weights = lstm_arrays(1)
+    sizes = np.array([4, 4, 2, 1, 0], np.int64) if with_lengths else None  # rows alive per step
+    written = lstm_dx(x, dy, weights, h0, c0, np.full_like(x, np.nan), False, sizes)
+    assert not np.isnan(written).any(), "every element written, padding included"
+    if with_lengths:
+        alive = np.arange(BATCH)[None, :] < sizes[:, None]
+        assert not written[~alive].any(), "padding steps get a zero gradient"
+    added = lstm_dx(x, dy, weights, h0, c0, np.ones_like(x), True, sizes)
+    assert_close("dx added to ones", added, written + 1, TOL, TOL)
+
+
+def test_a_forward_without_a_tape_writes_the_same_output_and_final_cells():
+    _, x, _, h0, c0, weights = lstm_arrays(2)
+    sizes = np.array([4, 3, 3, 1, 1], np.int64)
+    y, _, cells, c_n = run_lstm(x, weights, h0, c0, batch_sizes=sizes)
+    y_untaped, _, _, c_n_untaped = run_lstm(x, weights, h0, c0, taped=False, batch_sizes=sizes)
+    assert_close("y", y_untaped, y, TOL, TOL)
+    assert_close("c_n", c_n_untaped, c_n, TOL, TOL)
+    last = np.array([(sizes > b).sum() - 1 for b in range(BATCH)])  # each row's last step
+    assert_close("c_n is each row's last cell", c_n, cells[last, np.arange(BATCH)], 0, 0)
+
+
+def test_the_core_reads_batch_first_sequences_as_time_major_ones():
+    _, x, _, h0, c0, weights = lstm_arrays(3)
+    y, _, _, c_n = run_lstm(x, weights, h0, c0)
+    y_bf, _, _, c_n_bf = run_lstm(np.ascontiguousarray(x.transpose(1, 0, 2)), weights, h0, c0, batch_first=True)
+    assert_close("y", y_bf.transpose(1, 0, 2), y, TOL, TOL)
+    assert_close("c_n", c_n_bf, c_n, TOL, TOL)
+
+
+def test_optional_buffers_must_be_arrays_and_a_tape_comes_whole():
+    _, x, _, h0, c0, weights = lstm_arrays(4)
+    y = np.empty((STEPS, BATCH, HIDDEN))
+    gates, cells = np.empty((STEPS, BATCH, 4 * HIDDEN)), np.empty((STEPS, BATCH, HIDDEN))
+    with pytest.raises(TypeError, match="gates as a NumPy array, got list"):
+        _core.lstm_forward(x, *weights, h0, c0, False, y, 0, gates.tolist(), cells.tolist())
+    with pytest.raises(TypeError, match="c_n as a NumPy array, got list"):
+        _core.lstm_forward(x, *weights, h0, c0, False, y, 0, gates, cells, c_n=[[0.0] * HIDDEN] * BATCH)
+    with pytest.raises(ValueError, match="both gates and cells tapes, or neither, got gates only"):
+        _core.lstm_forward(x, *weights, h0, c0, False, y, 0, gates, None)
+    with pytest.raises(ValueError, match="without gates and cells tapes takes no cell_updates"):
+        _core.lstm_forward(x, *weights, h0, c0, False, y, 0, None, None, zoneout_rate=0.2, cell_updates=cells)
+    with pytest.raises(ValueError, match=r"y_offset \+ 7 <= its width, got shape \(5, 4, 7\) and y_offset 3"):
+        _core.lstm_forward(x, *weights, h0, c0, False, y, 3, gates, cells)
