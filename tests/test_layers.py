@@ -260,3 +260,17 @@ def test_predict_in_batches_equals_one_pass():
     x = np.random.default_rng(0).normal(size=(7, 4, 2)).astype(np.float32)
     lengths = np.array([4, 1, 2, 3, 4, 4, 2])
     assert np.array_equal(model.predict(x, batch_size=3, lengths=lengths), model(x, lengths=lengths))
+
+
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["unidirectional", "bidirectional"])
+def test_model_inference_equals_the_inference_forward_without_keeping_tapes(bidirectional):
+    # model(x) runs each layer's infer (the LSTM keeps no tape); forward(training=False)
+    # keeps tapes. Same expressions, so 1e-12 in float64 (see tests/test_inference.py).
+    model = Sequential(
+        [Embedding(9, 4, seed=0), LSTM(4, 5, bidirectional=bidirectional, dtype=F64, seed=1), Dropout(0.5),
+         GRU(5 * (2 if bidirectional else 1), 3, dtype=F64, seed=2), LastStep(), Dense(3, 2, dtype=F64, seed=3)]
+    )  # fmt: skip
+    ids = np.random.default_rng(5).integers(0, 9, size=(4, 6))
+    lengths = None if bidirectional else np.array([6, 2, 5, 1])
+    expected, _ = model.forward(ids, training=False, lengths=lengths)
+    assert_close("model(x)", model(ids, lengths=lengths), expected, rtol=1e-12, atol=1e-12)
