@@ -13,7 +13,7 @@ cancellation keeps an error of the tensor's scale):
 - float32: the layer in float32 against the reference in float64 on the same float32
   inputs, so the whole difference is the layer's own float32 error. Per step each
   pre-activation is a dot product of I+H <= 46 terms (error ~ sqrt(46) * 6e-8 typical,
-  ~5e-7) and each gate adds the activations' 3e-7 bound (tests/test_activations.py);
+  ~5e-7) and each gate adds the activations' 4e-7 bound (tests/test_activations.py);
   weights are +-1/sqrt(H), so the recurrence does not amplify errors and over T <= 10
   steps and 3 layers (plus the T*B-term sums of the weight gradients) they add up to
   ~1e-5 in the worst case. tol = 1e-5 (about 80 eps32); observed <= 2.3e-7 (2 eps32)
