@@ -358,7 +358,7 @@ void projected_lstm_forward(const py::array& x, const py::array& wi, const py::a
                             const py::array& y, Index y_offset, const py::array& gates,
                             const py::array& cells, const py::array& cell_out, const std::string& cell,
                             const py::object& peephole, const py::object& clamps,
-                            const py::object& batch_sizes, bool batch_first) {
+                            const py::object& batch_sizes, const py::object& c_n, bool batch_first) {
   dispatch_cell(cell, [&](auto kind) {
     using Kind = decltype(kind);
     constexpr Index K = Kind::template type<float>::kGates;
@@ -378,11 +378,12 @@ void projected_lstm_forward(const py::array& x, const py::array& wi, const py::a
       auto* gp = checked<Scalar>(gates, "gates", {d.steps, d.batch, K * d.hidden}, true);
       auto* cp = checked<Scalar>(cells, "cells", {d.steps, d.batch, d.hidden}, true);
       auto* rp = checked<Scalar>(cell_out, "cell_out", {d.steps, d.batch, d.hidden}, true);
+      Scalar* cnp = checked_optional<Scalar>(c_n, "c_n", {d.batch, d.hidden}, true);
       py::gil_scoped_release release;
       const auto xs = sequence(xp, d, d.input);
       const auto ys = sequence(yp, d, width, y_offset);
       lstmcore::projected_lstm_forward<Scalar, Kind::template type>(shape, P, xs, w.w, hrp, options, h0p, c0p, ys, gp,
-                                                                   cp, rp);
+                                                                   cp, rp, cnp);
     });
   });
 }
@@ -460,7 +461,7 @@ void layer_norm_lstm_forward(const py::array& x, const py::array& wi, const py::
                              const py::array& cells, const py::array& input_norm,
                              const py::array& hidden_norm, const py::array& cell_norm,
                              const py::array& inv_std, const py::object& clamps,
-                             const py::object& batch_sizes, bool batch_first) {
+                             const py::object& batch_sizes, const py::object& c_n, bool batch_first) {
   const Dims d = dims_of(x, wh, 4, batch_first);
   const Index width = checked_offset(y, y_offset, d.hidden);
   const auto shape = shape_of(d, reverse, batch_sizes);
@@ -480,10 +481,11 @@ void layer_norm_lstm_forward(const py::array& x, const py::array& wi, const py::
     auto* yp = checked<Scalar>(y, "y", sequence_shape(d, width), true);
     auto* gp = checked<Scalar>(gates, "gates", {d.steps, d.batch, 4 * d.hidden}, true);
     auto* cp = checked<Scalar>(cells, "cells", {d.steps, d.batch, d.hidden}, true);
+    Scalar* cnp = checked_optional<Scalar>(c_n, "c_n", {d.batch, d.hidden}, true);
     py::gil_scoped_release release;
     const auto xs = sequence(xp, d, d.input);
     const auto ys = sequence(yp, d, width, y_offset);
-    lstmcore::layer_norm_lstm_forward<Scalar>(shape, xs, w.w, ln, held, h0p, c0p, ys, gp, cp, tape);
+    lstmcore::layer_norm_lstm_forward<Scalar>(shape, xs, w.w, ln, held, h0p, c0p, ys, gp, cp, tape, cnp);
   });
 }
 
@@ -629,7 +631,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("projected_lstm_forward", &projected_lstm_forward, "x"_a, "weight_ih"_a, "weight_hh"_a,
         "bias_ih"_a, "bias_hh"_a, "weight_hr"_a, "h0"_a, "c0"_a, "reverse"_a, "y"_a, "y_offset"_a,
         "gates"_a, "cells"_a, "cell_out"_a, py::kw_only(), "cell"_a = "plain", "peephole"_a = py::none(),
-        "clamps"_a = py::none(), "batch_sizes"_a = py::none(), "batch_first"_a = false);
+        "clamps"_a = py::none(), "batch_sizes"_a = py::none(), "c_n"_a = py::none(), "batch_first"_a = false);
   m.def("projected_lstm_backward", &projected_lstm_backward, "x"_a, "weight_ih"_a, "weight_hh"_a,
         "bias_ih"_a, "bias_hh"_a, "weight_hr"_a, "h0"_a, "c0"_a, "reverse"_a, "y"_a, "y_offset"_a,
         "gates"_a, "cells"_a, "cell_out"_a, "dy"_a, "dh_n"_a, "dc_n"_a, "dx"_a, "grad_weight_ih"_a,
@@ -640,7 +642,8 @@ PYBIND11_MODULE(_core, m) {
         "bias_ih"_a, "bias_hh"_a, "layer_norm_ih_weight"_a, "layer_norm_hh_weight"_a,
         "layer_norm_cell_weight"_a, "layer_norm_cell_bias"_a, "h0"_a, "c0"_a, "reverse"_a, "y"_a,
         "y_offset"_a, "gates"_a, "cells"_a, "input_norm"_a, "hidden_norm"_a, "cell_norm"_a,
-        "inv_std"_a, py::kw_only(), "clamps"_a = py::none(), "batch_sizes"_a = py::none(), "batch_first"_a = false);
+        "inv_std"_a, py::kw_only(), "clamps"_a = py::none(), "batch_sizes"_a = py::none(), "c_n"_a = py::none(),
+        "batch_first"_a = false);
   m.def("layer_norm_lstm_backward", &layer_norm_lstm_backward, "x"_a, "weight_ih"_a, "weight_hh"_a,
         "bias_ih"_a, "bias_hh"_a, "layer_norm_ih_weight"_a, "layer_norm_hh_weight"_a,
         "layer_norm_cell_weight"_a, "layer_norm_cell_bias"_a, "h0"_a, "c0"_a, "reverse"_a, "y"_a,

@@ -174,10 +174,8 @@ class LSTM(_GatedRecurrent):
     def _pack_state(self, parts):
         return tuple(parts)
 
-    def _final_tape_states(self, core_tape, at_last):
-        if "c_n" in core_tape:  # the core wrote each sequence's last c_t
-            return [core_tape["c_n"]]
-        return [at_last(core_tape["cells"])]
+    def _final_tape_states(self, core_tape):
+        return [core_tape["c_n"]]
 
     # ----------------------------------------------------------------- gates
 
@@ -251,7 +249,8 @@ class LSTM(_GatedRecurrent):
         steps, batch = run.steps_and_batch()
         x, y, offset, layout = run.x, run.y, run.offset, {"batch_first": run.batch_first}
         hidden = self.hidden_size
-        tape = {"regularizers": self._regularizers(steps, batch, training)}
+        # c_n: each sequence's last c_t, which every LSTM kernel writes.
+        tape = {"regularizers": self._regularizers(steps, batch, training), "c_n": np.empty((batch, hidden), self.dtype)}
         # Inference without gate traces keeps no tape: the plain, peephole and coupled
         # kernels then write only y and the final cells (c_n).
         tapeless = not (traced or training or self.layer_norm or self.proj_size)
@@ -270,7 +269,8 @@ class LSTM(_GatedRecurrent):
             )
             _core.layer_norm_lstm_forward(
                 x, *common, *(weights[kind] for kind in _LAYER_NORM_KINDS), *initial, reverse, y, offset,
-                *(tape[name] for name in _LAYER_NORM_TAPE), clamps=clamps, batch_sizes=batch_sizes, **layout,
+                *(tape[name] for name in _LAYER_NORM_TAPE), clamps=clamps, batch_sizes=batch_sizes, c_n=tape["c_n"],
+                **layout,
             )  # fmt: skip
             return tape
         options = self._core_options(weights, clamps, tape)
@@ -278,10 +278,10 @@ class LSTM(_GatedRecurrent):
             tape["cell_out"] = np.empty((steps, batch, hidden), self.dtype)
             _core.projected_lstm_forward(
                 x, *common, weights["weight_hr"], *initial, reverse, y, offset,
-                tape["gates"], tape["cells"], tape["cell_out"], batch_sizes=batch_sizes, **options, **layout,
+                tape["gates"], tape["cells"], tape["cell_out"], batch_sizes=batch_sizes, c_n=tape["c_n"], **options,
+                **layout,
             )  # fmt: skip
         else:
-            tape["c_n"] = np.empty((batch, hidden), self.dtype)
             _core.lstm_forward(
                 x, *common, *initial, reverse, y, offset, tape.get("gates"), tape.get("cells"),
                 batch_sizes=batch_sizes, c_n=tape["c_n"], **options, **layout,

@@ -30,7 +30,7 @@ def check_probability(value, name):
 
 
 def _in_layout(time_major, batch_first):
-    """A (T, B, F) array as a view in the core's layout."""
+    """A (T, B, F) array as a (B, T, F) view when batch_first, and back: its own inverse."""
     return time_major.transpose(1, 0, 2) if batch_first else time_major
 
 
@@ -324,7 +324,7 @@ class _GatedRecurrent:
         batch_first = self.batch_first
         if lengths is not None:
             packing = Packing(checked_lengths(lengths, batch, steps), steps)
-            x = packing.sort(x.transpose(1, 0, 2) if batch_first else x)
+            x = packing.sort(_in_layout(x, batch_first))
             initial = [packing.sort(part) for part in initial]
             batch_first = False
         width, directions = self.output_size, self.num_directions
@@ -405,7 +405,7 @@ class _GatedRecurrent:
         d_final = self._state_parts(dstate, batch, "dstate")
         packing = tape.packing
         if packing is not None:  # the core ran on sorted time-major copies
-            d_output = packing.sort(d_output.transpose(1, 0, 2) if self.batch_first else d_output)
+            d_output = packing.sort(_in_layout(d_output, self.batch_first))
             d_final = None if d_final is None else [packing.sort(part) for part in d_final]
         d_initial = [np.empty(shape, self.dtype) for shape in self._state_shapes(batch)]
         width, directions = self.output_size, self.num_directions
@@ -448,25 +448,17 @@ class _GatedRecurrent:
         for index, run in enumerate(runs):
             direction = index % self.num_directions
             steps, batch = run.steps_and_batch()
-            if packing is not None:  # time-major, each sequence's own last step
-                last, rows = packing.last_steps(), np.arange(batch)
-
-                def at_last(time_major):
-                    return time_major[last, rows]
+            h = _in_layout(run.y[..., run.offset : run.offset + width], run.batch_first)  # (T, B, H)
+            if packing is not None:  # each sequence's own last step
+                finals[0].append(h[packing.last_steps(), np.arange(batch)])
             else:
-
-                def at_last(time_major, t=0 if direction == 1 else steps - 1):
-                    return time_major[t]
-
-            h = run.y[..., run.offset : run.offset + width]
-            finals[0].append(at_last(_in_layout(h, run.batch_first)))
-            for kind, state in enumerate(self._final_tape_states(run.tape, at_last), start=1):
+                finals[0].append(h[0 if direction == 1 else steps - 1])
+            for kind, state in enumerate(self._final_tape_states(run.tape), start=1):
                 finals[kind].append(state)
         return [np.stack(parts) for parts in finals]
 
-    def _final_tape_states(self, core_tape, at_last):
-        """The final states beyond h (LSTM: c), from a run's core tape; ``at_last`` picks
-        each sequence's last step of a time-major (T, B, ...) array."""
+    def _final_tape_states(self, core_tape):
+        """The final states beyond h (LSTM: c), (B, H) each, as the core wrote them."""
         return []
 
     def gate_traces(self, tape):
@@ -495,6 +487,4 @@ class _GatedRecurrent:
 
     def _user_layout(self, time_major):
         """A time-major result of a variable-length run in the user's layout (a new array)."""
-        if self.batch_first:
-            return np.ascontiguousarray(time_major.transpose(1, 0, 2))
-        return time_major
+        return np.ascontiguousarray(_in_layout(time_major, self.batch_first))

@@ -82,12 +82,13 @@ void normalize_row_backward(const Scalar* d_norm, const Scalar* norm, Scalar inv
 }
 
 // x (T, B, I) and y (T, B, H) (written) in either layout (SequenceView); h0, c0 (B, H);
-// gates (T*B, 4H), cells (T*B, H) and `tape` (written).
+// gates (T*B, 4H), cells (T*B, H) and `tape` (written); c_n (B, H): each sequence's last
+// c_t (written), or nullptr.
 template <typename Scalar>
 void layer_norm_lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const GatedWeights<Scalar>& w,
                              const LayerNormParams<Scalar>& ln, const std::array<const Scalar*, 4>& clamps,
                              const Scalar* h0, const Scalar* c0, SequenceView<Scalar> y, Scalar* gates,
-                             Scalar* cells, const LayerNormTape<Scalar>& tape) {
+                             Scalar* cells, const LayerNormTape<Scalar>& tape, Scalar* c_n) {
   const Index B = s.batch, H = s.hidden, I = s.input, G = 4 * H, rows = s.rows();
   using Layout = PanelLayout<Scalar>;
   const int threads = plan_threads(B, H, 4);
@@ -178,6 +179,7 @@ void layer_norm_lstm_forward(const SequenceShape& s, SequenceView<const Scalar> 
           const P normed = pmadd(ploadu<P>(ln.gain_cell + j), ploadu<P>(c_norm + j), ploadu<P>(ln.bias_cell + j));
           pstoreu(h + j, pmul(ploadu<P>(gate + 3 * H + j), gate_tanh(normed)));
         });
+        if (c_n && b >= s.active_after(step)) std::copy_n(c, H, c_n + b * H);
       }
 #pragma omp barrier
     }

@@ -145,10 +145,7 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
                          h_t + b * y.batch_stride + ub, update);
           }
         }
-        // The sequences whose last step this was (all at the end; with lengths, the rows
-        // the next step leaves out).
-        const Index alive_next = step + 1 < s.steps ? s.active(s.time_at(step + 1)) : 0;
-        for (Index b = alive_next; b < alive && c_n; ++b) std::copy_n(c_t + b * H + ub, n, c_n + b * H + ub);
+        for (Index b = s.active_after(step); b < alive && c_n; ++b) std::copy_n(c_t + b * H + ub, n, c_n + b * H + ub);
       }
       for (Index b = alive; b < B && n > 0; ++b) {
         std::fill_n(h_t + b * y.batch_stride + ub, n, Scalar(0));

@@ -30,11 +30,13 @@ namespace lstmcore {
 // x (T, B, I) in either layout (SequenceView); h0 (B, P); c0 (B, H); weight_hr (P, H)
 // y        (T, B, P): h_t (written)
 // gates    (T*B, K*H), cells (T*B, H), cell_out (T*B, H): tape, r_t = o * tanh(c_t) (written)
+// c_n      (B, H): each sequence's last c_t (written), or nullptr
 template <typename Scalar, template <typename> class Cell>
 void projected_lstm_forward(const SequenceShape& s, Index proj, SequenceView<const Scalar> x,
                             const GatedWeights<Scalar>& w, const Scalar* weight_hr,
                             const LstmOptions<Scalar>& options, const Scalar* h0, const Scalar* c0,
-                            SequenceView<Scalar> y, Scalar* gates, Scalar* cells, Scalar* cell_out) {
+                            SequenceView<Scalar> y, Scalar* gates, Scalar* cells, Scalar* cell_out,
+                            Scalar* c_n) {
   constexpr Index K = Cell<Scalar>::kGates;
   const Index B = s.batch, H = s.hidden, P = proj, I = s.input, G = K * H, rows = s.rows();
   using Layout = PanelLayout<Scalar>;
@@ -83,6 +85,9 @@ void projected_lstm_forward(const SequenceShape& s, Index proj, SequenceView<con
         for (Index b = 0; b < alive; ++b) {
           cell.forward(gates_t + b * G + units.begin, c_prev + b * H + units.begin,
                        c_t + b * H + units.begin, r_t + b * H + units.begin);
+        }
+        for (Index b = s.active_after(step); b < alive && c_n; ++b) {
+          std::copy_n(c_t + b * H + units.begin, n, c_n + b * H + units.begin);
         }
       }
       for (Index b = alive; b < B && n > 0; ++b) {

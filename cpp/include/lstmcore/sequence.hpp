@@ -33,6 +33,8 @@ struct SequenceShape {
   Index rows() const { return steps * batch; }
   // Rows [0, active(t)) of time t hold real steps; the rest are padding.
   Index active(Index t) const { return batch_sizes ? batch_sizes[t] : batch; }
+  // Rows [active_after(step), active(time_at(step))) end their sequence at `step`.
+  Index active_after(Index step) const { return step + 1 < steps ? active(time_at(step + 1)) : 0; }
 };
 
 // PyTorch's parameter layout: gate blocks of H rows stacked in weight_ih (G*H, I),
