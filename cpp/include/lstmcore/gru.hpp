@@ -19,6 +19,8 @@
 #include <vector>
 
 #include "lstmcore/activations.hpp"
+#include "lstmcore/gate_weight_grads.hpp"
+#include "lstmcore/input_gradient.hpp"
 #include "lstmcore/packed_product.hpp"
 #include "lstmcore/sequence.hpp"
 #include "lstmcore/threading.hpp"
@@ -146,13 +148,11 @@ void gru_backward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
     const int team = omp_get_num_threads();
     const Range units = split_range(H, thread, team, Layout::kWidth);
     const Index n = units.size();
-    // This thread's columns of W_hh (all 3H rows) and of W_ih, packed once for the step's
-    // dh_{t-1} += da_hidden W_hh and dx_t += da_input W_ih, while the gate gradients are hot.
+    // This thread's columns of W_hh (all 3H rows), packed once for the step's
+    // dh_{t-1} += da_hidden W_hh; and dx_t = da_input W_ih for its slice of the inputs.
     PackedBuffer<Scalar> packed_hh(PanelLayout<Scalar>::size(n, G));
     if (n > 0) pack_columns(w.weight_hh + units.begin, H, n, G, packed_hh.data());
-    const Range inputs = split_range(I, thread, team, PanelLayout<Scalar>::kWidth);
-    PackedBuffer<Scalar> packed_ih(PanelLayout<Scalar>::size(inputs.size(), G));
-    if (inputs.size() > 0) pack_columns(w.weight_ih + inputs.begin, I, inputs.size(), G, packed_ih.data());
+    const InputGradient<Scalar> input_gradient(w.weight_ih, G, I, thread, team);
     ProductWorkspace<Scalar> workspace;
 
     for (Index step = s.steps - 1; step >= 0; --step) {
@@ -202,11 +202,7 @@ void gru_backward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
       if (n > 0 && alive > 0) {
         multiply_rows<Scalar>({d_hidden_t, G}, alive, G, packed_hh.data(), n, dh0 + units.begin, H, true);
       }
-      if (inputs.size() > 0 && alive > 0) {
-        multiply_rows<Scalar>({d_input_t, G}, alive, G, packed_ih.data(), inputs.size(), dx.at(t, 0) + inputs.begin,
-                              dx.batch_stride, accumulate_dx);
-      }
-      if (!accumulate_dx) zero_rows(dx, t, alive, B, inputs.begin, inputs.size());
+      input_gradient.step({d_input_t, G}, alive, B, dx, t, accumulate_dx);
     }
 #pragma omp barrier
 
@@ -214,16 +210,8 @@ void gru_backward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
     const Range gate_rows = split_range(G, thread, team, PanelLayout<Scalar>::kRows);
     if (gate_rows.size() > 0) {
       const Index r0 = gate_rows.begin, nr = gate_rows.size();
-      transposed_products<Scalar>({d_input, G}, r0, nr, rows, {{x.rows(0, B), I, grads.weight_ih + r0 * I, I}}, true,
-                                  workspace);
-      const Index first = s.time_at(0);
-      transposed_products<Scalar>({d_hidden + first * B * G, G}, r0, nr, B,
-                                  {{{h0, H}, H, grads.weight_hh + r0 * H, H}}, true, workspace);
-      if (s.steps > 1) {
-        const Index d_start = s.reverse ? 0 : 1, h_start = s.reverse ? 1 : 0;  // times, as add_gate_weight_grads
-        transposed_products<Scalar>({d_hidden + d_start * B * G, G}, r0, nr, (s.steps - 1) * B,
-                                    {{y.rows(h_start, B), H, grads.weight_hh + r0 * H, H}}, true, workspace);
-      }
+      add_gate_weight_grads(s, d_input, d_hidden, G, r0, nr, x, h0, y, H, grads.weight_ih, grads.weight_hh,
+                            workspace);
       const auto d_input_sum =
           view(static_cast<const Scalar*>(d_input), rows, G, G).middleCols(r0, nr).colwise().sum().eval();
       const auto d_hidden_sum =

@@ -19,6 +19,8 @@
 #include <vector>
 
 #include "lstmcore/activations.hpp"
+#include "lstmcore/gate_weight_grads.hpp"
+#include "lstmcore/input_gradient.hpp"
 #include "lstmcore/gate_clamp.hpp"
 #include "lstmcore/packed_product.hpp"
 #include "lstmcore/sequence.hpp"
@@ -218,12 +220,10 @@ void layer_norm_lstm_backward(const SequenceShape& s, SequenceView<const Scalar>
     const Range units = split_range(H, thread, team, Layout::kWidth);
     const Range my_rows = split_range(B, thread, team, 1);
     const Index n = units.size();
-    // dh_{t-1} and dx_t in the step, from this thread's columns of W_hh and W_ih.
+    // dh_{t-1} in the step from this thread's columns of W_hh; dx_t for its inputs.
     PackedBuffer<Scalar> packed_hh(Layout::size(n, G));
     if (n > 0) pack_columns(w.weight_hh + units.begin, H, n, G, packed_hh.data());
-    const Range inputs = split_range(I, thread, team, Layout::kWidth);
-    PackedBuffer<Scalar> packed_ih(Layout::size(inputs.size(), G));
-    if (inputs.size() > 0) pack_columns(w.weight_ih + inputs.begin, I, inputs.size(), G, packed_ih.data());
+    const InputGradient<Scalar> input_gradient(w.weight_ih, G, I, thread, team);
     ProductWorkspace<Scalar> workspace;
     std::vector<Scalar> d_norm(G), d_cell_norm(H), dc_from_h(H);
     for (Index step = s.steps - 1; step >= 0; --step) {
@@ -285,27 +285,15 @@ void layer_norm_lstm_backward(const SequenceShape& s, SequenceView<const Scalar>
         multiply_rows<Scalar>({d_hidden.data() + t * B * G, G}, alive, G, packed_hh.data(), n, dh0 + units.begin,
                               H, false);
       }
-      if (inputs.size() > 0 && alive > 0) {
-        multiply_rows<Scalar>({d_input.data() + t * B * G, G}, alive, G, packed_ih.data(), inputs.size(),
-                              dx.at(t, 0) + inputs.begin, dx.batch_stride, accumulate_dx);
-      }
-      if (!accumulate_dx) zero_rows(dx, t, alive, B, inputs.begin, inputs.size());
+      input_gradient.step({d_input.data() + t * B * G, G}, alive, B, dx, t, accumulate_dx);
 #pragma omp barrier
     }
 
     const Range gate_rows = split_range(G, thread, team, Layout::kRows);
     if (gate_rows.size() > 0) {
       const Index r0 = gate_rows.begin, nr = gate_rows.size();
-      transposed_products<Scalar>({d_input.data(), G}, r0, nr, rows, {{x.rows(0, B), I, grads.weight_ih + r0 * I, I}},
-                                  true, workspace);
-      const Index first = s.time_at(0);
-      transposed_products<Scalar>({d_hidden.data() + first * B * G, G}, r0, nr, B,
-                                  {{{h0, H}, H, grads.weight_hh + r0 * H, H}}, true, workspace);
-      if (s.steps > 1) {
-        const Index d_start = s.reverse ? 0 : 1, h_start = s.reverse ? 1 : 0;  // times, as add_gate_weight_grads
-        transposed_products<Scalar>({d_hidden.data() + d_start * B * G, G}, r0, nr, (s.steps - 1) * B,
-                                    {{y.rows(h_start, B), H, grads.weight_hh + r0 * H, H}}, true, workspace);
-      }
+      add_gate_weight_grads<Scalar>(s, d_input.data(), d_hidden.data(), G, r0, nr, x, h0, y, H, grads.weight_ih,
+                                    grads.weight_hh, workspace);
       // Column sums (biases and the projections' gains), row by row so reads are contiguous.
       std::vector<Scalar> bias_sum(nr, Scalar(0)), gain_ih_sum(nr, Scalar(0)), gain_hh_sum(nr, Scalar(0));
       for (Index r = 0; r < rows; ++r) {

@@ -27,6 +27,7 @@
 
 #include "lstmcore/activations.hpp"
 #include "lstmcore/gate_weight_grads.hpp"
+#include "lstmcore/input_gradient.hpp"
 #include "lstmcore/lstm_options.hpp"
 #include "lstmcore/packed_product.hpp"
 #include "lstmcore/sequence.hpp"
@@ -200,14 +201,11 @@ void lstm_backward(const SequenceShape& s, SequenceView<const Scalar> x, const G
     const int team = omp_get_num_threads();
     const Range units = split_range(H, thread, team, PanelLayout<Scalar>::kWidth);
     const Index n = units.size(), ub = units.begin;
-    // This thread's columns of W_hh (all K*H rows) and of W_ih, packed once for the step's
-    // dh_{t-1} = da_t W_hh and dx_t = da_t W_ih. dx_t in the loop reads da_t while it is
-    // hot; as one product after the loop it read the whole tape back from memory.
+    // This thread's columns of W_hh (all K*H rows), packed once for the step's
+    // dh_{t-1} = da_t W_hh; and dx_t = da_t W_ih for its slice of the inputs.
     PackedBuffer<Scalar> packed_hh(Layout::size(n, G));
     if (n > 0) pack_columns(w.weight_hh + units.begin, H, n, G, packed_hh.data());
-    const Range inputs = split_range(I, thread, team, Layout::kWidth);
-    PackedBuffer<Scalar> packed_ih(Layout::size(inputs.size(), G));
-    if (inputs.size() > 0) pack_columns(w.weight_ih + inputs.begin, I, inputs.size(), G, packed_ih.data());
+    const InputGradient<Scalar> input_gradient(w.weight_ih, G, I, thread, team);
     ProductWorkspace<Scalar> workspace;
     // (K, n): this thread's share of the bias gradient, which the cell sums.
     std::vector<Scalar> bias_grad(K * n, Scalar(0));
@@ -247,11 +245,7 @@ void lstm_backward(const SequenceShape& s, SequenceView<const Scalar> x, const G
       // the next step reads only the units this thread writes, so no second barrier. Both
       // products read da_t in place, still hot from the cells.
       const RowView<Scalar> da_t{d_gates_t, G};
-      if (alive > 0 && inputs.size() > 0) {
-        multiply_rows(da_t, alive, G, packed_ih.data(), inputs.size(), dx.at(t, 0) + inputs.begin,
-                      dx.batch_stride, accumulate_dx);
-      }
-      if (!accumulate_dx) zero_rows(dx, t, alive, B, inputs.begin, inputs.size());
+      input_gradient.step(da_t, alive, B, dx, t, accumulate_dx);
       if (n > 0 && alive > 0 && plain_recurrence) {
         multiply_rows(da_t, alive, G, packed_hh.data(), n, dh0 + ub, H, false);
       } else if (n > 0 && alive > 0) {
@@ -287,7 +281,7 @@ void lstm_backward(const SequenceShape& s, SequenceView<const Scalar> x, const G
     // Weight gradients as products over all steps, split by output rows.
     const Range gate_rows = split_range(G, thread, team, PanelLayout<Scalar>::kRows);
     if (gate_rows.size() > 0) {
-      add_gate_weight_grads(s, static_cast<const Scalar*>(d_gates), G, gate_rows.begin, gate_rows.size(), x,
+      add_gate_weight_grads(s, d_gates, d_gates, G, gate_rows.begin, gate_rows.size(), x,
                             h_first, h_later, H, grads.weight_ih, grads.weight_hh, workspace);
     }
     for (Index gate = 0; gate < K; ++gate) {

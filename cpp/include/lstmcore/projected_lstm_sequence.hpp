@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "lstmcore/gate_weight_grads.hpp"
+#include "lstmcore/input_gradient.hpp"
 #include "lstmcore/lstm_options.hpp"
 #include "lstmcore/packed_product.hpp"
 #include "lstmcore/sequence.hpp"
@@ -143,13 +144,11 @@ void projected_lstm_backward(const SequenceShape& s, Index proj, SequenceView<co
     const Range features = split_range(P, thread, team, Layout::kWidth);
     const Index n = units.size(), m = features.size();
     // dh_{t-1}[:, features] = da_t W_hh[:, features]; dr_t[:, units] = dh_t W_hr[:, units];
-    // dx_t[:, inputs] = da_t W_ih[:, inputs].
+    // dx_t = da_t W_ih for this thread's inputs.
     PackedBuffer<Scalar> packed_hh(Layout::size(m, G)), packed_hr(Layout::size(n, P));
     if (m > 0) pack_columns(w.weight_hh + features.begin, P, m, G, packed_hh.data());
     if (n > 0) pack_columns(weight_hr + units.begin, H, n, P, packed_hr.data());
-    const Range inputs = split_range(I, thread, team, Layout::kWidth);
-    PackedBuffer<Scalar> packed_ih(Layout::size(inputs.size(), G));
-    if (inputs.size() > 0) pack_columns(w.weight_ih + inputs.begin, I, inputs.size(), G, packed_ih.data());
+    const InputGradient<Scalar> input_gradient(w.weight_ih, G, I, thread, team);
     const std::vector<Scalar> no_recurrent_gradient(static_cast<size_t>(n), Scalar(0));
     ProductWorkspace<Scalar> workspace;
     std::vector<Scalar> bias_grad(K * n, Scalar(0));  // (K, n), summed by the cell
@@ -189,18 +188,14 @@ void projected_lstm_backward(const SequenceShape& s, Index proj, SequenceView<co
       if (alive > 0 && m > 0) {
         multiply_rows<Scalar>({d_gates_t, G}, alive, G, packed_hh.data(), m, dh0 + features.begin, P, false);
       }
-      if (alive > 0 && inputs.size() > 0) {
-        multiply_rows<Scalar>({d_gates_t, G}, alive, G, packed_ih.data(), inputs.size(), dx.at(t, 0) + inputs.begin,
-                              dx.batch_stride, accumulate_dx);
-      }
-      if (!accumulate_dx) zero_rows(dx, t, alive, B, inputs.begin, inputs.size());
+      input_gradient.step({d_gates_t, G}, alive, B, dx, t, accumulate_dx);
     }
 #pragma omp barrier
 
     const Range gate_rows = split_range(G, thread, team, Layout::kRows);
     if (gate_rows.size() > 0) {
       const Index r0 = gate_rows.begin, nr = gate_rows.size();
-      add_gate_weight_grads(s, static_cast<const Scalar*>(d_gates), G, r0, nr, x, h0, y, P, grads.weight_ih,
+      add_gate_weight_grads(s, d_gates, d_gates, G, r0, nr, x, h0, y, P, grads.weight_ih,
                             grads.weight_hh, workspace);
     }
     for (Index gate = 0; gate < K; ++gate) {
