@@ -99,14 +99,18 @@ lstmcore::SequenceView<Scalar> sequence(Scalar* data, const Dims& d, Index width
   return {data + offset, d.batch * width, width};
 }
 
-// T, B, I from x and H from weight_hh (gates*H, H).
-Dims dims_of(const py::array& x, const py::array& weight_hh, Index gates, bool batch_first) {
+// T, B, I from x in the call's layout, and H: a Dims.
+Dims sequence_dims(const py::array& x, Index hidden, bool batch_first) {
   if (x.ndim() != 3)
     throw py::value_error(std::string("expected x of rank 3 ") + (batch_first ? "(B, T, I)" : "(T, B, I)") +
                           ", got rank " + std::to_string(x.ndim()));
+  return {x.shape(batch_first ? 1 : 0), x.shape(batch_first ? 0 : 1), x.shape(2), hidden, batch_first};
+}
+
+// T, B, I from x and H from weight_hh (gates*H, H).
+Dims dims_of(const py::array& x, const py::array& weight_hh, Index gates, bool batch_first) {
   if (weight_hh.ndim() != 2) throw py::value_error("expected weight_hh of rank 2");
-  const Index steps = x.shape(batch_first ? 1 : 0), batch = x.shape(batch_first ? 0 : 1);
-  const Dims d{steps, batch, x.shape(2), weight_hh.shape(1), batch_first};
+  const Dims d = sequence_dims(x, weight_hh.shape(1), batch_first);
   if (d.steps < 1 || d.batch < 1 || d.hidden < 1)
     throw py::value_error("sequence length, batch and hidden size must be at least 1");
   if (weight_hh.shape(0) != gates * d.hidden)
@@ -245,8 +249,9 @@ void add_regularizers(lstmcore::LstmOptions<Scalar>& options, const py::object& 
   } else {
     options.zoneout_rate = static_cast<Scalar>(zoneout_rate);
   }
-  if (options.zoneout() && (taped || !cell_updates.is_none())) {
-    if (!taped) throw py::value_error("a forward without gates and cells tapes takes no cell_updates");
+  if (!taped && !cell_updates.is_none())
+    throw py::value_error("a forward without gates and cells tapes takes no cell_updates");
+  if (taped && options.zoneout()) {
     if (cell_updates.is_none()) throw py::value_error("zoneout needs the cell_updates tape");
     options.cell_updates =
         checked_optional<Scalar>(cell_updates, "cell_updates", {d.steps, d.batch, d.hidden}, forward);
@@ -340,12 +345,8 @@ void lstm_backward(const py::array& x, const py::array& wi, const py::array& wh,
 
 // T, B, I from x; H and P from weight_hr (P, H).
 Dims projected_dims_of(const py::array& x, const py::array& weight_hr, Index& proj, bool batch_first) {
-  if (x.ndim() != 3)
-    throw py::value_error(std::string("expected x of rank 3 ") + (batch_first ? "(B, T, I)" : "(T, B, I)") +
-                          ", got rank " + std::to_string(x.ndim()));
   if (weight_hr.ndim() != 2) throw py::value_error("expected weight_hr of rank 2 (P, H)");
-  const Index steps = x.shape(batch_first ? 1 : 0), batch = x.shape(batch_first ? 0 : 1);
-  const Dims d{steps, batch, x.shape(2), weight_hr.shape(1), batch_first};
+  const Dims d = sequence_dims(x, weight_hr.shape(1), batch_first);
   proj = weight_hr.shape(0);
   if (d.steps < 1 || d.batch < 1 || d.hidden < 1 || proj < 1)
     throw py::value_error("sequence length, batch, hidden and projection sizes must be at least 1");
