@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lstmcore import _core
+from lstmcore import _aligned, _core
 from lstmcore._recurrent import _GatedRecurrent
 
 
@@ -59,7 +59,7 @@ class GRU(_GatedRecurrent):
 
     def _core_forward(self, run, weights, initial, reverse, batch_sizes, clamps, training, traced):
         steps, batch = run.steps_and_batch()
-        gates = np.empty((steps, batch, _core.gru_tape_width(self.hidden_size)), self.dtype)
+        gates = _aligned.empty((steps, batch, _core.gru_tape_width(self.hidden_size)), self.dtype)
         _core.gru_forward(
             run.x,
             weights["weight_ih"],

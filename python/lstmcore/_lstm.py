@@ -6,7 +6,7 @@ import numbers
 
 import numpy as np
 
-from lstmcore import _core
+from lstmcore import _aligned, _core
 from lstmcore._checks import as_numeric_array, shape_text
 from lstmcore._recurrent import _GatedRecurrent, check_probability
 
@@ -250,22 +250,22 @@ class LSTM(_GatedRecurrent):
         x, y, offset, layout = run.x, run.y, run.offset, {"batch_first": run.batch_first}
         hidden = self.hidden_size
         # c_n: each sequence's last c_t, which every LSTM kernel writes.
-        tape = {"regularizers": self._regularizers(steps, batch, training), "c_n": np.empty((batch, hidden), self.dtype)}
+        tape = {"regularizers": self._regularizers(steps, batch, training), "c_n": _aligned.empty((batch, hidden), self.dtype)}
         # Inference without gate traces keeps no tape: the plain, peephole and coupled
         # kernels then write only y and the final cells (c_n).
         tapeless = not (traced or training or self.layer_norm or self.proj_size)
         if not tapeless:
-            tape["gates"] = np.empty((steps, batch, self._gate_blocks() * hidden), self.dtype)
-            tape["cells"] = np.empty((steps, batch, hidden), self.dtype)
+            tape["gates"] = _aligned.empty((steps, batch, self._gate_blocks() * hidden), self.dtype)
+            tape["cells"] = _aligned.empty((steps, batch, hidden), self.dtype)
             if self.zoneout > 0:
-                tape["cell_updates"] = np.empty((steps, batch, hidden), self.dtype)
+                tape["cell_updates"] = _aligned.empty((steps, batch, hidden), self.dtype)
         common = [weights["weight_ih"], weights["weight_hh"], weights["bias_ih"], weights["bias_hh"]]
         if self.layer_norm:
             tape.update(
-                input_norm=np.empty((steps, batch, 4 * hidden), self.dtype),
-                hidden_norm=np.empty((steps, batch, 4 * hidden), self.dtype),
-                cell_norm=np.empty((steps, batch, hidden), self.dtype),
-                inv_std=np.empty((steps, batch, 3), self.dtype),
+                input_norm=_aligned.empty((steps, batch, 4 * hidden), self.dtype),
+                hidden_norm=_aligned.empty((steps, batch, 4 * hidden), self.dtype),
+                cell_norm=_aligned.empty((steps, batch, hidden), self.dtype),
+                inv_std=_aligned.empty((steps, batch, 3), self.dtype),
             )
             _core.layer_norm_lstm_forward(
                 x, *common, *(weights[kind] for kind in _LAYER_NORM_KINDS), *initial, reverse, y, offset,
@@ -275,7 +275,7 @@ class LSTM(_GatedRecurrent):
             return tape
         options = self._core_options(weights, clamps, tape)
         if self.proj_size:
-            tape["cell_out"] = np.empty((steps, batch, hidden), self.dtype)
+            tape["cell_out"] = _aligned.empty((steps, batch, hidden), self.dtype)
             _core.projected_lstm_forward(
                 x, *common, weights["weight_hr"], *initial, reverse, y, offset,
                 tape["gates"], tape["cells"], tape["cell_out"], batch_sizes=batch_sizes, c_n=tape["c_n"], **options,

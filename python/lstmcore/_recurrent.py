@@ -16,6 +16,7 @@ import weakref
 
 import numpy as np
 
+from lstmcore import _aligned
 from lstmcore._checks import as_numeric_array, check_dtype, check_positive_int, shape_text
 from lstmcore._lengths import Packing, checked_lengths, reverse_within
 
@@ -110,7 +111,7 @@ class _GatedRecurrent:
     def _init_params(self):
         """Called by subclasses once their options are set: PyTorch's initialisation."""
         self.params = self._initial_params(np.random.default_rng(self.seed))
-        self.grads = {name: np.zeros_like(value) for name, value in self.params.items()}
+        self.grads = {name: _aligned.zeros(value.shape, value.dtype) for name, value in self.params.items()}
 
     # ----------------------------------------------------------------- parameters
 
@@ -341,7 +342,7 @@ class _GatedRecurrent:
                 layer_input = layer_input * _in_layout(mask, batch_first)
             inputs.append(layer_input)
             masks.append(mask)
-            y = np.empty(output_shape + (directions * width,), self.dtype)
+            y = _aligned.empty(output_shape + (directions * width,), self.dtype)
             for direction in range(directions):
                 index = layer * directions + direction
                 runs.append(
@@ -374,7 +375,7 @@ class _GatedRecurrent:
         offset = direction * width
         if packing is not None and direction == 1:  # time-major
             x_run = reverse_within(x, packing.lengths)
-            y_run = np.empty((x.shape[0], x.shape[1], width), self.dtype)
+            y_run = _aligned.empty((x.shape[0], x.shape[1], width), self.dtype)
             run = _DirectionRun(x_run, y_run, 0, None, False, True)
             run.tape = self._core_forward(run, weights, initial, False, packing.batch_sizes, clamps, training, traced)
             y[:, :, offset : offset + width] = reverse_within(y_run, packing.lengths)
@@ -407,12 +408,12 @@ class _GatedRecurrent:
         if packing is not None:  # the core ran on sorted time-major copies
             d_output = packing.sort(_in_layout(d_output, self.batch_first))
             d_final = None if d_final is None else [packing.sort(part) for part in d_final]
-        d_initial = [np.empty(shape, self.dtype) for shape in self._state_shapes(batch)]
+        d_initial = [_aligned.empty(shape, self.dtype) for shape in self._state_shapes(batch)]
         width, directions = self.output_size, self.num_directions
         with self._grads_lock:
             for layer in reversed(range(self.num_layers)):
                 # The first direction writes the input gradient, the second adds to it.
-                d_input = np.empty_like(tape.inputs[layer])
+                d_input = _aligned.empty_like(tape.inputs[layer])
                 for direction in range(directions):
                     index = layer * directions + direction
                     run = tape.runs[index]
@@ -427,7 +428,7 @@ class _GatedRecurrent:
                     if run.reversed_in_time:
                         offset = direction * width
                         dy_run = reverse_within(d_output[:, :, offset : offset + width], packing.lengths)
-                        dx_run = np.empty_like(run.x)
+                        dx_run = _aligned.empty_like(run.x)
                         self._core_backward(run, False, dy_run, dx_run, False, packing.batch_sizes, *args)
                         d_input += reverse_within(dx_run, packing.lengths)
                     else:

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <new>
 #include <type_traits>
 
 #include "lstmcore/eigen_types.hpp"
@@ -86,17 +87,25 @@ void zero_rows(SequenceView<Scalar> v, Index t, Index b0, Index b1, Index first,
 
 // A pass's (rows * width) buffer whose every element the pass writes before reading it:
 // left uninitialised, because zeroing tens of MB per call is a measurable share of a pass.
+// It starts on a cache line: threads write neighbouring column slices of its rows, and
+// with the 16-byte alignment of new[] the line at each slice boundary bounced between
+// their caches (tapeless forward, I=H=64, T=100, B=64, 2 threads: 1.55 -> 1.25 ms).
 template <typename Scalar>
 class PassBuffer {
  public:
-  explicit PassBuffer(Index size) : data_(new Scalar[size > 0 ? size : 1]) {}
+  explicit PassBuffer(Index size)
+      : data_(static_cast<Scalar*>(::operator new[](sizeof(Scalar) * std::max<Index>(size, 1), kLine))) {}
   Scalar* data() { return data_.get(); }
   const Scalar* data() const { return data_.get(); }
   Scalar& operator[](Index k) { return data_[k]; }
   const Scalar& operator[](Index k) const { return data_[k]; }
 
  private:
-  std::unique_ptr<Scalar[]> data_;
+  static constexpr std::align_val_t kLine{64};
+  struct Free {
+    void operator()(Scalar* p) const { ::operator delete[](p, kLine); }
+  };
+  std::unique_ptr<Scalar[], Free> data_;
 };
 
 }  // namespace lstmcore
