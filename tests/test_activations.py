@@ -39,3 +39,17 @@ def test_activations_keep_nan_and_saturate_at_infinity(dtype):
     assert (sigmoid[1::3] == 1).all()
     # Eigen's float32 logistic returns a denormal (about 3e-39), not 0, at -inf.
     assert (np.abs(sigmoid[2::3]) < 1e-30).all()
+
+
+@pytest.mark.parametrize("name", ["gate_tanh", "gate_sigmoid"])
+def test_float32_value_does_not_depend_on_its_place_in_the_row(name):
+    # A row's tail past the last full packet goes through narrower packets (16 -> 8 -> 4
+    # lanes where the ISA has them) and only its last n % 4 values through the C library,
+    # so a unit's gate is the same bit for bit wherever the split between threads puts it.
+    x = np.random.default_rng(0).uniform(-6, 6, 32).astype(np.float32)
+    full = getattr(_core, name)(x)
+    for n in range(1, 33):
+        vectorized = n - n % 4
+        got = getattr(_core, name)(x[:n])
+        np.testing.assert_array_equal(got[:vectorized], full[:vectorized], err_msg=f"n = {n}")
+        np.testing.assert_allclose(got[vectorized:], full[vectorized:n], rtol=0, atol=ABSOLUTE_BOUND[np.float32])

@@ -53,7 +53,30 @@ EIGEN_ALWAYS_INLINE P gate_sigmoid(const P& x) {
   }
 }
 
-// Calls body(j, P{}) for j in [0, n) a packet at a time, then body(j, Scalar{}) for the tail.
+namespace detail {
+
+// The tail of for_each_unit: one packet of each narrower width P has (AVX-512 16 -> 8 -> 4
+// lanes), then single values. At H = 120 on one thread, 8 units a row went through the C
+// library's exp and tanh, value by value: the forward took 5.3 ms where H = 128 took 4.1.
+template <typename P, typename Scalar, typename Body>
+EIGEN_ALWAYS_INLINE void for_each_unit_tail(Index& j, Index n, Body& body) {
+  using Half = typename Eigen::internal::unpacket_traits<P>::half;
+  if constexpr (!std::is_same_v<Half, P>) {
+    constexpr Index lanes = Eigen::internal::unpacket_traits<Half>::size;
+    if (j + lanes <= n) {
+      body(j, Half{});
+      j += lanes;
+    }
+    for_each_unit_tail<Half, Scalar>(j, n, body);
+  }
+}
+
+}  // namespace detail
+
+// Calls body(j, P{}) for j in [0, n) a packet at a time, then for the tail with narrower
+// packets and body(j, Scalar{}) for what is left. The vectorized functions compute each
+// lane alike whatever the packet's width, so a unit's value does not depend on where the
+// split between threads puts it.
 template <typename Scalar, typename Body>
 EIGEN_ALWAYS_INLINE void for_each_unit(Index n, Body&& body) {
   using P = typename GatePacket<Scalar>::type;
@@ -61,6 +84,7 @@ EIGEN_ALWAYS_INLINE void for_each_unit(Index n, Body&& body) {
   Index j = 0;
   if constexpr (lanes > 1) {
     for (; j + lanes <= n; j += lanes) body(j, P{});
+    detail::for_each_unit_tail<P, Scalar>(j, n, body);
   }
   for (; j < n; ++j) body(j, Scalar{});
 }

@@ -224,48 +224,49 @@ struct RowTile {
   EIGEN_ALWAYS_INLINE Scalar operator()(Index k, int r) const { return rows[r][k]; }
 };
 
-// Row r of the tile += a(k, r) * (b_lo, b_hi) for the rows r < R.
-template <int R, typename Source, typename Packet>
+// Row r of the tile += a(k, r) * (b_lo, b_hi) for the rows r < R; with P = 1 packet, only
+// b_lo (a panel of at most kLanes columns).
+template <int R, int P, typename Source, typename Packet>
 EIGEN_ALWAYS_INLINE void tile_step(TileAccumulators<Packet>& acc, const Source& a, Index k,
                                    const Packet& b_lo, const Packet& b_hi) {
   using namespace Eigen::internal;
   Packet x = pset1<Packet>(a(k, 0));
   acc.lo0 = pmadd(x, b_lo, acc.lo0);
-  acc.hi0 = pmadd(x, b_hi, acc.hi0);
+  if constexpr (P > 1) acc.hi0 = pmadd(x, b_hi, acc.hi0);
   if constexpr (R > 1) {
     x = pset1<Packet>(a(k, 1));
     acc.lo1 = pmadd(x, b_lo, acc.lo1);
-    acc.hi1 = pmadd(x, b_hi, acc.hi1);
+    if constexpr (P > 1) acc.hi1 = pmadd(x, b_hi, acc.hi1);
   }
   if constexpr (R > 2) {
     x = pset1<Packet>(a(k, 2));
     acc.lo2 = pmadd(x, b_lo, acc.lo2);
-    acc.hi2 = pmadd(x, b_hi, acc.hi2);
+    if constexpr (P > 1) acc.hi2 = pmadd(x, b_hi, acc.hi2);
   }
   if constexpr (R > 3) {
     x = pset1<Packet>(a(k, 3));
     acc.lo3 = pmadd(x, b_lo, acc.lo3);
-    acc.hi3 = pmadd(x, b_hi, acc.hi3);
+    if constexpr (P > 1) acc.hi3 = pmadd(x, b_hi, acc.hi3);
   }
   if constexpr (R > 4) {
     x = pset1<Packet>(a(k, 4));
     acc.lo4 = pmadd(x, b_lo, acc.lo4);
-    acc.hi4 = pmadd(x, b_hi, acc.hi4);
+    if constexpr (P > 1) acc.hi4 = pmadd(x, b_hi, acc.hi4);
   }
   if constexpr (R > 5) {
     x = pset1<Packet>(a(k, 5));
     acc.lo5 = pmadd(x, b_lo, acc.lo5);
-    acc.hi5 = pmadd(x, b_hi, acc.hi5);
+    if constexpr (P > 1) acc.hi5 = pmadd(x, b_hi, acc.hi5);
   }
   if constexpr (R > 6) {
     x = pset1<Packet>(a(k, 6));
     acc.lo6 = pmadd(x, b_lo, acc.lo6);
-    acc.hi6 = pmadd(x, b_hi, acc.hi6);
+    if constexpr (P > 1) acc.hi6 = pmadd(x, b_hi, acc.hi6);
   }
   if constexpr (R > 7) {
     x = pset1<Packet>(a(k, 7));
     acc.lo7 = pmadd(x, b_lo, acc.lo7);
-    acc.hi7 = pmadd(x, b_hi, acc.hi7);
+    if constexpr (P > 1) acc.hi7 = pmadd(x, b_hi, acc.hi7);
   }
 }
 
@@ -286,6 +287,10 @@ EIGEN_ALWAYS_INLINE void tile_store(const Packet& lo, const Packet& hi, Scalar* 
     }
     return;
   }
+  if (cols == N) {
+    pstoreu(row, accumulate ? padd(lo, ploadu<Packet>(row)) : lo);
+    return;
+  }
   alignas(64) Scalar tile[L::kWidth];
   pstore(tile, lo);
   pstore(tile + N, hi);
@@ -293,8 +298,10 @@ EIGEN_ALWAYS_INLINE void tile_store(const Packet& lo, const Packet& hi, Scalar* 
 }
 
 // One tile of A (R valid rows, a PackedTile or RowTile) times one panel, into R rows by
-// `cols` of C.
-template <typename Scalar, int R, typename Source>
+// `cols` of C. P = 1 multiplies only the panel's first packet: the last panel of a
+// thread's units is often half full (H = 96 on 2 threads: 48 units, 1.5 panels), and
+// its zero half took as long as a full one.
+template <typename Scalar, int R, int P, typename Source>
 void tile_kernel(const Source& a, Index depth, const Scalar* panel, Scalar* c, Index ldc,
                  Index cols, bool accumulate) {
   using namespace Eigen::internal;
@@ -319,21 +326,24 @@ void tile_kernel(const Source& a, Index depth, const Scalar* panel, Scalar* c, I
     for (; k + 1 < depth; k += 2) {
       const Packet a0 = pset1<Packet>(a(k, 0)), a1 = pset1<Packet>(a(k + 1, 0));
       acc.lo0 = pmadd(a0, pload<Packet>(panel + k * W), acc.lo0);
-      acc.hi0 = pmadd(a0, pload<Packet>(panel + k * W + N), acc.hi0);
       acc.lo1 = pmadd(a1, pload<Packet>(panel + (k + 1) * W), acc.lo1);
-      acc.hi1 = pmadd(a1, pload<Packet>(panel + (k + 1) * W + N), acc.hi1);
+      if constexpr (P > 1) {
+        acc.hi0 = pmadd(a0, pload<Packet>(panel + k * W + N), acc.hi0);
+        acc.hi1 = pmadd(a1, pload<Packet>(panel + (k + 1) * W + N), acc.hi1);
+      }
     }
     for (; k < depth; ++k) {
       const Packet a0 = pset1<Packet>(a(k, 0));
       acc.lo0 = pmadd(a0, pload<Packet>(panel + k * W), acc.lo0);
-      acc.hi0 = pmadd(a0, pload<Packet>(panel + k * W + N), acc.hi0);
+      if constexpr (P > 1) acc.hi0 = pmadd(a0, pload<Packet>(panel + k * W + N), acc.hi0);
     }
     tile_store(padd(acc.lo0, acc.lo1), padd(acc.hi0, acc.hi1), c, cols, accumulate);
     return;
   } else {
     for (Index k = 0; k < depth; ++k) {
-      const Packet b_lo = pload<Packet>(panel + k * W), b_hi = pload<Packet>(panel + k * W + N);
-      tile_step<R>(acc, a, k, b_lo, b_hi);
+      const Packet b_lo = pload<Packet>(panel + k * W);
+      const Packet b_hi = P > 1 ? pload<Packet>(panel + k * W + N) : b_lo;
+      tile_step<R, P>(acc, a, k, b_lo, b_hi);
     }
   }
   tile_store(acc.lo0, acc.hi0, c, cols, accumulate);
@@ -346,21 +356,28 @@ void tile_kernel(const Source& a, Index depth, const Scalar* panel, Scalar* c, I
   if constexpr (R > 7) tile_store(acc.lo7, acc.hi7, c + 7 * ldc, cols, accumulate);
 }
 
-template <typename Scalar, typename Source>
+template <typename Scalar, int P, typename Source>
 void tile_kernel_rows(Index rows, const Source& a, Index depth, const Scalar* panel, Scalar* c,
                       Index ldc, Index cols, bool accumulate) {
   switch (rows) {
-    case 1: return tile_kernel<Scalar, 1>(a, depth, panel, c, ldc, cols, accumulate);
-    case 2: return tile_kernel<Scalar, 2>(a, depth, panel, c, ldc, cols, accumulate);
-    case 3: return tile_kernel<Scalar, 3>(a, depth, panel, c, ldc, cols, accumulate);
-    case 4: return tile_kernel<Scalar, 4>(a, depth, panel, c, ldc, cols, accumulate);
-    case 5: return tile_kernel<Scalar, 5>(a, depth, panel, c, ldc, cols, accumulate);
-    case 6: return tile_kernel<Scalar, 6>(a, depth, panel, c, ldc, cols, accumulate);
+    case 1: return tile_kernel<Scalar, 1, P>(a, depth, panel, c, ldc, cols, accumulate);
+    case 2: return tile_kernel<Scalar, 2, P>(a, depth, panel, c, ldc, cols, accumulate);
+    case 3: return tile_kernel<Scalar, 3, P>(a, depth, panel, c, ldc, cols, accumulate);
+    case 4: return tile_kernel<Scalar, 4, P>(a, depth, panel, c, ldc, cols, accumulate);
+    case 5: return tile_kernel<Scalar, 5, P>(a, depth, panel, c, ldc, cols, accumulate);
+    case 6: return tile_kernel<Scalar, 6, P>(a, depth, panel, c, ldc, cols, accumulate);
   }
   if constexpr (PanelLayout<Scalar>::kRows > 6) {
-    if (rows == 7) return tile_kernel<Scalar, 7>(a, depth, panel, c, ldc, cols, accumulate);
-    return tile_kernel<Scalar, 8>(a, depth, panel, c, ldc, cols, accumulate);
+    if (rows == 7) return tile_kernel<Scalar, 7, P>(a, depth, panel, c, ldc, cols, accumulate);
+    return tile_kernel<Scalar, 8, P>(a, depth, panel, c, ldc, cols, accumulate);
   }
+}
+
+template <typename Scalar, typename Source>
+void tile_kernel_rows(Index rows, const Source& a, Index depth, const Scalar* panel, Scalar* c,
+                      Index ldc, Index cols, bool accumulate) {
+  if (cols <= PanelLayout<Scalar>::kLanes) return tile_kernel_rows<Scalar, 1>(rows, a, depth, panel, c, ldc, cols, accumulate);
+  tile_kernel_rows<Scalar, 2>(rows, a, depth, panel, c, ldc, cols, accumulate);
 }
 
 }  // namespace detail
