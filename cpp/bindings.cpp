@@ -545,7 +545,7 @@ void layer_norm_lstm_backward(const py::array& x, const py::array& wi, const py:
 
 void gru_forward(const py::array& x, const py::array& wi, const py::array& wh,
                  const py::array& bi, const py::array& bh, const py::array& h0, bool reverse,
-                 const py::array& y, Index y_offset, const py::array& gates,
+                 const py::array& y, Index y_offset, const py::object& gates,
                  const py::object& batch_sizes, bool batch_first) {
   const Dims d = dims_of(x, wh, 3, batch_first);
   const Index width = checked_offset(y, y_offset, d.hidden);
@@ -556,8 +556,9 @@ void gru_forward(const py::array& x, const py::array& wi, const py::array& wh,
     const auto* xp = checked<Scalar>(x, "x", sequence_shape(d, d.input), false);
     const auto* h0p = checked<Scalar>(h0, "h0", {d.batch, d.hidden}, false);
     auto* yp = checked<Scalar>(y, "y", sequence_shape(d, width), true);
-    auto* gp = checked<Scalar>(gates, "gates",
-                               {d.steps, d.batch, lstmcore::gru_tape_width(d.hidden)}, true);
+    // gates: the tape, or None (inference).
+    auto* gp = checked_optional<Scalar>(gates, "gates",
+                                        {d.steps, d.batch, lstmcore::gru_tape_width(d.hidden)}, true);
     py::gil_scoped_release release;
     lstmcore::gru_forward<Scalar>(shape, sequence(xp, d, d.input), w.w, h0p, sequence(yp, d, width, y_offset), gp);
   });

@@ -1,7 +1,8 @@
-"""Inference without a tape: ``layer(x)`` on the plain, peephole and coupled LSTM keeps no
-gate tape (the core projects the input a chunk of steps ahead and keeps only two rows of
-cells), and must give what the taped ``forward(..., training=False)`` gives, which the
-other test files check against the reference.
+"""Inference without a tape: ``layer(x)`` on the plain, peephole and coupled LSTM and on the
+GRU keeps no gate tape (the core projects the input a chunk of steps ahead into a reused
+buffer; the LSTM keeps only two rows of cells), and must give what the taped
+``forward(..., training=False)`` gives, which the other test files check against the
+reference.
 
 Both paths project the input in the same chunks with the same products and run the same
 cell, only into other buffers, so they must agree exactly (tolerance 0).
@@ -14,26 +15,39 @@ import lstmcore
 from _compare import assert_close
 from _layers import move_off_initialisation, random_state
 
-CELLS = {"plain": {}, "peephole": {"peephole": True}, "coupled": {"coupled": True}, "zoneout": {"zoneout": 0.3}}
+CELLS = {
+    "plain": (lstmcore.LSTM, {}),
+    "peephole": (lstmcore.LSTM, {"peephole": True}),
+    "coupled": (lstmcore.LSTM, {"coupled": True}),
+    "zoneout": (lstmcore.LSTM, {"zoneout": 0.3}),
+    "gru": (lstmcore.GRU, {}),
+}
 # (steps, batch): the core's chunk is 256 // B steps, so these have several chunks, a
 # ragged last one, one step per chunk (B > 256) and one chunk for the whole sequence.
 SHAPES = {"B40-3-chunks": (17, 40), "B300-chunk-of-one-step": (3, 300), "B2-one-chunk": (23, 2), "B64-T1": (1, 64)}
 
 
 def layer_and_inputs(cell, dtype, steps, batch, bidirectional, batch_first, seed):
-    layer = lstmcore.LSTM(
-        5, 24, num_layers=2, bidirectional=bidirectional, batch_first=batch_first, dtype=dtype, seed=seed,
-        **CELLS[cell],
-    )  # fmt: skip
+    layer_class, options = CELLS[cell]
+    layer = layer_class(
+        5, 24, num_layers=2, bidirectional=bidirectional, batch_first=batch_first, dtype=dtype, seed=seed, **options
+    )
     move_off_initialisation(layer, seed)
     rng = np.random.default_rng(seed)
     shape = (batch, steps, 5) if batch_first else (steps, batch, 5)
     return layer, rng.normal(size=shape).astype(dtype), random_state(layer, batch, rng), rng
 
 
+def state_parts(state):
+    return list(state) if isinstance(state, tuple) else [state]
+
+
 def assert_same_inference(got, expected):
-    (y, (h_n, c_n)), (y_taped, (h_taped, c_taped)) = got, expected
-    for name, a, b in (("y", y, y_taped), ("h_n", h_n, h_taped), ("c_n", c_n, c_taped)):
+    (y, final), (y_taped, final_taped) = got, expected
+    assert_close("y", y, y_taped, 0, 0)
+    parts, parts_taped = state_parts(final), state_parts(final_taped)
+    assert len(parts) == len(parts_taped)
+    for name, a, b in zip(("h_n", "c_n"), parts, parts_taped):
         assert_close(name, a, b, 0, 0)
 
 
@@ -55,7 +69,7 @@ def test_inference_without_tape_matches_with_lengths_time_major_and_ablation(dty
     layer, x, state, rng = layer_and_inputs(cell, dtype, steps, batch, True, False, seed=2)
     lengths = rng.integers(1, steps + 1, size=batch)
     lengths[0] = steps
-    ablate = {"input": 0.5} if cell == "coupled" else {"forget": 1.0}
+    ablate = {"coupled": {"input": 0.5}, "gru": None}.get(cell, {"forget": 1.0})
     y_taped, final_taped, _ = layer.forward(x, state, lengths=lengths, ablate=ablate, training=False)
     got = layer(x, state, lengths=lengths, ablate=ablate)
     assert_same_inference(got, (y_taped, final_taped))
@@ -63,12 +77,16 @@ def test_inference_without_tape_matches_with_lengths_time_major_and_ablation(dty
     assert not got[0][padding].any(), "padding steps are zero"
 
 
-def test_inference_keeps_no_tape_but_gate_traces_do():
-    layer, x, state, _ = layer_and_inputs("plain", np.float32, 9, 40, False, True, seed=3)
+@pytest.mark.parametrize("cell, gate", [("plain", "forget"), ("gru", "update")])
+def test_inference_keeps_no_tape_but_gate_traces_do(cell, gate):
+    layer, x, state, _ = layer_and_inputs(cell, np.float32, 9, 40, False, True, seed=3)
     _, _, tape = layer._forward(
         x, state, lengths=None, ablate=None, training=False, for_backward=False, traced=False
     )  # what __call__ runs without return_gates
-    assert all("gates" not in run.tape and "cells" not in run.tape for run in tape.runs)
+    if cell == "gru":
+        assert all(run.tape == (None,) for run in tape.runs)
+    else:
+        assert all("gates" not in run.tape and "cells" not in run.tape for run in tape.runs)
     y, final, traces = layer(x, state, return_gates=True)
-    assert traces[0]["forget"].shape == (9, 40, 24)
+    assert traces[0][gate].shape == (9, 40, 24)
     assert_same_inference((y, final), layer(x, state))

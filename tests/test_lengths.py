@@ -151,6 +151,15 @@ def test_edge_lengths_match_running_alone(variant, dtype, lengths):
 
 
 @variants
+def test_lengths_across_projection_chunks_match_running_alone(variant):
+    # The core projects the input a chunk of 256 // B steps ahead: B = 60 makes the 7 steps
+    # two chunks (4 + 3), in both directions, with sequences ending inside each.
+    lengths = [1 + (b * 5) % STEPS for b in range(60)]
+    layer = make_layer(variant, 1, True, False, np.float64)
+    check_matches_alone(variant, layer, lengths, with_state=True, with_dstate=True)
+
+
+@variants
 @pytest.mark.parametrize("batch_first", [True, False], ids=["batch-first", "time-major"])
 def test_lengths_all_t_equal_no_lengths(variant, batch_first):
     layer = make_layer(variant, 2, True, batch_first, np.float64)

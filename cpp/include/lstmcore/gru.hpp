@@ -33,14 +33,19 @@ inline Index gru_tape_width(Index hidden) { return 4 * hidden; }
 // x      (T, B, I)        input, in either layout (SequenceView)
 // h0     (B, H)           initial state
 // y      (T, B, H)        h_t for every t (written)
-// gates  (T*B, 4H)        tape: r, z, n and m = h_{t-1} W_hn^T + b_hn (written)
+// gates  (T*B, 4H)        tape: r, z, n and m = h_{t-1} W_hn^T + b_hn (written), or nullptr
 // The final state is the row block of y at time_at(T-1).
+// The input projection is computed a chunk of steps ahead (kChunkRows), into the tape or,
+// without one (inference), into a chunk buffer reused chunk after chunk.
 template <typename Scalar>
 void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const GatedWeights<Scalar>& w,
                  const Scalar* h0, SequenceView<Scalar> y, Scalar* gates) {
-  const Index B = s.batch, H = s.hidden, I = s.input, W = gru_tape_width(H), rows = s.rows();
+  const Index B = s.batch, H = s.hidden, I = s.input, W = gru_tape_width(H);
   using Layout = PanelLayout<Scalar>;
   const int threads = plan_threads(B, H, 3);
+  const bool taped = gates != nullptr;
+  const Index chunk = std::clamp<Index>(kChunkRows / B, 1, s.steps);
+  PassBuffer<Scalar> chunk_gates(taped ? 0 : chunk * B * W);
 
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
@@ -63,18 +68,23 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
       }
     }
     for (Index j = 0; j < n; ++j) bias[3 * n + j] = w.bias_hh[2 * H + units.begin + j];
-    // Hoisted input projection into the r, z, n columns of this thread's units.
-    if (n > 0) {
-      packed_products<Scalar>(x.rows(0, B), rows, I, packed_ih.data(), ih_size, n,
-                              gates + units.begin, H, W, 3, false, workspace);
-    }
+    // The input projection into the r, z, n columns of this thread's units, a chunk of
+    // steps at a time; this thread's columns only, so it needs no barrier.
+    Index chunk_first_time = 0;
 
     for (Index step = 0; step < s.steps; ++step) {
       const Index t = s.time_at(step);
       const Scalar* h_prev = step == 0 ? h0 : y.at(s.previous_time(t), 0);
       const Index h_prev_stride = step == 0 ? H : y.batch_stride;
       const Index alive = s.active(t);
-      Scalar* tape_t = gates + t * B * W;
+      if (step % chunk == 0 && n > 0) {
+        const Index count = std::min(chunk, s.steps - step);
+        chunk_first_time = s.reverse ? t - count + 1 : t;
+        Scalar* projected = taped ? gates + chunk_first_time * B * W : chunk_gates.data();
+        packed_products<Scalar>(x.rows(chunk_first_time, B), count * B, I, packed_ih.data(), ih_size, n,
+                                projected + units.begin, H, W, 3, false, workspace);
+      }
+      Scalar* tape_t = taped ? gates + t * B * W : chunk_gates.data() + (t - chunk_first_time) * B * W;
       Scalar* h_t = y.at(t, 0);
       if (n > 0 && alive > 0) {
         // r and z add their recurrent part; m = h_{t-1} W_hn^T goes to its own column.
@@ -106,10 +116,11 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
         }
       }
       for (Index b = alive; b < B && n > 0; ++b) {
+        std::fill_n(h_t + b * y.batch_stride + units.begin, n, Scalar(0));
+        if (!taped) continue;
         for (Index column = 0; column < 4; ++column) {
           std::fill_n(tape_t + b * W + column * H + units.begin, n, Scalar(0));
         }
-        std::fill_n(h_t + b * y.batch_stride + units.begin, n, Scalar(0));
       }
 #pragma omp barrier
     }

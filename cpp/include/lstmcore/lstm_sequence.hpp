@@ -36,12 +36,6 @@
 
 namespace lstmcore {
 
-// Rows of input projection a forward computes at a time, a chunk of steps ahead of the
-// steps that read them: the chunk's gates (kChunkRows x K*H) are still in cache then, where
-// those of all T*B rows at once came back from memory (T=100, B=64, H=256: 4% of the
-// forward; T=1000, B=8, H=128: 17%).
-constexpr Index kChunkRows = 256;
-
 // x      (T, B, I)               input, in either layout (SequenceView)
 // h0, c0 (B, H)                  initial state
 // y      (T, B, H):              h_t for every t (written)
