@@ -10,6 +10,8 @@ B = 64: 47.2 -> 46.1 ms.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 CACHE_LINE = 64
@@ -19,10 +21,10 @@ def empty(shape, dtype):
     """An uninitialised C-contiguous array of ``shape`` whose data starts on a cache line."""
     dtype = np.dtype(dtype)
     shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(n) for n in shape)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    buffer = np.empty(nbytes + CACHE_LINE, np.uint8)
-    start = -buffer.ctypes.data % CACHE_LINE
-    return buffer[start : start + nbytes].view(dtype).reshape(shape)
+    # math.prod and the ndarray constructor: this runs several times a call, and at batch
+    # 1 np.prod and a view chain made it 4 us each.
+    buffer = np.empty(math.prod(shape) * dtype.itemsize + CACHE_LINE, np.uint8)
+    return np.ndarray(shape, dtype, buffer, -buffer.ctypes.data % CACHE_LINE)
 
 
 def zeros(shape, dtype):
