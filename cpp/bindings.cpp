@@ -356,10 +356,14 @@ Dims projected_dims_of(const py::array& x, const py::array& weight_hr, Index& pr
 void projected_lstm_forward(const py::array& x, const py::array& wi, const py::array& wh,
                             const py::array& bi, const py::array& bh, const py::array& whr,
                             const py::array& h0, const py::array& c0, bool reverse,
-                            const py::array& y, Index y_offset, const py::array& gates,
-                            const py::array& cells, const py::array& cell_out, const std::string& cell,
+                            const py::array& y, Index y_offset, const py::object& gates,
+                            const py::object& cells, const py::object& cell_out, const std::string& cell,
                             const py::object& peephole, const py::object& clamps,
                             const py::object& batch_sizes, const py::object& c_n, bool batch_first) {
+  // gates, cells and cell_out: the tape, or all three None (inference).
+  if (gates.is_none() != cells.is_none() || gates.is_none() != cell_out.is_none()) {
+    throw py::value_error("expected the gates, cells and cell_out tapes all three, or none");
+  }
   dispatch_cell(cell, [&](auto kind) {
     using Kind = decltype(kind);
     constexpr Index K = Kind::template type<float>::kGates;
@@ -376,9 +380,9 @@ void projected_lstm_forward(const py::array& x, const py::array& wi, const py::a
       const auto* h0p = checked<Scalar>(h0, "h0", {d.batch, P}, false);
       const auto* c0p = checked<Scalar>(c0, "c0", {d.batch, d.hidden}, false);
       auto* yp = checked<Scalar>(y, "y", sequence_shape(d, width), true);
-      auto* gp = checked<Scalar>(gates, "gates", {d.steps, d.batch, K * d.hidden}, true);
-      auto* cp = checked<Scalar>(cells, "cells", {d.steps, d.batch, d.hidden}, true);
-      auto* rp = checked<Scalar>(cell_out, "cell_out", {d.steps, d.batch, d.hidden}, true);
+      auto* gp = checked_optional<Scalar>(gates, "gates", {d.steps, d.batch, K * d.hidden}, true);
+      auto* cp = checked_optional<Scalar>(cells, "cells", {d.steps, d.batch, d.hidden}, true);
+      auto* rp = checked_optional<Scalar>(cell_out, "cell_out", {d.steps, d.batch, d.hidden}, true);
       Scalar* cnp = checked_optional<Scalar>(c_n, "c_n", {d.batch, d.hidden}, true);
       py::gil_scoped_release release;
       const auto xs = sequence(xp, d, d.input);

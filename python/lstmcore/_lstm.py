@@ -252,8 +252,8 @@ class LSTM(_GatedRecurrent):
         # c_n: each sequence's last c_t, which every LSTM kernel writes.
         tape = {"regularizers": self._regularizers(steps, batch, training), "c_n": _aligned.empty((batch, hidden), self.dtype)}
         # Inference without gate traces keeps no tape: the plain, peephole and coupled
-        # kernels then write only y and the final cells (c_n).
-        tapeless = not (traced or training or self.layer_norm or self.proj_size)
+        # kernels (projected or not) then write only y and the final cells (c_n).
+        tapeless = not (traced or training or self.layer_norm)
         if not tapeless:
             tape["gates"] = _aligned.empty((steps, batch, self._gate_blocks() * hidden), self.dtype)
             tape["cells"] = _aligned.empty((steps, batch, hidden), self.dtype)
@@ -275,11 +275,12 @@ class LSTM(_GatedRecurrent):
             return tape
         options = self._core_options(weights, clamps, tape)
         if self.proj_size:
-            tape["cell_out"] = _aligned.empty((steps, batch, hidden), self.dtype)
+            if not tapeless:
+                tape["cell_out"] = _aligned.empty((steps, batch, hidden), self.dtype)
             _core.projected_lstm_forward(
                 x, *common, weights["weight_hr"], *initial, reverse, y, offset,
-                tape["gates"], tape["cells"], tape["cell_out"], batch_sizes=batch_sizes, c_n=tape["c_n"], **options,
-                **layout,
+                tape.get("gates"), tape.get("cells"), tape.get("cell_out"), batch_sizes=batch_sizes, c_n=tape["c_n"],
+                **options, **layout,
             )  # fmt: skip
         else:
             _core.lstm_forward(

@@ -30,8 +30,13 @@ namespace lstmcore {
 // s.hidden is H; `proj` is P.
 // x (T, B, I) in either layout (SequenceView); h0 (B, P); c0 (B, H); weight_hr (P, H)
 // y        (T, B, P): h_t (written)
-// gates    (T*B, K*H), cells (T*B, H), cell_out (T*B, H): tape, r_t = o * tanh(c_t) (written)
+// gates    (T*B, K*H), cells (T*B, H), cell_out (T*B, H): tape, r_t = o * tanh(c_t)
+//          (written); or all three nullptr (inference: no tape)
 // c_n      (B, H): each sequence's last c_t (written), or nullptr
+// As lstm_forward, the input projection is computed a chunk of steps ahead (kChunkRows);
+// without a tape it goes to a reused chunk buffer, c_t alternates between two buffers
+// and r_t is one buffer (the second barrier of a step orders its reads before the next
+// step's writes).
 template <typename Scalar, template <typename> class Cell>
 void projected_lstm_forward(const SequenceShape& s, Index proj, SequenceView<const Scalar> x,
                             const GatedWeights<Scalar>& w, const Scalar* weight_hr,
@@ -39,9 +44,13 @@ void projected_lstm_forward(const SequenceShape& s, Index proj, SequenceView<con
                             SequenceView<Scalar> y, Scalar* gates, Scalar* cells, Scalar* cell_out,
                             Scalar* c_n) {
   constexpr Index K = Cell<Scalar>::kGates;
-  const Index B = s.batch, H = s.hidden, P = proj, I = s.input, G = K * H, rows = s.rows();
+  const Index B = s.batch, H = s.hidden, P = proj, I = s.input, G = K * H;
   using Layout = PanelLayout<Scalar>;
   const int threads = plan_threads(B, H, K);
+  const bool taped = gates != nullptr;
+  const Index chunk = std::clamp<Index>(kChunkRows / B, 1, s.steps);
+  PassBuffer<Scalar> chunk_gates(taped ? 0 : chunk * B * G), cell_pair(taped ? 0 : 2 * B * H);
+  PassBuffer<Scalar> cell_out_row(taped ? 0 : B * H);
 
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
@@ -63,20 +72,33 @@ void projected_lstm_forward(const SequenceShape& s, Index proj, SequenceView<con
     }
     if (m > 0) pack_rows_as_columns(weight_hr + features.begin * H, H, m, H, packed_hr.data());
     const Cell<Scalar> cell(options, units, H, bias.data());
-    if (n > 0) {
-      packed_products<Scalar>(x.rows(0, B), rows, I, packed_ih.data(), ih_size, n,
-                              gates + units.begin, H, G, K, false, workspace);
-    }
+    Index chunk_first_time = 0;
 
     for (Index step = 0; step < s.steps; ++step) {
       const Index t = s.time_at(step);
       const Index alive = s.active(t);
       const Scalar* h_prev = step == 0 ? h0 : y.at(s.previous_time(t), 0);
       const Index h_prev_stride = step == 0 ? P : y.batch_stride;
-      const Scalar* c_prev = step == 0 ? c0 : cells + s.previous_time(t) * B * H;
-      Scalar* gates_t = gates + t * B * G;
-      Scalar* c_t = cells + t * B * H;
-      Scalar* r_t = cell_out + t * B * H;
+      if (step % chunk == 0 && n > 0) {
+        const Index count = std::min(chunk, s.steps - step);
+        chunk_first_time = s.reverse ? t - count + 1 : t;
+        Scalar* projected = taped ? gates + chunk_first_time * B * G : chunk_gates.data();
+        packed_products<Scalar>(x.rows(chunk_first_time, B), count * B, I, packed_ih.data(), ih_size, n,
+                                projected + units.begin, H, G, K, false, workspace);
+      }
+      Scalar *gates_t, *c_t, *r_t;
+      const Scalar* c_prev;
+      if (taped) {
+        gates_t = gates + t * B * G;
+        c_t = cells + t * B * H;
+        r_t = cell_out + t * B * H;
+        c_prev = step == 0 ? c0 : cells + s.previous_time(t) * B * H;
+      } else {
+        gates_t = chunk_gates.data() + (t - chunk_first_time) * B * G;
+        c_t = cell_pair.data() + (step & 1) * B * H;
+        r_t = cell_out_row.data();
+        c_prev = step == 0 ? c0 : cell_pair.data() + ((step - 1) & 1) * B * H;
+      }
       Scalar* h_t = y.at(t, 0);
       if (n > 0 && alive > 0) {
         for (Index gate = 0; gate < K; ++gate) {
@@ -91,7 +113,7 @@ void projected_lstm_forward(const SequenceShape& s, Index proj, SequenceView<con
           std::copy_n(c_t + b * H + units.begin, n, c_n + b * H + units.begin);
         }
       }
-      for (Index b = alive; b < B && n > 0; ++b) {
+      for (Index b = alive; b < B && n > 0 && taped; ++b) {
         for (Index gate = 0; gate < K; ++gate) std::fill_n(gates_t + b * G + gate * H + units.begin, n, Scalar(0));
         std::fill_n(c_t + b * H + units.begin, n, Scalar(0));
         std::fill_n(r_t + b * H + units.begin, n, Scalar(0));
