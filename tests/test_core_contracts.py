@@ -6,8 +6,9 @@ what they refuse.
   without one, or with NaN exactly where nothing was added.
 - A forward without a tape (gates and cells None) writes the same y and c_n as one with.
 - The core reads a batch-first sequence as the time-major one.
-- Anything but an array for an optional buffer is a TypeError, never a pointer into a
-  freed temporary; a tape given by halves is a ValueError.
+- Anything but an array for an optional buffer (an LSTM's, a projected LSTM's or a GRU's
+  tape) is a TypeError, never a pointer into a freed temporary; a tape given in part is a
+  ValueError.
 Comparisons between two calls of the same core in float64: the same expressions, summed
 in the same order (or, batch-first, the same products over other strides), so 1e-13.
 """
@@ -104,3 +105,23 @@ def test_optional_buffers_must_be_arrays_and_a_tape_comes_whole():
         _core.lstm_forward(x, *weights, h0, c0, False, y, 0, None, None, zoneout_rate=0.2, cell_updates=cells)
     with pytest.raises(ValueError, match=r"y_offset \+ 7 <= its width, got shape \(5, 4, 7\) and y_offset 3"):
         _core.lstm_forward(x, *weights, h0, c0, False, y, 3, gates, cells)
+
+
+def test_projected_and_gru_tapes_are_arrays_and_the_projected_tape_comes_whole():
+    _, x, _, h0, c0, weights = lstm_arrays(5)
+    proj = 3
+    weight_hh = np.random.default_rng(5).normal(size=(4 * HIDDEN, proj))
+    weight_hr = np.random.default_rng(6).normal(size=(proj, HIDDEN))
+    y = np.empty((STEPS, BATCH, proj))
+    gates, cells = np.empty((STEPS, BATCH, 4 * HIDDEN)), np.empty((STEPS, BATCH, HIDDEN))
+    projected = [weights[0], weight_hh, *weights[2:], weight_hr, np.ascontiguousarray(h0[:, :proj]), c0, False, y, 0]
+    with pytest.raises(ValueError, match="gates, cells and cell_out tapes all three, or none"):
+        _core.projected_lstm_forward(x, *projected, gates, cells, None)
+    with pytest.raises(TypeError, match="cell_out as a NumPy array, got list"):
+        _core.projected_lstm_forward(x, *projected, gates, cells, cells.tolist())
+    gru = lstmcore.GRU(INPUT, HIDDEN, dtype=np.float64, seed=5)
+    p = [gru.params[name] for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")]
+    y_gru = np.empty((STEPS, BATCH, HIDDEN))
+    tape = np.empty((STEPS, BATCH, _core.gru_tape_width(HIDDEN)))
+    with pytest.raises(TypeError, match="gates as a NumPy array, got list"):
+        _core.gru_forward(x, *p, h0, False, y_gru, 0, tape.tolist())
