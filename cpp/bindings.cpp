@@ -462,11 +462,19 @@ void layer_norm_lstm_forward(const py::array& x, const py::array& wi, const py::
                              const py::array& bi, const py::array& bh, const py::array& gain_ih,
                              const py::array& gain_hh, const py::array& gain_cell,
                              const py::array& bias_cell, const py::array& h0, const py::array& c0,
-                             bool reverse, const py::array& y, Index y_offset, const py::array& gates,
-                             const py::array& cells, const py::array& input_norm,
-                             const py::array& hidden_norm, const py::array& cell_norm,
-                             const py::array& inv_std, const py::object& clamps,
+                             bool reverse, const py::array& y, Index y_offset, const py::object& gates,
+                             const py::object& cells, const py::object& input_norm,
+                             const py::object& hidden_norm, const py::object& cell_norm,
+                             const py::object& inv_std, const py::object& clamps,
                              const py::object& batch_sizes, const py::object& c_n, bool batch_first) {
+  // The tape (gates, cells and the four normalisation arrays), or all six None (inference).
+  const bool taped = !gates.is_none();
+  for (const py::object* part : {&cells, &input_norm, &hidden_norm, &cell_norm, &inv_std}) {
+    if (part->is_none() == taped) {
+      throw py::value_error("expected the layer-norm tape whole (gates, cells, input_norm, hidden_norm, "
+                            "cell_norm, inv_std) or none of it");
+    }
+  }
   const Dims d = dims_of(x, wh, 4, batch_first);
   const Index width = checked_offset(y, y_offset, d.hidden);
   const auto shape = shape_of(d, reverse, batch_sizes);
@@ -479,13 +487,19 @@ void layer_norm_lstm_forward(const py::array& x, const py::array& wi, const py::
         checked<Scalar>(gain_cell, "layer_norm_cell_weight", {d.hidden}, false),
         checked<Scalar>(bias_cell, "layer_norm_cell_bias", {d.hidden}, false)};
     const auto held = checked_clamps<Scalar>(clamps, d);
-    const auto tape = checked_layer_norm_tape<Scalar>(input_norm, hidden_norm, cell_norm, inv_std, d, true);
+    lstmcore::LayerNormTape<Scalar> tape{};
+    if (taped) {
+      tape = checked_layer_norm_tape<Scalar>(array_argument(input_norm, "input_norm"),
+                                             array_argument(hidden_norm, "hidden_norm"),
+                                             array_argument(cell_norm, "cell_norm"),
+                                             array_argument(inv_std, "inv_std"), d, true);
+    }
     const auto* xp = checked<Scalar>(x, "x", sequence_shape(d, d.input), false);
     const auto* h0p = checked<Scalar>(h0, "h0", {d.batch, d.hidden}, false);
     const auto* c0p = checked<Scalar>(c0, "c0", {d.batch, d.hidden}, false);
     auto* yp = checked<Scalar>(y, "y", sequence_shape(d, width), true);
-    auto* gp = checked<Scalar>(gates, "gates", {d.steps, d.batch, 4 * d.hidden}, true);
-    auto* cp = checked<Scalar>(cells, "cells", {d.steps, d.batch, d.hidden}, true);
+    auto* gp = checked_optional<Scalar>(gates, "gates", {d.steps, d.batch, 4 * d.hidden}, true);
+    auto* cp = checked_optional<Scalar>(cells, "cells", {d.steps, d.batch, d.hidden}, true);
     Scalar* cnp = checked_optional<Scalar>(c_n, "c_n", {d.batch, d.hidden}, true);
     py::gil_scoped_release release;
     const auto xs = sequence(xp, d, d.input);

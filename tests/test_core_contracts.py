@@ -107,7 +107,7 @@ def test_optional_buffers_must_be_arrays_and_a_tape_comes_whole():
         _core.lstm_forward(x, *weights, h0, c0, False, y, 3, gates, cells)
 
 
-def test_projected_and_gru_tapes_are_arrays_and_the_projected_tape_comes_whole():
+def test_projected_layer_norm_and_gru_tapes_are_arrays_and_come_whole():
     _, x, _, h0, c0, weights = lstm_arrays(5)
     proj = 3
     weight_hh = np.random.default_rng(5).normal(size=(4 * HIDDEN, proj))
@@ -119,6 +119,12 @@ def test_projected_and_gru_tapes_are_arrays_and_the_projected_tape_comes_whole()
         _core.projected_lstm_forward(x, *projected, gates, cells, None)
     with pytest.raises(TypeError, match="cell_out as a NumPy array, got list"):
         _core.projected_lstm_forward(x, *projected, gates, cells, cells.tolist())
+    norm = lstmcore.LSTM(INPUT, HIDDEN, layer_norm=True, dtype=np.float64, seed=5)
+    kinds = ("layer_norm_ih_weight", "layer_norm_hh_weight", "layer_norm_cell_weight", "layer_norm_cell_bias")
+    gains = [norm.params[f"{kind}_l0"] for kind in kinds]
+    y_norm = np.empty((STEPS, BATCH, HIDDEN))
+    with pytest.raises(ValueError, match="layer-norm tape whole"):
+        _core.layer_norm_lstm_forward(x, *weights, *gains, h0, c0, False, y_norm, 0, gates, cells, None, None, None, None)
     gru = lstmcore.GRU(INPUT, HIDDEN, dtype=np.float64, seed=5)
     p = [gru.params[name] for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")]
     y_gru = np.empty((STEPS, BATCH, HIDDEN))

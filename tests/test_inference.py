@@ -1,8 +1,8 @@
-"""Inference without a tape: ``layer(x)`` on the plain, peephole and coupled LSTM (projected
-or not) and on the GRU keeps no gate tape (the core projects the input a chunk of steps
-ahead into a reused buffer; the LSTM keeps only two rows of cells), and must give what
-the taped ``forward(..., training=False)`` gives, which the other test files check
-against the reference.
+"""Inference without a tape: ``layer(x)`` on every LSTM cell (plain, peephole, coupled,
+projected, layer-normalised) and on the GRU keeps no gate tape (the core projects the
+input a chunk of steps ahead into a reused buffer; the LSTM keeps only two rows of
+cells), and must give what the taped ``forward(..., training=False)`` gives, which the
+other test files check against the reference.
 
 Both paths project the input in the same chunks with the same products and run the same
 cell, only into other buffers, so they must agree exactly (tolerance 0).
@@ -22,6 +22,7 @@ CELLS = {
     "zoneout": (lstmcore.LSTM, {"zoneout": 0.3}),
     "projected": (lstmcore.LSTM, {"proj_size": 16}),
     "projected-peephole": (lstmcore.LSTM, {"proj_size": 16, "peephole": True}),
+    "layer-norm": (lstmcore.LSTM, {"layer_norm": True}),
     "gru": (lstmcore.GRU, {}),
 }
 # (steps, batch): the core's chunk is 256 // B steps, so these have several chunks, a

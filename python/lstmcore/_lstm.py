@@ -250,10 +250,11 @@ class LSTM(_GatedRecurrent):
         x, y, offset, layout = run.x, run.y, run.offset, {"batch_first": run.batch_first}
         hidden = self.hidden_size
         # c_n: each sequence's last c_t, which every LSTM kernel writes.
-        tape = {"regularizers": self._regularizers(steps, batch, training), "c_n": _aligned.empty((batch, hidden), self.dtype)}
-        # Inference without gate traces keeps no tape: the plain, peephole and coupled
-        # kernels (projected or not) then write only y and the final cells (c_n).
-        tapeless = not (traced or training or self.layer_norm)
+        c_n = _aligned.empty((batch, hidden), self.dtype)
+        tape = {"regularizers": self._regularizers(steps, batch, training), "c_n": c_n}
+        # Inference without gate traces keeps no tape: every kernel then writes only y and
+        # the final cells (c_n).
+        tapeless = not (traced or training)
         if not tapeless:
             tape["gates"] = _aligned.empty((steps, batch, self._gate_blocks() * hidden), self.dtype)
             tape["cells"] = _aligned.empty((steps, batch, hidden), self.dtype)
@@ -261,15 +262,16 @@ class LSTM(_GatedRecurrent):
                 tape["cell_updates"] = _aligned.empty((steps, batch, hidden), self.dtype)
         common = [weights["weight_ih"], weights["weight_hh"], weights["bias_ih"], weights["bias_hh"]]
         if self.layer_norm:
-            tape.update(
-                input_norm=_aligned.empty((steps, batch, 4 * hidden), self.dtype),
-                hidden_norm=_aligned.empty((steps, batch, 4 * hidden), self.dtype),
-                cell_norm=_aligned.empty((steps, batch, hidden), self.dtype),
-                inv_std=_aligned.empty((steps, batch, 3), self.dtype),
-            )
+            if not tapeless:
+                tape.update(
+                    input_norm=_aligned.empty((steps, batch, 4 * hidden), self.dtype),
+                    hidden_norm=_aligned.empty((steps, batch, 4 * hidden), self.dtype),
+                    cell_norm=_aligned.empty((steps, batch, hidden), self.dtype),
+                    inv_std=_aligned.empty((steps, batch, 3), self.dtype),
+                )
             _core.layer_norm_lstm_forward(
                 x, *common, *(weights[kind] for kind in _LAYER_NORM_KINDS), *initial, reverse, y, offset,
-                *(tape[name] for name in _LAYER_NORM_TAPE), clamps=clamps, batch_sizes=batch_sizes, c_n=tape["c_n"],
+                *(tape.get(name) for name in _LAYER_NORM_TAPE), clamps=clamps, batch_sizes=batch_sizes, c_n=c_n,
                 **layout,
             )  # fmt: skip
             return tape

@@ -84,19 +84,29 @@ void normalize_row_backward(const Scalar* d_norm, const Scalar* norm, Scalar inv
 }
 
 // x (T, B, I) and y (T, B, H) (written) in either layout (SequenceView); h0, c0 (B, H);
-// gates (T*B, 4H), cells (T*B, H) and `tape` (written); c_n (B, H): each sequence's last
-// c_t (written), or nullptr.
+// gates (T*B, 4H), cells (T*B, H) and `tape` (written), or gates and cells nullptr
+// (inference: no tape; `tape` unused); c_n (B, H): each sequence's last c_t (written), or
+// nullptr.
+// The input projection is computed a chunk of steps ahead (kChunkRows), by unit columns;
+// each row of it is normalised after the step's barrier by the thread that reads it, so
+// the chunk costs no barrier of its own. Without a tape the chunk, the step's recurrent
+// product and c_t (two buffers) go to buffers reused step after step, and a row's gates
+// and normalised cell to the thread's own.
 template <typename Scalar>
 void layer_norm_lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const GatedWeights<Scalar>& w,
                              const LayerNormParams<Scalar>& ln, const std::array<const Scalar*, 4>& clamps,
                              const Scalar* h0, const Scalar* c0, SequenceView<Scalar> y, Scalar* gates,
                              Scalar* cells, const LayerNormTape<Scalar>& tape, Scalar* c_n) {
-  const Index B = s.batch, H = s.hidden, I = s.input, G = 4 * H, rows = s.rows();
+  const Index B = s.batch, H = s.hidden, I = s.input, G = 4 * H;
   using Layout = PanelLayout<Scalar>;
   const int threads = plan_threads(B, H, 4);
   std::vector<Scalar> bias(G);
   for (Index k = 0; k < G; ++k) bias[k] = w.bias_ih[k] + w.bias_hh[k];
   const GateClamps<Scalar> held(clamps, 0);
+  const bool taped = gates != nullptr;
+  const Index chunk = std::clamp<Index>(kChunkRows / B, 1, s.steps);
+  PassBuffer<Scalar> chunk_input(taped ? 0 : chunk * B * G), step_hidden(taped ? 0 : B * G);
+  PassBuffer<Scalar> cell_pair(taped ? 0 : 2 * B * H);
 
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
@@ -113,23 +123,29 @@ void layer_norm_lstm_forward(const SequenceShape& s, SequenceView<const Scalar> 
       pack_rows_as_columns(w.weight_ih + row * I, I, n, I, packed_ih.data() + gate * ih_size);
       pack_rows_as_columns(w.weight_hh + row * H, H, n, H, packed_hh.data() + gate * hh_size);
     }
-    if (n > 0) {
-      packed_products<Scalar>(x.rows(0, B), rows, I, packed_ih.data(), ih_size, n,
-                              tape.input_norm + units.begin, H, G, 4, false, workspace);
-    }
-#pragma omp barrier
-    const Range all_rows = split_range(rows, thread, team, 1);
-    for (Index r = all_rows.begin; r < all_rows.end; ++r) {
-      tape.inv_std[r * 3] = normalize_row(tape.input_norm + r * G, G);
-    }
+    PackedBuffer<Scalar> row_gates(taped ? 0 : G), row_cell_norm(taped ? 0 : H);
+    Index chunk_first_time = 0, chunk_steps = 0;
 
     for (Index step = 0; step < s.steps; ++step) {
       const Index t = s.time_at(step);
       const Index alive = s.active(t);
       const Scalar* h_prev = step == 0 ? h0 : y.at(s.previous_time(t), 0);
       const Index h_prev_stride = step == 0 ? H : y.batch_stride;
-      const Scalar* c_prev = step == 0 ? c0 : cells + s.previous_time(t) * B * H;
-      Scalar* hidden_t = tape.hidden_norm + t * B * G;
+      const bool chunk_starts = step % chunk == 0;
+      if (chunk_starts) {
+        chunk_steps = std::min(chunk, s.steps - step);
+        chunk_first_time = s.reverse ? t - chunk_steps + 1 : t;
+      }
+      Scalar* input_chunk = taped ? tape.input_norm + chunk_first_time * B * G : chunk_input.data();
+      if (chunk_starts && n > 0) {
+        packed_products<Scalar>(x.rows(chunk_first_time, B), chunk_steps * B, I, packed_ih.data(), ih_size, n,
+                                input_chunk + units.begin, H, G, 4, false, workspace);
+      }
+      const Scalar* c_prev = step == 0 ? c0
+                             : taped   ? cells + s.previous_time(t) * B * H
+                                       : cell_pair.data() + ((step - 1) & 1) * B * H;
+      Scalar* c_t = taped ? cells + t * B * H : cell_pair.data() + (step & 1) * B * H;
+      Scalar* hidden_t = taped ? tape.hidden_norm + t * B * G : step_hidden.data();
       if (n > 0 && alive > 0) {
         for (Index gate = 0; gate < 4; ++gate) {
           multiply_rows<Scalar>({h_prev, h_prev_stride}, alive, H, packed_hh.data() + gate * hh_size, n,
@@ -137,23 +153,31 @@ void layer_norm_lstm_forward(const SequenceShape& s, SequenceView<const Scalar> 
         }
       }
 #pragma omp barrier
+      for (Index k = 0; k < chunk_steps && chunk_starts; ++k) {
+        for (Index b = my_rows.begin; b < my_rows.end; ++b) {
+          const Scalar inv_std = normalize_row(input_chunk + (k * B + b) * G, G);
+          if (taped) tape.inv_std[((chunk_first_time + k) * B + b) * 3] = inv_std;
+        }
+      }
       for (Index b = my_rows.begin; b < my_rows.end; ++b) {
         const Index r = t * B + b;
-        Scalar* gate = gates + r * G;
-        Scalar* c = cells + r * H;
-        Scalar* c_norm = tape.cell_norm + r * H;
+        Scalar* gate = taped ? gates + r * G : row_gates.data();
+        Scalar* c = c_t + b * H;
+        Scalar* c_norm = taped ? tape.cell_norm + r * H : row_cell_norm.data();
         Scalar* h = y.at(t, b);
         if (b >= alive) {
+          std::fill_n(h, H, Scalar(0));
+          if (!taped) continue;
           std::fill_n(gate, G, Scalar(0));
           std::fill_n(c, H, Scalar(0));
           std::fill_n(c_norm, H, Scalar(0));
           std::fill_n(hidden_t + b * G, G, Scalar(0));
-          std::fill_n(h, H, Scalar(0));
           continue;
         }
-        const Scalar* xn = tape.input_norm + r * G;
+        const Scalar* xn = input_chunk + ((t - chunk_first_time) * B + b) * G;
         Scalar* hn = hidden_t + b * G;
-        tape.inv_std[r * 3 + 1] = normalize_row(hn, G);
+        const Scalar hidden_inv_std = normalize_row(hn, G);
+        if (taped) tape.inv_std[r * 3 + 1] = hidden_inv_std;
         const Scalar* c_before = c_prev + b * H;
         for_each_unit<Scalar>(H, [&](Index j, auto p) {
           using namespace Eigen::internal;
@@ -174,7 +198,8 @@ void layer_norm_lstm_forward(const SequenceShape& s, SequenceView<const Scalar> 
           pstoreu(c + j, c_new);
           pstoreu(c_norm + j, c_new);
         });
-        tape.inv_std[r * 3 + 2] = normalize_row(c_norm, H);
+        const Scalar cell_inv_std = normalize_row(c_norm, H);
+        if (taped) tape.inv_std[r * 3 + 2] = cell_inv_std;
         for_each_unit<Scalar>(H, [&](Index j, auto p) {
           using namespace Eigen::internal;
           using P = decltype(p);
