@@ -75,6 +75,7 @@ class Case:
     bidirectional: bool = False
     variant: str | None = None  # a key of VARIANTS
     default: bool = True  # part of the default set
+    proj_size: int = 0  # LSTM only: PyTorch's proj_size (0: none), on both sides
 
     def __post_init__(self):
         if self.input_size is None:
@@ -83,6 +84,8 @@ class Case:
             raise ValueError(f"bad case {self}")
         if VARIANTS[self.variant].torch_cell and (self.num_layers != 1 or self.bidirectional):
             raise ValueError(f"case {self.name}: a cell-loop variant is one unidirectional layer")
+        if self.proj_size and (self.kind != "lstm" or self.variant or not 0 < self.proj_size < self.hidden_size):
+            raise ValueError(f"case {self.name}: proj_size is for a plain LSTM, between 0 and hidden_size")
 
     @property
     def spec(self):
@@ -92,14 +95,21 @@ class Case:
     def directions(self):
         return 2 if self.bidirectional else 1
 
+    @property
+    def output_size(self):
+        """Features of h_t per direction: proj_size if set, else hidden_size."""
+        return self.proj_size or self.hidden_size
+
     def quick(self):
         """The same case at tiny sizes, for a smoke test of the harness."""
-        return replace(self, hidden_size=16, input_size=16, seq_len=8, batch=min(self.batch, 4))
+        proj = 8 if self.proj_size else 0
+        return replace(self, hidden_size=16, input_size=16, seq_len=8, batch=min(self.batch, 4), proj_size=proj)
 
     def describe(self):
         parts = [
             f"{self.kind.upper()}{'(' + self.variant + ')' if self.variant else ''}",
-            f"I={self.input_size} H={self.hidden_size} T={self.seq_len} B={self.batch}",
+            f"I={self.input_size} H={self.hidden_size}{f' P={self.proj_size}' if self.proj_size else ''} "
+            f"T={self.seq_len} B={self.batch}",
         ]
         if self.num_layers > 1 or self.bidirectional:
             parts.append(f"layers={self.num_layers}{' bidirectional' if self.bidirectional else ''}")
@@ -118,6 +128,22 @@ CASES = [
     Case("lstm_peephole_train_h256_t100_b64", "lstm", "train", 256, 100, 64, variant="peephole"),
     Case("lstm_layernorm_train_h256_t100_b64", "lstm", "train", 256, 100, 64, variant="layernorm"),
     Case("lstm_cellloop_train_h256_t100_b64", "lstm", "train", 256, 100, 64, variant="cell_loop", default=False),
+    # Beyond the issue's list (--cases 'extra_*'): other sizes and shapes a user may run.
+    Case("extra_lstm_train_h64_t100_b64", "lstm", "train", 64, 100, 64, default=False),
+    Case("extra_lstm_train_h96_t100_b32", "lstm", "train", 96, 100, 32, default=False),
+    Case("extra_lstm_train_h1024_t20_b16", "lstm", "train", 1024, 20, 16, default=False),
+    Case("extra_lstm_train_h128_t100_b32_l3", "lstm", "train", 128, 100, 32, num_layers=3, default=False),
+    Case("extra_lstm_train_i32_h256_t100_b64", "lstm", "train", 256, 100, 64, input_size=32, default=False),
+    Case("extra_lstm_infer_h256_t50_b256", "lstm", "infer", 256, 50, 256, default=False),
+    Case("extra_lstm_infer_h512_t100_b1", "lstm", "infer", 512, 100, 1, default=False),
+    Case(
+        "extra_lstm_infer_h256_t100_b64_bidir2", "lstm", "infer", 256, 100, 64, num_layers=2, bidirectional=True,
+        default=False,
+    ),
+    Case("extra_gru_infer_h256_t100_b64", "gru", "infer", 256, 100, 64, default=False),
+    Case("extra_gru_infer_h256_t100_b1", "gru", "infer", 256, 100, 1, default=False),
+    Case("extra_lstm_proj_train_h256_p64_t100_b64", "lstm", "train", 256, 100, 64, proj_size=64, default=False),
+    Case("extra_lstm_proj_infer_h512_p128_t100_b1", "lstm", "infer", 512, 100, 1, proj_size=128, default=False),
 ]
 
 CASES_BY_NAME = {case.name: case for case in CASES}
@@ -140,8 +166,9 @@ FLOP_MODEL = (
     "Matrix products only, counted as 2 FLOPs per multiply-add; element-wise work "
     "(activations, cell update, peepholes, layer norm) is ignored: it is O(T*B*H), "
     "under 1% of the products here except at tiny sizes. Forward, per layer and direction: "
-    "2*T*B*G*H*(I_l + H) with G = 4 gates (LSTM) or 3 (GRU), I_l the layer's input width "
-    "(I for the first layer, D*H above it). Backward: 2x forward (one product each for "
+    "2*T*B*G*H*(I_l + W) with G = 4 gates (LSTM) or 3 (GRU), W the width of h_t (H, or P "
+    "with proj_size, which adds the projection's 2*T*B*H*P) and I_l the layer's input width "
+    "(I for the first layer, D*W above it). Backward: 2x forward (one product each for "
     "dx, dW_ih, dh_prev, dW_hh). Training = forward + backward = 3x forward; inference = forward."
 )
 
@@ -149,14 +176,15 @@ FLOP_MODEL = (
 def count_flops(case):
     """FLOPs of one timed iteration of ``case``; see FLOP_MODEL for what is counted.
 
-    Forward per layer and direction: 2*T*B*G*H*(I_l + H), G = 4 for LSTM, 3 for GRU;
-    element-wise work ignored. Backward = 2x forward, so training = 3x forward.
+    Forward per layer and direction: 2*T*B*(G*H*(I_l + W) + H*P), G = 4 for LSTM, 3 for
+    GRU, W = P with proj_size (else H and no projection term); element-wise work ignored.
+    Backward = 2x forward, so training = 3x forward.
     """
     gates = GATES[case.kind]
+    width = case.output_size
     forward = 0
     for layer in range(case.num_layers):
-        layer_input = case.input_size if layer == 0 else case.directions * case.hidden_size
-        forward += case.directions * 2 * case.seq_len * case.batch * gates * case.hidden_size * (
-            layer_input + case.hidden_size
-        )
+        layer_input = case.input_size if layer == 0 else case.directions * width
+        per_row = gates * case.hidden_size * (layer_input + width) + case.hidden_size * case.proj_size
+        forward += case.directions * 2 * case.seq_len * case.batch * per_row
     return 3 * forward if case.mode == "train" else forward

@@ -163,6 +163,7 @@ def run_case(case, threads, args, torch, peak):
         "mode": case.mode,
         "input_size": case.input_size,
         "hidden_size": case.hidden_size,
+        "proj_size": case.proj_size,
         "seq_len": case.seq_len,
         "batch": case.batch,
         "num_layers": case.num_layers,

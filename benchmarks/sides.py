@@ -21,18 +21,23 @@ from benchmarks.cases import CHECK_ATOL
 @dataclass
 class Side:
     """One implementation of a case: ``step()`` runs one iteration and returns its
-    result; ``outputs(result)`` turns that into NumPy (y (B, T, D*H), dx (B, T, I) or None)."""
+    result; ``outputs(result)`` turns that into NumPy (y (B, T, D*W), dx (B, T, I) or None)."""
 
     name: str
     step: Callable
     outputs: Callable
 
 
+def projection(case):
+    """The proj_size keyword of both sides' LSTM, if the case has one."""
+    return {"proj_size": case.proj_size} if case.proj_size else {}
+
+
 def make_inputs(case, seed=1234):
-    """x (B, T, I) and dy (B, T, D*H), float32, standard normal."""
+    """x (B, T, I) and dy (B, T, D*W), W = proj_size or H, float32, standard normal."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((case.batch, case.seq_len, case.input_size), dtype=np.float32)
-    dy = rng.standard_normal((case.batch, case.seq_len, case.directions * case.hidden_size), dtype=np.float32)
+    dy = rng.standard_normal((case.batch, case.seq_len, case.directions * case.output_size), dtype=np.float32)
     return x, dy
 
 
@@ -46,6 +51,7 @@ def build_lstmcore(case, x, dy):
         bidirectional=case.bidirectional,
         seed=0,
         **case.spec.lstmcore_kwargs,
+        **projection(case),
     )
 
     if case.mode == "train":
@@ -75,6 +81,7 @@ def build_torch(case, x, dy, torch, params):
             case.num_layers,
             bidirectional=case.bidirectional,
             batch_first=True,
+            **projection(case),
         )
         module.load_state_dict({name: torch.from_numpy(value.copy()) for name, value in params.items()})
     else:

@@ -47,6 +47,21 @@ def test_flop_count_of_one_lstm_layer():
     assert cases.count_flops(infer) == 2 * 100 * 64 * 4 * 256 * 512
 
 
+def test_flop_count_of_a_projected_lstm():
+    case = cases.CASES_BY_NAME["extra_lstm_proj_train_h256_p64_t100_b64"]
+    forward = 2 * 100 * 64 * (4 * 256 * (256 + 64) + 256 * 64)
+    assert cases.count_flops(case) == 3 * forward
+
+
+@pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
+def test_quick_projected_case_matches_torch_or_runs_without_it(tmp_path):
+    out = tmp_path / "bench.json"
+    status = run.main(["--quick", "--no-reference", "--cases", "extra_lstm_proj_*", "--repeats", "1", "--json", str(out)])
+    assert status == 0  # with torch installed, its nn.LSTM(proj_size=...) matched lstmcore before timing
+    rows = json.loads(out.read_text())["results"]
+    assert [row["proj_size"] for row in rows] == [8, 8]
+
+
 def test_compare_names_the_tensor_and_worst_index():
     y = np.zeros((2, 3, 4), np.float32)
     wrong = y.copy()
