@@ -73,20 +73,25 @@ EIGEN_ALWAYS_INLINE void for_each_unit_tail(Index& j, Index n, Body& body) {
 
 }  // namespace detail
 
-// Calls body(j, P{}) for j in [0, n) a packet at a time, then for the tail with narrower
-// packets and body(j, Scalar{}) for what is left. The vectorized functions compute each
-// lane alike whatever the packet's width, so a unit's value does not depend on where the
-// split between threads puts it.
+// Calls body(j, P{}) for j in [first, last) (or [0, n)) a packet at a time, then for the
+// tail with narrower packets and body(j, Scalar{}) for what is left. The vectorized
+// functions compute each lane alike whatever the packet's width, so a unit's value does
+// not depend on where the split between threads puts it.
 template <typename Scalar, typename Body>
-EIGEN_ALWAYS_INLINE void for_each_unit(Index n, Body&& body) {
+EIGEN_ALWAYS_INLINE void for_each_unit(Index first, Index last, Body&& body) {
   using P = typename GatePacket<Scalar>::type;
   constexpr Index lanes = Eigen::internal::unpacket_traits<P>::size;
-  Index j = 0;
+  Index j = first;
   if constexpr (lanes > 1) {
-    for (; j + lanes <= n; j += lanes) body(j, P{});
-    detail::for_each_unit_tail<P, Scalar>(j, n, body);
+    for (; j + lanes <= last; j += lanes) body(j, P{});
+    detail::for_each_unit_tail<P, Scalar>(j, last, body);
   }
-  for (; j < n; ++j) body(j, Scalar{});
+  for (; j < last; ++j) body(j, Scalar{});
+}
+
+template <typename Scalar, typename Body>
+EIGEN_ALWAYS_INLINE void for_each_unit(Index n, Body&& body) {
+  for_each_unit<Scalar>(0, n, body);
 }
 
 // Exposed for the tests that bound the error of the vectorized functions.

@@ -24,10 +24,16 @@ class CoupledLstmCell {
       : clamps_(options.clamps, units.begin), sums_(bias_grad, units.size()), n_(units.size()), H_(hidden),
         bias_(bias) {}
 
+  // One row, all of this thread's units ...
   void forward(Scalar* pre, const Scalar* c_before, Scalar* c_after, Scalar* h_after) const {
+    forward(pre, c_before, c_after, h_after, {0, n_});
+  }
+
+  // ... or the units [part.begin, part.end) of them (a panel's, run while its gates are in L1).
+  void forward(Scalar* pre, const Scalar* c_before, Scalar* c_after, Scalar* h_after, Range part) const {
     const Index H = H_, n = n_;
     const Scalar* bias = bias_;
-    for_each_unit<Scalar>(n, [&](Index j, auto p) {
+    for_each_unit<Scalar>(part.begin, part.end, [&](Index j, auto p) {
       using namespace Eigen::internal;
       using P = decltype(p);
       const P i = clamps_.value(kClampInput, j, gate_sigmoid(padd(ploadu<P>(pre + j), ploadu<P>(bias + j))));

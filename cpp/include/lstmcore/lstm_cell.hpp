@@ -27,11 +27,17 @@ class LstmCell {
         bias_(bias) {}
 
   // One row. pre: gate k's pre-activations (without bias) at pre + k*H; replaced by the
-  // gates. c_before: c_{t-1}; c_after, h_after: c_t, h_t (written).
+  // gates. c_before: c_{t-1}; c_after, h_after: c_t, h_t (written). All of this thread's
+  // units ...
   void forward(Scalar* pre, const Scalar* c_before, Scalar* c_after, Scalar* h_after) const {
+    forward(pre, c_before, c_after, h_after, {0, n_});
+  }
+
+  // ... or the units [part.begin, part.end) of them (a panel's, run while its gates are in L1).
+  void forward(Scalar* pre, const Scalar* c_before, Scalar* c_after, Scalar* h_after, Range part) const {
     const Index H = H_, n = n_;
     const Scalar* bias = bias_;
-    for_each_unit<Scalar>(n, [&](Index j, auto p) {
+    for_each_unit<Scalar>(part.begin, part.end, [&](Index j, auto p) {
       using namespace Eigen::internal;
       using P = decltype(p);
       const P i = clamps_.value(kClampInput, j, gate_sigmoid(padd(ploadu<P>(pre + j), ploadu<P>(bias + j))));

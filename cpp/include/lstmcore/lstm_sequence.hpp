@@ -109,7 +109,26 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
         c_t = cell_pair.data() + (step & 1) * B * H;
         c_prev = step == 0 ? c0 : cell_pair.data() + ((step - 1) & 1) * B * H;
       }
-      if (n > 0 && alive > 0 && mask_tiles.empty()) {
+      const Index ub = units.begin;
+      // With two tiles of rows or more, a panel of units at a time: its K gate products,
+      // then the cell on its units while their gates are still in L1 (taped forward,
+      // I=H=512, B=20: 7.35 -> 6.94 ms; H=128, B=32: 2.10 -> 2.04 ms; B=8 and below gained
+      // nothing). Each value is computed as by the gate-by-gate loop below.
+      const bool by_panel = alive >= 2 * Layout::kRows && mask_tiles.empty() && !options.zoneout();
+      if (n > 0 && by_panel) {
+        for (Index j0 = 0; j0 < n; j0 += Layout::kWidth) {
+          const Index cols = std::min(Layout::kWidth, n - j0);
+          for (Index gate = 0; gate < K; ++gate) {
+            // Panels are kWidth columns by depth H: columns from j0 start j0 * H values in.
+            multiply_rows<Scalar>({h_prev, h_prev_stride}, alive, H, packed_hh.data() + gate * hh_size + j0 * H,
+                                  cols, gates_t + gate * H + ub + j0, G, true);
+          }
+          for (Index b = 0; b < alive; ++b) {
+            cell.forward(gates_t + b * G + ub, c_prev + b * H + ub, c_t + b * H + ub, h_t + b * y.batch_stride + ub,
+                         {j0, j0 + cols});
+          }
+        }
+      } else if (n > 0 && alive > 0 && mask_tiles.empty()) {
         for (Index gate = 0; gate < K; ++gate) {
           multiply_rows<Scalar>({h_prev, h_prev_stride}, alive, H, packed_hh.data() + gate * hh_size, n,
                                 gates_t + gate * H + units.begin, G, true);
@@ -129,9 +148,8 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
                           gates_t + gate * H + units.begin, G, true);
         }
       }
-      const Index ub = units.begin;
       if (n > 0 && alive > 0) {
-        for (Index b = 0; b < alive; ++b) {
+        for (Index b = 0; b < alive && !by_panel; ++b) {
           cell.forward(gates_t + b * G + ub, c_prev + b * H + ub, c_t + b * H + ub, h_t + b * y.batch_stride + ub);
           if (options.zoneout()) {
             Scalar* update = options.cell_updates ? options.cell_updates + (t * B + b) * H + ub : nullptr;

@@ -30,10 +30,16 @@ class PeepholeLstmCell {
         peephole_(options.peephole + units.begin),
         peephole_grad_(options.peephole_grad ? options.peephole_grad + units.begin : nullptr) {}
 
+  // One row, all of this thread's units ...
   void forward(Scalar* pre, const Scalar* c_before, Scalar* c_after, Scalar* h_after) const {
+    forward(pre, c_before, c_after, h_after, {0, n_});
+  }
+
+  // ... or the units [part.begin, part.end) of them (a panel's, run while its gates are in L1).
+  void forward(Scalar* pre, const Scalar* c_before, Scalar* c_after, Scalar* h_after, Range part) const {
     const Index H = H_, n = n_;
     const Scalar *bias = bias_, *peep = peephole_;
-    for_each_unit<Scalar>(n, [&](Index j, auto p) {
+    for_each_unit<Scalar>(part.begin, part.end, [&](Index j, auto p) {
       using namespace Eigen::internal;
       using P = decltype(p);
       const P c_prev = ploadu<P>(c_before + j);
