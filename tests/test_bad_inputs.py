@@ -115,6 +115,47 @@ def test_tape_reused_after_params_changed_shape_is_refused(kind):
         layer.backward(tape, y)
 
 
+@kinds
+def test_params_of_another_shape_or_missing_are_refused_by_every_pass(kind):
+    layer = make(kind)
+    x = np.zeros((B, T, I))
+    good = layer.params["weight_ih_l0"].shape
+    layer.params["weight_ih_l0"] = np.zeros((good[0] + 1, good[1]))
+    for run in (lambda: layer(x), lambda: layer.forward(x)):
+        with pytest.raises(ValueError, match=r"params\['weight_ih_l0'\].*" + shape_pattern(good, (good[0] + 1, good[1]))):
+            run()
+    layer = make(kind)
+    del layer.params["bias_hh_l1"]
+    with pytest.raises(ValueError, match=r"params keys do not match the layer: missing \['bias_hh_l1'\]"):
+        layer(x)
+
+
+@kinds
+def test_grads_that_backward_cannot_add_into_are_refused_before_training(kind):
+    # Inference never touches grads; forward (training) and backward refuse what backward
+    # could not add into in place: another shape, another dtype, a non-contiguous array.
+    layer = make(kind)
+    x = np.zeros((B, T, I))
+    name = "weight_hh_l0"
+    good = layer.grads[name]
+    bad = {
+        "shape": (np.zeros((good.shape[0], good.shape[1] + 1)), "of shape"),
+        "dtype": (np.zeros(good.shape, np.float32), "must be a C-contiguous float64 array"),
+        "layout": (np.asfortranarray(np.zeros(good.shape)), "must be a C-contiguous float64 array"),
+    }
+    for grad, message in bad.values():
+        layer.grads[name] = grad
+        layer(x)  # inference: fine
+        with pytest.raises(ValueError, match=message):
+            layer.forward(x)
+        layer.grads[name] = good
+        y, _, tape = layer.forward(x)
+        layer.grads[name] = grad
+        with pytest.raises(ValueError, match=message):
+            layer.backward(tape, y)
+        layer.grads[name] = good
+
+
 def converted_cases():
     rng = np.random.default_rng(40)
     base = rng.normal(size=(B, T, I))

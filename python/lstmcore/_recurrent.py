@@ -196,14 +196,17 @@ class _GatedRecurrent:
             f"num_layers={self.num_layers}{extras}, dtype={self.dtype.name})"
         )
 
-    def _checked_params(self):
+    def _checked_params(self, with_grads=True):
         """The parameters as the core needs them, or a ValueError.
 
         A user may replace ``params[k]`` with any array; a wrong shape is an error, a
-        wrong dtype or layout is converted (a copy for this call).
+        wrong dtype or layout is converted (a copy for this call). ``grads``, which backward
+        adds to in place, must match exactly; they are checked unless ``with_grads`` is
+        false (inference, which never touches them).
         """
         expected = self._param_shapes()
-        for source, label in ((self.params, "params"), (self.grads, "grads")):
+        sources = ((self.params, "params"), (self.grads, "grads")) if with_grads else ((self.params, "params"),)
+        for source, label in sources:
             if set(source) != set(expected):
                 missing = sorted(set(expected) - set(source))
                 extra = sorted(set(source) - set(expected))
@@ -214,7 +217,7 @@ class _GatedRecurrent:
                     raise ValueError(
                         f"expected {label}[{name!r}] of shape {shape_text(shape)}, got {shape_text(given)}"
                     )
-        for name in expected:
+        for name in expected if with_grads else ():
             grad = self.grads[name]
             if not (isinstance(grad, np.ndarray) and grad.dtype == self.dtype and grad.flags.c_contiguous):
                 raise ValueError(f"grads[{name!r}] must be a C-contiguous {self.dtype.name} array")
@@ -314,7 +317,7 @@ class _GatedRecurrent:
         and without ``traced`` either the core may keep no gate tape at all."""
         x = self._checked_input(x, keep=for_backward)
         steps, batch = (x.shape[1], x.shape[0]) if self.batch_first else x.shape[:2]
-        weights = self._checked_params()
+        weights = self._checked_params(with_grads=for_backward)
         initial = self._state_parts(state, batch, "state")
         if initial is None:
             initial = [np.zeros(shape, self.dtype) for shape in self._state_shapes(batch)]
