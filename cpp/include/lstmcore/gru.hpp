@@ -8,9 +8,10 @@
 //   n = gate_tanh(x W_in^T + b_in + r * m)
 //   h_t = (1 - z) * n + z * h_{t-1}
 //
-// Organised as lstm_sequence.hpp (variable lengths included): hoisted input GEMM, per-step
-// recurrent product for this thread's units and one fused element-wise pass; backward's
-// step computes dh_{t-1} and dx_t, the weight-gradient GEMMs run after the loop.
+// Organised as lstm_sequence.hpp (variable lengths included): the input GEMM a chunk of
+// steps ahead, a per-step recurrent product for this thread's units and one fused
+// element-wise pass; backward's step computes dh_{t-1} and dx_t, the weight-gradient GEMMs
+// run after the loop.
 #pragma once
 
 #include <omp.h>

@@ -78,10 +78,10 @@ struct SequenceView {
   operator SequenceView<const Scalar>() const { return {data, time_stride, batch_stride}; }
 };
 
-// Rows of input projection a forward (LSTM, GRU) computes at a time, a chunk of steps
+// Rows of input projection a forward (every kernel) computes at a time, a chunk of steps
 // ahead of the steps that read them: the chunk's gates (kChunkRows x K*H) are still in
-// cache then, where those of all T*B rows at once came back from memory (T=100, B=64, H=256: 4% of the
-// forward; T=1000, B=8, H=128: 17%).
+// cache then, where those of all T*B rows at once came back from memory (LSTM forward,
+// T=100, B=64, H=256: 4%; T=1000, B=8, H=128: 17%).
 constexpr Index kChunkRows = 256;
 
 // Zeroes `count` columns from `first` of rows [b0, b1) at time t: the rows a written
