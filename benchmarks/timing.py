@@ -12,17 +12,13 @@ Python's garbage collector is off while timing.
 
 from __future__ import annotations
 
-import ctypes
 import gc
-import glob
 import math
-import os
 import statistics
 import time
 
-import numpy as np
-
 import lstmcore
+from lstmcore import _blas
 
 
 def measure(steps, repeats, limits=None, target_sample_s=0.02, max_calls=50):
@@ -87,16 +83,16 @@ class ThreadControl:
     """Sets lstmcore's, PyTorch's and NumPy's BLAS thread counts together.
 
     NumPy's BLAS (OpenBLAS in NumPy's wheels) runs the reference's products; its thread
-    count is set through its C entry point when it can be found, else left as it is and
-    ``blas_note`` says so.
+    count is set through lstmcore's own handle on it (lstmcore/_blas.py) when NumPy's BLAS
+    is an OpenBLAS, else left as it is and ``blas_note`` says so.
     """
 
     def __init__(self, torch=None):
         self.torch = torch
-        self._blas_set = self._find_openblas_setter()
+        self._blas_settable = _blas.blas_threads() is not None
         self.blas_note = (
             None
-            if self._blas_set
+            if self._blas_settable
             else "NumPy's BLAS thread count could not be set: the reference runs on its default threads"
         )
 
@@ -104,30 +100,5 @@ class ThreadControl:
         lstmcore.set_num_threads(threads)
         if self.torch is not None:
             self.torch.set_num_threads(threads)
-        if self._blas_set:
-            self._blas_set(threads)
-
-    @staticmethod
-    def _find_openblas_setter():
-        """openblas_set_num_threads (under any of NumPy's wheel names), or None."""
-        libraries = []
-        numpy_dir = os.path.dirname(np.__file__)
-        for pattern in ("../numpy.libs/*openblas*", ".dylibs/*openblas*", "../numpy.libs/*.dll"):
-            libraries.extend(glob.glob(os.path.join(numpy_dir, pattern)))
-        for path in libraries:
-            try:
-                library = ctypes.CDLL(path)
-            except OSError:
-                continue
-            for symbol in (
-                "scipy_openblas_set_num_threads64_",
-                "scipy_openblas_set_num_threads",
-                "openblas_set_num_threads64_",
-                "openblas_set_num_threads",
-            ):
-                setter = getattr(library, symbol, None)
-                if setter is not None:
-                    setter.argtypes = [ctypes.c_int]
-                    setter.restype = None
-                    return setter
-        return None
+        if self._blas_settable:
+            _blas.set_blas_threads(threads)

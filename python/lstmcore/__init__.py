@@ -3,6 +3,7 @@
 import os as _os
 
 from lstmcore import _core, losses, optim
+from lstmcore._blas import one_blas_thread
 from lstmcore._core import get_num_threads, set_num_threads
 from lstmcore._gru import GRU
 from lstmcore._layers import Dense, Dropout, Embedding, LastStep, MeanPool
@@ -34,5 +35,6 @@ __all__ = [
     "optim",
     "set_num_threads",
     "get_num_threads",
+    "one_blas_thread",
     "__version__",
 ]

@@ -14,6 +14,7 @@ from collections.abc import MutableMapping
 
 import numpy as np
 
+from lstmcore._blas import one_blas_thread
 from lstmcore._checks import shape_text
 from lstmcore._layers import RecurrentAdapter
 from lstmcore._lengths import checked_lengths
@@ -195,8 +196,10 @@ class Sequential:
             x = infer(x, lengths=lengths) if infer else step.forward(x, training=False, lengths=lengths)[0]
         return x
 
+    @one_blas_thread()
     def predict(self, x, *, batch_size=256, lengths=None):
-        """Inference in batches of ``batch_size``; the outputs concatenated along the batch."""
+        """Inference in batches of ``batch_size``; the outputs concatenated along the batch
+        (NumPy's BLAS on one thread meanwhile: see _blas.py)."""
         x = np.asarray(x)
         lengths = None if lengths is None else np.asarray(lengths)
         if lengths is not None and len(lengths) != len(x):

@@ -16,6 +16,7 @@ import numpy as np
 import tqdm
 
 from lstmcore import losses as _losses
+from lstmcore._blas import one_blas_thread
 from lstmcore._lengths import checked_lengths
 from lstmcore._model import batch_slices as _batch_slices
 from lstmcore.optim import Adam, clip_grad_norm
@@ -127,6 +128,7 @@ def _ratio(total, count):
     return total / count if count else 0.0
 
 
+@one_blas_thread()
 def evaluate(model, x, y, *, loss, batch_size=256, lengths=None, metrics=None):
     """``{"loss": mean, "accuracy": ...}`` over all of x, in inference mode."""
     loss = _losses.get(loss)
@@ -198,6 +200,7 @@ def _summary(epoch, epochs, record):
 # ----------------------------------------------------------------------- fit
 
 
+@one_blas_thread()
 def fit(
     model,
     x,

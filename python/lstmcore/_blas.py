@@ -1,0 +1,96 @@
+"""NumPy's BLAS on one thread while lstmcore's own loops run (fit, evaluate, predict).
+
+NumPy's wheels bring OpenBLAS, whose idle threads keep spinning for a while after every
+product. In a training loop a Dense layer's product comes between every two LSTM passes,
+so those threads held a core that lstmcore's threads then waited for at every step's
+barrier: `lstmcore demo` took 11.1 s, and 3.3 s with one BLAS thread (the LSTM backward
+alone: 3.5 ms a call against 0.5 ms). The products of the Dense layers in these loops
+are small, so one thread loses little on them. ``LSTMCORE_KEEP_BLAS_THREADS=1`` leaves
+the BLAS thread count alone.
+
+Only OpenBLAS (NumPy's wheels) is handled, through its C entry points; with another
+BLAS nothing changes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import functools
+import glob
+import os
+import threading
+
+import numpy as np
+
+# (get, set) entry points, by the names of NumPy's wheels (scipy-openblas, 64-bit ints)
+# and of a plain OpenBLAS.
+_ENTRY_POINTS = (
+    ("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_"),
+    ("scipy_openblas_get_num_threads", "scipy_openblas_set_num_threads"),
+    ("openblas_get_num_threads64_", "openblas_set_num_threads64_"),
+    ("openblas_get_num_threads", "openblas_set_num_threads"),
+)
+
+
+@functools.lru_cache(maxsize=1)
+def _openblas():
+    """(get, set) of the OpenBLAS that NumPy loaded, or None."""
+    numpy_dir = os.path.dirname(np.__file__)
+    paths = []
+    for pattern in ("../numpy.libs/*openblas*", ".dylibs/*openblas*", "../numpy.libs/*openblas*.dll"):
+        paths.extend(glob.glob(os.path.join(numpy_dir, pattern)))
+    for path in paths:
+        try:
+            library = ctypes.CDLL(path)  # the copy NumPy already loaded
+        except OSError:
+            continue
+        for get_name, set_name in _ENTRY_POINTS:
+            getter, setter = getattr(library, get_name, None), getattr(library, set_name, None)
+            if getter is not None and setter is not None:
+                getter.argtypes, getter.restype = [], ctypes.c_int
+                setter.argtypes, setter.restype = [ctypes.c_int], None
+                return getter, setter
+    return None
+
+
+def blas_threads():
+    """NumPy's BLAS thread count, or None where it cannot be read."""
+    functions = _openblas()
+    return None if functions is None else functions[0]()
+
+
+def set_blas_threads(count):
+    """Sets NumPy's BLAS thread count; False where it cannot be set."""
+    functions = _openblas()
+    if functions is None:
+        return False
+    functions[1](int(count))
+    return True
+
+
+_lock = threading.Lock()
+_depth = 0
+_saved = None
+
+
+@contextlib.contextmanager
+def one_blas_thread():
+    """NumPy's BLAS on one thread inside; the count before is restored when the outermost
+    of nested (or concurrent) uses ends."""
+    global _depth, _saved
+    if os.environ.get("LSTMCORE_KEEP_BLAS_THREADS", "0") not in ("", "0") or _openblas() is None:
+        yield
+        return
+    with _lock:
+        if _depth == 0:
+            _saved = blas_threads()
+            set_blas_threads(1)
+        _depth += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _depth -= 1
+            if _depth == 0:
+                set_blas_threads(_saved)
