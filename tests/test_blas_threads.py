@@ -74,3 +74,26 @@ def test_fit_evaluate_and_predict_run_on_one_blas_thread(two_blas_threads):
     model.predict(x, batch_size=5)
     assert calls and set(calls) == {1}
     assert _blas.blas_threads() == 2
+
+
+def test_dense_products_run_on_one_blas_thread(two_blas_threads, monkeypatch):
+    # Dense is the layer whose products go to NumPy's BLAS; forward and backward run on
+    # one BLAS thread wherever they are called from (a loop of one's own included).
+    from lstmcore import _layers
+
+    seen = []
+    for name in ("as_numeric_array", "_check_dy"):
+        original = getattr(_layers, name)
+
+        def recording(*args, _original=original, **kwargs):
+            seen.append(_blas.blas_threads())
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(_layers, name, recording)
+    dense = lstmcore.Dense(3, 2, seed=0)
+    y, tape = dense.forward(np.ones((4, 3)))
+    in_forward = len(seen)
+    dense.backward(tape, np.ones_like(y))
+    assert 0 < in_forward < len(seen), "both passes must have been seen"
+    assert set(seen) == {1}
+    assert _blas.blas_threads() == 2
