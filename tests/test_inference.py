@@ -30,11 +30,12 @@ CELLS = {
 SHAPES = {"B40-3-chunks": (17, 40), "B300-chunk-of-one-step": (3, 300), "B2-one-chunk": (23, 2), "B64-T1": (1, 64)}
 
 
-def layer_and_inputs(cell, dtype, steps, batch, bidirectional, batch_first, seed):
+def layer_and_inputs(cell, dtype, steps, batch, bidirectional, batch_first, seed, hidden=24):
     layer_class, options = CELLS[cell]
     layer = layer_class(
-        5, 24, num_layers=2, bidirectional=bidirectional, batch_first=batch_first, dtype=dtype, seed=seed, **options
-    )
+        5, hidden, num_layers=2, bidirectional=bidirectional, batch_first=batch_first, dtype=dtype, seed=seed,
+        **options,
+    )  # fmt: skip
     move_off_initialisation(layer, seed)
     rng = np.random.default_rng(seed)
     shape = (batch, steps, 5) if batch_first else (steps, batch, 5)
@@ -63,6 +64,23 @@ def test_inference_without_tape_matches_the_taped_forward(dtype, cell, shape, bi
     layer, x, state, _ = layer_and_inputs(cell, dtype, steps, batch, bidirectional, True, seed=1)
     y_taped, final_taped, _ = layer.forward(x, state, training=False)
     assert_same_inference(layer(x, state), (y_taped, final_taped))
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+@pytest.mark.parametrize("with_lengths", [False, True], ids=["full", "lengths"])
+def test_inference_without_tape_matches_on_two_threads_across_chunks(cell, with_lengths, two_threads):
+    # H = 64 splits the units over two threads (the tests above run on one at H = 24);
+    # B = 40, T = 17 makes three projection chunks, so the reused buffers (the chunk's,
+    # the layer-norm step buffer and its rows normalised by their reader, the projected
+    # r_t) go round several times with both threads writing and reading them.
+    steps, batch = 17, 40
+    layer, x, state, rng = layer_and_inputs(cell, np.float32, steps, batch, True, True, seed=4, hidden=64)
+    lengths = None
+    if with_lengths:
+        lengths = rng.integers(1, steps + 1, size=batch)
+        lengths[0] = steps
+    y_taped, final_taped, _ = layer.forward(x, state, lengths=lengths, training=False)
+    assert_same_inference(layer(x, state, lengths=lengths), (y_taped, final_taped))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])

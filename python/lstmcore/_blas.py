@@ -10,7 +10,9 @@ thread loses little on them. ``LSTMCORE_KEEP_BLAS_THREADS=1`` leaves
 the BLAS thread count alone.
 
 Only OpenBLAS (NumPy's wheels) is handled, through its C entry points; with another
-BLAS nothing changes.
+BLAS nothing changes. The count is process-wide: while the outermost use lasts, other
+Python threads' products run on one thread too, and a count set inside it (by the user,
+or by threadpoolctl) is replaced by the one from before when it ends.
 """
 
 from __future__ import annotations
