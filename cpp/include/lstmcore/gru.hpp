@@ -45,8 +45,7 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
   using Layout = PanelLayout<Scalar>;
   const int threads = plan_threads(B, H, 3);
   const bool taped = gates != nullptr;
-  const Index chunk = std::clamp<Index>(kChunkRows / B, 1, s.steps);
-  PassBuffer<Scalar> chunk_gates(taped ? 0 : chunk * B * W);
+  const ProjectionChunks<Scalar> projection(s, W, gates);
 
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
@@ -69,23 +68,20 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
       }
     }
     for (Index j = 0; j < n; ++j) bias[3 * n + j] = w.bias_hh[2 * H + units.begin + j];
-    // The input projection into the r, z, n columns of this thread's units, a chunk of
-    // steps at a time; this thread's columns only, so it needs no barrier.
-    Index chunk_first_time = 0;
 
     for (Index step = 0; step < s.steps; ++step) {
       const Index t = s.time_at(step);
       const Scalar* h_prev = step == 0 ? h0 : y.at(s.previous_time(t), 0);
       const Index h_prev_stride = step == 0 ? H : y.batch_stride;
       const Index alive = s.active(t);
-      if (step % chunk == 0 && n > 0) {
-        const Index count = std::min(chunk, s.steps - step);
-        chunk_first_time = s.reverse ? t - count + 1 : t;
-        Scalar* projected = taped ? gates + chunk_first_time * B * W : chunk_gates.data();
-        packed_products<Scalar>(x.rows(chunk_first_time, B), count * B, I, packed_ih.data(), ih_size, n,
-                                projected + units.begin, H, W, 3, false, workspace);
+      // The input projection into the r, z, n columns of this thread's units, a chunk of
+      // steps at a time; this thread's columns only, so it needs no barrier.
+      if (projection.starts(step) && n > 0) {
+        packed_products<Scalar>(x.rows(projection.first_time(step), B), projection.steps(step) * B, I,
+                                packed_ih.data(), ih_size, n, projection.chunk(step) + units.begin, H, W, 3, false,
+                                workspace);
       }
-      Scalar* tape_t = taped ? gates + t * B * W : chunk_gates.data() + (t - chunk_first_time) * B * W;
+      Scalar* tape_t = projection.rows(step);
       Scalar* h_t = y.at(t, 0);
       if (n > 0 && alive > 0) {
         // r and z add their recurrent part; m = h_{t-1} W_hn^T goes to its own column.

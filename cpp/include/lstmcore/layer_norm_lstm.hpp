@@ -84,9 +84,9 @@ void normalize_row_backward(const Scalar* d_norm, const Scalar* norm, Scalar inv
 }
 
 // x (T, B, I) and y (T, B, H) (written) in either layout (SequenceView); h0, c0 (B, H);
-// gates (T*B, 4H), cells (T*B, H) and `tape` (written), or gates and cells nullptr
-// (inference: no tape; `tape` unused); c_n (B, H): each sequence's last c_t (written), or
-// nullptr.
+// gates (T*B, 4H), cells (T*B, H) and `tape` (written), or gates, cells and every pointer
+// of `tape` nullptr (inference: no tape); c_n (B, H): each sequence's last c_t (written),
+// or nullptr.
 // The input projection is computed a chunk of steps ahead (kChunkRows), by unit columns;
 // each row of it is normalised after the step's barrier by the thread that reads it, so
 // the chunk costs no barrier of its own. Without a tape the chunk, the step's recurrent
@@ -104,8 +104,8 @@ void layer_norm_lstm_forward(const SequenceShape& s, SequenceView<const Scalar> 
   for (Index k = 0; k < G; ++k) bias[k] = w.bias_ih[k] + w.bias_hh[k];
   const GateClamps<Scalar> held(clamps, 0);
   const bool taped = gates != nullptr;
-  const Index chunk = std::clamp<Index>(kChunkRows / B, 1, s.steps);
-  PassBuffer<Scalar> chunk_input(taped ? 0 : chunk * B * G), step_hidden(taped ? 0 : B * G);
+  const ProjectionChunks<Scalar> projection(s, G, tape.input_norm);
+  PassBuffer<Scalar> step_hidden(taped ? 0 : B * G);
   PassBuffer<Scalar> cell_pair(taped ? 0 : 2 * B * H);
 
 #pragma omp parallel num_threads(threads) if (threads > 1)
@@ -124,22 +124,17 @@ void layer_norm_lstm_forward(const SequenceShape& s, SequenceView<const Scalar> 
       pack_rows_as_columns(w.weight_hh + row * H, H, n, H, packed_hh.data() + gate * hh_size);
     }
     PackedBuffer<Scalar> row_gates(taped ? 0 : G), row_cell_norm(taped ? 0 : H);
-    Index chunk_first_time = 0, chunk_steps = 0;
 
     for (Index step = 0; step < s.steps; ++step) {
       const Index t = s.time_at(step);
       const Index alive = s.active(t);
       const Scalar* h_prev = step == 0 ? h0 : y.at(s.previous_time(t), 0);
       const Index h_prev_stride = step == 0 ? H : y.batch_stride;
-      const bool chunk_starts = step % chunk == 0;
-      if (chunk_starts) {
-        chunk_steps = std::min(chunk, s.steps - step);
-        chunk_first_time = s.reverse ? t - chunk_steps + 1 : t;
-      }
-      Scalar* input_chunk = taped ? tape.input_norm + chunk_first_time * B * G : chunk_input.data();
+      const bool chunk_starts = projection.starts(step);
       if (chunk_starts && n > 0) {
-        packed_products<Scalar>(x.rows(chunk_first_time, B), chunk_steps * B, I, packed_ih.data(), ih_size, n,
-                                input_chunk + units.begin, H, G, 4, false, workspace);
+        packed_products<Scalar>(x.rows(projection.first_time(step), B), projection.steps(step) * B, I,
+                                packed_ih.data(), ih_size, n, projection.chunk(step) + units.begin, H, G, 4, false,
+                                workspace);
       }
       const Scalar* c_prev = step == 0 ? c0
                              : taped   ? cells + s.previous_time(t) * B * H
@@ -153,10 +148,10 @@ void layer_norm_lstm_forward(const SequenceShape& s, SequenceView<const Scalar> 
         }
       }
 #pragma omp barrier
-      for (Index k = 0; k < chunk_steps && chunk_starts; ++k) {
+      for (Index k = 0; chunk_starts && k < projection.steps(step); ++k) {
         for (Index b = my_rows.begin; b < my_rows.end; ++b) {
-          const Scalar inv_std = normalize_row(input_chunk + (k * B + b) * G, G);
-          if (taped) tape.inv_std[((chunk_first_time + k) * B + b) * 3] = inv_std;
+          const Scalar inv_std = normalize_row(projection.chunk(step) + (k * B + b) * G, G);
+          if (taped) tape.inv_std[((projection.first_time(step) + k) * B + b) * 3] = inv_std;
         }
       }
       for (Index b = my_rows.begin; b < my_rows.end; ++b) {
@@ -174,7 +169,7 @@ void layer_norm_lstm_forward(const SequenceShape& s, SequenceView<const Scalar> 
           std::fill_n(hidden_t + b * G, G, Scalar(0));
           continue;
         }
-        const Scalar* xn = input_chunk + ((t - chunk_first_time) * B + b) * G;
+        const Scalar* xn = projection.rows(step) + b * G;
         Scalar* hn = hidden_t + b * G;
         const Scalar hidden_inv_std = normalize_row(hn, G);
         if (taped) tape.inv_std[r * 3 + 1] = hidden_inv_std;

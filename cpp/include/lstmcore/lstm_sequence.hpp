@@ -55,8 +55,8 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
   using Layout = PanelLayout<Scalar>;
   const int threads = plan_threads(B, H, K);
   const bool taped = gates != nullptr;
-  const Index chunk = std::clamp<Index>(kChunkRows / B, 1, s.steps);
-  PassBuffer<Scalar> chunk_gates(taped ? 0 : chunk * B * G), cell_pair(taped ? 0 : 2 * B * H);
+  const ProjectionChunks<Scalar> projection(s, G, gates);
+  PassBuffer<Scalar> cell_pair(taped ? 0 : 2 * B * H);
 
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
@@ -81,9 +81,6 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
     PackedBuffer<Scalar> mask_tiles;
     Index mask_rows = 0;
     if (options.recurrent_mask && n > 0) mask_tiles.resize(Layout::tiles(B) * Layout::kRows * H);
-    // The input projection of a chunk of steps is computed for this thread's gate columns
-    // only, so it needs no barrier.
-    Index chunk_first_time = 0;
 
     for (Index step = 0; step < s.steps; ++step) {
       const Index t = s.time_at(step);
@@ -91,21 +88,20 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
       const Scalar* h_prev = step == 0 ? h0 : y.at(s.previous_time(t), 0);
       const Index h_prev_stride = step == 0 ? H : y.batch_stride;
       Scalar* h_t = y.at(t, 0);
-      Scalar *gates_t, *c_t;
-      const Scalar* c_prev;
-      if (step % chunk == 0 && n > 0) {
-        const Index count = std::min(chunk, s.steps - step);
-        chunk_first_time = s.reverse ? t - count + 1 : t;
-        Scalar* projected = taped ? gates + chunk_first_time * B * G : chunk_gates.data();
-        packed_products<Scalar>(x.rows(chunk_first_time, B), count * B, I, packed_ih.data(), ih_size, n,
-                                projected + units.begin, H, G, K, false, workspace);
+      // The input projection of a chunk of steps, for this thread's gate columns only, so
+      // it needs no barrier.
+      if (projection.starts(step) && n > 0) {
+        packed_products<Scalar>(x.rows(projection.first_time(step), B), projection.steps(step) * B, I,
+                                packed_ih.data(), ih_size, n, projection.chunk(step) + units.begin, H, G, K, false,
+                                workspace);
       }
+      Scalar* gates_t = projection.rows(step);
+      Scalar* c_t;
+      const Scalar* c_prev;
       if (taped) {
-        gates_t = gates + t * B * G;
         c_t = cells + t * B * H;
         c_prev = step == 0 ? c0 : cells + s.previous_time(t) * B * H;
       } else {
-        gates_t = chunk_gates.data() + (t - chunk_first_time) * B * G;
         c_t = cell_pair.data() + (step & 1) * B * H;
         c_prev = step == 0 ? c0 : cell_pair.data() + ((step - 1) & 1) * B * H;
       }

@@ -48,8 +48,8 @@ void projected_lstm_forward(const SequenceShape& s, Index proj, SequenceView<con
   using Layout = PanelLayout<Scalar>;
   const int threads = plan_threads(B, H, K);
   const bool taped = gates != nullptr;
-  const Index chunk = std::clamp<Index>(kChunkRows / B, 1, s.steps);
-  PassBuffer<Scalar> chunk_gates(taped ? 0 : chunk * B * G), cell_pair(taped ? 0 : 2 * B * H);
+  const ProjectionChunks<Scalar> projection(s, G, gates);
+  PassBuffer<Scalar> cell_pair(taped ? 0 : 2 * B * H);
   PassBuffer<Scalar> cell_out_row(taped ? 0 : B * H);
 
 #pragma omp parallel num_threads(threads) if (threads > 1)
@@ -72,29 +72,25 @@ void projected_lstm_forward(const SequenceShape& s, Index proj, SequenceView<con
     }
     if (m > 0) pack_rows_as_columns(weight_hr + features.begin * H, H, m, H, packed_hr.data());
     const Cell<Scalar> cell(options, units, H, bias.data());
-    Index chunk_first_time = 0;
 
     for (Index step = 0; step < s.steps; ++step) {
       const Index t = s.time_at(step);
       const Index alive = s.active(t);
       const Scalar* h_prev = step == 0 ? h0 : y.at(s.previous_time(t), 0);
       const Index h_prev_stride = step == 0 ? P : y.batch_stride;
-      if (step % chunk == 0 && n > 0) {
-        const Index count = std::min(chunk, s.steps - step);
-        chunk_first_time = s.reverse ? t - count + 1 : t;
-        Scalar* projected = taped ? gates + chunk_first_time * B * G : chunk_gates.data();
-        packed_products<Scalar>(x.rows(chunk_first_time, B), count * B, I, packed_ih.data(), ih_size, n,
-                                projected + units.begin, H, G, K, false, workspace);
+      if (projection.starts(step) && n > 0) {
+        packed_products<Scalar>(x.rows(projection.first_time(step), B), projection.steps(step) * B, I,
+                                packed_ih.data(), ih_size, n, projection.chunk(step) + units.begin, H, G, K, false,
+                                workspace);
       }
-      Scalar *gates_t, *c_t, *r_t;
+      Scalar* gates_t = projection.rows(step);
+      Scalar *c_t, *r_t;
       const Scalar* c_prev;
       if (taped) {
-        gates_t = gates + t * B * G;
         c_t = cells + t * B * H;
         r_t = cell_out + t * B * H;
         c_prev = step == 0 ? c0 : cells + s.previous_time(t) * B * H;
       } else {
-        gates_t = chunk_gates.data() + (t - chunk_first_time) * B * G;
         c_t = cell_pair.data() + (step & 1) * B * H;
         r_t = cell_out_row.data();
         c_prev = step == 0 ? c0 : cell_pair.data() + ((step - 1) & 1) * B * H;

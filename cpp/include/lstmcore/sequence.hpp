@@ -114,4 +114,44 @@ class PassBuffer {
   std::unique_ptr<Scalar[], Free> data_;
 };
 
+// Where a forward's input projection goes, a chunk of steps at a time (kChunkRows rows):
+// the tape's rows of those steps, or without a tape one buffer of a chunk's rows, reused
+// chunk after chunk. Built once per pass; every thread asks it for the same steps.
+template <typename Scalar>
+class ProjectionChunks {
+ public:
+  // width: the values of one row (the gate pre-activations); tape: (T*B, width), or nullptr.
+  ProjectionChunks(const SequenceShape& s, Index width, Scalar* tape)
+      : s_(s),
+        width_(width),
+        chunk_(std::clamp<Index>(kChunkRows / s.batch, 1, s.steps)),
+        tape_(tape),
+        buffer_(tape ? 0 : chunk_ * s.batch * width) {}
+
+  // Whether the chunk that holds `step` starts there (its projection is due).
+  bool starts(Index step) const { return step % chunk_ == 0; }
+  // The steps of the chunk that holds `step`.
+  Index steps(Index step) const { return std::min(chunk_, s_.steps - first_step(step)); }
+  // The earliest time of that chunk: its rows are times first_time .. first_time + steps - 1.
+  Index first_time(Index step) const {
+    const Index first = first_step(step);
+    return s_.reverse ? s_.time_at(first) - steps(step) + 1 : s_.time_at(first);
+  }
+  // The chunk's first row (B*width values per time step, in time order).
+  Scalar* chunk(Index step) const { return tape_ ? tape_ + first_time(step) * s_.batch * width_ : buffer_.data(); }
+  // The rows of `step`'s own time.
+  Scalar* rows(Index step) const {
+    return chunk(step) + (s_.time_at(step) - first_time(step)) * s_.batch * width_;
+  }
+
+ private:
+  Index first_step(Index step) const { return step - step % chunk_; }
+
+  const SequenceShape& s_;
+  Index width_, chunk_;
+  Scalar* tape_;
+  // Written through the const accessors by every thread, each in its own columns.
+  mutable PassBuffer<Scalar> buffer_;
+};
+
 }  // namespace lstmcore
