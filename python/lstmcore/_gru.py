@@ -60,8 +60,8 @@ class GRU(_GatedRecurrent):
     def _core_forward(self, run, weights, initial, reverse, batch_sizes, clamps, training, traced):
         steps, batch = run.steps_and_batch()
         # Inference without gate traces keeps no tape: the kernel then writes only y.
-        tapeless = not (traced or training)
-        gates = None if tapeless else _aligned.empty((steps, batch, _core.gru_tape_width(self.hidden_size)), self.dtype)
+        taped = traced or training
+        gates = _aligned.empty((steps, batch, _core.gru_tape_width(self.hidden_size)), self.dtype) if taped else None
         _core.gru_forward(
             run.x,
             weights["weight_ih"],

@@ -254,15 +254,15 @@ class LSTM(_GatedRecurrent):
         tape = {"regularizers": self._regularizers(steps, batch, training), "c_n": c_n}
         # Inference without gate traces keeps no tape: every kernel then writes only y and
         # the final cells (c_n).
-        tapeless = not (traced or training)
-        if not tapeless:
+        taped = traced or training
+        if taped:
             tape["gates"] = _aligned.empty((steps, batch, self._gate_blocks() * hidden), self.dtype)
             tape["cells"] = _aligned.empty((steps, batch, hidden), self.dtype)
             if self.zoneout > 0:
                 tape["cell_updates"] = _aligned.empty((steps, batch, hidden), self.dtype)
         common = [weights["weight_ih"], weights["weight_hh"], weights["bias_ih"], weights["bias_hh"]]
         if self.layer_norm:
-            if not tapeless:
+            if taped:
                 tape.update(
                     input_norm=_aligned.empty((steps, batch, 4 * hidden), self.dtype),
                     hidden_norm=_aligned.empty((steps, batch, 4 * hidden), self.dtype),
@@ -277,17 +277,17 @@ class LSTM(_GatedRecurrent):
             return tape
         options = self._core_options(weights, clamps, tape)
         if self.proj_size:
-            if not tapeless:
+            if taped:
                 tape["cell_out"] = _aligned.empty((steps, batch, hidden), self.dtype)
             _core.projected_lstm_forward(
                 x, *common, weights["weight_hr"], *initial, reverse, y, offset,
-                tape.get("gates"), tape.get("cells"), tape.get("cell_out"), batch_sizes=batch_sizes, c_n=tape["c_n"],
+                tape.get("gates"), tape.get("cells"), tape.get("cell_out"), batch_sizes=batch_sizes, c_n=c_n,
                 **options, **layout,
             )  # fmt: skip
         else:
             _core.lstm_forward(
                 x, *common, *initial, reverse, y, offset, tape.get("gates"), tape.get("cells"),
-                batch_sizes=batch_sizes, c_n=tape["c_n"], **options, **layout,
+                batch_sizes=batch_sizes, c_n=c_n, **options, **layout,
             )  # fmt: skip
         return tape
 
