@@ -686,6 +686,14 @@ PYBIND11_MODULE(_core, m) {
   m.def("set_num_threads", &lstmcore::set_max_threads, "threads"_a,
         "Threads the core may use; 0 restores OpenMP's default.");
   m.def("get_num_threads", &lstmcore::max_threads);
+  m.def(
+      "pass_plan",
+      [](Index batch, Index hidden, Index gates, Index itemsize) {
+        const auto plan = lstmcore::plan_pass(batch, hidden, gates, itemsize);
+        return py::make_tuple(plan.threads, plan.by_batch ? "batch" : "units");
+      },
+      "batch"_a, "hidden"_a, "gates"_a, "itemsize"_a,
+      "(threads, 'units' or 'batch'): how the LSTM and GRU passes of this shape split over threads.");
   m.def("retain_freed_memory", &lstmcore::retain_freed_memory,
         "Keep freed blocks in the heap for reuse (glibc); False where unsupported.");
   m.def(

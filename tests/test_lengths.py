@@ -30,6 +30,8 @@ of that tensor (see tests/test_core_matches_reference.py for why the scale):
 import numpy as np
 import pytest
 
+import lstmcore
+
 from _compare import assert_close, scaled_atol
 from _layers import LAYER_VARIANTS, layer_state, move_off_initialisation, random_state, state_list
 
@@ -47,12 +49,12 @@ def tolerance(variant, dtype):
     return 1e-4 if variant == "layer_norm" else 2e-5
 
 
-def make_layer(variant, num_layers, bidirectional, batch_first, dtype, seed=0, **extra):
+def make_layer(variant, num_layers, bidirectional, batch_first, dtype, seed=0, hidden=HIDDEN, **extra):
     """The layer, every parameter moved off its initialisation (layer-norm gains start at
     1 and biases at 0: a mix-up between two of them would not show there)."""
     cls, options = VARIANTS[variant]
     layer = cls(
-        INPUT, HIDDEN, num_layers, bidirectional=bidirectional, batch_first=batch_first, dtype=dtype, seed=seed,
+        INPUT, hidden, num_layers, bidirectional=bidirectional, batch_first=batch_first, dtype=dtype, seed=seed,
         **options, **extra,
     )  # fmt: skip
     return move_off_initialisation(layer, seed)
@@ -156,6 +158,17 @@ def test_lengths_across_projection_chunks_match_running_alone(variant):
     # two chunks (4 + 3), in both directions, with sequences ending inside each.
     lengths = [1 + (b * 5) % STEPS for b in range(60)]
     layer = make_layer(variant, 1, True, False, np.float64)
+    check_matches_alone(variant, layer, lengths, with_state=True, with_dstate=True)
+
+
+@variants
+@pytest.mark.parametrize("batch, split", [(12, "units"), (40, "batch")], ids=["units-split", "batch-split"])
+def test_lengths_match_running_alone_when_two_threads_split_the_pass(variant, batch, split, two_threads):
+    # H=64 on two threads: B=12 splits the hidden units, B=40 the batch rows (LSTM and GRU
+    # kernels), cut where the rows before hold half of the real steps.
+    assert lstmcore._core.pass_plan(batch, 64, 4, 8) == (2, split)
+    lengths = sorted((1 + (b * 3) % STEPS for b in range(batch)), reverse=True)
+    layer = make_layer(variant, 1, True, False, np.float64, hidden=64)
     check_matches_alone(variant, layer, lengths, with_state=True, with_dstate=True)
 
 

@@ -43,16 +43,15 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
                  const Scalar* h0, SequenceView<Scalar> y, Scalar* gates) {
   const Index B = s.batch, H = s.hidden, I = s.input, W = gru_tape_width(H);
   using Layout = PanelLayout<Scalar>;
-  const int threads = plan_threads(B, H, 3);
+  const PassPlan plan = plan_pass(B, H, 3, sizeof(Scalar));
   const bool taped = gates != nullptr;
-  const ProjectionChunks<Scalar> projection(s, W, gates);
+  const ProjectionChunks<Scalar> projection(s, W, gates, plan.by_batch ? (B + plan.threads - 1) / plan.threads : B);
 
-#pragma omp parallel num_threads(threads) if (threads > 1)
+#pragma omp parallel num_threads(plan.threads) if (plan.threads > 1)
   {
-    const int thread = omp_get_thread_num();
-    const int team = omp_get_num_threads();
-    const Range units = split_range(H, thread, team, Layout::kWidth);
-    const Index n = units.size();
+    const PassPart part = pass_part(plan, s, omp_get_thread_num(), omp_get_num_threads(), Layout::kWidth);
+    const Range units = part.units, rows = part.rows;
+    const Index n = units.size(), r0 = rows.begin;
 
     // This thread's rows of W_ih and W_hh, packed once. The input-side bias of every gate
     // and the recurrent bias of r and z add to the pre-activation; b_hn stays inside r * m.
@@ -73,24 +72,25 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
       const Index t = s.time_at(step);
       const Scalar* h_prev = step == 0 ? h0 : y.at(s.previous_time(t), 0);
       const Index h_prev_stride = step == 0 ? H : y.batch_stride;
-      const Index alive = s.active(t);
+      // This part's rows [r0, live_end) hold real steps at time t, [live_end, rows.end) padding.
+      const Index live_end = part.live_end(s.active(t)), live = live_end - r0;
       // The input projection into the r, z, n columns of this thread's units, a chunk of
-      // steps at a time; this thread's columns only, so it needs no barrier.
-      if (projection.starts(step) && n > 0) {
-        packed_products<Scalar>(x.rows(projection.first_time(step), B), projection.steps(step) * B, I,
-                                packed_ih.data(), ih_size, n, projection.chunk(step) + units.begin, H, W, 3, false,
-                                workspace);
+      // steps at a time; this thread's columns and rows only, so it needs no barrier.
+      if (projection.starts(step) && n > 0 && rows.size() > 0) {
+        packed_products<Scalar>(x.rows(projection.first_time(step), B, rows), projection.steps(step) * rows.size(), I,
+                                packed_ih.data(), ih_size, n, projection.chunk_rows(step, rows, units.begin), H, 3,
+                                false, workspace);
       }
       Scalar* tape_t = projection.rows(step);
       Scalar* h_t = y.at(t, 0);
-      if (n > 0 && alive > 0) {
+      if (n > 0 && live > 0) {
         // r and z add their recurrent part; m = h_{t-1} W_hn^T goes to its own column.
         for (Index gate = 0; gate < 3; ++gate) {
           const Index column = (gate < 2 ? gate : 3) * H + units.begin;
-          multiply_rows<Scalar>({h_prev, h_prev_stride}, alive, H, packed_hh.data() + gate * hh_size, n,
-                                tape_t + column, W, gate < 2);
+          multiply_rows<Scalar>({h_prev + r0 * h_prev_stride, h_prev_stride}, live, H,
+                                packed_hh.data() + gate * hh_size, n, tape_t + r0 * W + column, W, gate < 2);
         }
-        for (Index b = 0; b < alive; ++b) {
+        for (Index b = r0; b < live_end; ++b) {
           Scalar* tape = tape_t + b * W + units.begin;  // pre-activations in, gates out
           const Scalar* h_before = h_prev + b * h_prev_stride + units.begin;
           Scalar* h_after = h_t + b * y.batch_stride + units.begin;
@@ -112,14 +112,17 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
           });
         }
       }
-      for (Index b = alive; b < B && n > 0; ++b) {
+      for (Index b = live_end; b < rows.end && n > 0; ++b) {
         std::fill_n(h_t + b * y.batch_stride + units.begin, n, Scalar(0));
         if (!taped) continue;
         for (Index column = 0; column < 4; ++column) {
           std::fill_n(tape_t + b * W + column * H + units.begin, n, Scalar(0));
         }
       }
+      // As in lstm_forward: over units, the next step reads every thread's h_t.
+      if (!plan.by_batch) {
 #pragma omp barrier
+      }
     }
   }
 }
@@ -147,20 +150,23 @@ void gru_backward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
   // dh0 doubles as the running gradient of h_t.
   auto dh = view(dh0, B, H, H);
   if (dh_n) dh = view(dh_n, B, H, H); else dh.setZero();
-  const int threads = plan_threads(B, H, 3);
+  const PassPlan plan = plan_pass(B, H, 3, sizeof(Scalar));
   using Layout = PanelLayout<Scalar>;
 
-#pragma omp parallel num_threads(threads) if (threads > 1)
+#pragma omp parallel num_threads(plan.threads) if (plan.threads > 1)
   {
     const int thread = omp_get_thread_num();
     const int team = omp_get_num_threads();
-    const Range units = split_range(H, thread, team, Layout::kWidth);
-    const Index n = units.size();
+    const PassPart part = pass_part(plan, s, thread, team, Layout::kWidth);
+    const Range units = part.units, rows_of_part = part.rows;
+    const Index n = units.size(), r0 = rows_of_part.begin;
     // This thread's columns of W_hh (all 3H rows), packed once for the step's
-    // dh_{t-1} += da_hidden W_hh; and dx_t = da_input W_ih for its slice of the inputs.
+    // dh_{t-1} += da_hidden W_hh; and dx_t = da_input W_ih for its slice of the inputs (all
+    // of them when the pass is split over the batch).
     PackedBuffer<Scalar> packed_hh(PanelLayout<Scalar>::size(n, G));
     if (n > 0) pack_columns(w.weight_hh + units.begin, H, n, G, packed_hh.data());
-    const InputGradient<Scalar> input_gradient(w.weight_ih, G, I, thread, team);
+    const Range inputs = plan.by_batch ? Range{0, I} : split_range(I, thread, team, Layout::kWidth);
+    const InputGradient<Scalar> input_gradient(w.weight_ih, G, I, inputs);
     ProductWorkspace<Scalar> workspace;
 
     for (Index step = s.steps - 1; step >= 0; --step) {
@@ -170,8 +176,8 @@ void gru_backward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
       const Scalar* tape_t = gates + t * B * W;
       Scalar* d_input_t = d_input + t * B * G;
       Scalar* d_hidden_t = d_hidden + t * B * G;
-      const Index alive = s.active(t);
-      for (Index b = 0; b < alive && n > 0; ++b) {
+      const Index live_end = part.live_end(s.active(t)), live = live_end - r0;
+      for (Index b = r0; b < live_end && n > 0; ++b) {
         const Scalar* tape = tape_t + b * W + units.begin;
         const Scalar* h_before = h_prev + b * h_prev_stride + units.begin;
         const Scalar* dy_b = dy.at(t, b) + units.begin;
@@ -198,19 +204,22 @@ void gru_backward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
         });
       }
       // A padding row has no gate gradients and keeps dh_n until its last step.
-      for (Index b = alive; b < B && n > 0; ++b) {
+      for (Index b = live_end; b < rows_of_part.end && n > 0; ++b) {
         for (Index gate = 0; gate < 3; ++gate) {
           std::fill_n(d_input_t + b * G + gate * H + units.begin, n, Scalar(0));
           std::fill_n(d_hidden_t + b * G + gate * H + units.begin, n, Scalar(0));
         }
       }
+      // As in lstm_backward: over units, this thread's units of dh_{t-1} need all of step
+      // t's gate gradients; the next step reads only the units written here.
+      if (!plan.by_batch) {
 #pragma omp barrier
-      // As in lstm_backward: this thread's units of dh_{t-1} need all of step t's gate
-      // gradients; the next step reads only the units written here.
-      if (n > 0 && alive > 0) {
-        multiply_rows<Scalar>({d_hidden_t, G}, alive, G, packed_hh.data(), n, dh0 + units.begin, H, true);
       }
-      input_gradient.step({d_input_t, G}, alive, B, dx, t, accumulate_dx);
+      if (n > 0 && live > 0) {
+        multiply_rows<Scalar>({d_hidden_t + r0 * G, G}, live, G, packed_hh.data(), n, dh0 + r0 * H + units.begin, H,
+                              true);
+      }
+      input_gradient.step({d_input_t + r0 * G, G}, rows_of_part, live_end, dx, t, accumulate_dx);
     }
 #pragma omp barrier
 

@@ -14,23 +14,25 @@ namespace lstmcore {
 template <typename Scalar>
 class InputGradient {
  public:
-  // weight_ih (G, I) row-major; this thread's columns of it, packed once per pass.
-  InputGradient(const Scalar* weight_ih, Index G, Index I, int thread, int team)
-      : inputs_(split_range(I, thread, team, PanelLayout<Scalar>::kWidth)),
+  // weight_ih (G, I) row-major; this thread's columns of it (`inputs`), packed once per pass.
+  InputGradient(const Scalar* weight_ih, Index G, Index I, Range inputs)
+      : inputs_(inputs),
         G_(G),
         packed_(PanelLayout<Scalar>::size(inputs_.size(), G)) {
     if (inputs_.size() > 0) pack_columns(weight_ih + inputs_.begin, I, inputs_.size(), G, packed_.data());
   }
 
-  // dx at time t, this thread's inputs: da_t (alive rows, G) W_ih, written (the rows past
-  // `alive` zeroed) or, with `accumulate`, added.
-  void step(RowView<Scalar> da_t, Index alive, Index batch, SequenceView<Scalar> dx, Index t, bool accumulate) const {
+  // dx at time t, this thread's inputs, for the batch rows `rows` of which those before
+  // `live_end` hold real steps: da_t (their rows of the gate gradients, from rows.begin)
+  // W_ih, written (the padding rows zeroed) or, with `accumulate`, added.
+  void step(RowView<Scalar> da_t, Range rows, Index live_end, SequenceView<Scalar> dx, Index t,
+            bool accumulate) const {
     if (inputs_.size() == 0) return;
-    if (alive > 0) {
-      multiply_rows(da_t, alive, G_, packed_.data(), inputs_.size(), dx.at(t, 0) + inputs_.begin, dx.batch_stride,
-                    accumulate);
+    if (live_end > rows.begin) {
+      multiply_rows(da_t, live_end - rows.begin, G_, packed_.data(), inputs_.size(),
+                    dx.at(t, rows.begin) + inputs_.begin, dx.batch_stride, accumulate);
     }
-    if (!accumulate) zero_rows(dx, t, alive, batch, inputs_.begin, inputs_.size());
+    if (!accumulate) zero_rows(dx, t, live_end, rows.end, inputs_.begin, inputs_.size());
   }
 
  private:

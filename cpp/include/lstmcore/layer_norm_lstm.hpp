@@ -104,7 +104,7 @@ void layer_norm_lstm_forward(const SequenceShape& s, SequenceView<const Scalar> 
   for (Index k = 0; k < G; ++k) bias[k] = w.bias_ih[k] + w.bias_hh[k];
   const GateClamps<Scalar> held(clamps, 0);
   const bool taped = gates != nullptr;
-  const ProjectionChunks<Scalar> projection(s, G, tape.input_norm);
+  const ProjectionChunks<Scalar> projection(s, G, tape.input_norm, B);
   PassBuffer<Scalar> step_hidden(taped ? 0 : B * G);
   PassBuffer<Scalar> cell_pair(taped ? 0 : 2 * B * H);
 
@@ -133,7 +133,7 @@ void layer_norm_lstm_forward(const SequenceShape& s, SequenceView<const Scalar> 
       const bool chunk_starts = projection.starts(step);
       if (chunk_starts && n > 0) {
         packed_products<Scalar>(x.rows(projection.first_time(step), B), projection.steps(step) * B, I,
-                                packed_ih.data(), ih_size, n, projection.chunk(step) + units.begin, H, G, 4, false,
+                                packed_ih.data(), ih_size, n, projection.chunk_rows(step, {0, B}, units.begin), H, 4, false,
                                 workspace);
       }
       const Scalar* c_prev = step == 0 ? c0
@@ -243,7 +243,7 @@ void layer_norm_lstm_backward(const SequenceShape& s, SequenceView<const Scalar>
     // dh_{t-1} in the step from this thread's columns of W_hh; dx_t for its inputs.
     PackedBuffer<Scalar> packed_hh(Layout::size(n, G));
     if (n > 0) pack_columns(w.weight_hh + units.begin, H, n, G, packed_hh.data());
-    const InputGradient<Scalar> input_gradient(w.weight_ih, G, I, thread, team);
+    const InputGradient<Scalar> input_gradient(w.weight_ih, G, I, split_range(I, thread, team, Layout::kWidth));
     ProductWorkspace<Scalar> workspace;
     std::vector<Scalar> d_norm(G), d_cell_norm(H), dc_from_h(H);
     for (Index step = s.steps - 1; step >= 0; --step) {
@@ -305,7 +305,7 @@ void layer_norm_lstm_backward(const SequenceShape& s, SequenceView<const Scalar>
         multiply_rows<Scalar>({d_hidden.data() + t * B * G, G}, alive, G, packed_hh.data(), n, dh0 + units.begin,
                               H, false);
       }
-      input_gradient.step({d_input.data() + t * B * G, G}, alive, B, dx, t, accumulate_dx);
+      input_gradient.step({d_input.data() + t * B * G, G}, {0, B}, alive, dx, t, accumulate_dx);
 #pragma omp barrier
     }
 

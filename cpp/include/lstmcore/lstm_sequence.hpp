@@ -53,46 +53,49 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
   constexpr Index K = Cell<Scalar>::kGates;
   const Index B = s.batch, H = s.hidden, I = s.input, G = K * H;
   using Layout = PanelLayout<Scalar>;
-  const int threads = plan_threads(B, H, K);
+  const PassPlan plan = plan_pass(B, H, K, sizeof(Scalar));
   const bool taped = gates != nullptr;
-  const ProjectionChunks<Scalar> projection(s, G, gates);
+  const ProjectionChunks<Scalar> projection(s, G, gates, plan.by_batch ? (B + plan.threads - 1) / plan.threads : B);
   PassBuffer<Scalar> cell_pair(taped ? 0 : 2 * B * H);
 
-#pragma omp parallel num_threads(threads) if (threads > 1)
+#pragma omp parallel num_threads(plan.threads) if (plan.threads > 1)
   {
-    const int thread = omp_get_thread_num();
-    const int team = omp_get_num_threads();
-    const Range units = split_range(H, thread, team, Layout::kWidth);
-    const Index n = units.size();
+    const PassPart part = pass_part(plan, s, omp_get_thread_num(), omp_get_num_threads(), Layout::kWidth);
+    const Range units = part.units, rows = part.rows;
+    const Index n = units.size(), ub = units.begin, r0 = rows.begin;
 
     // This thread's rows of W_ih and W_hh, packed once; its gate bias b_ih + b_hh.
     const Index ih_size = Layout::size(n, I), hh_size = Layout::size(n, H);
     PackedBuffer<Scalar> packed_ih(K * ih_size), packed_hh(K * hh_size), bias(K * n);
     ProductWorkspace<Scalar> workspace;
     for (Index gate = 0; gate < K && n > 0; ++gate) {
-      const Index row = gate * H + units.begin;
+      const Index row = gate * H + ub;
       pack_rows_as_columns(w.weight_ih + row * I, I, n, I, packed_ih.data() + gate * ih_size);
       pack_rows_as_columns(w.weight_hh + row * H, H, n, H, packed_hh.data() + gate * hh_size);
       for (Index j = 0; j < n; ++j) bias[gate * n + j] = w.bias_ih[row + j] + w.bias_hh[row + j];
     }
     const Cell<Scalar> cell(options, units, H, bias.data());
-    // Recurrent dropout: the mask packed like h_{t-1}'s tiles, to multiply them in place;
-    // repacked when the rows alive change, since the tiles' heights depend on their count.
+    // Recurrent dropout: the mask of this part's rows packed like h_{t-1}'s tiles, to
+    // multiply them in place; repacked when the rows alive change, since the tiles'
+    // heights depend on their count.
     PackedBuffer<Scalar> mask_tiles;
     Index mask_rows = 0;
-    if (options.recurrent_mask && n > 0) mask_tiles.resize(Layout::tiles(B) * Layout::kRows * H);
+    if (options.recurrent_mask && n > 0) mask_tiles.resize(Layout::tiles(rows.size()) * Layout::kRows * H);
 
     for (Index step = 0; step < s.steps; ++step) {
       const Index t = s.time_at(step);
-      const Index alive = s.active(t);
+      // This part's rows [r0, live_end) hold real steps at time t, [live_end, rows.end) padding.
+      const Index live_end = part.live_end(s.active(t)), live = live_end - r0;
       const Scalar* h_prev = step == 0 ? h0 : y.at(s.previous_time(t), 0);
       const Index h_prev_stride = step == 0 ? H : y.batch_stride;
+      const RowView<Scalar> h_prev_rows{h_prev + r0 * h_prev_stride, h_prev_stride};
       Scalar* h_t = y.at(t, 0);
-      // The input projection of a chunk of steps, for this thread's gate columns only, so
-      // it needs no barrier.
-      if (projection.starts(step) && n > 0) {
-        packed_products<Scalar>(x.rows(projection.first_time(step), B), projection.steps(step) * B, I,
-                                packed_ih.data(), ih_size, n, projection.chunk(step) + units.begin, H, G, K, false,
+      // The input projection of a chunk of steps, for this thread's gate columns and rows
+      // only, so it needs no barrier.
+      if (projection.starts(step) && n > 0 && rows.size() > 0) {
+        const Index first_time = projection.first_time(step);
+        packed_products<Scalar>(x.rows(first_time, B, rows), projection.steps(step) * rows.size(), I,
+                                packed_ih.data(), ih_size, n, projection.chunk_rows(step, rows, ub), H, K, false,
                                 workspace);
       }
       Scalar* gates_t = projection.rows(step);
@@ -105,47 +108,46 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
         c_t = cell_pair.data() + (step & 1) * B * H;
         c_prev = step == 0 ? c0 : cell_pair.data() + ((step - 1) & 1) * B * H;
       }
-      const Index ub = units.begin;
+      Scalar* gates_live = gates_t + r0 * G + ub;
       // With two tiles of rows or more, a panel of units at a time: its K gate products,
       // then the cell on its units while their gates are still in L1 (taped forward,
       // I=H=512, B=20: 7.35 -> 6.94 ms; H=128, B=32: 2.10 -> 2.04 ms; B=8 and below gained
       // nothing). Each value is computed as by the gate-by-gate loop below.
-      const bool by_panel = alive >= 2 * Layout::kRows && mask_tiles.empty() && !options.zoneout();
+      const bool by_panel = live >= 2 * Layout::kRows && mask_tiles.empty() && !options.zoneout();
       if (n > 0 && by_panel) {
         for (Index j0 = 0; j0 < n; j0 += Layout::kWidth) {
           const Index cols = std::min(Layout::kWidth, n - j0);
           for (Index gate = 0; gate < K; ++gate) {
             // Panels are kWidth columns by depth H: columns from j0 start j0 * H values in.
-            multiply_rows<Scalar>({h_prev, h_prev_stride}, alive, H, packed_hh.data() + gate * hh_size + j0 * H,
-                                  cols, gates_t + gate * H + ub + j0, G, true);
+            multiply_rows<Scalar>(h_prev_rows, live, H, packed_hh.data() + gate * hh_size + j0 * H, cols,
+                                  gates_live + gate * H + j0, G, true);
           }
-          for (Index b = 0; b < alive; ++b) {
+          for (Index b = r0; b < live_end; ++b) {
             cell.forward(gates_t + b * G + ub, c_prev + b * H + ub, c_t + b * H + ub, h_t + b * y.batch_stride + ub,
                          {j0, j0 + cols});
           }
         }
-      } else if (n > 0 && alive > 0 && mask_tiles.empty()) {
+      } else if (n > 0 && live > 0 && mask_tiles.empty()) {
         for (Index gate = 0; gate < K; ++gate) {
-          multiply_rows<Scalar>({h_prev, h_prev_stride}, alive, H, packed_hh.data() + gate * hh_size, n,
-                                gates_t + gate * H + units.begin, G, true);
+          multiply_rows<Scalar>(h_prev_rows, live, H, packed_hh.data() + gate * hh_size, n, gates_live + gate * H,
+                                G, true);
         }
-      } else if (n > 0 && alive > 0) {
+      } else if (n > 0 && live > 0) {
         // h_{t-1} * mask, packed once for the K gate products.
-        Scalar* h_tiles = workspace.a(Layout::tiles(alive) * Layout::kRows * H);
-        pack_tiles<Scalar>({h_prev, h_prev_stride}, 0, alive, 0, H, h_tiles);
-        if (mask_rows != alive) {
-          pack_tiles<Scalar>({options.recurrent_mask, H}, 0, alive, 0, H, mask_tiles.data());
-          mask_rows = alive;
+        Scalar* h_tiles = workspace.a(Layout::tiles(live) * Layout::kRows * H);
+        pack_tiles<Scalar>(h_prev_rows, 0, live, 0, H, h_tiles);
+        if (mask_rows != live) {
+          pack_tiles<Scalar>({options.recurrent_mask, H}, r0, live, 0, H, mask_tiles.data());
+          mask_rows = live;
         }
-        const Index packed = Layout::tiles(alive) * Layout::kRows * H;
+        const Index packed = Layout::tiles(live) * Layout::kRows * H;
         for (Index k = 0; k < packed; ++k) h_tiles[k] *= mask_tiles[k];
         for (Index gate = 0; gate < K; ++gate) {
-          multiply_packed(h_tiles, alive, H, packed_hh.data() + gate * hh_size, n,
-                          gates_t + gate * H + units.begin, G, true);
+          multiply_packed(h_tiles, live, H, packed_hh.data() + gate * hh_size, n, gates_live + gate * H, G, true);
         }
       }
-      if (n > 0 && alive > 0) {
-        for (Index b = 0; b < alive && !by_panel; ++b) {
+      if (n > 0 && live > 0) {
+        for (Index b = r0; b < live_end && !by_panel; ++b) {
           cell.forward(gates_t + b * G + ub, c_prev + b * H + ub, c_t + b * H + ub, h_t + b * y.batch_stride + ub);
           if (options.zoneout()) {
             Scalar* update = options.cell_updates ? options.cell_updates + (t * B + b) * H + ub : nullptr;
@@ -154,16 +156,22 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
                          h_t + b * y.batch_stride + ub, update);
           }
         }
-        for (Index b = s.active_after(step); b < alive && c_n; ++b) std::copy_n(c_t + b * H + ub, n, c_n + b * H + ub);
+        for (Index b = part.live_end(s.active_after(step)); b < live_end && c_n; ++b) {
+          std::copy_n(c_t + b * H + ub, n, c_n + b * H + ub);
+        }
       }
-      for (Index b = alive; b < B && n > 0; ++b) {
+      for (Index b = live_end; b < rows.end && n > 0; ++b) {
         std::fill_n(h_t + b * y.batch_stride + ub, n, Scalar(0));
         if (!taped) continue;
         for (Index gate = 0; gate < K; ++gate) std::fill_n(gates_t + b * G + gate * H + ub, n, Scalar(0));
         std::fill_n(c_t + b * H + ub, n, Scalar(0));
         if (options.cell_updates) std::fill_n(options.cell_updates + (t * B + b) * H + ub, n, Scalar(0));
       }
+      // Split over units, the next step reads every thread's h_t; over the batch, only
+      // this thread's rows.
+      if (!plan.by_batch) {
 #pragma omp barrier
+      }
     }
   }
 }
@@ -194,7 +202,7 @@ void lstm_backward(const SequenceShape& s, SequenceView<const Scalar> x, const G
   auto dc = view(dc0, B, H, H);
   if (dh_n) dh = view(dh_n, B, H, H); else dh.setZero();
   if (dc_n) dc = view(dc_n, B, H, H); else dc.setZero();
-  const int threads = plan_threads(B, H, K);
+  const PassPlan plan = plan_pass(B, H, K, sizeof(Scalar));
   // With recurrent dropout, W_hh saw h_{t-1} * mask: dW_hh needs those products, so h0
   // and y are masked into copies (time-major, stride H).
   const Scalar* mask = options.recurrent_mask;
@@ -203,32 +211,40 @@ void lstm_backward(const SequenceShape& s, SequenceView<const Scalar> x, const G
   const bool plain_recurrence = !mask && !options.zoneout();
   using Layout = PanelLayout<Scalar>;
 
-#pragma omp parallel num_threads(threads) if (threads > 1)
+#pragma omp parallel num_threads(plan.threads) if (plan.threads > 1)
   {
     const int thread = omp_get_thread_num();
     const int team = omp_get_num_threads();
-    const Range units = split_range(H, thread, team, PanelLayout<Scalar>::kWidth);
-    const Index n = units.size(), ub = units.begin;
+    const PassPart part = pass_part(plan, s, thread, team, Layout::kWidth);
+    const Range units = part.units, rows_of_part = part.rows;
+    const Index n = units.size(), ub = units.begin, r0 = rows_of_part.begin;
     // This thread's columns of W_hh (all K*H rows), packed once for the step's
-    // dh_{t-1} = da_t W_hh; and dx_t = da_t W_ih for its slice of the inputs.
+    // dh_{t-1} = da_t W_hh; and dx_t = da_t W_ih for its slice of the inputs (all of them
+    // when the pass is split over the batch).
     PackedBuffer<Scalar> packed_hh(Layout::size(n, G));
-    if (n > 0) pack_columns(w.weight_hh + units.begin, H, n, G, packed_hh.data());
-    const InputGradient<Scalar> input_gradient(w.weight_ih, G, I, thread, team);
+    if (n > 0) pack_columns(w.weight_hh + ub, H, n, G, packed_hh.data());
+    const Range inputs = plan.by_batch ? Range{0, I} : split_range(I, thread, team, Layout::kWidth);
+    const InputGradient<Scalar> input_gradient(w.weight_ih, G, I, inputs);
     ProductWorkspace<Scalar> workspace;
-    // (K, n): this thread's share of the bias gradient, which the cell sums.
+    // This thread's shares of the bias gradient (K, n) and the peephole gradient (3, H),
+    // which the cell sums over its rows; added to grads in thread order after the loop,
+    // so that a split over the batch adds the same values in the same order every call.
     std::vector<Scalar> bias_grad(K * n, Scalar(0));
-    Cell<Scalar> cell(options, units, H, nullptr, bias_grad.data());
+    std::vector<Scalar> peephole_grad(options.peephole_grad ? 3 * H : 0, Scalar(0));
+    LstmOptions<Scalar> thread_options = options;
+    if (options.peephole_grad) thread_options.peephole_grad = peephole_grad.data();
+    Cell<Scalar> cell(thread_options, units, H, nullptr, bias_grad.data());
     // Per-thread rows for zoneout's split gradients and the masked recurrent product.
     std::vector<Scalar> update_dy(n), direct_dc(n), zeros(n, Scalar(0));
-    std::vector<Scalar> recurrent(plain_recurrence ? 0 : B * n);
+    std::vector<Scalar> recurrent(plain_recurrence ? 0 : rows_of_part.size() * n);
     for (Index step = s.steps - 1; step >= 0; --step) {
       const Index t = s.time_at(step);
-      const Index alive = s.active(t);
+      const Index live_end = part.live_end(s.active(t)), live = live_end - r0;
       const Scalar* c_prev = step == 0 ? c0 : cells + s.previous_time(t) * B * H;
       const Scalar* gates_t = gates + t * B * G;
       const Scalar* c_t = cells + t * B * H;
       Scalar* d_gates_t = d_gates + t * B * G;
-      for (Index b = 0; b < alive && n > 0; ++b) {
+      for (Index b = r0; b < live_end && n > 0; ++b) {
         Scalar* dh_b = dh0 + b * H + ub;
         Scalar* dc_b = dc0 + b * H + ub;
         if (!options.zoneout()) {
@@ -243,25 +259,26 @@ void lstm_backward(const SequenceShape& s, SequenceView<const Scalar> x, const G
                       update_dy.data(), zeros.data(), dc_b, d_gates_t + b * G + ub);
         for (Index j = 0; j < n; ++j) dc_b[j] += direct_dc[j];
       }
-      for (Index b = alive; b < B && n > 0; ++b) {
-        for (Index gate = 0; gate < K; ++gate) {
-          std::fill_n(d_gates_t + b * G + gate * H + units.begin, n, Scalar(0));
-        }
+      for (Index b = live_end; b < rows_of_part.end && n > 0; ++b) {
+        for (Index gate = 0; gate < K; ++gate) std::fill_n(d_gates_t + b * G + gate * H + ub, n, Scalar(0));
       }
+      // Split over units, dh_{t-1} for this thread's units needs every unit's gate
+      // gradients of step t; the next step reads only the units this thread writes, so no
+      // second barrier. Over the batch, this thread's rows need only its own. Both products
+      // read da_t in place, still hot from the cells.
+      if (!plan.by_batch) {
 #pragma omp barrier
-      // dh_{t-1} for this thread's units needs every unit's gate gradients of step t;
-      // the next step reads only the units this thread writes, so no second barrier. Both
-      // products read da_t in place, still hot from the cells.
-      const RowView<Scalar> da_t{d_gates_t, G};
-      input_gradient.step(da_t, alive, B, dx, t, accumulate_dx);
-      if (n > 0 && alive > 0 && plain_recurrence) {
-        multiply_rows(da_t, alive, G, packed_hh.data(), n, dh0 + ub, H, false);
-      } else if (n > 0 && alive > 0) {
+      }
+      const RowView<Scalar> da_t{d_gates_t + r0 * G, G};
+      input_gradient.step(da_t, rows_of_part, live_end, dx, t, accumulate_dx);
+      if (n > 0 && live > 0 && plain_recurrence) {
+        multiply_rows(da_t, live, G, packed_hh.data(), n, dh0 + r0 * H + ub, H, false);
+      } else if (n > 0 && live > 0) {
         // dh_{t-1} = (zoneout's direct part, already in dh) + (da_t W_hh) * mask.
-        multiply_rows(da_t, alive, G, packed_hh.data(), n, recurrent.data(), n, false);
-        for (Index b = 0; b < alive; ++b) {
+        multiply_rows(da_t, live, G, packed_hh.data(), n, recurrent.data(), n, false);
+        for (Index b = r0; b < live_end; ++b) {
           Scalar* dh_b = dh0 + b * H + ub;
-          const Scalar* product = recurrent.data() + b * n;
+          const Scalar* product = recurrent.data() + (b - r0) * n;
           const bool keep_direct = options.zoneout();
           for (Index j = 0; j < n; ++j) {
             const Scalar through_weights = mask ? product[j] * mask[b * H + ub + j] : product[j];
@@ -292,11 +309,19 @@ void lstm_backward(const SequenceShape& s, SequenceView<const Scalar> x, const G
       add_gate_weight_grads(s, d_gates, d_gates, G, gate_rows.begin, gate_rows.size(), x,
                             h_first, h_later, H, grads.weight_ih, grads.weight_hh, workspace);
     }
-    for (Index gate = 0; gate < K; ++gate) {
-      for (Index j = 0; j < n; ++j) {
-        grads.bias_ih[gate * H + ub + j] += bias_grad[gate * n + j];
-        grads.bias_hh[gate * H + ub + j] += bias_grad[gate * n + j];
+    for (int turn = 0; turn < team; ++turn) {
+      if (turn == thread) {
+        for (Index gate = 0; gate < K; ++gate) {
+          for (Index j = 0; j < n; ++j) {
+            grads.bias_ih[gate * H + ub + j] += bias_grad[gate * n + j];
+            grads.bias_hh[gate * H + ub + j] += bias_grad[gate * n + j];
+          }
+        }
+        for (Index q = 0; q < 3 && options.peephole_grad; ++q) {
+          for (Index j = ub; j < units.end; ++j) options.peephole_grad[q * H + j] += peephole_grad[q * H + j];
+        }
       }
+#pragma omp barrier
     }
   }
 }

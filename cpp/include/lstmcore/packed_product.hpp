@@ -224,6 +224,14 @@ struct RowTile {
   EIGEN_ALWAYS_INLINE Scalar operator()(Index k, int r) const { return rows[r][k]; }
 };
 
+// Where the rows of a tile's result go: row r < kRows at rows[r] (the tile's columns
+// start there). Rows of C need not be evenly spaced: one thread's share of the batch at
+// each of a chunk's steps (OutputRows with a group).
+template <typename Scalar>
+struct TileOutput {
+  Scalar* rows[PanelLayout<Scalar>::kRows];
+};
+
 // Row r of the tile += a(k, r) * (b_lo, b_hi) for the rows r < R; with P = 1 packet, only
 // b_lo (a panel of at most kLanes columns).
 template <int R, int P, typename Source, typename Packet>
@@ -302,7 +310,7 @@ EIGEN_ALWAYS_INLINE void tile_store(const Packet& lo, const Packet& hi, Scalar* 
 // thread's units is often half full (H = 96 on 2 threads: 48 units, 1.5 panels), and
 // its zero half took as long as a full one.
 template <typename Scalar, int R, int P, typename Source>
-void tile_kernel(const Source& a, Index depth, const Scalar* panel, Scalar* c, Index ldc,
+void tile_kernel(const Source& a, Index depth, const Scalar* panel, const TileOutput<Scalar>& c,
                  Index cols, bool accumulate) {
   using namespace Eigen::internal;
   using L = PanelLayout<Scalar>;
@@ -313,8 +321,8 @@ void tile_kernel(const Source& a, Index depth, const Scalar* panel, Scalar* c, I
   // written by the input product long before): its lines are requested now and arrive
   // while the k loop runs, instead of stalling the stores at the end.
   for (int r = 0; r < R; ++r) {
-    __builtin_prefetch(c + r * ldc);
-    __builtin_prefetch(c + r * ldc + cols - 1);
+    __builtin_prefetch(c.rows[r]);
+    __builtin_prefetch(c.rows[r] + cols - 1);
   }
   const Packet zero = pset1<Packet>(Scalar(0));
   TileAccumulators<Packet> acc{zero, zero, zero, zero, zero, zero, zero, zero,
@@ -337,7 +345,7 @@ void tile_kernel(const Source& a, Index depth, const Scalar* panel, Scalar* c, I
       acc.lo0 = pmadd(a0, pload<Packet>(panel + k * W), acc.lo0);
       if constexpr (P > 1) acc.hi0 = pmadd(a0, pload<Packet>(panel + k * W + N), acc.hi0);
     }
-    tile_store(padd(acc.lo0, acc.lo1), padd(acc.hi0, acc.hi1), c, cols, accumulate);
+    tile_store(padd(acc.lo0, acc.lo1), padd(acc.hi0, acc.hi1), c.rows[0], cols, accumulate);
     return;
   } else {
     for (Index k = 0; k < depth; ++k) {
@@ -346,38 +354,38 @@ void tile_kernel(const Source& a, Index depth, const Scalar* panel, Scalar* c, I
       tile_step<R, P>(acc, a, k, b_lo, b_hi);
     }
   }
-  tile_store(acc.lo0, acc.hi0, c, cols, accumulate);
-  if constexpr (R > 1) tile_store(acc.lo1, acc.hi1, c + ldc, cols, accumulate);
-  if constexpr (R > 2) tile_store(acc.lo2, acc.hi2, c + 2 * ldc, cols, accumulate);
-  if constexpr (R > 3) tile_store(acc.lo3, acc.hi3, c + 3 * ldc, cols, accumulate);
-  if constexpr (R > 4) tile_store(acc.lo4, acc.hi4, c + 4 * ldc, cols, accumulate);
-  if constexpr (R > 5) tile_store(acc.lo5, acc.hi5, c + 5 * ldc, cols, accumulate);
-  if constexpr (R > 6) tile_store(acc.lo6, acc.hi6, c + 6 * ldc, cols, accumulate);
-  if constexpr (R > 7) tile_store(acc.lo7, acc.hi7, c + 7 * ldc, cols, accumulate);
+  tile_store(acc.lo0, acc.hi0, c.rows[0], cols, accumulate);
+  if constexpr (R > 1) tile_store(acc.lo1, acc.hi1, c.rows[1], cols, accumulate);
+  if constexpr (R > 2) tile_store(acc.lo2, acc.hi2, c.rows[2], cols, accumulate);
+  if constexpr (R > 3) tile_store(acc.lo3, acc.hi3, c.rows[3], cols, accumulate);
+  if constexpr (R > 4) tile_store(acc.lo4, acc.hi4, c.rows[4], cols, accumulate);
+  if constexpr (R > 5) tile_store(acc.lo5, acc.hi5, c.rows[5], cols, accumulate);
+  if constexpr (R > 6) tile_store(acc.lo6, acc.hi6, c.rows[6], cols, accumulate);
+  if constexpr (R > 7) tile_store(acc.lo7, acc.hi7, c.rows[7], cols, accumulate);
 }
 
 template <typename Scalar, int P, typename Source>
-void tile_kernel_rows(Index rows, const Source& a, Index depth, const Scalar* panel, Scalar* c,
-                      Index ldc, Index cols, bool accumulate) {
+void tile_kernel_rows(Index rows, const Source& a, Index depth, const Scalar* panel,
+                      const TileOutput<Scalar>& c, Index cols, bool accumulate) {
   switch (rows) {
-    case 1: return tile_kernel<Scalar, 1, P>(a, depth, panel, c, ldc, cols, accumulate);
-    case 2: return tile_kernel<Scalar, 2, P>(a, depth, panel, c, ldc, cols, accumulate);
-    case 3: return tile_kernel<Scalar, 3, P>(a, depth, panel, c, ldc, cols, accumulate);
-    case 4: return tile_kernel<Scalar, 4, P>(a, depth, panel, c, ldc, cols, accumulate);
-    case 5: return tile_kernel<Scalar, 5, P>(a, depth, panel, c, ldc, cols, accumulate);
-    case 6: return tile_kernel<Scalar, 6, P>(a, depth, panel, c, ldc, cols, accumulate);
+    case 1: return tile_kernel<Scalar, 1, P>(a, depth, panel, c, cols, accumulate);
+    case 2: return tile_kernel<Scalar, 2, P>(a, depth, panel, c, cols, accumulate);
+    case 3: return tile_kernel<Scalar, 3, P>(a, depth, panel, c, cols, accumulate);
+    case 4: return tile_kernel<Scalar, 4, P>(a, depth, panel, c, cols, accumulate);
+    case 5: return tile_kernel<Scalar, 5, P>(a, depth, panel, c, cols, accumulate);
+    case 6: return tile_kernel<Scalar, 6, P>(a, depth, panel, c, cols, accumulate);
   }
   if constexpr (PanelLayout<Scalar>::kRows > 6) {
-    if (rows == 7) return tile_kernel<Scalar, 7, P>(a, depth, panel, c, ldc, cols, accumulate);
-    return tile_kernel<Scalar, 8, P>(a, depth, panel, c, ldc, cols, accumulate);
+    if (rows == 7) return tile_kernel<Scalar, 7, P>(a, depth, panel, c, cols, accumulate);
+    return tile_kernel<Scalar, 8, P>(a, depth, panel, c, cols, accumulate);
   }
 }
 
 template <typename Scalar, typename Source>
-void tile_kernel_rows(Index rows, const Source& a, Index depth, const Scalar* panel, Scalar* c,
-                      Index ldc, Index cols, bool accumulate) {
-  if (cols <= PanelLayout<Scalar>::kLanes) return tile_kernel_rows<Scalar, 1>(rows, a, depth, panel, c, ldc, cols, accumulate);
-  tile_kernel_rows<Scalar, 2>(rows, a, depth, panel, c, ldc, cols, accumulate);
+void tile_kernel_rows(Index rows, const Source& a, Index depth, const Scalar* panel,
+                      const TileOutput<Scalar>& c, Index cols, bool accumulate) {
+  if (cols <= PanelLayout<Scalar>::kLanes) return tile_kernel_rows<Scalar, 1>(rows, a, depth, panel, c, cols, accumulate);
+  tile_kernel_rows<Scalar, 2>(rows, a, depth, panel, c, cols, accumulate);
 }
 
 }  // namespace detail
@@ -391,10 +399,10 @@ namespace detail {
 
 // C (rows, n) (+)= A (rows, depth) times packed B panels (depth, n), in depth blocks of
 // kDepthBlock; a_tile(tile, first_row, height, k0) is the A operand of a tile's rows from
-// depth k0 on.
+// depth k0 on; row r of C is c.row(c_first + r).
 template <typename Scalar, typename TileOfA>
-void multiply_tiles(const TileOfA& a_tile, Index rows, Index depth, const Scalar* b_panels, Index n, Scalar* c,
-                    Index ldc, bool accumulate) {
+void multiply_tiles(const TileOfA& a_tile, Index rows, Index depth, const Scalar* b_panels, Index n,
+                    OutputRows<Scalar> c, Index c_first, bool accumulate) {
   using L = PanelLayout<Scalar>;
   for (Index k0 = 0; k0 < depth; k0 += kDepthBlock) {
     const Index kc = std::min(kDepthBlock, depth - k0);
@@ -403,8 +411,9 @@ void multiply_tiles(const TileOfA& a_tile, Index rows, Index depth, const Scalar
       const Scalar* b = b_panels + panel * depth * L::kWidth + k0 * L::kWidth;
       for (Index tile = 0; tile < L::tiles(rows); ++tile) {
         const Index r0 = L::tile_first(rows, tile), height = L::tile_height(rows, tile);
-        tile_kernel_rows(height, a_tile(tile, r0, height, k0), kc, b, c + r0 * ldc + j0, ldc, cols,
-                         accumulate || k0 > 0);
+        TileOutput<Scalar> out{};
+        for (Index r = 0; r < height; ++r) out.rows[r] = c.row(c_first + r0 + r) + j0;
+        tile_kernel_rows(height, a_tile(tile, r0, height, k0), kc, b, out, cols, accumulate || k0 > 0);
       }
     }
   }
@@ -413,15 +422,22 @@ void multiply_tiles(const TileOfA& a_tile, Index rows, Index depth, const Scalar
 }  // namespace detail
 
 // C (rows, n) (+)= packed A tiles (rows, depth) times packed B panels (depth, n), both
-// packed for the whole depth.
+// packed for the whole depth; C's row r is c.row(c_first + r).
 template <typename Scalar>
-void multiply_packed(const Scalar* a_tiles, Index rows, Index depth, const Scalar* b_panels,
-                     Index n, Scalar* c, Index ldc, bool accumulate) {
+void multiply_packed(const Scalar* a_tiles, Index rows, Index depth, const Scalar* b_panels, Index n,
+                     OutputRows<Scalar> c, Index c_first, bool accumulate) {
   constexpr Index R = PanelLayout<Scalar>::kRows;
   const auto tile = [&](Index index, Index, Index, Index k0) {
     return detail::PackedTile<Scalar>{a_tiles + index * depth * R + k0 * R};
   };
-  detail::multiply_tiles(tile, rows, depth, b_panels, n, c, ldc, accumulate);
+  detail::multiply_tiles(tile, rows, depth, b_panels, n, c, c_first, accumulate);
+}
+
+// ... with C's rows ldc apart.
+template <typename Scalar>
+void multiply_packed(const Scalar* a_tiles, Index rows, Index depth, const Scalar* b_panels,
+                     Index n, Scalar* c, Index ldc, bool accumulate) {
+  multiply_packed<Scalar>(a_tiles, rows, depth, b_panels, n, OutputRows<Scalar>{c, ldc}, 0, accumulate);
 }
 
 // As multiply_packed, with A (rows, depth) read in place from the rows of `a`.
@@ -433,7 +449,7 @@ void multiply_rows(RowView<Scalar> a, Index rows, Index depth, const Scalar* b_p
     for (Index r = 0; r < height; ++r) rows_of_tile.rows[r] = a.row(first + r) + k0;
     return rows_of_tile;
   };
-  detail::multiply_tiles(tile, rows, depth, b_panels, n, c, ldc, accumulate);
+  detail::multiply_tiles(tile, rows, depth, b_panels, n, OutputRows<Scalar>{c, ldc}, 0, accumulate);
 }
 
 // Reusable packing space for products; sized on first use, so a time loop that calls
@@ -458,11 +474,11 @@ constexpr Index kRowBlock = 96;
 
 // For each g < count: C_g (rows, n) (+)= A (rows, depth) * B_g, where B_g (packed by the
 // caller for the whole depth, pack_rows_as_columns / pack_columns) starts at
-// b_panels + g * b_stride and C_g at c + g * c_stride (row stride ldc). A row block of A is
+// b_panels + g * b_stride and C_g's row r at c.row(r) + g * c_stride. A row block of A is
 // packed once for all the products that share it: the gate blocks of one projection.
 template <typename Scalar>
 void packed_products(RowView<Scalar> a, Index rows, Index depth, const Scalar* b_panels,
-                     Index b_stride, Index n, Scalar* c, Index c_stride, Index ldc, Index count,
+                     Index b_stride, Index n, OutputRows<Scalar> c, Index c_stride, Index count,
                      bool accumulate, ProductWorkspace<Scalar>& ws) {
   using L = PanelLayout<Scalar>;
   Scalar* tiles = ws.a(L::tiles(std::min(rows, kRowBlock)) * L::kRows * depth);
@@ -470,8 +486,9 @@ void packed_products(RowView<Scalar> a, Index rows, Index depth, const Scalar* b
     const Index block = std::min(kRowBlock, rows - r0);
     pack_tiles(a, r0, block, 0, depth, tiles);
     for (Index g = 0; g < count; ++g) {
-      multiply_packed(tiles, block, depth, b_panels + g * b_stride, n, c + g * c_stride + r0 * ldc,
-                      ldc, accumulate);
+      OutputRows<Scalar> c_g = c;
+      c_g.data += g * c_stride;
+      multiply_packed(tiles, block, depth, b_panels + g * b_stride, n, c_g, r0, accumulate);
     }
   }
 }

@@ -48,7 +48,7 @@ void projected_lstm_forward(const SequenceShape& s, Index proj, SequenceView<con
   using Layout = PanelLayout<Scalar>;
   const int threads = plan_threads(B, H, K);
   const bool taped = gates != nullptr;
-  const ProjectionChunks<Scalar> projection(s, G, gates);
+  const ProjectionChunks<Scalar> projection(s, G, gates, B);
   PassBuffer<Scalar> cell_pair(taped ? 0 : 2 * B * H);
   PassBuffer<Scalar> cell_out_row(taped ? 0 : B * H);
 
@@ -80,7 +80,7 @@ void projected_lstm_forward(const SequenceShape& s, Index proj, SequenceView<con
       const Index h_prev_stride = step == 0 ? P : y.batch_stride;
       if (projection.starts(step) && n > 0) {
         packed_products<Scalar>(x.rows(projection.first_time(step), B), projection.steps(step) * B, I,
-                                packed_ih.data(), ih_size, n, projection.chunk(step) + units.begin, H, G, K, false,
+                                packed_ih.data(), ih_size, n, projection.chunk_rows(step, {0, B}, units.begin), H, K, false,
                                 workspace);
       }
       Scalar* gates_t = projection.rows(step);
@@ -166,7 +166,7 @@ void projected_lstm_backward(const SequenceShape& s, Index proj, SequenceView<co
     PackedBuffer<Scalar> packed_hh(Layout::size(m, G)), packed_hr(Layout::size(n, P));
     if (m > 0) pack_columns(w.weight_hh + features.begin, P, m, G, packed_hh.data());
     if (n > 0) pack_columns(weight_hr + units.begin, H, n, P, packed_hr.data());
-    const InputGradient<Scalar> input_gradient(w.weight_ih, G, I, thread, team);
+    const InputGradient<Scalar> input_gradient(w.weight_ih, G, I, split_range(I, thread, team, Layout::kWidth));
     const std::vector<Scalar> no_recurrent_gradient(static_cast<size_t>(n), Scalar(0));
     ProductWorkspace<Scalar> workspace;
     std::vector<Scalar> bias_grad(K * n, Scalar(0));  // (K, n), summed by the cell
@@ -206,7 +206,7 @@ void projected_lstm_backward(const SequenceShape& s, Index proj, SequenceView<co
       if (alive > 0 && m > 0) {
         multiply_rows<Scalar>({d_gates_t, G}, alive, G, packed_hh.data(), m, dh0 + features.begin, P, false);
       }
-      input_gradient.step({d_gates_t, G}, alive, B, dx, t, accumulate_dx);
+      input_gradient.step({d_gates_t, G}, {0, B}, alive, dx, t, accumulate_dx);
     }
 #pragma omp barrier
 

@@ -14,6 +14,7 @@
 
 #include "lstmcore/eigen_types.hpp"
 #include "lstmcore/row_view.hpp"
+#include "lstmcore/threading.hpp"
 
 namespace lstmcore {
 
@@ -75,8 +76,46 @@ struct SequenceView {
     if (time_stride == batch * batch_stride) return {at(t0, 0), batch_stride};
     return {at(t0, 0), batch_stride, batch, time_stride};
   }
+  // Rows (t, b) for t >= t0 and b in `part` (of a batch of `batch`), as a matrix operand.
+  RowView<std::remove_const_t<Scalar>> rows(Index t0, Index batch, Range part) const {
+    if (part.begin == 0 && part.end == batch) return rows(t0, batch);
+    return {at(t0, part.begin), batch_stride, part.size(), time_stride};
+  }
   operator SequenceView<const Scalar>() const { return {data, time_stride, batch_stride}; }
 };
+
+// One thread's share of a pass (PassPlan): its hidden units and its batch rows.
+struct PassPart {
+  Range units;
+  Range rows;
+  // This part's rows alive at a time whose first `alive` rows are: [rows.begin, live_end).
+  Index live_end(Index alive) const { return std::clamp(alive, rows.begin, rows.end); }
+};
+
+// Thread `thread` of `team`'s part: over units, slices aligned to `unit_align`; over the
+// batch, contiguous rows holding about the same number of real steps each (a batch
+// sorted longest first would otherwise give the first thread the long sequences).
+inline PassPart pass_part(const PassPlan& plan, const SequenceShape& s, int thread, int team, Index unit_align) {
+  if (!plan.by_batch) return {split_range(s.hidden, thread, team, unit_align), {0, s.batch}};
+  const Range all_units{0, s.hidden};
+  if (!s.batch_sizes) return {all_units, split_range(s.batch, thread, team, 1)};
+  // Row b runs as many steps as there are times with more than b rows alive.
+  const auto length = [&](Index b) {
+    Index steps = 0;
+    while (steps < s.steps && s.batch_sizes[steps] > b) ++steps;
+    return steps;
+  };
+  Index total = 0;
+  for (Index b = 0; b < s.batch; ++b) total += length(b);
+  // The first row at which the steps before it reach part / team of the total.
+  const auto cut = [&](int part) {
+    if (part >= team) return s.batch;
+    Index b = 0, before = 0;
+    while (b < s.batch && before * team < total * part) before += length(b++);
+    return b;
+  };
+  return {all_units, {cut(thread), cut(thread + 1)}};
+}
 
 // Rows of input projection a forward (every kernel) computes at a time, a chunk of steps
 // ahead of the steps that read them: the chunk's gates (kChunkRows x K*H) are still in
@@ -120,11 +159,13 @@ class PassBuffer {
 template <typename Scalar>
 class ProjectionChunks {
  public:
-  // width: the values of one row (the gate pre-activations); tape: (T*B, width), or nullptr.
-  ProjectionChunks(const SequenceShape& s, Index width, Scalar* tape)
+  // width: the values of one row (the gate pre-activations); tape: (T*B, width), or nullptr;
+  // rows_per_thread: the rows of a step that one thread projects (B, or its share of B
+  // when the pass is split over the batch), which sets the chunk's steps.
+  ProjectionChunks(const SequenceShape& s, Index width, Scalar* tape, Index rows_per_thread)
       : s_(s),
         width_(width),
-        chunk_(std::clamp<Index>(kChunkRows / s.batch, 1, s.steps)),
+        chunk_(std::clamp<Index>(kChunkRows / std::max<Index>(rows_per_thread, 1), 1, s.steps)),
         tape_(tape),
         buffer_(tape ? 0 : chunk_ * s.batch * width) {}
 
@@ -139,6 +180,13 @@ class ProjectionChunks {
   }
   // The chunk's first row (B*width values per time step, in time order).
   Scalar* chunk(Index step) const { return tape_ ? tape_ + first_time(step) * s_.batch * width_ : buffer_.data(); }
+  // The chunk's rows of the batch rows `part`, from column `column` on: the output of its
+  // projection.
+  OutputRows<Scalar> chunk_rows(Index step, Range part, Index column) const {
+    Scalar* first = chunk(step) + part.begin * width_ + column;
+    if (part.begin == 0 && part.end == s_.batch) return {first, width_};
+    return {first, width_, part.size(), s_.batch * width_};
+  }
   // The rows of `step`'s own time.
   Scalar* rows(Index step) const {
     return chunk(step) + (s_.time_at(step) - first_time(step)) * s_.batch * width_;
