@@ -688,12 +688,13 @@ PYBIND11_MODULE(_core, m) {
   m.def("get_num_threads", &lstmcore::max_threads);
   m.def(
       "pass_plan",
-      [](Index batch, Index hidden, Index gates, Index itemsize) {
-        const auto plan = lstmcore::plan_pass(batch, hidden, gates, itemsize);
+      [](Index batch, Index input, Index hidden, Index gates, Index itemsize, bool backward) {
+        const auto pass = backward ? lstmcore::Pass::backward : lstmcore::Pass::forward;
+        const auto plan = lstmcore::plan_pass(batch, input, hidden, gates, itemsize, pass);
         return py::make_tuple(plan.threads, plan.by_batch ? "batch" : "units");
       },
-      "batch"_a, "hidden"_a, "gates"_a, "itemsize"_a,
-      "(threads, 'units' or 'batch'): how the LSTM and GRU passes of this shape split over threads.");
+      "batch"_a, "input"_a, "hidden"_a, "gates"_a, "itemsize"_a, "backward"_a,
+      "(threads, 'units' or 'batch'): how an LSTM or GRU pass of this shape splits over threads.");
   m.def("retain_freed_memory", &lstmcore::retain_freed_memory,
         "Keep freed blocks in the heap for reuse (glibc); False where unsupported.");
   m.def(

@@ -144,7 +144,8 @@ def test_matches_reference_when_two_threads_split_the_pass(kind, dtype, batch, s
     # B=40 each its own 20 batch rows. float32 within the tolerance above: a
     # pre-activation here sums I+H = 79 terms, ~7e-7 typical error, over T=3 steps.
     gates = 4 if kind == "lstm" else 3
-    assert lstmcore._core.pass_plan(batch, 70, gates, np.dtype(dtype).itemsize) == (2, split)
+    for backward in (False, True):
+        assert lstmcore._core.pass_plan(batch, 9, 70, gates, np.dtype(dtype).itemsize, backward) == (2, split)
     shape = (3, batch, 9, 70, 1, True, True)
     got, expected = run_both(kind, dtype, shape, with_state=True, with_dstate=True)
     assert_all_close(sorted(expected), got, expected, dtype)

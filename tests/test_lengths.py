@@ -166,7 +166,8 @@ def test_lengths_across_projection_chunks_match_running_alone(variant):
 def test_lengths_match_running_alone_when_two_threads_split_the_pass(variant, batch, split, two_threads):
     # H=64 on two threads: B=12 splits the hidden units, B=40 the batch rows (LSTM and GRU
     # kernels), cut where the rows before hold half of the real steps.
-    assert lstmcore._core.pass_plan(batch, 64, 4, 8) == (2, split)
+    for backward in (False, True):
+        assert lstmcore._core.pass_plan(batch, INPUT, 64, 4, 8, backward) == (2, split)
     lengths = sorted((1 + (b * 3) % STEPS for b in range(batch)), reverse=True)
     layer = make_layer(variant, 1, True, False, np.float64, hidden=64)
     check_matches_alone(variant, layer, lengths, with_state=True, with_dstate=True)

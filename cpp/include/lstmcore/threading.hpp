@@ -49,27 +49,32 @@ inline int plan_threads(Index batch, Index hidden, Index gates) {
 }
 
 // The split of a pass whose per-step recurrent product is (batch, hidden) x
-// (hidden, gates*hidden) in `scalar_bytes`-byte values.
+// (hidden, gates*hidden), with an input of `input` features, in `scalar_bytes`-byte values.
 //
-// Over the batch when every thread gets a tile of rows or more (8) and a whole W_hh stays
-// near the core (up to 2.5 MB: I=H=384 in float32). Measured against the unit split on 2
-// cores (AVX-512), training step: H=64 B=64 1.11x, H=128 B=32 1.02x, H=256 B=64 1.08x,
-// H=384 B=32 1.04x, H=512 B=20 0.95x, H=1024 0.64-0.85x (each core then streams the
-// whole W_hh from memory every step); B=8 0.86x. In the phases in which this machine's
-// cores talk to each other at half speed (a barrier 400-500 ns instead of 200), the
-// batch split ran 1.13-1.62x faster at H <= 512, since only the unit split exchanges
-// h_t every step.
+// Over the batch when every thread gets a tile of rows or more (8) and the weights each
+// thread then keeps packed, all of W_ih and W_hh, stay near its core: up to 1.2 MB in a
+// forward (I=H=128 in float32), whose unit split keeps each thread's half in L2 and
+// barriers cost little against its products; up to 5 MB in a backward (I=H=384), whose
+// unit split waits for the other thread's gate gradients every step. Interleaved against
+// the unit split on 2 cores (AVX-512, Python layer, float32), the training step ran
+// 1.02-1.10x faster at H=128 B=32, 1.0-1.06x at H=256 B=64, 1.04-1.15x at H=64 B=64, GRU
+// H=256 B=64 1.08x; in the phases in which this machine's cores talk at half speed (an
+// OpenMP barrier 400-600 ns instead of 200) 1.2x, 1.06x, GRU 1.15x. Past those sizes
+// the whole weights stream from L3 every step: H=512 ran 0.95x, H=1024 0.64-0.85x; B=8
+// (4 rows a thread) 0.86x.
+enum class Pass { forward, backward };
+
 struct PassPlan {
   int threads = 1;
   bool by_batch = false;
 };
 
-inline PassPlan plan_pass(Index batch, Index hidden, Index gates, Index scalar_bytes) {
+inline PassPlan plan_pass(Index batch, Index input, Index hidden, Index gates, Index scalar_bytes, Pass pass) {
   constexpr Index kMinRowsPerThread = 8;
-  constexpr double kMaxSharedWeightBytes = 2.5e6;
+  const double max_weight_bytes = pass == Pass::forward ? 1.2e6 : 5e6;
   const int threads = plan_threads(batch, hidden, gates);
-  const double weight_bytes = double(gates) * hidden * hidden * scalar_bytes;
-  const bool by_batch = threads > 1 && batch >= kMinRowsPerThread * threads && weight_bytes <= kMaxSharedWeightBytes;
+  const double weight_bytes = double(gates) * hidden * (input + hidden) * scalar_bytes;
+  const bool by_batch = threads > 1 && batch >= kMinRowsPerThread * threads && weight_bytes <= max_weight_bytes;
   return {threads, by_batch};
 }
 
