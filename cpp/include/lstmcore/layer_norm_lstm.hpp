@@ -6,9 +6,10 @@
 // (the 4H gate pre-activations, or the H cells), eps = kLayerNormEps.
 //
 // A row's normalisation needs all of that row's features, which the unit-split products
-// spread over threads. So each step has two phases: the recurrent product split by
-// hidden units (as lstm_sequence.hpp), a barrier, then the element-wise update split by
-// batch rows, and a barrier. The tape keeps the normalised projections and cells and
+// spread over threads. So a pass split over units (threading.hpp) has two phases a step:
+// the recurrent product split by hidden units (as lstm_sequence.hpp), a barrier, then the
+// element-wise update split by batch rows, and a barrier. A pass split over the batch
+// runs both phases on each thread's own rows, with no barrier. The tape keeps the normalised projections and cells and
 // their inverse standard deviations, so backward never recomputes a statistic.
 #pragma once
 
@@ -99,22 +100,24 @@ void layer_norm_lstm_forward(const SequenceShape& s, SequenceView<const Scalar> 
                              Scalar* cells, const LayerNormTape<Scalar>& tape, Scalar* c_n) {
   const Index B = s.batch, H = s.hidden, I = s.input, G = 4 * H;
   using Layout = PanelLayout<Scalar>;
-  const int threads = plan_threads(B, H, 4);
+  const PassPlan plan = plan_pass(B, I, H, 4, sizeof(Scalar), Pass::forward);
   std::vector<Scalar> bias(G);
   for (Index k = 0; k < G; ++k) bias[k] = w.bias_ih[k] + w.bias_hh[k];
   const GateClamps<Scalar> held(clamps, 0);
   const bool taped = gates != nullptr;
-  const ProjectionChunks<Scalar> projection(s, G, tape.input_norm, B);
+  const ProjectionChunks<Scalar> projection(s, G, tape.input_norm,
+                                            plan.by_batch ? (B + plan.threads - 1) / plan.threads : B);
   PassBuffer<Scalar> step_hidden(taped ? 0 : B * G);
   PassBuffer<Scalar> cell_pair(taped ? 0 : 2 * B * H);
 
-#pragma omp parallel num_threads(threads) if (threads > 1)
+#pragma omp parallel num_threads(plan.threads) if (plan.threads > 1)
   {
     const int thread = omp_get_thread_num();
     const int team = omp_get_num_threads();
-    const Range units = split_range(H, thread, team, Layout::kWidth);
-    const Range my_rows = split_range(B, thread, team, 1);
-    const Index n = units.size();
+    // The products' share (units, rows) and the rows this thread updates.
+    const PassPart part = pass_part(plan, s, thread, team, Layout::kWidth);
+    const Range units = part.units, my_rows = plan.by_batch ? part.rows : split_range(B, thread, team, 1);
+    const Index n = units.size(), r0 = part.rows.begin;
     const Index ih_size = Layout::size(n, I), hh_size = Layout::size(n, H);
     PackedBuffer<Scalar> packed_ih(4 * ih_size), packed_hh(4 * hh_size);
     ProductWorkspace<Scalar> workspace;
@@ -128,26 +131,30 @@ void layer_norm_lstm_forward(const SequenceShape& s, SequenceView<const Scalar> 
     for (Index step = 0; step < s.steps; ++step) {
       const Index t = s.time_at(step);
       const Index alive = s.active(t);
+      const Index live = part.live_end(alive) - r0;
       const Scalar* h_prev = step == 0 ? h0 : y.at(s.previous_time(t), 0);
       const Index h_prev_stride = step == 0 ? H : y.batch_stride;
       const bool chunk_starts = projection.starts(step);
-      if (chunk_starts && n > 0) {
-        packed_products<Scalar>(x.rows(projection.first_time(step), B), projection.steps(step) * B, I,
-                                packed_ih.data(), ih_size, n, projection.chunk_rows(step, {0, B}, units.begin), H, 4, false,
-                                workspace);
+      if (chunk_starts && n > 0 && part.rows.size() > 0) {
+        packed_products<Scalar>(x.rows(projection.first_time(step), B, part.rows),
+                                projection.steps(step) * part.rows.size(), I, packed_ih.data(), ih_size, n,
+                                projection.chunk_rows(step, part.rows, units.begin), H, 4, false, workspace);
       }
       const Scalar* c_prev = step == 0 ? c0
                              : taped   ? cells + s.previous_time(t) * B * H
                                        : cell_pair.data() + ((step - 1) & 1) * B * H;
       Scalar* c_t = taped ? cells + t * B * H : cell_pair.data() + (step & 1) * B * H;
       Scalar* hidden_t = taped ? tape.hidden_norm + t * B * G : step_hidden.data();
-      if (n > 0 && alive > 0) {
+      if (n > 0 && live > 0) {
         for (Index gate = 0; gate < 4; ++gate) {
-          multiply_rows<Scalar>({h_prev, h_prev_stride}, alive, H, packed_hh.data() + gate * hh_size, n,
-                                hidden_t + gate * H + units.begin, G, false);
+          multiply_rows<Scalar>({h_prev + r0 * h_prev_stride, h_prev_stride}, live, H,
+                                packed_hh.data() + gate * hh_size, n, hidden_t + r0 * G + gate * H + units.begin, G,
+                                false);
         }
       }
+      if (!plan.by_batch) {
 #pragma omp barrier
+      }
       for (Index k = 0; chunk_starts && k < projection.steps(step); ++k) {
         for (Index b = my_rows.begin; b < my_rows.end; ++b) {
           const Scalar inv_std = normalize_row(projection.chunk(step) + (k * B + b) * G, G);
@@ -203,7 +210,9 @@ void layer_norm_lstm_forward(const SequenceShape& s, SequenceView<const Scalar> 
         });
         if (c_n && b >= s.active_after(step)) std::copy_n(c, H, c_n + b * H);
       }
+      if (!plan.by_batch) {
 #pragma omp barrier
+      }
     }
   }
 }
@@ -230,20 +239,23 @@ void layer_norm_lstm_backward(const SequenceShape& s, SequenceView<const Scalar>
   auto dc = view(dc0, B, H, H);
   if (dh_n) dh = view(dh_n, B, H, H); else dh.setZero();
   if (dc_n) dc = view(dc_n, B, H, H); else dc.setZero();
-  const int threads = plan_threads(B, H, 4);
+  const PassPlan plan = plan_pass(B, I, H, 4, sizeof(Scalar), Pass::backward);
   const GateClamps<Scalar> held(clamps, 0);
 
-#pragma omp parallel num_threads(threads) if (threads > 1)
+#pragma omp parallel num_threads(plan.threads) if (plan.threads > 1)
   {
     const int thread = omp_get_thread_num();
     const int team = omp_get_num_threads();
-    const Range units = split_range(H, thread, team, Layout::kWidth);
-    const Range my_rows = split_range(B, thread, team, 1);
-    const Index n = units.size();
-    // dh_{t-1} in the step from this thread's columns of W_hh; dx_t for its inputs.
+    // The products' share (units, rows) and the rows this thread updates.
+    const PassPart part = pass_part(plan, s, thread, team, Layout::kWidth);
+    const Range units = part.units, my_rows = plan.by_batch ? part.rows : split_range(B, thread, team, 1);
+    const Index n = units.size(), r0 = part.rows.begin;
+    // dh_{t-1} in the step from this thread's columns of W_hh; dx_t for its inputs (all
+    // of them when the pass is split over the batch).
     PackedBuffer<Scalar> packed_hh(Layout::size(n, G));
     if (n > 0) pack_columns(w.weight_hh + units.begin, H, n, G, packed_hh.data());
-    const InputGradient<Scalar> input_gradient(w.weight_ih, G, I, split_range(I, thread, team, Layout::kWidth));
+    const Range inputs = plan.by_batch ? Range{0, I} : split_range(I, thread, team, Layout::kWidth);
+    const InputGradient<Scalar> input_gradient(w.weight_ih, G, I, inputs);
     ProductWorkspace<Scalar> workspace;
     std::vector<Scalar> d_norm(G), d_cell_norm(H), dc_from_h(H);
     for (Index step = s.steps - 1; step >= 0; --step) {
@@ -300,12 +312,21 @@ void layer_norm_lstm_backward(const SequenceShape& s, SequenceView<const Scalar>
         for (Index k = 0; k < G; ++k) d_norm[k] = da[k] * ln.gain_hh[k];
         normalize_row_backward(d_norm.data(), tape.hidden_norm + r * G, tape.inv_std[r * 3 + 1], G, d_rec);
       }
+      if (!plan.by_batch) {
 #pragma omp barrier
-      if (n > 0 && alive > 0) {
-        multiply_rows<Scalar>({d_hidden.data() + t * B * G, G}, alive, G, packed_hh.data(), n, dh0 + units.begin,
-                              H, false);
       }
-      input_gradient.step({d_input.data() + t * B * G, G}, {0, B}, alive, dx, t, accumulate_dx);
+      const Index live_end = part.live_end(alive), live = live_end - r0;
+      if (n > 0 && live > 0) {
+        multiply_rows<Scalar>({d_hidden.data() + (t * B + r0) * G, G}, live, G, packed_hh.data(), n,
+                              dh0 + r0 * H + units.begin, H, false);
+      }
+      input_gradient.step({d_input.data() + (t * B + r0) * G, G}, part.rows, live_end, dx, t, accumulate_dx);
+      if (!plan.by_batch) {
+#pragma omp barrier
+      }
+    }
+    // The sums below read every thread's rows.
+    if (plan.by_batch) {
 #pragma omp barrier
     }
 
