@@ -203,14 +203,21 @@ def test_dropout_between_layers_masks_repeat_from_the_seed():
 
 @pytest.mark.parametrize(
     "options",
-    [{"peephole": True}, {"coupled": True}, {"layer_norm": True}, {"proj_size": 35}, {"zoneout": 0.3, "recurrent_dropout": 0.2}],
-    ids=["peephole", "coupled", "layer_norm", "projected", "zoneout-recurrent_dropout"],
+    [
+        {"peephole": True},
+        {"coupled": True},
+        {"layer_norm": True},
+        {"proj_size": 35},
+        {"peephole": True, "proj_size": 35},
+        {"zoneout": 0.3, "recurrent_dropout": 0.2},
+    ],
+    ids=["peephole", "coupled", "layer_norm", "projected", "peephole-projected", "zoneout-recurrent_dropout"],
 )
 @pytest.mark.parametrize("batch", [12, 40], ids=["B12", "B40"])
 def test_variant_matches_reference_on_two_threads(options, batch, two_threads):
-    # H=70: enough work a step that the core gives each of two threads a slice of the units
-    # (and, for layer norm, of the batch rows; for proj_size, of the P features), or at
-    # B=40, for the LSTM-family kernels, a slice of the batch rows.
+    # H=70 on two threads: at B=12 each thread gets a slice of the units (and, for layer
+    # norm, of the batch rows; for proj_size, of the P features), at B=40 a slice of the
+    # batch rows (tests/test_core_matches_reference.py checks the plan).
     layer = make_layer((3, batch, 9, 70, 1, True, True), options, seed=9)
     x, state, dy, dstate = random_inputs(layer, 3, batch, np.random.default_rng(37))
     got, expected, expected_in_dtype = run_both(layer, x, state, dy, dstate)
