@@ -60,8 +60,9 @@ inline int plan_threads(Index batch, Index hidden, Index gates) {
 // 1.02-1.10x faster at H=128 B=32, 1.0-1.06x at H=256 B=64, 1.04-1.15x at H=64 B=64, GRU
 // H=256 B=64 1.08x; in the phases in which this machine's cores talk at half speed (an
 // OpenMP barrier 400-600 ns instead of 200) 1.2x, 1.06x, GRU 1.15x. Past those sizes
-// the whole weights stream from L3 every step: H=512 ran 0.95x, H=1024 0.64-0.85x; B=8
-// (4 rows a thread) 0.86x.
+// the whole weights stream from L3 every step: with each half of the batch run as its own
+// one-thread pass (C++), H=512 ran 0.95x, H=1024 0.64-0.85x, and B=8 (4 rows a thread)
+// 0.86x. The projected LSTM keeps the unit split (projected_lstm_sequence.hpp says why).
 enum class Pass { forward, backward };
 
 struct PassPlan {
