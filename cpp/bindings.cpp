@@ -688,13 +688,17 @@ PYBIND11_MODULE(_core, m) {
   m.def("get_num_threads", &lstmcore::max_threads);
   m.def(
       "pass_plan",
-      [](Index batch, Index input, Index hidden, Index gates, Index itemsize, bool backward) {
+      [](Index batch, Index input, Index hidden, Index gates, Index itemsize, bool backward,
+         const py::object& batch_sizes) {
+        const Index steps = batch_sizes.is_none() ? 1 : static_cast<Index>(py::len(batch_sizes));
+        const auto shape = shape_of({steps, batch, input, hidden, false}, false, batch_sizes);
         const auto pass = backward ? lstmcore::Pass::backward : lstmcore::Pass::forward;
-        const auto plan = lstmcore::plan_pass(batch, input, hidden, gates, itemsize, pass);
+        const auto plan = lstmcore::plan_pass(shape, gates, itemsize, pass);
         return py::make_tuple(plan.threads, plan.by_batch ? "batch" : "units");
       },
-      "batch"_a, "input"_a, "hidden"_a, "gates"_a, "itemsize"_a, "backward"_a,
-      "(threads, 'units' or 'batch'): how an LSTM or GRU pass of this shape splits over threads.");
+      "batch"_a, "input"_a, "hidden"_a, "gates"_a, "itemsize"_a, "backward"_a, "batch_sizes"_a = py::none(),
+      "(threads, 'units' or 'batch'): how an LSTM or GRU pass of this shape (and batch_sizes, as the "
+      "passes take them) splits over threads.");
   m.def("retain_freed_memory", &lstmcore::retain_freed_memory,
         "Keep freed blocks in the heap for reuse (glibc); False where unsupported.");
   m.def(

@@ -17,6 +17,17 @@ LAYER_VARIANTS = {
 }
 
 
+def pass_split(batch, input_size, hidden, gates, dtype, backward, lengths=None):
+    """(threads, 'units' or 'batch'): how the core splits an LSTM (4 gates) or GRU (3) pass
+    of this shape, with ``lengths`` (B,) as the layer would pass them (sorted)."""
+    batch_sizes = None
+    if lengths is not None:
+        lengths = np.asarray(lengths)
+        batch_sizes = np.array([(lengths > t).sum() for t in range(lengths.max())], np.int64)
+    itemsize = np.dtype(dtype).itemsize
+    return lstmcore._core.pass_plan(batch, input_size, hidden, gates, itemsize, backward, batch_sizes)
+
+
 def move_off_initialisation(layer, seed):
     """Adds uniform(-0.3, 0.3) to every parameter (in place) and returns the layer.
 

@@ -13,7 +13,7 @@ import pytest
 
 import lstmcore
 from _compare import assert_close
-from _layers import move_off_initialisation, random_state
+from _layers import move_off_initialisation, pass_split, random_state
 
 CELLS = {
     "plain": (lstmcore.LSTM, {}),
@@ -68,17 +68,23 @@ def test_inference_without_tape_matches_the_taped_forward(dtype, cell, shape, bi
 
 @pytest.mark.parametrize("cell", list(CELLS))
 @pytest.mark.parametrize("with_lengths", [False, True], ids=["full", "lengths"])
-def test_inference_without_tape_matches_on_two_threads_across_chunks(cell, with_lengths, two_threads):
-    # H = 64 splits the units over two threads (the tests above run on one at H = 24);
-    # B = 40, T = 17 makes three projection chunks, so the reused buffers (the chunk's,
-    # the layer-norm step buffer and its rows normalised by their reader, the projected
-    # r_t) go round several times with both threads writing and reading them.
-    steps, batch = 17, 40
+@pytest.mark.parametrize(
+    "steps, batch, split", [(30, 40, "batch"), (50, 12, "units")], ids=["batch-split", "units-split"]
+)
+def test_inference_without_tape_matches_on_two_threads_across_chunks(cell, with_lengths, steps, batch, split, two_threads):
+    # H = 64 on two threads (the tests above run on one at H = 24). B = 40 splits the batch
+    # rows (20 a thread: chunks of 12 steps), B = 12 the units (chunks of 21 steps; the
+    # projected LSTM splits units at both), so three projection chunks go round and the
+    # reused buffers (the chunk's, the layer-norm step buffer and its rows normalised by
+    # their reader, the projected r_t) are written and read by both threads several times.
     layer, x, state, rng = layer_and_inputs(cell, np.float32, steps, batch, True, True, seed=4, hidden=64)
     lengths = None
     if with_lengths:
-        lengths = rng.integers(1, steps + 1, size=batch)
+        lengths = rng.integers(steps // 2, steps + 1, size=batch)
         lengths[0] = steps
+    gates = 3 if cell == "gru" else 4
+    sorted_lengths = None if lengths is None else np.sort(lengths)[::-1]
+    assert pass_split(batch, 5, 64, gates, np.float32, False, sorted_lengths) == (2, split)
     y_taped, final_taped, _ = layer.forward(x, state, lengths=lengths, training=False)
     assert_same_inference(layer(x, state, lengths=lengths), (y_taped, final_taped))
 

@@ -18,7 +18,7 @@ import pytest
 
 import lstmcore
 from _compare import assert_close, scaled_atol
-from _layers import LAYER_VARIANTS
+from _layers import LAYER_VARIANTS, pass_split
 
 LAYERS = {"lstm": lstmcore.LSTM, "gru": lstmcore.GRU}
 TOL = 1e-12
@@ -69,6 +69,62 @@ def test_one_and_two_openmp_threads_agree(variant, batch_first, with_lengths, re
         results[threads] = pass_results(layer, x, dy, lengths)
     for name, expected in results[1].items():
         assert_close(f"{name} (2 threads vs 1)", results[2][name], expected, TOL, scaled_atol(TOL, expected))
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"zoneout": 0.3, "recurrent_dropout": 0.2}, {"peephole": True, "recurrent_dropout": 0.2}, {"layer_norm": True}],
+    ids=["zoneout-recurrent_dropout", "peephole-recurrent_dropout", "layer_norm"],
+)
+@pytest.mark.parametrize(
+    "threads, lengths, split",
+    [
+        (2, "balanced", "batch"),
+        (3, "balanced", "batch"),
+        # Half of the real steps in one sequence: its thread would run the tail alone.
+        (2, "one-long", "units"),
+        (3, "one-long", "units"),
+    ],
+)
+def test_thread_counts_agree_in_training_with_masks_and_lengths(options, threads, lengths, split, restore_threads):
+    # Training draws the dropout and zoneout masks; a fresh layer per thread count, from the
+    # same seed, draws the same ones. H=64, B=30: 10 rows a thread on three threads.
+    rng = np.random.default_rng(53)
+    steps, batch = 24, 30
+    if lengths == "balanced":
+        lengths = rng.integers(steps // 2, steps + 1, size=batch)
+    else:
+        lengths = np.array([steps] + [1] * (batch - 1))
+    x = rng.normal(size=(batch, steps, 80))
+    dy = rng.normal(size=(batch, steps, 128))
+    results = {}
+    for count in (1, threads):
+        lstmcore.set_num_threads(count)
+        if count > 1:
+            sorted_lengths = np.sort(lengths)[::-1]
+            for backward in (False, True):
+                assert pass_split(batch, 80, 64, 4, np.float64, backward, sorted_lengths) == (threads, split)
+        layer = lstmcore.LSTM(80, 64, 2, bidirectional=True, dtype=np.float64, seed=5, **options)
+        results[count] = pass_results(layer, x, dy, lengths)
+    for name, expected in results[1].items():
+        got = results[threads][name]
+        assert_close(f"{name} ({threads} threads vs 1)", got, expected, TOL, scaled_atol(TOL, expected))
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("batch", [12, 40], ids=["units-split", "batch-split"])
+def test_two_threads_repeat_every_result_bit_for_bit(kind, batch, two_threads):
+    # The bias and peephole gradients are summed per thread and added in thread order, so
+    # the same call gives the same bits whichever thread finishes first.
+    rng = np.random.default_rng(54)
+    x, dy = rng.normal(size=(batch, 9, 80)), rng.normal(size=(batch, 9, 128))
+    options = {"peephole": True} if kind == "lstm" else {}
+    layer = LAYERS[kind](80, 64, 2, bidirectional=True, dtype=np.float64, seed=6, **options)
+    first = pass_results(layer, x, dy)
+    for _ in range(3):
+        again = pass_results(layer, x, dy)
+        for name, value in first.items():
+            np.testing.assert_array_equal(again[name], value, err_msg=name)
 
 
 def run_in_threads(work, count):

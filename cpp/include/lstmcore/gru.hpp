@@ -43,7 +43,7 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
                  const Scalar* h0, SequenceView<Scalar> y, Scalar* gates) {
   const Index B = s.batch, H = s.hidden, I = s.input, W = gru_tape_width(H);
   using Layout = PanelLayout<Scalar>;
-  const PassPlan plan = plan_pass(B, I, H, 3, sizeof(Scalar), Pass::forward);
+  const PassPlan plan = plan_pass(s, 3, sizeof(Scalar), Pass::forward);
   const bool taped = gates != nullptr;
   const ProjectionChunks<Scalar> projection(s, W, gates, plan.by_batch ? (B + plan.threads - 1) / plan.threads : B);
 
@@ -150,7 +150,7 @@ void gru_backward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
   // dh0 doubles as the running gradient of h_t.
   auto dh = view(dh0, B, H, H);
   if (dh_n) dh = view(dh_n, B, H, H); else dh.setZero();
-  const PassPlan plan = plan_pass(B, I, H, 3, sizeof(Scalar), Pass::backward);
+  const PassPlan plan = plan_pass(s, 3, sizeof(Scalar), Pass::backward);
   using Layout = PanelLayout<Scalar>;
 
 #pragma omp parallel num_threads(plan.threads) if (plan.threads > 1)

@@ -111,7 +111,7 @@ void layer_norm_lstm_forward(const SequenceShape& s, SequenceView<const Scalar> 
                              Scalar* cells, const LayerNormTape<Scalar>& tape, Scalar* c_n) {
   const Index B = s.batch, H = s.hidden, I = s.input, G = 4 * H;
   using Layout = PanelLayout<Scalar>;
-  const PassPlan plan = plan_pass(B, I, H, 4, sizeof(Scalar), Pass::forward);
+  const PassPlan plan = plan_pass(s, 4, sizeof(Scalar), Pass::forward);
   std::vector<Scalar> bias(G);
   for (Index k = 0; k < G; ++k) bias[k] = w.bias_ih[k] + w.bias_hh[k];
   const GateClamps<Scalar> held(clamps, 0);
@@ -250,7 +250,7 @@ void layer_norm_lstm_backward(const SequenceShape& s, SequenceView<const Scalar>
   auto dc = view(dc0, B, H, H);
   if (dh_n) dh = view(dh_n, B, H, H); else dh.setZero();
   if (dc_n) dc = view(dc_n, B, H, H); else dc.setZero();
-  const PassPlan plan = plan_pass(B, I, H, 4, sizeof(Scalar), Pass::backward);
+  const PassPlan plan = plan_pass(s, 4, sizeof(Scalar), Pass::backward);
   const GateClamps<Scalar> held(clamps, 0);
 
 #pragma omp parallel num_threads(plan.threads) if (plan.threads > 1)

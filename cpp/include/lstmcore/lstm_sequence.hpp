@@ -53,7 +53,7 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
   constexpr Index K = Cell<Scalar>::kGates;
   const Index B = s.batch, H = s.hidden, I = s.input, G = K * H;
   using Layout = PanelLayout<Scalar>;
-  const PassPlan plan = plan_pass(B, I, H, K, sizeof(Scalar), Pass::forward);
+  const PassPlan plan = plan_pass(s, K, sizeof(Scalar), Pass::forward);
   const bool taped = gates != nullptr;
   const ProjectionChunks<Scalar> projection(s, G, gates, plan.by_batch ? (B + plan.threads - 1) / plan.threads : B);
   PassBuffer<Scalar> cell_pair(taped ? 0 : 2 * B * H);
@@ -202,7 +202,7 @@ void lstm_backward(const SequenceShape& s, SequenceView<const Scalar> x, const G
   auto dc = view(dc0, B, H, H);
   if (dh_n) dh = view(dh_n, B, H, H); else dh.setZero();
   if (dc_n) dc = view(dc_n, B, H, H); else dc.setZero();
-  const PassPlan plan = plan_pass(B, I, H, K, sizeof(Scalar), Pass::backward);
+  const PassPlan plan = plan_pass(s, K, sizeof(Scalar), Pass::backward);
   // With recurrent dropout, W_hh saw h_{t-1} * mask: dW_hh needs those products, so h0
   // and y are masked into copies (time-major, stride H).
   const Scalar* mask = options.recurrent_mask;

@@ -52,10 +52,12 @@ inline int plan_threads(Index batch, Index hidden, Index gates) {
 // (hidden, gates*hidden), with an input of `input` features, in `scalar_bytes`-byte values.
 //
 // Over the batch when every thread gets a tile of rows or more (8) and the weights each
-// thread then keeps packed, all of W_ih and W_hh, stay near its core: up to 1.2 MB in a
-// forward (I=H=128 in float32), whose unit split keeps each thread's half in L2 and
-// barriers cost little against its products; up to 5 MB in a backward (I=H=384), whose
-// unit split waits for the other thread's gate gradients every step. Interleaved against
+// thread then keeps packed, all of W_ih and W_hh, stay near its core: up to 0.6 MB in a
+// forward (I=H=128 in float32; the batch-split forward ran 0.86x the time of the unit
+// split there, 1.03-1.05x at I=H=176 and 192, 1.02-1.04x at 256, where the unit split
+// keeps each thread's half in L2 and its barriers cost little against the products); up
+// to 5 MB in a backward (I=H=384), whose unit split waits for the other thread's gate
+// gradients every step. Interleaved against
 // the unit split on 2 cores (AVX-512, Python layer, float32), the training step ran
 // 1.02-1.10x faster at H=128 B=32, 1.0-1.06x at H=256 B=64, 1.04-1.15x at H=64 B=64, GRU
 // H=256 B=64 1.08x; in the phases in which this machine's cores talk at half speed (an
@@ -70,12 +72,14 @@ struct PassPlan {
   bool by_batch = false;
 };
 
+// Rows a thread needs for the batch split: one tile.
+constexpr Index kMinBatchRowsPerThread = 8;
+
 inline PassPlan plan_pass(Index batch, Index input, Index hidden, Index gates, Index scalar_bytes, Pass pass) {
-  constexpr Index kMinRowsPerThread = 8;
-  const double max_weight_bytes = pass == Pass::forward ? 1.2e6 : 5e6;
+  const double max_weight_bytes = pass == Pass::forward ? 0.6e6 : 5e6;
   const int threads = plan_threads(batch, hidden, gates);
   const double weight_bytes = double(gates) * hidden * (input + hidden) * scalar_bytes;
-  const bool by_batch = threads > 1 && batch >= kMinRowsPerThread * threads && weight_bytes <= max_weight_bytes;
+  const bool by_batch = threads > 1 && batch >= kMinBatchRowsPerThread * threads && weight_bytes <= max_weight_bytes;
   return {threads, by_batch};
 }
 
