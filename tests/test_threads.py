@@ -1,11 +1,15 @@
 """Threads: the core's OpenMP split does not change results, and Python threads may share a layer.
 
-- set_num_threads(1) vs (2), float64: the split is over hidden units (and, for dx, over
-  the inputs), each unit's arithmetic is the same on either thread count, so results
-  agree to 1e-12 of the tensor's scale (rounding only, in case a split changes a GEMM's
-  blocking). H=64, B=32 gives 2*B*G*H^2 >= 0.8M flops a step and two 32-unit slices; I=80
-  gives each thread its own inputs of dx. Every variant, both layouts, with and without
-  lengths, training and inference (which keeps no tape for the LSTM cells).
+- set_num_threads(1) vs (2), float64: a pass splits over hidden units (and, for dx, over
+  the inputs) or over batch rows (threading.hpp), each unit's arithmetic is the same on
+  either thread count, so results agree to 1e-12 of the tensor's scale (rounding only: a
+  split changes how rows fall into tiles and GEMM blocks). H=64, B=32 gives 2*B*G*H^2 >=
+  0.8M flops a step and 16 rows a thread (the batch split for LSTM, GRU and layer norm,
+  the unit split for the projected LSTM); I=80 gives each thread its own inputs of dx.
+  Every variant, both layouts, with and without lengths, training and inference (which
+  keeps no tape for the LSTM cells). Training with dropout and zoneout masks and
+  lengths also at 3 threads, in both splits; and the same call at 2 threads repeats its
+  results bit for bit.
 - Four Python threads calling one layer's forward/backward at once (the core releases
   the GIL) return exactly what sequential calls return, and the layer's grads then hold
   the sum of every call's contribution (addition order aside: 1e-12 of the scale).
