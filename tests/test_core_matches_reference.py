@@ -152,6 +152,19 @@ def test_matches_reference_when_two_threads_split_the_pass(kind, dtype, batch, s
 
 
 @kinds
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("steps, batch", [(1, 1), (1, 2), (2, 1)], ids=["T1-B1", "T1-B2", "T2-B1"])
+def test_matches_reference_in_a_pass_of_one_or_two_rows(kind, dtype, steps, batch, two_threads):
+    # A pass of at most two rows (a streaming step) reads the weights in place instead of
+    # packing them. H=200 gives two threads 96 and 104 units (a ragged last packet).
+    gates = 4 if kind == "lstm" else 3
+    assert lstmcore._core.pass_plan(batch, 9, 200, gates, np.dtype(dtype).itemsize, False) == (2, "units")
+    shape = (steps, batch, 9, 200, 2, True, True)
+    got, expected = run_both(kind, dtype, shape, with_state=True, with_dstate=True)
+    assert_all_close(sorted(expected), got, expected, dtype)
+
+
+@kinds
 @pytest.mark.parametrize(
     "batch_first",
     [pytest.param(True, id="batch-first"), pytest.param(False, id="time-major")],

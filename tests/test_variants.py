@@ -224,6 +224,20 @@ def test_variant_matches_reference_on_two_threads(options, batch, two_threads):
     assert_matches_reference(layer, got, expected, expected_in_dtype)
 
 
+@pytest.mark.parametrize(
+    "options",
+    [{"peephole": True}, {"coupled": True}, {"zoneout": 0.3, "recurrent_dropout": 0.2}],
+    ids=["peephole", "coupled", "zoneout-recurrent_dropout"],
+)
+@pytest.mark.parametrize("steps, batch", [(1, 1), (1, 2), (2, 1)], ids=["T1-B1", "T1-B2", "T2-B1"])
+def test_variant_matches_reference_in_a_pass_of_one_or_two_rows(options, steps, batch, two_threads):
+    # The weights read in place (a streaming step), on two threads of 96 and 104 units.
+    layer = make_layer((steps, batch, 9, 200, 1, True, True), options, seed=10)
+    x, state, dy, dstate = random_inputs(layer, steps, batch, np.random.default_rng(38))
+    got, expected, expected_in_dtype = run_both(layer, x, state, dy, dstate)
+    assert_matches_reference(layer, got, expected, expected_in_dtype)
+
+
 # ----------------------------------------------------------------- finite differences
 
 FD_VARIANTS = {

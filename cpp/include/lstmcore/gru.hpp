@@ -55,13 +55,17 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
 
     // This thread's rows of W_ih and W_hh, packed once. The input-side bias of every gate
     // and the recurrent bias of r and z add to the pre-activation; b_hn stays inside r * m.
-    const Index ih_size = Layout::size(n, I), hh_size = Layout::size(n, H);
+    // A pass of a row or two (a streaming step) reads W in place instead (multiply_unpacked).
+    const bool unpacked = s.rows() <= kUnpackedRows;
+    const Index ih_size = unpacked ? 0 : Layout::size(n, I), hh_size = unpacked ? 0 : Layout::size(n, H);
     PackedBuffer<Scalar> packed_ih(3 * ih_size), packed_hh(3 * hh_size), bias(4 * n);
     ProductWorkspace<Scalar> workspace;
     for (Index gate = 0; gate < 3 && n > 0; ++gate) {
       const Index row = gate * H + units.begin;
-      pack_rows_as_columns(w.weight_ih + row * I, I, n, I, packed_ih.data() + gate * ih_size);
-      pack_rows_as_columns(w.weight_hh + row * H, H, n, H, packed_hh.data() + gate * hh_size);
+      if (!unpacked) {
+        pack_rows_as_columns(w.weight_ih + row * I, I, n, I, packed_ih.data() + gate * ih_size);
+        pack_rows_as_columns(w.weight_hh + row * H, H, n, H, packed_hh.data() + gate * hh_size);
+      }
       for (Index j = 0; j < n; ++j) {
         bias[gate * n + j] = w.bias_ih[row + j] + (gate < 2 ? w.bias_hh[row + j] : Scalar(0));
       }
@@ -76,7 +80,7 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
       const Index live_end = part.live_end(s.active(t)), live = live_end - r0;
       // The input projection into the r, z, n columns of this thread's units, a chunk of
       // steps at a time; this thread's columns and rows only, so it needs no barrier.
-      if (projection.starts(step) && n > 0 && rows.size() > 0) {
+      if (projection.starts(step) && n > 0 && rows.size() > 0 && !unpacked) {
         packed_products<Scalar>(x.rows(projection.first_time(step), B, rows), projection.steps(step) * rows.size(), I,
                                 packed_ih.data(), ih_size, n, projection.chunk_rows(step, rows, units.begin), H, 3,
                                 false, workspace);
@@ -85,10 +89,19 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
       Scalar* h_t = y.at(t, 0);
       if (n > 0 && live > 0) {
         // r and z add their recurrent part; m = h_{t-1} W_hn^T goes to its own column.
+        const RowView<Scalar> h_rows{h_prev + r0 * h_prev_stride, h_prev_stride};
         for (Index gate = 0; gate < 3; ++gate) {
           const Index column = (gate < 2 ? gate : 3) * H + units.begin;
-          multiply_rows<Scalar>({h_prev + r0 * h_prev_stride, h_prev_stride}, live, H,
-                                packed_hh.data() + gate * hh_size, n, tape_t + r0 * W + column, W, gate < 2);
+          if (unpacked) {
+            const Index row = gate * H + units.begin;
+            multiply_unpacked<Scalar>({x.at(t, r0), x.batch_stride}, live, I, w.weight_ih + row * I, I, n,
+                                      tape_t + r0 * W + gate * H + units.begin, W, false);
+            multiply_unpacked<Scalar>(h_rows, live, H, w.weight_hh + row * H, H, n, tape_t + r0 * W + column, W,
+                                      gate < 2);
+            continue;
+          }
+          multiply_rows<Scalar>(h_rows, live, H, packed_hh.data() + gate * hh_size, n, tape_t + r0 * W + column, W,
+                                gate < 2);
         }
         for (Index b = r0; b < live_end; ++b) {
           Scalar* tape = tape_t + b * W + units.begin;  // pre-activations in, gates out

@@ -65,15 +65,21 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
     const Index n = units.size(), ub = units.begin, r0 = rows.begin;
 
     // This thread's rows of W_ih and W_hh, packed once; its gate bias b_ih + b_hh.
-    const Index ih_size = Layout::size(n, I), hh_size = Layout::size(n, H);
+    // A pass of a row or two (a streaming step) reads W in place instead (unpacked_gates).
+    const bool unpacked = s.rows() <= kUnpackedRows;
+    const Index ih_size = unpacked ? 0 : Layout::size(n, I), hh_size = unpacked ? 0 : Layout::size(n, H);
     PackedBuffer<Scalar> packed_ih(K * ih_size), packed_hh(K * hh_size), bias(K * n);
     ProductWorkspace<Scalar> workspace;
     for (Index gate = 0; gate < K && n > 0; ++gate) {
       const Index row = gate * H + ub;
-      pack_rows_as_columns(w.weight_ih + row * I, I, n, I, packed_ih.data() + gate * ih_size);
-      pack_rows_as_columns(w.weight_hh + row * H, H, n, H, packed_hh.data() + gate * hh_size);
+      if (!unpacked) {
+        pack_rows_as_columns(w.weight_ih + row * I, I, n, I, packed_ih.data() + gate * ih_size);
+        pack_rows_as_columns(w.weight_hh + row * H, H, n, H, packed_hh.data() + gate * hh_size);
+      }
       for (Index j = 0; j < n; ++j) bias[gate * n + j] = w.bias_ih[row + j] + w.bias_hh[row + j];
     }
+    // (live, H): h_{t-1} * mask for the unpacked products under recurrent dropout.
+    std::vector<Scalar> masked_h(unpacked && options.recurrent_mask ? rows.size() * H : 0);
     const Cell<Scalar> cell(options, units, H, bias.data());
     // Recurrent dropout: the mask of this part's rows packed like h_{t-1}'s tiles, to
     // multiply them in place; repacked when the rows alive change, since the tiles'
@@ -92,7 +98,7 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
       Scalar* h_t = y.at(t, 0);
       // The input projection of a chunk of steps, for this thread's gate columns and rows
       // only, so it needs no barrier.
-      if (projection.starts(step) && n > 0 && rows.size() > 0) {
+      if (projection.starts(step) && n > 0 && rows.size() > 0 && !unpacked) {
         const Index first_time = projection.first_time(step);
         packed_products<Scalar>(x.rows(first_time, B, rows), projection.steps(step) * rows.size(), I,
                                 packed_ih.data(), ih_size, n, projection.chunk_rows(step, rows, ub), H, K, false,
@@ -114,7 +120,24 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
       // I=H=512, B=20: 7.35 -> 6.94 ms; H=128, B=32: 2.10 -> 2.04 ms; B=8 and below gained
       // nothing). Each value is computed as by the gate-by-gate loop below.
       const bool by_panel = live >= 2 * Layout::kRows && mask_tiles.empty() && !options.zoneout();
-      if (n > 0 && by_panel) {
+      if (unpacked) {
+        // x_t W_ih^T + h_{t-1} (* mask) W_hh^T for this thread's gate rows, W read in place.
+        RowView<Scalar> h_rows = h_prev_rows;
+        if (options.recurrent_mask) {
+          for (Index b = r0; b < live_end; ++b) {
+            for (Index k = 0; k < H; ++k) {
+              masked_h[(b - r0) * H + k] = h_prev[b * h_prev_stride + k] * options.recurrent_mask[b * H + k];
+            }
+          }
+          h_rows = {masked_h.data(), H};
+        }
+        for (Index gate = 0; gate < K && n > 0 && live > 0; ++gate) {
+          const Index row = gate * H + ub;
+          multiply_unpacked<Scalar>({x.at(t, r0), x.batch_stride}, live, I, w.weight_ih + row * I, I, n,
+                                    gates_live + gate * H, G, false);
+          multiply_unpacked<Scalar>(h_rows, live, H, w.weight_hh + row * H, H, n, gates_live + gate * H, G, true);
+        }
+      } else if (n > 0 && by_panel) {
         for (Index j0 = 0; j0 < n; j0 += Layout::kWidth) {
           const Index cols = std::min(Layout::kWidth, n - j0);
           for (Index gate = 0; gate < K; ++gate) {
