@@ -45,7 +45,7 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
   using Layout = PanelLayout<Scalar>;
   const PassPlan plan = plan_pass(s, 3, sizeof(Scalar), Pass::forward);
   const bool taped = gates != nullptr;
-  const ProjectionChunks<Scalar> projection(s, W, gates, plan.by_batch ? (B + plan.threads - 1) / plan.threads : B);
+  const ProjectionChunks<Scalar> projection(s, W, gates, plan.rows_per_thread(B));
 
 #pragma omp parallel num_threads(plan.threads) if (plan.threads > 1)
   {
@@ -178,8 +178,7 @@ void gru_backward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
     // of them when the pass is split over the batch).
     PackedBuffer<Scalar> packed_hh(PanelLayout<Scalar>::size(n, G));
     if (n > 0) pack_columns(w.weight_hh + units.begin, H, n, G, packed_hh.data());
-    const Range inputs = plan.by_batch ? Range{0, I} : split_range(I, thread, team, Layout::kWidth);
-    const InputGradient<Scalar> input_gradient(w.weight_ih, G, I, inputs);
+    const InputGradient<Scalar> input_gradient(w.weight_ih, G, I, part.inputs);
     ProductWorkspace<Scalar> workspace;
 
     for (Index step = s.steps - 1; step >= 0; --step) {

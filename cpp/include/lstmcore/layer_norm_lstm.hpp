@@ -117,7 +117,7 @@ void layer_norm_lstm_forward(const SequenceShape& s, SequenceView<const Scalar> 
   const GateClamps<Scalar> held(clamps, 0);
   const bool taped = gates != nullptr;
   const ProjectionChunks<Scalar> projection(s, G, tape.input_norm,
-                                            plan.by_batch ? (B + plan.threads - 1) / plan.threads : B);
+                                            plan.rows_per_thread(B));
   PassBuffer<Scalar> step_hidden(taped ? 0 : B * G);
   PassBuffer<Scalar> cell_pair(taped ? 0 : 2 * B * H);
 
@@ -265,8 +265,7 @@ void layer_norm_lstm_backward(const SequenceShape& s, SequenceView<const Scalar>
     // of them when the pass is split over the batch).
     PackedBuffer<Scalar> packed_hh(Layout::size(n, G));
     if (n > 0) pack_columns(w.weight_hh + units.begin, H, n, G, packed_hh.data());
-    const Range inputs = plan.by_batch ? Range{0, I} : split_range(I, thread, team, Layout::kWidth);
-    const InputGradient<Scalar> input_gradient(w.weight_ih, G, I, inputs);
+    const InputGradient<Scalar> input_gradient(w.weight_ih, G, I, part.inputs);
     ProductWorkspace<Scalar> workspace;
     std::vector<Scalar> d_norm(G), d_cell_norm(H), dc_from_h(H);
     for (Index step = s.steps - 1; step >= 0; --step) {

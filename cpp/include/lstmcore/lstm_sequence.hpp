@@ -55,7 +55,7 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
   using Layout = PanelLayout<Scalar>;
   const PassPlan plan = plan_pass(s, K, sizeof(Scalar), Pass::forward);
   const bool taped = gates != nullptr;
-  const ProjectionChunks<Scalar> projection(s, G, gates, plan.by_batch ? (B + plan.threads - 1) / plan.threads : B);
+  const ProjectionChunks<Scalar> projection(s, G, gates, plan.rows_per_thread(B));
   PassBuffer<Scalar> cell_pair(taped ? 0 : 2 * B * H);
 
 #pragma omp parallel num_threads(plan.threads) if (plan.threads > 1)
@@ -246,8 +246,7 @@ void lstm_backward(const SequenceShape& s, SequenceView<const Scalar> x, const G
     // when the pass is split over the batch).
     PackedBuffer<Scalar> packed_hh(Layout::size(n, G));
     if (n > 0) pack_columns(w.weight_hh + ub, H, n, G, packed_hh.data());
-    const Range inputs = plan.by_batch ? Range{0, I} : split_range(I, thread, team, Layout::kWidth);
-    const InputGradient<Scalar> input_gradient(w.weight_ih, G, I, inputs);
+    const InputGradient<Scalar> input_gradient(w.weight_ih, G, I, part.inputs);
     ProductWorkspace<Scalar> workspace;
     // This thread's shares of the bias gradient (K, n) and the peephole gradient (3, H),
     // which the cell sums over its rows; added to grads in thread order after the loop,

@@ -84,10 +84,12 @@ struct SequenceView {
   operator SequenceView<const Scalar>() const { return {data, time_stride, batch_stride}; }
 };
 
-// One thread's share of a pass (PassPlan): its hidden units and its batch rows.
+// One thread's share of a pass (PassPlan): its hidden units and its batch rows, and the
+// inputs whose dx it computes (all of them when the pass is split over the batch).
 struct PassPart {
   Range units;
   Range rows;
+  Range inputs;
   // This part's rows alive at a time whose first `alive` rows are: [rows.begin, live_end).
   Index live_end(Index alive) const { return std::clamp(alive, rows.begin, rows.end); }
 };
@@ -96,9 +98,11 @@ struct PassPart {
 // batch, contiguous rows holding about the same number of real steps each (a batch
 // sorted longest first would otherwise give the first thread the long sequences).
 inline PassPart pass_part(const PassPlan& plan, const SequenceShape& s, int thread, int team, Index unit_align) {
-  if (!plan.by_batch) return {split_range(s.hidden, thread, team, unit_align), {0, s.batch}};
-  const Range all_units{0, s.hidden};
-  if (!s.batch_sizes) return {all_units, split_range(s.batch, thread, team, 1)};
+  if (!plan.by_batch) {
+    return {split_range(s.hidden, thread, team, unit_align), {0, s.batch}, split_range(s.input, thread, team, unit_align)};
+  }
+  const Range all_units{0, s.hidden}, all_inputs{0, s.input};
+  if (!s.batch_sizes) return {all_units, split_range(s.batch, thread, team, 1), all_inputs};
   // Row b runs as many steps as there are times with more than b rows alive.
   const auto length = [&](Index b) {
     Index steps = 0;
@@ -114,7 +118,7 @@ inline PassPart pass_part(const PassPlan& plan, const SequenceShape& s, int thre
     while (b < s.batch && before * team < total * part) before += length(b++);
     return b;
   };
-  return {all_units, {cut(thread), cut(thread + 1)}};
+  return {all_units, {cut(thread), cut(thread + 1)}, all_inputs};
 }
 
 // plan_pass for a pass of shape `s`. With lengths, the batch split only if every thread's

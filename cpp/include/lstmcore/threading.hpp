@@ -70,6 +70,8 @@ enum class Pass { forward, backward };
 struct PassPlan {
   int threads = 1;
   bool by_batch = false;
+  // The rows of a step one thread works on: its share of the batch, or all of it.
+  Index rows_per_thread(Index batch) const { return by_batch ? (batch + threads - 1) / threads : batch; }
 };
 
 // Rows a thread needs for the batch split: one tile.
