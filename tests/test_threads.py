@@ -9,7 +9,8 @@
   Every variant, both layouts, with and without lengths, training and inference (which
   keeps no tape for the LSTM cells). Training with dropout and zoneout masks and
   lengths also at 3 threads, in both splits; and the same call at 2 threads repeats its
-  results bit for bit.
+  results bit for bit. Eight threads, more than the cores, agree with one (the step
+  barrier's sleeping path).
 - Four Python threads calling one layer's forward/backward at once (the core releases
   the GIL) return exactly what sequential calls return, and the layer's grads then hold
   the sum of every call's contribution (addition order aside: 1e-12 of the scale).
@@ -129,6 +130,27 @@ def test_two_threads_repeat_every_result_bit_for_bit(kind, batch, two_threads):
         again = pass_results(layer, x, dy)
         for name, value in first.items():
             np.testing.assert_array_equal(again[name], value, err_msg=name)
+
+
+@pytest.mark.parametrize("variant", list(LAYER_VARIANTS))
+def test_more_openmp_threads_than_cores_agree_with_one(variant, restore_threads):
+    # Eight threads on this 2-core kind of machine: at each step's barrier (step_barrier.hpp)
+    # a thread may wait for one that has no core long enough to sleep until woken. H=128,
+    # B=6: 5 to 7 threads by the flops a step, under 8 rows a thread, so the units split.
+    cls, options = LAYER_VARIANTS[variant]
+    rng = np.random.default_rng(61)
+    x = rng.normal(size=(6, 12, 40))
+    dy = rng.normal(size=(6, 12, 128 if variant != "proj_size" else 3))
+    results = {}
+    for threads in (1, 8):
+        lstmcore.set_num_threads(threads)
+        if variant != "proj_size" and threads > 1:
+            planned, split = pass_split(6, 40, 128, 3 if variant == "gru" else 4, np.float64, False)
+            assert split == "units" and planned >= 5, (planned, split)
+        # A new layer of the same seed for each count: zoneout draws the same masks.
+        results[threads] = pass_results(cls(40, 128, dtype=np.float64, seed=8, **options), x, dy)
+    for name, expected in results[1].items():
+        assert_close(f"{name} (8 threads vs 1)", results[8][name], expected, TOL, scaled_atol(TOL, expected))
 
 
 def run_in_threads(work, count):

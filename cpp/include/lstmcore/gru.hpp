@@ -24,6 +24,7 @@
 #include "lstmcore/input_gradient.hpp"
 #include "lstmcore/packed_product.hpp"
 #include "lstmcore/sequence.hpp"
+#include "lstmcore/step_barrier.hpp"
 #include "lstmcore/threading.hpp"
 
 namespace lstmcore {
@@ -47,9 +48,11 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
   const bool taped = gates != nullptr;
   const ProjectionChunks<Scalar> projection(s, W, gates, plan.rows_per_thread(B));
 
+  StepBarrier barrier;
 #pragma omp parallel num_threads(plan.threads) if (plan.threads > 1)
   {
-    const PassPart part = pass_part(plan, s, omp_get_thread_num(), omp_get_num_threads(), Layout::kWidth);
+    const int team = omp_get_num_threads();
+    const PassPart part = pass_part(plan, s, omp_get_thread_num(), team, Layout::kWidth);
     const Range units = part.units, rows = part.rows;
     const Index n = units.size(), r0 = rows.begin;
 
@@ -133,9 +136,7 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
         }
       }
       // As in lstm_forward: over units, the next step reads every thread's h_t.
-      if (!plan.by_batch) {
-#pragma omp barrier
-      }
+      if (!plan.by_batch) barrier.wait(team);
     }
   }
 }
@@ -166,6 +167,7 @@ void gru_backward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
   const PassPlan plan = plan_pass(s, 3, sizeof(Scalar), Pass::backward);
   using Layout = PanelLayout<Scalar>;
 
+  StepBarrier barrier;
 #pragma omp parallel num_threads(plan.threads) if (plan.threads > 1)
   {
     const int thread = omp_get_thread_num();
@@ -224,9 +226,7 @@ void gru_backward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
       }
       // As in lstm_backward: over units, this thread's units of dh_{t-1} need all of step
       // t's gate gradients; the next step reads only the units written here.
-      if (!plan.by_batch) {
-#pragma omp barrier
-      }
+      if (!plan.by_batch) barrier.wait(team);
       if (n > 0 && live > 0) {
         multiply_rows<Scalar>({d_hidden_t + r0 * G, G}, live, G, packed_hh.data(), n, dh0 + r0 * H + units.begin, H,
                               true);

@@ -25,6 +25,7 @@
 #include "lstmcore/gate_clamp.hpp"
 #include "lstmcore/packed_product.hpp"
 #include "lstmcore/sequence.hpp"
+#include "lstmcore/step_barrier.hpp"
 #include "lstmcore/threading.hpp"
 
 namespace lstmcore {
@@ -121,6 +122,7 @@ void layer_norm_lstm_forward(const SequenceShape& s, SequenceView<const Scalar> 
   PassBuffer<Scalar> step_hidden(taped ? 0 : B * G);
   PassBuffer<Scalar> cell_pair(taped ? 0 : 2 * B * H);
 
+  StepBarrier barrier;
 #pragma omp parallel num_threads(plan.threads) if (plan.threads > 1)
   {
     const int thread = omp_get_thread_num();
@@ -163,9 +165,7 @@ void layer_norm_lstm_forward(const SequenceShape& s, SequenceView<const Scalar> 
                                 false);
         }
       }
-      if (!plan.by_batch) {
-#pragma omp barrier
-      }
+      if (!plan.by_batch) barrier.wait(team);
       for (Index k = 0; chunk_starts && k < projection.steps(step); ++k) {
         for (Index b = my_rows.begin; b < my_rows.end; ++b) {
           const Scalar inv_std = normalize_row(projection.chunk(step) + (k * B + b) * G, G);
@@ -221,9 +221,7 @@ void layer_norm_lstm_forward(const SequenceShape& s, SequenceView<const Scalar> 
         });
         if (c_n && b >= s.active_after(step)) std::copy_n(c, H, c_n + b * H);
       }
-      if (!plan.by_batch) {
-#pragma omp barrier
-      }
+      if (!plan.by_batch) barrier.wait(team);
     }
   }
 }
@@ -253,6 +251,7 @@ void layer_norm_lstm_backward(const SequenceShape& s, SequenceView<const Scalar>
   const PassPlan plan = plan_pass(s, 4, sizeof(Scalar), Pass::backward);
   const GateClamps<Scalar> held(clamps, 0);
 
+  StepBarrier barrier;
 #pragma omp parallel num_threads(plan.threads) if (plan.threads > 1)
   {
     const int thread = omp_get_thread_num();
@@ -322,18 +321,14 @@ void layer_norm_lstm_backward(const SequenceShape& s, SequenceView<const Scalar>
         for (Index k = 0; k < G; ++k) d_norm[k] = da[k] * ln.gain_hh[k];
         normalize_row_backward(d_norm.data(), tape.hidden_norm + r * G, tape.inv_std[r * 3 + 1], G, d_rec);
       }
-      if (!plan.by_batch) {
-#pragma omp barrier
-      }
+      if (!plan.by_batch) barrier.wait(team);
       const Index live_end = part.live_end(alive), live = live_end - r0;
       if (n > 0 && live > 0) {
         multiply_rows<Scalar>({d_hidden.data() + (t * B + r0) * G, G}, live, G, packed_hh.data(), n,
                               dh0 + r0 * H + units.begin, H, false);
       }
       input_gradient.step({d_input.data() + (t * B + r0) * G, G}, part.rows, live_end, dx, t, accumulate_dx);
-      if (!plan.by_batch) {
-#pragma omp barrier
-      }
+      if (!plan.by_batch) barrier.wait(team);
     }
     // The sums below read every thread's rows.
     if (plan.by_batch) {

@@ -31,6 +31,7 @@
 #include "lstmcore/lstm_options.hpp"
 #include "lstmcore/packed_product.hpp"
 #include "lstmcore/sequence.hpp"
+#include "lstmcore/step_barrier.hpp"
 #include "lstmcore/threading.hpp"
 #include "lstmcore/zoneout.hpp"
 
@@ -58,9 +59,11 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
   const ProjectionChunks<Scalar> projection(s, G, gates, plan.rows_per_thread(B));
   PassBuffer<Scalar> cell_pair(taped ? 0 : 2 * B * H);
 
+  StepBarrier barrier;
 #pragma omp parallel num_threads(plan.threads) if (plan.threads > 1)
   {
-    const PassPart part = pass_part(plan, s, omp_get_thread_num(), omp_get_num_threads(), Layout::kWidth);
+    const int team = omp_get_num_threads();
+    const PassPart part = pass_part(plan, s, omp_get_thread_num(), team, Layout::kWidth);
     const Range units = part.units, rows = part.rows;
     const Index n = units.size(), ub = units.begin, r0 = rows.begin;
 
@@ -192,9 +195,7 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
       }
       // Split over units, the next step reads every thread's h_t; over the batch, only
       // this thread's rows.
-      if (!plan.by_batch) {
-#pragma omp barrier
-      }
+      if (!plan.by_batch) barrier.wait(team);
     }
   }
 }
@@ -234,6 +235,7 @@ void lstm_backward(const SequenceShape& s, SequenceView<const Scalar> x, const G
   const bool plain_recurrence = !mask && !options.zoneout();
   using Layout = PanelLayout<Scalar>;
 
+  StepBarrier barrier;
 #pragma omp parallel num_threads(plan.threads) if (plan.threads > 1)
   {
     const int thread = omp_get_thread_num();
@@ -288,9 +290,7 @@ void lstm_backward(const SequenceShape& s, SequenceView<const Scalar> x, const G
       // gradients of step t; the next step reads only the units this thread writes, so no
       // second barrier. Over the batch, this thread's rows need only its own. Both products
       // read da_t in place, still hot from the cells.
-      if (!plan.by_batch) {
-#pragma omp barrier
-      }
+      if (!plan.by_batch) barrier.wait(team);
       const RowView<Scalar> da_t{d_gates_t + r0 * G, G};
       input_gradient.step(da_t, rows_of_part, live_end, dx, t, accumulate_dx);
       if (n > 0 && live > 0 && plain_recurrence) {

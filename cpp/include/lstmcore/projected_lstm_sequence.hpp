@@ -25,6 +25,7 @@
 #include "lstmcore/lstm_options.hpp"
 #include "lstmcore/packed_product.hpp"
 #include "lstmcore/sequence.hpp"
+#include "lstmcore/step_barrier.hpp"
 #include "lstmcore/threading.hpp"
 
 namespace lstmcore {
@@ -54,6 +55,7 @@ void projected_lstm_forward(const SequenceShape& s, Index proj, SequenceView<con
   PassBuffer<Scalar> cell_pair(taped ? 0 : 2 * B * H);
   PassBuffer<Scalar> cell_out_row(taped ? 0 : B * H);
 
+  StepBarrier barrier;
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     const int thread = omp_get_thread_num();
@@ -116,12 +118,12 @@ void projected_lstm_forward(const SequenceShape& s, Index proj, SequenceView<con
         std::fill_n(c_t + b * H + units.begin, n, Scalar(0));
         std::fill_n(r_t + b * H + units.begin, n, Scalar(0));
       }
-#pragma omp barrier
+      barrier.wait(team);
       if (m > 0 && alive > 0) {
         multiply_rows<Scalar>({r_t, H}, alive, H, packed_hr.data(), m, h_t + features.begin, y.batch_stride, false);
       }
       for (Index b = alive; b < B && m > 0; ++b) std::fill_n(h_t + b * y.batch_stride + features.begin, m, Scalar(0));
-#pragma omp barrier
+      barrier.wait(team);
     }
   }
 }
@@ -156,6 +158,7 @@ void projected_lstm_backward(const SequenceShape& s, Index proj, SequenceView<co
   if (dc_n) dc = view(dc_n, B, H, H); else dc.setZero();
   const int threads = plan_threads(B, H, K);
 
+  StepBarrier barrier;
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     const int thread = omp_get_thread_num();
@@ -191,7 +194,7 @@ void projected_lstm_backward(const SequenceShape& s, Index proj, SequenceView<co
         const Scalar* from_later = dh0 + b * P + features.begin;
         for (Index j = 0; j < m; ++j) total[j] = from_above[j] + from_later[j];
       }
-#pragma omp barrier
+      barrier.wait(team);
       if (n > 0 && alive > 0) {
         multiply_rows<Scalar>({d_hidden_t, P}, alive, P, packed_hr.data(), n, d_cell_out + units.begin, H, false);
         for (Index b = 0; b < alive; ++b) {
@@ -204,7 +207,7 @@ void projected_lstm_backward(const SequenceShape& s, Index proj, SequenceView<co
       for (Index b = alive; b < B && n > 0; ++b) {
         for (Index gate = 0; gate < K; ++gate) std::fill_n(d_gates_t + b * G + gate * H + units.begin, n, Scalar(0));
       }
-#pragma omp barrier
+      barrier.wait(team);
       if (alive > 0 && m > 0) {
         multiply_rows<Scalar>({d_gates_t, G}, alive, G, packed_hh.data(), m, dh0 + features.begin, P, false);
       }
