@@ -1,10 +1,11 @@
 // The barrier between the steps of a pass split over hidden units.
 //
 // Why not `#pragma omp barrier`: libgomp's took 330-600 ns for two threads on the 2-core
-// machines this was measured on, a spin on one shared counter 50 ns; a batch-1 step at
-// H=256 is 3-4 us, so its barrier was a tenth of the step. Interleaved in one process
-// against the OpenMP barrier, a batch-1 forward (T=100, 2 threads) ran 1.19x faster at
-// H=64, 1.07x at H=128 and 1.025x at H=256; B=8 and B=64 level.
+// machines this was measured on, a spin on one shared counter 50 ns; and 150 ns in a team
+// of one (a pass too small for two threads), where this returns at once. A batch-1 step
+// at H=256 is 3-4 us, so its barrier was a tenth of the step. Interleaved against the
+// OpenMP barrier, batch-1 inference (T=100) ran 1.07x faster at H=128 and 1.025-1.05x at
+// H=256 on two threads, 1.17-1.2x at H=64 on one; B=8 and B=64 level.
 //
 // A thread that waits long (a partner descheduled: more threads than free cores, other
 // processes on them) stops spinning and sleeps in std::atomic::wait (a futex on Linux)
