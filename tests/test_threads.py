@@ -174,10 +174,14 @@ def run_in_threads(work, count):
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
-def test_python_threads_sharing_a_layer_get_the_sequential_results(kind):
+@pytest.mark.parametrize("batch, hidden, split", [(16, 48, "batch"), (6, 80, "units")])
+def test_python_threads_sharing_a_layer_get_the_sequential_results(kind, batch, hidden, split, two_threads):
+    # Split over units, each call's OpenMP team waits at its own step barrier.
+    gates = 4 if kind == "lstm" else 3
+    assert pass_split(batch, 2 * hidden, hidden, gates, np.float64, False) == (2, split)
     rng = np.random.default_rng(51)
-    layer = LAYERS[kind](8, 40, 2, bidirectional=True, dtype=np.float64, seed=3)
-    inputs = [(rng.normal(size=(16, 12, 8)), rng.normal(size=(16, 12, 80))) for _ in range(4)]
+    layer = LAYERS[kind](8, hidden, 2, bidirectional=True, dtype=np.float64, seed=3)
+    inputs = [(rng.normal(size=(batch, 12, 8)), rng.normal(size=(batch, 12, 2 * hidden))) for _ in range(4)]
     sequential = [pass_results(layer, x, dy) for x, dy in inputs]
     results = [[] for _ in inputs]
 

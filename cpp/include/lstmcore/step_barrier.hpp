@@ -1,18 +1,21 @@
 // The barrier between the steps of a pass split over hidden units.
 //
 // Why not `#pragma omp barrier`: libgomp's took 330-600 ns for two threads on the 2-core
-// machines this was measured on, a spin on one shared counter 50 ns; and 150 ns in a team
-// of one (a pass too small for two threads), where this returns at once. A batch-1 step
-// at H=256 is 3-4 us, so its barrier was a tenth of the step. Interleaved against the
-// OpenMP barrier, batch-1 inference (T=100) ran 1.07x faster at H=128 and 1.025-1.05x at
-// H=256 on two threads, 1.17-1.2x at H=64 on one; B=8 and B=64 level.
+// machines this was measured on, this one 50 ns; and 150 ns in a team of one (a pass too
+// small for two threads), where this returns at once. A batch-1 step at H=256 is 3-4 us,
+// so its barrier was a tenth of the step. Interleaved against the OpenMP barrier,
+// batch-1 inference (T=100) ran 1.07x faster at H=128 and 1.02-1.05x at H=256 on two
+// threads, 1.17-1.2x at H=64 on one; training at B=4 to 8 level to 1.05x, B=64 level.
 //
-// A thread that waits long (a partner descheduled: more threads than free cores, other
-// processes on them) stops spinning and sleeps in std::atomic::wait (a futex on Linux)
-// until the last arrival wakes it, so it gives its core to the thread it waits for.
+// A thread that waits longer than a step's imbalance (a partner without a core: more
+// threads than free cores, other processes on them) stops spinning and sleeps in
+// std::atomic::wait (a futex on Linux) until the last arrival wakes it, so it gives its
+// core to the thread it waits for. The spin is bounded by time, not by a count of pause
+// instructions, whose length differs tenfold between CPUs.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -30,31 +33,38 @@ class StepBarrier {
     const unsigned generation = generation_.load(std::memory_order_relaxed);
     if (arrived_.fetch_add(1, std::memory_order_acq_rel) == team - 1) {
       arrived_.store(0, std::memory_order_relaxed);
-      generation_.store(generation + 1, std::memory_order_release);
+      // seq_cst, not release: notify_all reads libstdc++'s count of sleepers next, and a
+      // store that release alone orders could still be in flight when a sleeper checks it.
+      generation_.store(generation + 1);
       generation_.notify_all();
       return;
     }
-    for (int spins = 0; spins < kSpinsBeforeSleep; ++spins) {
+    using Clock = std::chrono::steady_clock;
+    const Clock::time_point give_up = Clock::now() + kSpin;
+    for (int spins = 1;; ++spins) {
       if (generation_.load(std::memory_order_acquire) != generation) return;
       relax();
+      if (spins % kSpinsPerClockRead == 0 && Clock::now() > give_up) break;
     }
     generation_.wait(generation, std::memory_order_acquire);
   }
 
  private:
-  // About 45 us of pause instructions (22 ns each on this Zen 5): far longer than the
-  // imbalance of a step between threads that have cores of their own.
-  static constexpr int kSpinsBeforeSleep = 2000;
+  // Longer than a step's imbalance between threads that have cores of their own (a batch-1
+  // step at H=256 takes 3-4 us, a B=64 one 140 us split evenly), short enough that a
+  // thread without a core is not kept waiting long by one that spins on its core.
+  static constexpr std::chrono::microseconds kSpin{10};
+  static constexpr int kSpinsPerClockRead = 32;
 
   static void relax() {
 #if defined(__x86_64__) || defined(__i386__)
     _mm_pause();
 #elif defined(__aarch64__)
-    asm volatile("yield");
+    asm volatile("isb");
 #endif
   }
 
-  // On separate lines: the arrivals write one, the waiters poll the other.
+  // On separate lines: the arrivals increment one, the waiters poll the other.
   alignas(64) std::atomic<int> arrived_{0};
   alignas(64) std::atomic<unsigned> generation_{0};
 };
