@@ -459,7 +459,9 @@ class _GatedRecurrent:
                 finals[0].append(h[0 if direction == 1 else steps - 1])
             for kind, state in enumerate(self._final_tape_states(run.tape), start=1):
                 finals[kind].append(state)
-        return [np.stack(parts) for parts in finals]
+        # One layer-direction (the common case) as a copy with a new axis: np.stack took
+        # 1.6 us a state kind, a tenth of a streaming step() at small sizes.
+        return [parts[0][None].copy() if len(parts) == 1 else np.stack(parts) for parts in finals]
 
     def _final_tape_states(self, core_tape):
         """The final states beyond h (LSTM: c), (B, H) each, as the core wrote them."""
