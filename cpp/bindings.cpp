@@ -699,6 +699,7 @@ PYBIND11_MODULE(_core, m) {
       "batch"_a, "input"_a, "hidden"_a, "gates"_a, "itemsize"_a, "backward"_a, "batch_sizes"_a = py::none(),
       "(threads, 'units' or 'batch'): how an LSTM or GRU pass of this shape (and batch_sizes, as the "
       "passes take them) splits over threads.");
+  m.attr("per_step_input_gradient_bytes") = lstmcore::kPerStepBytes;
   m.def("retain_freed_memory", &lstmcore::retain_freed_memory,
         "Keep freed blocks in the heap for reuse (glibc); False where unsupported.");
   m.def(

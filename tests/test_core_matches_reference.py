@@ -49,10 +49,11 @@ def unpack(kind, state):
     return tuple(state) if kind == "lstm" else (state,)
 
 
-def run_both(kind, dtype, shape, with_state, with_dstate, seed=0):
+def run_both(kind, dtype, shape, with_state, with_dstate, seed=0, x_scale=1.0):
     """Forward and backward through the layer and through the reference (float64).
 
-    Returns two dicts of named tensors (layer, reference) over the same float32/64 inputs.
+    Returns two dicts of named tensors (layer, reference) over the same float32/64 inputs,
+    x drawn with standard deviation ``x_scale``.
     """
     steps, batch, input_size, hidden, num_layers, bidirectional, batch_first = shape
     rng = np.random.default_rng(seed)
@@ -60,7 +61,8 @@ def run_both(kind, dtype, shape, with_state, with_dstate, seed=0):
         input_size, hidden, num_layers, bidirectional=bidirectional, batch_first=batch_first, dtype=dtype, seed=seed
     )
     directions = 2 if bidirectional else 1
-    x = rng.normal(size=(batch, steps, input_size) if batch_first else (steps, batch, input_size)).astype(dtype)
+    x_shape = (batch, steps, input_size) if batch_first else (steps, batch, input_size)
+    x = (x_scale * rng.normal(size=x_shape)).astype(dtype)
     state_shape = (num_layers * directions, batch, hidden)
     state = [rng.normal(size=state_shape).astype(dtype) for _ in STATES[kind]] if with_state else None
     y_shape = x.shape[:2] + (directions * hidden,)
@@ -161,6 +163,26 @@ def test_matches_reference_in_a_pass_of_one_or_two_rows(kind, dtype, steps, batc
     assert lstmcore._core.pass_plan(batch, 9, 200, gates, np.dtype(dtype).itemsize, False) == (2, "units")
     shape = (steps, batch, 9, 200, 2, True, True)
     got, expected = run_both(kind, dtype, shape, with_state=True, with_dstate=True)
+    assert_all_close(sorted(expected), got, expected, dtype)
+
+
+@kinds
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("batch, split", [(9, "units"), (16, "batch")], ids=["units-split", "batch-split"])
+def test_matches_reference_when_dx_is_one_product_after_the_loop(kind, dtype, batch, split, two_threads):
+    # A thread's packed slice of W_ih over the core's per_step_input_gradient_bytes (4 MB)
+    # makes the backward compute dx as one product after its time loop
+    # (input_gradient.hpp). H=64 with I just past that: each of the two threads holds half
+    # the inputs at B=9 (units split), all of them at B=16 (batch split, whose weights
+    # stay under its 5 MB). Bidirectional: the second direction adds to dx. x is scaled by
+    # 1/sqrt(I) so that a pre-activation of I+H terms stays of order one and float32 keeps
+    # the tolerance above (its rounding grows with the terms' size, not their count).
+    gates, itemsize, hidden = (4 if kind == "lstm" else 3), np.dtype(dtype).itemsize, 64
+    inputs_per_thread = lstmcore._core.per_step_input_gradient_bytes // (gates * hidden * itemsize) + 64
+    input_size = inputs_per_thread * (2 if split == "units" else 1)
+    assert lstmcore._core.pass_plan(batch, input_size, hidden, gates, itemsize, True) == (2, split)
+    shape = (3, batch, input_size, hidden, 1, True, True)
+    got, expected = run_both(kind, dtype, shape, with_state=True, with_dstate=True, x_scale=input_size**-0.5)
     assert_all_close(sorted(expected), got, expected, dtype)
 
 

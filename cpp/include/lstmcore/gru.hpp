@@ -180,7 +180,7 @@ void gru_backward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
     // of them when the pass is split over the batch).
     PackedBuffer<Scalar> packed_hh(PanelLayout<Scalar>::size(n, G));
     if (n > 0) pack_columns(w.weight_hh + units.begin, H, n, G, packed_hh.data());
-    const InputGradient<Scalar> input_gradient(w.weight_ih, G, I, part.inputs);
+    const InputGradient<Scalar> input_gradient(w.weight_ih, G, I, part.inputs, s);
     ProductWorkspace<Scalar> workspace;
 
     for (Index step = s.steps - 1; step >= 0; --step) {
@@ -234,6 +234,7 @@ void gru_backward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
       input_gradient.step({d_input_t + r0 * G, G}, rows_of_part, live_end, dx, t, accumulate_dx);
     }
 #pragma omp barrier
+    input_gradient.after_loop(d_input, s, rows_of_part, dx, accumulate_dx, workspace);
 
     // Weight gradients as products over all steps, split by output rows.
     const Range gate_rows = split_range(G, thread, team, PanelLayout<Scalar>::kRows);

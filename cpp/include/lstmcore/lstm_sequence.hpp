@@ -248,7 +248,7 @@ void lstm_backward(const SequenceShape& s, SequenceView<const Scalar> x, const G
     // when the pass is split over the batch).
     PackedBuffer<Scalar> packed_hh(Layout::size(n, G));
     if (n > 0) pack_columns(w.weight_hh + ub, H, n, G, packed_hh.data());
-    const InputGradient<Scalar> input_gradient(w.weight_ih, G, I, part.inputs);
+    const InputGradient<Scalar> input_gradient(w.weight_ih, G, I, part.inputs, s);
     ProductWorkspace<Scalar> workspace;
     // This thread's shares of the bias gradient (K, n) and the peephole gradient (3, H),
     // which the cell sums over its rows; added to grads in thread order after the loop,
@@ -322,6 +322,7 @@ void lstm_backward(const SequenceShape& s, SequenceView<const Scalar> x, const G
       }
     }
 #pragma omp barrier
+    input_gradient.after_loop(d_gates, s, rows_of_part, dx, accumulate_dx, workspace);
     const Scalar* h_first = mask ? masked_h0.data() : h0;
     const SequenceView<const Scalar> h_later = mask ? SequenceView<const Scalar>{masked_y.data(), B * H, H} : y;
 

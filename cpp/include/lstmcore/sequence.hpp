@@ -81,6 +81,11 @@ struct SequenceView {
     if (part.begin == 0 && part.end == batch) return rows(t0, batch);
     return {at(t0, part.begin), batch_stride, part.size(), time_stride};
   }
+  // The same rows (t, b), as the output of a product.
+  OutputRows<Scalar> output_rows(Index t0, Index batch, Range part) const {
+    if (part.size() == batch && time_stride == batch * batch_stride) return {at(t0, 0), batch_stride};
+    return {at(t0, part.begin), batch_stride, part.size(), time_stride};
+  }
   operator SequenceView<const Scalar>() const { return {data, time_stride, batch_stride}; }
 };
 
