@@ -700,6 +700,27 @@ PYBIND11_MODULE(_core, m) {
       "(threads, 'units' or 'batch'): how an LSTM or GRU pass of this shape (and batch_sizes, as the "
       "passes take them) splits over threads.");
   m.attr("per_step_input_gradient_bytes") = lstmcore::kPerStepBytes;
+  m.def(
+      "dx_after_the_loop",
+      [](Index batch, Index input, Index hidden, Index gates, Index itemsize, const py::object& batch_sizes) {
+        const Index steps = batch_sizes.is_none() ? 1 : static_cast<Index>(py::len(batch_sizes));
+        const auto shape = shape_of({steps, batch, input, hidden, false}, false, batch_sizes);
+        const auto plan = lstmcore::plan_pass(shape, gates, itemsize, lstmcore::Pass::backward);
+        const auto per_step = [&](auto scalar, int thread) {
+          using Scalar = decltype(scalar);
+          const Index align = lstmcore::PanelLayout<Scalar>::kWidth;  // as the kernels split
+          const auto part = lstmcore::pass_part(plan, shape, thread, plan.threads, align);
+          return lstmcore::InputGradient<Scalar>::computes_per_step(part.inputs.size(), gates * hidden, shape);
+        };
+        py::list after;
+        for (int thread = 0; thread < plan.threads; ++thread) {
+          after.append(!(itemsize == 4 ? per_step(float{}, thread) : per_step(double{}, thread)));
+        }
+        return py::tuple(after);
+      },
+      "batch"_a, "input"_a, "hidden"_a, "gates"_a, "itemsize"_a, "batch_sizes"_a = py::none(),
+      "Per thread of an LSTM or GRU backward of this shape: whether it computes dx after the time loop "
+      "(input_gradient.hpp) rather than step by step.");
   m.def("retain_freed_memory", &lstmcore::retain_freed_memory,
         "Keep freed blocks in the heap for reuse (glibc); False where unsupported.");
   m.def(

@@ -12,7 +12,8 @@ cancellation keeps an error of the tensor's scale):
   per operation over at most T=10 steps and 3 layers; observed <= 1.0e-15.
 - float32: the layer in float32 against the reference in float64 on the same float32
   inputs, so the whole difference is the layer's own float32 error. Per step each
-  pre-activation is a dot product of I+H <= 46 terms (error ~ sqrt(46) * 6e-8 typical,
+  pre-activation is a dot product of I+H <= 46 terms (the test of dx after the loop has
+  thousands, with x scaled so that their sums stay of order one; it says why) (error ~ sqrt(46) * 6e-8 typical,
   ~5e-7) and each gate adds the activations' 4e-7 bound (tests/test_activations.py);
   weights are +-1/sqrt(H), so the recurrence does not amplify errors and over T <= 10
   steps and 3 layers (plus the T*B-term sums of the weight gradients) they add up to
@@ -169,21 +170,35 @@ def test_matches_reference_in_a_pass_of_one_or_two_rows(kind, dtype, steps, batc
 @kinds
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("batch, split", [(9, "units"), (16, "batch")], ids=["units-split", "batch-split"])
-def test_matches_reference_when_dx_is_one_product_after_the_loop(kind, dtype, batch, split, two_threads):
+@pytest.mark.parametrize("batch_first", [True, False], ids=["batch-first", "time-major"])
+def test_matches_reference_when_dx_is_one_product_after_the_loop(kind, dtype, batch, split, batch_first, two_threads):
     # A thread's packed slice of W_ih over the core's per_step_input_gradient_bytes (4 MB)
     # makes the backward compute dx as one product after its time loop
-    # (input_gradient.hpp). H=64 with I just past that: each of the two threads holds half
-    # the inputs at B=9 (units split), all of them at B=16 (batch split, whose weights
-    # stay under its 5 MB). Bidirectional: the second direction adds to dx. x is scaled by
-    # 1/sqrt(I) so that a pre-activation of I+H terms stays of order one and float32 keeps
-    # the tolerance above (its rounding grows with the terms' size, not their count).
-    gates, itemsize, hidden = (4 if kind == "lstm" else 3), np.dtype(dtype).itemsize, 64
+    # (input_gradient.hpp), which _core.dx_after_the_loop confirms for both threads. H=96
+    # with I just past that: each thread holds half the inputs at B=9 (units split), all
+    # of them at B=16 (batch split, whose weights stay under its 5 MB); G = 288 or 384
+    # (two depth blocks of 256) and T*B = 117 or 208 rows (several blocks of 96).
+    # Bidirectional: the second direction adds to dx. x is scaled by 1/sqrt(I): a
+    # pre-activation sums I+H terms here (not the 46 of the other cases), and the scaling
+    # keeps its partial sums, and so float32's rounding of them, of order one.
+    gates, itemsize, hidden = (4 if kind == "lstm" else 3), np.dtype(dtype).itemsize, 96
     inputs_per_thread = lstmcore._core.per_step_input_gradient_bytes // (gates * hidden * itemsize) + 64
     input_size = inputs_per_thread * (2 if split == "units" else 1)
     assert lstmcore._core.pass_plan(batch, input_size, hidden, gates, itemsize, True) == (2, split)
-    shape = (3, batch, input_size, hidden, 1, True, True)
+    assert lstmcore._core.dx_after_the_loop(batch, input_size, hidden, gates, itemsize) == (True, True)
+    shape = (13, batch, input_size, hidden, 1, True, batch_first)
     got, expected = run_both(kind, dtype, shape, with_state=True, with_dstate=True, x_scale=input_size**-0.5)
     assert_all_close(sorted(expected), got, expected, dtype)
+
+
+def test_dx_is_computed_step_by_step_below_the_threshold_and_with_lengths():
+    # The counterpart of the test above: a small slice, or any lengths, keeps dx in the loop.
+    itemsize, hidden = 4, 96
+    big = 2 * (lstmcore._core.per_step_input_gradient_bytes // (4 * hidden * itemsize) + 64)
+    assert lstmcore._core.dx_after_the_loop(9, big, hidden, 4, itemsize) == (True, True)
+    assert lstmcore._core.dx_after_the_loop(9, 256, hidden, 4, itemsize) == (False, False)
+    batch_sizes = np.array([9, 9, 5], np.int64)  # as the layer passes them with lengths
+    assert lstmcore._core.dx_after_the_loop(9, big, hidden, 4, itemsize, batch_sizes) == (False, False)
 
 
 @kinds

@@ -3,7 +3,8 @@
 // - inside the time loop, dx_t = da_t W_ih step by step, while the step's gate gradients
 //   are still in cache (one product after the loop read the whole tape back from memory);
 // - when this thread's slice of W_ih, packed, is too big to stay near its core (over
-//   kPerStepBytes: I=H=768 and up in float32 on two threads), as one product over all
+//   kPerStepBytes; float32 on two threads split over units: from I=H=768 for the 4 gate
+//   blocks of an LSTM, about I=H=850 for the 3 of a GRU or coupled LSTM), as one product over all
 //   steps after the loop. Step by step, the whole slice streamed from L3 or memory once
 //   a step; after the loop, once per block of rows. I=H=1024, T=20, B=16 (float32, 2
 //   threads): backward 37.2 -> 30.6 ms, training step 52.5 -> 44.6-45.5 ms.
@@ -33,8 +34,14 @@ class InputGradient {
       : inputs_(inputs),
         G_(G),
         packed_(PanelLayout<Scalar>::size(inputs_.size(), G)),
-        per_step_(s.batch_sizes != nullptr || Index(packed_.size() * sizeof(Scalar)) <= kPerStepBytes) {
+        per_step_(computes_per_step(inputs.size(), G, s)) {
     if (inputs_.size() > 0) pack_columns(weight_ih + inputs_.begin, I, inputs_.size(), G, packed_.data());
+  }
+
+  // Whether a thread with `inputs` of them computes dx step by step (or after the loop).
+  static bool computes_per_step(Index inputs, Index G, const SequenceShape& s) {
+    const Index packed_bytes = PanelLayout<Scalar>::size(inputs, G) * Index(sizeof(Scalar));
+    return s.batch_sizes != nullptr || packed_bytes <= kPerStepBytes;
   }
 
   // dx at time t, this thread's inputs, for the batch rows `rows` of which those before
