@@ -710,7 +710,7 @@ PYBIND11_MODULE(_core, m) {
           using Scalar = decltype(scalar);
           const Index align = lstmcore::PanelLayout<Scalar>::kWidth;  // as the kernels split
           const auto part = lstmcore::pass_part(plan, shape, thread, plan.threads, align);
-          return lstmcore::InputGradient<Scalar>::computes_per_step(part.inputs.size(), gates * hidden, shape);
+          return lstmcore::InputGradient<Scalar>::computes_per_step(part.inputs.size(), gates * hidden);
         };
         py::list after;
         for (int thread = 0; thread < plan.threads; ++thread) {

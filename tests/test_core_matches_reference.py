@@ -191,14 +191,15 @@ def test_matches_reference_when_dx_is_one_product_after_the_loop(kind, dtype, ba
     assert_all_close(sorted(expected), got, expected, dtype)
 
 
-def test_dx_is_computed_step_by_step_below_the_threshold_and_with_lengths():
-    # The counterpart of the test above: a small slice, or any lengths, keeps dx in the loop.
+def test_dx_is_computed_step_by_step_below_the_threshold_with_or_without_lengths():
+    # The counterpart of the test above: a small slice keeps dx in the loop; lengths do
+    # not change the choice (the padding rows' gate gradients are zeros either way).
     itemsize, hidden = 4, 96
     big = 2 * (lstmcore._core.per_step_input_gradient_bytes // (4 * hidden * itemsize) + 64)
-    assert lstmcore._core.dx_after_the_loop(9, big, hidden, 4, itemsize) == (True, True)
-    assert lstmcore._core.dx_after_the_loop(9, 256, hidden, 4, itemsize) == (False, False)
     batch_sizes = np.array([9, 9, 5], np.int64)  # as the layer passes them with lengths
-    assert lstmcore._core.dx_after_the_loop(9, big, hidden, 4, itemsize, batch_sizes) == (False, False)
+    for sizes in (None, batch_sizes):
+        assert lstmcore._core.dx_after_the_loop(9, big, hidden, 4, itemsize, sizes) == (True, True)
+        assert lstmcore._core.dx_after_the_loop(9, 256, hidden, 4, itemsize, sizes) == (False, False)
 
 
 @kinds

@@ -49,13 +49,13 @@ def tolerance(variant, dtype):
     return 1e-4 if variant == "layer_norm" else 2e-5
 
 
-def make_layer(variant, num_layers, bidirectional, batch_first, dtype, seed=0, hidden=HIDDEN, **extra):
+def make_layer(variant, num_layers, bidirectional, batch_first, dtype, seed=0, hidden=HIDDEN, input_size=INPUT, **extra):
     """The layer, every parameter moved off its initialisation (layer-norm gains start at
     1 and biases at 0: a mix-up between two of them would not show there)."""
     cls, options = VARIANTS[variant]
     layer = cls(
-        INPUT, hidden, num_layers, bidirectional=bidirectional, batch_first=batch_first, dtype=dtype, seed=seed,
-        **options, **extra,
+        input_size, hidden, num_layers, bidirectional=bidirectional, batch_first=batch_first, dtype=dtype,
+        seed=seed, **options, **extra,
     )  # fmt: skip
     return move_off_initialisation(layer, seed)
 
@@ -80,7 +80,7 @@ def inputs(layer, lengths, with_state, with_dstate, seed=1):
     """x, the initial state (or None), dy with NaN in padded steps and dstate (or None)."""
     rng = np.random.default_rng(seed)
     batch = len(lengths)
-    shape = (batch, STEPS, INPUT) if layer.batch_first else (STEPS, batch, INPUT)
+    shape = (batch, STEPS, layer.input_size) if layer.batch_first else (STEPS, batch, layer.input_size)
     x = rng.normal(size=shape).astype(layer.dtype)
     state = random_state(layer, batch, rng) if with_state else None
     width = layer.num_directions * layer.output_size
@@ -170,6 +170,21 @@ def test_lengths_match_running_alone_when_two_threads_split_the_pass(variant, ba
         assert lstmcore._core.pass_plan(batch, INPUT, 64, 4, 8, backward) == (2, split)
     lengths = sorted((1 + (b * 3) % STEPS for b in range(batch)), reverse=True)
     layer = make_layer(variant, 1, True, False, np.float64, hidden=64)
+    check_matches_alone(variant, layer, lengths, with_state=True, with_dstate=True)
+
+
+@variants
+def test_lengths_match_running_alone_when_dx_is_one_product_after_the_loop(variant, two_threads):
+    # Each thread's packed half of W_ih over the core's per_step_input_gradient_bytes: the
+    # backward computes dx after its loop (tests/test_core_matches_reference.py), padding
+    # rows included, which must come out exactly zero. B=9: split over units.
+    gates = 3 if variant == "gru" else 4
+    input_size = 2 * (lstmcore._core.per_step_input_gradient_bytes // (gates * 64 * 8) + 64)
+    lengths = [3, 7, 1, 7, 5, 2, 7, 4, 6]
+    batch_sizes = np.array([sum(n > t for n in lengths) for t in range(STEPS)], np.int64)
+    if variant != "proj_size":
+        assert lstmcore._core.dx_after_the_loop(9, input_size, 64, gates, 8, batch_sizes) == (True, True)
+    layer = make_layer(variant, 1, True, False, np.float64, hidden=64, input_size=input_size)
     check_matches_alone(variant, layer, lengths, with_state=True, with_dstate=True)
 
 

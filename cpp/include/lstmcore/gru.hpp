@@ -180,7 +180,7 @@ void gru_backward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
     // of them when the pass is split over the batch).
     PackedBuffer<Scalar> packed_hh(PanelLayout<Scalar>::size(n, G));
     if (n > 0) pack_columns(w.weight_hh + units.begin, H, n, G, packed_hh.data());
-    const InputGradient<Scalar> input_gradient(w.weight_ih, G, I, part.inputs, s);
+    const InputGradient<Scalar> input_gradient(w.weight_ih, G, I, part.inputs);
     ProductWorkspace<Scalar> workspace;
 
     for (Index step = s.steps - 1; step >= 0; --step) {

@@ -8,8 +8,8 @@
 //   steps after the loop. Step by step, the whole slice streamed from L3 or memory once
 //   a step; after the loop, once per block of rows. I=H=1024, T=20, B=16 (float32, 2
 //   threads): backward 37.2 -> 30.6 ms, training step 52.5 -> 44.6-45.5 ms.
-// With lengths the first way is kept: it writes the padding rows of dx as zeros without
-// multiplying them.
+// With lengths, the padding rows' gate gradients are zeros (every kernel writes them so),
+// and so are their rows of dx either way.
 #pragma once
 
 #include <algorithm>
@@ -30,18 +30,18 @@ template <typename Scalar>
 class InputGradient {
  public:
   // weight_ih (G, I) row-major; this thread's columns of it (`inputs`), packed once per pass.
-  InputGradient(const Scalar* weight_ih, Index G, Index I, Range inputs, const SequenceShape& s)
+  InputGradient(const Scalar* weight_ih, Index G, Index I, Range inputs)
       : inputs_(inputs),
         G_(G),
         packed_(PanelLayout<Scalar>::size(inputs_.size(), G)),
-        per_step_(computes_per_step(inputs.size(), G, s)) {
+        per_step_(computes_per_step(inputs.size(), G)) {
     if (inputs_.size() > 0) pack_columns(weight_ih + inputs_.begin, I, inputs_.size(), G, packed_.data());
   }
 
   // Whether a thread with `inputs` of them computes dx step by step (or after the loop).
-  static bool computes_per_step(Index inputs, Index G, const SequenceShape& s) {
+  static bool computes_per_step(Index inputs, Index G) {
     const Index packed_bytes = PanelLayout<Scalar>::size(inputs, G) * Index(sizeof(Scalar));
-    return s.batch_sizes != nullptr || packed_bytes <= kPerStepBytes;
+    return packed_bytes <= kPerStepBytes;
   }
 
   // dx at time t, this thread's inputs, for the batch rows `rows` of which those before

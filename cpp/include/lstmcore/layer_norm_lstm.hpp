@@ -264,7 +264,7 @@ void layer_norm_lstm_backward(const SequenceShape& s, SequenceView<const Scalar>
     // of them when the pass is split over the batch).
     PackedBuffer<Scalar> packed_hh(Layout::size(n, G));
     if (n > 0) pack_columns(w.weight_hh + units.begin, H, n, G, packed_hh.data());
-    const InputGradient<Scalar> input_gradient(w.weight_ih, G, I, part.inputs, s);
+    const InputGradient<Scalar> input_gradient(w.weight_ih, G, I, part.inputs);
     ProductWorkspace<Scalar> workspace;
     std::vector<Scalar> d_norm(G), d_cell_norm(H), dc_from_h(H);
     for (Index step = s.steps - 1; step >= 0; --step) {

@@ -248,7 +248,7 @@ void lstm_backward(const SequenceShape& s, SequenceView<const Scalar> x, const G
     // when the pass is split over the batch).
     PackedBuffer<Scalar> packed_hh(Layout::size(n, G));
     if (n > 0) pack_columns(w.weight_hh + ub, H, n, G, packed_hh.data());
-    const InputGradient<Scalar> input_gradient(w.weight_ih, G, I, part.inputs, s);
+    const InputGradient<Scalar> input_gradient(w.weight_ih, G, I, part.inputs);
     ProductWorkspace<Scalar> workspace;
     // This thread's shares of the bias gradient (K, n) and the peephole gradient (3, H),
     // which the cell sums over its rows; added to grads in thread order after the loop,

@@ -171,7 +171,7 @@ void projected_lstm_backward(const SequenceShape& s, Index proj, SequenceView<co
     PackedBuffer<Scalar> packed_hh(Layout::size(m, G)), packed_hr(Layout::size(n, P));
     if (m > 0) pack_columns(w.weight_hh + features.begin, P, m, G, packed_hh.data());
     if (n > 0) pack_columns(weight_hr + units.begin, H, n, P, packed_hr.data());
-    const InputGradient<Scalar> input_gradient(w.weight_ih, G, I, split_range(I, thread, team, Layout::kWidth), s);
+    const InputGradient<Scalar> input_gradient(w.weight_ih, G, I, split_range(I, thread, team, Layout::kWidth));
     const std::vector<Scalar> no_recurrent_gradient(static_cast<size_t>(n), Scalar(0));
     ProductWorkspace<Scalar> workspace;
     std::vector<Scalar> bias_grad(K * n, Scalar(0));  // (K, n), summed by the cell
