@@ -17,6 +17,21 @@ LAYER_VARIANTS = {
 }
 
 
+def gate_blocks(variant):
+    """Gate blocks (rows of W_ih over H) of a LAYER_VARIANTS variant: 3 for the GRU and the
+    coupled LSTM, 4 for the others."""
+    return 3 if variant in ("gru", "coupled") else 4
+
+
+def input_size_past_dx_threshold(gates, hidden, dtype, threads=2):
+    """An input size at which each of ``threads`` threads holding its share of the inputs
+    packs a slice of W_ih over the core's per_step_input_gradient_bytes, so that the
+    backward computes dx after its time loop (64 inputs of margin for the panel padding
+    and an uneven split)."""
+    itemsize = np.dtype(dtype).itemsize
+    return threads * (lstmcore._core.per_step_input_gradient_bytes // (gates * hidden * itemsize) + 64)
+
+
 def pass_split(batch, input_size, hidden, gates, dtype, backward, lengths=None):
     """(threads, 'units' or 'batch'): how the core splits an LSTM (4 gates) or GRU (3) pass
     of this shape, with ``lengths`` (B,) as the layer would pass them (sorted)."""

@@ -26,6 +26,7 @@ import pytest
 
 import lstmcore
 from _compare import assert_close, scaled_atol
+from _layers import input_size_past_dx_threshold
 from lstmcore import reference
 
 TOLERANCE = {np.float64: 1e-12, np.float32: 1e-5}
@@ -182,8 +183,7 @@ def test_matches_reference_when_dx_is_one_product_after_the_loop(kind, dtype, ba
     # pre-activation sums I+H terms here (not the 46 of the other cases), and the scaling
     # keeps its partial sums, and so float32's rounding of them, of order one.
     gates, itemsize, hidden = (4 if kind == "lstm" else 3), np.dtype(dtype).itemsize, 96
-    inputs_per_thread = lstmcore._core.per_step_input_gradient_bytes // (gates * hidden * itemsize) + 64
-    input_size = inputs_per_thread * (2 if split == "units" else 1)
+    input_size = input_size_past_dx_threshold(gates, hidden, dtype, threads=2 if split == "units" else 1)
     assert lstmcore._core.pass_plan(batch, input_size, hidden, gates, itemsize, True) == (2, split)
     assert lstmcore._core.dx_after_the_loop(batch, input_size, hidden, gates, itemsize) == (True, True)
     shape = (13, batch, input_size, hidden, 1, True, batch_first)
@@ -195,7 +195,7 @@ def test_dx_is_computed_step_by_step_below_the_threshold_with_or_without_lengths
     # The counterpart of the test above: a small slice keeps dx in the loop; lengths do
     # not change the choice (the padding rows' gate gradients are zeros either way).
     itemsize, hidden = 4, 96
-    big = 2 * (lstmcore._core.per_step_input_gradient_bytes // (4 * hidden * itemsize) + 64)
+    big = input_size_past_dx_threshold(4, hidden, np.float32)
     batch_sizes = np.array([9, 9, 5], np.int64)  # as the layer passes them with lengths
     for sizes in (None, batch_sizes):
         assert lstmcore._core.dx_after_the_loop(9, big, hidden, 4, itemsize, sizes) == (True, True)

@@ -33,7 +33,15 @@ import pytest
 import lstmcore
 
 from _compare import assert_close, scaled_atol
-from _layers import LAYER_VARIANTS, layer_state, move_off_initialisation, random_state, state_list
+from _layers import (
+    LAYER_VARIANTS,
+    gate_blocks,
+    input_size_past_dx_threshold,
+    layer_state,
+    move_off_initialisation,
+    random_state,
+    state_list,
+)
 
 # The "alone" comparisons run at
 # inference (training=False): zoneout's training masks are drawn per call and shaped by
@@ -178,8 +186,8 @@ def test_lengths_match_running_alone_when_dx_is_one_product_after_the_loop(varia
     # Each thread's packed half of W_ih over the core's per_step_input_gradient_bytes: the
     # backward computes dx after its loop (tests/test_core_matches_reference.py), padding
     # rows included, which must come out exactly zero. B=9: split over units.
-    gates = 3 if variant == "gru" else 4
-    input_size = 2 * (lstmcore._core.per_step_input_gradient_bytes // (gates * 64 * 8) + 64)
+    gates = gate_blocks(variant)
+    input_size = input_size_past_dx_threshold(gates, 64, np.float64)
     lengths = [3, 7, 1, 7, 5, 2, 7, 4, 6]
     batch_sizes = np.array([sum(n > t for n in lengths) for t in range(STEPS)], np.int64)
     if variant != "proj_size":

@@ -42,6 +42,7 @@ from _layer_vs_reference import (
     random_inputs,
     run_both,
 )
+from _layers import input_size_past_dx_threshold
 
 # Layer options per variant; proj_size "half" is H // 2 (proj_size must be below H).
 VARIANTS = {
@@ -237,7 +238,7 @@ def test_variant_matches_reference_when_dx_is_one_product_after_the_loop(options
     # 1/sqrt(I): the partial sums of a pre-activation's I+H terms, and so float32's
     # rounding of them, stay of order one, within the tolerance above.
     itemsize = np.dtype(dtype).itemsize
-    input_size = 2 * (lstmcore._core.per_step_input_gradient_bytes // (4 * 64 * itemsize) + 64)
+    input_size = input_size_past_dx_threshold(4, 64, dtype)
     assert lstmcore._core.dx_after_the_loop(9, input_size, 64, 4, itemsize) == (True, True)
     layer = make_layer((3, 9, input_size, 64, 1, True, False), options, dtype=dtype, seed=11)
     x, state, dy, dstate = random_inputs(layer, 3, 9, np.random.default_rng(39))
