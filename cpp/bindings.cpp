@@ -629,6 +629,13 @@ py::array activation(const py::array& x) {
   return out;
 }
 
+// The shape of a pass as pass_plan and dx_after_the_loop describe it: one step, or as many
+// as batch_sizes has.
+lstmcore::SequenceShape planned_shape(Index batch, Index input, Index hidden, const py::object& batch_sizes) {
+  const Index steps = batch_sizes.is_none() ? 1 : static_cast<Index>(py::len(batch_sizes));
+  return shape_of({steps, batch, input, hidden, false}, false, batch_sizes);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -690,8 +697,7 @@ PYBIND11_MODULE(_core, m) {
       "pass_plan",
       [](Index batch, Index input, Index hidden, Index gates, Index itemsize, bool backward,
          const py::object& batch_sizes) {
-        const Index steps = batch_sizes.is_none() ? 1 : static_cast<Index>(py::len(batch_sizes));
-        const auto shape = shape_of({steps, batch, input, hidden, false}, false, batch_sizes);
+        const auto shape = planned_shape(batch, input, hidden, batch_sizes);
         const auto pass = backward ? lstmcore::Pass::backward : lstmcore::Pass::forward;
         const auto plan = lstmcore::plan_pass(shape, gates, itemsize, pass);
         return py::make_tuple(plan.threads, plan.by_batch ? "batch" : "units");
@@ -703,8 +709,7 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "dx_after_the_loop",
       [](Index batch, Index input, Index hidden, Index gates, Index itemsize, const py::object& batch_sizes) {
-        const Index steps = batch_sizes.is_none() ? 1 : static_cast<Index>(py::len(batch_sizes));
-        const auto shape = shape_of({steps, batch, input, hidden, false}, false, batch_sizes);
+        const auto shape = planned_shape(batch, input, hidden, batch_sizes);
         const auto plan = lstmcore::plan_pass(shape, gates, itemsize, lstmcore::Pass::backward);
         const auto per_step = [&](auto scalar, int thread) {
           using Scalar = decltype(scalar);

@@ -71,21 +71,20 @@ struct SequenceView {
   Index time_stride;
   Index batch_stride;
   Scalar* at(Index t, Index b) const { return data + t * time_stride + b * batch_stride; }
-  // Rows t*B + b for t >= t0, as a matrix operand (packed_product.hpp).
-  RowView<std::remove_const_t<Scalar>> rows(Index t0, Index batch) const {
-    if (time_stride == batch * batch_stride) return {at(t0, 0), batch_stride};
-    return {at(t0, 0), batch_stride, batch, time_stride};
-  }
-  // Rows (t, b) for t >= t0 and b in `part` (of a batch of `batch`), as a matrix operand.
-  RowView<std::remove_const_t<Scalar>> rows(Index t0, Index batch, Range part) const {
-    if (part.begin == 0 && part.end == batch) return rows(t0, batch);
-    return {at(t0, part.begin), batch_stride, part.size(), time_stride};
-  }
-  // The same rows (t, b), as the output of a product.
+  // Rows (t, b) for t >= t0 and b in `part` (of a batch of `batch`) as the output of a
+  // product: evenly spaced when they are all of each step's rows and the steps follow
+  // each other, else grouped by step.
   OutputRows<Scalar> output_rows(Index t0, Index batch, Range part) const {
     if (part.size() == batch && time_stride == batch * batch_stride) return {at(t0, 0), batch_stride};
     return {at(t0, part.begin), batch_stride, part.size(), time_stride};
   }
+  // The same rows as a matrix operand (packed_product.hpp) ...
+  RowView<std::remove_const_t<Scalar>> rows(Index t0, Index batch, Range part) const {
+    const OutputRows<Scalar> out = output_rows(t0, batch, part);
+    return {out.data, out.stride, out.group, out.group_stride};
+  }
+  // ... of all the batch's rows.
+  RowView<std::remove_const_t<Scalar>> rows(Index t0, Index batch) const { return rows(t0, batch, {0, batch}); }
   operator SequenceView<const Scalar>() const { return {data, time_stride, batch_stride}; }
 };
 
@@ -204,9 +203,7 @@ class ProjectionChunks {
   // The chunk's rows of the batch rows `part`, from column `column` on: the output of its
   // projection.
   OutputRows<Scalar> chunk_rows(Index step, Range part, Index column) const {
-    Scalar* first = chunk(step) + part.begin * width_ + column;
-    if (part.begin == 0 && part.end == s_.batch) return {first, width_};
-    return {first, width_, part.size(), s_.batch * width_};
+    return SequenceView<Scalar>{chunk(step) + column, s_.batch * width_, width_}.output_rows(0, s_.batch, part);
   }
   // The rows of `step`'s own time.
   Scalar* rows(Index step) const {
