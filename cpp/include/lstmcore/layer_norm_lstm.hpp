@@ -9,8 +9,9 @@
 // spread over threads. So a pass split over units (threading.hpp) has two phases a step:
 // the recurrent product split by hidden units (as lstm_sequence.hpp), a barrier, then the
 // element-wise update split by batch rows, and a barrier. A pass split over the batch
-// runs both phases on each thread's own rows, with no barrier. The tape keeps the normalised projections and cells and
-// their inverse standard deviations, so backward never recomputes a statistic.
+// runs both phases on each thread's own rows, with no barrier. The tape keeps the
+// normalised projections and cells and their inverse standard deviations, so backward
+// never recomputes a statistic.
 #pragma once
 
 #include <omp.h>
@@ -58,6 +59,13 @@ struct LayerNormTape {
   Scalar* cell_norm;    // (T*B, H)
   Scalar* inv_std;      // (T*B, 3): input, hidden, cell
 };
+
+// The batch rows whose element-wise update (normalisations, cell) a thread runs: its own
+// rows split over the batch; split over units, a share of all rows, since a row's
+// normalisation needs every unit of it.
+inline Range rows_to_update(const PassPlan& plan, const PassPart& part, Index batch, int thread, int team) {
+  return plan.by_batch ? part.rows : split_range(batch, thread, team, 1);
+}
 
 // The sum of term(k) for k < n in double, as kParts independent partial sums: one running
 // sum is a chain of dependent adds, 4 cycles each, and such chains were 40% of the
@@ -117,8 +125,7 @@ void layer_norm_lstm_forward(const SequenceShape& s, SequenceView<const Scalar> 
   for (Index k = 0; k < G; ++k) bias[k] = w.bias_ih[k] + w.bias_hh[k];
   const GateClamps<Scalar> held(clamps, 0);
   const bool taped = gates != nullptr;
-  const ProjectionChunks<Scalar> projection(s, G, tape.input_norm,
-                                            plan.rows_per_thread(B));
+  const ProjectionChunks<Scalar> projection(s, G, tape.input_norm, plan.rows_per_thread(B));
   PassBuffer<Scalar> step_hidden(taped ? 0 : B * G);
   PassBuffer<Scalar> cell_pair(taped ? 0 : 2 * B * H);
 
@@ -129,7 +136,7 @@ void layer_norm_lstm_forward(const SequenceShape& s, SequenceView<const Scalar> 
     const int team = omp_get_num_threads();
     // The products' share (units, rows) and the rows this thread updates.
     const PassPart part = pass_part(plan, s, thread, team, Layout::kWidth);
-    const Range units = part.units, my_rows = plan.by_batch ? part.rows : split_range(B, thread, team, 1);
+    const Range units = part.units, my_rows = rows_to_update(plan, part, B, thread, team);
     const Index n = units.size(), r0 = part.rows.begin;
     const Index ih_size = Layout::size(n, I), hh_size = Layout::size(n, H);
     PackedBuffer<Scalar> packed_ih(4 * ih_size), packed_hh(4 * hh_size);
@@ -258,7 +265,7 @@ void layer_norm_lstm_backward(const SequenceShape& s, SequenceView<const Scalar>
     const int team = omp_get_num_threads();
     // The products' share (units, rows) and the rows this thread updates.
     const PassPart part = pass_part(plan, s, thread, team, Layout::kWidth);
-    const Range units = part.units, my_rows = plan.by_batch ? part.rows : split_range(B, thread, team, 1);
+    const Range units = part.units, my_rows = rows_to_update(plan, part, B, thread, team);
     const Index n = units.size(), r0 = part.rows.begin;
     // dh_{t-1} in the step from this thread's columns of W_hh; dx_t for its inputs (all
     // of them when the pass is split over the batch).
