@@ -15,6 +15,7 @@
 #include <cstring>
 #include <initializer_list>
 #include <new>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -91,6 +92,29 @@ EIGEN_ALWAYS_INLINE void transpose_square(const Scalar* rows, Index ldr, Scalar*
   for (int k = 0; k < N; ++k) pstore(out + k * ldo, block.packet[k]);
 }
 
+// The packet type with exactly kRows lanes, or void where there is none (AVX2's 6-row
+// tiles, NEON's 4-lane packets).
+template <typename Scalar>
+struct TileDepthPacket {
+  using Full = typename PanelLayout<Scalar>::Packet;
+  using Half = typename Eigen::internal::unpacket_traits<Full>::half;
+  static constexpr Index kRows = PanelLayout<Scalar>::kRows;
+  using type = std::conditional_t<Eigen::internal::unpacket_traits<Full>::size == kRows, Full,
+                                  std::conditional_t<Eigen::internal::unpacket_traits<Half>::size == kRows, Half, void>>;
+};
+
+// out[i * R + r] = rows[r][k + i] for r, i < R (R = the packet's lanes): R depths of a
+// full tile, transposed in registers.
+template <typename Packet, typename Scalar>
+EIGEN_ALWAYS_INLINE void transpose_depths(const Scalar* const* rows, Index k, Scalar* out) {
+  using namespace Eigen::internal;
+  constexpr int R = unpacket_traits<Packet>::size;
+  PacketBlock<Packet, R> block;
+  for (int r = 0; r < R; ++r) block.packet[r] = ploadu<Packet>(rows[r] + k);
+  ptranspose(block);
+  for (int i = 0; i < R; ++i) pstoreu(out + i * R, block.packet[i]);
+}
+
 // out[r] = source[r] for r < valid, zero for valid <= r < R: one depth of a tile or a
 // panel from a source whose values for that depth are contiguous. A full one is a
 // fixed-size copy the compiler turns into a few vector moves.
@@ -155,17 +179,31 @@ void pack_columns(const Scalar* cols, Index ld, Index n, Index depth, Scalar* pa
 }
 
 // Packs rows [r0, r0+rows) of `a`, values [k0, k0+depth), into tiles, padding rows with
-// zeros.
+// zeros. A full tile goes through registers kRows depths at a time where a packet has
+// kRows lanes (AVX-512: 8 floats, 8 doubles), reading its rows side by side. Element by
+// element, one row after the other, packing x was a fifth of the samples of an inference
+// at I=1024, H=64, T=100, B=32, most on one load: 4.77 -> 4.16 ms with this; I=H=256,
+// B=64: 15.3 -> 14.8 ms.
 template <typename Scalar>
 void pack_tiles(RowView<Scalar> a, Index r0, Index rows, Index k0, Index depth, Scalar* packed) {
   constexpr Index R = PanelLayout<Scalar>::kRows;
   using L = PanelLayout<Scalar>;
+  using TilePacket = typename detail::TileDepthPacket<Scalar>::type;
   for (Index tile = 0; tile < L::tiles(rows); ++tile) {
     const Index first = L::tile_first(rows, tile), valid = L::tile_height(rows, tile);
     Scalar* out = packed + tile * depth * R;
+    Index k_done = 0;
+    if constexpr (!std::is_void_v<TilePacket>) {
+      if (valid == R) {
+        const Scalar* tile_rows[R];
+        for (Index r = 0; r < R; ++r) tile_rows[r] = a.row(r0 + first + r) + k0;
+        k_done = depth / R * R;
+        for (Index k = 0; k < k_done; k += R) detail::transpose_depths<TilePacket>(tile_rows, k, out + k * R);
+      }
+    }
     for (Index r = 0; r < valid; ++r) {
       const Scalar* row = a.row(r0 + first + r) + k0;
-      for (Index k = 0; k < depth; ++k) out[k * R + r] = row[k];
+      for (Index k = k_done; k < depth; ++k) out[k * R + r] = row[k];
     }
     for (Index r = valid; r < R; ++r) {
       for (Index k = 0; k < depth; ++k) out[k * R + r] = Scalar(0);
