@@ -278,8 +278,10 @@ void layer_norm_lstm_backward(const SequenceShape& s, SequenceView<const Scalar>
     // This thread's column sums over its rows (the bias, gain_ih, gain_hh gradients, then
     // gain_cell's and beta_c's), taken while a row is hot. Summed after the loop over whole
     // tapes (a_t's gradient, the normalised projections and cells), they read 90 MB back
-    // from memory: a training step at H=256, T=100, B=64 took 61 ms, now 54.
-    ColumnSums<Scalar> sums({G, G, G, H, H});
+    // from memory: a float32 training step at H=256, T=100, B=64 on 2 threads took 61 ms,
+    // now 54.
+    enum Sum { kBias, kGainIh, kGainHh, kGainCell, kBiasCell };
+    ColumnSums<Scalar> sums({G, G, G, H, H});  // widths in the order of Sum
     for (Index step = s.steps - 1; step >= 0; --step) {
       const Index t = s.time_at(step);
       const Index alive = s.active(t);
@@ -326,11 +328,11 @@ void layer_norm_lstm_backward(const SequenceShape& s, SequenceView<const Scalar>
         });
         const Scalar* input_norm = tape.input_norm + r * G;
         const Scalar* hidden_norm = tape.hidden_norm + r * G;
-        sums.add(0, da.data());
-        sums.add_products(1, da.data(), input_norm);
-        sums.add_products(2, da.data(), hidden_norm);
-        sums.add_products(3, d_out.data(), c_norm);
-        sums.add(4, d_out.data());
+        sums.add(kBias, da.data());
+        sums.add_products(kGainIh, da.data(), input_norm);
+        sums.add_products(kGainHh, da.data(), hidden_norm);
+        sums.add_products(kGainCell, d_out.data(), c_norm);
+        sums.add(kBiasCell, d_out.data());
         // a_t = g_ih * x_hat + g_hh * h_hat + b: back through both normalisations.
         for (Index k = 0; k < G; ++k) d_norm[k] = da[k] * ln.gain_ih[k];
         normalize_row_backward(d_norm.data(), input_norm, tape.inv_std[r * 3], G, d_in);
@@ -361,12 +363,12 @@ void layer_norm_lstm_backward(const SequenceShape& s, SequenceView<const Scalar>
     // In thread order, so that the sums add up the same way every call.
     for (int turn = 0; turn < team; ++turn) {
       if (turn == thread) {
-        sums.add_to(0, grads.bias_ih);
-        sums.add_to(0, grads.bias_hh);
-        sums.add_to(1, ln_grads.gain_ih);
-        sums.add_to(2, ln_grads.gain_hh);
-        sums.add_to(3, ln_grads.gain_cell);
-        sums.add_to(4, ln_grads.bias_cell);
+        sums.add_to(kBias, grads.bias_ih);
+        sums.add_to(kBias, grads.bias_hh);
+        sums.add_to(kGainIh, ln_grads.gain_ih);
+        sums.add_to(kGainHh, ln_grads.gain_hh);
+        sums.add_to(kGainCell, ln_grads.gain_cell);
+        sums.add_to(kBiasCell, ln_grads.bias_cell);
       }
 #pragma omp barrier
     }

@@ -103,16 +103,17 @@ struct TileDepthPacket {
                                   std::conditional_t<Eigen::internal::unpacket_traits<Half>::size == kRows, Half, void>>;
 };
 
-// out[i * R + r] = rows[r][k + i] for r, i < R (R = the packet's lanes): R depths of a
-// full tile, transposed in registers.
+// out[i * R + r] = rows[r][k + i] where `keep` has lane r set, else 0, for r, i < R (R =
+// the packet's lanes): R depths of a tile, transposed in registers.
 template <typename Packet, typename Scalar>
-EIGEN_ALWAYS_INLINE void transpose_depths(const Scalar* const* rows, Index k, Scalar* out) {
+EIGEN_ALWAYS_INLINE void transpose_depths(const Scalar* const* rows, Index k, const Packet& keep, Scalar* out) {
   using namespace Eigen::internal;
   constexpr int R = unpacket_traits<Packet>::size;
   PacketBlock<Packet, R> block;
   for (int r = 0; r < R; ++r) block.packet[r] = ploadu<Packet>(rows[r] + k);
   ptranspose(block);
-  for (int i = 0; i < R; ++i) pstoreu(out + i * R, block.packet[i]);
+  const Packet zero = pzero(keep);
+  for (int i = 0; i < R; ++i) pstoreu(out + i * R, pselect(keep, block.packet[i], zero));
 }
 
 // out[r] = source[r] for r < valid, zero for valid <= r < R: one depth of a tile or a
@@ -179,11 +180,12 @@ void pack_columns(const Scalar* cols, Index ld, Index n, Index depth, Scalar* pa
 }
 
 // Packs rows [r0, r0+rows) of `a`, values [k0, k0+depth), into tiles, padding rows with
-// zeros. A full tile goes through registers kRows depths at a time where a packet has
-// kRows lanes (AVX-512: 8 floats, 8 doubles), reading its rows side by side. Element by
-// element, one row after the other, packing x was a fifth of the samples of an inference
-// at I=1024, H=64, T=100, B=32, most on one load: 4.77 -> 4.16 ms with this; I=H=256,
-// B=64: 15.3 -> 14.8 ms.
+// zeros. Where a packet has kRows lanes (AVX-512: half a packet of floats, a packet of
+// doubles) a tile goes through registers kRows depths at a time, its rows read side by
+// side (a short tile's padding lanes read its last row and are zeroed). Element by
+// element, one row after the other, packing x was a fifth of the samples of a float32
+// inference at I=1024, H=64, T=100, B=32 on 2 threads, most of them on one load
+// instruction: 4.77 -> 4.16 ms with full tiles transposed; I=H=256, B=64: 15.3 -> 14.8 ms.
 template <typename Scalar>
 void pack_tiles(RowView<Scalar> a, Index r0, Index rows, Index k0, Index depth, Scalar* packed) {
   constexpr Index R = PanelLayout<Scalar>::kRows;
@@ -194,19 +196,19 @@ void pack_tiles(RowView<Scalar> a, Index r0, Index rows, Index k0, Index depth, 
     Scalar* out = packed + tile * depth * R;
     Index k_done = 0;
     if constexpr (!std::is_void_v<TilePacket>) {
-      if (valid == R) {
-        const Scalar* tile_rows[R];
-        for (Index r = 0; r < R; ++r) tile_rows[r] = a.row(r0 + first + r) + k0;
-        k_done = depth / R * R;
-        for (Index k = 0; k < k_done; k += R) detail::transpose_depths<TilePacket>(tile_rows, k, out + k * R);
-      }
+      using namespace Eigen::internal;
+      const Scalar* tile_rows[R];
+      for (Index r = 0; r < R; ++r) tile_rows[r] = a.row(r0 + first + std::min(r, valid - 1)) + k0;
+      const TilePacket keep = pcmp_lt(plset<TilePacket>(Scalar(0)), pset1<TilePacket>(Scalar(valid)));
+      k_done = depth / R * R;
+      for (Index k = 0; k < k_done; k += R) detail::transpose_depths(tile_rows, k, keep, out + k * R);
     }
     for (Index r = 0; r < valid; ++r) {
       const Scalar* row = a.row(r0 + first + r) + k0;
       for (Index k = k_done; k < depth; ++k) out[k * R + r] = row[k];
     }
     for (Index r = valid; r < R; ++r) {
-      for (Index k = 0; k < depth; ++k) out[k * R + r] = Scalar(0);
+      for (Index k = k_done; k < depth; ++k) out[k * R + r] = Scalar(0);
     }
   }
 }
@@ -539,11 +541,12 @@ struct ProductWorkspace {
 // panel block of B stays in L1.
 constexpr Index kRowBlock = 96;
 
-// packed_products cuts its rows into blocks of equal size, of at most
-// kProjectionRowBlock: every block streams all the panels of B from L2 again, and 100 rows
-// (a batch-1 forward of 100 steps) as 96 + 4 ran that second pass for a tile of 4 rows,
-// half as fast as a full one: the forward at I=H=256 took 1-3% longer than as one block.
-// (The weight gradients' blocks, of gate rows, stay at kRowBlock: 128 was 1-2% slower.)
+// packed_products cuts its rows into blocks of at most kProjectionRowBlock whose sizes
+// differ by one row at most: every block streams all the panels of B from L2 again, and
+// 100 rows (a batch-1 forward of 100 steps) as 96 + 4 ran that second pass for a tile of
+// 4 rows, half as fast as a full one: the float32 forward at I=H=256 on 2 threads took
+// 1-3% longer than as one block. (The weight gradients' blocks, of gate rows, stay at
+// kRowBlock: 128 was 1-2% slower.)
 constexpr Index kProjectionRowBlock = 128;
 
 // For each g < count: C_g (rows, n) (+)= A (rows, depth) * B_g, where B_g (packed by the
@@ -556,16 +559,17 @@ void packed_products(RowView<Scalar> a, Index rows, Index depth, const Scalar* b
                      bool accumulate, ProductWorkspace<Scalar>& ws) {
   using L = PanelLayout<Scalar>;
   const Index blocks = (rows + kProjectionRowBlock - 1) / kProjectionRowBlock;
-  const Index block_rows = blocks > 0 ? (rows + blocks - 1) / blocks : 0;
-  Scalar* tiles = ws.a(L::tiles(block_rows) * L::kRows * depth);
-  for (Index r0 = 0; r0 < rows; r0 += block_rows) {
-    const Index block = std::min(block_rows, rows - r0);
+  const Index longest = blocks > 0 ? (rows + blocks - 1) / blocks : 0;
+  Scalar* tiles = ws.a(L::tiles(longest) * L::kRows * depth);
+  for (Index b = 0, r0 = 0; b < blocks; ++b) {
+    const Index block = rows / blocks + (b < rows % blocks ? 1 : 0);
     pack_tiles(a, r0, block, 0, depth, tiles);
     for (Index g = 0; g < count; ++g) {
       OutputRows<Scalar> c_g = c;
       c_g.data += g * c_stride;
       multiply_packed(tiles, block, depth, b_panels + g * b_stride, n, c_g, r0, accumulate);
     }
+    r0 += block;
   }
 }
 
