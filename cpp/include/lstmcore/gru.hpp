@@ -249,20 +249,15 @@ void gru_backward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
       add_gate_weight_grads(s, d_input, d_hidden, G, r0, nr, x, h0, y, H, grads.weight_ih, grads.weight_hh,
                             workspace);
     }
-    // In thread order, so that a split over the batch adds the same values in the same
-    // order every call.
-    for (int turn = 0; turn < team; ++turn) {
-      if (turn == thread) {
-        for (Index gate = 0; gate < 3; ++gate) {
-          for (Index j = 0; j < n; ++j) {
-            const Index column = gate * H + units.begin + j;
-            grads.bias_ih[column] += input_bias_grad[gate * n + j];
-            grads.bias_hh[column] += gate == 2 ? hidden_n_bias_grad[j] : input_bias_grad[gate * n + j];
-          }
+    in_thread_order(thread, team, [&] {
+      for (Index gate = 0; gate < 3; ++gate) {
+        for (Index j = 0; j < n; ++j) {
+          const Index column = gate * H + units.begin + j;
+          grads.bias_ih[column] += input_bias_grad[gate * n + j];
+          grads.bias_hh[column] += gate == 2 ? hidden_n_bias_grad[j] : input_bias_grad[gate * n + j];
         }
       }
-#pragma omp barrier
-    }
+    });
   }
 }
 

@@ -360,18 +360,14 @@ void layer_norm_lstm_backward(const SequenceShape& s, SequenceView<const Scalar>
       add_gate_weight_grads<Scalar>(s, d_input.data(), d_hidden.data(), G, r0, nr, x, h0, y, H, grads.weight_ih,
                                     grads.weight_hh, workspace);
     }
-    // In thread order, so that the sums add up the same way every call.
-    for (int turn = 0; turn < team; ++turn) {
-      if (turn == thread) {
-        sums.add_to(kBias, grads.bias_ih);
-        sums.add_to(kBias, grads.bias_hh);
-        sums.add_to(kGainIh, ln_grads.gain_ih);
-        sums.add_to(kGainHh, ln_grads.gain_hh);
-        sums.add_to(kGainCell, ln_grads.gain_cell);
-        sums.add_to(kBiasCell, ln_grads.bias_cell);
-      }
-#pragma omp barrier
-    }
+    in_thread_order(thread, team, [&] {
+      sums.add_to(kBias, grads.bias_ih);
+      sums.add_to(kBias, grads.bias_hh);
+      sums.add_to(kGainIh, ln_grads.gain_ih);
+      sums.add_to(kGainHh, ln_grads.gain_hh);
+      sums.add_to(kGainCell, ln_grads.gain_cell);
+      sums.add_to(kBiasCell, ln_grads.bias_cell);
+    });
   }
 }
 

@@ -332,20 +332,17 @@ void lstm_backward(const SequenceShape& s, SequenceView<const Scalar> x, const G
       add_gate_weight_grads(s, d_gates, d_gates, G, gate_rows.begin, gate_rows.size(), x,
                             h_first, h_later, H, grads.weight_ih, grads.weight_hh, workspace);
     }
-    for (int turn = 0; turn < team; ++turn) {
-      if (turn == thread) {
-        for (Index gate = 0; gate < K; ++gate) {
-          for (Index j = 0; j < n; ++j) {
-            grads.bias_ih[gate * H + ub + j] += bias_grad[gate * n + j];
-            grads.bias_hh[gate * H + ub + j] += bias_grad[gate * n + j];
-          }
-        }
-        for (Index q = 0; q < 3 && options.peephole_grad; ++q) {
-          for (Index j = ub; j < units.end; ++j) options.peephole_grad[q * H + j] += peephole_grad[q * H + j];
+    in_thread_order(thread, team, [&] {
+      for (Index gate = 0; gate < K; ++gate) {
+        for (Index j = 0; j < n; ++j) {
+          grads.bias_ih[gate * H + ub + j] += bias_grad[gate * n + j];
+          grads.bias_hh[gate * H + ub + j] += bias_grad[gate * n + j];
         }
       }
-#pragma omp barrier
-    }
+      for (Index q = 0; q < 3 && options.peephole_grad; ++q) {
+        for (Index j = ub; j < units.end; ++j) options.peephole_grad[q * H + j] += peephole_grad[q * H + j];
+      }
+    });
   }
 }
 

@@ -59,11 +59,11 @@ inline int plan_threads(Index batch, Index hidden, Index gates) {
 // split there, 1.03-1.05x at I=H=176 and 192, 1.02-1.04x at 256, where the unit split
 // keeps each thread's half in L2 and its barriers cost little against the products); up
 // to 5 MB in a backward (I=H=384), whose unit split waits for the other thread's gate
-// gradients every step. Interleaved against
-// the unit split on 2 cores (AVX-512, Python layer, float32), the training step ran
-// 1.02-1.10x faster at H=128 B=32, 1.0-1.06x at H=256 B=64, 1.04-1.15x at H=64 B=64, GRU
-// H=256 B=64 1.08x; in the phases in which this machine's cores talk at half speed (an
-// OpenMP barrier 400-600 ns instead of 200) 1.2x, 1.06x, GRU 1.15x. Past those sizes
+// gradients every step. Interleaved against the unit split on 2 cores (AVX-512, Python
+// layer, float32), the training step ran 1.02-1.10x faster at H=128 B=32, 1.0-1.06x at
+// H=256 B=64, 1.04-1.15x at H=64 B=64, GRU H=256 B=64 1.08x; in the phases in which this
+// machine's cores talk at half speed (an OpenMP barrier 400-600 ns instead of 200) 1.2x,
+// 1.06x, GRU 1.15x. Past those sizes
 // the whole weights stream from L3 every step: with each half of the batch run as its own
 // one-thread pass (C++), H=512 ran 0.95x, H=1024 0.64-0.85x, and B=8 (4 rows a thread)
 // 0.86x. The projected LSTM keeps the unit split (projected_lstm_sequence.hpp says why).
@@ -85,6 +85,18 @@ inline PassPlan plan_pass(Index batch, Index input, Index hidden, Index gates, I
   const double weight_bytes = double(gates) * hidden * (input + hidden) * scalar_bytes;
   const bool by_batch = threads > 1 && batch >= kMinBatchRowsPerThread * threads && weight_bytes <= max_weight_bytes;
   return {threads, by_batch};
+}
+
+// Inside a parallel region of `team` threads, every one of which calls this: runs `add`
+// on each thread in turn, thread 0 first. Per-thread sums that several threads add into
+// one gradient then add up in the same order every call, so a pass split over the batch
+// repeats its results bit for bit.
+template <typename Add>
+void in_thread_order(int thread, int team, Add&& add) {
+  for (int turn = 0; turn < team; ++turn) {
+    if (turn == thread) add();
+#pragma omp barrier
+  }
 }
 
 constexpr Index kUnitAlign = 16;
