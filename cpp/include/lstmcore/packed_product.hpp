@@ -452,12 +452,7 @@ void multiply_tiles(const TileOfA& a_tile, Index rows, Index depth, const Scalar
       for (Index tile = 0; tile < L::tiles(rows); ++tile) {
         const Index r0 = L::tile_first(rows, tile), height = L::tile_height(rows, tile);
         TileOutput<Scalar> out;  // rows past `height` are never read
-        if (c.group == 0) {
-          Scalar* first = c.data + (c_first + r0) * c.stride + j0;
-          for (Index r = 0; r < height; ++r) out.rows[r] = first + r * c.stride;
-        } else {
-          for (Index r = 0; r < height; ++r) out.rows[r] = c.row(c_first + r0 + r) + j0;
-        }
+        for (Index r = 0; r < height; ++r) out.rows[r] = c.row(c_first + r0 + r) + j0;
         tile_kernel_rows(height, a_tile(tile, r0, height, k0), kc, b, out, cols, accumulate || k0 > 0);
       }
     }
