@@ -116,15 +116,15 @@ def test_thread_counts_agree_in_training_with_masks_and_lengths(options, threads
         assert_close(f"{name} ({threads} threads vs 1)", got, expected, TOL, scaled_atol(TOL, expected))
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("kind", ["lstm", "gru", "layer_norm"])
 @pytest.mark.parametrize("batch", [12, 40], ids=["units-split", "batch-split"])
 def test_two_threads_repeat_every_result_bit_for_bit(kind, batch, two_threads):
-    # The bias and peephole gradients are summed per thread and added in thread order, so
-    # the same call gives the same bits whichever thread finishes first.
+    # The bias, peephole and layer-norm gain gradients are summed per thread and added in
+    # thread order, so the same call gives the same bits whichever thread finishes first.
     rng = np.random.default_rng(54)
     x, dy = rng.normal(size=(batch, 9, 80)), rng.normal(size=(batch, 9, 128))
-    options = {"peephole": True} if kind == "lstm" else {}
-    layer = LAYERS[kind](80, 64, 2, bidirectional=True, dtype=np.float64, seed=6, **options)
+    options = {"lstm": {"peephole": True}, "gru": {}, "layer_norm": {"layer_norm": True}}[kind]
+    layer = LAYERS.get(kind, lstmcore.LSTM)(80, 64, 2, bidirectional=True, dtype=np.float64, seed=6, **options)
     first = pass_results(layer, x, dy)
     for _ in range(3):
         again = pass_results(layer, x, dy)
