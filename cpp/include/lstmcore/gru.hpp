@@ -14,8 +14,6 @@
 // run after the loop.
 #pragma once
 
-#include <omp.h>
-
 #include <algorithm>
 #include <vector>
 
@@ -25,7 +23,7 @@
 #include "lstmcore/input_gradient.hpp"
 #include "lstmcore/packed_product.hpp"
 #include "lstmcore/sequence.hpp"
-#include "lstmcore/step_barrier.hpp"
+#include "lstmcore/team.hpp"
 #include "lstmcore/threading.hpp"
 
 namespace lstmcore {
@@ -49,11 +47,8 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
   const bool taped = gates != nullptr;
   const ProjectionChunks<Scalar> projection(s, W, gates, plan.rows_per_thread(B));
 
-  StepBarrier barrier;
-#pragma omp parallel num_threads(plan.threads) if (plan.threads > 1)
-  {
-    const int team = omp_get_num_threads();
-    const PassPart part = pass_part(plan, s, omp_get_thread_num(), team, Layout::kWidth);
+  run_team(plan.threads, [&](const int thread, const int team, StepBarrier& barrier) {
+    const PassPart part = pass_part(plan, s, thread, team, Layout::kWidth);
     const Range units = part.units, rows = part.rows;
     const Index n = units.size(), r0 = rows.begin;
 
@@ -139,7 +134,7 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
       // As in lstm_forward: over units, the next step reads every thread's h_t.
       if (!plan.by_batch) barrier.wait(team);
     }
-  }
+  });
 }
 
 // Inputs as for gru_forward, plus
@@ -168,11 +163,7 @@ void gru_backward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
   const PassPlan plan = plan_pass(s, 3, sizeof(Scalar), Pass::backward);
   using Layout = PanelLayout<Scalar>;
 
-  StepBarrier barrier;
-#pragma omp parallel num_threads(plan.threads) if (plan.threads > 1)
-  {
-    const int thread = omp_get_thread_num();
-    const int team = omp_get_num_threads();
+  run_team(plan.threads, [&](const int thread, const int team, StepBarrier& barrier) {
     const PassPart part = pass_part(plan, s, thread, team, Layout::kWidth);
     const Range units = part.units, rows_of_part = part.rows;
     const Index n = units.size(), r0 = rows_of_part.begin;
@@ -239,7 +230,7 @@ void gru_backward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
       }
       input_gradient.step({d_input_t + r0 * G, G}, rows_of_part, live_end, dx, t, accumulate_dx);
     }
-#pragma omp barrier
+    barrier.wait(team);
     input_gradient.after_loop(d_input, s, rows_of_part, dx, accumulate_dx, workspace);
 
     // Weight gradients as products over all steps, split by output rows.
@@ -249,7 +240,7 @@ void gru_backward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
       add_gate_weight_grads(s, d_input, d_hidden, G, r0, nr, x, h0, y, H, grads.weight_ih, grads.weight_hh,
                             workspace);
     }
-    in_thread_order(thread, team, [&] {
+    in_thread_order(thread, team, barrier, [&] {
       for (Index gate = 0; gate < 3; ++gate) {
         for (Index j = 0; j < n; ++j) {
           const Index column = gate * H + units.begin + j;
@@ -258,7 +249,7 @@ void gru_backward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
         }
       }
     });
-  }
+  });
 }
 
 }  // namespace lstmcore

@@ -14,8 +14,6 @@
 // never recomputes a statistic.
 #pragma once
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -27,7 +25,7 @@
 #include "lstmcore/gate_clamp.hpp"
 #include "lstmcore/packed_product.hpp"
 #include "lstmcore/sequence.hpp"
-#include "lstmcore/step_barrier.hpp"
+#include "lstmcore/team.hpp"
 #include "lstmcore/threading.hpp"
 
 namespace lstmcore {
@@ -130,11 +128,7 @@ void layer_norm_lstm_forward(const SequenceShape& s, SequenceView<const Scalar> 
   PassBuffer<Scalar> step_hidden(taped ? 0 : B * G);
   PassBuffer<Scalar> cell_pair(taped ? 0 : 2 * B * H);
 
-  StepBarrier barrier;
-#pragma omp parallel num_threads(plan.threads) if (plan.threads > 1)
-  {
-    const int thread = omp_get_thread_num();
-    const int team = omp_get_num_threads();
+  run_team(plan.threads, [&](const int thread, const int team, StepBarrier& barrier) {
     // The products' share (units, rows) and the rows this thread updates.
     const PassPart part = pass_part(plan, s, thread, team, Layout::kWidth);
     const Range units = part.units, my_rows = rows_to_update(plan, part, B, thread, team);
@@ -231,7 +225,7 @@ void layer_norm_lstm_forward(const SequenceShape& s, SequenceView<const Scalar> 
       }
       if (!plan.by_batch) barrier.wait(team);
     }
-  }
+  });
 }
 
 // Inputs as for forward, plus dy (T, B, H), dh_n, dc_n (B, H) or nullptr. Outputs: dx
@@ -258,11 +252,7 @@ void layer_norm_lstm_backward(const SequenceShape& s, SequenceView<const Scalar>
   const PassPlan plan = plan_pass(s, 4, sizeof(Scalar), Pass::backward);
   const GateClamps<Scalar> held(clamps, 0);
 
-  StepBarrier barrier;
-#pragma omp parallel num_threads(plan.threads) if (plan.threads > 1)
-  {
-    const int thread = omp_get_thread_num();
-    const int team = omp_get_num_threads();
+  run_team(plan.threads, [&](const int thread, const int team, StepBarrier& barrier) {
     // The products' share (units, rows) and the rows this thread updates.
     const PassPart part = pass_part(plan, s, thread, team, Layout::kWidth);
     const Range units = part.units, my_rows = rows_to_update(plan, part, B, thread, team);
@@ -349,9 +339,7 @@ void layer_norm_lstm_backward(const SequenceShape& s, SequenceView<const Scalar>
       if (!plan.by_batch) barrier.wait(team);
     }
     // The weight gradients below read every thread's rows.
-    if (plan.by_batch) {
-#pragma omp barrier
-    }
+    if (plan.by_batch) barrier.wait(team);
     input_gradient.after_loop(d_input.data(), s, part.rows, dx, accumulate_dx, workspace);
 
     const Range gate_rows = split_range(G, thread, team, Layout::kRows);
@@ -360,7 +348,7 @@ void layer_norm_lstm_backward(const SequenceShape& s, SequenceView<const Scalar>
       add_gate_weight_grads<Scalar>(s, d_input.data(), d_hidden.data(), G, r0, nr, x, h0, y, H, grads.weight_ih,
                                     grads.weight_hh, workspace);
     }
-    in_thread_order(thread, team, [&] {
+    in_thread_order(thread, team, barrier, [&] {
       sums.add_to(kBias, grads.bias_ih);
       sums.add_to(kBias, grads.bias_hh);
       sums.add_to(kGainIh, ln_grads.gain_ih);
@@ -368,7 +356,7 @@ void layer_norm_lstm_backward(const SequenceShape& s, SequenceView<const Scalar>
       sums.add_to(kGainCell, ln_grads.gain_cell);
       sums.add_to(kBiasCell, ln_grads.bias_cell);
     });
-  }
+  });
 }
 
 }  // namespace lstmcore

@@ -20,8 +20,6 @@
 // backward direction).
 #pragma once
 
-#include <omp.h>
-
 #include <algorithm>
 #include <vector>
 
@@ -31,7 +29,7 @@
 #include "lstmcore/lstm_options.hpp"
 #include "lstmcore/packed_product.hpp"
 #include "lstmcore/sequence.hpp"
-#include "lstmcore/step_barrier.hpp"
+#include "lstmcore/team.hpp"
 #include "lstmcore/threading.hpp"
 #include "lstmcore/zoneout.hpp"
 
@@ -59,11 +57,8 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
   const ProjectionChunks<Scalar> projection(s, G, gates, plan.rows_per_thread(B));
   PassBuffer<Scalar> cell_pair(taped ? 0 : 2 * B * H);
 
-  StepBarrier barrier;
-#pragma omp parallel num_threads(plan.threads) if (plan.threads > 1)
-  {
-    const int team = omp_get_num_threads();
-    const PassPart part = pass_part(plan, s, omp_get_thread_num(), team, Layout::kWidth);
+  run_team(plan.threads, [&](const int thread, const int team, StepBarrier& barrier) {
+    const PassPart part = pass_part(plan, s, thread, team, Layout::kWidth);
     const Range units = part.units, rows = part.rows;
     const Index n = units.size(), ub = units.begin, r0 = rows.begin;
 
@@ -197,7 +192,7 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
       // this thread's rows.
       if (!plan.by_batch) barrier.wait(team);
     }
-  }
+  });
 }
 
 // Inputs as for lstm_forward, plus
@@ -235,11 +230,7 @@ void lstm_backward(const SequenceShape& s, SequenceView<const Scalar> x, const G
   const bool plain_recurrence = !mask && !options.zoneout();
   using Layout = PanelLayout<Scalar>;
 
-  StepBarrier barrier;
-#pragma omp parallel num_threads(plan.threads) if (plan.threads > 1)
-  {
-    const int thread = omp_get_thread_num();
-    const int team = omp_get_num_threads();
+  run_team(plan.threads, [&](const int thread, const int team, StepBarrier& barrier) {
     const PassPart part = pass_part(plan, s, thread, team, Layout::kWidth);
     const Range units = part.units, rows_of_part = part.rows;
     const Index n = units.size(), ub = units.begin, r0 = rows_of_part.begin;
@@ -321,7 +312,7 @@ void lstm_backward(const SequenceShape& s, SequenceView<const Scalar> x, const G
         for (Index k = 0; k < H; ++k) masked_h0[r * H + k] = h0[r * H + k] * mask[r * H + k];
       }
     }
-#pragma omp barrier
+    barrier.wait(team);
     input_gradient.after_loop(d_gates, s, rows_of_part, dx, accumulate_dx, workspace);
     const Scalar* h_first = mask ? masked_h0.data() : h0;
     const SequenceView<const Scalar> h_later = mask ? SequenceView<const Scalar>{masked_y.data(), B * H, H} : y;
@@ -332,7 +323,7 @@ void lstm_backward(const SequenceShape& s, SequenceView<const Scalar> x, const G
       add_gate_weight_grads(s, d_gates, d_gates, G, gate_rows.begin, gate_rows.size(), x,
                             h_first, h_later, H, grads.weight_ih, grads.weight_hh, workspace);
     }
-    in_thread_order(thread, team, [&] {
+    in_thread_order(thread, team, barrier, [&] {
       for (Index gate = 0; gate < K; ++gate) {
         for (Index j = 0; j < n; ++j) {
           grads.bias_ih[gate * H + ub + j] += bias_grad[gate * n + j];
@@ -343,7 +334,7 @@ void lstm_backward(const SequenceShape& s, SequenceView<const Scalar> x, const G
         for (Index j = ub; j < units.end; ++j) options.peephole_grad[q * H + j] += peephole_grad[q * H + j];
       }
     });
-  }
+  });
 }
 
 }  // namespace lstmcore

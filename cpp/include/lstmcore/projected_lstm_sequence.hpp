@@ -15,8 +15,6 @@
 // fast (I=H=128, P=64, B=32 and 64; H=256, P=128, B=64) and its inference no faster.
 #pragma once
 
-#include <omp.h>
-
 #include <algorithm>
 #include <vector>
 
@@ -25,7 +23,7 @@
 #include "lstmcore/lstm_options.hpp"
 #include "lstmcore/packed_product.hpp"
 #include "lstmcore/sequence.hpp"
-#include "lstmcore/step_barrier.hpp"
+#include "lstmcore/team.hpp"
 #include "lstmcore/threading.hpp"
 
 namespace lstmcore {
@@ -55,11 +53,7 @@ void projected_lstm_forward(const SequenceShape& s, Index proj, SequenceView<con
   PassBuffer<Scalar> cell_pair(taped ? 0 : 2 * B * H);
   PassBuffer<Scalar> cell_out_row(taped ? 0 : B * H);
 
-  StepBarrier barrier;
-#pragma omp parallel num_threads(threads) if (threads > 1)
-  {
-    const int thread = omp_get_thread_num();
-    const int team = omp_get_num_threads();
+  run_team(threads, [&](const int thread, const int team, StepBarrier& barrier) {
     const Range units = split_range(H, thread, team, Layout::kWidth);
     const Range features = split_range(P, thread, team, Layout::kWidth);
     const Index n = units.size(), m = features.size();
@@ -125,7 +119,7 @@ void projected_lstm_forward(const SequenceShape& s, Index proj, SequenceView<con
       for (Index b = alive; b < B && m > 0; ++b) std::fill_n(h_t + b * y.batch_stride + features.begin, m, Scalar(0));
       barrier.wait(team);
     }
-  }
+  });
 }
 
 // Inputs as for projected_lstm_forward, plus dy (T, B, P), dh_n (B, P) and dc_n (B, H) or
@@ -158,11 +152,7 @@ void projected_lstm_backward(const SequenceShape& s, Index proj, SequenceView<co
   if (dc_n) dc = view(dc_n, B, H, H); else dc.setZero();
   const int threads = plan_threads(B, H, K);
 
-  StepBarrier barrier;
-#pragma omp parallel num_threads(threads) if (threads > 1)
-  {
-    const int thread = omp_get_thread_num();
-    const int team = omp_get_num_threads();
+  run_team(threads, [&](const int thread, const int team, StepBarrier& barrier) {
     const Range units = split_range(H, thread, team, Layout::kWidth);
     const Range features = split_range(P, thread, team, Layout::kWidth);
     const Index n = units.size(), m = features.size();
@@ -213,7 +203,7 @@ void projected_lstm_backward(const SequenceShape& s, Index proj, SequenceView<co
       }
       input_gradient.step({d_gates_t, G}, {0, B}, alive, dx, t, accumulate_dx);
     }
-#pragma omp barrier
+    barrier.wait(team);
     input_gradient.after_loop(d_gates, s, {0, B}, dx, accumulate_dx, workspace);
 
     const Range gate_rows = split_range(G, thread, team, Layout::kRows);
@@ -234,7 +224,7 @@ void projected_lstm_backward(const SequenceShape& s, Index proj, SequenceView<co
       transposed_products<Scalar>({d_hidden, P}, proj_rows.begin, proj_rows.size(), rows,
                                   {{{cell_out, H}, H, grad_hr + proj_rows.begin * H, H}}, true, workspace);
     }
-  }
+  });
 }
 
 }  // namespace lstmcore

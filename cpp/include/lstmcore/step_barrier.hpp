@@ -12,16 +12,24 @@
 // std::atomic::wait (a futex on Linux) until the last arrival wakes it, so it gives its
 // core to the thread it waits for. The spin is bounded by time, not by a count of pause
 // instructions, whose length differs tenfold between CPUs.
+//
+// A thread that fails (an allocation, anything that throws) cancels the barrier: every
+// thread waiting at it, or arriving later, throws PassCancelled instead of waiting for a
+// partner that will never come (team.hpp turns this into one exception after the region).
 #pragma once
 
 #include <atomic>
 #include <chrono>
+#include <exception>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #endif
 
 namespace lstmcore {
+
+// Thrown at a barrier of a pass that another thread of its team has cancelled.
+struct PassCancelled {};
 
 class StepBarrier {
  public:
@@ -30,7 +38,10 @@ class StepBarrier {
   // all after (the arrivals release, the wait acquires).
   void wait(int team) {
     if (team <= 1) return;
-    const unsigned generation = generation_.load(std::memory_order_relaxed);
+    // The generation before the check of failed_: a cancel that this check misses bumps
+    // the generation after it, so the wait below sees it.
+    const unsigned generation = generation_.load(std::memory_order_acquire);
+    if (failed_.load(std::memory_order_acquire)) throw PassCancelled{};
     if (arrived_.fetch_add(1, std::memory_order_acq_rel) == team - 1) {
       arrived_.store(0, std::memory_order_relaxed);
       // seq_cst, not release: notify_all reads libstdc++'s count of sleepers next, and a
@@ -42,11 +53,25 @@ class StepBarrier {
     using Clock = std::chrono::steady_clock;
     const Clock::time_point give_up = Clock::now() + kSpin;
     for (int spins = 1;; ++spins) {
-      if (generation_.load(std::memory_order_acquire) != generation) return;
+      if (generation_.load(std::memory_order_acquire) != generation) return opened();
       relax();
       if (spins % kSpinsPerClockRead == 0 && Clock::now() > give_up) break;
     }
     generation_.wait(generation, std::memory_order_acquire);
+    opened();
+  }
+
+  // Called by a thread that cannot go on: records the first failure, then wakes every
+  // waiter, which throws PassCancelled. Safe to call from several threads at once.
+  void cancel(std::exception_ptr failure) {
+    if (!failed_.exchange(true)) failure_ = failure;
+    generation_.fetch_add(1);
+    generation_.notify_all();
+  }
+
+  // On the thread that started the pass, after the region: the failure, if any.
+  void rethrow_failure() const {
+    if (failed_.load(std::memory_order_acquire) && failure_) std::rethrow_exception(failure_);
   }
 
  private:
@@ -55,6 +80,11 @@ class StepBarrier {
   // thread without a core is not kept waiting long by one that spins on its core.
   static constexpr std::chrono::microseconds kSpin{10};
   static constexpr int kSpinsPerClockRead = 32;
+
+  // The generation moved on: either every thread arrived, or the pass was cancelled.
+  void opened() const {
+    if (failed_.load(std::memory_order_acquire)) throw PassCancelled{};
+  }
 
   static void relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -67,6 +97,8 @@ class StepBarrier {
   // On separate lines: the arrivals increment one, the waiters poll the other.
   alignas(64) std::atomic<int> arrived_{0};
   alignas(64) std::atomic<unsigned> generation_{0};
+  std::atomic<bool> failed_{false};
+  std::exception_ptr failure_;
 };
 
 }  // namespace lstmcore

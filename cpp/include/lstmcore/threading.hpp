@@ -13,6 +13,7 @@
 #include <atomic>
 
 #include "lstmcore/eigen_types.hpp"
+#include "lstmcore/step_barrier.hpp"
 
 namespace lstmcore {
 
@@ -87,15 +88,15 @@ inline PassPlan plan_pass(Index batch, Index input, Index hidden, Index gates, I
   return {threads, by_batch};
 }
 
-// Inside a parallel region of `team` threads, every one of which calls this: runs `add`
+// Inside a pass's team (team.hpp) of `team` threads, every one of which calls this: runs `add`
 // on each thread in turn, thread 0 first. Per-thread sums that several threads add into
 // one gradient then add up in the same order every call, so a pass split over the batch
 // repeats its results bit for bit.
 template <typename Add>
-void in_thread_order(int thread, int team, Add&& add) {
+void in_thread_order(int thread, int team, StepBarrier& barrier, Add&& add) {
   for (int turn = 0; turn < team; ++turn) {
     if (turn == thread) add();
-#pragma omp barrier
+    barrier.wait(team);
   }
 }
 
