@@ -20,6 +20,7 @@
 #include "lstmcore/lstm_sequence.hpp"
 #include "lstmcore/peephole_lstm_cell.hpp"
 #include "lstmcore/projected_lstm_sequence.hpp"
+#include "lstmcore/load_sensor.hpp"
 #include "lstmcore/memory.hpp"
 #include "lstmcore/peak.hpp"
 #include "lstmcore/threading.hpp"
@@ -631,8 +632,9 @@ py::array activation(const py::array& x) {
 
 // The shape of a pass as pass_plan and dx_after_the_loop describe it: one step, or as many
 // as batch_sizes has.
-lstmcore::SequenceShape planned_shape(Index batch, Index input, Index hidden, const py::object& batch_sizes) {
-  const Index steps = batch_sizes.is_none() ? 1 : static_cast<Index>(py::len(batch_sizes));
+lstmcore::SequenceShape planned_shape(Index batch, Index input, Index hidden, const py::object& batch_sizes,
+                                      Index steps = 1) {
+  if (!batch_sizes.is_none()) steps = static_cast<Index>(py::len(batch_sizes));
   return shape_of({steps, batch, input, hidden, false}, false, batch_sizes);
 }
 
@@ -696,15 +698,38 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "pass_plan",
       [](Index batch, Index input, Index hidden, Index gates, Index itemsize, bool backward,
-         const py::object& batch_sizes) {
-        const auto shape = planned_shape(batch, input, hidden, batch_sizes);
+         const py::object& batch_sizes, Index steps) {
+        const auto shape = planned_shape(batch, input, hidden, batch_sizes, steps);
         const auto pass = backward ? lstmcore::Pass::backward : lstmcore::Pass::forward;
         const auto plan = lstmcore::plan_pass(shape, gates, itemsize, pass);
         return py::make_tuple(plan.threads, plan.by_batch ? "batch" : "units");
       },
       "batch"_a, "input"_a, "hidden"_a, "gates"_a, "itemsize"_a, "backward"_a, "batch_sizes"_a = py::none(),
-      "(threads, 'units' or 'batch'): how an LSTM or GRU pass of this shape (and batch_sizes, as the "
-      "passes take them) splits over threads.");
+      "steps"_a = 1,
+      "(threads, 'units' or 'batch'): how an LSTM or GRU pass of this shape (steps, or batch_sizes as "
+      "the passes take them) splits over threads.");
+  m.def("load_sensor", [] {
+    const auto state = lstmcore::load_sensor_state();
+    py::dict d;
+    d["enabled"] = state.enabled;
+    d["busy"] = state.busy;
+    d["passes_sensed"] = state.passes_sensed;
+    d["busy_verdicts"] = state.busy_verdicts;
+    d["hold_seconds"] = state.hold_seconds;
+    d["last_slowest_start_us"] = state.last_slowest_start_us;
+    d["last_longest_sleep_us"] = state.last_longest_sleep_us;
+    return d;
+  }, "What the load sensor (load_sensor.hpp) found: whether the cores are busy, and its counts.");
+  m.def("reset_load_sensor", &lstmcore::reset_load_sensor, "enabled"_a,
+        "Forget what the load sensor found, and turn it on or off.");
+  m.def(
+      "sense_team",
+      [](double slowest_start_us, double longest_sleep_us) {
+        using std::chrono::nanoseconds;
+        lstmcore::sense_team(nanoseconds(static_cast<long long>(slowest_start_us * 1e3)),
+                             nanoseconds(static_cast<long long>(longest_sleep_us * 1e3)));
+      },
+      "slowest_start_us"_a, "longest_sleep_us"_a, "Report a multi-threaded pass's timings, as a pass does (tests).");
   m.attr("per_step_input_gradient_bytes") = lstmcore::kPerStepBytes;
   m.def(
       "dx_after_the_loop",

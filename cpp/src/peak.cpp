@@ -1,10 +1,10 @@
 #include "lstmcore/peak.hpp"
 
-#include <omp.h>
-
 #include <Eigen/Core>
 #include <algorithm>
 #include <chrono>
+
+#include "lstmcore/team.hpp"
 
 namespace lstmcore {
 
@@ -39,12 +39,12 @@ double fma_peak_gflops(int threads, double seconds) {
   const auto start = std::chrono::steady_clock::now();
   do {
     const auto t0 = std::chrono::steady_clock::now();
-#pragma omp parallel num_threads(threads)
-    {
+    // run_team, like every pass, so that a forked child measures it without a hang.
+    run_team(threads, [&](int, int, StepBarrier&) {
       const float value = fma_chains(rounds);
 #pragma omp critical
       sink = sink + value;
-    }
+    });
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const double flops = 2.0 * kLanes * kChains * static_cast<double>(rounds) * threads;
     best = std::max(best, flops / elapsed * 1e-9);

@@ -47,7 +47,8 @@ void projected_lstm_forward(const SequenceShape& s, Index proj, SequenceView<con
   constexpr Index K = Cell<Scalar>::kGates;
   const Index B = s.batch, H = s.hidden, P = proj, I = s.input, G = K * H;
   using Layout = PanelLayout<Scalar>;
-  const int threads = plan_threads(B, H, K);
+  // The unit split only: a barrier a step, so one thread while the cores are busy.
+  const int threads = cores_busy() ? 1 : plan_threads(B, H, K);
   const bool taped = gates != nullptr;
   const ProjectionChunks<Scalar> projection(s, G, gates, B);
   PassBuffer<Scalar> cell_pair(taped ? 0 : 2 * B * H);
@@ -150,7 +151,8 @@ void projected_lstm_backward(const SequenceShape& s, Index proj, SequenceView<co
   auto dc = view(dc0, B, H, H);
   if (dh_n) dh = view(dh_n, B, P, P); else dh.setZero();
   if (dc_n) dc = view(dc_n, B, H, H); else dc.setZero();
-  const int threads = plan_threads(B, H, K);
+  // The unit split only: a barrier a step, so one thread while the cores are busy.
+  const int threads = cores_busy() ? 1 : plan_threads(B, H, K);
 
   run_team(threads, [&](const int thread, const int team, StepBarrier& barrier) {
     const Range units = split_range(H, thread, team, Layout::kWidth);

@@ -57,9 +57,17 @@ class StepBarrier {
       relax();
       if (spins % kSpinsPerClockRead == 0 && Clock::now() > give_up) break;
     }
+    const Clock::time_point asleep = Clock::now();
     generation_.wait(generation, std::memory_order_acquire);
+    const long long slept = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - asleep).count();
+    long long longest = longest_sleep_.load(std::memory_order_relaxed);
+    while (slept > longest && !longest_sleep_.compare_exchange_weak(longest, slept, std::memory_order_relaxed)) {
+    }
     opened();
   }
+
+  // The longest that any thread slept here (load_sensor.hpp): read after the region.
+  std::chrono::nanoseconds longest_sleep() const { return std::chrono::nanoseconds(longest_sleep_.load()); }
 
   // Called by a thread that cannot go on: records the first failure, then wakes every
   // waiter, which throws PassCancelled. Safe to call from several threads at once.
@@ -98,6 +106,7 @@ class StepBarrier {
   alignas(64) std::atomic<int> arrived_{0};
   alignas(64) std::atomic<unsigned> generation_{0};
   std::atomic<bool> failed_{false};
+  std::atomic<long long> longest_sleep_{0};
   std::exception_ptr failure_;
 };
 

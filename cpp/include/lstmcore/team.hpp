@@ -9,12 +9,17 @@
 //   thread pool, whose threads do not exist in the child: a region it starts waits for
 //   them forever. Its passes run on a thread of the core's (fork_safety.cpp), which
 //   starts a pool of its own, so the child keeps the parent's thread count.
+// - A team of more than one tells the load sensor (load_sensor.hpp) how long its threads
+//   took to start and the longest that one slept at a barrier.
 #pragma once
 
 #include <omp.h>
 
+#include <atomic>
+#include <chrono>
 #include <exception>
 
+#include "lstmcore/load_sensor.hpp"
 #include "lstmcore/step_barrier.hpp"
 
 namespace lstmcore {
@@ -29,11 +34,22 @@ void run_on_core_thread(void (*call)(void*), void* context);
 // `barrier` is the team's StepBarrier. Rethrows a thread's failure after the region.
 template <typename Body>
 void run_team(int threads, Body&& body) {
+  using Clock = std::chrono::steady_clock;
   StepBarrier barrier;
+  // For the load sensor: how long the slowest thread took to start, in a team of more
+  // than one.
+  std::atomic<long long> slowest_start{-1};
+  const Clock::time_point launch = Clock::now();
   auto region = [&] {
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
       const int team = omp_get_num_threads();
+      if (team > 1) {
+        const long long lag = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - launch).count();
+        long long slowest = slowest_start.load(std::memory_order_relaxed);
+        while (lag > slowest && !slowest_start.compare_exchange_weak(slowest, lag, std::memory_order_relaxed)) {
+        }
+      }
       try {
         body(omp_get_thread_num(), team, barrier);
       } catch (const PassCancelled&) {
@@ -48,6 +64,7 @@ void run_team(int threads, Body&& body) {
   } else {
     region();
   }
+  if (slowest_start.load() >= 0) sense_team(std::chrono::nanoseconds(slowest_start.load()), barrier.longest_sleep());
   barrier.rethrow_failure();
 }
 

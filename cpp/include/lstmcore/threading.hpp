@@ -80,6 +80,10 @@ struct PassPlan {
 // Rows a thread needs for the batch split: one tile.
 constexpr Index kMinBatchRowsPerThread = 8;
 
+// While the cores are busy, the least work (flops of the products) for which a pass is
+// still split over the batch rather than run on one thread.
+constexpr double kBusyMinFlopsToSplit = 3e9;
+
 inline PassPlan plan_pass(Index batch, Index input, Index hidden, Index gates, Index scalar_bytes, Pass pass) {
   const double max_weight_bytes = pass == Pass::forward ? 0.6e6 : 5e6;
   const int threads = plan_threads(batch, hidden, gates);
