@@ -110,3 +110,20 @@ def test_torch_cell_of_a_variant_matches_lstmcore_in_float64(variant):
     for name, value in layer.grads.items():
         torch_grad = getattr(cell, name.removesuffix("_l0")).grad.numpy()
         np.testing.assert_allclose(value, torch_grad, rtol=0, atol=1e-12, err_msg=name)
+
+
+def test_contention_quick_run_writes_both_scenarios(tmp_path, capsys):
+    from benchmarks import contention
+
+    out = tmp_path / "contention.json"
+    cases_run = "small_train_i12_h64_t29_b16,small_train_i12_h64_t29_b16_lengths"
+    argv = ["--quick", "--competitors", "1", "--cases", cases_run, "--seconds", "0.2", "--json", str(out)]
+    assert contention.main(argv) == 0
+    results = json.loads(out.read_text())
+    assert results["competitors"] == 1 and results["machine"]["fma_peak_gflops"] > 0
+    plain, with_lengths = results["rows"]
+    assert plain["times"]["lstmcore@1"] > 0 and plain["times"]["lstmcore@default"] > 0
+    assert with_lengths["lengths"] and "torch@1" not in with_lengths["times"]
+    for row in results["rows"]:
+        assert len(row["two_processes"]["one"]) == 2 and len(row["two_processes"]["default"]) == 2
+    assert "default/1t" in capsys.readouterr().out
