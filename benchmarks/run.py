@@ -291,6 +291,13 @@ def main(argv=None):
     finally:
         threads_control.set(previous_threads)
 
+    # Busy verdicts on a machine meant to be quiet planned some passes on one thread.
+    sensor = lstmcore._core.load_sensor()
+    if sensor["busy_verdicts"]:
+        notes.append(
+            f"the load sensor found the cores busy {sensor['busy_verdicts']} time(s) in "
+            f"{sensor['passes_sensed']} multi-threaded passes (docs/production.md)"
+        )
     noisy = [f"{row['case']} ({row['threads']})" for row in rows if row["noisy"]]
     if noisy and not args.quick:
         notes.append(
@@ -316,6 +323,7 @@ def main(argv=None):
         "flop_model": case_registry.FLOP_MODEL,
         "fma_peak_gflops": {str(t): p for t, p in peaks.items()},
         "notes": notes,
+        "load_sensor": sensor,
         "results": rows,
         "thread_scaling": report.scaling_rows(rows),
     }
