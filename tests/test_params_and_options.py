@@ -37,7 +37,7 @@ def make(variant, **extra):
 def test_recurrent_params_of_a_non_float_dtype_are_a_type_error_naming_the_key(variant, kind):
     layer = make(variant)
     x = np.ones((B, T, I), np.float32)
-    name = sorted(layer.params)[-1]
+    name = max(layer.params)
     replacement = NOT_FLOAT[kind](layer.params[name].shape)
     layer.params[name] = replacement
     message = rf"params\['{name}'\] as a float array \(float32\), got dtype {replacement.dtype}"

@@ -67,7 +67,7 @@ def test_backward_refuses_a_tape_recorded_before_the_params_changed(variant, cha
     layer = make(variant, num_layers=2, bidirectional=True)
     x = np.random.default_rng(0).normal(size=(B, T, I)).astype(np.float32)
     y, tape = forward_with_gradients(layer, x)
-    name = sorted(layer.params)[-1]
+    name = max(layer.params)
     change(layer, name)
     grads_before = {key: value.copy() for key, value in layer.grads.items()}
     with pytest.raises(ValueError, match=STALE):
@@ -105,7 +105,7 @@ def test_unchanged_params_are_accepted_also_as_an_equal_copy_or_the_other_precis
     x = np.random.default_rng(1).normal(size=(B, T, I))
     y, _, tape = layer.forward(x)
     dx, _ = layer.backward(tape, np.ones_like(y))
-    name = sorted(layer.params)[0]
+    name = min(layer.params)
     layer.params[name] = layer.params[name].copy()
     np.testing.assert_array_equal(layer.backward(tape, np.ones_like(y))[0], dx)
     # float32 values are exact in float64: the same parameters as the core reads them
