@@ -87,6 +87,12 @@ def test_forget_bias_must_be_finite(value):
     lstmcore.LSTM(I, H, forget_bias=np.float32(1.5))  # a finite NumPy scalar is fine
 
 
+def test_forget_bias_must_be_finite_in_the_layers_dtype():
+    with pytest.raises(ValueError, match=r"expected forget_bias finite in float32, got 1e\+300"):
+        lstmcore.LSTM(I, H, forget_bias=1e300)
+    assert lstmcore.LSTM(I, H, forget_bias=1e300, dtype=np.float64).params["bias_ih_l0"][H] == 1e300
+
+
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, 1.0])
 @pytest.mark.parametrize("option", ["dropout", "recurrent_dropout", "zoneout"])
 def test_rates_must_be_in_zero_one(option, value):

@@ -97,6 +97,8 @@ class LSTM(_GatedRecurrent):
             if self.coupled:
                 raise ValueError("forget_bias needs a forget gate; coupled=True has none (f = 1 - i)")
             forget_bias = check_finite_real(forget_bias, "forget_bias")
+            if abs(forget_bias) > float(np.finfo(self.dtype).max):  # infinite once stored in the parameters
+                raise ValueError(f"expected forget_bias finite in {self.dtype.name}, got {forget_bias}")
         self.forget_bias = forget_bias
         self._init_params()
         if forget_bias is not None:
