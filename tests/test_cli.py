@@ -483,3 +483,28 @@ def test_inspect_bad_npy_inputs_are_one_line(capsys, tmp_path, content, message)
         inputs.write_bytes(content)
     code, _, err = run(capsys, "inspect", str(tmp_path / "gru.npz"), str(inputs))
     assert code == 2 and message in one_error_line(err)
+
+
+def test_a_diverged_training_is_one_line_and_saves_nothing(capsys, tmp_path):
+    out_path = tmp_path / "f.npz"
+    code, _, err = run(capsys, *TINY_FORECAST, "--lr", "1e300", "--epochs", "2", "--out", str(out_path))
+    assert code == 2 and "training diverged" in one_error_line(err) and "lower --lr" in err
+    assert not out_path.exists()
+
+
+@pytest.mark.parametrize(
+    "rows, argv, message",
+    [
+        ("text,label\n", ["predict", "{classify}", "--csv", "{data}"], "no rows to classify"),
+        ("v\n" + "\n".join(str((-1) ** i * 1e308) for i in range(80)) + "\n",
+         [*TINY_FORECAST, "--csv", "{data}", "--column", "v", "--out", "{out}"], "differences overflow"),
+    ],
+    ids=["predict-no-rows", "forecast-overflow"],
+)
+def test_data_that_cannot_be_used_is_one_line(capsys, tmp_path, trained, rows, argv, message):
+    models, _, _ = trained
+    data = tmp_path / "data.csv"
+    data.write_text(rows)
+    names = {"classify": models["classify"], "data": data, "out": tmp_path / "m.npz"}
+    code, _, err = run(capsys, *(arg.format(**names) for arg in argv))
+    assert code == 2 and message in one_error_line(err)

@@ -19,6 +19,8 @@ import sys
 import time
 from inspect import signature
 
+import numpy as np
+
 import lstmcore
 from lstmcore._limits import BOUNDS, TEMPERATURE
 from lstmcore._tasks import TaskError
@@ -128,6 +130,8 @@ def _run_predict(args):
         texts = list(args.text)
     elif args.csv is not None:
         (texts,) = _tasks.read_csv_columns(args.csv, [args.column or "text"])
+        if not texts:
+            raise TaskError(f"{args.csv}: no rows to classify")
     else:
         raise TaskError("a classify model needs texts: --text TEXT (repeatable) or --csv FILE --column NAME")
     names, probabilities = classify_texts(model, texts)
@@ -309,7 +313,10 @@ def main(argv=None):
     except SystemExit as done:  # --help, --version, or argparse's usage error (2)
         return done.code if isinstance(done.code, int) else 0 if done.code is None else 2
     try:
-        return args.run(args)
+        # NumPy's overflow warnings would bury the one error line; the tasks check their
+        # results (a diverged training, an overflowing series) and say so themselves.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return args.run(args)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130

@@ -76,6 +76,8 @@ def check_output_folder(path):
 
 def _save(model, out, echo):
     if out:
+        if not all(np.isfinite(value).all() for value in model.params.values()):
+            raise TaskError(f"training diverged (the weights hold NaN or infinity), so {out} was not written: lower --lr")
         try:
             model.save(out)
         except OSError as error:
@@ -166,6 +168,8 @@ def train_forecast(
     x, y, last = _tasks.forecast_windows(series, window, horizon)
     split = _tasks.chronological_split(len(x), validation)
     scale = float(np.std(x[:split]))
+    if not math.isfinite(scale):
+        raise TaskError("the series' values are too large: their differences overflow")
     if not scale > 0:
         raise TaskError("the training windows are constant: nothing to learn")
     inputs = _tasks.scaled_windows(x, scale)  # (N, window, 1)
