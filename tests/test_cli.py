@@ -422,9 +422,12 @@ def test_model_file_errors_and_memory_errors_are_one_line(capsys, tmp_path, trai
     def out_of_memory(**options):
         raise MemoryError
 
+    monkeypatch.setattr(lstmcore, "load", lambda path: out_of_memory())
+    code, _, err = run(capsys, "generate", str(models["charlm"]))
+    assert code == 2 and one_error_line(err).endswith("its layers are too large to build here (out of memory)")
     monkeypatch.setattr(_commands, "train_charlm", functools.wraps(_commands.train_charlm)(out_of_memory))
     code, _, err = run(capsys, *TINY_CHARLM, "--out", str(tmp_path / "c.npz"))
-    assert code == 2 and "out of memory" in one_error_line(err)
+    assert code == 2 and "out of memory; when training, lower --hidden" in one_error_line(err)
 
 
 SUBPROCESS_CASES = {

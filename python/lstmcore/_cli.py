@@ -324,7 +324,7 @@ def main(argv=None):
         where = f"{error.filename}: " if getattr(error, "filename", None) else ""
         _error(f"{where}{error.strerror or error}")
     except MemoryError:
-        _error("out of memory: lower --hidden, --layers, --batch-size or the sequence length")
+        _error("out of memory; when training, lower --hidden, --layers, --batch-size or the sequence length")
     # ModelFileError by name: it is a ValueError today, and must stay one line if it changes
     except (TaskError, lstmcore.ModelFileError, ValueError, TypeError) as error:
         _error(str(error))
