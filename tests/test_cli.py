@@ -358,10 +358,11 @@ def unwritable_outputs(tmp_path):
         "folder": (tmp_path / "a_folder", "it is a folder"),
         "under-a-file": (tmp_path / "a_file" / "m.npz", "no folder"),
         "proc": ("/proc/lstmcore-test.npz", "cannot write /proc/lstmcore-test.npz"),
+        "device": ("/dev/null", "cannot write /dev/null: not a regular file"),
     }
 
 
-@pytest.mark.parametrize("case", ["missing-folder", "folder", "under-a-file", "proc"])
+@pytest.mark.parametrize("case", ["missing-folder", "folder", "under-a-file", "proc", "device"])
 @pytest.mark.parametrize("option", ["--out", "--plot"])
 def test_an_unwritable_output_is_refused_before_training(capsys, tmp_path, case, option):
     path, message = unwritable_outputs(tmp_path)[case]

@@ -48,6 +48,9 @@ def check_output_paths(*paths):
             raise TaskError(f"cannot write {path}: no folder {folder}")
         if os.path.isdir(path):
             raise TaskError(f"cannot write {path}: it is a folder")
+        if os.path.exists(path) and not os.path.isfile(path):
+            # a model is renamed over its target: that would replace a device such as /dev/null
+            raise TaskError(f"cannot write {path}: not a regular file")
         probe = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(6)}.probe")
         try:
             os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
