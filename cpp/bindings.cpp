@@ -15,6 +15,7 @@
 
 #include "lstmcore/gru.hpp"
 #include "lstmcore/coupled_lstm_cell.hpp"
+#include "lstmcore/fingerprint.hpp"
 #include "lstmcore/layer_norm_lstm.hpp"
 #include "lstmcore/lstm_cell.hpp"
 #include "lstmcore/lstm_sequence.hpp"
@@ -751,6 +752,17 @@ PYBIND11_MODULE(_core, m) {
       "batch"_a, "input"_a, "hidden"_a, "gates"_a, "itemsize"_a, "batch_sizes"_a = py::none(),
       "Per thread of an LSTM or GRU backward of this shape: whether it computes dx after the time loop "
       "(input_gradient.hpp) rather than step by step.");
+  m.def(
+      "fingerprint",
+      [](const py::array& a) {
+        if (!(a.flags() & py::array::c_style)) throw py::value_error("expected a C-contiguous array");
+        const auto* bytes = static_cast<const unsigned char*>(a.data());
+        const auto size = static_cast<std::size_t>(a.nbytes());
+        py::gil_scoped_release release;
+        return lstmcore::fingerprint(bytes, size);
+      },
+      "array"_a, "A 64-bit fingerprint of a C-contiguous array's bytes (fingerprint.hpp): tapes use it to "
+      "notice parameters changed since the forward pass.");
   m.def("retain_freed_memory", &lstmcore::retain_freed_memory,
         "Keep freed blocks in the heap for reuse (glibc); False where unsupported.");
   m.def(

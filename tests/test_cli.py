@@ -1,10 +1,15 @@
 """The command line, run in-process through ``main([...])`` with tiny models."""
 
 import functools
+import os
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 
+import lstmcore
 from lstmcore import _commands
 from lstmcore._cli import main
 
@@ -92,17 +97,17 @@ def test_train_forecast_on_a_csv_column_and_predict_the_next_values(capsys, tmp_
         (["--column", "level", "--window", "200"], "too short"),
     ],
 )
-def test_train_forecast_bad_csv_column_is_one_line_error(capsys, series_csv, extra, message):
-    code, _, err = run(capsys, *TINY_FORECAST, "--csv", str(series_csv), "--out", "", *extra)
-    assert code == 1 and message in err and len(err.strip().splitlines()) == 1
+def test_train_forecast_bad_csv_column_is_one_line_error(capsys, tmp_path, series_csv, extra, message):
+    code, _, err = run(capsys, *TINY_FORECAST, "--csv", str(series_csv), "--out", str(tmp_path / "f.npz"), *extra)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize(
     "task", [["train", "forecast", "--csv"], ["train", "classify", "--csv"], ["train", "charlm", "--text"]]
 )
 def test_missing_input_file_is_one_line_error(capsys, tmp_path, task):
-    code, _, err = run(capsys, *task, str(tmp_path / "nope.csv"), "--epochs", "1", "--quiet")
-    assert code == 1 and err.startswith("lstmcore: error: cannot read") and "nope.csv" in err
+    code, _, err = run(capsys, *task, str(tmp_path / "nope.csv"), "--epochs", "1", "--quiet", "--out", str(tmp_path / "m.npz"))
+    assert code == 2 and err.startswith("lstmcore: error: cannot read") and "nope.csv" in err
 
 
 def test_charlm_then_generate_round_trip(capsys, tmp_path, text_file):
@@ -120,16 +125,16 @@ def test_generate_refuses_unknown_prime_characters_and_other_tasks(capsys, tmp_p
     lm, forecast = tmp_path / "lm.npz", tmp_path / "f.npz"
     assert run(capsys, *TINY_CHARLM, "--text", str(text_file), "--out", str(lm))[0] == 0
     code, _, err = run(capsys, "generate", str(lm), "--prime", "Zeta")
-    assert code == 1 and "never saw" in err and "'Z'" in err
+    assert code == 2 and "never saw" in err and "'Z'" in err
     assert run(capsys, *TINY_FORECAST, "--out", str(forecast))[0] == 0
     code, _, err = run(capsys, "generate", str(forecast))
-    assert code == 1 and "'forecast' model" in err and "'charlm'" in err
+    assert code == 2 and "'forecast' model" in err and "'charlm'" in err
     code, _, err = run(capsys, "generate", str(tmp_path / "none.npz"))
-    assert code == 1 and "no such model file" in err
+    assert code == 2 and "no such model file" in err
     junk = tmp_path / "junk.npz"
     junk.write_bytes(b"not a model")
     code, _, err = run(capsys, "generate", str(junk))
-    assert code == 1 and "junk.npz" in err
+    assert code == 2 and "junk.npz" in err
 
 
 def test_train_classify_on_shipped_sentences_and_predict(capsys, tmp_path):
@@ -143,8 +148,8 @@ def test_train_classify_on_shipped_sentences_and_predict(capsys, tmp_path):
 def test_train_classify_csv_without_the_label_column(capsys, tmp_path):
     path = tmp_path / "t.csv"
     path.write_text("text,sentiment\ngood film,pos\nbad film,neg\n", encoding="utf-8")
-    code, _, err = run(capsys, *TINY_CLASSIFY, "--csv", str(path))
-    assert code == 1 and "no column 'label'" in err
+    code, _, err = run(capsys, *TINY_CLASSIFY, "--csv", str(path), "--out", str(tmp_path / "c.npz"))
+    assert code == 2 and "no column 'label'" in err
 
 
 def test_classify_characters_on_a_small_csv(capsys, tmp_path):
@@ -152,7 +157,7 @@ def test_classify_characters_on_a_small_csv(capsys, tmp_path):
     rows = [f"{'good' if i % 2 else 'bad'} film {i},{'pos' if i % 2 else 'neg'}" for i in range(40)]
     path.write_text("review,sentiment\n" + "\n".join(rows) + "\n", encoding="utf-8")
     code, out, _ = run(capsys, *TINY_CLASSIFY, "--csv", str(path), "--text-column", "review",
-                       "--label-column", "sentiment", "--tokens", "char", "--out", "")
+                       "--label-column", "sentiment", "--tokens", "char", "--out", str(tmp_path / "c.npz"))
     assert code == 0 and "['neg', 'pos']" in out
 
 
@@ -167,7 +172,7 @@ def test_same_seed_gives_the_same_losses():
 
 def test_plot_is_written_or_skipped_with_a_note(capsys, tmp_path):
     png = tmp_path / "f.png"
-    code, out, _ = run(capsys, *TINY_FORECAST, "--out", "", "--plot", str(png))
+    code, out, _ = run(capsys, *TINY_FORECAST, "--out", str(tmp_path / "f.npz"), "--plot", str(png))
     assert code == 0
     try:
         import matplotlib  # noqa: F401
@@ -191,3 +196,319 @@ def test_demo_beats_the_naive_forecast_and_prints_a_sample(capsys, monkeypatch):
 def test_version(capsys):
     code, out, _ = run(capsys, "--version")
     assert code == 0 and out.startswith("lstmcore ")
+
+
+# ----------------------------------------------------------------------------- no tracebacks
+
+
+def one_error_line(err):
+    """The one line every refused run writes on stderr."""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lstmcore: error: "), err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny model of each task, its data, and a function writing a tampered copy."""
+    folder = tmp_path_factory.mktemp("trained")
+    series = folder / "series.csv"
+    series.write_text("co2\n" + "\n".join(f"{300 + 0.1 * i + np.sin(i):.3f}" for i in range(80)) + "\n")
+    text = folder / "text.txt"
+    text.write_text("the cat sat on the mat. the dog sat on the log. " * 20, encoding="utf-8")
+    sentences = folder / "sentences.csv"
+    rows = [f"{'good' if i % 2 else 'bad'} film {i},{'pos' if i % 2 else 'neg'}" for i in range(40)]
+    sentences.write_text("text,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    models = {task: folder / f"{task}.npz" for task in ("forecast", "charlm", "classify")}
+    assert main([*TINY_FORECAST, "--csv", str(series), "--out", str(models["forecast"])]) == 0
+    assert main([*TINY_CHARLM, "--text", str(text), "--out", str(models["charlm"])]) == 0
+    assert main([*TINY_CLASSIFY, "--csv", str(sentences), "--out", str(models["classify"])]) == 0
+
+    def tampered(task, name, **changes):
+        model = lstmcore.load(models[task])
+        for key, value in changes.items():
+            if value is DELETE:
+                del model.metadata[key]
+            elif callable(value):
+                model.metadata[key] = value(model.metadata[key])
+            else:
+                model.metadata[key] = value
+        path = folder / f"{name}.npz"
+        model.save(path)
+        return path
+
+    data = {"forecast": series, "charlm": text, "classify": sentences}
+    return models, data, tampered
+
+
+DELETE = object()
+USE = {
+    "forecast": lambda model, data: ["predict", model, "--csv", data],
+    "charlm": lambda model, data: ["generate", model, "--length", "5", "--prime", "the "],
+    "classify": lambda model, data: ["predict", model, "--text", "a good film"],
+}
+TAMPERED = {
+    # the reproducers of tracebacks and silent nonsense, then their neighbours
+    "unk-missing": ("classify", {"vocabulary": lambda v: [t for t in v if t != "<unk>"]}, "'<unk>'"),
+    "window-missing": ("forecast", {"window": DELETE}, "'window' as a whole number in [1, 10,000], got nothing"),
+    "window-0": ("forecast", {"window": 0}, "'window' as a whole number in [1, 10,000], got 0"),
+    "steps-0": ("charlm", {"steps": 0}, "'steps' as a whole number in [1, 10,000], got 0"),
+    "classes-short": ("classify", {"classes": ["neg"]}, "'classes' as a list of 2"),
+    "window-float": ("forecast", {"window": 12.5}, "'window' as a whole number"),
+    "window-huge": ("forecast", {"window": 10**12}, "'window' as a whole number"),
+    "window-text": ("forecast", {"window": "12"}, "'window' as a whole number"),
+    "horizon-other": ("forecast", {"horizon": 3}, "outputs of shape (1, 1)"),
+    "scale-0": ("forecast", {"scale": 0}, "'scale' as a finite number > 0"),
+    "scale-missing": ("forecast", {"scale": DELETE}, "'scale' as a finite number > 0"),
+    "column-number": ("forecast", {"column": 5}, "'column' as a string"),
+    "vocabulary-empty": ("charlm", {"vocabulary": ""}, "'vocabulary' as a string of 1 to"),
+    "vocabulary-list": ("charlm", {"vocabulary": ["a", "b"]}, "'vocabulary' as a string"),
+    "vocabulary-short": ("charlm", {"vocabulary": "the "}, "for the ids of its 4 characters"),
+    "vocabulary-long": ("charlm", {"vocabulary": lambda v: v + "XYZ"}, "cannot read the ids of its"),
+    "vocabulary-repeats": ("charlm", {"vocabulary": lambda v: v[:-1] + v[0]}, "distinct characters"),
+    "steps-missing": ("charlm", {"steps": DELETE}, "'steps' as a whole number"),
+    "pad-not-first": ("classify", {"vocabulary": lambda v: v[1:] + v[:1]}, "starting with '<pad>'"),
+    "tokens-other": ("classify", {"tokens": "bytes"}, "'tokens' as 'word' or 'char'"),
+    "max-steps-0": ("classify", {"max_steps": 0}, "'max_steps' as a whole number"),
+    "classes-extra": ("classify", {"classes": ["neg", "pos", "other"]}, "outputs of shape (1, 2)"),
+    "classes-repeat": ("classify", {"classes": ["neg", "neg"]}, "distinct strings"),
+    "vocabulary-bigger-than-embedding": (
+        "classify", {"vocabulary": lambda v: v + [f"extra{i}" for i in range(5)]}, "cannot read the ids of its"
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TAMPERED))
+def test_a_model_file_with_edited_metadata_is_one_line_naming_the_entry(capsys, trained, case):
+    _, data, tampered = trained
+    task, changes, message = TAMPERED[case]
+    path = tampered(task, case, **changes)
+    code, out, err = run(capsys, *map(str, USE[task](path, data[task])))
+    line = one_error_line(err)
+    assert code == 2 and message in line and str(path) in line and out == ""
+    if task != "charlm":  # inspect reads the same checked metadata
+        code, _, err = run(capsys, "inspect", str(path), str(data[task]))
+        assert code == 2 and message in one_error_line(err)
+
+
+def test_untampered_models_still_predict_and_generate(capsys, trained):
+    models, data, _ = trained
+    for task, use in USE.items():
+        code, out, err = run(capsys, *map(str, use(models[task], data[task])))
+        assert code == 0 and out and err == "", task
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "forecast", "--layers", "100000000"], "argument --layers: expected a number <= 16, got 100,000,000"),
+        (["train", "forecast", "--layers", "1e8"], "argument --layers: expected a whole number, got '1e8'"),
+        (["train", "forecast", "--hidden", "100000"], "argument --hidden: expected a number <= 4,096"),
+        (["train", "forecast", "--epochs", "1000000000"], "argument --epochs: expected a number <= 100,000"),
+        (["train", "forecast", "--batch-size", "10000000"], "argument --batch-size: expected a number <= 65,536"),
+        (["train", "forecast", "--window", "1000000"], "argument --window: expected a number <= 10,000"),
+        (["train", "forecast", "--horizon", "1000000"], "argument --horizon: expected a number <= 10,000"),
+        (["train", "forecast", "--season", "-1"], "argument --season: expected a number >= 0"),
+        (["train", "forecast", "--seed", "-1"], "argument --seed: expected a number >= 0"),
+        (["train", "charlm", "--steps", "1000000"], "argument --steps: expected a number <= 10,000"),
+        (["train", "charlm", "--embedding", "1000000"], "argument --embedding: expected a number <= 4,096"),
+        (["train", "classify", "--max-steps", "1000000"], "argument --max-steps: expected a number <= 10,000"),
+        (["train", "classify", "--vocabulary-size", "10000000000"], "argument --vocabulary-size: expected a number <="),
+        (["demo", "--charlm-epochs", "1000000000"], "argument --charlm-epochs: expected a number <= 100,000"),
+        (["generate", "m.npz", "--length", "1000000000"], "argument --length: expected a number <= 100,000"),
+        (["generate", "m.npz", "--temperature", "1e-9"], "argument --temperature: expected a number in [0.001, 1000]"),
+        (["generate", "m.npz", "--temperature", "1e9"], "argument --temperature: expected a number in [0.001, 1000]"),
+        (["generate", "m.npz", "--temperature", "nan"], "argument --temperature: expected a finite number > 0"),
+        (["inspect", "m.npz", "d.txt", "--max-samples", "10000000000"], "argument --max-samples: expected a number <="),
+        (["train", "forecast", "--out", ""], "argument --out: expected a path, got an empty string"),
+        (["train", "forecast", "--plot", ""], "argument --plot: expected a path, got an empty string"),
+        (["inspect", "m.npz", "d.txt", "--json", ""], "argument --json: expected a path, got an empty string"),
+        (["inspect", "m.npz", "d.txt", "--plot-dir", ""], "argument --plot-dir: expected a path, got an empty string"),
+    ],
+)
+def test_nonsense_sizes_and_empty_paths_are_usage_errors(capsys, argv, message):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == "" and err.startswith("usage: ") and message in err.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "forecast", "--hidden", "4096", "--layers", "16"], "parameters, more than the 100,000,000"),
+        (["train", "classify", "--hidden", "4096", "--layers", "2", "--embedding", "4096"], "parameters, more than"),
+        (["train", "forecast", "--hidden", "2048", "--batch-size", "65536", "--window", "1000"], "one batch would keep"),
+        (["train", "charlm", "--hidden", "1024", "--batch-size", "65536", "--steps", "1000"], "one batch would keep"),
+    ],
+)
+def test_sizes_whose_product_is_nonsense_are_refused_before_training(capsys, tmp_path, argv, message):
+    started = time.perf_counter()
+    code, out, err = run(capsys, *argv, "--epochs", "1", "--quiet", "--out", str(tmp_path / "m.npz"))
+    assert code == 2 and message in one_error_line(err) and "parameters" not in out
+    assert time.perf_counter() - started < 30  # refused before any model was built
+    assert not (tmp_path / "m.npz").exists()
+
+
+def unwritable_outputs(tmp_path):
+    """Output paths that cannot be written, even by root: a missing folder, a folder, a path
+    under a file, and /proc."""
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "a_folder").mkdir()
+    return {
+        "missing-folder": (tmp_path / "missing" / "m.npz", "no folder"),
+        "folder": (tmp_path / "a_folder", "it is a folder"),
+        "under-a-file": (tmp_path / "a_file" / "m.npz", "no folder"),
+        "proc": ("/proc/lstmcore-test.npz", "cannot write /proc/lstmcore-test.npz"),
+        "device": ("/dev/null", "cannot write /dev/null: not a regular file"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing-folder", "folder", "under-a-file", "proc", "device"])
+@pytest.mark.parametrize("option", ["--out", "--plot"])
+def test_an_unwritable_output_is_refused_before_training(capsys, tmp_path, case, option):
+    path, message = unwritable_outputs(tmp_path)[case]
+    other = ["--out", str(tmp_path / "f.npz")] if option == "--plot" else []
+    code, out, err = run(capsys, *TINY_FORECAST, *other, option, str(path))
+    assert code == 2 and message in one_error_line(err) and out == ""  # nothing read, nothing trained
+
+
+@pytest.mark.parametrize("case", ["missing-folder", "folder", "under-a-file", "proc"])
+def test_inspect_refuses_an_unwritable_json_or_plot_folder_before_running(capsys, tmp_path, trained, case):
+    models, data, _ = trained
+    path, message = unwritable_outputs(tmp_path)[case]
+    if case != "folder":
+        code, out, err = run(capsys, "inspect", str(models["charlm"]), str(data["charlm"]), "--json", str(path))
+        assert code == 2 and message in one_error_line(err) and out == ""
+    if case in ("under-a-file", "proc"):
+        code, out, err = run(capsys, "inspect", str(models["charlm"]), str(data["charlm"]), "--plot-dir", str(path))
+        assert code == 2 and "cannot write" in one_error_line(err) and out == ""
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_folder_or_file_is_refused_before_training(capsys, tmp_path):
+    folder = tmp_path / "read_only"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        code, _, err = run(capsys, *TINY_FORECAST, "--out", str(folder / "m.npz"))
+        assert code == 2 and "Permission denied" in one_error_line(err)
+    finally:
+        folder.chmod(0o700)
+
+
+def test_checking_the_output_leaves_an_existing_model_and_its_folder_as_they_were(capsys, tmp_path, trained):
+    models, _, _ = trained
+    existing = tmp_path / "existing.npz"
+    existing.write_bytes(models["forecast"].read_bytes())
+    before = existing.read_bytes()
+    # the output check passes, then the data fails: the model file is untouched
+    code, _, err = run(capsys, *TINY_FORECAST, "--csv", str(tmp_path / "none.csv"), "--out", str(existing))
+    assert code == 2 and "cannot read" in one_error_line(err)
+    assert existing.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["existing.npz"]
+
+
+def test_model_file_errors_and_memory_errors_are_one_line(capsys, tmp_path, trained, monkeypatch):
+    models, data, _ = trained
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(models["forecast"].read_bytes()[:200])
+    code, _, err = run(capsys, "predict", str(truncated), "--csv", str(data["forecast"]))
+    assert code == 2 and str(truncated) in one_error_line(err)
+
+    def multi_line_model_file_error(path):
+        raise lstmcore.ModelFileError(f"{path}: damaged\nin two lines")
+
+    monkeypatch.setattr(lstmcore, "load", multi_line_model_file_error)
+    code, _, err = run(capsys, "generate", str(models["charlm"]))
+    assert code == 2 and one_error_line(err).endswith("damaged in two lines")
+
+    def out_of_memory(**options):
+        raise MemoryError
+
+    monkeypatch.setattr(lstmcore, "load", lambda path: out_of_memory())
+    code, _, err = run(capsys, "generate", str(models["charlm"]))
+    assert code == 2 and one_error_line(err).endswith("its layers are too large to build here (out of memory)")
+    monkeypatch.setattr(_commands, "train_charlm", functools.wraps(_commands.train_charlm)(out_of_memory))
+    code, _, err = run(capsys, *TINY_CHARLM, "--out", str(tmp_path / "c.npz"))
+    assert code == 2 and "out of memory; when training, lower --hidden" in one_error_line(err)
+
+
+SUBPROCESS_CASES = {
+    "runaway-layers": (["train", "forecast", "--layers", "100000000"], "expected a number <= 16"),
+    "runaway-product": (["train", "forecast", "--hidden", "4096", "--layers", "16"], "parameters"),
+    "empty-out": (["train", "forecast", "--out", ""], "expected a path"),
+    "unwritable-out": (["train", "forecast", "--epochs", "100000", "--out", "/proc/lstmcore-test.npz"], "cannot write"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SUBPROCESS_CASES) + ["window-0", "unk-missing", "steps-0", "classes-short"])
+def test_the_reproducers_as_a_user_runs_them(tmp_path, trained, case):
+    if case in SUBPROCESS_CASES:
+        argv, message = SUBPROCESS_CASES[case]
+    else:
+        models, data, tampered = trained
+        task, changes, message = TAMPERED[case]
+        path = tampered(task, f"sub-{case}", **changes)
+        argv = USE[task](path, data[task]) if task != "charlm" else ["inspect", path, data[task]]
+    done = subprocess.run(
+        [sys.executable, "-m", "lstmcore", *map(str, argv)], capture_output=True, text=True, timeout=120,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr and done.stdout == ""
+    last = done.stderr.strip().splitlines()[-1]
+    assert message in last and ": error: " in last
+
+
+def test_a_model_with_nan_weights_is_one_line(capsys, tmp_path, trained):
+    models, data, _ = trained
+    model = lstmcore.load(models["charlm"])
+    model.params["1.weight_hh_l0"][0, 0] = np.nan
+    model.save(tmp_path / "diverged.npz")
+    for argv in (["generate", tmp_path / "diverged.npz"], ["inspect", tmp_path / "diverged.npz", data["charlm"]]):
+        code, out, err = run(capsys, *map(str, argv))
+        assert code == 2 and "weight '1.weight_hh_l0' holds NaN or infinity" in one_error_line(err) and out == ""
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "not a NumPy array file"),
+        ("nan", "expected finite model inputs, got NaN or infinity"),
+        ("wrong-features", "expected x of shape (B, T, 2), got (3, 4, 5)"),
+    ],
+)
+def test_inspect_bad_npy_inputs_are_one_line(capsys, tmp_path, content, message):
+    model = lstmcore.Sequential([lstmcore.GRU(2, 3, seed=0), lstmcore.Dense(3, 1, seed=0)])
+    model.save(tmp_path / "gru.npz")
+    inputs = tmp_path / "x.npy"
+    if content == "nan":
+        np.save(inputs, np.full((3, 4, 2), np.nan, np.float32))
+    elif content == "wrong-features":
+        np.save(inputs, np.ones((3, 4, 5), np.float32))
+    else:
+        inputs.write_bytes(content)
+    code, _, err = run(capsys, "inspect", str(tmp_path / "gru.npz"), str(inputs))
+    assert code == 2 and message in one_error_line(err)
+
+
+def test_a_diverged_training_is_one_line_and_saves_nothing(capsys, tmp_path):
+    out_path = tmp_path / "f.npz"
+    code, _, err = run(capsys, *TINY_FORECAST, "--lr", "1e300", "--epochs", "2", "--out", str(out_path))
+    assert code == 2 and "training diverged" in one_error_line(err) and "lower --lr" in err
+    assert not out_path.exists()
+
+
+@pytest.mark.parametrize(
+    "rows, argv, message",
+    [
+        ("text,label\n", ["predict", "{classify}", "--csv", "{data}"], "no rows to classify"),
+        ("v\n" + "\n".join(str((-1) ** i * 1e308) for i in range(80)) + "\n",
+         [*TINY_FORECAST, "--csv", "{data}", "--column", "v", "--out", "{out}"], "differences overflow"),
+    ],
+    ids=["predict-no-rows", "forecast-overflow"],
+)
+def test_data_that_cannot_be_used_is_one_line(capsys, tmp_path, trained, rows, argv, message):
+    models, _, _ = trained
+    data = tmp_path / "data.csv"
+    data.write_text(rows)
+    names = {"classify": models["classify"], "data": data, "out": tmp_path / "m.npz"}
+    code, _, err = run(capsys, *(arg.format(**names) for arg in argv))
+    assert code == 2 and message in one_error_line(err)

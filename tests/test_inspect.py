@@ -222,7 +222,7 @@ def test_inspect_a_model_without_a_task_on_a_npy_array(capsys, tmp_path):
     code, out, _ = run(capsys, "inspect", tmp_path / "gru.npz", tmp_path / "x.npy")
     assert code == 0 and "update gate mean over time" in out
     code, _, err = run(capsys, "inspect", tmp_path / "gru.npz", tmp_path / "x.npy", "--ablate")
-    assert code == 1 and "GRU" in err
+    assert code == 2 and "GRU" in err
 
 
 @pytest.mark.parametrize(
@@ -236,7 +236,7 @@ def test_inspect_a_model_without_a_task_on_a_npy_array(capsys, tmp_path):
 def test_inspect_bad_files_are_one_line_errors(capsys, tmp_path, charlm, make_args, message):
     model, text = charlm
     code, _, err = run(capsys, "inspect", *make_args(model, text, tmp_path))
-    assert code == 1 and message in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
 
 
 def test_inspect_has_help(capsys):

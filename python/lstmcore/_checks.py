@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -41,3 +42,31 @@ def as_numeric_array(value, name):
     if array.dtype.kind not in "biuf":
         raise TypeError(f"expected {name} as a numeric array, got dtype {array.dtype}")
     return array
+
+
+def check_finite_real(value, name):
+    """A real number that is neither NaN nor infinite, as a float: NaN in an option spreads
+    to every output without an error."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"expected {name} as a finite number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"expected {name} as a finite number, got {value}")
+    return value
+
+
+def param_array(value, name, dtype):
+    """A parameter as a C-contiguous array of ``dtype``: float arrays of another precision
+    are converted (a copy), any other dtype is a TypeError naming the key.
+
+    Strings, complex numbers and objects would convert silently (strings parsed, imaginary
+    parts dropped); integer and bool arrays are refused too, since training updates a
+    parameter in place and an integer array cannot hold the update.
+    """
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as error:  # a ragged list
+        raise TypeError(f"expected {name} as a float array ({np.dtype(dtype).name}), got {type(value).__name__}") from error
+    if array.dtype.kind != "f":
+        raise TypeError(f"expected {name} as a float array ({np.dtype(dtype).name}), got dtype {array.dtype}")
+    return np.ascontiguousarray(array, dtype=dtype)

@@ -6,8 +6,10 @@
     lstmcore predict MODEL [--csv FILE --column NAME | --text TEXT ...]
     lstmcore inspect MODEL DATA [--plot-dir DIR] [--ablate] [--json PATH]
 
-Exit codes: 0 done, 1 a bad file or value (one line on stderr), 2 bad arguments
-(argparse's usage message), 130 interrupted.
+Exit codes: 0 done; 2 bad arguments (argparse's usage and one error line) or a bad file,
+value, model file or output path (one line on stderr, ``lstmcore: error: ...``, saying
+what to fix; no traceback); 130 interrupted. Sizes have upper limits (``_limits``), and
+output paths are checked before training starts.
 """
 
 from __future__ import annotations
@@ -17,6 +19,10 @@ import sys
 import time
 from inspect import signature
 
+import numpy as np
+
+import lstmcore
+from lstmcore._limits import BOUNDS, TEMPERATURE
 from lstmcore._tasks import TaskError
 
 PROG = "lstmcore"
@@ -25,24 +31,22 @@ PROG = "lstmcore"
 # ----------------------------------------------------------------------------- argument types
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
-    return value
+def _whole_number(name):
+    """The argument type of the size ``name``: a whole number within ``BOUNDS[name]``."""
+    low, high = BOUNDS[name]
 
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected a number >= {low}, got {value}")
+        if value > high:
+            raise argparse.ArgumentTypeError(f"expected a number <= {high:,}, got {value:,}")
+        return value
 
-def _non_negative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
-    return value
+    return parse
 
 
 def _positive_float(text):
@@ -53,6 +57,21 @@ def _positive_float(text):
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
     return value
+
+
+def _temperature(text):
+    value = _positive_float(text)
+    low, high = TEMPERATURE
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"expected a number in [{low}, {high:g}], got {text}")
+    return value
+
+
+def _path(text):
+    """A file or folder name; an empty one (``--out ""``) is a mistake, not "none"."""
+    if not text:
+        raise argparse.ArgumentTypeError("expected a path, got an empty string")
+    return text
 
 
 def _fraction(text):
@@ -111,6 +130,8 @@ def _run_predict(args):
         texts = list(args.text)
     elif args.csv is not None:
         (texts,) = _tasks.read_csv_columns(args.csv, [args.column or "text"])
+        if not texts:
+            raise TaskError(f"{args.csv}: no rows to classify")
     else:
         raise TaskError("a classify model needs texts: --text TEXT (repeatable) or --csv FILE --column NAME")
     names, probabilities = classify_texts(model, texts)
@@ -149,15 +170,15 @@ def _run_demo(args):
 def _training_options(parser, defaults, *, out):
     group = parser.add_argument_group("training")
     group.add_argument(
-        "--hidden", type=_positive_int, default=defaults["hidden"], help="LSTM hidden units (default %(default)s)"
+        "--hidden", type=_whole_number("hidden"), default=defaults["hidden"], help="LSTM hidden units (default %(default)s)"
     )
     group.add_argument(
-        "--layers", type=_positive_int, default=defaults["layers"], help="stacked LSTM layers (default %(default)s)"
+        "--layers", type=_whole_number("layers"), default=defaults["layers"], help="stacked LSTM layers (default %(default)s)"
     )
     group.add_argument(
-        "--epochs", type=_positive_int, default=defaults["epochs"], help="passes over the data (default %(default)s)"
+        "--epochs", type=_whole_number("epochs"), default=defaults["epochs"], help="passes over the data (default %(default)s)"
     )
-    group.add_argument("--batch-size", type=_positive_int, default=defaults["batch_size"], help="default %(default)s")
+    group.add_argument("--batch-size", type=_whole_number("batch_size"), default=defaults["batch_size"], help="default %(default)s")
     group.add_argument(
         "--lr", type=_positive_float, default=defaults["lr"], help="Adam learning rate (default %(default)s)"
     )
@@ -166,9 +187,9 @@ def _training_options(parser, defaults, *, out):
         help="fraction held out for validation (default %(default)s)",
     )
     group.add_argument(
-        "--seed", type=int, default=defaults["seed"], help="seeds weights and shuffling: same seed, same losses"
+        "--seed", type=_whole_number("seed"), default=defaults["seed"], help="seeds weights and shuffling: same seed, same losses"
     )
-    group.add_argument("--out", default=out, metavar="FILE", help="where to save the model (default %(default)s)")
+    group.add_argument("--out", type=_path, default=out, metavar="FILE", help="where to save the model (default %(default)s)")
     group.add_argument("--quiet", action="store_true", help="no per-epoch progress")
 
 
@@ -189,9 +210,9 @@ def build_parser():
         "RMSE next to the naive last-value forecast; then train a character model on Alice's Adventures "
         "in Wonderland for a few epochs and print a sample. About a minute on 2 cores.",
     )
-    demo.add_argument("--plot", metavar="PNG", help="write forecast vs actual to this PNG (needs matplotlib)")
-    demo.add_argument("--seed", type=int, default=0, help="default %(default)s")
-    demo.add_argument("--charlm-epochs", type=_positive_int, default=5, help="default %(default)s")
+    demo.add_argument("--plot", type=_path, metavar="PNG", help="write forecast vs actual to this PNG (needs matplotlib)")
+    demo.add_argument("--seed", type=_whole_number("seed"), default=0, help="default %(default)s")
+    demo.add_argument("--charlm-epochs", type=_whole_number("charlm_epochs"), default=5, help="default %(default)s")
     demo.add_argument("--quiet", action="store_true", help="no per-epoch progress")
     demo.set_defaults(run=_run_demo)
 
@@ -209,13 +230,13 @@ def build_parser():
     )
     forecast.add_argument("--csv", metavar="FILE", help="CSV file with a header row (default: shipped CO2 series)")
     forecast.add_argument("--column", default=defaults["column"], help="numeric column to forecast (default %(default)s)")
-    forecast.add_argument("--window", type=_positive_int, default=defaults["window"], help="past values per input (default %(default)s)")
-    forecast.add_argument("--horizon", type=_positive_int, default=defaults["horizon"], help="steps predicted ahead (default %(default)s)")
+    forecast.add_argument("--window", type=_whole_number("window"), default=defaults["window"], help="past values per input (default %(default)s)")
+    forecast.add_argument("--horizon", type=_whole_number("horizon"), default=defaults["horizon"], help="steps predicted ahead (default %(default)s)")
     forecast.add_argument(
-        "--season", type=_non_negative_int, default=defaults["season"],
+        "--season", type=_whole_number("season"), default=defaults["season"],
         help="season length for the seasonal-naive baseline, 0 for none (default %(default)s)",
     )
-    forecast.add_argument("--plot", metavar="PNG", help="write forecast vs actual to this PNG (needs matplotlib)")
+    forecast.add_argument("--plot", type=_path, metavar="PNG", help="write forecast vs actual to this PNG (needs matplotlib)")
     _training_options(forecast, defaults, out="forecast.npz")
     forecast.set_defaults(run=_run_train(train_forecast))
 
@@ -227,9 +248,9 @@ def build_parser():
     )
     charlm.add_argument("--text", metavar="FILE", help="UTF-8 text file (default: the shipped text)")
     charlm.add_argument(
-        "--steps", type=_positive_int, default=defaults["steps"], help="characters per training sequence (default %(default)s)"
+        "--steps", type=_whole_number("steps"), default=defaults["steps"], help="characters per training sequence (default %(default)s)"
     )
-    charlm.add_argument("--embedding", type=_positive_int, default=defaults["embedding"], help="embedding size (default %(default)s)")
+    charlm.add_argument("--embedding", type=_whole_number("embedding"), default=defaults["embedding"], help="embedding size (default %(default)s)")
     _training_options(charlm, defaults, out="charlm.npz")
     charlm.set_defaults(run=_run_train(train_charlm))
 
@@ -244,10 +265,10 @@ def build_parser():
     classify.add_argument("--label-column", default=defaults["label_column"], help="default %(default)s")
     classify.add_argument("--tokens", choices=("word", "char"), default=defaults["tokens"], help="default %(default)s")
     classify.add_argument(
-        "--vocabulary-size", type=_positive_int, default=defaults["vocabulary_size"], help="most frequent tokens kept (default %(default)s)"
+        "--vocabulary-size", type=_whole_number("vocabulary_size"), default=defaults["vocabulary_size"], help="most frequent tokens kept (default %(default)s)"
     )
-    classify.add_argument("--max-steps", type=_positive_int, default=defaults["max_steps"], help="tokens kept per text (default %(default)s)")
-    classify.add_argument("--embedding", type=_positive_int, default=defaults["embedding"], help="embedding size (default %(default)s)")
+    classify.add_argument("--max-steps", type=_whole_number("max_steps"), default=defaults["max_steps"], help="tokens kept per text (default %(default)s)")
+    classify.add_argument("--embedding", type=_whole_number("embedding"), default=defaults["embedding"], help="embedding size (default %(default)s)")
     _training_options(classify, defaults, out="classify.npz")
     classify.set_defaults(run=_run_train(train_classify))
 
@@ -257,14 +278,14 @@ def build_parser():
     )
     generate.add_argument("model", metavar="MODEL", help="model file (.npz)")
     generate.add_argument(
-        "--length", type=_non_negative_int, default=300, help="characters to sample (default %(default)s)"
+        "--length", type=_whole_number("length"), default=300, help="characters to sample (default %(default)s)"
     )
     generate.add_argument(
-        "--temperature", type=_positive_float, default=0.8,
+        "--temperature", type=_temperature, default=0.8,
         help="below 1: safer, above 1: wilder (default %(default)s)",
     )
     generate.add_argument("--prime", default="The ", help="text to start from (default %(default)r)")
-    generate.add_argument("--seed", type=int, default=None, help="sampling seed (default: random)")
+    generate.add_argument("--seed", type=_whole_number("seed"), default=None, help="sampling seed (default: random)")
     generate.set_defaults(run=_run_generate)
 
     predict = commands.add_parser(
@@ -292,13 +313,24 @@ def main(argv=None):
     except SystemExit as done:  # --help, --version, or argparse's usage error (2)
         return done.code if isinstance(done.code, int) else 0 if done.code is None else 2
     try:
-        return args.run(args)
-    except OSError as error:
-        where = f"{error.filename}: " if getattr(error, "filename", None) else ""
-        print(f"{PROG}: error: {where}{error.strerror or error}", file=sys.stderr)
-    except (ValueError, TypeError) as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
+        # NumPy's overflow warnings would bury the one error line; the tasks check their
+        # results (a diverged training, an overflowing series) and say so themselves.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return args.run(args)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
-    return 1
+    except OSError as error:
+        where = f"{error.filename}: " if getattr(error, "filename", None) else ""
+        _error(f"{where}{error.strerror or error}")
+    except MemoryError:
+        _error("out of memory; when training, lower --hidden, --layers, --batch-size or the sequence length")
+    # ModelFileError by name: it is a ValueError today, and must stay one line if it changes
+    except (TaskError, lstmcore.ModelFileError, ValueError, TypeError) as error:
+        _error(str(error))
+    return 2
+
+
+def _error(message):
+    """One line on stderr, as argparse's parser.error writes it (without the usage)."""
+    print(f"{PROG}: error: {' '.join(message.split())}", file=sys.stderr)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import math
 import os
+import secrets
 
 import numpy as np
 
 import lstmcore
-from lstmcore import _tasks, datasets
+from lstmcore import _task_metadata, _tasks, datasets
+from lstmcore._limits import check_model_size, lstm_parameters
 from lstmcore._recurrent import _GatedRecurrent
 from lstmcore._tasks import TaskError
 
@@ -27,18 +29,58 @@ def _count_params(model):
 
 
 def check_output_paths(*paths):
-    """Fail before training, not after, when an output file's folder does not exist."""
+    """Fail before training, not after, when an output file cannot be written (None: no
+    such output; an empty path is an error).
+
+    The folder must exist and take a new file: one is created and removed beside the
+    target, as saving a model does (a temporary file renamed over the target). An
+    existing file is opened for appending, which changes nothing in it, so a read-only
+    one is refused without touching it.
+    """
     for path in paths:
-        if path:
-            folder = os.path.dirname(os.path.abspath(path))
-            if not os.path.isdir(folder):
-                raise TaskError(f"cannot write {path}: no folder {folder}")
-            if os.path.isdir(path):
-                raise TaskError(f"cannot write {path}: it is a folder")
+        if path is None:
+            continue
+        path = os.fspath(path)
+        if not path:
+            raise TaskError("expected an output file name, got an empty path")
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise TaskError(f"cannot write {path}: no folder {folder}")
+        if os.path.isdir(path):
+            raise TaskError(f"cannot write {path}: it is a folder")
+        if os.path.exists(path) and not os.path.isfile(path):
+            # a model is renamed over its target: that would replace a device such as /dev/null
+            raise TaskError(f"cannot write {path}: not a regular file")
+        probe = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(6)}.probe")
+        try:
+            os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            os.unlink(probe)
+            if os.path.exists(path):
+                with open(path, "ab"):
+                    pass
+        except OSError as error:
+            raise TaskError(f"cannot write {path}: {error.strerror or error}") from None
+
+
+def check_output_folder(path):
+    """As ``check_output_paths`` for a folder that outputs go into: it is made if missing
+    (as writing into it would) and must take a new file."""
+    if path is None:
+        return
+    path = os.fspath(path)
+    if not path:
+        raise TaskError("expected an output folder name, got an empty path")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as error:
+        raise TaskError(f"cannot write into {path}: {error.strerror or error}") from None
+    check_output_paths(os.path.join(path, "probe"))
 
 
 def _save(model, out, echo):
     if out:
+        if not all(np.isfinite(value).all() for value in model.params.values()):
+            raise TaskError(f"training diverged (the weights hold NaN or infinity), so {out} was not written: lower --lr")
         try:
             model.save(out)
         except OSError as error:
@@ -47,15 +89,30 @@ def _save(model, out, echo):
 
 
 def read_model(path):
-    """Any lstmcore model file, or a TaskError naming what is wrong."""
+    """Any lstmcore model file, with the metadata its task needs (``_task_metadata``), or a
+    TaskError naming what is wrong."""
     try:
-        return lstmcore.load(path)
+        model = lstmcore.load(path)
     except FileNotFoundError:
         raise TaskError(f"no such model file: {path}") from None
+    except IsADirectoryError:
+        raise TaskError(f"{path} is a folder, not a model file") from None
     except OSError as error:
         raise TaskError(f"cannot read {path}: {error.strerror or error}") from None
+    except lstmcore.ModelFileError as error:
+        raise TaskError(str(error)) from None  # its message names the file
+    except MemoryError:  # layers are built from the header's sizes before the weights are read
+        raise TaskError(f"{path}: its layers are too large to build here (out of memory)") from None
     except (ValueError, KeyError, TypeError) as error:
         raise TaskError(f"{path} is not an lstmcore model file ({error})") from None
+    for name, value in model.params.items():
+        if not np.isfinite(value).all():
+            raise TaskError(
+                f"{path}: weight {name!r} holds NaN or infinity, so every output would be NaN "
+                "(a diverged training run: train again, e.g. with a lower --lr)"
+            )
+    _task_metadata.check(model, path)
+    return model
 
 
 def load_model(path, tasks):
@@ -103,6 +160,10 @@ def train_forecast(
     and, when ``season`` > 0, the seasonal-naive one (the value one season earlier).
     """
     check_output_paths(out, plot)
+    check_model_size(
+        parameters=lstm_parameters(1, hidden, layers) + (hidden + 1) * horizon,
+        batch_size=batch_size, steps=window, hidden=hidden, layers=layers,
+    )
     if csv is None:
         months, series = datasets.load_co2()
         source, column = SHIPPED_CO2, "co2"
@@ -112,6 +173,8 @@ def train_forecast(
     x, y, last = _tasks.forecast_windows(series, window, horizon)
     split = _tasks.chronological_split(len(x), validation)
     scale = float(np.std(x[:split]))
+    if not math.isfinite(scale):
+        raise TaskError("the series' values are too large: their differences overflow")
     if not scale > 0:
         raise TaskError("the training windows are constant: nothing to learn")
     inputs = _tasks.scaled_windows(x, scale)  # (N, window, 1)
@@ -243,6 +306,10 @@ def train_charlm(
     x_train, y_train = _tasks.char_sequences(ids[:split], steps)
     x_val, y_val = _tasks.char_sequences(ids[split:], steps)
     size = len(vocabulary)
+    check_model_size(
+        parameters=size * embedding + lstm_parameters(embedding, hidden, layers) + (hidden + 1) * size,
+        batch_size=batch_size, steps=steps, hidden=hidden, layers=layers, outputs_per_step=size,
+    )
     echo(
         f"charlm: {len(content):,} characters ({size} distinct) from {source}; "
         f"{len(x_train)} training and {len(x_val)} validation sequences of {steps}"
@@ -391,6 +458,10 @@ def train_classify(
     train, held = order[:split], order[split:]
     token_lists = [_tasks.tokenize(text, tokens) for text in texts]
     vocabulary = _tasks.token_vocabulary([token_lists[i] for i in train], vocabulary_size)
+    check_model_size(
+        parameters=len(vocabulary) * embedding + lstm_parameters(embedding, hidden, layers) + (hidden + 1) * len(classes),
+        batch_size=batch_size, steps=max_steps, hidden=hidden, layers=layers,
+    )
     ids, lengths = _tasks.encode_padded(token_lists, vocabulary, max_steps)
     echo(
         f"classify: {len(texts)} texts from {source}; {len(classes)} classes {classes}; "

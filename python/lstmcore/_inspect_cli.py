@@ -27,7 +27,7 @@ from lstmcore._train import evaluate
 
 def add_parser(commands):
     """Register ``inspect`` on the command line's subparsers."""
-    from lstmcore._cli import _non_negative_int
+    from lstmcore._cli import _path, _whole_number
 
     parser = commands.add_parser(
         "inspect", help="gate statistics (and ablations) of a model's first LSTM / GRU on data",
@@ -39,19 +39,19 @@ def add_parser(commands):
     )
     parser.add_argument("model", metavar="MODEL", help="model file (.npz)")
     parser.add_argument("data", metavar="DATA", help="data file, as described above")
-    parser.add_argument("--plot-dir", metavar="DIR", help="write PNG plots here (needs matplotlib)")
+    parser.add_argument("--plot-dir", type=_path, metavar="DIR", help="write PNG plots here (needs matplotlib)")
     parser.add_argument("--ablate", action="store_true", help="report the loss with each LSTM gate clamped")
     parser.add_argument(
         "--mean-ablation", action="store_true",
         help="with --ablate: clamp each unit at its mean activation on DATA instead of the fixed values "
         "(forget 1, input 0, output 1, candidate 0)",
     )
-    parser.add_argument("--json", metavar="PATH", help="write the summary (and ablation) as JSON")
+    parser.add_argument("--json", type=_path, metavar="PATH", help="write the summary (and ablation) as JSON")
     parser.add_argument("--column", help="forecast: the CSV column (default: the model's)")
     parser.add_argument("--text-column", default="text", help="classify: default %(default)s")
     parser.add_argument("--label-column", default="label", help="classify, --ablate: default %(default)s")
     parser.add_argument(
-        "--max-samples", type=_non_negative_int, default=512,
+        "--max-samples", type=_whole_number("max_samples"), default=512,
         help="samples used, evenly spread over DATA; 0 for all (default %(default)s)",
     )
     parser.set_defaults(run=run)
@@ -142,10 +142,12 @@ def prepare(model, path, *, column=None, text_column="text", label_column="label
     if str(path).endswith(".npy"):
         try:
             x = np.load(path, allow_pickle=False)
-        except ValueError as error:
-            raise TaskError(f"{path}: not a NumPy array file ({error})") from None
-        if x.ndim < 2 or len(x) == 0:
-            raise TaskError(f"{path}: expected model inputs (B, T, ...), got shape {x.shape}")
+        except (ValueError, EOFError) as error:
+            raise TaskError(f"{path}: not a NumPy array file ({error or 'empty'})") from None
+        if not isinstance(x, np.ndarray) or x.ndim < 2 or len(x) == 0:
+            raise TaskError(f"{path}: expected model inputs (B, T, ...), got shape {np.shape(x)}")
+        if x.dtype.kind in "fc" and not np.isfinite(x).all():
+            raise TaskError(f"{path}: expected finite model inputs, got NaN or infinity")
         return x, None, None, None, f"{len(x)} samples of {path}"
     made_by = f"a {task!r} model" if task else "a model without a task"
     raise TaskError(f"the model is {made_by}: DATA must be a .npy array of its inputs")
@@ -162,9 +164,10 @@ def spread(count, limit):
 
 
 def run(args, echo=print):
-    from lstmcore._commands import check_output_paths, read_model
+    from lstmcore._commands import check_output_folder, check_output_paths, read_model
 
     check_output_paths(args.json)
+    check_output_folder(args.plot_dir)
     model = read_model(args.model)
     index = first_recurrent(model)
     layer = model.layers[index]

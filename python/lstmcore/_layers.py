@@ -24,7 +24,8 @@ import numbers
 import numpy as np
 
 from lstmcore._blas import one_blas_thread
-from lstmcore._checks import as_numeric_array, check_dtype, check_positive_int, shape_text
+from lstmcore._checks import as_numeric_array, check_dtype, check_positive_int, param_array, shape_text
+from lstmcore._fingerprint import check_unchanged, fingerprints
 from lstmcore._lengths import checked_lengths
 from lstmcore._recurrent import _GatedRecurrent
 
@@ -107,18 +108,35 @@ class Dense(_Layer):
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise ValueError(f"expected x of shape (..., {self.in_features}), got {shape_text(x.shape)}")
         x = np.asarray(x, dtype=self.dtype)
-        y = x @ self.params["weight"].T.astype(self.dtype, copy=False) + self.params["bias"]
-        return y, x
+        params = self._checked_params()
+        y = x @ params["weight"].T + params["bias"]
+        # The tape: x and the fingerprints of the weights, which backward's dx reads.
+        return y, (x, fingerprints(params))
+
+    def _checked_params(self):
+        shapes = {"weight": (self.out_features, self.in_features), "bias": (self.out_features,)}
+        if set(self.params) != set(shapes):
+            raise ValueError(f"expected params with keys {sorted(shapes)}, got {sorted(self.params)}")
+        checked = {}
+        for name, shape in shapes.items():
+            checked[name] = param_array(self.params[name], f"params[{name!r}]", self.dtype)
+            if checked[name].shape != shape:
+                raise ValueError(
+                    f"expected params[{name!r}] of shape {shape_text(shape)}, got {shape_text(checked[name].shape)}"
+                )
+        return checked
 
     @one_blas_thread()
     def backward(self, tape, dy):
-        x = tape
+        x, recorded = tape
+        params = self._checked_params()
+        check_unchanged(recorded, params, "Dense")
         dy = _check_dy(dy, x.shape[:-1] + (self.out_features,)).astype(self.dtype, copy=False)
         rows_x = x.reshape(-1, self.in_features)
         rows_dy = dy.reshape(-1, self.out_features)
         self.grads["weight"] += rows_dy.T @ rows_x
         self.grads["bias"] += rows_dy.sum(axis=0)
-        return dy @ self.params["weight"].astype(self.dtype, copy=False)
+        return dy @ params["weight"]
 
 
 class Embedding(_Layer):
@@ -166,7 +184,13 @@ class Embedding(_Layer):
         if outside.any():
             bad = int(ids[np.unravel_index(np.argmax(outside), ids.shape)])
             raise ValueError(f"expected ids in [0, {self.num_embeddings}), got {bad}")
-        return np.asarray(self.params["weight"], dtype=self.dtype)[ids], ids
+        weight = param_array(self.params["weight"], "params['weight']", self.dtype)
+        shape = (self.num_embeddings, self.embedding_dim)
+        if weight.shape != shape:
+            raise ValueError(f"expected params['weight'] of shape {shape_text(shape)}, got {shape_text(weight.shape)}")
+        # No fingerprint in the tape: backward reads no parameter, so its gradient is exact
+        # whatever happened to the weights since.
+        return weight[ids], ids
 
     def backward(self, tape, dy):
         ids = tape

@@ -7,7 +7,7 @@ import numbers
 import numpy as np
 
 from lstmcore import _aligned, _core
-from lstmcore._checks import as_numeric_array, shape_text
+from lstmcore._checks import as_numeric_array, check_finite_real, shape_text
 from lstmcore._recurrent import _GatedRecurrent, check_probability
 
 # Gates a user can trace or clamp, in the order the core's clamps take them.
@@ -96,7 +96,9 @@ class LSTM(_GatedRecurrent):
                 raise TypeError(f"expected forget_bias as a number or None, got {type(forget_bias).__name__}")
             if self.coupled:
                 raise ValueError("forget_bias needs a forget gate; coupled=True has none (f = 1 - i)")
-            forget_bias = float(forget_bias)
+            forget_bias = check_finite_real(forget_bias, "forget_bias")
+            if abs(forget_bias) > float(np.finfo(self.dtype).max):  # infinite once stored in the parameters
+                raise ValueError(f"expected forget_bias finite in {self.dtype.name}, got {forget_bias}")
         self.forget_bias = forget_bias
         self._init_params()
         if forget_bias is not None:
@@ -198,6 +200,8 @@ class LSTM(_GatedRecurrent):
             if gate == "forget" and self.coupled:
                 raise ValueError("a coupled LSTM has no forget gate of its own to clamp (f = 1 - i); clamp 'input'")
             value = as_numeric_array(value, f"ablate[{gate!r}]").astype(self.dtype)
+            if np.isinf(value).any():  # NaN is meaningful (leave the unit alone), infinity is not
+                raise ValueError(f"expected ablate[{gate!r}] as finite values or NaN, got {value[np.isinf(value)].flat[0]}")
             if value.ndim == 0:
                 value = np.full((count, hidden), value, self.dtype)
             elif value.shape == (hidden,):

@@ -43,6 +43,8 @@ class _ArrayView(MutableMapping):
     def __setitem__(self, key, value):
         arrays, name = self._owner(key)
         value = np.asarray(value)
+        if value.dtype.kind != "f":  # NumPy would parse strings and drop imaginary parts silently
+            raise TypeError(f"expected {self._attribute}[{key!r}] as a float array, got dtype {value.dtype}")
         if value.shape != arrays[name].shape:
             raise ValueError(
                 f"expected {self._attribute}[{key!r}] of shape {shape_text(arrays[name].shape)}, "
@@ -204,10 +206,16 @@ class Sequential:
         lengths = None if lengths is None else np.asarray(lengths)
         if lengths is not None and len(lengths) != len(x):
             raise ValueError(f"expected lengths for the {len(x)} samples of x, got {len(lengths)}")
+        if len(x) == 0:
+            # No sample gives no output, but its shape per sample is that of one sample's
+            # (zeros: valid floats and valid ids alike), so (0, outputs) and not (0,).
+            batch_slices(0, batch_size)  # the check
+            one = self(np.zeros((1,) + x.shape[1:], x.dtype))
+            return np.empty((0,) + one.shape[1:], one.dtype)
         outputs = [
             self(x[part], None if lengths is None else lengths[part]) for part in batch_slices(len(x), batch_size)
         ]
-        return np.concatenate(outputs) if outputs else np.empty((0,))
+        return np.concatenate(outputs)
 
     def evaluate(self, x, y, *, loss, batch_size=256, lengths=None):
         """The mean loss over all of x (exact across batches; padding steps excluded)."""

@@ -17,7 +17,8 @@ import weakref
 import numpy as np
 
 from lstmcore import _aligned
-from lstmcore._checks import as_numeric_array, check_dtype, check_positive_int, shape_text
+from lstmcore._checks import as_numeric_array, check_dtype, check_positive_int, param_array, shape_text
+from lstmcore._fingerprint import check_unchanged, fingerprints
 from lstmcore._lengths import Packing, checked_lengths, reverse_within
 
 
@@ -64,7 +65,7 @@ class Tape:
     Opaque to users; tied to the layer that made it.
     """
 
-    def __init__(self, layer, output_shape, inputs, masks, runs, initial, packing, clamps):
+    def __init__(self, layer, output_shape, inputs, masks, runs, initial, packing, clamps, fingerprints):
         self._layer = weakref.ref(layer)
         self.output_shape = output_shape  # the shape of y as the caller got it
         self.inputs = inputs  # per layer: its input as the core read it, after dropout
@@ -73,6 +74,7 @@ class Tape:
         self.initial = initial  # per state kind (h, and c for LSTM): (L*D, B, H), sorted
         self.packing = packing  # a Packing when lengths were given, else None
         self.clamps = clamps  # per layer*D + direction: the ablation clamps, or None
+        self.fingerprints = fingerprints  # {name: fingerprint} of the parameters read (_fingerprint.py)
 
     def belongs_to(self, layer):
         return self._layer() is layer
@@ -199,8 +201,9 @@ class _GatedRecurrent:
     def _checked_params(self, with_grads=True):
         """The parameters as the core needs them, or a ValueError.
 
-        A user may replace ``params[k]`` with any array; a wrong shape is an error, a
-        wrong dtype or layout is converted (a copy for this call). ``grads``, which backward
+        A user may replace ``params[k]`` with any float array; a wrong shape is an error, the
+        other float precision or a strided layout is converted (a copy for this call), any
+        other dtype (str, complex, object, int, bool) is a TypeError. ``grads``, which backward
         adds to in place, must match exactly; they are checked unless ``with_grads`` is
         false (inference, which never touches them).
         """
@@ -221,7 +224,7 @@ class _GatedRecurrent:
             grad = self.grads[name]
             if not (isinstance(grad, np.ndarray) and grad.dtype == self.dtype and grad.flags.c_contiguous):
                 raise ValueError(f"grads[{name!r}] must be a C-contiguous {self.dtype.name} array")
-        return {name: np.ascontiguousarray(value, dtype=self.dtype) for name, value in self.params.items()}
+        return {name: param_array(value, f"params[{name!r}]", self.dtype) for name, value in self.params.items()}
 
     def _direction_params(self, source, layer, direction):
         """{kind: array} of one layer-direction, from ``source`` (weights or grads)."""
@@ -318,6 +321,7 @@ class _GatedRecurrent:
         x = self._checked_input(x, keep=for_backward)
         steps, batch = (x.shape[1], x.shape[0]) if self.batch_first else x.shape[:2]
         weights = self._checked_params(with_grads=for_backward)
+        recorded = fingerprints(weights) if for_backward else None
         initial = self._state_parts(state, batch, "state")
         if initial is None:
             initial = [np.zeros(shape, self.dtype) for shape in self._state_shapes(batch)]
@@ -370,7 +374,7 @@ class _GatedRecurrent:
             final = [packing.restore(part) for part in final]
         elif for_backward:
             output = output.copy()  # the tape keeps the core's y: backward reads it
-        tape = Tape(self, output.shape, inputs, masks, runs, initial, packing, clamps)
+        tape = Tape(self, output.shape, inputs, masks, runs, initial, packing, clamps, recorded)
         return output, self._pack_state(final), tape
 
     def _run_direction(self, x, weights, initial, direction, y, batch_first, packing, clamps, training, traced):
@@ -397,8 +401,10 @@ class _GatedRecurrent:
         """
         if not isinstance(tape, Tape) or not tape.belongs_to(self):
             raise ValueError("expected a tape returned by this layer's forward, got one from elsewhere")
-        # A parameter replaced by one of another shape since the forward is refused here.
+        # A parameter replaced by one of another shape since the forward is refused here,
+        # one changed in value (in place or replaced) by the fingerprints.
         weights = self._checked_params()
+        check_unchanged(tape.fingerprints, weights, type(self).__name__)
         dy = as_numeric_array(dy, "dy")
         if dy.shape != tape.output_shape:
             raise ValueError(

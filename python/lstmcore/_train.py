@@ -17,6 +17,7 @@ import tqdm
 
 from lstmcore import losses as _losses
 from lstmcore._blas import one_blas_thread
+from lstmcore._checks import check_finite_real
 from lstmcore._lengths import checked_lengths
 from lstmcore._model import batch_slices as _batch_slices
 from lstmcore.optim import Adam, clip_grad_norm
@@ -244,8 +245,8 @@ def fit(
         raise ValueError(f"expected epochs as an int >= 1, got {epochs!r}")
     if patience is not None and (isinstance(patience, bool) or not isinstance(patience, int) or patience < 1):
         raise ValueError(f"expected patience as an int >= 1 or None, got {patience!r}")
-    if clip_norm is not None and not clip_norm > 0:
-        raise ValueError(f"expected clip_norm > 0 or None, got {clip_norm!r}")
+    if clip_norm is not None and not check_finite_real(clip_norm, "clip_norm") > 0:
+        raise ValueError(f"expected clip_norm as a finite number > 0 or None, got {clip_norm!r}")
     _batch_slices(1, batch_size)  # the check
     x, y, lengths = _data(x, y, lengths)
     rng = np.random.default_rng(seed)

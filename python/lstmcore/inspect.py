@@ -251,8 +251,10 @@ def format_summary(summary):
     for layer in summary["layers"]:
         for gate in _MEMORY_GATES:
             over_time = layer["gates"].get(gate, {}).get("mean_over_time")
-            if over_time:
-                known = [v for v in over_time if v is not None]
+            known = [v for v in over_time or () if v is not None]
+            if not known and over_time:  # every step NaN (NaN inputs or weights)
+                lines.append(f"{layer['name']} {gate} gate mean over time: no finite values")
+            elif known:
                 lines.append(
                     f"{layer['name']} {gate} gate mean over time: first {known[0]:.3f}, min {min(known):.3f}, "
                     f"max {max(known):.3f}, last {known[-1]:.3f}  [{_time_sketch(over_time)}]"
