@@ -54,8 +54,8 @@ def read_model(path):
         raise TaskError(f"no such model file: {path}") from None
     except OSError as error:
         raise TaskError(f"cannot read {path}: {error.strerror or error}") from None
-    except (ValueError, KeyError, TypeError) as error:
-        raise TaskError(f"{path} is not an lstmcore model file ({error})") from None
+    except lstmcore.ModelFileError as error:  # the one error a bad file raises; it names the file
+        raise TaskError(str(error)) from None
 
 
 def load_model(path, tasks):
