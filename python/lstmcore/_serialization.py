@@ -11,13 +11,12 @@ file name; writing through an open file avoids that).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import secrets
 
 import numpy as np
 
+from lstmcore._atomic import write_atomically
 from lstmcore._model import Sequential, check_metadata
 from lstmcore._model_archive import Archive
 from lstmcore._model_format import FORMAT, HEADER, MAX_HEADER_BYTES, VERSION, ModelFileError, clip, short, some
@@ -29,8 +28,9 @@ __all__ = ["FORMAT", "HEADER", "LAYER_TYPES", "VERSION", "ModelFileError", "load
 
 
 def save(model, path):
-    """Write ``model`` to ``path``: a temporary file beside it, flushed and fsynced, then
-    renamed over ``path``, so a crash leaves either the old file or the new one."""
+    """Write ``model`` to ``path`` atomically (``_atomic.write_atomically``: a temporary
+    file beside it, flushed and fsynced, then renamed over it; a symlink is written
+    through and a replaced file's mode kept)."""
     config = model.get_config()
     for index, (entry, layer) in enumerate(zip(config["layers"], model.layers)):
         if LAYER_TYPES.get(entry["type"]) is not type(layer):
@@ -45,33 +45,7 @@ def save(model, path):
         if value.dtype.kind != "f":
             raise ValueError(f"expected params[{name!r}] as a float array, got dtype {value.dtype}")
         arrays[name] = value
-
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    temporary = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
-    # os.open with 0o666 lets the umask set the mode, as for any new file (mkstemp: 0600)
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            np.savez(file, **arrays)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-    _sync_directory(directory)
-
-
-def _sync_directory(directory):
-    # makes the rename itself durable; not possible on every platform (Windows)
-    with contextlib.suppress(OSError, AttributeError):
-        descriptor = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
+    write_atomically(path, lambda file: np.savez(file, **arrays))
 
 
 # ----------------------------------------------------------------------- load
