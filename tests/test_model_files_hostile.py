@@ -149,6 +149,39 @@ def test_a_header_of_the_wrong_types_or_values_is_refused(saved, tmp_path, chang
     refused(_header_change(saved, tmp_path, change), message)
 
 
+def _leaves(value, path=()):
+    """(path, value) of every entry of a parsed header, containers included."""
+    children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, child in children:
+        yield (*path, key), child
+        yield from _leaves(child, (*path, key))
+
+
+CONFUSIONS = [True, False, 0, 1, -1, 1.0, 0.5, 2**63, "1", "true", "float32", None, [], {}, [1], {"a": 1}]
+
+
+def test_every_value_of_another_json_type_is_refused_or_read_exactly(saved, tmp_path):
+    original = header_of(entries(saved))
+    arrays = entries(saved)
+    for path, _ in _leaves(original):
+        for value in CONFUSIONS:
+            header = json.loads(json.dumps(original))
+            container = header
+            for key in path[:-1]:
+                container = container[key]
+            container[path[-1]] = value
+            write_entries(tmp_path / "edited.npz", arrays, header)
+            try:
+                model = lstmcore.load(tmp_path / "edited.npz")
+            except ModelFileError:
+                continue
+            assert type(header["version"]) is int and isinstance(header["format"], str), (path, value)
+            for entry, built in zip(header["layers"], model.get_config()["layers"]):
+                for key, given in entry["config"].items():  # read as given: no bool for a number
+                    kept = built["config"][key]
+                    assert kept == given and isinstance(kept, bool) == isinstance(given, bool), (path, value)
+
+
 def test_a_config_of_the_right_types_loads_as_the_constructor_reads_it(saved, tmp_path):
     path = _header_change(saved, tmp_path, _config(0, dropout=0, seed=[1, 2]))
     assert lstmcore.load(path).layers[0].dropout == 0.0
