@@ -176,35 +176,63 @@ def header_only_hidden_size_6000(path):
     write_entries(path, {}, header)
 
 
+def _with_metadata_text(path, text):
+    """A saved Dense model whose header's metadata is the JSON ``text``."""
+    Sequential([Dense(2, 1, seed=0)]).save(path)
+    arrays = entries(path)
+    header = json.dumps(header_of(arrays)).replace('"metadata": {}', '"metadata": ' + text)
+    write_entries(path, arrays, header)
+
+
+def header_of_a_million_lists(path):
+    """A 3 MB header of a million empty lists in its metadata (a Python object each)."""
+    _with_metadata_text(path, '{"x": [' + ",".join(["[]"] * 1_000_000) + "]}")
+
+
+def header_nested_50000_deep(path):
+    """A header whose metadata nests lists 50000 deep (RecursionError before)."""
+    _with_metadata_text(path, "[" * 50_000 + "]" * 50_000)
+
+
 HOSTILE = {
     "header_only_hidden_size_6000": header_only_hidden_size_6000,
     "hidden_size_6000": hidden_size_6000,
     "num_layers_200000": num_layers_200000,
     "member_claims_500m_floats": member_claims_500m_floats,
     "bomb_matching_its_header": bomb_matching_its_header,
+    "header_of_a_million_lists": header_of_a_million_lists,
+    "header_nested_50000_deep": header_nested_50000_deep,
 }
 
 _MEASURE = """
-import json, resource, sys, time
+import json, resource, sys, time, tracemalloc
 import lstmcore
+
+def load():
+    try:
+        lstmcore.load(sys.argv[1])
+        return "loaded", ""
+    except BaseException as error:
+        return type(error).__name__, str(error)
+
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 start = time.perf_counter()
-try:
-    lstmcore.load(sys.argv[1])
-    outcome, message = "loaded", ""
-except BaseException as error:
-    outcome, message = type(error).__name__, str(error)
+outcome, message = load()
 seconds = time.perf_counter() - start
 grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
-print(json.dumps({"seconds": seconds, "peak_growth_mb": grown / 1024, "outcome": outcome,
-                  "message": message[:300], "message_length": len(message)}))
+tracemalloc.start()
+load()
+traced = tracemalloc.get_traced_memory()[1]
+print(json.dumps({"seconds": seconds, "peak_growth_mb": grown / 1024, "traced_peak_mb": traced / 2**20,
+                  "outcome": outcome, "message": message[:300], "message_length": len(message)}))
 """
 
 
 def measure_load(path, timeout=120):
     """{seconds, peak_growth_mb (peak RSS over the process's peak after import, Linux
-    KiB units), outcome (the exception's type name or "loaded"), message, message_length}
-    of ``lstmcore.load(path)`` in a fresh Python process."""
+    KiB units), traced_peak_mb (tracemalloc's peak in a second load: Python objects and
+    NumPy arrays), outcome (the exception's type name or "loaded"), message,
+    message_length} of ``lstmcore.load(path)`` in a fresh Python process."""
     run = subprocess.run(
         [sys.executable, "-c", _MEASURE, os.fspath(path)], check=False, capture_output=True, text=True, timeout=timeout
     )
@@ -214,12 +242,13 @@ def measure_load(path, timeout=120):
 
 if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as folder:
-        print(f"{'file':28} {'bytes':>9} {'seconds':>8} {'peak MB':>8}  outcome (message length)")
+        print(f"{'file':28} {'bytes':>9} {'seconds':>8} {'RSS MB':>7} {'traced MB':>9}  outcome (message length)")
         for name, make in HOSTILE.items():
             path = os.path.join(folder, name + ".npz")
             make(path)
             result = measure_load(path, timeout=600)
             print(
-                f"{name:28} {os.path.getsize(path):9d} {result['seconds']:8.3f} {result['peak_growth_mb']:8.1f}  "
+                f"{name:28} {os.path.getsize(path):9d} {result['seconds']:8.3f} {result['peak_growth_mb']:7.1f} "
+                f"{result['traced_peak_mb']:9.1f}  "
                 f"{result['outcome']} ({result['message_length']}): {result['message'][:150]}"
             )

@@ -213,3 +213,55 @@ def test_random_edits_of_a_members_npy_bytes(original, data):
     if model is not None:  # then NumPy reads the same numbers from it
         with np.load(folder / "fuzzed.npz", allow_pickle=False) as archive:
             _holds(model, {key: archive[key] for key in archive.files})
+
+
+# ----------------------------------------------------------------------- the header scan
+
+
+def _reference_structure(raw):
+    """(depth, values) of JSON bytes, one byte at a time: the spec of _model_header.structure."""
+    inside = escaped = False
+    depth = deepest = 0
+    values = 1
+    for byte in raw:
+        if inside:
+            if escaped:
+                escaped = False
+            elif byte == ord("\\"):
+                escaped = True
+            elif byte == ord('"'):
+                inside = False
+        elif byte == ord('"'):
+            inside = True
+        elif byte in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            values += 2
+        elif byte in b"]}":
+            depth -= 1
+        elif byte == ord(","):
+            values += 1
+    return deepest, values
+
+
+_TRICKY = st.text(alphabet='\\"[]{},aé\U0001f600', max_size=12)
+
+
+@FUZZ
+@given(
+    st.recursive(
+        st.none() | st.integers() | _TRICKY,
+        lambda children: st.lists(children, max_size=4) | st.dictionaries(_TRICKY, children, max_size=4),
+        max_leaves=20,
+    ),
+    st.booleans(),
+    st.sampled_from([1, 2, 3, 5, 64, 2**18]),
+)
+def test_the_header_scan_counts_as_a_byte_by_byte_reading(value, ascii_only, chunk):
+    raw = json.dumps(value, ensure_ascii=ascii_only).encode("utf-8")
+    original_chunk = _model_header._SCAN_CHUNK
+    _model_header._SCAN_CHUNK = chunk  # state carried across chunk boundaries too
+    try:
+        assert _model_header.structure(raw) == _reference_structure(raw)
+    finally:
+        _model_header._SCAN_CHUNK = original_chunk

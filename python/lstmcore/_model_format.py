@@ -13,8 +13,11 @@ VERSION = 1
 HEADER = "__lstmcore_header__"  # the archive member holding the JSON header (uint8)
 
 # The JSON header: layer configurations and the metadata (a vocabulary, class names).
-MAX_HEADER_BYTES = 16 * 2**20
+MAX_HEADER_BYTES = 4 * 2**20
 MAX_HEADER_DEPTH = 64  # nested lists and objects; metadata is the only deep part
+# Numbers, lists and objects: each costs a Python object of 30-60 bytes however short its
+# text ("[]," is 3 bytes, a list 56), while a string costs about its bytes.
+MAX_HEADER_VALUES = 200_000
 MAX_LAYERS = 1000  # entries of the header's layer list (Sequential's layers)
 # The members together may expand to at most this multiple of the archive's size, plus
 # the slack (which lets small deflated files of zero biases through). lstmcore writes

@@ -13,14 +13,13 @@ from __future__ import annotations
 import inspect
 import json
 import math
-import re
 
 import numpy as np
 
 from lstmcore._gru import GRU
 from lstmcore._layers import Dense, Dropout, Embedding, LastStep, MeanPool
 from lstmcore._lstm import LSTM
-from lstmcore._model_format import FORMAT, MAX_HEADER_DEPTH, MAX_LAYERS, VERSION, short, some
+from lstmcore._model_format import FORMAT, MAX_HEADER_DEPTH, MAX_HEADER_VALUES, MAX_LAYERS, VERSION, short, some
 
 LAYER_TYPES = {cls.__name__: cls for cls in (LSTM, GRU, Dense, Embedding, Dropout, LastStep, MeanPool)}
 _HEADER_KEYS = ("format", "version", "layers", "metadata")
@@ -126,26 +125,53 @@ def _no_constant(text):
     raise _Refused(f"{text} is not JSON")
 
 
-_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_SCAN_CHUNK = 2**18
 
 
-def nesting_depth(text):
-    """How deep lists and objects nest in JSON ``text``, without parsing it (so without
-    the recursion a parser would need): brackets outside strings, counted."""
-    brackets = np.frombuffer(_STRING.sub("", text).encode("utf-8"), np.uint8)
-    steps = np.isin(brackets, (ord("["), ord("{"))).astype(np.int64) - np.isin(brackets, (ord("]"), ord("}")))
-    return int(np.cumsum(steps).max(initial=0))
+def structure(raw):
+    """(nesting depth, about how many values) of the JSON bytes ``raw``, counted without
+    parsing them, so without the recursion and the Python objects a parser would make:
+    the brackets and commas outside strings. Each comma starts one more value, each list
+    or object is one and holds a first one. Vectorised per 256 KiB chunk, carrying the
+    state between chunks (inside a string or not, backslashes just before), so its cost
+    does not depend on what the bytes hold. UTF-8 never uses bytes below 0x80 inside a
+    multi-byte character, so the bytes are scanned undecoded."""
+    data = np.frombuffer(raw, np.uint8)
+    inside, run, depth, deepest, values = False, 0, 0, 0, 1
+    for start in range(0, len(data), _SCAN_CHUNK):
+        chunk = data[start : start + _SCAN_CHUNK]
+        positions = np.arange(len(chunk), dtype=np.int32)
+        backslash = chunk == ord("\\")
+        last_other = np.maximum.accumulate(np.where(backslash, np.int32(-1), positions))
+        before = np.concatenate(([np.int32(-1)], last_other[:-1]))  # last non-backslash before each byte
+        # backslashes right before each byte: an odd number escapes it
+        escapes = positions - 1 - before + np.where(before == -1, run, 0)
+        quotes = (chunk == ord('"')) & (escapes % 2 == 0)
+        toggled = np.cumsum(quotes, dtype=np.int32)
+        outside = (toggled % 2 == 1) == inside  # not within a string
+        opens = outside & ((chunk == ord("[")) | (chunk == ord("{")))
+        closes = outside & ((chunk == ord("]")) | (chunk == ord("}")))
+        values += int(np.count_nonzero(outside & (chunk == ord(",")))) + 2 * int(np.count_nonzero(opens))
+        steps = opens[opens | closes].astype(np.int32) * 2 - 1
+        if len(steps):
+            levels = depth + np.cumsum(steps)
+            deepest, depth = max(deepest, int(levels.max())), int(levels[-1])
+        inside ^= bool(toggled[-1] % 2) if len(toggled) else False
+        run = run + len(chunk) if last_other[-1] == -1 else len(chunk) - 1 - int(last_other[-1])
+    return deepest, values
 
 
 def parse(raw, fail):
     """The header in ``raw`` (bytes), checked; ``fail(problem)`` makes the error to raise."""
+    depth, values = structure(raw)
+    if values > MAX_HEADER_VALUES:
+        raise fail(f"the header holds about {values} values; at most {MAX_HEADER_VALUES} are read")
+    if depth > MAX_HEADER_DEPTH:
+        raise fail(f"the header nests {depth} levels deep; at most {MAX_HEADER_DEPTH} are read")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
         raise fail(f"the header is not UTF-8 text ({error.reason} at byte {error.start})") from error
-    depth = nesting_depth(text)
-    if depth > MAX_HEADER_DEPTH:
-        raise fail(f"the header nests {depth} levels deep; at most {MAX_HEADER_DEPTH} are read")
     try:
         header = json.loads(text, object_pairs_hook=_unique_keys, parse_float=_finite, parse_constant=_no_constant)
     except (ValueError, RecursionError) as error:  # JSONDecodeError and _Refused are ValueErrors
