@@ -176,6 +176,11 @@ def header_only_hidden_size_6000(path):
     write_entries(path, {}, header)
 
 
+def sixty_thousand_members(path):
+    """A 4 MB archive of 60000 empty members: 60000 ZipInfo objects to make before."""
+    zip_of({f"{index}.npy": (zipfile.ZIP_STORED, b"", 0, 0) for index in range(60_000)}, path)
+
+
 def _with_metadata_text(path, text):
     """A saved Dense model whose header's metadata is the JSON ``text``."""
     Sequential([Dense(2, 1, seed=0)]).save(path)
@@ -200,6 +205,7 @@ HOSTILE = {
     "num_layers_200000": num_layers_200000,
     "member_claims_500m_floats": member_claims_500m_floats,
     "bomb_matching_its_header": bomb_matching_its_header,
+    "sixty_thousand_members": sixty_thousand_members,
     "header_of_a_million_lists": header_of_a_million_lists,
     "header_nested_50000_deep": header_nested_50000_deep,
 }

@@ -279,6 +279,35 @@ def test_members_of_other_methods_sizes_or_checksums_are_refused(saved, tmp_path
         refused(path, message)
 
 
+def test_a_zip_directory_over_the_limit_is_refused_before_zipfile_parses_it(tmp_path, monkeypatch):
+    HOSTILE["sixty_thousand_members"](tmp_path / "many.npz")
+
+    def no_parsing(*args, **kwargs):
+        raise AssertionError("zipfile must not parse the directory")
+
+    monkeypatch.setattr(zipfile.ZipFile, "__init__", no_parsing)
+    refused(tmp_path / "many.npz", r"a zip directory of \d+ bytes; at most 2097152 are read")
+
+
+def _zip64_saved(path, monkeypatch):
+    """A small model saved with a ZIP64 end record (zipfile writes one past 65535 members)."""
+    with monkeypatch.context() as patch:
+        patch.setattr(zipfile, "ZIP_FILECOUNT_LIMIT", 1)
+        Sequential([Dense(2, 1, seed=0)]).save(path)
+    assert b"PK\x06\x06" in path.read_bytes()
+
+
+def test_a_zip64_end_record_is_read_for_the_directory_size(tmp_path, monkeypatch):
+    path = tmp_path / "zip64.npz"
+    _zip64_saved(path, monkeypatch)
+    assert np.array_equal(lstmcore.load(path).params["0.weight"], Dense(2, 1, seed=0).params["weight"])
+    data = bytearray(path.read_bytes())
+    record = data.rfind(b"PK\x06\x06")
+    data[record + 40 : record + 48] = (10**9).to_bytes(8, "little")  # the directory's size, as zipfile reads it
+    path.write_bytes(bytes(data))
+    refused(path, "a zip directory of 1000000000 bytes")
+
+
 def test_an_encrypted_member_is_refused(saved, tmp_path):
     data = bytearray(saved.read_bytes())
     for start in (0, data.rfind(b"PK\x01\x02")):

@@ -23,6 +23,7 @@ import numpy as np
 
 from lstmcore._model_format import (
     EXPANSION_SLACK,
+    MAX_DIRECTORY_BYTES,
     MAX_EXPANSION,
     MAX_MEMBER_NAME,
     MAX_NPY_HEADER,
@@ -46,6 +47,7 @@ UNREADABLE = (
 )
 _READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
 _CHUNK = 2**20
+_END_RECORD = 22  # bytes of a zip's end-of-central-directory record without its comment
 
 
 class ArrayHeader:
@@ -101,11 +103,42 @@ class Archive:
             raise self.fail("a single .npy array, not an lstmcore model file (.npz)")
         if not start.startswith(b"PK\x03\x04"):
             raise self.fail("not an lstmcore model file (not an .npz archive)")
+        directory = self._directory_size()
+        if directory is not None and directory > MAX_DIRECTORY_BYTES:
+            raise self.fail(
+                f"a zip directory of {directory} bytes; at most {MAX_DIRECTORY_BYTES} are read "
+                f"(some {MAX_DIRECTORY_BYTES // 100} members)"
+            )
         self._file.seek(0)
         try:
             return zipfile.ZipFile(self._file)
         except UNREADABLE as error:
             raise self.fail(f"damaged or truncated model file ({clip(error)})") from error
+
+    def _directory_size(self):
+        """The size of the central directory that zipfile would parse, from the end record
+        (ZIP64's when there is one), found as zipfile finds it; None without one (zipfile
+        then says what is wrong). zipfile makes a ZipInfo of some 400 bytes of each entry,
+        which can be as short as 46 bytes: that work is bounded here, before it starts."""
+        tail_size = min(self.size, _END_RECORD + 2**16 - 1)
+        self._file.seek(self.size - tail_size)
+        tail = self._file.read(tail_size)
+        if tail[-_END_RECORD:].startswith(b"PK\x05\x06") and tail.endswith(b"\0\0"):
+            at = len(tail) - _END_RECORD
+        else:
+            at = tail.rfind(b"PK\x05\x06")
+        if at < 0 or len(tail) - at < _END_RECORD:
+            return None
+        directory = struct.unpack_from("<L", tail, at + 12)[0]
+        # zipfile reads a ZIP64 end record just before its locator, just before this one
+        locator = at - 20
+        if (
+            locator - 56 >= 0
+            and tail[locator : locator + 4] == b"PK\x06\x07"
+            and tail[locator - 56 : locator - 52] == b"PK\x06\x06"
+        ):
+            directory = struct.unpack_from("<Q", tail, locator - 56 + 40)[0]
+        return directory
 
     def _checked_members(self):
         members = {}

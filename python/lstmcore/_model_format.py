@@ -24,6 +24,9 @@ MAX_LAYERS = 1000  # entries of the header's layer list (Sequential's layers)
 # stored members (1x); deflated real weights shrink by ~1.1x, so only a bomb exceeds it.
 MAX_EXPANSION = 10
 EXPANSION_SLACK = 2**20
+# The zip's central directory: ~100 bytes per member as np.savez writes it (20000 members,
+# a Sequential of 1000 layers or an LSTM of 1000 bidirectional layers with every option).
+MAX_DIRECTORY_BYTES = 2 * 2**20
 MAX_NPY_HEADER = 10000  # NumPy's own default for an .npy header's text
 MAX_MEMBER_NAME = 1000
 MAX_MESSAGE = 1000  # characters of an error message (the path included)
