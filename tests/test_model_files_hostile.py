@@ -406,6 +406,9 @@ def test_a_member_outside_the_npy_naming_is_unexpected(saved, tmp_path):
 def test_what_is_not_a_regular_file_is_refused_or_an_os_error(tmp_path):
     if os.path.exists("/dev/zero"):
         refused("/dev/zero", "not a regular file")
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "pipe.npz")
+        refused(tmp_path / "pipe.npz", "not a regular file")  # not waiting for a writer
     with pytest.raises(IsADirectoryError if os.name != "nt" else PermissionError):
         lstmcore.load(tmp_path)
 

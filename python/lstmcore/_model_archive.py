@@ -68,7 +68,10 @@ class Archive:
 
     def __init__(self, path):
         self.path = path
-        self._file = open(path, "rb")  # noqa: SIM115 (closed by close())
+        # O_NONBLOCK: opening a FIFO to read would wait for a writer; a regular file
+        # ignores it (and anything else is refused below)
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        self._file = os.fdopen(descriptor, "rb")
         try:
             self._zip = self._open_zip()
             self.members = self._checked_members()
