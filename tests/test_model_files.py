@@ -1,6 +1,6 @@
-"""Model files: bit-for-bit round trips, atomic writes, and clear errors for bad files."""
+"""Model files: bit-for-bit round trips, atomic writes, and clear errors for bad files
+(test_model_files_hostile.py: files made to cost; test_model_files_fuzz.py: random ones)."""
 
-import json
 import os
 import pickle
 
@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import lstmcore
+from _model_files import entries, header_of, write_entries
 from lstmcore import GRU, LSTM, Dense, Dropout, Embedding, MeanPool, ModelFileError, Sequential, _serialization
 
 
@@ -19,23 +20,6 @@ def gru_model():
     metadata = {"task": "classify", "vocabulary": "abcdef", "mean": [0.5, -1.25], "nested": {"ok": True, "n": None}}
     layers = [Embedding(7, 4, padding_idx=0, seed=0), GRU(4, 6, seed=1), MeanPool(), Dense(6, 3, dtype=np.float64, seed=2)]
     return Sequential(layers, metadata=metadata)
-
-
-def entries(path):
-    with np.load(path, allow_pickle=False) as archive:
-        return {name: archive[name] for name in archive.files}
-
-
-def header_of(arrays):
-    return json.loads(arrays[_serialization.HEADER].tobytes().decode("utf-8"))
-
-
-def write_entries(path, arrays, header=None):
-    if header is not None:
-        arrays = dict(arrays)
-        arrays[_serialization.HEADER] = np.frombuffer(json.dumps(header).encode("utf-8"), np.uint8)
-    with open(path, "wb") as file:
-        np.savez(file, **arrays)
 
 
 @pytest.fixture
