@@ -417,7 +417,7 @@ def test_a_hostile_file_through_the_command_line_is_a_one_line_error(tmp_path, c
     from lstmcore._cli import main
 
     HOSTILE["hidden_size_6000"](tmp_path / "big.npz")
-    assert main(["generate", str(tmp_path / "big.npz")]) == 1
+    assert main(["generate", str(tmp_path / "big.npz")]) == 2  # a user error: one line, exit status 2 (docs/reliability-python.md)
     err = capsys.readouterr().err
     assert "big.npz" in err and "expected weight '0.weight_ih_l0' as float32 (24000, 1)" in err
     assert "Traceback" not in err
