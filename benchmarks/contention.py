@@ -122,7 +122,8 @@ def time_in_process(case, with_lengths, torch, default_threads, rounds):
     samples = {(name, threads): [] for name in steps for threads in (1, "default")}
     for _ in range(rounds):
         for threads in (1, "default"):
-            lstmcore.set_num_threads(1 if threads == 1 else default_threads["lstmcore"])
+            # 0 is lstmcore's default (the one the load sensor adapts), not a count set.
+            lstmcore.set_num_threads(1 if threads == 1 else 0)
             if torch is not None:
                 torch.set_num_threads(1 if threads == 1 else default_threads["torch"])
             for step in steps.values():
@@ -130,7 +131,7 @@ def time_in_process(case, with_lengths, torch, default_threads, rounds):
             got, _ = timing.measure(steps, repeats=3, target_sample_s=0.05, max_calls=20)
             for name, seconds in got.items():
                 samples[(name, threads)].extend(seconds)
-    lstmcore.set_num_threads(default_threads["lstmcore"])
+    lstmcore.set_num_threads(0)
     if torch is not None:
         torch.set_num_threads(default_threads["torch"])
     return {f"{name}@{threads}": statistics.median(seconds) for (name, threads), seconds in samples.items()}
@@ -260,7 +261,7 @@ def main(argv=None):
         if not args.no_two_processes:
             row["two_processes"] = {
                 "one": two_processes(case.name, 1, args),
-                "default": two_processes(case.name, default_threads["lstmcore"], args),
+                "default": two_processes(case.name, 0, args),
             }
         rows.append(row)
         print(render([row], machine, args).splitlines()[-1], flush=True)

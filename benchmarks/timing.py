@@ -85,10 +85,18 @@ class ThreadControl:
     NumPy's BLAS (OpenBLAS in NumPy's wheels) runs the reference's products; its thread
     count is set through lstmcore's own handle on it (lstmcore/_blas.py) when NumPy's BLAS
     is an OpenBLAS, else left as it is and ``blas_note`` says so.
+
+    lstmcore at its default thread count is left at its default (set_num_threads(0)), so
+    that the benchmarks measure what users get, load sensor included
+    (docs/production.md); another count is set.
     """
 
     def __init__(self, torch=None):
         self.torch = torch
+        previous = lstmcore._core.requested_threads()
+        lstmcore.set_num_threads(0)
+        self.lstmcore_default = lstmcore.get_num_threads()
+        lstmcore.set_num_threads(previous)
         self._blas_settable = _blas.blas_threads() is not None
         self.blas_note = (
             None
@@ -97,7 +105,7 @@ class ThreadControl:
         )
 
     def set(self, threads):
-        lstmcore.set_num_threads(threads)
+        lstmcore.set_num_threads(0 if threads == self.lstmcore_default else threads)
         if self.torch is not None:
             self.torch.set_num_threads(threads)
         if self._blas_settable:

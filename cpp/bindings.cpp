@@ -696,6 +696,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("set_num_threads", &lstmcore::set_max_threads, "threads"_a,
         "Threads the core may use; 0 restores OpenMP's default.");
   m.def("get_num_threads", &lstmcore::max_threads);
+  m.def("requested_threads", [] { return lstmcore::threads_set_by_caller() ? lstmcore::max_threads() : 0; },
+        "The thread count set by set_num_threads, or 0 for the default.");
   m.def(
       "pass_plan",
       [](Index batch, Index input, Index hidden, Index gates, Index itemsize, bool backward,

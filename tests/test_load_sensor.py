@@ -16,8 +16,11 @@ SLOW_START, QUIET = 50_000.0, 1.0
 
 @pytest.fixture
 def sensing():
-    previous = lstmcore.get_num_threads()
-    lstmcore.set_num_threads(2)
+    """The default thread count (the only one the sensor adapts), the sensor on."""
+    previous = _core.requested_threads()
+    lstmcore.set_num_threads(0)
+    if lstmcore.get_num_threads() < 2:
+        pytest.skip("the default thread count here is 1: nothing to adapt")
     _core.reset_load_sensor(True)
     yield
     lstmcore.set_num_threads(previous)
@@ -65,6 +68,14 @@ def test_switched_off_the_sensor_ignores_reports(sensing):
     state = _core.load_sensor()
     assert not state["busy"] and state["passes_sensed"] == 0
     assert _core.pass_plan(1, 256, 256, 4, 4, False) == (2, "units")
+
+
+def test_a_thread_count_set_by_the_caller_is_used_as_planned(sensing):
+    _core.sense_team(SLOW_START, QUIET)
+    assert _core.pass_plan(1, 256, 256, 4, 4, False) == (1, "units")
+    lstmcore.set_num_threads(2)
+    assert _core.pass_plan(1, 256, 256, 4, 4, False) == (2, "units")
+    assert _core.pass_plan(16, 12, 64, 4, 4, True) == (2, "batch")
 
 
 def test_every_multi_threaded_pass_reports_and_one_thread_passes_do_not(sensing):

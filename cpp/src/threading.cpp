@@ -1,5 +1,7 @@
 #include "lstmcore/threading.hpp"
 
+#include "lstmcore/load_sensor.hpp"
+
 #include <omp.h>
 
 namespace lstmcore {
@@ -14,5 +16,9 @@ int max_threads() {
 }
 
 void set_max_threads(int threads) { requested_threads.store(std::max(threads, 0)); }
+
+bool threads_set_by_caller() { return requested_threads.load(std::memory_order_relaxed) > 0; }
+
+bool adapt_to_busy_cores() { return !threads_set_by_caller() && cores_busy(); }
 
 }  // namespace lstmcore

@@ -48,7 +48,7 @@ void projected_lstm_forward(const SequenceShape& s, Index proj, SequenceView<con
   const Index B = s.batch, H = s.hidden, P = proj, I = s.input, G = K * H;
   using Layout = PanelLayout<Scalar>;
   // The unit split only: a barrier a step, so one thread while the cores are busy.
-  const int threads = cores_busy() ? 1 : plan_threads(B, H, K);
+  const int threads = adapt_to_busy_cores() ? 1 : plan_threads(B, H, K);
   const bool taped = gates != nullptr;
   const ProjectionChunks<Scalar> projection(s, G, gates, B);
   PassBuffer<Scalar> cell_pair(taped ? 0 : 2 * B * H);
@@ -152,7 +152,7 @@ void projected_lstm_backward(const SequenceShape& s, Index proj, SequenceView<co
   if (dh_n) dh = view(dh_n, B, P, P); else dh.setZero();
   if (dc_n) dc = view(dc_n, B, H, H); else dc.setZero();
   // The unit split only: a barrier a step, so one thread while the cores are busy.
-  const int threads = cores_busy() ? 1 : plan_threads(B, H, K);
+  const int threads = adapt_to_busy_cores() ? 1 : plan_threads(B, H, K);
 
   run_team(threads, [&](const int thread, const int team, StepBarrier& barrier) {
     const Range units = split_range(H, thread, team, Layout::kWidth);

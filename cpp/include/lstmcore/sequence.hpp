@@ -13,7 +13,6 @@
 #include <type_traits>
 
 #include "lstmcore/eigen_types.hpp"
-#include "lstmcore/load_sensor.hpp"
 #include "lstmcore/row_view.hpp"
 #include "lstmcore/threading.hpp"
 
@@ -131,12 +130,12 @@ inline PassPart pass_part(const PassPlan& plan, const SequenceShape& s, int thre
 // steps, their thread would run the tail alone with all the weights (I=H=128, B=64,
 // lengths 4 x 100 and 60 x 5: 1.4x the time of the unit split).
 //
-// While the cores are busy (load_sensor.hpp), every barrier can cost a time slice: a pass
-// runs on one thread, unless it is large enough to split over the batch, whose few
-// barriers its work then outweighs.
+// While the cores are busy (load_sensor.hpp) and the thread count is the default, every
+// barrier can cost a time slice: a pass runs on one thread, unless it is large enough to
+// split over the batch, whose few barriers its work then outweighs.
 inline PassPlan plan_pass(const SequenceShape& s, Index gates, Index scalar_bytes, Pass pass) {
   PassPlan plan = plan_pass(s.batch, s.input, s.hidden, gates, scalar_bytes, pass);
-  const bool busy = plan.threads > 1 && cores_busy();
+  const bool busy = plan.threads > 1 && adapt_to_busy_cores();
   if (busy) {
     const double flops = 2.0 * s.rows() * (s.input + s.hidden) * gates * s.hidden * (pass == Pass::backward ? 2 : 1);
     plan.by_batch = flops >= kBusyMinFlopsToSplit && s.batch >= kMinBatchRowsPerThread * plan.threads;

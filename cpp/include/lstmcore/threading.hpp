@@ -20,6 +20,12 @@ namespace lstmcore {
 // Threads a pass may use; 0 means OpenMP's default (OMP_NUM_THREADS or the cores).
 int max_threads();
 void set_max_threads(int threads);
+// Whether the caller set a thread count (set_max_threads(n > 0)): passes then use it as
+// planned, and the load sensor (load_sensor.hpp) only adapts the default.
+bool threads_set_by_caller();
+
+// Whether passes should avoid barriers now: the default thread count, on busy cores.
+bool adapt_to_busy_cores();
 
 struct Range {
   Index begin = 0;
