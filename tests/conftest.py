@@ -1,6 +1,7 @@
 """Makes the private test helpers (tests/_compare.py, ...) importable whatever pytest's
 import mode, and holds the fixtures more than one test file uses."""
 
+import os
 import pathlib
 import sys
 
@@ -31,3 +32,30 @@ def two_threads():
     lstmcore.set_num_threads(2)
     yield
     lstmcore.set_num_threads(previous)
+
+
+# CI installs every optional module that a test imports (.ci/run, docs/ci.md), so there
+# a test skipped by pytest.importorskip did not run for a broken install: it fails.
+_OPTIONAL_MODULES_REQUIRED = os.environ.get("CI", "").lower() in ("1", "true")
+
+
+def _fail_if_an_optional_module_is_missing(report):
+    if not (_OPTIONAL_MODULES_REQUIRED and report.skipped):
+        return
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    if "could not import" in reason:
+        report.outcome = "failed"
+        report.longrepr = f"not a skip under CI=true, where .ci/run installs the optional modules: {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    _fail_if_an_optional_module_is_missing(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    # pytest.importorskip at a module's top level skips the whole file at collection.
+    outcome = yield
+    _fail_if_an_optional_module_is_missing(outcome.get_result())

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 pytestmark = pytest.mark.skipif(
-    sys.platform != "linux" or os.environ.get("LSTMCORE_SANITIZED") == "1",
+    sys.platform != "linux" or os.environ.get("LSTMCORE_SANITIZE") == "ON",
     reason="RLIMIT_AS is Linux's; a sanitizer reserves terabytes of address space",
 )
 
