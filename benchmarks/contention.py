@@ -8,7 +8,7 @@
 Two scenarios, at the default settings (the thread counts each library picks by itself)
 and at one thread:
 - competitors: ``--competitors`` processes (default: one per core) spin while every case
-  is timed in this process, lstmcore and PyTorch interleaved. Reported per case: the pass
+  is timed in this process, lstmcore and PyTorch in alternating blocks. Reported per case: the pass
   at the default thread count over the same pass at one thread (lstmcore's and PyTorch's),
   and PyTorch's time over lstmcore's at the default thread count.
 - two processes: two lstmcore processes run the same case side by side on the machine,
@@ -16,7 +16,7 @@ and at one thread:
   the default over its time at one thread.
 
 Prints a table and writes JSON (default benchmarks/results/contention.json). Each figure is
-the median of interleaved samples (timing.py).
+the median of the samples of its blocks (timing.py).
 """
 
 from __future__ import annotations
@@ -113,7 +113,13 @@ def lstmcore_step(case, with_lengths, x, dy):
 
 
 def time_in_process(case, with_lengths, torch, default_threads, rounds):
-    """Interleaved samples of each library at one thread and at its default; seconds."""
+    """Samples of each library at one thread and at its default, in blocks; seconds.
+
+    A block times one library at one thread count. Rounds alternate the blocks, so slow
+    changes of the load fall on all of them alike; after PyTorch's blocks the process
+    sleeps until PyTorch's OpenMP threads, which spin after each call, have gone idle,
+    so that they do not compete with the next block.
+    """
     x, dy = sides.make_inputs(case)
     layer, lstmcore_side = lstmcore_step(case, with_lengths, x, dy)
     steps = {"lstmcore": lstmcore_side}
@@ -121,16 +127,18 @@ def time_in_process(case, with_lengths, torch, default_threads, rounds):
         steps["torch"] = sides.build_torch(case, x, dy, torch, layer.params).step
     samples = {(name, threads): [] for name in steps for threads in (1, "default")}
     for _ in range(rounds):
-        for threads in (1, "default"):
-            # 0 is lstmcore's default (the one the load sensor adapts), not a count set.
-            lstmcore.set_num_threads(1 if threads == 1 else 0)
-            if torch is not None:
-                torch.set_num_threads(1 if threads == 1 else default_threads["torch"])
-            for step in steps.values():
-                step()  # the warm-up of this thread count (and the sensor's first look)
-            got, _ = timing.measure(steps, repeats=3, target_sample_s=0.05, max_calls=20)
-            for name, seconds in got.items():
-                samples[(name, threads)].extend(seconds)
+        for name, step in steps.items():
+            for threads in (1, "default"):
+                if name == "lstmcore":
+                    # 0 is lstmcore's default (the one the load sensor adapts), not a count set.
+                    lstmcore.set_num_threads(1 if threads == 1 else 0)
+                else:
+                    torch.set_num_threads(1 if threads == 1 else default_threads["torch"])
+                step()  # the warm-up of this thread count
+                got, _ = timing.measure({name: step}, repeats=3, target_sample_s=0.05, max_calls=20)
+                samples[(name, threads)].extend(got[name])
+                if name == "torch":
+                    time.sleep(0.3)
     lstmcore.set_num_threads(0)
     if torch is not None:
         torch.set_num_threads(default_threads["torch"])

@@ -718,6 +718,7 @@ PYBIND11_MODULE(_core, m) {
     d["busy"] = state.busy;
     d["passes_sensed"] = state.passes_sensed;
     d["busy_verdicts"] = state.busy_verdicts;
+    d["holds_renewed"] = state.holds_renewed;
     d["hold_seconds"] = state.hold_seconds;
     d["last_slowest_start_us"] = state.last_slowest_start_us;
     d["last_longest_sleep_us"] = state.last_longest_sleep_us;

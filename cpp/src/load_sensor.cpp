@@ -33,6 +33,8 @@ std::atomic<bool> enabled{enabled_from_environment()};
 std::atomic<long long> busy_until{0};  // Clock ticks; 0 when not holding
 std::atomic<long long> hold{kFirstHold.count()};
 std::atomic<long> passes_sensed{0}, busy_verdicts{0};
+std::atomic<bool> last_busy{false};  // the last verdict
+std::atomic<long> holds_renewed{0};
 std::atomic<long long> last_start{0}, last_sleep{0};
 
 long long now_ticks() { return std::chrono::duration_cast<nanoseconds>(Clock::now().time_since_epoch()).count(); }
@@ -78,6 +80,7 @@ bool cores_busy() {
   // The hold is over. Before a multi-threaded pass tries the cores again, ask the
   // scheduler whether this thread waited for one meanwhile.
   if (still_waiting_for_cores()) {
+    holds_renewed.fetch_add(1, std::memory_order_relaxed);
     busy_until.store(now + hold.load(std::memory_order_relaxed), std::memory_order_relaxed);
     return true;
   }
@@ -96,14 +99,15 @@ void sense_team(nanoseconds slowest_start, nanoseconds longest_sleep) {
     // Quiet: the next hold is halved, so that a machine busy most of the time, with
     // quiet moments, keeps long holds.
     hold.store(std::max<long long>(held / 2, kFirstHold.count()), std::memory_order_relaxed);
+    last_busy.store(false, std::memory_order_relaxed);
     return;
   }
+  // Busy again after a busy verdict: hold twice as long. Several of the caller's threads
+  // may report at once; any of their updates will do.
   busy_verdicts.fetch_add(1, std::memory_order_relaxed);
-  // Busy again: hold twice as long. Several of the caller's threads may report at once;
-  // any of their updates will do.
-  const long long next = busy_until.load(std::memory_order_relaxed) == 0 && held == kFirstHold.count()
-                             ? held
-                             : std::min<long long>(2 * held, kLongestHold.count());
+  const bool again = last_busy.load(std::memory_order_relaxed);
+  const long long next = again ? std::min<long long>(2 * held, kLongestHold.count()) : held;
+  last_busy.store(true, std::memory_order_relaxed);
   hold.store(next, std::memory_order_relaxed);
   busy_until.store(now + next, std::memory_order_relaxed);
   times_at_verdict = scheduler_times();
@@ -113,6 +117,7 @@ LoadSensorState load_sensor_state() {
   LoadSensorState state;
   state.passes_sensed = passes_sensed.load();
   state.busy_verdicts = busy_verdicts.load();
+  state.holds_renewed = holds_renewed.load();
   state.hold_seconds = duration<double>(nanoseconds(hold.load())).count();
   state.last_slowest_start_us = last_start.load() * 1e-3;
   state.last_longest_sleep_us = last_sleep.load() * 1e-3;
@@ -127,6 +132,8 @@ void reset_load_sensor(bool on) {
   hold.store(kFirstHold.count());
   passes_sensed.store(0);
   busy_verdicts.store(0);
+  last_busy.store(false);
+  holds_renewed.store(0);
 }
 
 }  // namespace lstmcore
