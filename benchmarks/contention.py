@@ -69,7 +69,7 @@ def parse_args(argv):
     parser.add_argument("--cases", default=None, help="comma-separated case names (default: all); --list shows them")
     parser.add_argument("--list", action="store_true", help="list the cases and exit")
     parser.add_argument("--competitors", type=int, default=os.cpu_count(), help="spinning processes (default: cores)")
-    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds per thread count (default 4)")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds of blocks per thread count (default 5)")
     parser.add_argument("--seconds", type=float, default=None, help="each process's time in the two-process runs")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, a few seconds: a smoke test")
     parser.add_argument("--no-torch", action="store_true", help="do not import or time PyTorch")
@@ -79,7 +79,7 @@ def parse_args(argv):
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    args.rounds = args.rounds or (1 if args.quick else 4)
+    args.rounds = args.rounds or (1 if args.quick else 5)
     args.seconds = args.seconds or (0.5 if args.quick else 4.0)
     if args.competitors < 0 or args.rounds < 1 or args.seconds <= 0:
         parser.error("competitors must be >= 0, rounds >= 1 and seconds > 0")
@@ -126,6 +126,7 @@ def time_in_process(case, with_lengths, torch, default_threads, rounds):
     if torch is not None and not with_lengths:
         steps["torch"] = sides.build_torch(case, x, dy, torch, layer.params).step
     samples = {(name, threads): [] for name in steps for threads in (1, "default")}
+    sensor = {"passes_sensed": 0, "busy_verdicts": 0, "holds_renewed": 0}  # in lstmcore's default blocks
     for _ in range(rounds):
         for name, step in steps.items():
             for threads in (1, "default"):
@@ -134,15 +135,23 @@ def time_in_process(case, with_lengths, torch, default_threads, rounds):
                     lstmcore.set_num_threads(1 if threads == 1 else 0)
                 else:
                     torch.set_num_threads(1 if threads == 1 else default_threads["torch"])
+                before = lstmcore._core.load_sensor()
                 step()  # the warm-up of this thread count
-                got, _ = timing.measure({name: step}, repeats=3, target_sample_s=0.05, max_calls=20)
+                # About half a second a block: as long as a user's loop between changes of
+                # load, so that the sensor's first look at a block weighs as it would there.
+                got, _ = timing.measure({name: step}, repeats=8, target_sample_s=0.06, max_calls=200)
                 samples[(name, threads)].extend(got[name])
+                if name == "lstmcore" and threads == "default":
+                    after = lstmcore._core.load_sensor()
+                    for key in sensor:
+                        sensor[key] += after[key] - before[key]
                 if name == "torch":
                     time.sleep(0.3)
     lstmcore.set_num_threads(0)
     if torch is not None:
         torch.set_num_threads(default_threads["torch"])
-    return {f"{name}@{threads}": statistics.median(seconds) for (name, threads), seconds in samples.items()}
+    times = {f"{name}@{threads}": statistics.median(seconds) for (name, threads), seconds in samples.items()}
+    return times, sensor
 
 
 def worker(args):
@@ -260,12 +269,18 @@ def main(argv=None):
         competitors = spin_competitors(args.competitors)
         try:
             time.sleep(0.3)
-            times = time_in_process(case_run, with_lengths, torch, default_threads, args.rounds)
+            times, sensor = time_in_process(case_run, with_lengths, torch, default_threads, args.rounds)
         finally:
             for process in competitors:
                 process.kill()
                 process.wait()
-        row = {"case": case.name, "description": case_run.describe(), "lengths": with_lengths, "times": times}
+        row = {
+            "case": case.name,
+            "description": case_run.describe(),
+            "lengths": with_lengths,
+            "times": times,
+            "load_sensor": sensor,
+        }
         if not args.no_two_processes:
             row["two_processes"] = {
                 "one": two_processes(case.name, 1, args),
