@@ -11,6 +11,7 @@ their gates.
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 
@@ -20,6 +21,20 @@ from lstmcore import _aligned
 from lstmcore._checks import as_numeric_array, check_dtype, check_positive_int, param_array, shape_text
 from lstmcore._fingerprint import check_unchanged, fingerprints
 from lstmcore._lengths import Packing, checked_lengths, reverse_within
+
+# Every live layer, for the fork handler below.
+_live_layers = weakref.WeakSet()
+
+
+def _fresh_locks_in_child():
+    # A child of fork has only the forking thread: a grads lock another thread held at
+    # fork time would stay held for good, and the child's backward would wait forever.
+    for layer in list(_live_layers):
+        layer._grads_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_fresh_locks_in_child)
 
 
 def check_probability(value, name):
@@ -109,6 +124,7 @@ class _GatedRecurrent:
         # Backward passes add to grads under this lock, so Python threads calling backward
         # on one layer at once lose no update (the core already uses every thread).
         self._grads_lock = threading.Lock()
+        _live_layers.add(self)
 
     def _init_params(self):
         """Called by subclasses once their options are set: PyTorch's initialisation."""
