@@ -271,8 +271,12 @@ class _GatedRecurrent:
         """Per state kind: (L*D, B, features)."""
         return [(self.num_layers * self.num_directions, batch, size) for size in self._state_sizes()]
 
-    def _state_parts(self, state, batch, name):
-        """A user state (or its gradient) as a list of (L*D, B, H) arrays, one per kind."""
+    def _state_parts(self, state, batch, name, keep=False):
+        """A user state (or its gradient) as a list of (L*D, B, H) arrays, one per kind.
+
+        ``keep``: the tape keeps them for backward, so none is the caller's own buffer,
+        which they may change (a streaming loop reusing its state) before backward.
+        """
         if state is None:
             return None
         parts = self._unpack_state(state, name)
@@ -283,7 +287,9 @@ class _GatedRecurrent:
                 raise ValueError(
                     f"expected {name} {kind} of shape {shape_text(shape)}, got {shape_text(part.shape)}"
                 )
-            checked.append(np.ascontiguousarray(part, dtype=self.dtype))
+            given = part
+            part = np.ascontiguousarray(part, dtype=self.dtype)
+            checked.append(part.copy() if keep and np.may_share_memory(part, given) else part)
         return checked
 
     def _checked_ablation(self, ablate):
@@ -338,7 +344,7 @@ class _GatedRecurrent:
         steps, batch = (x.shape[1], x.shape[0]) if self.batch_first else x.shape[:2]
         weights = self._checked_params(with_grads=for_backward)
         recorded = fingerprints(weights) if for_backward else None
-        initial = self._state_parts(state, batch, "state")
+        initial = self._state_parts(state, batch, "state", keep=for_backward)
         if initial is None:
             initial = [np.zeros(shape, self.dtype) for shape in self._state_shapes(batch)]
         clamps = self._checked_ablation(ablate)
