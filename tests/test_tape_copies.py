@@ -47,3 +47,19 @@ def test_the_tape_never_keeps_the_callers_state_buffer_and_inference_copies_none
     assert not np.may_share_memory(layer._state_parts(h0_32, 3, "state", keep=True)[0], h0_32)
     assert np.may_share_memory(layer._state_parts(h0_32, 3, "state")[0], h0_32)
 
+
+@pytest.mark.parametrize("shape", [(6, 5), (2, 3, 5)])
+def test_changing_x_in_place_after_dense_forward_does_not_change_dw(shape):
+    rng = np.random.default_rng(1)
+    dense = lstmcore.Dense(5, 2, seed=0)
+    x = rng.normal(size=shape).astype(np.float32)
+    y, tape = dense.forward(x)
+    dense.backward(tape, np.ones_like(y))
+    expected = {name: value.copy() for name, value in dense.grads.items()}
+    dense.zero_grad()
+    y, tape = dense.forward(x)
+    x[...] = 0
+    dense.backward(tape, np.ones_like(y))
+    for name in expected:
+        np.testing.assert_array_equal(dense.grads[name], expected[name], err_msg=name)
+

@@ -107,7 +107,12 @@ class Dense(_Layer):
         x = as_numeric_array(x, "x")
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise ValueError(f"expected x of shape (..., {self.in_features}), got {shape_text(x.shape)}")
+        given = x
         x = np.asarray(x, dtype=self.dtype)
+        # The tape keeps x for dW: never the caller's own buffer, which they may change
+        # before calling backward.
+        if np.may_share_memory(x, given):
+            x = x.copy()
         params = self._checked_params()
         y = x @ params["weight"].T + params["bias"]
         # The tape: x and the fingerprints of the weights, which backward's dx reads.
