@@ -186,6 +186,13 @@ class Sequential:
         """Adds every layer's weight gradients into ``grads``; returns dx (None for ids)."""
         if not isinstance(tape, list) or len(tape) != len(self._steps):
             raise ValueError("expected the tape returned by this model's forward")
+        # Every tape is checked before any layer adds to grads: a refusal of an inner
+        # layer's tape after the later layers' backward would leave their gradients
+        # added, and a retry would count them twice.
+        for step, layer_tape in zip(self._steps, tape):
+            check = getattr(step, "check_tape", None)
+            if check is not None:
+                check(layer_tape)
         for step, layer_tape in zip(reversed(self._steps), reversed(tape)):
             dy = step.backward(layer_tape, dy)
         return dy

@@ -421,12 +421,7 @@ class _GatedRecurrent:
         the gradient of the final state, shaped like it. Returns ``(dx, dstate0)``: the
         gradients of x (x's layout) and of the initial state.
         """
-        if not isinstance(tape, Tape) or not tape.belongs_to(self):
-            raise ValueError("expected a tape returned by this layer's forward, got one from elsewhere")
-        # A parameter replaced by one of another shape since the forward is refused here,
-        # one changed in value (in place or replaced) by the fingerprints.
-        weights = self._checked_params()
-        check_unchanged(tape.fingerprints, weights, type(self).__name__)
+        weights = self.check_tape(tape)
         dy = as_numeric_array(dy, "dy")
         if dy.shape != tape.output_shape:
             raise ValueError(
@@ -472,6 +467,18 @@ class _GatedRecurrent:
             d_output = self._user_layout(packing.restore(d_output))
             d_initial = [packing.restore(part) for part in d_initial]
         return d_output, self._pack_state(d_initial)
+
+    def check_tape(self, tape):
+        """The checked parameters, or a ValueError when ``tape`` cannot be used by backward
+        (another layer's, or recorded before the parameters changed). Adds nothing to grads,
+        so a model can check every layer's tape before any backward runs."""
+        if not isinstance(tape, Tape) or not tape.belongs_to(self):
+            raise ValueError("expected a tape returned by this layer's forward, got one from elsewhere")
+        # A parameter replaced by one of another shape since the forward is refused here,
+        # one changed in value (in place or replaced) by the fingerprints.
+        weights = self._checked_params()
+        check_unchanged(tape.fingerprints, weights, type(self).__name__)
+        return weights
 
     def _final_state(self, runs, packing):
         """Per state kind, (L*D, B, H): each direction's state at its last processed step."""
