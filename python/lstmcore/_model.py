@@ -217,7 +217,13 @@ class Sequential:
             # No sample gives no output, but its shape per sample is that of one sample's
             # (zeros: valid floats and valid ids alike), so (0, outputs) and not (0,).
             batch_slices(0, batch_size)  # the check
-            one = self(np.zeros((1,) + x.shape[1:], x.dtype))
+            probe_shape = (1,) + x.shape[1:]
+            try:
+                one = self(np.zeros(probe_shape, x.dtype))
+            except ValueError as error:
+                # The probe stands for the caller's x: the message names x's shape.
+                message = str(error).replace(shape_text(probe_shape), shape_text(x.shape))
+                raise ValueError(message) from None
             return np.empty((0,) + one.shape[1:], one.dtype)
         outputs = [
             self(x[part], None if lengths is None else lengths[part]) for part in batch_slices(len(x), batch_size)
