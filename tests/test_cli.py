@@ -525,3 +525,19 @@ def test_data_that_cannot_be_used_is_one_line(capsys, tmp_path, trained, rows, a
     names = {"classify": models["classify"], "data": data, "out": tmp_path / "m.npz"}
     code, _, err = run(capsys, *(arg.format(**names) for arg in argv))
     assert code == 2 and message in one_error_line(err)
+
+
+def test_inspect_makes_no_plot_folder_when_it_fails(capsys, tmp_path):
+    plots = tmp_path / "a" / "b" / "c"
+    code, out, err = run(capsys, "inspect", str(tmp_path / "missing.npz"), str(tmp_path / "d.txt"),
+                         "--plot-dir", str(plots))
+    assert code == 2 and "no such model file" in one_error_line(err)
+    assert not (tmp_path / "a").exists()
+
+
+def test_a_plot_folder_under_a_file_is_refused_without_making_anything(tmp_path):
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(_commands.TaskError, match="a_file is not a folder"):
+        _commands.check_output_folder(tmp_path / "a_file" / "x" / "y")
+    _commands.check_output_folder(tmp_path / "new" / "plots")
+    assert not (tmp_path / "new").exists()

@@ -274,3 +274,11 @@ def test_model_inference_equals_the_inference_forward_without_keeping_tapes(bidi
     lengths = None if bidirectional else np.array([6, 2, 5, 1])
     expected, _ = model.forward(ids, training=False, lengths=lengths)
     assert_close("model(x)", model(ids, lengths=lengths), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_predict_on_no_sample_names_the_callers_shape_in_an_error():
+    model = Sequential([lstmcore.LSTM(7, 8, seed=0), LastStep(), Dense(8, 2, seed=1)])
+    with pytest.raises(ValueError, match=r"got \(0, 5, 5\)") as error:
+        model.predict(np.zeros((0, 5, 5), np.float32))
+    assert "(1, 5, 5)" not in str(error.value)
+    assert model.predict(np.zeros((0, 5, 7), np.float32)).shape == (0, 2)

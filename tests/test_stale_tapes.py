@@ -184,3 +184,23 @@ def test_fingerprint_tells_lengths_apart_and_refuses_a_strided_view():
     assert len({_core.fingerprint(zeros[:n]) for n in range(65)}) == 65
     with pytest.raises(ValueError, match="C-contiguous"):
         _core.fingerprint(np.zeros((4, 4))[:, 1])
+
+
+def test_a_refused_sequential_backward_adds_no_gradient_and_a_retry_counts_once():
+    x = np.random.default_rng(0).normal(size=(3, 4, 5)).astype(np.float32)
+    model = Sequential([lstmcore.LSTM(5, 8, seed=0), LastStep(), Dense(8, 2, seed=1)])
+    y, tape = model.forward(x, training=True)
+    model.backward(tape, np.ones_like(y))
+    expected = {name: value.copy() for name, value in model.grads.items()}
+    model.zero_grad()
+    y, tape = model.forward(x, training=True)
+    weight = model.params["0.weight_hh_l0"]
+    original = weight[0, 0].copy()
+    weight[0, 0] += 1e-3  # the inner LSTM's tape is stale; the later Dense's is not
+    with pytest.raises(ValueError, match=STALE):
+        model.backward(tape, np.ones_like(y))
+    assert not any(np.any(value) for value in model.grads.values())
+    weight[0, 0] = original
+    model.backward(tape, np.ones_like(y))
+    for name in expected:
+        np.testing.assert_array_equal(model.grads[name], expected[name], err_msg=name)

@@ -97,3 +97,18 @@ def one_blas_thread():
             _depth -= 1
             if _depth == 0:
                 set_blas_threads(_saved)
+
+
+def _reset_in_child():
+    # A child of fork has only the forking thread: a use another thread was inside at fork
+    # time never ends there, which would leave _depth > 0 and BLAS on one thread for good,
+    # and _lock held if that thread was inside it.
+    global _lock, _depth, _saved
+    _lock = threading.Lock()
+    if _depth > 0 and _saved is not None:
+        set_blas_threads(_saved)
+    _depth, _saved = 0, None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_in_child)

@@ -63,18 +63,20 @@ def check_output_paths(*paths):
 
 
 def check_output_folder(path):
-    """As ``check_output_paths`` for a folder that outputs go into: it is made if missing
-    (as writing into it would) and must take a new file."""
+    """As ``check_output_paths`` for a folder that outputs go into: the folder, or when
+    missing its nearest existing ancestor (in which writing would make it), must take a
+    new file. Nothing is made here, so a command failing later leaves no folder behind."""
     if path is None:
         return
     path = os.fspath(path)
     if not path:
         raise TaskError("expected an output folder name, got an empty path")
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError as error:
-        raise TaskError(f"cannot write into {path}: {error.strerror or error}") from None
-    check_output_paths(os.path.join(path, "probe"))
+    existing = os.path.abspath(path)
+    while not os.path.lexists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise TaskError(f"cannot write into {path}: {existing} is not a folder")
+    check_output_paths(os.path.join(existing, "probe"))
 
 
 def _save(model, out, echo):

@@ -9,6 +9,8 @@ Every layer has the same small contract, in the style of the recurrent layers:
   step ignore it.
 - ``dx = layer.backward(tape, dy)`` ADDS the weight gradients into ``grads`` (the caller
   zeroes them) and returns the gradient of x (None for integer inputs).
+- ``layer.check_tape(tape)``: optional; the ValueError backward would raise for a stale
+  tape, without touching ``grads`` (``Sequential.backward`` checks every tape first).
 - ``y = layer.infer(x, *, lengths=None)``: inference that keeps nothing for backward
   (the recurrent layers then keep no tape); optional, ``Sequential`` falls back to
   ``forward(x, training=False)``.
@@ -107,7 +109,12 @@ class Dense(_Layer):
         x = as_numeric_array(x, "x")
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise ValueError(f"expected x of shape (..., {self.in_features}), got {shape_text(x.shape)}")
+        given = x
         x = np.asarray(x, dtype=self.dtype)
+        # The tape keeps x for dW: never the caller's own buffer, which they may change
+        # before calling backward.
+        if np.may_share_memory(x, given):
+            x = x.copy()
         params = self._checked_params()
         y = x @ params["weight"].T + params["bias"]
         # The tape: x and the fingerprints of the weights, which backward's dx reads.
@@ -126,11 +133,17 @@ class Dense(_Layer):
                 )
         return checked
 
+    def check_tape(self, tape):
+        """The checked parameters, or a ValueError when the weights changed since ``tape``
+        was recorded; adds nothing to grads."""
+        params = self._checked_params()
+        check_unchanged(tape[1], params, "Dense")
+        return params
+
     @one_blas_thread()
     def backward(self, tape, dy):
-        x, recorded = tape
-        params = self._checked_params()
-        check_unchanged(recorded, params, "Dense")
+        x = tape[0]
+        params = self.check_tape(tape)
         dy = _check_dy(dy, x.shape[:-1] + (self.out_features,)).astype(self.dtype, copy=False)
         rows_x = x.reshape(-1, self.in_features)
         rows_dy = dy.reshape(-1, self.out_features)
@@ -335,6 +348,9 @@ class RecurrentAdapter:
                     f"run sequences shorter than T={steps}; pad-free batches or a unidirectional layer work"
                 )
         return {}
+
+    def check_tape(self, tape):
+        self.layer.check_tape(tape)
 
     def backward(self, tape, dy):
         dx, _ = self.layer.backward(tape, dy)

@@ -186,6 +186,13 @@ class Sequential:
         """Adds every layer's weight gradients into ``grads``; returns dx (None for ids)."""
         if not isinstance(tape, list) or len(tape) != len(self._steps):
             raise ValueError("expected the tape returned by this model's forward")
+        # Every tape is checked before any layer adds to grads: a refusal of an inner
+        # layer's tape after the later layers' backward would leave their gradients
+        # added, and a retry would count them twice.
+        for step, layer_tape in zip(self._steps, tape):
+            check = getattr(step, "check_tape", None)
+            if check is not None:
+                check(layer_tape)
         for step, layer_tape in zip(reversed(self._steps), reversed(tape)):
             dy = step.backward(layer_tape, dy)
         return dy
@@ -210,7 +217,13 @@ class Sequential:
             # No sample gives no output, but its shape per sample is that of one sample's
             # (zeros: valid floats and valid ids alike), so (0, outputs) and not (0,).
             batch_slices(0, batch_size)  # the check
-            one = self(np.zeros((1,) + x.shape[1:], x.dtype))
+            probe_shape = (1,) + x.shape[1:]
+            try:
+                one = self(np.zeros(probe_shape, x.dtype))
+            except ValueError as error:
+                # The probe stands for the caller's x: the message names x's shape.
+                message = str(error).replace(shape_text(probe_shape), shape_text(x.shape))
+                raise ValueError(message) from None
             return np.empty((0,) + one.shape[1:], one.dtype)
         outputs = [
             self(x[part], None if lengths is None else lengths[part]) for part in batch_slices(len(x), batch_size)

@@ -11,6 +11,7 @@ their gates.
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 
@@ -20,6 +21,20 @@ from lstmcore import _aligned
 from lstmcore._checks import as_numeric_array, check_dtype, check_positive_int, param_array, shape_text
 from lstmcore._fingerprint import check_unchanged, fingerprints
 from lstmcore._lengths import Packing, checked_lengths, reverse_within
+
+# Every live layer, for the fork handler below.
+_live_layers = weakref.WeakSet()
+
+
+def _fresh_locks_in_child():
+    # A child of fork has only the forking thread: a grads lock another thread held at
+    # fork time would stay held for good, and the child's backward would wait forever.
+    for layer in list(_live_layers):
+        layer._grads_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_fresh_locks_in_child)
 
 
 def check_probability(value, name):
@@ -109,6 +124,7 @@ class _GatedRecurrent:
         # Backward passes add to grads under this lock, so Python threads calling backward
         # on one layer at once lose no update (the core already uses every thread).
         self._grads_lock = threading.Lock()
+        _live_layers.add(self)
 
     def _init_params(self):
         """Called by subclasses once their options are set: PyTorch's initialisation."""
@@ -255,8 +271,12 @@ class _GatedRecurrent:
         """Per state kind: (L*D, B, features)."""
         return [(self.num_layers * self.num_directions, batch, size) for size in self._state_sizes()]
 
-    def _state_parts(self, state, batch, name):
-        """A user state (or its gradient) as a list of (L*D, B, H) arrays, one per kind."""
+    def _state_parts(self, state, batch, name, keep=False):
+        """A user state (or its gradient) as a list of (L*D, B, H) arrays, one per kind.
+
+        ``keep``: the tape keeps them for backward, so none is the caller's own buffer,
+        which they may change (a streaming loop reusing its state) before backward.
+        """
         if state is None:
             return None
         parts = self._unpack_state(state, name)
@@ -267,7 +287,9 @@ class _GatedRecurrent:
                 raise ValueError(
                     f"expected {name} {kind} of shape {shape_text(shape)}, got {shape_text(part.shape)}"
                 )
-            checked.append(np.ascontiguousarray(part, dtype=self.dtype))
+            given = part
+            part = np.ascontiguousarray(part, dtype=self.dtype)
+            checked.append(part.copy() if keep and np.may_share_memory(part, given) else part)
         return checked
 
     def _checked_ablation(self, ablate):
@@ -322,7 +344,7 @@ class _GatedRecurrent:
         steps, batch = (x.shape[1], x.shape[0]) if self.batch_first else x.shape[:2]
         weights = self._checked_params(with_grads=for_backward)
         recorded = fingerprints(weights) if for_backward else None
-        initial = self._state_parts(state, batch, "state")
+        initial = self._state_parts(state, batch, "state", keep=for_backward)
         if initial is None:
             initial = [np.zeros(shape, self.dtype) for shape in self._state_shapes(batch)]
         clamps = self._checked_ablation(ablate)
@@ -399,12 +421,7 @@ class _GatedRecurrent:
         the gradient of the final state, shaped like it. Returns ``(dx, dstate0)``: the
         gradients of x (x's layout) and of the initial state.
         """
-        if not isinstance(tape, Tape) or not tape.belongs_to(self):
-            raise ValueError("expected a tape returned by this layer's forward, got one from elsewhere")
-        # A parameter replaced by one of another shape since the forward is refused here,
-        # one changed in value (in place or replaced) by the fingerprints.
-        weights = self._checked_params()
-        check_unchanged(tape.fingerprints, weights, type(self).__name__)
+        weights = self.check_tape(tape)
         dy = as_numeric_array(dy, "dy")
         if dy.shape != tape.output_shape:
             raise ValueError(
@@ -450,6 +467,18 @@ class _GatedRecurrent:
             d_output = self._user_layout(packing.restore(d_output))
             d_initial = [packing.restore(part) for part in d_initial]
         return d_output, self._pack_state(d_initial)
+
+    def check_tape(self, tape):
+        """The checked parameters, or a ValueError when ``tape`` cannot be used by backward
+        (another layer's, or recorded before the parameters changed). Adds nothing to grads,
+        so a model can check every layer's tape before any backward runs."""
+        if not isinstance(tape, Tape) or not tape.belongs_to(self):
+            raise ValueError("expected a tape returned by this layer's forward, got one from elsewhere")
+        # A parameter replaced by one of another shape since the forward is refused here,
+        # one changed in value (in place or replaced) by the fingerprints.
+        weights = self._checked_params()
+        check_unchanged(tape.fingerprints, weights, type(self).__name__)
+        return weights
 
     def _final_state(self, runs, packing):
         """Per state kind, (L*D, B, H): each direction's state at its last processed step."""
