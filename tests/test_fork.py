@@ -5,15 +5,14 @@ workers do the same)."""
 
 import multiprocessing
 import os
-import signal
 import sys
 import threading
-import time
 
 import numpy as np
 import pytest
 
 import lstmcore
+from _fork import in_child
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX's")
 
@@ -36,32 +35,6 @@ def _inputs(shape):
     return np.random.default_rng(0).normal(size=shape).astype(np.float32)
 
 
-def _wait_for(pid, seconds=60):
-    """The child's exit status, killing it if it has not exited in time (a hang)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        time.sleep(0.01)
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
-    pytest.fail(f"the forked child hung for {seconds} s")
-
-
-def _in_child(check):
-    """Runs check() in a forked child; returns its exit code (0: check returned True)."""
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            signal.alarm(50)  # a hung child ends itself even if the parent is gone
-            code = 0 if check() else 3
-        finally:
-            os._exit(code)
-    return _wait_for(pid)
-
-
 @pytest.mark.parametrize("case", CASES)
 def test_forked_child_computes_what_the_parent_computes(case, two_threads):
     layer, shape = CASES[case]
@@ -73,7 +46,7 @@ def test_forked_child_computes_what_the_parent_computes(case, two_threads):
         y_child, dx_child = _pass(layer, x)
         return np.array_equal(y_child, y) and np.array_equal(dx_child, dx)
 
-    assert _in_child(same_in_child) == 0
+    assert in_child(same_in_child) == 0
 
 
 def test_child_of_a_forked_child_and_a_thread_in_the_child(two_threads):
@@ -83,7 +56,7 @@ def test_child_of_a_forked_child_and_a_thread_in_the_child(two_threads):
 
     def grandchild_and_thread():
         first, _ = layer(x)  # the child's own threads start
-        grandchild = _in_child(lambda: np.array_equal(layer(x)[0], y))
+        grandchild = in_child(lambda: np.array_equal(layer(x)[0], y))
         # The thread comes after the fork: when a thread that ran passes ends, OpenMP tears
         # its pool down in the background, and a fork meanwhile may copy a lock held by an
         # exiting pool thread (docs/production.md).
@@ -93,7 +66,7 @@ def test_child_of_a_forked_child_and_a_thread_in_the_child(two_threads):
         worker.join(30)
         return np.array_equal(first, y) and len(results) == 1 and np.array_equal(results[0], y) and grandchild == 0
 
-    assert _in_child(grandchild_and_thread) == 0
+    assert in_child(grandchild_and_thread) == 0
 
 
 def _pool_task(seed):

@@ -3,7 +3,6 @@ locks (a layer's backward, NumPy's BLAS pinned to one thread) starts with those 
 and that state reset, instead of waiting forever or keeping BLAS on one thread."""
 
 import os
-import signal
 import threading
 import time
 
@@ -12,34 +11,9 @@ import pytest
 
 import lstmcore
 from lstmcore import _blas
+from _fork import in_child
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX's")
-
-CHILD_ALARM = 20  # a hung child ends itself even if the parent is gone
-PARENT_WAIT = 30
-
-
-def _in_child(check):
-    """check() in a forked child: its exit code (0: returned True), or a failure when the
-    child has not exited after PARENT_WAIT s (then it is killed)."""
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            signal.alarm(CHILD_ALARM)
-            code = 0 if check() else 3
-        finally:
-            os._exit(code)
-    deadline = time.monotonic() + PARENT_WAIT
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        time.sleep(0.01)
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
-    pytest.fail(f"the forked child hung for {PARENT_WAIT} s")
-
 
 def _train_step(layer, x):
     y, _, tape = layer.forward(x)
@@ -74,7 +48,7 @@ def test_backward_in_a_child_forked_while_another_thread_held_the_grads_lock(cls
     layer = cls(4, 8, seed=0)
     x = np.ones((2, 3, 4), np.float32)
     with _Holding(layer._grads_lock):  # as a thread inside layer.backward holds it
-        assert _in_child(lambda: _train_step(layer, x)) == 0
+        assert in_child(lambda: _train_step(layer, x)) == 0
 
 
 def test_children_forked_while_a_thread_loops_backward_on_the_same_layer():
@@ -91,7 +65,7 @@ def test_children_forked_while_a_thread_loops_backward_on_the_same_layer():
     try:
         for _ in range(5):
             time.sleep(0.03)
-            assert _in_child(lambda: _train_step(layer, x[:2])) == 0
+            assert in_child(lambda: _train_step(layer, x[:2])) == 0
     finally:
         stop.set()
         thread.join(30)
@@ -113,7 +87,7 @@ def test_a_child_forked_inside_one_blas_thread_gets_the_blas_count_from_before(m
                     pinned = _blas.blas_threads() == 1
                 return pinned and _blas._depth == 0 and _blas.blas_threads() == 2
 
-            assert _in_child(reset) == 0
+            assert in_child(reset) == 0
         assert _blas.blas_threads() == 2 and _blas._depth == 0
     finally:
         _blas.set_blas_threads(before)
@@ -126,4 +100,4 @@ def test_a_child_forked_while_another_thread_held_the_blas_lock_can_use_it(monke
     x = np.ones((2, 5, 3), np.float32)
     expected = model.predict(x)
     with _Holding(_blas._lock):
-        assert _in_child(lambda: np.array_equal(model.predict(x), expected)) == 0
+        assert in_child(lambda: np.array_equal(model.predict(x), expected)) == 0
