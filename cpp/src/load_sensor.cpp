@@ -121,7 +121,8 @@ LoadSensorState load_sensor_state() {
   state.hold_seconds = duration<double>(nanoseconds(hold.load())).count();
   state.last_slowest_start_us = last_start.load() * 1e-3;
   state.last_longest_sleep_us = last_sleep.load() * 1e-3;
-  state.busy = cores_busy();
+  // Read only: cores_busy() would also judge an expired hold (and renew or end it).
+  state.busy = enabled.load() && now_ticks() < busy_until.load();
   state.enabled = enabled.load();
   return state;
 }
