@@ -21,9 +21,9 @@ def empty(shape, dtype):
     """An uninitialised C-contiguous array of ``shape`` whose data starts on a cache line."""
     dtype = np.dtype(dtype)
     shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(n) for n in shape)
-    # math.prod, the array interface and the ndarray constructor: this runs several times
-    # a call, and at batch 1 np.prod and a view chain made it 4 us each, `.ctypes.data`
-    # 2.1 us (now 1.5).
+    # math.prod, the array interface and the ndarray constructor rather than np.prod, a
+    # view chain or `.ctypes.data`: this runs several times a call, and at batch 1 their
+    # overhead was a visible share of the whole call.
     buffer = np.empty(math.prod(shape) * dtype.itemsize + CACHE_LINE, np.uint8)
     return np.ndarray(shape, dtype, buffer, -buffer.__array_interface__["data"][0] % CACHE_LINE)
 
