@@ -3,9 +3,7 @@
 The core's threads write neighbouring slices of each row of y, of the tapes and of the
 gradients, cut at multiples of 64 bytes. NumPy's buffers start 16 or 32 bytes into a
 line, so every cut fell inside a line that then bounced between the two threads' caches
-each step. Training step (forward + backward), T = 100, 2 threads, arrays at offset 32
--> 0: I = H = 64, B = 64: 4.3 -> 3.8 ms; H = 128, B = 32: 6.6 -> 6.3 ms; H = 256,
-B = 64: 47.2 -> 46.1 ms.
+each step: aligned, the training step ran measurably faster, most at small sizes.
 """
 
 from __future__ import annotations
