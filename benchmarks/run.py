@@ -202,8 +202,8 @@ def run_case(case, threads, args, torch, peak):
             del built[name]
 
     # lstmcore and torch interleaved; the slow NumPy reference afterwards, on its own: its
-    # BLAS threads keep spinning for about 0.1 s after each call and took a core from
-    # whichever side ran next (up to 4x slower samples, measured here).
+    # BLAS threads keep spinning for a while after each call and took a core from
+    # whichever side ran next (samples several times slower).
     timing.let_blas_threads_idle()
     target = 0.002 if args.quick else 0.02
     compared = {name: side.step for name, side in built.items() if name != "reference"}

@@ -62,7 +62,7 @@ def let_blas_threads_idle(seconds=0.25):
     """Sleep long enough for NumPy's BLAS threads, woken by the reference, to stop spinning.
 
     OpenBLAS's idle threads spin (yielding) for about 0.1 s after each call; a side timed
-    meanwhile shares its cores with them (lstmcore ran 2-4x slower in that window here).
+    meanwhile shares its cores with them and runs several times slower in that window.
     """
     time.sleep(seconds)
 

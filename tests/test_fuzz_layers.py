@@ -27,9 +27,9 @@ from _layers import layer_state, move_off_initialisation, random_state, state_li
 from lstmcore import reference
 from lstmcore._checks import shape_text
 
-# Fixed examples, none saved between runs. An example takes about 10 ms (20 ms under the
-# sanitizer); the deadline only catches a pass gone pathologically slow, with room for a
-# machine that other processes share.
+# Fixed examples, none saved between runs. An example is small and quick (slower under
+# the sanitizer); the deadline only catches a pass gone pathologically slow, with room for
+# a machine that other processes share.
 FUZZ = settings(
     derandomize=True,
     database=None,

@@ -3,7 +3,7 @@
 Per layer*D + direction a dict of (T, B, H) time-major arrays in natural time order and
 the caller's batch order: LSTM ``input``, ``forget``, ``candidate``, ``output``, ``cell``;
 GRU ``reset``, ``update``, ``candidate``. Checked against lstmcore.reference's caches
-(every LSTM variant, zoneout in training and at inference, and GRU), against the README's
+(every LSTM variant, zoneout in training and at inference, and GRU), against docs/variants.md's
 cell equations evaluated on the layer's own states (every variant but zoneout), with
 lengths against each sequence run alone, and for their lifetime (later calls and
 backward leave them alone).
@@ -187,7 +187,7 @@ def sigmoid(a):
 
 
 def layer_norm(v, gain, bias=0.0):
-    """Over the last axis, as the README: gain * (v - mean) / sqrt(var + 1e-5) + bias."""
+    """Over the last axis, as docs/variants.md: gain * (v - mean) / sqrt(var + 1e-5) + bias."""
     centred = v - v.mean(axis=-1, keepdims=True)
     return gain * centred / np.sqrt((centred**2).mean(axis=-1, keepdims=True) + LAYER_NORM_EPS) + bias
 
@@ -201,7 +201,7 @@ def previous(sequence, initial, reverse):
 
 
 def lstm_gates(layer, weights, x, h_prev, c_prev, cell):
-    """Gates and cell of one layer-direction at every step at once, by the README's
+    """Gates and cell of one layer-direction at every step at once, by docs/variants.md's
     equations. x (T, B, I), h_prev (T, B, P), c_prev and cell (T, B, H): the states each
     step starts from and the cell it ends with (the peephole output gate reads c_t)."""
     hidden = layer.hidden_size

@@ -54,7 +54,8 @@ def refused(path, message=None):
 @pytest.mark.skipif(not hasattr(os, "fork") or not os.path.exists("/proc"), reason="peak RSS in KiB: Linux")
 @pytest.mark.parametrize("name", sorted(HOSTILE))
 def test_a_hostile_file_fails_fast_in_little_memory(tmp_path, name):
-    # before: 0.8-30 s, 1.6-7.6 GB, a 40-million-character message, one of them loaded
+    # Before load checked every claim first, these took seconds and gigabytes to fail or
+    # printed a message of millions of characters, and one of them loaded.
     path = tmp_path / f"{name}.npz"
     HOSTILE[name](path)
     result = measure_load(path, timeout=120)

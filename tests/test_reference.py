@@ -338,7 +338,7 @@ def test_stacked_bidirectional_variant_backward_matches_finite_differences(case)
 
 
 def torch_lstm_family(torch, kind, x, w, h0, c0, options):
-    """The README's equations ("LSTM variants") in torch ops, one step per iteration."""
+    """The equations of docs/variants.md in torch ops, one step per iteration."""
     layer_norm = torch.nn.functional.layer_norm
     hidden = c0.shape[1]
     clamps = {gate: torch.tensor(value) for gate, value in options.get("clamps", {}).items()}

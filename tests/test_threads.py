@@ -217,7 +217,7 @@ def test_concurrent_backward_calls_add_every_gradient(kind, restore_threads):
             layer.backward(tape, dy)
 
     # A lost update needs two threads inside the accumulation at once: try a few times
-    # (about 0.1 s each) and fail on the first trial that loses one.
+    # (each a short run) and fail on the first trial that loses one.
     for trial in range(8):
         layer.zero_grad()
         run_in_threads(work, threads)

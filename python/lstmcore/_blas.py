@@ -3,11 +3,10 @@
 NumPy's wheels bring OpenBLAS, whose idle threads keep spinning for a while after every
 product. In a training loop a Dense layer's product comes between every two LSTM passes,
 so those threads held a core that lstmcore's threads then waited for at every step's
-barrier: `lstmcore demo` took 11.1 s, and 3.3 s with one BLAS thread (the LSTM backward
-alone: 3.5 ms a call against 0.5 ms); a loop of Sequential.forward/backward at H=128
-took 0.9 s, 0.2 s. The products of Dense layers are small next to the LSTM's, so one
-thread loses little on them. ``LSTMCORE_KEEP_BLAS_THREADS=1`` leaves
-the BLAS thread count alone.
+barrier: `lstmcore demo`, and a loop of Sequential.forward/backward of one's own, ran
+several times slower than with one BLAS thread. The products of Dense layers are small
+next to the LSTM's, so one thread loses little on them. ``LSTMCORE_KEEP_BLAS_THREADS=1``
+leaves the BLAS thread count alone.
 
 Only OpenBLAS (NumPy's wheels) is handled, through its C entry points; with another
 BLAS nothing changes. The count is process-wide: while the outermost use lasts, other

@@ -101,8 +101,8 @@ class Dense(_Layer):
         }
 
     # The products run on one BLAS thread (_blas.py): with more, OpenBLAS's idle threads
-    # spun on into the next LSTM pass and took a core from it (a custom training loop of
-    # Sequential.forward/backward at H=128: 0.9 -> 0.2 s).
+    # spun on into the next LSTM pass and took a core from it, which slowed a training
+    # loop of Sequential.forward/backward several times over.
     @one_blas_thread()
     def forward(self, x, *, training=False, lengths=None):
         # x (..., in) -> y (..., out)

@@ -6,8 +6,8 @@
 //   kPerStepBytes; float32 on two threads split over units: from I=H=768 for the 4 gate
 //   blocks of an LSTM, about I=H=850 for the 3 of a GRU or coupled LSTM), as one product over all
 //   steps after the loop. Step by step, the whole slice streamed from L3 or memory once
-//   a step; after the loop, once per block of rows. I=H=1024, T=20, B=16 (float32, 2
-//   threads): backward 37.2 -> 30.6 ms, training step 52.5 -> 44.6-45.5 ms.
+//   a step; after the loop, once per block of rows, which made the backward at I=H=1024
+//   clearly faster.
 // With lengths, the padding rows' gate gradients are zeros (every kernel writes them so),
 // and so are their rows of dx either way.
 #pragma once
@@ -21,9 +21,8 @@
 namespace lstmcore {
 
 // A thread's packed slice of W_ih up to which dx is computed step by step. Measured on
-// 2 threads (float32, backward): step by step was faster with 2 MB a thread (I=H=512,
-// B=64: 40.6 against 42.5 ms; I=1024 H=256: 19.0 against 19.2-22.5 ms), after the loop
-// with 4.5 MB (I=H=768, B=16 and 64: 4%) and 8 MB (I=H=1024, B=16: 18%).
+// 2 threads (float32, backward): step by step was faster with 2 MB a thread (I=H=512;
+// I=1024 H=256), after the loop with 4.5 MB (I=H=768) and 8 MB (I=H=1024).
 constexpr Index kPerStepBytes = Index(4) << 20;
 
 template <typename Scalar>

@@ -31,7 +31,7 @@ struct PanelLayout {
   static constexpr Index kWidth = 2 * kLanes;  // columns per panel of B: two packets
   // Rows per tile of A: 2*kRows accumulators, two B packets and a broadcast must stay in
   // registers. With 32 (AVX-512, NEON) 8 rows; with 16 (AVX2) 6. On AVX-512, 8 rows
-  // against 6 ran a step's product at B=8 1.5x faster, at B=20 8%, at B=64 2%.
+  // against 6 ran a step's product faster, most at small batches (B=8).
   static constexpr Index kRows = EIGEN_ARCH_DEFAULT_NUMBER_OF_REGISTERS >= 32 ? 8 : 6;
 
   static Index panels(Index n) { return (n + kWidth - 1) / kWidth; }
@@ -79,8 +79,8 @@ using PackedBuffer = std::vector<Scalar, UninitializedAllocator<Scalar>>;
 namespace detail {
 
 // out[k * ldo + j] = rows[j * ldr + k] for j, k < kLanes: a square block transposed in
-// registers. Packed element by element, the weight slices of a batch-1 forward at H=256
-// took a tenth of the call (0.52 -> 0.47 ms with this, AVX-512, 2 threads).
+// registers. Packed element by element, the weight slices of a batch-1 forward took a
+// visible share of the call.
 template <typename Scalar>
 EIGEN_ALWAYS_INLINE void transpose_square(const Scalar* rows, Index ldr, Scalar* out, Index ldo) {
   using namespace Eigen::internal;
@@ -183,9 +183,9 @@ void pack_columns(const Scalar* cols, Index ld, Index n, Index depth, Scalar* pa
 // zeros. Where a packet has kRows lanes (AVX-512: half a packet of floats, a packet of
 // doubles) a tile goes through registers kRows depths at a time, its rows read side by
 // side (a short tile's padding lanes read its last row and are zeroed). Element by
-// element, one row after the other, packing x was a fifth of the samples of a float32
-// inference at I=1024, H=64, T=100, B=32 on 2 threads, most of them on one load
-// instruction: 4.77 -> 4.16 ms with full tiles transposed; I=H=256, B=64: 15.3 -> 14.8 ms.
+// element, one row after the other, packing x was a large share of an inference with a
+// wide input and a small hidden size (I=1024, H=64), most of it stalled on one load
+// instruction.
 template <typename Scalar>
 void pack_tiles(RowView<Scalar> a, Index r0, Index rows, Index k0, Index depth, Scalar* packed) {
   constexpr Index R = PanelLayout<Scalar>::kRows;
@@ -215,14 +215,13 @@ void pack_tiles(RowView<Scalar> a, Index r0, Index rows, Index k0, Index depth, 
 
 // Packs A (rows, depth) with A(r, k) = a.row(k0 + k)[r0 + r] (the gate gradients da^T of
 // the weight gradients) into tiles: depth by depth across all tiles, so each source row is
-// read once, contiguously, rather than once per tile (measured alone, three times faster).
+// read once, contiguously, rather than once per tile (measured alone, several times faster).
 template <typename Scalar>
 void pack_tiles_transposed(RowView<Scalar> a, Index r0, Index rows, Index k0, Index depth, Scalar* packed) {
   constexpr Index R = PanelLayout<Scalar>::kRows;
   const Index tiles = PanelLayout<Scalar>::tiles(rows);
   // Each depth reads a few hundred bytes of a source row far from the last one's, which the
-  // hardware prefetcher does not follow: the row kAhead depths on is requested now (the
-  // weight gradients at H=256, B=64: 16.3 -> 14.9 ms).
+  // hardware prefetcher does not follow: the row kAhead depths on is requested now.
   constexpr Index kAhead = 16, kLine = 64 / sizeof(Scalar);
   for (Index k = 0; k < depth; ++k) {
     const Scalar* source = a.row(k0 + k) + r0;
@@ -432,7 +431,7 @@ void tile_kernel_rows(Index rows, const Source& a, Index depth, const Scalar* pa
 
 // Depth per pass of the kernel: one panel's block (kDepthBlock x kWidth: 16 kB) stays in L1
 // while the tiles stream past it. Unblocked, a depth-1024 panel (the backward's
-// da_t W_hh) is 64 kB and came from L2 for every tile: 85% of the kernel's L1 speed.
+// da_t W_hh) is 64 kB and came from L2 for every tile, below the kernel's L1 speed.
 constexpr Index kDepthBlock = 256;
 
 namespace detail {
@@ -493,8 +492,8 @@ void multiply_rows(RowView<Scalar> a, Index rows, Index depth, const Scalar* b_p
 }
 
 // Rows of A up to which a product that runs once (a pass of one step: a streaming
-// `step()`) reads W in place (multiply_unpacked) rather than packing it: packing one
-// thread's 512 x 256 float rows took 11 us, their matrix-vector product 4.5 us.
+// `step()`) reads W in place (multiply_unpacked) rather than packing it: packing a
+// thread's rows of W took longer than the matrix-vector products that would read them.
 constexpr Index kUnpackedRows = 2;
 
 // C (rows, n) (+)= A (rows, depth) W^T for the n rows of a row-major W (row stride ldw),
@@ -539,9 +538,8 @@ constexpr Index kRowBlock = 96;
 // packed_products cuts its rows into blocks of at most kProjectionRowBlock whose sizes
 // differ by one row at most: every block streams all the panels of B from L2 again, and
 // 100 rows (a batch-1 forward of 100 steps) as 96 + 4 ran that second pass for a tile of
-// 4 rows, half as fast as a full one: the float32 forward at I=H=256 on 2 threads took
-// 1-3% longer than as one block. (The weight gradients' blocks, of gate rows, stay at
-// kRowBlock: 128 was 1-2% slower.)
+// 4 rows, half as fast as a full one, and the forward took longer than as one block. (The
+// weight gradients' blocks, of gate rows, stay at kRowBlock: 128 was slower there.)
 constexpr Index kProjectionRowBlock = 128;
 
 // For each g < count: C_g (rows, n) (+)= A (rows, depth) * B_g, where B_g (packed by the

@@ -1,11 +1,11 @@
 // The barrier between the steps of a pass split over hidden units.
 //
-// Why not `#pragma omp barrier`: libgomp's took 330-600 ns for two threads on the 2-core
-// machines this was measured on, this one 50 ns; and 150 ns in a team of one (a pass too
-// small for two threads), where this returns at once. A batch-1 step at H=256 is 3-4 us,
-// so its barrier was a tenth of the step. Interleaved against the OpenMP barrier,
-// batch-1 inference (T=100) ran 1.07x faster at H=128 and 1.02-1.05x at H=256 on two
-// threads, 1.17-1.2x at H=64 on one; training at B=4 to 8 level to 1.05x, B=64 level.
+// Why not `#pragma omp barrier`: for two threads libgomp's took several times as long as
+// this one, and it costs even in a team of one (a pass too small for two threads), where
+// this returns at once. A batch-1 step is a few microseconds, so libgomp's barrier was a
+// sizeable share of it. Interleaved against the OpenMP barrier, batch-1 inference ran
+// faster with this one on one and two threads; small-batch training level or faster,
+// large batches level.
 //
 // A thread that waits longer than a step's imbalance (a partner without a core: more
 // threads than free cores, other processes on them) stops spinning and sleeps in
@@ -84,7 +84,7 @@ class StepBarrier {
 
  private:
   // Longer than a step's imbalance between threads that have cores of their own (a batch-1
-  // step at H=256 takes 3-4 us, a B=64 one 140 us split evenly), short enough that a
+  // step is a few microseconds, a large batch's split evenly), short enough that a
   // thread without a core is not kept waiting long by one that spins on its core.
   static constexpr std::chrono::microseconds kSpin{10};
   static constexpr int kSpinsPerClockRead = 32;

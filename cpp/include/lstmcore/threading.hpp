@@ -45,8 +45,8 @@ inline Range split_range(Index total, int thread, int threads, Index align) {
 // Threads worth using for a pass whose per-step recurrent product is
 // (batch, hidden) x (hidden, gates*hidden): below about 100k flops a step, the
 // barrier costs more than the second thread gains. Re-checked with the core's own
-// barrier (step_barrier.hpp): at 33k-74k flops (H=64 and 96 at batch 1, H=32 at B=8)
-// two threads ran 0.6x-1.3x as fast as one, by the machine's phase, so it stays.
+// barrier (step_barrier.hpp): just below that (H=64 and 96 at batch 1, H=32 at B=8) two
+// threads ran slower or faster than one by the machine's phase, so it stays.
 inline int plan_threads(Index batch, Index hidden, Index gates) {
   constexpr double kMinFlopsPerThreadStep = 1.0e5;
   constexpr Index kMinUnitsPerThread = 16;
@@ -62,18 +62,17 @@ inline int plan_threads(Index batch, Index hidden, Index gates) {
 //
 // Over the batch when every thread gets a tile of rows or more (8) and the weights each
 // thread then keeps packed, all of W_ih and W_hh, stay near its core: up to 0.6 MB in a
-// forward (I=H=128 in float32; the batch-split forward ran 0.86x the time of the unit
-// split there, 1.03-1.05x at I=H=176 and 192, 1.02-1.04x at 256, where the unit split
-// keeps each thread's half in L2 and its barriers cost little against the products); up
-// to 5 MB in a backward (I=H=384), whose unit split waits for the other thread's gate
-// gradients every step. Interleaved against the unit split on 2 cores (AVX-512, Python
-// layer, float32), the training step ran 1.02-1.10x faster at H=128 B=32, 1.0-1.06x at
-// H=256 B=64, 1.04-1.15x at H=64 B=64, GRU H=256 B=64 1.08x; in the phases in which this
-// machine's cores talk at half speed (an OpenMP barrier 400-600 ns instead of 200) 1.2x,
-// 1.06x, GRU 1.15x. Past those sizes
-// the whole weights stream from L3 every step: with each half of the batch run as its own
-// one-thread pass (C++), H=512 ran 0.95x, H=1024 0.64-0.85x, and B=8 (4 rows a thread)
-// 0.86x. The projected LSTM keeps the unit split (projected_lstm_sequence.hpp says why).
+// forward (I=H=128 in float32; the batch split was faster there, but slower from
+// I=H=176, where the unit split keeps each thread's half in L2 and its barriers cost
+// little against the products); up to 5 MB in a backward (I=H=384), whose unit split
+// waits for the other thread's gate gradients every step. Interleaved against the unit
+// split, the training step of the sizes below those limits ran level or faster, and
+// faster still in the phases in which a shared machine's cores talk slowly (an OpenMP
+// barrier several times its usual cost), since the batch split exchanges nothing inside
+// its time loop. Past those sizes the whole weights stream from L3 every step, and with
+// each half of the batch run as its own one-thread pass, larger sizes (H=512, 1024) and
+// fewer than a tile of rows a thread (B=8) ran slower than the unit split. The projected
+// LSTM keeps the unit split (projected_lstm_sequence.hpp says why).
 enum class Pass { forward, backward };
 
 struct PassPlan {
