@@ -12,6 +12,7 @@ from lstmcore._model import Sequential
 from lstmcore._serialization import ModelFileError, load
 from lstmcore._train import History
 
+# The one place the version is written: the build reads it from here (pyproject.toml).
 __version__ = "0.1.0"
 
 # Repeated passes reuse freed memory instead of faulting in fresh pages (cpp/include/

@@ -26,7 +26,7 @@ import stat
 try:
     import fcntl
 except ImportError:  # Windows, which refuses to remove a file that is open instead
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]
 
 _NAME_KEEP = 200  # of the target's name in the temporary's: 18 more must fit NAME_MAX (255)
 

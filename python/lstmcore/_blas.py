@@ -22,6 +22,7 @@ import functools
 import glob
 import os
 import threading
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -77,7 +78,7 @@ _saved = None
 
 
 @contextlib.contextmanager
-def one_blas_thread():
+def one_blas_thread() -> Iterator[None]:
     """NumPy's BLAS on one thread inside; the count before is restored when the outermost
     of nested (or concurrent) uses ends."""
     global _depth, _saved

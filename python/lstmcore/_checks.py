@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Iterable
+from typing import SupportsInt
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def shape_text(shape):
+def shape_text(shape: Iterable[SupportsInt]) -> str:
     """(4, 7, 12) -> '(4, 7, 12)'; (5,) -> '(5,)'."""
     return str(tuple(int(n) for n in shape))
 
 
-def check_positive_int(value, name):
+def check_positive_int(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"expected {name} as a positive int, got {type(value).__name__} {value!r}")
     if value < 1:
@@ -23,7 +26,7 @@ def check_positive_int(value, name):
     return int(value)
 
 
-def check_dtype(dtype):
+def check_dtype(dtype: DTypeLike) -> np.dtype:
     try:
         resolved = np.dtype(dtype)
     except TypeError as error:
@@ -33,7 +36,7 @@ def check_dtype(dtype):
     return resolved
 
 
-def as_numeric_array(value, name):
+def as_numeric_array(value: ArrayLike, name: str) -> np.ndarray:
     """Any array-like of real numbers as an ndarray (no copy when it already is one)."""
     try:
         array = np.asarray(value)
@@ -44,7 +47,7 @@ def as_numeric_array(value, name):
     return array
 
 
-def check_finite_real(value, name):
+def check_finite_real(value: object, name: str) -> float:
     """A real number that is neither NaN nor infinite, as a float: NaN in an option spreads
     to every output without an error."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -55,7 +58,7 @@ def check_finite_real(value, name):
     return value
 
 
-def param_array(value, name, dtype):
+def param_array(value: ArrayLike, name: str, dtype: DTypeLike) -> np.ndarray:
     """A parameter as a C-contiguous array of ``dtype``: float arrays of another precision
     are converted (a copy), any other dtype is a TypeError naming the key.
 

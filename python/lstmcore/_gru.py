@@ -6,6 +6,7 @@ import numpy as np
 
 from lstmcore import _aligned, _core
 from lstmcore._recurrent import _GatedRecurrent
+from lstmcore._typing import DTypeLike
 
 
 class GRU(_GatedRecurrent):
@@ -20,16 +21,16 @@ class GRU(_GatedRecurrent):
 
     def __init__(
         self,
-        input_size,
-        hidden_size,
-        num_layers=1,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
         *,
-        bidirectional=False,
-        batch_first=True,
-        dtype=np.float32,
-        seed=None,
-        dropout=0.0,
-    ):
+        bidirectional: bool = False,
+        batch_first: bool = True,
+        dtype: DTypeLike = np.float32,
+        seed: int | None = None,
+        dropout: float = 0.0,
+    ) -> None:
         super().__init__(
             input_size,
             hidden_size,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import inspect
 import numbers
+from typing import Any
 
 import numpy as np
 
@@ -30,22 +31,23 @@ from lstmcore._checks import as_numeric_array, check_dtype, check_positive_int, 
 from lstmcore._fingerprint import check_unchanged, fingerprints
 from lstmcore._lengths import checked_lengths
 from lstmcore._recurrent import _GatedRecurrent
+from lstmcore._typing import ArrayLike, DTypeLike, Params, Tape
 
 
-def lengths_or_full(lengths, batch, steps):
+def lengths_or_full(lengths: ArrayLike | None, batch: int, steps: int) -> np.ndarray:
     """``lengths`` checked (B,) ints in [1, T]; every sequence full (T) when None."""
     if lengths is None:
         return np.full(batch, steps, dtype=np.int64)
     return checked_lengths(lengths, batch, steps)
 
 
-def _check_sequence(x, name):
+def _check_sequence(x: np.ndarray, name: str) -> np.ndarray:
     if x.ndim != 3:
         raise ValueError(f"{name} expects x of shape (B, T, F), got {shape_text(x.shape)}")
     return x
 
 
-def _check_dy(dy, shape):
+def _check_dy(dy: ArrayLike, shape: tuple[int, ...]) -> np.ndarray:
     dy = as_numeric_array(dy, "dy")
     if dy.shape != tuple(shape):
         raise ValueError(f"expected dy of shape {shape_text(shape)} (the shape of y), got {shape_text(dy.shape)}")
@@ -55,18 +57,18 @@ def _check_dy(dy, shape):
 class _Layer:
     """Defaults for layers without weights."""
 
-    def __init__(self):
-        self.params = {}
-        self.grads = {}
+    def __init__(self) -> None:
+        self.params: Params = {}
+        self.grads: Params = {}
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         for grad in self.grads.values():
             grad[...] = 0
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {}
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         arguments = ", ".join(f"{key}={value!r}" for key, value in self.get_config().items())
         return f"{type(self).__name__}({arguments})"
 
@@ -78,7 +80,7 @@ class Dense(_Layer):
     +-1/sqrt(in_features) as PyTorch initialises them.
     """
 
-    def __init__(self, in_features, out_features, *, dtype=np.float32, seed=None):
+    def __init__(self, in_features: int, out_features: int, *, dtype: DTypeLike = np.float32, seed: int | None = None) -> None:
         super().__init__()
         self.in_features = check_positive_int(in_features, "in_features")
         self.out_features = check_positive_int(out_features, "out_features")
@@ -92,7 +94,7 @@ class Dense(_Layer):
         }
         self.grads = {name: np.zeros_like(value) for name, value in self.params.items()}
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             "in_features": self.in_features,
             "out_features": self.out_features,
@@ -104,7 +106,7 @@ class Dense(_Layer):
     # spun on into the next LSTM pass and took a core from it, which slowed a training
     # loop of Sequential.forward/backward several times over.
     @one_blas_thread()
-    def forward(self, x, *, training=False, lengths=None):
+    def forward(self, x: ArrayLike, *, training: bool = False, lengths: ArrayLike | None = None) -> tuple[np.ndarray, Tape]:
         # x (..., in) -> y (..., out)
         x = as_numeric_array(x, "x")
         if x.ndim == 0 or x.shape[-1] != self.in_features:
@@ -133,7 +135,7 @@ class Dense(_Layer):
                 )
         return checked
 
-    def check_tape(self, tape):
+    def check_tape(self, tape: Tape) -> Params:
         """The checked parameters, or a ValueError when the weights changed since ``tape``
         was recorded; adds nothing to grads."""
         params = self._checked_params()
@@ -141,7 +143,7 @@ class Dense(_Layer):
         return params
 
     @one_blas_thread()
-    def backward(self, tape, dy):
+    def backward(self, tape: Tape, dy: ArrayLike) -> np.ndarray | None:
         x = tape[0]
         params = self.check_tape(tape)
         dy = _check_dy(dy, x.shape[:-1] + (self.out_features,)).astype(self.dtype, copy=False)
@@ -159,7 +161,15 @@ class Embedding(_Layer):
     ``padding_idx`` starts at zero and never receives a gradient.
     """
 
-    def __init__(self, num_embeddings, embedding_dim, *, padding_idx=None, dtype=np.float32, seed=None):
+    def __init__(
+        self,
+        num_embeddings: int,
+        embedding_dim: int,
+        *,
+        padding_idx: int | None = None,
+        dtype: DTypeLike = np.float32,
+        seed: int | None = None,
+    ) -> None:
         super().__init__()
         self.num_embeddings = check_positive_int(num_embeddings, "num_embeddings")
         self.embedding_dim = check_positive_int(embedding_dim, "embedding_dim")
@@ -179,7 +189,7 @@ class Embedding(_Layer):
         self.params = {"weight": weight}
         self.grads = {"weight": np.zeros_like(weight)}
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             "num_embeddings": self.num_embeddings,
             "embedding_dim": self.embedding_dim,
@@ -188,7 +198,7 @@ class Embedding(_Layer):
             "seed": self.seed,
         }
 
-    def forward(self, x, *, training=False, lengths=None):
+    def forward(self, x: ArrayLike, *, training: bool = False, lengths: ArrayLike | None = None) -> tuple[np.ndarray, Tape]:
         # ids (...) -> y (..., D)
         ids = np.asarray(x)
         if ids.dtype.kind not in "iu":
@@ -205,7 +215,7 @@ class Embedding(_Layer):
         # whatever happened to the weights since.
         return weight[ids], ids
 
-    def backward(self, tape, dy):
+    def backward(self, tape: Tape, dy: ArrayLike) -> np.ndarray | None:
         ids = tape
         dy = _check_dy(dy, ids.shape + (self.embedding_dim,)).astype(self.dtype, copy=False)
         flat_ids = ids.reshape(-1)
@@ -223,7 +233,12 @@ class Dropout(_Layer):
     generator, ``np.random.default_rng(seed)``, so a seeded model drops the same elements
     run after run."""
 
-    def __init__(self, p, *, seed=None):
+    # Declared here: mypy reads the numbers.Real check in __init__ as never passing.
+    p: float
+    seed: int | None
+    _rng: np.random.Generator
+
+    def __init__(self, p: float, *, seed: int | None = None) -> None:
         super().__init__()
         if isinstance(p, bool) or not isinstance(p, numbers.Real):
             raise TypeError(f"expected p as a float, got {type(p).__name__}")
@@ -233,10 +248,10 @@ class Dropout(_Layer):
         self.seed = seed
         self._rng = np.random.default_rng(seed)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"p": self.p, "seed": self.seed}
 
-    def forward(self, x, *, training=False, lengths=None):
+    def forward(self, x: ArrayLike, *, training: bool = False, lengths: ArrayLike | None = None) -> tuple[np.ndarray, Tape]:
         x = as_numeric_array(x, "x")
         if not training or self.p == 0.0:
             return x, None
@@ -244,7 +259,7 @@ class Dropout(_Layer):
         mask = (self._rng.random(x.shape) >= self.p).astype(dtype) / dtype.type(1.0 - self.p)
         return x * mask, (mask, x.shape)
 
-    def backward(self, tape, dy):
+    def backward(self, tape: Tape, dy: ArrayLike) -> np.ndarray | None:
         if tape is None:
             return as_numeric_array(dy, "dy")
         mask, shape = tape
@@ -256,13 +271,13 @@ class LastStep(_Layer):
 
     reduces_time = True
 
-    def forward(self, x, *, training=False, lengths=None):
+    def forward(self, x: ArrayLike, *, training: bool = False, lengths: ArrayLike | None = None) -> tuple[np.ndarray, Tape]:
         x = _check_sequence(as_numeric_array(x, "x"), "LastStep")
         batch, steps, _ = x.shape
         last = lengths_or_full(lengths, batch, steps) - 1
         return x[np.arange(batch), last], (x.shape, x.dtype, last)
 
-    def backward(self, tape, dy):
+    def backward(self, tape: Tape, dy: ArrayLike) -> np.ndarray | None:
         shape, dtype, last = tape
         dy = _check_dy(dy, (shape[0], shape[2]))
         dx = np.zeros(shape, np.result_type(dtype, dy.dtype))
@@ -275,7 +290,7 @@ class MeanPool(_Layer):
 
     reduces_time = True
 
-    def forward(self, x, *, training=False, lengths=None):
+    def forward(self, x: ArrayLike, *, training: bool = False, lengths: ArrayLike | None = None) -> tuple[np.ndarray, Tape]:
         x = _check_sequence(as_numeric_array(x, "x"), "MeanPool")
         batch, steps, _ = x.shape
         lengths = lengths_or_full(lengths, batch, steps)
@@ -284,7 +299,7 @@ class MeanPool(_Layer):
         weights = ((np.arange(steps) < lengths[:, None]) / lengths[:, None]).astype(dtype)[:, :, None]
         return (x * weights).sum(axis=1), (x.shape, weights)
 
-    def backward(self, tape, dy):
+    def backward(self, tape: Tape, dy: ArrayLike) -> np.ndarray | None:
         shape, weights = tape
         dy = _check_dy(dy, (shape[0], shape[2]))
         return dy[:, None, :] * weights
@@ -302,7 +317,7 @@ class RecurrentAdapter:
     exact on the valid steps, which never see later ones.
     """
 
-    def __init__(self, layer):
+    def __init__(self, layer: _GatedRecurrent) -> None:
         if not isinstance(layer, _GatedRecurrent):
             raise TypeError(f"expected an LSTM or GRU layer, got {type(layer).__name__}")
         if not layer.batch_first:
@@ -316,25 +331,25 @@ class RecurrentAdapter:
         self._takes_training = "training" in accepted
 
     @property
-    def params(self):
+    def params(self) -> Params:
         return self.layer.params
 
     @property
-    def grads(self):
+    def grads(self) -> Params:
         return self.layer.grads
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         self.layer.zero_grad()
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return self.layer.get_config()
 
-    def forward(self, x, *, training=False, lengths=None):
-        options = {"training": training} if self._takes_training else {}
+    def forward(self, x: ArrayLike, *, training: bool = False, lengths: ArrayLike | None = None) -> tuple[np.ndarray, Tape]:
+        options: dict[str, Any] = {"training": training} if self._takes_training else {}
         y, _, tape = self.layer.forward(x, **options, **self._lengths_option(x, lengths))
         return y, tape
 
-    def infer(self, x, *, lengths=None):
+    def infer(self, x: ArrayLike, *, lengths: ArrayLike | None = None) -> np.ndarray:
         return self.layer(x, **self._lengths_option(x, lengths))[0]
 
     def _lengths_option(self, x, lengths):
@@ -349,9 +364,9 @@ class RecurrentAdapter:
                 )
         return {}
 
-    def check_tape(self, tape):
+    def check_tape(self, tape: Tape) -> None:
         self.layer.check_tape(tape)
 
-    def backward(self, tape, dy):
+    def backward(self, tape: Tape, dy: ArrayLike) -> np.ndarray:
         dx, _ = self.layer.backward(tape, dy)
         return dx

@@ -10,11 +10,12 @@ output reversed back.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from lstmcore._checks import as_numeric_array, shape_text
 
 
-def checked_lengths(lengths, batch, steps):
+def checked_lengths(lengths: ArrayLike, batch: int, steps: int) -> np.ndarray:
     """``lengths`` as an int64 (B,) array with values in [1, T], or a ValueError/TypeError."""
     lengths = as_numeric_array(lengths, "lengths")
     if lengths.shape != (batch,):

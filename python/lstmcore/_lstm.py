@@ -9,6 +9,7 @@ import numpy as np
 from lstmcore import _aligned, _core
 from lstmcore._checks import as_numeric_array, check_finite_real, shape_text
 from lstmcore._recurrent import _GatedRecurrent, check_probability
+from lstmcore._typing import DTypeLike
 
 # Gates a user can trace or clamp, in the order the core's clamps take them.
 GATE_NAMES = ("input", "forget", "candidate", "output")
@@ -47,23 +48,23 @@ class LSTM(_GatedRecurrent):
 
     def __init__(
         self,
-        input_size,
-        hidden_size,
-        num_layers=1,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
         *,
-        bidirectional=False,
-        batch_first=True,
-        dtype=np.float32,
-        seed=None,
-        dropout=0.0,
-        peephole=False,
-        coupled=False,
-        forget_bias=None,
-        proj_size=0,
-        recurrent_dropout=0.0,
-        zoneout=0.0,
-        layer_norm=False,
-    ):
+        bidirectional: bool = False,
+        batch_first: bool = True,
+        dtype: DTypeLike = np.float32,
+        seed: int | None = None,
+        dropout: float = 0.0,
+        peephole: bool = False,
+        coupled: bool = False,
+        forget_bias: float | None = None,
+        proj_size: int = 0,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
+        layer_norm: bool = False,
+    ) -> None:
         super().__init__(
             input_size,
             hidden_size,

@@ -10,7 +10,8 @@ required), so every holder of the old array, an optimizer included, sees the new
 from __future__ import annotations
 
 import math
-from collections.abc import MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -19,6 +20,12 @@ from lstmcore._checks import shape_text
 from lstmcore._layers import RecurrentAdapter
 from lstmcore._lengths import checked_lengths
 from lstmcore._recurrent import _GatedRecurrent
+from lstmcore._typing import ArrayLike, Layer, Tape
+
+if TYPE_CHECKING:  # _train imports this module
+    import os
+
+    from lstmcore._train import History
 
 
 class _ArrayView(MutableMapping):
@@ -118,7 +125,7 @@ class Sequential:
     constants, a task name, ...).
     """
 
-    def __init__(self, layers, *, metadata=None):
+    def __init__(self, layers: Iterable[Any], *, metadata: dict[str, Any] | None = None) -> None:
         layers = list(layers)
         if not layers:
             raise ValueError("expected at least one layer, got none")
@@ -127,7 +134,7 @@ class Sequential:
         self.metadata = check_metadata({} if metadata is None else metadata)
 
     @staticmethod
-    def _as_step(layer, index):
+    def _as_step(layer: Any, index: int) -> Layer:
         if isinstance(layer, _GatedRecurrent):
             return RecurrentAdapter(layer)
         for attribute in ("forward", "backward", "params", "grads", "zero_grad", "get_config"):
@@ -136,23 +143,23 @@ class Sequential:
         return layer
 
     @property
-    def params(self):
+    def params(self) -> MutableMapping[str, np.ndarray]:
         return _ArrayView(self._steps, "params")
 
     @property
-    def grads(self):
+    def grads(self) -> MutableMapping[str, np.ndarray]:
         return _ArrayView(self._steps, "grads")
 
     @property
-    def output_is_sequence(self):
+    def output_is_sequence(self) -> bool:
         """False when a layer (LastStep, MeanPool) reduces (B, T, ...) to one output per sequence."""
         return not any(getattr(layer, "reduces_time", False) for layer in self.layers)
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         for step in self._steps:
             step.zero_grad()
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             "layers": [{"type": type(layer).__name__, "config": layer.get_config()} for layer in self.layers],
             "metadata": check_metadata(self.metadata),
@@ -164,14 +171,14 @@ class Sequential:
 
     # ----------------------------------------------------------------- passes
 
-    def forward(self, x, *, training=False, lengths=None):
+    def forward(self, x: ArrayLike, *, training: bool = False, lengths: ArrayLike | None = None) -> tuple[np.ndarray, list[Tape]]:
         """``y, tape``: x (B, T, F) floats or (B, T) ids; lengths (B,) valid steps per sequence."""
         lengths = self._checked_lengths(x, lengths)
         tapes = []
         for step in self._steps:
             x, tape = step.forward(x, training=training, lengths=lengths)
             tapes.append(tape)
-        return x, tapes
+        return cast(np.ndarray, x), tapes  # the last layer's output (there is at least one)
 
     @staticmethod
     def _checked_lengths(x, lengths):
@@ -182,7 +189,7 @@ class Sequential:
             raise ValueError(f"lengths need x with a time axis (B, T, ...), got x of shape {shape_text(shape)}")
         return checked_lengths(lengths, shape[0], shape[1])
 
-    def backward(self, tape, dy):
+    def backward(self, tape: list[Tape], dy: ArrayLike) -> np.ndarray | None:
         """Adds every layer's weight gradients into ``grads``; returns dx (None for ids)."""
         if not isinstance(tape, list) or len(tape) != len(self._steps):
             raise ValueError("expected the tape returned by this model's forward")
@@ -195,18 +202,18 @@ class Sequential:
                 check(layer_tape)
         for step, layer_tape in zip(reversed(self._steps), reversed(tape)):
             dy = step.backward(layer_tape, dy)
-        return dy
+        return cast("np.ndarray | None", dy)  # the first layer's dx
 
-    def __call__(self, x, lengths=None):
+    def __call__(self, x: ArrayLike, lengths: ArrayLike | None = None) -> np.ndarray:
         """Inference: the output for x, keeping nothing for backward (no tapes)."""
         lengths = self._checked_lengths(x, lengths)
         for step in self._steps:
             infer = getattr(step, "infer", None)
             x = infer(x, lengths=lengths) if infer else step.forward(x, training=False, lengths=lengths)[0]
-        return x
+        return cast(np.ndarray, x)  # the last layer's output (there is at least one)
 
     @one_blas_thread()
-    def predict(self, x, *, batch_size=256, lengths=None):
+    def predict(self, x: ArrayLike, *, batch_size: int = 256, lengths: ArrayLike | None = None) -> np.ndarray:
         """Inference in batches of ``batch_size``; the outputs concatenated along the batch
         (NumPy's BLAS on one thread meanwhile: see _blas.py)."""
         x = np.asarray(x)
@@ -230,7 +237,9 @@ class Sequential:
         ]
         return np.concatenate(outputs)
 
-    def evaluate(self, x, y, *, loss, batch_size=256, lengths=None):
+    def evaluate(
+        self, x: ArrayLike, y: ArrayLike, *, loss: str | Callable[..., Any], batch_size: int = 256, lengths: ArrayLike | None = None
+    ) -> float:
         """The mean loss over all of x (exact across batches; padding steps excluded)."""
         from lstmcore._train import evaluate
 
@@ -238,25 +247,25 @@ class Sequential:
 
     def fit(
         self,
-        x,
-        y,
+        x: ArrayLike,
+        y: ArrayLike,
         *,
-        loss,
-        optimizer=None,
-        epochs=10,
-        batch_size=32,
-        validation_data=None,
-        validation_split=0.0,
-        shuffle=True,
-        seed=0,
-        patience=None,
-        restore_best_weights=True,
-        clip_norm=None,
-        schedule=None,
-        lengths=None,
-        verbose=True,
-        metrics=None,
-    ):
+        loss: str | Callable[..., Any],
+        optimizer: Any = None,
+        epochs: int = 10,
+        batch_size: int = 32,
+        validation_data: tuple[ArrayLike, ...] | None = None,
+        validation_split: float = 0.0,
+        shuffle: bool = True,
+        seed: int | None = 0,
+        patience: int | None = None,
+        restore_best_weights: bool = True,
+        clip_norm: float | None = None,
+        schedule: Any = None,
+        lengths: ArrayLike | None = None,
+        verbose: bool = True,
+        metrics: Sequence[str] | None = None,
+    ) -> History:
         """Train on (x, y) in seeded mini-batches; returns a ``History``. The options are
         described in ``lstmcore._train.fit``."""
         from lstmcore._train import fit
@@ -268,7 +277,7 @@ class Sequential:
             clip_norm=clip_norm, schedule=schedule, lengths=lengths, verbose=verbose, metrics=metrics,
         )
 
-    def save(self, path):
+    def save(self, path: str | os.PathLike[str]) -> None:
         """Write the model to exactly ``path`` (one .npz file, atomically); see ``lstmcore.load``."""
         from lstmcore._serialization import save
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 import threading
 import weakref
+from collections.abc import Callable
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -21,9 +23,10 @@ from lstmcore import _aligned
 from lstmcore._checks import as_numeric_array, check_dtype, check_positive_int, param_array, shape_text
 from lstmcore._fingerprint import check_unchanged, fingerprints
 from lstmcore._lengths import Packing, checked_lengths, reverse_within
+from lstmcore._typing import ArrayLike, DTypeLike, Params, State, StateLike
 
 # Every live layer, for the fork handler below.
-_live_layers = weakref.WeakSet()
+_live_layers: weakref.WeakSet[_GatedRecurrent] = weakref.WeakSet()
 
 
 def _fresh_locks_in_child():
@@ -98,20 +101,27 @@ class Tape:
 class _GatedRecurrent:
     """Shared machinery of LSTM and GRU; subclasses set the gates and the core calls."""
 
-    _state_names = ("h",)
+    _state_names: tuple[str, ...] = ("h",)
+    # The subclass's hooks (its core calls and state layout), declared for the type checker.
+    _gate_blocks: Callable[[], int]
+    _unpack_state: Callable[[StateLike, str], tuple[Any, ...]]
+    _pack_state: Callable[[list[np.ndarray]], State]
+    _core_forward: Callable[..., Any]
+    _core_backward: Callable[..., Any]
+    _named_gates: Callable[[Any], dict[str, np.ndarray]]
 
     def __init__(
         self,
-        input_size,
-        hidden_size,
-        num_layers=1,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
         *,
-        bidirectional=False,
-        batch_first=True,
-        dtype=np.float32,
-        seed=None,
-        dropout=0.0,
-    ):
+        bidirectional: bool = False,
+        batch_first: bool = True,
+        dtype: DTypeLike = np.float32,
+        seed: int | None = None,
+        dropout: float = 0.0,
+    ) -> None:
         self.input_size = check_positive_int(input_size, "input_size")
         self.hidden_size = check_positive_int(hidden_size, "hidden_size")
         self.num_layers = check_positive_int(num_layers, "num_layers")
@@ -190,11 +200,11 @@ class _GatedRecurrent:
             for name, shape in self._param_shapes().items()
         }
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         for grad in self.grads.values():
             grad[...] = 0
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         """Constructor arguments, JSON-serialisable: ``type(layer)(**config)`` rebuilds it."""
         return {
             "input_size": self.input_size,
@@ -300,7 +310,35 @@ class _GatedRecurrent:
 
     # ----------------------------------------------------------------- passes
 
-    def __call__(self, x, state=None, *, lengths=None, ablate=None, return_gates=False):
+    @overload
+    def __call__(
+        self,
+        x: ArrayLike,
+        state: StateLike = None,
+        *,
+        lengths: ArrayLike | None = None,
+        ablate: dict[str, ArrayLike] | None = None,
+        return_gates: Literal[False] = False,
+    ) -> tuple[np.ndarray, State]: ...
+    @overload
+    def __call__(
+        self,
+        x: ArrayLike,
+        state: StateLike = None,
+        *,
+        lengths: ArrayLike | None = None,
+        ablate: dict[str, ArrayLike] | None = None,
+        return_gates: Literal[True],
+    ) -> tuple[np.ndarray, State, list[dict[str, np.ndarray]]]: ...
+    def __call__(
+        self,
+        x: ArrayLike,
+        state: StateLike = None,
+        *,
+        lengths: ArrayLike | None = None,
+        ablate: dict[str, ArrayLike] | None = None,
+        return_gates: bool = False,
+    ) -> tuple[np.ndarray, State] | tuple[np.ndarray, State, list[dict[str, np.ndarray]]]:
         """Inference: ``y, state_n`` (and the gate traces with ``return_gates=True``).
 
         See ``forward``; dropout is off. Gate traces: per layer*D + direction, a dict of
@@ -312,7 +350,7 @@ class _GatedRecurrent:
             return y, state_n, self.gate_traces(tape)
         return y, state_n
 
-    def step(self, x_t, state=None):
+    def step(self, x_t: ArrayLike, state: StateLike = None) -> tuple[np.ndarray, State]:
         """One time step for a streaming loop: x_t (B, I) -> (y_t (B, H), state).
 
         The same as one call over the whole sequence when the state is carried.
@@ -325,7 +363,15 @@ class _GatedRecurrent:
         y, state_n = self(x_t[:, None, :] if self.batch_first else x_t[None], state)
         return (y[:, 0] if self.batch_first else y[0]), state_n
 
-    def forward(self, x, state=None, *, lengths=None, ablate=None, training=True):
+    def forward(
+        self,
+        x: ArrayLike,
+        state: StateLike = None,
+        *,
+        lengths: ArrayLike | None = None,
+        ablate: dict[str, ArrayLike] | None = None,
+        training: bool = True,
+    ) -> tuple[np.ndarray, State, Tape]:
         """Run the layer and keep what ``backward`` needs.
 
         x: (B, T, I) if batch_first else (T, B, I). state: None for zeros, else as the
@@ -414,7 +460,7 @@ class _GatedRecurrent:
         run.tape = self._core_forward(run, weights, initial, direction == 1, sizes, clamps, training, traced)
         return run
 
-    def backward(self, tape, dy, dstate=None):
+    def backward(self, tape: Tape, dy: ArrayLike, dstate: StateLike = None) -> tuple[np.ndarray, State]:
         """Gradients from one ``forward``'s tape; adds the weight gradients to ``grads``.
 
         dy: gradient of y, same shape as y (padding steps are ignored). dstate: None or
@@ -468,7 +514,7 @@ class _GatedRecurrent:
             d_initial = [packing.restore(part) for part in d_initial]
         return d_output, self._pack_state(d_initial)
 
-    def check_tape(self, tape):
+    def check_tape(self, tape: Tape) -> Params:
         """The checked parameters, or a ValueError when ``tape`` cannot be used by backward
         (another layer's, or recorded before the parameters changed). Adds nothing to grads,
         so a model can check every layer's tape before any backward runs."""
@@ -502,7 +548,7 @@ class _GatedRecurrent:
         """The final states beyond h (LSTM: c), (B, H) each, as the core wrote them."""
         return []
 
-    def gate_traces(self, tape):
+    def gate_traces(self, tape: Tape) -> list[dict[str, np.ndarray]]:
         """Per layer*D + direction, the gates the fused kernel wrote, as named (T, B, H) arrays.
 
         Time-major and in the caller's batch order; padding steps are zero. Read-only:

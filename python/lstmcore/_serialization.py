@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +28,7 @@ __all__ = ["FORMAT", "HEADER", "LAYER_TYPES", "VERSION", "ModelFileError", "load
 # ----------------------------------------------------------------------- save
 
 
-def save(model, path):
+def save(model: Sequential, path: str | os.PathLike[str]) -> None:
     """Write ``model`` to ``path`` atomically (``_atomic.write_atomically``: a temporary
     file beside it, flushed and fsynced, then renamed over it; a symlink is written
     through and a replaced file's mode kept)."""
@@ -39,7 +40,7 @@ def save(model, path):
             )
     metadata = check_metadata(model.metadata)  # it may have been reassigned since construction
     header = {"format": FORMAT, "version": VERSION, "layers": config["layers"], "metadata": metadata}
-    arrays = {HEADER: np.frombuffer(json.dumps(header, allow_nan=False).encode("utf-8"), np.uint8)}
+    arrays: dict[str, Any] = {HEADER: np.frombuffer(json.dumps(header, allow_nan=False).encode("utf-8"), np.uint8)}
     for name, value in model.params.items():
         value = np.asarray(value)
         if value.dtype.kind != "f":
@@ -51,7 +52,7 @@ def save(model, path):
 # ----------------------------------------------------------------------- load
 
 
-def load(path):
+def load(path: str | os.PathLike[str]) -> Sequential:
     """The ``Sequential`` saved at ``path``; ``ModelFileError`` (a ValueError) when the
     file is not a complete lstmcore model file of a supported version, whatever it holds.
 

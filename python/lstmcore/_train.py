@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import tqdm
@@ -19,7 +21,9 @@ from lstmcore import losses as _losses
 from lstmcore._blas import one_blas_thread
 from lstmcore._checks import check_finite_real
 from lstmcore._lengths import checked_lengths
+from lstmcore._model import Sequential
 from lstmcore._model import batch_slices as _batch_slices
+from lstmcore._typing import ArrayLike
 from lstmcore.optim import Adam, clip_grad_norm
 
 _METRICS = ("accuracy",)
@@ -36,21 +40,21 @@ class History:
     ran out. ``interrupted``: Ctrl-C ended the run (the unfinished epoch is not recorded).
     """
 
-    def __init__(self):
-        self.history = {}
-        self.best_epoch = None
+    def __init__(self) -> None:
+        self.history: dict[str, list[Any]] = {}
+        self.best_epoch: int | None = None
         self.stopped_early = False
         self.interrupted = False
 
     @property
-    def epochs(self):
+    def epochs(self) -> int:
         return len(self.history.get("loss", []))
 
     def _record(self, **values):
         for key, value in values.items():
             self.history.setdefault(key, []).append(value)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (
             f"History(epochs={self.epochs}, best_epoch={self.best_epoch}, "
             f"stopped_early={self.stopped_early}, interrupted={self.interrupted})"
@@ -60,7 +64,7 @@ class History:
 # ----------------------------------------------------------------------- pieces
 
 
-def _samples(name, array, count):
+def _samples(name: str, array: ArrayLike, count: int) -> np.ndarray:
     array = np.asarray(array)
     if array.ndim == 0 or len(array) != count:
         given = "a scalar" if array.ndim == 0 else f"{len(array)}"
@@ -68,7 +72,9 @@ def _samples(name, array, count):
     return array
 
 
-def _data(x, y, lengths, label=""):
+def _data(
+    x: ArrayLike, y: ArrayLike, lengths: ArrayLike | None, label: str = ""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     x = np.asarray(x)
     if x.ndim == 0 or len(x) == 0:
         raise ValueError(f"expected {label}x with at least one sample, got shape {np.shape(x)}")
@@ -130,7 +136,16 @@ def _ratio(total, count):
 
 
 @one_blas_thread()
-def evaluate(model, x, y, *, loss, batch_size=256, lengths=None, metrics=None):
+def evaluate(
+    model: Sequential,
+    x: ArrayLike,
+    y: ArrayLike,
+    *,
+    loss: str | Callable[..., Any],
+    batch_size: int = 256,
+    lengths: ArrayLike | None = None,
+    metrics: Sequence[str] | None = None,
+) -> dict[str, float]:
     """``{"loss": mean, "accuracy": ...}`` over all of x, in inference mode."""
     loss = _losses.get(loss)
     metrics = _checked_metrics(metrics, loss)
@@ -203,26 +218,26 @@ def _summary(epoch, epochs, record):
 
 @one_blas_thread()
 def fit(
-    model,
-    x,
-    y,
+    model: Sequential,
+    x: ArrayLike,
+    y: ArrayLike,
     *,
-    loss,
-    optimizer=None,
-    epochs=10,
-    batch_size=32,
-    validation_data=None,
-    validation_split=0.0,
-    shuffle=True,
-    seed=0,
-    patience=None,
-    restore_best_weights=True,
-    clip_norm=None,
-    schedule=None,
-    lengths=None,
-    verbose=True,
-    metrics=None,
-):
+    loss: str | Callable[..., Any],
+    optimizer: Any = None,
+    epochs: int = 10,
+    batch_size: int = 32,
+    validation_data: tuple[ArrayLike, ...] | None = None,
+    validation_split: float = 0.0,
+    shuffle: bool = True,
+    seed: int | None = 0,
+    patience: int | None = None,
+    restore_best_weights: bool = True,
+    clip_norm: float | None = None,
+    schedule: Any = None,
+    lengths: ArrayLike | None = None,
+    verbose: bool = True,
+    metrics: Sequence[str] | None = None,
+) -> History:
     """Train ``model`` on (x, y) in mini-batches; returns a ``History``.
 
     x: (N, T, F) floats or (N, T) ids; y: what ``loss`` compares with the model output
@@ -327,6 +342,7 @@ def fit(
     if history.best_epoch is None and history.epochs:
         history.best_epoch = 0  # every loss was NaN
     if best_params is not None:
+        assert history.best_epoch is not None  # set by the epoch that saved best_params
         params = model.params
         for name, array in best_params.items():
             params[name] = array

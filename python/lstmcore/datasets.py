@@ -26,7 +26,7 @@ TEXTS = {"alice": "alice_in_wonderland.txt"}
 _FILES = ("co2_monthly.csv", "alice_in_wonderland.txt", "sentences.csv")
 
 
-def path(name):
+def path(name: str) -> str:
     """The path of a shipped data file, e.g. ``path("co2_monthly.csv")``, as a string.
 
     Use it to hand a shipped file to code that reads files (``lstmcore train forecast
@@ -37,11 +37,11 @@ def path(name):
     return str(resources.files("lstmcore") / "data" / name)
 
 
-def _read(name):
+def _read(name: str) -> str:
     return (resources.files("lstmcore") / "data" / name).read_text(encoding="utf-8")
 
 
-def load_co2():
+def load_co2() -> tuple[np.ndarray, np.ndarray]:
     """Monthly mean CO2 at Mauna Loa Observatory, Hawaii, in ppmv (parts per million).
 
     Returns ``(months, co2)``: ``months`` is a (526,) ``datetime64[M]`` array from
@@ -55,7 +55,7 @@ def load_co2():
     return months, co2
 
 
-def load_text(name="alice"):
+def load_text(name: str = "alice") -> str:
     """A public-domain English text as one ``str`` (``\\n`` line ends).
 
     ``"alice"``: *Alice's Adventures in Wonderland*, the Millennium Fulcrum Edition 2.9,
@@ -66,7 +66,7 @@ def load_text(name="alice"):
     return _read(TEXTS[name])
 
 
-def load_sentences():
+def load_sentences() -> tuple[list[str], list[str]]:
     """Sentences labelled by their author, for sequence classification.
 
     Returns ``(texts, labels)``, two lists of 2,004 ``str``: each text is one sentence

@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, SupportsFloat
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from lstmcore._lengths import checked_lengths
 
@@ -47,7 +50,7 @@ _LSTM_ORDER = ("input", "forget", "candidate", "output", "cell")
 _GRU_ORDER = ("reset", "update", "candidate")
 
 
-def direction_names(num_layers, bidirectional=False):
+def direction_names(num_layers: int, bidirectional: bool = False) -> list[str]:
     """Labels of the traces of a layer with ``num_layers`` and directions, in trace order:
     ``["l0", "l0_reverse", "l1", ...]`` (PyTorch's parameter suffixes)."""
     names = []
@@ -61,25 +64,27 @@ def direction_names(num_layers, bidirectional=False):
 # ----------------------------------------------------------------------------- summarize
 
 
-def _valid_mask(lengths, steps, batch):
+def _valid_mask(lengths: ArrayLike | None, steps: int, batch: int) -> np.ndarray:
     """(T, B) bools: True on the steps within each sequence's length."""
     if lengths is None:
         return np.ones((steps, batch), bool)
     return np.arange(steps)[:, None] < checked_lengths(lengths, batch, steps)[None, :]
 
 
-def _number(value):
+def _number(value: SupportsFloat) -> float | None:
     value = float(value)
     return value if math.isfinite(value) else None
 
 
-def _gate_order(names):
+def _gate_order(names: Iterable[str]) -> list[str]:
     order = _GRU_ORDER if ("reset" in names or "update" in names) else _LSTM_ORDER
     ordered = [name for name in order if name in names]
     return ordered + sorted(set(names) - set(ordered))
 
 
-def _gate_stats(name, values, mask, low, high, dead_fraction, bins):
+def _gate_stats(
+    name: str, values: ArrayLike, mask: np.ndarray, low: float, high: float, dead_fraction: float, bins: int
+) -> dict[str, Any]:
     """One gate's statistics: values (T, B, H), mask (T, B) of valid steps."""
     values = np.asarray(values, dtype=np.float64)
     valid = values[mask]  # (N, H): every valid step of every sequence
@@ -128,7 +133,7 @@ def _gate_stats(name, values, mask, low, high, dead_fraction, bins):
     return stats
 
 
-def _nan_mean(valid, axis):
+def _nan_mean(valid: np.ndarray, axis: int) -> np.ndarray:
     if valid.shape[0] == 0:
         return np.full(valid.shape[1], np.nan)
     with np.errstate(invalid="ignore"):
@@ -137,7 +142,15 @@ def _nan_mean(valid, axis):
         )
 
 
-def summarize(traces, lengths=None, *, saturation=(0.05, 0.95), dead_fraction=0.99, bins=20, names=None):
+def summarize(
+    traces: dict[str, ArrayLike] | Sequence[dict[str, ArrayLike]],
+    lengths: ArrayLike | None = None,
+    *,
+    saturation: tuple[float, float] = (0.05, 0.95),
+    dead_fraction: float = 0.99,
+    bins: int = 20,
+    names: Sequence[str] | None = None,
+) -> dict[str, Any]:
     """Statistics of gate traces, as a JSON-serialisable dict.
 
     traces: a list (per layer*D + direction) of dicts gate -> (T, B, H) time-major array,
@@ -206,7 +219,7 @@ def summarize(traces, lengths=None, *, saturation=(0.05, 0.95), dead_fraction=0.
 _SHADES = " .:-=+*#%@"
 
 
-def _sparkline(counts):
+def _sparkline(counts: ArrayLike) -> str:
     counts = np.asarray(counts, dtype=float)
     if counts.size == 0 or counts.max() <= 0:
         return ""
@@ -214,18 +227,18 @@ def _sparkline(counts):
     return "".join(_SHADES[level] for level in levels)
 
 
-def _fmt(value, spec="7.3f"):
+def _fmt(value: float | None, spec: str = "7.3f") -> str:
     return format(value, spec) if value is not None else " " * (int(spec.split(".")[0]) - 1) + "-"
 
 
-def _units(units, limit=8):
+def _units(units: Sequence[int], limit: int = 8) -> str:
     if not units:
         return "-"
     shown = ",".join(str(u) for u in units[:limit])
     return shown + (f",+{len(units) - limit}" if len(units) > limit else "")
 
 
-def format_summary(summary):
+def format_summary(summary: Mapping[str, Any]) -> str:
     """A readable table of a ``summarize`` result: one row per layer-direction and gate
     (mean, std, fraction saturated, dead / always-open units, a histogram sketch), then
     the forget / update gate's mean over time."""
@@ -262,23 +275,23 @@ def format_summary(summary):
     return "\n".join(lines)
 
 
-def _time_sketch(values, width=40):
-    values = np.array([np.nan if v is None else v for v in values], dtype=float)
-    if values.size > width:
-        parts = np.array_split(values, width)
-        values = np.array([np.nanmean(p) if np.isfinite(p).any() else np.nan for p in parts])
-    levels = np.clip(np.round(np.nan_to_num(values, nan=0.0) * (len(_SHADES) - 1)), 0, len(_SHADES) - 1)
-    return "".join(" " if not np.isfinite(v) else _SHADES[int(level)] for v, level in zip(values, levels))
+def _time_sketch(values: Sequence[float | None], width: int = 40) -> str:
+    series = np.array([np.nan if v is None else v for v in values], dtype=float)
+    if series.size > width:
+        parts = np.array_split(series, width)
+        series = np.array([np.nanmean(p) if np.isfinite(p).any() else np.nan for p in parts])
+    levels = np.clip(np.round(np.nan_to_num(series, nan=0.0) * (len(_SHADES) - 1)), 0, len(_SHADES) - 1)
+    return "".join(" " if not np.isfinite(v) else _SHADES[int(level)] for v, level in zip(series, levels))
 
 
 # ----------------------------------------------------------------------------- plots
 
 
-def _safe(name):
+def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name) or "layer"
 
 
-def plot(summary, directory):
+def plot(summary: Mapping[str, Any], directory: str | os.PathLike[str]) -> list[str]:
     """Write PNGs of a ``summarize`` result into ``directory`` (created if missing):
     per layer-direction the histograms of its gates (``gates_<name>.png``) and, for an
     LSTM / GRU, the forget / update gate's mean over time of every layer-direction
@@ -338,7 +351,7 @@ def plot(summary, directory):
 # ----------------------------------------------------------------------------- ablation
 
 
-def mean_values(summary, gates=("input", "forget", "candidate", "output")):
+def mean_values(summary: Mapping[str, Any], gates: Sequence[str] = ("input", "forget", "candidate", "output")) -> dict[str, np.ndarray]:
     """Mean-ablation values from a summary: per gate an (L*D, H) array of each unit's mean
     activation on the summarised data (per layer-direction), ready for ``ablate=`` and
     for ``ablation_report(values=...)``. Gates missing from the summary are skipped."""
@@ -350,14 +363,18 @@ def mean_values(summary, gates=("input", "forget", "candidate", "output")):
     return values
 
 
-def _json_value(value):
+def _json_value(value: ArrayLike) -> Any:
     array = np.asarray(value, dtype=np.float64)
     if array.ndim == 0:
         return _number(array)
     return [_json_value(item) for item in array]
 
 
-def ablation_report(evaluate, gates=("input", "forget", "candidate", "output"), values=None):
+def ablation_report(
+    evaluate: Callable[[dict[str, Any] | None], float],
+    gates: Sequence[str] = ("input", "forget", "candidate", "output"),
+    values: Mapping[str, ArrayLike] | None = None,
+) -> list[dict[str, Any]]:
     """The loss with each gate clamped, next to the loss without: what each gate is worth.
 
     evaluate: ``evaluate(ablate) -> loss``, called with None (the baseline) and then once
@@ -396,7 +413,7 @@ def ablation_report(evaluate, gates=("input", "forget", "candidate", "output"), 
     return rows
 
 
-def format_ablation(rows):
+def format_ablation(rows: Iterable[Mapping[str, Any]]) -> str:
     """A readable table of an ``ablation_report``."""
     lines = [f"{'gate':<10} {'clamped at':<16} {'baseline':>10} {'ablated':>10} {'change':>10} {'relative':>9}"]
     for row in rows:

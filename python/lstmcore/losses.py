@@ -13,29 +13,36 @@ count behind the mean (and the gradient of the sum), so means over many batches 
 from __future__ import annotations
 
 import numbers
+from collections.abc import Callable
+from typing import Any, Literal, overload
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from lstmcore._checks import shape_text
 
 __all__ = ["MeanSquaredError", "CrossEntropy", "BinaryCrossEntropyWithLogits", "get"]
 
 
-def _float_pred(pred):
+def _float_pred(pred: ArrayLike) -> np.ndarray:
     pred = np.asarray(pred)
     if pred.dtype.kind != "f":
         raise ValueError(f"expected pred as a float array, got dtype {pred.dtype}")
     return pred
 
 
-def _same_shape(pred, target, what):
+def _same_shape(pred: np.ndarray, target: np.ndarray, what: str) -> None:
     if target.shape != pred.shape:
         raise ValueError(
             f"expected {what} of the shape of pred {shape_text(pred.shape)}, got {shape_text(target.shape)}"
         )
 
 
-def _element_mask(mask, shape):
+@overload
+def _element_mask(mask: None, shape: tuple[int, ...]) -> None: ...
+@overload
+def _element_mask(mask: ArrayLike, shape: tuple[int, ...]) -> np.ndarray: ...
+def _element_mask(mask: ArrayLike | None, shape: tuple[int, ...]) -> np.ndarray | None:
     """``mask`` broadcast to ``shape`` (it must match its leading axes), as bools; or None."""
     if mask is None:
         return None
@@ -53,19 +60,37 @@ def _element_mask(mask, shape):
 class _Loss:
     name = ""
 
-    def __call__(self, pred, target, mask=None):
+    def __call__(self, pred: ArrayLike, target: ArrayLike, mask: ArrayLike | None = None) -> tuple[float, np.ndarray]:
         total, count, d_total = self.sum_and_count(pred, target, mask, gradient=True)
         if count == 0:
             return 0.0, d_total
         return total / count, d_total / d_total.dtype.type(count)
 
-    def sum_and_count(self, pred, target, mask=None, *, gradient=False):
+    @overload
+    def sum_and_count(
+        self, pred: ArrayLike, target: ArrayLike, mask: ArrayLike | None = None, *, gradient: Literal[False] = False
+    ) -> tuple[float, int]: ...
+    @overload
+    def sum_and_count(
+        self, pred: ArrayLike, target: ArrayLike, mask: ArrayLike | None = None, *, gradient: Literal[True]
+    ) -> tuple[float, int, np.ndarray]: ...
+    def sum_and_count(
+        self, pred: ArrayLike, target: ArrayLike, mask: ArrayLike | None = None, *, gradient: bool = False
+    ) -> tuple[float, int] | tuple[float, int, np.ndarray]:
         """``(total, count)``, or ``(total, count, d_total)`` (gradient of the SUM) with
         gradient=True: the parts of the mean, to combine batches exactly."""
         total, count, d_total = self._evaluate(pred, target, mask, gradient)
-        return (total, count, d_total) if gradient else (total, count)
+        if not gradient:
+            return total, count
+        assert d_total is not None  # _evaluate returns the gradient when asked for it
+        return total, count, d_total
 
-    def __repr__(self):
+    def _evaluate(
+        self, pred: ArrayLike, target: ArrayLike, mask: ArrayLike | None, gradient: bool
+    ) -> tuple[float, int, np.ndarray | None]:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
 
@@ -74,7 +99,9 @@ class MeanSquaredError(_Loss):
 
     name = "mse"
 
-    def _evaluate(self, pred, target, mask, gradient):
+    def _evaluate(
+        self, pred: ArrayLike, target: ArrayLike, mask: ArrayLike | None, gradient: bool
+    ) -> tuple[float, int, np.ndarray | None]:
         pred = _float_pred(pred)
         target = np.asarray(target)
         _same_shape(pred, target, "target")
@@ -100,16 +127,18 @@ class CrossEntropy(_Loss):
 
     name = "cross_entropy"
 
-    def __init__(self, ignore_index=None):
+    def __init__(self, ignore_index: int | None = None) -> None:
         not_int = isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral)
         if ignore_index is not None and not_int:
             raise TypeError(f"expected ignore_index as an int or None, got {type(ignore_index).__name__}")
         self.ignore_index = None if ignore_index is None else int(ignore_index)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"CrossEntropy(ignore_index={self.ignore_index!r})"
 
-    def _evaluate(self, pred, target, mask, gradient):
+    def _evaluate(
+        self, pred: ArrayLike, target: ArrayLike, mask: ArrayLike | None, gradient: bool
+    ) -> tuple[float, int, np.ndarray | None]:
         logits = _float_pred(pred)
         target = np.asarray(target)
         if logits.ndim < 1 or target.shape != logits.shape[:-1]:
@@ -151,7 +180,9 @@ class BinaryCrossEntropyWithLogits(_Loss):
 
     name = "bce_with_logits"
 
-    def _evaluate(self, pred, target, mask, gradient):
+    def _evaluate(
+        self, pred: ArrayLike, target: ArrayLike, mask: ArrayLike | None, gradient: bool
+    ) -> tuple[float, int, np.ndarray | None]:
         logits = _float_pred(pred)
         target = np.asarray(target)
         _same_shape(logits, target, "target")
@@ -182,7 +213,7 @@ _BY_NAME = {
 }
 
 
-def get(name_or_loss):
+def get(name_or_loss: str | Callable[..., Any]) -> Callable[..., Any]:
     """A loss instance from its name ("mse", "cross_entropy", "bce_with_logits"), or the
     loss itself when given an object (any callable ``loss(pred, target, mask)``)."""
     if isinstance(name_or_loss, str):

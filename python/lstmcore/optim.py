@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = ["SGD", "Adam", "AdamW", "clip_grad_norm", "StepLR", "CosineLR"]
 
 
-def _real(value, name, low, high=math.inf, *, low_open=False, high_open=True):
+def _real(value: float, name: str, low: float, high: float = math.inf, *, low_open: bool = False, high_open: bool = True) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"expected {name} as a number, got {type(value).__name__}")
     value = float(value)
@@ -33,7 +36,7 @@ def _real(value, name, low, high=math.inf, *, low_open=False, high_open=True):
 
 
 class _Optimizer:
-    def __init__(self, params, lr):
+    def __init__(self, params: Mapping[str, np.ndarray], lr: float) -> None:
         if not hasattr(params, "keys") or not hasattr(params, "__getitem__"):
             raise TypeError(
                 f"expected params as a dict of arrays (layer.params or model.params), got {type(params).__name__}"
@@ -42,18 +45,18 @@ class _Optimizer:
             raise ValueError("expected at least one parameter, got an empty params dict")
         self.params = params
         self.lr = _real(lr, "lr", 0.0, low_open=True)
-        self.state = {}  # per parameter name
+        self.state: dict[str, Any] = {}  # per parameter name
 
     @property
-    def lr(self):
+    def lr(self) -> float:
         return self._lr
 
     @lr.setter
-    def lr(self, value):
+    def lr(self, value: float) -> None:
         # 0 is allowed here so a schedule may anneal to a floor of 0.
         self._lr = _real(value, "lr", 0.0)
 
-    def step(self, grads):
+    def step(self, grads: Mapping[str, ArrayLike]) -> None:
         """Update every parameter from ``grads[name]``; gradients of parameters this
         optimizer does not hold are ignored (so one may train a subset of a model)."""
         names = list(self.params.keys())
@@ -66,7 +69,10 @@ class _Optimizer:
                 raise ValueError(f"expected grads[{name!r}] of shape {np.shape(param)}, got {np.shape(grad)}")
             self._update(name, param, np.asarray(grad, dtype=param.dtype))
 
-    def __repr__(self):
+    def _update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
         return f"{type(self).__name__}(lr={self.lr})"
 
 
@@ -74,7 +80,9 @@ class SGD(_Optimizer):
     """p -= lr * g with g = grad + weight_decay * p, through a momentum buffer
     b = momentum * b + g (b = g at the first step); Nesterov uses g + momentum * b."""
 
-    def __init__(self, params, lr, momentum=0.0, weight_decay=0.0, nesterov=False):
+    def __init__(
+        self, params: Mapping[str, np.ndarray], lr: float, momentum: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False
+    ) -> None:
         super().__init__(params, lr)
         self.momentum = _real(momentum, "momentum", 0.0, 1.0)
         self.weight_decay = _real(weight_decay, "weight_decay", 0.0)
@@ -82,7 +90,7 @@ class SGD(_Optimizer):
         if self.nesterov and self.momentum == 0:
             raise ValueError("nesterov=True needs momentum > 0, got momentum=0")
 
-    def _update(self, name, param, grad):
+    def _update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
         if self.weight_decay:
             grad = grad + self.weight_decay * param
         if self.momentum:
@@ -102,7 +110,14 @@ class Adam(_Optimizer):
 
     _decoupled = False
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    def __init__(
+        self,
+        params: Mapping[str, np.ndarray],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ) -> None:
         super().__init__(params, lr)
         if len(betas) != 2:
             raise ValueError(f"expected betas as a pair (beta1, beta2), got {betas!r}")
@@ -110,7 +125,7 @@ class Adam(_Optimizer):
         self.eps = _real(eps, "eps", 0.0)
         self.weight_decay = _real(weight_decay, "weight_decay", 0.0)
 
-    def _update(self, name, param, grad):
+    def _update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
         beta1, beta2 = self.betas
         if name not in self.state:
             self.state[name] = {"step": 0, "m": np.zeros_like(param), "v": np.zeros_like(param)}
@@ -137,11 +152,18 @@ class AdamW(Adam):
 
     _decoupled = True
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+    def __init__(
+        self,
+        params: Mapping[str, np.ndarray],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+    ) -> None:
         super().__init__(params, lr, betas, eps, weight_decay)
 
 
-def clip_grad_norm(grads, max_norm):
+def clip_grad_norm(grads: Mapping[str, np.ndarray], max_norm: float) -> float:
     """Scale every gradient in place so their global L2 norm is at most ``max_norm``;
     returns the norm before clipping, as ``torch.nn.utils.clip_grad_norm_``."""
     max_norm = _real(max_norm, "max_norm", 0.0, low_open=True)
@@ -155,7 +177,7 @@ def clip_grad_norm(grads, max_norm):
 
 
 class _Schedule:
-    def __init__(self, optimizer):
+    def __init__(self, optimizer: _Optimizer) -> None:
         if not isinstance(optimizer, _Optimizer):
             raise TypeError(f"expected an lstmcore optimizer, got {type(optimizer).__name__}")
         self.optimizer = optimizer
@@ -163,21 +185,28 @@ class _Schedule:
         self.epoch = 0  # steps taken so far
 
     @property
-    def lr(self):
+    def lr(self) -> float:
         return self.optimizer.lr
 
-    def step(self):
+    def step(self) -> None:
         self.epoch += 1
         self.optimizer.lr = self._rate(self.epoch)
 
-    def _start(self):
+    def _rate(self, epoch: int) -> float:
+        raise NotImplementedError
+
+    def _start(self) -> None:
         self.optimizer.lr = self._rate(0)
 
 
 class StepLR(_Schedule):
     """lr = base_lr * gamma ** (epoch // step_size)."""
 
-    def __init__(self, optimizer, step_size, gamma=0.1):
+    # Declared here: mypy reads the numbers.Integral checks in __init__ as never passing.
+    step_size: int
+    gamma: float
+
+    def __init__(self, optimizer: _Optimizer, step_size: int, gamma: float = 0.1) -> None:
         super().__init__(optimizer)
         if isinstance(step_size, bool) or not isinstance(step_size, numbers.Integral) or step_size < 1:
             raise ValueError(f"expected step_size as an int >= 1, got {step_size!r}")
@@ -185,7 +214,7 @@ class StepLR(_Schedule):
         self.gamma = _real(gamma, "gamma", 0.0, low_open=True)
         self._start()
 
-    def _rate(self, epoch):
+    def _rate(self, epoch: int) -> float:
         return self.base_lr * self.gamma ** (epoch // self.step_size)
 
 
@@ -199,7 +228,12 @@ class CosineLR(_Schedule):
     when warmup_steps = 0). From epoch total_steps on the rate stays at min_lr.
     """
 
-    def __init__(self, optimizer, total_steps, min_lr=0.0, warmup_steps=0):
+    # Declared here: mypy reads the numbers.Integral checks in __init__ as never passing.
+    total_steps: int
+    warmup_steps: int
+    min_lr: float
+
+    def __init__(self, optimizer: _Optimizer, total_steps: int, min_lr: float = 0.0, warmup_steps: int = 0) -> None:
         super().__init__(optimizer)
         if isinstance(total_steps, bool) or not isinstance(total_steps, numbers.Integral) or total_steps < 1:
             raise ValueError(f"expected total_steps as an int >= 1, got {total_steps!r}")
@@ -211,7 +245,7 @@ class CosineLR(_Schedule):
         self.min_lr = _real(min_lr, "min_lr", 0.0, self.base_lr, high_open=False)
         self._start()
 
-    def _rate(self, epoch):
+    def _rate(self, epoch: int) -> float:
         if epoch < self.warmup_steps:
             return self.base_lr * (epoch + 1) / (self.warmup_steps + 1)
         progress = min(1.0, (epoch - self.warmup_steps) / (self.total_steps - self.warmup_steps))

@@ -30,7 +30,9 @@ entry in ``cells``; the stacked/bidirectional driver needs nothing else.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -73,7 +75,18 @@ __all__ = [
 # --------------------------------------------------------------------------------- LSTM
 
 
-def lstm_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, h0, c0, *, weight_hr=None, **options):
+def lstm_forward(
+    x: np.ndarray,
+    weight_ih: np.ndarray,
+    weight_hh: np.ndarray,
+    bias_ih: np.ndarray,
+    bias_hh: np.ndarray,
+    h0: np.ndarray,
+    c0: np.ndarray,
+    *,
+    weight_hr: np.ndarray | None = None,
+    **options: Any,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
     """LSTM (PyTorch's), one layer, one direction, forwards in time.
 
     Per step t, with x = x[t], h = h_{t-1}, c = c_{t-1}, σ the logistic sigmoid and the
@@ -150,7 +163,9 @@ def lstm_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, h0, c0, *, weight_hr
     return y, h, c, cache
 
 
-def lstm_backward(cache, dy, dh_n=None, dc_n=None):
+def lstm_backward(
+    cache: dict[str, Any], dy: np.ndarray, dh_n: np.ndarray | None = None, dc_n: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """Gradients of one ``lstm_forward`` given dL/dy (T, B, H) and optionally dL/dh_n, dL/dc_n.
 
     Backwards in time, with dh and dc the total gradients reaching h_t and c_t::
@@ -210,14 +225,26 @@ def lstm_backward(cache, dy, dh_n=None, dc_n=None):
     return sums.result(dh, dc)
 
 
-def projected_lstm_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr, h0, c0, **options):
+def projected_lstm_forward(
+    x: np.ndarray,
+    weight_ih: np.ndarray,
+    weight_hh: np.ndarray,
+    bias_ih: np.ndarray,
+    bias_hh: np.ndarray,
+    weight_hr: np.ndarray,
+    h0: np.ndarray,
+    c0: np.ndarray,
+    **options: Any,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
     """The projected LSTM (Sak et al. 2014; PyTorch's ``proj_size``): ``lstm_forward`` with
     ``weight_hr`` (P, H) required, so h_t = (o * tanh(c_t)) W_hr^T is (B, P) and
     weight_hh is (4H, P). The peephole and coupled cells take ``weight_hr`` the same way."""
     return lstm_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, h0, c0, weight_hr=weight_hr, **options)
 
 
-def projected_lstm_backward(cache, dy, dh_n=None, dc_n=None):
+def projected_lstm_backward(
+    cache: dict[str, Any], dy: np.ndarray, dh_n: np.ndarray | None = None, dc_n: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """Gradients of one ``projected_lstm_forward``: ``lstm_backward``, with ``weight_hr``."""
     return lstm_backward(cache, dy, dh_n, dc_n)
 
@@ -225,7 +252,9 @@ def projected_lstm_backward(cache, dy, dh_n=None, dc_n=None):
 # --------------------------------------------------------------------------------- GRU
 
 
-def gru_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, h0):
+def gru_forward(
+    x: np.ndarray, weight_ih: np.ndarray, weight_hh: np.ndarray, bias_ih: np.ndarray, bias_hh: np.ndarray, h0: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """GRU (PyTorch's, the reset gate applied after the recurrent bias), one layer, one direction.
 
     Per step t, with x = x[t], h = h_{t-1} and the rows of the weights split into the gates
@@ -271,7 +300,7 @@ def gru_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, h0):
     return y, h, cache
 
 
-def gru_backward(cache, dy, dh_n=None):
+def gru_backward(cache: dict[str, Any], dy: np.ndarray, dh_n: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Gradients of one ``gru_forward`` given dL/dy (T, B, H) and optionally dL/dh_n.
 
     Backwards in time, with dh the total gradient reaching h_t and hn = W_hn h + b_hn::
@@ -331,13 +360,13 @@ def gru_backward(cache, dy, dh_n=None):
 # --------------------------------------------------------------------------------- cells
 
 
-def _lstm_state_sizes(weights):
+def _lstm_state_sizes(weights: Mapping[str, np.ndarray]) -> tuple[int, ...]:
     """(features of h, features of c): (P, H) with a projection weight_hr (P, H), else (H, H)."""
     width = np.shape(weights["weight_hh"])[1]
     return (width, np.shape(weights["weight_hr"])[1] if "weight_hr" in weights else width)
 
 
-def _gru_state_sizes(weights):
+def _gru_state_sizes(weights: Mapping[str, np.ndarray]) -> tuple[int, ...]:
     return (np.shape(weights["weight_hh"])[1],)
 
 
@@ -351,10 +380,10 @@ class Cell:
     ``state_sizes(weights)`` gives the features of each state (the first, h, is also y's).
     """
 
-    forward: object
-    backward: object
-    states: tuple  # state names in the user's order, e.g. ("h", "c")
-    state_sizes: object = _lstm_state_sizes
+    forward: Callable[..., tuple[Any, ...]]
+    backward: Callable[..., dict[str, np.ndarray]]
+    states: tuple[str, ...]  # state names in the user's order, e.g. ("h", "c")
+    state_sizes: Callable[[Mapping[str, np.ndarray]], tuple[int, ...]] = _lstm_state_sizes
 
 
 # Every LSTM-family cell but the layer-normalised one also takes weight_hr (a projection)
@@ -377,7 +406,7 @@ _PARAM_NAME = re.compile(r"^(?P<base>.+)_l(?P<layer>\d+)(?P<reverse>_reverse)?$"
 _PER_STEP_OPTIONS = ("zoneout_h", "zoneout_c")
 
 
-def _direction_weights(params, layer, direction):
+def _direction_weights(params: Mapping[str, np.ndarray], layer: int, direction: int) -> dict[str, np.ndarray]:
     """The weights of one layer-direction, keyed without the suffix: {"weight_ih": ..., ...}."""
     weights = {}
     for name, value in params.items():
@@ -389,20 +418,22 @@ def _direction_weights(params, layer, direction):
     return weights
 
 
-def _param_name(base, layer, direction):
+def _param_name(base: str, layer: int, direction: int) -> str:
     return f"{base}_l{layer}" + ("_reverse" if direction == 1 else "")
 
 
-def _state_tuple(cell, state):
+def _state_tuple(cell: Cell, state: Any) -> tuple[Any, ...]:
     """A user state (h or (h, c)) as a tuple with one entry per state name."""
     return tuple(state) if len(cell.states) > 1 else (state,)
 
 
-def _user_state(cell, parts):
+def _user_state(cell: Cell, parts: Sequence[np.ndarray]) -> np.ndarray | tuple[np.ndarray, ...]:
     return tuple(parts) if len(cell.states) > 1 else parts[0]
 
 
-def _direction_options(options, index, direction):
+def _direction_options(
+    options: dict[str, Any] | Sequence[Mapping[str, Any]] | None, index: int, direction: int
+) -> dict[str, Any]:
     """The cell options of layer-direction ``index``, per-step ones reversed for direction 1."""
     if options is None:
         return {}
@@ -415,8 +446,17 @@ def _direction_options(options, index, direction):
 
 
 def rnn_forward(
-    kind, params, x, state=None, *, num_layers, bidirectional, batch_first=True, options=None, input_masks=None
-):
+    kind: str,
+    params: Mapping[str, np.ndarray],
+    x: np.ndarray,
+    state: np.ndarray | tuple[np.ndarray, np.ndarray] | None = None,
+    *,
+    num_layers: int,
+    bidirectional: bool,
+    batch_first: bool = True,
+    options: dict[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+    input_masks: Sequence[np.ndarray | None] | None = None,
+) -> tuple[np.ndarray, np.ndarray | tuple[np.ndarray, ...], dict[str, Any]]:
     """A stacked, optionally bidirectional network of one cell kind, as PyTorch's nn.LSTM / nn.GRU.
 
     kind: a key of ``cells`` ("lstm", "gru", "peephole_lstm", ...). params: PyTorch's and
@@ -447,7 +487,7 @@ def rnn_forward(
     x = np.asarray(x, dtype)
     if batch_first:
         x = x.transpose(1, 0, 2)  # (T, B, I)
-    steps, batch, _ = x.shape
+    batch = x.shape[1]
     directions = 2 if bidirectional else 1
     sizes = cell.state_sizes(_direction_weights(params, 0, 0))  # features of each state
     if state is None:
@@ -489,7 +529,9 @@ def rnn_forward(
     return np.ascontiguousarray(y), _user_state(cell, finals), cache
 
 
-def rnn_backward(cache, dy, dstate=None):
+def rnn_backward(
+    cache: dict[str, Any], dy: np.ndarray, dstate: np.ndarray | tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray | tuple[np.ndarray, ...], dict[str, np.ndarray]]:
     """Gradients of one ``rnn_forward``: dy shaped like y, dstate None or shaped like the final state.
 
     Returns ``dx`` (x's layout), ``dstate0`` (shaped like the state) and ``grads``, a dict
@@ -523,6 +565,7 @@ def rnn_backward(cache, dy, dstate=None):
                 d_initial[k][index] = result.pop(f"d{name}0")
             for base, grad in result.items():
                 grads[_param_name(base, layer, direction)] = grad
+        assert d_input is not None  # every layer has a direction
         if cache["input_masks"][layer] is not None:
             d_input = d_input * cache["input_masks"][layer]
         d_output = d_input
