@@ -1,17 +1,11 @@
 """The benchmark harness runs end to end and writes the JSON other scripts read."""
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from benchmarks import cases, run, sides  # noqa: E402
+from benchmarks import cases, run, sides
 
 ROW_FIELDS = {
     "case", "threads", "flops", "lstmcore_ms", "reference_ms", "torch_ms", "torch_over_lstmcore",
