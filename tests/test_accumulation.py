@@ -10,6 +10,7 @@ import pytest
 
 import lstmcore
 from _compare import assert_close, scaled_atol
+from _variants import dtypes
 
 LAYERS = {"lstm": lstmcore.LSTM, "gru": lstmcore.GRU}
 TOLERANCE = {np.float64: 1e-12, np.float32: 1e-6}
@@ -27,7 +28,7 @@ def one_backward(layer, x, dy):
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@dtypes
 def test_two_backward_calls_add_their_gradients(kind, dtype):
     rng = np.random.default_rng(30)
     x1, x2 = (rng.normal(size=(2, 5, 3)).astype(dtype) for _ in range(2))

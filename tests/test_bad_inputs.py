@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import lstmcore
+from _variants import dtypes
 
 H, I, LAYERS, D, B, T = 5, 3, 2, 2, 2, 4
 
@@ -212,7 +213,7 @@ def test_convertible_state_and_gradients_give_the_converted_arrays_result(kind):
 
 
 @kinds
-@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@dtypes
 def test_nan_in_gives_nan_out_only_where_it_flows(kind, dtype):
     layer = make(kind, dtype=dtype)
     x = np.random.default_rng(43).normal(size=(B, T, I)).astype(dtype)

@@ -81,7 +81,7 @@ def test_peephole_cell_without_peepholes_is_torch_lstm_cell():
             assert torch.allclose(got, expected, atol=1e-6)
 
 
-@pytest.mark.parametrize("variant", ["peephole", "layernorm"])
+@pytest.mark.parametrize("variant", ["peephole", pytest.param("layernorm", id="layer_norm")])
 def test_torch_cell_of_a_variant_matches_lstmcore_in_float64(variant):
     """The benchmark times lstmcore against these cells: they must compute the same layer."""
     torch = pytest.importorskip("torch")

@@ -5,6 +5,7 @@ import pytest
 
 import lstmcore
 from _compare import assert_close, scaled_atol
+from _variants import dtypes
 
 LAYERS = {"lstm": lstmcore.LSTM, "gru": lstmcore.GRU}
 GATES = {"lstm": 4, "gru": 3}
@@ -25,7 +26,7 @@ def expected_shapes(kind, input_size, hidden, num_layers, bidirectional):
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@dtypes
 @pytest.mark.parametrize("num_layers, bidirectional", [(1, False), (3, True)])
 def test_params_have_pytorchs_names_and_shapes(kind, dtype, num_layers, bidirectional):
     layer = LAYERS[kind](7, 5, num_layers, bidirectional=bidirectional, dtype=dtype, seed=0)
