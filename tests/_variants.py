@@ -105,6 +105,9 @@ def variant_options(*ids, argname="options", **sizes):
     return pytest.mark.parametrize(argname, [layer_options(variant, **sizes) for variant in ids], ids=list(ids))
 
 
+# The two kernel families, for tests of what the LSTM and the GRU share.
+kinds = variants("lstm", "gru", argname="kind")
+
 # Every kernel family and LSTM variant alone, at the default sizes (zoneout's rate is its
 # inference form here): variant id -> (layer class, constructor options).
 LAYER_VARIANTS = layer_variants()

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import lstmcore
-from _variants import dtypes
+from _variants import dtypes, kinds
 
 H, I, LAYERS, D, B, T = 5, 3, 2, 2, 2, 4
 
@@ -32,9 +32,6 @@ def as_list(kind, state):
 def shape_pattern(*shapes):
     """A regex matching all the given shapes, in order, in a message."""
     return ".*".join(re.escape(str(tuple(s))) for s in shapes)
-
-
-kinds = pytest.mark.parametrize("kind", ["lstm", "gru"])
 
 
 @kinds

@@ -27,7 +27,7 @@ import pytest
 import lstmcore
 from _compare import assert_close, scaled_atol
 from _layers import input_size_past_dx_threshold
-from _variants import dtypes
+from _variants import dtypes, kinds
 from lstmcore import reference
 
 TOLERANCE = {np.float64: 1e-12, np.float32: 1e-5}
@@ -103,7 +103,6 @@ def assert_all_close(names, got, expected, dtype):
 
 
 cases = pytest.mark.parametrize("shape", list(SHAPES.values()), ids=list(SHAPES))
-kinds = pytest.mark.parametrize("kind", ["lstm", "gru"])
 
 
 @kinds

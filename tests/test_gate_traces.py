@@ -29,7 +29,7 @@ import lstmcore
 from _compare import assert_close, scaled_atol
 from _layers import move_off_initialisation, random_state, state_list
 from _layer_vs_reference import reference_kind, tape_options
-from _variants import LAYER_VARIANTS, LSTM_CELLS, dtypes, layer_options, variants
+from _variants import LAYER_VARIANTS, LSTM_CELLS, dtypes, kinds, layer_options, variants
 from lstmcore import reference
 
 LSTM_NAMES = ("input", "forget", "candidate", "output", "cell")
@@ -92,7 +92,7 @@ def assert_traces_equal(got, expected, what):
 # ----------------------------------------------------------------------- the reference
 
 
-@variants("lstm", "gru", argname="kind")
+@kinds
 @dtypes
 @pytest.mark.parametrize("batch_first", [True, False], ids=["batch-first", "time-major"])
 def test_traces_match_the_reference_caches(kind, dtype, batch_first):

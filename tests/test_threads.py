@@ -24,7 +24,7 @@ import pytest
 import lstmcore
 from _compare import assert_close, scaled_atol
 from _layers import pass_split
-from _variants import LAYER_VARIANTS, variant_options, variants
+from _variants import LAYER_VARIANTS, kinds, variant_options, variants
 
 LAYERS = {"lstm": lstmcore.LSTM, "gru": lstmcore.GRU}
 TOL = 1e-12
@@ -113,7 +113,7 @@ def test_thread_counts_agree_in_training_with_masks_and_lengths(options, threads
         assert_close(f"{name} ({threads} threads vs 1)", got, expected, TOL, scaled_atol(TOL, expected))
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru", "layer_norm"])
+@variants("lstm", "gru", "layer_norm", argname="kind")
 @pytest.mark.parametrize("batch", [12, 40], ids=["units-split", "batch-split"])
 def test_two_threads_repeat_every_result_bit_for_bit(kind, batch, two_threads):
     # The bias, peephole and layer-norm gain gradients are summed per thread and added in
@@ -170,7 +170,7 @@ def run_in_threads(work, count):
     assert not errors, errors
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@kinds
 @pytest.mark.parametrize("batch, hidden, split", [(16, 48, "batch"), (6, 80, "units")])
 def test_python_threads_sharing_a_layer_get_the_sequential_results(kind, batch, hidden, split, two_threads):
     # Split over units, each call's OpenMP team waits at its own step barrier.
@@ -199,7 +199,7 @@ def test_python_threads_sharing_a_layer_get_the_sequential_results(kind, batch, 
                 np.testing.assert_array_equal(value, sequential[k][name], err_msg=f"thread {k}: {name}")
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@kinds
 def test_concurrent_backward_calls_add_every_gradient(kind, restore_threads):
     lstmcore.set_num_threads(1)  # the Python threads, not OpenMP, share the cores
     rng = np.random.default_rng(52)
