@@ -4,21 +4,8 @@ import numpy as np
 
 import lstmcore
 
-# variant id -> (layer class, constructor options): every recurrent layer the package
-# offers, each variant alone. zoneout's rate is its inference form here.
-LAYER_VARIANTS = {
-    "lstm": (lstmcore.LSTM, {}),
-    "peephole": (lstmcore.LSTM, {"peephole": True}),
-    "coupled": (lstmcore.LSTM, {"coupled": True}),
-    "layer_norm": (lstmcore.LSTM, {"layer_norm": True}),
-    "proj_size": (lstmcore.LSTM, {"proj_size": 3}),
-    "zoneout": (lstmcore.LSTM, {"zoneout": 0.3}),
-    "gru": (lstmcore.GRU, {}),
-}
-
-
 def gate_blocks(variant):
-    """Gate blocks (rows of W_ih over H) of a LAYER_VARIANTS variant: 3 for the GRU and the
+    """Gate blocks (rows of W_ih over H) of a variant (tests/_variants.py): 3 for the GRU and the
     coupled LSTM, 4 for the others."""
     return 3 if variant in ("gru", "coupled") else 4
 

@@ -1,15 +1,11 @@
-"""Makes the private test helpers (tests/_compare.py, ...) importable whatever pytest's
-import mode, and holds the fixtures more than one test file uses."""
+"""The fixtures more than one test file uses (the private helpers, tests/_*.py, are found
+through pytest's pythonpath setting in pyproject.toml)."""
 
 import os
-import pathlib
-import sys
 
 import pytest
 
 import lstmcore
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 
 @pytest.fixture(autouse=True)

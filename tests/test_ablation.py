@@ -22,20 +22,15 @@ from _layer_vs_reference import (
     random_inputs,
     run_both,
 )
+from _variants import dtypes, option_table, variants
 
-VARIANTS = {
-    "plain": {},
-    "peephole": {"peephole": True},
-    "coupled": {"coupled": True},
-    "layer_norm": {"layer_norm": True},
-    "peephole-projected": {"peephole": True, "proj_size": 4},
-    "zoneout-recurrent_dropout": {"zoneout": 0.3, "recurrent_dropout": 0.2},
-}
+# proj_size 4: below SHAPE's H = 9.
+VARIANTS = option_table(
+    "lstm", "peephole", "coupled", "layer_norm", "peephole_projected", "zoneout_recurrent_dropout", proj_size=4
+)
 # (steps, batch, input_size, hidden, num_layers, bidirectional, batch_first)
 SHAPE = (5, 3, 4, 9, 2, True, True)
 COUNT = SHAPE[4] * 2  # layer-directions
-
-dtypes = pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 
 
 def per_unit(hidden, value, rng, fraction=0.5):
@@ -56,8 +51,7 @@ def ablations(variant, hidden, rng):
     }
 
 
-
-@pytest.mark.parametrize("variant", list(VARIANTS))
+@variants(*VARIANTS)
 @pytest.mark.parametrize("form", ["numbers", "per-unit-with-nan", "per-layer-direction"])
 @dtypes
 def test_ablated_forward_and_backward_match_reference_with_the_same_clamps(variant, form, dtype):
@@ -76,7 +70,7 @@ def test_ablated_forward_and_backward_match_reference_with_the_same_clamps(varia
     assert_matches_reference(layer, got, expected, expected_in_dtype)
 
 
-@pytest.mark.parametrize("variant", list(VARIANTS))
+@variants(*VARIANTS)
 def test_ablated_backward_matches_finite_differences(variant):
     rng = np.random.default_rng(51)
     shape = (4, 2, 3, 5, 2, True, True)
@@ -93,7 +87,7 @@ def test_ablated_backward_matches_finite_differences(variant):
     assert_gradients_match_finite_differences(layer, x, state, dy, dstate, rng, FD_RTOL, FD_ATOL, ablate=ablate)
 
 
-@pytest.mark.parametrize("variant", ["plain", "peephole", "coupled", "layer_norm", "peephole-projected"])
+@variants("lstm", "peephole", "coupled", "layer_norm", "peephole_projected")
 def test_forget_one_and_input_zero_keep_the_cell_at_its_initial_value(variant):
     # c_t = f * c_{t-1} + i * g = c_{t-1} where f = 1, i = 0 (a coupled cell: i = 0 makes
     # f = 1 - i = 1): those units' cells never move, whatever the input. The other units

@@ -6,10 +6,10 @@ order of the additions: 1e-12 of the scale in float64, 1e-6 in float32 (a few ep
 """
 
 import numpy as np
-import pytest
 
 import lstmcore
 from _compare import assert_close, scaled_atol
+from _variants import dtypes, kinds
 
 LAYERS = {"lstm": lstmcore.LSTM, "gru": lstmcore.GRU}
 TOLERANCE = {np.float64: 1e-12, np.float32: 1e-6}
@@ -26,8 +26,8 @@ def one_backward(layer, x, dy):
     return {name: grad.copy() for name, grad in layer.grads.items()}
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru"])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@kinds
+@dtypes
 def test_two_backward_calls_add_their_gradients(kind, dtype):
     rng = np.random.default_rng(30)
     x1, x2 = (rng.normal(size=(2, 5, 3)).astype(dtype) for _ in range(2))
@@ -59,7 +59,7 @@ def test_two_backward_calls_add_their_gradients(kind, dtype):
         assert_close(f"{name} (same tape twice)", grad, expected, tol, scaled_atol(tol, expected))
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@kinds
 def test_zero_grad_resets_every_gradient_in_place(kind):
     layer = make_layer(kind, np.float64)
     buffers = {name: grad for name, grad in layer.grads.items()}

@@ -9,6 +9,7 @@ float64 uses the C library.
 import numpy as np
 import pytest
 
+from _variants import dtypes
 from lstmcore import _core
 
 ABSOLUTE_BOUND = {np.float32: 4e-7, np.float64: 1e-15}
@@ -18,7 +19,7 @@ def exact_sigmoid(x):
     return np.where(x >= 0, 1 / (1 + np.exp(-np.abs(x))), np.exp(-np.abs(x)) / (1 + np.exp(-np.abs(x))))
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@dtypes
 @pytest.mark.parametrize("name, exact", [("gate_tanh", np.tanh), ("gate_sigmoid", exact_sigmoid)])
 def test_activation_error_is_within_the_stated_bound(dtype, name, exact):
     # A dense grid over the range where the functions are not yet flat, plus the tails;
@@ -30,7 +31,7 @@ def test_activation_error_is_within_the_stated_bound(dtype, name, exact):
     assert error[worst] <= ABSOLUTE_BOUND[dtype], f"{name} {dtype.__name__}: error {error[worst]:.3g} at x={x[worst]}"
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@dtypes
 def test_activations_keep_nan_and_saturate_at_infinity(dtype):
     x = np.array([np.nan, np.inf, -np.inf] * 7, dtype)  # 21 values: packets and a tail
     tanh, sigmoid = _core.gate_tanh(x), _core.gate_sigmoid(x)

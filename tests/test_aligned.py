@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import lstmcore
+from _variants import dtypes
 from lstmcore import _aligned
 
 
@@ -11,7 +12,7 @@ def starts_on_line(array):
     return array.ctypes.data % _aligned.CACHE_LINE == 0
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@dtypes
 @pytest.mark.parametrize("shape", [(0,), (1,), 7, (3, 5), (100, 64, 256), (2, 3, 1, 5)])
 def test_empty_and_zeros_are_aligned_contiguous_and_shaped(shape, dtype):
     for make in (_aligned.empty, _aligned.zeros):

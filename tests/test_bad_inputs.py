@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import lstmcore
+from _variants import dtypes, kinds
 
 H, I, LAYERS, D, B, T = 5, 3, 2, 2, 2, 4
 
@@ -31,9 +32,6 @@ def as_list(kind, state):
 def shape_pattern(*shapes):
     """A regex matching all the given shapes, in order, in a message."""
     return ".*".join(re.escape(str(tuple(s))) for s in shapes)
-
-
-kinds = pytest.mark.parametrize("kind", ["lstm", "gru"])
 
 
 @kinds
@@ -212,7 +210,7 @@ def test_convertible_state_and_gradients_give_the_converted_arrays_result(kind):
 
 
 @kinds
-@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@dtypes
 def test_nan_in_gives_nan_out_only_where_it_flows(kind, dtype):
     layer = make(kind, dtype=dtype)
     x = np.random.default_rng(43).normal(size=(B, T, I)).astype(dtype)

@@ -1,17 +1,11 @@
 """The benchmark harness runs end to end and writes the JSON other scripts read."""
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from benchmarks import cases, run, sides  # noqa: E402
+from benchmarks import cases, run, sides
 
 ROW_FIELDS = {
     "case", "threads", "flops", "lstmcore_ms", "reference_ms", "torch_ms", "torch_over_lstmcore",
@@ -87,7 +81,7 @@ def test_peephole_cell_without_peepholes_is_torch_lstm_cell():
             assert torch.allclose(got, expected, atol=1e-6)
 
 
-@pytest.mark.parametrize("variant", ["peephole", "layernorm"])
+@pytest.mark.parametrize("variant", ["peephole", pytest.param("layernorm", id="layer_norm")])
 def test_torch_cell_of_a_variant_matches_lstmcore_in_float64(variant):
     """The benchmark times lstmcore against these cells: they must compute the same layer."""
     torch = pytest.importorskip("torch")

@@ -27,6 +27,7 @@ import pytest
 import lstmcore
 from _compare import assert_close, scaled_atol
 from _layers import input_size_past_dx_threshold
+from _variants import dtypes, kinds
 from lstmcore import reference
 
 TOLERANCE = {np.float64: 1e-12, np.float32: 1e-5}
@@ -102,8 +103,6 @@ def assert_all_close(names, got, expected, dtype):
 
 
 cases = pytest.mark.parametrize("shape", list(SHAPES.values()), ids=list(SHAPES))
-dtypes = pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
-kinds = pytest.mark.parametrize("kind", ["lstm", "gru"])
 
 
 @kinds
@@ -140,7 +139,7 @@ def test_every_tiling_of_the_batch_matches_reference(kind, batch):
 
 
 @kinds
-@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@dtypes
 @pytest.mark.parametrize("batch, split", [(12, "units"), (40, "batch")], ids=["units-split", "batch-split"])
 def test_matches_reference_when_two_threads_split_the_pass(kind, dtype, batch, split, two_threads):
     # H=70: at B=12, 2*B*G*H^2 >= 0.47M flops a step and 70 units, so the core's planner
@@ -156,7 +155,7 @@ def test_matches_reference_when_two_threads_split_the_pass(kind, dtype, batch, s
 
 
 @kinds
-@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@dtypes
 @pytest.mark.parametrize("steps, batch", [(1, 1), (1, 2), (2, 1)], ids=["T1-B1", "T1-B2", "T2-B1"])
 def test_matches_reference_in_a_pass_of_one_or_two_rows(kind, dtype, steps, batch, two_threads):
     # A pass of at most two rows (a streaming step) reads the weights in place instead of
@@ -169,7 +168,7 @@ def test_matches_reference_in_a_pass_of_one_or_two_rows(kind, dtype, steps, batc
 
 
 @kinds
-@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@dtypes
 @pytest.mark.parametrize("batch, split", [(9, "units"), (16, "batch")], ids=["units-split", "batch-split"])
 @pytest.mark.parametrize("batch_first", [True, False], ids=["batch-first", "time-major"])
 def test_matches_reference_when_dx_is_one_product_after_the_loop(kind, dtype, batch, split, batch_first, two_threads):

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 import lstmcore
 from _layer_vs_reference import assert_matches_reference, reference_kind
 from _layers import layer_state, move_off_initialisation, random_state, state_list
+from _variants import LSTM_CELLS
 from lstmcore import reference
 from lstmcore._checks import shape_text
 
@@ -37,7 +38,7 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
-VARIANTS = ("lstm", "peephole", "coupled", "layer_norm", "proj_size", "gru")
+VARIANTS = (*LSTM_CELLS, "gru")
 
 
 @st.composite
@@ -46,7 +47,7 @@ def layers(draw):
     variant = draw(st.sampled_from(VARIANTS))
     hidden = draw(st.integers(1, 6))
     options = {}
-    if variant == "proj_size":
+    if variant == "projected":
         hidden = max(hidden, 2)
         options["proj_size"] = draw(st.integers(1, hidden - 1))
     elif variant != "lstm" and variant != "gru":

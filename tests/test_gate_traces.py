@@ -27,8 +27,9 @@ import pytest
 
 import lstmcore
 from _compare import assert_close, scaled_atol
-from _layers import LAYER_VARIANTS, move_off_initialisation, random_state, state_list
+from _layers import move_off_initialisation, random_state, state_list
 from _layer_vs_reference import reference_kind, tape_options
+from _variants import LAYER_VARIANTS, LSTM_CELLS, dtypes, kinds, layer_options, variants
 from lstmcore import reference
 
 LSTM_NAMES = ("input", "forget", "candidate", "output", "cell")
@@ -91,8 +92,8 @@ def assert_traces_equal(got, expected, what):
 # ----------------------------------------------------------------------- the reference
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru"])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@kinds
+@dtypes
 @pytest.mark.parametrize("batch_first", [True, False], ids=["batch-first", "time-major"])
 def test_traces_match_the_reference_caches(kind, dtype, batch_first):
     layer = make_layer(kind, dtype, batch_first)
@@ -121,18 +122,18 @@ def test_traces_match_the_reference_caches(kind, dtype, batch_first):
 # Every LSTM variant, and zoneout (its trace "cell" is the carried c_t, after the mixing),
 # in training with the masks the tape holds and at inference with the keep rate.
 REFERENCE_VARIANTS = {
-    "peephole": ({"peephole": True}, True),
-    "coupled": ({"coupled": True}, True),
-    "layer_norm": ({"layer_norm": True}, True),
-    "proj_size": ({"proj_size": 3}, True),
-    "zoneout-training": ({"zoneout": 0.4, "recurrent_dropout": 0.3}, True),
-    "zoneout-inference": ({"zoneout": 0.4}, False),
-    "peephole-zoneout-training": ({"peephole": True, "zoneout": 0.4}, True),
+    "peephole": (layer_options("peephole"), True),
+    "coupled": (layer_options("coupled"), True),
+    "layer_norm": (layer_options("layer_norm"), True),
+    "projected": (layer_options("projected"), True),
+    "zoneout_recurrent_dropout_training": ({"zoneout": 0.4, "recurrent_dropout": 0.3}, True),
+    "zoneout_inference": ({"zoneout": 0.4}, False),
+    "peephole_zoneout_training": ({"peephole": True, "zoneout": 0.4}, True),
 }
 
 
 @pytest.mark.parametrize("variant", list(REFERENCE_VARIANTS))
-@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@dtypes
 def test_lstm_variant_traces_match_the_reference_caches(variant, dtype):
     options, training = REFERENCE_VARIANTS[variant]
     layer = lstmcore.LSTM(INPUT, HIDDEN, LAYERS, bidirectional=True, dtype=dtype, seed=3, **options)
@@ -168,7 +169,7 @@ def test_lstm_variant_traces_match_the_reference_caches(variant, dtype):
             check(f"layer {layer_index} direction {direction} {name!r}", named[name], value, tol)
 
 
-@pytest.mark.parametrize("variant", list(VARIANTS))
+@variants(*VARIANTS)
 def test_gate_traces_of_a_training_tape_equal_return_gates(variant):
     layer = make_layer(variant, np.float64)
     x, state = random_inputs(layer)
@@ -238,8 +239,8 @@ def lstm_output(layer, weights, output_gate, cell):
     return h @ weights["weight_hr"].T if layer.proj_size else h
 
 
-@pytest.mark.parametrize("variant", ["lstm", "peephole", "coupled", "layer_norm", "proj_size"])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@variants(*LSTM_CELLS)
+@dtypes
 def test_lstm_variant_traces_satisfy_the_cell_equations(variant, dtype):
     # Each layer's output is rebuilt from its own traces (o and c) and feeds the next
     # layer's equations; the last layer's must be y.
@@ -293,8 +294,8 @@ def trace_tolerance(variant, dtype):
     return 1e-4 if variant == "layer_norm" else 2e-5
 
 
-@pytest.mark.parametrize("variant", list(VARIANTS))
-@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@variants(*VARIANTS)
+@dtypes
 @pytest.mark.parametrize("batch_first", [True, False], ids=["batch-first", "time-major"])
 def test_traces_with_lengths_match_running_each_sequence_alone(variant, dtype, batch_first):
     # The reverse direction's traces are in natural time: run alone, the reverse direction
@@ -314,7 +315,7 @@ def test_traces_with_lengths_match_running_each_sequence_alone(variant, dtype, b
                 check(f"seq {b} trace {index} {name!r}", named[name][:length, b : b + 1], value, tol)
 
 
-@pytest.mark.parametrize("variant", list(VARIANTS))
+@variants(*VARIANTS)
 def test_padding_steps_of_traces_are_zero(variant):
     layer = make_layer(variant, np.float32)
     x, state = random_inputs(layer)
@@ -330,7 +331,7 @@ def test_padding_steps_of_traces_are_zero(variant):
 # ----------------------------------------------------------------------- lifetime
 
 
-@pytest.mark.parametrize("variant", list(VARIANTS))
+@variants(*VARIANTS)
 @pytest.mark.parametrize("lengths", [None, UNSORTED], ids=["full", "lengths"])
 def test_traces_are_unchanged_by_later_calls_and_backward(variant, lengths):
     # Without lengths the traces are views of the tape: each forward has its own tape, and
@@ -354,7 +355,7 @@ def test_traces_are_unchanged_by_later_calls_and_backward(variant, lengths):
     assert_traces_equal(layer.gate_traces(tape), saved, "gate_traces(tape) again after later calls")
 
 
-@pytest.mark.parametrize("variant", ["lstm", "gru"])
+@variants("lstm", "gru")
 def test_editing_a_trace_in_place_does_not_change_backward(variant):
     layer = make_layer(variant, np.float64)
     x, state = random_inputs(layer)
@@ -369,7 +370,7 @@ def test_editing_a_trace_in_place_does_not_change_backward(variant):
     np.testing.assert_array_equal(dx_after, dx_before)
 
 
-@pytest.mark.parametrize("variant", ["lstm", "gru"])
+@variants("lstm", "gru")
 def test_gate_traces_rejects_a_tape_of_another_layer(variant):
     layer, other = make_layer(variant, np.float64), make_layer(variant, np.float64)
     x, _ = random_inputs(layer)

@@ -16,6 +16,7 @@ import lstmcore
 from _compare import FD_ATOL as ATOL
 from _compare import FD_RTOL as RTOL
 from _compare import assert_close, numerical_gradient, sample_indices
+from _variants import kinds
 
 LAYERS = {"lstm": lstmcore.LSTM, "gru": lstmcore.GRU}
 
@@ -28,7 +29,7 @@ def pack(kind, parts_):
     return tuple(parts_) if kind == "lstm" else parts_[0]
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@kinds
 @pytest.mark.parametrize(
     "steps, batch, input_size, hidden, num_layers, bidirectional, batch_first",
     [(4, 2, 3, 5, 2, True, True), (1, 1, 2, 3, 1, False, False), (3, 2, 4, 3, 3, True, False)],

@@ -11,20 +11,13 @@ cell, only into other buffers, so they must agree exactly (tolerance 0).
 import numpy as np
 import pytest
 
-import lstmcore
 from _compare import assert_close
 from _layers import move_off_initialisation, pass_split, random_state
+from _variants import dtypes, layer_variants, variants
 
-CELLS = {
-    "plain": (lstmcore.LSTM, {}),
-    "peephole": (lstmcore.LSTM, {"peephole": True}),
-    "coupled": (lstmcore.LSTM, {"coupled": True}),
-    "zoneout": (lstmcore.LSTM, {"zoneout": 0.3}),
-    "projected": (lstmcore.LSTM, {"proj_size": 16}),
-    "projected-peephole": (lstmcore.LSTM, {"proj_size": 16, "peephole": True}),
-    "layer-norm": (lstmcore.LSTM, {"layer_norm": True}),
-    "gru": (lstmcore.GRU, {}),
-}
+CELLS = layer_variants(
+    "lstm", "peephole", "coupled", "zoneout", "projected", "peephole_projected", "layer_norm", "gru", proj_size=16
+)
 # (steps, batch): the core's chunk is 256 // B steps, so these have several chunks, a
 # ragged last one, one step per chunk (B > 256) and one chunk for the whole sequence.
 SHAPES = {"B40-3-chunks": (17, 40), "B300-chunk-of-one-step": (3, 300), "B2-one-chunk": (23, 2), "B64-T1": (1, 64)}
@@ -55,8 +48,8 @@ def assert_same_inference(got, expected):
         assert_close(name, a, b, 0, 0)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
-@pytest.mark.parametrize("cell", list(CELLS))
+@dtypes
+@variants(*CELLS, argname="cell")
 @pytest.mark.parametrize("shape", list(SHAPES.values()), ids=list(SHAPES))
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["unidirectional", "bidirectional"])
 def test_inference_without_tape_matches_the_taped_forward(dtype, cell, shape, bidirectional):
@@ -66,7 +59,7 @@ def test_inference_without_tape_matches_the_taped_forward(dtype, cell, shape, bi
     assert_same_inference(layer(x, state), (y_taped, final_taped))
 
 
-@pytest.mark.parametrize("cell", list(CELLS))
+@variants(*CELLS, argname="cell")
 @pytest.mark.parametrize("with_lengths", [False, True], ids=["full", "lengths"])
 @pytest.mark.parametrize(
     "steps, batch, split", [(30, 40, "batch"), (50, 12, "units")], ids=["batch-split", "units-split"]
@@ -89,8 +82,8 @@ def test_inference_without_tape_matches_on_two_threads_across_chunks(cell, with_
     assert_same_inference(layer(x, state, lengths=lengths), (y_taped, final_taped))
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
-@pytest.mark.parametrize("cell", list(CELLS))
+@dtypes
+@variants(*CELLS, argname="cell")
 def test_inference_without_tape_matches_with_lengths_time_major_and_ablation(dtype, cell):
     steps, batch = 17, 40
     layer, x, state, rng = layer_and_inputs(cell, dtype, steps, batch, True, False, seed=2)
@@ -104,7 +97,7 @@ def test_inference_without_tape_matches_with_lengths_time_major_and_ablation(dty
     assert not got[0][padding].any(), "padding steps are zero"
 
 
-@pytest.mark.parametrize("cell, gate", [("plain", "forget"), ("gru", "update")])
+@pytest.mark.parametrize("cell, gate", [("lstm", "forget"), ("gru", "update")])
 def test_inference_keeps_no_tape_but_gate_traces_do(cell, gate):
     layer, x, state, _ = layer_and_inputs(cell, np.float32, 9, 40, False, True, seed=3)
     _, _, tape = layer._forward(

@@ -5,6 +5,7 @@ import pytest
 
 import lstmcore
 from _compare import assert_close, scaled_atol
+from _variants import dtypes, kinds
 
 LAYERS = {"lstm": lstmcore.LSTM, "gru": lstmcore.GRU}
 GATES = {"lstm": 4, "gru": 3}
@@ -24,8 +25,8 @@ def expected_shapes(kind, input_size, hidden, num_layers, bidirectional):
     return shapes
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru"])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@kinds
+@dtypes
 @pytest.mark.parametrize("num_layers, bidirectional", [(1, False), (3, True)])
 def test_params_have_pytorchs_names_and_shapes(kind, dtype, num_layers, bidirectional):
     layer = LAYERS[kind](7, 5, num_layers, bidirectional=bidirectional, dtype=dtype, seed=0)
@@ -38,7 +39,7 @@ def test_params_have_pytorchs_names_and_shapes(kind, dtype, num_layers, bidirect
         assert not np.any(layer.grads[name]), f"grads[{name!r}] does not start at zero"
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@kinds
 def test_params_are_uniform_in_plus_minus_one_over_sqrt_hidden(kind):
     hidden = 16
     bound = 1 / np.sqrt(hidden)
@@ -54,7 +55,7 @@ def test_params_are_uniform_in_plus_minus_one_over_sqrt_hidden(kind):
     assert abs(everything.std() / (bound / np.sqrt(3)) - 1) < 0.05
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@kinds
 def test_same_seed_same_params_other_seed_other_params(kind):
     def make(seed):
         return LAYERS[kind](4, 6, 2, bidirectional=True, dtype=np.float32, seed=seed)
@@ -66,7 +67,7 @@ def test_same_seed_same_params_other_seed_other_params(kind):
         assert np.any(unseeded_a.params[name] != unseeded_b.params[name]), f"{name}: seed=None repeats"
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@kinds
 @pytest.mark.parametrize("batch_first", [True, False], ids=["batch-first", "time-major"])
 def test_torch_state_dict_loads_and_gives_torchs_outputs_and_gradients(kind, batch_first):
     # float64 on both sides; the only difference is the order of the sums: 1e-10 of the

@@ -34,7 +34,6 @@ import lstmcore
 
 from _compare import assert_close, scaled_atol
 from _layers import (
-    LAYER_VARIANTS,
     gate_blocks,
     input_size_past_dx_threshold,
     layer_state,
@@ -42,6 +41,7 @@ from _layers import (
     random_state,
     state_list,
 )
+from _variants import LAYER_VARIANTS, dtypes, variants
 
 # The "alone" comparisons run at
 # inference (training=False): zoneout's training masks are drawn per call and shaped by
@@ -129,11 +129,7 @@ def check_matches_alone(variant, layer, lengths, with_state, with_dstate):
         check(f"grads[{name!r}]", grad, summed[name])
 
 
-variants = pytest.mark.parametrize("variant", list(VARIANTS))
-dtypes = pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
-
-
-@variants
+@variants()
 @dtypes
 @pytest.mark.parametrize("num_layers", [1, 2], ids=["L1", "L2"])
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bidir"])
@@ -147,7 +143,7 @@ def test_each_sequence_matches_running_it_alone(
     check_matches_alone(variant, layer, UNSORTED, with_state, with_dstate)
 
 
-@variants
+@variants()
 @dtypes
 @pytest.mark.parametrize(
     "lengths",
@@ -160,7 +156,7 @@ def test_edge_lengths_match_running_alone(variant, dtype, lengths):
     check_matches_alone(variant, layer, lengths, with_state=True, with_dstate=True)
 
 
-@variants
+@variants()
 def test_lengths_across_projection_chunks_match_running_alone(variant):
     # The core projects the input a chunk of 256 // B steps ahead: B = 60 makes the 7 steps
     # two chunks (4 + 3), in both directions, with sequences ending inside each.
@@ -169,7 +165,7 @@ def test_lengths_across_projection_chunks_match_running_alone(variant):
     check_matches_alone(variant, layer, lengths, with_state=True, with_dstate=True)
 
 
-@variants
+@variants()
 @pytest.mark.parametrize("batch, split", [(12, "units"), (40, "batch")], ids=["units-split", "batch-split"])
 def test_lengths_match_running_alone_when_two_threads_split_the_pass(variant, batch, split, two_threads):
     # H=64 on two threads: B=12 splits the hidden units, B=40 the batch rows (LSTM and GRU
@@ -181,7 +177,7 @@ def test_lengths_match_running_alone_when_two_threads_split_the_pass(variant, ba
     check_matches_alone(variant, layer, lengths, with_state=True, with_dstate=True)
 
 
-@variants
+@variants()
 def test_lengths_match_running_alone_when_dx_is_one_product_after_the_loop(variant, two_threads):
     # Each thread's packed half of W_ih over the core's per_step_input_gradient_bytes: the
     # backward computes dx after its loop (tests/test_core_matches_reference.py), padding
@@ -190,13 +186,13 @@ def test_lengths_match_running_alone_when_dx_is_one_product_after_the_loop(varia
     input_size = input_size_past_dx_threshold(gates, 64, np.float64)
     lengths = [3, 7, 1, 7, 5, 2, 7, 4, 6]
     batch_sizes = np.array([sum(n > t for n in lengths) for t in range(STEPS)], np.int64)
-    if variant != "proj_size":
+    if variant != "projected":
         assert lstmcore._core.dx_after_the_loop(9, input_size, 64, gates, 8, batch_sizes) == (True, True)
     layer = make_layer(variant, 1, True, False, np.float64, hidden=64, input_size=input_size)
     check_matches_alone(variant, layer, lengths, with_state=True, with_dstate=True)
 
 
-@variants
+@variants()
 @pytest.mark.parametrize("batch_first", [True, False], ids=["batch-first", "time-major"])
 def test_lengths_all_t_equal_no_lengths(variant, batch_first):
     layer = make_layer(variant, 2, True, batch_first, np.float64)
@@ -214,7 +210,7 @@ def test_lengths_all_t_equal_no_lengths(variant, batch_first):
         assert_close(name, with_lengths[name], expected, 1e-12, scaled_atol(1e-12, expected))
 
 
-@variants
+@variants()
 @dtypes
 def test_padded_dy_has_no_effect_on_any_gradient(variant, dtype):
     # The same computation with other values in the steps never read: bitwise equal. In
@@ -245,7 +241,7 @@ def test_padded_dy_has_no_effect_on_any_gradient(variant, dtype):
             np.testing.assert_array_equal(results[fill][name], expected, err_msg=f"{name} with {fill} padded dy")
 
 
-@pytest.mark.parametrize("variant", ["lstm", "gru"])
+@variants("lstm", "gru")
 def test_call_with_lengths_equals_inference_forward(variant):
     layer = make_layer(variant, 2, True, True, np.float32)
     x, state, _, _ = inputs(layer, UNSORTED, with_state=True, with_dstate=False)
@@ -292,7 +288,7 @@ BAD_LENGTHS = {
 }
 
 
-@pytest.mark.parametrize("variant", ["lstm", "gru"])
+@variants("lstm", "gru")
 @pytest.mark.parametrize("entry", ["call", "forward"])
 @pytest.mark.parametrize("bad", list(BAD_LENGTHS.values()), ids=list(BAD_LENGTHS))
 def test_bad_lengths_are_rejected_naming_expected_and_given(variant, entry, bad):

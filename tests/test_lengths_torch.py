@@ -19,6 +19,7 @@ import pytest
 import lstmcore
 from _compare import assert_close, scaled_atol
 from _layers import move_off_initialisation
+from _variants import dtypes
 
 torch = pytest.importorskip("torch")
 
@@ -39,8 +40,8 @@ def load_into_torch(layer, kind, proj_size):
     return net
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
-@pytest.mark.parametrize("kind, proj_size", [("lstm", 0), ("lstm", 4), ("gru", 0)], ids=["lstm", "lstm-proj", "gru"])
+@dtypes
+@pytest.mark.parametrize("kind, proj_size", [("lstm", 0), ("lstm", 4), ("gru", 0)], ids=["lstm", "projected", "gru"])
 @pytest.mark.parametrize("num_layers, bidirectional", [(1, False), (2, True)], ids=["L1", "L2-bidir"])
 def test_lengths_match_torch_packed_sequences(kind, proj_size, num_layers, bidirectional, dtype):
     rng = np.random.default_rng(3)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import lstmcore
+from _variants import variants
 from lstmcore import _core
 
 # Far past the thresholds (microseconds), and far below them.
@@ -89,7 +90,7 @@ def test_every_multi_threaded_pass_reports_and_one_thread_passes_do_not(sensing)
     assert _core.load_sensor()["passes_sensed"] == reported
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru", "projected", "layer_norm"])
+@variants("lstm", "gru", "projected", "layer_norm", argname="kind")
 def test_passes_planned_while_busy_compute_what_quiet_ones_do(kind, sensing):
     options = {"proj_size": 48} if kind == "projected" else {"layer_norm": True} if kind == "layer_norm" else {}
     layer = (lstmcore.GRU if kind == "gru" else lstmcore.LSTM)(24, 128, seed=0, dtype=np.float64, **options)

@@ -4,6 +4,7 @@ their gradients against central finite differences."""
 import numpy as np
 import pytest
 from _compare import assert_close, numerical_gradient
+from _variants import dtypes
 
 from lstmcore import losses
 
@@ -53,7 +54,7 @@ def test_cross_entropy_matches_the_formula_and_finite_differences(shape):
     finite_difference_check(losses.CrossEntropy(), logits, target)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@dtypes
 def test_cross_entropy_is_finite_at_extreme_logits(dtype):
     logits = np.array([[1000.0, -1000.0, 0.0], [1000.0, -1000.0, 0.0]], dtype)
     value, d_logits = losses.CrossEntropy()(logits, np.array([0, 1]))
@@ -102,7 +103,7 @@ def test_bce_with_logits_matches_the_formula_and_finite_differences():
     finite_difference_check(losses.BinaryCrossEntropyWithLogits(), logits, target)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@dtypes
 def test_bce_with_logits_is_finite_at_extreme_logits(dtype):
     logits = np.array([1000.0, -1000.0, 1000.0, -1000.0], dtype)
     target = np.array([1.0, 0.0, 0.0, 1.0], dtype)

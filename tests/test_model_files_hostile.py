@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 import lstmcore
-from _layers import LAYER_VARIANTS
 from _model_files import (
     HEADER_MEMBER,
     HOSTILE,
@@ -26,6 +25,7 @@ from _model_files import (
     write_members,
     zip_of,
 )
+from _variants import LAYER_VARIANTS
 from lstmcore import GRU, LSTM, Dense, Dropout, Embedding, LastStep, MeanPool, ModelFileError, Sequential
 from lstmcore import _model_format, _model_header
 
@@ -446,7 +446,14 @@ def _variant_layers():
     return layers
 
 
-@pytest.mark.parametrize("cls, options", _variant_layers())
+def _variant_layer_ids():
+    """Names of _variant_layers' layers, in its order, led by the variant ids (tests/_variants.py)."""
+    ids = [*LAYER_VARIANTS, *(f"{variant}-L2-bidir" for variant in LAYER_VARIANTS)]
+    ids += ["projected-L3-bidir", "layer_norm-L2-float64", "gru-float64"]
+    return ids + ["Dense", "Embedding", "Dropout", "LastStep", "MeanPool"]
+
+
+@pytest.mark.parametrize("cls, options", _variant_layers(), ids=_variant_layer_ids())
 def test_the_weights_a_header_implies_are_the_layers_own(cls, options):
     layer = cls(**options)
     config = json.loads(json.dumps(layer.get_config()))

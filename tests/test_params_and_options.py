@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 import pytest
-from _layers import LAYER_VARIANTS
+from _variants import LAYER_VARIANTS
 
 import lstmcore
 from lstmcore import Dense, Dropout, Embedding, LastStep, Sequential

@@ -247,11 +247,11 @@ def cell_options(kind, steps, batch, hidden, rng, which, proj=0):
 ALL_OPTIONS = ("clamps", "recurrent_mask", "zoneout")
 # (kind, proj, options): every cell with and without its options, projections included.
 VARIANT_CASES = {
-    "lstm-projected": ("lstm", 3, ()),
+    "projected": ("lstm", 3, ()),
     "lstm-clamps": ("lstm", 0, ("clamps",)),
     "lstm-recurrent_mask-zoneout": ("lstm", 0, ("recurrent_mask", "zoneout")),
     "lstm-zoneout_rate": ("lstm", 0, ("zoneout_rate",)),
-    "lstm-projected-all-options": ("lstm", 3, ALL_OPTIONS),
+    "projected-all-options": ("lstm", 3, ALL_OPTIONS),
     "peephole": ("peephole_lstm", 0, ()),
     "peephole-all-options": ("peephole_lstm", 0, ALL_OPTIONS),
     "peephole-projected-zoneout_rate": ("peephole_lstm", 2, ("zoneout_rate", "clamps")),

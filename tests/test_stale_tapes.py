@@ -8,7 +8,7 @@ or the other float precision holding the same values) are accepted.
 
 import numpy as np
 import pytest
-from _layers import LAYER_VARIANTS
+from _variants import LAYER_VARIANTS
 
 import lstmcore
 from lstmcore import Dense, Embedding, LastStep, Sequential, _core

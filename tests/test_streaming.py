@@ -24,7 +24,8 @@ import numpy as np
 import pytest
 
 from _compare import assert_close, scaled_atol
-from _layers import LAYER_VARIANTS, move_off_initialisation, random_state, state_list
+from _layers import move_off_initialisation, random_state, state_list
+from _variants import LAYER_VARIANTS, dtypes, variants
 
 # zoneout: its inference form (every unit keeps weight p of its previous state), the one a
 # streaming loop uses; step and __call__ run at inference.
@@ -81,13 +82,11 @@ def inputs(layer, with_state, seed=1):
     return rng.normal(size=shape).astype(layer.dtype), (random_state(layer, BATCH, rng) if with_state else None)
 
 
-variants = pytest.mark.parametrize("variant", list(VARIANTS))
-dtypes = pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 layouts = pytest.mark.parametrize("batch_first", [True, False], ids=["batch-first", "time-major"])
 states = pytest.mark.parametrize("with_state", [False, True], ids=["zero-state", "given-state"])
 
 
-@variants
+@variants()
 @dtypes
 @layouts
 @states
@@ -106,7 +105,7 @@ def test_step_loop_equals_one_call(variant, dtype, batch_first, with_state):
     check_states("final state", state, final, tol)
 
 
-@variants
+@variants()
 @dtypes
 @layouts
 @states
@@ -123,7 +122,7 @@ def test_chunked_calls_equal_one_call(variant, dtype, batch_first, with_state):
     check_states("final state", state, final, tol)
 
 
-@variants
+@variants()
 @dtypes
 @layouts
 def test_step_continues_a_call(variant, dtype, batch_first):
@@ -142,7 +141,7 @@ def test_step_continues_a_call(variant, dtype, batch_first):
     check_states("final state", state, final, tol)
 
 
-@variants
+@variants()
 @dtypes
 @layouts
 def test_chunked_forward_backward_equals_one_pass(variant, dtype, batch_first):
@@ -180,14 +179,14 @@ def test_chunked_forward_backward_equals_one_pass(variant, dtype, batch_first):
         check(f"grads[{name!r}]", layer.grads[name], grad, tol)
 
 
-@pytest.mark.parametrize("variant", ["lstm", "gru"])
+@variants("lstm", "gru")
 def test_step_on_a_bidirectional_layer_raises(variant):
     layer = make_layer(variant, np.float32, True, bidirectional=True)
     with pytest.raises(ValueError, match="unidirectional"):
         layer.step(np.zeros((BATCH, INPUT), np.float32))
 
 
-@pytest.mark.parametrize("variant", ["lstm", "gru"])
+@variants("lstm", "gru")
 @layouts
 @pytest.mark.parametrize(
     "shape",
@@ -203,7 +202,7 @@ def test_step_rejects_a_wrong_x_t_shape_naming_both(variant, batch_first, shape)
         assert fragment in message, f"{fragment!r} not in {message!r}"
 
 
-@pytest.mark.parametrize("variant", ["lstm", "gru"])
+@variants("lstm", "gru")
 def test_step_rejects_a_state_of_another_batch(variant):
     layer = make_layer(variant, np.float64, True)
     _, state = layer.step(np.zeros((BATCH, INPUT)))

@@ -23,7 +23,8 @@ import pytest
 
 import lstmcore
 from _compare import assert_close, scaled_atol
-from _layers import LAYER_VARIANTS, pass_split
+from _layers import pass_split
+from _variants import LAYER_VARIANTS, kinds, variant_options, variants
 
 LAYERS = {"lstm": lstmcore.LSTM, "gru": lstmcore.GRU}
 TOL = 1e-12
@@ -54,7 +55,7 @@ def pass_results(layer, x, dy, lengths=None):
     return parts
 
 
-@pytest.mark.parametrize("variant", list(LAYER_VARIANTS))
+@variants()
 @pytest.mark.parametrize("batch_first", [True, False], ids=["batch-first", "time-major"])
 @pytest.mark.parametrize("with_lengths", [False, True], ids=["full", "lengths"])
 def test_one_and_two_openmp_threads_agree(variant, batch_first, with_lengths, restore_threads):
@@ -76,11 +77,7 @@ def test_one_and_two_openmp_threads_agree(variant, batch_first, with_lengths, re
         assert_close(f"{name} (2 threads vs 1)", results[2][name], expected, TOL, scaled_atol(TOL, expected))
 
 
-@pytest.mark.parametrize(
-    "options",
-    [{"zoneout": 0.3, "recurrent_dropout": 0.2}, {"peephole": True, "recurrent_dropout": 0.2}, {"layer_norm": True}],
-    ids=["zoneout-recurrent_dropout", "peephole-recurrent_dropout", "layer_norm"],
-)
+@variant_options("zoneout_recurrent_dropout", "peephole_recurrent_dropout", "layer_norm")
 @pytest.mark.parametrize(
     "threads, lengths, split",
     [
@@ -116,7 +113,7 @@ def test_thread_counts_agree_in_training_with_masks_and_lengths(options, threads
         assert_close(f"{name} ({threads} threads vs 1)", got, expected, TOL, scaled_atol(TOL, expected))
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru", "layer_norm"])
+@variants("lstm", "gru", "layer_norm", argname="kind")
 @pytest.mark.parametrize("batch", [12, 40], ids=["units-split", "batch-split"])
 def test_two_threads_repeat_every_result_bit_for_bit(kind, batch, two_threads):
     # The bias, peephole and layer-norm gain gradients are summed per thread and added in
@@ -132,7 +129,7 @@ def test_two_threads_repeat_every_result_bit_for_bit(kind, batch, two_threads):
             np.testing.assert_array_equal(again[name], value, err_msg=name)
 
 
-@pytest.mark.parametrize("variant", list(LAYER_VARIANTS))
+@variants()
 def test_more_openmp_threads_than_cores_agree_with_one(variant, restore_threads):
     # Eight threads on this 2-core kind of machine: at each step's barrier (step_barrier.hpp)
     # a thread may wait for one that has no core long enough to sleep until woken. H=128,
@@ -140,11 +137,11 @@ def test_more_openmp_threads_than_cores_agree_with_one(variant, restore_threads)
     cls, options = LAYER_VARIANTS[variant]
     rng = np.random.default_rng(61)
     x = rng.normal(size=(6, 12, 40))
-    dy = rng.normal(size=(6, 12, 128 if variant != "proj_size" else 3))
+    dy = rng.normal(size=(6, 12, 128 if variant != "projected" else 3))
     results = {}
     for threads in (1, 8):
         lstmcore.set_num_threads(threads)
-        if variant != "proj_size" and threads > 1:
+        if variant != "projected" and threads > 1:
             planned, split = pass_split(6, 40, 128, 3 if variant == "gru" else 4, np.float64, False)
             assert split == "units" and planned >= 5, (planned, split)
         # A new layer of the same seed for each count: zoneout draws the same masks.
@@ -173,7 +170,7 @@ def run_in_threads(work, count):
     assert not errors, errors
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@kinds
 @pytest.mark.parametrize("batch, hidden, split", [(16, 48, "batch"), (6, 80, "units")])
 def test_python_threads_sharing_a_layer_get_the_sequential_results(kind, batch, hidden, split, two_threads):
     # Split over units, each call's OpenMP team waits at its own step barrier.
@@ -202,7 +199,7 @@ def test_python_threads_sharing_a_layer_get_the_sequential_results(kind, batch, 
                 np.testing.assert_array_equal(value, sequential[k][name], err_msg=f"thread {k}: {name}")
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@kinds
 def test_concurrent_backward_calls_add_every_gradient(kind, restore_threads):
     lstmcore.set_num_threads(1)  # the Python threads, not OpenMP, share the cores
     rng = np.random.default_rng(52)

@@ -43,17 +43,13 @@ from _layer_vs_reference import (
     run_both,
 )
 from _layers import input_size_past_dx_threshold
+from _variants import checked_table, dtypes, option_table, variant_options, variants
 
 # Layer options per variant; proj_size "half" is H // 2 (proj_size must be below H).
-VARIANTS = {
-    "peephole": {"peephole": True},
-    "coupled": {"coupled": True},
-    "layer_norm": {"layer_norm": True},
-    "projected": {"proj_size": "half"},
-    "peephole-projected": {"peephole": True, "proj_size": "half"},
-    "coupled-projected": {"coupled": True, "proj_size": "half"},
-    "forget_bias": {"forget_bias": 1.0},
-}
+VARIANTS = option_table(
+    "peephole", "coupled", "layer_norm", "projected", "peephole_projected", "coupled_projected", "forget_bias",
+    proj_size="half",
+)  # fmt: skip
 # (steps, batch, input_size, hidden, num_layers, bidirectional, batch_first): H not a
 # multiple of 8 (the SIMD width), I != H.
 SHAPES = {
@@ -61,21 +57,18 @@ SHAPES = {
     "H13-L2-bidir-time-major": (4, 3, 7, 13, 2, True, False),
     "T6-H11-L2-bidir": (6, 2, 4, 11, 2, True, True),
 }
-CELLS = {"plain": {}, "peephole": {"peephole": True}, "coupled": {"coupled": True}}
-REGULARIZERS = {
+CELLS = option_table("lstm", "peephole", "coupled")
+REGULARIZERS = checked_table({
     "recurrent_dropout": {"recurrent_dropout": 0.3},
     "zoneout": {"zoneout": 0.4},
-    "both-and-dropout": {"recurrent_dropout": 0.25, "zoneout": 0.3, "dropout": 0.4},
-}
-
-dtypes = pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
-
+    "zoneout_recurrent_dropout_dropout": {"recurrent_dropout": 0.25, "zoneout": 0.3, "dropout": 0.4},
+})  # fmt: skip
 
 
 # ----------------------------------------------------------------- against the reference
 
 
-@pytest.mark.parametrize("variant", list(VARIANTS))
+@variants(*VARIANTS)
 @dtypes
 @pytest.mark.parametrize("shape", list(SHAPES.values()), ids=list(SHAPES))
 @pytest.mark.parametrize("with_state", [False, True], ids=["zero-state", "given-state-and-dstate"])
@@ -87,8 +80,8 @@ def test_variant_forward_and_backward_match_reference(variant, dtype, shape, wit
     assert_matches_reference(layer, got, expected, expected_in_dtype)
 
 
-@pytest.mark.parametrize("cell", list(CELLS))
-@pytest.mark.parametrize("regularizer", list(REGULARIZERS))
+@variants(*CELLS, argname="cell")
+@variants(*REGULARIZERS, argname="regularizer")
 @dtypes
 def test_training_with_recurrent_dropout_and_zoneout_matches_reference_fed_the_tapes_masks(cell, regularizer, dtype):
     shape = (5, 3, 4, 11, 2, True, True)
@@ -98,7 +91,7 @@ def test_training_with_recurrent_dropout_and_zoneout_matches_reference_fed_the_t
     assert_matches_reference(layer, got, expected, expected_in_dtype)
 
 
-@pytest.mark.parametrize("cell", list(CELLS))
+@variants(*CELLS, argname="cell")
 @dtypes
 def test_zoneout_at_inference_matches_reference_with_the_keep_rate(cell, dtype):
     shape = (5, 2, 3, 11, 2, True, False)
@@ -111,7 +104,7 @@ def test_zoneout_at_inference_matches_reference_with_the_keep_rate(cell, dtype):
     np.testing.assert_array_equal(final[1], got["c_n"])
 
 
-@pytest.mark.parametrize("cell", list(CELLS))
+@variants(*CELLS, argname="cell")
 def test_zoneout_at_inference_is_the_expectation_of_keeping_the_previous_state(cell):
     # One step: h_1 = p * h_0 + (1 - p) * h~ and c_1 = p * c_0 + (1 - p) * c~, where h~, c~
     # are the step of the same layer without zoneout. Independent of the reference.
@@ -128,7 +121,7 @@ def test_zoneout_at_inference_is_the_expectation_of_keeping_the_previous_state(c
     assert_close("c_n", c_n, p * state[1] + (1 - p) * c_new, 1e-14, 1e-14)
 
 
-@pytest.mark.parametrize("cell", list(CELLS))
+@variants(*CELLS, argname="cell")
 def test_a_zoned_out_unit_keeps_its_previous_h_and_c_in_training(cell):
     # Where the tape's zoneout_h (zoneout_c) is 1 at time t, h_t (c_t) is the state the
     # direction carried into t: its value at t-1 (t+1 for the reverse direction).
@@ -202,17 +195,8 @@ def test_dropout_between_layers_masks_repeat_from_the_seed():
     np.testing.assert_array_equal(again.masks[1], first.masks[1])
 
 
-@pytest.mark.parametrize(
-    "options",
-    [
-        {"peephole": True},
-        {"coupled": True},
-        {"layer_norm": True},
-        {"proj_size": 35},
-        {"peephole": True, "proj_size": 35},
-        {"zoneout": 0.3, "recurrent_dropout": 0.2},
-    ],
-    ids=["peephole", "coupled", "layer_norm", "projected", "peephole-projected", "zoneout-recurrent_dropout"],
+@variant_options(
+    "peephole", "coupled", "layer_norm", "projected", "peephole_projected", "zoneout_recurrent_dropout", proj_size=35
 )
 @pytest.mark.parametrize("batch", [12, 40], ids=["B12", "B40"])
 def test_variant_matches_reference_on_two_threads(options, batch, two_threads):
@@ -225,11 +209,7 @@ def test_variant_matches_reference_on_two_threads(options, batch, two_threads):
     assert_matches_reference(layer, got, expected, expected_in_dtype)
 
 
-@pytest.mark.parametrize(
-    "options",
-    [{"peephole": True}, {"layer_norm": True}, {"proj_size": 16}, {"zoneout": 0.3, "recurrent_dropout": 0.2}],
-    ids=["peephole", "layer_norm", "projected", "zoneout-recurrent_dropout"],
-)
+@variant_options("peephole", "layer_norm", "projected", "zoneout_recurrent_dropout", proj_size=16)
 @dtypes
 def test_variant_matches_reference_when_dx_is_one_product_after_the_loop(options, dtype, two_threads):
     # Each thread's packed half of W_ih just over the core's per_step_input_gradient_bytes:
@@ -247,11 +227,7 @@ def test_variant_matches_reference_when_dx_is_one_product_after_the_loop(options
     assert_matches_reference(layer, got, expected, expected_in_dtype)
 
 
-@pytest.mark.parametrize(
-    "options",
-    [{"peephole": True}, {"coupled": True}, {"zoneout": 0.3, "recurrent_dropout": 0.2}],
-    ids=["peephole", "coupled", "zoneout-recurrent_dropout"],
-)
+@variant_options("peephole", "coupled", "zoneout_recurrent_dropout")
 @pytest.mark.parametrize("steps, batch", [(1, 1), (1, 2), (2, 1)], ids=["T1-B1", "T1-B2", "T2-B1"])
 def test_variant_matches_reference_in_a_pass_of_one_or_two_rows(options, steps, batch, two_threads):
     # The weights read in place (a streaming step), on two threads of 96 and 104 units.
@@ -263,21 +239,21 @@ def test_variant_matches_reference_in_a_pass_of_one_or_two_rows(options, steps, 
 
 # ----------------------------------------------------------------- finite differences
 
-FD_VARIANTS = {
+FD_VARIANTS = checked_table({
     "peephole": {"peephole": True},
     "coupled": {"coupled": True},
     "layer_norm": {"layer_norm": True},
     "projected": {"proj_size": 2},
-    "peephole-projected": {"peephole": True, "proj_size": 3},
+    "peephole_projected": {"peephole": True, "proj_size": 3},
     "recurrent_dropout": {"recurrent_dropout": 0.3},
     "zoneout": {"zoneout": 0.4},
-    "peephole-zoneout-recurrent_dropout": {"peephole": True, "zoneout": 0.3, "recurrent_dropout": 0.3},
-    "coupled-zoneout-recurrent_dropout-dropout": {"coupled": True, "zoneout": 0.3, "recurrent_dropout": 0.3, "dropout": 0.3},
-    "layer_norm-dropout": {"layer_norm": True, "dropout": 0.4},
-}
+    "peephole_zoneout_recurrent_dropout": {"peephole": True, "zoneout": 0.3, "recurrent_dropout": 0.3},
+    "coupled_zoneout_recurrent_dropout_dropout": {"coupled": True, "zoneout": 0.3, "recurrent_dropout": 0.3, "dropout": 0.3},
+    "layer_norm_dropout": {"layer_norm": True, "dropout": 0.4},
+})  # fmt: skip
 
 
-@pytest.mark.parametrize("variant", list(FD_VARIANTS))
+@variants(*FD_VARIANTS)
 def test_variant_backward_matches_finite_differences(variant):
     """loss = sum(y * dy) + sum(h_n * dh_n) + sum(c_n * dc_n) in float64 through the public API.
 
