@@ -25,7 +25,7 @@ import lstmcore
 from _layer_vs_reference import assert_matches_reference, reference_kind
 from _layers import layer_state, move_off_initialisation, random_state, state_list
 from lstmcore import reference
-from lstmcore._checks import shape_text
+from lstmcore._util.checks import shape_text
 
 # Fixed examples, none saved between runs. An example takes about 10 ms (20 ms under the
 # sanitizer); the deadline only catches a pass gone pathologically slow, with room for a
