@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import lstmcore
-from lstmcore.cli import _files, tasks
+from lstmcore.cli import _errors, _files, tasks
 from lstmcore.cli.main import main
 
 TINY_FORECAST = ["train", "forecast", "--epochs", "1", "--hidden", "4", "--window", "12", "--quiet"]
@@ -537,7 +537,7 @@ def test_inspect_makes_no_plot_folder_when_it_fails(capsys, tmp_path):
 
 def test_a_plot_folder_under_a_file_is_refused_without_making_anything(tmp_path):
     (tmp_path / "a_file").write_text("")
-    with pytest.raises(_files.TaskError, match="a_file is not a folder"):
+    with pytest.raises(_errors.TaskError, match="a_file is not a folder"):
         _files.check_output_folder(tmp_path / "a_file" / "x" / "y")
     _files.check_output_folder(tmp_path / "new" / "plots")
     assert not (tmp_path / "new").exists()

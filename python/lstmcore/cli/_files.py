@@ -14,9 +14,7 @@ import secrets
 
 import numpy as np
 
-
-class TaskError(ValueError):
-    """Bad input data or arguments; the command line prints the message, no traceback."""
+from lstmcore.cli._errors import TaskError
 
 
 # ----------------------------------------------------------------------------- CSV files

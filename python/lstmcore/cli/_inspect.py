@@ -20,7 +20,8 @@ import numpy as np
 import lstmcore
 from lstmcore import microscope
 from lstmcore.cli import _arguments as arguments
-from lstmcore.cli._files import TaskError, check_output_folder, check_output_paths
+from lstmcore.cli._errors import TaskError
+from lstmcore.cli._files import check_output_folder, check_output_paths
 from lstmcore.cli._model_files import read_model
 from lstmcore.cli.tasks import METADATA_CHECKS, TASKS
 from lstmcore.nn._train import evaluate

@@ -9,7 +9,7 @@ process that allocates until it is killed.
 
 from __future__ import annotations
 
-from lstmcore.cli._files import TaskError
+from lstmcore.cli._errors import TaskError
 
 # option (the Python keyword) -> (lowest, highest) accepted
 BOUNDS = {

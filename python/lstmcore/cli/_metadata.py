@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 
-from lstmcore.cli._files import TaskError
+from lstmcore.cli._errors import TaskError
 from lstmcore.cli._limits import MAX_VOCABULARY
 
 

@@ -7,7 +7,7 @@ import numpy as np
 
 import lstmcore
 from lstmcore.cli import _metadata
-from lstmcore.cli._files import TaskError
+from lstmcore.cli._errors import TaskError
 
 
 def read_model(path, checks):

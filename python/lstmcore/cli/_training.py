@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lstmcore.cli._files import TaskError
+from lstmcore.cli._errors import TaskError
 
 
 def chronological_split(count, validation_fraction):

@@ -22,7 +22,7 @@ import numpy as np
 
 import lstmcore
 from lstmcore.cli import _demo, _inspect
-from lstmcore.cli._files import TaskError
+from lstmcore.cli._errors import TaskError
 from lstmcore.cli._model_files import load_model
 from lstmcore.cli.tasks import TASKS
 

@@ -14,7 +14,8 @@ import numpy as np
 import lstmcore
 from lstmcore import datasets
 from lstmcore.cli import _arguments as arguments
-from lstmcore.cli._files import TaskError, check_output_paths, read_csv_columns
+from lstmcore.cli._errors import TaskError
+from lstmcore.cli._files import check_output_paths, read_csv_columns
 from lstmcore.cli._limits import BOUNDS, check_model_size, lstm_parameters
 from lstmcore.cli._training import chronological_split, count_params, save_trained
 
