@@ -1,5 +1,6 @@
-"""The reference's table of cells and its driver: stacked layers, both directions,
-lengths-free, time-major inside. Part of ``lstmcore.reference`` (import it from there).
+"""The reference's table of cells and its driver: layers stacked, both directions, whole
+sequences (no lengths), time-major inside. Part of ``lstmcore.reference`` (import it from
+there).
 """
 
 from __future__ import annotations
@@ -8,8 +9,6 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
-
-from lstmcore.reference._ops import compute_dtype
 
 from lstmcore.reference._gru import gru_backward, gru_forward
 from lstmcore.reference._layer_norm_lstm import layer_norm_lstm_backward, layer_norm_lstm_forward
@@ -23,6 +22,7 @@ from lstmcore.reference._lstm import (
     projected_lstm_backward,
     projected_lstm_forward,
 )
+from lstmcore.reference._ops import compute_dtype
 
 
 def _lstm_state_sizes(weights):
