@@ -18,7 +18,7 @@ import statistics
 import time
 
 import lstmcore
-from lstmcore import _blas
+from lstmcore._util import blas as _blas
 
 
 def measure(steps, repeats, limits=None, target_sample_s=0.02, max_calls=50):
@@ -83,7 +83,7 @@ class ThreadControl:
     """Sets lstmcore's, PyTorch's and NumPy's BLAS thread counts together.
 
     NumPy's BLAS (OpenBLAS in NumPy's wheels) runs the reference's products; its thread
-    count is set through lstmcore's own handle on it (lstmcore/_blas.py) when NumPy's BLAS
+    count is set through lstmcore's own handle on it (lstmcore/_util/blas.py) when NumPy's BLAS
     is an OpenBLAS, else left as it is and ``blas_note`` says so.
 
     lstmcore at its default thread count is left at its default (set_num_threads(0)), so

@@ -17,9 +17,10 @@ import zlib
 
 import numpy as np
 
-from lstmcore import LSTM, Dense, Sequential, _serialization
+from lstmcore import LSTM, Dense, Sequential
+from lstmcore.nn.model_files import _format
 
-HEADER_MEMBER = _serialization.HEADER + ".npy"
+HEADER_MEMBER = _format.HEADER + ".npy"
 
 
 def entries(path):
@@ -28,7 +29,7 @@ def entries(path):
 
 
 def header_of(arrays):
-    return json.loads(arrays[_serialization.HEADER].tobytes().decode("utf-8"))
+    return json.loads(arrays[_format.HEADER].tobytes().decode("utf-8"))
 
 
 def header_array(header):
@@ -39,7 +40,7 @@ def header_array(header):
 def write_entries(path, arrays, header=None):
     if header is not None:
         arrays = dict(arrays)
-        arrays[_serialization.HEADER] = header_array(header)
+        arrays[_format.HEADER] = header_array(header)
     with open(path, "wb") as file:
         np.savez(file, **arrays)
 
@@ -138,7 +139,7 @@ def member_claims_500m_floats(path):
     arrays = entries(path)
     zip_of(
         {
-            HEADER_MEMBER: deflated(npy_bytes(arrays[_serialization.HEADER])),
+            HEADER_MEMBER: deflated(npy_bytes(arrays[_format.HEADER])),
             "0.bias.npy": deflated(npy_bytes(arrays["0.bias"])),
             "0.weight.npy": deflated_zeros_after(_npy_prefix((500_000_000,)), 500_000_000 * 4),
         },

@@ -1,11 +1,11 @@
-"""Arrays the core writes start on a cache line (python/lstmcore/_aligned.py)."""
+"""Arrays the core writes start on a cache line (python/lstmcore/_util/aligned.py)."""
 
 import numpy as np
 import pytest
 
 import lstmcore
 from _variants import dtypes
-from lstmcore import _aligned
+from lstmcore._util import aligned as _aligned
 
 
 def starts_on_line(array):

@@ -1,11 +1,12 @@
 """NumPy's BLAS runs on one thread while fit, evaluate and predict run, and gets its thread
-count back afterwards (python/lstmcore/_blas.py)."""
+count back afterwards (python/lstmcore/_util/blas.py)."""
 
 import numpy as np
 import pytest
 
 import lstmcore
-from lstmcore import _blas, losses
+from lstmcore import losses
+from lstmcore._util import blas as _blas
 
 pytestmark = pytest.mark.skipif(_blas.blas_threads() is None, reason="NumPy's BLAS here is not an OpenBLAS")
 
@@ -79,7 +80,7 @@ def test_fit_evaluate_and_predict_run_on_one_blas_thread(two_blas_threads):
 def test_dense_products_run_on_one_blas_thread(two_blas_threads, monkeypatch):
     # Dense is the layer whose products go to NumPy's BLAS; forward and backward run on
     # one BLAS thread wherever they are called from (a loop of one's own included).
-    from lstmcore import _layers
+    from lstmcore.nn import _layers
 
     seen = []
     for name in ("as_numeric_array", "_check_dy"):

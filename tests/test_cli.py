@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import lstmcore
-from lstmcore import _commands
-from lstmcore._cli import main
+from lstmcore.cli import _errors, _files, tasks
+from lstmcore.cli.main import main
 
 TINY_FORECAST = ["train", "forecast", "--epochs", "1", "--hidden", "4", "--window", "12", "--quiet"]
 TINY_CHARLM = ["train", "charlm", "--epochs", "1", "--hidden", "8", "--embedding", "4", "--steps", "16", "--quiet"]
@@ -164,9 +164,9 @@ def test_classify_characters_on_a_small_csv(capsys, tmp_path):
 
 def test_same_seed_gives_the_same_losses():
     quiet = dict(epochs=2, hidden=4, window=12, verbose=False, echo=lambda *_: None)
-    first = _commands.train_forecast(seed=3, **quiet)
-    second = _commands.train_forecast(seed=3, **quiet)
-    other = _commands.train_forecast(seed=4, **quiet)
+    first = tasks.forecast.train_forecast(seed=3, **quiet)
+    second = tasks.forecast.train_forecast(seed=3, **quiet)
+    other = tasks.forecast.train_forecast(seed=4, **quiet)
     assert first["loss"] == second["loss"] and first["val_rmse"] == second["val_rmse"]
     assert first["loss"] != other["loss"]
 
@@ -185,9 +185,9 @@ def test_plot_is_written_or_skipped_with_a_note(capsys, tmp_path):
 
 def test_demo_beats_the_naive_forecast_and_prints_a_sample(capsys, monkeypatch):
     # the real forecaster (a few seconds); a small character model to keep the test short
-    real = _commands.train_charlm
+    real = tasks.charlm.train_charlm
     small = functools.wraps(real)(lambda **options: real(**{**options, "hidden": 16, "embedding": 8}))
-    monkeypatch.setattr(_commands, "train_charlm", small)  # wraps: the parser reads real's defaults
+    monkeypatch.setattr(tasks.charlm, "train_charlm", small)  # wraps: the parser reads real's defaults
     code, out, _ = run(capsys, "demo", "--charlm-epochs", "1", "--quiet")
     assert code == 0
     assert "the model beats the naive forecast" in out
@@ -439,7 +439,7 @@ def test_model_file_errors_and_memory_errors_are_one_line(capsys, tmp_path, trai
     monkeypatch.setattr(lstmcore, "load", lambda path: out_of_memory())
     code, _, err = run(capsys, "generate", str(models["charlm"]))
     assert code == 2 and one_error_line(err).endswith("its layers are too large to build here (out of memory)")
-    monkeypatch.setattr(_commands, "train_charlm", functools.wraps(_commands.train_charlm)(out_of_memory))
+    monkeypatch.setattr(tasks.charlm, "train_charlm", functools.wraps(tasks.charlm.train_charlm)(out_of_memory))
     code, _, err = run(capsys, *TINY_CHARLM, "--out", str(tmp_path / "c.npz"))
     assert code == 2 and "out of memory; when training, lower --hidden" in one_error_line(err)
 
@@ -537,7 +537,7 @@ def test_inspect_makes_no_plot_folder_when_it_fails(capsys, tmp_path):
 
 def test_a_plot_folder_under_a_file_is_refused_without_making_anything(tmp_path):
     (tmp_path / "a_file").write_text("")
-    with pytest.raises(_commands.TaskError, match="a_file is not a folder"):
-        _commands.check_output_folder(tmp_path / "a_file" / "x" / "y")
-    _commands.check_output_folder(tmp_path / "new" / "plots")
+    with pytest.raises(_errors.TaskError, match="a_file is not a folder"):
+        _files.check_output_folder(tmp_path / "a_file" / "x" / "y")
+    _files.check_output_folder(tmp_path / "new" / "plots")
     assert not (tmp_path / "new").exists()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import lstmcore
-from lstmcore import _blas
+from lstmcore._util import blas as _blas
 from _fork import in_child
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX's")

@@ -26,7 +26,7 @@ from _layer_vs_reference import assert_matches_reference, reference_kind
 from _layers import layer_state, move_off_initialisation, random_state, state_list
 from _variants import LSTM_CELLS
 from lstmcore import reference
-from lstmcore._checks import shape_text
+from lstmcore._util.checks import shape_text
 
 # Fixed examples, none saved between runs. An example is small and quick (slower under
 # the sanitizer); the deadline only catches a pass gone pathologically slow, with room for

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import lstmcore
-from lstmcore import inspect as microscope
-from lstmcore._cli import main
+from lstmcore import microscope
+from lstmcore.cli.main import main
 
 
 def test_statistics_of_known_values():
@@ -193,10 +193,10 @@ def test_inspect_command_prints_the_summary_and_the_ablation(capsys, tmp_path, c
     assert [row["gate"] for row in document["ablation"]] == ["input", "forget", "candidate", "output"]
     # The reported baseline is the model's own loss on the data.
     loaded = lstmcore.load(model)
-    from lstmcore import _inspect_cli
+    from lstmcore.cli import _inspect
 
-    x, y, lengths, loss, _ = _inspect_cli.prepare(loaded, text)
-    chosen = _inspect_cli.spread(len(x), 512)
+    x, y, lengths, loss, _ = _inspect.prepare(loaded, text)
+    chosen = _inspect.spread(len(x), 512)
     pred = loaded.predict(x[chosen])
     expected = lstmcore.losses.get(loss)(pred, y[chosen])
     expected = expected[0] if isinstance(expected, tuple) else expected

@@ -9,7 +9,9 @@ import pytest
 
 import lstmcore
 from _model_files import entries, header_of, write_entries
-from lstmcore import GRU, LSTM, Dense, Dropout, Embedding, MeanPool, ModelFileError, Sequential, _serialization
+from lstmcore import GRU, LSTM, Dense, Dropout, Embedding, MeanPool, ModelFileError, Sequential
+from lstmcore._util import atomic as _atomic
+from lstmcore.nn.model_files import _format, _save
 
 
 def stacked_lstm_model():
@@ -99,7 +101,7 @@ def test_a_failed_write_leaves_the_previous_file_and_no_temporary(saved, monkeyp
         file.write(b"PK\x03\x04 half a model")
         raise OSError("disk full")
 
-    monkeypatch.setattr(_serialization.np, "savez", failing_savez)
+    monkeypatch.setattr(_save.np, "savez", failing_savez)
     with pytest.raises(OSError, match="disk full"):
         gru_model().save(saved)
     assert os.listdir(saved.parent) == [saved.name]
@@ -110,7 +112,7 @@ def test_an_interrupted_write_leaves_no_temporary(saved, monkeypatch):
     def interrupted(path):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(_serialization.os, "fsync", interrupted)
+    monkeypatch.setattr(_atomic.os, "fsync", interrupted)
     with pytest.raises(KeyboardInterrupt):
         gru_model().save(saved)
     assert os.listdir(saved.parent) == [saved.name]
@@ -194,7 +196,7 @@ def test_a_bad_header_is_a_clear_error(saved, tmp_path, change, message):
 
 def test_a_header_that_is_not_json_is_a_clear_error(saved, tmp_path):
     arrays = entries(saved)
-    arrays[_serialization.HEADER] = np.frombuffer(b"{not json", np.uint8)
+    arrays[_format.HEADER] = np.frombuffer(b"{not json", np.uint8)
     write_entries(tmp_path / "bad.npz", arrays)
     with pytest.raises(ModelFileError, match="not valid JSON"):
         lstmcore.load(tmp_path / "bad.npz")

@@ -16,7 +16,9 @@ from hypothesis import strategies as st
 
 import lstmcore
 from _model_files import entries, header_of, members, write_entries, write_members
-from lstmcore import LSTM, Dense, Embedding, LastStep, ModelFileError, Sequential, _model_format, _model_header
+from lstmcore import LSTM, Dense, Embedding, LastStep, ModelFileError, Sequential
+from lstmcore.nn.model_files import _format as _model_format
+from lstmcore.nn.model_files import _header as _model_header
 
 FUZZ = settings(
     max_examples=200,
@@ -81,7 +83,7 @@ def _load(folder, write):
 
 def _holds(model, arrays):
     for name, value in arrays.items():
-        if name != lstmcore._serialization.HEADER:
+        if name != _model_format.HEADER:
             assert model.params[name].dtype == value.dtype and np.array_equal(model.params[name], value), name
 
 

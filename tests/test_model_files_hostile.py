@@ -27,7 +27,9 @@ from _model_files import (
 )
 from _variants import LAYER_VARIANTS
 from lstmcore import GRU, LSTM, Dense, Dropout, Embedding, LastStep, MeanPool, ModelFileError, Sequential
-from lstmcore import _model_format, _model_header
+from lstmcore.nn.model_files import _format as _model_format
+from lstmcore.nn.model_files import _header as _model_header
+from lstmcore.nn.model_files import _load
 
 
 @pytest.fixture
@@ -85,7 +87,7 @@ def test_the_expansion_limit_admits_compressed_model_files(tmp_path):
     model = Sequential([Embedding(50, 8, padding_idx=0, seed=0), GRU(8, 16, seed=1), MeanPool(), Dense(16, 3, seed=2)])
     arrays = {name: np.asarray(value) for name, value in model.params.items()}
     model.save(tmp_path / "plain.npz")
-    arrays[lstmcore._serialization.HEADER] = entries(tmp_path / "plain.npz")[lstmcore._serialization.HEADER]
+    arrays[_model_format.HEADER] = entries(tmp_path / "plain.npz")[_model_format.HEADER]
     np.savez_compressed(tmp_path / "compressed.npz", **arrays)
     loaded = lstmcore.load(tmp_path / "compressed.npz")
     for name, value in model.params.items():
@@ -233,7 +235,7 @@ def test_brackets_inside_strings_are_not_nesting(saved, tmp_path):
 
 def test_a_header_over_the_size_limit_is_refused_before_it_is_read(saved, tmp_path, monkeypatch):
     monkeypatch.setattr(_model_format, "MAX_HEADER_BYTES", 1000)
-    monkeypatch.setattr(lstmcore._serialization, "MAX_HEADER_BYTES", 1000)
+    monkeypatch.setattr(_load, "MAX_HEADER_BYTES", 1000)
     path = _header_change(saved, tmp_path, lambda h: h.update(metadata={"text": "x" * 2000}))
     refused(path, r"a header of \d+ bytes; at most 1000 are read")
 
@@ -415,7 +417,7 @@ def test_what_is_not_a_regular_file_is_refused_or_an_os_error(tmp_path):
 
 
 def test_a_hostile_file_through_the_command_line_is_a_one_line_error(tmp_path, capsys):
-    from lstmcore._cli import main
+    from lstmcore.cli.main import main
 
     HOSTILE["hidden_size_6000"](tmp_path / "big.npz")
     assert main(["generate", str(tmp_path / "big.npz")]) == 2  # a user error: one line, exit status 2 (docs/reliability-python.md)

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import lstmcore
-from lstmcore import Dense, Sequential, _atomic
+from lstmcore import Dense, Sequential
+from lstmcore._util import atomic as _atomic
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="file modes, symlinks and flock as POSIX has them")
 

@@ -1,16 +1,32 @@
 """lstmcore: fast LSTM and GRU training and inference on CPUs, from NumPy."""
 
 import os as _os
+import sys as _sys
 
-from lstmcore import _core, losses, optim
-from lstmcore._blas import one_blas_thread
+from lstmcore import _core, microscope
 from lstmcore._core import get_num_threads, set_num_threads
-from lstmcore._gru import GRU
-from lstmcore._layers import Dense, Dropout, Embedding, LastStep, MeanPool
-from lstmcore._lstm import LSTM
-from lstmcore._model import Sequential
-from lstmcore._serialization import ModelFileError, load
-from lstmcore._train import History
+from lstmcore._util.blas import one_blas_thread
+from lstmcore.nn import (
+    Dense,
+    Dropout,
+    Embedding,
+    History,
+    LastStep,
+    MeanPool,
+    ModelFileError,
+    Sequential,
+    load,
+    losses,
+    optim,
+)
+from lstmcore.rnn import GRU, LSTM
+
+# The names these modules had before the package was cut by concern: ``lstmcore.inspect``
+# (now ``microscope``, which does not shadow the standard library's ``inspect``),
+# ``lstmcore.losses`` and ``lstmcore.optim`` (now in ``nn``). Registered as the same module
+# objects, so ``import lstmcore.inspect`` and ``from lstmcore.losses import ...`` still work.
+inspect = microscope
+_sys.modules.update({f"{__name__}.inspect": microscope, f"{__name__}.losses": losses, f"{__name__}.optim": optim})
 
 # The one place the version is written: the build reads it from here (pyproject.toml).
 __version__ = "0.1.0"

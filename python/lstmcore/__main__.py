@@ -2,6 +2,6 @@
 
 import sys
 
-from lstmcore._cli import main
+from lstmcore.cli.main import main
 
 sys.exit(main())

@@ -1,0 +1,38 @@
+"""Writing a model file: the header and the weights into one .npz archive, atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from lstmcore._util.atomic import write_atomically
+from lstmcore.nn._metadata import check_metadata
+from lstmcore.nn.model_files._format import FORMAT, HEADER, VERSION
+from lstmcore.nn.model_files._header import LAYER_TYPES
+
+if TYPE_CHECKING:  # only for annotations: _model imports this module
+    from lstmcore.nn._model import Sequential
+
+
+def save(model: Sequential, path: str | os.PathLike[str]) -> None:
+    """Write ``model`` to ``path`` atomically (``lstmcore._util.atomic``: a temporary
+    file beside it, flushed and fsynced, then renamed over it; a symlink is written
+    through and a replaced file's mode kept)."""
+    config = model.get_config()
+    for index, (entry, layer) in enumerate(zip(config["layers"], model.layers)):
+        if LAYER_TYPES.get(entry["type"]) is not type(layer):
+            raise ValueError(
+                f"cannot save layer {index} of type {type(layer).__name__}: model files hold only {sorted(LAYER_TYPES)}"
+            )
+    metadata = check_metadata(model.metadata)  # it may have been reassigned since construction
+    header = {"format": FORMAT, "version": VERSION, "layers": config["layers"], "metadata": metadata}
+    arrays: dict[str, Any] = {HEADER: np.frombuffer(json.dumps(header, allow_nan=False).encode("utf-8"), np.uint8)}
+    for name, value in model.params.items():
+        value = np.asarray(value)
+        if value.dtype.kind != "f":
+            raise ValueError(f"expected params[{name!r}] as a float array, got dtype {value.dtype}")
+        arrays[name] = value
+    write_atomically(path, lambda file: np.savez(file, **arrays))

@@ -1,0 +1,116 @@
+"""The reference GRU (PyTorch's). Part of ``lstmcore.reference`` (import it from there);
+the conventions are that package's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from lstmcore.reference._ops import cast, compute_dtype, sigmoid
+
+
+def gru_forward(
+    x: np.ndarray, weight_ih: np.ndarray, weight_hh: np.ndarray, bias_ih: np.ndarray, bias_hh: np.ndarray, h0: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """GRU (PyTorch's, the reset gate applied after the recurrent bias), one layer, one direction.
+
+    Per step t, with x = x[t], h = h_{t-1} and the rows of the weights split into the gates
+    r, z, n (H rows each)::
+
+        r = σ(W_ir x + b_ir + W_hr h + b_hr)
+        z = σ(W_iz x + b_iz + W_hz h + b_hz)
+        n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
+        h_t = (1 - z) * n + z * h          y[t] = h_t
+
+    x (T, B, I); weight_ih (3H, I); weight_hh (3H, H); bias_ih, bias_hh (3H,); h0 (B, H).
+    Returns ``y`` (T, B, H), ``h_n`` (B, H) and the cache ``gru_backward`` needs (a dict).
+    """
+    dtype = compute_dtype(x)
+    x, weight_ih, weight_hh, bias_ih, bias_hh, h0 = cast(dtype, x, weight_ih, weight_hh, bias_ih, bias_hh, h0)
+    steps, batch, _ = x.shape
+    hidden = weight_hh.shape[1]
+
+    gates = np.empty((steps, batch, 3, hidden), dtype)  # activated r, z, n per step
+    hidden_n = np.empty((steps, batch, hidden), dtype)  # W_hn h + b_hn, before the reset gate
+    y = np.empty((steps, batch, hidden), dtype)  # h_t
+    h = h0  # (B, H)
+    for t in range(steps):
+        from_input = (x[t] @ weight_ih.T + bias_ih).reshape(batch, 3, hidden)
+        from_hidden = (h @ weight_hh.T + bias_hh).reshape(batch, 3, hidden)
+        r = sigmoid(from_input[:, 0] + from_hidden[:, 0])
+        z = sigmoid(from_input[:, 1] + from_hidden[:, 1])
+        n = np.tanh(from_input[:, 2] + r * from_hidden[:, 2])
+        h = (1 - z) * n + z * h
+        gates[t] = np.stack([r, z, n], axis=1)
+        hidden_n[t] = from_hidden[:, 2]
+        y[t] = h
+
+    cache = dict(
+        x=x,  # (T, B, I)
+        weight_ih=weight_ih,  # (3H, I)
+        weight_hh=weight_hh,  # (3H, H)
+        h0=h0,  # (B, H)
+        gates=gates,  # (T, B, 3, H): r, z, n after their activations
+        hidden_n=hidden_n,  # (T, B, H): W_hn h_{t-1} + b_hn
+        y=y,  # (T, B, H)
+    )
+    return y, h, cache
+
+
+def gru_backward(cache: dict[str, Any], dy: np.ndarray, dh_n: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Gradients of one ``gru_forward`` given dL/dy (T, B, H) and optionally dL/dh_n.
+
+    Backwards in time, with dh the total gradient reaching h_t and hn = W_hn h + b_hn::
+
+        dh  = dy[t] + (gradient from step t+1, or dh_n at t = T-1)
+        dn_pre = dh * (1 - z) * (1 - n^2)
+        dz_pre = dh * (h_{t-1} - n) * z(1-z)
+        dr_pre = dn_pre * hn * r(1-r)
+        d_input  = [dr_pre, dz_pre, dn_pre]          (B, 3H): gradient of W_i. x + b_i.
+        d_hidden = [dr_pre, dz_pre, dn_pre * r]      (B, 3H): gradient of W_h. h + b_h.
+        dx[t] = d_input W_ih       dh_{t-1} = dh * z + d_hidden W_hh
+        dW_ih += d_input^T x[t]    dW_hh += d_hidden^T h_{t-1}
+        db_ih += sum_b d_input     db_hh += sum_b d_hidden
+
+    Returns a dict of fresh arrays: ``dx`` (T, B, I), ``dh0`` (B, H) and the parameter
+    gradients ``weight_ih``, ``weight_hh``, ``bias_ih``, ``bias_hh``.
+    """
+    x, weight_ih, weight_hh = cache["x"], cache["weight_ih"], cache["weight_hh"]
+    gates, hidden_n, y = cache["gates"], cache["hidden_n"], cache["y"]
+    dtype = x.dtype
+    steps, batch, _ = x.shape
+    hidden = weight_hh.shape[1]
+    dy = np.asarray(dy, dtype)
+
+    dx = np.empty_like(x)  # (T, B, I)
+    d_weight_ih = np.zeros_like(weight_ih)  # (3H, I)
+    d_weight_hh = np.zeros_like(weight_hh)  # (3H, H)
+    d_bias_ih = np.zeros(3 * hidden, dtype)  # (3H,)
+    d_bias_hh = np.zeros(3 * hidden, dtype)  # (3H,)
+    dh = np.zeros((batch, hidden), dtype) if dh_n is None else np.array(dh_n, dtype)  # dL/dh_t
+    for t in reversed(range(steps)):
+        r, z, n = (gates[t][:, k] for k in range(3))  # each (B, H)
+        h_prev = cache["h0"] if t == 0 else y[t - 1]
+        dh = dh + dy[t]
+        dn_pre = dh * (1 - z) * (1 - n**2)
+        dz_pre = dh * (h_prev - n) * z * (1 - z)
+        dr_pre = dn_pre * hidden_n[t] * r * (1 - r)
+        d_input = np.concatenate([dr_pre, dz_pre, dn_pre], axis=1)  # (B, 3H)
+        d_hidden = np.concatenate([dr_pre, dz_pre, dn_pre * r], axis=1)  # (B, 3H)
+        dx[t] = d_input @ weight_ih
+        d_weight_ih += d_input.T @ x[t]
+        d_weight_hh += d_hidden.T @ h_prev
+        d_bias_ih += d_input.sum(axis=0)
+        d_bias_hh += d_hidden.sum(axis=0)
+        dh = dh * z + d_hidden @ weight_hh
+
+    return {
+        "dx": dx,
+        "dh0": dh,
+        "weight_ih": d_weight_ih,
+        "weight_hh": d_weight_hh,
+        "bias_ih": d_bias_ih,
+        "bias_hh": d_bias_hh,
+    }

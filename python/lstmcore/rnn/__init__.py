@@ -1,0 +1,10 @@
+"""The recurrent layers: LSTM (and its variants) and GRU over the C++ core.
+
+Their shared base (``_recurrent``: parameters, checks, stacking, directions, the tape),
+sequence lengths (``_lengths``) and parameter fingerprints (``_fingerprint``) are private.
+"""
+
+from lstmcore.rnn._gru import GRU
+from lstmcore.rnn._lstm import LSTM
+
+__all__ = ["LSTM", "GRU"]

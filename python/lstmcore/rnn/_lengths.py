@@ -1,0 +1,66 @@
+"""Variable-length batches, PyTorch's packed-sequence semantics on padded arrays.
+
+The core wants the sequences alive at each time step to be the first rows of the batch,
+so a batch is sorted longest first (``Packing``) and restored afterwards. The backward
+direction of a bidirectional layer must start at each sequence's own end: its input is
+each sequence reversed within its length (``reverse_within``), run forwards, and its
+output reversed back.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from lstmcore._util.checks import as_numeric_array, shape_text
+
+
+def checked_lengths(lengths: ArrayLike, batch: int, steps: int) -> np.ndarray:
+    """``lengths`` as an int64 (B,) array with values in [1, T], or a ValueError/TypeError."""
+    lengths = as_numeric_array(lengths, "lengths")
+    if lengths.shape != (batch,):
+        raise ValueError(f"expected lengths of shape (B,) = {shape_text((batch,))}, got {shape_text(lengths.shape)}")
+    if lengths.dtype.kind == "b":
+        raise TypeError("expected integer lengths, got booleans")
+    if lengths.dtype.kind == "f":
+        if not np.all(np.isfinite(lengths)) or np.any(lengths != np.round(lengths)):
+            raise TypeError("expected integer lengths, got non-integral values")
+    lengths = lengths.astype(np.int64)
+    if lengths.min() < 1 or lengths.max() > steps:
+        raise ValueError(
+            f"expected lengths in [1, T] = [1, {steps}], got values from {lengths.min()} to {lengths.max()}"
+        )
+    return lengths
+
+
+class Packing:
+    """A batch sorted by length, longest first: the order, its inverse, rows alive per step."""
+
+    def __init__(self, lengths, steps):
+        self.order = np.argsort(-lengths, kind="stable")
+        self.inverse = np.argsort(self.order, kind="stable")
+        self.lengths = lengths[self.order]  # sorted, longest first
+        # (T,): how many sequences have a step at time t (non-increasing).
+        self.batch_sizes = (self.lengths[None, :] > np.arange(steps)[:, None]).sum(axis=1).astype(np.int64)
+
+    def sort(self, time_major):
+        """(T, B, ...) or (L*D, B, H) arrays: batch axis 1 in sorted order (a copy)."""
+        return np.ascontiguousarray(time_major[:, self.order])
+
+    def restore(self, sorted_array):
+        return np.ascontiguousarray(sorted_array[:, self.inverse])
+
+    def last_steps(self):
+        """(B,) time index of each sorted sequence's last step."""
+        return self.lengths - 1
+
+
+def reverse_within(time_major, lengths):
+    """(T, B, F) with each sequence b's first lengths[b] steps reversed; padding stays put.
+
+    Its own inverse. Returns a new C-contiguous array.
+    """
+    steps, batch = time_major.shape[:2]
+    t = np.arange(steps)[:, None]
+    source = np.where(t < lengths[None, :], lengths[None, :] - 1 - t, t)
+    return np.ascontiguousarray(time_major[source, np.arange(batch)[None, :]])

@@ -1,0 +1,327 @@
+"""The LSTM layer and its variants: peephole, coupled input-forget gate, forget bias, ablation."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+import lstmcore._core as _core
+from lstmcore._util import aligned as _aligned
+from lstmcore._util.checks import as_numeric_array, check_finite_real, shape_text
+from lstmcore.rnn._recurrent import _GatedRecurrent, check_probability
+from lstmcore._typing import DTypeLike
+
+# Gates a user can trace or clamp, in the order the core's clamps take them.
+GATE_NAMES = ("input", "forget", "candidate", "output")
+# layer_norm=True: the parameters (in registration order) and the tape beyond gates and cells.
+_LAYER_NORM_KINDS = ("layer_norm_ih_weight", "layer_norm_hh_weight", "layer_norm_cell_weight", "layer_norm_cell_bias")
+_LAYER_NORM_TAPE = ("gates", "cells", "input_norm", "hidden_norm", "cell_norm", "inv_std")
+
+
+class LSTM(_GatedRecurrent):
+    """Long short-term memory, PyTorch's ``nn.LSTM`` formulation and parameter names.
+
+    Gates i, f, g, o stacked in that order in ``weight_ih_l{k}`` (4H, I), ``weight_hh_l{k}``
+    (4H, H), ``bias_ih_l{k}`` and ``bias_hh_l{k}`` (4H,); ``_reverse`` for the backward
+    direction. State is ``(h, c)``, each (num_layers * D, B, H).
+
+    Options (README, "LSTM variants", gives the equations):
+
+    - ``peephole=True``: diagonal peepholes, ``weight_peephole_l{k}`` (3, H) rows p_i, p_f, p_o.
+    - ``coupled=True``: forget gate 1 - i; the weights hold 3 gate blocks i, g, o.
+    - ``forget_bias=b``: ``bias_ih`` forget rows start at b and ``bias_hh`` forget rows at 0
+      (so the forget gate starts near sigmoid(b)); None keeps PyTorch's initialisation.
+    - ``proj_size=P``: PyTorch's projected LSTM, h = (o * tanh(c)) W_hr^T with
+      ``weight_hr_l{k}`` (P, H); ``weight_hh`` is (4H, P), h states (L*D, B, P).
+    - ``dropout=p``: dropout on the input of every layer but the first, in training.
+    - ``recurrent_dropout=p``: one dropout mask per sequence on h_{t-1} where it enters
+      the recurrent product (variational dropout), in training.
+    - ``zoneout=p``: each unit keeps its previous h and c with probability p (masks per
+      step) in training, and with weight p (the expectation) at inference.
+    - ``layer_norm=True``: layer-normalised gate pre-activations and cell (Ba et al. 2016),
+      gains ``layer_norm_ih_weight_l{k}``, ``layer_norm_hh_weight_l{k}`` (4H) and
+      ``layer_norm_cell_weight_l{k}``, bias ``layer_norm_cell_bias_l{k}`` (H).
+    Dropout and zoneout masks come from a generator seeded by ``seed``.
+    """
+
+    _state_names = ("h", "c")
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        *,
+        bidirectional: bool = False,
+        batch_first: bool = True,
+        dtype: DTypeLike = np.float32,
+        seed: int | None = None,
+        dropout: float = 0.0,
+        peephole: bool = False,
+        coupled: bool = False,
+        forget_bias: float | None = None,
+        proj_size: int = 0,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
+        layer_norm: bool = False,
+    ) -> None:
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers,
+            bidirectional=bidirectional,
+            batch_first=batch_first,
+            dtype=dtype,
+            seed=seed,
+            dropout=dropout,
+        )
+        if isinstance(proj_size, bool) or not isinstance(proj_size, numbers.Integral):
+            raise TypeError(f"expected proj_size as an int, got {type(proj_size).__name__}")
+        if not 0 <= proj_size < self.hidden_size:
+            raise ValueError(f"expected proj_size in [0, hidden_size) = [0, {self.hidden_size}), got {proj_size}")
+        self.proj_size = int(proj_size)
+        self.recurrent_dropout = check_probability(recurrent_dropout, "recurrent_dropout")
+        self.zoneout = check_probability(zoneout, "zoneout")
+        if self.proj_size and (self.recurrent_dropout or self.zoneout):
+            raise ValueError("recurrent_dropout and zoneout are not supported with proj_size")
+        self.peephole = bool(peephole)
+        self.coupled = bool(coupled)
+        self.layer_norm = bool(layer_norm)
+        if self.layer_norm and (self.peephole or self.coupled or self.proj_size or self.recurrent_dropout or self.zoneout):
+            raise ValueError(
+                "layer_norm=True combines with lengths, stacking, bidirectional, dropout and ablation, "
+                "but not with peephole, coupled, proj_size, recurrent_dropout or zoneout"
+            )
+        if forget_bias is not None:
+            if isinstance(forget_bias, bool) or not isinstance(forget_bias, numbers.Real):
+                raise TypeError(f"expected forget_bias as a number or None, got {type(forget_bias).__name__}")
+            if self.coupled:
+                raise ValueError("forget_bias needs a forget gate; coupled=True has none (f = 1 - i)")
+            forget_bias = check_finite_real(forget_bias, "forget_bias")
+            if abs(forget_bias) > float(np.finfo(self.dtype).max):  # infinite once stored in the parameters
+                raise ValueError(f"expected forget_bias finite in {self.dtype.name}, got {forget_bias}")
+        self.forget_bias = forget_bias
+        self._init_params()
+        if forget_bias is not None:
+            hidden = self.hidden_size
+            for name in self.params:
+                if name.startswith("bias_ih"):
+                    self.params[name][hidden : 2 * hidden] = forget_bias
+                elif name.startswith("bias_hh"):
+                    self.params[name][hidden : 2 * hidden] = 0
+
+    @property
+    def cell(self):
+        """The core's cell kind: 'plain', 'peephole' or 'coupled'."""
+        return "peephole" if self.peephole else ("coupled" if self.coupled else "plain")
+
+    @property
+    def output_size(self):
+        return self.proj_size or self.hidden_size
+
+    def _state_sizes(self):
+        return (self.output_size, self.hidden_size)
+
+    def _gate_blocks(self):
+        return 3 if self.coupled else 4
+
+    def _param_kinds(self):
+        kinds = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        kinds += ("weight_hr",) if self.proj_size else ()
+        kinds += _LAYER_NORM_KINDS if self.layer_norm else ()
+        kinds += ("weight_peephole",) if self.peephole else ()
+        return kinds
+
+    def _kind_shapes(self, layer_input):
+        shapes = super()._kind_shapes(layer_input)
+        shapes["weight_peephole"] = (3, self.hidden_size)
+        shapes["weight_hr"] = (self.proj_size, self.hidden_size)
+        rows = 4 * self.hidden_size
+        shapes.update(
+            layer_norm_ih_weight=(rows,),
+            layer_norm_hh_weight=(rows,),
+            layer_norm_cell_weight=(self.hidden_size,),
+            layer_norm_cell_bias=(self.hidden_size,),
+        )
+        return shapes
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            peephole=self.peephole,
+            coupled=self.coupled,
+            forget_bias=self.forget_bias,
+            proj_size=self.proj_size,
+            recurrent_dropout=self.recurrent_dropout,
+            zoneout=self.zoneout,
+            layer_norm=self.layer_norm,
+        )
+        return config
+
+    def _init_params(self):
+        if self.peephole and self.coupled:
+            raise ValueError("peephole=True and coupled=True together are not supported (choose one)")
+        super()._init_params()
+        # Layer norm starts as the identity: gains 1, bias 0 (Ba et al. 2016).
+        for name, value in self.params.items():
+            if name.startswith("layer_norm"):
+                value[...] = 0 if name.startswith("layer_norm_cell_bias") else 1
+
+    # ----------------------------------------------------------------- state
+
+    def _unpack_state(self, state, name):
+        if not isinstance(state, (tuple, list)) or len(state) != 2:
+            raise ValueError(f"expected {name} as an (h, c) pair of arrays, got {type(state).__name__}")
+        return state
+
+    def _pack_state(self, parts):
+        return tuple(parts)
+
+    def _final_tape_states(self, core_tape):
+        return [core_tape["c_n"]]
+
+    # ----------------------------------------------------------------- gates
+
+    def _checked_ablation(self, ablate):
+        """``ablate={"forget": 1.0, "input": values, ...}`` as the core's clamps.
+
+        A value is a number (every unit), an (H,) array (per unit) or an (L*D, H) array
+        (per layer-direction and unit); NaN entries leave that unit's gate alone.
+        """
+        count = self.num_layers * self.num_directions
+        if ablate is None:
+            return [None] * count
+        if not isinstance(ablate, dict):
+            raise TypeError(f"expected ablate as a dict gate -> value, got {type(ablate).__name__}")
+        hidden = self.hidden_size
+        clamps = [[None] * 4 for _ in range(count)]
+        for gate, value in ablate.items():
+            if gate not in GATE_NAMES:
+                raise ValueError(f"expected ablate keys among {list(GATE_NAMES)}, got {gate!r}")
+            if gate == "forget" and self.coupled:
+                raise ValueError("a coupled LSTM has no forget gate of its own to clamp (f = 1 - i); clamp 'input'")
+            value = as_numeric_array(value, f"ablate[{gate!r}]").astype(self.dtype)
+            if np.isinf(value).any():  # NaN is meaningful (leave the unit alone), infinity is not
+                raise ValueError(f"expected ablate[{gate!r}] as finite values or NaN, got {value[np.isinf(value)].flat[0]}")
+            if value.ndim == 0:
+                value = np.full((count, hidden), value, self.dtype)
+            elif value.shape == (hidden,):
+                value = np.broadcast_to(value, (count, hidden))
+            elif value.shape != (count, hidden):
+                raise ValueError(
+                    f"expected ablate[{gate!r}] as a number or of shape {shape_text((hidden,))} or "
+                    f"{shape_text((count, hidden))}, got {shape_text(value.shape)}"
+                )
+            for index in range(count):
+                clamps[index][GATE_NAMES.index(gate)] = np.ascontiguousarray(value[index])
+        return clamps
+
+    def _named_gates(self, core_tape):
+        """Trace names -> (T, B, H) views of one run's tape: gates, and cell state."""
+        gates, cells = core_tape["gates"], core_tape["cells"]
+        hidden = self.hidden_size
+        blocks = ("input", "candidate", "output") if self.coupled else GATE_NAMES
+        named = {name: gates[:, :, k * hidden : (k + 1) * hidden] for k, name in enumerate(blocks)}
+        if self.coupled:
+            named["forget"] = 1 - named["input"]
+        named["cell"] = cells
+        return {name: named[name] for name in GATE_NAMES + ("cell",)}
+
+    # ----------------------------------------------------------------- core calls
+
+    def _regularizers(self, steps, batch, training):
+        """This run's recurrent dropout mask and zoneout masks (training) or rate (inference)."""
+        hidden, rng = self.hidden_size, self._dropout_rng
+        found = {"recurrent_mask": None, "zoneout_h": None, "zoneout_c": None, "zoneout_rate": 0.0}
+        if training and self.recurrent_dropout > 0:
+            keep = 1.0 - self.recurrent_dropout
+            found["recurrent_mask"] = (rng.random((batch, hidden)) < keep).astype(self.dtype) / self.dtype.type(keep)
+        if self.zoneout > 0 and training:
+            # 1 where a unit keeps its previous state this step.
+            found["zoneout_h"] = (rng.random((steps, batch, hidden)) < self.zoneout).astype(self.dtype)
+            found["zoneout_c"] = (rng.random((steps, batch, hidden)) < self.zoneout).astype(self.dtype)
+        elif self.zoneout > 0:
+            found["zoneout_rate"] = self.zoneout
+        return found
+
+    def _core_options(self, weights, clamps, tape):
+        options = {"cell": self.cell, "peephole": weights.get("weight_peephole"), "clamps": clamps}
+        if not self.proj_size:
+            options.update(tape["regularizers"], cell_updates=tape.get("cell_updates"))
+        return options
+
+    def _core_forward(self, run, weights, initial, reverse, batch_sizes, clamps, training, traced):
+        steps, batch = run.steps_and_batch()
+        x, y, offset, layout = run.x, run.y, run.offset, {"batch_first": run.batch_first}
+        hidden = self.hidden_size
+        # c_n: each sequence's last c_t, which every LSTM kernel writes.
+        c_n = _aligned.empty((batch, hidden), self.dtype)
+        tape = {"regularizers": self._regularizers(steps, batch, training), "c_n": c_n}
+        # Inference without gate traces keeps no tape: every kernel then writes only y and
+        # the final cells (c_n).
+        taped = traced or training
+        if taped:
+            tape["gates"] = _aligned.empty((steps, batch, self._gate_blocks() * hidden), self.dtype)
+            tape["cells"] = _aligned.empty((steps, batch, hidden), self.dtype)
+            if self.zoneout > 0:
+                tape["cell_updates"] = _aligned.empty((steps, batch, hidden), self.dtype)
+        common = [weights["weight_ih"], weights["weight_hh"], weights["bias_ih"], weights["bias_hh"]]
+        if self.layer_norm:
+            if taped:
+                tape.update(
+                    input_norm=_aligned.empty((steps, batch, 4 * hidden), self.dtype),
+                    hidden_norm=_aligned.empty((steps, batch, 4 * hidden), self.dtype),
+                    cell_norm=_aligned.empty((steps, batch, hidden), self.dtype),
+                    inv_std=_aligned.empty((steps, batch, 3), self.dtype),
+                )
+            _core.layer_norm_lstm_forward(
+                x, *common, *(weights[kind] for kind in _LAYER_NORM_KINDS), *initial, reverse, y, offset,
+                *(tape.get(name) for name in _LAYER_NORM_TAPE), clamps=clamps, batch_sizes=batch_sizes, c_n=c_n,
+                **layout,
+            )  # fmt: skip
+            return tape
+        options = self._core_options(weights, clamps, tape)
+        if self.proj_size:
+            if taped:
+                tape["cell_out"] = _aligned.empty((steps, batch, hidden), self.dtype)
+            _core.projected_lstm_forward(
+                x, *common, weights["weight_hr"], *initial, reverse, y, offset,
+                tape.get("gates"), tape.get("cells"), tape.get("cell_out"), batch_sizes=batch_sizes, c_n=c_n,
+                **options, **layout,
+            )  # fmt: skip
+        else:
+            _core.lstm_forward(
+                x, *common, *initial, reverse, y, offset, tape.get("gates"), tape.get("cells"),
+                batch_sizes=batch_sizes, c_n=c_n, **options, **layout,
+            )  # fmt: skip
+        return tape
+
+    def _core_backward(
+        self, run, reverse, dy, dx, accumulate_dx, batch_sizes, weights, initial, d_final, grads, d_initial, clamps
+    ):
+        tape, layout = run.tape, {"batch_first": run.batch_first, "accumulate_dx": accumulate_dx}
+        dh_n, dc_n = (None, None) if d_final is None else d_final
+        common = [weights["weight_ih"], weights["weight_hh"], weights["bias_ih"], weights["bias_hh"]]
+        grad_common = [grads["weight_ih"], grads["weight_hh"], grads["bias_ih"], grads["bias_hh"]]
+        if self.layer_norm:
+            _core.layer_norm_lstm_backward(
+                run.x, *common, *(weights[kind] for kind in _LAYER_NORM_KINDS), *initial, reverse, run.y,
+                run.offset, *(tape[name] for name in _LAYER_NORM_TAPE), dy, dh_n, dc_n, dx, *grad_common,
+                *(grads[kind] for kind in _LAYER_NORM_KINDS), *d_initial, clamps=clamps, batch_sizes=batch_sizes,
+                **layout,
+            )  # fmt: skip
+            return
+        options = self._core_options(weights, clamps, tape)
+        options.update(grad_peephole=grads.get("weight_peephole"), batch_sizes=batch_sizes)
+        if self.proj_size:
+            _core.projected_lstm_backward(
+                run.x, *common, weights["weight_hr"], *initial, reverse, run.y, run.offset,
+                tape["gates"], tape["cells"], tape["cell_out"], dy, dh_n, dc_n, dx,
+                *grad_common, grads["weight_hr"], *d_initial, **options, **layout,
+            )  # fmt: skip
+        else:
+            _core.lstm_backward(
+                run.x, *common, *initial, reverse, run.y, run.offset, tape["gates"], tape["cells"],
+                dy, dh_n, dc_n, dx, *grad_common, *d_initial, **options, **layout,
+            )  # fmt: skip
