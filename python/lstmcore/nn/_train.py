@@ -12,7 +12,7 @@ import math
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import tqdm
@@ -23,10 +23,7 @@ from lstmcore._util.checks import check_finite_real
 from lstmcore.rnn._lengths import checked_lengths
 from lstmcore.nn._batches import batch_slices as _batch_slices
 from lstmcore.nn.optim import Adam, clip_grad_norm
-from lstmcore._typing import ArrayLike
-
-if TYPE_CHECKING:  # only for annotations: _model imports this module
-    from lstmcore.nn._model import Sequential
+from lstmcore._typing import ArrayLike, Model
 
 _METRICS = ("accuracy",)
 
@@ -139,7 +136,7 @@ def _ratio(total, count):
 
 @one_blas_thread()
 def evaluate(
-    model: Sequential,
+    model: Model,
     x: ArrayLike,
     y: ArrayLike,
     *,
@@ -220,7 +217,7 @@ def _summary(epoch, epochs, record):
 
 @one_blas_thread()
 def fit(
-    model: Sequential,
+    model: Model,
     x: ArrayLike,
     y: ArrayLike,
     *,

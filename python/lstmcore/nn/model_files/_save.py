@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import json
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from lstmcore._typing import Model
 from lstmcore._util.atomic import write_atomically
 from lstmcore.nn._metadata import check_metadata
 from lstmcore.nn.model_files._format import FORMAT, HEADER, VERSION
 from lstmcore.nn.model_files._header import LAYER_TYPES
 
-if TYPE_CHECKING:  # only for annotations: _model imports this module
-    from lstmcore.nn._model import Sequential
 
-
-def save(model: Sequential, path: str | os.PathLike[str]) -> None:
+def save(model: Model, path: str | os.PathLike[str]) -> None:
     """Write ``model`` to ``path`` atomically (``lstmcore._util.atomic``: a temporary
     file beside it, flushed and fsynced, then renamed over it; a symlink is written
     through and a replaced file's mode kept)."""
