@@ -8,7 +8,7 @@
 //   n = gate_tanh(x W_in^T + b_in + r * m)
 //   h_t = (1 - z) * n + z * h_{t-1}
 //
-// Organised as lstm_sequence.hpp (variable lengths included): the input GEMM a chunk of
+// Organised as lstm_sequence.hpp (variable lengths, in either direction, included): the input GEMM a chunk of
 // steps ahead, a per-step recurrent product for this thread's units and one fused
 // element-wise pass; backward's step computes dh_{t-1} and dx_t, the weight-gradient GEMMs
 // run after the loop.
@@ -70,13 +70,14 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
       }
     }
     for (Index j = 0; j < n; ++j) bias[3 * n + j] = w.bias_hh[2 * H + units.begin + j];
+    PreviousState<Scalar> h_before(s, H);
 
     for (Index step = 0; step < s.steps; ++step) {
       const Index t = s.time_at(step);
-      const Scalar* h_prev = step == 0 ? h0 : y.at(s.previous_time(t), 0);
-      const Index h_prev_stride = step == 0 ? H : y.batch_stride;
       // This part's rows [r0, live_end) hold real steps at time t, [live_end, rows.end) padding.
       const Index live_end = part.live_end(s.active(t)), live = live_end - r0;
+      const StateRows<Scalar> h_prev =
+          h_before.at(step, {h0, H}, {y.at(s.time_before(step), 0), y.batch_stride}, {r0, live_end});
       // The input projection into the r, z, n columns of this thread's units, a chunk of
       // steps at a time; this thread's columns and rows only, so it needs no barrier.
       if (projection.starts(step) && n > 0 && rows.size() > 0 && !unpacked) {
@@ -88,7 +89,7 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
       Scalar* h_t = y.at(t, 0);
       if (n > 0 && live > 0) {
         // r and z add their recurrent part; m = h_{t-1} W_hn^T goes to its own column.
-        const RowView<Scalar> h_rows{h_prev + r0 * h_prev_stride, h_prev_stride};
+        const RowView<Scalar> h_rows = h_prev.rows(r0);
         for (Index gate = 0; gate < 3; ++gate) {
           const Index column = (gate < 2 ? gate : 3) * H + units.begin;
           if (unpacked) {
@@ -104,7 +105,7 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
         }
         for (Index b = r0; b < live_end; ++b) {
           Scalar* tape = tape_t + b * W + units.begin;  // pre-activations in, gates out
-          const Scalar* h_before = h_prev + b * h_prev_stride + units.begin;
+          const Scalar* h_old = h_prev.row(b) + units.begin;
           Scalar* h_after = h_t + b * y.batch_stride + units.begin;
           const Scalar* bias_of = bias.data();
           for_each_unit<Scalar>(n, [&](Index j, auto p) {
@@ -116,7 +117,7 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
             const P pre_n = padd(ploadu<P>(tape + 2 * H + j), ploadu<P>(bias_of + 2 * n + j));
             const P cand = gate_tanh(pmadd(r, m, pre_n));
             // h = (1 - z) * n + z * h_prev = n + z * (h_prev - n)
-            pstoreu(h_after + j, pmadd(z, psub(ploadu<P>(h_before + j), cand), cand));
+            pstoreu(h_after + j, pmadd(z, psub(ploadu<P>(h_old + j), cand), cand));
             pstoreu(tape + j, r);
             pstoreu(tape + H + j, z);
             pstoreu(tape + 2 * H + j, cand);
@@ -181,18 +182,19 @@ void gru_backward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
     // B=64 on 2 threads took 42 ms; now 36.
     std::vector<Scalar> input_bias_grad(3 * n, Scalar(0)), hidden_n_bias_grad(n, Scalar(0));
     const GateSums<Scalar> input_sums(input_bias_grad.data(), n), hidden_n_sums(hidden_n_bias_grad.data(), n);
+    PreviousState<Scalar> h_before(s, H);
 
     for (Index step = s.steps - 1; step >= 0; --step) {
       const Index t = s.time_at(step);
-      const Scalar* h_prev = step == 0 ? h0 : y.at(s.previous_time(t), 0);
-      const Index h_prev_stride = step == 0 ? H : y.batch_stride;
       const Scalar* tape_t = gates + t * B * W;
       Scalar* d_input_t = d_input + t * B * G;
       Scalar* d_hidden_t = d_hidden + t * B * G;
       const Index live_end = part.live_end(s.active(t)), live = live_end - r0;
+      const StateRows<Scalar> h_prev =
+          h_before.at(step, {h0, H}, {y.at(s.time_before(step), 0), y.batch_stride}, {r0, live_end});
       for (Index b = r0; b < live_end && n > 0; ++b) {
         const Scalar* tape = tape_t + b * W + units.begin;
-        const Scalar* h_before = h_prev + b * h_prev_stride + units.begin;
+        const Scalar* h_old = h_prev.row(b) + units.begin;
         const Scalar* dy_b = dy.at(t, b) + units.begin;
         Scalar* dh_b = dh0 + b * H + units.begin;
         Scalar* dxa = d_input_t + b * G + units.begin;
@@ -206,7 +208,7 @@ void gru_backward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
           const P dh_total = padd(ploadu<P>(dy_b + j), ploadu<P>(dh_b + j));
           const P da_n = pmul(pmul(dh_total, psub(one, z)), psub(one, pmul(cand, cand)));
           const P da_r = pmul(pmul(da_n, m), pmul(r, psub(one, r)));
-          const P da_z = pmul(pmul(dh_total, psub(ploadu<P>(h_before + j), cand)), pmul(z, psub(one, z)));
+          const P da_z = pmul(pmul(dh_total, psub(ploadu<P>(h_old + j), cand)), pmul(z, psub(one, z)));
           input_sums.write(dxa, H, j, da_r, da_z, da_n);
           pstoreu(dha + j, da_r);
           pstoreu(dha + H + j, da_z);

@@ -142,27 +142,29 @@ void layer_norm_lstm_forward(const SequenceShape& s, SequenceView<const Scalar> 
       pack_rows_as_columns(w.weight_hh + row * H, H, n, H, packed_hh.data() + gate * hh_size);
     }
     PackedBuffer<Scalar> row_gates(taped ? 0 : G), row_cell_norm(taped ? 0 : H);
+    PreviousState<Scalar> h_before(s, H), c_before(s, H);
 
     for (Index step = 0; step < s.steps; ++step) {
       const Index t = s.time_at(step);
       const Index alive = s.active(t);
       const Index live = part.live_end(alive) - r0;
-      const Scalar* h_prev = step == 0 ? h0 : y.at(s.previous_time(t), 0);
-      const Index h_prev_stride = step == 0 ? H : y.batch_stride;
+      const Index t_before = s.time_before(step);
+      const StateRows<Scalar> h_prev =
+          h_before.at(step, {h0, H}, {y.at(t_before, 0), y.batch_stride}, {r0, part.live_end(alive)});
       const bool chunk_starts = projection.starts(step);
       if (chunk_starts && n > 0 && part.rows.size() > 0) {
         packed_products<Scalar>(x.rows(projection.first_time(step), B, part.rows),
                                 projection.steps(step) * part.rows.size(), I, packed_ih.data(), ih_size, n,
                                 projection.chunk_rows(step, part.rows, units.begin), H, 4, false, workspace);
       }
-      const Scalar* c_prev = step == 0 ? c0
-                             : taped   ? cells + s.previous_time(t) * B * H
-                                       : cell_pair.data() + ((step - 1) & 1) * B * H;
+      const Scalar* c_later = taped ? cells + t_before * B * H : cell_pair.data() + ((step - 1) & 1) * B * H;
+      const StateRows<Scalar> c_prev =
+          c_before.at(step, {c0, H}, {c_later, H}, {my_rows.begin, std::min(my_rows.end, alive)});
       Scalar* c_t = taped ? cells + t * B * H : cell_pair.data() + (step & 1) * B * H;
       Scalar* hidden_t = taped ? tape.hidden_norm + t * B * G : step_hidden.data();
       if (n > 0 && live > 0) {
         for (Index gate = 0; gate < 4; ++gate) {
-          multiply_rows<Scalar>({h_prev + r0 * h_prev_stride, h_prev_stride}, live, H,
+          multiply_rows<Scalar>(h_prev.rows(r0), live, H,
                                 packed_hh.data() + gate * hh_size, n, hidden_t + r0 * G + gate * H + units.begin, G,
                                 false);
         }
@@ -193,7 +195,7 @@ void layer_norm_lstm_forward(const SequenceShape& s, SequenceView<const Scalar> 
         Scalar* hn = hidden_t + b * G;
         const Scalar hidden_inv_std = normalize_row(hn, G);
         if (taped) tape.inv_std[r * 3 + 1] = hidden_inv_std;
-        const Scalar* c_before = c_prev + b * H;
+        const Scalar* c_old = c_prev.row(b);
         for_each_unit<Scalar>(H, [&](Index j, auto p) {
           using namespace Eigen::internal;
           using P = decltype(p);
@@ -209,7 +211,7 @@ void layer_norm_lstm_forward(const SequenceShape& s, SequenceView<const Scalar> 
           pstoreu(gate + H + j, f);
           pstoreu(gate + 2 * H + j, g);
           pstoreu(gate + 3 * H + j, o);
-          const P c_new = pmadd(f, ploadu<P>(c_before + j), pmul(i, g));
+          const P c_new = pmadd(f, ploadu<P>(c_old + j), pmul(i, g));
           pstoreu(c + j, c_new);
           pstoreu(c_norm + j, c_new);
         });
@@ -272,10 +274,12 @@ void layer_norm_lstm_backward(const SequenceShape& s, SequenceView<const Scalar>
     // now 54.
     enum Sum { kBias, kGainIh, kGainHh, kGainCell, kBiasCell };
     ColumnSums<Scalar> sums({G, G, G, H, H});  // widths in the order of Sum
+    PreviousState<Scalar> c_before(s, H);
     for (Index step = s.steps - 1; step >= 0; --step) {
       const Index t = s.time_at(step);
       const Index alive = s.active(t);
-      const Scalar* c_prev = step == 0 ? c0 : cells + s.previous_time(t) * B * H;
+      const StateRows<Scalar> c_prev = c_before.at(step, {c0, H}, {cells + s.time_before(step) * B * H, H},
+                                                   {my_rows.begin, std::min(my_rows.end, alive)});
       for (Index b = my_rows.begin; b < my_rows.end; ++b) {
         const Index r = t * B + b;
         Scalar* d_in = d_input.data() + r * G;
@@ -287,7 +291,7 @@ void layer_norm_lstm_backward(const SequenceShape& s, SequenceView<const Scalar>
         }
         const Scalar* gate = gates + r * G;
         const Scalar* c_norm = tape.cell_norm + r * H;
-        const Scalar* c_before = c_prev + b * H;
+        const Scalar* c_old = c_prev.row(b);
         const Scalar* dy_b = dy.at(t, b);
         Scalar* dh_b = dh0 + b * H;
         Scalar* dc_b = dc0 + b * H;
@@ -312,7 +316,7 @@ void layer_norm_lstm_backward(const SequenceShape& s, SequenceView<const Scalar>
           const P i = ploadu<P>(gate + j), f = ploadu<P>(gate + H + j), g = ploadu<P>(gate + 2 * H + j);
           const P dc_total = padd(ploadu<P>(dc_b + j), ploadu<P>(dc_from_h.data() + j));
           pstoreu(da.data() + j, held.gradient(kClampInput, j, pmul(pmul(dc_total, g), pmul(i, psub(one, i)))));
-          pstoreu(da.data() + H + j, held.gradient(kClampForget, j, pmul(pmul(dc_total, ploadu<P>(c_before + j)), pmul(f, psub(one, f)))));
+          pstoreu(da.data() + H + j, held.gradient(kClampForget, j, pmul(pmul(dc_total, ploadu<P>(c_old + j)), pmul(f, psub(one, f)))));
           pstoreu(da.data() + 2 * H + j, held.gradient(kClampCandidate, j, pmul(pmul(dc_total, i), psub(one, pmul(g, g)))));
           pstoreu(dc_b + j, pmul(dc_total, f));
         });

@@ -15,9 +15,9 @@
 //
 // Variable lengths follow PyTorch's packed sequences: the caller sorts the batch by
 // length, longest first, so the rows alive at time t are a prefix of batch_sizes[t]
-// rows; the products and the update skip the rest, whose outputs are zero. Only the
-// forward direction takes lengths (the caller reverses each sequence in place for the
-// backward direction).
+// rows; the products and the update skip the rest, whose outputs are zero. Reversed, a
+// sequence's run starts at its own last step from h0, c0 (PreviousState) and ends at
+// t = 0 like every other.
 #pragma once
 
 #include <algorithm>
@@ -84,15 +84,16 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
     // heights depend on their count.
     PackedBuffer<Scalar> mask_tiles;
     Index mask_rows = 0;
+    PreviousState<Scalar> h_before(s, H), c_before(s, H);
     if (options.recurrent_mask && n > 0) mask_tiles.resize(Layout::tiles(rows.size()) * Layout::kRows * H);
 
     for (Index step = 0; step < s.steps; ++step) {
       const Index t = s.time_at(step);
       // This part's rows [r0, live_end) hold real steps at time t, [live_end, rows.end) padding.
       const Index live_end = part.live_end(s.active(t)), live = live_end - r0;
-      const Scalar* h_prev = step == 0 ? h0 : y.at(s.previous_time(t), 0);
-      const Index h_prev_stride = step == 0 ? H : y.batch_stride;
-      const RowView<Scalar> h_prev_rows{h_prev + r0 * h_prev_stride, h_prev_stride};
+      const Index t_before = s.time_before(step);
+      const StateRows<Scalar> h_prev = h_before.at(step, {h0, H}, {y.at(t_before, 0), y.batch_stride}, {r0, live_end});
+      const RowView<Scalar> h_prev_rows = h_prev.rows(r0);
       Scalar* h_t = y.at(t, 0);
       // The input projection of a chunk of steps, for this thread's gate columns and rows
       // only, so it needs no barrier.
@@ -103,15 +104,9 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
                                 workspace);
       }
       Scalar* gates_t = projection.rows(step);
-      Scalar* c_t;
-      const Scalar* c_prev;
-      if (taped) {
-        c_t = cells + t * B * H;
-        c_prev = step == 0 ? c0 : cells + s.previous_time(t) * B * H;
-      } else {
-        c_t = cell_pair.data() + (step & 1) * B * H;
-        c_prev = step == 0 ? c0 : cell_pair.data() + ((step - 1) & 1) * B * H;
-      }
+      Scalar* c_t = taped ? cells + t * B * H : cell_pair.data() + (step & 1) * B * H;
+      const Scalar* c_later = taped ? cells + t_before * B * H : cell_pair.data() + ((step - 1) & 1) * B * H;
+      const StateRows<Scalar> c_prev = c_before.at(step, {c0, H}, {c_later, H}, {r0, live_end});
       Scalar* gates_live = gates_t + r0 * G + ub;
       // With two tiles of rows or more, a panel of units at a time: its K gate products,
       // then the cell on its units while their gates are still in L1 (taped forward,
@@ -124,7 +119,7 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
         if (options.recurrent_mask) {
           for (Index b = r0; b < live_end; ++b) {
             for (Index k = 0; k < H; ++k) {
-              masked_h[(b - r0) * H + k] = h_prev[b * h_prev_stride + k] * options.recurrent_mask[b * H + k];
+              masked_h[(b - r0) * H + k] = h_prev.row(b)[k] * options.recurrent_mask[b * H + k];
             }
           }
           h_rows = {masked_h.data(), H};
@@ -144,7 +139,7 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
                                   gates_live + gate * H + j0, G, true);
           }
           for (Index b = r0; b < live_end; ++b) {
-            cell.forward(gates_t + b * G + ub, c_prev + b * H + ub, c_t + b * H + ub, h_t + b * y.batch_stride + ub,
+            cell.forward(gates_t + b * G + ub, c_prev.row(b) + ub, c_t + b * H + ub, h_t + b * y.batch_stride + ub,
                          {j0, j0 + cols});
           }
         }
@@ -169,11 +164,11 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
       }
       if (n > 0 && live > 0) {
         for (Index b = r0; b < live_end && !by_panel; ++b) {
-          cell.forward(gates_t + b * G + ub, c_prev + b * H + ub, c_t + b * H + ub, h_t + b * y.batch_stride + ub);
+          cell.forward(gates_t + b * G + ub, c_prev.row(b) + ub, c_t + b * H + ub, h_t + b * y.batch_stride + ub);
           if (options.zoneout()) {
             Scalar* update = options.cell_updates ? options.cell_updates + (t * B + b) * H + ub : nullptr;
             Zoneout<Scalar>(options, t * B + b, H, ub)
-                .forward(n, c_prev + b * H + ub, c_t + b * H + ub, h_prev + b * h_prev_stride + ub,
+                .forward(n, c_prev.row(b) + ub, c_t + b * H + ub, h_prev.row(b) + ub,
                          h_t + b * y.batch_stride + ub, update);
           }
         }
@@ -252,10 +247,12 @@ void lstm_backward(const SequenceShape& s, SequenceView<const Scalar> x, const G
     // Per-thread rows for zoneout's split gradients and the masked recurrent product.
     std::vector<Scalar> update_dy(n), direct_dc(n), zeros(n, Scalar(0));
     std::vector<Scalar> recurrent(plain_recurrence ? 0 : rows_of_part.size() * n);
+    PreviousState<Scalar> c_before(s, H);
     for (Index step = s.steps - 1; step >= 0; --step) {
       const Index t = s.time_at(step);
       const Index live_end = part.live_end(s.active(t)), live = live_end - r0;
-      const Scalar* c_prev = step == 0 ? c0 : cells + s.previous_time(t) * B * H;
+      const StateRows<Scalar> c_prev =
+          c_before.at(step, {c0, H}, {cells + s.time_before(step) * B * H, H}, {r0, live_end});
       const Scalar* gates_t = gates + t * B * G;
       const Scalar* c_t = cells + t * B * H;
       Scalar* d_gates_t = d_gates + t * B * G;
@@ -263,14 +260,14 @@ void lstm_backward(const SequenceShape& s, SequenceView<const Scalar> x, const G
         Scalar* dh_b = dh0 + b * H + ub;
         Scalar* dc_b = dc0 + b * H + ub;
         if (!options.zoneout()) {
-          cell.backward(gates_t + b * G + ub, c_prev + b * H + ub, c_t + b * H + ub,
+          cell.backward(gates_t + b * G + ub, c_prev.row(b) + ub, c_t + b * H + ub,
                         dy.at(t, b) + ub, dh_b, dc_b, d_gates_t + b * G + ub);
           continue;
         }
         // The cell saw its own update c~_t; kappa's share of the gradients bypasses it.
         Zoneout<Scalar>(options, t * B + b, H, ub)
             .split_gradients(n, dy.at(t, b) + ub, dh_b, dc_b, update_dy.data(), direct_dc.data());
-        cell.backward(gates_t + b * G + ub, c_prev + b * H + ub, options.cell_updates + (t * B + b) * H + ub,
+        cell.backward(gates_t + b * G + ub, c_prev.row(b) + ub, options.cell_updates + (t * B + b) * H + ub,
                       update_dy.data(), zeros.data(), dc_b, d_gates_t + b * G + ub);
         for (Index j = 0; j < n; ++j) dc_b[j] += direct_dc[j];
       }

@@ -71,37 +71,32 @@ void projected_lstm_forward(const SequenceShape& s, Index proj, SequenceView<con
     }
     if (m > 0) pack_rows_as_columns(weight_hr + features.begin * H, H, m, H, packed_hr.data());
     const Cell<Scalar> cell(options, units, H, bias.data());
+    PreviousState<Scalar> h_before(s, P), c_before(s, H);
 
     for (Index step = 0; step < s.steps; ++step) {
       const Index t = s.time_at(step);
       const Index alive = s.active(t);
-      const Scalar* h_prev = step == 0 ? h0 : y.at(s.previous_time(t), 0);
-      const Index h_prev_stride = step == 0 ? P : y.batch_stride;
+      const Index t_before = s.time_before(step);
+      const StateRows<Scalar> h_prev =
+          h_before.at(step, {h0, P}, {y.at(t_before, 0), y.batch_stride}, {0, alive});
       if (projection.starts(step) && n > 0) {
         packed_products<Scalar>(x.rows(projection.first_time(step), B), projection.steps(step) * B, I,
                                 packed_ih.data(), ih_size, n, projection.chunk_rows(step, {0, B}, units.begin), H, K, false,
                                 workspace);
       }
       Scalar* gates_t = projection.rows(step);
-      Scalar *c_t, *r_t;
-      const Scalar* c_prev;
-      if (taped) {
-        c_t = cells + t * B * H;
-        r_t = cell_out + t * B * H;
-        c_prev = step == 0 ? c0 : cells + s.previous_time(t) * B * H;
-      } else {
-        c_t = cell_pair.data() + (step & 1) * B * H;
-        r_t = cell_out_row.data();
-        c_prev = step == 0 ? c0 : cell_pair.data() + ((step - 1) & 1) * B * H;
-      }
+      Scalar* c_t = taped ? cells + t * B * H : cell_pair.data() + (step & 1) * B * H;
+      Scalar* r_t = taped ? cell_out + t * B * H : cell_out_row.data();
+      const Scalar* c_later = taped ? cells + t_before * B * H : cell_pair.data() + ((step - 1) & 1) * B * H;
+      const StateRows<Scalar> c_prev = c_before.at(step, {c0, H}, {c_later, H}, {0, alive});
       Scalar* h_t = y.at(t, 0);
       if (n > 0 && alive > 0) {
         for (Index gate = 0; gate < K; ++gate) {
-          multiply_rows<Scalar>({h_prev, h_prev_stride}, alive, P, packed_hh.data() + gate * hh_size, n,
+          multiply_rows<Scalar>(h_prev.rows(0), alive, P, packed_hh.data() + gate * hh_size, n,
                                 gates_t + gate * H + units.begin, G, true);
         }
         for (Index b = 0; b < alive; ++b) {
-          cell.forward(gates_t + b * G + units.begin, c_prev + b * H + units.begin,
+          cell.forward(gates_t + b * G + units.begin, c_prev.row(b) + units.begin,
                        c_t + b * H + units.begin, r_t + b * H + units.begin);
         }
         for (Index b = s.active_after(step); b < alive && c_n; ++b) {
@@ -168,10 +163,12 @@ void projected_lstm_backward(const SequenceShape& s, Index proj, SequenceView<co
     ProductWorkspace<Scalar> workspace;
     std::vector<Scalar> bias_grad(K * n, Scalar(0));  // (K, n), summed by the cell
     Cell<Scalar> cell(options, units, H, nullptr, bias_grad.data());
+    PreviousState<Scalar> c_before(s, H);
     for (Index step = s.steps - 1; step >= 0; --step) {
       const Index t = s.time_at(step);
       const Index alive = s.active(t);
-      const Scalar* c_prev = step == 0 ? c0 : cells + s.previous_time(t) * B * H;
+      const StateRows<Scalar> c_prev =
+          c_before.at(step, {c0, H}, {cells + s.time_before(step) * B * H, H}, {0, alive});
       const Scalar* gates_t = gates + t * B * G;
       const Scalar* c_t = cells + t * B * H;
       Scalar* d_gates_t = d_gates + t * B * G;
@@ -190,7 +187,7 @@ void projected_lstm_backward(const SequenceShape& s, Index proj, SequenceView<co
       if (n > 0 && alive > 0) {
         multiply_rows<Scalar>({d_hidden_t, P}, alive, P, packed_hr.data(), n, d_cell_out + units.begin, H, false);
         for (Index b = 0; b < alive; ++b) {
-          cell.backward(gates_t + b * G + units.begin, c_prev + b * H + units.begin,
+          cell.backward(gates_t + b * G + units.begin, c_prev.row(b) + units.begin,
                         c_t + b * H + units.begin, d_cell_out + b * H + units.begin,
                         no_recurrent_gradient.data(), dc0 + b * H + units.begin,
                         d_gates_t + b * G + units.begin);

@@ -25,7 +25,7 @@ struct SequenceShape {
   Index hidden = 0;  // H
   bool reverse = false;  // run from t = T-1 down to t = 0
   // (T,) rows alive at each time, non-increasing (a batch sorted longest first), or
-  // nullptr when every sequence has all T steps. Forward direction only.
+  // nullptr when every sequence has all T steps.
   const Index* batch_sizes = nullptr;
 
   // The time index processed at step `step` of the pass.
@@ -37,6 +37,17 @@ struct SequenceShape {
   Index active(Index t) const { return batch_sizes ? batch_sizes[t] : batch; }
   // Rows [active_after(step), active(time_at(step))) end their sequence at `step`.
   Index active_after(Index step) const { return step + 1 < steps ? active(time_at(step + 1)) : 0; }
+  // The time processed before `step`; at step 0 its own time, whose rows all start from
+  // the initial state.
+  Index time_before(Index step) const { return step == 0 ? time_at(0) : time_at(step - 1); }
+  // Rows [0, carried(step)) of time_at(step) continue from the state of the step before;
+  // the others start from the initial state. Reversed with lengths, a sequence's run
+  // starts at its own last step: the rows whose sequences end before time_before(step)
+  // start there, while the longer ones carry on.
+  Index carried(Index step) const {
+    if (step == 0) return 0;
+    return reverse && batch_sizes ? active(time_before(step)) : batch;
+  }
 };
 
 // PyTorch's parameter layout: gate blocks of H rows stacked in weight_ih (G*H, I),
@@ -181,6 +192,45 @@ class PassBuffer {
     void operator()(Scalar* p) const { ::operator delete[](p, kLine); }
   };
   std::unique_ptr<Scalar[], Free> data_;
+};
+
+// A state (h or c) for the rows of a batch: row b at data + b * stride.
+template <typename Scalar>
+struct StateRows {
+  const Scalar* data;
+  Index stride;
+  const Scalar* row(Index b) const { return data + b * stride; }
+  // Rows from `first` on as a product's operand.
+  RowView<Scalar> rows(Index first) const { return {row(first), stride}; }
+};
+
+// The state a step continues from (h_{t-1} or c_{t-1}, `width` values a row): the
+// previous step's, the initial one's, or, where some rows carry on and others start
+// (s.carried), the two gathered row by row into this thread's own (B, width) buffer, so
+// that products read one evenly spaced operand. Only a reversed pass with lengths ever
+// gathers, at the steps where sequences start, and only it holds a buffer.
+template <typename Scalar>
+class PreviousState {
+ public:
+  PreviousState(const SequenceShape& s, Index width)
+      : s_(s), width_(width), gathered_(s.reverse && s.batch_sizes ? s.batch * width : 0) {}
+
+  // The state before `step` of the rows in `rows` (those the caller reads): `initial`
+  // (B rows) or `later`, the state at time s.time_before(step).
+  StateRows<Scalar> at(Index step, StateRows<Scalar> initial, StateRows<Scalar> later, Range rows) {
+    const Index carried = s_.carried(step);
+    if (carried <= rows.begin) return initial;
+    if (carried >= rows.end) return later;
+    for (Index b = rows.begin; b < rows.end; ++b) {
+      std::copy_n(b < carried ? later.row(b) : initial.row(b), width_, gathered_.data() + b * width_);
+    }
+    return {gathered_.data(), width_};
+  }
+
+ private:
+  const SequenceShape& s_;
+  Index width_;
+  PassBuffer<Scalar> gathered_;
 };
 
 // Where a forward's input projection goes, a chunk of steps at a time (kChunkRows rows):
