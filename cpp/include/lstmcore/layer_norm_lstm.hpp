@@ -27,6 +27,7 @@
 #include "lstmcore/sequence.hpp"
 #include "lstmcore/team.hpp"
 #include "lstmcore/threading.hpp"
+#include "lstmcore/time_loop.hpp"
 
 namespace lstmcore {
 
@@ -121,7 +122,7 @@ void layer_norm_lstm_forward(const SequenceShape& s, SequenceView<const Scalar> 
   using Layout = PanelLayout<Scalar>;
   const PassPlan plan = plan_pass(s, 4, sizeof(Scalar), Pass::forward);
   std::vector<Scalar> bias(G);
-  for (Index k = 0; k < G; ++k) bias[k] = w.bias_ih[k] + w.bias_hh[k];
+  fused_gate_bias(w, 4, 4, H, {0, H}, bias.data());
   const GateClamps<Scalar> held(clamps, 0);
   const bool taped = gates != nullptr;
   const ProjectionChunks<Scalar> projection(s, G, tape.input_norm, plan.rows_per_thread(B));
@@ -133,14 +134,8 @@ void layer_norm_lstm_forward(const SequenceShape& s, SequenceView<const Scalar> 
     const PassPart part = pass_part(plan, s, thread, team, Layout::kWidth);
     const Range units = part.units, my_rows = rows_to_update(plan, part, B, thread, team);
     const Index n = units.size(), r0 = part.rows.begin;
-    const Index ih_size = Layout::size(n, I), hh_size = Layout::size(n, H);
-    PackedBuffer<Scalar> packed_ih(4 * ih_size), packed_hh(4 * hh_size);
+    const GatePanels<Scalar> panels(w, 4, H, I, H, units);
     ProductWorkspace<Scalar> workspace;
-    for (Index gate = 0; gate < 4 && n > 0; ++gate) {
-      const Index row = gate * H + units.begin;
-      pack_rows_as_columns(w.weight_ih + row * I, I, n, I, packed_ih.data() + gate * ih_size);
-      pack_rows_as_columns(w.weight_hh + row * H, H, n, H, packed_hh.data() + gate * hh_size);
-    }
     PackedBuffer<Scalar> row_gates(taped ? 0 : G), row_cell_norm(taped ? 0 : H);
     PreviousState<Scalar> h_before(s, H), c_before(s, H);
 
@@ -148,24 +143,26 @@ void layer_norm_lstm_forward(const SequenceShape& s, SequenceView<const Scalar> 
       const Index t = s.time_at(step);
       const Index alive = s.active(t);
       const Index live = part.live_end(alive) - r0;
+      // The rows this thread updates hold real steps at time t in [my_rows.begin, update_end).
+      const Index update_end = std::clamp(alive, my_rows.begin, my_rows.end);
       const Index t_before = s.time_before(step);
       const StateRows<Scalar> h_prev =
           h_before.at(step, {h0, H}, {y.at(t_before, 0), y.batch_stride}, {r0, part.live_end(alive)});
       const bool chunk_starts = projection.starts(step);
       if (chunk_starts && n > 0 && part.rows.size() > 0) {
         packed_products<Scalar>(x.rows(projection.first_time(step), B, part.rows),
-                                projection.steps(step) * part.rows.size(), I, packed_ih.data(), ih_size, n,
+                                projection.steps(step) * part.rows.size(), I, panels.ih(), panels.ih_size(), n,
                                 projection.chunk_rows(step, part.rows, units.begin), H, 4, false, workspace);
       }
       const Scalar* c_later = taped ? cells + t_before * B * H : cell_pair.data() + ((step - 1) & 1) * B * H;
       const StateRows<Scalar> c_prev =
-          c_before.at(step, {c0, H}, {c_later, H}, {my_rows.begin, std::min(my_rows.end, alive)});
+          c_before.at(step, {c0, H}, {c_later, H}, {my_rows.begin, update_end});
       Scalar* c_t = taped ? cells + t * B * H : cell_pair.data() + (step & 1) * B * H;
       Scalar* hidden_t = taped ? tape.hidden_norm + t * B * G : step_hidden.data();
       if (n > 0 && live > 0) {
         for (Index gate = 0; gate < 4; ++gate) {
           multiply_rows<Scalar>(h_prev.rows(r0), live, H,
-                                packed_hh.data() + gate * hh_size, n, hidden_t + r0 * G + gate * H + units.begin, G,
+                                panels.hh(gate), n, hidden_t + r0 * G + gate * H + units.begin, G,
                                 false);
         }
       }
@@ -176,21 +173,19 @@ void layer_norm_lstm_forward(const SequenceShape& s, SequenceView<const Scalar> 
           if (taped) tape.inv_std[((projection.first_time(step) + k) * B + b) * 3] = inv_std;
         }
       }
-      for (Index b = my_rows.begin; b < my_rows.end; ++b) {
+      if (taped) {
+        zero_padding_rows<Scalar>({update_end, my_rows.end}, {0, H},
+                                  {{y.at(t, 0), y.batch_stride}, {gates + t * B * G, G, 4, H}, {c_t, H},
+                                   {tape.cell_norm + t * B * H, H}, {hidden_t, G, 4, H}});
+      } else {
+        zero_padding_rows<Scalar>({update_end, my_rows.end}, {0, H}, {{y.at(t, 0), y.batch_stride}});
+      }
+      for (Index b = my_rows.begin; b < update_end; ++b) {
         const Index r = t * B + b;
         Scalar* gate = taped ? gates + r * G : row_gates.data();
         Scalar* c = c_t + b * H;
         Scalar* c_norm = taped ? tape.cell_norm + r * H : row_cell_norm.data();
         Scalar* h = y.at(t, b);
-        if (b >= alive) {
-          std::fill_n(h, H, Scalar(0));
-          if (!taped) continue;
-          std::fill_n(gate, G, Scalar(0));
-          std::fill_n(c, H, Scalar(0));
-          std::fill_n(c_norm, H, Scalar(0));
-          std::fill_n(hidden_t + b * G, G, Scalar(0));
-          continue;
-        }
         const Scalar* xn = projection.rows(step) + b * G;
         Scalar* hn = hidden_t + b * G;
         const Scalar hidden_inv_std = normalize_row(hn, G);
@@ -247,10 +242,8 @@ void layer_norm_lstm_backward(const SequenceShape& s, SequenceView<const Scalar>
   // (T*B, 4H) each: gradients of the raw input projection and of the raw recurrent
   // projection, kept for the weight GEMMs after the loop.
   PassBuffer<Scalar> d_input(rows * G), d_hidden(rows * G);
-  auto dh = view(dh0, B, H, H);
-  auto dc = view(dc0, B, H, H);
-  if (dh_n) dh = view(dh_n, B, H, H); else dh.setZero();
-  if (dc_n) dc = view(dc_n, B, H, H); else dc.setZero();
+  start_running_gradient(dh0, dh_n, B, H);
+  start_running_gradient(dc0, dc_n, B, H);
   const PassPlan plan = plan_pass(s, 4, sizeof(Scalar), Pass::backward);
   const GateClamps<Scalar> held(clamps, 0);
 
@@ -261,8 +254,7 @@ void layer_norm_lstm_backward(const SequenceShape& s, SequenceView<const Scalar>
     const Index n = units.size(), r0 = part.rows.begin;
     // dh_{t-1} in the step from this thread's columns of W_hh; dx_t for its inputs (all
     // of them when the pass is split over the batch).
-    PackedBuffer<Scalar> packed_hh(Layout::size(n, G));
-    if (n > 0) pack_columns(w.weight_hh + units.begin, H, n, G, packed_hh.data());
+    const PackedBuffer<Scalar> packed_hh = recurrent_columns(w.weight_hh, G, H, units);
     const InputGradient<Scalar> input_gradient(w.weight_ih, G, I, part.inputs);
     ProductWorkspace<Scalar> workspace;
     // A row's gradients of a_t and of the normalised cell's output LN(c_t) + beta_c.
@@ -278,17 +270,15 @@ void layer_norm_lstm_backward(const SequenceShape& s, SequenceView<const Scalar>
     for (Index step = s.steps - 1; step >= 0; --step) {
       const Index t = s.time_at(step);
       const Index alive = s.active(t);
-      const StateRows<Scalar> c_prev = c_before.at(step, {c0, H}, {cells + s.time_before(step) * B * H, H},
-                                                   {my_rows.begin, std::min(my_rows.end, alive)});
-      for (Index b = my_rows.begin; b < my_rows.end; ++b) {
+      const Index update_end = std::clamp(alive, my_rows.begin, my_rows.end);
+      const StateRows<Scalar> c_prev =
+          c_before.at(step, {c0, H}, {cells + s.time_before(step) * B * H, H}, {my_rows.begin, update_end});
+      zero_padding_rows<Scalar>({update_end, my_rows.end}, {0, H},
+                                {{d_input.data() + t * B * G, G, 4, H}, {d_hidden.data() + t * B * G, G, 4, H}});
+      for (Index b = my_rows.begin; b < update_end; ++b) {
         const Index r = t * B + b;
         Scalar* d_in = d_input.data() + r * G;
         Scalar* d_rec = d_hidden.data() + r * G;
-        if (b >= alive) {
-          std::fill_n(d_in, G, Scalar(0));
-          std::fill_n(d_rec, G, Scalar(0));
-          continue;
-        }
         const Scalar* gate = gates + r * G;
         const Scalar* c_norm = tape.cell_norm + r * H;
         const Scalar* c_old = c_prev.row(b);

@@ -31,6 +31,7 @@
 #include "lstmcore/sequence.hpp"
 #include "lstmcore/team.hpp"
 #include "lstmcore/threading.hpp"
+#include "lstmcore/time_loop.hpp"
 #include "lstmcore/zoneout.hpp"
 
 namespace lstmcore {
@@ -65,17 +66,10 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
     // This thread's rows of W_ih and W_hh, packed once; its gate bias b_ih + b_hh.
     // A pass of a row or two (a streaming step) reads W in place instead (unpacked_gates).
     const bool unpacked = s.rows() <= kUnpackedRows;
-    const Index ih_size = unpacked ? 0 : Layout::size(n, I), hh_size = unpacked ? 0 : Layout::size(n, H);
-    PackedBuffer<Scalar> packed_ih(K * ih_size), packed_hh(K * hh_size), bias(K * n);
+    const GatePanels<Scalar> panels(w, K, H, I, H, units, !unpacked);
+    PackedBuffer<Scalar> bias(K * n);
+    fused_gate_bias(w, K, K, H, units, bias.data());
     ProductWorkspace<Scalar> workspace;
-    for (Index gate = 0; gate < K && n > 0; ++gate) {
-      const Index row = gate * H + ub;
-      if (!unpacked) {
-        pack_rows_as_columns(w.weight_ih + row * I, I, n, I, packed_ih.data() + gate * ih_size);
-        pack_rows_as_columns(w.weight_hh + row * H, H, n, H, packed_hh.data() + gate * hh_size);
-      }
-      for (Index j = 0; j < n; ++j) bias[gate * n + j] = w.bias_ih[row + j] + w.bias_hh[row + j];
-    }
     // (live, H): h_{t-1} * mask for the unpacked products under recurrent dropout.
     std::vector<Scalar> masked_h(unpacked && options.recurrent_mask ? rows.size() * H : 0);
     const Cell<Scalar> cell(options, units, H, bias.data());
@@ -100,7 +94,7 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
       if (projection.starts(step) && n > 0 && rows.size() > 0 && !unpacked) {
         const Index first_time = projection.first_time(step);
         packed_products<Scalar>(x.rows(first_time, B, rows), projection.steps(step) * rows.size(), I,
-                                packed_ih.data(), ih_size, n, projection.chunk_rows(step, rows, ub), H, K, false,
+                                panels.ih(), panels.ih_size(), n, projection.chunk_rows(step, rows, ub), H, K, false,
                                 workspace);
       }
       Scalar* gates_t = projection.rows(step);
@@ -135,7 +129,7 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
           const Index cols = std::min(Layout::kWidth, n - j0);
           for (Index gate = 0; gate < K; ++gate) {
             // Panels are kWidth columns by depth H: columns from j0 start j0 * H values in.
-            multiply_rows<Scalar>(h_prev_rows, live, H, packed_hh.data() + gate * hh_size + j0 * H, cols,
+            multiply_rows<Scalar>(h_prev_rows, live, H, panels.hh(gate) + j0 * H, cols,
                                   gates_live + gate * H + j0, G, true);
           }
           for (Index b = r0; b < live_end; ++b) {
@@ -145,7 +139,7 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
         }
       } else if (n > 0 && live > 0 && mask_tiles.empty()) {
         for (Index gate = 0; gate < K; ++gate) {
-          multiply_rows<Scalar>(h_prev_rows, live, H, packed_hh.data() + gate * hh_size, n, gates_live + gate * H,
+          multiply_rows<Scalar>(h_prev_rows, live, H, panels.hh(gate), n, gates_live + gate * H,
                                 G, true);
         }
       } else if (n > 0 && live > 0) {
@@ -159,7 +153,7 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
         const Index packed = Layout::tiles(live) * Layout::kRows * H;
         for (Index k = 0; k < packed; ++k) h_tiles[k] *= mask_tiles[k];
         for (Index gate = 0; gate < K; ++gate) {
-          multiply_packed(h_tiles, live, H, packed_hh.data() + gate * hh_size, n, gates_live + gate * H, G, true);
+          multiply_packed(h_tiles, live, H, panels.hh(gate), n, gates_live + gate * H, G, true);
         }
       }
       if (n > 0 && live > 0) {
@@ -176,13 +170,10 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
           std::copy_n(c_t + b * H + ub, n, c_n + b * H + ub);
         }
       }
-      for (Index b = live_end; b < rows.end && n > 0; ++b) {
-        std::fill_n(h_t + b * y.batch_stride + ub, n, Scalar(0));
-        if (!taped) continue;
-        for (Index gate = 0; gate < K; ++gate) std::fill_n(gates_t + b * G + gate * H + ub, n, Scalar(0));
-        std::fill_n(c_t + b * H + ub, n, Scalar(0));
-        if (options.cell_updates) std::fill_n(options.cell_updates + (t * B + b) * H + ub, n, Scalar(0));
-      }
+      Scalar* updates_t = taped && options.cell_updates ? options.cell_updates + t * B * H : nullptr;
+      zero_padding_rows<Scalar>({live_end, rows.end}, units,
+                                {{h_t, y.batch_stride}, {taped ? gates_t : nullptr, G, K, H},
+                                 {taped ? c_t : nullptr, H}, {updates_t, H}});
       // Split over units, the next step reads every thread's h_t; over the batch, only
       // this thread's rows.
       if (!plan.by_batch) barrier.wait(team);
@@ -210,12 +201,8 @@ void lstm_backward(const SequenceShape& s, SequenceView<const Scalar> x, const G
   // (T*B, K*H): gradient of the gate pre-activations a_t, kept for the weight GEMMs.
   PassBuffer<Scalar> d_gates_buffer(rows * G);
   Scalar* d_gates = d_gates_buffer.data();
-  // dh0 and dc0 double as the running gradients of h_t and c_t. A padding row keeps
-  // dh_n, dc_n until its sequence's last step comes round.
-  auto dh = view(dh0, B, H, H);
-  auto dc = view(dc0, B, H, H);
-  if (dh_n) dh = view(dh_n, B, H, H); else dh.setZero();
-  if (dc_n) dc = view(dc_n, B, H, H); else dc.setZero();
+  start_running_gradient(dh0, dh_n, B, H);
+  start_running_gradient(dc0, dc_n, B, H);
   const PassPlan plan = plan_pass(s, K, sizeof(Scalar), Pass::backward);
   // With recurrent dropout, W_hh saw h_{t-1} * mask: dW_hh needs those products, so h0
   // and y are masked into copies (time-major, stride H).
@@ -232,8 +219,7 @@ void lstm_backward(const SequenceShape& s, SequenceView<const Scalar> x, const G
     // This thread's columns of W_hh (all K*H rows), packed once for the step's
     // dh_{t-1} = da_t W_hh; and dx_t = da_t W_ih for its slice of the inputs (all of them
     // when the pass is split over the batch).
-    PackedBuffer<Scalar> packed_hh(Layout::size(n, G));
-    if (n > 0) pack_columns(w.weight_hh + ub, H, n, G, packed_hh.data());
+    const PackedBuffer<Scalar> packed_hh = recurrent_columns(w.weight_hh, G, H, units);
     const InputGradient<Scalar> input_gradient(w.weight_ih, G, I, part.inputs);
     ProductWorkspace<Scalar> workspace;
     // This thread's shares of the bias gradient (K, n) and the peephole gradient (3, H),
@@ -271,9 +257,7 @@ void lstm_backward(const SequenceShape& s, SequenceView<const Scalar> x, const G
                       update_dy.data(), zeros.data(), dc_b, d_gates_t + b * G + ub);
         for (Index j = 0; j < n; ++j) dc_b[j] += direct_dc[j];
       }
-      for (Index b = live_end; b < rows_of_part.end && n > 0; ++b) {
-        for (Index gate = 0; gate < K; ++gate) std::fill_n(d_gates_t + b * G + gate * H + ub, n, Scalar(0));
-      }
+      zero_padding_rows<Scalar>({live_end, rows_of_part.end}, units, {{d_gates_t, G, K, H}});
       // Split over units, dh_{t-1} for this thread's units needs every unit's gate
       // gradients of step t; the next step reads only the units this thread writes, so no
       // second barrier. Over the batch, this thread's rows need only its own. Both products
@@ -321,12 +305,8 @@ void lstm_backward(const SequenceShape& s, SequenceView<const Scalar> x, const G
                             h_first, h_later, H, grads.weight_ih, grads.weight_hh, workspace);
     }
     in_thread_order(thread, team, barrier, [&] {
-      for (Index gate = 0; gate < K; ++gate) {
-        for (Index j = 0; j < n; ++j) {
-          grads.bias_ih[gate * H + ub + j] += bias_grad[gate * n + j];
-          grads.bias_hh[gate * H + ub + j] += bias_grad[gate * n + j];
-        }
-      }
+      add_bias_share(bias_grad.data(), K, H, units, grads.bias_ih);
+      add_bias_share(bias_grad.data(), K, H, units, grads.bias_hh);
       for (Index q = 0; q < 3 && options.peephole_grad; ++q) {
         for (Index j = ub; j < units.end; ++j) options.peephole_grad[q * H + j] += peephole_grad[q * H + j];
       }

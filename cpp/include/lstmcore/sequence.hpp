@@ -194,45 +194,6 @@ class PassBuffer {
   std::unique_ptr<Scalar[], Free> data_;
 };
 
-// A state (h or c) for the rows of a batch: row b at data + b * stride.
-template <typename Scalar>
-struct StateRows {
-  const Scalar* data;
-  Index stride;
-  const Scalar* row(Index b) const { return data + b * stride; }
-  // Rows from `first` on as a product's operand.
-  RowView<Scalar> rows(Index first) const { return {row(first), stride}; }
-};
-
-// The state a step continues from (h_{t-1} or c_{t-1}, `width` values a row): the
-// previous step's, the initial one's, or, where some rows carry on and others start
-// (s.carried), the two gathered row by row into this thread's own (B, width) buffer, so
-// that products read one evenly spaced operand. Only a reversed pass with lengths ever
-// gathers, at the steps where sequences start, and only it holds a buffer.
-template <typename Scalar>
-class PreviousState {
- public:
-  PreviousState(const SequenceShape& s, Index width)
-      : s_(s), width_(width), gathered_(s.reverse && s.batch_sizes ? s.batch * width : 0) {}
-
-  // The state before `step` of the rows in `rows` (those the caller reads): `initial`
-  // (B rows) or `later`, the state at time s.time_before(step).
-  StateRows<Scalar> at(Index step, StateRows<Scalar> initial, StateRows<Scalar> later, Range rows) {
-    const Index carried = s_.carried(step);
-    if (carried <= rows.begin) return initial;
-    if (carried >= rows.end) return later;
-    for (Index b = rows.begin; b < rows.end; ++b) {
-      std::copy_n(b < carried ? later.row(b) : initial.row(b), width_, gathered_.data() + b * width_);
-    }
-    return {gathered_.data(), width_};
-  }
-
- private:
-  const SequenceShape& s_;
-  Index width_;
-  PassBuffer<Scalar> gathered_;
-};
-
 // Where a forward's input projection goes, a chunk of steps at a time (kChunkRows rows):
 // the tape's rows of those steps, or without a tape one buffer of a chunk's rows, reused
 // chunk after chunk. Built once per pass; every thread asks it for the same steps.
