@@ -185,7 +185,6 @@ const Index* checked_batch_sizes(const py::object& a, const Dims& d) {
 
 lstmcore::SequenceShape shape_of(const Dims& d, bool reverse, const py::object& batch_sizes) {
   const Index* sizes = checked_batch_sizes(batch_sizes, d);
-  if (sizes && reverse) throw py::value_error("batch_sizes is for the forward direction only");
   return {d.steps, d.batch, d.input, d.hidden, reverse, sizes};
 }
 

@@ -12,7 +12,8 @@ namespace lstmcore {
 // side and on the recurrent side, time-major: the same array for the LSTM family, two for
 // the GRU and the layer-norm LSTM. x (T, B, I); h_{t-1} is `h_first` (B, width) for the
 // first processed time and, for the others, `h_later` one step earlier in processing
-// order, so the pairs are aligned row ranges of da, x and h_later. With one da, both
+// order, so the pairs are aligned row ranges of da, x and h_later (padding rows of
+// h_later and da are zero). With one da, both
 // products share each packed block of da^T (transposed_products).
 template <typename Scalar>
 void add_gate_weight_grads(const SequenceShape& s, const Scalar* da_input, const Scalar* da_hidden, Index G,
@@ -37,6 +38,20 @@ void add_gate_weight_grads(const SequenceShape& s, const Scalar* da_input, const
     const Index d_start = s.reverse ? 0 : 1;  // the first time whose h_{t-1} is in h_later
     const Index h_start = s.reverse ? 1 : 0;
     add(d_start, (s.steps - 1) * B, x.rows(d_start, B), h_later.rows(h_start, B));
+  }
+  // Reversed with lengths, a sequence shorter than T starts at its own last time from
+  // h_first; the product above paired that time with h_later's padding row (zero), so
+  // the pair is added here, one row of the batch each.
+  for (Index step = 1; step < s.steps && s.batch_sizes; ++step) {
+    const Index t = s.time_at(step);
+    for (Index b = s.carried(step); b < s.active(t); ++b) {
+      const Scalar* da = da_hidden + (t * B + b) * G + r0;
+      const Scalar* h = h_first + b * width;
+      for (Index g = 0; g < nr; ++g) {
+        Scalar* grad = grad_hh + (r0 + g) * width;
+        for (Index k = 0; k < width; ++k) grad[k] += da[g] * h[k];
+      }
+    }
   }
 }
 

@@ -8,7 +8,7 @@
 //   n = gate_tanh(x W_in^T + b_in + r * m)
 //   h_t = (1 - z) * n + z * h_{t-1}
 //
-// Organised as lstm_sequence.hpp (variable lengths included): the input GEMM a chunk of
+// Organised as lstm_sequence.hpp (variable lengths, in either direction, included): the input GEMM a chunk of
 // steps ahead, a per-step recurrent product for this thread's units and one fused
 // element-wise pass; backward's step computes dh_{t-1} and dx_t, the weight-gradient GEMMs
 // run after the loop.
@@ -25,6 +25,7 @@
 #include "lstmcore/sequence.hpp"
 #include "lstmcore/team.hpp"
 #include "lstmcore/threading.hpp"
+#include "lstmcore/time_loop.hpp"
 
 namespace lstmcore {
 
@@ -56,39 +57,32 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
     // and the recurrent bias of r and z add to the pre-activation; b_hn stays inside r * m.
     // A pass of a row or two (a streaming step) reads W in place instead (multiply_unpacked).
     const bool unpacked = s.rows() <= kUnpackedRows;
-    const Index ih_size = unpacked ? 0 : Layout::size(n, I), hh_size = unpacked ? 0 : Layout::size(n, H);
-    PackedBuffer<Scalar> packed_ih(3 * ih_size), packed_hh(3 * hh_size), bias(4 * n);
+    const GatePanels<Scalar> panels(w, 3, H, I, H, units, !unpacked);
+    // (4, n): the pre-activation biases of r, z, n, then b_hn.
+    PackedBuffer<Scalar> bias(4 * units.size());
+    fused_gate_bias(w, 3, 2, H, units, bias.data());
+    std::copy(w.bias_hh + 2 * H + units.begin, w.bias_hh + 2 * H + units.end, bias.data() + 3 * units.size());
     ProductWorkspace<Scalar> workspace;
-    for (Index gate = 0; gate < 3 && n > 0; ++gate) {
-      const Index row = gate * H + units.begin;
-      if (!unpacked) {
-        pack_rows_as_columns(w.weight_ih + row * I, I, n, I, packed_ih.data() + gate * ih_size);
-        pack_rows_as_columns(w.weight_hh + row * H, H, n, H, packed_hh.data() + gate * hh_size);
-      }
-      for (Index j = 0; j < n; ++j) {
-        bias[gate * n + j] = w.bias_ih[row + j] + (gate < 2 ? w.bias_hh[row + j] : Scalar(0));
-      }
-    }
-    for (Index j = 0; j < n; ++j) bias[3 * n + j] = w.bias_hh[2 * H + units.begin + j];
+    PreviousState<Scalar> h_before(s, H);
 
     for (Index step = 0; step < s.steps; ++step) {
       const Index t = s.time_at(step);
-      const Scalar* h_prev = step == 0 ? h0 : y.at(s.previous_time(t), 0);
-      const Index h_prev_stride = step == 0 ? H : y.batch_stride;
       // This part's rows [r0, live_end) hold real steps at time t, [live_end, rows.end) padding.
       const Index live_end = part.live_end(s.active(t)), live = live_end - r0;
+      const StateRows<Scalar> h_prev =
+          h_before.at(step, {h0, H}, {y.at(s.time_before(step), 0), y.batch_stride}, {r0, live_end});
       // The input projection into the r, z, n columns of this thread's units, a chunk of
       // steps at a time; this thread's columns and rows only, so it needs no barrier.
       if (projection.starts(step) && n > 0 && rows.size() > 0 && !unpacked) {
         packed_products<Scalar>(x.rows(projection.first_time(step), B, rows), projection.steps(step) * rows.size(), I,
-                                packed_ih.data(), ih_size, n, projection.chunk_rows(step, rows, units.begin), H, 3,
+                                panels.ih(), panels.ih_size(), n, projection.chunk_rows(step, rows, units.begin), H, 3,
                                 false, workspace);
       }
       Scalar* tape_t = projection.rows(step);
       Scalar* h_t = y.at(t, 0);
       if (n > 0 && live > 0) {
         // r and z add their recurrent part; m = h_{t-1} W_hn^T goes to its own column.
-        const RowView<Scalar> h_rows{h_prev + r0 * h_prev_stride, h_prev_stride};
+        const RowView<Scalar> h_rows = h_prev.rows(r0);
         for (Index gate = 0; gate < 3; ++gate) {
           const Index column = (gate < 2 ? gate : 3) * H + units.begin;
           if (unpacked) {
@@ -99,12 +93,12 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
                                       gate < 2);
             continue;
           }
-          multiply_rows<Scalar>(h_rows, live, H, packed_hh.data() + gate * hh_size, n, tape_t + r0 * W + column, W,
+          multiply_rows<Scalar>(h_rows, live, H, panels.hh(gate), n, tape_t + r0 * W + column, W,
                                 gate < 2);
         }
         for (Index b = r0; b < live_end; ++b) {
           Scalar* tape = tape_t + b * W + units.begin;  // pre-activations in, gates out
-          const Scalar* h_before = h_prev + b * h_prev_stride + units.begin;
+          const Scalar* h_old = h_prev.row(b) + units.begin;
           Scalar* h_after = h_t + b * y.batch_stride + units.begin;
           const Scalar* bias_of = bias.data();
           for_each_unit<Scalar>(n, [&](Index j, auto p) {
@@ -116,7 +110,7 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
             const P pre_n = padd(ploadu<P>(tape + 2 * H + j), ploadu<P>(bias_of + 2 * n + j));
             const P cand = gate_tanh(pmadd(r, m, pre_n));
             // h = (1 - z) * n + z * h_prev = n + z * (h_prev - n)
-            pstoreu(h_after + j, pmadd(z, psub(ploadu<P>(h_before + j), cand), cand));
+            pstoreu(h_after + j, pmadd(z, psub(ploadu<P>(h_old + j), cand), cand));
             pstoreu(tape + j, r);
             pstoreu(tape + H + j, z);
             pstoreu(tape + 2 * H + j, cand);
@@ -124,13 +118,8 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
           });
         }
       }
-      for (Index b = live_end; b < rows.end && n > 0; ++b) {
-        std::fill_n(h_t + b * y.batch_stride + units.begin, n, Scalar(0));
-        if (!taped) continue;
-        for (Index column = 0; column < 4; ++column) {
-          std::fill_n(tape_t + b * W + column * H + units.begin, n, Scalar(0));
-        }
-      }
+      zero_padding_rows<Scalar>({live_end, rows.end}, units,
+                                {{h_t, y.batch_stride}, {taped ? tape_t : nullptr, W, 4, H}});
       // As in lstm_forward: over units, the next step reads every thread's h_t.
       if (!plan.by_batch) barrier.wait(team);
     }
@@ -157,9 +146,7 @@ void gru_backward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
   PassBuffer<Scalar> d_hidden_buffer(rows * G);
   Scalar* d_input = d_input_buffer.data();
   Scalar* d_hidden = d_hidden_buffer.data();
-  // dh0 doubles as the running gradient of h_t.
-  auto dh = view(dh0, B, H, H);
-  if (dh_n) dh = view(dh_n, B, H, H); else dh.setZero();
+  start_running_gradient(dh0, dh_n, B, H);
   const PassPlan plan = plan_pass(s, 3, sizeof(Scalar), Pass::backward);
   using Layout = PanelLayout<Scalar>;
 
@@ -170,8 +157,7 @@ void gru_backward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
     // This thread's columns of W_hh (all 3H rows), packed once for the step's
     // dh_{t-1} += da_hidden W_hh; and dx_t = da_input W_ih for its slice of the inputs (all
     // of them when the pass is split over the batch).
-    PackedBuffer<Scalar> packed_hh(PanelLayout<Scalar>::size(n, G));
-    if (n > 0) pack_columns(w.weight_hh + units.begin, H, n, G, packed_hh.data());
+    const PackedBuffer<Scalar> packed_hh = recurrent_columns(w.weight_hh, G, H, units);
     const InputGradient<Scalar> input_gradient(w.weight_ih, G, I, part.inputs);
     ProductWorkspace<Scalar> workspace;
     // This thread's shares of the bias gradients, summed while the gate gradients are in
@@ -181,18 +167,19 @@ void gru_backward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
     // B=64 on 2 threads took 42 ms; now 36.
     std::vector<Scalar> input_bias_grad(3 * n, Scalar(0)), hidden_n_bias_grad(n, Scalar(0));
     const GateSums<Scalar> input_sums(input_bias_grad.data(), n), hidden_n_sums(hidden_n_bias_grad.data(), n);
+    PreviousState<Scalar> h_before(s, H);
 
     for (Index step = s.steps - 1; step >= 0; --step) {
       const Index t = s.time_at(step);
-      const Scalar* h_prev = step == 0 ? h0 : y.at(s.previous_time(t), 0);
-      const Index h_prev_stride = step == 0 ? H : y.batch_stride;
       const Scalar* tape_t = gates + t * B * W;
       Scalar* d_input_t = d_input + t * B * G;
       Scalar* d_hidden_t = d_hidden + t * B * G;
       const Index live_end = part.live_end(s.active(t)), live = live_end - r0;
+      const StateRows<Scalar> h_prev =
+          h_before.at(step, {h0, H}, {y.at(s.time_before(step), 0), y.batch_stride}, {r0, live_end});
       for (Index b = r0; b < live_end && n > 0; ++b) {
         const Scalar* tape = tape_t + b * W + units.begin;
-        const Scalar* h_before = h_prev + b * h_prev_stride + units.begin;
+        const Scalar* h_old = h_prev.row(b) + units.begin;
         const Scalar* dy_b = dy.at(t, b) + units.begin;
         Scalar* dh_b = dh0 + b * H + units.begin;
         Scalar* dxa = d_input_t + b * G + units.begin;
@@ -206,7 +193,7 @@ void gru_backward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
           const P dh_total = padd(ploadu<P>(dy_b + j), ploadu<P>(dh_b + j));
           const P da_n = pmul(pmul(dh_total, psub(one, z)), psub(one, pmul(cand, cand)));
           const P da_r = pmul(pmul(da_n, m), pmul(r, psub(one, r)));
-          const P da_z = pmul(pmul(dh_total, psub(ploadu<P>(h_before + j), cand)), pmul(z, psub(one, z)));
+          const P da_z = pmul(pmul(dh_total, psub(ploadu<P>(h_old + j), cand)), pmul(z, psub(one, z)));
           input_sums.write(dxa, H, j, da_r, da_z, da_n);
           pstoreu(dha + j, da_r);
           pstoreu(dha + H + j, da_z);
@@ -215,12 +202,7 @@ void gru_backward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
         });
       }
       // A padding row has no gate gradients and keeps dh_n until its last step.
-      for (Index b = live_end; b < rows_of_part.end && n > 0; ++b) {
-        for (Index gate = 0; gate < 3; ++gate) {
-          std::fill_n(d_input_t + b * G + gate * H + units.begin, n, Scalar(0));
-          std::fill_n(d_hidden_t + b * G + gate * H + units.begin, n, Scalar(0));
-        }
-      }
+      zero_padding_rows<Scalar>({live_end, rows_of_part.end}, units, {{d_input_t, G, 3, H}, {d_hidden_t, G, 3, H}});
       // As in lstm_backward: over units, this thread's units of dh_{t-1} need all of step
       // t's gate gradients; the next step reads only the units written here.
       if (!plan.by_batch) barrier.wait(team);
@@ -240,14 +222,11 @@ void gru_backward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
       add_gate_weight_grads(s, d_input, d_hidden, G, r0, nr, x, h0, y, H, grads.weight_ih, grads.weight_hh,
                             workspace);
     }
+    // r's and z's two biases add, so they share a gradient; n's recurrent one is inside r * m.
     in_thread_order(thread, team, barrier, [&] {
-      for (Index gate = 0; gate < 3; ++gate) {
-        for (Index j = 0; j < n; ++j) {
-          const Index column = gate * H + units.begin + j;
-          grads.bias_ih[column] += input_bias_grad[gate * n + j];
-          grads.bias_hh[column] += gate == 2 ? hidden_n_bias_grad[j] : input_bias_grad[gate * n + j];
-        }
-      }
+      add_bias_share(input_bias_grad.data(), 3, H, units, grads.bias_ih);
+      add_bias_share(input_bias_grad.data(), 2, H, units, grads.bias_hh);
+      add_bias_share(hidden_n_bias_grad.data(), 1, H, units, grads.bias_hh + 2 * H);
     });
   });
 }

@@ -27,6 +27,7 @@
 #include "lstmcore/sequence.hpp"
 #include "lstmcore/team.hpp"
 #include "lstmcore/threading.hpp"
+#include "lstmcore/time_loop.hpp"
 
 namespace lstmcore {
 
@@ -121,7 +122,7 @@ void layer_norm_lstm_forward(const SequenceShape& s, SequenceView<const Scalar> 
   using Layout = PanelLayout<Scalar>;
   const PassPlan plan = plan_pass(s, 4, sizeof(Scalar), Pass::forward);
   std::vector<Scalar> bias(G);
-  for (Index k = 0; k < G; ++k) bias[k] = w.bias_ih[k] + w.bias_hh[k];
+  fused_gate_bias(w, 4, 4, H, {0, H}, bias.data());
   const GateClamps<Scalar> held(clamps, 0);
   const bool taped = gates != nullptr;
   const ProjectionChunks<Scalar> projection(s, G, tape.input_norm, plan.rows_per_thread(B));
@@ -133,37 +134,35 @@ void layer_norm_lstm_forward(const SequenceShape& s, SequenceView<const Scalar> 
     const PassPart part = pass_part(plan, s, thread, team, Layout::kWidth);
     const Range units = part.units, my_rows = rows_to_update(plan, part, B, thread, team);
     const Index n = units.size(), r0 = part.rows.begin;
-    const Index ih_size = Layout::size(n, I), hh_size = Layout::size(n, H);
-    PackedBuffer<Scalar> packed_ih(4 * ih_size), packed_hh(4 * hh_size);
+    const GatePanels<Scalar> panels(w, 4, H, I, H, units);
     ProductWorkspace<Scalar> workspace;
-    for (Index gate = 0; gate < 4 && n > 0; ++gate) {
-      const Index row = gate * H + units.begin;
-      pack_rows_as_columns(w.weight_ih + row * I, I, n, I, packed_ih.data() + gate * ih_size);
-      pack_rows_as_columns(w.weight_hh + row * H, H, n, H, packed_hh.data() + gate * hh_size);
-    }
     PackedBuffer<Scalar> row_gates(taped ? 0 : G), row_cell_norm(taped ? 0 : H);
+    PreviousState<Scalar> h_before(s, H), c_before(s, H);
 
     for (Index step = 0; step < s.steps; ++step) {
       const Index t = s.time_at(step);
       const Index alive = s.active(t);
       const Index live = part.live_end(alive) - r0;
-      const Scalar* h_prev = step == 0 ? h0 : y.at(s.previous_time(t), 0);
-      const Index h_prev_stride = step == 0 ? H : y.batch_stride;
+      // The rows this thread updates hold real steps at time t in [my_rows.begin, update_end).
+      const Index update_end = std::clamp(alive, my_rows.begin, my_rows.end);
+      const Index t_before = s.time_before(step);
+      const StateRows<Scalar> h_prev =
+          h_before.at(step, {h0, H}, {y.at(t_before, 0), y.batch_stride}, {r0, part.live_end(alive)});
       const bool chunk_starts = projection.starts(step);
       if (chunk_starts && n > 0 && part.rows.size() > 0) {
         packed_products<Scalar>(x.rows(projection.first_time(step), B, part.rows),
-                                projection.steps(step) * part.rows.size(), I, packed_ih.data(), ih_size, n,
+                                projection.steps(step) * part.rows.size(), I, panels.ih(), panels.ih_size(), n,
                                 projection.chunk_rows(step, part.rows, units.begin), H, 4, false, workspace);
       }
-      const Scalar* c_prev = step == 0 ? c0
-                             : taped   ? cells + s.previous_time(t) * B * H
-                                       : cell_pair.data() + ((step - 1) & 1) * B * H;
+      const Scalar* c_later = taped ? cells + t_before * B * H : cell_pair.data() + ((step - 1) & 1) * B * H;
+      const StateRows<Scalar> c_prev =
+          c_before.at(step, {c0, H}, {c_later, H}, {my_rows.begin, update_end});
       Scalar* c_t = taped ? cells + t * B * H : cell_pair.data() + (step & 1) * B * H;
       Scalar* hidden_t = taped ? tape.hidden_norm + t * B * G : step_hidden.data();
       if (n > 0 && live > 0) {
         for (Index gate = 0; gate < 4; ++gate) {
-          multiply_rows<Scalar>({h_prev + r0 * h_prev_stride, h_prev_stride}, live, H,
-                                packed_hh.data() + gate * hh_size, n, hidden_t + r0 * G + gate * H + units.begin, G,
+          multiply_rows<Scalar>(h_prev.rows(r0), live, H,
+                                panels.hh(gate), n, hidden_t + r0 * G + gate * H + units.begin, G,
                                 false);
         }
       }
@@ -174,26 +173,24 @@ void layer_norm_lstm_forward(const SequenceShape& s, SequenceView<const Scalar> 
           if (taped) tape.inv_std[((projection.first_time(step) + k) * B + b) * 3] = inv_std;
         }
       }
-      for (Index b = my_rows.begin; b < my_rows.end; ++b) {
+      if (taped) {
+        zero_padding_rows<Scalar>({update_end, my_rows.end}, {0, H},
+                                  {{y.at(t, 0), y.batch_stride}, {gates + t * B * G, G, 4, H}, {c_t, H},
+                                   {tape.cell_norm + t * B * H, H}, {hidden_t, G, 4, H}});
+      } else {
+        zero_padding_rows<Scalar>({update_end, my_rows.end}, {0, H}, {{y.at(t, 0), y.batch_stride}});
+      }
+      for (Index b = my_rows.begin; b < update_end; ++b) {
         const Index r = t * B + b;
         Scalar* gate = taped ? gates + r * G : row_gates.data();
         Scalar* c = c_t + b * H;
         Scalar* c_norm = taped ? tape.cell_norm + r * H : row_cell_norm.data();
         Scalar* h = y.at(t, b);
-        if (b >= alive) {
-          std::fill_n(h, H, Scalar(0));
-          if (!taped) continue;
-          std::fill_n(gate, G, Scalar(0));
-          std::fill_n(c, H, Scalar(0));
-          std::fill_n(c_norm, H, Scalar(0));
-          std::fill_n(hidden_t + b * G, G, Scalar(0));
-          continue;
-        }
         const Scalar* xn = projection.rows(step) + b * G;
         Scalar* hn = hidden_t + b * G;
         const Scalar hidden_inv_std = normalize_row(hn, G);
         if (taped) tape.inv_std[r * 3 + 1] = hidden_inv_std;
-        const Scalar* c_before = c_prev + b * H;
+        const Scalar* c_old = c_prev.row(b);
         for_each_unit<Scalar>(H, [&](Index j, auto p) {
           using namespace Eigen::internal;
           using P = decltype(p);
@@ -209,7 +206,7 @@ void layer_norm_lstm_forward(const SequenceShape& s, SequenceView<const Scalar> 
           pstoreu(gate + H + j, f);
           pstoreu(gate + 2 * H + j, g);
           pstoreu(gate + 3 * H + j, o);
-          const P c_new = pmadd(f, ploadu<P>(c_before + j), pmul(i, g));
+          const P c_new = pmadd(f, ploadu<P>(c_old + j), pmul(i, g));
           pstoreu(c + j, c_new);
           pstoreu(c_norm + j, c_new);
         });
@@ -245,10 +242,8 @@ void layer_norm_lstm_backward(const SequenceShape& s, SequenceView<const Scalar>
   // (T*B, 4H) each: gradients of the raw input projection and of the raw recurrent
   // projection, kept for the weight GEMMs after the loop.
   PassBuffer<Scalar> d_input(rows * G), d_hidden(rows * G);
-  auto dh = view(dh0, B, H, H);
-  auto dc = view(dc0, B, H, H);
-  if (dh_n) dh = view(dh_n, B, H, H); else dh.setZero();
-  if (dc_n) dc = view(dc_n, B, H, H); else dc.setZero();
+  start_running_gradient(dh0, dh_n, B, H);
+  start_running_gradient(dc0, dc_n, B, H);
   const PassPlan plan = plan_pass(s, 4, sizeof(Scalar), Pass::backward);
   const GateClamps<Scalar> held(clamps, 0);
 
@@ -259,8 +254,7 @@ void layer_norm_lstm_backward(const SequenceShape& s, SequenceView<const Scalar>
     const Index n = units.size(), r0 = part.rows.begin;
     // dh_{t-1} in the step from this thread's columns of W_hh; dx_t for its inputs (all
     // of them when the pass is split over the batch).
-    PackedBuffer<Scalar> packed_hh(Layout::size(n, G));
-    if (n > 0) pack_columns(w.weight_hh + units.begin, H, n, G, packed_hh.data());
+    const PackedBuffer<Scalar> packed_hh = recurrent_columns(w.weight_hh, G, H, units);
     const InputGradient<Scalar> input_gradient(w.weight_ih, G, I, part.inputs);
     ProductWorkspace<Scalar> workspace;
     // A row's gradients of a_t and of the normalised cell's output LN(c_t) + beta_c.
@@ -272,22 +266,22 @@ void layer_norm_lstm_backward(const SequenceShape& s, SequenceView<const Scalar>
     // now 54.
     enum Sum { kBias, kGainIh, kGainHh, kGainCell, kBiasCell };
     ColumnSums<Scalar> sums({G, G, G, H, H});  // widths in the order of Sum
+    PreviousState<Scalar> c_before(s, H);
     for (Index step = s.steps - 1; step >= 0; --step) {
       const Index t = s.time_at(step);
       const Index alive = s.active(t);
-      const Scalar* c_prev = step == 0 ? c0 : cells + s.previous_time(t) * B * H;
-      for (Index b = my_rows.begin; b < my_rows.end; ++b) {
+      const Index update_end = std::clamp(alive, my_rows.begin, my_rows.end);
+      const StateRows<Scalar> c_prev =
+          c_before.at(step, {c0, H}, {cells + s.time_before(step) * B * H, H}, {my_rows.begin, update_end});
+      zero_padding_rows<Scalar>({update_end, my_rows.end}, {0, H},
+                                {{d_input.data() + t * B * G, G, 4, H}, {d_hidden.data() + t * B * G, G, 4, H}});
+      for (Index b = my_rows.begin; b < update_end; ++b) {
         const Index r = t * B + b;
         Scalar* d_in = d_input.data() + r * G;
         Scalar* d_rec = d_hidden.data() + r * G;
-        if (b >= alive) {
-          std::fill_n(d_in, G, Scalar(0));
-          std::fill_n(d_rec, G, Scalar(0));
-          continue;
-        }
         const Scalar* gate = gates + r * G;
         const Scalar* c_norm = tape.cell_norm + r * H;
-        const Scalar* c_before = c_prev + b * H;
+        const Scalar* c_old = c_prev.row(b);
         const Scalar* dy_b = dy.at(t, b);
         Scalar* dh_b = dh0 + b * H;
         Scalar* dc_b = dc0 + b * H;
@@ -312,7 +306,7 @@ void layer_norm_lstm_backward(const SequenceShape& s, SequenceView<const Scalar>
           const P i = ploadu<P>(gate + j), f = ploadu<P>(gate + H + j), g = ploadu<P>(gate + 2 * H + j);
           const P dc_total = padd(ploadu<P>(dc_b + j), ploadu<P>(dc_from_h.data() + j));
           pstoreu(da.data() + j, held.gradient(kClampInput, j, pmul(pmul(dc_total, g), pmul(i, psub(one, i)))));
-          pstoreu(da.data() + H + j, held.gradient(kClampForget, j, pmul(pmul(dc_total, ploadu<P>(c_before + j)), pmul(f, psub(one, f)))));
+          pstoreu(da.data() + H + j, held.gradient(kClampForget, j, pmul(pmul(dc_total, ploadu<P>(c_old + j)), pmul(f, psub(one, f)))));
           pstoreu(da.data() + 2 * H + j, held.gradient(kClampCandidate, j, pmul(pmul(dc_total, i), psub(one, pmul(g, g)))));
           pstoreu(dc_b + j, pmul(dc_total, f));
         });

@@ -15,9 +15,9 @@
 //
 // Variable lengths follow PyTorch's packed sequences: the caller sorts the batch by
 // length, longest first, so the rows alive at time t are a prefix of batch_sizes[t]
-// rows; the products and the update skip the rest, whose outputs are zero. Only the
-// forward direction takes lengths (the caller reverses each sequence in place for the
-// backward direction).
+// rows; the products and the update skip the rest, whose outputs are zero. Reversed, a
+// sequence's run starts at its own last step from h0, c0 (PreviousState) and ends at
+// t = 0 like every other.
 #pragma once
 
 #include <algorithm>
@@ -31,6 +31,7 @@
 #include "lstmcore/sequence.hpp"
 #include "lstmcore/team.hpp"
 #include "lstmcore/threading.hpp"
+#include "lstmcore/time_loop.hpp"
 #include "lstmcore/zoneout.hpp"
 
 namespace lstmcore {
@@ -65,17 +66,10 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
     // This thread's rows of W_ih and W_hh, packed once; its gate bias b_ih + b_hh.
     // A pass of a row or two (a streaming step) reads W in place instead (unpacked_gates).
     const bool unpacked = s.rows() <= kUnpackedRows;
-    const Index ih_size = unpacked ? 0 : Layout::size(n, I), hh_size = unpacked ? 0 : Layout::size(n, H);
-    PackedBuffer<Scalar> packed_ih(K * ih_size), packed_hh(K * hh_size), bias(K * n);
+    const GatePanels<Scalar> panels(w, K, H, I, H, units, !unpacked);
+    PackedBuffer<Scalar> bias(K * n);
+    fused_gate_bias(w, K, K, H, units, bias.data());
     ProductWorkspace<Scalar> workspace;
-    for (Index gate = 0; gate < K && n > 0; ++gate) {
-      const Index row = gate * H + ub;
-      if (!unpacked) {
-        pack_rows_as_columns(w.weight_ih + row * I, I, n, I, packed_ih.data() + gate * ih_size);
-        pack_rows_as_columns(w.weight_hh + row * H, H, n, H, packed_hh.data() + gate * hh_size);
-      }
-      for (Index j = 0; j < n; ++j) bias[gate * n + j] = w.bias_ih[row + j] + w.bias_hh[row + j];
-    }
     // (live, H): h_{t-1} * mask for the unpacked products under recurrent dropout.
     std::vector<Scalar> masked_h(unpacked && options.recurrent_mask ? rows.size() * H : 0);
     const Cell<Scalar> cell(options, units, H, bias.data());
@@ -84,34 +78,29 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
     // heights depend on their count.
     PackedBuffer<Scalar> mask_tiles;
     Index mask_rows = 0;
+    PreviousState<Scalar> h_before(s, H), c_before(s, H);
     if (options.recurrent_mask && n > 0) mask_tiles.resize(Layout::tiles(rows.size()) * Layout::kRows * H);
 
     for (Index step = 0; step < s.steps; ++step) {
       const Index t = s.time_at(step);
       // This part's rows [r0, live_end) hold real steps at time t, [live_end, rows.end) padding.
       const Index live_end = part.live_end(s.active(t)), live = live_end - r0;
-      const Scalar* h_prev = step == 0 ? h0 : y.at(s.previous_time(t), 0);
-      const Index h_prev_stride = step == 0 ? H : y.batch_stride;
-      const RowView<Scalar> h_prev_rows{h_prev + r0 * h_prev_stride, h_prev_stride};
+      const Index t_before = s.time_before(step);
+      const StateRows<Scalar> h_prev = h_before.at(step, {h0, H}, {y.at(t_before, 0), y.batch_stride}, {r0, live_end});
+      const RowView<Scalar> h_prev_rows = h_prev.rows(r0);
       Scalar* h_t = y.at(t, 0);
       // The input projection of a chunk of steps, for this thread's gate columns and rows
       // only, so it needs no barrier.
       if (projection.starts(step) && n > 0 && rows.size() > 0 && !unpacked) {
         const Index first_time = projection.first_time(step);
         packed_products<Scalar>(x.rows(first_time, B, rows), projection.steps(step) * rows.size(), I,
-                                packed_ih.data(), ih_size, n, projection.chunk_rows(step, rows, ub), H, K, false,
+                                panels.ih(), panels.ih_size(), n, projection.chunk_rows(step, rows, ub), H, K, false,
                                 workspace);
       }
       Scalar* gates_t = projection.rows(step);
-      Scalar* c_t;
-      const Scalar* c_prev;
-      if (taped) {
-        c_t = cells + t * B * H;
-        c_prev = step == 0 ? c0 : cells + s.previous_time(t) * B * H;
-      } else {
-        c_t = cell_pair.data() + (step & 1) * B * H;
-        c_prev = step == 0 ? c0 : cell_pair.data() + ((step - 1) & 1) * B * H;
-      }
+      Scalar* c_t = taped ? cells + t * B * H : cell_pair.data() + (step & 1) * B * H;
+      const Scalar* c_later = taped ? cells + t_before * B * H : cell_pair.data() + ((step - 1) & 1) * B * H;
+      const StateRows<Scalar> c_prev = c_before.at(step, {c0, H}, {c_later, H}, {r0, live_end});
       Scalar* gates_live = gates_t + r0 * G + ub;
       // With two tiles of rows or more, a panel of units at a time: its K gate products,
       // then the cell on its units while their gates are still in L1 (taped forward,
@@ -124,7 +113,7 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
         if (options.recurrent_mask) {
           for (Index b = r0; b < live_end; ++b) {
             for (Index k = 0; k < H; ++k) {
-              masked_h[(b - r0) * H + k] = h_prev[b * h_prev_stride + k] * options.recurrent_mask[b * H + k];
+              masked_h[(b - r0) * H + k] = h_prev.row(b)[k] * options.recurrent_mask[b * H + k];
             }
           }
           h_rows = {masked_h.data(), H};
@@ -140,17 +129,17 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
           const Index cols = std::min(Layout::kWidth, n - j0);
           for (Index gate = 0; gate < K; ++gate) {
             // Panels are kWidth columns by depth H: columns from j0 start j0 * H values in.
-            multiply_rows<Scalar>(h_prev_rows, live, H, packed_hh.data() + gate * hh_size + j0 * H, cols,
+            multiply_rows<Scalar>(h_prev_rows, live, H, panels.hh(gate) + j0 * H, cols,
                                   gates_live + gate * H + j0, G, true);
           }
           for (Index b = r0; b < live_end; ++b) {
-            cell.forward(gates_t + b * G + ub, c_prev + b * H + ub, c_t + b * H + ub, h_t + b * y.batch_stride + ub,
+            cell.forward(gates_t + b * G + ub, c_prev.row(b) + ub, c_t + b * H + ub, h_t + b * y.batch_stride + ub,
                          {j0, j0 + cols});
           }
         }
       } else if (n > 0 && live > 0 && mask_tiles.empty()) {
         for (Index gate = 0; gate < K; ++gate) {
-          multiply_rows<Scalar>(h_prev_rows, live, H, packed_hh.data() + gate * hh_size, n, gates_live + gate * H,
+          multiply_rows<Scalar>(h_prev_rows, live, H, panels.hh(gate), n, gates_live + gate * H,
                                 G, true);
         }
       } else if (n > 0 && live > 0) {
@@ -164,16 +153,16 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
         const Index packed = Layout::tiles(live) * Layout::kRows * H;
         for (Index k = 0; k < packed; ++k) h_tiles[k] *= mask_tiles[k];
         for (Index gate = 0; gate < K; ++gate) {
-          multiply_packed(h_tiles, live, H, packed_hh.data() + gate * hh_size, n, gates_live + gate * H, G, true);
+          multiply_packed(h_tiles, live, H, panels.hh(gate), n, gates_live + gate * H, G, true);
         }
       }
       if (n > 0 && live > 0) {
         for (Index b = r0; b < live_end && !by_panel; ++b) {
-          cell.forward(gates_t + b * G + ub, c_prev + b * H + ub, c_t + b * H + ub, h_t + b * y.batch_stride + ub);
+          cell.forward(gates_t + b * G + ub, c_prev.row(b) + ub, c_t + b * H + ub, h_t + b * y.batch_stride + ub);
           if (options.zoneout()) {
             Scalar* update = options.cell_updates ? options.cell_updates + (t * B + b) * H + ub : nullptr;
             Zoneout<Scalar>(options, t * B + b, H, ub)
-                .forward(n, c_prev + b * H + ub, c_t + b * H + ub, h_prev + b * h_prev_stride + ub,
+                .forward(n, c_prev.row(b) + ub, c_t + b * H + ub, h_prev.row(b) + ub,
                          h_t + b * y.batch_stride + ub, update);
           }
         }
@@ -181,13 +170,10 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
           std::copy_n(c_t + b * H + ub, n, c_n + b * H + ub);
         }
       }
-      for (Index b = live_end; b < rows.end && n > 0; ++b) {
-        std::fill_n(h_t + b * y.batch_stride + ub, n, Scalar(0));
-        if (!taped) continue;
-        for (Index gate = 0; gate < K; ++gate) std::fill_n(gates_t + b * G + gate * H + ub, n, Scalar(0));
-        std::fill_n(c_t + b * H + ub, n, Scalar(0));
-        if (options.cell_updates) std::fill_n(options.cell_updates + (t * B + b) * H + ub, n, Scalar(0));
-      }
+      Scalar* updates_t = taped && options.cell_updates ? options.cell_updates + t * B * H : nullptr;
+      zero_padding_rows<Scalar>({live_end, rows.end}, units,
+                                {{h_t, y.batch_stride}, {taped ? gates_t : nullptr, G, K, H},
+                                 {taped ? c_t : nullptr, H}, {updates_t, H}});
       // Split over units, the next step reads every thread's h_t; over the batch, only
       // this thread's rows.
       if (!plan.by_batch) barrier.wait(team);
@@ -215,12 +201,8 @@ void lstm_backward(const SequenceShape& s, SequenceView<const Scalar> x, const G
   // (T*B, K*H): gradient of the gate pre-activations a_t, kept for the weight GEMMs.
   PassBuffer<Scalar> d_gates_buffer(rows * G);
   Scalar* d_gates = d_gates_buffer.data();
-  // dh0 and dc0 double as the running gradients of h_t and c_t. A padding row keeps
-  // dh_n, dc_n until its sequence's last step comes round.
-  auto dh = view(dh0, B, H, H);
-  auto dc = view(dc0, B, H, H);
-  if (dh_n) dh = view(dh_n, B, H, H); else dh.setZero();
-  if (dc_n) dc = view(dc_n, B, H, H); else dc.setZero();
+  start_running_gradient(dh0, dh_n, B, H);
+  start_running_gradient(dc0, dc_n, B, H);
   const PassPlan plan = plan_pass(s, K, sizeof(Scalar), Pass::backward);
   // With recurrent dropout, W_hh saw h_{t-1} * mask: dW_hh needs those products, so h0
   // and y are masked into copies (time-major, stride H).
@@ -237,8 +219,7 @@ void lstm_backward(const SequenceShape& s, SequenceView<const Scalar> x, const G
     // This thread's columns of W_hh (all K*H rows), packed once for the step's
     // dh_{t-1} = da_t W_hh; and dx_t = da_t W_ih for its slice of the inputs (all of them
     // when the pass is split over the batch).
-    PackedBuffer<Scalar> packed_hh(Layout::size(n, G));
-    if (n > 0) pack_columns(w.weight_hh + ub, H, n, G, packed_hh.data());
+    const PackedBuffer<Scalar> packed_hh = recurrent_columns(w.weight_hh, G, H, units);
     const InputGradient<Scalar> input_gradient(w.weight_ih, G, I, part.inputs);
     ProductWorkspace<Scalar> workspace;
     // This thread's shares of the bias gradient (K, n) and the peephole gradient (3, H),
@@ -252,10 +233,12 @@ void lstm_backward(const SequenceShape& s, SequenceView<const Scalar> x, const G
     // Per-thread rows for zoneout's split gradients and the masked recurrent product.
     std::vector<Scalar> update_dy(n), direct_dc(n), zeros(n, Scalar(0));
     std::vector<Scalar> recurrent(plain_recurrence ? 0 : rows_of_part.size() * n);
+    PreviousState<Scalar> c_before(s, H);
     for (Index step = s.steps - 1; step >= 0; --step) {
       const Index t = s.time_at(step);
       const Index live_end = part.live_end(s.active(t)), live = live_end - r0;
-      const Scalar* c_prev = step == 0 ? c0 : cells + s.previous_time(t) * B * H;
+      const StateRows<Scalar> c_prev =
+          c_before.at(step, {c0, H}, {cells + s.time_before(step) * B * H, H}, {r0, live_end});
       const Scalar* gates_t = gates + t * B * G;
       const Scalar* c_t = cells + t * B * H;
       Scalar* d_gates_t = d_gates + t * B * G;
@@ -263,20 +246,18 @@ void lstm_backward(const SequenceShape& s, SequenceView<const Scalar> x, const G
         Scalar* dh_b = dh0 + b * H + ub;
         Scalar* dc_b = dc0 + b * H + ub;
         if (!options.zoneout()) {
-          cell.backward(gates_t + b * G + ub, c_prev + b * H + ub, c_t + b * H + ub,
+          cell.backward(gates_t + b * G + ub, c_prev.row(b) + ub, c_t + b * H + ub,
                         dy.at(t, b) + ub, dh_b, dc_b, d_gates_t + b * G + ub);
           continue;
         }
         // The cell saw its own update c~_t; kappa's share of the gradients bypasses it.
         Zoneout<Scalar>(options, t * B + b, H, ub)
             .split_gradients(n, dy.at(t, b) + ub, dh_b, dc_b, update_dy.data(), direct_dc.data());
-        cell.backward(gates_t + b * G + ub, c_prev + b * H + ub, options.cell_updates + (t * B + b) * H + ub,
+        cell.backward(gates_t + b * G + ub, c_prev.row(b) + ub, options.cell_updates + (t * B + b) * H + ub,
                       update_dy.data(), zeros.data(), dc_b, d_gates_t + b * G + ub);
         for (Index j = 0; j < n; ++j) dc_b[j] += direct_dc[j];
       }
-      for (Index b = live_end; b < rows_of_part.end && n > 0; ++b) {
-        for (Index gate = 0; gate < K; ++gate) std::fill_n(d_gates_t + b * G + gate * H + ub, n, Scalar(0));
-      }
+      zero_padding_rows<Scalar>({live_end, rows_of_part.end}, units, {{d_gates_t, G, K, H}});
       // Split over units, dh_{t-1} for this thread's units needs every unit's gate
       // gradients of step t; the next step reads only the units this thread writes, so no
       // second barrier. Over the batch, this thread's rows need only its own. Both products
@@ -324,12 +305,8 @@ void lstm_backward(const SequenceShape& s, SequenceView<const Scalar> x, const G
                             h_first, h_later, H, grads.weight_ih, grads.weight_hh, workspace);
     }
     in_thread_order(thread, team, barrier, [&] {
-      for (Index gate = 0; gate < K; ++gate) {
-        for (Index j = 0; j < n; ++j) {
-          grads.bias_ih[gate * H + ub + j] += bias_grad[gate * n + j];
-          grads.bias_hh[gate * H + ub + j] += bias_grad[gate * n + j];
-        }
-      }
+      add_bias_share(bias_grad.data(), K, H, units, grads.bias_ih);
+      add_bias_share(bias_grad.data(), K, H, units, grads.bias_hh);
       for (Index q = 0; q < 3 && options.peephole_grad; ++q) {
         for (Index j = ub; j < units.end; ++j) options.peephole_grad[q * H + j] += peephole_grad[q * H + j];
       }

@@ -25,6 +25,7 @@
 #include "lstmcore/sequence.hpp"
 #include "lstmcore/team.hpp"
 #include "lstmcore/threading.hpp"
+#include "lstmcore/time_loop.hpp"
 
 namespace lstmcore {
 
@@ -59,65 +60,51 @@ void projected_lstm_forward(const SequenceShape& s, Index proj, SequenceView<con
     const Range features = split_range(P, thread, team, Layout::kWidth);
     const Index n = units.size(), m = features.size();
 
-    const Index ih_size = Layout::size(n, I), hh_size = Layout::size(n, P);
-    PackedBuffer<Scalar> packed_ih(K * ih_size), packed_hh(K * hh_size), bias(K * n);
+    const GatePanels<Scalar> panels(w, K, H, I, P, units);
+    PackedBuffer<Scalar> bias(K * n);
+    fused_gate_bias(w, K, K, H, units, bias.data());
     PackedBuffer<Scalar> packed_hr(Layout::size(m, H));
     ProductWorkspace<Scalar> workspace;
-    for (Index gate = 0; gate < K && n > 0; ++gate) {
-      const Index row = gate * H + units.begin;
-      pack_rows_as_columns(w.weight_ih + row * I, I, n, I, packed_ih.data() + gate * ih_size);
-      pack_rows_as_columns(w.weight_hh + row * P, P, n, P, packed_hh.data() + gate * hh_size);
-      for (Index j = 0; j < n; ++j) bias[gate * n + j] = w.bias_ih[row + j] + w.bias_hh[row + j];
-    }
     if (m > 0) pack_rows_as_columns(weight_hr + features.begin * H, H, m, H, packed_hr.data());
     const Cell<Scalar> cell(options, units, H, bias.data());
+    PreviousState<Scalar> h_before(s, P), c_before(s, H);
 
     for (Index step = 0; step < s.steps; ++step) {
       const Index t = s.time_at(step);
       const Index alive = s.active(t);
-      const Scalar* h_prev = step == 0 ? h0 : y.at(s.previous_time(t), 0);
-      const Index h_prev_stride = step == 0 ? P : y.batch_stride;
+      const Index t_before = s.time_before(step);
+      const StateRows<Scalar> h_prev =
+          h_before.at(step, {h0, P}, {y.at(t_before, 0), y.batch_stride}, {0, alive});
       if (projection.starts(step) && n > 0) {
         packed_products<Scalar>(x.rows(projection.first_time(step), B), projection.steps(step) * B, I,
-                                packed_ih.data(), ih_size, n, projection.chunk_rows(step, {0, B}, units.begin), H, K, false,
-                                workspace);
+                                panels.ih(), panels.ih_size(), n, projection.chunk_rows(step, {0, B}, units.begin), H,
+                                K, false, workspace);
       }
       Scalar* gates_t = projection.rows(step);
-      Scalar *c_t, *r_t;
-      const Scalar* c_prev;
-      if (taped) {
-        c_t = cells + t * B * H;
-        r_t = cell_out + t * B * H;
-        c_prev = step == 0 ? c0 : cells + s.previous_time(t) * B * H;
-      } else {
-        c_t = cell_pair.data() + (step & 1) * B * H;
-        r_t = cell_out_row.data();
-        c_prev = step == 0 ? c0 : cell_pair.data() + ((step - 1) & 1) * B * H;
-      }
+      Scalar* c_t = taped ? cells + t * B * H : cell_pair.data() + (step & 1) * B * H;
+      Scalar* r_t = taped ? cell_out + t * B * H : cell_out_row.data();
+      const Scalar* c_later = taped ? cells + t_before * B * H : cell_pair.data() + ((step - 1) & 1) * B * H;
+      const StateRows<Scalar> c_prev = c_before.at(step, {c0, H}, {c_later, H}, {0, alive});
       Scalar* h_t = y.at(t, 0);
       if (n > 0 && alive > 0) {
         for (Index gate = 0; gate < K; ++gate) {
-          multiply_rows<Scalar>({h_prev, h_prev_stride}, alive, P, packed_hh.data() + gate * hh_size, n,
+          multiply_rows<Scalar>(h_prev.rows(0), alive, P, panels.hh(gate), n,
                                 gates_t + gate * H + units.begin, G, true);
         }
         for (Index b = 0; b < alive; ++b) {
-          cell.forward(gates_t + b * G + units.begin, c_prev + b * H + units.begin,
+          cell.forward(gates_t + b * G + units.begin, c_prev.row(b) + units.begin,
                        c_t + b * H + units.begin, r_t + b * H + units.begin);
         }
         for (Index b = s.active_after(step); b < alive && c_n; ++b) {
           std::copy_n(c_t + b * H + units.begin, n, c_n + b * H + units.begin);
         }
       }
-      for (Index b = alive; b < B && n > 0 && taped; ++b) {
-        for (Index gate = 0; gate < K; ++gate) std::fill_n(gates_t + b * G + gate * H + units.begin, n, Scalar(0));
-        std::fill_n(c_t + b * H + units.begin, n, Scalar(0));
-        std::fill_n(r_t + b * H + units.begin, n, Scalar(0));
-      }
+      if (taped) zero_padding_rows<Scalar>({alive, B}, units, {{gates_t, G, K, H}, {c_t, H}, {r_t, H}});
       barrier.wait(team);
       if (m > 0 && alive > 0) {
         multiply_rows<Scalar>({r_t, H}, alive, H, packed_hr.data(), m, h_t + features.begin, y.batch_stride, false);
       }
-      for (Index b = alive; b < B && m > 0; ++b) std::fill_n(h_t + b * y.batch_stride + features.begin, m, Scalar(0));
+      zero_padding_rows<Scalar>({alive, B}, features, {{h_t, y.batch_stride}});
       barrier.wait(team);
     }
   });
@@ -146,11 +133,8 @@ void projected_lstm_backward(const SequenceShape& s, Index proj, SequenceView<co
   Scalar* d_gates = d_gates_buffer.data();
   Scalar* d_hidden = d_hidden_buffer.data();
   Scalar* d_cell_out = d_cell_out_buffer.data();
-  // dh0 (B, P) and dc0 (B, H) double as the running gradients of h_t and c_t.
-  auto dh = view(dh0, B, P, P);
-  auto dc = view(dc0, B, H, H);
-  if (dh_n) dh = view(dh_n, B, P, P); else dh.setZero();
-  if (dc_n) dc = view(dc_n, B, H, H); else dc.setZero();
+  start_running_gradient(dh0, dh_n, B, P);
+  start_running_gradient(dc0, dc_n, B, H);
   // The unit split only: a barrier a step, so one thread while the cores are busy.
   const int threads = adapt_to_busy_cores() ? 1 : plan_threads(B, H, K);
 
@@ -160,18 +144,19 @@ void projected_lstm_backward(const SequenceShape& s, Index proj, SequenceView<co
     const Index n = units.size(), m = features.size();
     // dh_{t-1}[:, features] = da_t W_hh[:, features]; dr_t[:, units] = dh_t W_hr[:, units];
     // dx_t = da_t W_ih for this thread's inputs.
-    PackedBuffer<Scalar> packed_hh(Layout::size(m, G)), packed_hr(Layout::size(n, P));
-    if (m > 0) pack_columns(w.weight_hh + features.begin, P, m, G, packed_hh.data());
-    if (n > 0) pack_columns(weight_hr + units.begin, H, n, P, packed_hr.data());
+    const PackedBuffer<Scalar> packed_hh = recurrent_columns(w.weight_hh, G, P, features);
+    const PackedBuffer<Scalar> packed_hr = recurrent_columns(weight_hr, P, H, units);
     const InputGradient<Scalar> input_gradient(w.weight_ih, G, I, split_range(I, thread, team, Layout::kWidth));
     const std::vector<Scalar> no_recurrent_gradient(static_cast<size_t>(n), Scalar(0));
     ProductWorkspace<Scalar> workspace;
     std::vector<Scalar> bias_grad(K * n, Scalar(0));  // (K, n), summed by the cell
     Cell<Scalar> cell(options, units, H, nullptr, bias_grad.data());
+    PreviousState<Scalar> c_before(s, H);
     for (Index step = s.steps - 1; step >= 0; --step) {
       const Index t = s.time_at(step);
       const Index alive = s.active(t);
-      const Scalar* c_prev = step == 0 ? c0 : cells + s.previous_time(t) * B * H;
+      const StateRows<Scalar> c_prev =
+          c_before.at(step, {c0, H}, {cells + s.time_before(step) * B * H, H}, {0, alive});
       const Scalar* gates_t = gates + t * B * G;
       const Scalar* c_t = cells + t * B * H;
       Scalar* d_gates_t = d_gates + t * B * G;
@@ -190,15 +175,13 @@ void projected_lstm_backward(const SequenceShape& s, Index proj, SequenceView<co
       if (n > 0 && alive > 0) {
         multiply_rows<Scalar>({d_hidden_t, P}, alive, P, packed_hr.data(), n, d_cell_out + units.begin, H, false);
         for (Index b = 0; b < alive; ++b) {
-          cell.backward(gates_t + b * G + units.begin, c_prev + b * H + units.begin,
+          cell.backward(gates_t + b * G + units.begin, c_prev.row(b) + units.begin,
                         c_t + b * H + units.begin, d_cell_out + b * H + units.begin,
                         no_recurrent_gradient.data(), dc0 + b * H + units.begin,
                         d_gates_t + b * G + units.begin);
         }
       }
-      for (Index b = alive; b < B && n > 0; ++b) {
-        for (Index gate = 0; gate < K; ++gate) std::fill_n(d_gates_t + b * G + gate * H + units.begin, n, Scalar(0));
-      }
+      zero_padding_rows<Scalar>({alive, B}, units, {{d_gates_t, G, K, H}});
       barrier.wait(team);
       if (alive > 0 && m > 0) {
         multiply_rows<Scalar>({d_gates_t, G}, alive, G, packed_hh.data(), m, dh0 + features.begin, P, false);
@@ -214,12 +197,9 @@ void projected_lstm_backward(const SequenceShape& s, Index proj, SequenceView<co
       add_gate_weight_grads(s, d_gates, d_gates, G, r0, nr, x, h0, y, P, grads.weight_ih,
                             grads.weight_hh, workspace);
     }
-    for (Index gate = 0; gate < K; ++gate) {
-      for (Index j = 0; j < n; ++j) {
-        grads.bias_ih[gate * H + units.begin + j] += bias_grad[gate * n + j];
-        grads.bias_hh[gate * H + units.begin + j] += bias_grad[gate * n + j];
-      }
-    }
+    // Each thread's units are its own: no order to keep.
+    add_bias_share(bias_grad.data(), K, H, units, grads.bias_ih);
+    add_bias_share(bias_grad.data(), K, H, units, grads.bias_hh);
     // dW_hr += dh^T r over all steps.
     const Range proj_rows = split_range(P, thread, team, Layout::kRows);
     if (proj_rows.size() > 0) {

@@ -25,7 +25,7 @@ struct SequenceShape {
   Index hidden = 0;  // H
   bool reverse = false;  // run from t = T-1 down to t = 0
   // (T,) rows alive at each time, non-increasing (a batch sorted longest first), or
-  // nullptr when every sequence has all T steps. Forward direction only.
+  // nullptr when every sequence has all T steps.
   const Index* batch_sizes = nullptr;
 
   // The time index processed at step `step` of the pass.
@@ -37,6 +37,17 @@ struct SequenceShape {
   Index active(Index t) const { return batch_sizes ? batch_sizes[t] : batch; }
   // Rows [active_after(step), active(time_at(step))) end their sequence at `step`.
   Index active_after(Index step) const { return step + 1 < steps ? active(time_at(step + 1)) : 0; }
+  // The time processed before `step`; at step 0 its own time, whose rows all start from
+  // the initial state.
+  Index time_before(Index step) const { return step == 0 ? time_at(0) : time_at(step - 1); }
+  // Rows [0, carried(step)) of time_at(step) continue from the state of the step before;
+  // the others start from the initial state. Reversed with lengths, a sequence's run
+  // starts at its own last step: the rows whose sequences end before time_before(step)
+  // start there, while the longer ones carry on.
+  Index carried(Index step) const {
+    if (step == 0) return 0;
+    return reverse && batch_sizes ? active(time_before(step)) : batch;
+  }
 };
 
 // PyTorch's parameter layout: gate blocks of H rows stacked in weight_ih (G*H, I),

@@ -1,10 +1,8 @@
 """Variable-length batches, PyTorch's packed-sequence semantics on padded arrays.
 
 The core wants the sequences alive at each time step to be the first rows of the batch,
-so a batch is sorted longest first (``Packing``) and restored afterwards. The backward
-direction of a bidirectional layer must start at each sequence's own end: its input is
-each sequence reversed within its length (``reverse_within``), run forwards, and its
-output reversed back.
+so a batch is sorted longest first (``Packing``) and restored afterwards. The core runs
+the backward direction of a bidirectional layer from each sequence's own end.
 """
 
 from __future__ import annotations
@@ -54,13 +52,3 @@ class Packing:
         """(B,) time index of each sorted sequence's last step."""
         return self.lengths - 1
 
-
-def reverse_within(time_major, lengths):
-    """(T, B, F) with each sequence b's first lengths[b] steps reversed; padding stays put.
-
-    Its own inverse. Returns a new C-contiguous array.
-    """
-    steps, batch = time_major.shape[:2]
-    t = np.arange(steps)[:, None]
-    source = np.where(t < lengths[None, :], lengths[None, :] - 1 - t, t)
-    return np.ascontiguousarray(time_major[source, np.arange(batch)[None, :]])

@@ -22,7 +22,7 @@ import numpy as np
 from lstmcore._util import aligned as _aligned
 from lstmcore._util.checks import as_numeric_array, check_dtype, check_positive_int, param_array, shape_text
 from lstmcore.rnn._fingerprint import check_unchanged, fingerprints
-from lstmcore.rnn._lengths import Packing, checked_lengths, reverse_within
+from lstmcore.rnn._lengths import Packing, checked_lengths
 from lstmcore._typing import ArrayLike, DTypeLike, Params, State, StateLike
 
 # Every live layer, for the fork handler below.
@@ -64,14 +64,12 @@ class _DirectionRun:
     """One layer-direction's core call: its input, where its output went, its gate tape.
 
     ``batch_first`` is the layout of ``x`` and ``y`` ((B, T, F) or (T, B, F)); the tape
-    is always time-major. ``reversed_in_time`` marks the backward direction of a
-    variable-length batch: the core ran forwards over each sequence reversed within its
-    length, so ``x``, ``y`` and the tape are in that reversed time.
+    is always time-major.
     """
 
-    def __init__(self, x, y, offset, tape, batch_first, reversed_in_time):
+    def __init__(self, x, y, offset, tape, batch_first):
         self.x, self.y, self.offset, self.tape = x, y, offset, tape
-        self.batch_first, self.reversed_in_time = batch_first, reversed_in_time
+        self.batch_first = batch_first
 
     def steps_and_batch(self):
         return (self.x.shape[1], self.x.shape[0]) if self.batch_first else self.x.shape[:2]
@@ -446,17 +444,9 @@ class _GatedRecurrent:
         return output, self._pack_state(final), tape
 
     def _run_direction(self, x, weights, initial, direction, y, batch_first, packing, clamps, training, traced):
-        width = self.output_size
-        offset = direction * width
-        if packing is not None and direction == 1:  # time-major
-            x_run = reverse_within(x, packing.lengths)
-            y_run = _aligned.empty((x.shape[0], x.shape[1], width), self.dtype)
-            run = _DirectionRun(x_run, y_run, 0, None, False, True)
-            run.tape = self._core_forward(run, weights, initial, False, packing.batch_sizes, clamps, training, traced)
-            y[:, :, offset : offset + width] = reverse_within(y_run, packing.lengths)
-            return run
+        # With lengths the core starts the reverse direction at each sequence's own end.
         sizes = None if packing is None else packing.batch_sizes
-        run = _DirectionRun(x, y, offset, None, batch_first, False)
+        run = _DirectionRun(x, y, direction * self.output_size, None, batch_first)
         run.tape = self._core_forward(run, weights, initial, direction == 1, sizes, clamps, training, traced)
         return run
 
@@ -481,7 +471,7 @@ class _GatedRecurrent:
             d_output = packing.sort(_in_layout(d_output, self.batch_first))
             d_final = None if d_final is None else [packing.sort(part) for part in d_final]
         d_initial = [_aligned.empty(shape, self.dtype) for shape in self._state_shapes(batch)]
-        width, directions = self.output_size, self.num_directions
+        directions = self.num_directions
         with self._grads_lock:
             for layer in reversed(range(self.num_layers)):
                 # The first direction writes the input gradient, the second adds to it.
@@ -497,15 +487,8 @@ class _GatedRecurrent:
                         [part[index] for part in d_initial],
                         tape.clamps[index],
                     )
-                    if run.reversed_in_time:
-                        offset = direction * width
-                        dy_run = reverse_within(d_output[:, :, offset : offset + width], packing.lengths)
-                        dx_run = _aligned.empty_like(run.x)
-                        self._core_backward(run, False, dy_run, dx_run, False, packing.batch_sizes, *args)
-                        d_input += reverse_within(dx_run, packing.lengths)
-                    else:
-                        sizes = None if packing is None else packing.batch_sizes
-                        self._core_backward(run, direction == 1, d_output, d_input, direction == 1, sizes, *args)
+                    sizes = None if packing is None else packing.batch_sizes
+                    self._core_backward(run, direction == 1, d_output, d_input, direction == 1, sizes, *args)
                 if tape.masks[layer] is not None:
                     d_input *= _in_layout(tape.masks[layer], tape.runs[0].batch_first)
                 d_output = d_input
@@ -534,10 +517,12 @@ class _GatedRecurrent:
             direction = index % self.num_directions
             steps, batch = run.steps_and_batch()
             h = _in_layout(run.y[..., run.offset : run.offset + width], run.batch_first)  # (T, B, H)
-            if packing is not None:  # each sequence's own last step
+            if direction == 1:  # every sequence of the reverse direction ends at t = 0
+                finals[0].append(h[0])
+            elif packing is not None:  # each sequence's own last step
                 finals[0].append(h[packing.last_steps(), np.arange(batch)])
             else:
-                finals[0].append(h[0 if direction == 1 else steps - 1])
+                finals[0].append(h[steps - 1])
             for kind, state in enumerate(self._final_tape_states(run.tape), start=1):
                 finals[kind].append(state)
         # One layer-direction (the common case) as a copy with a new axis: np.stack took
@@ -563,8 +548,6 @@ class _GatedRecurrent:
         traces = []
         for run in tape.runs:
             named = self._named_gates(run.tape)
-            if run.reversed_in_time:
-                named = {name: reverse_within(value, packing.lengths) for name, value in named.items()}
             if packing is not None:
                 named = {name: packing.restore(value) for name, value in named.items()}
                 for value in named.values():
