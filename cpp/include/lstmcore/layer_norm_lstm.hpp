@@ -68,7 +68,7 @@ inline Range rows_to_update(const PassPlan& plan, const PassPart& part, Index ba
 }
 
 // The sum of term(k) for k < n in double, as kParts independent partial sums: one running
-// sum is a chain of dependent adds, 4 cycles each, and such chains were 40% of the
+// sum is a chain of dependent adds, 4 cycles each, and such chains dominated the
 // layer-norm backward's element-wise time; independent sums the compiler vectorises.
 template <typename Term>
 double sum_in_double(Index n, Term term) {
@@ -261,9 +261,8 @@ void layer_norm_lstm_backward(const SequenceShape& s, SequenceView<const Scalar>
     std::vector<Scalar> da(G), d_out(H), d_norm(G), d_cell_norm(H), dc_from_h(H);
     // This thread's column sums over its rows (the bias, gain_ih, gain_hh gradients, then
     // gain_cell's and beta_c's), taken while a row is hot. Summed after the loop over whole
-    // tapes (a_t's gradient, the normalised projections and cells), they read 90 MB back
-    // from memory: a float32 training step at H=256, T=100, B=64 on 2 threads took 61 ms,
-    // now 54.
+    // tapes (a_t's gradient, the normalised projections and cells), they would read those
+    // tapes back from memory.
     enum Sum { kBias, kGainIh, kGainHh, kGainCell, kBiasCell };
     ColumnSums<Scalar> sums({G, G, G, H, H});  // widths in the order of Sum
     PreviousState<Scalar> c_before(s, H);

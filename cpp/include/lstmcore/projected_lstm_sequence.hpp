@@ -11,8 +11,8 @@
 // two barriers (the projection needs every unit's r_t, the next step every feature of
 // h_t). Backward mirrors it: dh_t's features, then r_t's units, then dh_{t-1}'s features
 // and dx_t's inputs. This kernel stays split over units at every batch size: split over
-// the batch rows like the others (threading.hpp), its training step ran 0.89-0.92x as
-// fast (I=H=128, P=64, B=32 and 64; H=256, P=128, B=64) and its inference no faster.
+// the batch rows like the others (threading.hpp), its training step ran slower and its
+// inference no faster.
 #pragma once
 
 #include <algorithm>

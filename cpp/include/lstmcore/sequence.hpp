@@ -138,8 +138,8 @@ inline PassPart pass_part(const PassPlan& plan, const SequenceShape& s, int thre
 
 // plan_pass for a pass of shape `s`. With lengths, the batch split only if every thread's
 // rows (pass_part's cut) are a tile or more: where a few long sequences make up half the
-// steps, their thread would run the tail alone with all the weights (I=H=128, B=64,
-// lengths 4 x 100 and 60 x 5: 1.4x the time of the unit split).
+// steps, their thread would run the tail alone with all the weights, slower than the
+// unit split.
 //
 // While the cores are busy (load_sensor.hpp) and the thread count is the default, every
 // barrier can cost a time slice: a pass runs on one thread, unless it is large enough to
@@ -175,7 +175,7 @@ void zero_rows(SequenceView<Scalar> v, Index t, Index b0, Index b1, Index first,
 // left uninitialised, because zeroing tens of MB per call is a measurable share of a pass.
 // It starts on a cache line: threads write neighbouring column slices of its rows, and
 // with the 16-byte alignment of new[] the line at each slice boundary bounced between
-// their caches (tapeless forward, I=H=64, T=100, B=64, 2 threads: 1.55 -> 1.25 ms).
+// their caches.
 template <typename Scalar>
 class PassBuffer {
  public:

@@ -14,7 +14,7 @@ def add_parser(commands):
         "demo", help="train a CO2 forecaster and a character model on the shipped data",
         description="Train an LSTM forecaster on the shipped Mauna Loa CO2 series and print its validation "
         "RMSE next to the naive last-value forecast; then train a character model on Alice's Adventures "
-        "in Wonderland for a few epochs and print a sample. About a minute on 2 cores.",
+        "in Wonderland for a few epochs and print a sample. About ten seconds on 2 cores.",
     )
     parser.add_argument("--plot", type=arguments.nonempty_path, metavar="PNG", help="write forecast vs actual to this PNG (needs matplotlib)")
     parser.add_argument("--seed", type=arguments.whole_number("seed"), default=0, help="default %(default)s")
