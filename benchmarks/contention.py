@@ -22,6 +22,7 @@ the median of the samples of its blocks (timing.py).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -35,10 +36,9 @@ if str(HERE.parent) not in sys.path:
     sys.path.insert(0, str(HERE.parent))
 
 if __name__ == "__main__" and "--no-torch" not in sys.argv and "--worker" not in sys.argv:
-    try:  # before lstmcore, so that torch runs on its own OpenMP runtime (run.py says why)
+    # before lstmcore, so that torch runs on its own OpenMP runtime (run.py says why)
+    with contextlib.suppress(ImportError):
         import torch  # noqa: F401
-    except ImportError:
-        pass
 
 import numpy as np  # noqa: E402
 

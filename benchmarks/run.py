@@ -16,6 +16,7 @@ FLOP counting: see cases.count_flops.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import importlib
 import json
@@ -33,10 +34,8 @@ if __name__ == "__main__" and "--no-torch" not in sys.argv:
     # lstmcore and torch share one OpenMP runtime in a process (both need libgomp.so.1), the
     # one loaded first. Import torch first so that it runs on its own bundled runtime, as
     # its users see it; the JSON records which runtime was loaded.
-    try:
+    with contextlib.suppress(ImportError):
         import torch  # noqa: F401
-    except ImportError:
-        pass
 
 import numpy as np  # noqa: E402
 

@@ -127,7 +127,7 @@ def test_a_row_of_an_l_by_d_clamp_ablates_only_its_own_layer_direction():
 def test_clamping_forget_on_a_coupled_lstm_is_refused():
     layer = make_layer(SHAPE, {"coupled": True})
     x = np.zeros((3, 5, 4))
-    with pytest.raises(ValueError, match="coupled LSTM has no forget gate.*clamp 'input'"):
+    with pytest.raises(ValueError, match=r"coupled LSTM has no forget gate.*clamp 'input'"):
         layer(x, ablate={"forget": 1.0})
 
 

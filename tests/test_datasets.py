@@ -39,7 +39,8 @@ def test_load_sentences_returns_labelled_texts_of_two_authors():
 
 def test_shipped_files_are_small_and_documented():
     folder = os.path.dirname(datasets.path("co2_monthly.csv"))
-    readme = open(os.path.join(folder, "README.md"), encoding="utf-8").read()
+    with open(os.path.join(folder, "README.md"), encoding="utf-8") as file:
+        readme = file.read()
     names = ["co2_monthly.csv", "alice_in_wonderland.txt", "sentences.csv"]
     assert sum(os.path.getsize(datasets.path(name)) for name in names) < 1_500_000
     for name in names:

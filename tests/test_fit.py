@@ -102,7 +102,7 @@ def test_verbose_false_prints_nothing_and_verbose_reports_on_stderr(capfd):
 
 def test_mismatched_sample_counts_are_value_errors():
     x, y = sum_task(count=10)
-    with pytest.raises(ValueError, match="10 samples.*9"):
+    with pytest.raises(ValueError, match=r"10 samples.*9"):
         sum_model().fit(x, y[:9], loss="mse", verbose=False)
     with pytest.raises(ValueError, match="lengths for the 10 samples"):
         sum_model().fit(x, y, loss="mse", lengths=np.full(9, 6), verbose=False)

@@ -130,5 +130,5 @@ def test_cosine_lr_sequence_with_and_without_warmup():
     ],
 )
 def test_bad_hyper_parameters_are_value_errors(make):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="got"):
         make({"w": np.zeros(1)})

@@ -195,7 +195,7 @@ def test_step_on_a_bidirectional_layer_raises(variant):
 )
 def test_step_rejects_a_wrong_x_t_shape_naming_both(variant, batch_first, shape):
     layer = make_layer(variant, np.float32, batch_first)
-    with pytest.raises(ValueError) as raised:
+    with pytest.raises(ValueError) as raised:  # noqa: PT011 (the message is checked below)
         layer.step(np.zeros(shape, np.float32))
     message = str(raised.value)
     for fragment in (f"(B, {INPUT})", str(shape)):
