@@ -128,6 +128,6 @@ def test_projected_layer_norm_and_gru_tapes_are_arrays_and_come_whole():
     gru = lstmcore.GRU(INPUT, HIDDEN, dtype=np.float64, seed=5)
     p = [gru.params[name] for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")]
     y_gru = np.empty((STEPS, BATCH, HIDDEN))
-    tape = np.empty((STEPS, BATCH, _core.gru_tape_width(HIDDEN)))
+    tape = np.empty((STEPS, BATCH, _core.diagnostics.gru_tape_width(HIDDEN)))
     with pytest.raises(TypeError, match="gates as a NumPy array, got list"):
         _core.gru_forward(x, *p, h0, False, y_gru, 0, tape.tolist())

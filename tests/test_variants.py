@@ -239,7 +239,7 @@ def test_variant_matches_reference_when_dx_is_one_product_after_the_loop(options
     # rounding of them, stay of order one, within the tolerance above.
     itemsize = np.dtype(dtype).itemsize
     input_size = input_size_past_dx_threshold(4, 64, dtype)
-    assert lstmcore._core.dx_after_the_loop(9, input_size, 64, 4, itemsize) == (True, True)
+    assert lstmcore._core.diagnostics.dx_after_the_loop(9, input_size, 64, 4, itemsize) == (True, True)
     layer = make_layer((3, 9, input_size, 64, 1, True, False), options, dtype=dtype, seed=11)
     x, state, dy, dstate = random_inputs(layer, 3, 9, np.random.default_rng(39))
     x = (x * input_size**-0.5).astype(dtype)

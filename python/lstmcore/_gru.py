@@ -61,7 +61,7 @@ class GRU(_GatedRecurrent):
         steps, batch = run.steps_and_batch()
         # Inference without gate traces keeps no tape: the kernel then writes only y.
         taped = traced or training
-        gates = _aligned.empty((steps, batch, _core.gru_tape_width(self.hidden_size)), self.dtype) if taped else None
+        gates = _aligned.empty((steps, batch, _core.diagnostics.gru_tape_width(self.hidden_size)), self.dtype) if taped else None
         _core.gru_forward(
             run.x,
             weights["weight_ih"],
