@@ -1,0 +1,269 @@
+"""lstmcore's C++ core (cpp/bindings/): gated recurrent passes over (T, B, F) or, batch_first, (B, T, F) arrays.
+
+Every array argument is a C-contiguous NumPy array of the call's dtype (float32 or float64),
+of exactly the shape the pass indexes; "Optional" arrays may be None. Forward passes write y
+(and the tapes and c_n they are given); backward passes add to the weight gradients and
+write dx (or add to it, accumulate_dx=True), dh0 and dc0.
+"""
+
+from collections.abc import Sequence
+from typing import Any, TypedDict
+
+import numpy as np
+from numpy.typing import NDArray
+
+from . import diagnostics as diagnostics
+
+# float32 or float64, as x's dtype; the binding checks every array against it.
+_Floats = NDArray[np.floating[Any]]
+# batch_sizes: (T,) int64 rows alive per step, non-increasing.
+_Sizes = NDArray[np.int64]
+# The four LSTM gate clamps (input, forget, candidate, output), each None or (H,).
+_Clamps = Sequence[_Floats | None]
+
+class _LoadSensorState(TypedDict):
+    enabled: bool
+    busy: bool
+    passes_sensed: int
+    busy_verdicts: int
+    holds_renewed: int
+    hold_seconds: float
+    last_slowest_start_us: float
+    last_longest_sleep_us: float
+
+def lstm_forward(
+    x: _Floats,
+    weight_ih: _Floats,
+    weight_hh: _Floats,
+    bias_ih: _Floats,
+    bias_hh: _Floats,
+    h0: _Floats,
+    c0: _Floats,
+    reverse: bool,
+    y: _Floats,
+    y_offset: int,
+    gates: _Floats | None,
+    cells: _Floats | None,
+    *,
+    cell: str = "plain",
+    peephole: _Floats | None = None,
+    clamps: _Clamps | None = None,
+    batch_sizes: _Sizes | None = None,
+    recurrent_mask: _Floats | None = None,
+    zoneout_h: _Floats | None = None,
+    zoneout_c: _Floats | None = None,
+    zoneout_rate: float = 0.0,
+    cell_updates: _Floats | None = None,
+    c_n: _Floats | None = None,
+    batch_first: bool = False,
+) -> None: ...
+def lstm_backward(
+    x: _Floats,
+    weight_ih: _Floats,
+    weight_hh: _Floats,
+    bias_ih: _Floats,
+    bias_hh: _Floats,
+    h0: _Floats,
+    c0: _Floats,
+    reverse: bool,
+    y: _Floats,
+    y_offset: int,
+    gates: _Floats,
+    cells: _Floats,
+    dy: _Floats,
+    dh_n: _Floats | None,
+    dc_n: _Floats | None,
+    dx: _Floats,
+    grad_weight_ih: _Floats,
+    grad_weight_hh: _Floats,
+    grad_bias_ih: _Floats,
+    grad_bias_hh: _Floats,
+    dh0: _Floats,
+    dc0: _Floats,
+    *,
+    cell: str = "plain",
+    peephole: _Floats | None = None,
+    grad_peephole: _Floats | None = None,
+    clamps: _Clamps | None = None,
+    batch_sizes: _Sizes | None = None,
+    recurrent_mask: _Floats | None = None,
+    zoneout_h: _Floats | None = None,
+    zoneout_c: _Floats | None = None,
+    zoneout_rate: float = 0.0,
+    cell_updates: _Floats | None = None,
+    batch_first: bool = False,
+    accumulate_dx: bool = False,
+) -> None: ...
+def projected_lstm_forward(
+    x: _Floats,
+    weight_ih: _Floats,
+    weight_hh: _Floats,
+    bias_ih: _Floats,
+    bias_hh: _Floats,
+    weight_hr: _Floats,
+    h0: _Floats,
+    c0: _Floats,
+    reverse: bool,
+    y: _Floats,
+    y_offset: int,
+    gates: _Floats | None,
+    cells: _Floats | None,
+    cell_out: _Floats | None,
+    *,
+    cell: str = "plain",
+    peephole: _Floats | None = None,
+    clamps: _Clamps | None = None,
+    batch_sizes: _Sizes | None = None,
+    c_n: _Floats | None = None,
+    batch_first: bool = False,
+) -> None: ...
+def projected_lstm_backward(
+    x: _Floats,
+    weight_ih: _Floats,
+    weight_hh: _Floats,
+    bias_ih: _Floats,
+    bias_hh: _Floats,
+    weight_hr: _Floats,
+    h0: _Floats,
+    c0: _Floats,
+    reverse: bool,
+    y: _Floats,
+    y_offset: int,
+    gates: _Floats,
+    cells: _Floats,
+    cell_out: _Floats,
+    dy: _Floats,
+    dh_n: _Floats | None,
+    dc_n: _Floats | None,
+    dx: _Floats,
+    grad_weight_ih: _Floats,
+    grad_weight_hh: _Floats,
+    grad_bias_ih: _Floats,
+    grad_bias_hh: _Floats,
+    grad_weight_hr: _Floats,
+    dh0: _Floats,
+    dc0: _Floats,
+    *,
+    cell: str = "plain",
+    peephole: _Floats | None = None,
+    grad_peephole: _Floats | None = None,
+    clamps: _Clamps | None = None,
+    batch_sizes: _Sizes | None = None,
+    batch_first: bool = False,
+    accumulate_dx: bool = False,
+) -> None: ...
+def layer_norm_lstm_forward(
+    x: _Floats,
+    weight_ih: _Floats,
+    weight_hh: _Floats,
+    bias_ih: _Floats,
+    bias_hh: _Floats,
+    layer_norm_ih_weight: _Floats,
+    layer_norm_hh_weight: _Floats,
+    layer_norm_cell_weight: _Floats,
+    layer_norm_cell_bias: _Floats,
+    h0: _Floats,
+    c0: _Floats,
+    reverse: bool,
+    y: _Floats,
+    y_offset: int,
+    gates: _Floats | None,
+    cells: _Floats | None,
+    input_norm: _Floats | None,
+    hidden_norm: _Floats | None,
+    cell_norm: _Floats | None,
+    inv_std: _Floats | None,
+    *,
+    clamps: _Clamps | None = None,
+    batch_sizes: _Sizes | None = None,
+    c_n: _Floats | None = None,
+    batch_first: bool = False,
+) -> None: ...
+def layer_norm_lstm_backward(
+    x: _Floats,
+    weight_ih: _Floats,
+    weight_hh: _Floats,
+    bias_ih: _Floats,
+    bias_hh: _Floats,
+    layer_norm_ih_weight: _Floats,
+    layer_norm_hh_weight: _Floats,
+    layer_norm_cell_weight: _Floats,
+    layer_norm_cell_bias: _Floats,
+    h0: _Floats,
+    c0: _Floats,
+    reverse: bool,
+    y: _Floats,
+    y_offset: int,
+    gates: _Floats,
+    cells: _Floats,
+    input_norm: _Floats,
+    hidden_norm: _Floats,
+    cell_norm: _Floats,
+    inv_std: _Floats,
+    dy: _Floats,
+    dh_n: _Floats | None,
+    dc_n: _Floats | None,
+    dx: _Floats,
+    grad_weight_ih: _Floats,
+    grad_weight_hh: _Floats,
+    grad_bias_ih: _Floats,
+    grad_bias_hh: _Floats,
+    grad_layer_norm_ih_weight: _Floats,
+    grad_layer_norm_hh_weight: _Floats,
+    grad_layer_norm_cell_weight: _Floats,
+    grad_layer_norm_cell_bias: _Floats,
+    dh0: _Floats,
+    dc0: _Floats,
+    *,
+    clamps: _Clamps | None = None,
+    batch_sizes: _Sizes | None = None,
+    batch_first: bool = False,
+    accumulate_dx: bool = False,
+) -> None: ...
+def gru_forward(
+    x: _Floats,
+    weight_ih: _Floats,
+    weight_hh: _Floats,
+    bias_ih: _Floats,
+    bias_hh: _Floats,
+    h0: _Floats,
+    reverse: bool,
+    y: _Floats,
+    y_offset: int,
+    gates: _Floats | None,
+    *,
+    batch_sizes: _Sizes | None = None,
+    batch_first: bool = False,
+) -> None: ...
+def gru_backward(
+    x: _Floats,
+    weight_ih: _Floats,
+    weight_hh: _Floats,
+    bias_ih: _Floats,
+    bias_hh: _Floats,
+    h0: _Floats,
+    reverse: bool,
+    y: _Floats,
+    y_offset: int,
+    gates: _Floats,
+    dy: _Floats,
+    dh_n: _Floats | None,
+    dx: _Floats,
+    grad_weight_ih: _Floats,
+    grad_weight_hh: _Floats,
+    grad_bias_ih: _Floats,
+    grad_bias_hh: _Floats,
+    dh0: _Floats,
+    *,
+    batch_sizes: _Sizes | None = None,
+    batch_first: bool = False,
+    accumulate_dx: bool = False,
+) -> None: ...
+def set_num_threads(threads: int) -> None: ...
+def get_num_threads() -> int: ...
+def requested_threads() -> int: ...
+def load_sensor() -> _LoadSensorState: ...
+def reset_load_sensor(enabled: bool) -> None: ...
+def fingerprint(array: NDArray[Any]) -> int: ...
+def retain_freed_memory() -> bool: ...
+def fma_peak_gflops(threads: int, seconds: float = 0.5) -> float: ...
