@@ -6,9 +6,9 @@ what they refuse.
   without one, or with NaN exactly where nothing was added.
 - A forward without a tape (gates and cells None) writes the same y and c_n as one with.
 - The core reads a batch-first sequence as the time-major one.
-- Anything but an array for an optional buffer (an LSTM's, a projected LSTM's or a GRU's
-  tape) is a TypeError, never a pointer into a freed temporary; a tape given in part is a
-  ValueError.
+- Anything but an array for an optional buffer (an LSTM's or a projected LSTM's tape) is a
+  TypeError, never a pointer into a freed temporary; a tape given in part is a ValueError.
+  The GRU's tape is the core's own object, and its backward takes nothing else.
 Comparisons between two calls of the same core in float64: the same expressions, summed
 in the same order (or, batch-first, the same products over other strides), so 1e-13.
 """
@@ -128,6 +128,14 @@ def test_projected_layer_norm_and_gru_tapes_are_arrays_and_come_whole():
     gru = lstmcore.GRU(INPUT, HIDDEN, dtype=np.float64, seed=5)
     p = [gru.params[name] for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")]
     y_gru = np.empty((STEPS, BATCH, HIDDEN))
-    tape = np.empty((STEPS, BATCH, _core.diagnostics.gru_tape_width(HIDDEN)))
-    with pytest.raises(TypeError, match="gates as a NumPy array, got list"):
-        _core.gru_forward(x, *p, h0, False, y_gru, 0, tape.tolist())
+    # The GRU's tape is the core's own: Python hands nothing in, and gets a read-only view
+    # that outlives the tape object it came from.
+    gru_weights = _core.GruWeights(*p)
+    tape = _core.gru_forward(x, gru_weights, h0, y_gru, _core.PassOptions(), True)
+    gates = tape.gates
+    del tape
+    assert gates.shape[:2] == (STEPS, BATCH) and not gates.flags.writeable and np.isfinite(gates).all()
+    assert _core.gru_forward(x, gru_weights, h0, y_gru, _core.PassOptions(), False) is None
+    dh0, dx = np.empty((BATCH, HIDDEN)), np.empty_like(x)
+    with pytest.raises(TypeError, match="incompatible function arguments"):
+        _core.gru_backward(gates, gru_weights, y_gru, None, gru_weights, dx, dh0)

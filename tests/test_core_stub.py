@@ -3,11 +3,13 @@ and constant that _core and _core.diagnostics hold, and nothing they do not: myp
 imports the built module and compares."""
 
 import os
+import pathlib
 import subprocess
 import sys
 
 import pytest
 
+ALLOWLIST = pathlib.Path(__file__).with_name("core_stub_allowlist.txt")
 # stubtest type-checks the stubs with mypy first: a cold cache takes a while on a busy machine.
 STUBTEST_TIMEOUT_SECONDS = 600
 
@@ -17,7 +19,7 @@ def test_stubs_match_the_built_module(tmp_path):
     # The cache in tmp_path: the test leaves nothing in the checkout.
     env = {**os.environ, "MYPY_CACHE_DIR": str(tmp_path / "mypy_cache")}
     result = subprocess.run(
-        [sys.executable, "-m", "mypy.stubtest", "lstmcore._core"],
+        [sys.executable, "-m", "mypy.stubtest", "lstmcore._core", "--allowlist", str(ALLOWLIST)],
         cwd=tmp_path,
         env=env,
         capture_output=True,

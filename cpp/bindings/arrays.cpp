@@ -92,3 +92,15 @@ SequenceShape shape_of(const Dims& d, bool reverse, const py::object& batch_size
 }
 
 }  // namespace lstmcore::bindings
+
+namespace lstmcore::bindings {
+
+void check_tape_dims(const char* kind, Index steps, Index batch, Index hidden, const Dims& d) {
+  if (steps == d.steps && batch == d.batch && hidden == d.hidden) return;
+  std::ostringstream msg;
+  msg << "expected a " << kind << " of (T, B, H) = " << shape_text({d.steps, d.batch, d.hidden})
+      << " as the backward's x and weights give, got one of " << shape_text({steps, batch, hidden});
+  throw py::value_error(msg.str());
+}
+
+}  // namespace lstmcore::bindings

@@ -122,3 +122,31 @@ void dispatch(const py::array& x, Fn&& fn) {
 SequenceShape shape_of(const Dims& d, bool reverse, const py::object& batch_sizes);
 
 }  // namespace lstmcore::bindings
+
+namespace lstmcore::bindings {
+
+// How one layer-direction's pass runs: the direction, where its features start in y, the
+// rows alive per step and the layout of x, y, dy and dx. Bound as _core.PassOptions.
+struct PassOptions {
+  bool reverse = false;
+  Index y_offset = 0;
+  py::object batch_sizes = py::none();  // None or (T,) int64, non-increasing
+  bool batch_first = false;
+};
+
+// Checks that a tape a backward was given was written by a forward of these sizes.
+void check_tape_dims(const char* kind, Index steps, Index batch, Index hidden, const Dims& d);
+
+}  // namespace lstmcore::bindings
+
+namespace lstmcore::bindings {
+
+// A read-only NumPy view of `data` with `shape` (C order) that keeps `owner` alive.
+template <typename Scalar>
+py::array read_only_view(const py::object& owner, const Scalar* data, const std::vector<py::ssize_t>& shape) {
+  py::array view(py::dtype::of<Scalar>(), shape, {}, data, owner);
+  view.attr("setflags")(py::arg("write") = false);
+  return view;
+}
+
+}  // namespace lstmcore::bindings

@@ -4,7 +4,6 @@
 
 #include "arrays.hpp"
 #include "lstmcore/activations.hpp"
-#include "lstmcore/gru.hpp"
 #include "lstmcore/input_gradient.hpp"
 #include "lstmcore/load_sensor.hpp"
 #include "lstmcore/threading.hpp"
@@ -74,8 +73,6 @@ void register_diagnostics(py::module_& m) {
   using namespace pybind11::literals;
   m.def("gate_tanh", &activation<true>, "x"_a, "The core's tanh, for the accuracy tests.");
   m.def("gate_sigmoid", &activation<false>, "x"_a, "The core's sigmoid, for the accuracy tests.");
-  m.def("gru_tape_width", [](Index hidden) { return gru_tape_width(hidden); }, "hidden"_a,
-        "Columns per (t, b) row of the GRU's gates tape.");
   m.def("pass_plan", &planned_pass, "batch"_a, "input"_a, "hidden"_a, "gates"_a, "itemsize"_a, "backward"_a,
         "batch_sizes"_a = py::none(), "steps"_a = 1,
         "(threads, 'units' or 'batch'): how an LSTM or GRU pass of this shape (steps, or batch_sizes as "

@@ -7,6 +7,7 @@ PYBIND11_MODULE(_core, m) {
   m.doc() = "lstmcore's C++ core: gated recurrent passes over (T, B, F) or, batch_first, (B, T, F) arrays.";
   using namespace lstmcore::bindings;
   register_runtime(m);
+  register_pass_options(m);
   register_lstm(m);
   register_projected_lstm(m);
   register_layer_norm_lstm(m);

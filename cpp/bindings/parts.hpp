@@ -5,6 +5,8 @@
 
 namespace lstmcore::bindings {
 
+// The classes the kernel families share; registered first.
+void register_pass_options(pybind11::module_& m);
 void register_lstm(pybind11::module_& m);
 void register_projected_lstm(pybind11::module_& m);
 void register_layer_norm_lstm(pybind11::module_& m);

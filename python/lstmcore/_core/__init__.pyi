@@ -31,6 +31,41 @@ class _LoadSensorState(TypedDict):
     last_slowest_start_us: float
     last_longest_sleep_us: float
 
+class PassOptions:
+    """How one layer-direction's pass runs: direction, y's column offset, rows alive per step, layout."""
+
+    def __init__(
+        self, *, reverse: bool = False, y_offset: int = 0, batch_sizes: _Sizes | None = None, batch_first: bool = False
+    ) -> None: ...
+    @property
+    def reverse(self) -> bool: ...
+    @property
+    def y_offset(self) -> int: ...
+    @property
+    def batch_sizes(self) -> _Sizes | None: ...
+    @property
+    def batch_first(self) -> bool: ...
+
+class GruWeights:
+    """A GRU layer-direction's weights (or their gradients) by name: references, not copies."""
+
+    def __init__(self, weight_ih: _Floats, weight_hh: _Floats, bias_ih: _Floats, bias_hh: _Floats) -> None: ...
+    @property
+    def weight_ih(self) -> _Floats: ...
+    @property
+    def weight_hh(self) -> _Floats: ...
+    @property
+    def bias_ih(self) -> _Floats: ...
+    @property
+    def bias_hh(self) -> _Floats: ...
+
+class GruTape:
+    """What a GRU forward recorded for its backward; made by gru_forward, owned by the core."""
+
+    @property
+    def gates(self) -> _Floats:
+        """(T, B, 4H) read-only: r, z, n and h_{t-1} W_hn^T + b_hn."""
+
 def lstm_forward(
     x: _Floats,
     weight_ih: _Floats,
@@ -221,42 +256,17 @@ def layer_norm_lstm_backward(
     accumulate_dx: bool = False,
 ) -> None: ...
 def gru_forward(
-    x: _Floats,
-    weight_ih: _Floats,
-    weight_hh: _Floats,
-    bias_ih: _Floats,
-    bias_hh: _Floats,
-    h0: _Floats,
-    reverse: bool,
-    y: _Floats,
-    y_offset: int,
-    gates: _Floats | None,
-    *,
-    batch_sizes: _Sizes | None = None,
-    batch_first: bool = False,
-) -> None: ...
+    x: _Floats, weights: GruWeights, h0: _Floats, y: _Floats, options: PassOptions, taped: bool
+) -> GruTape | None: ...
 def gru_backward(
-    x: _Floats,
-    weight_ih: _Floats,
-    weight_hh: _Floats,
-    bias_ih: _Floats,
-    bias_hh: _Floats,
-    h0: _Floats,
-    reverse: bool,
-    y: _Floats,
-    y_offset: int,
-    gates: _Floats,
+    tape: GruTape,
+    weights: GruWeights,
     dy: _Floats,
     dh_n: _Floats | None,
+    grads: GruWeights,
     dx: _Floats,
-    grad_weight_ih: _Floats,
-    grad_weight_hh: _Floats,
-    grad_bias_ih: _Floats,
-    grad_bias_hh: _Floats,
     dh0: _Floats,
     *,
-    batch_sizes: _Sizes | None = None,
-    batch_first: bool = False,
     accumulate_dx: bool = False,
 ) -> None: ...
 def set_num_threads(threads: int) -> None: ...
