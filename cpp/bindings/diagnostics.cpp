@@ -24,8 +24,10 @@ py::array activation(const py::array& x) {
     out = py::array_t<Scalar>(x.shape(0));
     auto* result = static_cast<Scalar*>(out.mutable_data());
     py::gil_scoped_release release;
-    if (kTanh) apply_gate_tanh(in, result, x.shape(0));
-    else apply_gate_sigmoid(in, result, x.shape(0));
+    if (kTanh)
+      apply_gate_tanh(in, result, x.shape(0));
+    else
+      apply_gate_sigmoid(in, result, x.shape(0));
   });
   return out;
 }

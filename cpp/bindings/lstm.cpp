@@ -10,14 +10,12 @@ namespace lstmcore::bindings {
 
 namespace {
 
-void lstm_forward(const py::array& x, const py::array& wi, const py::array& wh,
-                  const py::array& bi, const py::array& bh, const py::array& h0,
-                  const py::array& c0, bool reverse, const py::array& y, Index y_offset,
-                  const py::object& gates, const py::object& cells, const std::string& cell,
+void lstm_forward(const py::array& x, const py::array& wi, const py::array& wh, const py::array& bi,
+                  const py::array& bh, const py::array& h0, const py::array& c0, bool reverse, const py::array& y,
+                  Index y_offset, const py::object& gates, const py::object& cells, const std::string& cell,
                   const py::object& peephole, const py::object& clamps, const py::object& batch_sizes,
-                  const py::object& recurrent_mask, const py::object& zoneout_h,
-                  const py::object& zoneout_c, double zoneout_rate, const py::object& cell_updates,
-                  const py::object& c_n, bool batch_first) {
+                  const py::object& recurrent_mask, const py::object& zoneout_h, const py::object& zoneout_c,
+                  double zoneout_rate, const py::object& cell_updates, const py::object& c_n, bool batch_first) {
   dispatch_cell(cell, [&](auto kind) {
     using Kind = decltype(kind);
     constexpr Index K = Kind::template type<float>::kGates;
@@ -45,23 +43,20 @@ void lstm_forward(const py::array& x, const py::array& wi, const py::array& wh,
       Scalar* cnp = checked_optional<Scalar>(c_n, "c_n", {d.batch, d.hidden}, true);
       py::gil_scoped_release release;
       lstmcore::lstm_forward<Scalar, Kind::template type>(shape, sequence(xp, d, d.input), weights, options, h0p, c0p,
-                                                         sequence(yp, d, width, y_offset), gp, cp, cnp);
+                                                          sequence(yp, d, width, y_offset), gp, cp, cnp);
     });
   });
 }
 
-void lstm_backward(const py::array& x, const py::array& wi, const py::array& wh,
-                   const py::array& bi, const py::array& bh, const py::array& h0,
-                   const py::array& c0, bool reverse, const py::array& y, Index y_offset,
-                   const py::array& gates, const py::array& cells, const py::array& dy,
-                   const py::object& dh_n, const py::object& dc_n, const py::array& dx,
-                   const py::array& gwi, const py::array& gwh, const py::array& gbi,
-                   const py::array& gbh, const py::array& dh0, const py::array& dc0,
-                   const std::string& cell, const py::object& peephole,
-                   const py::object& peephole_grad, const py::object& clamps,
-                   const py::object& batch_sizes, const py::object& recurrent_mask,
-                   const py::object& zoneout_h, const py::object& zoneout_c, double zoneout_rate,
-                   const py::object& cell_updates, bool batch_first, bool accumulate_dx) {
+void lstm_backward(const py::array& x, const py::array& wi, const py::array& wh, const py::array& bi,
+                   const py::array& bh, const py::array& h0, const py::array& c0, bool reverse, const py::array& y,
+                   Index y_offset, const py::array& gates, const py::array& cells, const py::array& dy,
+                   const py::object& dh_n, const py::object& dc_n, const py::array& dx, const py::array& gwi,
+                   const py::array& gwh, const py::array& gbi, const py::array& gbh, const py::array& dh0,
+                   const py::array& dc0, const std::string& cell, const py::object& peephole,
+                   const py::object& peephole_grad, const py::object& clamps, const py::object& batch_sizes,
+                   const py::object& recurrent_mask, const py::object& zoneout_h, const py::object& zoneout_c,
+                   double zoneout_rate, const py::object& cell_updates, bool batch_first, bool accumulate_dx) {
   dispatch_cell(cell, [&](auto kind) {
     using Kind = decltype(kind);
     constexpr Index K = Kind::template type<float>::kGates;
@@ -90,7 +85,7 @@ void lstm_backward(const py::array& x, const py::array& wi, const py::array& wh,
       const auto xs = sequence(xp, d, d.input), dxs = sequence(dxp, d, d.input);
       const auto ys = sequence(yp, d, width, y_offset), dys = sequence(dyp, d, width, y_offset);
       lstmcore::lstm_backward<Scalar, Kind::template type>(shape, xs, weights, options, h0p, c0p, ys, gp, cp, dys, dhn,
-                                                          dcn, dxs, accumulate_dx, grads, dh0p, dc0p);
+                                                           dcn, dxs, accumulate_dx, grads, dh0p, dc0p);
     });
   });
 }
@@ -99,20 +94,18 @@ void lstm_backward(const py::array& x, const py::array& wi, const py::array& wh,
 
 void register_lstm(py::module_& m) {
   using namespace pybind11::literals;
-  m.def("lstm_forward", &lstm_forward, "x"_a, "weight_ih"_a, "weight_hh"_a, "bias_ih"_a,
-        "bias_hh"_a, "h0"_a, "c0"_a, "reverse"_a, "y"_a, "y_offset"_a, "gates"_a, "cells"_a,
-        py::kw_only(), "cell"_a = "plain", "peephole"_a = py::none(), "clamps"_a = py::none(),
-        "batch_sizes"_a = py::none(), "recurrent_mask"_a = py::none(), "zoneout_h"_a = py::none(),
-        "zoneout_c"_a = py::none(), "zoneout_rate"_a = 0.0, "cell_updates"_a = py::none(), "c_n"_a = py::none(),
-        "batch_first"_a = false);
-  m.def("lstm_backward", &lstm_backward, "x"_a, "weight_ih"_a, "weight_hh"_a, "bias_ih"_a,
-        "bias_hh"_a, "h0"_a, "c0"_a, "reverse"_a, "y"_a, "y_offset"_a, "gates"_a, "cells"_a,
-        "dy"_a, "dh_n"_a, "dc_n"_a, "dx"_a, "grad_weight_ih"_a, "grad_weight_hh"_a,
-        "grad_bias_ih"_a, "grad_bias_hh"_a, "dh0"_a, "dc0"_a, py::kw_only(), "cell"_a = "plain",
+  m.def("lstm_forward", &lstm_forward, "x"_a, "weight_ih"_a, "weight_hh"_a, "bias_ih"_a, "bias_hh"_a, "h0"_a, "c0"_a,
+        "reverse"_a, "y"_a, "y_offset"_a, "gates"_a, "cells"_a, py::kw_only(), "cell"_a = "plain",
+        "peephole"_a = py::none(), "clamps"_a = py::none(), "batch_sizes"_a = py::none(),
+        "recurrent_mask"_a = py::none(), "zoneout_h"_a = py::none(), "zoneout_c"_a = py::none(), "zoneout_rate"_a = 0.0,
+        "cell_updates"_a = py::none(), "c_n"_a = py::none(), "batch_first"_a = false);
+  m.def("lstm_backward", &lstm_backward, "x"_a, "weight_ih"_a, "weight_hh"_a, "bias_ih"_a, "bias_hh"_a, "h0"_a, "c0"_a,
+        "reverse"_a, "y"_a, "y_offset"_a, "gates"_a, "cells"_a, "dy"_a, "dh_n"_a, "dc_n"_a, "dx"_a, "grad_weight_ih"_a,
+        "grad_weight_hh"_a, "grad_bias_ih"_a, "grad_bias_hh"_a, "dh0"_a, "dc0"_a, py::kw_only(), "cell"_a = "plain",
         "peephole"_a = py::none(), "grad_peephole"_a = py::none(), "clamps"_a = py::none(),
         "batch_sizes"_a = py::none(), "recurrent_mask"_a = py::none(), "zoneout_h"_a = py::none(),
-        "zoneout_c"_a = py::none(), "zoneout_rate"_a = 0.0, "cell_updates"_a = py::none(),
-        "batch_first"_a = false, "accumulate_dx"_a = false);
+        "zoneout_c"_a = py::none(), "zoneout_rate"_a = 0.0, "cell_updates"_a = py::none(), "batch_first"_a = false,
+        "accumulate_dx"_a = false);
 }
 
 }  // namespace lstmcore::bindings

@@ -57,8 +57,8 @@ LstmOptions<Scalar> checked_options(const std::string& cell, const py::object& p
 // forward without a tape takes none).
 template <typename Scalar>
 void add_regularizers(LstmOptions<Scalar>& options, const py::object& recurrent_mask, const py::object& zoneout_h,
-                      const py::object& zoneout_c, double zoneout_rate, const py::object& cell_updates,
-                      const Dims& d, bool forward, bool taped = true) {
+                      const py::object& zoneout_c, double zoneout_rate, const py::object& cell_updates, const Dims& d,
+                      bool forward, bool taped = true) {
   if (!recurrent_mask.is_none())
     options.recurrent_mask = checked_optional<Scalar>(recurrent_mask, "recurrent_mask", {d.batch, d.hidden}, false);
   if (zoneout_h.is_none() != zoneout_c.is_none())

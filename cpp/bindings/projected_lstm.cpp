@@ -10,13 +10,12 @@ namespace lstmcore::bindings {
 
 namespace {
 
-void projected_lstm_forward(const py::array& x, const py::array& wi, const py::array& wh,
-                            const py::array& bi, const py::array& bh, const py::array& whr,
-                            const py::array& h0, const py::array& c0, bool reverse,
-                            const py::array& y, Index y_offset, const py::object& gates,
+void projected_lstm_forward(const py::array& x, const py::array& wi, const py::array& wh, const py::array& bi,
+                            const py::array& bh, const py::array& whr, const py::array& h0, const py::array& c0,
+                            bool reverse, const py::array& y, Index y_offset, const py::object& gates,
                             const py::object& cells, const py::object& cell_out, const std::string& cell,
-                            const py::object& peephole, const py::object& clamps,
-                            const py::object& batch_sizes, const py::object& c_n, bool batch_first) {
+                            const py::object& peephole, const py::object& clamps, const py::object& batch_sizes,
+                            const py::object& c_n, bool batch_first) {
   // gates, cells and cell_out: the tape, or all three None (inference).
   if (gates.is_none() != cells.is_none() || gates.is_none() != cell_out.is_none()) {
     throw py::value_error("expected the gates, cells and cell_out tapes all three, or none");
@@ -44,24 +43,21 @@ void projected_lstm_forward(const py::array& x, const py::array& wi, const py::a
       py::gil_scoped_release release;
       const auto xs = sequence(xp, d, d.input);
       const auto ys = sequence(yp, d, width, y_offset);
-      lstmcore::projected_lstm_forward<Scalar, Kind::template type>(shape, P, xs, weights, hrp, options, h0p, c0p, ys, gp,
-                                                                   cp, rp, cnp);
+      lstmcore::projected_lstm_forward<Scalar, Kind::template type>(shape, P, xs, weights, hrp, options, h0p, c0p, ys,
+                                                                    gp, cp, rp, cnp);
     });
   });
 }
 
-void projected_lstm_backward(const py::array& x, const py::array& wi, const py::array& wh,
-                             const py::array& bi, const py::array& bh, const py::array& whr,
-                             const py::array& h0, const py::array& c0, bool reverse,
-                             const py::array& y, Index y_offset, const py::array& gates,
+void projected_lstm_backward(const py::array& x, const py::array& wi, const py::array& wh, const py::array& bi,
+                             const py::array& bh, const py::array& whr, const py::array& h0, const py::array& c0,
+                             bool reverse, const py::array& y, Index y_offset, const py::array& gates,
                              const py::array& cells, const py::array& cell_out, const py::array& dy,
-                             const py::object& dh_n, const py::object& dc_n, const py::array& dx,
-                             const py::array& gwi, const py::array& gwh, const py::array& gbi,
-                             const py::array& gbh, const py::array& gwhr, const py::array& dh0,
-                             const py::array& dc0, const std::string& cell,
-                             const py::object& peephole, const py::object& peephole_grad,
-                             const py::object& clamps, const py::object& batch_sizes, bool batch_first,
-                             bool accumulate_dx) {
+                             const py::object& dh_n, const py::object& dc_n, const py::array& dx, const py::array& gwi,
+                             const py::array& gwh, const py::array& gbi, const py::array& gbh, const py::array& gwhr,
+                             const py::array& dh0, const py::array& dc0, const std::string& cell,
+                             const py::object& peephole, const py::object& peephole_grad, const py::object& clamps,
+                             const py::object& batch_sizes, bool batch_first, bool accumulate_dx) {
   dispatch_cell(cell, [&](auto kind) {
     using Kind = decltype(kind);
     constexpr Index K = Kind::template type<float>::kGates;
@@ -92,9 +88,9 @@ void projected_lstm_backward(const py::array& x, const py::array& wi, const py::
       py::gil_scoped_release release;
       const auto xs = sequence(xp, d, d.input), dxs = sequence(dxp, d, d.input);
       const auto ys = sequence(yp, d, width, y_offset), dys = sequence(dyp, d, width, y_offset);
-      lstmcore::projected_lstm_backward<Scalar, Kind::template type>(shape, P, xs, weights, hrp, options, h0p, c0p, ys, gp,
-                                                                    cp, rp, dys, dhn, dcn, dxs, accumulate_dx, grads,
-                                                                    ghrp, dh0p, dc0p);
+      lstmcore::projected_lstm_backward<Scalar, Kind::template type>(shape, P, xs, weights, hrp, options, h0p, c0p, ys,
+                                                                     gp, cp, rp, dys, dhn, dcn, dxs, accumulate_dx,
+                                                                     grads, ghrp, dh0p, dc0p);
     });
   });
 }
@@ -103,16 +99,16 @@ void projected_lstm_backward(const py::array& x, const py::array& wi, const py::
 
 void register_projected_lstm(py::module_& m) {
   using namespace pybind11::literals;
-  m.def("projected_lstm_forward", &projected_lstm_forward, "x"_a, "weight_ih"_a, "weight_hh"_a,
-        "bias_ih"_a, "bias_hh"_a, "weight_hr"_a, "h0"_a, "c0"_a, "reverse"_a, "y"_a, "y_offset"_a,
-        "gates"_a, "cells"_a, "cell_out"_a, py::kw_only(), "cell"_a = "plain", "peephole"_a = py::none(),
-        "clamps"_a = py::none(), "batch_sizes"_a = py::none(), "c_n"_a = py::none(), "batch_first"_a = false);
-  m.def("projected_lstm_backward", &projected_lstm_backward, "x"_a, "weight_ih"_a, "weight_hh"_a,
-        "bias_ih"_a, "bias_hh"_a, "weight_hr"_a, "h0"_a, "c0"_a, "reverse"_a, "y"_a, "y_offset"_a,
-        "gates"_a, "cells"_a, "cell_out"_a, "dy"_a, "dh_n"_a, "dc_n"_a, "dx"_a, "grad_weight_ih"_a,
-        "grad_weight_hh"_a, "grad_bias_ih"_a, "grad_bias_hh"_a, "grad_weight_hr"_a, "dh0"_a, "dc0"_a,
-        py::kw_only(), "cell"_a = "plain", "peephole"_a = py::none(), "grad_peephole"_a = py::none(),
-        "clamps"_a = py::none(), "batch_sizes"_a = py::none(), "batch_first"_a = false, "accumulate_dx"_a = false);
+  m.def("projected_lstm_forward", &projected_lstm_forward, "x"_a, "weight_ih"_a, "weight_hh"_a, "bias_ih"_a,
+        "bias_hh"_a, "weight_hr"_a, "h0"_a, "c0"_a, "reverse"_a, "y"_a, "y_offset"_a, "gates"_a, "cells"_a,
+        "cell_out"_a, py::kw_only(), "cell"_a = "plain", "peephole"_a = py::none(), "clamps"_a = py::none(),
+        "batch_sizes"_a = py::none(), "c_n"_a = py::none(), "batch_first"_a = false);
+  m.def("projected_lstm_backward", &projected_lstm_backward, "x"_a, "weight_ih"_a, "weight_hh"_a, "bias_ih"_a,
+        "bias_hh"_a, "weight_hr"_a, "h0"_a, "c0"_a, "reverse"_a, "y"_a, "y_offset"_a, "gates"_a, "cells"_a,
+        "cell_out"_a, "dy"_a, "dh_n"_a, "dc_n"_a, "dx"_a, "grad_weight_ih"_a, "grad_weight_hh"_a, "grad_bias_ih"_a,
+        "grad_bias_hh"_a, "grad_weight_hr"_a, "dh0"_a, "dc0"_a, py::kw_only(), "cell"_a = "plain",
+        "peephole"_a = py::none(), "grad_peephole"_a = py::none(), "clamps"_a = py::none(),
+        "batch_sizes"_a = py::none(), "batch_first"_a = false, "accumulate_dx"_a = false);
 }
 
 }  // namespace lstmcore::bindings

@@ -47,8 +47,9 @@ void register_runtime(py::module_& m) {
   using namespace pybind11::literals;
   m.def("set_num_threads", &set_max_threads, "threads"_a, "Threads the core may use; 0 restores OpenMP's default.");
   m.def("get_num_threads", &max_threads);
-  m.def("requested_threads", [] { return threads_set_by_caller() ? max_threads() : 0; },
-        "The thread count set by set_num_threads, or 0 for the default.");
+  m.def(
+      "requested_threads", [] { return threads_set_by_caller() ? max_threads() : 0; },
+      "The thread count set by set_num_threads, or 0 for the default.");
   m.def("load_sensor", &load_sensor,
         "What the load sensor (load_sensor.hpp) found: whether the cores are busy, and its counts.");
   m.def("reset_load_sensor", &reset_load_sensor, "enabled"_a,
