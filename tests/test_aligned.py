@@ -50,4 +50,5 @@ def _core_tape_arrays(core_tape):
     core-owned tape object exposes."""
     if isinstance(core_tape, dict):
         return list(core_tape.values())
-    return [getattr(core_tape, name) for name in ("gates",)]
+    names = ("gates", "cells", "cell_updates", "c_n") if hasattr(core_tape, "c_n") else ("gates",)
+    return [getattr(core_tape, name) for name in names]

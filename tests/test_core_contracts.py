@@ -6,9 +6,10 @@ what they refuse.
   without one, or with NaN exactly where nothing was added.
 - A forward without a tape (gates and cells None) writes the same y and c_n as one with.
 - The core reads a batch-first sequence as the time-major one.
-- Anything but an array for an optional buffer (an LSTM's or a projected LSTM's tape) is a
-  TypeError, never a pointer into a freed temporary; a tape given in part is a ValueError.
-  The GRU's tape is the core's own object, and its backward takes nothing else.
+- Anything but an array for an optional buffer (an LSTM's clamps or masks, a projected
+  LSTM's tape) is a TypeError, never a pointer into a freed temporary; a tape given in part
+  is a ValueError. The plain LSTM's and the GRU's tapes are the core's own objects, and
+  their backwards take nothing else (nor a forward's tape kept without gates).
 Comparisons between two calls of the same core in float64: the same expressions, summed
 in the same order (or, batch-first, the same products over other strides), so 1e-13.
 """
@@ -37,24 +38,20 @@ def lstm_arrays(seed, batch_first=False):
 
 
 def run_lstm(x, weights, h0, c0, *, batch_first=False, taped=True, batch_sizes=None):
-    steps, batch = (x.shape[1], x.shape[0]) if batch_first else x.shape[:2]
+    """y, the core's tape and c_n (a view of the tape)."""
     y = np.empty(x.shape[:2] + (HIDDEN,))
-    gates = np.empty((steps, batch, 4 * HIDDEN)) if taped else None
-    cells = np.empty((steps, batch, HIDDEN)) if taped else None
-    c_n = np.empty((batch, HIDDEN))
-    _core.lstm_forward(
-        x, *weights, h0, c0, False, y, 0, gates, cells, c_n=c_n, batch_first=batch_first, batch_sizes=batch_sizes
-    )
-    return y, gates, cells, c_n
+    options = _core.PassOptions(batch_first=batch_first, batch_sizes=batch_sizes)
+    tape = _core.lstm_forward(x, _core.LstmWeights(*weights), h0, c0, y, options, _core.LstmOptions(), taped)
+    return y, tape, tape.cells, tape.c_n
 
 
 def lstm_dx(x, dy, weights, h0, c0, dx, accumulate, batch_sizes=None):
-    y, gates, cells, _ = run_lstm(x, weights, h0, c0, batch_sizes=batch_sizes)
+    _, tape, _, _ = run_lstm(x, weights, h0, c0, batch_sizes=batch_sizes)
     grads = [np.zeros_like(w) for w in weights]
     dh0, dc0 = np.empty((2, BATCH, HIDDEN))
     _core.lstm_backward(
-        x, *weights, h0, c0, False, y, 0, gates, cells, dy, None, None, dx, *grads, dh0, dc0,
-        accumulate_dx=accumulate, batch_sizes=batch_sizes,
+        tape, _core.LstmWeights(*weights), dy, None, None, _core.LstmWeights(*grads), dx, dh0, dc0,
+        accumulate_dx=accumulate,
     )  # fmt: skip
     return dx
 
@@ -92,19 +89,26 @@ def test_the_core_reads_batch_first_sequences_as_time_major_ones():
 
 
 def test_optional_buffers_must_be_arrays_and_a_tape_comes_whole():
-    _, x, _, h0, c0, weights = lstm_arrays(4)
+    _, x, dy, h0, c0, weights = lstm_arrays(4)
     y = np.empty((STEPS, BATCH, HIDDEN))
-    gates, cells = np.empty((STEPS, BATCH, 4 * HIDDEN)), np.empty((STEPS, BATCH, HIDDEN))
-    with pytest.raises(TypeError, match="gates as a NumPy array, got list"):
-        _core.lstm_forward(x, *weights, h0, c0, False, y, 0, gates.tolist(), cells.tolist())
-    with pytest.raises(TypeError, match="c_n as a NumPy array, got list"):
-        _core.lstm_forward(x, *weights, h0, c0, False, y, 0, gates, cells, c_n=[[0.0] * HIDDEN] * BATCH)
-    with pytest.raises(ValueError, match="both gates and cells tapes, or neither, got gates only"):
-        _core.lstm_forward(x, *weights, h0, c0, False, y, 0, gates, None)
-    with pytest.raises(ValueError, match="without gates and cells tapes takes no cell_updates"):
-        _core.lstm_forward(x, *weights, h0, c0, False, y, 0, None, None, zoneout_rate=0.2, cell_updates=cells)
+    lstm_weights, options = _core.LstmWeights(*weights), _core.PassOptions()
+    clamps = [np.zeros(HIDDEN).tolist(), None, None, None]
+    with pytest.raises(TypeError, match="clamp as a NumPy array, got list"):
+        _core.lstm_forward(x, lstm_weights, h0, c0, y, options, _core.LstmOptions(clamps=clamps), True)
+    mask = np.ones((BATCH, HIDDEN)).tolist()
+    with pytest.raises(TypeError, match="recurrent_mask as a NumPy array, got list"):
+        _core.lstm_forward(x, lstm_weights, h0, c0, y, options, _core.LstmOptions(recurrent_mask=mask), True)
+    half = _core.LstmOptions(zoneout_h=np.zeros((STEPS, BATCH, HIDDEN)))
+    with pytest.raises(ValueError, match="zoneout needs both masks"):
+        _core.lstm_forward(x, lstm_weights, h0, c0, y, options, half, True)
+    untaped = _core.lstm_forward(x, lstm_weights, h0, c0, y, options, _core.LstmOptions(), False)
+    assert untaped.gates is None and untaped.cells is None and untaped.cell_updates is None
+    dx, dh0, dc0 = np.empty_like(x), np.empty((BATCH, HIDDEN)), np.empty((BATCH, HIDDEN))
+    grads = _core.LstmWeights(*(np.zeros_like(w) for w in weights))
+    with pytest.raises(ValueError, match="a tape from a forward with taped=True, got one without"):
+        _core.lstm_backward(untaped, lstm_weights, dy, None, None, grads, dx, dh0, dc0)
     with pytest.raises(ValueError, match=r"y_offset \+ 7 <= its width, got shape \(5, 4, 7\) and y_offset 3"):
-        _core.lstm_forward(x, *weights, h0, c0, False, y, 3, gates, cells)
+        _core.lstm_forward(x, lstm_weights, h0, c0, y, _core.PassOptions(y_offset=3), _core.LstmOptions(), True)
 
 
 def test_projected_layer_norm_and_gru_tapes_are_arrays_and_come_whole():

@@ -177,7 +177,7 @@ class LSTM(_GatedRecurrent):
         return tuple(parts)
 
     def _final_tape_states(self, core_tape):
-        return [core_tape["c_n"]]
+        return [_tape_part(core_tape, "c_n")]
 
     # ----------------------------------------------------------------- gates
 
@@ -217,7 +217,7 @@ class LSTM(_GatedRecurrent):
 
     def _named_gates(self, core_tape):
         """Trace names -> (T, B, H) views of one run's tape: gates, and cell state."""
-        gates, cells = core_tape["gates"], core_tape["cells"]
+        gates, cells = _tape_part(core_tape, "gates"), _tape_part(core_tape, "cells")
         hidden = self.hidden_size
         blocks = ("input", "candidate", "output") if self.coupled else GATE_NAMES
         named = {name: gates[:, :, k * hidden : (k + 1) * hidden] for k, name in enumerate(blocks)}
@@ -243,13 +243,23 @@ class LSTM(_GatedRecurrent):
             found["zoneout_rate"] = self.zoneout
         return found
 
-    def _core_options(self, weights, clamps, tape):
-        options = {"cell": self.cell, "peephole": weights.get("weight_peephole"), "clamps": clamps}
-        if not self.proj_size:
-            options.update(tape["regularizers"], cell_updates=tape.get("cell_updates"))
-        return options
+    def _core_options(self, weights, clamps):
+        """The projected kernel's cell options (it takes no regularizers)."""
+        return {"cell": self.cell, "peephole": weights.get("weight_peephole"), "clamps": clamps}
 
     def _core_forward(self, run, weights, initial, reverse, batch_sizes, clamps, training, traced):
+        taped = traced or training
+        if not (self.layer_norm or self.proj_size):
+            pass_options = _core.PassOptions(
+                reverse=reverse, y_offset=run.offset, batch_sizes=batch_sizes, batch_first=run.batch_first
+            )
+            steps, batch = run.steps_and_batch()
+            cell_options = _core.LstmOptions(
+                cell=self.cell, clamps=clamps, **self._regularizers(steps, batch, training)
+            )
+            return _core.lstm_forward(
+                run.x, _core_weights(weights), *initial, run.y, pass_options, cell_options, taped
+            )
         steps, batch = run.steps_and_batch()
         x, y, offset, layout = run.x, run.y, run.offset, {"batch_first": run.batch_first}
         hidden = self.hidden_size
@@ -258,12 +268,9 @@ class LSTM(_GatedRecurrent):
         tape = {"regularizers": self._regularizers(steps, batch, training), "c_n": c_n}
         # Inference without gate traces keeps no tape: every kernel then writes only y and
         # the final cells (c_n).
-        taped = traced or training
         if taped:
             tape["gates"] = _aligned.empty((steps, batch, self._gate_blocks() * hidden), self.dtype)
             tape["cells"] = _aligned.empty((steps, batch, hidden), self.dtype)
-            if self.zoneout > 0:
-                tape["cell_updates"] = _aligned.empty((steps, batch, hidden), self.dtype)
         common = [weights["weight_ih"], weights["weight_hh"], weights["bias_ih"], weights["bias_hh"]]
         if self.layer_norm:
             if taped:
@@ -279,20 +286,13 @@ class LSTM(_GatedRecurrent):
                 **layout,
             )  # fmt: skip
             return tape
-        options = self._core_options(weights, clamps, tape)
-        if self.proj_size:
-            if taped:
-                tape["cell_out"] = _aligned.empty((steps, batch, hidden), self.dtype)
-            _core.projected_lstm_forward(
-                x, *common, weights["weight_hr"], *initial, reverse, y, offset,
-                tape.get("gates"), tape.get("cells"), tape.get("cell_out"), batch_sizes=batch_sizes, c_n=c_n,
-                **options, **layout,
-            )  # fmt: skip
-        else:
-            _core.lstm_forward(
-                x, *common, *initial, reverse, y, offset, tape.get("gates"), tape.get("cells"),
-                batch_sizes=batch_sizes, c_n=c_n, **options, **layout,
-            )  # fmt: skip
+        if taped:
+            tape["cell_out"] = _aligned.empty((steps, batch, hidden), self.dtype)
+        _core.projected_lstm_forward(
+            x, *common, weights["weight_hr"], *initial, reverse, y, offset,
+            tape.get("gates"), tape.get("cells"), tape.get("cell_out"), batch_sizes=batch_sizes, c_n=c_n,
+            **self._core_options(weights, clamps), **layout,
+        )  # fmt: skip
         return tape
 
     def _core_backward(
@@ -300,6 +300,13 @@ class LSTM(_GatedRecurrent):
     ):
         tape, layout = run.tape, {"batch_first": run.batch_first, "accumulate_dx": accumulate_dx}
         dh_n, dc_n = (None, None) if d_final is None else d_final
+        if not (self.layer_norm or self.proj_size):
+            # The core's tape holds the forward's x, h0, c0, y and options: this run's.
+            _core.lstm_backward(
+                tape, _core_weights(weights), dy, dh_n, dc_n, _core_weights(grads), dx, *d_initial,
+                accumulate_dx=accumulate_dx,
+            )  # fmt: skip
+            return
         common = [weights["weight_ih"], weights["weight_hh"], weights["bias_ih"], weights["bias_hh"]]
         grad_common = [grads["weight_ih"], grads["weight_hh"], grads["bias_ih"], grads["bias_hh"]]
         if self.layer_norm:
@@ -310,16 +317,22 @@ class LSTM(_GatedRecurrent):
                 **layout,
             )  # fmt: skip
             return
-        options = self._core_options(weights, clamps, tape)
+        options = self._core_options(weights, clamps)
         options.update(grad_peephole=grads.get("weight_peephole"), batch_sizes=batch_sizes)
-        if self.proj_size:
-            _core.projected_lstm_backward(
-                run.x, *common, weights["weight_hr"], *initial, reverse, run.y, run.offset,
-                tape["gates"], tape["cells"], tape["cell_out"], dy, dh_n, dc_n, dx,
-                *grad_common, grads["weight_hr"], *d_initial, **options, **layout,
-            )  # fmt: skip
-        else:
-            _core.lstm_backward(
-                run.x, *common, *initial, reverse, run.y, run.offset, tape["gates"], tape["cells"],
-                dy, dh_n, dc_n, dx, *grad_common, *d_initial, **options, **layout,
-            )  # fmt: skip
+        _core.projected_lstm_backward(
+            run.x, *common, weights["weight_hr"], *initial, reverse, run.y, run.offset,
+            tape["gates"], tape["cells"], tape["cell_out"], dy, dh_n, dc_n, dx,
+            *grad_common, grads["weight_hr"], *d_initial, **options, **layout,
+        )  # fmt: skip
+
+
+def _core_weights(weights):
+    """One layer-direction's weights (or gradients) by name, as the plain-cell core takes them."""
+    names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    return _core.LstmWeights(*(weights[name] for name in names), peephole=weights.get("weight_peephole"))
+
+
+def _tape_part(core_tape, name):
+    """A part of one run's tape: the core's LstmTape (plain cells) or, for the projected and
+    layer-norm kernels, the dict of arrays Python allocated for them."""
+    return core_tape[name] if isinstance(core_tape, dict) else getattr(core_tape, name)

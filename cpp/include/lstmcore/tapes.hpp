@@ -23,3 +23,31 @@ struct GruTape {
 };
 
 }  // namespace lstmcore
+
+namespace lstmcore {
+
+// One LSTM layer-direction's forward (plain, peephole or coupled cell). Without a tape
+// (inference) only c_n is kept; cell_updates only with zoneout.
+template <typename Scalar>
+struct LstmTape {
+  LstmTape(Index steps, Index batch, Index hidden, Index gate_blocks, bool taped, bool zoneout)
+      : steps(steps),
+        batch(batch),
+        hidden(hidden),
+        gate_blocks(gate_blocks),
+        taped(taped),
+        zoneout(taped && zoneout),
+        gates(taped ? steps * batch * gate_blocks * hidden : 0),
+        cells(taped ? steps * batch * hidden : 0),
+        cell_updates(this->zoneout ? steps * batch * hidden : 0),
+        c_n(batch * hidden) {}
+
+  Index steps, batch, hidden, gate_blocks;  // T, B, H, K of the forward that wrote it
+  bool taped, zoneout;                      // which buffers below it holds
+  PassBuffer<Scalar> gates;                 // (T*B, K*H) activated gates
+  PassBuffer<Scalar> cells;                 // (T*B, H) c_t
+  PassBuffer<Scalar> cell_updates;          // (T*B, H) c~_t before zoneout
+  PassBuffer<Scalar> c_n;                   // (B, H) each sequence's last c_t
+};
+
+}  // namespace lstmcore

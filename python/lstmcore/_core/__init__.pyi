@@ -46,6 +46,77 @@ class PassOptions:
     @property
     def batch_first(self) -> bool: ...
 
+class LstmWeights:
+    """An LSTM layer-direction's weights (or their gradients) by name: references, not copies."""
+
+    def __init__(
+        self,
+        weight_ih: _Floats,
+        weight_hh: _Floats,
+        bias_ih: _Floats,
+        bias_hh: _Floats,
+        peephole: _Floats | None = None,
+    ) -> None: ...
+    @property
+    def weight_ih(self) -> _Floats: ...
+    @property
+    def weight_hh(self) -> _Floats: ...
+    @property
+    def bias_ih(self) -> _Floats: ...
+    @property
+    def bias_hh(self) -> _Floats: ...
+    @property
+    def peephole(self) -> _Floats | None: ...
+
+class LstmOptions:
+    """An LSTM pass's cell ('plain', 'peephole' or 'coupled'), gate clamps and regularizers."""
+
+    def __init__(
+        self,
+        *,
+        cell: str = "plain",
+        clamps: _Clamps | None = None,
+        recurrent_mask: _Floats | None = None,
+        zoneout_h: _Floats | None = None,
+        zoneout_c: _Floats | None = None,
+        zoneout_rate: float = 0.0,
+    ) -> None: ...
+    @property
+    def cell(self) -> str: ...
+    @property
+    def clamps(self) -> _Clamps | None: ...
+    @property
+    def recurrent_mask(self) -> _Floats | None: ...
+    @property
+    def zoneout_h(self) -> _Floats | None: ...
+    @property
+    def zoneout_c(self) -> _Floats | None: ...
+    @property
+    def zoneout_rate(self) -> float: ...
+
+class LstmTape:
+    """What an LSTM forward recorded for its backward; made by lstm_forward, owned by the core."""
+
+    @property
+    def gates(self) -> _Floats | None:
+        """(T, B, K*H) read-only activated gates, or None without a tape."""
+
+    @property
+    def cells(self) -> _Floats | None:
+        """(T, B, H) read-only c_t, or None without a tape."""
+
+    @property
+    def cell_updates(self) -> _Floats | None:
+        """(T, B, H) read-only c~_t before zoneout, or None without zoneout."""
+
+    @property
+    def c_n(self) -> _Floats:
+        """(B, H) read-only: each sequence's last c_t."""
+
+    @property
+    def options(self) -> LstmOptions:
+        """The LstmOptions the forward ran with."""
+
 class GruWeights:
     """A GRU layer-direction's weights (or their gradients) by name: references, not copies."""
 
@@ -68,65 +139,25 @@ class GruTape:
 
 def lstm_forward(
     x: _Floats,
-    weight_ih: _Floats,
-    weight_hh: _Floats,
-    bias_ih: _Floats,
-    bias_hh: _Floats,
+    weights: LstmWeights,
     h0: _Floats,
     c0: _Floats,
-    reverse: bool,
     y: _Floats,
-    y_offset: int,
-    gates: _Floats | None,
-    cells: _Floats | None,
-    *,
-    cell: str = "plain",
-    peephole: _Floats | None = None,
-    clamps: _Clamps | None = None,
-    batch_sizes: _Sizes | None = None,
-    recurrent_mask: _Floats | None = None,
-    zoneout_h: _Floats | None = None,
-    zoneout_c: _Floats | None = None,
-    zoneout_rate: float = 0.0,
-    cell_updates: _Floats | None = None,
-    c_n: _Floats | None = None,
-    batch_first: bool = False,
-) -> None: ...
+    options: PassOptions,
+    cell_options: LstmOptions,
+    taped: bool,
+) -> LstmTape: ...
 def lstm_backward(
-    x: _Floats,
-    weight_ih: _Floats,
-    weight_hh: _Floats,
-    bias_ih: _Floats,
-    bias_hh: _Floats,
-    h0: _Floats,
-    c0: _Floats,
-    reverse: bool,
-    y: _Floats,
-    y_offset: int,
-    gates: _Floats,
-    cells: _Floats,
+    tape: LstmTape,
+    weights: LstmWeights,
     dy: _Floats,
     dh_n: _Floats | None,
     dc_n: _Floats | None,
+    grads: LstmWeights,
     dx: _Floats,
-    grad_weight_ih: _Floats,
-    grad_weight_hh: _Floats,
-    grad_bias_ih: _Floats,
-    grad_bias_hh: _Floats,
     dh0: _Floats,
     dc0: _Floats,
     *,
-    cell: str = "plain",
-    peephole: _Floats | None = None,
-    grad_peephole: _Floats | None = None,
-    clamps: _Clamps | None = None,
-    batch_sizes: _Sizes | None = None,
-    recurrent_mask: _Floats | None = None,
-    zoneout_h: _Floats | None = None,
-    zoneout_c: _Floats | None = None,
-    zoneout_rate: float = 0.0,
-    cell_updates: _Floats | None = None,
-    batch_first: bool = False,
     accumulate_dx: bool = False,
 ) -> None: ...
 def projected_lstm_forward(
