@@ -6,10 +6,10 @@ what they refuse.
   without one, or with NaN exactly where nothing was added.
 - A forward without a tape (gates and cells None) writes the same y and c_n as one with.
 - The core reads a batch-first sequence as the time-major one.
-- Anything but an array for an optional buffer (an LSTM's clamps or masks, a projected
+- Anything but an array for an optional buffer (an LSTM's clamps or masks, the layer-norm
   LSTM's tape) is a TypeError, never a pointer into a freed temporary; a tape given in part
-  is a ValueError. The plain LSTM's and the GRU's tapes are the core's own objects, and
-  their backwards take nothing else (nor a forward's tape kept without gates).
+  is a ValueError. The other kernels' tapes are the core's own objects, and their
+  backwards take nothing else (nor a forward's tape kept without gates).
 Comparisons between two calls of the same core in float64: the same expressions, summed
 in the same order (or, batch-first, the same products over other strides), so 1e-13.
 """
@@ -118,11 +118,17 @@ def test_projected_layer_norm_and_gru_tapes_are_arrays_and_come_whole():
     weight_hr = np.random.default_rng(6).normal(size=(proj, HIDDEN))
     y = np.empty((STEPS, BATCH, proj))
     gates, cells = np.empty((STEPS, BATCH, 4 * HIDDEN)), np.empty((STEPS, BATCH, HIDDEN))
-    projected = [weights[0], weight_hh, *weights[2:], weight_hr, np.ascontiguousarray(h0[:, :proj]), c0, False, y, 0]
-    with pytest.raises(ValueError, match="gates, cells and cell_out tapes all three, or none"):
-        _core.projected_lstm_forward(x, *projected, gates, cells, None)
-    with pytest.raises(TypeError, match="cell_out as a NumPy array, got list"):
-        _core.projected_lstm_forward(x, *projected, gates, cells, cells.tolist())
+    projected = _core.ProjectedLstmWeights(weights[0], weight_hh, *weights[2:], weight_hr)
+    h0_projected, options = np.ascontiguousarray(h0[:, :proj]), _core.PassOptions()
+    masked = _core.LstmOptions(recurrent_mask=np.ones((BATCH, HIDDEN)))
+    with pytest.raises(ValueError, match="the projected LSTM takes no recurrent_mask or zoneout"):
+        _core.projected_lstm_forward(x, projected, h0_projected, c0, y, options, masked, True)
+    untaped = _core.projected_lstm_forward(x, projected, h0_projected, c0, y, options, _core.LstmOptions(), False)
+    assert untaped.gates is None and untaped.cell_out is None and untaped.c_n.shape == (BATCH, HIDDEN)
+    grads = _core.ProjectedLstmWeights(*(np.zeros_like(w) for w in (weights[0], weight_hh, *weights[2:], weight_hr)))
+    dh0, dc0 = np.empty((BATCH, proj)), np.empty((BATCH, HIDDEN))
+    with pytest.raises(ValueError, match="a tape from a forward with taped=True, got one without"):
+        _core.projected_lstm_backward(untaped, projected, y, None, None, grads, np.empty_like(x), dh0, dc0)
     norm = lstmcore.LSTM(INPUT, HIDDEN, layer_norm=True, dtype=np.float64, seed=5)
     kinds = ("layer_norm_ih_weight", "layer_norm_hh_weight", "layer_norm_cell_weight", "layer_norm_cell_bias")
     gains = [norm.params[f"{kind}_l0"] for kind in kinds]

@@ -19,39 +19,12 @@ namespace lstmcore::bindings {
 
 namespace {
 
-// weight_ih (K*H, I), weight_hh (K*H, H), bias_ih and bias_hh (K*H,), peephole (3, H) or
-// None: parameters, or their gradients (written by backward).
-struct LstmWeights {
-  py::array weight_ih, weight_hh, bias_ih, bias_hh;
-  py::object peephole;
-};
-
-// The cell kind, the clamps and the regularizers of one layer-direction's pass.
-struct LstmCallOptions {
-  std::string cell = "plain";
-  py::object clamps = py::none();          // None or 4 entries, None or (H,)
-  py::object recurrent_mask = py::none();  // (B, H)
-  py::object zoneout_h = py::none();       // (T, B, H), with zoneout_c
-  py::object zoneout_c = py::none();
-  double zoneout_rate = 0.0;  // inference's zoneout: the weight of the previous state
-};
-
 struct BoundLstmTape {
   std::variant<LstmTape<float>, LstmTape<double>> core;
   py::array x, h0, c0, y;
   PassOptions pass;
   LstmCallOptions options;
 };
-
-template <typename Scalar>
-LstmOptions<Scalar> checked_cell_options(const LstmCallOptions& o, const LstmWeights& weights,
-                                         const py::object& peephole_grad, const Dims& d) {
-  auto options = checked_options<Scalar>(o.cell, weights.peephole, peephole_grad, o.clamps, d);
-  // The tape's cell_updates are set by the caller: Python passes none.
-  add_regularizers<Scalar>(options, o.recurrent_mask, o.zoneout_h, o.zoneout_c, o.zoneout_rate, py::none(), d, true,
-                           false);
-  return options;
-}
 
 py::object lstm_forward(const py::array& x, const LstmWeights& weights, const py::array& h0, const py::array& c0,
                         const py::array& y, const PassOptions& pass, const LstmCallOptions& cell_options, bool taped) {
@@ -66,7 +39,7 @@ py::object lstm_forward(const py::array& x, const LstmWeights& weights, const py
       using Scalar = decltype(zero);
       const auto w =
           checked_weights<Scalar>(weights.weight_ih, weights.weight_hh, weights.bias_ih, weights.bias_hh, d, K);
-      auto options = checked_cell_options<Scalar>(cell_options, weights, py::none(), d);
+      auto options = checked_cell_options<Scalar>(cell_options, weights.peephole, py::none(), d);
       const auto* xp = checked<Scalar>(x, "x", sequence_shape(d, d.input), false);
       const auto* h0p = checked<Scalar>(h0, "h0", {d.batch, d.hidden}, false);
       const auto* c0p = checked<Scalar>(c0, "c0", {d.batch, d.hidden}, false);
@@ -105,7 +78,7 @@ void lstm_backward(const BoundLstmTape& tape, const LstmWeights& weights, const 
       check_tape_dims("LSTM tape", core->steps, core->batch, core->hidden, d);
       const auto w =
           checked_weights<Scalar>(weights.weight_ih, weights.weight_hh, weights.bias_ih, weights.bias_hh, d, K);
-      auto options = checked_cell_options<Scalar>(tape.options, weights, grads.peephole, d);
+      auto options = checked_cell_options<Scalar>(tape.options, weights.peephole, grads.peephole, d);
       if (core->zoneout) options.cell_updates = const_cast<Scalar*>(core->cell_updates.data());
       const auto g = checked_grads<Scalar>(grads.weight_ih, grads.weight_hh, grads.bias_ih, grads.bias_hh, d, K);
       const auto* xp = checked<Scalar>(tape.x, "x", sequence_shape(d, d.input), false);

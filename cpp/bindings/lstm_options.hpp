@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 
 #include "arrays.hpp"
 #include "lstmcore/coupled_lstm_cell.hpp"
@@ -77,6 +78,34 @@ void add_regularizers(LstmOptions<Scalar>& options, const py::object& recurrent_
     options.cell_updates =
         checked_optional<Scalar>(cell_updates, "cell_updates", {d.steps, d.batch, d.hidden}, forward);
   }
+}
+
+// weight_ih (K*H, I), weight_hh (K*H, H), bias_ih and bias_hh (K*H,), peephole (3, H) or
+// None: parameters, or their gradients (written by backward).
+struct LstmWeights {
+  py::array weight_ih, weight_hh, bias_ih, bias_hh;
+  py::object peephole;
+};
+
+// The cell kind, the clamps and the regularizers of one layer-direction's pass.
+struct LstmCallOptions {
+  std::string cell = "plain";
+  py::object clamps = py::none();          // None or 4 entries, None or (H,)
+  py::object recurrent_mask = py::none();  // (B, H)
+  py::object zoneout_h = py::none();       // (T, B, H), with zoneout_c
+  py::object zoneout_c = py::none();
+  double zoneout_rate = 0.0;  // inference's zoneout: the weight of the previous state
+};
+
+// The peephole weights, clamps and regularizers of `o`, checked; the tape's cell_updates
+// are the caller's to set.
+template <typename Scalar>
+LstmOptions<Scalar> checked_cell_options(const LstmCallOptions& o, const py::object& peephole,
+                                         const py::object& peephole_grad, const Dims& d) {
+  auto options = checked_options<Scalar>(o.cell, peephole, peephole_grad, o.clamps, d);
+  add_regularizers<Scalar>(options, o.recurrent_mask, o.zoneout_h, o.zoneout_c, o.zoneout_rate, py::none(), d, true,
+                           false);
+  return options;
 }
 
 // The four clamps alone (None or a list of 4 entries, None or (H,)), as the layer-norm

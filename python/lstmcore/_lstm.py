@@ -243,13 +243,17 @@ class LSTM(_GatedRecurrent):
             found["zoneout_rate"] = self.zoneout
         return found
 
-    def _core_options(self, weights, clamps):
-        """The projected kernel's cell options (it takes no regularizers)."""
-        return {"cell": self.cell, "peephole": weights.get("weight_peephole"), "clamps": clamps}
+    def _core_weights(self, weights):
+        """One layer-direction's weights (or gradients) by name, as the plain and projected cores take them."""
+        common = [weights[name] for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        peephole = weights.get("weight_peephole")
+        if self.proj_size:
+            return _core.ProjectedLstmWeights(*common, weights["weight_hr"], peephole=peephole)
+        return _core.LstmWeights(*common, peephole=peephole)
 
     def _core_forward(self, run, weights, initial, reverse, batch_sizes, clamps, training, traced):
         taped = traced or training
-        if not (self.layer_norm or self.proj_size):
+        if not self.layer_norm:
             pass_options = _core.PassOptions(
                 reverse=reverse, y_offset=run.offset, batch_sizes=batch_sizes, batch_first=run.batch_first
             )
@@ -257,9 +261,8 @@ class LSTM(_GatedRecurrent):
             cell_options = _core.LstmOptions(
                 cell=self.cell, clamps=clamps, **self._regularizers(steps, batch, training)
             )
-            return _core.lstm_forward(
-                run.x, _core_weights(weights), *initial, run.y, pass_options, cell_options, taped
-            )
+            forward = _core.projected_lstm_forward if self.proj_size else _core.lstm_forward
+            return forward(run.x, self._core_weights(weights), *initial, run.y, pass_options, cell_options, taped)
         steps, batch = run.steps_and_batch()
         x, y, offset, layout = run.x, run.y, run.offset, {"batch_first": run.batch_first}
         hidden = self.hidden_size
@@ -272,26 +275,18 @@ class LSTM(_GatedRecurrent):
             tape["gates"] = _aligned.empty((steps, batch, self._gate_blocks() * hidden), self.dtype)
             tape["cells"] = _aligned.empty((steps, batch, hidden), self.dtype)
         common = [weights["weight_ih"], weights["weight_hh"], weights["bias_ih"], weights["bias_hh"]]
-        if self.layer_norm:
-            if taped:
-                tape.update(
-                    input_norm=_aligned.empty((steps, batch, 4 * hidden), self.dtype),
-                    hidden_norm=_aligned.empty((steps, batch, 4 * hidden), self.dtype),
-                    cell_norm=_aligned.empty((steps, batch, hidden), self.dtype),
-                    inv_std=_aligned.empty((steps, batch, 3), self.dtype),
-                )
-            _core.layer_norm_lstm_forward(
-                x, *common, *(weights[kind] for kind in _LAYER_NORM_KINDS), *initial, reverse, y, offset,
-                *(tape.get(name) for name in _LAYER_NORM_TAPE), clamps=clamps, batch_sizes=batch_sizes, c_n=c_n,
-                **layout,
-            )  # fmt: skip
-            return tape
+        # The layer-norm kernel: its tape is still allocated here.
         if taped:
-            tape["cell_out"] = _aligned.empty((steps, batch, hidden), self.dtype)
-        _core.projected_lstm_forward(
-            x, *common, weights["weight_hr"], *initial, reverse, y, offset,
-            tape.get("gates"), tape.get("cells"), tape.get("cell_out"), batch_sizes=batch_sizes, c_n=c_n,
-            **self._core_options(weights, clamps), **layout,
+            tape.update(
+                input_norm=_aligned.empty((steps, batch, 4 * hidden), self.dtype),
+                hidden_norm=_aligned.empty((steps, batch, 4 * hidden), self.dtype),
+                cell_norm=_aligned.empty((steps, batch, hidden), self.dtype),
+                inv_std=_aligned.empty((steps, batch, 3), self.dtype),
+            )
+        _core.layer_norm_lstm_forward(
+            x, *common, *(weights[kind] for kind in _LAYER_NORM_KINDS), *initial, reverse, y, offset,
+            *(tape.get(name) for name in _LAYER_NORM_TAPE), clamps=clamps, batch_sizes=batch_sizes, c_n=c_n,
+            **layout,
         )  # fmt: skip
         return tape
 
@@ -300,39 +295,25 @@ class LSTM(_GatedRecurrent):
     ):
         tape, layout = run.tape, {"batch_first": run.batch_first, "accumulate_dx": accumulate_dx}
         dh_n, dc_n = (None, None) if d_final is None else d_final
-        if not (self.layer_norm or self.proj_size):
+        if not self.layer_norm:
             # The core's tape holds the forward's x, h0, c0, y and options: this run's.
-            _core.lstm_backward(
-                tape, _core_weights(weights), dy, dh_n, dc_n, _core_weights(grads), dx, *d_initial,
+            backward = _core.projected_lstm_backward if self.proj_size else _core.lstm_backward
+            backward(
+                tape, self._core_weights(weights), dy, dh_n, dc_n, self._core_weights(grads), dx, *d_initial,
                 accumulate_dx=accumulate_dx,
             )  # fmt: skip
             return
         common = [weights["weight_ih"], weights["weight_hh"], weights["bias_ih"], weights["bias_hh"]]
         grad_common = [grads["weight_ih"], grads["weight_hh"], grads["bias_ih"], grads["bias_hh"]]
-        if self.layer_norm:
-            _core.layer_norm_lstm_backward(
-                run.x, *common, *(weights[kind] for kind in _LAYER_NORM_KINDS), *initial, reverse, run.y,
-                run.offset, *(tape[name] for name in _LAYER_NORM_TAPE), dy, dh_n, dc_n, dx, *grad_common,
-                *(grads[kind] for kind in _LAYER_NORM_KINDS), *d_initial, clamps=clamps, batch_sizes=batch_sizes,
-                **layout,
-            )  # fmt: skip
-            return
-        options = self._core_options(weights, clamps)
-        options.update(grad_peephole=grads.get("weight_peephole"), batch_sizes=batch_sizes)
-        _core.projected_lstm_backward(
-            run.x, *common, weights["weight_hr"], *initial, reverse, run.y, run.offset,
-            tape["gates"], tape["cells"], tape["cell_out"], dy, dh_n, dc_n, dx,
-            *grad_common, grads["weight_hr"], *d_initial, **options, **layout,
+        _core.layer_norm_lstm_backward(
+            run.x, *common, *(weights[kind] for kind in _LAYER_NORM_KINDS), *initial, reverse, run.y,
+            run.offset, *(tape[name] for name in _LAYER_NORM_TAPE), dy, dh_n, dc_n, dx, *grad_common,
+            *(grads[kind] for kind in _LAYER_NORM_KINDS), *d_initial, clamps=clamps, batch_sizes=batch_sizes,
+            **layout,
         )  # fmt: skip
 
 
-def _core_weights(weights):
-    """One layer-direction's weights (or gradients) by name, as the plain-cell core takes them."""
-    names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-    return _core.LstmWeights(*(weights[name] for name in names), peephole=weights.get("weight_peephole"))
-
-
 def _tape_part(core_tape, name):
-    """A part of one run's tape: the core's LstmTape (plain cells) or, for the projected and
-    layer-norm kernels, the dict of arrays Python allocated for them."""
+    """A part of one run's tape: the core's tape object or, for the layer-norm kernel, the
+    dict of arrays Python allocated for it."""
     return core_tape[name] if isinstance(core_tape, dict) else getattr(core_tape, name)

@@ -51,3 +51,30 @@ struct LstmTape {
 };
 
 }  // namespace lstmcore
+
+namespace lstmcore {
+
+// One projected LSTM layer-direction's forward: h = (o * tanh(c)) W_hr^T. Without a tape
+// (inference) only c_n is kept.
+template <typename Scalar>
+struct ProjectedLstmTape {
+  ProjectedLstmTape(Index steps, Index batch, Index hidden, Index gate_blocks, bool taped)
+      : steps(steps),
+        batch(batch),
+        hidden(hidden),
+        gate_blocks(gate_blocks),
+        taped(taped),
+        gates(taped ? steps * batch * gate_blocks * hidden : 0),
+        cells(taped ? steps * batch * hidden : 0),
+        cell_out(taped ? steps * batch * hidden : 0),
+        c_n(batch * hidden) {}
+
+  Index steps, batch, hidden, gate_blocks;  // T, B, H, K of the forward that wrote it
+  bool taped;                               // whether it holds gates, cells and cell_out
+  PassBuffer<Scalar> gates;                 // (T*B, K*H) activated gates
+  PassBuffer<Scalar> cells;                 // (T*B, H) c_t
+  PassBuffer<Scalar> cell_out;              // (T*B, H) r_t = o * tanh(c_t), before the projection
+  PassBuffer<Scalar> c_n;                   // (B, H) each sequence's last c_t
+};
+
+}  // namespace lstmcore

@@ -117,6 +117,54 @@ class LstmTape:
     def options(self) -> LstmOptions:
         """The LstmOptions the forward ran with."""
 
+class ProjectedLstmWeights:
+    """A projected LSTM layer-direction's weights (or their gradients) by name: references, not copies."""
+
+    def __init__(
+        self,
+        weight_ih: _Floats,
+        weight_hh: _Floats,
+        bias_ih: _Floats,
+        bias_hh: _Floats,
+        weight_hr: _Floats,
+        peephole: _Floats | None = None,
+    ) -> None: ...
+    @property
+    def weight_ih(self) -> _Floats: ...
+    @property
+    def weight_hh(self) -> _Floats: ...
+    @property
+    def bias_ih(self) -> _Floats: ...
+    @property
+    def bias_hh(self) -> _Floats: ...
+    @property
+    def weight_hr(self) -> _Floats: ...
+    @property
+    def peephole(self) -> _Floats | None: ...
+
+class ProjectedLstmTape:
+    """What a projected LSTM forward recorded for its backward; made by projected_lstm_forward."""
+
+    @property
+    def gates(self) -> _Floats | None:
+        """(T, B, K*H) read-only activated gates, or None without a tape."""
+
+    @property
+    def cells(self) -> _Floats | None:
+        """(T, B, H) read-only c_t, or None without a tape."""
+
+    @property
+    def cell_out(self) -> _Floats | None:
+        """(T, B, H) read-only o * tanh(c_t) before the projection, or None without a tape."""
+
+    @property
+    def c_n(self) -> _Floats:
+        """(B, H) read-only: each sequence's last c_t."""
+
+    @property
+    def options(self) -> LstmOptions:
+        """The LstmOptions the forward ran with."""
+
 class GruWeights:
     """A GRU layer-direction's weights (or their gradients) by name: references, not copies."""
 
@@ -162,60 +210,25 @@ def lstm_backward(
 ) -> None: ...
 def projected_lstm_forward(
     x: _Floats,
-    weight_ih: _Floats,
-    weight_hh: _Floats,
-    bias_ih: _Floats,
-    bias_hh: _Floats,
-    weight_hr: _Floats,
+    weights: ProjectedLstmWeights,
     h0: _Floats,
     c0: _Floats,
-    reverse: bool,
     y: _Floats,
-    y_offset: int,
-    gates: _Floats | None,
-    cells: _Floats | None,
-    cell_out: _Floats | None,
-    *,
-    cell: str = "plain",
-    peephole: _Floats | None = None,
-    clamps: _Clamps | None = None,
-    batch_sizes: _Sizes | None = None,
-    c_n: _Floats | None = None,
-    batch_first: bool = False,
-) -> None: ...
+    options: PassOptions,
+    cell_options: LstmOptions,
+    taped: bool,
+) -> ProjectedLstmTape: ...
 def projected_lstm_backward(
-    x: _Floats,
-    weight_ih: _Floats,
-    weight_hh: _Floats,
-    bias_ih: _Floats,
-    bias_hh: _Floats,
-    weight_hr: _Floats,
-    h0: _Floats,
-    c0: _Floats,
-    reverse: bool,
-    y: _Floats,
-    y_offset: int,
-    gates: _Floats,
-    cells: _Floats,
-    cell_out: _Floats,
+    tape: ProjectedLstmTape,
+    weights: ProjectedLstmWeights,
     dy: _Floats,
     dh_n: _Floats | None,
     dc_n: _Floats | None,
+    grads: ProjectedLstmWeights,
     dx: _Floats,
-    grad_weight_ih: _Floats,
-    grad_weight_hh: _Floats,
-    grad_bias_ih: _Floats,
-    grad_bias_hh: _Floats,
-    grad_weight_hr: _Floats,
     dh0: _Floats,
     dc0: _Floats,
     *,
-    cell: str = "plain",
-    peephole: _Floats | None = None,
-    grad_peephole: _Floats | None = None,
-    clamps: _Clamps | None = None,
-    batch_sizes: _Sizes | None = None,
-    batch_first: bool = False,
     accumulate_dx: bool = False,
 ) -> None: ...
 def layer_norm_lstm_forward(
