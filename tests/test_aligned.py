@@ -46,9 +46,6 @@ def test_layer_tapes_and_gradients_start_on_a_line(layer_class):
 
 
 def _core_tape_arrays(core_tape):
-    """The arrays of one run's tape: a dict's values (Python-allocated), or the views a
-    core-owned tape object exposes."""
-    if isinstance(core_tape, dict):
-        return list(core_tape.values())
-    names = ("gates", "cells", "cell_updates", "c_n") if hasattr(core_tape, "c_n") else ("gates",)
-    return [getattr(core_tape, name) for name in names]
+    """The arrays a core-owned tape object exposes (None where it keeps no such buffer)."""
+    names = ("gates", "cells", "cell_updates", "cell_out", "input_norm", "hidden_norm", "cell_norm", "inv_std", "c_n")
+    return [getattr(core_tape, name) for name in names if hasattr(core_tape, name)]

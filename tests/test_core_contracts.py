@@ -6,10 +6,9 @@ what they refuse.
   without one, or with NaN exactly where nothing was added.
 - A forward without a tape (gates and cells None) writes the same y and c_n as one with.
 - The core reads a batch-first sequence as the time-major one.
-- Anything but an array for an optional buffer (an LSTM's clamps or masks, the layer-norm
-  LSTM's tape) is a TypeError, never a pointer into a freed temporary; a tape given in part
-  is a ValueError. The other kernels' tapes are the core's own objects, and their
-  backwards take nothing else (nor a forward's tape kept without gates).
+- Anything but an array for an optional buffer (an LSTM's clamps or masks) is a TypeError,
+  never a pointer into a freed temporary. Every kernel's tape is the core's own object, and
+  its backward takes nothing else (nor a forward's tape kept without gates).
 Comparisons between two calls of the same core in float64: the same expressions, summed
 in the same order (or, batch-first, the same products over other strides), so 1e-13.
 """
@@ -111,13 +110,12 @@ def test_optional_buffers_must_be_arrays_and_a_tape_comes_whole():
         _core.lstm_forward(x, lstm_weights, h0, c0, y, _core.PassOptions(y_offset=3), _core.LstmOptions(), True)
 
 
-def test_projected_layer_norm_and_gru_tapes_are_arrays_and_come_whole():
+def test_projected_layer_norm_and_gru_tapes_are_the_cores_own():
     _, x, _, h0, c0, weights = lstm_arrays(5)
     proj = 3
     weight_hh = np.random.default_rng(5).normal(size=(4 * HIDDEN, proj))
     weight_hr = np.random.default_rng(6).normal(size=(proj, HIDDEN))
     y = np.empty((STEPS, BATCH, proj))
-    gates, cells = np.empty((STEPS, BATCH, 4 * HIDDEN)), np.empty((STEPS, BATCH, HIDDEN))
     projected = _core.ProjectedLstmWeights(weights[0], weight_hh, *weights[2:], weight_hr)
     h0_projected, options = np.ascontiguousarray(h0[:, :proj]), _core.PassOptions()
     masked = _core.LstmOptions(recurrent_mask=np.ones((BATCH, HIDDEN)))
@@ -132,9 +130,15 @@ def test_projected_layer_norm_and_gru_tapes_are_arrays_and_come_whole():
     norm = lstmcore.LSTM(INPUT, HIDDEN, layer_norm=True, dtype=np.float64, seed=5)
     kinds = ("layer_norm_ih_weight", "layer_norm_hh_weight", "layer_norm_cell_weight", "layer_norm_cell_bias")
     gains = [norm.params[f"{kind}_l0"] for kind in kinds]
+    norm_weights = _core.LayerNormLstmWeights(*weights, *gains)
     y_norm = np.empty((STEPS, BATCH, HIDDEN))
-    with pytest.raises(ValueError, match="layer-norm tape whole"):
-        _core.layer_norm_lstm_forward(x, *weights, *gains, h0, c0, False, y_norm, 0, gates, cells, None, None, None, None)
+    with pytest.raises(ValueError, match="expected cell 'plain' for the layer-norm LSTM, got 'coupled'"):
+        _core.layer_norm_lstm_forward(x, norm_weights, h0, c0, y_norm, options, _core.LstmOptions(cell="coupled"), True)
+    with pytest.raises(TypeError, match="clamp as a NumPy array, got list"):
+        clamps = _core.LstmOptions(clamps=[None, np.ones(HIDDEN).tolist(), None, None])
+        _core.layer_norm_lstm_forward(x, norm_weights, h0, c0, y_norm, options, clamps, True)
+    tape = _core.layer_norm_lstm_forward(x, norm_weights, h0, c0, y_norm, options, _core.LstmOptions(), True)
+    assert tape.inv_std.shape == (STEPS, BATCH, 3) and tape.input_norm.shape == (STEPS, BATCH, 4 * HIDDEN)
     gru = lstmcore.GRU(INPUT, HIDDEN, dtype=np.float64, seed=5)
     p = [gru.params[name] for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")]
     y_gru = np.empty((STEPS, BATCH, HIDDEN))

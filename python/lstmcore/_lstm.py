@@ -6,15 +6,14 @@ import numbers
 
 import numpy as np
 
-from lstmcore import _aligned, _core
+from lstmcore import _core
 from lstmcore._checks import as_numeric_array, check_finite_real, shape_text
 from lstmcore._recurrent import _GatedRecurrent, check_probability
 
 # Gates a user can trace or clamp, in the order the core's clamps take them.
 GATE_NAMES = ("input", "forget", "candidate", "output")
-# layer_norm=True: the parameters (in registration order) and the tape beyond gates and cells.
+# layer_norm=True: the parameters, in registration order.
 _LAYER_NORM_KINDS = ("layer_norm_ih_weight", "layer_norm_hh_weight", "layer_norm_cell_weight", "layer_norm_cell_bias")
-_LAYER_NORM_TAPE = ("gates", "cells", "input_norm", "hidden_norm", "cell_norm", "inv_std")
 
 
 class LSTM(_GatedRecurrent):
@@ -177,7 +176,7 @@ class LSTM(_GatedRecurrent):
         return tuple(parts)
 
     def _final_tape_states(self, core_tape):
-        return [_tape_part(core_tape, "c_n")]
+        return [core_tape.c_n]
 
     # ----------------------------------------------------------------- gates
 
@@ -217,7 +216,7 @@ class LSTM(_GatedRecurrent):
 
     def _named_gates(self, core_tape):
         """Trace names -> (T, B, H) views of one run's tape: gates, and cell state."""
-        gates, cells = _tape_part(core_tape, "gates"), _tape_part(core_tape, "cells")
+        gates, cells = core_tape.gates, core_tape.cells
         hidden = self.hidden_size
         blocks = ("input", "candidate", "output") if self.coupled else GATE_NAMES
         named = {name: gates[:, :, k * hidden : (k + 1) * hidden] for k, name in enumerate(blocks)}
@@ -244,8 +243,10 @@ class LSTM(_GatedRecurrent):
         return found
 
     def _core_weights(self, weights):
-        """One layer-direction's weights (or gradients) by name, as the plain and projected cores take them."""
+        """One layer-direction's weights (or gradients) by name, as the core takes them."""
         common = [weights[name] for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        if self.layer_norm:
+            return _core.LayerNormLstmWeights(*common, *(weights[kind] for kind in _LAYER_NORM_KINDS))
         peephole = weights.get("weight_peephole")
         if self.proj_size:
             return _core.ProjectedLstmWeights(*common, weights["weight_hr"], peephole=peephole)
@@ -253,67 +254,27 @@ class LSTM(_GatedRecurrent):
 
     def _core_forward(self, run, weights, initial, reverse, batch_sizes, clamps, training, traced):
         taped = traced or training
-        if not self.layer_norm:
-            pass_options = _core.PassOptions(
-                reverse=reverse, y_offset=run.offset, batch_sizes=batch_sizes, batch_first=run.batch_first
-            )
-            steps, batch = run.steps_and_batch()
-            cell_options = _core.LstmOptions(
-                cell=self.cell, clamps=clamps, **self._regularizers(steps, batch, training)
-            )
-            forward = _core.projected_lstm_forward if self.proj_size else _core.lstm_forward
-            return forward(run.x, self._core_weights(weights), *initial, run.y, pass_options, cell_options, taped)
+        pass_options = _core.PassOptions(
+            reverse=reverse, y_offset=run.offset, batch_sizes=batch_sizes, batch_first=run.batch_first
+        )
         steps, batch = run.steps_and_batch()
-        x, y, offset, layout = run.x, run.y, run.offset, {"batch_first": run.batch_first}
-        hidden = self.hidden_size
-        # c_n: each sequence's last c_t, which every LSTM kernel writes.
-        c_n = _aligned.empty((batch, hidden), self.dtype)
-        tape = {"regularizers": self._regularizers(steps, batch, training), "c_n": c_n}
-        # Inference without gate traces keeps no tape: every kernel then writes only y and
-        # the final cells (c_n).
-        if taped:
-            tape["gates"] = _aligned.empty((steps, batch, self._gate_blocks() * hidden), self.dtype)
-            tape["cells"] = _aligned.empty((steps, batch, hidden), self.dtype)
-        common = [weights["weight_ih"], weights["weight_hh"], weights["bias_ih"], weights["bias_hh"]]
-        # The layer-norm kernel: its tape is still allocated here.
-        if taped:
-            tape.update(
-                input_norm=_aligned.empty((steps, batch, 4 * hidden), self.dtype),
-                hidden_norm=_aligned.empty((steps, batch, 4 * hidden), self.dtype),
-                cell_norm=_aligned.empty((steps, batch, hidden), self.dtype),
-                inv_std=_aligned.empty((steps, batch, 3), self.dtype),
-            )
-        _core.layer_norm_lstm_forward(
-            x, *common, *(weights[kind] for kind in _LAYER_NORM_KINDS), *initial, reverse, y, offset,
-            *(tape.get(name) for name in _LAYER_NORM_TAPE), clamps=clamps, batch_sizes=batch_sizes, c_n=c_n,
-            **layout,
-        )  # fmt: skip
-        return tape
+        cell_options = _core.LstmOptions(cell=self.cell, clamps=clamps, **self._regularizers(steps, batch, training))
+        if self.layer_norm:
+            forward = _core.layer_norm_lstm_forward
+        else:
+            forward = _core.projected_lstm_forward if self.proj_size else _core.lstm_forward
+        return forward(run.x, self._core_weights(weights), *initial, run.y, pass_options, cell_options, taped)
 
     def _core_backward(
         self, run, reverse, dy, dx, accumulate_dx, batch_sizes, weights, initial, d_final, grads, d_initial, clamps
     ):
-        tape, layout = run.tape, {"batch_first": run.batch_first, "accumulate_dx": accumulate_dx}
         dh_n, dc_n = (None, None) if d_final is None else d_final
-        if not self.layer_norm:
-            # The core's tape holds the forward's x, h0, c0, y and options: this run's.
+        if self.layer_norm:
+            backward = _core.layer_norm_lstm_backward
+        else:
             backward = _core.projected_lstm_backward if self.proj_size else _core.lstm_backward
-            backward(
-                tape, self._core_weights(weights), dy, dh_n, dc_n, self._core_weights(grads), dx, *d_initial,
-                accumulate_dx=accumulate_dx,
-            )  # fmt: skip
-            return
-        common = [weights["weight_ih"], weights["weight_hh"], weights["bias_ih"], weights["bias_hh"]]
-        grad_common = [grads["weight_ih"], grads["weight_hh"], grads["bias_ih"], grads["bias_hh"]]
-        _core.layer_norm_lstm_backward(
-            run.x, *common, *(weights[kind] for kind in _LAYER_NORM_KINDS), *initial, reverse, run.y,
-            run.offset, *(tape[name] for name in _LAYER_NORM_TAPE), dy, dh_n, dc_n, dx, *grad_common,
-            *(grads[kind] for kind in _LAYER_NORM_KINDS), *d_initial, clamps=clamps, batch_sizes=batch_sizes,
-            **layout,
+        # The core's tape holds the forward's x, h0, c0, y and options: this run's.
+        backward(
+            run.tape, self._core_weights(weights), dy, dh_n, dc_n, self._core_weights(grads), dx, *d_initial,
+            accumulate_dx=accumulate_dx,
         )  # fmt: skip
-
-
-def _tape_part(core_tape, name):
-    """A part of one run's tape: the core's tape object or, for the layer-norm kernel, the
-    dict of arrays Python allocated for it."""
-    return core_tape[name] if isinstance(core_tape, dict) else getattr(core_tape, name)

@@ -7,6 +7,7 @@
 #pragma once
 
 #include "lstmcore/gru.hpp"
+#include "lstmcore/layer_norm_lstm.hpp"
 #include "lstmcore/sequence.hpp"
 
 namespace lstmcore {
@@ -75,6 +76,44 @@ struct ProjectedLstmTape {
   PassBuffer<Scalar> cells;                 // (T*B, H) c_t
   PassBuffer<Scalar> cell_out;              // (T*B, H) r_t = o * tanh(c_t), before the projection
   PassBuffer<Scalar> c_n;                   // (B, H) each sequence's last c_t
+};
+
+}  // namespace lstmcore
+
+namespace lstmcore {
+
+// One layer-normalised LSTM layer-direction's forward. Without a tape (inference) only c_n
+// is kept.
+template <typename Scalar>
+struct LayerNormLstmTape {
+  LayerNormLstmTape(Index steps, Index batch, Index hidden, bool taped)
+      : steps(steps),
+        batch(batch),
+        hidden(hidden),
+        taped(taped),
+        gates(taped ? steps * batch * 4 * hidden : 0),
+        cells(taped ? steps * batch * hidden : 0),
+        input_norm(taped ? steps * batch * 4 * hidden : 0),
+        hidden_norm(taped ? steps * batch * 4 * hidden : 0),
+        cell_norm(taped ? steps * batch * hidden : 0),
+        inv_std(taped ? steps * batch * 3 : 0),
+        c_n(batch * hidden) {}
+
+  // The normalisation buffers as the kernels take them; all null without a tape.
+  LayerNormTape<Scalar> norms() {
+    if (!taped) return {};
+    return {input_norm.data(), hidden_norm.data(), cell_norm.data(), inv_std.data()};
+  }
+
+  Index steps, batch, hidden;      // T, B, H of the forward that wrote it
+  bool taped;                      // whether it holds more than c_n
+  PassBuffer<Scalar> gates;        // (T*B, 4H) activated gates
+  PassBuffer<Scalar> cells;        // (T*B, H) c_t
+  PassBuffer<Scalar> input_norm;   // (T*B, 4H) normalised x W_ih^T
+  PassBuffer<Scalar> hidden_norm;  // (T*B, 4H) normalised h W_hh^T
+  PassBuffer<Scalar> cell_norm;    // (T*B, H) normalised c_t
+  PassBuffer<Scalar> inv_std;      // (T*B, 3) 1/std of the input, hidden and cell rows
+  PassBuffer<Scalar> c_n;          // (B, H) each sequence's last c_t
 };
 
 }  // namespace lstmcore

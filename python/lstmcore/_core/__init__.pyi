@@ -165,6 +165,72 @@ class ProjectedLstmTape:
     def options(self) -> LstmOptions:
         """The LstmOptions the forward ran with."""
 
+class LayerNormLstmWeights:
+    """A layer-norm LSTM layer-direction's weights (or their gradients) by name: references, not copies."""
+
+    def __init__(
+        self,
+        weight_ih: _Floats,
+        weight_hh: _Floats,
+        bias_ih: _Floats,
+        bias_hh: _Floats,
+        layer_norm_ih_weight: _Floats,
+        layer_norm_hh_weight: _Floats,
+        layer_norm_cell_weight: _Floats,
+        layer_norm_cell_bias: _Floats,
+    ) -> None: ...
+    @property
+    def weight_ih(self) -> _Floats: ...
+    @property
+    def weight_hh(self) -> _Floats: ...
+    @property
+    def bias_ih(self) -> _Floats: ...
+    @property
+    def bias_hh(self) -> _Floats: ...
+    @property
+    def layer_norm_ih_weight(self) -> _Floats: ...
+    @property
+    def layer_norm_hh_weight(self) -> _Floats: ...
+    @property
+    def layer_norm_cell_weight(self) -> _Floats: ...
+    @property
+    def layer_norm_cell_bias(self) -> _Floats: ...
+
+class LayerNormLstmTape:
+    """What a layer-norm LSTM forward recorded for its backward; made by layer_norm_lstm_forward."""
+
+    @property
+    def gates(self) -> _Floats | None:
+        """(T, B, 4H) read-only activated gates, or None without a tape."""
+
+    @property
+    def cells(self) -> _Floats | None:
+        """(T, B, H) read-only c_t, or None without a tape."""
+
+    @property
+    def input_norm(self) -> _Floats | None:
+        """(T, B, 4H) read-only normalised input products, or None without a tape."""
+
+    @property
+    def hidden_norm(self) -> _Floats | None:
+        """(T, B, 4H) read-only normalised recurrent products, or None without a tape."""
+
+    @property
+    def cell_norm(self) -> _Floats | None:
+        """(T, B, H) read-only normalised cells, or None without a tape."""
+
+    @property
+    def inv_std(self) -> _Floats | None:
+        """(T, B, 3) read-only 1/std of the input, hidden and cell rows, or None without a tape."""
+
+    @property
+    def c_n(self) -> _Floats:
+        """(B, H) read-only: each sequence's last c_t."""
+
+    @property
+    def options(self) -> LstmOptions:
+        """The LstmOptions the forward ran with."""
+
 class GruWeights:
     """A GRU layer-direction's weights (or their gradients) by name: references, not copies."""
 
@@ -233,70 +299,25 @@ def projected_lstm_backward(
 ) -> None: ...
 def layer_norm_lstm_forward(
     x: _Floats,
-    weight_ih: _Floats,
-    weight_hh: _Floats,
-    bias_ih: _Floats,
-    bias_hh: _Floats,
-    layer_norm_ih_weight: _Floats,
-    layer_norm_hh_weight: _Floats,
-    layer_norm_cell_weight: _Floats,
-    layer_norm_cell_bias: _Floats,
+    weights: LayerNormLstmWeights,
     h0: _Floats,
     c0: _Floats,
-    reverse: bool,
     y: _Floats,
-    y_offset: int,
-    gates: _Floats | None,
-    cells: _Floats | None,
-    input_norm: _Floats | None,
-    hidden_norm: _Floats | None,
-    cell_norm: _Floats | None,
-    inv_std: _Floats | None,
-    *,
-    clamps: _Clamps | None = None,
-    batch_sizes: _Sizes | None = None,
-    c_n: _Floats | None = None,
-    batch_first: bool = False,
-) -> None: ...
+    options: PassOptions,
+    cell_options: LstmOptions,
+    taped: bool,
+) -> LayerNormLstmTape: ...
 def layer_norm_lstm_backward(
-    x: _Floats,
-    weight_ih: _Floats,
-    weight_hh: _Floats,
-    bias_ih: _Floats,
-    bias_hh: _Floats,
-    layer_norm_ih_weight: _Floats,
-    layer_norm_hh_weight: _Floats,
-    layer_norm_cell_weight: _Floats,
-    layer_norm_cell_bias: _Floats,
-    h0: _Floats,
-    c0: _Floats,
-    reverse: bool,
-    y: _Floats,
-    y_offset: int,
-    gates: _Floats,
-    cells: _Floats,
-    input_norm: _Floats,
-    hidden_norm: _Floats,
-    cell_norm: _Floats,
-    inv_std: _Floats,
+    tape: LayerNormLstmTape,
+    weights: LayerNormLstmWeights,
     dy: _Floats,
     dh_n: _Floats | None,
     dc_n: _Floats | None,
+    grads: LayerNormLstmWeights,
     dx: _Floats,
-    grad_weight_ih: _Floats,
-    grad_weight_hh: _Floats,
-    grad_bias_ih: _Floats,
-    grad_bias_hh: _Floats,
-    grad_layer_norm_ih_weight: _Floats,
-    grad_layer_norm_hh_weight: _Floats,
-    grad_layer_norm_cell_weight: _Floats,
-    grad_layer_norm_cell_bias: _Floats,
     dh0: _Floats,
     dc0: _Floats,
     *,
-    clamps: _Clamps | None = None,
-    batch_sizes: _Sizes | None = None,
-    batch_first: bool = False,
     accumulate_dx: bool = False,
 ) -> None: ...
 def gru_forward(
