@@ -1,5 +1,6 @@
 // What the LSTM families share at the binding: the cell kind as a template argument, and
-// the options (peepholes, clamps, recurrent dropout, zoneout) checked into LstmOptions.
+// the bound LstmWeights and LstmOptions (_core.LstmOptions: cell, clamps, recurrent dropout,
+// zoneout) and their check into the core's LstmOptions.
 #pragma once
 
 #include <string>
@@ -53,13 +54,11 @@ LstmOptions<Scalar> checked_options(const std::string& cell, const py::object& p
   return options;
 }
 
-// Recurrent dropout's (B, H) mask and zoneout's (T, B, H) masks or rate, with the
-// (T, B, H) tape of cell updates zoneout needs (written by forward, read by backward; a
-// forward without a tape takes none).
+// Recurrent dropout's (B, H) mask and zoneout's (T, B, H) masks or inference rate. The
+// tape of cell updates zoneout needs is the core's (LstmTape), set by the caller.
 template <typename Scalar>
 void add_regularizers(LstmOptions<Scalar>& options, const py::object& recurrent_mask, const py::object& zoneout_h,
-                      const py::object& zoneout_c, double zoneout_rate, const py::object& cell_updates, const Dims& d,
-                      bool forward, bool taped = true) {
+                      const py::object& zoneout_c, double zoneout_rate, const Dims& d) {
   if (!recurrent_mask.is_none())
     options.recurrent_mask = checked_optional<Scalar>(recurrent_mask, "recurrent_mask", {d.batch, d.hidden}, false);
   if (zoneout_h.is_none() != zoneout_c.is_none())
@@ -70,13 +69,6 @@ void add_regularizers(LstmOptions<Scalar>& options, const py::object& recurrent_
     options.zoneout_c = checked_optional<Scalar>(zoneout_c, "zoneout_c", {d.steps, d.batch, d.hidden}, false);
   } else {
     options.zoneout_rate = static_cast<Scalar>(zoneout_rate);
-  }
-  if (!taped && !cell_updates.is_none())
-    throw py::value_error("a forward without gates and cells tapes takes no cell_updates");
-  if (taped && options.zoneout()) {
-    if (cell_updates.is_none()) throw py::value_error("zoneout needs the cell_updates tape");
-    options.cell_updates =
-        checked_optional<Scalar>(cell_updates, "cell_updates", {d.steps, d.batch, d.hidden}, forward);
   }
 }
 
@@ -103,16 +95,8 @@ template <typename Scalar>
 LstmOptions<Scalar> checked_cell_options(const LstmCallOptions& o, const py::object& peephole,
                                          const py::object& peephole_grad, const Dims& d) {
   auto options = checked_options<Scalar>(o.cell, peephole, peephole_grad, o.clamps, d);
-  add_regularizers<Scalar>(options, o.recurrent_mask, o.zoneout_h, o.zoneout_c, o.zoneout_rate, py::none(), d, true,
-                           false);
+  add_regularizers<Scalar>(options, o.recurrent_mask, o.zoneout_h, o.zoneout_c, o.zoneout_rate, d);
   return options;
-}
-
-// The four clamps alone (None or a list of 4 entries, None or (H,)), as the layer-norm
-// LSTM takes them.
-template <typename Scalar>
-std::array<const Scalar*, 4> checked_clamps(const py::object& clamps, const Dims& d) {
-  return checked_options<Scalar>("plain", py::none(), py::none(), clamps, d).clamps;
 }
 
 }  // namespace lstmcore::bindings
