@@ -59,7 +59,8 @@ def tape_options(tape):
     """Per layer-direction, the recurrent-dropout and zoneout options the layer used (float64)."""
     options = []
     for run in tape.runs:
-        found = run.tape["regularizers"]
+        used = run.tape.options  # the core's tape keeps the options its forward ran with
+        found = {name: getattr(used, name) for name in ("recurrent_mask", "zoneout_h", "zoneout_c", "zoneout_rate")}
         chosen = {k: np.asarray(v, np.float64) for k, v in found.items() if k != "zoneout_rate" and v is not None}
         if found["zoneout_rate"]:
             chosen["zoneout_rate"] = found["zoneout_rate"]

@@ -16,7 +16,7 @@ def input_size_past_dx_threshold(gates, hidden, dtype, threads=2):
     backward computes dx after its time loop (64 inputs of margin for the panel padding
     and an uneven split)."""
     itemsize = np.dtype(dtype).itemsize
-    return threads * (lstmcore._core.per_step_input_gradient_bytes // (gates * hidden * itemsize) + 64)
+    return threads * (lstmcore._core.diagnostics.per_step_input_gradient_bytes // (gates * hidden * itemsize) + 64)
 
 
 def pass_split(batch, input_size, hidden, gates, dtype, backward, lengths=None):
@@ -27,7 +27,7 @@ def pass_split(batch, input_size, hidden, gates, dtype, backward, lengths=None):
         lengths = np.asarray(lengths)
         batch_sizes = np.array([(lengths > t).sum() for t in range(lengths.max())], np.int64)
     itemsize = np.dtype(dtype).itemsize
-    return lstmcore._core.pass_plan(batch, input_size, hidden, gates, itemsize, backward, batch_sizes)
+    return lstmcore._core.diagnostics.pass_plan(batch, input_size, hidden, gates, itemsize, backward, batch_sizes)
 
 
 def move_off_initialisation(layer, seed):

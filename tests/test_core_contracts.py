@@ -6,9 +6,9 @@ what they refuse.
   without one, or with NaN exactly where nothing was added.
 - A forward without a tape (gates and cells None) writes the same y and c_n as one with.
 - The core reads a batch-first sequence as the time-major one.
-- Anything but an array for an optional buffer (an LSTM's, a projected LSTM's or a GRU's
-  tape) is a TypeError, never a pointer into a freed temporary; a tape given in part is a
-  ValueError.
+- Anything but an array for an optional buffer (an LSTM's clamps or masks) is a TypeError,
+  never a pointer into a freed temporary. Every kernel's tape is the core's own object, and
+  its backward takes nothing else (nor a forward's tape kept without gates).
 Comparisons between two calls of the same core in float64: the same expressions, summed
 in the same order (or, batch-first, the same products over other strides), so 1e-13.
 """
@@ -37,24 +37,20 @@ def lstm_arrays(seed, batch_first=False):
 
 
 def run_lstm(x, weights, h0, c0, *, batch_first=False, taped=True, batch_sizes=None):
-    steps, batch = (x.shape[1], x.shape[0]) if batch_first else x.shape[:2]
+    """y, the core's tape and c_n (a view of the tape)."""
     y = np.empty(x.shape[:2] + (HIDDEN,))
-    gates = np.empty((steps, batch, 4 * HIDDEN)) if taped else None
-    cells = np.empty((steps, batch, HIDDEN)) if taped else None
-    c_n = np.empty((batch, HIDDEN))
-    _core.lstm_forward(
-        x, *weights, h0, c0, False, y, 0, gates, cells, c_n=c_n, batch_first=batch_first, batch_sizes=batch_sizes
-    )
-    return y, gates, cells, c_n
+    options = _core.PassOptions(batch_first=batch_first, batch_sizes=batch_sizes)
+    tape = _core.lstm_forward(x, _core.LstmWeights(*weights), h0, c0, y, options, _core.LstmOptions(), taped)
+    return y, tape, tape.cells, tape.c_n
 
 
 def lstm_dx(x, dy, weights, h0, c0, dx, accumulate, batch_sizes=None):
-    y, gates, cells, _ = run_lstm(x, weights, h0, c0, batch_sizes=batch_sizes)
+    _, tape, _, _ = run_lstm(x, weights, h0, c0, batch_sizes=batch_sizes)
     grads = [np.zeros_like(w) for w in weights]
     dh0, dc0 = np.empty((2, BATCH, HIDDEN))
     _core.lstm_backward(
-        x, *weights, h0, c0, False, y, 0, gates, cells, dy, None, None, dx, *grads, dh0, dc0,
-        accumulate_dx=accumulate, batch_sizes=batch_sizes,
+        tape, _core.LstmWeights(*weights), dy, None, None, _core.LstmWeights(*grads), dx, dh0, dc0,
+        accumulate_dx=accumulate,
     )  # fmt: skip
     return dx
 
@@ -92,42 +88,68 @@ def test_the_core_reads_batch_first_sequences_as_time_major_ones():
 
 
 def test_optional_buffers_must_be_arrays_and_a_tape_comes_whole():
-    _, x, _, h0, c0, weights = lstm_arrays(4)
+    _, x, dy, h0, c0, weights = lstm_arrays(4)
     y = np.empty((STEPS, BATCH, HIDDEN))
-    gates, cells = np.empty((STEPS, BATCH, 4 * HIDDEN)), np.empty((STEPS, BATCH, HIDDEN))
-    with pytest.raises(TypeError, match="gates as a NumPy array, got list"):
-        _core.lstm_forward(x, *weights, h0, c0, False, y, 0, gates.tolist(), cells.tolist())
-    with pytest.raises(TypeError, match="c_n as a NumPy array, got list"):
-        _core.lstm_forward(x, *weights, h0, c0, False, y, 0, gates, cells, c_n=[[0.0] * HIDDEN] * BATCH)
-    with pytest.raises(ValueError, match="both gates and cells tapes, or neither, got gates only"):
-        _core.lstm_forward(x, *weights, h0, c0, False, y, 0, gates, None)
-    with pytest.raises(ValueError, match="without gates and cells tapes takes no cell_updates"):
-        _core.lstm_forward(x, *weights, h0, c0, False, y, 0, None, None, zoneout_rate=0.2, cell_updates=cells)
+    lstm_weights, options = _core.LstmWeights(*weights), _core.PassOptions()
+    clamps = [np.zeros(HIDDEN).tolist(), None, None, None]
+    with pytest.raises(TypeError, match="clamp as a NumPy array, got list"):
+        _core.lstm_forward(x, lstm_weights, h0, c0, y, options, _core.LstmOptions(clamps=clamps), True)
+    mask = np.ones((BATCH, HIDDEN)).tolist()
+    with pytest.raises(TypeError, match="recurrent_mask as a NumPy array, got list"):
+        _core.lstm_forward(x, lstm_weights, h0, c0, y, options, _core.LstmOptions(recurrent_mask=mask), True)
+    half = _core.LstmOptions(zoneout_h=np.zeros((STEPS, BATCH, HIDDEN)))
+    with pytest.raises(ValueError, match="zoneout needs both masks"):
+        _core.lstm_forward(x, lstm_weights, h0, c0, y, options, half, True)
+    untaped = _core.lstm_forward(x, lstm_weights, h0, c0, y, options, _core.LstmOptions(), False)
+    assert untaped.gates is None and untaped.cells is None and untaped.cell_updates is None
+    dx, dh0, dc0 = np.empty_like(x), np.empty((BATCH, HIDDEN)), np.empty((BATCH, HIDDEN))
+    grads = _core.LstmWeights(*(np.zeros_like(w) for w in weights))
+    with pytest.raises(ValueError, match="a tape from a forward with taped=True, got one without"):
+        _core.lstm_backward(untaped, lstm_weights, dy, None, None, grads, dx, dh0, dc0)
     with pytest.raises(ValueError, match=r"y_offset \+ 7 <= its width, got shape \(5, 4, 7\) and y_offset 3"):
-        _core.lstm_forward(x, *weights, h0, c0, False, y, 3, gates, cells)
+        _core.lstm_forward(x, lstm_weights, h0, c0, y, _core.PassOptions(y_offset=3), _core.LstmOptions(), True)
 
 
-def test_projected_layer_norm_and_gru_tapes_are_arrays_and_come_whole():
+def test_projected_layer_norm_and_gru_tapes_are_the_cores_own():
     _, x, _, h0, c0, weights = lstm_arrays(5)
     proj = 3
     weight_hh = np.random.default_rng(5).normal(size=(4 * HIDDEN, proj))
     weight_hr = np.random.default_rng(6).normal(size=(proj, HIDDEN))
     y = np.empty((STEPS, BATCH, proj))
-    gates, cells = np.empty((STEPS, BATCH, 4 * HIDDEN)), np.empty((STEPS, BATCH, HIDDEN))
-    projected = [weights[0], weight_hh, *weights[2:], weight_hr, np.ascontiguousarray(h0[:, :proj]), c0, False, y, 0]
-    with pytest.raises(ValueError, match="gates, cells and cell_out tapes all three, or none"):
-        _core.projected_lstm_forward(x, *projected, gates, cells, None)
-    with pytest.raises(TypeError, match="cell_out as a NumPy array, got list"):
-        _core.projected_lstm_forward(x, *projected, gates, cells, cells.tolist())
+    projected = _core.ProjectedLstmWeights(weights[0], weight_hh, *weights[2:], weight_hr)
+    h0_projected, options = np.ascontiguousarray(h0[:, :proj]), _core.PassOptions()
+    masked = _core.LstmOptions(recurrent_mask=np.ones((BATCH, HIDDEN)))
+    with pytest.raises(ValueError, match="the projected LSTM takes no recurrent_mask or zoneout"):
+        _core.projected_lstm_forward(x, projected, h0_projected, c0, y, options, masked, True)
+    untaped = _core.projected_lstm_forward(x, projected, h0_projected, c0, y, options, _core.LstmOptions(), False)
+    assert untaped.gates is None and untaped.cell_out is None and untaped.c_n.shape == (BATCH, HIDDEN)
+    grads = _core.ProjectedLstmWeights(*(np.zeros_like(w) for w in (weights[0], weight_hh, *weights[2:], weight_hr)))
+    dh0, dc0 = np.empty((BATCH, proj)), np.empty((BATCH, HIDDEN))
+    with pytest.raises(ValueError, match="a tape from a forward with taped=True, got one without"):
+        _core.projected_lstm_backward(untaped, projected, y, None, None, grads, np.empty_like(x), dh0, dc0)
     norm = lstmcore.LSTM(INPUT, HIDDEN, layer_norm=True, dtype=np.float64, seed=5)
     kinds = ("layer_norm_ih_weight", "layer_norm_hh_weight", "layer_norm_cell_weight", "layer_norm_cell_bias")
     gains = [norm.params[f"{kind}_l0"] for kind in kinds]
+    norm_weights = _core.LayerNormLstmWeights(*weights, *gains)
     y_norm = np.empty((STEPS, BATCH, HIDDEN))
-    with pytest.raises(ValueError, match="layer-norm tape whole"):
-        _core.layer_norm_lstm_forward(x, *weights, *gains, h0, c0, False, y_norm, 0, gates, cells, None, None, None, None)
+    with pytest.raises(ValueError, match="expected cell 'plain' for the layer-norm LSTM, got 'coupled'"):
+        _core.layer_norm_lstm_forward(x, norm_weights, h0, c0, y_norm, options, _core.LstmOptions(cell="coupled"), True)
+    with pytest.raises(TypeError, match="clamp as a NumPy array, got list"):
+        clamps = _core.LstmOptions(clamps=[None, np.ones(HIDDEN).tolist(), None, None])
+        _core.layer_norm_lstm_forward(x, norm_weights, h0, c0, y_norm, options, clamps, True)
+    tape = _core.layer_norm_lstm_forward(x, norm_weights, h0, c0, y_norm, options, _core.LstmOptions(), True)
+    assert tape.inv_std.shape == (STEPS, BATCH, 3) and tape.input_norm.shape == (STEPS, BATCH, 4 * HIDDEN)
     gru = lstmcore.GRU(INPUT, HIDDEN, dtype=np.float64, seed=5)
     p = [gru.params[name] for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")]
     y_gru = np.empty((STEPS, BATCH, HIDDEN))
-    tape = np.empty((STEPS, BATCH, _core.gru_tape_width(HIDDEN)))
-    with pytest.raises(TypeError, match="gates as a NumPy array, got list"):
-        _core.gru_forward(x, *p, h0, False, y_gru, 0, tape.tolist())
+    # The GRU's tape is the core's own: Python hands nothing in, and gets a read-only view
+    # that outlives the tape object it came from.
+    gru_weights = _core.GruWeights(*p)
+    tape = _core.gru_forward(x, gru_weights, h0, y_gru, _core.PassOptions(), True)
+    gates = tape.gates
+    del tape
+    assert gates.shape[:2] == (STEPS, BATCH) and not gates.flags.writeable and np.isfinite(gates).all()
+    assert _core.gru_forward(x, gru_weights, h0, y_gru, _core.PassOptions(), False) is None
+    dh0, dx = np.empty((BATCH, HIDDEN)), np.empty_like(x)
+    with pytest.raises(TypeError, match="incompatible function arguments"):
+        _core.gru_backward(gates, gru_weights, y_gru, None, gru_weights, dx, dh0)

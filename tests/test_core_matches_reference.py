@@ -148,7 +148,7 @@ def test_matches_reference_when_two_threads_split_the_pass(kind, dtype, batch, s
     # pre-activation here sums I+H = 79 terms, ~7e-7 typical error, over T=3 steps.
     gates = 4 if kind == "lstm" else 3
     for backward in (False, True):
-        assert lstmcore._core.pass_plan(batch, 9, 70, gates, np.dtype(dtype).itemsize, backward) == (2, split)
+        assert lstmcore._core.diagnostics.pass_plan(batch, 9, 70, gates, np.dtype(dtype).itemsize, backward) == (2, split)
     shape = (3, batch, 9, 70, 1, True, True)
     got, expected = run_both(kind, dtype, shape, with_state=True, with_dstate=True)
     assert_all_close(sorted(expected), got, expected, dtype)
@@ -161,7 +161,7 @@ def test_matches_reference_in_a_pass_of_one_or_two_rows(kind, dtype, steps, batc
     # A pass of at most two rows (a streaming step) reads the weights in place instead of
     # packing them. H=200 gives two threads 96 and 104 units (a ragged last packet).
     gates = 4 if kind == "lstm" else 3
-    assert lstmcore._core.pass_plan(batch, 9, 200, gates, np.dtype(dtype).itemsize, False) == (2, "units")
+    assert lstmcore._core.diagnostics.pass_plan(batch, 9, 200, gates, np.dtype(dtype).itemsize, False) == (2, "units")
     shape = (steps, batch, 9, 200, 2, True, True)
     got, expected = run_both(kind, dtype, shape, with_state=True, with_dstate=True)
     assert_all_close(sorted(expected), got, expected, dtype)
@@ -174,7 +174,7 @@ def test_matches_reference_in_a_pass_of_one_or_two_rows(kind, dtype, steps, batc
 def test_matches_reference_when_dx_is_one_product_after_the_loop(kind, dtype, batch, split, batch_first, two_threads):
     # A thread's packed slice of W_ih over the core's per_step_input_gradient_bytes (4 MB)
     # makes the backward compute dx as one product after its time loop
-    # (input_gradient.hpp), which _core.dx_after_the_loop confirms for both threads. H=96
+    # (input_gradient.hpp), which _core.diagnostics.dx_after_the_loop confirms for both threads. H=96
     # with I just past that: each thread holds half the inputs at B=9 (units split), all
     # of them at B=16 (batch split, whose weights stay under its 5 MB); G = 288 or 384
     # (two depth blocks of 256) and T*B = 117 or 208 rows (several blocks of 96).
@@ -183,8 +183,8 @@ def test_matches_reference_when_dx_is_one_product_after_the_loop(kind, dtype, ba
     # keeps its partial sums, and so float32's rounding of them, of order one.
     gates, itemsize, hidden = (4 if kind == "lstm" else 3), np.dtype(dtype).itemsize, 96
     input_size = input_size_past_dx_threshold(gates, hidden, dtype, threads=2 if split == "units" else 1)
-    assert lstmcore._core.pass_plan(batch, input_size, hidden, gates, itemsize, True) == (2, split)
-    assert lstmcore._core.dx_after_the_loop(batch, input_size, hidden, gates, itemsize) == (True, True)
+    assert lstmcore._core.diagnostics.pass_plan(batch, input_size, hidden, gates, itemsize, True) == (2, split)
+    assert lstmcore._core.diagnostics.dx_after_the_loop(batch, input_size, hidden, gates, itemsize) == (True, True)
     shape = (13, batch, input_size, hidden, 1, True, batch_first)
     got, expected = run_both(kind, dtype, shape, with_state=True, with_dstate=True, x_scale=input_size**-0.5)
     assert_all_close(sorted(expected), got, expected, dtype)
@@ -197,8 +197,8 @@ def test_dx_is_computed_step_by_step_below_the_threshold_with_or_without_lengths
     big = input_size_past_dx_threshold(4, hidden, np.float32)
     batch_sizes = np.array([9, 9, 5], np.int64)  # as the layer passes them with lengths
     for sizes in (None, batch_sizes):
-        assert lstmcore._core.dx_after_the_loop(9, big, hidden, 4, itemsize, sizes) == (True, True)
-        assert lstmcore._core.dx_after_the_loop(9, 256, hidden, 4, itemsize, sizes) == (False, False)
+        assert lstmcore._core.diagnostics.dx_after_the_loop(9, big, hidden, 4, itemsize, sizes) == (True, True)
+        assert lstmcore._core.diagnostics.dx_after_the_loop(9, 256, hidden, 4, itemsize, sizes) == (False, False)
 
 
 @kinds

@@ -171,7 +171,7 @@ def test_lengths_match_running_alone_when_two_threads_split_the_pass(variant, ba
     # H=64 on two threads: B=12 splits the hidden units, B=40 the batch rows (LSTM and GRU
     # kernels), cut where the rows before hold half of the real steps.
     for backward in (False, True):
-        assert lstmcore._core.pass_plan(batch, INPUT, 64, 4, 8, backward) == (2, split)
+        assert lstmcore._core.diagnostics.pass_plan(batch, INPUT, 64, 4, 8, backward) == (2, split)
     lengths = sorted((1 + (b * 3) % STEPS for b in range(batch)), reverse=True)
     layer = make_layer(variant, 1, True, False, np.float64, hidden=64)
     check_matches_alone(variant, layer, lengths, with_state=True, with_dstate=True)
@@ -187,7 +187,7 @@ def test_lengths_match_running_alone_when_dx_is_one_product_after_the_loop(varia
     lengths = [3, 7, 1, 7, 5, 2, 7, 4, 6]
     batch_sizes = np.array([sum(n > t for n in lengths) for t in range(STEPS)], np.int64)
     if variant != "projected":
-        assert lstmcore._core.dx_after_the_loop(9, input_size, 64, gates, 8, batch_sizes) == (True, True)
+        assert lstmcore._core.diagnostics.dx_after_the_loop(9, input_size, 64, gates, 8, batch_sizes) == (True, True)
     layer = make_layer(variant, 1, True, False, np.float64, hidden=64, input_size=input_size)
     check_matches_alone(variant, layer, lengths, with_state=True, with_dstate=True)
 

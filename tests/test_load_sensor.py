@@ -28,55 +28,55 @@ def sensing():
 
 
 def test_a_quiet_report_leaves_the_split_alone(sensing):
-    _core.sense_team(QUIET, QUIET)
+    _core.diagnostics.sense_team(QUIET, QUIET)
     assert not _core.load_sensor()["busy"]
-    assert _core.pass_plan(1, 256, 256, 4, 4, False) == (2, "units")
+    assert _core.diagnostics.pass_plan(1, 256, 256, 4, 4, False) == (2, "units")
 
 
 def test_busy_cores_plan_one_thread_for_a_small_pass(sensing):
     for slowest_start, longest_sleep in [(SLOW_START, QUIET), (QUIET, SLOW_START)]:
         _core.reset_load_sensor(True)
-        _core.sense_team(slowest_start, longest_sleep)
+        _core.diagnostics.sense_team(slowest_start, longest_sleep)
         state = _core.load_sensor()
         assert state["busy"] and state["busy_verdicts"] == 1
-        assert _core.pass_plan(1, 256, 256, 4, 4, False) == (1, "units")
-        assert _core.pass_plan(32, 128, 128, 4, 4, True) == (1, "units")
+        assert _core.diagnostics.pass_plan(1, 256, 256, 4, 4, False) == (1, "units")
+        assert _core.diagnostics.pass_plan(32, 128, 128, 4, 4, True) == (1, "units")
 
 
 def test_busy_cores_split_a_large_pass_over_the_batch(sensing):
     # Weights too large for the batch split on a quiet machine (H=1024).
-    assert _core.pass_plan(64, 1024, 1024, 4, 4, True, steps=20) == (2, "units")
-    _core.sense_team(SLOW_START, QUIET)
-    assert _core.pass_plan(64, 1024, 1024, 4, 4, True, steps=20) == (2, "batch")
+    assert _core.diagnostics.pass_plan(64, 1024, 1024, 4, 4, True, steps=20) == (2, "units")
+    _core.diagnostics.sense_team(SLOW_START, QUIET)
+    assert _core.diagnostics.pass_plan(64, 1024, 1024, 4, 4, True, steps=20) == (2, "batch")
     # Too few rows for two threads' tiles, or too few steps to outweigh the barriers.
-    assert _core.pass_plan(8, 1024, 1024, 4, 4, True, steps=200) == (1, "units")
-    assert _core.pass_plan(64, 1024, 1024, 4, 4, True, steps=1) == (1, "units")
+    assert _core.diagnostics.pass_plan(8, 1024, 1024, 4, 4, True, steps=200) == (1, "units")
+    assert _core.diagnostics.pass_plan(64, 1024, 1024, 4, 4, True, steps=1) == (1, "units")
 
 
 def test_busy_verdicts_in_a_row_hold_longer_and_quiet_ones_shorten_it(sensing):
-    _core.sense_team(SLOW_START, QUIET)
+    _core.diagnostics.sense_team(SLOW_START, QUIET)
     first = _core.load_sensor()["hold_seconds"]
-    _core.sense_team(SLOW_START, QUIET)
-    _core.sense_team(SLOW_START, QUIET)
+    _core.diagnostics.sense_team(SLOW_START, QUIET)
+    _core.diagnostics.sense_team(SLOW_START, QUIET)
     assert _core.load_sensor()["hold_seconds"] == pytest.approx(4 * first)
-    _core.sense_team(QUIET, QUIET)
+    _core.diagnostics.sense_team(QUIET, QUIET)
     assert _core.load_sensor()["hold_seconds"] == pytest.approx(2 * first)
 
 
 def test_switched_off_the_sensor_ignores_reports(sensing):
     _core.reset_load_sensor(False)
-    _core.sense_team(SLOW_START, SLOW_START)
+    _core.diagnostics.sense_team(SLOW_START, SLOW_START)
     state = _core.load_sensor()
     assert not state["busy"] and state["passes_sensed"] == 0
-    assert _core.pass_plan(1, 256, 256, 4, 4, False) == (2, "units")
+    assert _core.diagnostics.pass_plan(1, 256, 256, 4, 4, False) == (2, "units")
 
 
 def test_a_thread_count_set_by_the_caller_is_used_as_planned(sensing):
-    _core.sense_team(SLOW_START, QUIET)
-    assert _core.pass_plan(1, 256, 256, 4, 4, False) == (1, "units")
+    _core.diagnostics.sense_team(SLOW_START, QUIET)
+    assert _core.diagnostics.pass_plan(1, 256, 256, 4, 4, False) == (1, "units")
     lstmcore.set_num_threads(2)
-    assert _core.pass_plan(1, 256, 256, 4, 4, False) == (2, "units")
-    assert _core.pass_plan(16, 12, 64, 4, 4, True) == (2, "batch")
+    assert _core.diagnostics.pass_plan(1, 256, 256, 4, 4, False) == (2, "units")
+    assert _core.diagnostics.pass_plan(16, 12, 64, 4, 4, True) == (2, "batch")
 
 
 def test_every_multi_threaded_pass_reports_and_one_thread_passes_do_not(sensing):
@@ -101,7 +101,7 @@ def test_passes_planned_while_busy_compute_what_quiet_ones_do(kind, sensing):
     quiet_grads = {k: v.copy() for k, v in layer.grads.items()}
     layer.zero_grad()
     _core.reset_load_sensor(True)
-    _core.sense_team(SLOW_START, QUIET)
+    _core.diagnostics.sense_team(SLOW_START, QUIET)
     busy_y, _, tape = layer.forward(x)
     busy_dx, _ = layer.backward(tape, np.ones_like(busy_y))
     assert _core.load_sensor()["busy"]

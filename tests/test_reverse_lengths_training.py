@@ -23,6 +23,7 @@ import lstmcore
 from lstmcore import reference
 
 from _compare import assert_close, scaled_atol
+from _variants import dtypes
 
 TOLERANCE = {np.float64: 1e-12, np.float32: 1e-5}
 STEPS, INPUT = 7, 3
@@ -74,7 +75,8 @@ def check_reverse_with_lengths_in_training(dtype, regularizers, lengths, hidden)
     for b, length in enumerate(lengths):
         dx_b = np.zeros((length, 1, INPUT))
         for direction in (0, 1):
-            masks = tape.runs[direction].tape["regularizers"]
+            recorded = tape.runs[direction].tape.options  # the masks this direction ran with
+            masks = {kind: getattr(recorded, kind) for kind in ("recurrent_mask", "zoneout_h", "zoneout_c")}
             columns = slice(direction * hidden, (direction + 1) * hidden)
             y_b, h_b, c_b, grads = reference_sequence(
                 layer, x, h0[direction, b : b + 1], c0[direction, b : b + 1], dy[..., columns],
@@ -98,7 +100,7 @@ def check_reverse_with_lengths_in_training(dtype, regularizers, lengths, hidden)
         check(f"grads[{name!r}]", grad, summed[name])
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@dtypes
 @pytest.mark.parametrize("regularizers", list(REGULARIZERS.values()), ids=list(REGULARIZERS))
 def test_reverse_with_lengths_in_training_matches_the_reference_per_sequence(dtype, regularizers):
     check_reverse_with_lengths_in_training(dtype, regularizers, [7, 7, 5, 4, 4, 2, 1], hidden=5)
@@ -107,6 +109,6 @@ def test_reverse_with_lengths_in_training_matches_the_reference_per_sequence(dty
 @pytest.mark.parametrize("batch, split", [(12, "units"), (40, "batch")], ids=["units-split", "batch-split"])
 def test_reverse_with_lengths_in_training_matches_the_reference_on_two_threads(batch, split, two_threads):
     for backward in (False, True):
-        assert lstmcore._core.pass_plan(batch, INPUT, 64, 4, 8, backward) == (2, split)
+        assert lstmcore._core.diagnostics.pass_plan(batch, INPUT, 64, 4, 8, backward) == (2, split)
     lengths = sorted((1 + (b * 3) % STEPS for b in range(batch)), reverse=True)
     check_reverse_with_lengths_in_training(np.float64, REGULARIZERS["both"], lengths, hidden=64)

@@ -132,13 +132,13 @@ def test_a_zoned_out_unit_keeps_its_previous_h_and_c_in_training(cell):
     checked = 0
     for direction, run in enumerate(tape.runs):
         h = y[:, :, direction * hidden : (direction + 1) * hidden]  # (T, B, H), time-major
-        c = run.tape["cells"]
-        masks = run.tape["regularizers"]
+        c = run.tape.cells
+        masks = run.tape.options
         order = range(steps) if direction == 0 else range(steps - 1, -1, -1)
         previous_h, previous_c = h0[direction], c0[direction]
         for t in order:
-            for name, value, previous, mask in (("h", h[t], previous_h, masks["zoneout_h"][t]),
-                                                ("c", c[t], previous_c, masks["zoneout_c"][t])):  # fmt: skip
+            for name, value, previous, mask in (("h", h[t], previous_h, masks.zoneout_h[t]),
+                                                ("c", c[t], previous_c, masks.zoneout_c[t])):  # fmt: skip
                 kept = mask == 1
                 assert_close(f"{name}[t={t}] direction {direction} where kept", value[kept], previous[kept], 1e-15, 1e-15)
                 assert not np.allclose(value[~kept], previous[~kept]), f"{name} unchanged where not kept"
@@ -152,14 +152,14 @@ def test_recurrent_dropout_mask_is_one_per_sequence_scaled_and_off_at_inference(
     layer = make_layer((4, 5, 3, 12, 2, True, True), {"recurrent_dropout": p}, seed=8)
     x, state, _, _ = random_inputs(layer, 4, 5, np.random.default_rng(35))
     _, _, tape = layer.forward(x, state)
-    masks = [run.tape["regularizers"]["recurrent_mask"] for run in tape.runs]
+    masks = [run.tape.options.recurrent_mask for run in tape.runs]
     for mask in masks:
         assert mask.shape == (5, 12)
         assert set(np.unique(mask)) <= {0.0, 1 / (1 - p)}
     assert len({m.tobytes() for m in masks}) == len(masks), "each layer-direction draws its own mask"
     # At inference there is no mask, and the layer is the one without recurrent dropout.
     _, _, tape = layer.forward(x, state, training=False)
-    assert all(run.tape["regularizers"]["recurrent_mask"] is None for run in tape.runs)
+    assert all(run.tape.options.recurrent_mask is None for run in tape.runs)
     plain = make_layer((4, 5, 3, 12, 2, True, True), {}, seed=8)
     np.testing.assert_array_equal(layer(x, state)[0], plain(x, state)[0])
 
@@ -171,7 +171,7 @@ def test_dropout_between_layers_masks_repeat_from_the_seed():
     def first_masks(seed):
         layer = make_layer(shape, {"dropout": 0.5, "zoneout": 0.2}, seed=seed)
         y, _, tape = layer.forward(x, state)
-        return y, tape.masks, tape.runs[0].tape["regularizers"]["zoneout_h"]
+        return y, tape.masks, tape.runs[0].tape.options.zoneout_h
 
     y_a, masks_a, zoneout_a = first_masks(10)
     y_b, masks_b, zoneout_b = first_masks(10)
@@ -219,7 +219,7 @@ def test_variant_matches_reference_when_dx_is_one_product_after_the_loop(options
     # rounding of them, stay of order one, within the tolerance above.
     itemsize = np.dtype(dtype).itemsize
     input_size = input_size_past_dx_threshold(4, 64, dtype)
-    assert lstmcore._core.dx_after_the_loop(9, input_size, 64, 4, itemsize) == (True, True)
+    assert lstmcore._core.diagnostics.dx_after_the_loop(9, input_size, 64, 4, itemsize) == (True, True)
     layer = make_layer((3, 9, input_size, 64, 1, True, False), options, dtype=dtype, seed=11)
     x, state, dy, dstate = random_inputs(layer, 3, 9, np.random.default_rng(39))
     x = (x * input_size**-0.5).astype(dtype)

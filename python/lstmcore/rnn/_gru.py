@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 import lstmcore._core as _core
-from lstmcore._util import aligned as _aligned
 from lstmcore.rnn._recurrent import _GatedRecurrent
 from lstmcore._typing import DTypeLike
 
@@ -55,54 +54,64 @@ class GRU(_GatedRecurrent):
 
     def _named_gates(self, core_tape):
         """Trace names -> (T, B, H) views of one run's tape: reset, update, candidate."""
-        (tape,) = core_tape
-        hidden = self.hidden_size
-        return {name: tape[:, :, k * hidden : (k + 1) * hidden] for k, name in enumerate(("reset", "update", "candidate"))}
+        gates, hidden = core_tape.gates, self.hidden_size
+        return {
+            name: gates[:, :, k * hidden : (k + 1) * hidden]
+            for k, name in enumerate(("reset", "update", "candidate"))
+        }
 
-    def _core_forward(self, run, weights, initial, reverse, batch_sizes, clamps, training, traced):
-        steps, batch = run.steps_and_batch()
-        # Inference without gate traces keeps no tape: the kernel then writes only y.
-        taped = traced or training
-        gates = _aligned.empty((steps, batch, _core.gru_tape_width(self.hidden_size)), self.dtype) if taped else None
-        _core.gru_forward(
-            run.x,
+    @staticmethod
+    def _core_weights(weights):
+        return _core.GruWeights(
             weights["weight_ih"],
             weights["weight_hh"],
             weights["bias_ih"],
             weights["bias_hh"],
-            *initial,
-            reverse,
-            run.y,
-            run.offset,
-            gates,
+        )
+
+    def _core_forward(
+        self, run, weights, initial, reverse, batch_sizes, clamps, training, traced
+    ):
+        options = _core.PassOptions(
+            reverse=reverse,
+            y_offset=run.offset,
             batch_sizes=batch_sizes,
             batch_first=run.batch_first,
         )
-        return (gates,)
+        # Inference without gate traces keeps no tape: the kernel then writes only y.
+        return _core.gru_forward(
+            run.x,
+            self._core_weights(weights),
+            *initial,
+            run.y,
+            options,
+            traced or training,
+        )
 
     def _core_backward(
-        self, run, reverse, dy, dx, accumulate_dx, batch_sizes, weights, initial, d_final, grads, d_initial, clamps
+        self,
+        run,
+        reverse,
+        dy,
+        dx,
+        accumulate_dx,
+        batch_sizes,
+        weights,
+        initial,
+        d_final,
+        grads,
+        d_initial,
+        clamps,
     ):
+        # The tape holds the forward's x, h0, y and options, which are the same run's.
+        dh_n = None if d_final is None else d_final[0]
         _core.gru_backward(
-            run.x,
-            weights["weight_ih"],
-            weights["weight_hh"],
-            weights["bias_ih"],
-            weights["bias_hh"],
-            *initial,
-            reverse,
-            run.y,
-            run.offset,
-            *run.tape,
+            run.tape,
+            self._core_weights(weights),
             dy,
-            None if d_final is None else d_final[0],
+            dh_n,
+            self._core_weights(grads),
             dx,
-            grads["weight_ih"],
-            grads["weight_hh"],
-            grads["bias_ih"],
-            grads["bias_hh"],
             *d_initial,
-            batch_sizes=batch_sizes,
-            batch_first=run.batch_first,
             accumulate_dx=accumulate_dx,
         )

@@ -7,16 +7,14 @@ import numbers
 import numpy as np
 
 import lstmcore._core as _core
-from lstmcore._util import aligned as _aligned
 from lstmcore._util.checks import as_numeric_array, check_finite_real, shape_text
 from lstmcore.rnn._recurrent import _GatedRecurrent, check_probability
 from lstmcore._typing import DTypeLike
 
 # Gates a user can trace or clamp, in the order the core's clamps take them.
 GATE_NAMES = ("input", "forget", "candidate", "output")
-# layer_norm=True: the parameters (in registration order) and the tape beyond gates and cells.
+# layer_norm=True: the parameters, in registration order.
 _LAYER_NORM_KINDS = ("layer_norm_ih_weight", "layer_norm_hh_weight", "layer_norm_cell_weight", "layer_norm_cell_bias")
-_LAYER_NORM_TAPE = ("gates", "cells", "input_norm", "hidden_norm", "cell_norm", "inv_std")
 
 
 class LSTM(_GatedRecurrent):
@@ -179,7 +177,7 @@ class LSTM(_GatedRecurrent):
         return tuple(parts)
 
     def _final_tape_states(self, core_tape):
-        return [core_tape["c_n"]]
+        return [core_tape.c_n]
 
     # ----------------------------------------------------------------- gates
 
@@ -219,7 +217,7 @@ class LSTM(_GatedRecurrent):
 
     def _named_gates(self, core_tape):
         """Trace names -> (T, B, H) views of one run's tape: gates, and cell state."""
-        gates, cells = core_tape["gates"], core_tape["cells"]
+        gates, cells = core_tape.gates, core_tape.cells
         hidden = self.hidden_size
         blocks = ("input", "candidate", "output") if self.coupled else GATE_NAMES
         named = {name: gates[:, :, k * hidden : (k + 1) * hidden] for k, name in enumerate(blocks)}
@@ -245,83 +243,39 @@ class LSTM(_GatedRecurrent):
             found["zoneout_rate"] = self.zoneout
         return found
 
-    def _core_options(self, weights, clamps, tape):
-        options = {"cell": self.cell, "peephole": weights.get("weight_peephole"), "clamps": clamps}
-        if not self.proj_size:
-            options.update(tape["regularizers"], cell_updates=tape.get("cell_updates"))
-        return options
+    def _core_weights(self, weights):
+        """One layer-direction's weights (or gradients) by name, as the core takes them."""
+        common = [weights[name] for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        if self.layer_norm:
+            return _core.LayerNormLstmWeights(*common, *(weights[kind] for kind in _LAYER_NORM_KINDS))
+        peephole = weights.get("weight_peephole")
+        if self.proj_size:
+            return _core.ProjectedLstmWeights(*common, weights["weight_hr"], peephole=peephole)
+        return _core.LstmWeights(*common, peephole=peephole)
 
     def _core_forward(self, run, weights, initial, reverse, batch_sizes, clamps, training, traced):
-        steps, batch = run.steps_and_batch()
-        x, y, offset, layout = run.x, run.y, run.offset, {"batch_first": run.batch_first}
-        hidden = self.hidden_size
-        # c_n: each sequence's last c_t, which every LSTM kernel writes.
-        c_n = _aligned.empty((batch, hidden), self.dtype)
-        tape = {"regularizers": self._regularizers(steps, batch, training), "c_n": c_n}
-        # Inference without gate traces keeps no tape: every kernel then writes only y and
-        # the final cells (c_n).
         taped = traced or training
-        if taped:
-            tape["gates"] = _aligned.empty((steps, batch, self._gate_blocks() * hidden), self.dtype)
-            tape["cells"] = _aligned.empty((steps, batch, hidden), self.dtype)
-            if self.zoneout > 0:
-                tape["cell_updates"] = _aligned.empty((steps, batch, hidden), self.dtype)
-        common = [weights["weight_ih"], weights["weight_hh"], weights["bias_ih"], weights["bias_hh"]]
+        pass_options = _core.PassOptions(
+            reverse=reverse, y_offset=run.offset, batch_sizes=batch_sizes, batch_first=run.batch_first
+        )
+        steps, batch = run.steps_and_batch()
+        cell_options = _core.LstmOptions(cell=self.cell, clamps=clamps, **self._regularizers(steps, batch, training))
         if self.layer_norm:
-            if taped:
-                tape.update(
-                    input_norm=_aligned.empty((steps, batch, 4 * hidden), self.dtype),
-                    hidden_norm=_aligned.empty((steps, batch, 4 * hidden), self.dtype),
-                    cell_norm=_aligned.empty((steps, batch, hidden), self.dtype),
-                    inv_std=_aligned.empty((steps, batch, 3), self.dtype),
-                )
-            _core.layer_norm_lstm_forward(
-                x, *common, *(weights[kind] for kind in _LAYER_NORM_KINDS), *initial, reverse, y, offset,
-                *(tape.get(name) for name in _LAYER_NORM_TAPE), clamps=clamps, batch_sizes=batch_sizes, c_n=c_n,
-                **layout,
-            )  # fmt: skip
-            return tape
-        options = self._core_options(weights, clamps, tape)
-        if self.proj_size:
-            if taped:
-                tape["cell_out"] = _aligned.empty((steps, batch, hidden), self.dtype)
-            _core.projected_lstm_forward(
-                x, *common, weights["weight_hr"], *initial, reverse, y, offset,
-                tape.get("gates"), tape.get("cells"), tape.get("cell_out"), batch_sizes=batch_sizes, c_n=c_n,
-                **options, **layout,
-            )  # fmt: skip
+            forward = _core.layer_norm_lstm_forward
         else:
-            _core.lstm_forward(
-                x, *common, *initial, reverse, y, offset, tape.get("gates"), tape.get("cells"),
-                batch_sizes=batch_sizes, c_n=c_n, **options, **layout,
-            )  # fmt: skip
-        return tape
+            forward = _core.projected_lstm_forward if self.proj_size else _core.lstm_forward
+        return forward(run.x, self._core_weights(weights), *initial, run.y, pass_options, cell_options, taped)
 
     def _core_backward(
         self, run, reverse, dy, dx, accumulate_dx, batch_sizes, weights, initial, d_final, grads, d_initial, clamps
     ):
-        tape, layout = run.tape, {"batch_first": run.batch_first, "accumulate_dx": accumulate_dx}
         dh_n, dc_n = (None, None) if d_final is None else d_final
-        common = [weights["weight_ih"], weights["weight_hh"], weights["bias_ih"], weights["bias_hh"]]
-        grad_common = [grads["weight_ih"], grads["weight_hh"], grads["bias_ih"], grads["bias_hh"]]
         if self.layer_norm:
-            _core.layer_norm_lstm_backward(
-                run.x, *common, *(weights[kind] for kind in _LAYER_NORM_KINDS), *initial, reverse, run.y,
-                run.offset, *(tape[name] for name in _LAYER_NORM_TAPE), dy, dh_n, dc_n, dx, *grad_common,
-                *(grads[kind] for kind in _LAYER_NORM_KINDS), *d_initial, clamps=clamps, batch_sizes=batch_sizes,
-                **layout,
-            )  # fmt: skip
-            return
-        options = self._core_options(weights, clamps, tape)
-        options.update(grad_peephole=grads.get("weight_peephole"), batch_sizes=batch_sizes)
-        if self.proj_size:
-            _core.projected_lstm_backward(
-                run.x, *common, weights["weight_hr"], *initial, reverse, run.y, run.offset,
-                tape["gates"], tape["cells"], tape["cell_out"], dy, dh_n, dc_n, dx,
-                *grad_common, grads["weight_hr"], *d_initial, **options, **layout,
-            )  # fmt: skip
+            backward = _core.layer_norm_lstm_backward
         else:
-            _core.lstm_backward(
-                run.x, *common, *initial, reverse, run.y, run.offset, tape["gates"], tape["cells"],
-                dy, dh_n, dc_n, dx, *grad_common, *d_initial, **options, **layout,
-            )  # fmt: skip
+            backward = _core.projected_lstm_backward if self.proj_size else _core.lstm_backward
+        # The core's tape holds the forward's x, h0, c0, y and options: this run's.
+        backward(
+            run.tape, self._core_weights(weights), dy, dh_n, dc_n, self._core_weights(grads), dx, *d_initial,
+            accumulate_dx=accumulate_dx,
+        )  # fmt: skip

@@ -1,0 +1,91 @@
+// Test-only hooks, registered in the submodule _core.diagnostics: the core's own
+// activations, how a pass splits over threads, and the load sensor's input.
+#include <chrono>
+
+#include "arrays.hpp"
+#include "lstmcore/activations.hpp"
+#include "lstmcore/input_gradient.hpp"
+#include "lstmcore/load_sensor.hpp"
+#include "lstmcore/threading.hpp"
+#include "parts.hpp"
+
+namespace lstmcore::bindings {
+
+namespace {
+
+// Applies the core's vectorized tanh or sigmoid to a 1-D array (for the error-bound tests).
+template <bool kTanh>
+py::array activation(const py::array& x) {
+  if (x.ndim() != 1) throw py::value_error("expected a 1-D array");
+  py::array out;
+  dispatch(x, [&](auto zero) {
+    using Scalar = decltype(zero);
+    const auto* in = checked<Scalar>(x, "x", {x.shape(0)}, false);
+    out = py::array_t<Scalar>(x.shape(0));
+    auto* result = static_cast<Scalar*>(out.mutable_data());
+    py::gil_scoped_release release;
+    if (kTanh)
+      apply_gate_tanh(in, result, x.shape(0));
+    else
+      apply_gate_sigmoid(in, result, x.shape(0));
+  });
+  return out;
+}
+
+// The shape of a pass as pass_plan and dx_after_the_loop describe it: one step, or as many
+// as batch_sizes has.
+SequenceShape planned_shape(Index batch, Index input, Index hidden, const py::object& batch_sizes, Index steps = 1) {
+  if (!batch_sizes.is_none()) steps = static_cast<Index>(py::len(batch_sizes));
+  return shape_of({steps, batch, input, hidden, false}, false, batch_sizes);
+}
+
+py::tuple planned_pass(Index batch, Index input, Index hidden, Index gates, Index itemsize, bool backward,
+                       const py::object& batch_sizes, Index steps) {
+  const auto shape = planned_shape(batch, input, hidden, batch_sizes, steps);
+  const auto plan = plan_pass(shape, gates, itemsize, backward ? Pass::backward : Pass::forward);
+  return py::make_tuple(plan.threads, plan.by_batch ? "batch" : "units");
+}
+
+py::tuple dx_after_the_loop(Index batch, Index input, Index hidden, Index gates, Index itemsize,
+                            const py::object& batch_sizes) {
+  const auto shape = planned_shape(batch, input, hidden, batch_sizes);
+  const auto plan = plan_pass(shape, gates, itemsize, Pass::backward);
+  const auto per_step = [&](auto scalar, int thread) {
+    using Scalar = decltype(scalar);
+    const Index align = PanelLayout<Scalar>::kWidth;  // as the kernels split
+    const auto part = pass_part(plan, shape, thread, plan.threads, align);
+    return InputGradient<Scalar>::computes_per_step(part.inputs.size(), gates * hidden);
+  };
+  py::list after;
+  for (int thread = 0; thread < plan.threads; ++thread) {
+    after.append(!(itemsize == 4 ? per_step(float{}, thread) : per_step(double{}, thread)));
+  }
+  return py::tuple(after);
+}
+
+void sense(double slowest_start_us, double longest_sleep_us) {
+  using std::chrono::nanoseconds;
+  sense_team(nanoseconds(static_cast<long long>(slowest_start_us * 1e3)),
+             nanoseconds(static_cast<long long>(longest_sleep_us * 1e3)));
+}
+
+}  // namespace
+
+void register_diagnostics(py::module_& m) {
+  using namespace pybind11::literals;
+  m.def("gate_tanh", &activation<true>, "x"_a, "The core's tanh, for the accuracy tests.");
+  m.def("gate_sigmoid", &activation<false>, "x"_a, "The core's sigmoid, for the accuracy tests.");
+  m.def("pass_plan", &planned_pass, "batch"_a, "input"_a, "hidden"_a, "gates"_a, "itemsize"_a, "backward"_a,
+        "batch_sizes"_a = py::none(), "steps"_a = 1,
+        "(threads, 'units' or 'batch'): how an LSTM or GRU pass of this shape (steps, or batch_sizes as "
+        "the passes take them) splits over threads.");
+  m.def("sense_team", &sense, "slowest_start_us"_a, "longest_sleep_us"_a,
+        "Report a multi-threaded pass's timings, as a pass does (tests).");
+  m.attr("per_step_input_gradient_bytes") = kPerStepBytes;
+  m.def("dx_after_the_loop", &dx_after_the_loop, "batch"_a, "input"_a, "hidden"_a, "gates"_a, "itemsize"_a,
+        "batch_sizes"_a = py::none(),
+        "Per thread of an LSTM or GRU backward of this shape: whether it computes dx after the time loop "
+        "(input_gradient.hpp) rather than step by step.");
+}
+
+}  // namespace lstmcore::bindings

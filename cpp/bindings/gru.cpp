@@ -1,0 +1,137 @@
+// The GRU passes: gru_forward returns a GruTape the core owns, gru_backward takes it back.
+//
+// Weights and their gradients come as _core.GruWeights (references to the caller's
+// arrays, no copies); the tape keeps references to the forward's x, h0 and y and its
+// PassOptions, which backward reads again.
+#include <memory>
+#include <utility>
+#include <variant>
+
+#include "arrays.hpp"
+#include "lstmcore/gru.hpp"
+#include "lstmcore/tapes.hpp"
+#include "parts.hpp"
+
+namespace lstmcore::bindings {
+
+namespace {
+
+// weight_ih (3H, I), weight_hh (3H, H), bias_ih and bias_hh (3H,): parameters, or their
+// gradients (written by backward).
+struct GruWeights {
+  py::array weight_ih, weight_hh, bias_ih, bias_hh;
+};
+
+// A forward's tape as Python holds it: the core's tape in the forward's dtype, and the
+// caller's arrays backward reads again.
+struct BoundGruTape {
+  std::variant<GruTape<float>, GruTape<double>> core;
+  py::array x, h0, y;
+  PassOptions options;
+};
+
+struct GruCall {
+  Dims d;
+  Index width;  // y's features: H, or 2H for both directions in one array
+  SequenceShape shape;
+};
+
+GruCall checked_call(const py::array& x, const GruWeights& w, const py::array& y, const PassOptions& o) {
+  const Dims d = dims_of(x, w.weight_hh, 3, o.batch_first);
+  const Index width = checked_offset(y, o.y_offset, d.hidden);
+  return {d, width, shape_of(d, o.reverse, o.batch_sizes)};
+}
+
+template <typename Scalar>
+GatedWeights<Scalar> weights_of(const GruWeights& w, const Dims& d) {
+  return checked_weights<Scalar>(w.weight_ih, w.weight_hh, w.bias_ih, w.bias_hh, d, 3);
+}
+
+// Runs the forward; returns its tape (taped) or None (inference: the kernel writes only y).
+py::object gru_forward(const py::array& x, const GruWeights& weights, const py::array& h0, const py::array& y,
+                       const PassOptions& options, bool taped) {
+  const GruCall call = checked_call(x, weights, y, options);
+  const Dims& d = call.d;
+  py::object result = py::none();
+  dispatch(x, [&](auto zero) {
+    using Scalar = decltype(zero);
+    const auto w = weights_of<Scalar>(weights, d);
+    const auto* xp = checked<Scalar>(x, "x", sequence_shape(d, d.input), false);
+    const auto* h0p = checked<Scalar>(h0, "h0", {d.batch, d.hidden}, false);
+    auto* yp = checked<Scalar>(y, "y", sequence_shape(d, call.width), true);
+    Scalar* gates = nullptr;
+    if (taped) {
+      auto bound =
+          std::make_unique<BoundGruTape>(BoundGruTape{GruTape<Scalar>(d.steps, d.batch, d.hidden), x, h0, y, options});
+      gates = std::get<GruTape<Scalar>>(bound->core).gates.data();
+      result = py::cast(std::move(bound));
+    }
+    py::gil_scoped_release release;
+    lstmcore::gru_forward<Scalar>(call.shape, sequence(xp, d, d.input), w, h0p,
+                                  sequence(yp, d, call.width, options.y_offset), gates);
+  });
+  return result;
+}
+
+// Adds the weight gradients to `grads`, writes dh0 and dx (or adds to dx, accumulate_dx).
+void gru_backward(const BoundGruTape& tape, const GruWeights& weights, const py::array& dy, const py::object& dh_n,
+                  const GruWeights& grads, const py::array& dx, const py::array& dh0, bool accumulate_dx) {
+  const PassOptions& options = tape.options;
+  const GruCall call = checked_call(tape.x, weights, tape.y, options);
+  const Dims& d = call.d;
+  dispatch(tape.x, [&](auto zero) {
+    using Scalar = decltype(zero);
+    const auto* core = std::get_if<GruTape<Scalar>>(&tape.core);
+    if (!core) throw py::type_error("expected a GRU tape of x's dtype");
+    check_tape_dims("GRU tape", core->steps, core->batch, core->hidden, d);
+    const auto w = weights_of<Scalar>(weights, d);
+    const auto g = checked_grads<Scalar>(grads.weight_ih, grads.weight_hh, grads.bias_ih, grads.bias_hh, d, 3);
+    const auto* xp = checked<Scalar>(tape.x, "x", sequence_shape(d, d.input), false);
+    const auto* h0p = checked<Scalar>(tape.h0, "h0", {d.batch, d.hidden}, false);
+    const auto* yp = checked<Scalar>(tape.y, "y", sequence_shape(d, call.width), false);
+    const auto* dyp = checked<Scalar>(dy, "dy", sequence_shape(d, call.width), false);
+    const Scalar* dhn = optional_state<Scalar>(dh_n, "dh_n", d);
+    auto* dxp = checked<Scalar>(dx, "dx", sequence_shape(d, d.input), true);
+    auto* dh0p = checked<Scalar>(dh0, "dh0", {d.batch, d.hidden}, true);
+    py::gil_scoped_release release;
+    const auto xs = sequence(xp, d, d.input), dxs = sequence(dxp, d, d.input);
+    const Index offset = options.y_offset;
+    const auto ys = sequence(yp, d, call.width, offset), dys = sequence(dyp, d, call.width, offset);
+    lstmcore::gru_backward<Scalar>(call.shape, xs, w, h0p, ys, core->gates.data(), dys, dhn, dxs, accumulate_dx, g,
+                                   dh0p);
+  });
+}
+
+// The gates tape as a read-only (T, B, 4H) view that keeps the tape alive.
+py::array gates_of(const py::object& self) {
+  const auto& tape = self.cast<const BoundGruTape&>();
+  return std::visit(
+      [&](const auto& core) { return read_only_view(self, core.gates.data(), {core.steps, core.batch, core.width()}); },
+      tape.core);
+}
+
+}  // namespace
+
+void register_gru(py::module_& m) {
+  using namespace pybind11::literals;
+  py::class_<GruWeights>(m, "GruWeights",
+                         "A GRU layer-direction's weights (or their gradients) by name: references to the "
+                         "arrays, not copies.")
+      .def(py::init([](py::array wi, py::array wh, py::array bi, py::array bh) {
+             return GruWeights{std::move(wi), std::move(wh), std::move(bi), std::move(bh)};
+           }),
+           "weight_ih"_a, "weight_hh"_a, "bias_ih"_a, "bias_hh"_a)
+      .def_readonly("weight_ih", &GruWeights::weight_ih)
+      .def_readonly("weight_hh", &GruWeights::weight_hh)
+      .def_readonly("bias_ih", &GruWeights::bias_ih)
+      .def_readonly("bias_hh", &GruWeights::bias_hh);
+  py::class_<BoundGruTape>(m, "GruTape", "What a GRU forward recorded for its backward; made by gru_forward.")
+      .def_property_readonly("gates", &gates_of, "(T, B, 4H) read-only: r, z, n and h_{t-1} W_hn^T + b_hn.");
+  m.def("gru_forward", &gru_forward, "x"_a, "weights"_a, "h0"_a, "y"_a, "options"_a, "taped"_a,
+        "Writes y; returns the tape backward needs (taped) or None.");
+  m.def("gru_backward", &gru_backward, "tape"_a, "weights"_a, "dy"_a, "dh_n"_a, "grads"_a, "dx"_a, "dh0"_a,
+        py::kw_only(), "accumulate_dx"_a = false,
+        "Adds the weight gradients to grads; writes dh0, and dx (or adds to it: accumulate_dx).");
+}
+
+}  // namespace lstmcore::bindings

@@ -1,0 +1,102 @@
+// What the LSTM families share at the binding: the cell kind as a template argument, and
+// the bound LstmWeights and LstmOptions (_core.LstmOptions: cell, clamps, recurrent dropout,
+// zoneout) and their check into the core's LstmOptions.
+#pragma once
+
+#include <string>
+#include <utility>
+
+#include "arrays.hpp"
+#include "lstmcore/coupled_lstm_cell.hpp"
+#include "lstmcore/lstm_cell.hpp"
+#include "lstmcore/lstm_options.hpp"
+#include "lstmcore/peephole_lstm_cell.hpp"
+
+namespace lstmcore::bindings {
+
+// A cell kind as a template argument: CellKind<LstmCell>::type<Scalar>.
+template <template <typename> class C>
+struct CellKind {
+  template <typename Scalar>
+  using type = C<Scalar>;
+};
+
+template <typename Fn>
+void dispatch_cell(const std::string& cell, Fn&& fn) {
+  if (cell == "plain") return fn(CellKind<LstmCell>{});
+  if (cell == "peephole") return fn(CellKind<PeepholeLstmCell>{});
+  if (cell == "coupled") return fn(CellKind<CoupledLstmCell>{});
+  throw py::value_error("expected cell 'plain', 'peephole' or 'coupled', got '" + cell + "'");
+}
+
+// The peephole weights (3, H) for the peephole cell, absent for the others; the clamps
+// None or a list of 4 entries, each an (H,) array or None.
+template <typename Scalar>
+LstmOptions<Scalar> checked_options(const std::string& cell, const py::object& peephole,
+                                    const py::object& peephole_grad, const py::object& clamps, const Dims& d) {
+  LstmOptions<Scalar> options;
+  if ((cell == "peephole") == peephole.is_none())
+    throw py::value_error("the peephole cell, and only it, takes peephole weights");
+  if (!peephole.is_none()) options.peephole = checked_optional<Scalar>(peephole, "peephole", {3, d.hidden}, false);
+  if (!peephole_grad.is_none()) {
+    if (peephole.is_none()) throw py::value_error("peephole_grad without peephole weights");
+    options.peephole_grad = checked_optional<Scalar>(peephole_grad, "grad peephole", {3, d.hidden}, true);
+  }
+  if (clamps.is_none()) return options;
+  const auto held = py::cast<py::list>(clamps);
+  if (held.size() != 4) throw py::value_error("expected 4 clamps (input, forget, candidate, output)");
+  for (int gate = 0; gate < 4; ++gate) {
+    if (held[gate].is_none()) continue;
+    if (cell == "coupled" && gate == kClampForget)
+      throw py::value_error("the coupled cell has no forget gate of its own to clamp");
+    options.clamps[gate] = checked_optional<Scalar>(held[gate], "clamp", {d.hidden}, false);
+  }
+  return options;
+}
+
+// Recurrent dropout's (B, H) mask and zoneout's (T, B, H) masks or inference rate. The
+// tape of cell updates zoneout needs is the core's (LstmTape), set by the caller.
+template <typename Scalar>
+void add_regularizers(LstmOptions<Scalar>& options, const py::object& recurrent_mask, const py::object& zoneout_h,
+                      const py::object& zoneout_c, double zoneout_rate, const Dims& d) {
+  if (!recurrent_mask.is_none())
+    options.recurrent_mask = checked_optional<Scalar>(recurrent_mask, "recurrent_mask", {d.batch, d.hidden}, false);
+  if (zoneout_h.is_none() != zoneout_c.is_none())
+    throw py::value_error("zoneout needs both masks, zoneout_h and zoneout_c, or neither");
+  if (!(zoneout_rate >= 0.0 && zoneout_rate < 1.0)) throw py::value_error("zoneout_rate must be in [0, 1)");
+  if (!zoneout_h.is_none()) {
+    options.zoneout_h = checked_optional<Scalar>(zoneout_h, "zoneout_h", {d.steps, d.batch, d.hidden}, false);
+    options.zoneout_c = checked_optional<Scalar>(zoneout_c, "zoneout_c", {d.steps, d.batch, d.hidden}, false);
+  } else {
+    options.zoneout_rate = static_cast<Scalar>(zoneout_rate);
+  }
+}
+
+// weight_ih (K*H, I), weight_hh (K*H, H), bias_ih and bias_hh (K*H,), peephole (3, H) or
+// None: parameters, or their gradients (written by backward).
+struct LstmWeights {
+  py::array weight_ih, weight_hh, bias_ih, bias_hh;
+  py::object peephole;
+};
+
+// The cell kind, the clamps and the regularizers of one layer-direction's pass.
+struct LstmCallOptions {
+  std::string cell = "plain";
+  py::object clamps = py::none();          // None or 4 entries, None or (H,)
+  py::object recurrent_mask = py::none();  // (B, H)
+  py::object zoneout_h = py::none();       // (T, B, H), with zoneout_c
+  py::object zoneout_c = py::none();
+  double zoneout_rate = 0.0;  // inference's zoneout: the weight of the previous state
+};
+
+// The peephole weights, clamps and regularizers of `o`, checked; the tape's cell_updates
+// are the caller's to set.
+template <typename Scalar>
+LstmOptions<Scalar> checked_cell_options(const LstmCallOptions& o, const py::object& peephole,
+                                         const py::object& peephole_grad, const Dims& d) {
+  auto options = checked_options<Scalar>(o.cell, peephole, peephole_grad, o.clamps, d);
+  add_regularizers<Scalar>(options, o.recurrent_mask, o.zoneout_h, o.zoneout_c, o.zoneout_rate, d);
+  return options;
+}
+
+}  // namespace lstmcore::bindings

@@ -1,0 +1,344 @@
+"""lstmcore's C++ core (cpp/bindings/): gated recurrent passes over (T, B, F) or, batch_first, (B, T, F) arrays.
+
+Every array argument is a C-contiguous NumPy array of the call's dtype (float32 or float64),
+of exactly the shape the pass indexes; "Optional" arrays may be None. Forward passes write y
+(and the tapes and c_n they are given); backward passes add to the weight gradients and
+write dx (or add to it, accumulate_dx=True), dh0 and dc0.
+"""
+
+from collections.abc import Sequence
+from typing import Any, TypedDict
+
+import numpy as np
+from numpy.typing import NDArray
+
+from . import diagnostics as diagnostics
+
+# float32 or float64, as x's dtype; the binding checks every array against it.
+_Floats = NDArray[np.floating[Any]]
+# batch_sizes: (T,) int64 rows alive per step, non-increasing.
+_Sizes = NDArray[np.int64]
+# The four LSTM gate clamps (input, forget, candidate, output), each None or (H,).
+_Clamps = Sequence[_Floats | None]
+
+class _LoadSensorState(TypedDict):
+    enabled: bool
+    busy: bool
+    passes_sensed: int
+    busy_verdicts: int
+    holds_renewed: int
+    hold_seconds: float
+    last_slowest_start_us: float
+    last_longest_sleep_us: float
+
+class PassOptions:
+    """How one layer-direction's pass runs: direction, y's column offset, rows alive per step, layout."""
+
+    def __init__(
+        self, *, reverse: bool = False, y_offset: int = 0, batch_sizes: _Sizes | None = None, batch_first: bool = False
+    ) -> None: ...
+    @property
+    def reverse(self) -> bool: ...
+    @property
+    def y_offset(self) -> int: ...
+    @property
+    def batch_sizes(self) -> _Sizes | None: ...
+    @property
+    def batch_first(self) -> bool: ...
+
+class LstmWeights:
+    """An LSTM layer-direction's weights (or their gradients) by name: references, not copies."""
+
+    def __init__(
+        self,
+        weight_ih: _Floats,
+        weight_hh: _Floats,
+        bias_ih: _Floats,
+        bias_hh: _Floats,
+        peephole: _Floats | None = None,
+    ) -> None: ...
+    @property
+    def weight_ih(self) -> _Floats: ...
+    @property
+    def weight_hh(self) -> _Floats: ...
+    @property
+    def bias_ih(self) -> _Floats: ...
+    @property
+    def bias_hh(self) -> _Floats: ...
+    @property
+    def peephole(self) -> _Floats | None: ...
+
+class LstmOptions:
+    """An LSTM pass's cell ('plain', 'peephole' or 'coupled'), gate clamps and regularizers."""
+
+    def __init__(
+        self,
+        *,
+        cell: str = "plain",
+        clamps: _Clamps | None = None,
+        recurrent_mask: _Floats | None = None,
+        zoneout_h: _Floats | None = None,
+        zoneout_c: _Floats | None = None,
+        zoneout_rate: float = 0.0,
+    ) -> None: ...
+    @property
+    def cell(self) -> str: ...
+    @property
+    def clamps(self) -> _Clamps | None: ...
+    @property
+    def recurrent_mask(self) -> _Floats | None: ...
+    @property
+    def zoneout_h(self) -> _Floats | None: ...
+    @property
+    def zoneout_c(self) -> _Floats | None: ...
+    @property
+    def zoneout_rate(self) -> float: ...
+
+class LstmTape:
+    """What an LSTM forward recorded for its backward; made by lstm_forward, owned by the core."""
+
+    @property
+    def gates(self) -> _Floats | None:
+        """(T, B, K*H) read-only activated gates, or None without a tape."""
+
+    @property
+    def cells(self) -> _Floats | None:
+        """(T, B, H) read-only c_t, or None without a tape."""
+
+    @property
+    def cell_updates(self) -> _Floats | None:
+        """(T, B, H) read-only c~_t before zoneout, or None without zoneout."""
+
+    @property
+    def c_n(self) -> _Floats:
+        """(B, H) read-only: each sequence's last c_t."""
+
+    @property
+    def options(self) -> LstmOptions:
+        """The LstmOptions the forward ran with."""
+
+class ProjectedLstmWeights:
+    """A projected LSTM layer-direction's weights (or their gradients) by name: references, not copies."""
+
+    def __init__(
+        self,
+        weight_ih: _Floats,
+        weight_hh: _Floats,
+        bias_ih: _Floats,
+        bias_hh: _Floats,
+        weight_hr: _Floats,
+        peephole: _Floats | None = None,
+    ) -> None: ...
+    @property
+    def weight_ih(self) -> _Floats: ...
+    @property
+    def weight_hh(self) -> _Floats: ...
+    @property
+    def bias_ih(self) -> _Floats: ...
+    @property
+    def bias_hh(self) -> _Floats: ...
+    @property
+    def weight_hr(self) -> _Floats: ...
+    @property
+    def peephole(self) -> _Floats | None: ...
+
+class ProjectedLstmTape:
+    """What a projected LSTM forward recorded for its backward; made by projected_lstm_forward."""
+
+    @property
+    def gates(self) -> _Floats | None:
+        """(T, B, K*H) read-only activated gates, or None without a tape."""
+
+    @property
+    def cells(self) -> _Floats | None:
+        """(T, B, H) read-only c_t, or None without a tape."""
+
+    @property
+    def cell_out(self) -> _Floats | None:
+        """(T, B, H) read-only o * tanh(c_t) before the projection, or None without a tape."""
+
+    @property
+    def c_n(self) -> _Floats:
+        """(B, H) read-only: each sequence's last c_t."""
+
+    @property
+    def options(self) -> LstmOptions:
+        """The LstmOptions the forward ran with."""
+
+class LayerNormLstmWeights:
+    """A layer-norm LSTM layer-direction's weights (or their gradients) by name: references, not copies."""
+
+    def __init__(
+        self,
+        weight_ih: _Floats,
+        weight_hh: _Floats,
+        bias_ih: _Floats,
+        bias_hh: _Floats,
+        layer_norm_ih_weight: _Floats,
+        layer_norm_hh_weight: _Floats,
+        layer_norm_cell_weight: _Floats,
+        layer_norm_cell_bias: _Floats,
+    ) -> None: ...
+    @property
+    def weight_ih(self) -> _Floats: ...
+    @property
+    def weight_hh(self) -> _Floats: ...
+    @property
+    def bias_ih(self) -> _Floats: ...
+    @property
+    def bias_hh(self) -> _Floats: ...
+    @property
+    def layer_norm_ih_weight(self) -> _Floats: ...
+    @property
+    def layer_norm_hh_weight(self) -> _Floats: ...
+    @property
+    def layer_norm_cell_weight(self) -> _Floats: ...
+    @property
+    def layer_norm_cell_bias(self) -> _Floats: ...
+
+class LayerNormLstmTape:
+    """What a layer-norm LSTM forward recorded for its backward; made by layer_norm_lstm_forward."""
+
+    @property
+    def gates(self) -> _Floats | None:
+        """(T, B, 4H) read-only activated gates, or None without a tape."""
+
+    @property
+    def cells(self) -> _Floats | None:
+        """(T, B, H) read-only c_t, or None without a tape."""
+
+    @property
+    def input_norm(self) -> _Floats | None:
+        """(T, B, 4H) read-only normalised input products, or None without a tape."""
+
+    @property
+    def hidden_norm(self) -> _Floats | None:
+        """(T, B, 4H) read-only normalised recurrent products, or None without a tape."""
+
+    @property
+    def cell_norm(self) -> _Floats | None:
+        """(T, B, H) read-only normalised cells, or None without a tape."""
+
+    @property
+    def inv_std(self) -> _Floats | None:
+        """(T, B, 3) read-only 1/std of the input, hidden and cell rows, or None without a tape."""
+
+    @property
+    def c_n(self) -> _Floats:
+        """(B, H) read-only: each sequence's last c_t."""
+
+    @property
+    def options(self) -> LstmOptions:
+        """The LstmOptions the forward ran with."""
+
+class GruWeights:
+    """A GRU layer-direction's weights (or their gradients) by name: references, not copies."""
+
+    def __init__(self, weight_ih: _Floats, weight_hh: _Floats, bias_ih: _Floats, bias_hh: _Floats) -> None: ...
+    @property
+    def weight_ih(self) -> _Floats: ...
+    @property
+    def weight_hh(self) -> _Floats: ...
+    @property
+    def bias_ih(self) -> _Floats: ...
+    @property
+    def bias_hh(self) -> _Floats: ...
+
+class GruTape:
+    """What a GRU forward recorded for its backward; made by gru_forward, owned by the core."""
+
+    @property
+    def gates(self) -> _Floats:
+        """(T, B, 4H) read-only: r, z, n and h_{t-1} W_hn^T + b_hn."""
+
+def lstm_forward(
+    x: _Floats,
+    weights: LstmWeights,
+    h0: _Floats,
+    c0: _Floats,
+    y: _Floats,
+    options: PassOptions,
+    cell_options: LstmOptions,
+    taped: bool,
+) -> LstmTape: ...
+def lstm_backward(
+    tape: LstmTape,
+    weights: LstmWeights,
+    dy: _Floats,
+    dh_n: _Floats | None,
+    dc_n: _Floats | None,
+    grads: LstmWeights,
+    dx: _Floats,
+    dh0: _Floats,
+    dc0: _Floats,
+    *,
+    accumulate_dx: bool = False,
+) -> None: ...
+def projected_lstm_forward(
+    x: _Floats,
+    weights: ProjectedLstmWeights,
+    h0: _Floats,
+    c0: _Floats,
+    y: _Floats,
+    options: PassOptions,
+    cell_options: LstmOptions,
+    taped: bool,
+) -> ProjectedLstmTape: ...
+def projected_lstm_backward(
+    tape: ProjectedLstmTape,
+    weights: ProjectedLstmWeights,
+    dy: _Floats,
+    dh_n: _Floats | None,
+    dc_n: _Floats | None,
+    grads: ProjectedLstmWeights,
+    dx: _Floats,
+    dh0: _Floats,
+    dc0: _Floats,
+    *,
+    accumulate_dx: bool = False,
+) -> None: ...
+def layer_norm_lstm_forward(
+    x: _Floats,
+    weights: LayerNormLstmWeights,
+    h0: _Floats,
+    c0: _Floats,
+    y: _Floats,
+    options: PassOptions,
+    cell_options: LstmOptions,
+    taped: bool,
+) -> LayerNormLstmTape: ...
+def layer_norm_lstm_backward(
+    tape: LayerNormLstmTape,
+    weights: LayerNormLstmWeights,
+    dy: _Floats,
+    dh_n: _Floats | None,
+    dc_n: _Floats | None,
+    grads: LayerNormLstmWeights,
+    dx: _Floats,
+    dh0: _Floats,
+    dc0: _Floats,
+    *,
+    accumulate_dx: bool = False,
+) -> None: ...
+def gru_forward(
+    x: _Floats, weights: GruWeights, h0: _Floats, y: _Floats, options: PassOptions, taped: bool
+) -> GruTape | None: ...
+def gru_backward(
+    tape: GruTape,
+    weights: GruWeights,
+    dy: _Floats,
+    dh_n: _Floats | None,
+    grads: GruWeights,
+    dx: _Floats,
+    dh0: _Floats,
+    *,
+    accumulate_dx: bool = False,
+) -> None: ...
+def set_num_threads(threads: int) -> None: ...
+def get_num_threads() -> int: ...
+def requested_threads() -> int: ...
+def load_sensor() -> _LoadSensorState: ...
+def reset_load_sensor(enabled: bool) -> None: ...
+def fingerprint(array: NDArray[Any]) -> int: ...
+def retain_freed_memory() -> bool: ...
+def fma_peak_gflops(threads: int, seconds: float = 0.5) -> float: ...

@@ -1,0 +1,33 @@
+"""Test-only hooks into the core's kernels and plans (cpp/bindings/diagnostics.cpp)."""
+
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+_Floats = NDArray[np.floating[Any]]
+
+# Bytes of packed input weights up to which a backward computes dx step by step.
+per_step_input_gradient_bytes: int
+
+def gate_tanh(x: _Floats) -> _Floats: ...
+def gate_sigmoid(x: _Floats) -> _Floats: ...
+def pass_plan(
+    batch: int,
+    input: int,
+    hidden: int,
+    gates: int,
+    itemsize: int,
+    backward: bool,
+    batch_sizes: NDArray[np.int64] | None = None,
+    steps: int = 1,
+) -> tuple[int, Literal["units", "batch"]]: ...
+def sense_team(slowest_start_us: float, longest_sleep_us: float) -> None: ...
+def dx_after_the_loop(
+    batch: int,
+    input: int,
+    hidden: int,
+    gates: int,
+    itemsize: int,
+    batch_sizes: NDArray[np.int64] | None = None,
+) -> tuple[bool, ...]: ...
