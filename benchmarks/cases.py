@@ -41,9 +41,7 @@ VARIANTS = {
     # Plain LSTM whose torch side is nn.LSTMCell in a Python loop: shows what the
     # loop recipe costs next to nn.LSTM.
     "cell_loop": Variant(torch_cell="LSTMCell"),
-    "peephole": Variant(
-        lstmcore_kwargs={"peephole": True}, torch_cell="PeepholeLSTMCell", reference_kind="peephole_lstm"
-    ),
+    "peephole": Variant(lstmcore_kwargs={"peephole": True}, torch_cell="PeepholeLSTMCell", reference_kind="peephole_lstm"),
     # A layer-normalised LSTM amplifies rounding: over T = 100 steps at H = 256, lstmcore's
     # and PyTorch's fp32 outputs each drift about 9e-4 from the fp64 result (which the two
     # share to 3e-12), so fp32 sides are compared at 5e-3.
@@ -137,7 +135,14 @@ CASES = [
     Case("extra_lstm_infer_h256_t50_b256", "lstm", "infer", 256, 50, 256, default=False),
     Case("extra_lstm_infer_h512_t100_b1", "lstm", "infer", 512, 100, 1, default=False),
     Case(
-        "extra_lstm_infer_h256_t100_b64_bidir2", "lstm", "infer", 256, 100, 64, num_layers=2, bidirectional=True,
+        "extra_lstm_infer_h256_t100_b64_bidir2",
+        "lstm",
+        "infer",
+        256,
+        100,
+        64,
+        num_layers=2,
+        bidirectional=True,
         default=False,
     ),
     Case("extra_gru_infer_h256_t100_b64", "gru", "infer", 256, 100, 64, default=False),

@@ -106,7 +106,7 @@ def lstmcore_step(case, with_lengths, x, dy):
     lengths = lengths_for(case)
 
     def step():
-        y, _, tape = layer.forward(x, lengths=lengths)
+        _y, _, tape = layer.forward(x, lengths=lengths)
         return layer.backward(tape, dy)
 
     return layer, step

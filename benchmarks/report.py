@@ -100,8 +100,7 @@ def render(results, markdown=False):
         f"Measured fp32 FMA peak, GFLOP/s: {peaks}",
         f"fp32, batch-first x; lstmcore and torch: median of {settings['repeats']} interleaved samples; "
         f"the reference: {settings['reference_repeats']} samples on its own afterwards; ratios > 1 mean "
-        "lstmcore is faster."
-        + (" QUICK MODE: tiny sizes, not a measurement." if settings["quick"] else ""),
+        "lstmcore is faster." + (" QUICK MODE: tiny sizes, not a measurement." if settings["quick"] else ""),
         "GFLOP/s counts matrix products only (see flop_model in the JSON); % peak is of the "
         "measured FMA peak at the row's thread count. spread: the widest interquartile range "
         "over median of lstmcore's and torch's samples.",
@@ -117,7 +116,10 @@ def render(results, markdown=False):
     if results["thread_scaling"]:
         title = "Thread scaling (median ms, speedup over the fewest threads)"
         parts.append(
-            ("### " if markdown else "") + title + "\n" + ("\n" if markdown else "")
+            ("### " if markdown else "")
+            + title
+            + "\n"
+            + ("\n" if markdown else "")
             + _grid(SCALING_HEADINGS, [_scaling_cells(r) for r in results["thread_scaling"]], markdown)
         )
     notes = list(results["notes"])

@@ -299,9 +299,7 @@ def main(argv=None):
         )
     noisy = [f"{row['case']} ({row['threads']})" for row in rows if row["noisy"]]
     if noisy and not args.quick:
-        notes.append(
-            f"noisy rows (spread above {NOISY_SPREAD:.0%}; was the machine busy?): {', '.join(noisy)}"
-        )
+        notes.append(f"noisy rows (spread above {NOISY_SPREAD:.0%}; was the machine busy?): {', '.join(noisy)}")
     results = {
         "schema_version": SCHEMA_VERSION,
         "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -340,7 +338,11 @@ def main(argv=None):
             f"`python {' '.join(results['command'])}`\n\n" + report.render(results, markdown=True)
         )
         print(f"wrote {markdown_path}")
-    mismatched = [row["case"] for row in rows if any(check != "ok" and not check.startswith("not checked") for check in row["checks"].values())]
+    mismatched = [
+        row["case"]
+        for row in rows
+        if any(check != "ok" and not check.startswith("not checked") for check in row["checks"].values())
+    ]
     if mismatched:
         print(f"error: outputs differ from lstmcore's in {', '.join(mismatched)} (see notes)", file=sys.stderr)
         return 1

@@ -9,8 +9,8 @@ anything is timed, that every side computes the same thing as lstmcore.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

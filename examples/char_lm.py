@@ -36,8 +36,15 @@ embedding, lstm, dense = (
 )
 model = lstmcore.Sequential([embedding, lstm, dense], metadata={"vocabulary": "".join(vocabulary)})
 history = model.fit(
-    x_train, y_train, loss="cross_entropy", optimizer=lstmcore.optim.Adam(model.params, lr=0.01),
-    epochs=5, batch_size=16, clip_norm=5.0, validation_data=(x_val, y_val), verbose=True,
+    x_train,
+    y_train,
+    loss="cross_entropy",
+    optimizer=lstmcore.optim.Adam(model.params, lr=0.01),
+    epochs=5,
+    batch_size=16,
+    clip_norm=5.0,
+    validation_data=(x_val, y_val),
+    verbose=True,
 )
 print(f"validation: {history.history['val_loss'][-1] / np.log(2):.2f} bits per character")
 

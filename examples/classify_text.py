@@ -43,10 +43,18 @@ model = lstmcore.Sequential(
     ]
 )
 model.fit(
-    ids[train], y[train], lengths=lengths[train], loss="cross_entropy",
-    optimizer=lstmcore.optim.Adam(model.params, lr=0.005), epochs=8, batch_size=32, clip_norm=5.0,
-    validation_data=(ids[held], y[held], lengths[held]), restore_best_weights=False,
-    metrics=["accuracy"], verbose=False,
+    ids[train],
+    y[train],
+    lengths=lengths[train],
+    loss="cross_entropy",
+    optimizer=lstmcore.optim.Adam(model.params, lr=0.005),
+    epochs=8,
+    batch_size=32,
+    clip_norm=5.0,
+    validation_data=(ids[held], y[held], lengths[held]),
+    restore_best_weights=False,
+    metrics=["accuracy"],
+    verbose=False,
 )
 
 predicted = model.predict(ids[held], lengths=lengths[held]).argmax(axis=-1)

@@ -121,7 +121,9 @@ def run_both(layer, x, state=None, dy=None, dstate=None, *, ablate=None, trainin
         )  # fmt: skip
         result = {"y": r_y, "h_n": r_final[0], "c_n": r_final[1]}
         if dy is not None:
-            r_dx, r_dstate0, r_grads = reference.rnn_backward(cache, cast(dy), None if dstate is None else tuple(map(cast, dstate)))
+            r_dx, r_dstate0, r_grads = reference.rnn_backward(
+                cache, cast(dy), None if dstate is None else tuple(map(cast, dstate))
+            )
             result.update(dx=r_dx, dh0=r_dstate0[0], dc0=r_dstate0[1], **r_grads)
             assert set(r_grads) == set(layer.grads), f"gradients: layer {sorted(layer.grads)}, reference {sorted(r_grads)}"
         return result

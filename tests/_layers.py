@@ -4,6 +4,7 @@ import numpy as np
 
 import lstmcore
 
+
 def gate_blocks(variant):
     """Gate blocks (rows of W_ih over H) of a variant (tests/_variants.py): 3 for the GRU and the
     coupled LSTM, 4 for the others."""

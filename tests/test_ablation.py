@@ -134,9 +134,17 @@ def test_clamping_forget_on_a_coupled_lstm_is_refused():
 @pytest.mark.parametrize(
     "ablate, error, message",
     [
-        ({"forgett": 1.0}, ValueError, r"expected ablate keys among \['input', 'forget', 'candidate', 'output'\], got 'forgett'"),
+        (
+            {"forgett": 1.0},
+            ValueError,
+            r"expected ablate keys among \['input', 'forget', 'candidate', 'output'\], got 'forgett'",
+        ),
         ({"cell": 1.0}, ValueError, r"got 'cell'"),
-        ({"input": np.zeros(10)}, ValueError, r"expected ablate\['input'\] as a number or of shape \(9,\) or \(4, 9\), got \(10,\)"),
+        (
+            {"input": np.zeros(10)},
+            ValueError,
+            r"expected ablate\['input'\] as a number or of shape \(9,\) or \(4, 9\), got \(10,\)",
+        ),
         ({"output": np.zeros((3, 9))}, ValueError, r"expected ablate\['output'\] .* \(9,\) or \(4, 9\), got \(3, 9\)"),
         ({"forget": np.zeros((4, 9, 1))}, ValueError, r"\(9,\) or \(4, 9\), got \(4, 9, 1\)"),
         ({"input": "closed"}, TypeError, r"ablate\['input'\] as a numeric array"),

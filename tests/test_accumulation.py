@@ -62,7 +62,7 @@ def test_two_backward_calls_add_their_gradients(kind, dtype):
 @kinds
 def test_zero_grad_resets_every_gradient_in_place(kind):
     layer = make_layer(kind, np.float64)
-    buffers = {name: grad for name, grad in layer.grads.items()}
+    buffers = dict(layer.grads.items())
     x = np.random.default_rng(31).normal(size=(2, 4, 3))
     y, _, tape = layer.forward(x)
     layer.backward(tape, np.ones_like(y))

@@ -61,9 +61,7 @@ def test_wrong_state_shape_names_expected_and_given(kind, which, bad):
         layer(np.zeros((B, T, I)), state)
 
 
-@pytest.mark.parametrize(
-    "state", [np.zeros((LAYERS * D, B, H)), [np.zeros((LAYERS * D, B, H))] * 3], ids=["array", "triple"]
-)
+@pytest.mark.parametrize("state", [np.zeros((LAYERS * D, B, H)), [np.zeros((LAYERS * D, B, H))] * 3], ids=["array", "triple"])
 def test_lstm_state_must_be_a_pair(state):
     with pytest.raises(ValueError, match=r"\(h, c\) pair"):
         make("lstm")(np.zeros((B, T, I)), state)
@@ -254,8 +252,17 @@ def test_empty_sequence_or_batch_is_a_value_error_naming_the_given_shape(kind, b
         ({"dtype": np.float16}, ValueError),
         ({"dtype": "not a dtype"}, TypeError),
     ],
-    ids=["hidden-0", "hidden-negative", "input-0", "layers-0", "hidden-float", "hidden-bool", "dtype-int",
-         "dtype-float16", "dtype-garbage"],
+    ids=[
+        "hidden-0",
+        "hidden-negative",
+        "input-0",
+        "layers-0",
+        "hidden-float",
+        "hidden-bool",
+        "dtype-int",
+        "dtype-float16",
+        "dtype-garbage",
+    ],
 )
 def test_invalid_constructor_arguments_are_refused(kind, kwargs, error):
     cls = {"lstm": lstmcore.LSTM, "gru": lstmcore.GRU}[kind]

@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-
 from benchmarks import cases, run, sides
 
 ROW_FIELDS = {
@@ -15,16 +14,14 @@ ROW_FIELDS = {
 
 def test_quick_run_writes_expected_json(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    status = run.main(
-        ["--quick", "--no-torch", "--cases", "gru_train_h128_t100_b32", "--threads", "1", "--json", str(out)]
-    )
+    status = run.main(["--quick", "--no-torch", "--cases", "gru_train_h128_t100_b32", "--threads", "1", "--json", str(out)])
     assert status == 0
     results = json.loads(out.read_text())
     assert {"schema_version", "machine", "settings", "flop_model", "fma_peak_gflops", "results", "notes"} <= set(results)
     assert results["settings"]["quick"] and not results["settings"]["torch"]
     assert results["fma_peak_gflops"]["1"] > 0
     (row,) = results["results"]
-    assert ROW_FIELDS <= set(row)
+    assert set(row) >= ROW_FIELDS
     assert row["case"] == "gru_train_h128_t100_b32" and row["threads"] == 1
     assert row["lstmcore_ms"] > 0 and row["lstmcore_gflops"] > 0 and row["percent_of_peak"] > 0
     assert row["torch_ms"] is None and "torch" not in row["checks"]
@@ -85,8 +82,9 @@ def test_peephole_cell_without_peepholes_is_torch_lstm_cell():
 def test_torch_cell_of_a_variant_matches_lstmcore_in_float64(variant):
     """The benchmark times lstmcore against these cells: they must compute the same layer."""
     torch = pytest.importorskip("torch")
-    import lstmcore
     from benchmarks import torch_cells
+
+    import lstmcore
 
     spec = cases.VARIANTS[variant]
     layer = lstmcore.LSTM(6, 9, dtype=np.float64, seed=0, **spec.lstmcore_kwargs)

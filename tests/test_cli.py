@@ -45,8 +45,14 @@ def series_csv(tmp_path):
 @pytest.mark.parametrize(
     "command",
     [
-        [], ["demo"], ["train"], ["train", "forecast"], ["train", "charlm"], ["train", "classify"],
-        ["generate"], ["predict"],
+        [],
+        ["demo"],
+        ["train"],
+        ["train", "forecast"],
+        ["train", "charlm"],
+        ["train", "classify"],
+        ["generate"],
+        ["predict"],
     ],
 )
 def test_every_command_has_help(capsys, command):
@@ -81,8 +87,9 @@ def test_train_forecast_on_shipped_co2_reports_rmse_and_naive_baseline(capsys, t
 
 def test_train_forecast_on_a_csv_column_and_predict_the_next_values(capsys, tmp_path, series_csv):
     model = tmp_path / "f.npz"
-    code, out, _ = run(capsys, *TINY_FORECAST, "--csv", str(series_csv), "--column", "level", "--horizon", "3",
-                       "--out", str(model))
+    code, out, _ = run(
+        capsys, *TINY_FORECAST, "--csv", str(series_csv), "--column", "level", "--horizon", "3", "--out", str(model)
+    )
     assert code == 0 and "120 values" in out
     code, out, _ = run(capsys, "predict", str(model), "--csv", str(series_csv))
     lines = out.strip().splitlines()
@@ -107,7 +114,9 @@ def test_train_forecast_bad_csv_column_is_one_line_error(capsys, tmp_path, serie
     "task", [["train", "forecast", "--csv"], ["train", "classify", "--csv"], ["train", "charlm", "--text"]]
 )
 def test_missing_input_file_is_one_line_error(capsys, tmp_path, task):
-    code, _, err = run(capsys, *task, str(tmp_path / "nope.csv"), "--epochs", "1", "--quiet", "--out", str(tmp_path / "m.npz"))
+    code, _, err = run(
+        capsys, *task, str(tmp_path / "nope.csv"), "--epochs", "1", "--quiet", "--out", str(tmp_path / "m.npz")
+    )
     assert code == 2 and err.startswith("lstmcore: error: cannot read") and "nope.csv" in err
 
 
@@ -157,8 +166,20 @@ def test_classify_characters_on_a_small_csv(capsys, tmp_path):
     path = tmp_path / "t.csv"
     rows = [f"{'good' if i % 2 else 'bad'} film {i},{'pos' if i % 2 else 'neg'}" for i in range(40)]
     path.write_text("review,sentiment\n" + "\n".join(rows) + "\n", encoding="utf-8")
-    code, out, _ = run(capsys, *TINY_CLASSIFY, "--csv", str(path), "--text-column", "review",
-                       "--label-column", "sentiment", "--tokens", "char", "--out", str(tmp_path / "c.npz"))
+    code, out, _ = run(
+        capsys,
+        *TINY_CLASSIFY,
+        "--csv",
+        str(path),
+        "--text-column",
+        "review",
+        "--label-column",
+        "sentiment",
+        "--tokens",
+        "char",
+        "--out",
+        str(tmp_path / "c.npz"),
+    )
     assert code == 0 and "['neg', 'pos']" in out
 
 
@@ -274,7 +295,9 @@ TAMPERED = {
     "classes-extra": ("classify", {"classes": ["neg", "pos", "other"]}, "outputs of shape (1, 2)"),
     "classes-repeat": ("classify", {"classes": ["neg", "neg"]}, "distinct strings"),
     "vocabulary-bigger-than-embedding": (
-        "classify", {"vocabulary": lambda v: v + [f"extra{i}" for i in range(5)]}, "cannot read the ids of its"
+        "classify",
+        {"vocabulary": lambda v: v + [f"extra{i}" for i in range(5)]},
+        "cannot read the ids of its",
     ),
 }
 
@@ -457,12 +480,15 @@ def test_the_reproducers_as_a_user_runs_them(tmp_path, trained, case):
     if case in SUBPROCESS_CASES:
         argv, message = SUBPROCESS_CASES[case]
     else:
-        models, data, tampered = trained
+        _models, data, tampered = trained
         task, changes, message = TAMPERED[case]
         path = tampered(task, f"sub-{case}", **changes)
         argv = USE[task](path, data[task]) if task != "charlm" else ["inspect", path, data[task]]
     done = subprocess.run(
-        [sys.executable, "-m", "lstmcore", *map(str, argv)], capture_output=True, text=True, timeout=120,
+        [sys.executable, "-m", "lstmcore", *map(str, argv)],
+        capture_output=True,
+        text=True,
+        timeout=120,
         cwd=tmp_path,
     )
     assert done.returncode == 2 and "Traceback" not in done.stderr and done.stdout == ""
@@ -513,8 +539,11 @@ def test_a_diverged_training_is_one_line_and_saves_nothing(capsys, tmp_path):
     "rows, argv, message",
     [
         ("text,label\n", ["predict", "{classify}", "--csv", "{data}"], "no rows to classify"),
-        ("v\n" + "\n".join(str((-1) ** i * 1e308) for i in range(80)) + "\n",
-         [*TINY_FORECAST, "--csv", "{data}", "--column", "v", "--out", "{out}"], "differences overflow"),
+        (
+            "v\n" + "\n".join(str((-1) ** i * 1e308) for i in range(80)) + "\n",
+            [*TINY_FORECAST, "--csv", "{data}", "--column", "v", "--out", "{out}"],
+            "differences overflow",
+        ),
     ],
     ids=["predict-no-rows", "forecast-overflow"],
 )
@@ -529,8 +558,7 @@ def test_data_that_cannot_be_used_is_one_line(capsys, tmp_path, trained, rows, a
 
 def test_inspect_makes_no_plot_folder_when_it_fails(capsys, tmp_path):
     plots = tmp_path / "a" / "b" / "c"
-    code, out, err = run(capsys, "inspect", str(tmp_path / "missing.npz"), str(tmp_path / "d.txt"),
-                         "--plot-dir", str(plots))
+    code, _out, err = run(capsys, "inspect", str(tmp_path / "missing.npz"), str(tmp_path / "d.txt"), "--plot-dir", str(plots))
     assert code == 2 and "no such model file" in one_error_line(err)
     assert not (tmp_path / "a").exists()
 

@@ -134,8 +134,8 @@ def test_projected_layer_norm_and_gru_tapes_are_the_cores_own():
     y_norm = np.empty((STEPS, BATCH, HIDDEN))
     with pytest.raises(ValueError, match="expected cell 'plain' for the layer-norm LSTM, got 'coupled'"):
         _core.layer_norm_lstm_forward(x, norm_weights, h0, c0, y_norm, options, _core.LstmOptions(cell="coupled"), True)
+    clamps = _core.LstmOptions(clamps=[None, np.ones(HIDDEN).tolist(), None, None])
     with pytest.raises(TypeError, match="clamp as a NumPy array, got list"):
-        clamps = _core.LstmOptions(clamps=[None, np.ones(HIDDEN).tolist(), None, None])
         _core.layer_norm_lstm_forward(x, norm_weights, h0, c0, y_norm, options, clamps, True)
     tape = _core.layer_norm_lstm_forward(x, norm_weights, h0, c0, y_norm, options, _core.LstmOptions(), True)
     assert tape.inv_std.shape == (STEPS, BATCH, 3) and tape.input_norm.shape == (STEPS, BATCH, 4 * HIDDEN)

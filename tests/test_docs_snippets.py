@@ -35,7 +35,5 @@ def test_the_documents_hold_snippets():
 
 @pytest.mark.parametrize("code", SNIPPETS)
 def test_snippet_runs(code, tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT_S
-    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT_S)
     assert result.returncode == 0, f"exit status {result.returncode}\n{result.stderr[-3000:]}"

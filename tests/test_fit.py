@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from lstmcore import Dense, Dropout, Embedding, GRU, LSTM, LastStep, Sequential, optim
+from lstmcore import GRU, LSTM, Dense, Dropout, Embedding, LastStep, Sequential, optim
 
 
 def sum_task(count=96, steps=6, seed=0):
@@ -50,8 +50,15 @@ def test_early_stopping_restores_the_best_weights():
     # Validation targets opposite to the training ones: val_loss worsens as training learns.
     model = sum_model()
     history = model.fit(
-        x, y, loss="mse", optimizer=optim.Adam(model.params, lr=0.02), epochs=30, batch_size=16,
-        validation_data=(x, -y), patience=2, verbose=False,
+        x,
+        y,
+        loss="mse",
+        optimizer=optim.Adam(model.params, lr=0.02),
+        epochs=30,
+        batch_size=16,
+        validation_data=(x, -y),
+        patience=2,
+        verbose=False,
     )
     val = history.history["val_loss"]
     assert history.stopped_early and history.epochs == history.best_epoch + 3
@@ -121,8 +128,15 @@ def test_per_step_tokens_with_lengths_score_only_valid_steps():
     noisy[np.arange(7) >= lengths[:, None]] = 0  # different classes in the padding
     assert model.evaluate(ids, noisy, loss="cross_entropy", lengths=lengths) == pytest.approx(scored, rel=1e-12)
     history = model.fit(
-        ids, targets, loss="cross_entropy", lengths=lengths, epochs=2, batch_size=8,
-        validation_data=(ids, targets, lengths), metrics=["accuracy"], verbose=False,
+        ids,
+        targets,
+        loss="cross_entropy",
+        lengths=lengths,
+        epochs=2,
+        batch_size=8,
+        validation_data=(ids, targets, lengths),
+        metrics=["accuracy"],
+        verbose=False,
     )
     assert {"accuracy", "val_accuracy"} <= set(history.history)
     assert all(0 <= a <= 1 for a in history.history["accuracy"])

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 import lstmcore
-from lstmcore._util import blas as _blas
 from _fork import in_child
+from lstmcore._util import blas as _blas
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX's")
+
 
 def _train_step(layer, x):
     y, _, tape = layer.forward(x)

@@ -292,8 +292,13 @@ def test_any_array_numpy_can_view_gives_what_the_converted_array_gives(call, dat
     def both(run):
         """The layer's results on the odd arrays and on their conversions, as flat lists."""
         flat = []
-        for args in ((odd_x, odd_state), (converted(odd_x), None if odd_state is None else
-                                          layer_state(layer, [converted(p) for p in state_list(odd_state)]))):
+        for args in (
+            (odd_x, odd_state),
+            (
+                converted(odd_x),
+                None if odd_state is None else layer_state(layer, [converted(p) for p in state_list(odd_state)]),
+            ),
+        ):
             y, final = run(*args)
             flat.append([y, *state_list(final)])
         return flat
@@ -307,8 +312,11 @@ def test_any_array_numpy_can_view_gives_what_the_converted_array_gives(call, dat
     layer.zero_grad()
     dx, d_initial = layer.backward(tape, dy)
     grads = {k: v.copy() for k, v in layer.grads.items()}
-    _, _, tape = layer.forward(converted(odd_x), None if odd_state is None else
-                               layer_state(layer, [converted(p) for p in state_list(odd_state)]), lengths=lengths)
+    _, _, tape = layer.forward(
+        converted(odd_x),
+        None if odd_state is None else layer_state(layer, [converted(p) for p in state_list(odd_state)]),
+        lengths=lengths,
+    )
     layer.zero_grad()
     dx_c, d_initial_c = layer.backward(tape, converted(dy))
     assert np.array_equal(dx, dx_c)
@@ -323,7 +331,7 @@ def test_any_array_numpy_can_view_gives_what_the_converted_array_gives(call, dat
 def test_nan_in_one_sequence_leaves_the_others_alone(call, data):
     """NaN in x makes its own sequence's output NaN from that step on and changes no other's;
     on a padded step (past the sequence's length) it changes no output at all."""
-    layer, x, state, lengths, rng = call
+    layer, x, state, lengths, _rng = call
     draw = data.draw
     batch, steps = (x.shape[0], x.shape[1]) if layer.batch_first else (x.shape[1], x.shape[0])
     b = draw(st.integers(0, batch - 1))

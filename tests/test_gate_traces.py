@@ -27,8 +27,8 @@ import pytest
 
 import lstmcore
 from _compare import assert_close, scaled_atol
-from _layers import move_off_initialisation, random_state, state_list
 from _layer_vs_reference import reference_kind, tape_options
+from _layers import move_off_initialisation, random_state, state_list
 from _variants import LAYER_VARIANTS, LSTM_CELLS, dtypes, kinds, layer_options, variants
 from lstmcore import reference
 
@@ -98,7 +98,7 @@ def assert_traces_equal(got, expected, what):
 def test_traces_match_the_reference_caches(kind, dtype, batch_first):
     layer = make_layer(kind, dtype, batch_first)
     x, state = random_inputs(layer)
-    y, _, traces = layer(x, state, return_gates=True)
+    _y, _, traces = layer(x, state, return_gates=True)
     check_trace_layout(layer, traces)
 
     params = {name: np.asarray(value, np.float64) for name, value in layer.params.items()}

@@ -35,9 +35,7 @@ def pack(kind, parts_):
     [(4, 2, 3, 5, 2, True, True), (1, 1, 2, 3, 1, False, False), (3, 2, 4, 3, 3, True, False)],
     ids=["L2-bidir", "T1-B1", "L3-bidir-time-major"],
 )
-def test_backward_matches_finite_differences(
-    kind, steps, batch, input_size, hidden, num_layers, bidirectional, batch_first
-):
+def test_backward_matches_finite_differences(kind, steps, batch, input_size, hidden, num_layers, bidirectional, batch_first):
     rng = np.random.default_rng(20)
     layer = LAYERS[kind](
         input_size, hidden, num_layers, bidirectional=bidirectional, batch_first=batch_first, dtype=np.float64, seed=1

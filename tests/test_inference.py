@@ -61,9 +61,7 @@ def test_inference_without_tape_matches_the_taped_forward(dtype, cell, shape, bi
 
 @variants(*CELLS, argname="cell")
 @pytest.mark.parametrize("with_lengths", [False, True], ids=["full", "lengths"])
-@pytest.mark.parametrize(
-    "steps, batch, split", [(30, 40, "batch"), (50, 12, "units")], ids=["batch-split", "units-split"]
-)
+@pytest.mark.parametrize("steps, batch, split", [(30, 40, "batch"), (50, 12, "units")], ids=["batch-split", "units-split"])
 def test_inference_without_tape_matches_on_two_threads_across_chunks(cell, with_lengths, steps, batch, split, two_threads):
     # H = 64 on two threads (the tests above run on one at H = 24). B = 40 splits the batch
     # rows (20 a thread: chunks of 12 steps), B = 12 the units (chunks of 21 steps; the

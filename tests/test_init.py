@@ -77,8 +77,9 @@ def test_torch_state_dict_loads_and_gives_torchs_outputs_and_gradients(kind, bat
     torch.manual_seed(1)
     module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[kind]
     net = module(input_size, hidden, num_layers, bidirectional=True, batch_first=batch_first).double()
-    layer = LAYERS[kind](input_size, hidden, num_layers, bidirectional=True, batch_first=batch_first,
-                         dtype=np.float64, seed=0)
+    layer = LAYERS[kind](
+        input_size, hidden, num_layers, bidirectional=True, batch_first=batch_first, dtype=np.float64, seed=0
+    )
     state_dict = net.state_dict()
     assert list(state_dict) == list(layer.params)
     for name, value in state_dict.items():

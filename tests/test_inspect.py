@@ -94,8 +94,10 @@ def test_gru_traces_summarise_the_update_gate_over_time():
         (lambda t: microscope.summarize(t, lengths=[0, 2]), "[1, T] = [1, 3]"),
         (lambda t: microscope.summarize(t, names=["a", "b"]), "expected 1 names"),
         (lambda t: microscope.summarize([{"input": np.zeros((3, 2))}]), "(T, B, H)"),
-        (lambda t: microscope.summarize([{"input": np.zeros((3, 2, 1)), "forget": np.zeros((3, 1, 1))}]),
-         "(T, B, H) = (3, 2, H)"),
+        (
+            lambda t: microscope.summarize([{"input": np.zeros((3, 2, 1)), "forget": np.zeros((3, 1, 1))}]),
+            "(T, B, H) = (3, 2, H)",
+        ),
     ],
 )
 def test_bad_summary_arguments_are_clear_errors(call, message):
@@ -195,7 +197,7 @@ def test_inspect_command_prints_the_summary_and_the_ablation(capsys, tmp_path, c
     loaded = lstmcore.load(model)
     from lstmcore.cli import _inspect
 
-    x, y, lengths, loss, _ = _inspect.prepare(loaded, text)
+    x, y, _lengths, loss, _ = _inspect.prepare(loaded, text)
     chosen = _inspect.spread(len(x), 512)
     pred = loaded.predict(x[chosen])
     expected = lstmcore.losses.get(loss)(pred, y[chosen])

@@ -3,10 +3,10 @@ finite differences in float64, and the layers' contracts (configs, padding, mask
 
 import numpy as np
 import pytest
-from _compare import assert_close, numerical_gradient, sample_indices
 
 import lstmcore
-from lstmcore import Dense, Dropout, Embedding, GRU, LSTM, LastStep, MeanPool, Sequential
+from _compare import assert_close, numerical_gradient, sample_indices
+from lstmcore import GRU, LSTM, Dense, Dropout, Embedding, LastStep, MeanPool, Sequential
 
 F64 = np.float64
 
@@ -189,7 +189,12 @@ def test_sequential_lstm_dense_backward_matches_finite_differences():
 @pytest.mark.parametrize("pool", [LastStep, MeanPool])
 def test_sequential_embedding_gru_pool_with_lengths_matches_finite_differences(pool):
     model = Sequential(
-        [Embedding(6, 3, padding_idx=0, dtype=F64, seed=0), GRU(3, 4, dtype=F64, seed=1), pool(), Dense(4, 2, dtype=F64, seed=2)]
+        [
+            Embedding(6, 3, padding_idx=0, dtype=F64, seed=0),
+            GRU(3, 4, dtype=F64, seed=1),
+            pool(),
+            Dense(4, 2, dtype=F64, seed=2),
+        ]
     )
     ids = np.array([[1, 2, 3, 0, 0], [5, 4, 3, 2, 1], [2, 0, 0, 0, 0]])
     lengths = np.array([3, 5, 1])

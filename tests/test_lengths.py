@@ -31,7 +31,6 @@ import numpy as np
 import pytest
 
 import lstmcore
-
 from _compare import assert_close, scaled_atol
 from _layers import (
     gate_blocks,

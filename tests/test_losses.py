@@ -3,9 +3,9 @@ their gradients against central finite differences."""
 
 import numpy as np
 import pytest
+
 from _compare import assert_close, numerical_gradient
 from _variants import dtypes
-
 from lstmcore import losses
 
 RNG = np.random.default_rng(0)

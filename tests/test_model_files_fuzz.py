@@ -166,9 +166,7 @@ def test_random_edits_of_the_header(original, data):
         for entry, built in zip(header["layers"], model.get_config()["layers"]):
             assert entry["type"] == built["type"]
             for key, value in entry["config"].items():  # as given, and no bool taken for a number
-                assert built["config"][key] == value and isinstance(built["config"][key], bool) == isinstance(
-                    value, bool
-                )
+                assert built["config"][key] == value and isinstance(built["config"][key], bool) == isinstance(value, bool)
 
 
 _JSON_BYTES = st.sampled_from(list(b'{}[]",:0123456789.-+eE tfnrulas\\')) | st.integers(0, 255)

@@ -220,9 +220,7 @@ def test_a_header_of_too_many_values_is_refused_before_it_is_parsed(saved, tmp_p
     def no_parsing(*args, **kwargs):
         raise AssertionError("the header must not be parsed")
 
-    text = json.dumps(header_of(entries(saved))).replace(
-        '"metadata": {}', '"metadata": {"x": [' + "0," * 200_000 + "0]}"
-    )
+    text = json.dumps(header_of(entries(saved))).replace('"metadata": {}', '"metadata": {"x": [' + "0," * 200_000 + "0]}")
     path = _raw_header(saved, tmp_path, text)
     monkeypatch.setattr(_model_header.json, "loads", no_parsing)
     refused(path, r"the header holds about 2000\d\d values; at most 200000 are read")
@@ -420,7 +418,9 @@ def test_a_hostile_file_through_the_command_line_is_a_one_line_error(tmp_path, c
     from lstmcore.cli.main import main
 
     HOSTILE["hidden_size_6000"](tmp_path / "big.npz")
-    assert main(["generate", str(tmp_path / "big.npz")]) == 2  # a user error: one line, exit status 2 (docs/reliability-python.md)
+    assert (
+        main(["generate", str(tmp_path / "big.npz")]) == 2
+    )  # a user error: one line, exit status 2 (docs/reliability-python.md)
     err = capsys.readouterr().err
     assert "big.npz" in err and "expected weight '0.weight_ih_l0' as float32 (24000, 1)" in err
     assert "Traceback" not in err

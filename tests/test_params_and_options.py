@@ -11,9 +11,9 @@ import math
 
 import numpy as np
 import pytest
-from _variants import LAYER_VARIANTS
 
 import lstmcore
+from _variants import LAYER_VARIANTS
 from lstmcore import Dense, Dropout, Embedding, LastStep, Sequential
 
 B, T, I, H = 2, 3, 4, 5
@@ -134,8 +134,11 @@ def test_ablation_values_must_be_finite_or_nan(value):
     [
         (lambda: [lstmcore.LSTM(I, H, seed=0), LastStep(), Dense(H, 2, seed=1)], np.zeros((0, T, I)), (0, 2)),
         (lambda: [lstmcore.GRU(I, H, seed=0)], np.zeros((0, T, I), np.float32), (0, T, H)),
-        (lambda: [Embedding(9, I, seed=0), lstmcore.LSTM(I, H, seed=1), Dense(H, 9, seed=2)],
-         np.zeros((0, T), np.int64), (0, T, 9)),
+        (
+            lambda: [Embedding(9, I, seed=0), lstmcore.LSTM(I, H, seed=1), Dense(H, 9, seed=2)],
+            np.zeros((0, T), np.int64),
+            (0, T, 9),
+        ),
     ],
     ids=["per-sequence", "per-step", "ids"],
 )

@@ -18,6 +18,7 @@ import pytest
 
 from _compare import FD_ATOL, FD_RTOL, assert_close, numerical_gradient, sample_indices, scaled_atol
 from lstmcore import reference
+
 TORCH_TOL = 1e-12
 STATES = {"lstm": ("h", "c"), "gru": ("h",)}
 GATES = {"lstm": 4, "gru": 3}
@@ -132,9 +133,7 @@ def test_backward_returns_fresh_arrays(kind):
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
-@pytest.mark.parametrize(
-    "num_layers, bidirectional, batch_first", [(1, False, True), (2, True, False), (3, True, True)]
-)
+@pytest.mark.parametrize("num_layers, bidirectional, batch_first", [(1, False, True), (2, True, False), (3, True, True)])
 def test_reference_matches_torch(kind, num_layers, bidirectional, batch_first):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(14)
@@ -479,7 +478,7 @@ def test_options_that_change_nothing_change_nothing(kind):
     # NaN clamps, a mask of ones, zoneout masks of zeros or rate 0: the cell without options.
     rng = np.random.default_rng(22)
     x, weights, states0, _, dy, _ = one_cell_case((kind, 0, ()), rng)
-    steps, batch, hidden = dy.shape
+    _steps, batch, hidden = dy.shape
     neutral = {
         "clamps": {"input": np.full(hidden, np.nan), "output": np.nan},
         "recurrent_mask": np.ones((batch, hidden)),
@@ -497,7 +496,7 @@ def test_forget_one_and_input_zero_keep_the_cell_constant(kind):
     rng = np.random.default_rng(23)
     x, weights, states0, _, _, _ = one_cell_case((kind, 0, ()), rng)
     clamps = {"input": 0.0} if kind == "coupled_lstm" else {"input": 0.0, "forget": 1.0}
-    y, _, c_n, cache = reference.cells[kind].forward(x, **weights, **states0, clamps=clamps)
+    _y, _, c_n, cache = reference.cells[kind].forward(x, **weights, **states0, clamps=clamps)
     np.testing.assert_array_equal(cache["cell"], np.broadcast_to(states0["c0"], cache["cell"].shape))
     np.testing.assert_array_equal(c_n, states0["c0"])
 
@@ -506,7 +505,7 @@ def test_zoneout_keeping_every_unit_keeps_the_initial_state():
     rng = np.random.default_rng(24)
     x, weights, states0, _, dy, _ = one_cell_case(("peephole_lstm", 0, ()), rng)
     keep = {"zoneout_h": np.ones(dy.shape), "zoneout_c": np.ones(dy.shape)}
-    y, h_n, c_n, _ = reference.peephole_lstm_forward(x, **weights, **states0, **keep)
+    y, _h_n, c_n, _ = reference.peephole_lstm_forward(x, **weights, **states0, **keep)
     np.testing.assert_array_equal(y, np.broadcast_to(states0["h0"], y.shape))
     np.testing.assert_array_equal(c_n, states0["c0"])
 
@@ -586,7 +585,11 @@ def test_variant_backward_returns_fresh_arrays(kind):
 @pytest.mark.parametrize(
     "kind, options, message",
     [
-        ("coupled_lstm", {"clamps": {"forget": 1.0}}, r"expected clamps among \['input', 'candidate', 'output'\], got 'forget'"),
+        (
+            "coupled_lstm",
+            {"clamps": {"forget": 1.0}},
+            r"expected clamps among \['input', 'candidate', 'output'\], got 'forget'",
+        ),
         ("lstm", {"clamps": {"cell": 1.0}}, "got 'cell'"),
         ("peephole_lstm", {"zoneout_h": np.zeros((3, 2, 4))}, "zoneout needs both masks"),
         ("lstm", {"zoneout_rate": 1.0}, r"zoneout_rate in \[0, 1\), got 1.0"),

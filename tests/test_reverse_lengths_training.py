@@ -20,10 +20,9 @@ import numpy as np
 import pytest
 
 import lstmcore
-from lstmcore import reference
-
 from _compare import assert_close, scaled_atol
 from _variants import dtypes
+from lstmcore import reference
 
 TOLERANCE = {np.float64: 1e-12, np.float32: 1e-5}
 STEPS, INPUT = 7, 3

@@ -8,9 +8,9 @@ or the other float precision holding the same values) are accepted.
 
 import numpy as np
 import pytest
-from _variants import LAYER_VARIANTS
 
 import lstmcore
+from _variants import LAYER_VARIANTS
 from lstmcore import Dense, Embedding, LastStep, Sequential, _core
 
 B, T, I, H = 3, 5, 4, 6
@@ -156,8 +156,16 @@ def test_fit_trains_as_before():
     x = rng.normal(size=(24, 6, 2)).astype(np.float32)
     y = x.sum(axis=(1, 2))[:, None].astype(np.float32)
     model = Sequential([lstmcore.LSTM(2, 8, seed=0), LastStep(), Dense(8, 1, seed=1)])
-    history = model.fit(x, y, loss="mse", epochs=5, batch_size=8, clip_norm=1.0, verbose=False,
-                        optimizer=lstmcore.optim.Adam(model.params, lr=0.02))
+    history = model.fit(
+        x,
+        y,
+        loss="mse",
+        epochs=5,
+        batch_size=8,
+        clip_norm=1.0,
+        verbose=False,
+        optimizer=lstmcore.optim.Adam(model.params, lr=0.02),
+    )
     assert history.history["loss"][-1] < history.history["loss"][0]
 
 

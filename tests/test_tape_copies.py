@@ -13,7 +13,7 @@ def _grads_after(layer, x, state, change):
     layer.zero_grad()
     y, _, tape = layer.forward(x, state)
     change()
-    dx, dstate0 = layer.backward(tape, np.ones_like(y))
+    dx, _dstate0 = layer.backward(tape, np.ones_like(y))
     return {name: value.copy() for name, value in layer.grads.items()}, dx
 
 
@@ -62,4 +62,3 @@ def test_changing_x_in_place_after_dense_forward_does_not_change_dw(shape):
     dense.backward(tape, np.ones_like(y))
     for name in expected:
         np.testing.assert_array_equal(dense.grads[name], expected[name], err_msg=name)
-

@@ -47,7 +47,8 @@ Scalar* checked(const py::array& a, const char* name, const std::vector<py::ssiz
 
 // As `checked`, for an argument that may be None (nullptr) and is otherwise an array.
 template <typename Scalar>
-Scalar* checked_optional(const py::object& a, const char* name, const std::vector<py::ssize_t>& shape, bool writable) {
+Scalar* checked_optional(const py::object& a, const char* name, const std::vector<py::ssize_t>& shape,
+                         bool writable) {
   if (a.is_none()) return nullptr;
   return checked<Scalar>(array_argument(a, name), name, shape, writable);
 }
@@ -85,8 +86,8 @@ Index checked_offset(const py::array& y, Index offset, Index features);
 // weight_ih (gates*H, I), weight_hh (gates*H, recurrent), bias_ih and bias_hh (gates*H,).
 // `recurrent`: the width of the state W_hh multiplies (H, or P when projected).
 template <typename Scalar>
-GatedWeights<Scalar> checked_weights(const py::array& wi, const py::array& wh, const py::array& bi, const py::array& bh,
-                                     const Dims& d, Index gates, Index recurrent = 0) {
+GatedWeights<Scalar> checked_weights(const py::array& wi, const py::array& wh, const py::array& bi,
+                                     const py::array& bh, const Dims& d, Index gates, Index recurrent = 0) {
   const py::ssize_t rows = gates * d.hidden;
   return {checked<Scalar>(wi, "weight_ih", {rows, d.input}, false),
           checked<Scalar>(wh, "weight_hh", {rows, recurrent ? recurrent : d.hidden}, false),

@@ -34,7 +34,8 @@ py::array activation(const py::array& x) {
 
 // The shape of a pass as pass_plan and dx_after_the_loop describe it: one step, or as many
 // as batch_sizes has.
-SequenceShape planned_shape(Index batch, Index input, Index hidden, const py::object& batch_sizes, Index steps = 1) {
+SequenceShape planned_shape(Index batch, Index input, Index hidden, const py::object& batch_sizes,
+                            Index steps = 1) {
   if (!batch_sizes.is_none()) steps = static_cast<Index>(py::len(batch_sizes));
   return shape_of({steps, batch, input, hidden, false}, false, batch_sizes);
 }

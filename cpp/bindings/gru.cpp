@@ -61,8 +61,8 @@ py::object gru_forward(const py::array& x, const GruWeights& weights, const py::
     auto* yp = checked<Scalar>(y, "y", sequence_shape(d, call.width), true);
     Scalar* gates = nullptr;
     if (taped) {
-      auto bound =
-          std::make_unique<BoundGruTape>(BoundGruTape{GruTape<Scalar>(d.steps, d.batch, d.hidden), x, h0, y, options});
+      auto bound = std::make_unique<BoundGruTape>(
+          BoundGruTape{GruTape<Scalar>(d.steps, d.batch, d.hidden), x, h0, y, options});
       gates = std::get<GruTape<Scalar>>(bound->core).gates.data();
       result = py::cast(std::move(bound));
     }
@@ -106,7 +106,9 @@ void gru_backward(const BoundGruTape& tape, const GruWeights& weights, const py:
 py::array gates_of(const py::object& self) {
   const auto& tape = self.cast<const BoundGruTape&>();
   return std::visit(
-      [&](const auto& core) { return read_only_view(self, core.gates.data(), {core.steps, core.batch, core.width()}); },
+      [&](const auto& core) {
+        return read_only_view(self, core.gates.data(), {core.steps, core.batch, core.width()});
+      },
       tape.core);
 }
 

@@ -35,7 +35,8 @@ struct BoundLayerNormLstmTape {
 
 template <typename Scalar>
 std::array<const Scalar*, 4> checked_layer_norm_clamps(const LstmCallOptions& o, const Dims& d) {
-  if (o.cell != "plain") throw py::value_error("expected cell 'plain' for the layer-norm LSTM, got '" + o.cell + "'");
+  if (o.cell != "plain")
+    throw py::value_error("expected cell 'plain' for the layer-norm LSTM, got '" + o.cell + "'");
   const auto options = checked_cell_options<Scalar>(o, py::none(), py::none(), d);
   if (options.recurrent_mask || options.zoneout())
     throw py::value_error("the layer-norm LSTM takes no recurrent_mask or zoneout");
@@ -137,7 +138,8 @@ py::object tape_view(const py::object& self, Pick pick, Index columns_per_hidden
   return std::visit(
       [&](const auto& core) -> py::object {
         const auto* data = pick(core).data();
-        if (columns_per_hidden == 0 && fixed_columns == 0) return read_only_view(self, data, {core.batch, core.hidden});
+        if (columns_per_hidden == 0 && fixed_columns == 0)
+          return read_only_view(self, data, {core.batch, core.hidden});
         if (!core.taped) return py::none();
         const Index width = fixed_columns ? fixed_columns : columns_per_hidden * core.hidden;
         return read_only_view(self, data, {core.steps, core.batch, width});
@@ -158,8 +160,8 @@ void register_layer_norm_lstm(py::module_& m) {
                                          std::move(bh),        std::move(gain_ih),  std::move(gain_hh),
                                          std::move(gain_cell), std::move(bias_cell)};
            }),
-           "weight_ih"_a, "weight_hh"_a, "bias_ih"_a, "bias_hh"_a, "layer_norm_ih_weight"_a, "layer_norm_hh_weight"_a,
-           "layer_norm_cell_weight"_a, "layer_norm_cell_bias"_a)
+           "weight_ih"_a, "weight_hh"_a, "bias_ih"_a, "bias_hh"_a, "layer_norm_ih_weight"_a,
+           "layer_norm_hh_weight"_a, "layer_norm_cell_weight"_a, "layer_norm_cell_bias"_a)
       .def_readonly("weight_ih", &LayerNormLstmWeights::weight_ih)
       .def_readonly("weight_hh", &LayerNormLstmWeights::weight_hh)
       .def_readonly("bias_ih", &LayerNormLstmWeights::bias_ih)
@@ -209,7 +211,9 @@ void register_layer_norm_lstm(py::module_& m) {
           "(T, B, 3) read-only 1/std of the input, hidden and cell rows, or None without a tape.")
       .def_property_readonly(
           "c_n",
-          [](const py::object& self) { return tape_view(self, [](const auto& c) -> const auto& { return c.c_n; }, 0); },
+          [](const py::object& self) {
+            return tape_view(self, [](const auto& c) -> const auto& { return c.c_n; }, 0);
+          },
           "(B, H) read-only: each sequence's last c_t.")
       .def_property_readonly(
           "options", [](const BoundLayerNormLstmTape& t) { return t.options; },

@@ -27,7 +27,8 @@ struct BoundLstmTape {
 };
 
 py::object lstm_forward(const py::array& x, const LstmWeights& weights, const py::array& h0, const py::array& c0,
-                        const py::array& y, const PassOptions& pass, const LstmCallOptions& cell_options, bool taped) {
+                        const py::array& y, const PassOptions& pass, const LstmCallOptions& cell_options,
+                        bool taped) {
   py::object result;
   dispatch_cell(cell_options.cell, [&](auto kind) {
     using Kind = decltype(kind);
@@ -44,8 +45,9 @@ py::object lstm_forward(const py::array& x, const LstmWeights& weights, const py
       const auto* h0p = checked<Scalar>(h0, "h0", {d.batch, d.hidden}, false);
       const auto* c0p = checked<Scalar>(c0, "c0", {d.batch, d.hidden}, false);
       auto* yp = checked<Scalar>(y, "y", sequence_shape(d, width), true);
-      auto bound = std::make_unique<BoundLstmTape>(BoundLstmTape{
-          LstmTape<Scalar>(d.steps, d.batch, d.hidden, K, taped, options.zoneout()), x, h0, c0, y, pass, cell_options});
+      auto bound = std::make_unique<BoundLstmTape>(
+          BoundLstmTape{LstmTape<Scalar>(d.steps, d.batch, d.hidden, K, taped, options.zoneout()), x, h0, c0, y,
+                        pass, cell_options});
       auto& tape = std::get<LstmTape<Scalar>>(bound->core);
       if (tape.zoneout) options.cell_updates = tape.cell_updates.data();
       Scalar* gates = taped ? tape.gates.data() : nullptr;
@@ -60,9 +62,9 @@ py::object lstm_forward(const py::array& x, const LstmWeights& weights, const py
   return result;
 }
 
-void lstm_backward(const BoundLstmTape& tape, const LstmWeights& weights, const py::array& dy, const py::object& dh_n,
-                   const py::object& dc_n, const LstmWeights& grads, const py::array& dx, const py::array& dh0,
-                   const py::array& dc0, bool accumulate_dx) {
+void lstm_backward(const BoundLstmTape& tape, const LstmWeights& weights, const py::array& dy,
+                   const py::object& dh_n, const py::object& dc_n, const LstmWeights& grads, const py::array& dx,
+                   const py::array& dh0, const py::array& dc0, bool accumulate_dx) {
   const PassOptions& pass = tape.pass;
   dispatch_cell(tape.options.cell, [&](auto kind) {
     using Kind = decltype(kind);
@@ -171,8 +173,8 @@ void register_lstm(py::module_& m) {
           "cells",
           [](const py::object& self) {
             return tape_view(
-                self, [](const auto& c) -> const auto& { return c.cells; }, is_taped(self.cast<const BoundLstmTape&>()),
-                0, true);
+                self, [](const auto& c) -> const auto& { return c.cells; },
+                is_taped(self.cast<const BoundLstmTape&>()), 0, true);
           },
           "(T, B, H) read-only c_t, or None without a tape.")
       .def_property_readonly(
@@ -193,8 +195,8 @@ void register_lstm(py::module_& m) {
           "options", [](const BoundLstmTape& t) { return t.options; }, "The LstmOptions the forward ran with.");
   m.def("lstm_forward", &lstm_forward, "x"_a, "weights"_a, "h0"_a, "c0"_a, "y"_a, "options"_a, "cell_options"_a,
         "taped"_a, "Writes y; returns the tape (with c_n; gates and cells only if taped).");
-  m.def("lstm_backward", &lstm_backward, "tape"_a, "weights"_a, "dy"_a, "dh_n"_a, "dc_n"_a, "grads"_a, "dx"_a, "dh0"_a,
-        "dc0"_a, py::kw_only(), "accumulate_dx"_a = false,
+  m.def("lstm_backward", &lstm_backward, "tape"_a, "weights"_a, "dy"_a, "dh_n"_a, "dc_n"_a, "grads"_a, "dx"_a,
+        "dh0"_a, "dc0"_a, py::kw_only(), "accumulate_dx"_a = false,
         "Adds the weight gradients to grads; writes dh0, dc0, and dx (or adds to it: accumulate_dx).");
 }
 

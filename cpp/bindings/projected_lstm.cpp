@@ -73,8 +73,8 @@ py::object projected_lstm_forward(const py::array& x, const ProjectedLstmWeights
       py::gil_scoped_release release;
       const auto xs = sequence(xp, d, d.input);
       const auto ys = sequence(yp, d, width, pass.y_offset);
-      lstmcore::projected_lstm_forward<Scalar, Kind::template type>(shape, P, xs, w, hrp, options, h0p, c0p, ys, gates,
-                                                                    cells, cell_out, c_n);
+      lstmcore::projected_lstm_forward<Scalar, Kind::template type>(shape, P, xs, w, hrp, options, h0p, c0p, ys,
+                                                                    gates, cells, cell_out, c_n);
     });
   });
   return result;
@@ -118,8 +118,8 @@ void projected_lstm_backward(const BoundProjectedLstmTape& tape, const Projected
       const auto xs = sequence(xp, d, d.input), dxs = sequence(dxp, d, d.input);
       const auto ys = sequence(yp, d, width, pass.y_offset), dys = sequence(dyp, d, width, pass.y_offset);
       lstmcore::projected_lstm_backward<Scalar, Kind::template type>(
-          shape, P, xs, w, hrp, options, h0p, c0p, ys, core->gates.data(), core->cells.data(), core->cell_out.data(),
-          dys, dhn, dcn, dxs, accumulate_dx, g, ghrp, dh0p, dc0p);
+          shape, P, xs, w, hrp, options, h0p, c0p, ys, core->gates.data(), core->cells.data(),
+          core->cell_out.data(), dys, dhn, dcn, dxs, accumulate_dx, g, ghrp, dh0p, dc0p);
     });
   });
 }

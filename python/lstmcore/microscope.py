@@ -139,9 +139,7 @@ def _nan_mean(valid: np.ndarray, axis: int) -> np.ndarray:
     if valid.shape[0] == 0:
         return np.full(valid.shape[1], np.nan)
     with np.errstate(invalid="ignore"):
-        return np.where(np.isfinite(valid), valid, 0.0).sum(axis=axis) / np.maximum(
-            np.isfinite(valid).sum(axis=axis), 1
-        )
+        return np.where(np.isfinite(valid), valid, 0.0).sum(axis=axis) / np.maximum(np.isfinite(valid).sum(axis=axis), 1)
 
 
 def summarize(
@@ -201,8 +199,9 @@ def summarize(
         for gate in _gate_order(entry):
             values = np.asarray(entry[gate])
             if values.ndim != 3 or values.shape[:2] != (steps, batch):
-                raise ValueError(f"expected trace {name!r} {gate!r} of shape (T, B, H) = ({steps}, {batch}, H), "
-                                 f"got {values.shape}")
+                raise ValueError(
+                    f"expected trace {name!r} {gate!r} of shape (T, B, H) = ({steps}, {batch}, H), got {values.shape}"
+                )
             gates[gate] = _gate_stats(gate, values, mask, low, high, float(dead_fraction), int(bins))
         hidden = int(np.shape(next(iter(entry.values())))[2])
         layers.append({"name": str(name), "hidden": hidden, "gates": gates})
@@ -249,8 +248,7 @@ def format_summary(summary: Mapping[str, Any]) -> str:
         f"{summary['batch']} sequences, {summary['steps']} steps, {summary['valid_steps']} valid steps; "
         f"saturated: < {low:g} or > {high:g} (candidate |v| > {high:g}); dead / open: on >= "
         f"{summary['settings']['dead_fraction']:.0%} of valid steps",
-        f"{'layer':<12} {'gate':<10} {'mean':>7} {'std':>7} {'satur.':>7}  {'dead units':<16} "
-        f"{'open units':<16} histogram",
+        f"{'layer':<12} {'gate':<10} {'mean':>7} {'std':>7} {'satur.':>7}  {'dead units':<16} {'open units':<16} histogram",
     ]
     for layer in summary["layers"]:
         for gate, stats in layer["gates"].items():
@@ -353,7 +351,9 @@ def plot(summary: Mapping[str, Any], directory: str | os.PathLike[str]) -> list[
 # ----------------------------------------------------------------------------- ablation
 
 
-def mean_values(summary: Mapping[str, Any], gates: Sequence[str] = ("input", "forget", "candidate", "output")) -> dict[str, np.ndarray]:
+def mean_values(
+    summary: Mapping[str, Any], gates: Sequence[str] = ("input", "forget", "candidate", "output")
+) -> dict[str, np.ndarray]:
     """Mean-ablation values from a summary: per gate an (L*D, H) array of each unit's mean
     activation on the summarised data (per layer-direction), ready for ``ablate=`` and
     for ``ablation_report(values=...)``. Gates missing from the summary are skipped."""

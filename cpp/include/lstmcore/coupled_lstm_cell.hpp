@@ -21,7 +21,10 @@ class CoupledLstmCell {
 
   CoupledLstmCell(const LstmOptions<Scalar>& options, Range units, Index hidden, const Scalar* bias,
                   Scalar* bias_grad = nullptr)
-      : clamps_(options.clamps, units.begin), sums_(bias_grad, units.size()), n_(units.size()), H_(hidden),
+      : clamps_(options.clamps, units.begin),
+        sums_(bias_grad, units.size()),
+        n_(units.size()),
+        H_(hidden),
         bias_(bias) {}
 
   // One row, all of this thread's units ...
@@ -37,8 +40,8 @@ class CoupledLstmCell {
       using namespace Eigen::internal;
       using P = decltype(p);
       const P i = clamps_.value(kClampInput, j, gate_sigmoid(padd(ploadu<P>(pre + j), ploadu<P>(bias + j))));
-      const P g = clamps_.value(kClampCandidate, j,
-                                gate_tanh(padd(ploadu<P>(pre + H + j), ploadu<P>(bias + n + j))));
+      const P g =
+          clamps_.value(kClampCandidate, j, gate_tanh(padd(ploadu<P>(pre + H + j), ploadu<P>(bias + n + j))));
       const P o = clamps_.value(kClampOutput, j,
                                 gate_sigmoid(padd(ploadu<P>(pre + 2 * H + j), ploadu<P>(bias + 2 * n + j))));
       const P c_prev = ploadu<P>(c_before + j);

@@ -47,8 +47,7 @@ class GateClamps {
     if constexpr (std::is_floating_point_v<P>) {
       return held != held ? d_pre : P(0);
     } else {
-      return Eigen::internal::pselect(Eigen::internal::pcmp_eq(held, held),
-                                      Eigen::internal::pzero(d_pre), d_pre);
+      return Eigen::internal::pselect(Eigen::internal::pcmp_eq(held, held), Eigen::internal::pzero(d_pre), d_pre);
     }
   }
 

@@ -19,7 +19,8 @@ class GateSums {
   // Writes units [j, j + lanes) of each gate's gradient, gate k at da + k * stride (the
   // tape's layout), and adds them to the sums.
   template <typename P, typename... Gradients>
-  EIGEN_ALWAYS_INLINE void write(Scalar* da, Index stride, Index j, const P& first, const Gradients&... rest) const {
+  EIGEN_ALWAYS_INLINE void write(Scalar* da, Index stride, Index j, const P& first,
+                                 const Gradients&... rest) const {
     int gate = 0;
     for (const P& gradient : {first, rest...}) {
       Eigen::internal::pstoreu(da + gate * stride + j, gradient);

@@ -74,9 +74,9 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
       // The input projection into the r, z, n columns of this thread's units, a chunk of
       // steps at a time; this thread's columns and rows only, so it needs no barrier.
       if (projection.starts(step) && n > 0 && rows.size() > 0 && !unpacked) {
-        packed_products<Scalar>(x.rows(projection.first_time(step), B, rows), projection.steps(step) * rows.size(), I,
-                                panels.ih(), panels.ih_size(), n, projection.chunk_rows(step, rows, units.begin), H, 3,
-                                false, workspace);
+        packed_products<Scalar>(x.rows(projection.first_time(step), B, rows), projection.steps(step) * rows.size(),
+                                I, panels.ih(), panels.ih_size(), n, projection.chunk_rows(step, rows, units.begin),
+                                H, 3, false, workspace);
       }
       Scalar* tape_t = projection.rows(step);
       Scalar* h_t = y.at(t, 0);
@@ -93,8 +93,7 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
                                       gate < 2);
             continue;
           }
-          multiply_rows<Scalar>(h_rows, live, H, panels.hh(gate), n, tape_t + r0 * W + column, W,
-                                gate < 2);
+          multiply_rows<Scalar>(h_rows, live, H, panels.hh(gate), n, tape_t + r0 * W + column, W, gate < 2);
         }
         for (Index b = r0; b < live_end; ++b) {
           Scalar* tape = tape_t + b * W + units.begin;  // pre-activations in, gates out

@@ -20,9 +20,9 @@
 
 #include "lstmcore/activations.hpp"
 #include "lstmcore/column_sums.hpp"
+#include "lstmcore/gate_clamp.hpp"
 #include "lstmcore/gate_weight_grads.hpp"
 #include "lstmcore/input_gradient.hpp"
-#include "lstmcore/gate_clamp.hpp"
 #include "lstmcore/packed_product.hpp"
 #include "lstmcore/sequence.hpp"
 #include "lstmcore/team.hpp"
@@ -155,15 +155,13 @@ void layer_norm_lstm_forward(const SequenceShape& s, SequenceView<const Scalar> 
                                 projection.chunk_rows(step, part.rows, units.begin), H, 4, false, workspace);
       }
       const Scalar* c_later = taped ? cells + t_before * B * H : cell_pair.data() + ((step - 1) & 1) * B * H;
-      const StateRows<Scalar> c_prev =
-          c_before.at(step, {c0, H}, {c_later, H}, {my_rows.begin, update_end});
+      const StateRows<Scalar> c_prev = c_before.at(step, {c0, H}, {c_later, H}, {my_rows.begin, update_end});
       Scalar* c_t = taped ? cells + t * B * H : cell_pair.data() + (step & 1) * B * H;
       Scalar* hidden_t = taped ? tape.hidden_norm + t * B * G : step_hidden.data();
       if (n > 0 && live > 0) {
         for (Index gate = 0; gate < 4; ++gate) {
-          multiply_rows<Scalar>(h_prev.rows(r0), live, H,
-                                panels.hh(gate), n, hidden_t + r0 * G + gate * H + units.begin, G,
-                                false);
+          multiply_rows<Scalar>(h_prev.rows(r0), live, H, panels.hh(gate), n,
+                                hidden_t + r0 * G + gate * H + units.begin, G, false);
         }
       }
       if (!plan.by_batch) barrier.wait(team);
@@ -175,8 +173,11 @@ void layer_norm_lstm_forward(const SequenceShape& s, SequenceView<const Scalar> 
       }
       if (taped) {
         zero_padding_rows<Scalar>({update_end, my_rows.end}, {0, H},
-                                  {{y.at(t, 0), y.batch_stride}, {gates + t * B * G, G, 4, H}, {c_t, H},
-                                   {tape.cell_norm + t * B * H, H}, {hidden_t, G, 4, H}});
+                                  {{y.at(t, 0), y.batch_stride},
+                                   {gates + t * B * G, G, 4, H},
+                                   {c_t, H},
+                                   {tape.cell_norm + t * B * H, H},
+                                   {hidden_t, G, 4, H}});
       } else {
         zero_padding_rows<Scalar>({update_end, my_rows.end}, {0, H}, {{y.at(t, 0), y.batch_stride}});
       }
@@ -231,12 +232,11 @@ void layer_norm_lstm_forward(const SequenceShape& s, SequenceView<const Scalar> 
 template <typename Scalar>
 void layer_norm_lstm_backward(const SequenceShape& s, SequenceView<const Scalar> x, const GatedWeights<Scalar>& w,
                               const LayerNormParams<Scalar>& ln, const std::array<const Scalar*, 4>& clamps,
-                              const Scalar* h0, const Scalar* c0, SequenceView<const Scalar> y,
-                              const Scalar* gates, const Scalar* cells, const LayerNormTape<Scalar>& tape,
-                              SequenceView<const Scalar> dy, const Scalar* dh_n, const Scalar* dc_n,
-                              SequenceView<Scalar> dx, bool accumulate_dx, const GatedGrads<Scalar>& grads,
-                              const LayerNormGrads<Scalar>& ln_grads,
-                              Scalar* dh0, Scalar* dc0) {
+                              const Scalar* h0, const Scalar* c0, SequenceView<const Scalar> y, const Scalar* gates,
+                              const Scalar* cells, const LayerNormTape<Scalar>& tape, SequenceView<const Scalar> dy,
+                              const Scalar* dh_n, const Scalar* dc_n, SequenceView<Scalar> dx, bool accumulate_dx,
+                              const GatedGrads<Scalar>& grads, const LayerNormGrads<Scalar>& ln_grads, Scalar* dh0,
+                              Scalar* dc0) {
   const Index B = s.batch, H = s.hidden, I = s.input, G = 4 * H, rows = s.rows();
   using Layout = PanelLayout<Scalar>;
   // (T*B, 4H) each: gradients of the raw input projection and of the raw recurrent
@@ -290,12 +290,14 @@ void layer_norm_lstm_backward(const SequenceShape& s, SequenceView<const Scalar>
           using P = decltype(p);
           const P one = pset1<P>(Scalar(1));
           const P o = ploadu<P>(gate + 3 * H + j);
-          const P tanh_n = gate_tanh(pmadd(ploadu<P>(ln.gain_cell + j), ploadu<P>(c_norm + j), ploadu<P>(ln.bias_cell + j)));
+          const P tanh_n =
+              gate_tanh(pmadd(ploadu<P>(ln.gain_cell + j), ploadu<P>(c_norm + j), ploadu<P>(ln.bias_cell + j)));
           const P dh_total = padd(ploadu<P>(dy_b + j), ploadu<P>(dh_b + j));
           const P dn = pmul(pmul(dh_total, o), psub(one, pmul(tanh_n, tanh_n)));
           pstoreu(d_out.data() + j, dn);
           pstoreu(d_cell_norm.data() + j, pmul(dn, ploadu<P>(ln.gain_cell + j)));
-          pstoreu(da.data() + 3 * H + j, held.gradient(kClampOutput, j, pmul(pmul(dh_total, tanh_n), pmul(o, psub(one, o)))));
+          pstoreu(da.data() + 3 * H + j,
+                  held.gradient(kClampOutput, j, pmul(pmul(dh_total, tanh_n), pmul(o, psub(one, o)))));
         });
         normalize_row_backward(d_cell_norm.data(), c_norm, tape.inv_std[r * 3 + 2], H, dc_from_h.data());
         for_each_unit<Scalar>(H, [&](Index j, auto p) {
@@ -305,8 +307,11 @@ void layer_norm_lstm_backward(const SequenceShape& s, SequenceView<const Scalar>
           const P i = ploadu<P>(gate + j), f = ploadu<P>(gate + H + j), g = ploadu<P>(gate + 2 * H + j);
           const P dc_total = padd(ploadu<P>(dc_b + j), ploadu<P>(dc_from_h.data() + j));
           pstoreu(da.data() + j, held.gradient(kClampInput, j, pmul(pmul(dc_total, g), pmul(i, psub(one, i)))));
-          pstoreu(da.data() + H + j, held.gradient(kClampForget, j, pmul(pmul(dc_total, ploadu<P>(c_old + j)), pmul(f, psub(one, f)))));
-          pstoreu(da.data() + 2 * H + j, held.gradient(kClampCandidate, j, pmul(pmul(dc_total, i), psub(one, pmul(g, g)))));
+          pstoreu(
+              da.data() + H + j,
+              held.gradient(kClampForget, j, pmul(pmul(dc_total, ploadu<P>(c_old + j)), pmul(f, psub(one, f)))));
+          pstoreu(da.data() + 2 * H + j,
+                  held.gradient(kClampCandidate, j, pmul(pmul(dc_total, i), psub(one, pmul(g, g)))));
           pstoreu(dc_b + j, pmul(dc_total, f));
         });
         const Scalar* input_norm = tape.input_norm + r * G;

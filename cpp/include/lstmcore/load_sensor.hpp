@@ -28,7 +28,7 @@ void sense_team(std::chrono::nanoseconds slowest_start, std::chrono::nanoseconds
 struct LoadSensorState {
   long passes_sensed = 0;
   long busy_verdicts = 0;
-  long holds_renewed = 0;  // holds started again because the caller waited for a core
+  long holds_renewed = 0;   // holds started again because the caller waited for a core
   double hold_seconds = 0;  // the current hold (doubled by consecutive busy verdicts)
   double last_slowest_start_us = 0;
   double last_longest_sleep_us = 0;

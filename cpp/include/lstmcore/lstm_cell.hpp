@@ -23,7 +23,10 @@ class LstmCell {
   // (forward); backward adds each row's gate gradients to bias_grad (4, n) if given.
   LstmCell(const LstmOptions<Scalar>& options, Range units, Index hidden, const Scalar* bias,
            Scalar* bias_grad = nullptr)
-      : clamps_(options.clamps, units.begin), sums_(bias_grad, units.size()), n_(units.size()), H_(hidden),
+      : clamps_(options.clamps, units.begin),
+        sums_(bias_grad, units.size()),
+        n_(units.size()),
+        H_(hidden),
         bias_(bias) {}
 
   // One row. pre: gate k's pre-activations (without bias) at pre + k*H; replaced by the
@@ -41,8 +44,8 @@ class LstmCell {
       using namespace Eigen::internal;
       using P = decltype(p);
       const P i = clamps_.value(kClampInput, j, gate_sigmoid(padd(ploadu<P>(pre + j), ploadu<P>(bias + j))));
-      const P f = clamps_.value(kClampForget, j,
-                                gate_sigmoid(padd(ploadu<P>(pre + H + j), ploadu<P>(bias + n + j))));
+      const P f =
+          clamps_.value(kClampForget, j, gate_sigmoid(padd(ploadu<P>(pre + H + j), ploadu<P>(bias + n + j))));
       const P g = clamps_.value(kClampCandidate, j,
                                 gate_tanh(padd(ploadu<P>(pre + 2 * H + j), ploadu<P>(bias + 2 * n + j))));
       const P o = clamps_.value(kClampOutput, j,
@@ -74,8 +77,8 @@ class LstmCell {
       // dc_total = dc + dh_total * o * (1 - tanh(c)^2)
       const P dc_total = pmadd(pmul(dh_total, o), psub(one, pmul(tanh_c, tanh_c)), ploadu<P>(dc + j));
       const P da_i = clamps_.gradient(kClampInput, j, pmul(pmul(dc_total, g), pmul(i, psub(one, i))));
-      const P da_f = clamps_.gradient(kClampForget, j,
-                                      pmul(pmul(dc_total, ploadu<P>(c_before + j)), pmul(f, psub(one, f))));
+      const P da_f =
+          clamps_.gradient(kClampForget, j, pmul(pmul(dc_total, ploadu<P>(c_before + j)), pmul(f, psub(one, f))));
       const P da_g = clamps_.gradient(kClampCandidate, j, pmul(pmul(dc_total, i), psub(one, pmul(g, g))));
       const P da_o = clamps_.gradient(kClampOutput, j, pmul(pmul(dh_total, tanh_c), pmul(o, psub(one, o))));
       sums_.write(da, H, j, da_i, da_f, da_g, da_o);

@@ -47,8 +47,8 @@ namespace lstmcore {
 // alternates between two buffers, so the forward writes nothing of size T*B*H but y.
 template <typename Scalar, template <typename> class Cell>
 void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const GatedWeights<Scalar>& w,
-                  const LstmOptions<Scalar>& options, const Scalar* h0, const Scalar* c0,
-                  SequenceView<Scalar> y, Scalar* gates, Scalar* cells, Scalar* c_n) {
+                  const LstmOptions<Scalar>& options, const Scalar* h0, const Scalar* c0, SequenceView<Scalar> y,
+                  Scalar* gates, Scalar* cells, Scalar* c_n) {
   constexpr Index K = Cell<Scalar>::kGates;
   const Index B = s.batch, H = s.hidden, I = s.input, G = K * H;
   using Layout = PanelLayout<Scalar>;
@@ -85,16 +85,16 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
       // This part's rows [r0, live_end) hold real steps at time t, [live_end, rows.end) padding.
       const Index live_end = part.live_end(s.active(t)), live = live_end - r0;
       const Index t_before = s.time_before(step);
-      const StateRows<Scalar> h_prev = h_before.at(step, {h0, H}, {y.at(t_before, 0), y.batch_stride}, {r0, live_end});
+      const StateRows<Scalar> h_prev =
+          h_before.at(step, {h0, H}, {y.at(t_before, 0), y.batch_stride}, {r0, live_end});
       const RowView<Scalar> h_prev_rows = h_prev.rows(r0);
       Scalar* h_t = y.at(t, 0);
       // The input projection of a chunk of steps, for this thread's gate columns and rows
       // only, so it needs no barrier.
       if (projection.starts(step) && n > 0 && rows.size() > 0 && !unpacked) {
         const Index first_time = projection.first_time(step);
-        packed_products<Scalar>(x.rows(first_time, B, rows), projection.steps(step) * rows.size(), I,
-                                panels.ih(), panels.ih_size(), n, projection.chunk_rows(step, rows, ub), H, K, false,
-                                workspace);
+        packed_products<Scalar>(x.rows(first_time, B, rows), projection.steps(step) * rows.size(), I, panels.ih(),
+                                panels.ih_size(), n, projection.chunk_rows(step, rows, ub), H, K, false, workspace);
       }
       Scalar* gates_t = projection.rows(step);
       Scalar* c_t = taped ? cells + t * B * H : cell_pair.data() + (step & 1) * B * H;
@@ -127,8 +127,8 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
           const Index cols = std::min(Layout::kWidth, n - j0);
           for (Index gate = 0; gate < K; ++gate) {
             // Panels are kWidth columns by depth H: columns from j0 start j0 * H values in.
-            multiply_rows<Scalar>(h_prev_rows, live, H, panels.hh(gate) + j0 * H, cols,
-                                  gates_live + gate * H + j0, G, true);
+            multiply_rows<Scalar>(h_prev_rows, live, H, panels.hh(gate) + j0 * H, cols, gates_live + gate * H + j0,
+                                  G, true);
           }
           for (Index b = r0; b < live_end; ++b) {
             cell.forward(gates_t + b * G + ub, c_prev.row(b) + ub, c_t + b * H + ub, h_t + b * y.batch_stride + ub,
@@ -137,8 +137,7 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
         }
       } else if (n > 0 && live > 0 && mask_tiles.empty()) {
         for (Index gate = 0; gate < K; ++gate) {
-          multiply_rows<Scalar>(h_prev_rows, live, H, panels.hh(gate), n, gates_live + gate * H,
-                                G, true);
+          multiply_rows<Scalar>(h_prev_rows, live, H, panels.hh(gate), n, gates_live + gate * H, G, true);
         }
       } else if (n > 0 && live > 0) {
         // h_{t-1} * mask, packed once for the K gate products.
@@ -160,8 +159,8 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
           if (options.zoneout()) {
             Scalar* update = options.cell_updates ? options.cell_updates + (t * B + b) * H + ub : nullptr;
             Zoneout<Scalar>(options, t * B + b, H, ub)
-                .forward(n, c_prev.row(b) + ub, c_t + b * H + ub, h_prev.row(b) + ub,
-                         h_t + b * y.batch_stride + ub, update);
+                .forward(n, c_prev.row(b) + ub, c_t + b * H + ub, h_prev.row(b) + ub, h_t + b * y.batch_stride + ub,
+                         update);
           }
         }
         for (Index b = part.live_end(s.active_after(step)); b < live_end && c_n; ++b) {
@@ -170,8 +169,10 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
       }
       Scalar* updates_t = taped && options.cell_updates ? options.cell_updates + t * B * H : nullptr;
       zero_padding_rows<Scalar>({live_end, rows.end}, units,
-                                {{h_t, y.batch_stride}, {taped ? gates_t : nullptr, G, K, H},
-                                 {taped ? c_t : nullptr, H}, {updates_t, H}});
+                                {{h_t, y.batch_stride},
+                                 {taped ? gates_t : nullptr, G, K, H},
+                                 {taped ? c_t : nullptr, H},
+                                 {updates_t, H}});
       // Split over units, the next step reads every thread's h_t; over the batch, only
       // this thread's rows.
       if (!plan.by_batch) barrier.wait(team);
@@ -191,9 +192,8 @@ template <typename Scalar, template <typename> class Cell>
 void lstm_backward(const SequenceShape& s, SequenceView<const Scalar> x, const GatedWeights<Scalar>& w,
                    const LstmOptions<Scalar>& options, const Scalar* h0, const Scalar* c0,
                    SequenceView<const Scalar> y, const Scalar* gates, const Scalar* cells,
-                   SequenceView<const Scalar> dy, const Scalar* dh_n, const Scalar* dc_n,
-                   SequenceView<Scalar> dx, bool accumulate_dx, const GatedGrads<Scalar>& grads, Scalar* dh0,
-                   Scalar* dc0) {
+                   SequenceView<const Scalar> dy, const Scalar* dh_n, const Scalar* dc_n, SequenceView<Scalar> dx,
+                   bool accumulate_dx, const GatedGrads<Scalar>& grads, Scalar* dh0, Scalar* dc0) {
   constexpr Index K = Cell<Scalar>::kGates;
   const Index B = s.batch, H = s.hidden, I = s.input, G = K * H, rows = s.rows();
   // (T*B, K*H): gradient of the gate pre-activations a_t, kept for the weight GEMMs.
@@ -244,8 +244,8 @@ void lstm_backward(const SequenceShape& s, SequenceView<const Scalar> x, const G
         Scalar* dh_b = dh0 + b * H + ub;
         Scalar* dc_b = dc0 + b * H + ub;
         if (!options.zoneout()) {
-          cell.backward(gates_t + b * G + ub, c_prev.row(b) + ub, c_t + b * H + ub,
-                        dy.at(t, b) + ub, dh_b, dc_b, d_gates_t + b * G + ub);
+          cell.backward(gates_t + b * G + ub, c_prev.row(b) + ub, c_t + b * H + ub, dy.at(t, b) + ub, dh_b, dc_b,
+                        d_gates_t + b * G + ub);
           continue;
         }
         // The cell saw its own update c~_t; kappa's share of the gradients bypasses it.
@@ -299,8 +299,8 @@ void lstm_backward(const SequenceShape& s, SequenceView<const Scalar> x, const G
     // Weight gradients as products over all steps, split by output rows.
     const Range gate_rows = split_range(G, thread, team, PanelLayout<Scalar>::kRows);
     if (gate_rows.size() > 0) {
-      add_gate_weight_grads(s, d_gates, d_gates, G, gate_rows.begin, gate_rows.size(), x,
-                            h_first, h_later, H, grads.weight_ih, grads.weight_hh, workspace);
+      add_gate_weight_grads(s, d_gates, d_gates, G, gate_rows.begin, gate_rows.size(), x, h_first, h_later, H,
+                            grads.weight_ih, grads.weight_hh, workspace);
     }
     in_thread_order(thread, team, barrier, [&] {
       add_bias_share(bias_grad.data(), K, H, units, grads.bias_ih);

@@ -99,8 +99,9 @@ struct TileDepthPacket {
   using Full = typename PanelLayout<Scalar>::Packet;
   using Half = typename Eigen::internal::unpacket_traits<Full>::half;
   static constexpr Index kRows = PanelLayout<Scalar>::kRows;
-  using type = std::conditional_t<Eigen::internal::unpacket_traits<Full>::size == kRows, Full,
-                                  std::conditional_t<Eigen::internal::unpacket_traits<Half>::size == kRows, Half, void>>;
+  using type =
+      std::conditional_t<Eigen::internal::unpacket_traits<Full>::size == kRows, Full,
+                         std::conditional_t<Eigen::internal::unpacket_traits<Half>::size == kRows, Half, void>>;
 };
 
 // out[i * R + r] = rows[r][k + i] where `keep` has lane r set, else 0, for r, i < R (R =
@@ -274,8 +275,8 @@ struct TileOutput {
 // Row r of the tile += a(k, r) * (b_lo, b_hi) for the rows r < R; with P = 1 packet, only
 // b_lo (a panel of at most kLanes columns).
 template <int R, int P, typename Source, typename Packet>
-EIGEN_ALWAYS_INLINE void tile_step(TileAccumulators<Packet>& acc, const Source& a, Index k,
-                                   const Packet& b_lo, const Packet& b_hi) {
+EIGEN_ALWAYS_INLINE void tile_step(TileAccumulators<Packet>& acc, const Source& a, Index k, const Packet& b_lo,
+                                   const Packet& b_hi) {
   using namespace Eigen::internal;
   Packet x = pset1<Packet>(a(k, 0));
   acc.lo0 = pmadd(x, b_lo, acc.lo0);
@@ -319,8 +320,7 @@ EIGEN_ALWAYS_INLINE void tile_step(TileAccumulators<Packet>& acc, const Source& 
 
 // Writes (or adds) one row of a tile into up to kWidth columns of C.
 template <typename Scalar, typename Packet>
-EIGEN_ALWAYS_INLINE void tile_store(const Packet& lo, const Packet& hi, Scalar* row, Index cols,
-                                    bool accumulate) {
+EIGEN_ALWAYS_INLINE void tile_store(const Packet& lo, const Packet& hi, Scalar* row, Index cols, bool accumulate) {
   using namespace Eigen::internal;
   using L = PanelLayout<Scalar>;
   constexpr int N = L::kLanes;
@@ -349,8 +349,8 @@ EIGEN_ALWAYS_INLINE void tile_store(const Packet& lo, const Packet& hi, Scalar* 
 // thread's units is often half full (H = 96 on 2 threads: 48 units, 1.5 panels), and
 // its zero half took as long as a full one.
 template <typename Scalar, int R, int P, typename Source>
-void tile_kernel(const Source& a, Index depth, const Scalar* panel, const TileOutput<Scalar>& c,
-                 Index cols, bool accumulate) {
+void tile_kernel(const Source& a, Index depth, const Scalar* panel, const TileOutput<Scalar>& c, Index cols,
+                 bool accumulate) {
   using namespace Eigen::internal;
   using L = PanelLayout<Scalar>;
   using Packet = typename L::Packet;
@@ -404,15 +404,21 @@ void tile_kernel(const Source& a, Index depth, const Scalar* panel, const TileOu
 }
 
 template <typename Scalar, int P, typename Source>
-void tile_kernel_rows(Index rows, const Source& a, Index depth, const Scalar* panel,
-                      const TileOutput<Scalar>& c, Index cols, bool accumulate) {
+void tile_kernel_rows(Index rows, const Source& a, Index depth, const Scalar* panel, const TileOutput<Scalar>& c,
+                      Index cols, bool accumulate) {
   switch (rows) {
-    case 1: return tile_kernel<Scalar, 1, P>(a, depth, panel, c, cols, accumulate);
-    case 2: return tile_kernel<Scalar, 2, P>(a, depth, panel, c, cols, accumulate);
-    case 3: return tile_kernel<Scalar, 3, P>(a, depth, panel, c, cols, accumulate);
-    case 4: return tile_kernel<Scalar, 4, P>(a, depth, panel, c, cols, accumulate);
-    case 5: return tile_kernel<Scalar, 5, P>(a, depth, panel, c, cols, accumulate);
-    case 6: return tile_kernel<Scalar, 6, P>(a, depth, panel, c, cols, accumulate);
+    case 1:
+      return tile_kernel<Scalar, 1, P>(a, depth, panel, c, cols, accumulate);
+    case 2:
+      return tile_kernel<Scalar, 2, P>(a, depth, panel, c, cols, accumulate);
+    case 3:
+      return tile_kernel<Scalar, 3, P>(a, depth, panel, c, cols, accumulate);
+    case 4:
+      return tile_kernel<Scalar, 4, P>(a, depth, panel, c, cols, accumulate);
+    case 5:
+      return tile_kernel<Scalar, 5, P>(a, depth, panel, c, cols, accumulate);
+    case 6:
+      return tile_kernel<Scalar, 6, P>(a, depth, panel, c, cols, accumulate);
   }
   if constexpr (PanelLayout<Scalar>::kRows > 6) {
     if (rows == 7) return tile_kernel<Scalar, 7, P>(a, depth, panel, c, cols, accumulate);
@@ -421,9 +427,10 @@ void tile_kernel_rows(Index rows, const Source& a, Index depth, const Scalar* pa
 }
 
 template <typename Scalar, typename Source>
-void tile_kernel_rows(Index rows, const Source& a, Index depth, const Scalar* panel,
-                      const TileOutput<Scalar>& c, Index cols, bool accumulate) {
-  if (cols <= PanelLayout<Scalar>::kLanes) return tile_kernel_rows<Scalar, 1>(rows, a, depth, panel, c, cols, accumulate);
+void tile_kernel_rows(Index rows, const Source& a, Index depth, const Scalar* panel, const TileOutput<Scalar>& c,
+                      Index cols, bool accumulate) {
+  if (cols <= PanelLayout<Scalar>::kLanes)
+    return tile_kernel_rows<Scalar, 1>(rows, a, depth, panel, c, cols, accumulate);
   tile_kernel_rows<Scalar, 2>(rows, a, depth, panel, c, cols, accumulate);
 }
 
@@ -474,8 +481,8 @@ void multiply_packed(const Scalar* a_tiles, Index rows, Index depth, const Scala
 
 // ... with C's rows ldc apart.
 template <typename Scalar>
-void multiply_packed(const Scalar* a_tiles, Index rows, Index depth, const Scalar* b_panels,
-                     Index n, Scalar* c, Index ldc, bool accumulate) {
+void multiply_packed(const Scalar* a_tiles, Index rows, Index depth, const Scalar* b_panels, Index n, Scalar* c,
+                     Index ldc, bool accumulate) {
   multiply_packed<Scalar>(a_tiles, rows, depth, b_panels, n, OutputRows<Scalar>{c, ldc}, 0, accumulate);
 }
 
@@ -547,9 +554,9 @@ constexpr Index kProjectionRowBlock = 128;
 // b_panels + g * b_stride and C_g's row r at c.row(r) + g * c_stride. A row block of A is
 // packed once for all the products that share it: the gate blocks of one projection.
 template <typename Scalar>
-void packed_products(RowView<Scalar> a, Index rows, Index depth, const Scalar* b_panels,
-                     Index b_stride, Index n, OutputRows<Scalar> c, Index c_stride, Index count,
-                     bool accumulate, ProductWorkspace<Scalar>& ws) {
+void packed_products(RowView<Scalar> a, Index rows, Index depth, const Scalar* b_panels, Index b_stride, Index n,
+                     OutputRows<Scalar> c, Index c_stride, Index count, bool accumulate,
+                     ProductWorkspace<Scalar>& ws) {
   using L = PanelLayout<Scalar>;
   const Index blocks = (rows + kProjectionRowBlock - 1) / kProjectionRowBlock;
   const Index longest = blocks > 0 ? (rows + blocks - 1) / blocks : 0;

@@ -50,7 +50,8 @@ class PeepholeLstmCell {
       const P g = clamps_.value(kClampCandidate, j,
                                 gate_tanh(padd(ploadu<P>(pre + 2 * H + j), ploadu<P>(bias + 2 * n + j))));
       const P c = pmadd(f, c_prev, pmul(i, g));
-      const P a_o = pmadd(ploadu<P>(peep + 2 * H + j), c, padd(ploadu<P>(pre + 3 * H + j), ploadu<P>(bias + 3 * n + j)));
+      const P a_o =
+          pmadd(ploadu<P>(peep + 2 * H + j), c, padd(ploadu<P>(pre + 3 * H + j), ploadu<P>(bias + 3 * n + j)));
       const P o = clamps_.value(kClampOutput, j, gate_sigmoid(a_o));
       pstoreu(pre + j, i);
       pstoreu(pre + H + j, f);

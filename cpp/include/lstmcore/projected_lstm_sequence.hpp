@@ -43,8 +43,7 @@ template <typename Scalar, template <typename> class Cell>
 void projected_lstm_forward(const SequenceShape& s, Index proj, SequenceView<const Scalar> x,
                             const GatedWeights<Scalar>& w, const Scalar* weight_hr,
                             const LstmOptions<Scalar>& options, const Scalar* h0, const Scalar* c0,
-                            SequenceView<Scalar> y, Scalar* gates, Scalar* cells, Scalar* cell_out,
-                            Scalar* c_n) {
+                            SequenceView<Scalar> y, Scalar* gates, Scalar* cells, Scalar* cell_out, Scalar* c_n) {
   constexpr Index K = Cell<Scalar>::kGates;
   const Index B = s.batch, H = s.hidden, P = proj, I = s.input, G = K * H;
   using Layout = PanelLayout<Scalar>;
@@ -73,12 +72,11 @@ void projected_lstm_forward(const SequenceShape& s, Index proj, SequenceView<con
       const Index t = s.time_at(step);
       const Index alive = s.active(t);
       const Index t_before = s.time_before(step);
-      const StateRows<Scalar> h_prev =
-          h_before.at(step, {h0, P}, {y.at(t_before, 0), y.batch_stride}, {0, alive});
+      const StateRows<Scalar> h_prev = h_before.at(step, {h0, P}, {y.at(t_before, 0), y.batch_stride}, {0, alive});
       if (projection.starts(step) && n > 0) {
-        packed_products<Scalar>(x.rows(projection.first_time(step), B), projection.steps(step) * B, I,
-                                panels.ih(), panels.ih_size(), n, projection.chunk_rows(step, {0, B}, units.begin), H,
-                                K, false, workspace);
+        packed_products<Scalar>(x.rows(projection.first_time(step), B), projection.steps(step) * B, I, panels.ih(),
+                                panels.ih_size(), n, projection.chunk_rows(step, {0, B}, units.begin), H, K, false,
+                                workspace);
       }
       Scalar* gates_t = projection.rows(step);
       Scalar* c_t = taped ? cells + t * B * H : cell_pair.data() + (step & 1) * B * H;
@@ -88,12 +86,12 @@ void projected_lstm_forward(const SequenceShape& s, Index proj, SequenceView<con
       Scalar* h_t = y.at(t, 0);
       if (n > 0 && alive > 0) {
         for (Index gate = 0; gate < K; ++gate) {
-          multiply_rows<Scalar>(h_prev.rows(0), alive, P, panels.hh(gate), n,
-                                gates_t + gate * H + units.begin, G, true);
+          multiply_rows<Scalar>(h_prev.rows(0), alive, P, panels.hh(gate), n, gates_t + gate * H + units.begin, G,
+                                true);
         }
         for (Index b = 0; b < alive; ++b) {
-          cell.forward(gates_t + b * G + units.begin, c_prev.row(b) + units.begin,
-                       c_t + b * H + units.begin, r_t + b * H + units.begin);
+          cell.forward(gates_t + b * G + units.begin, c_prev.row(b) + units.begin, c_t + b * H + units.begin,
+                       r_t + b * H + units.begin);
         }
         for (Index b = s.active_after(step); b < alive && c_n; ++b) {
           std::copy_n(c_t + b * H + units.begin, n, c_n + b * H + units.begin);
@@ -120,8 +118,7 @@ void projected_lstm_backward(const SequenceShape& s, Index proj, SequenceView<co
                              SequenceView<const Scalar> y, const Scalar* gates, const Scalar* cells,
                              const Scalar* cell_out, SequenceView<const Scalar> dy, const Scalar* dh_n,
                              const Scalar* dc_n, SequenceView<Scalar> dx, bool accumulate_dx,
-                             const GatedGrads<Scalar>& grads,
-                             Scalar* grad_hr, Scalar* dh0, Scalar* dc0) {
+                             const GatedGrads<Scalar>& grads, Scalar* grad_hr, Scalar* dh0, Scalar* dc0) {
   constexpr Index K = Cell<Scalar>::kGates;
   const Index B = s.batch, H = s.hidden, P = proj, I = s.input, G = K * H, rows = s.rows();
   using Layout = PanelLayout<Scalar>;
@@ -175,9 +172,8 @@ void projected_lstm_backward(const SequenceShape& s, Index proj, SequenceView<co
       if (n > 0 && alive > 0) {
         multiply_rows<Scalar>({d_hidden_t, P}, alive, P, packed_hr.data(), n, d_cell_out + units.begin, H, false);
         for (Index b = 0; b < alive; ++b) {
-          cell.backward(gates_t + b * G + units.begin, c_prev.row(b) + units.begin,
-                        c_t + b * H + units.begin, d_cell_out + b * H + units.begin,
-                        no_recurrent_gradient.data(), dc0 + b * H + units.begin,
+          cell.backward(gates_t + b * G + units.begin, c_prev.row(b) + units.begin, c_t + b * H + units.begin,
+                        d_cell_out + b * H + units.begin, no_recurrent_gradient.data(), dc0 + b * H + units.begin,
                         d_gates_t + b * G + units.begin);
         }
       }
@@ -194,8 +190,8 @@ void projected_lstm_backward(const SequenceShape& s, Index proj, SequenceView<co
     const Range gate_rows = split_range(G, thread, team, Layout::kRows);
     if (gate_rows.size() > 0) {
       const Index r0 = gate_rows.begin, nr = gate_rows.size();
-      add_gate_weight_grads(s, d_gates, d_gates, G, r0, nr, x, h0, y, P, grads.weight_ih,
-                            grads.weight_hh, workspace);
+      add_gate_weight_grads(s, d_gates, d_gates, G, r0, nr, x, h0, y, P, grads.weight_ih, grads.weight_hh,
+                            workspace);
     }
     // Each thread's units are its own: no order to keep.
     add_bias_share(bias_grad.data(), K, H, units, grads.bias_ih);

@@ -19,10 +19,10 @@
 namespace lstmcore {
 
 struct SequenceShape {
-  Index steps = 0;   // T
-  Index batch = 0;   // B
-  Index input = 0;   // I
-  Index hidden = 0;  // H
+  Index steps = 0;       // T
+  Index batch = 0;       // B
+  Index input = 0;       // I
+  Index hidden = 0;      // H
   bool reverse = false;  // run from t = T-1 down to t = 0
   // (T,) rows alive at each time, non-increasing (a batch sorted longest first), or
   // nullptr when every sequence has all T steps.
@@ -114,7 +114,9 @@ struct PassPart {
 // sorted longest first would otherwise give the first thread the long sequences).
 inline PassPart pass_part(const PassPlan& plan, const SequenceShape& s, int thread, int team, Index unit_align) {
   if (!plan.by_batch) {
-    return {split_range(s.hidden, thread, team, unit_align), {0, s.batch}, split_range(s.input, thread, team, unit_align)};
+    return {split_range(s.hidden, thread, team, unit_align),
+            {0, s.batch},
+            split_range(s.input, thread, team, unit_align)};
   }
   const Range all_units{0, s.hidden}, all_inputs{0, s.input};
   if (!s.batch_sizes) return {all_units, split_range(s.batch, thread, team, 1), all_inputs};
@@ -148,7 +150,8 @@ inline PassPlan plan_pass(const SequenceShape& s, Index gates, Index scalar_byte
   PassPlan plan = plan_pass(s.batch, s.input, s.hidden, gates, scalar_bytes, pass);
   const bool busy = plan.threads > 1 && adapt_to_busy_cores();
   if (busy) {
-    const double flops = 2.0 * s.rows() * (s.input + s.hidden) * gates * s.hidden * (pass == Pass::backward ? 2 : 1);
+    const double flops =
+        2.0 * s.rows() * (s.input + s.hidden) * gates * s.hidden * (pass == Pass::backward ? 2 : 1);
     plan.by_batch = flops >= kBusyMinFlopsToSplit && s.batch >= kMinBatchRowsPerThread * plan.threads;
   }
   for (int thread = 0; plan.by_batch && s.batch_sizes && thread < plan.threads; ++thread) {
@@ -227,9 +230,7 @@ class ProjectionChunks {
     return SequenceView<Scalar>{chunk(step) + column, s_.batch * width_, width_}.output_rows(0, s_.batch, part);
   }
   // The rows of `step`'s own time.
-  Scalar* rows(Index step) const {
-    return chunk(step) + (s_.time_at(step) - first_time(step)) * s_.batch * width_;
-  }
+  Scalar* rows(Index step) const { return chunk(step) + (s_.time_at(step) - first_time(step)) * s_.batch * width_; }
 
  private:
   Index first_step(Index step) const { return step - step % chunk_; }

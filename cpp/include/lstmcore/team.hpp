@@ -64,7 +64,8 @@ void run_team(int threads, Body&& body) {
   } else {
     region();
   }
-  if (slowest_start.load() >= 0) sense_team(std::chrono::nanoseconds(slowest_start.load()), barrier.longest_sleep());
+  if (slowest_start.load() >= 0)
+    sense_team(std::chrono::nanoseconds(slowest_start.load()), barrier.longest_sleep());
   barrier.rethrow_failure();
 }
 

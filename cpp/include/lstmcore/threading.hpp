@@ -93,7 +93,8 @@ inline PassPlan plan_pass(Index batch, Index input, Index hidden, Index gates, I
   const double max_weight_bytes = pass == Pass::forward ? 0.6e6 : 5e6;
   const int threads = plan_threads(batch, hidden, gates);
   const double weight_bytes = double(gates) * hidden * (input + hidden) * scalar_bytes;
-  const bool by_batch = threads > 1 && batch >= kMinBatchRowsPerThread * threads && weight_bytes <= max_weight_bytes;
+  const bool by_batch =
+      threads > 1 && batch >= kMinBatchRowsPerThread * threads && weight_bytes <= max_weight_bytes;
   return {threads, by_batch};
 }
 

@@ -22,8 +22,7 @@ class Zoneout {
 
   // c: c~_t in, c_t out; h: h~_t in, h_t out; update: where c~_t is kept for backward, or
   // nullptr (no tape).
-  void forward(Index n, const Scalar* c_prev, Scalar* c, const Scalar* h_prev, Scalar* h,
-               Scalar* update) const {
+  void forward(Index n, const Scalar* c_prev, Scalar* c, const Scalar* h_prev, Scalar* h, Scalar* update) const {
     for_each_unit<Scalar>(n, [&](Index j, auto p) {
       using namespace Eigen::internal;
       using P = decltype(p);

@@ -76,18 +76,25 @@ def training_options(parser, defaults, *, out):
     group.add_argument(
         "--epochs", type=whole_number("epochs"), default=defaults["epochs"], help="passes over the data (default %(default)s)"
     )
-    group.add_argument("--batch-size", type=whole_number("batch_size"), default=defaults["batch_size"], help="default %(default)s")
     group.add_argument(
-        "--lr", type=positive_float, default=defaults["lr"], help="Adam learning rate (default %(default)s)"
+        "--batch-size", type=whole_number("batch_size"), default=defaults["batch_size"], help="default %(default)s"
     )
+    group.add_argument("--lr", type=positive_float, default=defaults["lr"], help="Adam learning rate (default %(default)s)")
     group.add_argument(
-        "--validation", type=fraction, default=defaults["validation"],
+        "--validation",
+        type=fraction,
+        default=defaults["validation"],
         help="fraction held out for validation (default %(default)s)",
     )
     group.add_argument(
-        "--seed", type=whole_number("seed"), default=defaults["seed"], help="seeds weights and shuffling: same seed, same losses"
+        "--seed",
+        type=whole_number("seed"),
+        default=defaults["seed"],
+        help="seeds weights and shuffling: same seed, same losses",
     )
-    group.add_argument("--out", type=nonempty_path, default=out, metavar="FILE", help="where to save the model (default %(default)s)")
+    group.add_argument(
+        "--out", type=nonempty_path, default=out, metavar="FILE", help="where to save the model (default %(default)s)"
+    )
     group.add_argument("--quiet", action="store_true", help="no per-epoch progress")
 
 

@@ -11,14 +11,19 @@ from lstmcore.cli.tasks import charlm, forecast
 def add_parser(commands):
     """``lstmcore demo``, run by ``run``."""
     parser = commands.add_parser(
-        "demo", help="train a CO2 forecaster and a character model on the shipped data",
+        "demo",
+        help="train a CO2 forecaster and a character model on the shipped data",
         description="Train an LSTM forecaster on the shipped Mauna Loa CO2 series and print its validation "
         "RMSE next to the naive last-value forecast; then train a character model on Alice's Adventures "
         "in Wonderland for a few epochs and print a sample. About ten seconds on 2 cores.",
     )
-    parser.add_argument("--plot", type=arguments.nonempty_path, metavar="PNG", help="write forecast vs actual to this PNG (needs matplotlib)")
+    parser.add_argument(
+        "--plot", type=arguments.nonempty_path, metavar="PNG", help="write forecast vs actual to this PNG (needs matplotlib)"
+    )
     parser.add_argument("--seed", type=arguments.whole_number("seed"), default=0, help="default %(default)s")
-    parser.add_argument("--charlm-epochs", type=arguments.whole_number("charlm_epochs"), default=5, help="default %(default)s")
+    parser.add_argument(
+        "--charlm-epochs", type=arguments.whole_number("charlm_epochs"), default=5, help="default %(default)s"
+    )
     parser.add_argument("--quiet", action="store_true", help="no per-epoch progress")
     parser.set_defaults(run=run)
     return parser

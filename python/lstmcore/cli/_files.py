@@ -16,7 +16,6 @@ import numpy as np
 
 from lstmcore.cli._errors import TaskError
 
-
 # ----------------------------------------------------------------------------- CSV files
 
 

@@ -32,7 +32,8 @@ from lstmcore.rnn._recurrent import _GatedRecurrent
 def add_parser(commands):
     """Register ``inspect`` on the command line's subparsers."""
     parser = commands.add_parser(
-        "inspect", help="gate statistics (and ablations) of a model's first LSTM / GRU on data",
+        "inspect",
+        help="gate statistics (and ablations) of a model's first LSTM / GRU on data",
         description="Run a model file on DATA prepared as in training (forecast: a CSV file; charlm: a text "
         "file; classify: a CSV file of texts; a model without a task: a .npy array of inputs) up to its first "
         "LSTM / GRU and print its gate statistics: histograms, saturation, dead and always-open units, the "
@@ -41,19 +42,26 @@ def add_parser(commands):
     )
     parser.add_argument("model", metavar="MODEL", help="model file (.npz)")
     parser.add_argument("data", metavar="DATA", help="data file, as described above")
-    parser.add_argument("--plot-dir", type=arguments.nonempty_path, metavar="DIR", help="write PNG plots here (needs matplotlib)")
+    parser.add_argument(
+        "--plot-dir", type=arguments.nonempty_path, metavar="DIR", help="write PNG plots here (needs matplotlib)"
+    )
     parser.add_argument("--ablate", action="store_true", help="report the loss with each LSTM gate clamped")
     parser.add_argument(
-        "--mean-ablation", action="store_true",
+        "--mean-ablation",
+        action="store_true",
         help="with --ablate: clamp each unit at its mean activation on DATA instead of the fixed values "
         "(forget 1, input 0, output 1, candidate 0)",
     )
-    parser.add_argument("--json", type=arguments.nonempty_path, metavar="PATH", help="write the summary (and ablation) as JSON")
+    parser.add_argument(
+        "--json", type=arguments.nonempty_path, metavar="PATH", help="write the summary (and ablation) as JSON"
+    )
     parser.add_argument("--column", help="forecast: the CSV column (default: the model's)")
     parser.add_argument("--text-column", default="text", help="classify: default %(default)s")
     parser.add_argument("--label-column", default="label", help="classify, --ablate: default %(default)s")
     parser.add_argument(
-        "--max-samples", type=arguments.whole_number("max_samples"), default=512,
+        "--max-samples",
+        type=arguments.whole_number("max_samples"),
+        default=512,
         help="samples used, evenly spread over DATA; 0 for all (default %(default)s)",
     )
     parser.set_defaults(run=run)
@@ -161,7 +169,11 @@ def run(args, echo=print):
             "which takes no ablation"
         )
     x, y, lengths, loss, description = prepare(
-        model, args.data, column=args.column, text_column=args.text_column, label_column=args.label_column,
+        model,
+        args.data,
+        column=args.column,
+        text_column=args.text_column,
+        label_column=args.label_column,
         targets=args.ablate,
     )
     if args.ablate and (y is None or loss is None):
@@ -172,10 +184,7 @@ def run(args, echo=print):
     if lengths is not None:
         lengths = lengths[chosen]
         x = x[:, : int(lengths.max())]  # no step where every chosen sequence is padding
-    echo(
-        f"inspect: layer {index} of {args.model}, {layer!r}, on {len(chosen)} of the {description} "
-        f"from {args.data}"
-    )
+    echo(f"inspect: layer {index} of {args.model}, {layer!r}, on {len(chosen)} of the {description} from {args.data}")
     traces = gate_traces(model, x, lengths, index)
     names = microscope.direction_names(layer.num_layers, layer.bidirectional)
     summary = microscope.summarize(traces, lengths, names=names)

@@ -12,7 +12,7 @@ def chronological_split(count, validation_fraction):
     """Index of the first validation item: the last ``validation_fraction`` of ``count``."""
     if not 0.0 < validation_fraction < 1.0:
         raise TaskError(f"expected a validation fraction in (0, 1), got {validation_fraction}")
-    split = count - max(1, int(round(count * validation_fraction)))
+    split = count - max(1, round(count * validation_fraction))
     if split < 1:
         raise TaskError(f"{count} examples are too few to split into training and validation")
     return split

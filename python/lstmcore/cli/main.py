@@ -50,7 +50,8 @@ def build_parser():
         task.add_parsers(train_tasks, commands)
 
     predict = commands.add_parser(
-        "predict", help="run a forecast or classify model on new data",
+        "predict",
+        help="run a forecast or classify model on new data",
         description="forecast model: print the values after the end of --csv FILE --column NAME. "
         "classify model: print the label, its probability and the text for each --text or CSV row.",
     )

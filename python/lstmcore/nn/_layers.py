@@ -26,12 +26,12 @@ from typing import Any
 
 import numpy as np
 
+from lstmcore._typing import ArrayLike, DTypeLike, Params, Tape
 from lstmcore._util.blas import one_blas_thread
 from lstmcore._util.checks import as_numeric_array, check_dtype, check_positive_int, param_array, shape_text
 from lstmcore.rnn._fingerprint import check_unchanged, fingerprints
 from lstmcore.rnn._lengths import checked_lengths
 from lstmcore.rnn._recurrent import _GatedRecurrent
-from lstmcore._typing import ArrayLike, DTypeLike, Params, Tape
 
 
 def lengths_or_full(lengths: ArrayLike | None, batch: int, steps: int) -> np.ndarray:
@@ -80,7 +80,9 @@ class Dense(_Layer):
     +-1/sqrt(in_features) as PyTorch initialises them.
     """
 
-    def __init__(self, in_features: int, out_features: int, *, dtype: DTypeLike = np.float32, seed: int | None = None) -> None:
+    def __init__(
+        self, in_features: int, out_features: int, *, dtype: DTypeLike = np.float32, seed: int | None = None
+    ) -> None:
         super().__init__()
         self.in_features = check_positive_int(in_features, "in_features")
         self.out_features = check_positive_int(out_features, "out_features")

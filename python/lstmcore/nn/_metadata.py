@@ -28,9 +28,7 @@ def check_metadata(metadata):
         if isinstance(value, dict):
             for key in value:
                 if not isinstance(key, str):
-                    raise TypeError(
-                        f"metadata{where} has key {key!r}: expected str keys (JSON), got {type(key).__name__}"
-                    )
+                    raise TypeError(f"metadata{where} has key {key!r}: expected str keys (JSON), got {type(key).__name__}")
             return {key: convert(item, f"{where}[{key!r}]") for key, item in value.items()}
         raise TypeError(
             f"metadata{where} is a {type(value).__name__}: expected JSON values "

@@ -129,7 +129,9 @@ class Sequential:
 
     # ----------------------------------------------------------------- passes
 
-    def forward(self, x: ArrayLike, *, training: bool = False, lengths: ArrayLike | None = None) -> tuple[np.ndarray, list[Tape]]:
+    def forward(
+        self, x: ArrayLike, *, training: bool = False, lengths: ArrayLike | None = None
+    ) -> tuple[np.ndarray, list[Tape]]:
         """``y, tape``: x (B, T, F) floats or (B, T) ids; lengths (B,) valid steps per sequence."""
         lengths = self._checked_lengths(x, lengths)
         tapes = []
@@ -190,13 +192,17 @@ class Sequential:
                 message = str(error).replace(shape_text(probe_shape), shape_text(x.shape))
                 raise ValueError(message) from None
             return np.empty((0,) + one.shape[1:], one.dtype)
-        outputs = [
-            self(x[part], None if lengths is None else lengths[part]) for part in batch_slices(len(x), batch_size)
-        ]
+        outputs = [self(x[part], None if lengths is None else lengths[part]) for part in batch_slices(len(x), batch_size)]
         return np.concatenate(outputs)
 
     def evaluate(
-        self, x: ArrayLike, y: ArrayLike, *, loss: str | Callable[..., Any], batch_size: int = 256, lengths: ArrayLike | None = None
+        self,
+        x: ArrayLike,
+        y: ArrayLike,
+        *,
+        loss: str | Callable[..., Any],
+        batch_size: int = 256,
+        lengths: ArrayLike | None = None,
     ) -> float:
         """The mean loss over all of x (exact across batches; padding steps excluded)."""
         return evaluate(self, x, y, loss=loss, batch_size=batch_size, lengths=lengths)["loss"]
@@ -225,13 +231,26 @@ class Sequential:
         """Train on (x, y) in seeded mini-batches; returns a ``History``. The options are
         described in ``lstmcore.nn._train.fit``."""
         return fit(
-            self, x, y, loss=loss, optimizer=optimizer, epochs=epochs, batch_size=batch_size,
-            validation_data=validation_data, validation_split=validation_split, shuffle=shuffle,
-            seed=seed, patience=patience, restore_best_weights=restore_best_weights,
-            clip_norm=clip_norm, schedule=schedule, lengths=lengths, verbose=verbose, metrics=metrics,
+            self,
+            x,
+            y,
+            loss=loss,
+            optimizer=optimizer,
+            epochs=epochs,
+            batch_size=batch_size,
+            validation_data=validation_data,
+            validation_split=validation_split,
+            shuffle=shuffle,
+            seed=seed,
+            patience=patience,
+            restore_best_weights=restore_best_weights,
+            clip_norm=clip_norm,
+            schedule=schedule,
+            lengths=lengths,
+            verbose=verbose,
+            metrics=metrics,
         )
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the model to exactly ``path`` (one .npz file, atomically); see ``lstmcore.load``."""
         save(self, path)
-

@@ -17,13 +17,13 @@ from typing import Any
 import numpy as np
 import tqdm
 
-from lstmcore.nn import losses as _losses
+from lstmcore._typing import ArrayLike, Model
 from lstmcore._util.blas import one_blas_thread
 from lstmcore._util.checks import check_finite_real
-from lstmcore.rnn._lengths import checked_lengths
+from lstmcore.nn import losses as _losses
 from lstmcore.nn._batches import batch_slices as _batch_slices
 from lstmcore.nn.optim import Adam, clip_grad_norm
-from lstmcore._typing import ArrayLike, Model
+from lstmcore.rnn._lengths import checked_lengths
 
 _METRICS = ("accuracy",)
 
@@ -179,11 +179,10 @@ def _validation(x, y, lengths, validation_data, validation_split, rng):
         raise ValueError(f"expected validation_split in [0, 1), got {validation_split!r}")
     if not validation_split:
         return everything, None
-    held = int(round(len(x) * validation_split))
+    held = round(len(x) * validation_split)
     if not 1 <= held < len(x):
         raise ValueError(
-            f"validation_split={validation_split} of {len(x)} samples holds out {held}; "
-            f"expected between 1 and {len(x) - 1}"
+            f"validation_split={validation_split} of {len(x)} samples holds out {held}; expected between 1 and {len(x) - 1}"
         )
     # a random hold-out, not the tail: data sets are often sorted by class or time
     order = rng.permutation(len(x))
@@ -198,9 +197,7 @@ def _schedule_for(schedule, optimizer):
         return schedule
     if callable(schedule):
         return schedule(optimizer)  # a factory, for the default optimizer fit makes
-    raise TypeError(
-        f"expected schedule as a schedule or a function optimizer -> schedule, got {type(schedule).__name__}"
-    )
+    raise TypeError(f"expected schedule as a schedule or a function optimizer -> schedule, got {type(schedule).__name__}")
 
 
 def _summary(epoch, epochs, record):

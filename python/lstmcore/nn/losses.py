@@ -33,9 +33,7 @@ def _float_pred(pred: ArrayLike) -> np.ndarray:
 
 def _same_shape(pred: np.ndarray, target: np.ndarray, what: str) -> None:
     if target.shape != pred.shape:
-        raise ValueError(
-            f"expected {what} of the shape of pred {shape_text(pred.shape)}, got {shape_text(target.shape)}"
-        )
+        raise ValueError(f"expected {what} of the shape of pred {shape_text(pred.shape)}, got {shape_text(target.shape)}")
 
 
 @overload
@@ -50,9 +48,7 @@ def _element_mask(mask: ArrayLike | None, shape: tuple[int, ...]) -> np.ndarray 
     if mask.dtype.kind not in "biu":
         raise ValueError(f"expected mask as bool or 0/1 integers, got dtype {mask.dtype}")
     if mask.shape != shape[: mask.ndim]:
-        raise ValueError(
-            f"expected mask of a leading shape of {shape_text(shape)}, got {shape_text(mask.shape)}"
-        )
+        raise ValueError(f"expected mask of a leading shape of {shape_text(shape)}, got {shape_text(mask.shape)}")
     mask = mask.astype(bool).reshape(mask.shape + (1,) * (len(shape) - mask.ndim))
     return np.broadcast_to(mask, shape)
 

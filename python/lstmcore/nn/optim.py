@@ -23,7 +23,9 @@ from numpy.typing import ArrayLike
 __all__ = ["SGD", "Adam", "AdamW", "clip_grad_norm", "StepLR", "CosineLR"]
 
 
-def _real(value: float, name: str, low: float, high: float = math.inf, *, low_open: bool = False, high_open: bool = True) -> float:
+def _real(
+    value: float, name: str, low: float, high: float = math.inf, *, low_open: bool = False, high_open: bool = True
+) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"expected {name} as a number, got {type(value).__name__}")
     value = float(value)
@@ -81,7 +83,12 @@ class SGD(_Optimizer):
     b = momentum * b + g (b = g at the first step); Nesterov uses g + momentum * b."""
 
     def __init__(
-        self, params: Mapping[str, np.ndarray], lr: float, momentum: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False
+        self,
+        params: Mapping[str, np.ndarray],
+        lr: float,
+        momentum: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
     ) -> None:
         super().__init__(params, lr)
         self.momentum = _real(momentum, "momentum", 0.0, 1.0)

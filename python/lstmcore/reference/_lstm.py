@@ -189,9 +189,7 @@ def projected_lstm_backward(
 # ------------------------------------------------------------------------ peephole
 
 
-def peephole_lstm_forward(
-    x, weight_ih, weight_hh, bias_ih, bias_hh, weight_peephole, h0, c0, *, weight_hr=None, **options
-):
+def peephole_lstm_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, weight_peephole, h0, c0, *, weight_hr=None, **options):
     """Peephole LSTM (Gers and Schmidhuber 2000), one layer, one direction.
 
     Per step, with a = x W_ih^T + b_ih + h W_hh^T + b_hh split into the gate blocks

@@ -60,9 +60,7 @@ def layer_norm_backward(d_out, v_hat, inv_std, gain):
     Returns ``dv`` (shaped like d_out), ``d_gain`` and ``d_bias`` (n,).
     """
     d_hat = d_out * gain
-    dv = inv_std * (
-        d_hat - d_hat.mean(axis=-1, keepdims=True) - v_hat * (d_hat * v_hat).mean(axis=-1, keepdims=True)
-    )
+    dv = inv_std * (d_hat - d_hat.mean(axis=-1, keepdims=True) - v_hat * (d_hat * v_hat).mean(axis=-1, keepdims=True))
     rows = tuple(range(d_out.ndim - 1))
     return dv, (d_out * v_hat).sum(axis=rows), d_out.sum(axis=rows)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 import lstmcore._core as _core
-from lstmcore.rnn._recurrent import _GatedRecurrent
 from lstmcore._typing import DTypeLike
+from lstmcore.rnn._recurrent import _GatedRecurrent
 
 
 class GRU(_GatedRecurrent):
@@ -55,10 +55,7 @@ class GRU(_GatedRecurrent):
     def _named_gates(self, core_tape):
         """Trace names -> (T, B, H) views of one run's tape: reset, update, candidate."""
         gates, hidden = core_tape.gates, self.hidden_size
-        return {
-            name: gates[:, :, k * hidden : (k + 1) * hidden]
-            for k, name in enumerate(("reset", "update", "candidate"))
-        }
+        return {name: gates[:, :, k * hidden : (k + 1) * hidden] for k, name in enumerate(("reset", "update", "candidate"))}
 
     @staticmethod
     def _core_weights(weights):
@@ -69,9 +66,7 @@ class GRU(_GatedRecurrent):
             weights["bias_hh"],
         )
 
-    def _core_forward(
-        self, run, weights, initial, reverse, batch_sizes, clamps, training, traced
-    ):
+    def _core_forward(self, run, weights, initial, reverse, batch_sizes, clamps, training, traced):
         options = _core.PassOptions(
             reverse=reverse,
             y_offset=run.offset,

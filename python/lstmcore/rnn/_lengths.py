@@ -20,14 +20,11 @@ def checked_lengths(lengths: ArrayLike, batch: int, steps: int) -> np.ndarray:
         raise ValueError(f"expected lengths of shape (B,) = {shape_text((batch,))}, got {shape_text(lengths.shape)}")
     if lengths.dtype.kind == "b":
         raise TypeError("expected integer lengths, got booleans")
-    if lengths.dtype.kind == "f":
-        if not np.all(np.isfinite(lengths)) or np.any(lengths != np.round(lengths)):
-            raise TypeError("expected integer lengths, got non-integral values")
+    if lengths.dtype.kind == "f" and (not np.all(np.isfinite(lengths)) or np.any(lengths != np.round(lengths))):
+        raise TypeError("expected integer lengths, got non-integral values")
     lengths = lengths.astype(np.int64)
     if lengths.min() < 1 or lengths.max() > steps:
-        raise ValueError(
-            f"expected lengths in [1, T] = [1, {steps}], got values from {lengths.min()} to {lengths.max()}"
-        )
+        raise ValueError(f"expected lengths in [1, T] = [1, {steps}], got values from {lengths.min()} to {lengths.max()}")
     return lengths
 
 
@@ -51,4 +48,3 @@ class Packing:
     def last_steps(self):
         """(B,) time index of each sorted sequence's last step."""
         return self.lengths - 1
-

@@ -7,9 +7,9 @@ import numbers
 import numpy as np
 
 import lstmcore._core as _core
+from lstmcore._typing import DTypeLike
 from lstmcore._util.checks import as_numeric_array, check_finite_real, shape_text
 from lstmcore.rnn._recurrent import _GatedRecurrent, check_probability
-from lstmcore._typing import DTypeLike
 
 # Gates a user can trace or clamp, in the order the core's clamps take them.
 GATE_NAMES = ("input", "forget", "candidate", "output")

@@ -19,11 +19,11 @@ from typing import Any, Literal, overload
 
 import numpy as np
 
+from lstmcore._typing import ArrayLike, DTypeLike, Params, State, StateLike
 from lstmcore._util import aligned as _aligned
 from lstmcore._util.checks import as_numeric_array, check_dtype, check_positive_int, param_array, shape_text
 from lstmcore.rnn._fingerprint import check_unchanged, fingerprints
 from lstmcore.rnn._lengths import Packing, checked_lengths
-from lstmcore._typing import ArrayLike, DTypeLike, Params, State, StateLike
 
 # Every live layer, for the fork handler below.
 _live_layers: weakref.WeakSet[_GatedRecurrent] = weakref.WeakSet()
@@ -194,8 +194,7 @@ class _GatedRecurrent:
         # registration order (layer, direction, weight_ih, weight_hh, bias_ih, bias_hh).
         bound = 1.0 / np.sqrt(self.hidden_size)
         return {
-            name: rng.uniform(-bound, bound, size=shape).astype(self.dtype)
-            for name, shape in self._param_shapes().items()
+            name: rng.uniform(-bound, bound, size=shape).astype(self.dtype) for name, shape in self._param_shapes().items()
         }
 
     def zero_grad(self) -> None:
@@ -241,9 +240,7 @@ class _GatedRecurrent:
             for name, shape in expected.items():
                 given = np.shape(source[name])
                 if given != shape:
-                    raise ValueError(
-                        f"expected {label}[{name!r}] of shape {shape_text(shape)}, got {shape_text(given)}"
-                    )
+                    raise ValueError(f"expected {label}[{name!r}] of shape {shape_text(shape)}, got {shape_text(given)}")
         for name in expected if with_grads else ():
             grad = self.grads[name]
             if not (isinstance(grad, np.ndarray) and grad.dtype == self.dtype and grad.flags.c_contiguous):
@@ -266,9 +263,7 @@ class _GatedRecurrent:
         x = as_numeric_array(x, "x")
         layout = "(B, T, {})" if self.batch_first else "(T, B, {})"
         if x.ndim != 3 or x.shape[2] != self.input_size:
-            raise ValueError(
-                f"expected x of shape {layout.format(self.input_size)}, got {shape_text(x.shape)}"
-            )
+            raise ValueError(f"expected x of shape {layout.format(self.input_size)}, got {shape_text(x.shape)}")
         if x.shape[0] == 0 or x.shape[1] == 0:
             raise ValueError(f"expected a non-empty sequence and batch, got x of shape {shape_text(x.shape)}")
         given = x
@@ -292,9 +287,7 @@ class _GatedRecurrent:
         for part, kind, shape in zip(parts, self._state_names, self._state_shapes(batch)):
             part = as_numeric_array(part, f"{name} {kind}")
             if part.shape != shape:
-                raise ValueError(
-                    f"expected {name} {kind} of shape {shape_text(shape)}, got {shape_text(part.shape)}"
-                )
+                raise ValueError(f"expected {name} {kind} of shape {shape_text(shape)}, got {shape_text(part.shape)}")
             given = part
             part = np.ascontiguousarray(part, dtype=self.dtype)
             checked.append(part.copy() if keep and np.may_share_memory(part, given) else part)

@@ -33,8 +33,15 @@ def plot_forecast(path, *, series, first, predicted, times=None, label="value", 
     )
     axes.axvline(axis_values[first], color="0.6", linestyle="--", linewidth=1)
     axes.annotate(
-        "validation  ", (axis_values[first], 1), xycoords=("data", "axes fraction"),
-        ha="left", va="top", fontsize=9, color="0.4", xytext=(4, -4), textcoords="offset points",
+        "validation  ",
+        (axis_values[first], 1),
+        xycoords=("data", "axes fraction"),
+        ha="left",
+        va="top",
+        fontsize=9,
+        color="0.4",
+        xytext=(4, -4),
+        textcoords="offset points",
     )
     axes.set_title(title, fontsize=11)
     axes.set_ylabel(label)

@@ -30,20 +30,30 @@ def add_parsers(train_tasks, commands):
     """``lstmcore train charlm`` and ``lstmcore generate``."""
     defaults = arguments.defaults(train_charlm)
     parser = train_tasks.add_parser(
-        "charlm", help="a character-level language model (default: shipped Alice in Wonderland)",
+        "charlm",
+        help="a character-level language model (default: shipped Alice in Wonderland)",
         description="Train Embedding -> LSTM -> Dense to predict each next character of a text; the end of "
         "the text is held out and its bits per character printed next to a unigram baseline.",
     )
     parser.add_argument("--text", metavar="FILE", help="UTF-8 text file (default: the shipped text)")
     parser.add_argument(
-        "--steps", type=arguments.whole_number("steps"), default=defaults["steps"], help="characters per training sequence (default %(default)s)"
+        "--steps",
+        type=arguments.whole_number("steps"),
+        default=defaults["steps"],
+        help="characters per training sequence (default %(default)s)",
     )
-    parser.add_argument("--embedding", type=arguments.whole_number("embedding"), default=defaults["embedding"], help="embedding size (default %(default)s)")
+    parser.add_argument(
+        "--embedding",
+        type=arguments.whole_number("embedding"),
+        default=defaults["embedding"],
+        help="embedding size (default %(default)s)",
+    )
     arguments.training_options(parser, defaults, out="charlm.npz")
     parser.set_defaults(run=arguments.train_runner(train_charlm))
 
     parser = commands.add_parser(
-        "generate", help="sample text from a charlm model",
+        "generate",
+        help="sample text from a charlm model",
         description="Sample text from a model made by `lstmcore train charlm`, one character at a time.",
     )
     parser.add_argument("model", metavar="MODEL", help="model file (.npz)")
@@ -51,7 +61,9 @@ def add_parsers(train_tasks, commands):
         "--length", type=arguments.whole_number("length"), default=300, help="characters to sample (default %(default)s)"
     )
     parser.add_argument(
-        "--temperature", type=arguments.sampling_temperature, default=0.8,
+        "--temperature",
+        type=arguments.sampling_temperature,
+        default=0.8,
         help="below 1: safer, above 1: wilder (default %(default)s)",
     )
     parser.add_argument("--prime", default="The ", help="text to start from (default %(default)r)")
@@ -135,7 +147,11 @@ def train_charlm(
     size = len(vocabulary)
     check_model_size(
         parameters=size * embedding + lstm_parameters(embedding, hidden, layers) + (hidden + 1) * size,
-        batch_size=batch_size, steps=steps, hidden=hidden, layers=layers, outputs_per_step=size,
+        batch_size=batch_size,
+        steps=steps,
+        hidden=hidden,
+        layers=layers,
+        outputs_per_step=size,
     )
     echo(
         f"charlm: {len(content):,} characters ({size} distinct) from {source}; "
@@ -237,8 +253,7 @@ def generate(model, *, length=300, temperature=0.8, prime="The ", seed=None):
     unknown = sorted(set(prime) - set(vocabulary))
     if unknown:
         raise TaskError(
-            f"--prime holds characters the model never saw: {''.join(unknown)!r} "
-            f"(its vocabulary: {vocabulary!r})"
+            f"--prime holds characters the model never saw: {''.join(unknown)!r} (its vocabulary: {vocabulary!r})"
         )
     index = {char: i for i, char in enumerate(vocabulary)}
     rng = np.random.default_rng(seed)

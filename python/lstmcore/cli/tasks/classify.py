@@ -27,7 +27,8 @@ def add_parsers(train_tasks, commands):
     """``lstmcore train classify``; a classify model is run by ``lstmcore predict``."""
     defaults = arguments.defaults(train_classify)
     parser = train_tasks.add_parser(
-        "classify", help="classify texts from a CSV (default: shipped sentences by author)",
+        "classify",
+        help="classify texts from a CSV (default: shipped sentences by author)",
         description="Train Embedding -> LSTM -> LastStep -> Dense on texts and labels from a CSV file; a random "
         "fraction is held out and its accuracy printed next to the majority-class baseline.",
     )
@@ -36,10 +37,23 @@ def add_parsers(train_tasks, commands):
     parser.add_argument("--label-column", default=defaults["label_column"], help="default %(default)s")
     parser.add_argument("--tokens", choices=("word", "char"), default=defaults["tokens"], help="default %(default)s")
     parser.add_argument(
-        "--vocabulary-size", type=arguments.whole_number("vocabulary_size"), default=defaults["vocabulary_size"], help="most frequent tokens kept (default %(default)s)"
+        "--vocabulary-size",
+        type=arguments.whole_number("vocabulary_size"),
+        default=defaults["vocabulary_size"],
+        help="most frequent tokens kept (default %(default)s)",
     )
-    parser.add_argument("--max-steps", type=arguments.whole_number("max_steps"), default=defaults["max_steps"], help="tokens kept per text (default %(default)s)")
-    parser.add_argument("--embedding", type=arguments.whole_number("embedding"), default=defaults["embedding"], help="embedding size (default %(default)s)")
+    parser.add_argument(
+        "--max-steps",
+        type=arguments.whole_number("max_steps"),
+        default=defaults["max_steps"],
+        help="tokens kept per text (default %(default)s)",
+    )
+    parser.add_argument(
+        "--embedding",
+        type=arguments.whole_number("embedding"),
+        default=defaults["embedding"],
+        help="embedding size (default %(default)s)",
+    )
     arguments.training_options(parser, defaults, out="classify.npz")
     parser.set_defaults(run=arguments.train_runner(train_classify))
 
@@ -150,7 +164,10 @@ def train_classify(
     vocabulary = token_vocabulary([token_lists[i] for i in train], vocabulary_size)
     check_model_size(
         parameters=len(vocabulary) * embedding + lstm_parameters(embedding, hidden, layers) + (hidden + 1) * len(classes),
-        batch_size=batch_size, steps=max_steps, hidden=hidden, layers=layers,
+        batch_size=batch_size,
+        steps=max_steps,
+        hidden=hidden,
+        layers=layers,
     )
     ids, lengths = encode_padded(token_lists, vocabulary, max_steps)
     echo(
@@ -225,9 +242,7 @@ def check_metadata(model, entries):
     entries.whole_number("max_steps", *BOUNDS["max_steps"])
     classes = entries.names("classes", 2)
     ids = np.array([[len(vocabulary) - 1]], np.int64)
-    entries.probe(
-        model, ids, (1, len(classes)), f"the ids of its {len(vocabulary)} tokens", lengths=np.ones(1, np.int64)
-    )
+    entries.probe(model, ids, (1, len(classes)), f"the ids of its {len(vocabulary)} tokens", lengths=np.ones(1, np.int64))
 
 
 def classify_texts(model, texts):

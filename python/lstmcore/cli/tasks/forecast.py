@@ -29,20 +29,35 @@ def add_parsers(train_tasks, commands):
     """``lstmcore train forecast``; a forecast model is run by ``lstmcore predict``."""
     defaults = arguments.defaults(train_forecast)
     parser = train_tasks.add_parser(
-        "forecast", help="forecast a numeric CSV column (default: shipped monthly CO2)",
+        "forecast",
+        help="forecast a numeric CSV column (default: shipped monthly CO2)",
         description="Train LSTM -> LastStep -> Dense on windows of a series to forecast the next values. Inputs "
         "and targets are relative to each window's last value and scaled; the latest windows (in time order) "
         "are held out, and their RMSE is printed next to the naive last-value forecast.",
     )
     parser.add_argument("--csv", metavar="FILE", help="CSV file with a header row (default: shipped CO2 series)")
     parser.add_argument("--column", default=defaults["column"], help="numeric column to forecast (default %(default)s)")
-    parser.add_argument("--window", type=arguments.whole_number("window"), default=defaults["window"], help="past values per input (default %(default)s)")
-    parser.add_argument("--horizon", type=arguments.whole_number("horizon"), default=defaults["horizon"], help="steps predicted ahead (default %(default)s)")
     parser.add_argument(
-        "--season", type=arguments.whole_number("season"), default=defaults["season"],
+        "--window",
+        type=arguments.whole_number("window"),
+        default=defaults["window"],
+        help="past values per input (default %(default)s)",
+    )
+    parser.add_argument(
+        "--horizon",
+        type=arguments.whole_number("horizon"),
+        default=defaults["horizon"],
+        help="steps predicted ahead (default %(default)s)",
+    )
+    parser.add_argument(
+        "--season",
+        type=arguments.whole_number("season"),
+        default=defaults["season"],
         help="season length for the seasonal-naive baseline, 0 for none (default %(default)s)",
     )
-    parser.add_argument("--plot", type=arguments.nonempty_path, metavar="PNG", help="write forecast vs actual to this PNG (needs matplotlib)")
+    parser.add_argument(
+        "--plot", type=arguments.nonempty_path, metavar="PNG", help="write forecast vs actual to this PNG (needs matplotlib)"
+    )
     arguments.training_options(parser, defaults, out="forecast.npz")
     parser.set_defaults(run=arguments.train_runner(train_forecast))
 
@@ -65,9 +80,7 @@ def forecast_windows(series, window, horizon):
     """
     count = len(series) - window - horizon + 1
     if count < 2:
-        raise TaskError(
-            f"the series has {len(series)} values: too short for --window {window} and --horizon {horizon}"
-        )
+        raise TaskError(f"the series has {len(series)} values: too short for --window {window} and --horizon {horizon}")
     starts = np.arange(count)[:, None]
     past = series[starts + np.arange(window)[None, :]]
     future = series[starts + window + np.arange(horizon)[None, :]]
@@ -113,7 +126,10 @@ def train_forecast(
     check_output_paths(out, plot)
     check_model_size(
         parameters=lstm_parameters(1, hidden, layers) + (hidden + 1) * horizon,
-        batch_size=batch_size, steps=window, hidden=hidden, layers=layers,
+        batch_size=batch_size,
+        steps=window,
+        hidden=hidden,
+        layers=layers,
     )
     if csv is None:
         months, series = datasets.load_co2()
@@ -202,8 +218,11 @@ def train_forecast(
             title=f"One-step forecast on the validation period (RMSE {result['val_rmse']:.3g}, "
             f"naive {result['naive_rmse']:.3g})",
         )
-        echo(f"wrote the plot to {plot}" if wrote else "note: matplotlib is not installed, so no plot was "
-             "written (pip install 'lstmcore[plot]')")
+        echo(
+            f"wrote the plot to {plot}"
+            if wrote
+            else "note: matplotlib is not installed, so no plot was written (pip install 'lstmcore[plot]')"
+        )
     result["model"] = model
     return result
 

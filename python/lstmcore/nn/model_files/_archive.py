@@ -157,13 +157,10 @@ class Archive:
             if info.flag_bits & 0x1:
                 raise self.fail(f"{where} is encrypted")
             if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-                raise self.fail(
-                    f"{where}: expected compression stored or deflated, got method {short(info.compress_type)}"
-                )
+                raise self.fail(f"{where}: expected compression stored or deflated, got method {short(info.compress_type)}")
             if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
                 raise self.fail(
-                    f"{where}: stored, so expected its size {info.file_size} bytes also compressed, "
-                    f"got {info.compress_size}"
+                    f"{where}: stored, so expected its size {info.file_size} bytes also compressed, got {info.compress_size}"
                 )
             if info.header_offset + info.compress_size > self.size:
                 raise self.fail(
@@ -175,8 +172,7 @@ class Archive:
         limit = MAX_EXPANSION * self.size + EXPANSION_SLACK
         if claimed > limit:
             raise self.fail(
-                f"the members claim {claimed} bytes; a {self.size}-byte file may expand to at most "
-                f"{limit} (a zip bomb?)"
+                f"the members claim {claimed} bytes; a {self.size}-byte file may expand to at most {limit} (a zip bomb?)"
             )
         return members
 
@@ -206,9 +202,7 @@ class Archive:
             raise self.fail(f"member {short(key)}: its .npy header is too complex to parse") from error
         header = ArrayHeader(dtype, shape, fortran_order)
         if dtype.hasobject:
-            raise self.fail(
-                f"member {short(key)} holds Python objects ({header.text()}); model files hold only numbers"
-            )
+            raise self.fail(f"member {short(key)} holds Python objects ({header.text()}); model files hold only numbers")
         data_bytes = math.prod(shape) * dtype.itemsize
         held = info.file_size - stream.tell()
         if data_bytes != held:

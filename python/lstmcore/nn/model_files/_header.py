@@ -16,10 +16,10 @@ import math
 
 import numpy as np
 
-from lstmcore.rnn._gru import GRU
 from lstmcore.nn._layers import Dense, Dropout, Embedding, LastStep, MeanPool
-from lstmcore.rnn._lstm import LSTM
 from lstmcore.nn.model_files._format import FORMAT, MAX_HEADER_DEPTH, MAX_HEADER_VALUES, MAX_LAYERS, VERSION, short, some
+from lstmcore.rnn._gru import GRU
+from lstmcore.rnn._lstm import LSTM
 
 LAYER_TYPES = {cls.__name__: cls for cls in (LSTM, GRU, Dense, Embedding, Dropout, LastStep, MeanPool)}
 _HEADER_KEYS = ("format", "version", "layers", "metadata")

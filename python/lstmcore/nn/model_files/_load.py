@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import numpy as np
 
@@ -60,9 +59,7 @@ def _checked_weights(archive, header):
                 raise archive.fail(f"weights do not match the layers: missing {some(missing)} and perhaps more")
     unexpected = stored - set(expected)
     if missing or unexpected:
-        parts = [
-            f"{label} {some(names)}" for label, names in (("missing", missing), ("unexpected", unexpected)) if names
-        ]
+        parts = [f"{label} {some(names)}" for label, names in (("missing", missing), ("unexpected", unexpected)) if names]
         raise archive.fail(f"weights do not match the layers: {', '.join(parts)}")
     for name, (shape, dtype) in expected.items():
         declared = archive.array_header(name)
