@@ -108,25 +108,16 @@ void layer_norm_lstm_backward(const BoundLayerNormLstmTape& tape, const LayerNor
         checked<Scalar>(grads.layer_norm_cell_bias, "grad layer_norm_cell_bias", {d.hidden}, true)};
     const auto held = checked_layer_norm_clamps<Scalar>(tape.options, d);
     const auto g = checked_grads<Scalar>(grads.weight_ih, grads.weight_hh, grads.bias_ih, grads.bias_hh, d, 4);
-    const auto* xp = checked<Scalar>(tape.x, "x", sequence_shape(d, d.input), false);
-    const auto* h0p = checked<Scalar>(tape.h0, "h0", {d.batch, d.hidden}, false);
-    const auto* c0p = checked<Scalar>(tape.c0, "c0", {d.batch, d.hidden}, false);
-    const auto* yp = checked<Scalar>(tape.y, "y", sequence_shape(d, width), false);
-    const auto* dyp = checked<Scalar>(dy, "dy", sequence_shape(d, width), false);
-    const Scalar* dhn = optional_state<Scalar>(dh_n, "dh_n", d);
-    const Scalar* dcn = optional_state<Scalar>(dc_n, "dc_n", d);
-    auto* dxp = checked<Scalar>(dx, "dx", sequence_shape(d, d.input), true);
-    auto* dh0p = checked<Scalar>(dh0, "dh0", {d.batch, d.hidden}, true);
-    auto* dc0p = checked<Scalar>(dc0, "dc0", {d.batch, d.hidden}, true);
+    const auto a = checked_backward_arrays<Scalar>(tape, dy, dh_n, dc_n, dx, dh0, dc0, d, width, d.hidden);
     // Backward reads the tape only; the core's kernels take the pointers non-const.
     auto& readable = const_cast<LayerNormLstmTape<Scalar>&>(*core);
     const LayerNormTape<Scalar> norms = readable.norms();
     py::gil_scoped_release release;
-    const auto xs = sequence(xp, d, d.input), dxs = sequence(dxp, d, d.input);
-    const auto ys = sequence(yp, d, width, pass.y_offset), dys = sequence(dyp, d, width, pass.y_offset);
-    lstmcore::layer_norm_lstm_backward<Scalar>(shape, xs, w, ln, held, h0p, c0p, ys, core->gates.data(),
-                                               core->cells.data(), norms, dys, dhn, dcn, dxs, accumulate_dx, g,
-                                               ln_grads, dh0p, dc0p);
+    const auto xs = sequence(a.x, d, d.input), dxs = sequence(a.dx, d, d.input);
+    const auto ys = sequence(a.y, d, width, pass.y_offset), dys = sequence(a.dy, d, width, pass.y_offset);
+    lstmcore::layer_norm_lstm_backward<Scalar>(shape, xs, w, ln, held, a.h0, a.c0, ys, core->gates.data(),
+                                               core->cells.data(), norms, dys, a.dh_n, a.dc_n, dxs, accumulate_dx,
+                                               g, ln_grads, a.dh0, a.dc0);
   });
 }
 

@@ -83,22 +83,13 @@ void lstm_backward(const BoundLstmTape& tape, const LstmWeights& weights, const 
       auto options = checked_cell_options<Scalar>(tape.options, weights.peephole, grads.peephole, d);
       if (core->zoneout) options.cell_updates = const_cast<Scalar*>(core->cell_updates.data());
       const auto g = checked_grads<Scalar>(grads.weight_ih, grads.weight_hh, grads.bias_ih, grads.bias_hh, d, K);
-      const auto* xp = checked<Scalar>(tape.x, "x", sequence_shape(d, d.input), false);
-      const auto* h0p = checked<Scalar>(tape.h0, "h0", {d.batch, d.hidden}, false);
-      const auto* c0p = checked<Scalar>(tape.c0, "c0", {d.batch, d.hidden}, false);
-      const auto* yp = checked<Scalar>(tape.y, "y", sequence_shape(d, width), false);
-      const auto* dyp = checked<Scalar>(dy, "dy", sequence_shape(d, width), false);
-      const Scalar* dhn = optional_state<Scalar>(dh_n, "dh_n", d);
-      const Scalar* dcn = optional_state<Scalar>(dc_n, "dc_n", d);
-      auto* dxp = checked<Scalar>(dx, "dx", sequence_shape(d, d.input), true);
-      auto* dh0p = checked<Scalar>(dh0, "dh0", {d.batch, d.hidden}, true);
-      auto* dc0p = checked<Scalar>(dc0, "dc0", {d.batch, d.hidden}, true);
+      const auto a = checked_backward_arrays<Scalar>(tape, dy, dh_n, dc_n, dx, dh0, dc0, d, width, d.hidden);
       py::gil_scoped_release release;
-      const auto xs = sequence(xp, d, d.input), dxs = sequence(dxp, d, d.input);
-      const auto ys = sequence(yp, d, width, pass.y_offset), dys = sequence(dyp, d, width, pass.y_offset);
-      lstmcore::lstm_backward<Scalar, Kind::template type>(shape, xs, w, options, h0p, c0p, ys, core->gates.data(),
-                                                           core->cells.data(), dys, dhn, dcn, dxs, accumulate_dx, g,
-                                                           dh0p, dc0p);
+      const auto xs = sequence(a.x, d, d.input), dxs = sequence(a.dx, d, d.input);
+      const auto ys = sequence(a.y, d, width, pass.y_offset), dys = sequence(a.dy, d, width, pass.y_offset);
+      lstmcore::lstm_backward<Scalar, Kind::template type>(shape, xs, w, options, a.h0, a.c0, ys,
+                                                           core->gates.data(), core->cells.data(), dys, a.dh_n,
+                                                           a.dc_n, dxs, accumulate_dx, g, a.dh0, a.dc0);
     });
   });
 }

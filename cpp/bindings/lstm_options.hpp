@@ -99,4 +99,32 @@ LstmOptions<Scalar> checked_cell_options(const LstmCallOptions& o, const py::obj
   return options;
 }
 
+// The arrays an LSTM family's backward reads and writes, checked: the tape's x, h0, c0, y
+// and dy, dh_n, dc_n (None: zero), dx, dh0, dc0. h0, dh_n and dh0 are (B, state_width):
+// (B, P) for the projected LSTM, (B, H) for the others.
+template <typename Scalar>
+struct BackwardArrays {
+  const Scalar *x, *h0, *c0, *y, *dy, *dh_n, *dc_n;
+  Scalar *dx, *dh0, *dc0;
+};
+
+template <typename Scalar, typename Tape>
+BackwardArrays<Scalar> checked_backward_arrays(const Tape& tape, const py::array& dy, const py::object& dh_n,
+                                               const py::object& dc_n, const py::array& dx, const py::array& dh0,
+                                               const py::array& dc0, const Dims& d, Index width,
+                                               Index state_width) {
+  BackwardArrays<Scalar> a{};
+  a.x = checked<Scalar>(tape.x, "x", sequence_shape(d, d.input), false);
+  a.h0 = checked<Scalar>(tape.h0, "h0", {d.batch, state_width}, false);
+  a.c0 = checked<Scalar>(tape.c0, "c0", {d.batch, d.hidden}, false);
+  a.y = checked<Scalar>(tape.y, "y", sequence_shape(d, width), false);
+  a.dy = checked<Scalar>(dy, "dy", sequence_shape(d, width), false);
+  a.dh_n = checked_optional<Scalar>(dh_n, "dh_n", {d.batch, state_width}, false);
+  a.dc_n = optional_state<Scalar>(dc_n, "dc_n", d);
+  a.dx = checked<Scalar>(dx, "dx", sequence_shape(d, d.input), true);
+  a.dh0 = checked<Scalar>(dh0, "dh0", {d.batch, state_width}, true);
+  a.dc0 = checked<Scalar>(dc0, "dc0", {d.batch, d.hidden}, true);
+  return a;
+}
+
 }  // namespace lstmcore::bindings

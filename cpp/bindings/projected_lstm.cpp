@@ -102,24 +102,15 @@ void projected_lstm_backward(const BoundProjectedLstmTape& tape, const Projected
           checked_weights<Scalar>(weights.weight_ih, weights.weight_hh, weights.bias_ih, weights.bias_hh, d, K, P);
       const auto options = checked_projected_options<Scalar>(tape.options, weights.peephole, grads.peephole, d);
       const auto g = checked_grads<Scalar>(grads.weight_ih, grads.weight_hh, grads.bias_ih, grads.bias_hh, d, K, P);
-      const auto* xp = checked<Scalar>(tape.x, "x", sequence_shape(d, d.input), false);
       const auto* hrp = checked<Scalar>(weights.weight_hr, "weight_hr", {P, d.hidden}, false);
       auto* ghrp = checked<Scalar>(grads.weight_hr, "grad weight_hr", {P, d.hidden}, true);
-      const auto* h0p = checked<Scalar>(tape.h0, "h0", {d.batch, P}, false);
-      const auto* c0p = checked<Scalar>(tape.c0, "c0", {d.batch, d.hidden}, false);
-      const auto* yp = checked<Scalar>(tape.y, "y", sequence_shape(d, width), false);
-      const auto* dyp = checked<Scalar>(dy, "dy", sequence_shape(d, width), false);
-      const Scalar* dhn = checked_optional<Scalar>(dh_n, "dh_n", {d.batch, P}, false);
-      const Scalar* dcn = optional_state<Scalar>(dc_n, "dc_n", d);
-      auto* dxp = checked<Scalar>(dx, "dx", sequence_shape(d, d.input), true);
-      auto* dh0p = checked<Scalar>(dh0, "dh0", {d.batch, P}, true);
-      auto* dc0p = checked<Scalar>(dc0, "dc0", {d.batch, d.hidden}, true);
+      const auto a = checked_backward_arrays<Scalar>(tape, dy, dh_n, dc_n, dx, dh0, dc0, d, width, P);
       py::gil_scoped_release release;
-      const auto xs = sequence(xp, d, d.input), dxs = sequence(dxp, d, d.input);
-      const auto ys = sequence(yp, d, width, pass.y_offset), dys = sequence(dyp, d, width, pass.y_offset);
+      const auto xs = sequence(a.x, d, d.input), dxs = sequence(a.dx, d, d.input);
+      const auto ys = sequence(a.y, d, width, pass.y_offset), dys = sequence(a.dy, d, width, pass.y_offset);
       lstmcore::projected_lstm_backward<Scalar, Kind::template type>(
-          shape, P, xs, w, hrp, options, h0p, c0p, ys, core->gates.data(), core->cells.data(),
-          core->cell_out.data(), dys, dhn, dcn, dxs, accumulate_dx, g, ghrp, dh0p, dc0p);
+          shape, P, xs, w, hrp, options, a.h0, a.c0, ys, core->gates.data(), core->cells.data(),
+          core->cell_out.data(), dys, a.dh_n, a.dc_n, dxs, accumulate_dx, g, ghrp, a.dh0, a.dc0);
     });
   });
 }
