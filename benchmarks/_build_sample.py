@@ -1,6 +1,6 @@
 """One sample for builds.py: time one case with whichever lstmcore PYTHONPATH gives.
 
-Uses only lstmcore's public API, so that one harness times builds from before and after
+Threads 0 means lstmcore's default. Uses only lstmcore's public API, so that one harness times builds from before and after
 a change to the package's insides. Prints {"seconds_per_call": ...} as JSON.
 """
 
@@ -19,7 +19,8 @@ from benchmarks.cases import CASES_BY_NAME
 
 def main(case_name, threads, seconds):
     case = CASES_BY_NAME[case_name]
-    lstmcore.set_num_threads(threads)
+    if threads:  # else lstmcore's default, which also lets it sense busy cores
+        lstmcore.set_num_threads(threads)
     x, dy = sides.make_inputs(case)
     _, side = sides.build_lstmcore(case, x, dy)
     side.step()  # warm-up: first-touch of the tape, thread start

@@ -30,7 +30,9 @@ def parse_args(argv):
     parser.add_argument("--old", required=True, help="checkout of the build before the change")
     parser.add_argument("--new", default=str(HERE.parent), help="checkout of the build after (default: this one)")
     parser.add_argument("--cases", default="default", help="comma-separated names or globs, or 'default'")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--threads", type=int, help="threads for both builds (default: lstmcore's own default, as users run it)"
+    )
     parser.add_argument("--rounds", type=int, default=5, help="samples per build (default 5)")
     parser.add_argument("--seconds", type=float, default=0.3, help="time per sample (default 0.3 s)")
     parser.add_argument("--json", help="also write the results here")
@@ -40,7 +42,7 @@ def parse_args(argv):
 def sample(checkout, case, threads, seconds):
     """Seconds per call of ``case`` in a child process that imports ``checkout``'s build."""
     env = dict(os.environ, PYTHONPATH=str(Path(checkout).resolve() / "python"))
-    command = [sys.executable, "-m", "benchmarks._build_sample", case, str(threads), str(seconds)]
+    command = [sys.executable, "-m", "benchmarks._build_sample", case, str(threads or 0), str(seconds)]
     done = subprocess.run(
         command, cwd=HERE.parent, env=env, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S, check=False
     )
@@ -82,7 +84,8 @@ def main(argv=None):
 
     patterns = None if args.cases == "default" else args.cases.split(",")
     names = [case.name for case in select(patterns)]
-    print(f"{len(names)} cases, {args.threads} threads, {args.rounds} rounds of {args.seconds} s per build")
+    threads = args.threads or "default"
+    print(f"{len(names)} cases, {threads} threads, {args.rounds} rounds of {args.seconds} s per build")
     rows = compare(args, names)
     if args.json:
         Path(args.json).write_text(json.dumps({"threads": args.threads, "rows": rows}, indent=2) + "\n")
