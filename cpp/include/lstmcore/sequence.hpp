@@ -8,6 +8,8 @@
 #pragma once
 
 #include <algorithm>
+#include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <new>
 #include <type_traits>
@@ -178,23 +180,34 @@ void zero_rows(SequenceView<Scalar> v, Index t, Index b0, Index b1, Index first,
 // left uninitialised, because zeroing tens of MB per call is a measurable share of a pass.
 // It starts on a cache line: threads write neighbouring column slices of its rows, and
 // with the 16-byte alignment of new[] the line at each slice boundary bounced between
-// their caches.
+// their caches. It is taken from malloc and aligned by hand, as NumPy's arrays are:
+// glibc's aligned allocation of blocks of tens of MB (the tapes) left the heap so that
+// the next passes faulted fresh pages in. A failed allocation throws std::bad_alloc.
 template <typename Scalar>
 class PassBuffer {
  public:
-  explicit PassBuffer(Index size)
-      : data_(static_cast<Scalar*>(::operator new[](sizeof(Scalar) * std::max<Index>(size, 1), kLine))) {}
-  Scalar* data() { return data_.get(); }
-  const Scalar* data() const { return data_.get(); }
+  explicit PassBuffer(Index size) : raw_(std::malloc(bytes(size))) {
+    if (!raw_) throw std::bad_alloc();
+    const auto address = reinterpret_cast<std::uintptr_t>(raw_.get());
+    data_ = reinterpret_cast<Scalar*>((address + kLine - 1) & ~std::uintptr_t{kLine - 1});
+  }
+  Scalar* data() { return data_; }
+  const Scalar* data() const { return data_; }
   Scalar& operator[](Index k) { return data_[k]; }
   const Scalar& operator[](Index k) const { return data_[k]; }
 
  private:
-  static constexpr std::align_val_t kLine{64};
+  static constexpr std::size_t kLine = 64;
+  static std::size_t bytes(Index size) {
+    const auto count = static_cast<std::size_t>(std::max<Index>(size, 1));
+    if (count > (SIZE_MAX - kLine) / sizeof(Scalar)) throw std::bad_alloc();
+    return count * sizeof(Scalar) + kLine;
+  }
   struct Free {
-    void operator()(Scalar* p) const { ::operator delete[](p, kLine); }
+    void operator()(void* p) const { std::free(p); }
   };
-  std::unique_ptr<Scalar[], Free> data_;
+  std::unique_ptr<void, Free> raw_;
+  Scalar* data_ = nullptr;
 };
 
 // Where a forward's input projection goes, a chunk of steps at a time (kChunkRows rows):

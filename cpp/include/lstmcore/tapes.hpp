@@ -6,41 +6,11 @@
 // takes them back in backward, so Python never computes a tape's layout.
 #pragma once
 
-#include <cstdint>
-#include <cstdlib>
-#include <memory>
-#include <new>
-
 #include "lstmcore/gru.hpp"
 #include "lstmcore/layer_norm_lstm.hpp"
 #include "lstmcore/sequence.hpp"
 
 namespace lstmcore {
-
-// A tape's buffer, uninitialised and starting on a cache line like a PassBuffer, but
-// taken from malloc with room to align it by hand, as the NumPy arrays that were the
-// tapes before the core owned them: glibc's aligned allocation of blocks of tens of MB
-// left the heap fragmented so that later passes faulted fresh pages in.
-template <typename Scalar>
-class TapeBuffer {
- public:
-  explicit TapeBuffer(Index size)
-      : raw_(std::malloc(sizeof(Scalar) * static_cast<std::size_t>(std::max<Index>(size, 1)) + kLine)) {
-    if (!raw_) throw std::bad_alloc();
-    const auto address = reinterpret_cast<std::uintptr_t>(raw_.get());
-    data_ = reinterpret_cast<Scalar*>((address + kLine - 1) & ~std::uintptr_t{kLine - 1});
-  }
-  Scalar* data() { return data_; }
-  const Scalar* data() const { return data_; }
-
- private:
-  static constexpr std::size_t kLine = 64;
-  struct Free {
-    void operator()(void* p) const { std::free(p); }
-  };
-  std::unique_ptr<void, Free> raw_;
-  Scalar* data_ = nullptr;
-};
 
 // One GRU layer-direction's forward.
 template <typename Scalar>
@@ -50,7 +20,7 @@ struct GruTape {
   Index width() const { return gru_tape_width(hidden); }
 
   Index steps, batch, hidden;  // T, B, H of the forward that wrote it
-  TapeBuffer<Scalar> gates;    // (T*B, 4H): r, z, n and m = h_{t-1} W_hn^T + b_hn
+  PassBuffer<Scalar> gates;    // (T*B, 4H): r, z, n and m = h_{t-1} W_hn^T + b_hn
 };
 
 }  // namespace lstmcore
@@ -75,10 +45,10 @@ struct LstmTape {
 
   Index steps, batch, hidden, gate_blocks;  // T, B, H, K of the forward that wrote it
   bool taped, zoneout;                      // which buffers below it holds
-  TapeBuffer<Scalar> gates;                 // (T*B, K*H) activated gates
-  TapeBuffer<Scalar> cells;                 // (T*B, H) c_t
-  TapeBuffer<Scalar> cell_updates;          // (T*B, H) c~_t before zoneout
-  TapeBuffer<Scalar> c_n;                   // (B, H) each sequence's last c_t
+  PassBuffer<Scalar> gates;                 // (T*B, K*H) activated gates
+  PassBuffer<Scalar> cells;                 // (T*B, H) c_t
+  PassBuffer<Scalar> cell_updates;          // (T*B, H) c~_t before zoneout
+  PassBuffer<Scalar> c_n;                   // (B, H) each sequence's last c_t
 };
 
 }  // namespace lstmcore
@@ -102,10 +72,10 @@ struct ProjectedLstmTape {
 
   Index steps, batch, hidden, gate_blocks;  // T, B, H, K of the forward that wrote it
   bool taped;                               // whether it holds gates, cells and cell_out
-  TapeBuffer<Scalar> gates;                 // (T*B, K*H) activated gates
-  TapeBuffer<Scalar> cells;                 // (T*B, H) c_t
-  TapeBuffer<Scalar> cell_out;              // (T*B, H) r_t = o * tanh(c_t), before the projection
-  TapeBuffer<Scalar> c_n;                   // (B, H) each sequence's last c_t
+  PassBuffer<Scalar> gates;                 // (T*B, K*H) activated gates
+  PassBuffer<Scalar> cells;                 // (T*B, H) c_t
+  PassBuffer<Scalar> cell_out;              // (T*B, H) r_t = o * tanh(c_t), before the projection
+  PassBuffer<Scalar> c_n;                   // (B, H) each sequence's last c_t
 };
 
 }  // namespace lstmcore
@@ -137,13 +107,13 @@ struct LayerNormLstmTape {
 
   Index steps, batch, hidden;      // T, B, H of the forward that wrote it
   bool taped;                      // whether it holds more than c_n
-  TapeBuffer<Scalar> gates;        // (T*B, 4H) activated gates
-  TapeBuffer<Scalar> cells;        // (T*B, H) c_t
-  TapeBuffer<Scalar> input_norm;   // (T*B, 4H) normalised x W_ih^T
-  TapeBuffer<Scalar> hidden_norm;  // (T*B, 4H) normalised h W_hh^T
-  TapeBuffer<Scalar> cell_norm;    // (T*B, H) normalised c_t
-  TapeBuffer<Scalar> inv_std;      // (T*B, 3) 1/std of the input, hidden and cell rows
-  TapeBuffer<Scalar> c_n;          // (B, H) each sequence's last c_t
+  PassBuffer<Scalar> gates;        // (T*B, 4H) activated gates
+  PassBuffer<Scalar> cells;        // (T*B, H) c_t
+  PassBuffer<Scalar> input_norm;   // (T*B, 4H) normalised x W_ih^T
+  PassBuffer<Scalar> hidden_norm;  // (T*B, 4H) normalised h W_hh^T
+  PassBuffer<Scalar> cell_norm;    // (T*B, H) normalised c_t
+  PassBuffer<Scalar> inv_std;      // (T*B, 3) 1/std of the input, hidden and cell rows
+  PassBuffer<Scalar> c_n;          // (B, H) each sequence's last c_t
 };
 
 }  // namespace lstmcore
