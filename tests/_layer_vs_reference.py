@@ -33,7 +33,7 @@ def reference_kind(layer):
     if layer.layer_norm:
         return "layer_norm_lstm"
     if layer.peephole:
-        return "peephole_lstm"
+        return "peephole_coupled_lstm" if layer.coupled else "peephole_lstm"
     if layer.coupled:
         return "coupled_lstm"
     return "projected_lstm" if layer.proj_size else "lstm"

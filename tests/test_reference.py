@@ -182,12 +182,13 @@ def test_reference_matches_torch(kind, num_layers, bidirectional, batch_first):
 # autograd (float64, same expressions in another order: 1e-12 of the scale, observed
 # <= 1.6e-15), and identities that hold exactly or to rounding (1e-12 of the scale).
 
-VARIANT_KINDS = ("lstm", "peephole_lstm", "coupled_lstm", "layer_norm_lstm")
+VARIANT_KINDS = ("lstm", "peephole_lstm", "coupled_lstm", "peephole_coupled_lstm", "layer_norm_lstm")
+COUPLED_KINDS = ("coupled_lstm", "peephole_coupled_lstm")
 
 
 def cell_weights(kind, input_size, hidden, rng, proj=0, dtype=np.float64):
     """Random weights of one layer-direction of ``kind``, keyed by name without the suffix."""
-    gates = (3 if kind in ("gru", "coupled_lstm") else 4) * hidden
+    gates = (3 if kind == "gru" or kind in COUPLED_KINDS else 4) * hidden
 
     def uniform(*shape, low=-0.6, high=0.6):
         return rng.uniform(low, high, shape).astype(dtype)
@@ -200,6 +201,8 @@ def cell_weights(kind, input_size, hidden, rng, proj=0, dtype=np.float64):
     }
     if kind == "peephole_lstm":
         weights["weight_peephole"] = uniform(3, hidden)
+    if kind == "peephole_coupled_lstm":
+        weights["weight_peephole"] = uniform(2, hidden)
     if kind == "layer_norm_lstm":
         weights.update(
             layer_norm_ih_weight=uniform(gates, low=0.5, high=1.5),
@@ -227,7 +230,7 @@ def cell_options(kind, steps, batch, hidden, rng, which, proj=0):
     width = proj or hidden  # features of h
     options = {}
     if "clamps" in which:
-        first = "input" if kind == "coupled_lstm" else "forget"
+        first = "input" if kind in COUPLED_KINDS else "forget"
         options["clamps"] = {}
         for gate in (first, "output"):
             clamp = rng.uniform(0.1, 0.9, hidden)
@@ -256,6 +259,8 @@ VARIANT_CASES = {
     "peephole-projected-zoneout_rate": ("peephole_lstm", 2, ("zoneout_rate", "clamps")),
     "coupled": ("coupled_lstm", 0, ()),
     "coupled-projected-all-options": ("coupled_lstm", 3, ALL_OPTIONS),
+    "peephole_coupled": ("peephole_coupled_lstm", 0, ()),
+    "peephole_coupled-projected-all-options": ("peephole_coupled_lstm", 3, ALL_OPTIONS),
     "layer_norm": ("layer_norm_lstm", 0, ()),
     "layer_norm-clamps": ("layer_norm_lstm", 0, ("clamps",)),
 }
@@ -295,6 +300,7 @@ def test_variant_cell_backward_matches_finite_differences(case):
 STACKED_CASES = {
     "peephole-projected-all-options": ("peephole_lstm", 2, ALL_OPTIONS),
     "coupled-all-options": ("coupled_lstm", 0, ALL_OPTIONS),
+    "peephole_coupled-all-options": ("peephole_coupled_lstm", 0, ALL_OPTIONS),
     "layer_norm-clamps": ("layer_norm_lstm", 0, ("clamps",)),
     "projected": ("projected_lstm", 3, ("zoneout_rate",)),
 }
@@ -361,10 +367,14 @@ def torch_lstm_family(torch, kind, x, w, h0, c0, options):
             )  # fmt: skip
         else:
             a = x[t] @ w["weight_ih"].T + w["bias_ih"] + (h * mask) @ w["weight_hh"].T + w["bias_hh"]
-        peep = w["weight_peephole"] if kind == "peephole_lstm" else torch.zeros(3, hidden, dtype=torch.float64)
-        if kind == "coupled_lstm":
+        peep = torch.zeros(3, hidden, dtype=torch.float64)
+        if kind == "peephole_lstm":
+            peep = w["weight_peephole"]
+        elif kind == "peephole_coupled_lstm":  # rows p_i, p_o: no forget gate of its own
+            peep = torch.stack([w["weight_peephole"][0], peep[1], w["weight_peephole"][1]])
+        if kind in COUPLED_KINDS:
             a_i, a_g, a_o = a.split(hidden, dim=1)
-            i = held("input", torch.sigmoid(a_i))
+            i = held("input", torch.sigmoid(a_i + peep[0] * c))
             f = 1 - i
         else:
             a_i, a_f, a_g, a_o = a.split(hidden, dim=1)
@@ -495,7 +505,7 @@ def test_options_that_change_nothing_change_nothing(kind):
 def test_forget_one_and_input_zero_keep_the_cell_constant(kind):
     rng = np.random.default_rng(23)
     x, weights, states0, _, _, _ = one_cell_case((kind, 0, ()), rng)
-    clamps = {"input": 0.0} if kind == "coupled_lstm" else {"input": 0.0, "forget": 1.0}
+    clamps = {"input": 0.0} if kind in COUPLED_KINDS else {"input": 0.0, "forget": 1.0}
     _y, _, c_n, cache = reference.cells[kind].forward(x, **weights, **states0, clamps=clamps)
     np.testing.assert_array_equal(cache["cell"], np.broadcast_to(states0["c0"], cache["cell"].shape))
     np.testing.assert_array_equal(c_n, states0["c0"])

@@ -47,8 +47,8 @@ from _variants import checked_table, dtypes, option_table, variant_options, vari
 
 # Layer options per variant; proj_size "half" is H // 2 (proj_size must be below H).
 VARIANTS = option_table(
-    "peephole", "coupled", "layer_norm", "projected", "peephole_projected", "coupled_projected", "forget_bias",
-    proj_size="half",
+    "peephole", "coupled", "peephole_coupled", "layer_norm", "projected", "peephole_projected", "coupled_projected",
+    "peephole_coupled_projected", "forget_bias", proj_size="half",
 )  # fmt: skip
 # (steps, batch, input_size, hidden, num_layers, bidirectional, batch_first): H not a
 # multiple of 8 (the SIMD width), I != H.
@@ -57,7 +57,7 @@ SHAPES = {
     "H13-L2-bidir-time-major": (4, 3, 7, 13, 2, True, False),
     "T6-H11-L2-bidir": (6, 2, 4, 11, 2, True, True),
 }
-CELLS = option_table("lstm", "peephole", "coupled")
+CELLS = option_table("lstm", "peephole", "coupled", "peephole_coupled")
 REGULARIZERS = checked_table({
     "recurrent_dropout": {"recurrent_dropout": 0.3},
     "zoneout": {"zoneout": 0.4},
@@ -196,7 +196,14 @@ def test_dropout_between_layers_masks_repeat_from_the_seed():
 
 
 @variant_options(
-    "peephole", "coupled", "layer_norm", "projected", "peephole_projected", "zoneout_recurrent_dropout", proj_size=35
+    "peephole",
+    "coupled",
+    "peephole_coupled",
+    "layer_norm",
+    "projected",
+    "peephole_projected",
+    "zoneout_recurrent_dropout",
+    proj_size=35,
 )
 @pytest.mark.parametrize("batch", [12, 40], ids=["B12", "B40"])
 def test_variant_matches_reference_on_two_threads(options, batch, two_threads):
@@ -227,7 +234,7 @@ def test_variant_matches_reference_when_dx_is_one_product_after_the_loop(options
     assert_matches_reference(layer, got, expected, expected_in_dtype)
 
 
-@variant_options("peephole", "coupled", "zoneout_recurrent_dropout")
+@variant_options("peephole", "coupled", "peephole_coupled", "zoneout_recurrent_dropout")
 @pytest.mark.parametrize("steps, batch", [(1, 1), (1, 2), (2, 1)], ids=["T1-B1", "T1-B2", "T2-B1"])
 def test_variant_matches_reference_in_a_pass_of_one_or_two_rows(options, steps, batch, two_threads):
     # The weights read in place (a streaming step), on two threads of 96 and 104 units.
@@ -245,6 +252,11 @@ FD_VARIANTS = checked_table({
     "layer_norm": {"layer_norm": True},
     "projected": {"proj_size": 2},
     "peephole_projected": {"peephole": True, "proj_size": 3},
+    "peephole_coupled": {"peephole": True, "coupled": True},
+    "peephole_coupled_projected": {"peephole": True, "coupled": True, "proj_size": 3},
+    "peephole_coupled_zoneout_recurrent_dropout": {
+        "peephole": True, "coupled": True, "zoneout": 0.3, "recurrent_dropout": 0.3,
+    },
     "recurrent_dropout": {"recurrent_dropout": 0.3},
     "zoneout": {"zoneout": 0.4},
     "peephole_zoneout_recurrent_dropout": {"peephole": True, "zoneout": 0.3, "recurrent_dropout": 0.3},
@@ -345,7 +357,6 @@ def test_forget_bias_none_keeps_pytorch_initialisation():
 @pytest.mark.parametrize(
     "options, error, message",
     [
-        ({"peephole": True, "coupled": True}, ValueError, "peephole.*coupled"),
         ({"coupled": True, "forget_bias": 1.0}, ValueError, "forget_bias.*coupled"),
         ({"layer_norm": True, "peephole": True}, ValueError, "layer_norm.*peephole"),
         ({"layer_norm": True, "coupled": True}, ValueError, "layer_norm.*coupled"),

@@ -1,4 +1,4 @@
-// The LSTM passes (plain, peephole and coupled cells): lstm_forward returns an LstmTape
+// The LSTM passes (plain, peephole, coupled and coupled-with-peepholes cells): lstm_forward returns an LstmTape
 // the core owns, lstm_backward takes it back.
 //
 // Weights and their gradients come as _core.LstmWeights (references, no copies), the
@@ -135,9 +135,10 @@ void register_lstm(py::module_& m) {
       .def_readonly("bias_ih", &LstmWeights::bias_ih)
       .def_readonly("bias_hh", &LstmWeights::bias_hh)
       .def_readonly("peephole", &LstmWeights::peephole);
-  py::class_<LstmCallOptions>(m, "LstmOptions",
-                              "An LSTM pass's cell ('plain', 'peephole' or 'coupled'), gate clamps and "
-                              "regularizers (recurrent dropout mask, zoneout masks or inference rate).")
+  py::class_<LstmCallOptions>(
+      m, "LstmOptions",
+      "An LSTM pass's cell ('plain', 'peephole', 'coupled' or 'peephole_coupled'), gate clamps and "
+      "regularizers (recurrent dropout mask, zoneout masks or inference rate).")
       .def(py::init([](std::string cell, py::object clamps, py::object recurrent_mask, py::object zoneout_h,
                        py::object zoneout_c, double zoneout_rate) {
              return LstmCallOptions{std::move(cell),      std::move(clamps),    std::move(recurrent_mask),

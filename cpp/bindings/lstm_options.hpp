@@ -10,6 +10,7 @@
 #include "lstmcore/coupled_lstm_cell.hpp"
 #include "lstmcore/lstm_cell.hpp"
 #include "lstmcore/lstm_options.hpp"
+#include "lstmcore/peephole_coupled_lstm_cell.hpp"
 #include "lstmcore/peephole_lstm_cell.hpp"
 
 namespace lstmcore::bindings {
@@ -26,7 +27,8 @@ void dispatch_cell(const std::string& cell, Fn&& fn) {
   if (cell == "plain") return fn(CellKind<LstmCell>{});
   if (cell == "peephole") return fn(CellKind<PeepholeLstmCell>{});
   if (cell == "coupled") return fn(CellKind<CoupledLstmCell>{});
-  throw py::value_error("expected cell 'plain', 'peephole' or 'coupled', got '" + cell + "'");
+  if (cell == "peephole_coupled") return fn(CellKind<PeepholeCoupledLstmCell>{});
+  throw py::value_error("expected cell 'plain', 'peephole', 'coupled' or 'peephole_coupled', got '" + cell + "'");
 }
 
 // The peephole weights (3, H) for the peephole cell, absent for the others; the clamps
@@ -35,19 +37,24 @@ template <typename Scalar>
 LstmOptions<Scalar> checked_options(const std::string& cell, const py::object& peephole,
                                     const py::object& peephole_grad, const py::object& clamps, const Dims& d) {
   LstmOptions<Scalar> options;
-  if ((cell == "peephole") == peephole.is_none())
-    throw py::value_error("the peephole cell, and only it, takes peephole weights");
-  if (!peephole.is_none()) options.peephole = checked_optional<Scalar>(peephole, "peephole", {3, d.hidden}, false);
+  const bool peepholes = cell == "peephole" || cell == "peephole_coupled";
+  const bool coupled = cell == "coupled" || cell == "peephole_coupled";
+  if (peepholes == peephole.is_none())
+    throw py::value_error("the peephole cells, and only they, take peephole weights");
+  // p_i, p_f, p_o; the coupled cell has no forget gate, so no p_f.
+  const Index rows = coupled ? 2 : 3;
+  if (!peephole.is_none())
+    options.peephole = checked_optional<Scalar>(peephole, "peephole", {rows, d.hidden}, false);
   if (!peephole_grad.is_none()) {
     if (peephole.is_none()) throw py::value_error("peephole_grad without peephole weights");
-    options.peephole_grad = checked_optional<Scalar>(peephole_grad, "grad peephole", {3, d.hidden}, true);
+    options.peephole_grad = checked_optional<Scalar>(peephole_grad, "grad peephole", {rows, d.hidden}, true);
   }
   if (clamps.is_none()) return options;
   const auto held = py::cast<py::list>(clamps);
   if (held.size() != 4) throw py::value_error("expected 4 clamps (input, forget, candidate, output)");
   for (int gate = 0; gate < 4; ++gate) {
     if (held[gate].is_none()) continue;
-    if (cell == "coupled" && gate == kClampForget)
+    if (coupled && gate == kClampForget)
       throw py::value_error("the coupled cell has no forget gate of its own to clamp");
     options.clamps[gate] = checked_optional<Scalar>(held[gate], "clamp", {d.hidden}, false);
   }

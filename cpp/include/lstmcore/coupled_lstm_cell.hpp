@@ -18,6 +18,7 @@ template <typename Scalar>
 class CoupledLstmCell {
  public:
   static constexpr Index kGates = 3;
+  static constexpr Index kPeepholes = 0;
 
   CoupledLstmCell(const LstmOptions<Scalar>& options, Range units, Index hidden, const Scalar* bias,
                   Scalar* bias_grad = nullptr)

@@ -18,6 +18,7 @@ template <typename Scalar>
 class LstmCell {
  public:
   static constexpr Index kGates = 4;
+  static constexpr Index kPeepholes = 0;
 
   // One thread's view: hidden units `units`; bias (4, n) is b_ih + b_hh of those units
   // (forward); backward adds each row's gate gradients to bias_grad (4, n) if given.

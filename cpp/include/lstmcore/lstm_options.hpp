@@ -9,8 +9,10 @@ namespace lstmcore {
 
 template <typename Scalar>
 struct LstmOptions {
-  const Scalar* peephole = nullptr;  // (3, H): p_i, p_f, p_o (peephole cell only)
-  Scalar* peephole_grad = nullptr;   // (3, H), added to by backward
+  // (Cell::kPeepholes, H): p_i, p_f, p_o for the peephole cell, p_i, p_o for the coupled
+  // one with peepholes; none for the others.
+  const Scalar* peephole = nullptr;
+  Scalar* peephole_grad = nullptr;  // shaped as peephole, added to by backward
   // Ablation (gate_clamp.hpp): per gate input, forget, candidate, output, an (H,) vector
   // of held values (NaN = not held) or nullptr.
   std::array<const Scalar*, 4> clamps{};

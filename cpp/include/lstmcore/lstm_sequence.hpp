@@ -220,11 +220,12 @@ void lstm_backward(const SequenceShape& s, SequenceView<const Scalar> x, const G
     const PackedBuffer<Scalar> packed_hh = recurrent_columns(w.weight_hh, G, H, units);
     const InputGradient<Scalar> input_gradient(w.weight_ih, G, I, part.inputs);
     ProductWorkspace<Scalar> workspace;
-    // This thread's shares of the bias gradient (K, n) and the peephole gradient (3, H),
+    // This thread's shares of the bias gradient (K, n) and the peephole gradient (Q, H),
     // which the cell sums over its rows; added to grads in thread order after the loop,
     // so that a split over the batch adds the same values in the same order every call.
     std::vector<Scalar> bias_grad(K * n, Scalar(0));
-    std::vector<Scalar> peephole_grad(options.peephole_grad ? 3 * H : 0, Scalar(0));
+    constexpr Index Q = Cell<Scalar>::kPeepholes;
+    std::vector<Scalar> peephole_grad(options.peephole_grad ? Q * H : 0, Scalar(0));
     LstmOptions<Scalar> thread_options = options;
     if (options.peephole_grad) thread_options.peephole_grad = peephole_grad.data();
     Cell<Scalar> cell(thread_options, units, H, nullptr, bias_grad.data());
@@ -305,7 +306,7 @@ void lstm_backward(const SequenceShape& s, SequenceView<const Scalar> x, const G
     in_thread_order(thread, team, barrier, [&] {
       add_bias_share(bias_grad.data(), K, H, units, grads.bias_ih);
       add_bias_share(bias_grad.data(), K, H, units, grads.bias_hh);
-      for (Index q = 0; q < 3 && options.peephole_grad; ++q) {
+      for (Index q = 0; q < Q && options.peephole_grad; ++q) {
         for (Index j = ub; j < units.end; ++j) options.peephole_grad[q * H + j] += peephole_grad[q * H + j];
       }
     });

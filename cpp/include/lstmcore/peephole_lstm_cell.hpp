@@ -18,6 +18,7 @@ template <typename Scalar>
 class PeepholeLstmCell {
  public:
   static constexpr Index kGates = 4;
+  static constexpr Index kPeepholes = 3;
 
   // As LstmCell; the peephole weights (3, H) and their gradient come from `options`.
   PeepholeLstmCell(const LstmOptions<Scalar>& options, Range units, Index hidden, const Scalar* bias,

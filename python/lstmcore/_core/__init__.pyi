@@ -69,7 +69,7 @@ class LstmWeights:
     def peephole(self) -> _Floats | None: ...
 
 class LstmOptions:
-    """An LSTM pass's cell ('plain', 'peephole' or 'coupled'), gate clamps and regularizers."""
+    """An LSTM pass's cell ('plain', 'peephole', 'coupled' or 'peephole_coupled'), gate clamps and regularizers."""
 
     def __init__(
         self,

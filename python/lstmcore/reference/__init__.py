@@ -19,7 +19,7 @@ Conventions:
   caller's buffers. Summing over calls, if wanted, is the caller's business.
 
 Where the cells are, one file per cell family: the LSTM with its variants (projected,
-peephole, coupled) in ``_lstm.py``, the layer-normalised LSTM in ``_layer_norm_lstm.py``,
+peephole, coupled, coupled with peepholes) in ``_lstm.py``, the layer-normalised LSTM in ``_layer_norm_lstm.py``,
 the GRU in ``_gru.py``; what they share (``sigmoid``, ``layer_norm``, the LSTM options
 ``CellOptions``: gate clamps, recurrent dropout, zoneout) in ``_ops.py``; the table of
 cells and the stacked, bidirectional driver in ``_stack.py``. Import all of them from here.
@@ -35,6 +35,8 @@ from lstmcore.reference._lstm import (
     coupled_lstm_forward,
     lstm_backward,
     lstm_forward,
+    peephole_coupled_lstm_backward,
+    peephole_coupled_lstm_forward,
     peephole_lstm_backward,
     peephole_lstm_forward,
     projected_lstm_backward,
@@ -56,6 +58,8 @@ __all__ = [
     "peephole_lstm_backward",
     "coupled_lstm_forward",
     "coupled_lstm_backward",
+    "peephole_coupled_lstm_forward",
+    "peephole_coupled_lstm_backward",
     "layer_norm_lstm_forward",
     "layer_norm_lstm_backward",
     "gru_forward",

@@ -387,3 +387,104 @@ def coupled_lstm_backward(cache, dy, dh_n=None, dc_n=None):
         dh = sums.add(t, d_pre, h_prev) + keep_h * dh
         dc = dc_update * (1 - i) + keep_c * dc
     return sums.result(dh, dc)
+
+
+# ------------------------------------------------------------------------ peephole and coupled
+
+
+def peephole_coupled_lstm_forward(
+    x, weight_ih, weight_hh, bias_ih, bias_hh, weight_peephole, h0, c0, *, weight_hr=None, **options
+):
+    """Coupled input-forget gate LSTM with peepholes (CIFG with peepholes, Greff et al.
+    2017; ONNX's LSTM with input_forget=1 and P), one layer, one direction.
+
+    Gate blocks i, g, o as ``coupled_lstm_forward``; weight_peephole (2, H) holds rows
+    p_i, p_o (there is no forget gate of its own to see the cell)::
+
+        i = σ(a_i + p_i * c)     g = tanh(a_g)
+        c_t = (1 - i) * c + i * g
+        o = σ(a_o + p_o * c_t)   h_t = o * tanh(c_t)       y[t] = h_t
+
+    Options as ``coupled_lstm_forward``. Returns ``y``, ``h_n``, ``c_n`` and the cache.
+    """
+    dtype = compute_dtype(x)
+    x, weight_ih, weight_hh, bias_ih, bias_hh, weight_peephole, weight_hr, h0, c0 = cast(
+        dtype, x, weight_ih, weight_hh, bias_ih, bias_hh, weight_peephole, weight_hr, h0, c0
+    )
+    steps, batch, _ = x.shape
+    hidden = weight_ih.shape[0] // 3
+    opts = CellOptions(dtype, hidden, ("input", "candidate", "output"), **options)
+    p_i, p_o = weight_peephole  # each (H,)
+
+    gates = np.empty((steps, batch, 3, hidden), dtype)  # i, g, o as used
+    cell_update = np.empty((steps, batch, hidden), dtype)  # c~_t
+    cell = np.empty((steps, batch, hidden), dtype)  # c_t
+    cell_out = np.empty((steps, batch, hidden), dtype)  # o * tanh(c~_t)
+    y = np.empty((steps, batch, h0.shape[1]), dtype)  # h_t
+    h, c = h0, c0
+    for t in range(steps):
+        a = x[t] @ weight_ih.T + bias_ih + opts.recurrent_input(h) @ weight_hh.T + bias_hh  # (B, 3H)
+        a = a.reshape(batch, 3, hidden)
+        i = opts.gate("input", sigmoid(a[:, 0] + p_i * c))
+        g = opts.gate("candidate", np.tanh(a[:, 1]))
+        c_new = (1 - i) * c + i * g
+        o = opts.gate("output", sigmoid(a[:, 2] + p_o * c_new))
+        r = o * np.tanh(c_new)
+        h_new = r if weight_hr is None else r @ weight_hr.T
+        keep_h, keep_c = opts.keep(t)
+        c = keep_c * c + (1 - keep_c) * c_new
+        h = keep_h * h + (1 - keep_h) * h_new
+        gates[t] = np.stack([i, g, o], axis=1)
+        cell_update[t], cell[t], cell_out[t], y[t] = c_new, c, r, h
+
+    cache = dict(
+        x=x, weight_ih=weight_ih, weight_hh=weight_hh, weight_peephole=weight_peephole, weight_hr=weight_hr,
+        h0=h0, c0=c0, options=opts, gates=gates, cell_update=cell_update, cell=cell, cell_out=cell_out, y=y,
+    )  # fmt: skip
+    return y, h, c, cache
+
+
+def peephole_coupled_lstm_backward(cache, dy, dh_n=None, dc_n=None):
+    """Gradients of one ``peephole_coupled_lstm_forward``.
+
+    Per step, with dh, dc the total gradients of h_t, c_t from later steps::
+
+        d_o = dh * tanh(c_t) * o(1-o)
+        dc = dc + dh * o * (1 - tanh(c_t)^2) + d_o * p_o           (c_t also feeds o)
+        d_i = dc * (g - c_{t-1}) * i(1-i)   d_g = dc * i * (1-g^2)
+        dc_{t-1} = dc * (1 - i) + d_i * p_i                         (c_{t-1} feeds i)
+        dp_i += sum_b d_i c_{t-1}           dp_o += sum_b d_o c_t
+
+    and d_pre = [d_i, d_g, d_o] through the weights as in ``lstm_backward``. Returns a dict
+    of fresh arrays, ``weight_peephole`` (2, H) among them.
+    """
+    x = cache["x"]
+    gates, cell_update, cell, y, opts = cache["gates"], cache["cell_update"], cache["cell"], cache["y"], cache["options"]
+    p_i, p_o = cache["weight_peephole"]
+    dtype = x.dtype
+    steps, batch, _ = x.shape
+    hidden = cell.shape[2]
+    dy = np.asarray(dy, dtype)
+
+    sums = GateGradientSums(cache)
+    d_peephole = np.zeros((2, hidden), dtype)  # rows p_i, p_o
+    dh = np.zeros(y.shape[1:], dtype) if dh_n is None else np.array(dh_n, dtype)
+    dc = np.zeros((batch, hidden), dtype) if dc_n is None else np.array(dc_n, dtype)
+    for t in reversed(range(steps)):
+        i, g, o = (gates[t][:, k] for k in range(3))
+        h_prev = cache["h0"] if t == 0 else y[t - 1]
+        c_prev = cache["c0"] if t == 0 else cell[t - 1]
+        c_new = cell_update[t]
+        keep_h, keep_c = opts.keep(t)
+        dh = dh + dy[t]
+        d_update = sums.update_gradient(t, dh, keep_h)
+        tanh_c = np.tanh(c_new)
+        d_o = opts.gate_gradient("output", d_update * tanh_c * o * (1 - o))
+        dc_update = (1 - keep_c) * dc + d_update * o * (1 - tanh_c**2) + d_o * p_o
+        d_i = opts.gate_gradient("input", dc_update * (g - c_prev) * i * (1 - i))
+        d_g = opts.gate_gradient("candidate", dc_update * i * (1 - g**2))
+        d_pre = np.concatenate([d_i, d_g, d_o], axis=1)  # (B, 3H)
+        d_peephole += np.stack([(d_i * c_prev).sum(0), (d_o * c_new).sum(0)])
+        dh = sums.add(t, d_pre, h_prev) + keep_h * dh
+        dc = dc_update * (1 - i) + d_i * p_i + keep_c * dc
+    return sums.result(dh, dc, weight_peephole=d_peephole)

@@ -19,6 +19,8 @@ from lstmcore.reference._lstm import (
     coupled_lstm_forward,
     lstm_backward,
     lstm_forward,
+    peephole_coupled_lstm_backward,
+    peephole_coupled_lstm_forward,
     peephole_lstm_backward,
     peephole_lstm_forward,
     projected_lstm_backward,
@@ -60,6 +62,7 @@ cells = {
     "projected_lstm": Cell(projected_lstm_forward, projected_lstm_backward, states=("h", "c")),
     "peephole_lstm": Cell(peephole_lstm_forward, peephole_lstm_backward, states=("h", "c")),
     "coupled_lstm": Cell(coupled_lstm_forward, coupled_lstm_backward, states=("h", "c")),
+    "peephole_coupled_lstm": Cell(peephole_coupled_lstm_forward, peephole_coupled_lstm_backward, states=("h", "c")),
     "layer_norm_lstm": Cell(layer_norm_lstm_forward, layer_norm_lstm_backward, states=("h", "c")),
     "gru": Cell(gru_forward, gru_backward, states=("h",), state_sizes=_gru_state_sizes),
 }

@@ -27,7 +27,9 @@ class LSTM(_GatedRecurrent):
     Options (README, "LSTM variants", gives the equations):
 
     - ``peephole=True``: diagonal peepholes, ``weight_peephole_l{k}`` (3, H) rows p_i, p_f, p_o.
-    - ``coupled=True``: forget gate 1 - i; the weights hold 3 gate blocks i, g, o.
+    - ``coupled=True``: forget gate 1 - i; the weights hold 3 gate blocks i, g, o. With
+      ``peephole=True`` too (CIFG with peepholes), ``weight_peephole_l{k}`` is (2, H):
+      rows p_i, p_o.
     - ``bias=False``: no bias parameters (and no keys for them), as PyTorch's.
     - ``reverse=True``: the one direction runs from each sequence's own end (with
       ``lengths``, from its last real step), outputs in the input's time order: ONNX's
@@ -121,8 +123,10 @@ class LSTM(_GatedRecurrent):
 
     @property
     def cell(self):
-        """The core's cell kind: 'plain', 'peephole' or 'coupled'."""
-        return "peephole" if self.peephole else ("coupled" if self.coupled else "plain")
+        """The core's cell kind: 'plain', 'peephole', 'coupled' or 'peephole_coupled'."""
+        if self.peephole:
+            return "peephole_coupled" if self.coupled else "peephole"
+        return "coupled" if self.coupled else "plain"
 
     @property
     def output_size(self):
@@ -143,7 +147,8 @@ class LSTM(_GatedRecurrent):
 
     def _kind_shapes(self, layer_input):
         shapes = super()._kind_shapes(layer_input)
-        shapes["weight_peephole"] = (3, self.hidden_size)
+        # p_i, p_f, p_o; a coupled cell has no forget gate of its own, so no p_f.
+        shapes["weight_peephole"] = (2 if self.coupled else 3, self.hidden_size)
         shapes["weight_hr"] = (self.proj_size, self.hidden_size)
         rows = 4 * self.hidden_size
         shapes.update(
@@ -168,8 +173,6 @@ class LSTM(_GatedRecurrent):
         return config
 
     def _init_params(self):
-        if self.peephole and self.coupled:
-            raise ValueError("peephole=True and coupled=True together are not supported (choose one)")
         super()._init_params()
         # Layer norm starts as the identity: gains 1, bias 0 (Ba et al. 2016).
         for name, value in self.params.items():

@@ -249,4 +249,4 @@ def _recurrent_weights(kind, config):
                 yield f"layer_norm_cell_weight{suffix}", (hidden,)
                 yield f"layer_norm_cell_bias{suffix}", (hidden,)
             if kind == "LSTM" and config.get("peephole", False):
-                yield f"weight_peephole{suffix}", (3, hidden)
+                yield f"weight_peephole{suffix}", (2 if config.get("coupled", False) else 3, hidden)
