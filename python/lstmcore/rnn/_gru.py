@@ -1,4 +1,4 @@
-"""The GRU layer, PyTorch's formulation."""
+"""The GRU layer: PyTorch's formulation, or the original one of Cho et al. (reset_after=False)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ class GRU(_GatedRecurrent):
     Gates r, z, n stacked in that order (3H rows); the reset gate multiplies
     ``h W_hn^T + b_hn`` as in PyTorch. State is ``h``, (num_layers * D, B, H).
     ``dropout=p``: dropout on the input of every layer but the first, in training.
+    ``reset_after=False``: the original GRU of Cho et al. 2014 (ONNX's default,
+    ``linear_before_reset=0``; Keras's ``reset_after=False``), whose reset gate scales h
+    before W_hn: ``n = tanh(W_in x + b_in + W_hn (r * h) + b_hn)``; same parameters.
     """
 
     _state_names = ("h",)
@@ -30,7 +33,11 @@ class GRU(_GatedRecurrent):
         dtype: DTypeLike = np.float32,
         seed: int | None = None,
         dropout: float = 0.0,
+        reset_after: bool = True,
     ) -> None:
+        if not isinstance(reset_after, (bool, np.bool_)):
+            raise TypeError(f"expected reset_after as a bool, got {type(reset_after).__name__}")
+        self.reset_after = bool(reset_after)
         super().__init__(
             input_size,
             hidden_size,
@@ -42,6 +49,11 @@ class GRU(_GatedRecurrent):
             dropout=dropout,
         )
         self._init_params()
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(reset_after=self.reset_after)
+        return config
 
     def _gate_blocks(self):
         return 3
@@ -81,6 +93,7 @@ class GRU(_GatedRecurrent):
             run.y,
             options,
             traced or training,
+            reset_after=self.reset_after,
         )
 
     def _core_backward(
