@@ -1,5 +1,5 @@
-"""The reference GRU (PyTorch's, and the original one of Cho et al. 2014). Part of ``lstmcore.reference`` (import it from there);
-the conventions are that package's.
+"""The reference GRU: PyTorch's, and the original one of Cho et al. 2014 (reset_after=False).
+Part of ``lstmcore.reference`` (import it from there); the conventions are that package's.
 """
 
 from __future__ import annotations
