@@ -285,3 +285,16 @@ def test_gate_traces_are_the_reference_gates():
     gates = cache["caches"][0, 0]["gates"]  # (T, B, 3, H): r, z, n
     for k, name in enumerate(("reset", "update", "candidate")):
         assert_close(name, traces[0][name], gates[:, :, k], 1e-12, 1e-12)
+
+
+@pytest.mark.parametrize("batch", [1, 3], ids=["B1-in-place", "B3"])
+def test_streaming_steps_equal_one_call(batch):
+    # One or two rows a step multiply W where it lies (multiply_unpacked), more are packed.
+    layer = lstmcore.GRU(3, 5, 2, batch_first=False, dtype=np.float64, seed=19, reset_after=False)
+    x, h0, _, _ = inputs(layer, 6, batch, seed=20)
+    y, h_n = layer(x, h0)
+    state = h0
+    for t in range(x.shape[0]):
+        y_t, state = layer.step(x[t], state)
+        assert_close(f"y[{t}]", y_t, y[t], 1e-12, 1e-12)
+    assert_close("h_n", state, h_n, 1e-12, 1e-12)
