@@ -12,7 +12,7 @@ import pytest
 
 import lstmcore
 from _compare import FD_ATOL, FD_RTOL, assert_close, numerical_gradient, sample_indices, scaled_atol
-from _layers import pass_split
+from _layers import input_size_past_dx_threshold, pass_split
 from lstmcore.reference import rnn_backward, rnn_forward
 
 TOLERANCE = {np.float32: 1e-5, np.float64: 1e-12}
@@ -89,7 +89,7 @@ def test_forward_and_backward_match_the_reference(dtype, shape, two_threads):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
-@pytest.mark.parametrize("batch, hidden", [(7, 5), (12, 96)], ids=["one-thread", "units-split"])
+@pytest.mark.parametrize("batch, hidden", [(7, 5), (12, 96), (40, 48)], ids=["one-thread", "units-split", "batch-split"])
 def test_lengths_match_the_reference_per_sequence(dtype, batch, hidden, two_threads):
     # Unsorted lengths; the reverse direction of each sequence starts at its own last step.
     steps, input_size = 6, 4
@@ -113,6 +113,25 @@ def test_lengths_match_the_reference_per_sequence(dtype, batch, hidden, two_thre
         for name in summed:
             summed[name] += expected[name]
     check_all({name: got[name] for name in summed}, summed, dtype, " (summed over sequences)")
+
+
+@pytest.mark.parametrize("batch, split", [(9, "units"), (16, "batch")], ids=["units-split", "batch-split"])
+def test_matches_the_reference_when_dx_is_one_product_after_the_loop(batch, split, two_threads):
+    # As in test_core_matches_reference.py: W_ih's slice past 4 MB a thread makes dx one
+    # product after the loop, which reads every step's complete gate gradients. float64,
+    # one layer-direction pair, x scaled by 1/sqrt(I) to keep pre-activations of order one.
+    hidden = 96
+    input_size = input_size_past_dx_threshold(3, hidden, np.float64, threads=2 if split == "units" else 1)
+    assert lstmcore._core.diagnostics.pass_plan(batch, input_size, hidden, 3, 8, True) == (2, split)
+    assert lstmcore._core.diagnostics.dx_after_the_loop(batch, input_size, hidden, 3, 8) == (True, True)
+    layer = lstmcore.GRU(
+        input_size, hidden, bidirectional=True, batch_first=False, dtype=np.float64, seed=21, reset_after=False
+    )
+    x, _, dy, _ = inputs(layer, 5, batch, seed=22)
+    x *= input_size**-0.5
+    rng = np.random.default_rng(23)
+    h0, dh_n = (rng.normal(size=(2, batch, hidden)) for _ in range(2))
+    check_all(layer_results(layer, x, h0, dy, dh_n), reference(layer, x, h0, dy, dh_n), np.float64)
 
 
 def test_eight_threads_agree_with_one(restore_num_threads):
