@@ -317,3 +317,48 @@ def test_streaming_steps_equal_one_call(batch):
         y_t, state = layer.step(x[t], state)
         assert_close(f"y[{t}]", y_t, y[t], 1e-12, 1e-12)
     assert_close("h_n", state, h_n, 1e-12, 1e-12)
+
+
+def test_gru_cell_refuses_a_reset_before_layer():
+    # GRUCell is PyTorch's nn.GRUCell (reset after W_hn): converting would change the function.
+    with pytest.raises(ValueError, match="reset_after"):
+        lstmcore.GRUCell.from_layer(lstmcore.GRU(3, 4, reset_after=False))
+    assert lstmcore.GRUCell.from_layer(lstmcore.GRU(3, 4)).hidden_size == 4
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_bias_free_reverse_layer_is_the_reference_on_each_sequence_flipped(dtype):
+    # bias=False runs the core on zero biases; reverse=True runs each sequence from its
+    # own last step, which for the reference is the sequence flipped within its length.
+    layer = lstmcore.GRU(3, 5, 2, batch_first=False, dtype=dtype, seed=24, bias=False, reverse=True, reset_after=False)
+    rng = np.random.default_rng(25)
+    for value in layer.params.values():
+        value[...] = rng.uniform(-0.6, 0.6, value.shape)
+    lengths = np.array([4, 2, 5, 1])
+    x = rng.normal(size=(5, 4, 3)).astype(dtype)
+    h0, dh_n = (rng.normal(size=(2, 4, 5)).astype(dtype) for _ in range(2))
+    dy = rng.normal(size=(5, 4, 5)).astype(dtype)
+    got = layer_results(layer, x, h0, dy, dh_n, lengths=lengths)
+    params = {name: value.astype(np.float64) for name, value in layer.params.items()}
+    for layer_index in range(2):
+        for name in ("bias_ih", "bias_hh"):
+            params[f"{name}_l{layer_index}"] = np.zeros(15)
+    run = dict(num_layers=2, bidirectional=False, batch_first=False, options=BEFORE)
+    summed = {name: np.zeros(value.shape) for name, value in layer.params.items()}
+    tol = TOLERANCE[dtype]
+    for b, length in enumerate(lengths):
+        part = (slice(None, length), slice(b, b + 1))
+        y, h_n, cache = rnn_forward("gru", params, x[part][::-1].astype(np.float64), h0[:, b : b + 1], **run)
+        dx, dh0, grads = rnn_backward(cache, dy[part][::-1].astype(np.float64), dh_n[:, b : b + 1].astype(np.float64))
+        where = f" [seq {b}, length {length}]"
+        for name, value, expected in (
+            ("y", got["y"][part], y[::-1]),
+            ("h_n", got["h_n"][:, b : b + 1], h_n),
+            ("dx", got["dx"][part], dx[::-1]),
+            ("dh0", got["dh0"][:, b : b + 1], dh0),
+        ):
+            assert_close(name + where, value, expected, tol, scaled_atol(tol, expected))
+        for name in summed:
+            summed[name] += grads[name]
+    for name, expected in summed.items():
+        assert_close(name, got[name], expected, tol, scaled_atol(tol, expected))

@@ -19,7 +19,7 @@ from lstmcore.nn import (
     losses,
     optim,
 )
-from lstmcore.rnn import GRU, LSTM
+from lstmcore.rnn import GRU, LSTM, GRUCell, LSTMCell
 
 # The names these modules had before the package was cut by concern: ``lstmcore.inspect``
 # (now ``microscope``, which does not shadow the standard library's ``inspect``),
@@ -39,6 +39,8 @@ if _os.environ.get("LSTMCORE_RETAIN_MEMORY", "1") != "0":
 __all__ = [
     "LSTM",
     "GRU",
+    "LSTMCell",
+    "GRUCell",
     "Dense",
     "Embedding",
     "Dropout",

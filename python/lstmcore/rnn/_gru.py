@@ -6,6 +6,7 @@ import numpy as np
 
 import lstmcore._core as _core
 from lstmcore._typing import DTypeLike
+from lstmcore._util.checks import check_bool
 from lstmcore.rnn._recurrent import _GatedRecurrent
 
 
@@ -15,6 +16,8 @@ class GRU(_GatedRecurrent):
     Gates r, z, n stacked in that order (3H rows); the reset gate multiplies
     ``h W_hn^T + b_hn`` as in PyTorch. State is ``h``, (num_layers * D, B, H).
     ``dropout=p``: dropout on the input of every layer but the first, in training.
+    ``bias=False``: no bias parameters. ``reverse=True``: the one direction runs from each
+    sequence's own end (ONNX's ``direction="reverse"``), as for the LSTM.
     ``reset_after=False``: the original GRU of Cho et al. 2014 (ONNX's default,
     ``linear_before_reset=0``; Keras's ``reset_after=False``), whose reset gate scales h
     before W_hn: ``n = tanh(W_in x + b_in + W_hn (r * h) + b_hn)``; same parameters.
@@ -33,11 +36,11 @@ class GRU(_GatedRecurrent):
         dtype: DTypeLike = np.float32,
         seed: int | None = None,
         dropout: float = 0.0,
+        bias: bool = True,
+        reverse: bool = False,
         reset_after: bool = True,
     ) -> None:
-        if not isinstance(reset_after, (bool, np.bool_)):
-            raise TypeError(f"expected reset_after as a bool, got {type(reset_after).__name__}")
-        self.reset_after = bool(reset_after)
+        self.reset_after = check_bool(reset_after, "reset_after")
         super().__init__(
             input_size,
             hidden_size,
@@ -47,6 +50,8 @@ class GRU(_GatedRecurrent):
             dtype=dtype,
             seed=seed,
             dropout=dropout,
+            bias=bias,
+            reverse=reverse,
         )
         self._init_params()
 
