@@ -119,3 +119,13 @@ def test_contention_quick_run_writes_both_scenarios(tmp_path, capsys):
     for row in results["rows"]:
         assert len(row["two_processes"]["one"]) == 2 and len(row["two_processes"]["default"]) == 2
     assert "default/1t" in capsys.readouterr().out
+
+
+def test_gru_forms_quick_run_writes_both_forms(tmp_path, capsys):
+    from benchmarks import gru_forms
+
+    out = tmp_path / "forms.json"
+    assert gru_forms.main(["--quick", "--repeats", "2", "--json", str(out)]) == 0
+    (row,) = json.loads(out.read_text())["results"]
+    assert row["after"]["median_ms"] > 0 and row["before"]["median_ms"] > 0 and row["before_over_after"] > 0
+    assert row["case"] in capsys.readouterr().out

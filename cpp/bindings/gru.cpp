@@ -2,7 +2,8 @@
 //
 // Weights and their gradients come as _core.GruWeights (references to the caller's
 // arrays, no copies); the tape keeps references to the forward's x, h0 and y and its
-// PassOptions, which backward reads again.
+// PassOptions, which backward reads again; the core's tape knows whether the reset gate
+// came after W_hn (PyTorch's form) or before it, so backward takes the forward's form.
 #include <memory>
 #include <utility>
 #include <variant>
@@ -49,7 +50,7 @@ GatedWeights<Scalar> weights_of(const GruWeights& w, const Dims& d) {
 
 // Runs the forward; returns its tape (taped) or None (inference: the kernel writes only y).
 py::object gru_forward(const py::array& x, const GruWeights& weights, const py::array& h0, const py::array& y,
-                       const PassOptions& options, bool taped) {
+                       const PassOptions& options, bool taped, bool reset_after) {
   const GruCall call = checked_call(x, weights, y, options);
   const Dims& d = call.d;
   py::object result = py::none();
@@ -62,13 +63,18 @@ py::object gru_forward(const py::array& x, const GruWeights& weights, const py::
     Scalar* gates = nullptr;
     if (taped) {
       auto bound = std::make_unique<BoundGruTape>(
-          BoundGruTape{GruTape<Scalar>(d.steps, d.batch, d.hidden), x, h0, y, options});
+          BoundGruTape{GruTape<Scalar>(d.steps, d.batch, d.hidden, reset_after), x, h0, y, options});
       gates = std::get<GruTape<Scalar>>(bound->core).gates.data();
       result = py::cast(std::move(bound));
     }
     py::gil_scoped_release release;
-    lstmcore::gru_forward<Scalar>(call.shape, sequence(xp, d, d.input), w, h0p,
-                                  sequence(yp, d, call.width, options.y_offset), gates);
+    const auto xs = sequence(xp, d, d.input);
+    const auto ys = sequence(yp, d, call.width, options.y_offset);
+    if (reset_after) {
+      lstmcore::gru_forward<Scalar, true>(call.shape, xs, w, h0p, ys, gates);
+    } else {
+      lstmcore::gru_forward<Scalar, false>(call.shape, xs, w, h0p, ys, gates);
+    }
   });
   return result;
 }
@@ -97,8 +103,14 @@ void gru_backward(const BoundGruTape& tape, const GruWeights& weights, const py:
     const auto xs = sequence(xp, d, d.input), dxs = sequence(dxp, d, d.input);
     const Index offset = options.y_offset;
     const auto ys = sequence(yp, d, call.width, offset), dys = sequence(dyp, d, call.width, offset);
-    lstmcore::gru_backward<Scalar>(call.shape, xs, w, h0p, ys, core->gates.data(), dys, dhn, dxs, accumulate_dx, g,
-                                   dh0p);
+    const Scalar* gates = core->gates.data();
+    if (core->reset_after) {
+      lstmcore::gru_backward<Scalar, true>(call.shape, xs, w, h0p, ys, gates, dys, dhn, dxs, accumulate_dx, g,
+                                           dh0p);
+    } else {
+      lstmcore::gru_backward<Scalar, false>(call.shape, xs, w, h0p, ys, gates, dys, dhn, dxs, accumulate_dx, g,
+                                            dh0p);
+    }
   });
 }
 
@@ -128,9 +140,19 @@ void register_gru(py::module_& m) {
       .def_readonly("bias_ih", &GruWeights::bias_ih)
       .def_readonly("bias_hh", &GruWeights::bias_hh);
   py::class_<BoundGruTape>(m, "GruTape", "What a GRU forward recorded for its backward; made by gru_forward.")
-      .def_property_readonly("gates", &gates_of, "(T, B, 4H) read-only: r, z, n and h_{t-1} W_hn^T + b_hn.");
-  m.def("gru_forward", &gru_forward, "x"_a, "weights"_a, "h0"_a, "y"_a, "options"_a, "taped"_a,
-        "Writes y; returns the tape backward needs (taped) or None.");
+      .def_property_readonly("gates", &gates_of,
+                             "(T, B, 4H) read-only: r, z, n and h_{t-1} W_hn^T + b_hn (reset_after) or "
+                             "r * h_{t-1}.")
+      .def_property_readonly(
+          "reset_after",
+          [](const BoundGruTape& tape) {
+            return std::visit([](const auto& core) { return core.reset_after; }, tape.core);
+          },
+          "Whether the forward applied the reset gate after W_hn (PyTorch's form) or before it.");
+  m.def("gru_forward", &gru_forward, "x"_a, "weights"_a, "h0"_a, "y"_a, "options"_a, "taped"_a, py::kw_only(),
+        "reset_after"_a = true,
+        "Writes y; returns the tape backward needs (taped) or None. reset_after=False: the reset gate "
+        "multiplies h_{t-1} before W_hn (Cho et al.; ONNX's linear_before_reset=0).");
   m.def("gru_backward", &gru_backward, "tape"_a, "weights"_a, "dy"_a, "dh_n"_a, "grads"_a, "dx"_a, "dh0"_a,
         py::kw_only(), "accumulate_dx"_a = false,
         "Adds the weight gradients to grads; writes dh0, and dx (or adds to it: accumulate_dx).");

@@ -7,6 +7,11 @@
 //   m = h_{t-1} W_hn^T + b_hn
 //   n = gate_tanh(x W_in^T + b_in + r * m)
 //   h_t = (1 - z) * n + z * h_{t-1}
+// With ResetAfter false, the original GRU of Cho et al. (ONNX's default,
+// linear_before_reset = 0): the reset gate multiplies h_{t-1} before W_hn, so
+//   n = gate_tanh(x W_in^T + b_in + (r * h_{t-1}) W_hn^T + b_hn)
+// and a step's recurrent product comes in two: r and z first, then W_hn over r * h_{t-1},
+// which needs every unit's r (one more barrier per step when split over units).
 //
 // Organised as lstm_sequence.hpp (variable lengths, in either direction, included): the input GEMM a chunk of
 // steps ahead, a per-step recurrent product for this thread's units and one fused
@@ -29,17 +34,20 @@
 
 namespace lstmcore {
 
-// Width of a GRU tape row: r, z, n and m, H each.
+// Width of a GRU tape row: r, z, n and m (ResetAfter) or r * h_{t-1} (not), H each.
 inline Index gru_tape_width(Index hidden) { return 4 * hidden; }
 
 // x      (T, B, I)        input, in either layout (SequenceView)
 // h0     (B, H)           initial state
 // y      (T, B, H)        h_t for every t (written)
-// gates  (T*B, 4H)        tape: r, z, n and m = h_{t-1} W_hn^T + b_hn (written), or nullptr
+// gates  (T*B, 4H)        tape: r, z, n and m = h_{t-1} W_hn^T + b_hn (ResetAfter) or
+//                         r * h_{t-1} (not) (written), or nullptr
 // The final state is the row block of y at time_at(T-1).
 // The input projection is computed a chunk of steps ahead (kChunkRows), into the tape or,
-// without one (inference), into a chunk buffer reused chunk after chunk.
-template <typename Scalar>
+// without one (inference), into a chunk buffer reused chunk after chunk; the fourth
+// column block is written there too, since reset-before's second product reads r * h_{t-1}
+// of every thread's units from it.
+template <typename Scalar, bool ResetAfter = true>
 void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const GatedWeights<Scalar>& w,
                  const Scalar* h0, SequenceView<Scalar> y, Scalar* gates) {
   const Index B = s.batch, H = s.hidden, I = s.input, W = gru_tape_width(H);
@@ -54,16 +62,75 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
     const Index n = units.size(), r0 = rows.begin;
 
     // This thread's rows of W_ih and W_hh, packed once. The input-side bias of every gate
-    // and the recurrent bias of r and z add to the pre-activation; b_hn stays inside r * m.
+    // and the recurrent bias of r and z add to the pre-activation; b_hn stays inside r * m
+    // (ResetAfter) or adds to n's too (not).
     // A pass of a row or two (a streaming step) reads W in place instead (multiply_unpacked).
     const bool unpacked = s.rows() <= kUnpackedRows;
     const GatePanels<Scalar> panels(w, 3, H, I, H, units, !unpacked);
     // (4, n): the pre-activation biases of r, z, n, then b_hn.
     PackedBuffer<Scalar> bias(4 * units.size());
-    fused_gate_bias(w, 3, 2, H, units, bias.data());
+    fused_gate_bias(w, 3, ResetAfter ? 2 : 3, H, units, bias.data());
     std::copy(w.bias_hh + 2 * H + units.begin, w.bias_hh + 2 * H + units.end, bias.data() + 3 * units.size());
     ProductWorkspace<Scalar> workspace;
     PreviousState<Scalar> h_before(s, H);
+    // Reset-before's step on the rows [r0, r0 + live) at time t: r, z and r * h_{t-1}, then
+    // n and h_t. Every thread reaches the barrier between them, with work or without.
+    const auto reset_before_step = [&](Index t, Index live, const StateRows<Scalar>& h_prev, Scalar* tape_t,
+                                       Scalar* h_t) {
+      const bool work = n > 0 && live > 0;
+      const RowView<Scalar> h_rows = h_prev.rows(r0);
+      for (Index gate = 0; gate < 3 && work; ++gate) {
+        if (unpacked) {
+          const Index row = gate * H + units.begin;
+          multiply_unpacked<Scalar>({x.at(t, r0), x.batch_stride}, live, I, w.weight_ih + row * I, I, n,
+                                    tape_t + r0 * W + gate * H + units.begin, W, false);
+          if (gate < 2) {
+            multiply_unpacked<Scalar>(h_rows, live, H, w.weight_hh + row * H, H, n,
+                                      tape_t + r0 * W + gate * H + units.begin, W, true);
+          }
+        } else if (gate < 2) {
+          multiply_rows<Scalar>(h_rows, live, H, panels.hh(gate), n, tape_t + r0 * W + gate * H + units.begin, W,
+                                true);
+        }
+      }
+      for (Index b = r0; b < r0 + live && work; ++b) {
+        Scalar* tape = tape_t + b * W + units.begin;
+        const Scalar* h_old = h_prev.row(b) + units.begin;
+        const Scalar* bias_of = bias.data();
+        for_each_unit<Scalar>(n, [&](Index j, auto p) {
+          using namespace Eigen::internal;
+          using P = decltype(p);
+          const P r = gate_sigmoid(padd(ploadu<P>(tape + j), ploadu<P>(bias_of + j)));
+          pstoreu(tape + j, r);
+          pstoreu(tape + H + j, gate_sigmoid(padd(ploadu<P>(tape + H + j), ploadu<P>(bias_of + n + j))));
+          pstoreu(tape + 3 * H + j, pmul(r, ploadu<P>(h_old + j)));
+        });
+      }
+      // Over units, n's product reads every thread's r * h_{t-1}.
+      if (!plan.by_batch) barrier.wait(team);
+      if (!work) return;
+      const RowView<Scalar> reset_rows{tape_t + r0 * W + 3 * H, W};
+      Scalar* n_pre = tape_t + r0 * W + 2 * H + units.begin;
+      if (unpacked) {
+        multiply_unpacked<Scalar>(reset_rows, live, H, w.weight_hh + (2 * H + units.begin) * H, H, n, n_pre, W,
+                                  true);
+      } else {
+        multiply_rows<Scalar>(reset_rows, live, H, panels.hh(2), n, n_pre, W, true);
+      }
+      for (Index b = r0; b < r0 + live; ++b) {
+        Scalar* tape = tape_t + b * W + units.begin;
+        const Scalar* h_old = h_prev.row(b) + units.begin;
+        Scalar* h_after = h_t + b * y.batch_stride + units.begin;
+        const Scalar* bias_n = bias.data() + 2 * n;
+        for_each_unit<Scalar>(n, [&](Index j, auto p) {
+          using namespace Eigen::internal;
+          using P = decltype(p);
+          const P cand = gate_tanh(padd(ploadu<P>(tape + 2 * H + j), ploadu<P>(bias_n + j)));
+          pstoreu(h_after + j, pmadd(ploadu<P>(tape + H + j), psub(ploadu<P>(h_old + j), cand), cand));
+          pstoreu(tape + 2 * H + j, cand);
+        });
+      }
+    };
 
     for (Index step = 0; step < s.steps; ++step) {
       const Index t = s.time_at(step);
@@ -80,7 +147,9 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
       }
       Scalar* tape_t = projection.rows(step);
       Scalar* h_t = y.at(t, 0);
-      if (n > 0 && live > 0) {
+      if constexpr (!ResetAfter) {
+        reset_before_step(t, live, h_prev, tape_t, h_t);
+      } else if (n > 0 && live > 0) {
         // r and z add their recurrent part; m = h_{t-1} W_hn^T goes to its own column.
         const RowView<Scalar> h_rows = h_prev.rows(r0);
         for (Index gate = 0; gate < 3; ++gate) {
@@ -132,7 +201,8 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
 // dx     (T, B, I): gradient of x, written, or ADDED to when accumulate_dx
 // grads  gradients of the weights, ADDED to
 // dh0    (B, H): gradient of the initial state (written)
-template <typename Scalar>
+// ResetAfter must be the forward's.
+template <typename Scalar, bool ResetAfter = true>
 void gru_backward(const SequenceShape& s, SequenceView<const Scalar> x, const GatedWeights<Scalar>& w,
                   const Scalar* h0, SequenceView<const Scalar> y, const Scalar* gates,
                   SequenceView<const Scalar> dy, const Scalar* dh_n, SequenceView<Scalar> dx, bool accumulate_dx,
@@ -141,8 +211,10 @@ void gru_backward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
   const Index rows = s.rows();
   // (T*B, 3H) each: gradients of the input-side pre-activations (x W_i^T + b_i) and of
   // the recurrent-side ones (h W_h^T + b_h); they differ only in n, where r scales m.
+  // Reset-before's sides are the same, and its d_hidden is instead one step's gradient of
+  // r * h_{t-1}, (B, H).
   PassBuffer<Scalar> d_input_buffer(rows * G);
-  PassBuffer<Scalar> d_hidden_buffer(rows * G);
+  PassBuffer<Scalar> d_hidden_buffer(ResetAfter ? rows * G : B * H);
   Scalar* d_input = d_input_buffer.data();
   Scalar* d_hidden = d_hidden_buffer.data();
   start_running_gradient(dh0, dh_n, B, H);
@@ -156,7 +228,10 @@ void gru_backward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
     // This thread's columns of W_hh (all 3H rows), packed once for the step's
     // dh_{t-1} += da_hidden W_hh; and dx_t = da_input W_ih for its slice of the inputs (all
     // of them when the pass is split over the batch).
-    const PackedBuffer<Scalar> packed_hh = recurrent_columns(w.weight_hh, G, H, units);
+    // Reset-before packs W_hr and W_hz (2H rows) here and W_hn apart.
+    const PackedBuffer<Scalar> packed_hh = recurrent_columns(w.weight_hh, ResetAfter ? G : 2 * H, H, units);
+    const PackedBuffer<Scalar> packed_hn =
+        ResetAfter ? PackedBuffer<Scalar>() : recurrent_columns(w.weight_hh + 2 * H * H, H, H, units);
     const InputGradient<Scalar> input_gradient(w.weight_ih, G, I, part.inputs);
     ProductWorkspace<Scalar> workspace;
     // This thread's shares of the bias gradients, summed while the gate gradients are in
@@ -166,15 +241,76 @@ void gru_backward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
     std::vector<Scalar> input_bias_grad(3 * n, Scalar(0)), hidden_n_bias_grad(n, Scalar(0));
     const GateSums<Scalar> input_sums(input_bias_grad.data(), n), hidden_n_sums(hidden_n_bias_grad.data(), n);
     PreviousState<Scalar> h_before(s, H);
+    // Reset-before's step on the rows [r0, live_end) at time t:
+    //   da_n, da_z; (barrier) d(r h) = da_n W_hn; da_r = d(r h) * h_{t-1} * r (1 - r);
+    //   dh_{t-1} = dh * z + d(r h) * r + (barrier) [da_r, da_z] [W_hr; W_hz]
+    // Every thread reaches both barriers, with work or without.
+    const auto reset_before_step = [&](Index t, Index live_end, const StateRows<Scalar>& h_prev) {
+      const Scalar* tape_t = gates + t * B * W;
+      Scalar* d_input_t = d_input + t * B * G;
+      const Index live = live_end - r0;
+      const GateSums<Scalar> r_sums(input_bias_grad.data(), n), zn_sums(input_bias_grad.data() + n, n);
+      for (Index b = r0; b < live_end && n > 0; ++b) {
+        const Scalar* tape = tape_t + b * W + units.begin;
+        const Scalar* h_old = h_prev.row(b) + units.begin;
+        const Scalar* dy_b = dy.at(t, b) + units.begin;
+        Scalar* dh_b = dh0 + b * H + units.begin;
+        Scalar* dxa = d_input_t + b * G + units.begin;
+        for_each_unit<Scalar>(n, [&](Index j, auto p) {
+          using namespace Eigen::internal;
+          using P = decltype(p);
+          const P one = pset1<P>(Scalar(1));
+          const P z = ploadu<P>(tape + H + j), cand = ploadu<P>(tape + 2 * H + j);
+          const P dh_total = padd(ploadu<P>(dy_b + j), ploadu<P>(dh_b + j));
+          const P da_n = pmul(pmul(dh_total, psub(one, z)), psub(one, pmul(cand, cand)));
+          const P da_z = pmul(pmul(dh_total, psub(ploadu<P>(h_old + j), cand)), pmul(z, psub(one, z)));
+          zn_sums.write(dxa + H, H, j, da_z, da_n);
+          pstoreu(dh_b + j, pmul(dh_total, z));
+        });
+      }
+      // Over units, d(r h) of this thread's units needs every unit's da_n.
+      if (!plan.by_batch) barrier.wait(team);
+      if (n > 0 && live > 0) {
+        multiply_rows<Scalar>({d_input_t + r0 * G + 2 * H, G}, live, H, packed_hn.data(), n,
+                              d_hidden + r0 * H + units.begin, H, false);
+      }
+      for (Index b = r0; b < live_end && n > 0; ++b) {
+        const Scalar* r_of = tape_t + b * W + units.begin;
+        const Scalar* h_old = h_prev.row(b) + units.begin;
+        const Scalar* d_reset = d_hidden + b * H + units.begin;
+        Scalar* dh_b = dh0 + b * H + units.begin;
+        Scalar* dxa = d_input_t + b * G + units.begin;
+        for_each_unit<Scalar>(n, [&](Index j, auto p) {
+          using namespace Eigen::internal;
+          using P = decltype(p);
+          const P r = ploadu<P>(r_of + j), d_rh = ploadu<P>(d_reset + j);
+          const P da_r = pmul(pmul(d_rh, ploadu<P>(h_old + j)), pmul(r, psub(pset1<P>(Scalar(1)), r)));
+          r_sums.write(dxa, H, j, da_r);
+          pstoreu(dh_b + j, pmadd(d_rh, r, ploadu<P>(dh_b + j)));
+        });
+      }
+      zero_padding_rows<Scalar>({live_end, rows_of_part.end}, units, {{d_input_t, G, 3, H}});
+      // Over units, dh_{t-1} of this thread's units needs every unit's da_r and da_z.
+      if (!plan.by_batch) barrier.wait(team);
+      if (n > 0 && live > 0) {
+        multiply_rows<Scalar>({d_input_t + r0 * G, G}, live, 2 * H, packed_hh.data(), n, dh0 + r0 * H + units.begin,
+                              H, true);
+      }
+      input_gradient.step({d_input_t + r0 * G, G}, rows_of_part, live_end, dx, t, accumulate_dx);
+    };
 
     for (Index step = s.steps - 1; step >= 0; --step) {
       const Index t = s.time_at(step);
-      const Scalar* tape_t = gates + t * B * W;
-      Scalar* d_input_t = d_input + t * B * G;
-      Scalar* d_hidden_t = d_hidden + t * B * G;
       const Index live_end = part.live_end(s.active(t)), live = live_end - r0;
       const StateRows<Scalar> h_prev =
           h_before.at(step, {h0, H}, {y.at(s.time_before(step), 0), y.batch_stride}, {r0, live_end});
+      if constexpr (!ResetAfter) {
+        reset_before_step(t, live_end, h_prev);
+        continue;
+      }
+      const Scalar* tape_t = gates + t * B * W;
+      Scalar* d_input_t = d_input + t * B * G;
+      Scalar* d_hidden_t = d_hidden + t * B * G;
       for (Index b = r0; b < live_end && n > 0; ++b) {
         const Scalar* tape = tape_t + b * W + units.begin;
         const Scalar* h_old = h_prev.row(b) + units.begin;
@@ -215,6 +351,26 @@ void gru_backward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
 
     // Weight gradients as products over all steps, split by output rows.
     const Range gate_rows = split_range(G, thread, team, PanelLayout<Scalar>::kRows);
+    if constexpr (!ResetAfter) {
+      // dW_hn pairs da_n with r * h_{t-1}, which the tape holds at each step's own time.
+      const Range rz_rows{gate_rows.begin, std::min(gate_rows.end, 2 * H)};
+      const Range n_rows{std::max(gate_rows.begin, 2 * H), gate_rows.end};
+      if (rz_rows.size() > 0) {
+        add_gate_weight_grads(s, d_input, d_input, G, rz_rows.begin, rz_rows.size(), x, h0, y, H, grads.weight_ih,
+                              grads.weight_hh, workspace);
+      }
+      if (n_rows.size() > 0) {
+        const TransposedTarget<Scalar> to_ih{x.rows(0, B), I, grads.weight_ih + n_rows.begin * I, I};
+        const TransposedTarget<Scalar> to_hh{{gates + 3 * H, W}, H, grads.weight_hh + n_rows.begin * H, H};
+        transposed_products<Scalar>({d_input, G}, n_rows.begin, n_rows.size(), rows, {to_ih, to_hh}, true,
+                                    workspace);
+      }
+      in_thread_order(thread, team, barrier, [&] {
+        add_bias_share(input_bias_grad.data(), 3, H, units, grads.bias_ih);
+        add_bias_share(input_bias_grad.data(), 3, H, units, grads.bias_hh);
+      });
+      return;
+    }
     if (gate_rows.size() > 0) {
       const Index r0 = gate_rows.begin, nr = gate_rows.size();
       add_gate_weight_grads(s, d_input, d_hidden, G, r0, nr, x, h0, y, H, grads.weight_ih, grads.weight_hh,

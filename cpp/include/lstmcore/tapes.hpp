@@ -15,12 +15,13 @@ namespace lstmcore {
 // One GRU layer-direction's forward.
 template <typename Scalar>
 struct GruTape {
-  GruTape(Index steps, Index batch, Index hidden)
-      : steps(steps), batch(batch), hidden(hidden), gates(steps * batch * width()) {}
+  GruTape(Index steps, Index batch, Index hidden, bool reset_after)
+      : steps(steps), batch(batch), hidden(hidden), reset_after(reset_after), gates(steps * batch * width()) {}
   Index width() const { return gru_tape_width(hidden); }
 
   Index steps, batch, hidden;  // T, B, H of the forward that wrote it
-  PassBuffer<Scalar> gates;    // (T*B, 4H): r, z, n and m = h_{t-1} W_hn^T + b_hn
+  bool reset_after;            // the forward's form, which its backward must take
+  PassBuffer<Scalar> gates;    // (T*B, 4H): r, z, n and m = h_{t-1} W_hn^T + b_hn, or r * h_{t-1}
 };
 
 }  // namespace lstmcore

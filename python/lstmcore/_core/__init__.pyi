@@ -249,7 +249,10 @@ class GruTape:
 
     @property
     def gates(self) -> _Floats:
-        """(T, B, 4H) read-only: r, z, n and h_{t-1} W_hn^T + b_hn."""
+        """(T, B, 4H) read-only: r, z, n and h_{t-1} W_hn^T + b_hn (reset_after) or r * h_{t-1}."""
+    @property
+    def reset_after(self) -> bool:
+        """Whether the forward applied the reset gate after W_hn (PyTorch's form) or before it."""
 
 def lstm_forward(
     x: _Floats,
@@ -321,7 +324,14 @@ def layer_norm_lstm_backward(
     accumulate_dx: bool = False,
 ) -> None: ...
 def gru_forward(
-    x: _Floats, weights: GruWeights, h0: _Floats, y: _Floats, options: PassOptions, taped: bool
+    x: _Floats,
+    weights: GruWeights,
+    h0: _Floats,
+    y: _Floats,
+    options: PassOptions,
+    taped: bool,
+    *,
+    reset_after: bool = True,
 ) -> GruTape | None: ...
 def gru_backward(
     tape: GruTape,

@@ -1,5 +1,5 @@
-"""The reference GRU (PyTorch's). Part of ``lstmcore.reference`` (import it from there);
-the conventions are that package's.
+"""The reference GRU: PyTorch's, and the original one of Cho et al. 2014 (reset_after=False).
+Part of ``lstmcore.reference`` (import it from there); the conventions are that package's.
 """
 
 from __future__ import annotations
@@ -12,7 +12,14 @@ from lstmcore.reference._ops import cast, compute_dtype, sigmoid
 
 
 def gru_forward(
-    x: np.ndarray, weight_ih: np.ndarray, weight_hh: np.ndarray, bias_ih: np.ndarray, bias_hh: np.ndarray, h0: np.ndarray
+    x: np.ndarray,
+    weight_ih: np.ndarray,
+    weight_hh: np.ndarray,
+    bias_ih: np.ndarray,
+    bias_hh: np.ndarray,
+    h0: np.ndarray,
+    *,
+    reset_after: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """GRU (PyTorch's, the reset gate applied after the recurrent bias), one layer, one direction.
 
@@ -24,6 +31,11 @@ def gru_forward(
         n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
         h_t = (1 - z) * n + z * h          y[t] = h_t
 
+    With ``reset_after=False``, the original GRU (Cho et al. 2014; ONNX's default,
+    linear_before_reset=0; Keras's reset_after=False), the reset gate scales h before W_hn::
+
+        n = tanh(W_in x + b_in + W_hn (r * h) + b_hn)
+
     x (T, B, I); weight_ih (3H, I); weight_hh (3H, H); bias_ih, bias_hh (3H,); h0 (B, H).
     Returns ``y`` (T, B, H), ``h_n`` (B, H) and the cache ``gru_backward`` needs (a dict).
     """
@@ -33,7 +45,8 @@ def gru_forward(
     hidden = weight_hh.shape[1]
 
     gates = np.empty((steps, batch, 3, hidden), dtype)  # activated r, z, n per step
-    hidden_n = np.empty((steps, batch, hidden), dtype)  # W_hn h + b_hn, before the reset gate
+    # reset_after: W_hn h + b_hn, before the reset gate; else r * h, W_hn's operand
+    hidden_n = np.empty((steps, batch, hidden), dtype)
     y = np.empty((steps, batch, hidden), dtype)  # h_t
     h = h0  # (B, H)
     for t in range(steps):
@@ -41,10 +54,14 @@ def gru_forward(
         from_hidden = (h @ weight_hh.T + bias_hh).reshape(batch, 3, hidden)
         r = sigmoid(from_input[:, 0] + from_hidden[:, 0])
         z = sigmoid(from_input[:, 1] + from_hidden[:, 1])
-        n = np.tanh(from_input[:, 2] + r * from_hidden[:, 2])
+        if reset_after:
+            hidden_n[t] = from_hidden[:, 2]
+            n = np.tanh(from_input[:, 2] + r * hidden_n[t])
+        else:
+            hidden_n[t] = r * h
+            n = np.tanh(from_input[:, 2] + hidden_n[t] @ weight_hh[2 * hidden :].T + bias_hh[2 * hidden :])
         h = (1 - z) * n + z * h
         gates[t] = np.stack([r, z, n], axis=1)
-        hidden_n[t] = from_hidden[:, 2]
         y[t] = h
 
     cache = dict(
@@ -53,8 +70,9 @@ def gru_forward(
         weight_hh=weight_hh,  # (3H, H)
         h0=h0,  # (B, H)
         gates=gates,  # (T, B, 3, H): r, z, n after their activations
-        hidden_n=hidden_n,  # (T, B, H): W_hn h_{t-1} + b_hn
+        hidden_n=hidden_n,  # (T, B, H): W_hn h_{t-1} + b_hn (reset_after), else r * h_{t-1}
         y=y,  # (T, B, H)
+        reset_after=reset_after,
     )
     return y, h, cache
 
@@ -73,6 +91,14 @@ def gru_backward(cache: dict[str, Any], dy: np.ndarray, dh_n: np.ndarray | None 
         dx[t] = d_input W_ih       dh_{t-1} = dh * z + d_hidden W_hh
         dW_ih += d_input^T x[t]    dW_hh += d_hidden^T h_{t-1}
         db_ih += sum_b d_input     db_hh += sum_b d_hidden
+
+    With ``reset_after=False`` (rh = r * h_{t-1}, W_hn's operand), the two sides agree::
+
+        d_rh = dn_pre W_hn                     (B, H): gradient of r * h_{t-1}
+        dr_pre = d_rh * h_{t-1} * r(1-r)
+        d_input = d_hidden = [dr_pre, dz_pre, dn_pre]
+        dh_{t-1} = dh * z + d_rh * r + [dr_pre, dz_pre] [W_hr; W_hz]
+        dW_h{r,z} += [dr_pre, dz_pre]^T h_{t-1}     dW_hn += dn_pre^T rh
 
     Returns a dict of fresh arrays: ``dx`` (T, B, I), ``dh0`` (B, H) and the parameter
     gradients ``weight_ih``, ``weight_hh``, ``bias_ih``, ``bias_hh``.
@@ -96,15 +122,23 @@ def gru_backward(cache: dict[str, Any], dy: np.ndarray, dh_n: np.ndarray | None 
         dh = dh + dy[t]
         dn_pre = dh * (1 - z) * (1 - n**2)
         dz_pre = dh * (h_prev - n) * z * (1 - z)
-        dr_pre = dn_pre * hidden_n[t] * r * (1 - r)
-        d_input = np.concatenate([dr_pre, dz_pre, dn_pre], axis=1)  # (B, 3H)
-        d_hidden = np.concatenate([dr_pre, dz_pre, dn_pre * r], axis=1)  # (B, 3H)
+        if cache["reset_after"]:
+            dr_pre = dn_pre * hidden_n[t] * r * (1 - r)
+            d_input = np.concatenate([dr_pre, dz_pre, dn_pre], axis=1)  # (B, 3H)
+            d_hidden = np.concatenate([dr_pre, dz_pre, dn_pre * r], axis=1)  # (B, 3H)
+            d_weight_hh += d_hidden.T @ h_prev
+            dh = dh * z + d_hidden @ weight_hh
+        else:
+            d_rh = dn_pre @ weight_hh[2 * hidden :]  # (B, H)
+            dr_pre = d_rh * h_prev * r * (1 - r)
+            d_input = d_hidden = np.concatenate([dr_pre, dz_pre, dn_pre], axis=1)  # (B, 3H)
+            d_weight_hh[: 2 * hidden] += d_input[:, : 2 * hidden].T @ h_prev
+            d_weight_hh[2 * hidden :] += dn_pre.T @ hidden_n[t]
+            dh = dh * z + d_rh * r + d_input[:, : 2 * hidden] @ weight_hh[: 2 * hidden]
         dx[t] = d_input @ weight_ih
         d_weight_ih += d_input.T @ x[t]
-        d_weight_hh += d_hidden.T @ h_prev
         d_bias_ih += d_input.sum(axis=0)
         d_bias_hh += d_hidden.sum(axis=0)
-        dh = dh * z + d_hidden @ weight_hh
 
     return {
         "dx": dx,

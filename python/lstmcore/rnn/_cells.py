@@ -181,6 +181,8 @@ class _Cell:
 
 def _variant_options(layer):
     """The options of ``layer`` a cell cannot express, by name: those off their defaults."""
+    if isinstance(layer, GRU):  # GRUCell is PyTorch's form only
+        return {} if layer.reset_after else {"reset_after": False}
     if not isinstance(layer, LSTM):
         return {}
     defaults = {

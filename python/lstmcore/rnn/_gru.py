@@ -1,4 +1,4 @@
-"""The GRU layer, PyTorch's formulation."""
+"""The GRU layer: PyTorch's formulation, or the original one of Cho et al. (reset_after=False)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import numpy as np
 
 import lstmcore._core as _core
 from lstmcore._typing import DTypeLike
+from lstmcore._util.checks import check_bool
 from lstmcore.rnn._recurrent import _GatedRecurrent
 
 
@@ -17,6 +18,9 @@ class GRU(_GatedRecurrent):
     ``dropout=p``: dropout on the input of every layer but the first, in training.
     ``bias=False``: no bias parameters. ``reverse=True``: the one direction runs from each
     sequence's own end (ONNX's ``direction="reverse"``), as for the LSTM.
+    ``reset_after=False``: the original GRU of Cho et al. 2014 (ONNX's default,
+    ``linear_before_reset=0``; Keras's ``reset_after=False``), whose reset gate scales h
+    before W_hn: ``n = tanh(W_in x + b_in + W_hn (r * h) + b_hn)``; same parameters.
     """
 
     _state_names = ("h",)
@@ -34,7 +38,9 @@ class GRU(_GatedRecurrent):
         dropout: float = 0.0,
         bias: bool = True,
         reverse: bool = False,
+        reset_after: bool = True,
     ) -> None:
+        self.reset_after = check_bool(reset_after, "reset_after")
         super().__init__(
             input_size,
             hidden_size,
@@ -48,6 +54,11 @@ class GRU(_GatedRecurrent):
             reverse=reverse,
         )
         self._init_params()
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(reset_after=self.reset_after)
+        return config
 
     def _gate_blocks(self):
         return 3
@@ -87,6 +98,7 @@ class GRU(_GatedRecurrent):
             run.y,
             options,
             traced or training,
+            reset_after=self.reset_after,
         )
 
     def _core_backward(

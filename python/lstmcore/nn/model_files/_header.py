@@ -56,7 +56,9 @@ KINDS = {
     ),
     "proj_size": _Kind("an integer >= 0", lambda v: _is_int(v, 0)),
     "padding_idx": _Kind("null or an integer >= 0", lambda v: v is None or _is_int(v, 0)),
-    **dict.fromkeys(("bidirectional", "batch_first", "peephole", "coupled", "layer_norm", "bias", "reverse"), _BOOL),
+    **dict.fromkeys(
+        ("bidirectional", "batch_first", "peephole", "coupled", "layer_norm", "bias", "reverse", "reset_after"), _BOOL
+    ),
     **dict.fromkeys(("dropout", "recurrent_dropout", "zoneout", "p"), _NUMBER),
     "forget_bias": _Kind("null or a number", lambda v: v is None or type(v) in (int, float)),
     "dtype": _Kind('"float32" or "float64"', lambda v: v in ("float32", "float64") and type(v) is str),
