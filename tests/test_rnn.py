@@ -16,7 +16,7 @@ import pytest
 
 import lstmcore
 from _compare import FD_ATOL, FD_RTOL, assert_close, numerical_gradient, sample_indices, scaled_atol
-from _layers import move_off_initialisation, pass_split
+from _layers import input_size_past_dx_threshold, move_off_initialisation, pass_split
 from _variants import dtypes
 from lstmcore import reference
 
@@ -155,6 +155,23 @@ def test_two_threads_match_the_reference(two_threads, split, nonlinearity):
         check_against({"y": y, "h_n": h_n, "dx": dx, "dh0": dh0, **grads}, got, 1e-12)
 
 
+def test_dx_after_the_loop_and_dropout_between_layers_match_the_reference():
+    # An input so wide that W_ih, packed, is past the per-step limit: dx becomes one
+    # product after the loop. Two layers with dropout: the reference gets the same masks.
+    input_size = input_size_past_dx_threshold(1, 16, np.float64, threads=1)
+    layer = lstmcore.RNN(input_size, 16, 2, dropout=0.5, dtype=np.float64, seed=12)
+    x, h0, dy, dh_n = inputs(layer, batch=2, steps=3, seed=13)
+    y, h_n, tape = layer.forward(x, h0, training=True)
+    dx, dh0 = layer.backward(tape, dy, dh_n)
+    got = {"y": y, "h_n": h_n, "dx": dx, "dh0": dh0, **layer.grads}
+    params = dict(layer.params)
+    options = dict(num_layers=2, bidirectional=False, batch_first=True, input_masks=tape.masks)
+    y_ref, h_n_ref, cache = reference.rnn_forward("rnn", params, x, h0, **options)
+    dx_ref, dh0_ref, grads = reference.rnn_backward(cache, dy, dh_n)
+    assert tape.masks[1] is not None and not tape.masks[1].all()
+    check_against({"y": y_ref, "h_n": h_n_ref, "dx": dx_ref, "dh0": dh0_ref, **grads}, got, 1e-12)
+
+
 def torch_rnn(torch, layer):
     net = torch.nn.RNN(
         layer.input_size,
@@ -207,6 +224,18 @@ def test_relu_passes_no_gradient_through_units_at_zero():
     assert not y.any()
     dx, dh0 = layer.backward(tape, np.ones_like(y))
     assert not dx.any() and not dh0.any()
+
+
+@nonlinearities
+@dtypes
+def test_nan_in_gives_nan_out_from_its_step_on(nonlinearity, dtype):
+    # relu(NaN) is NaN, as PyTorch's: max(NaN, 0) must not turn it into 0.
+    layer = make_layer(nonlinearity, dtype=dtype, hidden=20)
+    x = np.ones((2, 4, 4), dtype)
+    x[0, 1, 0] = np.nan
+    y, h_n = layer(x)
+    assert np.isnan(y[0, 1:]).all() and np.isnan(h_n[0, 0]).all()
+    assert not np.isnan(y[0, 0]).any() and not np.isnan(y[1]).any()
 
 
 @nonlinearities
