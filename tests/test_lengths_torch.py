@@ -1,6 +1,7 @@
 """``lengths=`` against PyTorch's packed sequences (``pack_padded_sequence``): the LSTM
 (plain and ``proj_size``), the GRU and the RNN (tanh), stacked and bidirectional, an
-unsorted batch, a given initial state. Skipped where torch is not installed (it is not a dependency).
+unsorted batch, a given initial state. Skipped where torch is not installed (it is not a
+dependency).
 
 Compared: y on the valid steps (PyTorch's padded output is zero past each length, as
 lstmcore's), the final states, dx, the initial state's gradient and every parameter
