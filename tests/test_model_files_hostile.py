@@ -439,6 +439,9 @@ def _variant_layers():
         (LSTM, {"input_size": 2, "hidden_size": 6, "num_layers": 3, "proj_size": 2, "bidirectional": True}),
         (LSTM, {"input_size": 2, "hidden_size": 4, "num_layers": 2, "layer_norm": True, "dtype": np.float64}),
         (GRU, {"input_size": 2, "hidden_size": 4, "dtype": np.float64}),
+        (LSTM, {"input_size": 2, "hidden_size": 4, "num_layers": 2, "bidirectional": True, "bias": False}),
+        (LSTM, {"input_size": 2, "hidden_size": 4, "proj_size": 2, "peephole": True, "bias": False, "reverse": True}),
+        (GRU, {"input_size": 2, "hidden_size": 4, "bias": False, "reverse": True}),
         (Dense, {"in_features": 3, "out_features": 7}),
         (Embedding, {"num_embeddings": 9, "embedding_dim": 2, "dtype": np.float64}),
         (Dropout, {"p": 0.5}),
@@ -452,6 +455,7 @@ def _variant_layer_ids():
     """Names of _variant_layers' layers, in its order, led by the variant ids (tests/_variants.py)."""
     ids = [*LAYER_VARIANTS, *(f"{variant}-L2-bidir" for variant in LAYER_VARIANTS)]
     ids += ["projected-L3-bidir", "layer_norm-L2-float64", "gru-float64"]
+    ids += ["lstm-no-bias-L2-bidir", "peephole_projected-no-bias-reverse", "gru-no-bias-reverse"]
     return ids + ["Dense", "Embedding", "Dropout", "LastStep", "MeanPool"]
 
 

@@ -184,7 +184,7 @@ def test_chunked_forward_backward_equals_one_pass(variant, dtype, batch_first):
 @variants("lstm", "gru")
 def test_step_on_a_bidirectional_layer_raises(variant):
     layer = make_layer(variant, np.float32, True, bidirectional=True)
-    with pytest.raises(ValueError, match="unidirectional"):
+    with pytest.raises(ValueError, match="step needs a layer that runs forward in time: a bidirectional"):
         layer.step(np.zeros((BATCH, INPUT), np.float32))
 
 

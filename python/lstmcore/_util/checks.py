@@ -26,6 +26,13 @@ def check_positive_int(value: object, name: str) -> int:
     return int(value)
 
 
+def check_bool(value: object, name: str) -> bool:
+    """True or False (NumPy's too): a string such as "False" is truthy, so is refused."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"expected {name} as a bool, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
 def check_dtype(dtype: DTypeLike) -> np.dtype:
     try:
         resolved = np.dtype(dtype)

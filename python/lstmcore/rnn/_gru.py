@@ -15,6 +15,8 @@ class GRU(_GatedRecurrent):
     Gates r, z, n stacked in that order (3H rows); the reset gate multiplies
     ``h W_hn^T + b_hn`` as in PyTorch. State is ``h``, (num_layers * D, B, H).
     ``dropout=p``: dropout on the input of every layer but the first, in training.
+    ``bias=False``: no bias parameters. ``reverse=True``: the one direction runs from each
+    sequence's own end (ONNX's ``direction="reverse"``), as for the LSTM.
     """
 
     _state_names = ("h",)
@@ -30,6 +32,8 @@ class GRU(_GatedRecurrent):
         dtype: DTypeLike = np.float32,
         seed: int | None = None,
         dropout: float = 0.0,
+        bias: bool = True,
+        reverse: bool = False,
     ) -> None:
         super().__init__(
             input_size,
@@ -40,6 +44,8 @@ class GRU(_GatedRecurrent):
             dtype=dtype,
             seed=seed,
             dropout=dropout,
+            bias=bias,
+            reverse=reverse,
         )
         self._init_params()
 

@@ -28,6 +28,10 @@ class LSTM(_GatedRecurrent):
 
     - ``peephole=True``: diagonal peepholes, ``weight_peephole_l{k}`` (3, H) rows p_i, p_f, p_o.
     - ``coupled=True``: forget gate 1 - i; the weights hold 3 gate blocks i, g, o.
+    - ``bias=False``: no bias parameters (and no keys for them), as PyTorch's.
+    - ``reverse=True``: the one direction runs from each sequence's own end (with
+      ``lengths``, from its last real step), outputs in the input's time order: ONNX's
+      ``direction="reverse"``. Not with ``bidirectional``, nor ``step``.
     - ``forget_bias=b``: ``bias_ih`` forget rows start at b and ``bias_hh`` forget rows at 0
       (so the forget gate starts near sigmoid(b)); None keeps PyTorch's initialisation.
     - ``proj_size=P``: PyTorch's projected LSTM, h = (o * tanh(c)) W_hr^T with
@@ -63,6 +67,8 @@ class LSTM(_GatedRecurrent):
         recurrent_dropout: float = 0.0,
         zoneout: float = 0.0,
         layer_norm: bool = False,
+        bias: bool = True,
+        reverse: bool = False,
     ) -> None:
         super().__init__(
             input_size,
@@ -73,6 +79,8 @@ class LSTM(_GatedRecurrent):
             dtype=dtype,
             seed=seed,
             dropout=dropout,
+            bias=bias,
+            reverse=reverse,
         )
         if isinstance(proj_size, bool) or not isinstance(proj_size, numbers.Integral):
             raise TypeError(f"expected proj_size as an int, got {type(proj_size).__name__}")
@@ -96,6 +104,8 @@ class LSTM(_GatedRecurrent):
                 raise TypeError(f"expected forget_bias as a number or None, got {type(forget_bias).__name__}")
             if self.coupled:
                 raise ValueError("forget_bias needs a forget gate; coupled=True has none (f = 1 - i)")
+            if not self.bias:
+                raise ValueError("forget_bias sets the forget gate's bias; bias=False has none")
             forget_bias = check_finite_real(forget_bias, "forget_bias")
             if abs(forget_bias) > float(np.finfo(self.dtype).max):  # infinite once stored in the parameters
                 raise ValueError(f"expected forget_bias finite in {self.dtype.name}, got {forget_bias}")
@@ -125,7 +135,7 @@ class LSTM(_GatedRecurrent):
         return 3 if self.coupled else 4
 
     def _param_kinds(self):
-        kinds = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        kinds = super()._param_kinds()
         kinds += ("weight_hr",) if self.proj_size else ()
         kinds += _LAYER_NORM_KINDS if self.layer_norm else ()
         kinds += ("weight_peephole",) if self.peephole else ()

@@ -21,7 +21,14 @@ import numpy as np
 
 from lstmcore._typing import ArrayLike, DTypeLike, Params, State, StateLike
 from lstmcore._util import aligned as _aligned
-from lstmcore._util.checks import as_numeric_array, check_dtype, check_positive_int, param_array, shape_text
+from lstmcore._util.checks import (
+    as_numeric_array,
+    check_bool,
+    check_dtype,
+    check_positive_int,
+    param_array,
+    shape_text,
+)
 from lstmcore.rnn._fingerprint import check_unchanged, fingerprints
 from lstmcore.rnn._lengths import Packing, checked_lengths
 
@@ -119,6 +126,8 @@ class _GatedRecurrent:
         dtype: DTypeLike = np.float32,
         seed: int | None = None,
         dropout: float = 0.0,
+        bias: bool = True,
+        reverse: bool = False,
     ) -> None:
         self.input_size = check_positive_int(input_size, "input_size")
         self.hidden_size = check_positive_int(hidden_size, "hidden_size")
@@ -128,6 +137,13 @@ class _GatedRecurrent:
         self.dtype = check_dtype(dtype)
         self.seed = seed
         self.dropout = check_probability(dropout, "dropout")
+        self.bias = check_bool(bias, "bias")
+        self.reverse = check_bool(reverse, "reverse")
+        if self.reverse and self.bidirectional:
+            raise ValueError(
+                "reverse=True runs a one-direction layer from each sequence's end; a bidirectional layer "
+                "already runs both ways (choose one)"
+            )
         self._dropout_rng = np.random.default_rng(None if seed is None else [seed, 1])
         # Backward passes add to grads under this lock, so Python threads calling backward
         # on one layer at once lose no update (the core already uses every thread).
@@ -162,7 +178,7 @@ class _GatedRecurrent:
         return [f"{kind}{suffix}" for kind in self._param_kinds()]
 
     def _param_kinds(self):
-        return ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        return ("weight_ih", "weight_hh") + (("bias_ih", "bias_hh") if self.bias else ())
 
     def _param_shapes(self):
         """{name: shape} of every parameter; fixed by the configuration, so built once."""
@@ -212,10 +228,14 @@ class _GatedRecurrent:
             "dtype": self.dtype.name,
             "seed": self.seed,
             "dropout": self.dropout,
+            "bias": self.bias,
+            "reverse": self.reverse,
         }
 
     def __repr__(self):
         extras = ", bidirectional=True" if self.bidirectional else ""
+        extras += "" if self.bias else ", bias=False"
+        extras += ", reverse=True" if self.reverse else ""
         return (
             f"{type(self).__name__}({self.input_size}, {self.hidden_size}, "
             f"num_layers={self.num_layers}{extras}, dtype={self.dtype.name})"
@@ -248,9 +268,23 @@ class _GatedRecurrent:
         return {name: param_array(value, f"params[{name!r}]", self.dtype) for name, value in self.params.items()}
 
     def _direction_params(self, source, layer, direction):
-        """{kind: array} of one layer-direction, from ``source`` (weights or grads)."""
+        """{kind: array} of one layer-direction, from ``source`` (weights or grads).
+
+        Without biases (``bias=False``) the core still takes them: zeros, and for grads a
+        fresh buffer whose sums are dropped, so no parameter and no gradient exists for them.
+        """
         names = self._param_names(layer, direction)
-        return {kind: source[name] for kind, name in zip(self._param_kinds(), names)}
+        found = {kind: source[name] for kind, name in zip(self._param_kinds(), names)}
+        if not self.bias:
+            rows = found["weight_hh"].shape[0]
+            found["bias_ih"] = np.zeros(rows, self.dtype)
+            found["bias_hh"] = np.zeros(rows, self.dtype)
+        return found
+
+    def _runs_reversed(self, direction):
+        """Whether this direction runs from each sequence's end: the second one, or the
+        only one of a ``reverse=True`` layer."""
+        return direction == 1 or self.reverse
 
     # ----------------------------------------------------------------- checks
 
@@ -346,8 +380,11 @@ class _GatedRecurrent:
 
         The same as one call over the whole sequence when the state is carried.
         """
-        if self.bidirectional:
-            raise ValueError("step needs a unidirectional layer: a bidirectional one must see the whole sequence")
+        if self.bidirectional or self.reverse:
+            raise ValueError(
+                "step needs a layer that runs forward in time: a bidirectional or reverse=True one must see "
+                "the whole sequence"
+            )
         x_t = as_numeric_array(x_t, "x_t")
         if x_t.ndim != 2 or x_t.shape[1] != self.input_size:
             raise ValueError(f"expected x_t of shape (B, {self.input_size}), got {shape_text(x_t.shape)}")
@@ -440,7 +477,8 @@ class _GatedRecurrent:
         # With lengths the core starts the reverse direction at each sequence's own end.
         sizes = None if packing is None else packing.batch_sizes
         run = _DirectionRun(x, y, direction * self.output_size, None, batch_first)
-        run.tape = self._core_forward(run, weights, initial, direction == 1, sizes, clamps, training, traced)
+        reverse = self._runs_reversed(direction)
+        run.tape = self._core_forward(run, weights, initial, reverse, sizes, clamps, training, traced)
         return run
 
     def backward(self, tape: Tape, dy: ArrayLike, dstate: StateLike = None) -> tuple[np.ndarray, State]:
@@ -481,7 +519,8 @@ class _GatedRecurrent:
                         tape.clamps[index],
                     )
                     sizes = None if packing is None else packing.batch_sizes
-                    self._core_backward(run, direction == 1, d_output, d_input, direction == 1, sizes, *args)
+                    reverse = self._runs_reversed(direction)
+                    self._core_backward(run, reverse, d_output, d_input, direction == 1, sizes, *args)
                 if tape.masks[layer] is not None:
                     d_input *= _in_layout(tape.masks[layer], tape.runs[0].batch_first)
                 d_output = d_input
@@ -510,7 +549,7 @@ class _GatedRecurrent:
             direction = index % self.num_directions
             steps, batch = run.steps_and_batch()
             h = _in_layout(run.y[..., run.offset : run.offset + width], run.batch_first)  # (T, B, H)
-            if direction == 1:  # every sequence of the reverse direction ends at t = 0
+            if self._runs_reversed(direction):  # every sequence run in reverse ends at t = 0
                 finals[0].append(h[0])
             elif packing is not None:  # each sequence's own last step
                 finals[0].append(h[packing.last_steps(), np.arange(batch)])

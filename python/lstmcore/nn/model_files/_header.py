@@ -57,7 +57,7 @@ KINDS = {
     ),
     "proj_size": _Kind("an integer >= 0", lambda v: _is_int(v, 0)),
     "padding_idx": _Kind("null or an integer >= 0", lambda v: v is None or _is_int(v, 0)),
-    **dict.fromkeys(("bidirectional", "batch_first", "peephole", "coupled", "layer_norm"), _BOOL),
+    **dict.fromkeys(("bidirectional", "batch_first", "peephole", "coupled", "layer_norm", "bias", "reverse"), _BOOL),
     **dict.fromkeys(("dropout", "recurrent_dropout", "zoneout", "p"), _NUMBER),
     "forget_bias": _Kind("null or a number", lambda v: v is None or type(v) in (int, float)),
     "nonlinearity": _Kind('"tanh" or "relu"', lambda v: type(v) is str and v in ("tanh", "relu")),
@@ -241,8 +241,9 @@ def _recurrent_weights(kind, config):
             suffix = f"_l{layer}" + ("_reverse" if direction else "")
             yield f"weight_ih{suffix}", (rows, layer_input)
             yield f"weight_hh{suffix}", (rows, output)
-            yield f"bias_ih{suffix}", (rows,)
-            yield f"bias_hh{suffix}", (rows,)
+            if config.get("bias", True):
+                yield f"bias_ih{suffix}", (rows,)
+                yield f"bias_hh{suffix}", (rows,)
             if projection:
                 yield f"weight_hr{suffix}", (projection, hidden)
             if kind == "LSTM" and config.get("layer_norm", False):
