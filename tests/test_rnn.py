@@ -204,6 +204,44 @@ def test_layer_matches_torch(nonlinearity, num_layers, bidirectional, batch_firs
 
 
 @nonlinearities
+def test_a_bias_free_layer_matches_torch_without_biases(nonlinearity):
+    torch = pytest.importorskip("torch")
+    layer = lstmcore.RNN(4, 6, 2, nonlinearity=nonlinearity, bidirectional=True, bias=False, dtype=np.float64, seed=14)
+    move_off_initialisation(layer, 14)
+    assert not [name for name in layer.params if "bias" in name] and set(layer.grads) == set(layer.params)
+    x, h0, dy, dh_n = inputs(layer, batch=3, steps=5, seed=15)
+    net = torch.nn.RNN(4, 6, 2, nonlinearity=nonlinearity, bias=False, bidirectional=True, batch_first=True).double()
+    with torch.no_grad():
+        for name, parameter in net.named_parameters():
+            parameter.copy_(torch.from_numpy(layer.params[name]))
+    x_t, h0_t = torch.tensor(x, requires_grad=True), torch.tensor(h0, requires_grad=True)
+    y_t, h_n_t = net(x_t, h0_t)
+    ((y_t * torch.tensor(dy)).sum() + (h_n_t * torch.tensor(dh_n)).sum()).backward()
+    expected = {"y": y_t, "h_n": h_n_t, "dx": x_t.grad, "dh0": h0_t.grad}
+    expected.update({name: parameter.grad for name, parameter in net.named_parameters()})
+    check_against({k: v.detach().numpy() for k, v in expected.items()}, layer_run(layer, x, h0, dy, dh_n), TORCH_TOL)
+
+
+@nonlinearities
+def test_reverse_is_the_forward_layer_on_each_sequence_flipped_within_its_length(nonlinearity):
+    layer = lstmcore.RNN(4, 6, nonlinearity=nonlinearity, reverse=True, dtype=np.float64, seed=16)
+    forward_twin = lstmcore.RNN(4, 6, nonlinearity=nonlinearity, dtype=np.float64, seed=16)
+    lengths = np.array([5, 2, 4])
+    x, h0, dy, dh_n = inputs(layer, batch=3, steps=5, seed=17)
+
+    def flip(array):
+        flipped = array.copy()
+        for b, length in enumerate(lengths):
+            flipped[b, :length] = array[b, length - 1 :: -1]
+        return flipped
+
+    got = layer_run(layer, x, h0, dy, dh_n, lengths=lengths)
+    expected = layer_run(forward_twin, flip(x), h0, flip(dy), dh_n, lengths=lengths)
+    expected["y"], expected["dx"] = flip(expected["y"]), flip(expected["dx"])
+    check_against(expected, got, 1e-12)
+
+
+@nonlinearities
 def test_reference_matches_torch(nonlinearity):
     torch = pytest.importorskip("torch")
     layer = make_layer(nonlinearity, 2, True, False)
@@ -289,16 +327,17 @@ def test_config_repr_and_parameter_shapes():
     assert all(np.abs(value).max() <= bound for value in layer.params.values())
 
 
-def test_model_file_round_trip_and_fit(tmp_path):
+def test_model_file_round_trip_and_fit_with_bias_free_and_reverse_layers(tmp_path):
     rng = np.random.default_rng(11)
     x = rng.uniform(-1, 1, size=(48, 5, 2)).astype(np.float32)
     target = x.sum(axis=(1, 2))[:, None] / 4
-    layers = [lstmcore.RNN(2, 8, 2, nonlinearity="relu", bidirectional=True, seed=0), lstmcore.LastStep()]
-    model = lstmcore.Sequential(layers + [lstmcore.Dense(16, 1, seed=1)])
+    first = lstmcore.RNN(2, 8, 2, nonlinearity="relu", bidirectional=True, seed=0)
+    second = lstmcore.RNN(16, 4, bias=False, reverse=True, seed=2)
+    model = lstmcore.Sequential([first, second, lstmcore.LastStep(), lstmcore.Dense(4, 1, seed=1)])
     history = model.fit(x, target, loss="mse", optimizer=lstmcore.optim.Adam(model.params, lr=0.02), epochs=6, verbose=False)
     assert history.history["loss"][-1] < history.history["loss"][0]
     path = tmp_path / "rnn.npz"
     model.save(path)
     loaded = lstmcore.load(path)
-    assert loaded.layers[0].get_config() == model.layers[0].get_config()
+    assert [layer.get_config() for layer in loaded.layers[:2]] == [layer.get_config() for layer in model.layers[:2]]
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))

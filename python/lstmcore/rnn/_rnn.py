@@ -25,7 +25,9 @@ class RNN(_GatedRecurrent):
     ``h_t = act(x W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)``, act ``"tanh"`` or ``"relu"``
     (``nonlinearity``); one block of H rows in each weight. State is ``h``,
     (num_layers * D, B, H). ``dropout=p``: dropout on the input of every layer but the
-    first, in training. Gate traces hold one array, ``hidden`` (h_t).
+    first, in training. ``bias=False``: no bias parameters. ``reverse=True``: the one
+    direction runs from each sequence's own end (ONNX's ``direction="reverse"``). Gate
+    traces hold one array, ``hidden`` (h_t).
     """
 
     _state_names = ("h",)
@@ -42,6 +44,8 @@ class RNN(_GatedRecurrent):
         dtype: DTypeLike = np.float32,
         seed: int | None = None,
         dropout: float = 0.0,
+        bias: bool = True,
+        reverse: bool = False,
     ) -> None:
         self.nonlinearity = check_nonlinearity(nonlinearity)
         super().__init__(
@@ -53,6 +57,8 @@ class RNN(_GatedRecurrent):
             dtype=dtype,
             seed=seed,
             dropout=dropout,
+            bias=bias,
+            reverse=reverse,
         )
         self._init_params()
 
