@@ -19,7 +19,7 @@ from lstmcore.nn import (
     losses,
     optim,
 )
-from lstmcore.rnn import GRU, LSTM, RNN
+from lstmcore.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell
 
 # The names these modules had before the package was cut by concern: ``lstmcore.inspect``
 # (now ``microscope``, which does not shadow the standard library's ``inspect``),
@@ -40,6 +40,8 @@ __all__ = [
     "LSTM",
     "GRU",
     "RNN",
+    "LSTMCell",
+    "GRUCell",
     "Dense",
     "Embedding",
     "Dropout",
