@@ -11,7 +11,7 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass, field, replace
 
-GATES = {"lstm": 4, "gru": 3}
+GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 # fp32 outputs of two implementations of the same layer agree to this (times the tensor's
 # scale, max(1, max |expected|)).
 CHECK_ATOL = 1e-4
@@ -23,7 +23,7 @@ class Variant:
 
     lstmcore_kwargs: extra keywords for ``lstmcore.LSTM``.
     torch_cell: name of a cell class in torch_cells.py, run by ``LoopRNN``; None means
-        the torch side is nn.LSTM / nn.GRU.
+        the torch side is nn.LSTM / nn.GRU / nn.RNN.
     reference_kind: the ``kind`` argument of ``lstmcore.reference.rnn_forward``.
     check_atol: how far the other sides' fp32 outputs may be from lstmcore's before a
         case is refused as not computing the same thing.
@@ -36,7 +36,7 @@ class Variant:
 
 
 VARIANTS = {
-    # nn.LSTM / nn.GRU against lstmcore.LSTM / lstmcore.GRU.
+    # nn.LSTM / nn.GRU / nn.RNN against lstmcore.LSTM / lstmcore.GRU / lstmcore.RNN.
     None: Variant(),
     # Plain LSTM whose torch side is nn.LSTMCell in a Python loop: shows what the
     # loop recipe costs next to nn.LSTM.
@@ -63,7 +63,7 @@ class Case:
     """
 
     name: str
-    kind: str  # "lstm" or "gru"
+    kind: str  # "lstm", "gru" or "rnn" (tanh)
     mode: str  # "train" or "infer"
     hidden_size: int
     seq_len: int
@@ -147,6 +147,12 @@ CASES = [
     ),
     Case("extra_gru_infer_h256_t100_b64", "gru", "infer", 256, 100, 64, default=False),
     Case("extra_gru_infer_h256_t100_b1", "gru", "infer", 256, 100, 1, default=False),
+    # The vanilla RNN (tanh) against nn.RNN: one gate block, so the element-wise work is a
+    # larger share than the LSTM's.
+    Case("rnn_train_h256_t100_b64", "rnn", "train", 256, 100, 64, default=False),
+    Case("rnn_train_h128_t100_b32", "rnn", "train", 128, 100, 32, default=False),
+    Case("rnn_infer_h256_t100_b64", "rnn", "infer", 256, 100, 64, default=False),
+    Case("rnn_infer_h256_t100_b1", "rnn", "infer", 256, 100, 1, default=False),
     Case("extra_lstm_proj_train_h256_p64_t100_b64", "lstm", "train", 256, 100, 64, proj_size=64, default=False),
     Case("extra_lstm_proj_infer_h512_p128_t100_b1", "lstm", "infer", 512, 100, 1, proj_size=128, default=False),
 ]
@@ -171,7 +177,7 @@ FLOP_MODEL = (
     "Matrix products only, counted as 2 FLOPs per multiply-add; element-wise work "
     "(activations, cell update, peepholes, layer norm) is ignored: it is O(T*B*H), "
     "under 1% of the products here except at tiny sizes. Forward, per layer and direction: "
-    "2*T*B*G*H*(I_l + W) with G = 4 gates (LSTM) or 3 (GRU), W the width of h_t (H, or P "
+    "2*T*B*G*H*(I_l + W) with G = 4 gates (LSTM), 3 (GRU) or 1 (RNN), W the width of h_t (H, or P "
     "with proj_size, which adds the projection's 2*T*B*H*P) and I_l the layer's input width "
     "(I for the first layer, D*W above it). Backward: 2x forward (one product each for "
     "dx, dW_ih, dh_prev, dW_hh). Training = forward + backward = 3x forward; inference = forward."
@@ -182,7 +188,7 @@ def count_flops(case):
     """FLOPs of one timed iteration of ``case``; see FLOP_MODEL for what is counted.
 
     Forward per layer and direction: 2*T*B*(G*H*(I_l + W) + H*P), G = 4 for LSTM, 3 for
-    GRU, W = P with proj_size (else H and no projection term); element-wise work ignored.
+    GRU, 1 for RNN, W = P with proj_size (else H and no projection term); element-wise work ignored.
     Backward = 2x forward, so training = 3x forward.
     """
     gates = GATES[case.kind]

@@ -43,7 +43,7 @@ def make_inputs(case, seed=1234):
 
 def build_lstmcore(case, x, dy):
     """The lstmcore layer and its Side."""
-    cls = lstmcore.LSTM if case.kind == "lstm" else lstmcore.GRU
+    cls = {"lstm": lstmcore.LSTM, "gru": lstmcore.GRU, "rnn": lstmcore.RNN}[case.kind]
     layer = cls(
         case.input_size,
         case.hidden_size,
@@ -74,7 +74,7 @@ def build_torch(case, x, dy, torch, params):
     """The PyTorch Side, with lstmcore's ``params`` copied in."""
     nn = torch.nn
     if case.spec.torch_cell is None:
-        cls = nn.LSTM if case.kind == "lstm" else nn.GRU
+        cls = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[case.kind]
         module = cls(
             case.input_size,
             case.hidden_size,

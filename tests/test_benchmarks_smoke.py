@@ -53,6 +53,16 @@ def test_quick_projected_case_matches_torch_or_runs_without_it(tmp_path):
     assert [row["proj_size"] for row in rows] == [8, 8]
 
 
+def test_quick_rnn_cases_match_torch_and_the_reference(tmp_path):
+    out = tmp_path / "bench.json"
+    status = run.main(["--quick", "--cases", "rnn_*", "--threads", "1", "--repeats", "1", "--json", str(out)])
+    assert status == 0  # every side that ran (nn.RNN with torch, the reference) matched lstmcore first
+    rows = json.loads(out.read_text())["results"]
+    assert {row["kind"] for row in rows} == {"rnn"} and len(rows) == 4
+    case = cases.CASES_BY_NAME["rnn_train_h128_t100_b32"]
+    assert cases.count_flops(case) == 3 * 2 * 100 * 32 * 1 * 128 * (128 + 128)
+
+
 def test_compare_names_the_tensor_and_worst_index():
     y = np.zeros((2, 3, 4), np.float32)
     wrong = y.copy()

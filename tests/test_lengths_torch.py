@@ -1,6 +1,7 @@
 """``lengths=`` against PyTorch's packed sequences (``pack_padded_sequence``): the LSTM
-(plain and ``proj_size``) and the GRU, stacked and bidirectional, an unsorted batch, a
-given initial state. Skipped where torch is not installed (it is not a dependency).
+(plain and ``proj_size``), the GRU and the RNN (tanh), stacked and bidirectional, an
+unsorted batch, a given initial state. Skipped where torch is not installed (it is not a
+dependency).
 
 Compared: y on the valid steps (PyTorch's padded output is zero past each length, as
 lstmcore's), the final states, dx, the initial state's gradient and every parameter
@@ -28,7 +29,7 @@ LENGTHS = [4, 7, 1, 6]
 
 
 def load_into_torch(layer, kind, proj_size):
-    cls = torch.nn.LSTM if kind == "lstm" else torch.nn.GRU
+    cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[kind]
     extra = {"proj_size": proj_size} if proj_size else {}
     net = cls(
         INPUT, HIDDEN, layer.num_layers, bidirectional=layer.num_directions == 2, batch_first=True,
@@ -41,12 +42,14 @@ def load_into_torch(layer, kind, proj_size):
 
 
 @dtypes
-@pytest.mark.parametrize("kind, proj_size", [("lstm", 0), ("lstm", 4), ("gru", 0)], ids=["lstm", "projected", "gru"])
+@pytest.mark.parametrize(
+    "kind, proj_size", [("lstm", 0), ("lstm", 4), ("gru", 0), ("rnn", 0)], ids=["lstm", "projected", "gru", "rnn"]
+)
 @pytest.mark.parametrize("num_layers, bidirectional", [(1, False), (2, True)], ids=["L1", "L2-bidir"])
 def test_lengths_match_torch_packed_sequences(kind, proj_size, num_layers, bidirectional, dtype):
     rng = np.random.default_rng(3)
     extra = {"proj_size": proj_size} if proj_size else {}
-    cls = lstmcore.LSTM if kind == "lstm" else lstmcore.GRU
+    cls = {"lstm": lstmcore.LSTM, "gru": lstmcore.GRU, "rnn": lstmcore.RNN}[kind]
     layer = cls(INPUT, HIDDEN, num_layers, bidirectional=bidirectional, dtype=dtype, seed=5, **extra)
     move_off_initialisation(layer, 5)  # off PyTorch's initialisation, so a mix-up shows
     net = load_into_torch(layer, kind, proj_size)

@@ -12,6 +12,7 @@ PYBIND11_MODULE(_core, m) {
   register_projected_lstm(m);
   register_layer_norm_lstm(m);
   register_gru(m);
+  register_rnn(m);
   auto diagnostics = m.def_submodule("diagnostics", "Test-only hooks into the core's plans and kernels.");
   register_diagnostics(diagnostics);
 }

@@ -1,4 +1,4 @@
-"""lstmcore: fast LSTM and GRU training and inference on CPUs, from NumPy."""
+"""lstmcore: fast LSTM, GRU and RNN training and inference on CPUs, from NumPy."""
 
 import os as _os
 import sys as _sys
@@ -19,7 +19,7 @@ from lstmcore.nn import (
     losses,
     optim,
 )
-from lstmcore.rnn import GRU, LSTM, GRUCell, LSTMCell
+from lstmcore.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell
 
 # The names these modules had before the package was cut by concern: ``lstmcore.inspect``
 # (now ``microscope``, which does not shadow the standard library's ``inspect``),
@@ -39,6 +39,7 @@ if _os.environ.get("LSTMCORE_RETAIN_MEMORY", "1") != "0":
 __all__ = [
     "LSTM",
     "GRU",
+    "RNN",
     "LSTMCell",
     "GRUCell",
     "Dense",

@@ -1,4 +1,4 @@
-"""The gate microscope: statistics, plots and ablations of LSTM / GRU gate traces.
+"""The gate microscope: statistics, plots and ablations of LSTM / GRU / RNN gate traces.
 
     y, state, traces = lstm(x, lengths=lengths, return_gates=True)
     summary = lstmcore.microscope.summarize(traces, lengths)
@@ -8,7 +8,7 @@
 
 ``traces`` are what ``layer(x, return_gates=True)`` returns: per layer*D + direction, a
 dict of time-major (T, B, H) arrays (LSTM: input, forget, candidate, output, cell; GRU:
-reset, update, candidate). With ``lengths`` (B,), the steps t >= lengths[b] are padding
+reset, update, candidate; RNN: hidden, summarised as a state). With ``lengths`` (B,), the steps t >= lengths[b] are padding
 and are left out of every statistic. The summary is plain JSON (dicts, lists, floats).
 ``lstmcore inspect MODEL DATA`` runs all of this on a model file from the command line.
 ``lstmcore.inspect`` is this module's earlier name, kept as an alias; the module itself is

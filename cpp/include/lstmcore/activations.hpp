@@ -53,6 +53,16 @@ EIGEN_ALWAYS_INLINE P gate_sigmoid(const P& x) {
   }
 }
 
+// The RNN's relu, max(x, 0); NaN passes through, as PyTorch's.
+template <typename P>
+EIGEN_ALWAYS_INLINE P gate_relu(const P& x) {
+  if constexpr (std::is_floating_point_v<P>) {
+    return x > P(0) || x != x ? x : P(0);
+  } else {
+    return keep_nan(x, Eigen::internal::pmax(x, Eigen::internal::pzero(x)));
+  }
+}
+
 namespace detail {
 
 // The tail of for_each_unit: one packet of each narrower width P has (AVX-512 16 -> 8 -> 4

@@ -8,6 +8,7 @@
 
 #include "lstmcore/gru.hpp"
 #include "lstmcore/layer_norm_lstm.hpp"
+#include "lstmcore/rnn.hpp"
 #include "lstmcore/sequence.hpp"
 
 namespace lstmcore {
@@ -115,6 +116,16 @@ struct LayerNormLstmTape {
   PassBuffer<Scalar> cell_norm;    // (T*B, H) normalised c_t
   PassBuffer<Scalar> inv_std;      // (T*B, 3) 1/std of the input, hidden and cell rows
   PassBuffer<Scalar> c_n;          // (B, H) each sequence's last c_t
+};
+
+}  // namespace lstmcore
+
+namespace lstmcore {
+
+// One RNN layer-direction's forward: its sizes only. Backward derives act'(a) from y,
+// the forward's output (rnn.hpp), so there is no buffer to keep.
+struct RnnTape {
+  Index steps, batch, hidden;  // T, B, H of the forward that wrote it
 };
 
 }  // namespace lstmcore

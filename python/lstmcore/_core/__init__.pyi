@@ -254,6 +254,29 @@ class GruTape:
     def reset_after(self) -> bool:
         """Whether the forward applied the reset gate after W_hn (PyTorch's form) or before it."""
 
+class RnnWeights:
+    """An RNN layer-direction's weights (or their gradients) by name: references, not copies."""
+
+    def __init__(self, weight_ih: _Floats, weight_hh: _Floats, bias_ih: _Floats, bias_hh: _Floats) -> None: ...
+    @property
+    def weight_ih(self) -> _Floats: ...
+    @property
+    def weight_hh(self) -> _Floats: ...
+    @property
+    def bias_ih(self) -> _Floats: ...
+    @property
+    def bias_hh(self) -> _Floats: ...
+
+class RnnTape:
+    """What an RNN forward recorded for its backward; made by rnn_forward."""
+
+    @property
+    def hidden(self) -> _Floats:
+        """(T, B, H) read-only: h_t, this direction's columns of y."""
+
+    @property
+    def nonlinearity(self) -> str: ...
+
 def lstm_forward(
     x: _Floats,
     weights: LstmWeights,
@@ -339,6 +362,20 @@ def gru_backward(
     dy: _Floats,
     dh_n: _Floats | None,
     grads: GruWeights,
+    dx: _Floats,
+    dh0: _Floats,
+    *,
+    accumulate_dx: bool = False,
+) -> None: ...
+def rnn_forward(
+    x: _Floats, weights: RnnWeights, h0: _Floats, y: _Floats, options: PassOptions, nonlinearity: str, taped: bool
+) -> RnnTape | None: ...
+def rnn_backward(
+    tape: RnnTape,
+    weights: RnnWeights,
+    dy: _Floats,
+    dh_n: _Floats | None,
+    grads: RnnWeights,
     dx: _Floats,
     dh0: _Floats,
     *,

@@ -5,7 +5,7 @@ forecast: a CSV file, the model's column (or --column) cut into its windows, rel
 scaled; charlm: a UTF-8 text cut into sequences of the model's length; classify: a CSV
 file's --text-column tokenised and padded as in training (--label-column for the loss of
 --ablate). A model without a task reads DATA as a .npy array of its inputs (no --ablate).
-The model runs up to its first LSTM / GRU, whose gate traces are summarised
+The model runs up to its first LSTM / GRU / RNN, whose gate traces are summarised
 (``lstmcore.microscope``); --ablate runs the whole model again with each gate of that LSTM
 clamped and prints the change of the model's loss on DATA.
 """
@@ -33,10 +33,10 @@ def add_parser(commands):
     """Register ``inspect`` on the command line's subparsers."""
     parser = commands.add_parser(
         "inspect",
-        help="gate statistics (and ablations) of a model's first LSTM / GRU on data",
+        help="gate statistics (and ablations) of a model's first LSTM / GRU / RNN on data",
         description="Run a model file on DATA prepared as in training (forecast: a CSV file; charlm: a text "
         "file; classify: a CSV file of texts; a model without a task: a .npy array of inputs) up to its first "
-        "LSTM / GRU and print its gate statistics: histograms, saturation, dead and always-open units, the "
+        "LSTM / GRU / RNN and print its gate statistics: histograms, saturation, dead and always-open units, the "
         "forget (update) gate over time. --ablate clamps each gate of that LSTM in turn and prints the "
         "change of the model's loss on DATA.",
     )
@@ -72,11 +72,11 @@ def add_parser(commands):
 
 
 def first_recurrent(model):
-    """Index in ``model.layers`` of the first LSTM or GRU, or a TaskError."""
+    """Index in ``model.layers`` of the first LSTM, GRU or RNN, or a TaskError."""
     for index, layer in enumerate(model.layers):
         if isinstance(layer, _GatedRecurrent):
             return index
-    raise TaskError("the model has no LSTM or GRU layer: nothing to inspect")
+    raise TaskError("the model has no LSTM, GRU or RNN layer: nothing to inspect")
 
 
 def gate_traces(model, x, lengths, index):

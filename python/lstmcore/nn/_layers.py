@@ -1,4 +1,4 @@
-"""Feed-forward layers for ``Sequential``, and the adapter that puts LSTM/GRU in one.
+"""Feed-forward layers for ``Sequential``, and the adapter that puts LSTM/GRU/RNN in one.
 
 Every layer has the same small contract, in the style of the recurrent layers:
 
@@ -308,7 +308,7 @@ class MeanPool(_Layer):
 
 
 class RecurrentAdapter:
-    """An LSTM or GRU seen through the feed-forward contract above.
+    """An LSTM, GRU or RNN seen through the feed-forward contract above.
 
     Sequential's data is always (B, T, F), so a layer built with batch_first=False is
     refused. The initial state is zero and the final state is dropped. ``lengths`` and
@@ -321,7 +321,7 @@ class RecurrentAdapter:
 
     def __init__(self, layer: _GatedRecurrent) -> None:
         if not isinstance(layer, _GatedRecurrent):
-            raise TypeError(f"expected an LSTM or GRU layer, got {type(layer).__name__}")
+            raise TypeError(f"expected an LSTM, GRU or RNN layer, got {type(layer).__name__}")
         if not layer.batch_first:
             raise ValueError(
                 f"Sequential works on (B, T, F) batches: expected {type(layer).__name__} with "

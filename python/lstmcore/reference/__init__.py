@@ -9,7 +9,7 @@ Conventions:
 - One layer and one direction per cell function, time-major: x is (T, B, I), the
   outputs y are (T, B, H). A cell always runs forwards in time; the driver
   (``rnn_forward``) feeds the reverse direction the time-reversed sequence.
-- Parameters exactly as PyTorch's ``nn.LSTM`` / ``nn.GRU``: ``weight_ih`` (G*H, I),
+- Parameters exactly as PyTorch's ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN``: ``weight_ih`` (G*H, I),
   ``weight_hh`` (G*H, H), ``bias_ih`` and ``bias_hh`` (G*H,), the G gates stacked in
   PyTorch's order; the variants add lstmcore's names (``weight_peephole``,
   ``weight_hr``, ``layer_norm_ih_weight``, ...; README, "LSTM variants").
@@ -19,8 +19,9 @@ Conventions:
   caller's buffers. Summing over calls, if wanted, is the caller's business.
 
 Where the cells are, one file per cell family: the LSTM with its variants (projected,
-peephole, coupled, coupled with peepholes) in ``_lstm.py``, the layer-normalised LSTM in ``_layer_norm_lstm.py``,
-the GRU in ``_gru.py``; what they share (``sigmoid``, ``layer_norm``, the LSTM options
+peephole, coupled, coupled with peepholes) in ``_lstm.py``, the layer-normalised LSTM in
+``_layer_norm_lstm.py``, the GRU in ``_gru.py``, the vanilla RNN in ``_rnn.py``; what they
+share (``sigmoid``, ``layer_norm``, the LSTM options
 ``CellOptions``: gate clamps, recurrent dropout, zoneout) in ``_ops.py``; the table of
 cells and the stacked, bidirectional driver in ``_stack.py``. Import all of them from here.
 
@@ -43,6 +44,7 @@ from lstmcore.reference._lstm import (
     projected_lstm_forward,
 )
 from lstmcore.reference._ops import CellOptions, layer_norm, layer_norm_backward, sigmoid
+from lstmcore.reference._rnn import vanilla_rnn_backward, vanilla_rnn_forward
 from lstmcore.reference._stack import Cell, cells, rnn_backward, rnn_forward
 
 __all__ = [
@@ -64,6 +66,8 @@ __all__ = [
     "layer_norm_lstm_backward",
     "gru_forward",
     "gru_backward",
+    "vanilla_rnn_forward",
+    "vanilla_rnn_backward",
     "Cell",
     "cells",
     "rnn_forward",

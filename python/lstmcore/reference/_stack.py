@@ -27,6 +27,7 @@ from lstmcore.reference._lstm import (
     projected_lstm_forward,
 )
 from lstmcore.reference._ops import compute_dtype
+from lstmcore.reference._rnn import vanilla_rnn_backward, vanilla_rnn_forward
 
 
 def _lstm_state_sizes(weights: Mapping[str, np.ndarray]) -> tuple[int, ...]:
@@ -35,7 +36,7 @@ def _lstm_state_sizes(weights: Mapping[str, np.ndarray]) -> tuple[int, ...]:
     return (width, np.shape(weights["weight_hr"])[1] if "weight_hr" in weights else width)
 
 
-def _gru_state_sizes(weights: Mapping[str, np.ndarray]) -> tuple[int, ...]:
+def _h_state_sizes(weights: Mapping[str, np.ndarray]) -> tuple[int, ...]:
     return (np.shape(weights["weight_hh"])[1],)
 
 
@@ -64,7 +65,9 @@ cells = {
     "coupled_lstm": Cell(coupled_lstm_forward, coupled_lstm_backward, states=("h", "c")),
     "peephole_coupled_lstm": Cell(peephole_coupled_lstm_forward, peephole_coupled_lstm_backward, states=("h", "c")),
     "layer_norm_lstm": Cell(layer_norm_lstm_forward, layer_norm_lstm_backward, states=("h", "c")),
-    "gru": Cell(gru_forward, gru_backward, states=("h",), state_sizes=_gru_state_sizes),
+    "gru": Cell(gru_forward, gru_backward, states=("h",), state_sizes=_h_state_sizes),
+    # The option nonlinearity ("tanh", the default, or "relu") chooses the activation.
+    "rnn": Cell(vanilla_rnn_forward, vanilla_rnn_backward, states=("h",), state_sizes=_h_state_sizes),
 }
 
 
@@ -129,18 +132,19 @@ def rnn_forward(
 ) -> tuple[np.ndarray, np.ndarray | tuple[np.ndarray, ...], dict[str, Any]]:
     """A stacked, optionally bidirectional network of one cell kind, as PyTorch's nn.LSTM / nn.GRU.
 
-    kind: a key of ``cells`` ("lstm", "gru", "peephole_lstm", ...). params: PyTorch's and
+    kind: a key of ``cells`` ("lstm", "gru", "rnn", "peephole_lstm", ...). params: PyTorch's and
     lstmcore's names (``weight_ih_l0``, ..., ``bias_hh_l{k}_reverse``, ``weight_peephole_l0``,
     ``weight_hr_l1``, ``layer_norm_ih_weight_l0``, ...): each layer-direction's cell gets
     every parameter with its suffix. x: (B, T, I) if batch_first else (T, B, I). state: None
-    for zeros, else h (GRU) or (h, c) (LSTM), each (num_layers * D, B, features),
+    for zeros, else h (GRU, RNN) or (h, c) (LSTM), each (num_layers * D, B, features),
     index layer * D + direction.
 
     options: None, one dict for every layer-direction, or a list of dicts indexed by
     layer * D + direction: extra keyword arguments of the cell's forward (``clamps``,
     ``recurrent_mask``, ``zoneout_h``, ``zoneout_c``, ``zoneout_rate``; see
-    ``CellOptions``). Per-step options (zoneout masks, (T, B, H)) are in the sequence's
-    own time order; the driver reverses them with the sequence for the reverse direction.
+    ``CellOptions``; the RNN's ``nonlinearity``). Per-step options (zoneout masks,
+    (T, B, H)) are in the sequence's own time order; the driver reverses them with the
+    sequence for the reverse direction.
     input_masks: None or a list with one entry per layer, None or an array shaped like
     that layer's time-major input (T, B, features), multiplied into it (dropout between
     layers).

@@ -1,5 +1,5 @@
-"""The recurrent layers: LSTM (and its variants) and GRU over the C++ core, and their
-single-step cells (``_cells``).
+"""The recurrent layers: LSTM (and its variants), GRU and the vanilla RNN over the C++
+core, and the single-step cells of the LSTM and the GRU (``_cells``).
 
 Their shared base (``_recurrent``: parameters, checks, stacking, directions, the tape),
 sequence lengths (``_lengths``) and parameter fingerprints (``_fingerprint``) are private.
@@ -8,5 +8,6 @@ sequence lengths (``_lengths``) and parameter fingerprints (``_fingerprint``) ar
 from lstmcore.rnn._cells import GRUCell, LSTMCell
 from lstmcore.rnn._gru import GRU
 from lstmcore.rnn._lstm import LSTM
+from lstmcore.rnn._rnn import RNN
 
-__all__ = ["LSTM", "GRU", "LSTMCell", "GRUCell"]
+__all__ = ["LSTM", "GRU", "RNN", "LSTMCell", "GRUCell"]

@@ -20,8 +20,9 @@ from lstmcore.nn._layers import Dense, Dropout, Embedding, LastStep, MeanPool
 from lstmcore.nn.model_files._format import FORMAT, MAX_HEADER_DEPTH, MAX_HEADER_VALUES, MAX_LAYERS, VERSION, short, some
 from lstmcore.rnn._gru import GRU
 from lstmcore.rnn._lstm import LSTM
+from lstmcore.rnn._rnn import RNN
 
-LAYER_TYPES = {cls.__name__: cls for cls in (LSTM, GRU, Dense, Embedding, Dropout, LastStep, MeanPool)}
+LAYER_TYPES = {cls.__name__: cls for cls in (LSTM, GRU, RNN, Dense, Embedding, Dropout, LastStep, MeanPool)}
 _HEADER_KEYS = ("format", "version", "layers", "metadata")
 
 
@@ -61,6 +62,7 @@ KINDS = {
     ),
     **dict.fromkeys(("dropout", "recurrent_dropout", "zoneout", "p"), _NUMBER),
     "forget_bias": _Kind("null or a number", lambda v: v is None or type(v) in (int, float)),
+    "nonlinearity": _Kind('"tanh" or "relu"', lambda v: type(v) is str and v in ("tanh", "relu")),
     "dtype": _Kind('"float32" or "float64"', lambda v: v in ("float32", "float64") and type(v) is str),
     "seed": _Kind(
         "null, an integer or a list of integers",
@@ -223,7 +225,7 @@ def expected_weights(kind, config):
         yield "bias", (config["out_features"],), dtype
     elif kind == "Embedding":
         yield "weight", (config["num_embeddings"], config["embedding_dim"]), dtype
-    elif kind in ("LSTM", "GRU"):
+    elif kind in ("LSTM", "GRU", "RNN"):
         for name, shape in _recurrent_weights(kind, config):
             yield name, shape, dtype
 
@@ -233,7 +235,8 @@ def _recurrent_weights(kind, config):
     projection = config.get("proj_size", 0) if kind == "LSTM" else 0
     output = projection or hidden
     directions = 2 if config.get("bidirectional", False) else 1
-    rows = (3 if kind == "GRU" or config.get("coupled", False) else 4) * hidden
+    blocks = {"GRU": 3, "RNN": 1}.get(kind, 3 if config.get("coupled", False) else 4)
+    rows = blocks * hidden
     for layer in range(config.get("num_layers", 1)):
         layer_input = config["input_size"] if layer == 0 else directions * output
         for direction in range(directions):

@@ -1,0 +1,152 @@
+// The vanilla RNN passes: rnn_forward returns an RnnTape, rnn_backward takes it back.
+//
+// Weights and their gradients come as _core.RnnWeights (references to the caller's
+// arrays, no copies); the nonlinearity by name, chosen here once per call so that the
+// core's loops are compiled for each. The tape keeps references to the forward's x, h0
+// and y, its PassOptions and nonlinearity, which backward reads again.
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "arrays.hpp"
+#include "lstmcore/rnn.hpp"
+#include "lstmcore/tapes.hpp"
+#include "parts.hpp"
+
+namespace lstmcore::bindings {
+
+namespace {
+
+// weight_ih (H, I), weight_hh (H, H), bias_ih and bias_hh (H,): parameters, or their
+// gradients (written by backward).
+struct RnnWeights {
+  py::array weight_ih, weight_hh, bias_ih, bias_hh;
+};
+
+struct BoundRnnTape {
+  RnnTape core;
+  py::array x, h0, y;
+  PassOptions options;
+  std::string nonlinearity;
+};
+
+struct RnnCall {
+  Dims d;
+  Index width;  // y's features: H, or 2H for both directions in one array
+  SequenceShape shape;
+};
+
+RnnCall checked_call(const py::array& x, const RnnWeights& w, const py::array& y, const PassOptions& o) {
+  const Dims d = dims_of(x, w.weight_hh, 1, o.batch_first);
+  const Index width = checked_offset(y, o.y_offset, d.hidden);
+  return {d, width, shape_of(d, o.reverse, o.batch_sizes)};
+}
+
+template <typename Scalar>
+GatedWeights<Scalar> weights_of(const RnnWeights& w, const Dims& d) {
+  return checked_weights<Scalar>(w.weight_ih, w.weight_hh, w.bias_ih, w.bias_hh, d, 1);
+}
+
+// Calls fn(Nonlinearity{}) for "tanh" or "relu".
+template <typename Fn>
+void dispatch_nonlinearity(const std::string& name, Fn&& fn) {
+  if (name == "tanh") return fn(TanhNonlinearity{});
+  if (name == "relu") return fn(ReluNonlinearity{});
+  throw py::value_error("expected nonlinearity \"tanh\" or \"relu\", got \"" + name + "\"");
+}
+
+// Runs the forward; returns its tape (taped) or None (inference).
+py::object rnn_forward(const py::array& x, const RnnWeights& weights, const py::array& h0, const py::array& y,
+                       const PassOptions& options, const std::string& nonlinearity, bool taped) {
+  const RnnCall call = checked_call(x, weights, y, options);
+  const Dims& d = call.d;
+  py::object result = py::none();
+  dispatch_nonlinearity(nonlinearity, [&](auto activation) {
+    using Activation = decltype(activation);
+    dispatch(x, [&](auto zero) {
+      using Scalar = decltype(zero);
+      const auto w = weights_of<Scalar>(weights, d);
+      const auto* xp = checked<Scalar>(x, "x", sequence_shape(d, d.input), false);
+      const auto* h0p = checked<Scalar>(h0, "h0", {d.batch, d.hidden}, false);
+      auto* yp = checked<Scalar>(y, "y", sequence_shape(d, call.width), true);
+      if (taped) {
+        result = py::cast(BoundRnnTape{{d.steps, d.batch, d.hidden}, x, h0, y, options, nonlinearity});
+      }
+      py::gil_scoped_release release;
+      lstmcore::rnn_forward<Scalar, Activation>(call.shape, sequence(xp, d, d.input), w, h0p,
+                                                sequence(yp, d, call.width, options.y_offset));
+    });
+  });
+  return result;
+}
+
+// Adds the weight gradients to `grads`, writes dh0 and dx (or adds to dx, accumulate_dx).
+void rnn_backward(const BoundRnnTape& tape, const RnnWeights& weights, const py::array& dy, const py::object& dh_n,
+                  const RnnWeights& grads, const py::array& dx, const py::array& dh0, bool accumulate_dx) {
+  const PassOptions& options = tape.options;
+  const RnnCall call = checked_call(tape.x, weights, tape.y, options);
+  const Dims& d = call.d;
+  check_tape_dims("RNN tape", tape.core.steps, tape.core.batch, tape.core.hidden, d);
+  dispatch_nonlinearity(tape.nonlinearity, [&](auto activation) {
+    using Activation = decltype(activation);
+    dispatch(tape.x, [&](auto zero) {
+      using Scalar = decltype(zero);
+      const auto w = weights_of<Scalar>(weights, d);
+      const auto g = checked_grads<Scalar>(grads.weight_ih, grads.weight_hh, grads.bias_ih, grads.bias_hh, d, 1);
+      const auto* xp = checked<Scalar>(tape.x, "x", sequence_shape(d, d.input), false);
+      const auto* h0p = checked<Scalar>(tape.h0, "h0", {d.batch, d.hidden}, false);
+      const auto* yp = checked<Scalar>(tape.y, "y", sequence_shape(d, call.width), false);
+      const auto* dyp = checked<Scalar>(dy, "dy", sequence_shape(d, call.width), false);
+      const Scalar* dhn = optional_state<Scalar>(dh_n, "dh_n", d);
+      auto* dxp = checked<Scalar>(dx, "dx", sequence_shape(d, d.input), true);
+      auto* dh0p = checked<Scalar>(dh0, "dh0", {d.batch, d.hidden}, true);
+      py::gil_scoped_release release;
+      const auto xs = sequence(xp, d, d.input), dxs = sequence(dxp, d, d.input);
+      const Index offset = options.y_offset;
+      const auto ys = sequence(yp, d, call.width, offset), dys = sequence(dyp, d, call.width, offset);
+      lstmcore::rnn_backward<Scalar, Activation>(call.shape, xs, w, h0p, ys, dys, dhn, dxs, accumulate_dx, g, dh0p);
+    });
+  });
+}
+
+// h_t, this direction's columns of y, as a read-only time-major (T, B, H) view that keeps
+// the tape (and so y) alive: the RNN's one trace.
+py::array hidden_of(const py::object& self) {
+  const auto& tape = self.cast<const BoundRnnTape&>();
+  const Dims d = sequence_dims(tape.x, tape.core.hidden, tape.options.batch_first);
+  const Index width = tape.y.shape(tape.y.ndim() - 1);
+  const py::ssize_t item = tape.y.itemsize();
+  std::vector<py::ssize_t> strides{d.batch * width * item, width * item, item};
+  if (d.batch_first) strides = {width * item, d.steps * width * item, item};
+  const auto* data = static_cast<const char*>(tape.y.data()) + tape.options.y_offset * item;
+  py::array view(tape.y.dtype(), {d.steps, d.batch, d.hidden}, strides, data, self);
+  view.attr("setflags")(py::arg("write") = false);
+  return view;
+}
+
+}  // namespace
+
+void register_rnn(py::module_& m) {
+  using namespace pybind11::literals;
+  py::class_<RnnWeights>(m, "RnnWeights",
+                         "An RNN layer-direction's weights (or their gradients) by name: references to the "
+                         "arrays, not copies.")
+      .def(py::init([](py::array wi, py::array wh, py::array bi, py::array bh) {
+             return RnnWeights{std::move(wi), std::move(wh), std::move(bi), std::move(bh)};
+           }),
+           "weight_ih"_a, "weight_hh"_a, "bias_ih"_a, "bias_hh"_a)
+      .def_readonly("weight_ih", &RnnWeights::weight_ih)
+      .def_readonly("weight_hh", &RnnWeights::weight_hh)
+      .def_readonly("bias_ih", &RnnWeights::bias_ih)
+      .def_readonly("bias_hh", &RnnWeights::bias_hh);
+  py::class_<BoundRnnTape>(m, "RnnTape", "What an RNN forward recorded for its backward; made by rnn_forward.")
+      .def_property_readonly("hidden", &hidden_of, "(T, B, H) read-only: h_t, this direction's columns of y.")
+      .def_readonly("nonlinearity", &BoundRnnTape::nonlinearity);
+  m.def("rnn_forward", &rnn_forward, "x"_a, "weights"_a, "h0"_a, "y"_a, "options"_a, "nonlinearity"_a, "taped"_a,
+        "Writes y; returns the tape backward needs (taped) or None. nonlinearity: \"tanh\" or \"relu\".");
+  m.def("rnn_backward", &rnn_backward, "tape"_a, "weights"_a, "dy"_a, "dh_n"_a, "grads"_a, "dx"_a, "dh0"_a,
+        py::kw_only(), "accumulate_dx"_a = false,
+        "Adds the weight gradients to grads; writes dh0, and dx (or adds to it: accumulate_dx).");
+}
+
+}  // namespace lstmcore::bindings

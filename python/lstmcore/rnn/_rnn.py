@@ -1,0 +1,140 @@
+"""The vanilla RNN layer, PyTorch's ``nn.RNN``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+import lstmcore._core as _core
+from lstmcore._typing import DTypeLike
+from lstmcore.rnn._recurrent import _GatedRecurrent
+
+NONLINEARITIES = ("tanh", "relu")
+
+
+def check_nonlinearity(value: object) -> str:
+    if not isinstance(value, str) or value not in NONLINEARITIES:
+        raise ValueError(f'expected nonlinearity "tanh" or "relu", got {value!r}')
+    return value
+
+
+class RNN(_GatedRecurrent):
+    """Elman RNN, PyTorch's ``nn.RNN`` formulation and parameter names.
+
+    ``h_t = act(x W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)``, act ``"tanh"`` or ``"relu"``
+    (``nonlinearity``); one block of H rows in each weight. State is ``h``,
+    (num_layers * D, B, H). ``dropout=p``: dropout on the input of every layer but the
+    first, in training. ``bias=False``: no bias parameters. ``reverse=True``: the one
+    direction runs from each sequence's own end (ONNX's ``direction="reverse"``). Gate
+    traces hold one array, ``hidden`` (h_t).
+    """
+
+    _state_names = ("h",)
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        *,
+        nonlinearity: str = "tanh",
+        bidirectional: bool = False,
+        batch_first: bool = True,
+        dtype: DTypeLike = np.float32,
+        seed: int | None = None,
+        dropout: float = 0.0,
+        bias: bool = True,
+        reverse: bool = False,
+    ) -> None:
+        self.nonlinearity = check_nonlinearity(nonlinearity)
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers,
+            bidirectional=bidirectional,
+            batch_first=batch_first,
+            dtype=dtype,
+            seed=seed,
+            dropout=dropout,
+            bias=bias,
+            reverse=reverse,
+        )
+        self._init_params()
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config["nonlinearity"] = self.nonlinearity
+        return config
+
+    def __repr__(self):
+        return super().__repr__()[:-1] + f", nonlinearity={self.nonlinearity!r})"
+
+    def _gate_blocks(self):
+        return 1
+
+    def _unpack_state(self, state, name):
+        return [state]
+
+    def _pack_state(self, parts):
+        return parts[0]
+
+    def _named_gates(self, core_tape):
+        """Trace names -> (T, B, H) views of one run's tape: h_t, the RNN's only activation."""
+        return {"hidden": core_tape.hidden}
+
+    @staticmethod
+    def _core_weights(weights):
+        return _core.RnnWeights(
+            weights["weight_ih"],
+            weights["weight_hh"],
+            weights["bias_ih"],
+            weights["bias_hh"],
+        )
+
+    def _core_forward(self, run, weights, initial, reverse, batch_sizes, clamps, training, traced):
+        options = _core.PassOptions(
+            reverse=reverse,
+            y_offset=run.offset,
+            batch_sizes=batch_sizes,
+            batch_first=run.batch_first,
+        )
+        # Inference without traces keeps no tape; the tape itself is only the call's
+        # arrays, since backward derives act' from y.
+        return _core.rnn_forward(
+            run.x,
+            self._core_weights(weights),
+            *initial,
+            run.y,
+            options,
+            self.nonlinearity,
+            traced or training,
+        )
+
+    def _core_backward(
+        self,
+        run,
+        reverse,
+        dy,
+        dx,
+        accumulate_dx,
+        batch_sizes,
+        weights,
+        initial,
+        d_final,
+        grads,
+        d_initial,
+        clamps,
+    ):
+        # The tape holds the forward's x, h0, y, options and nonlinearity.
+        dh_n = None if d_final is None else d_final[0]
+        _core.rnn_backward(
+            run.tape,
+            self._core_weights(weights),
+            dy,
+            dh_n,
+            self._core_weights(grads),
+            dx,
+            *d_initial,
+            accumulate_dx=accumulate_dx,
+        )
