@@ -1,4 +1,4 @@
-"""Single-step cells (``LSTMCell``, ``GRUCell``): PyTorch's ``nn.*Cell`` names and call
+"""Single-step cells (``LSTMCell``, ``GRUCell``, ``RNNCell``): PyTorch's ``nn.*Cell`` names and call
 convention, a loop of cell steps equal to the one-layer layer over the sequence, gradients
 by finite differences, conversions to and from layers, clear errors."""
 
@@ -12,7 +12,10 @@ from _compare import FD_ATOL, FD_RTOL, assert_close, numerical_gradient, sample_
 from _layers import move_off_initialisation
 from _variants import dtypes
 
-CELLS = pytest.mark.parametrize("cell_class", [lstmcore.LSTMCell, lstmcore.GRUCell], ids=["lstm", "gru"])
+CELLS = pytest.mark.parametrize(
+    "cell_class", [lstmcore.LSTMCell, lstmcore.GRUCell, lstmcore.RNNCell], ids=["lstm", "gru", "rnn"]
+)
+GATES = {lstmcore.LSTMCell: 4, lstmcore.GRUCell: 3, lstmcore.RNNCell: 1}
 BIAS = pytest.mark.parametrize("bias", [True, False], ids=["bias", "no_bias"])
 TOLERANCE = {np.float32: 1e-5, np.float64: 1e-12}
 
@@ -34,7 +37,7 @@ def _parts(state):
 @BIAS
 def test_parameters_have_pytorchs_cell_names_and_shapes(cell_class, bias):
     cell = cell_class(3, 5, bias=bias)
-    gates = 4 if cell_class is lstmcore.LSTMCell else 3
+    gates = GATES[cell_class]
     expected = {"weight_ih": (gates * 5, 3), "weight_hh": (gates * 5, 5)}
     if bias:
         expected.update(bias_ih=(gates * 5,), bias_hh=(gates * 5,))
@@ -186,3 +189,26 @@ def test_bad_inputs_are_clear_errors(cell_class):
     del cell.params["weight_hh"]
     with pytest.raises(ValueError, match=r"params keys do not match the cell: missing \['weight_hh'\]"):
         cell(np.zeros((2, 3)))
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+def test_an_rnn_cell_keeps_its_nonlinearity_and_matches_pytorchs(nonlinearity):
+    torch = pytest.importorskip("torch")
+    cell = move_off_initialisation(lstmcore.RNNCell(3, 5, nonlinearity=nonlinearity, dtype=np.float64, seed=1), seed=2)
+    assert cell.to_layer().nonlinearity == nonlinearity
+    assert lstmcore.RNNCell.from_layer(cell.to_layer()).nonlinearity == nonlinearity
+    assert repr(cell) == f"RNNCell(3, 5, nonlinearity={nonlinearity!r}, dtype=float64)"
+    theirs = torch.nn.RNNCell(3, 5, nonlinearity=nonlinearity).double()
+    theirs.load_state_dict({name: torch.from_numpy(value) for name, value in cell.params.items()})
+    x, h = np.random.default_rng(3).normal(size=(2, 4, 3)), np.random.default_rng(4).normal(size=(4, 5))
+    expected = h
+    for step in x:
+        expected = theirs(
+            torch.from_numpy(step), torch.from_numpy(expected) if isinstance(expected, np.ndarray) else expected
+        )
+    got = h
+    for step in x:
+        got = cell(step, got)
+    assert_close("h", got, expected.detach().numpy(), 1e-12, 1e-12)
+    with pytest.raises(ValueError, match='expected nonlinearity "tanh" or "relu", got \'gelu\''):
+        lstmcore.RNNCell(3, 5, nonlinearity="gelu")

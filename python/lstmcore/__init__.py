@@ -19,7 +19,7 @@ from lstmcore.nn import (
     losses,
     optim,
 )
-from lstmcore.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell
+from lstmcore.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 
 # The names these modules had before the package was cut by concern: ``lstmcore.inspect``
 # (now ``microscope``, which does not shadow the standard library's ``inspect``),
@@ -42,6 +42,7 @@ __all__ = [
     "RNN",
     "LSTMCell",
     "GRUCell",
+    "RNNCell",
     "Dense",
     "Embedding",
     "Dropout",

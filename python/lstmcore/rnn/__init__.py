@@ -5,9 +5,9 @@ Their shared base (``_recurrent``: parameters, checks, stacking, directions, the
 sequence lengths (``_lengths``) and parameter fingerprints (``_fingerprint``) are private.
 """
 
-from lstmcore.rnn._cells import GRUCell, LSTMCell
+from lstmcore.rnn._cells import GRUCell, LSTMCell, RNNCell
 from lstmcore.rnn._gru import GRU
 from lstmcore.rnn._lstm import LSTM
 from lstmcore.rnn._rnn import RNN
 
-__all__ = ["LSTM", "GRU", "RNN", "LSTMCell", "GRUCell"]
+__all__ = ["LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell"]

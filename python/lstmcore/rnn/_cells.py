@@ -1,4 +1,4 @@
-"""Single-step cells, PyTorch's ``nn.LSTMCell`` and ``nn.GRUCell``: one time step of a
+"""Single-step cells, PyTorch's ``nn.LSTMCell``, ``nn.GRUCell``, ``nn.RNNCell``: one time step of a
 one-layer layer, with the cell's parameter names (``weight_ih``, not ``weight_ih_l0``).
 
 A cell runs on a one-layer layer of its kind that it keeps (so on the same fused kernels),
@@ -17,6 +17,7 @@ from lstmcore._util.checks import as_numeric_array, shape_text
 from lstmcore.rnn._gru import GRU
 from lstmcore.rnn._lstm import LSTM
 from lstmcore.rnn._recurrent import _GatedRecurrent
+from lstmcore.rnn._rnn import RNN
 
 _SUFFIX = "_l0"
 
@@ -45,6 +46,15 @@ class _Cell:
         layer = self._layer_class(input_size, hidden_size, bias=bias, dtype=dtype, seed=seed)
         self._adopt(layer)
 
+    def _layer_options(self) -> dict[str, Any]:
+        """The layer's options beyond sizes, bias and dtype that the cell carries."""
+        return {}
+
+    @classmethod
+    def _options_of(cls, layer: _GatedRecurrent) -> dict[str, Any]:
+        """The cell options that rebuild ``layer``'s (see ``_layer_options``)."""
+        return {}
+
     def _adopt(self, layer):
         self._layer = layer
         self.params = {name.removesuffix(_SUFFIX): value for name, value in layer.params.items()}
@@ -70,6 +80,7 @@ class _Cell:
 
     def __repr__(self):
         extras = "" if self.bias else ", bias=False"
+        extras += "".join(f", {name}={value!r}" for name, value in self._layer_options().items())
         return f"{type(self).__name__}({self.input_size}, {self.hidden_size}{extras}, dtype={self.dtype.name})"
 
     def zero_grad(self) -> None:
@@ -80,7 +91,9 @@ class _Cell:
 
     def to_layer(self) -> _GatedRecurrent:
         """The equivalent one-layer layer (batch_first), with copies of the parameters."""
-        layer = self._layer_class(self.input_size, self.hidden_size, bias=self.bias, dtype=self.dtype)
+        layer = self._layer_class(
+            self.input_size, self.hidden_size, bias=self.bias, dtype=self.dtype, **self._layer_options()
+        )
         for name, value in self._checked_params().items():
             layer.params[name + _SUFFIX][...] = value
         return layer
@@ -100,7 +113,7 @@ class _Cell:
         options = _variant_options(layer)
         if options:
             raise ValueError(f"a {cls.__name__} has no variant options; the layer sets {options}")
-        cell = cls(layer.input_size, layer.hidden_size, bias=layer.bias, dtype=layer.dtype)
+        cell = cls(layer.input_size, layer.hidden_size, bias=layer.bias, dtype=layer.dtype, **cls._options_of(layer))
         for name, value in layer.params.items():
             cell.params[name.removesuffix(_SUFFIX)][...] = value
         return cell
@@ -218,3 +231,40 @@ class GRUCell(_Cell):
     """
 
     _layer_class = GRU
+
+
+class RNNCell(_Cell):
+    """One vanilla RNN step, PyTorch's ``nn.RNNCell``: ``h = cell(x, h)``,
+    ``h' = act(x W_ih^T + b_ih + h W_hh^T + b_hh)`` with act ``nonlinearity`` ("tanh" or
+    "relu").
+
+    Parameters ``weight_ih`` (H, I), ``weight_hh`` (H, H), ``bias_ih``, ``bias_hh`` (H,);
+    PyTorch's initialisation. ``RNNCell.from_layer(rnn)`` and ``cell.to_layer()`` convert
+    to and from a one-layer ``RNN``.
+    """
+
+    _layer_class = RNN
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        nonlinearity: str = "tanh",
+        *,
+        dtype: DTypeLike = np.float32,
+        seed: int | None = None,
+    ) -> None:
+        layer = RNN(input_size, hidden_size, nonlinearity=nonlinearity, bias=bias, dtype=dtype, seed=seed)
+        self._adopt(layer)
+
+    @property
+    def nonlinearity(self) -> str:
+        return self._layer.nonlinearity
+
+    def _layer_options(self):
+        return {"nonlinearity": self.nonlinearity}
+
+    @classmethod
+    def _options_of(cls, layer):
+        return {"nonlinearity": layer.nonlinearity}
