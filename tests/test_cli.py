@@ -69,6 +69,7 @@ def test_every_command_has_help(capsys, command):
         (["train", "forecast", "--window", "abc"], "expected a whole number"),
         (["train", "charlm", "--lr", "-1"], "expected a finite number > 0"),
         (["train", "classify", "--validation", "1.5"], "strictly between 0 and 1"),
+        (["train", "forecast", "--cell", "transformer"], "invalid choice: 'transformer'"),
         (["generate"], "MODEL"),
     ],
 )
@@ -129,6 +130,20 @@ def test_charlm_then_generate_round_trip(capsys, tmp_path, text_file):
     assert set(out.rstrip("\n")) <= set("the cat sat on mat. dog log")
     again = run(capsys, "generate", str(model), "--length", "40", "--prime", "the ", "--seed", "1")[1]
     assert again == out  # the same seed samples the same text
+
+
+@pytest.mark.parametrize("cell, name", [("gru", "GRU"), ("rnn", "RNN")])
+def test_every_task_trains_the_cell_chosen_and_its_model_is_used_again(capsys, tmp_path, text_file, cell, name):
+    forecast, lm = tmp_path / "f.npz", tmp_path / "lm.npz"
+    code, out, _ = run(capsys, *TINY_FORECAST, "--cell", cell, "--out", str(forecast))
+    assert code == 0 and f"model: {name}(1, 4, num_layers=1) -> LastStep" in out
+    assert type(lstmcore.load(forecast).layers[0]) is getattr(lstmcore, name)
+    code, out, _ = run(capsys, *TINY_CHARLM, "--cell", cell, "--text", str(text_file), "--out", str(lm))
+    assert code == 0 and f"-> {name}(4, 8, num_layers=1) ->" in out
+    code, out, _ = run(capsys, "generate", str(lm), "--length", "10", "--prime", "the ")
+    assert code == 0 and len(out.rstrip("\n")) == 14
+    code, out, _ = run(capsys, *TINY_CLASSIFY, "--cell", cell, "--out", str(tmp_path / "c.npz"))
+    assert code == 0 and f"-> {name}(8, 8, num_layers=1)" in out
 
 
 def test_generate_refuses_unknown_prime_characters_and_other_tasks(capsys, tmp_path, text_file):

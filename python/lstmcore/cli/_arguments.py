@@ -68,10 +68,19 @@ def fraction(text):
 def training_options(parser, defaults, *, out):
     group = parser.add_argument_group("training")
     group.add_argument(
-        "--hidden", type=whole_number("hidden"), default=defaults["hidden"], help="LSTM hidden units (default %(default)s)"
+        "--cell",
+        choices=("lstm", "gru", "rnn"),
+        default="lstm",
+        help="the recurrent layer: LSTM, GRU or the vanilla RNN (tanh) (default %(default)s)",
     )
     group.add_argument(
-        "--layers", type=whole_number("layers"), default=defaults["layers"], help="stacked LSTM layers (default %(default)s)"
+        "--hidden", type=whole_number("hidden"), default=defaults["hidden"], help="hidden units (default %(default)s)"
+    )
+    group.add_argument(
+        "--layers",
+        type=whole_number("layers"),
+        default=defaults["layers"],
+        help="stacked recurrent layers (default %(default)s)",
     )
     group.add_argument(
         "--epochs", type=whole_number("epochs"), default=defaults["epochs"], help="passes over the data (default %(default)s)"

@@ -13,6 +13,7 @@ import numpy as np
 import lstmcore
 from lstmcore import datasets
 from lstmcore.cli import _arguments as arguments
+from lstmcore.cli._cells import layer_text, recurrent_layer
 from lstmcore.cli._errors import TaskError
 from lstmcore.cli._files import check_output_paths, read_text
 from lstmcore.cli._limits import BOUNDS, MAX_VOCABULARY, check_model_size, lstm_parameters
@@ -117,6 +118,7 @@ def train_charlm(
     text=None,
     steps=64,
     embedding=64,
+    cell="lstm",
     hidden=128,
     layers=1,
     epochs=10,
@@ -160,7 +162,7 @@ def train_charlm(
     model = lstmcore.Sequential(
         [
             lstmcore.Embedding(size, embedding, seed=seed),
-            lstmcore.LSTM(embedding, hidden, num_layers=layers, seed=seed + 1),
+            recurrent_layer(cell, embedding, hidden, layers, seed + 1),
             lstmcore.Dense(hidden, size, seed=seed + 2),
         ]
     )
@@ -188,7 +190,7 @@ def train_charlm(
         "epochs": history.epochs,
     }
     echo(
-        f"model: Embedding({size}, {embedding}) -> LSTM({embedding}, {hidden}, num_layers={layers}) -> "
+        f"model: Embedding({size}, {embedding}) -> {layer_text(cell, embedding, hidden, layers)} -> "
         f"Dense({hidden}, {size}), {count_params(model):,} parameters, {history.epochs} epochs"
     )
     verdict = "beats" if result["val_bpc"] < result["unigram_bpc"] else "does NOT beat"

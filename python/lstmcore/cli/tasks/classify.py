@@ -14,6 +14,7 @@ import numpy as np
 import lstmcore
 from lstmcore import datasets
 from lstmcore.cli import _arguments as arguments
+from lstmcore.cli._cells import layer_text, recurrent_layer
 from lstmcore.cli._errors import TaskError
 from lstmcore.cli._files import check_output_paths, read_csv_columns
 from lstmcore.cli._limits import BOUNDS, check_model_size, lstm_parameters
@@ -129,6 +130,7 @@ def train_classify(
     vocabulary_size=5000,
     max_steps=60,
     embedding=64,
+    cell="lstm",
     hidden=64,
     layers=1,
     epochs=10,
@@ -177,7 +179,7 @@ def train_classify(
     model = lstmcore.Sequential(
         [
             lstmcore.Embedding(len(vocabulary), embedding, padding_idx=0, seed=seed),
-            lstmcore.LSTM(embedding, hidden, num_layers=layers, seed=seed + 1),
+            recurrent_layer(cell, embedding, hidden, layers, seed + 1),
             lstmcore.LastStep(),
             lstmcore.Dense(hidden, len(classes), seed=seed + 2),
         ]
@@ -207,7 +209,7 @@ def train_classify(
         "epochs": history.epochs,
     }
     echo(
-        f"model: Embedding({len(vocabulary)}, {embedding}) -> LSTM({embedding}, {hidden}, num_layers={layers}) "
+        f"model: Embedding({len(vocabulary)}, {embedding}) -> {layer_text(cell, embedding, hidden, layers)} "
         f"-> LastStep -> Dense({hidden}, {len(classes)}), {count_params(model):,} parameters, {history.epochs} epochs"
     )
     verdict = "beats" if result["val_accuracy"] > result["majority_accuracy"] else "does NOT beat"

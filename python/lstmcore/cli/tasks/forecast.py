@@ -15,6 +15,7 @@ import numpy as np
 import lstmcore
 from lstmcore import datasets
 from lstmcore.cli import _arguments as arguments
+from lstmcore.cli._cells import layer_text, recurrent_layer
 from lstmcore.cli._errors import TaskError
 from lstmcore.cli._files import check_output_paths, read_series
 from lstmcore.cli._limits import BOUNDS, check_model_size, lstm_parameters
@@ -101,6 +102,7 @@ def train_forecast(
     column="co2",
     window=24,
     horizon=1,
+    cell="lstm",
     hidden=64,
     layers=1,
     epochs=100,
@@ -153,7 +155,7 @@ def train_forecast(
 
     model = lstmcore.Sequential(
         [
-            lstmcore.LSTM(1, hidden, num_layers=layers, seed=seed),
+            recurrent_layer(cell, 1, hidden, layers, seed),
             lstmcore.LastStep(),
             lstmcore.Dense(hidden, horizon, seed=seed + 1),
         ]
@@ -187,7 +189,7 @@ def train_forecast(
         result["seasonal_rmse"] = rmse(seasonal, actual)
         baselines += f", seasonal naive {result['seasonal_rmse']:.4g}"
     echo(
-        f"model: LSTM(1, {hidden}, num_layers={layers}) -> LastStep -> Dense({hidden}, {horizon}), "
+        f"model: {layer_text(cell, 1, hidden, layers)} -> LastStep -> Dense({hidden}, {horizon}), "
         f"{count_params(model):,} parameters, {history.epochs} epochs"
     )
     verdict = "beats" if result["val_rmse"] < result["naive_rmse"] else "does NOT beat"
