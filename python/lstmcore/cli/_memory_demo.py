@@ -18,7 +18,7 @@ DESCRIPTION = (
     "each one's validation MSE next to predicting the constant 1 (1/6 = 0.167), and the mean norm "
     "of dL/dh_t at a few steps t, before and after training (L: the mean prediction). The RNN's "
     "gradient vanishes over the steps and it stays near 0.167; the GRU and the LSTM learn. "
-    "About 45 seconds on 2 cores with the defaults."
+    "About 25 seconds on 2 cores with the defaults (40 when other work shares the cores)."
 )
 
 
