@@ -8,6 +8,11 @@ Each file's source, licence and preparation are in ``lstmcore/data/README.md``.
   public-domain text for a character model.
 - ``load_sentences()``: 2,004 sentences labelled by which of two public-domain books they
   come from (Carroll or Shakespeare's *As You Like It*), for sequence classification.
+
+And one made on the spot, not shipped:
+
+- ``adding_problem(count, steps)``: Hochreiter and Schmidhuber's (1997) test of memory
+  over many steps.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from importlib import resources
 
 import numpy as np
 
-__all__ = ["load_co2", "load_text", "load_sentences", "path", "TEXTS"]
+__all__ = ["load_co2", "load_text", "load_sentences", "adding_problem", "path", "TEXTS"]
 
 #: Names accepted by ``load_text`` and the files they read.
 TEXTS = {"alice": "alice_in_wonderland.txt"}
@@ -77,3 +82,30 @@ def load_sentences() -> tuple[list[str], list[str]]:
     """
     rows = list(csv.DictReader(io.StringIO(_read("sentences.csv"))))
     return [row["text"] for row in rows], [row["label"] for row in rows]
+
+
+def adding_problem(count: int, steps: int, *, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The adding problem (Hochreiter and Schmidhuber, 1997): x (count, steps, 2) float32,
+    y (count, 1) float32.
+
+    Channel 0 holds numbers drawn uniformly from [0, 1]; channel 1 marks two of the steps
+    with 1, one in each half of the sequence. The target is the sum of the two marked
+    numbers, so a model must hold the first of them across at least steps/2 steps.
+    Predicting the constant 1 scores a mean squared error of 1/6 (the sum's variance).
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
+        raise ValueError(f"expected steps as an int >= 2 (one marker in each half), got {steps!r}")
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"expected count as an int >= 1, got {count!r}")
+    rng = np.random.default_rng(seed)
+    numbers = rng.uniform(0.0, 1.0, size=(count, steps))
+    half = steps // 2
+    first = rng.integers(0, half, size=count)
+    second = rng.integers(half, steps, size=count)
+    markers = np.zeros((count, steps))
+    rows = np.arange(count)
+    markers[rows, first] = 1.0
+    markers[rows, second] = 1.0
+    x = np.stack([numbers, markers], axis=-1).astype(np.float32)
+    y = (numbers[rows, first] + numbers[rows, second])[:, None].astype(np.float32)
+    return x, y

@@ -10,7 +10,8 @@
 dict of time-major (T, B, H) arrays (LSTM: input, forget, candidate, output, cell; GRU:
 reset, update, candidate; RNN: hidden, summarised as a state). With ``lengths`` (B,), the steps t >= lengths[b] are padding
 and are left out of every statistic. The summary is plain JSON (dicts, lists, floats).
-``lstmcore inspect MODEL DATA`` runs all of this on a model file from the command line.
+``hidden_gradients(layer, x, dy)`` gives dL/dh_t at every step (T, B, H): how far back
+the loss's gradient reaches. ``lstmcore inspect MODEL DATA`` runs the gate part on a model file from the command line.
 ``lstmcore.inspect`` is this module's earlier name, kept as an alias; the module itself is
 not named so, since ``inspect`` is the standard library's.
 """
@@ -25,6 +26,7 @@ from typing import Any, SupportsFloat
 import numpy as np
 from numpy.typing import ArrayLike
 
+from lstmcore._hidden_gradients import hidden_gradients
 from lstmcore.rnn._lengths import checked_lengths
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "mean_values",
     "format_ablation",
     "direction_names",
+    "hidden_gradients",
 ]
 
 # Gates squashed by a sigmoid into [0, 1]; gates squashed by tanh into [-1, 1].

@@ -1,21 +1,24 @@
-"""``lstmcore demo``: a forecaster and a character model trained on the shipped data."""
+"""``lstmcore demo``: a forecaster and a character model trained on the shipped data;
+``lstmcore demo memory``: the RNN, GRU and LSTM on the adding problem (``_memory_demo``)."""
 
 from __future__ import annotations
 
 import time
 
 from lstmcore.cli import _arguments as arguments
+from lstmcore.cli import _memory_demo
 from lstmcore.cli.tasks import charlm, forecast
 
 
 def add_parser(commands):
-    """``lstmcore demo``, run by ``run``."""
+    """``lstmcore demo``, run by ``run``, and its optional demos (``lstmcore demo memory``)."""
     parser = commands.add_parser(
         "demo",
         help="train a CO2 forecaster and a character model on the shipped data",
         description="Train an LSTM forecaster on the shipped Mauna Loa CO2 series and print its validation "
         "RMSE next to the naive last-value forecast; then train a character model on Alice's Adventures "
-        "in Wonderland for a few epochs and print a sample. About ten seconds on 2 cores.",
+        "in Wonderland for a few epochs and print a sample. About ten seconds on 2 cores. "
+        "`lstmcore demo memory` is another demo: why gates (see its --help).",
     )
     parser.add_argument(
         "--plot", type=arguments.nonempty_path, metavar="PNG", help="write forecast vs actual to this PNG (needs matplotlib)"
@@ -26,6 +29,9 @@ def add_parser(commands):
     )
     parser.add_argument("--quiet", action="store_true", help="no per-epoch progress")
     parser.set_defaults(run=run)
+    # Optional: a bare `lstmcore demo` stays the main job; a named demo brings its own options.
+    demos = parser.add_subparsers(dest="demo", metavar="DEMO", required=False)
+    _memory_demo.add_parser(demos)
     return parser
 
 

@@ -23,6 +23,9 @@ BOUNDS = {
     "horizon": (1, 10_000),
     "season": (0, 10_000),
     "steps": (1, 10_000),
+    # lstmcore demo memory: dL/dh_t at every step costs passes over T^2 / 2 steps
+    "memory_steps": (2, 1_000),
+    "samples": (1, 1_000_000),
     "max_steps": (1, 10_000),
     "vocabulary_size": (1, 1_000_000),
     "length": (0, 100_000),

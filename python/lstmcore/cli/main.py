@@ -2,6 +2,7 @@
 in its module under ``lstmcore.cli.tasks``.
 
     lstmcore demo [--plot out.png]
+    lstmcore demo memory [--steps T] [--plot out.png]
     lstmcore train forecast|charlm|classify [options]
     lstmcore generate MODEL [--length --temperature --prime --seed]
     lstmcore predict MODEL [--csv FILE --column NAME | --text TEXT ...]
