@@ -3,11 +3,14 @@
 // Weights and their gradients come as _core.GruWeights (references to the caller's
 // arrays, no copies); the tape keeps references to the forward's x, h0 and y and its
 // PassOptions, which backward reads again; the core's tape knows whether the reset gate
-// came after W_hn (PyTorch's form) or before it, so backward takes the forward's form.
+// came after W_hn (PyTorch's form) or before it, so backward takes the forward's form; the
+// bound tape keeps the forward's activations and clip (None, 0: the default kernel).
 #include <memory>
+#include <type_traits>
 #include <utility>
 #include <variant>
 
+#include "activation_options.hpp"
 #include "arrays.hpp"
 #include "lstmcore/gru.hpp"
 #include "lstmcore/tapes.hpp"
@@ -29,7 +32,28 @@ struct BoundGruTape {
   std::variant<GruTape<float>, GruTape<double>> core;
   py::array x, h0, y;
   PassOptions options;
+  bool general = false;  // chosen activations or clip: GeneralGruActivations
+  CellActivations acts;
 };
+
+// The forward or backward of one form and activation policy.
+template <bool ResetAfter, typename Run>
+void with_activations(bool general, const CellActivations& acts, Run&& run) {
+  if (general) {
+    run(std::integral_constant<bool, ResetAfter>{}, GeneralGruActivations{acts});
+  } else {
+    run(std::integral_constant<bool, ResetAfter>{}, DefaultGruActivations{});
+  }
+}
+
+template <typename Run>
+void with_form(bool reset_after, bool general, const CellActivations& acts, Run&& run) {
+  if (reset_after) {
+    with_activations<true>(general, acts, run);
+  } else {
+    with_activations<false>(general, acts, run);
+  }
+}
 
 struct GruCall {
   Dims d;
@@ -50,8 +74,11 @@ GatedWeights<Scalar> weights_of(const GruWeights& w, const Dims& d) {
 
 // Runs the forward; returns its tape (taped) or None (inference: the kernel writes only y).
 py::object gru_forward(const py::array& x, const GruWeights& weights, const py::array& h0, const py::array& y,
-                       const PassOptions& options, bool taped, bool reset_after) {
+                       const PassOptions& options, bool taped, bool reset_after, const py::object& activations,
+                       double clip) {
   const GruCall call = checked_call(x, weights, y, options);
+  const CellActivations acts = checked_activations(activations, clip);
+  const bool general = !activations.is_none() || clip != 0.0;
   const Dims& d = call.d;
   py::object result = py::none();
   dispatch(x, [&](auto zero) {
@@ -63,18 +90,16 @@ py::object gru_forward(const py::array& x, const GruWeights& weights, const py::
     Scalar* gates = nullptr;
     if (taped) {
       auto bound = std::make_unique<BoundGruTape>(
-          BoundGruTape{GruTape<Scalar>(d.steps, d.batch, d.hidden, reset_after), x, h0, y, options});
+          BoundGruTape{GruTape<Scalar>(d.steps, d.batch, d.hidden, reset_after), x, h0, y, options, general, acts});
       gates = std::get<GruTape<Scalar>>(bound->core).gates.data();
       result = py::cast(std::move(bound));
     }
     py::gil_scoped_release release;
     const auto xs = sequence(xp, d, d.input);
     const auto ys = sequence(yp, d, call.width, options.y_offset);
-    if (reset_after) {
-      lstmcore::gru_forward<Scalar, true>(call.shape, xs, w, h0p, ys, gates);
-    } else {
-      lstmcore::gru_forward<Scalar, false>(call.shape, xs, w, h0p, ys, gates);
-    }
+    with_form(reset_after, general, acts, [&](auto form, const auto& policy) {
+      lstmcore::gru_forward<Scalar, decltype(form)::value>(call.shape, xs, w, h0p, ys, gates, policy);
+    });
   });
   return result;
 }
@@ -104,13 +129,10 @@ void gru_backward(const BoundGruTape& tape, const GruWeights& weights, const py:
     const Index offset = options.y_offset;
     const auto ys = sequence(yp, d, call.width, offset), dys = sequence(dyp, d, call.width, offset);
     const Scalar* gates = core->gates.data();
-    if (core->reset_after) {
-      lstmcore::gru_backward<Scalar, true>(call.shape, xs, w, h0p, ys, gates, dys, dhn, dxs, accumulate_dx, g,
-                                           dh0p);
-    } else {
-      lstmcore::gru_backward<Scalar, false>(call.shape, xs, w, h0p, ys, gates, dys, dhn, dxs, accumulate_dx, g,
-                                            dh0p);
-    }
+    with_form(core->reset_after, tape.general, tape.acts, [&](auto form, const auto& policy) {
+      lstmcore::gru_backward<Scalar, decltype(form)::value>(call.shape, xs, w, h0p, ys, gates, dys, dhn, dxs,
+                                                            accumulate_dx, g, dh0p, policy);
+    });
   });
 }
 
@@ -141,8 +163,8 @@ void register_gru(py::module_& m) {
       .def_readonly("bias_hh", &GruWeights::bias_hh);
   py::class_<BoundGruTape>(m, "GruTape", "What a GRU forward recorded for its backward; made by gru_forward.")
       .def_property_readonly("gates", &gates_of,
-                             "(T, B, 4H) read-only: r, z, n and h_{t-1} W_hn^T + b_hn (reset_after) or "
-                             "r * h_{t-1}.")
+                             "(T, B, 4H) read-only: r, z, n (with activations or clip: their pre-activations) "
+                             "and h_{t-1} W_hn^T + b_hn (reset_after) or r * h_{t-1}.")
       .def_property_readonly(
           "reset_after",
           [](const BoundGruTape& tape) {
@@ -150,9 +172,10 @@ void register_gru(py::module_& m) {
           },
           "Whether the forward applied the reset gate after W_hn (PyTorch's form) or before it.");
   m.def("gru_forward", &gru_forward, "x"_a, "weights"_a, "h0"_a, "y"_a, "options"_a, "taped"_a, py::kw_only(),
-        "reset_after"_a = true,
+        "reset_after"_a = true, "activations"_a = py::none(), "clip"_a = 0.0,
         "Writes y; returns the tape backward needs (taped) or None. reset_after=False: the reset gate "
-        "multiplies h_{t-1} before W_hn (Cho et al.; ONNX's linear_before_reset=0).");
+        "multiplies h_{t-1} before W_hn (Cho et al.; ONNX's linear_before_reset=0). activations: None or "
+        "[gate, candidate, output] as (name, alpha, beta), the output unused; clip: 0 for none.");
   m.def("gru_backward", &gru_backward, "tape"_a, "weights"_a, "dy"_a, "dh_n"_a, "grads"_a, "dx"_a, "dh0"_a,
         py::kw_only(), "accumulate_dx"_a = false,
         "Adds the weight gradients to grads; writes dh0, and dx (or adds to it: accumulate_dx).");

@@ -137,21 +137,26 @@ void register_lstm(py::module_& m) {
       .def_readonly("peephole", &LstmWeights::peephole);
   py::class_<LstmCallOptions>(
       m, "LstmOptions",
-      "An LSTM pass's cell ('plain', 'peephole', 'coupled' or 'peephole_coupled'), gate clamps and "
-      "regularizers (recurrent dropout mask, zoneout masks or inference rate).")
+      "An LSTM pass's cell ('plain', 'peephole', 'coupled', 'peephole_coupled' or 'general': the plain cell "
+      "with chosen activations and clip), gate clamps and regularizers (recurrent dropout mask, zoneout masks or "
+      "inference rate).")
       .def(py::init([](std::string cell, py::object clamps, py::object recurrent_mask, py::object zoneout_h,
-                       py::object zoneout_c, double zoneout_rate) {
-             return LstmCallOptions{std::move(cell),      std::move(clamps),    std::move(recurrent_mask),
-                                    std::move(zoneout_h), std::move(zoneout_c), zoneout_rate};
+                       py::object zoneout_c, double zoneout_rate, py::object activations, double clip) {
+             return LstmCallOptions{
+                 std::move(cell),      std::move(clamps), std::move(recurrent_mask), std::move(zoneout_h),
+                 std::move(zoneout_c), zoneout_rate,      std::move(activations),    clip};
            }),
            py::kw_only(), "cell"_a = "plain", "clamps"_a = py::none(), "recurrent_mask"_a = py::none(),
-           "zoneout_h"_a = py::none(), "zoneout_c"_a = py::none(), "zoneout_rate"_a = 0.0)
+           "zoneout_h"_a = py::none(), "zoneout_c"_a = py::none(), "zoneout_rate"_a = 0.0,
+           "activations"_a = py::none(), "clip"_a = 0.0)
       .def_readonly("cell", &LstmCallOptions::cell)
       .def_readonly("clamps", &LstmCallOptions::clamps)
       .def_readonly("recurrent_mask", &LstmCallOptions::recurrent_mask)
       .def_readonly("zoneout_h", &LstmCallOptions::zoneout_h)
       .def_readonly("zoneout_c", &LstmCallOptions::zoneout_c)
-      .def_readonly("zoneout_rate", &LstmCallOptions::zoneout_rate);
+      .def_readonly("zoneout_rate", &LstmCallOptions::zoneout_rate)
+      .def_readonly("activations", &LstmCallOptions::activations)
+      .def_readonly("clip", &LstmCallOptions::clip);
   py::class_<BoundLstmTape>(m, "LstmTape", "What an LSTM forward recorded for its backward; made by lstm_forward.")
       .def_property_readonly(
           "gates",
@@ -160,7 +165,8 @@ void register_lstm(py::module_& m) {
             return tape_view(
                 self, [](const auto& c) -> const auto& { return c.gates; }, is_taped(t), gate_width(t), true);
           },
-          "(T, B, K*H) read-only activated gates, or None without a tape.")
+          "(T, B, K*H) read-only activated gates (the general cell: their pre-activations), or None without a "
+          "tape.")
       .def_property_readonly(
           "cells",
           [](const py::object& self) {

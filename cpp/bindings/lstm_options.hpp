@@ -6,8 +6,10 @@
 #include <string>
 #include <utility>
 
+#include "activation_options.hpp"
 #include "arrays.hpp"
 #include "lstmcore/coupled_lstm_cell.hpp"
+#include "lstmcore/general_lstm_cell.hpp"
 #include "lstmcore/lstm_cell.hpp"
 #include "lstmcore/lstm_options.hpp"
 #include "lstmcore/peephole_coupled_lstm_cell.hpp"
@@ -28,7 +30,9 @@ void dispatch_cell(const std::string& cell, Fn&& fn) {
   if (cell == "peephole") return fn(CellKind<PeepholeLstmCell>{});
   if (cell == "coupled") return fn(CellKind<CoupledLstmCell>{});
   if (cell == "peephole_coupled") return fn(CellKind<PeepholeCoupledLstmCell>{});
-  throw py::value_error("expected cell 'plain', 'peephole', 'coupled' or 'peephole_coupled', got '" + cell + "'");
+  if (cell == "general") return fn(CellKind<GeneralLstmCell>{});
+  throw py::value_error("expected cell 'plain', 'peephole', 'coupled', 'peephole_coupled' or 'general', got '" +
+                        cell + "'");
 }
 
 // The peephole weights (3, H) for the peephole cell, absent for the others; the clamps
@@ -93,7 +97,9 @@ struct LstmCallOptions {
   py::object recurrent_mask = py::none();  // (B, H)
   py::object zoneout_h = py::none();       // (T, B, H), with zoneout_c
   py::object zoneout_c = py::none();
-  double zoneout_rate = 0.0;  // inference's zoneout: the weight of the previous state
+  double zoneout_rate = 0.0;            // inference's zoneout: the weight of the previous state
+  py::object activations = py::none();  // the general cell's (activation_options.hpp)
+  double clip = 0.0;
 };
 
 // The peephole weights, clamps and regularizers of `o`, checked; the tape's cell_updates
@@ -103,6 +109,9 @@ LstmOptions<Scalar> checked_cell_options(const LstmCallOptions& o, const py::obj
                                          const py::object& peephole_grad, const Dims& d) {
   auto options = checked_options<Scalar>(o.cell, peephole, peephole_grad, o.clamps, d);
   add_regularizers<Scalar>(options, o.recurrent_mask, o.zoneout_h, o.zoneout_c, o.zoneout_rate, d);
+  if (o.cell != "general" && (!o.activations.is_none() || o.clip != 0.0))
+    throw py::value_error("activations and clip need the 'general' cell");
+  options.activations = checked_activations(o.activations, o.clip);
   return options;
 }
 

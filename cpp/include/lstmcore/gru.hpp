@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "lstmcore/activations.hpp"
+#include "lstmcore/chosen_activation.hpp"
 #include "lstmcore/gate_sums.hpp"
 #include "lstmcore/gate_weight_grads.hpp"
 #include "lstmcore/input_gradient.hpp"
@@ -34,22 +35,92 @@
 
 namespace lstmcore {
 
+// The GRU's element-wise part sees its activations through one of two policies. The
+// default, sigmoid r, z and tanh n a SIMD packet at a time, keeps the gates' values on the
+// tape; GeneralGruActivations (chosen at run time with ONNX's clip, chosen_activation.hpp)
+// a value at a time, keeps their pre-activations there and recomputes the values and
+// slopes in backward. gate_at and candidate_at read a tape entry back.
+struct DefaultGruActivations {
+  template <typename Scalar, typename Body>
+  EIGEN_ALWAYS_INLINE void each(Index n, Body&& body) const {
+    for_each_unit<Scalar>(n, body);
+  }
+  template <typename P>
+  EIGEN_ALWAYS_INLINE P gate(const P& a) const {
+    return gate_sigmoid(a);
+  }
+  template <typename P>
+  EIGEN_ALWAYS_INLINE P candidate(const P& a) const {
+    return gate_tanh(a);
+  }
+  template <typename P>
+  EIGEN_ALWAYS_INLINE P kept(const P& /*pre*/, const P& value) const {
+    return value;
+  }
+  template <typename P>
+  EIGEN_ALWAYS_INLINE void gate_at(const P& kept, P& value, P& slope) const {
+    using namespace Eigen::internal;
+    using Scalar = typename unpacket_traits<P>::type;
+    value = kept;
+    slope = pmul(kept, psub(pset1<P>(Scalar(1)), kept));
+  }
+  template <typename P>
+  EIGEN_ALWAYS_INLINE void candidate_at(const P& kept, P& value, P& slope) const {
+    using namespace Eigen::internal;
+    using Scalar = typename unpacket_traits<P>::type;
+    value = kept;
+    slope = psub(pset1<P>(Scalar(1)), pmul(kept, kept));
+  }
+};
+
+struct GeneralGruActivations {
+  CellActivations acts;
+  template <typename Scalar, typename Body>
+  void each(Index n, Body&& body) const {
+    for (Index j = 0; j < n; ++j) body(j, Scalar{});
+  }
+  template <typename Scalar>
+  Scalar gate(Scalar a) const {
+    return activate_clipped(acts.gate, a, acts.clip).value;
+  }
+  template <typename Scalar>
+  Scalar candidate(Scalar a) const {
+    return activate_clipped(acts.candidate, a, acts.clip).value;
+  }
+  template <typename Scalar>
+  Scalar kept(Scalar pre, Scalar /*value*/) const {
+    return pre;
+  }
+  template <typename Scalar>
+  void gate_at(Scalar kept, Scalar& value, Scalar& slope) const {
+    const Activated<Scalar> r = activate_clipped(acts.gate, kept, acts.clip);
+    value = r.value;
+    slope = r.slope;
+  }
+  template <typename Scalar>
+  void candidate_at(Scalar kept, Scalar& value, Scalar& slope) const {
+    const Activated<Scalar> r = activate_clipped(acts.candidate, kept, acts.clip);
+    value = r.value;
+    slope = r.slope;
+  }
+};
+
 // Width of a GRU tape row: r, z, n and m (ResetAfter) or r * h_{t-1} (not), H each.
 inline Index gru_tape_width(Index hidden) { return 4 * hidden; }
 
 // x      (T, B, I)        input, in either layout (SequenceView)
 // h0     (B, H)           initial state
 // y      (T, B, H)        h_t for every t (written)
-// gates  (T*B, 4H)        tape: r, z, n and m = h_{t-1} W_hn^T + b_hn (ResetAfter) or
-//                         r * h_{t-1} (not) (written), or nullptr
+// gates  (T*B, 4H)        tape: r, z, n (as Acts keeps them) and m = h_{t-1} W_hn^T + b_hn
+//                         (ResetAfter) or r * h_{t-1} (not) (written), or nullptr
 // The final state is the row block of y at time_at(T-1).
 // The input projection is computed a chunk of steps ahead (kChunkRows), into the tape or,
 // without one (inference), into a chunk buffer reused chunk after chunk; the fourth
 // column block is written there too, since reset-before's second product reads r * h_{t-1}
 // of every thread's units from it.
-template <typename Scalar, bool ResetAfter = true>
+template <typename Scalar, bool ResetAfter = true, typename Acts = DefaultGruActivations>
 void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const GatedWeights<Scalar>& w,
-                 const Scalar* h0, SequenceView<Scalar> y, Scalar* gates) {
+                 const Scalar* h0, SequenceView<Scalar> y, Scalar* gates, const Acts& acts = {}) {
   const Index B = s.batch, H = s.hidden, I = s.input, W = gru_tape_width(H);
   using Layout = PanelLayout<Scalar>;
   const PassPlan plan = plan_pass(s, 3, sizeof(Scalar), Pass::forward);
@@ -97,12 +168,14 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
         Scalar* tape = tape_t + b * W + units.begin;
         const Scalar* h_old = h_prev.row(b) + units.begin;
         const Scalar* bias_of = bias.data();
-        for_each_unit<Scalar>(n, [&](Index j, auto p) {
+        acts.template each<Scalar>(n, [&](Index j, auto p) {
           using namespace Eigen::internal;
           using P = decltype(p);
-          const P r = gate_sigmoid(padd(ploadu<P>(tape + j), ploadu<P>(bias_of + j)));
-          pstoreu(tape + j, r);
-          pstoreu(tape + H + j, gate_sigmoid(padd(ploadu<P>(tape + H + j), ploadu<P>(bias_of + n + j))));
+          const P a_r = padd(ploadu<P>(tape + j), ploadu<P>(bias_of + j));
+          const P a_z = padd(ploadu<P>(tape + H + j), ploadu<P>(bias_of + n + j));
+          const P r = acts.gate(a_r);
+          pstoreu(tape + j, acts.kept(a_r, r));
+          pstoreu(tape + H + j, acts.kept(a_z, acts.gate(a_z)));
           pstoreu(tape + 3 * H + j, pmul(r, ploadu<P>(h_old + j)));
         });
       }
@@ -122,12 +195,15 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
         const Scalar* h_old = h_prev.row(b) + units.begin;
         Scalar* h_after = h_t + b * y.batch_stride + units.begin;
         const Scalar* bias_n = bias.data() + 2 * n;
-        for_each_unit<Scalar>(n, [&](Index j, auto p) {
+        acts.template each<Scalar>(n, [&](Index j, auto p) {
           using namespace Eigen::internal;
           using P = decltype(p);
-          const P cand = gate_tanh(padd(ploadu<P>(tape + 2 * H + j), ploadu<P>(bias_n + j)));
-          pstoreu(h_after + j, pmadd(ploadu<P>(tape + H + j), psub(ploadu<P>(h_old + j), cand), cand));
-          pstoreu(tape + 2 * H + j, cand);
+          const P a_n = padd(ploadu<P>(tape + 2 * H + j), ploadu<P>(bias_n + j));
+          const P cand = acts.candidate(a_n);
+          P z, z_slope;
+          acts.gate_at(ploadu<P>(tape + H + j), z, z_slope);
+          pstoreu(h_after + j, pmadd(z, psub(ploadu<P>(h_old + j), cand), cand));
+          pstoreu(tape + 2 * H + j, acts.kept(a_n, cand));
         });
       }
     };
@@ -169,19 +245,21 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
           const Scalar* h_old = h_prev.row(b) + units.begin;
           Scalar* h_after = h_t + b * y.batch_stride + units.begin;
           const Scalar* bias_of = bias.data();
-          for_each_unit<Scalar>(n, [&](Index j, auto p) {
+          acts.template each<Scalar>(n, [&](Index j, auto p) {
             using namespace Eigen::internal;
             using P = decltype(p);
-            const P r = gate_sigmoid(padd(ploadu<P>(tape + j), ploadu<P>(bias_of + j)));
-            const P z = gate_sigmoid(padd(ploadu<P>(tape + H + j), ploadu<P>(bias_of + n + j)));
+            const P a_r = padd(ploadu<P>(tape + j), ploadu<P>(bias_of + j));
+            const P a_z = padd(ploadu<P>(tape + H + j), ploadu<P>(bias_of + n + j));
+            const P r = acts.gate(a_r), z = acts.gate(a_z);
             const P m = padd(ploadu<P>(tape + 3 * H + j), ploadu<P>(bias_of + 3 * n + j));
             const P pre_n = padd(ploadu<P>(tape + 2 * H + j), ploadu<P>(bias_of + 2 * n + j));
-            const P cand = gate_tanh(pmadd(r, m, pre_n));
+            const P a_n = pmadd(r, m, pre_n);
+            const P cand = acts.candidate(a_n);
             // h = (1 - z) * n + z * h_prev = n + z * (h_prev - n)
             pstoreu(h_after + j, pmadd(z, psub(ploadu<P>(h_old + j), cand), cand));
-            pstoreu(tape + j, r);
-            pstoreu(tape + H + j, z);
-            pstoreu(tape + 2 * H + j, cand);
+            pstoreu(tape + j, acts.kept(a_r, r));
+            pstoreu(tape + H + j, acts.kept(a_z, z));
+            pstoreu(tape + 2 * H + j, acts.kept(a_n, cand));
             pstoreu(tape + 3 * H + j, m);
           });
         }
@@ -201,12 +279,12 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
 // dx     (T, B, I): gradient of x, written, or ADDED to when accumulate_dx
 // grads  gradients of the weights, ADDED to
 // dh0    (B, H): gradient of the initial state (written)
-// ResetAfter must be the forward's.
-template <typename Scalar, bool ResetAfter = true>
+// ResetAfter and Acts must be the forward's.
+template <typename Scalar, bool ResetAfter = true, typename Acts = DefaultGruActivations>
 void gru_backward(const SequenceShape& s, SequenceView<const Scalar> x, const GatedWeights<Scalar>& w,
                   const Scalar* h0, SequenceView<const Scalar> y, const Scalar* gates,
                   SequenceView<const Scalar> dy, const Scalar* dh_n, SequenceView<Scalar> dx, bool accumulate_dx,
-                  const GatedGrads<Scalar>& grads, Scalar* dh0) {
+                  const GatedGrads<Scalar>& grads, Scalar* dh0, const Acts& acts = {}) {
   const Index B = s.batch, H = s.hidden, I = s.input, G = 3 * H, W = gru_tape_width(H);
   const Index rows = s.rows();
   // (T*B, 3H) each: gradients of the input-side pre-activations (x W_i^T + b_i) and of
@@ -256,14 +334,16 @@ void gru_backward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
         const Scalar* dy_b = dy.at(t, b) + units.begin;
         Scalar* dh_b = dh0 + b * H + units.begin;
         Scalar* dxa = d_input_t + b * G + units.begin;
-        for_each_unit<Scalar>(n, [&](Index j, auto p) {
+        acts.template each<Scalar>(n, [&](Index j, auto p) {
           using namespace Eigen::internal;
           using P = decltype(p);
           const P one = pset1<P>(Scalar(1));
-          const P z = ploadu<P>(tape + H + j), cand = ploadu<P>(tape + 2 * H + j);
+          P z, z_slope, cand, cand_slope;
+          acts.gate_at(ploadu<P>(tape + H + j), z, z_slope);
+          acts.candidate_at(ploadu<P>(tape + 2 * H + j), cand, cand_slope);
           const P dh_total = padd(ploadu<P>(dy_b + j), ploadu<P>(dh_b + j));
-          const P da_n = pmul(pmul(dh_total, psub(one, z)), psub(one, pmul(cand, cand)));
-          const P da_z = pmul(pmul(dh_total, psub(ploadu<P>(h_old + j), cand)), pmul(z, psub(one, z)));
+          const P da_n = pmul(pmul(dh_total, psub(one, z)), cand_slope);
+          const P da_z = pmul(pmul(dh_total, psub(ploadu<P>(h_old + j), cand)), z_slope);
           zn_sums.write(dxa + H, H, j, da_z, da_n);
           pstoreu(dh_b + j, pmul(dh_total, z));
         });
@@ -280,11 +360,13 @@ void gru_backward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
         const Scalar* d_reset = d_hidden + b * H + units.begin;
         Scalar* dh_b = dh0 + b * H + units.begin;
         Scalar* dxa = d_input_t + b * G + units.begin;
-        for_each_unit<Scalar>(n, [&](Index j, auto p) {
+        acts.template each<Scalar>(n, [&](Index j, auto p) {
           using namespace Eigen::internal;
           using P = decltype(p);
-          const P r = ploadu<P>(r_of + j), d_rh = ploadu<P>(d_reset + j);
-          const P da_r = pmul(pmul(d_rh, ploadu<P>(h_old + j)), pmul(r, psub(pset1<P>(Scalar(1)), r)));
+          P r, r_slope;
+          acts.gate_at(ploadu<P>(r_of + j), r, r_slope);
+          const P d_rh = ploadu<P>(d_reset + j);
+          const P da_r = pmul(pmul(d_rh, ploadu<P>(h_old + j)), r_slope);
           r_sums.write(dxa, H, j, da_r);
           pstoreu(dh_b + j, pmadd(d_rh, r, ploadu<P>(dh_b + j)));
         });
@@ -318,16 +400,19 @@ void gru_backward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
         Scalar* dh_b = dh0 + b * H + units.begin;
         Scalar* dxa = d_input_t + b * G + units.begin;
         Scalar* dha = d_hidden_t + b * G + units.begin;
-        for_each_unit<Scalar>(n, [&](Index j, auto p) {
+        acts.template each<Scalar>(n, [&](Index j, auto p) {
           using namespace Eigen::internal;
           using P = decltype(p);
           const P one = pset1<P>(Scalar(1));
-          const P r = ploadu<P>(tape + j), z = ploadu<P>(tape + H + j);
-          const P cand = ploadu<P>(tape + 2 * H + j), m = ploadu<P>(tape + 3 * H + j);
+          P r, r_slope, z, z_slope, cand, cand_slope;
+          acts.gate_at(ploadu<P>(tape + j), r, r_slope);
+          acts.gate_at(ploadu<P>(tape + H + j), z, z_slope);
+          acts.candidate_at(ploadu<P>(tape + 2 * H + j), cand, cand_slope);
+          const P m = ploadu<P>(tape + 3 * H + j);
           const P dh_total = padd(ploadu<P>(dy_b + j), ploadu<P>(dh_b + j));
-          const P da_n = pmul(pmul(dh_total, psub(one, z)), psub(one, pmul(cand, cand)));
-          const P da_r = pmul(pmul(da_n, m), pmul(r, psub(one, r)));
-          const P da_z = pmul(pmul(dh_total, psub(ploadu<P>(h_old + j), cand)), pmul(z, psub(one, z)));
+          const P da_n = pmul(pmul(dh_total, psub(one, z)), cand_slope);
+          const P da_r = pmul(pmul(da_n, m), r_slope);
+          const P da_z = pmul(pmul(dh_total, psub(ploadu<P>(h_old + j), cand)), z_slope);
           input_sums.write(dxa, H, j, da_r, da_z, da_n);
           pstoreu(dha + j, da_r);
           pstoreu(dha + H + j, da_z);

@@ -3,6 +3,7 @@
 
 #include <array>
 
+#include "lstmcore/chosen_activation.hpp"
 #include "lstmcore/eigen_types.hpp"
 
 namespace lstmcore {
@@ -30,6 +31,9 @@ struct LstmOptions {
   const Scalar* zoneout_c = nullptr;
   Scalar zoneout_rate = 0;
   Scalar* cell_updates = nullptr;  // tape (T*B, H): c~_t, written when zoneout is on
+
+  // The general cell's activations and clip (general_lstm_cell.hpp); the others ignore them.
+  CellActivations activations;
 
   bool zoneout() const { return zoneout_h != nullptr || zoneout_rate > 0; }
 };

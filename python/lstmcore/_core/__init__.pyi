@@ -20,6 +20,8 @@ _Floats = NDArray[np.floating[Any]]
 _Sizes = NDArray[np.int64]
 # The four LSTM gate clamps (input, forget, candidate, output), each None or (H,).
 _Clamps = Sequence[_Floats | None]
+# gate, candidate, output: (name, alpha, beta) each
+_Activations = Sequence[tuple[str, float, float]]
 
 class _LoadSensorState(TypedDict):
     enabled: bool
@@ -69,7 +71,7 @@ class LstmWeights:
     def peephole(self) -> _Floats | None: ...
 
 class LstmOptions:
-    """An LSTM pass's cell ('plain', 'peephole', 'coupled' or 'peephole_coupled'), gate clamps and regularizers."""
+    """An LSTM pass's cell ('plain', 'peephole', 'coupled', 'peephole_coupled' or 'general'), clamps, regularizers."""
 
     def __init__(
         self,
@@ -80,6 +82,8 @@ class LstmOptions:
         zoneout_h: _Floats | None = None,
         zoneout_c: _Floats | None = None,
         zoneout_rate: float = 0.0,
+        activations: _Activations | None = None,
+        clip: float = 0.0,
     ) -> None: ...
     @property
     def cell(self) -> str: ...
@@ -93,6 +97,10 @@ class LstmOptions:
     def zoneout_c(self) -> _Floats | None: ...
     @property
     def zoneout_rate(self) -> float: ...
+    @property
+    def activations(self) -> _Activations | None: ...
+    @property
+    def clip(self) -> float: ...
 
 class LstmTape:
     """What an LSTM forward recorded for its backward; made by lstm_forward, owned by the core."""
@@ -355,6 +363,8 @@ def gru_forward(
     taped: bool,
     *,
     reset_after: bool = True,
+    activations: _Activations | None = None,
+    clip: float = 0.0,
 ) -> GruTape | None: ...
 def gru_backward(
     tape: GruTape,

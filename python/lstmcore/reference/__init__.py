@@ -22,13 +22,16 @@ Where the cells are, one file per cell family: the LSTM with its variants (proje
 peephole, coupled, coupled with peepholes) in ``_lstm.py``, the layer-normalised LSTM in
 ``_layer_norm_lstm.py``, the GRU in ``_gru.py``, the vanilla RNN in ``_rnn.py``; what they
 share (``sigmoid``, ``layer_norm``, the LSTM options
-``CellOptions``: gate clamps, recurrent dropout, zoneout) in ``_ops.py``; the table of
+``CellOptions``: gate clamps, recurrent dropout, zoneout) in ``_ops.py``; the activations
+chosen by name with ONNX's clip (``Activations``, the ``activations=`` of the plain LSTM
+and the GRU) in ``_activations.py``; the table of
 cells and the stacked, bidirectional driver in ``_stack.py``. Import all of them from here.
 
 A new cell kind is a ``<kind>_forward`` / ``<kind>_backward`` pair in its family's file and
 one entry in ``cells``; the driver needs nothing else.
 """
 
+from lstmcore.reference._activations import ACTIVATIONS, Activations, activation
 from lstmcore.reference._gru import gru_backward, gru_forward
 from lstmcore.reference._layer_norm_lstm import layer_norm_lstm_backward, layer_norm_lstm_forward
 from lstmcore.reference._lstm import (
@@ -48,6 +51,9 @@ from lstmcore.reference._rnn import vanilla_rnn_backward, vanilla_rnn_forward
 from lstmcore.reference._stack import Cell, cells, rnn_backward, rnn_forward
 
 __all__ = [
+    "ACTIVATIONS",
+    "Activations",
+    "activation",
     "sigmoid",
     "layer_norm",
     "layer_norm_backward",

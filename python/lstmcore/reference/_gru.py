@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from lstmcore.reference._ops import cast, compute_dtype, sigmoid
+from lstmcore.reference._activations import Activations
+from lstmcore.reference._ops import cast, compute_dtype
 
 
 def gru_forward(
@@ -20,6 +21,7 @@ def gru_forward(
     h0: np.ndarray,
     *,
     reset_after: bool = True,
+    activations: Activations | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """GRU (PyTorch's, the reset gate applied after the recurrent bias), one layer, one direction.
 
@@ -36,6 +38,9 @@ def gru_forward(
 
         n = tanh(W_in x + b_in + W_hn (r * h) + b_hn)
 
+    With ``activations`` (``Activations``), σ of r and z becomes ``activations.gate`` and
+    tanh of n ``activations.candidate``, each after ONNX's clip of its pre-activation.
+
     x (T, B, I); weight_ih (3H, I); weight_hh (3H, H); bias_ih, bias_hh (3H,); h0 (B, H).
     Returns ``y`` (T, B, H), ``h_n`` (B, H) and the cache ``gru_backward`` needs (a dict).
     """
@@ -45,6 +50,8 @@ def gru_forward(
     hidden = weight_hh.shape[1]
 
     gates = np.empty((steps, batch, 3, hidden), dtype)  # activated r, z, n per step
+    slopes = np.empty((steps, batch, 3, hidden), dtype)  # with activations: d gate / d pre-activation
+    acts = Activations() if activations is None else activations
     # reset_after: W_hn h + b_hn, before the reset gate; else r * h, W_hn's operand
     hidden_n = np.empty((steps, batch, hidden), dtype)
     y = np.empty((steps, batch, hidden), dtype)  # h_t
@@ -52,14 +59,14 @@ def gru_forward(
     for t in range(steps):
         from_input = (x[t] @ weight_ih.T + bias_ih).reshape(batch, 3, hidden)
         from_hidden = (h @ weight_hh.T + bias_hh).reshape(batch, 3, hidden)
-        r = sigmoid(from_input[:, 0] + from_hidden[:, 0])
-        z = sigmoid(from_input[:, 1] + from_hidden[:, 1])
+        (r, r_slope), (z, z_slope) = (acts.gate(from_input[:, k] + from_hidden[:, k]) for k in range(2))
         if reset_after:
             hidden_n[t] = from_hidden[:, 2]
-            n = np.tanh(from_input[:, 2] + r * hidden_n[t])
+            n, n_slope = acts.candidate(from_input[:, 2] + r * hidden_n[t])
         else:
             hidden_n[t] = r * h
-            n = np.tanh(from_input[:, 2] + hidden_n[t] @ weight_hh[2 * hidden :].T + bias_hh[2 * hidden :])
+            n, n_slope = acts.candidate(from_input[:, 2] + hidden_n[t] @ weight_hh[2 * hidden :].T + bias_hh[2 * hidden :])
+        slopes[t] = np.stack([r_slope, z_slope, n_slope], axis=1)
         h = (1 - z) * n + z * h
         gates[t] = np.stack([r, z, n], axis=1)
         y[t] = h
@@ -70,6 +77,8 @@ def gru_forward(
         weight_hh=weight_hh,  # (3H, H)
         h0=h0,  # (B, H)
         gates=gates,  # (T, B, 3, H): r, z, n after their activations
+        slopes=slopes,  # (T, B, 3, H): d r, z, n / d their pre-activations
+        activations=activations,
         hidden_n=hidden_n,  # (T, B, H): W_hn h_{t-1} + b_hn (reset_after), else r * h_{t-1}
         y=y,  # (T, B, H)
         reset_after=reset_after,
@@ -120,17 +129,23 @@ def gru_backward(cache: dict[str, Any], dy: np.ndarray, dh_n: np.ndarray | None 
         r, z, n = (gates[t][:, k] for k in range(3))  # each (B, H)
         h_prev = cache["h0"] if t == 0 else y[t - 1]
         dh = dh + dy[t]
-        dn_pre = dh * (1 - z) * (1 - n**2)
-        dz_pre = dh * (h_prev - n) * z * (1 - z)
+        if cache["activations"] is None:
+            r_slope = r * (1 - r)
+            dn_pre = dh * (1 - z) * (1 - n**2)
+            dz_pre = dh * (h_prev - n) * z * (1 - z)
+        else:
+            r_slope, z_slope, n_slope = (cache["slopes"][t][:, k] for k in range(3))
+            dn_pre = dh * (1 - z) * n_slope
+            dz_pre = dh * (h_prev - n) * z_slope
         if cache["reset_after"]:
-            dr_pre = dn_pre * hidden_n[t] * r * (1 - r)
+            dr_pre = dn_pre * hidden_n[t] * r_slope
             d_input = np.concatenate([dr_pre, dz_pre, dn_pre], axis=1)  # (B, 3H)
             d_hidden = np.concatenate([dr_pre, dz_pre, dn_pre * r], axis=1)  # (B, 3H)
             d_weight_hh += d_hidden.T @ h_prev
             dh = dh * z + d_hidden @ weight_hh
         else:
             d_rh = dn_pre @ weight_hh[2 * hidden :]  # (B, H)
-            dr_pre = d_rh * h_prev * r * (1 - r)
+            dr_pre = d_rh * h_prev * r_slope
             d_input = d_hidden = np.concatenate([dr_pre, dz_pre, dn_pre], axis=1)  # (B, 3H)
             d_weight_hh[: 2 * hidden] += d_input[:, : 2 * hidden].T @ h_prev
             d_weight_hh[2 * hidden :] += dn_pre.T @ hidden_n[t]

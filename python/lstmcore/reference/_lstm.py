@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from lstmcore.reference._ops import CellOptions, GateGradientSums, cast, compute_dtype, sigmoid
+from lstmcore.reference._activations import Activations
+from lstmcore.reference._ops import GATE_NAMES, CellOptions, GateGradientSums, cast, compute_dtype, sigmoid
 
 
 def lstm_forward(
@@ -22,6 +23,7 @@ def lstm_forward(
     c0: np.ndarray,
     *,
     weight_hr: np.ndarray | None = None,
+    activations: Activations | None = None,
     **options: Any,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
     """LSTM (PyTorch's), one layer, one direction, forwards in time.
@@ -52,6 +54,10 @@ def lstm_forward(
           i, f, g, o from a as above, each replaced by its clamp where one is set
           c~ = f * c + i * g       h~ = o * tanh(c~)  (times W_hr^T with weight_hr)
           c_t = k_c * c + (1 - k_c) * c~       h_t = k_h * h + (1 - k_h) * h~     y[t] = h_t
+
+    - ``activations`` (``Activations``): σ of i, f, o becomes ``activations.gate``, tanh of g
+      ``activations.candidate``, both after ONNX's clip; tanh(c_t) becomes
+      ``activations.output``(c_t).
     """
     dtype = compute_dtype(x)
     x, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr, h0, c0 = cast(
@@ -62,6 +68,7 @@ def lstm_forward(
     opts = CellOptions(dtype, hidden, **options)
 
     gates = np.empty((steps, batch, 4, hidden), dtype)  # i, f, g, o as used (after clamps)
+    slopes = np.empty((steps, batch, 4, hidden), dtype)  # with activations: d gate / d pre-activation
     cell_update = np.empty((steps, batch, hidden), dtype)  # c~_t, the cell's own update
     cell = np.empty((steps, batch, hidden), dtype)  # c_t, the carried state
     cell_out = np.empty((steps, batch, hidden), dtype)  # o * tanh(c~_t), before any projection
@@ -70,12 +77,19 @@ def lstm_forward(
     for t in range(steps):
         pre = x[t] @ weight_ih.T + bias_ih + opts.recurrent_input(h) @ weight_hh.T + bias_hh  # (B, 4H)
         pre = pre.reshape(batch, 4, hidden)
-        i = opts.gate("input", sigmoid(pre[:, 0]))
-        f = opts.gate("forget", sigmoid(pre[:, 1]))
-        g = opts.gate("candidate", np.tanh(pre[:, 2]))
-        o = opts.gate("output", sigmoid(pre[:, 3]))
-        c_new = f * c + i * g
-        r = o * np.tanh(c_new)
+        if activations is None:
+            i = opts.gate("input", sigmoid(pre[:, 0]))
+            f = opts.gate("forget", sigmoid(pre[:, 1]))
+            g = opts.gate("candidate", np.tanh(pre[:, 2]))
+            o = opts.gate("output", sigmoid(pre[:, 3]))
+            c_new = f * c + i * g
+            r = o * np.tanh(c_new)
+        else:
+            chosen = [activations.candidate(pre[:, k]) if k == 2 else activations.gate(pre[:, k]) for k in range(4)]
+            i, f, g, o = (opts.gate(name, value) for name, (value, _) in zip(GATE_NAMES, chosen))
+            slopes[t] = np.stack([slope for _, slope in chosen], axis=1)
+            c_new = f * c + i * g
+            r = o * activations.output(c_new)[0]
         h_new = r if weight_hr is None else r @ weight_hr.T
         keep_h, keep_c = opts.keep(t)
         c = keep_c * c + (1 - keep_c) * c_new
@@ -92,6 +106,8 @@ def lstm_forward(
         c0=c0,  # (B, H)
         options=opts,
         gates=gates,  # (T, B, 4, H): i, f, g, o as used
+        activations=activations,
+        slopes=slopes,  # (T, B, 4, H): with activations, each gate's d value / d pre-activation
         cell_update=cell_update,  # (T, B, H)
         cell=cell,  # (T, B, H)
         cell_out=cell_out,  # (T, B, H)
@@ -142,21 +158,22 @@ def lstm_backward(
         keep_h, keep_c = opts.keep(t)
         dh = dh + dy[t]
         d_update = sums.update_gradient(t, dh, keep_h)  # reaches o * tanh(c~_t)
-        tanh_c = np.tanh(cell_update[t])
-        do = d_update * tanh_c
-        dc_update = (1 - keep_c) * dc + d_update * o * (1 - tanh_c**2)  # reaches c~_t
-        di = dc_update * g
-        df = dc_update * c_prev
-        dg = dc_update * i
-        d_pre = np.concatenate(
-            [
-                opts.gate_gradient("input", di * i * (1 - i)),
-                opts.gate_gradient("forget", df * f * (1 - f)),
-                opts.gate_gradient("candidate", dg * (1 - g**2)),
-                opts.gate_gradient("output", do * o * (1 - o)),
-            ],
-            axis=1,
-        )  # (B, 4H)
+        if cache["activations"] is None:
+            tanh_c = np.tanh(cell_update[t])
+            do = d_update * tanh_c
+            dc_update = (1 - keep_c) * dc + d_update * o * (1 - tanh_c**2)  # reaches c~_t
+            di = dc_update * g
+            df = dc_update * c_prev
+            dg = dc_update * i
+            d_gates = [di * i * (1 - i), df * f * (1 - f), dg * (1 - g**2), do * o * (1 - o)]
+        else:  # the gates' slopes from the forward; output(c~_t) and its slope again
+            out, out_slope = cache["activations"].output(cell_update[t])
+            do = d_update * out
+            dc_update = (1 - keep_c) * dc + d_update * o * out_slope
+            slope = cache["slopes"][t]
+            d_gates = [dc_update * g, dc_update * c_prev, dc_update * i, do]
+            d_gates = [d * slope[:, k] for k, d in enumerate(d_gates)]
+        d_pre = np.concatenate([opts.gate_gradient(name, d) for name, d in zip(GATE_NAMES, d_gates)], axis=1)  # (B, 4H)
         dh = sums.add(t, d_pre, h_prev) + keep_h * dh
         dc = dc_update * f + keep_c * dc
     return sums.result(dh, dc)

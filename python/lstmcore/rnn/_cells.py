@@ -194,8 +194,8 @@ class _Cell:
 
 def _variant_options(layer):
     """The options of ``layer`` a cell cannot express, by name: those off their defaults."""
-    if isinstance(layer, GRU):  # GRUCell is PyTorch's form only
-        return {} if layer.reset_after else {"reset_after": False}
+    if isinstance(layer, GRU):  # GRUCell is PyTorch's form only, with its activations
+        return ({} if layer.reset_after else {"reset_after": False}) | layer._activation_options()
     if not isinstance(layer, LSTM):
         return {}
     defaults = {
@@ -206,7 +206,8 @@ def _variant_options(layer):
         "recurrent_dropout": 0.0,
         "zoneout": 0.0,
     }
-    return {name: getattr(layer, name) for name, default in defaults.items() if getattr(layer, name) != default}
+    found = {name: getattr(layer, name) for name, default in defaults.items() if getattr(layer, name) != default}
+    return found | layer._activation_options()
 
 
 class LSTMCell(_Cell):

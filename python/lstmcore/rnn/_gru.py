@@ -7,6 +7,8 @@ import numpy as np
 import lstmcore._core as _core
 from lstmcore._typing import DTypeLike
 from lstmcore._util.checks import check_bool
+from lstmcore.reference._activations import Activations
+from lstmcore.rnn._activations import as_config, check_activation, check_clip, core_spec
 from lstmcore.rnn._recurrent import _GatedRecurrent
 
 
@@ -21,6 +23,9 @@ class GRU(_GatedRecurrent):
     ``reset_after=False``: the original GRU of Cho et al. 2014 (ONNX's default,
     ``linear_before_reset=0``; Keras's ``reset_after=False``), whose reset gate scales h
     before W_hn: ``n = tanh(W_in x + b_in + W_hn (r * h) + b_hn)``; same parameters.
+    ``gate_activation`` (r, z; default "sigmoid"), ``activation`` (n; default "tanh") and
+    ``clip=c`` (every gate pre-activation clipped to [-c, c] before its activation): ONNX's
+    activations and clip, in either form; the activations as for the LSTM.
     """
 
     _state_names = ("h",)
@@ -39,8 +44,14 @@ class GRU(_GatedRecurrent):
         bias: bool = True,
         reverse: bool = False,
         reset_after: bool = True,
+        gate_activation: str | tuple[str, float, float] = "sigmoid",
+        activation: str | tuple[str, float, float] = "tanh",
+        clip: float | None = None,
     ) -> None:
         self.reset_after = check_bool(reset_after, "reset_after")
+        self.gate_activation = check_activation(gate_activation, "gate_activation")
+        self.activation = check_activation(activation, "activation")
+        self.clip = check_clip(clip)
         super().__init__(
             input_size,
             hidden_size,
@@ -57,8 +68,25 @@ class GRU(_GatedRecurrent):
 
     def get_config(self):
         config = super().get_config()
-        config.update(reset_after=self.reset_after)
+        config.update(
+            reset_after=self.reset_after,
+            gate_activation=as_config(self.gate_activation),
+            activation=as_config(self.activation),
+            clip=self.clip,
+        )
         return config
+
+    def _activation_options(self):
+        """The activation keywords off their defaults, by name."""
+        found = {"gate_activation": self.gate_activation, "activation": self.activation, "clip": self.clip}
+        defaults = {"gate_activation": "sigmoid", "activation": "tanh", "clip": None}
+        return {name: value for name, value in found.items() if value != defaults[name]}
+
+    def _chosen_activations(self):
+        """[gate, candidate, output (unused)], or None for the default sigmoid and tanh."""
+        if self.gate_activation == "sigmoid" and self.activation == "tanh" and self.clip is None:
+            return None
+        return [self.gate_activation, self.activation, "tanh"]
 
     def _gate_blocks(self):
         return 3
@@ -72,7 +100,12 @@ class GRU(_GatedRecurrent):
     def _named_gates(self, core_tape):
         """Trace names -> (T, B, H) views of one run's tape: reset, update, candidate."""
         gates, hidden = core_tape.gates, self.hidden_size
-        return {name: gates[:, :, k * hidden : (k + 1) * hidden] for k, name in enumerate(("reset", "update", "candidate"))}
+        named = {name: gates[:, :, k * hidden : (k + 1) * hidden] for k, name in enumerate(("reset", "update", "candidate"))}
+        chosen = self._chosen_activations()
+        if chosen:  # the tape holds pre-activations
+            acts = Activations(*chosen, clip=self.clip)
+            named = {name: (acts.candidate if name == "candidate" else acts.gate)(value)[0] for name, value in named.items()}
+        return named
 
     @staticmethod
     def _core_weights(weights):
@@ -99,6 +132,8 @@ class GRU(_GatedRecurrent):
             options,
             traced or training,
             reset_after=self.reset_after,
+            activations=None if self._chosen_activations() is None else core_spec(self._chosen_activations()),
+            clip=self.clip or 0.0,
         )
 
     def _core_backward(

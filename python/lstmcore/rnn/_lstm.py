@@ -9,6 +9,8 @@ import numpy as np
 import lstmcore._core as _core
 from lstmcore._typing import DTypeLike
 from lstmcore._util.checks import as_numeric_array, check_finite_real, shape_text
+from lstmcore.reference._activations import Activations
+from lstmcore.rnn._activations import as_config, check_activation, check_clip, core_spec
 from lstmcore.rnn._recurrent import _GatedRecurrent, check_probability
 
 # Gates a user can trace or clamp, in the order the core's clamps take them.
@@ -46,6 +48,12 @@ class LSTM(_GatedRecurrent):
     - ``layer_norm=True``: layer-normalised gate pre-activations and cell (Ba et al. 2016),
       gains ``layer_norm_ih_weight_l{k}``, ``layer_norm_hh_weight_l{k}`` (4H) and
       ``layer_norm_cell_weight_l{k}``, bias ``layer_norm_cell_bias_l{k}`` (H).
+    - ``gate_activation`` (i, f, o; default "sigmoid"), ``activation`` (g, and tanh(c) in
+      h = o * tanh(c); default "tanh"), ``cell_activation`` (that h's alone, ONNX's third
+      activation; None: ``activation``) and ``clip=c`` (every gate pre-activation clipped to
+      [-c, c] before its activation): ONNX's activations and clip, on the plain cell only.
+      An activation is one of "sigmoid", "tanh", "relu", "hard_sigmoid", "linear",
+      "softsign", or ("hard_sigmoid", alpha, beta) (the name alone: ONNX's 0.2, 0.5).
     Dropout and zoneout masks come from a generator seeded by ``seed``.
     """
 
@@ -71,6 +79,10 @@ class LSTM(_GatedRecurrent):
         layer_norm: bool = False,
         bias: bool = True,
         reverse: bool = False,
+        gate_activation: str | tuple[str, float, float] = "sigmoid",
+        activation: str | tuple[str, float, float] = "tanh",
+        cell_activation: str | tuple[str, float, float] | None = None,
+        clip: float | None = None,
     ) -> None:
         super().__init__(
             input_size,
@@ -112,6 +124,16 @@ class LSTM(_GatedRecurrent):
             if abs(forget_bias) > float(np.finfo(self.dtype).max):  # infinite once stored in the parameters
                 raise ValueError(f"expected forget_bias finite in {self.dtype.name}, got {forget_bias}")
         self.forget_bias = forget_bias
+        self.gate_activation = check_activation(gate_activation, "gate_activation")
+        self.activation = check_activation(activation, "activation")
+        self.cell_activation = None if cell_activation is None else check_activation(cell_activation, "cell_activation")
+        self.clip = check_clip(clip)
+        if self._chosen_activations() and (self.peephole or self.coupled or self.proj_size or self.layer_norm):
+            raise ValueError(
+                "activations other than the defaults and clip are supported on LSTM (plain cell) and GRU; got "
+                f"{self._activation_options()} with peephole={self.peephole}, coupled={self.coupled}, "
+                f"proj_size={self.proj_size}, layer_norm={self.layer_norm}"
+            )
         self._init_params()
         if forget_bias is not None:
             hidden = self.hidden_size
@@ -121,9 +143,31 @@ class LSTM(_GatedRecurrent):
                 elif name.startswith("bias_hh"):
                     self.params[name][hidden : 2 * hidden] = 0
 
+    def _activation_options(self):
+        """The activation keywords off their defaults, by name."""
+        found = {
+            "gate_activation": self.gate_activation,
+            "activation": self.activation,
+            "cell_activation": self.cell_activation,
+            "clip": self.clip,
+        }
+        defaults = {"gate_activation": "sigmoid", "activation": "tanh", "cell_activation": None, "clip": None}
+        return {name: value for name, value in found.items() if value != defaults[name]}
+
+    def _chosen_activations(self):
+        """[gate, candidate, output] and clip, or None for the default cell's sigmoid and tanh."""
+        output = self.activation if self.cell_activation is None else self.cell_activation
+        chosen = [self.gate_activation, self.activation, output]
+        if chosen == ["sigmoid", "tanh", "tanh"] and self.clip is None:
+            return None
+        return chosen
+
     @property
     def cell(self):
-        """The core's cell kind: 'plain', 'peephole', 'coupled' or 'peephole_coupled'."""
+        """The core's cell kind: 'plain', 'peephole', 'coupled', 'peephole_coupled', or 'general'
+        (the plain cell with chosen activations or clip)."""
+        if self._chosen_activations():
+            return "general"
         if self.peephole:
             return "peephole_coupled" if self.coupled else "peephole"
         return "coupled" if self.coupled else "plain"
@@ -169,6 +213,10 @@ class LSTM(_GatedRecurrent):
             recurrent_dropout=self.recurrent_dropout,
             zoneout=self.zoneout,
             layer_norm=self.layer_norm,
+            gate_activation=as_config(self.gate_activation),
+            activation=as_config(self.activation),
+            cell_activation=None if self.cell_activation is None else as_config(self.cell_activation),
+            clip=self.clip,
         )
         return config
 
@@ -234,6 +282,13 @@ class LSTM(_GatedRecurrent):
         hidden = self.hidden_size
         blocks = ("input", "candidate", "output") if self.coupled else GATE_NAMES
         named = {name: gates[:, :, k * hidden : (k + 1) * hidden] for k, name in enumerate(blocks)}
+        chosen = self._chosen_activations()
+        if chosen:  # the general cell's tape holds pre-activations
+            acts = Activations(*chosen, clip=self.clip)
+            clamps = core_tape.options.clamps or [None] * 4
+            for k, name in enumerate(GATE_NAMES):
+                value = (acts.candidate if name == "candidate" else acts.gate)(named[name])[0]
+                named[name] = value if clamps[k] is None else np.where(np.isnan(clamps[k]), value, clamps[k])
         if self.coupled:
             named["forget"] = 1 - named["input"]
         named["cell"] = cells
@@ -272,7 +327,14 @@ class LSTM(_GatedRecurrent):
             reverse=reverse, y_offset=run.offset, batch_sizes=batch_sizes, batch_first=run.batch_first
         )
         steps, batch = run.steps_and_batch()
-        cell_options = _core.LstmOptions(cell=self.cell, clamps=clamps, **self._regularizers(steps, batch, training))
+        chosen = self._chosen_activations()
+        cell_options = _core.LstmOptions(
+            cell=self.cell,
+            clamps=clamps,
+            activations=None if chosen is None else core_spec(chosen),
+            clip=self.clip or 0.0,
+            **self._regularizers(steps, batch, training),
+        )
         if self.layer_norm:
             forward = _core.layer_norm_lstm_forward
         else:

@@ -47,6 +47,19 @@ def _is_int(value, minimum):
 _POSITIVE = _Kind("an integer >= 1", lambda v: _is_int(v, 1))
 _BOOL = _Kind("a boolean", lambda v: type(v) is bool)
 _NUMBER = _Kind("a number", lambda v: type(v) in (int, float))
+_ACTIVATION_NAMES = ("sigmoid", "tanh", "relu", "hard_sigmoid", "linear", "softsign")
+_ACTIVATION = _Kind(
+    f'one of {", ".join(map(json.dumps, _ACTIVATION_NAMES))} or ["hard_sigmoid", alpha, beta]',
+    lambda v: (
+        (type(v) is str and v in _ACTIVATION_NAMES)
+        or (
+            type(v) is list
+            and len(v) == 3
+            and v[0] == "hard_sigmoid"
+            and all(type(n) in (int, float) and math.isfinite(n) for n in v[1:])
+        )
+    ),
+)
 # The constructor argument each config key is passed to, by name: the same name means the
 # same thing in every layer. A constructor argument missing here cannot be loaded (a test
 # checks that there is none).
@@ -63,6 +76,9 @@ KINDS = {
     **dict.fromkeys(("dropout", "recurrent_dropout", "zoneout", "p"), _NUMBER),
     "forget_bias": _Kind("null or a number", lambda v: v is None or type(v) in (int, float)),
     "nonlinearity": _Kind('"tanh" or "relu"', lambda v: type(v) is str and v in ("tanh", "relu")),
+    **dict.fromkeys(("gate_activation", "activation"), _ACTIVATION),
+    "cell_activation": _Kind(f"null or {_ACTIVATION.text}", lambda v: v is None or _ACTIVATION.accepts(v)),
+    "clip": _Kind("null or a number > 0", lambda v: v is None or (type(v) in (int, float) and v > 0)),
     "dtype": _Kind('"float32" or "float64"', lambda v: v in ("float32", "float64") and type(v) is str),
     "seed": _Kind(
         "null, an integer or a list of integers",
