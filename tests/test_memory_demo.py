@@ -46,7 +46,7 @@ def test_demo_memory_prints_each_models_error_and_two_gradient_tables(capsys):
     assert "memory demo done in" in out
 
 
-def test_demo_memory_writes_its_plot(capsys, tmp_path):
+def test_demo_memory_plot_writes_pngs(capsys, tmp_path):
     pytest.importorskip("matplotlib")
     path = tmp_path / "memory.png"
     assert main([*TINY, "--plot", str(path)]) == 0
