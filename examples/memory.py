@@ -5,7 +5,8 @@ The adding problem (Hochreiter and Schmidhuber, 1997): a sequence of 100 numbers
 with two of them marked, one in each half; the target is their sum. The first marked
 number must be held for 50 to 99 steps. Predicting the constant 1 scores an MSE of 1/6.
 
-``lstmcore.inspect.hidden_gradients`` gives dL/dh_t at every step. Here L is the mean of the
+The layer's ``backward(..., return_hidden_gradients=True)`` gives dL/dh_t at every step (as
+does ``lstmcore.inspect.hidden_gradients``). Here L is the mean of the
 model's predictions, so its gradient measures how much h_t still moves the prediction at
 the last step, whatever the remaining error. ``lstmcore demo memory`` does the same from
 the command line, with a plot (``--plot memory.png``).
@@ -15,7 +16,6 @@ import numpy as np
 
 import lstmcore
 from lstmcore import datasets
-from lstmcore.inspect import hidden_gradients
 
 steps, hidden = 100, 32
 x_train, y_train = datasets.adding_problem(10_000, steps, seed=0)  # (N, 100, 2), (N, 1)
@@ -26,13 +26,15 @@ print(f"predicting 1: validation MSE {float(((y_val - 1) ** 2).mean()):.3f}")
 def prediction_gradient_norms(model, x):
     """Mean over the batch of ||dL/dh_t|| at each step t, L the mean prediction."""
     recurrent, last_step, dense = model.layers
-    y, _ = recurrent(x)  # (B, T, H)
+    y, _, tape = recurrent.forward(x, training=False)  # (B, T, H)
     last, last_tape = last_step.forward(y)  # (B, H)
     prediction, dense_tape = dense.forward(last)  # (B, 1)
     d_prediction = np.full_like(prediction, 1.0 / len(prediction))
     dy = last_step.backward(last_tape, dense.backward(dense_tape, d_prediction))  # (B, T, H), zero before T-1
+    _, _, gradients = recurrent.backward(tape, dy, return_hidden_gradients=True)  # (1, T, B, H)
     dense.zero_grad()
-    gradients = hidden_gradients(recurrent, x, dy)  # (T, B, H)
+    recurrent.zero_grad()  # the weight gradients that backward added are not wanted here
+    gradients = gradients[0]  # (T, B, H) of the one layer
     return np.linalg.norm(gradients.astype(np.float64), axis=2).mean(axis=1)  # (T,)
 
 

@@ -91,16 +91,18 @@ def run_both(layer, x, state=None, dy=None, dstate=None, *, ablate=None, trainin
     Returns three dicts of named tensors: the layer's; the reference's in float64; the
     reference's in the layer's dtype, on the same inputs (what a plain evaluation of the
     equations in that dtype gives: ``assert_matches_reference`` measures the problem's
-    conditioning with it). Names: y, h_n, c_n and, with dy, dx, dh0, dc0 and every
-    parameter gradient. The layer's grads start from zero. zoneout_rate: the keep weight
-    to give the reference at inference.
+    conditioning with it). Names: y, h_n, c_n and, with dy, dx, dh0, dc0, hidden_gradients
+    (dL/dh_t of every layer-direction at every step) and every parameter gradient. The
+    layer's grads start from zero. zoneout_rate: the keep weight to give the reference at
+    inference.
     """
     layer.zero_grad()
     y, final, tape = layer.forward(x, state, ablate=ablate, training=training)
     got = {"y": y, "h_n": final[0], "c_n": final[1]}
     if dy is not None:
-        dx, dstate0 = layer.backward(tape, dy, dstate)
-        got.update(dx=dx, dh0=dstate0[0], dc0=dstate0[1], **{k: v.copy() for k, v in layer.grads.items()})
+        dx, dstate0, hidden = layer.backward(tape, dy, dstate, return_hidden_gradients=True)
+        got.update(dx=dx, dh0=dstate0[0], dc0=dstate0[1], hidden_gradients=hidden)
+        got.update({k: v.copy() for k, v in layer.grads.items()})
 
     options = tape_options(tape)
     for index, clamps in enumerate(clamps_from_ablate(ablate, layer)):
@@ -121,10 +123,10 @@ def run_both(layer, x, state=None, dy=None, dstate=None, *, ablate=None, trainin
         )  # fmt: skip
         result = {"y": r_y, "h_n": r_final[0], "c_n": r_final[1]}
         if dy is not None:
-            r_dx, r_dstate0, r_grads = reference.rnn_backward(
-                cache, cast(dy), None if dstate is None else tuple(map(cast, dstate))
+            r_dx, r_dstate0, r_grads, r_hidden = reference.rnn_backward(
+                cache, cast(dy), None if dstate is None else tuple(map(cast, dstate)), return_hidden_gradients=True
             )
-            result.update(dx=r_dx, dh0=r_dstate0[0], dc0=r_dstate0[1], **r_grads)
+            result.update(dx=r_dx, dh0=r_dstate0[0], dc0=r_dstate0[1], hidden_gradients=r_hidden, **r_grads)
             assert set(r_grads) == set(layer.grads), f"gradients: layer {sorted(layer.grads)}, reference {sorted(r_grads)}"
         return result
 

@@ -73,8 +73,10 @@ def run_both(kind, dtype, shape, with_state, with_dstate, seed=0, x_scale=1.0):
     dstate = [rng.normal(size=state_shape).astype(dtype) for _ in STATES[kind]] if with_dstate else None
 
     y, final, tape = layer.forward(x, None if state is None else pack(kind, state))
-    dx, dstate0 = layer.backward(tape, dy, None if dstate is None else pack(kind, dstate))
-    got = {"y": y, "dx": dx}
+    dx, dstate0, hidden = layer.backward(
+        tape, dy, None if dstate is None else pack(kind, dstate), return_hidden_gradients=True
+    )
+    got = {"y": y, "dx": dx, "hidden_gradients": hidden}
     got.update({f"{s}_n": v for s, v in zip(STATES[kind], unpack(kind, final))})
     got.update({f"d{s}0": v for s, v in zip(STATES[kind], unpack(kind, dstate0))})
     got.update(layer.grads)
@@ -87,8 +89,8 @@ def run_both(kind, dtype, shape, with_state, with_dstate, seed=0, x_scale=1.0):
     r_state = None if state is None else pack(kind, [f64(s) for s in state])
     r_y, r_final, cache = reference.rnn_forward(kind, params, f64(x), r_state, **options)
     r_dstate = None if dstate is None else pack(kind, [f64(s) for s in dstate])
-    r_dx, r_dstate0, r_grads = reference.rnn_backward(cache, f64(dy), r_dstate)
-    expected = {"y": r_y, "dx": r_dx}
+    r_dx, r_dstate0, r_grads, r_hidden = reference.rnn_backward(cache, f64(dy), r_dstate, return_hidden_gradients=True)
+    expected = {"y": r_y, "dx": r_dx, "hidden_gradients": r_hidden}
     expected.update({f"{s}_n": v for s, v in zip(STATES[kind], unpack(kind, r_final))})
     expected.update({f"d{s}0": v for s, v in zip(STATES[kind], unpack(kind, r_dstate0))})
     expected.update(r_grads)
@@ -121,7 +123,8 @@ def test_forward_matches_reference(kind, dtype, shape, with_state):
 @pytest.mark.parametrize("with_dstate", [False, True], ids=["no-dstate", "dstate"])
 def test_backward_matches_reference(kind, dtype, shape, with_state, with_dstate):
     got, expected = run_both(kind, dtype, shape, with_state, with_dstate)
-    names = ["dx", *(f"d{s}0" for s in STATES[kind]), *sorted(k for k in expected if k.startswith(("weight", "bias")))]
+    names = ["dx", "hidden_gradients", *(f"d{s}0" for s in STATES[kind])]
+    names += sorted(k for k in expected if k.startswith(("weight", "bias")))
     assert set(got) - set(expected) == set(), "the layer has gradients the reference does not know"
     assert_all_close(names, got, expected, dtype)
 

@@ -95,6 +95,7 @@ def reference_alone(layer, x, state, dy, dstate, lengths, dtype):
     finals = [np.zeros((count, batch, size), dtype) for size in sizes[: len(state_names(layer))]]
     d_initial = [np.zeros_like(part) for part in finals]
     grads = {name: np.zeros(value.shape, dtype) for name, value in params.items()}
+    hidden = np.zeros((count, steps, batch, layer.output_size), dtype)  # dL/dh_t, time-major
 
     def row(s, b):
         return None if s is None else layer_state(layer, [np.asarray(p[:, b : b + 1], dtype) for p in state_list(s)])
@@ -105,8 +106,10 @@ def reference_alone(layer, x, state, dy, dstate, lengths, dtype):
             kind, params, xs[b : b + 1, :length], row(state, b),
             num_layers=layer.num_layers, bidirectional=layer.bidirectional, batch_first=True,
         )  # fmt: skip
-        dx_b, d_initial_b, grads_b = reference.rnn_backward(cache, dys[b : b + 1, :length], row(dstate, b))
-        y[b, :length], dx[b, :length] = y_b[0], dx_b[0]
+        dx_b, d_initial_b, grads_b, hidden_b = reference.rnn_backward(
+            cache, dys[b : b + 1, :length], row(dstate, b), return_hidden_gradients=True
+        )
+        y[b, :length], dx[b, :length], hidden[:, :length, b] = y_b[0], dx_b[0], hidden_b[:, :, 0]
         for parts, part_b in ((finals, final_b), (d_initial, d_initial_b)):
             for whole, one in zip(parts, state_list(part_b)):
                 whole[:, b] = one[:, 0]
@@ -114,7 +117,7 @@ def reference_alone(layer, x, state, dy, dstate, lengths, dtype):
             grads[name] += grads_b[name]
     names = state_names(layer)
     return {
-        "y": batch_first_view(layer, y), "dx": batch_first_view(layer, dx),
+        "y": batch_first_view(layer, y), "dx": batch_first_view(layer, dx), "hidden_gradients": hidden,
         **{f"{n}_n": v for n, v in zip(names, finals)}, **{f"d{n}0": v for n, v in zip(names, d_initial)}, **grads,
     }  # fmt: skip
 
@@ -127,10 +130,10 @@ def test_small_layers_match_the_reference_forward_and_backward(call, with_dstate
     dy = rng.normal(size=y.shape).astype(layer.dtype)
     batch = x.shape[0] if layer.batch_first else x.shape[1]
     dstate = random_state(layer, batch, rng) if with_dstate else None
-    dx, d_initial = layer.backward(tape, dy, dstate)
+    dx, d_initial, hidden = layer.backward(tape, dy, dstate, return_hidden_gradients=True)
     names = state_names(layer)
     got = {
-        "y": y, "dx": dx, **{f"{n}_n": v for n, v in zip(names, state_list(final))},
+        "y": y, "dx": dx, "hidden_gradients": hidden, **{f"{n}_n": v for n, v in zip(names, state_list(final))},
         **{f"d{n}0": v for n, v in zip(names, state_list(d_initial))}, **layer.grads,
     }  # fmt: skip
     expected = reference_alone(layer, x, state, dy, dstate, lengths, np.float64)

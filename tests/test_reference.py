@@ -63,10 +63,26 @@ def test_cell_backward_matches_finite_differences(kind):
 
     *_, cache = forward(x, **weights, **states0)
     grads = backward(cache, dy, **d_finals)
-    assert sorted(grads) == sorted(["dx", *(f"d{s}0" for s in STATES[kind]), *weights])
+    assert sorted(grads) == sorted(["dx", *(f"d{s}0" for s in STATES[kind]), "hidden_gradients", *weights])
     checked = {"dx": x, **{f"d{s}0": states0[f"{s}0"] for s in STATES[kind]}, **weights}
     for name, array in checked.items():
         assert_close(name, grads[name], numerical_gradient(loss, array), FD_RTOL, FD_ATOL)
+    # dL/dh_t: the loss as a function of the state carried out of step t, the steps after
+    # t run again from it (an LSTM carries c_t unchanged).
+    for t in range(steps):
+        carried = {"h0": cache["y"][t].copy()}
+        if kind == "lstm":
+            carried["c0"] = cache["cell"][t]
+
+        def loss_from_step(t=t, carried=carried):
+            total = np.sum(carried["h0"] * dy[t])
+            if t == steps - 1:  # h_t is the final state (c_t's term does not depend on it)
+                return total + np.sum(carried["h0"] * d_finals["dh_n"])
+            y, *finals, _ = forward(x[t + 1 :], **weights, **carried)
+            return total + np.sum(y * dy[t + 1 :]) + sum(np.sum(f * d) for f, d in zip(finals, d_finals.values()))
+
+        expected = numerical_gradient(loss_from_step, carried["h0"])
+        assert_close(f"hidden_gradients[{t}]", grads["hidden_gradients"][t], expected, FD_RTOL, FD_ATOL)
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
@@ -291,7 +307,9 @@ def test_variant_cell_backward_matches_finite_differences(case):
 
     *_, cache = cell.forward(x, **weights, **states0, **options)
     grads = cell.backward(cache, dy, **d_finals)
-    assert sorted(grads) == sorted(["dx", "dh0", "dc0", *weights])
+    assert sorted(grads) == sorted(["dx", "dh0", "dc0", "hidden_gradients", *weights])
+    # The last step's is the identity the others build on (the torch test checks them all).
+    assert_close("hidden_gradients[T-1]", grads["hidden_gradients"][-1], dy[-1] + d_finals["dh_n"], 1e-15, 1e-15)
     checked = {"dx": x, "dh0": states0["h0"], "dc0": states0["c0"], **weights}
     for name, array in checked.items():
         assert_close(name, grads[name], numerical_gradient(loss, array), FD_RTOL, FD_ATOL)
@@ -342,8 +360,9 @@ def test_stacked_bidirectional_variant_backward_matches_finite_differences(case)
         assert_close(name, sampled, numerical_gradient(loss, value, indices), FD_RTOL, FD_ATOL, equal_nan=True)
 
 
-def torch_lstm_family(torch, kind, x, w, h0, c0, options):
-    """The equations of docs/variants.md in torch ops, one step per iteration."""
+def torch_lstm_family(torch, kind, x, w, h0, c0, options, carried=None):
+    """The equations of docs/variants.md in torch ops, one step per iteration; each step's
+    carried h_t is appended to the list ``carried`` (when given) with its gradient kept."""
     layer_norm = torch.nn.functional.layer_norm
     hidden = c0.shape[1]
     clamps = {gate: torch.tensor(value) for gate, value in options.get("clamps", {}).items()}
@@ -394,6 +413,9 @@ def torch_lstm_family(torch, kind, x, w, h0, c0, options):
         c = k_c * c + (1 - k_c) * c_new
         h = k_h * h + (1 - k_h) * h_new
         outputs.append(h)
+        if carried is not None:
+            h.retain_grad()
+            carried.append(h)
     return torch.stack(outputs), h, c
 
 
@@ -404,7 +426,8 @@ def test_variant_cell_matches_the_readme_equations_in_torch(case):
     cell = reference.cells[case[0]]
     x, weights, states0, options, dy, d_finals = one_cell_case(case, rng, steps=4, batch=3, hidden=5)
     leaves = {name: torch.tensor(value, requires_grad=True) for name, value in {"x": x, **states0, **weights}.items()}
-    y_t, h_t, c_t = torch_lstm_family(torch, case[0], leaves["x"], leaves, leaves["h0"], leaves["c0"], options)
+    carried = []
+    y_t, h_t, c_t = torch_lstm_family(torch, case[0], leaves["x"], leaves, leaves["h0"], leaves["c0"], options, carried)
     loss = (y_t * torch.tensor(dy)).sum() + (h_t * torch.tensor(d_finals["dh_n"])).sum()
     (loss + (c_t * torch.tensor(d_finals["dc_n"])).sum()).backward()
 
@@ -412,6 +435,7 @@ def test_variant_cell_matches_the_readme_equations_in_torch(case):
     grads = cell.backward(cache, dy, **d_finals)
     expected = {"y": y_t, "h_n": h_t, "c_n": c_t, "dx": leaves["x"].grad, "dh0": leaves["h0"].grad}
     expected.update(dc0=leaves["c0"].grad, **{name: leaves[name].grad for name in weights})
+    expected["hidden_gradients"] = torch.stack([h.grad for h in carried])
     got = {"y": y, "h_n": h_n, "c_n": c_n, **grads}
     assert sorted(got) == sorted(expected)
     for name, value in expected.items():

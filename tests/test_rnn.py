@@ -61,8 +61,8 @@ def reference_run(layer, x, h0, dy, dh_n, lengths=None):
     y, h_n, cache = reference.rnn_forward(
         "rnn", params, args[0], args[1], options={"nonlinearity": layer.nonlinearity}, **options
     )
-    dx, dh0, grads = reference.rnn_backward(cache, args[2], args[3])
-    return y, h_n, dx, dh0, grads
+    dx, dh0, grads, hidden = reference.rnn_backward(cache, args[2], args[3], return_hidden_gradients=True)
+    return y, h_n, dx, dh0, {**grads, "hidden_gradients": hidden}
 
 
 def check_against(expected, got, tol):
@@ -73,8 +73,9 @@ def check_against(expected, got, tol):
 def layer_run(layer, x, h0, dy, dh_n, **options):
     layer.zero_grad()
     y, h_n, tape = layer.forward(x, h0, **options)
-    dx, dh0 = layer.backward(tape, dy, dh_n)
-    return {"y": y, "h_n": h_n, "dx": dx, "dh0": dh0, **{k: v.copy() for k, v in layer.grads.items()}}
+    dx, dh0, hidden = layer.backward(tape, dy, dh_n, return_hidden_gradients=True)
+    grads = {k: v.copy() for k, v in layer.grads.items()}
+    return {"y": y, "h_n": h_n, "dx": dx, "dh0": dh0, "hidden_gradients": hidden, **grads}
 
 
 @nonlinearities
@@ -106,6 +107,9 @@ def test_lengths_match_each_sequence_run_alone(nonlinearity, bidirectional, batc
         y, h_n, dx, dh0, one = reference_run(layer, x[take], h0[:, b : b + 1], dy[take], dh_n[:, b : b + 1])
         check_against({"y": y, "dx": dx}, {"y": got["y"][take], "dx": got["dx"][take]}, 1e-12)
         check_against({"h_n": h_n, "dh0": dh0}, {"h_n": got["h_n"][:, b : b + 1], "dh0": got["dh0"][:, b : b + 1]}, 1e-12)
+        hidden = got["hidden_gradients"][:, :, b : b + 1]  # (L*D, T, 1, H), time-major
+        check_against({"hidden_gradients": one["hidden_gradients"]}, {"hidden_gradients": hidden[:, :length]}, 1e-12)
+        assert not hidden[:, length:].any(), f"hidden gradients on the padding of sequence {b} are not zero"
         for name in grads:
             grads[name] += one[name]
         padding = (slice(b, b + 1), slice(length, None)) if batch_first else (slice(length, None), slice(b, b + 1))
@@ -238,6 +242,8 @@ def test_reverse_is_the_forward_layer_on_each_sequence_flipped_within_its_length
     got = layer_run(layer, x, h0, dy, dh_n, lengths=lengths)
     expected = layer_run(forward_twin, flip(x), h0, flip(dy), dh_n, lengths=lengths)
     expected["y"], expected["dx"] = flip(expected["y"]), flip(expected["dx"])
+    # (1, T, B, H) time-major: each batch row's steps flipped as flip does for (B, T, H).
+    expected["hidden_gradients"] = flip(expected["hidden_gradients"][0].transpose(1, 0, 2)).transpose(1, 0, 2)[None]
     check_against(expected, got, 1e-12)
 
 

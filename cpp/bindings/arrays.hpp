@@ -109,6 +109,12 @@ const Scalar* optional_state(const py::object& a, const char* name, const Dims& 
   return checked_optional<Scalar>(a, name, {d.batch, d.hidden}, false);
 }
 
+// A backward's optional hidden_grads output: None, or (T, B, width) time-major, written.
+template <typename Scalar>
+Scalar* optional_hidden_grads(const py::object& a, const Dims& d, Index width) {
+  return checked_optional<Scalar>(a, "hidden_grads", {d.steps, d.batch, width}, true);
+}
+
 // Calls fn(Scalar{}) for the dtype of x: float32 or float64.
 template <typename Fn>
 void dispatch(const py::array& x, Fn&& fn) {

@@ -104,9 +104,11 @@ py::object gru_forward(const py::array& x, const GruWeights& weights, const py::
   return result;
 }
 
-// Adds the weight gradients to `grads`, writes dh0 and dx (or adds to dx, accumulate_dx).
+// Adds the weight gradients to `grads`, writes dh0 and dx (or adds to dx, accumulate_dx),
+// and hidden_grads when given.
 void gru_backward(const BoundGruTape& tape, const GruWeights& weights, const py::array& dy, const py::object& dh_n,
-                  const GruWeights& grads, const py::array& dx, const py::array& dh0, bool accumulate_dx) {
+                  const GruWeights& grads, const py::array& dx, const py::array& dh0, bool accumulate_dx,
+                  const py::object& hidden_grads) {
   const PassOptions& options = tape.options;
   const GruCall call = checked_call(tape.x, weights, tape.y, options);
   const Dims& d = call.d;
@@ -124,6 +126,7 @@ void gru_backward(const BoundGruTape& tape, const GruWeights& weights, const py:
     const Scalar* dhn = optional_state<Scalar>(dh_n, "dh_n", d);
     auto* dxp = checked<Scalar>(dx, "dx", sequence_shape(d, d.input), true);
     auto* dh0p = checked<Scalar>(dh0, "dh0", {d.batch, d.hidden}, true);
+    Scalar* hidden = optional_hidden_grads<Scalar>(hidden_grads, d, d.hidden);
     py::gil_scoped_release release;
     const auto xs = sequence(xp, d, d.input), dxs = sequence(dxp, d, d.input);
     const Index offset = options.y_offset;
@@ -131,7 +134,7 @@ void gru_backward(const BoundGruTape& tape, const GruWeights& weights, const py:
     const Scalar* gates = core->gates.data();
     with_form(core->reset_after, tape.general, tape.acts, [&](auto form, const auto& policy) {
       lstmcore::gru_backward<Scalar, decltype(form)::value>(call.shape, xs, w, h0p, ys, gates, dys, dhn, dxs,
-                                                            accumulate_dx, g, dh0p, policy);
+                                                            accumulate_dx, g, dh0p, hidden, policy);
     });
   });
 }
@@ -177,8 +180,9 @@ void register_gru(py::module_& m) {
         "multiplies h_{t-1} before W_hn (Cho et al.; ONNX's linear_before_reset=0). activations: None or "
         "[gate, candidate, output] as (name, alpha, beta), the output unused; clip: 0 for none.");
   m.def("gru_backward", &gru_backward, "tape"_a, "weights"_a, "dy"_a, "dh_n"_a, "grads"_a, "dx"_a, "dh0"_a,
-        py::kw_only(), "accumulate_dx"_a = false,
-        "Adds the weight gradients to grads; writes dh0, and dx (or adds to it: accumulate_dx).");
+        py::kw_only(), "accumulate_dx"_a = false, "hidden_grads"_a = py::none(),
+        "Adds the weight gradients to grads; writes dh0, and dx (or adds to it: accumulate_dx), and dL/dh_t at "
+        "every step into hidden_grads (T, B, H) when given.");
 }
 
 }  // namespace lstmcore::bindings

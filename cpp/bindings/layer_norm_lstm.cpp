@@ -87,7 +87,7 @@ py::object layer_norm_lstm_forward(const py::array& x, const LayerNormLstmWeight
 void layer_norm_lstm_backward(const BoundLayerNormLstmTape& tape, const LayerNormLstmWeights& weights,
                               const py::array& dy, const py::object& dh_n, const py::object& dc_n,
                               const LayerNormLstmWeights& grads, const py::array& dx, const py::array& dh0,
-                              const py::array& dc0, bool accumulate_dx) {
+                              const py::array& dc0, bool accumulate_dx, const py::object& hidden_grads) {
   const PassOptions& pass = tape.pass;
   const Dims d = dims_of(tape.x, weights.weight_hh, 4, pass.batch_first);
   const Index width = checked_offset(tape.y, pass.y_offset, d.hidden);
@@ -109,6 +109,7 @@ void layer_norm_lstm_backward(const BoundLayerNormLstmTape& tape, const LayerNor
     const auto held = checked_layer_norm_clamps<Scalar>(tape.options, d);
     const auto g = checked_grads<Scalar>(grads.weight_ih, grads.weight_hh, grads.bias_ih, grads.bias_hh, d, 4);
     const auto a = checked_backward_arrays<Scalar>(tape, dy, dh_n, dc_n, dx, dh0, dc0, d, width, d.hidden);
+    Scalar* hidden = optional_hidden_grads<Scalar>(hidden_grads, d, d.hidden);
     // Backward reads the tape only; the core's kernels take the pointers non-const.
     auto& readable = const_cast<LayerNormLstmTape<Scalar>&>(*core);
     const LayerNormTape<Scalar> norms = readable.norms();
@@ -117,7 +118,7 @@ void layer_norm_lstm_backward(const BoundLayerNormLstmTape& tape, const LayerNor
     const auto ys = sequence(a.y, d, width, pass.y_offset), dys = sequence(a.dy, d, width, pass.y_offset);
     lstmcore::layer_norm_lstm_backward<Scalar>(shape, xs, w, ln, held, a.h0, a.c0, ys, core->gates.data(),
                                                core->cells.data(), norms, dys, a.dh_n, a.dc_n, dxs, accumulate_dx,
-                                               g, ln_grads, a.dh0, a.dc0);
+                                               g, ln_grads, a.dh0, a.dc0, hidden);
   });
 }
 
@@ -213,7 +214,9 @@ void register_layer_norm_lstm(py::module_& m) {
         "cell_options"_a, "taped"_a, "Writes y; returns the tape (with c_n; the rest only if taped).");
   m.def("layer_norm_lstm_backward", &layer_norm_lstm_backward, "tape"_a, "weights"_a, "dy"_a, "dh_n"_a, "dc_n"_a,
         "grads"_a, "dx"_a, "dh0"_a, "dc0"_a, py::kw_only(), "accumulate_dx"_a = false,
-        "Adds the weight and layer-norm gradients to grads; writes dh0, dc0, and dx (or adds to it).");
+        "hidden_grads"_a = py::none(),
+        "Adds the weight and layer-norm gradients to grads; writes dh0, dc0, and dx (or adds to it), "
+        "and dL/dh_t at every step into hidden_grads (T, B, H) when given.");
 }
 
 }  // namespace lstmcore::bindings

@@ -64,7 +64,7 @@ py::object lstm_forward(const py::array& x, const LstmWeights& weights, const py
 
 void lstm_backward(const BoundLstmTape& tape, const LstmWeights& weights, const py::array& dy,
                    const py::object& dh_n, const py::object& dc_n, const LstmWeights& grads, const py::array& dx,
-                   const py::array& dh0, const py::array& dc0, bool accumulate_dx) {
+                   const py::array& dh0, const py::array& dc0, bool accumulate_dx, const py::object& hidden_grads) {
   const PassOptions& pass = tape.pass;
   dispatch_cell(tape.options.cell, [&](auto kind) {
     using Kind = decltype(kind);
@@ -84,12 +84,13 @@ void lstm_backward(const BoundLstmTape& tape, const LstmWeights& weights, const 
       if (core->zoneout) options.cell_updates = const_cast<Scalar*>(core->cell_updates.data());
       const auto g = checked_grads<Scalar>(grads.weight_ih, grads.weight_hh, grads.bias_ih, grads.bias_hh, d, K);
       const auto a = checked_backward_arrays<Scalar>(tape, dy, dh_n, dc_n, dx, dh0, dc0, d, width, d.hidden);
+      Scalar* hidden = optional_hidden_grads<Scalar>(hidden_grads, d, d.hidden);
       py::gil_scoped_release release;
       const auto xs = sequence(a.x, d, d.input), dxs = sequence(a.dx, d, d.input);
       const auto ys = sequence(a.y, d, width, pass.y_offset), dys = sequence(a.dy, d, width, pass.y_offset);
       lstmcore::lstm_backward<Scalar, Kind::template type>(shape, xs, w, options, a.h0, a.c0, ys,
                                                            core->gates.data(), core->cells.data(), dys, a.dh_n,
-                                                           a.dc_n, dxs, accumulate_dx, g, a.dh0, a.dc0);
+                                                           a.dc_n, dxs, accumulate_dx, g, a.dh0, a.dc0, hidden);
     });
   });
 }
@@ -194,8 +195,9 @@ void register_lstm(py::module_& m) {
   m.def("lstm_forward", &lstm_forward, "x"_a, "weights"_a, "h0"_a, "c0"_a, "y"_a, "options"_a, "cell_options"_a,
         "taped"_a, "Writes y; returns the tape (with c_n; gates and cells only if taped).");
   m.def("lstm_backward", &lstm_backward, "tape"_a, "weights"_a, "dy"_a, "dh_n"_a, "dc_n"_a, "grads"_a, "dx"_a,
-        "dh0"_a, "dc0"_a, py::kw_only(), "accumulate_dx"_a = false,
-        "Adds the weight gradients to grads; writes dh0, dc0, and dx (or adds to it: accumulate_dx).");
+        "dh0"_a, "dc0"_a, py::kw_only(), "accumulate_dx"_a = false, "hidden_grads"_a = py::none(),
+        "Adds the weight gradients to grads; writes dh0, dc0, and dx (or adds to it: accumulate_dx), "
+        "and dL/dh_t at every step into hidden_grads (T, B, H) when given.");
 }
 
 }  // namespace lstmcore::bindings

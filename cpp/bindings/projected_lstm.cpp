@@ -83,7 +83,7 @@ py::object projected_lstm_forward(const py::array& x, const ProjectedLstmWeights
 void projected_lstm_backward(const BoundProjectedLstmTape& tape, const ProjectedLstmWeights& weights,
                              const py::array& dy, const py::object& dh_n, const py::object& dc_n,
                              const ProjectedLstmWeights& grads, const py::array& dx, const py::array& dh0,
-                             const py::array& dc0, bool accumulate_dx) {
+                             const py::array& dc0, bool accumulate_dx, const py::object& hidden_grads) {
   const PassOptions& pass = tape.pass;
   dispatch_cell(tape.options.cell, [&](auto kind) {
     using Kind = decltype(kind);
@@ -105,12 +105,13 @@ void projected_lstm_backward(const BoundProjectedLstmTape& tape, const Projected
       const auto* hrp = checked<Scalar>(weights.weight_hr, "weight_hr", {P, d.hidden}, false);
       auto* ghrp = checked<Scalar>(grads.weight_hr, "grad weight_hr", {P, d.hidden}, true);
       const auto a = checked_backward_arrays<Scalar>(tape, dy, dh_n, dc_n, dx, dh0, dc0, d, width, P);
+      Scalar* hidden = optional_hidden_grads<Scalar>(hidden_grads, d, P);
       py::gil_scoped_release release;
       const auto xs = sequence(a.x, d, d.input), dxs = sequence(a.dx, d, d.input);
       const auto ys = sequence(a.y, d, width, pass.y_offset), dys = sequence(a.dy, d, width, pass.y_offset);
       lstmcore::projected_lstm_backward<Scalar, Kind::template type>(
           shape, P, xs, w, hrp, options, a.h0, a.c0, ys, core->gates.data(), core->cells.data(),
-          core->cell_out.data(), dys, a.dh_n, a.dc_n, dxs, accumulate_dx, g, ghrp, a.dh0, a.dc0);
+          core->cell_out.data(), dys, a.dh_n, a.dc_n, dxs, accumulate_dx, g, ghrp, a.dh0, a.dc0, hidden);
     });
   });
 }
@@ -182,7 +183,9 @@ void register_projected_lstm(py::module_& m) {
         "cell_options"_a, "taped"_a, "Writes y; returns the tape (with c_n; the rest only if taped).");
   m.def("projected_lstm_backward", &projected_lstm_backward, "tape"_a, "weights"_a, "dy"_a, "dh_n"_a, "dc_n"_a,
         "grads"_a, "dx"_a, "dh0"_a, "dc0"_a, py::kw_only(), "accumulate_dx"_a = false,
-        "Adds the weight gradients to grads; writes dh0, dc0, and dx (or adds to it: accumulate_dx).");
+        "hidden_grads"_a = py::none(),
+        "Adds the weight gradients to grads; writes dh0, dc0, and dx (or adds to it: accumulate_dx), "
+        "and dL/dh_t at every step into hidden_grads (T, B, P) when given.");
 }
 
 }  // namespace lstmcore::bindings

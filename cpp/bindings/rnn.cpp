@@ -82,7 +82,8 @@ py::object rnn_forward(const py::array& x, const RnnWeights& weights, const py::
 
 // Adds the weight gradients to `grads`, writes dh0 and dx (or adds to dx, accumulate_dx).
 void rnn_backward(const BoundRnnTape& tape, const RnnWeights& weights, const py::array& dy, const py::object& dh_n,
-                  const RnnWeights& grads, const py::array& dx, const py::array& dh0, bool accumulate_dx) {
+                  const RnnWeights& grads, const py::array& dx, const py::array& dh0, bool accumulate_dx,
+                  const py::object& hidden_grads) {
   const PassOptions& options = tape.options;
   const RnnCall call = checked_call(tape.x, weights, tape.y, options);
   const Dims& d = call.d;
@@ -100,11 +101,13 @@ void rnn_backward(const BoundRnnTape& tape, const RnnWeights& weights, const py:
       const Scalar* dhn = optional_state<Scalar>(dh_n, "dh_n", d);
       auto* dxp = checked<Scalar>(dx, "dx", sequence_shape(d, d.input), true);
       auto* dh0p = checked<Scalar>(dh0, "dh0", {d.batch, d.hidden}, true);
+      Scalar* hidden = optional_hidden_grads<Scalar>(hidden_grads, d, d.hidden);
       py::gil_scoped_release release;
       const auto xs = sequence(xp, d, d.input), dxs = sequence(dxp, d, d.input);
       const Index offset = options.y_offset;
       const auto ys = sequence(yp, d, call.width, offset), dys = sequence(dyp, d, call.width, offset);
-      lstmcore::rnn_backward<Scalar, Activation>(call.shape, xs, w, h0p, ys, dys, dhn, dxs, accumulate_dx, g, dh0p);
+      lstmcore::rnn_backward<Scalar, Activation>(call.shape, xs, w, h0p, ys, dys, dhn, dxs, accumulate_dx, g, dh0p,
+                                                 hidden);
     });
   });
 }
@@ -145,8 +148,9 @@ void register_rnn(py::module_& m) {
   m.def("rnn_forward", &rnn_forward, "x"_a, "weights"_a, "h0"_a, "y"_a, "options"_a, "nonlinearity"_a, "taped"_a,
         "Writes y; returns the tape backward needs (taped) or None. nonlinearity: \"tanh\" or \"relu\".");
   m.def("rnn_backward", &rnn_backward, "tape"_a, "weights"_a, "dy"_a, "dh_n"_a, "grads"_a, "dx"_a, "dh0"_a,
-        py::kw_only(), "accumulate_dx"_a = false,
-        "Adds the weight gradients to grads; writes dh0, and dx (or adds to it: accumulate_dx).");
+        py::kw_only(), "accumulate_dx"_a = false, "hidden_grads"_a = py::none(),
+        "Adds the weight gradients to grads; writes dh0, and dx (or adds to it: accumulate_dx), and dL/dh_t at "
+        "every step into hidden_grads (T, B, H) when given.");
 }
 
 }  // namespace lstmcore::bindings

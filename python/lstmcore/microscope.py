@@ -10,8 +10,8 @@
 dict of time-major (T, B, H) arrays (LSTM: input, forget, candidate, output, cell; GRU:
 reset, update, candidate; RNN: hidden, summarised as a state). With ``lengths`` (B,), the steps t >= lengths[b] are padding
 and are left out of every statistic. The summary is plain JSON (dicts, lists, floats).
-``hidden_gradients(layer, x, dy)`` gives dL/dh_t at every step (T, B, H): how far back
-the loss's gradient reaches. ``lstmcore inspect MODEL DATA`` runs the gate part on a model file from the command line.
+``hidden_gradients(layer, x, dy)`` gives dL/dh_t at every step (L*D, T, B, H): how far
+back the loss's gradient reaches. ``lstmcore inspect MODEL DATA`` runs the gate part on a model file from the command line.
 ``lstmcore.inspect`` is this module's earlier name, kept as an alias; the module itself is
 not named so, since ``inspect`` is the standard library's.
 """

@@ -279,12 +279,13 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
 // dx     (T, B, I): gradient of x, written, or ADDED to when accumulate_dx
 // grads  gradients of the weights, ADDED to
 // dh0    (B, H): gradient of the initial state (written)
+// hidden_grads (T, B, H) time-major: dL/dh_t at every step (written), or nullptr
 // ResetAfter and Acts must be the forward's.
 template <typename Scalar, bool ResetAfter = true, typename Acts = DefaultGruActivations>
 void gru_backward(const SequenceShape& s, SequenceView<const Scalar> x, const GatedWeights<Scalar>& w,
                   const Scalar* h0, SequenceView<const Scalar> y, const Scalar* gates,
                   SequenceView<const Scalar> dy, const Scalar* dh_n, SequenceView<Scalar> dx, bool accumulate_dx,
-                  const GatedGrads<Scalar>& grads, Scalar* dh0, const Acts& acts = {}) {
+                  const GatedGrads<Scalar>& grads, Scalar* dh0, Scalar* hidden_grads, const Acts& acts = {}) {
   const Index B = s.batch, H = s.hidden, I = s.input, G = 3 * H, W = gru_tape_width(H);
   const Index rows = s.rows();
   // (T*B, 3H) each: gradients of the input-side pre-activations (x W_i^T + b_i) and of
@@ -386,6 +387,7 @@ void gru_backward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
       const Index live_end = part.live_end(s.active(t)), live = live_end - r0;
       const StateRows<Scalar> h_prev =
           h_before.at(step, {h0, H}, {y.at(s.time_before(step), 0), y.batch_stride}, {r0, live_end});
+      record_hidden_gradient<Scalar>(hidden_grads, t, B, H, rows_of_part, live_end, units, dy, dh0);
       if constexpr (!ResetAfter) {
         reset_before_step(t, live_end, h_prev);
         continue;

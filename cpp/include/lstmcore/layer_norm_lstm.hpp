@@ -228,7 +228,8 @@ void layer_norm_lstm_forward(const SequenceShape& s, SequenceView<const Scalar> 
 
 // Inputs as for forward, plus dy (T, B, H), dh_n, dc_n (B, H) or nullptr. Outputs: dx
 // (T, B, I) written (ADDED to when accumulate_dx), the weight gradients and `ln_grads` ADDED
-// to; dh0, dc0 (B, H) written.
+// to; dh0, dc0 (B, H) written; hidden_grads (T, B, H) time-major, dL/dh_t at every step,
+// written unless nullptr.
 template <typename Scalar>
 void layer_norm_lstm_backward(const SequenceShape& s, SequenceView<const Scalar> x, const GatedWeights<Scalar>& w,
                               const LayerNormParams<Scalar>& ln, const std::array<const Scalar*, 4>& clamps,
@@ -236,7 +237,7 @@ void layer_norm_lstm_backward(const SequenceShape& s, SequenceView<const Scalar>
                               const Scalar* cells, const LayerNormTape<Scalar>& tape, SequenceView<const Scalar> dy,
                               const Scalar* dh_n, const Scalar* dc_n, SequenceView<Scalar> dx, bool accumulate_dx,
                               const GatedGrads<Scalar>& grads, const LayerNormGrads<Scalar>& ln_grads, Scalar* dh0,
-                              Scalar* dc0) {
+                              Scalar* dc0, Scalar* hidden_grads) {
   const Index B = s.batch, H = s.hidden, I = s.input, G = 4 * H, rows = s.rows();
   using Layout = PanelLayout<Scalar>;
   // (T*B, 4H) each: gradients of the raw input projection and of the raw recurrent
@@ -272,6 +273,7 @@ void layer_norm_lstm_backward(const SequenceShape& s, SequenceView<const Scalar>
       const Index update_end = std::clamp(alive, my_rows.begin, my_rows.end);
       const StateRows<Scalar> c_prev =
           c_before.at(step, {c0, H}, {cells + s.time_before(step) * B * H, H}, {my_rows.begin, update_end});
+      record_hidden_gradient<Scalar>(hidden_grads, t, B, H, my_rows, update_end, {0, H}, dy, dh0);
       zero_padding_rows<Scalar>({update_end, my_rows.end}, {0, H},
                                 {{d_input.data() + t * B * G, G, 4, H}, {d_hidden.data() + t * B * G, G, 4, H}});
       for (Index b = my_rows.begin; b < update_end; ++b) {

@@ -188,12 +188,14 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
 //             direction of a bidirectional layer)
 // grads       gradients of the weights (and options.peephole_grad), ADDED to
 // dh0, dc0    (B, H): gradient of the initial state (written)
+// hidden_grads (T, B, H) time-major: dL/dh_t at every step (written), or nullptr
 template <typename Scalar, template <typename> class Cell>
 void lstm_backward(const SequenceShape& s, SequenceView<const Scalar> x, const GatedWeights<Scalar>& w,
                    const LstmOptions<Scalar>& options, const Scalar* h0, const Scalar* c0,
                    SequenceView<const Scalar> y, const Scalar* gates, const Scalar* cells,
                    SequenceView<const Scalar> dy, const Scalar* dh_n, const Scalar* dc_n, SequenceView<Scalar> dx,
-                   bool accumulate_dx, const GatedGrads<Scalar>& grads, Scalar* dh0, Scalar* dc0) {
+                   bool accumulate_dx, const GatedGrads<Scalar>& grads, Scalar* dh0, Scalar* dc0,
+                   Scalar* hidden_grads) {
   constexpr Index K = Cell<Scalar>::kGates;
   const Index B = s.batch, H = s.hidden, I = s.input, G = K * H, rows = s.rows();
   // (T*B, K*H): gradient of the gate pre-activations a_t, kept for the weight GEMMs.
@@ -241,6 +243,7 @@ void lstm_backward(const SequenceShape& s, SequenceView<const Scalar> x, const G
       const Scalar* gates_t = gates + t * B * G;
       const Scalar* c_t = cells + t * B * H;
       Scalar* d_gates_t = d_gates + t * B * G;
+      record_hidden_gradient<Scalar>(hidden_grads, t, B, H, rows_of_part, live_end, units, dy, dh0);
       for (Index b = r0; b < live_end && n > 0; ++b) {
         Scalar* dh_b = dh0 + b * H + ub;
         Scalar* dc_b = dc0 + b * H + ub;

@@ -110,7 +110,8 @@ void projected_lstm_forward(const SequenceShape& s, Index proj, SequenceView<con
 
 // Inputs as for projected_lstm_forward, plus dy (T, B, P), dh_n (B, P) and dc_n (B, H) or
 // nullptr. Outputs: dx (T, B, I) written (ADDED to when accumulate_dx), the weight
-// gradients (grad_hr (P, H) too) ADDED to; dh0 (B, P), dc0 (B, H) written.
+// gradients (grad_hr (P, H) too) ADDED to; dh0 (B, P), dc0 (B, H) written; hidden_grads
+// (T, B, P) time-major, dL/dh_t at every step, written unless nullptr.
 template <typename Scalar, template <typename> class Cell>
 void projected_lstm_backward(const SequenceShape& s, Index proj, SequenceView<const Scalar> x,
                              const GatedWeights<Scalar>& w, const Scalar* weight_hr,
@@ -118,7 +119,8 @@ void projected_lstm_backward(const SequenceShape& s, Index proj, SequenceView<co
                              SequenceView<const Scalar> y, const Scalar* gates, const Scalar* cells,
                              const Scalar* cell_out, SequenceView<const Scalar> dy, const Scalar* dh_n,
                              const Scalar* dc_n, SequenceView<Scalar> dx, bool accumulate_dx,
-                             const GatedGrads<Scalar>& grads, Scalar* grad_hr, Scalar* dh0, Scalar* dc0) {
+                             const GatedGrads<Scalar>& grads, Scalar* grad_hr, Scalar* dh0, Scalar* dc0,
+                             Scalar* hidden_grads) {
   constexpr Index K = Cell<Scalar>::kGates;
   const Index B = s.batch, H = s.hidden, P = proj, I = s.input, G = K * H, rows = s.rows();
   using Layout = PanelLayout<Scalar>;
@@ -158,6 +160,7 @@ void projected_lstm_backward(const SequenceShape& s, Index proj, SequenceView<co
       const Scalar* c_t = cells + t * B * H;
       Scalar* d_gates_t = d_gates + t * B * G;
       Scalar* d_hidden_t = d_hidden + t * B * P;
+      record_hidden_gradient<Scalar>(hidden_grads, t, B, P, {0, B}, alive, features, dy, dh0);
       for (Index b = 0; b < B && m > 0; ++b) {
         Scalar* total = d_hidden_t + b * P + features.begin;
         if (b >= alive) {

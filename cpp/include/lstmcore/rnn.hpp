@@ -127,10 +127,12 @@ void rnn_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
 // dx     (T, B, I): gradient of x, written, or ADDED to when accumulate_dx
 // grads  gradients of the weights, ADDED to
 // dh0    (B, H): gradient of the initial state (written)
+// hidden_grads (T, B, H) time-major: dL/dh_t at every step (written), or nullptr
 template <typename Scalar, typename Activation>
 void rnn_backward(const SequenceShape& s, SequenceView<const Scalar> x, const GatedWeights<Scalar>& w,
                   const Scalar* h0, SequenceView<const Scalar> y, SequenceView<const Scalar> dy, const Scalar* dh_n,
-                  SequenceView<Scalar> dx, bool accumulate_dx, const GatedGrads<Scalar>& grads, Scalar* dh0) {
+                  SequenceView<Scalar> dx, bool accumulate_dx, const GatedGrads<Scalar>& grads, Scalar* dh0,
+                  Scalar* hidden_grads) {
   const Index B = s.batch, H = s.hidden, I = s.input;
   // (T*B, H): the gradient of the pre-activation, which is both the input side's and the
   // recurrent side's (one da, as the LSTM's).
@@ -155,6 +157,7 @@ void rnn_backward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
       const Index t = s.time_at(step);
       Scalar* d_pre_t = d_pre + t * B * H;
       const Index live_end = part.live_end(s.active(t)), live = live_end - r0;
+      record_hidden_gradient<Scalar>(hidden_grads, t, B, H, rows_of_part, live_end, units, dy, dh0);
       for (Index b = r0; b < live_end && n > 0; ++b) {
         const Scalar* h = y.at(t, b) + units.begin;
         const Scalar* dy_b = dy.at(t, b) + units.begin;

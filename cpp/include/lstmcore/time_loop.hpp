@@ -8,7 +8,9 @@
 //                     projection a chunk of steps ahead (ProjectionChunks, sequence.hpp),
 //                     the recurrent product of its units, the family's element-wise part,
 //                     and zeroes its padding rows (zero_padding_rows);
-//   backward          starts from the final state's gradient (start_running_gradient);
+//   backward          starts from the final state's gradient (start_running_gradient)
+//                     and, when asked, records the gradient reaching each step's hidden
+//                     state (record_hidden_gradient);
 //   after backward    adds its share of the bias gradients (add_bias_share), in thread
 //                     order where shares of several threads meet in one gradient.
 // What a cell computes per unit stays with its family.
@@ -153,6 +155,29 @@ void start_running_gradient(Scalar* running, const Scalar* final_gradient, Index
     std::copy_n(final_gradient, rows * width, running);
   } else {
     std::fill_n(running, rows * width, Scalar(0));
+  }
+}
+
+// Writes dL/dh_t, the whole gradient reaching the hidden state h_t (dy_t plus what came
+// back from the later steps, `running`), into `hidden_grads` (T, B, width) time-major, for
+// this thread's rows and units of step t; zero on rows past `live_end` (padding: no h_t).
+// Called before the cell turns `running` into the gradient of h_{t-1}. The backward's
+// sums make this gradient anyway; recording it is how a user sees it vanish over the
+// steps (the memory demo), at one store per value, and nothing when hidden_grads is null.
+template <typename Scalar>
+void record_hidden_gradient(Scalar* hidden_grads, Index t, Index batch, Index width, Range rows, Index live_end,
+                            Range units, SequenceView<const Scalar> dy, const Scalar* running) {
+  if (!hidden_grads) return;
+  const Index n = units.size();
+  for (Index b = rows.begin; b < rows.end; ++b) {
+    Scalar* out = hidden_grads + (t * batch + b) * width + units.begin;
+    if (b >= live_end) {
+      std::fill_n(out, n, Scalar(0));
+      continue;
+    }
+    const Scalar* from_above = dy.at(t, b) + units.begin;
+    const Scalar* from_later = running + b * width + units.begin;
+    for (Index j = 0; j < n; ++j) out[j] = from_above[j] + from_later[j];
   }
 }
 

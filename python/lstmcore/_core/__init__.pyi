@@ -307,6 +307,7 @@ def lstm_backward(
     dc0: _Floats,
     *,
     accumulate_dx: bool = False,
+    hidden_grads: _Floats | None = None,
 ) -> None: ...
 def projected_lstm_forward(
     x: _Floats,
@@ -330,6 +331,7 @@ def projected_lstm_backward(
     dc0: _Floats,
     *,
     accumulate_dx: bool = False,
+    hidden_grads: _Floats | None = None,
 ) -> None: ...
 def layer_norm_lstm_forward(
     x: _Floats,
@@ -353,6 +355,7 @@ def layer_norm_lstm_backward(
     dc0: _Floats,
     *,
     accumulate_dx: bool = False,
+    hidden_grads: _Floats | None = None,
 ) -> None: ...
 def gru_forward(
     x: _Floats,
@@ -376,6 +379,7 @@ def gru_backward(
     dh0: _Floats,
     *,
     accumulate_dx: bool = False,
+    hidden_grads: _Floats | None = None,
 ) -> None: ...
 def rnn_forward(
     x: _Floats, weights: RnnWeights, h0: _Floats, y: _Floats, options: PassOptions, nonlinearity: str, taped: bool
@@ -390,6 +394,7 @@ def rnn_backward(
     dh0: _Floats,
     *,
     accumulate_dx: bool = False,
+    hidden_grads: _Floats | None = None,
 ) -> None: ...
 def set_num_threads(threads: int) -> None: ...
 def get_num_threads() -> int: ...

@@ -15,7 +15,7 @@ from lstmcore import datasets, microscope
 KINDS = {"RNN": lstmcore.RNN, "GRU": lstmcore.GRU, "LSTM": lstmcore.LSTM}
 VALIDATION_SAMPLES = 1000
 # The validation sequences whose hidden-state gradients are measured: enough for a stable
-# mean, few enough for the T - 1 passes hidden_gradients makes.
+# mean.
 GRADIENT_SAMPLES = 100
 
 
@@ -52,7 +52,7 @@ def prediction_gradient_norms(model, x):
     d_prediction = np.full_like(prediction, 1.0 / len(prediction))
     dy = last_step.backward(last_tape, dense.backward(dense_tape, d_prediction))
     dense.zero_grad()  # the Dense's gradients are not what is measured here
-    gradients = microscope.hidden_gradients(recurrent, x, dy)  # (T, B, H)
+    gradients = microscope.hidden_gradients(recurrent, x, dy)[0]  # (T, B, H) of its one layer
     return np.linalg.norm(gradients.astype(np.float64), axis=2).mean(axis=1)
 
 

@@ -109,8 +109,9 @@ def gru_backward(cache: dict[str, Any], dy: np.ndarray, dh_n: np.ndarray | None 
         dh_{t-1} = dh * z + d_rh * r + [dr_pre, dz_pre] [W_hr; W_hz]
         dW_h{r,z} += [dr_pre, dz_pre]^T h_{t-1}     dW_hn += dn_pre^T rh
 
-    Returns a dict of fresh arrays: ``dx`` (T, B, I), ``dh0`` (B, H) and the parameter
-    gradients ``weight_ih``, ``weight_hh``, ``bias_ih``, ``bias_hh``.
+    Returns a dict of fresh arrays: ``dx`` (T, B, I), ``dh0`` (B, H), ``hidden_gradients``
+    (T, B, H: each step's dh above, dL/dh_t) and the parameter gradients ``weight_ih``,
+    ``weight_hh``, ``bias_ih``, ``bias_hh``.
     """
     x, weight_ih, weight_hh = cache["x"], cache["weight_ih"], cache["weight_hh"]
     gates, hidden_n, y = cache["gates"], cache["hidden_n"], cache["y"]
@@ -125,10 +126,12 @@ def gru_backward(cache: dict[str, Any], dy: np.ndarray, dh_n: np.ndarray | None 
     d_bias_ih = np.zeros(3 * hidden, dtype)  # (3H,)
     d_bias_hh = np.zeros(3 * hidden, dtype)  # (3H,)
     dh = np.zeros((batch, hidden), dtype) if dh_n is None else np.array(dh_n, dtype)  # dL/dh_t
+    hidden_gradients = np.empty((steps, batch, hidden), dtype)  # dL/dh_t
     for t in reversed(range(steps)):
         r, z, n = (gates[t][:, k] for k in range(3))  # each (B, H)
         h_prev = cache["h0"] if t == 0 else y[t - 1]
         dh = dh + dy[t]
+        hidden_gradients[t] = dh
         if cache["activations"] is None:
             r_slope = r * (1 - r)
             dn_pre = dh * (1 - z) * (1 - n**2)
@@ -158,6 +161,7 @@ def gru_backward(cache: dict[str, Any], dy: np.ndarray, dh_n: np.ndarray | None 
     return {
         "dx": dx,
         "dh0": dh,
+        "hidden_gradients": hidden_gradients,
         "weight_ih": d_weight_ih,
         "weight_hh": d_weight_hh,
         "bias_ih": d_bias_ih,

@@ -76,7 +76,8 @@ def layer_norm_lstm_backward(cache, dy, dh_n=None, dc_n=None):
         dx[t] = d(x W_ih^T) W_ih      dh_{t-1} = d(h W_hh^T) W_hh      dc_{t-1} = dc * f
         dW_ih += d(x W_ih^T)^T x[t]   dW_hh += d(h W_hh^T)^T h_{t-1}   db_ih = db_hh += sum_b d_a
 
-    Returns a dict of fresh arrays: ``dx``, ``dh0``, ``dc0`` and one gradient per weight.
+    Returns a dict of fresh arrays: ``dx``, ``dh0``, ``dc0``, ``hidden_gradients`` (T, B, H:
+    dL/dh_t at each step) and one gradient per weight.
     """
     x, weight_ih, weight_hh = cache["x"], cache["weight_ih"], cache["weight_hh"]
     gates, cell, y, norms, opts = cache["gates"], cache["cell"], cache["y"], cache["norms"], cache["options"]
@@ -98,12 +99,14 @@ def layer_norm_lstm_backward(cache, dy, dh_n=None, dc_n=None):
     d_bias = np.zeros(4 * hidden, dtype)
     dh = np.zeros((batch, hidden), dtype) if dh_n is None else np.array(dh_n, dtype)
     dc = np.zeros((batch, hidden), dtype) if dc_n is None else np.array(dc_n, dtype)
+    hidden_gradients = np.empty((steps, batch, hidden), dtype)  # dL/dh_t
     for t in reversed(range(steps)):
         i, f, g, o = (gates[t][:, k] for k in range(4))
         h_prev = cache["h0"] if t == 0 else y[t - 1]
         c_prev = cache["c0"] if t == 0 else cell[t - 1]
         cell_hat, cell_inv_std = norms["cell"][t]
         dh = dh + dy[t]
+        hidden_gradients[t] = dh
         tanh_n = np.tanh(gain_cell * cell_hat + cache["bias_cell"])
         do = dh * tanh_n
         dn = dh * o * (1 - tanh_n**2)
@@ -131,5 +134,5 @@ def layer_norm_lstm_backward(cache, dy, dh_n=None, dc_n=None):
         dh = d_from_hidden @ weight_hh
         dc = dc * f
 
-    grads.update(dx=dx, dh0=dh, dc0=dc, bias_ih=d_bias, bias_hh=d_bias.copy())
+    grads.update(dx=dx, dh0=dh, dc0=dc, bias_ih=d_bias, bias_hh=d_bias.copy(), hidden_gradients=hidden_gradients)
     return grads

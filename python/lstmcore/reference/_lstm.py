@@ -137,9 +137,10 @@ def lstm_backward(
     r = o * tanh(c~) as dh W_hr (and dW_hr += dh^T r); the recurrent mask m multiplies
     d_pre W_hh and the h_{t-1} of dW_hh.
 
-    Returns a dict of fresh arrays: ``dx`` (T, B, I), ``dh0``, ``dc0`` (B, H) and the
-    parameter gradients ``weight_ih``, ``weight_hh``, ``bias_ih``, ``bias_hh`` (and
-    ``weight_hr`` when the forward had it).
+    Returns a dict of fresh arrays: ``dx`` (T, B, I), ``dh0``, ``dc0`` (B, H),
+    ``hidden_gradients`` (T, B, H or P: each step's dh above, dL/dh_t) and the parameter
+    gradients ``weight_ih``, ``weight_hh``, ``bias_ih``, ``bias_hh`` (and ``weight_hr``
+    when the forward had it).
     """
     x = cache["x"]
     gates, cell_update, cell, y, opts = cache["gates"], cache["cell_update"], cache["cell"], cache["y"], cache["options"]
@@ -151,12 +152,14 @@ def lstm_backward(
     sums = GateGradientSums(cache)
     dh = np.zeros(y.shape[1:], dtype) if dh_n is None else np.array(dh_n, dtype)  # dL/dh_t
     dc = np.zeros((batch, hidden), dtype) if dc_n is None else np.array(dc_n, dtype)  # dL/dc_t
+    hidden_gradients = np.empty((steps,) + dh.shape, dtype)  # dL/dh_t, (T, B, H or P)
     for t in reversed(range(steps)):
         i, f, g, o = (gates[t][:, k] for k in range(4))  # each (B, H)
         h_prev = cache["h0"] if t == 0 else y[t - 1]
         c_prev = cache["c0"] if t == 0 else cell[t - 1]
         keep_h, keep_c = opts.keep(t)
         dh = dh + dy[t]
+        hidden_gradients[t] = dh
         d_update = sums.update_gradient(t, dh, keep_h)  # reaches o * tanh(c~_t)
         if cache["activations"] is None:
             tanh_c = np.tanh(cell_update[t])
@@ -176,7 +179,7 @@ def lstm_backward(
         d_pre = np.concatenate([opts.gate_gradient(name, d) for name, d in zip(GATE_NAMES, d_gates)], axis=1)  # (B, 4H)
         dh = sums.add(t, d_pre, h_prev) + keep_h * dh
         dc = dc_update * f + keep_c * dc
-    return sums.result(dh, dc)
+    return sums.result(dh, dc, hidden_gradients=hidden_gradients)
 
 
 def projected_lstm_forward(
@@ -286,6 +289,7 @@ def peephole_lstm_backward(cache, dy, dh_n=None, dc_n=None):
     d_peephole = np.zeros((3, hidden), dtype)  # rows p_i, p_f, p_o
     dh = np.zeros(y.shape[1:], dtype) if dh_n is None else np.array(dh_n, dtype)  # dL/dh_t
     dc = np.zeros((batch, hidden), dtype) if dc_n is None else np.array(dc_n, dtype)  # dL/dc_t
+    hidden_gradients = np.empty((steps,) + dh.shape, dtype)  # dL/dh_t, (T, B, H or P)
     for t in reversed(range(steps)):
         i, f, g, o = (gates[t][:, k] for k in range(4))
         h_prev = cache["h0"] if t == 0 else y[t - 1]
@@ -293,6 +297,7 @@ def peephole_lstm_backward(cache, dy, dh_n=None, dc_n=None):
         c_new = cell_update[t]
         keep_h, keep_c = opts.keep(t)
         dh = dh + dy[t]
+        hidden_gradients[t] = dh
         d_update = sums.update_gradient(t, dh, keep_h)
         tanh_c = np.tanh(c_new)
         d_o = opts.gate_gradient("output", d_update * tanh_c * o * (1 - o))
@@ -304,7 +309,7 @@ def peephole_lstm_backward(cache, dy, dh_n=None, dc_n=None):
         d_peephole += np.stack([(d_i * c_prev).sum(0), (d_f * c_prev).sum(0), (d_o * c_new).sum(0)])
         dh = sums.add(t, d_pre, h_prev) + keep_h * dh
         dc = dc_update * f + d_i * p_i + d_f * p_f + keep_c * dc
-    return sums.result(dh, dc, weight_peephole=d_peephole)
+    return sums.result(dh, dc, weight_peephole=d_peephole, hidden_gradients=hidden_gradients)
 
 
 # ------------------------------------------------------------------------ coupled
@@ -381,12 +386,14 @@ def coupled_lstm_backward(cache, dy, dh_n=None, dc_n=None):
     sums = GateGradientSums(cache)
     dh = np.zeros(y.shape[1:], dtype) if dh_n is None else np.array(dh_n, dtype)
     dc = np.zeros((batch, hidden), dtype) if dc_n is None else np.array(dc_n, dtype)
+    hidden_gradients = np.empty((steps,) + dh.shape, dtype)  # dL/dh_t, (T, B, H or P)
     for t in reversed(range(steps)):
         i, g, o = (gates[t][:, k] for k in range(3))
         h_prev = cache["h0"] if t == 0 else y[t - 1]
         c_prev = cache["c0"] if t == 0 else cell[t - 1]
         keep_h, keep_c = opts.keep(t)
         dh = dh + dy[t]
+        hidden_gradients[t] = dh
         d_update = sums.update_gradient(t, dh, keep_h)
         tanh_c = np.tanh(cell_update[t])
         do = d_update * tanh_c
@@ -403,7 +410,7 @@ def coupled_lstm_backward(cache, dy, dh_n=None, dc_n=None):
         )  # (B, 3H)
         dh = sums.add(t, d_pre, h_prev) + keep_h * dh
         dc = dc_update * (1 - i) + keep_c * dc
-    return sums.result(dh, dc)
+    return sums.result(dh, dc, hidden_gradients=hidden_gradients)
 
 
 # ------------------------------------------------------------------------ peephole and coupled
@@ -487,6 +494,7 @@ def peephole_coupled_lstm_backward(cache, dy, dh_n=None, dc_n=None):
     d_peephole = np.zeros((2, hidden), dtype)  # rows p_i, p_o
     dh = np.zeros(y.shape[1:], dtype) if dh_n is None else np.array(dh_n, dtype)
     dc = np.zeros((batch, hidden), dtype) if dc_n is None else np.array(dc_n, dtype)
+    hidden_gradients = np.empty((steps,) + dh.shape, dtype)  # dL/dh_t, (T, B, H or P)
     for t in reversed(range(steps)):
         i, g, o = (gates[t][:, k] for k in range(3))
         h_prev = cache["h0"] if t == 0 else y[t - 1]
@@ -494,6 +502,7 @@ def peephole_coupled_lstm_backward(cache, dy, dh_n=None, dc_n=None):
         c_new = cell_update[t]
         keep_h, keep_c = opts.keep(t)
         dh = dh + dy[t]
+        hidden_gradients[t] = dh
         d_update = sums.update_gradient(t, dh, keep_h)
         tanh_c = np.tanh(c_new)
         d_o = opts.gate_gradient("output", d_update * tanh_c * o * (1 - o))
@@ -504,4 +513,4 @@ def peephole_coupled_lstm_backward(cache, dy, dh_n=None, dc_n=None):
         d_peephole += np.stack([(d_i * c_prev).sum(0), (d_o * c_new).sum(0)])
         dh = sums.add(t, d_pre, h_prev) + keep_h * dh
         dc = dc_update * (1 - i) + d_i * p_i + keep_c * dc
-    return sums.result(dh, dc, weight_peephole=d_peephole)
+    return sums.result(dh, dc, weight_peephole=d_peephole, hidden_gradients=hidden_gradients)

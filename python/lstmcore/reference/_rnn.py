@@ -73,8 +73,9 @@ def vanilla_rnn_backward(cache: dict[str, Any], dy: np.ndarray, dh_n: np.ndarray
         dW_ih += da^T x[t]       dW_hh += da^T h_{t-1}
         db_ih += sum_b da        db_hh += sum_b da
 
-    Returns a dict of fresh arrays: ``dx`` (T, B, I), ``dh0`` (B, H) and the parameter
-    gradients ``weight_ih``, ``weight_hh``, ``bias_ih``, ``bias_hh``.
+    Returns a dict of fresh arrays: ``dx`` (T, B, I), ``dh0`` (B, H), ``hidden_gradients``
+    (T, B, H: each step's dh above, dL/dh_t) and the parameter gradients ``weight_ih``,
+    ``weight_hh``, ``bias_ih``, ``bias_hh``.
     """
     x, weight_ih, weight_hh, y = cache["x"], cache["weight_ih"], cache["weight_hh"], cache["y"]
     tanh = cache["nonlinearity"] == "tanh"
@@ -88,9 +89,11 @@ def vanilla_rnn_backward(cache: dict[str, Any], dy: np.ndarray, dh_n: np.ndarray
     d_weight_hh = np.zeros_like(weight_hh)  # (H, H)
     d_bias = np.zeros(hidden, dtype)  # (H,), the same for bias_ih and bias_hh
     dh = np.zeros((batch, hidden), dtype) if dh_n is None else np.array(dh_n, dtype)  # dL/dh_t
+    hidden_gradients = np.empty((steps, batch, hidden), dtype)  # dL/dh_t
     for t in reversed(range(steps)):
         h, h_prev = y[t], cache["h0"] if t == 0 else y[t - 1]
         dh = dh + dy[t]
+        hidden_gradients[t] = dh
         da = dh * (1 - h**2) if tanh else dh * (h > 0)
         dx[t] = da @ weight_ih
         d_weight_ih += da.T @ x[t]
@@ -101,6 +104,7 @@ def vanilla_rnn_backward(cache: dict[str, Any], dy: np.ndarray, dh_n: np.ndarray
     return {
         "dx": dx,
         "dh0": dh,
+        "hidden_gradients": hidden_gradients,
         "weight_ih": d_weight_ih,
         "weight_hh": d_weight_hh,
         "bias_ih": d_bias,

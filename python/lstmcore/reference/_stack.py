@@ -204,12 +204,18 @@ def rnn_forward(
 
 
 def rnn_backward(
-    cache: dict[str, Any], dy: np.ndarray, dstate: np.ndarray | tuple[np.ndarray, np.ndarray] | None = None
-) -> tuple[np.ndarray, np.ndarray | tuple[np.ndarray, ...], dict[str, np.ndarray]]:
+    cache: dict[str, Any],
+    dy: np.ndarray,
+    dstate: np.ndarray | tuple[np.ndarray, np.ndarray] | None = None,
+    *,
+    return_hidden_gradients: bool = False,
+) -> Any:
     """Gradients of one ``rnn_forward``: dy shaped like y, dstate None or shaped like the final state.
 
     Returns ``dx`` (x's layout), ``dstate0`` (shaped like the state) and ``grads``, a dict
-    of fresh arrays keyed by the parameter names.
+    of fresh arrays keyed by the parameter names; with ``return_hidden_gradients`` also
+    (L*D, T, B, features): dL/dh_t of each layer-direction at every step, time-major, in
+    the sequence's own time order.
     """
     cell = cells[cache["kind"]]
     num_layers, directions, sizes = cache["num_layers"], cache["directions"], cache["sizes"]
@@ -221,6 +227,7 @@ def rnn_backward(
     d_final = None if dstate is None else tuple(np.asarray(s, dtype) for s in _state_tuple(cell, dstate))
     d_initial = [np.empty((num_layers * directions, dy.shape[1], size), dtype) for size in sizes]
     grads = {}
+    hidden = np.empty((num_layers * directions,) + dy.shape[:2] + (width,), dtype)
 
     d_output = dy  # gradient of the current layer's output, (T, B, D*H)
     for layer in reversed(range(num_layers)):
@@ -233,6 +240,8 @@ def rnn_backward(
             d_finals = {} if d_final is None else {f"d{name}_n": s[index] for name, s in zip(cell.states, d_final)}
             result = cell.backward(cache["caches"][layer, direction], dy_direction, **d_finals)
             dx = result.pop("dx")
+            from_cell = result.pop("hidden_gradients")
+            hidden[index] = from_cell if direction == 0 else from_cell[::-1]
             dx = dx if direction == 0 else dx[::-1]
             d_input = dx if d_input is None else d_input + dx
             for k, name in enumerate(cell.states):
@@ -245,4 +254,6 @@ def rnn_backward(
         d_output = d_input
 
     dx = d_output.transpose(1, 0, 2) if cache["batch_first"] else d_output
+    if return_hidden_gradients:
+        return np.ascontiguousarray(dx), _user_state(cell, d_initial), grads, hidden
     return np.ascontiguousarray(dx), _user_state(cell, d_initial), grads

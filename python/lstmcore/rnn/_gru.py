@@ -150,6 +150,7 @@ class GRU(_GatedRecurrent):
         grads,
         d_initial,
         clamps,
+        hidden_grads,
     ):
         # The tape holds the forward's x, h0, y and options, which are the same run's.
         dh_n = None if d_final is None else d_final[0]
@@ -162,4 +163,5 @@ class GRU(_GatedRecurrent):
             dx,
             *d_initial,
             accumulate_dx=accumulate_dx,
+            hidden_grads=hidden_grads,
         )

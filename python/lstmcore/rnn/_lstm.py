@@ -342,7 +342,20 @@ class LSTM(_GatedRecurrent):
         return forward(run.x, self._core_weights(weights), *initial, run.y, pass_options, cell_options, taped)
 
     def _core_backward(
-        self, run, reverse, dy, dx, accumulate_dx, batch_sizes, weights, initial, d_final, grads, d_initial, clamps
+        self,
+        run,
+        reverse,
+        dy,
+        dx,
+        accumulate_dx,
+        batch_sizes,
+        weights,
+        initial,
+        d_final,
+        grads,
+        d_initial,
+        clamps,
+        hidden_grads,
     ):
         dh_n, dc_n = (None, None) if d_final is None else d_final
         if self.layer_norm:
@@ -352,5 +365,5 @@ class LSTM(_GatedRecurrent):
         # The core's tape holds the forward's x, h0, c0, y and options: this run's.
         backward(
             run.tape, self._core_weights(weights), dy, dh_n, dc_n, self._core_weights(grads), dx, *d_initial,
-            accumulate_dx=accumulate_dx,
+            accumulate_dx=accumulate_dx, hidden_grads=hidden_grads,
         )  # fmt: skip

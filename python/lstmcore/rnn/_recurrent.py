@@ -481,12 +481,30 @@ class _GatedRecurrent:
         run.tape = self._core_forward(run, weights, initial, reverse, sizes, clamps, training, traced)
         return run
 
-    def backward(self, tape: Tape, dy: ArrayLike, dstate: StateLike = None) -> tuple[np.ndarray, State]:
+    @overload
+    def backward(
+        self, tape: Tape, dy: ArrayLike, dstate: StateLike = None, *, return_hidden_gradients: Literal[False] = False
+    ) -> tuple[np.ndarray, State]: ...
+    @overload
+    def backward(
+        self, tape: Tape, dy: ArrayLike, dstate: StateLike = None, *, return_hidden_gradients: Literal[True]
+    ) -> tuple[np.ndarray, State, np.ndarray]: ...
+    def backward(
+        self, tape: Tape, dy: ArrayLike, dstate: StateLike = None, *, return_hidden_gradients: bool = False
+    ) -> tuple[np.ndarray, State] | tuple[np.ndarray, State, np.ndarray]:
         """Gradients from one ``forward``'s tape; adds the weight gradients to ``grads``.
 
         dy: gradient of y, same shape as y (padding steps are ignored). dstate: None or
         the gradient of the final state, shaped like it. Returns ``(dx, dstate0)``: the
         gradients of x (x's layout) and of the initial state.
+
+        ``return_hidden_gradients=True`` adds a third result, G of shape
+        (num_layers * D, T, B, H): G[k, t] = dL/dh_t of layer-direction k (index
+        layer * D + direction, as the state), the whole gradient reaching the hidden state
+        h_t (its part of dy plus all that comes back from the steps after t, for a reverse
+        direction the steps before t), as the backward pass computes it. Time-major like
+        the gate traces, H the output size (``proj_size`` when projected); padding steps
+        are zero. It is what vanishes over the steps in a vanilla RNN (docs/memory-demo.md).
         """
         weights = self.check_tape(tape)
         dy = as_numeric_array(dy, "dy")
@@ -503,6 +521,10 @@ class _GatedRecurrent:
             d_final = None if d_final is None else [packing.sort(part) for part in d_final]
         d_initial = [_aligned.empty(shape, self.dtype) for shape in self._state_shapes(batch)]
         directions = self.num_directions
+        hidden = None
+        if return_hidden_gradients:  # time-major, in the core's (sorted) batch order
+            steps = tape.output_shape[1 if self.batch_first else 0]
+            hidden = np.empty((self.num_layers * directions, steps, batch, self.output_size), self.dtype)
         with self._grads_lock:
             for layer in reversed(range(self.num_layers)):
                 # The first direction writes the input gradient, the second adds to it.
@@ -517,6 +539,7 @@ class _GatedRecurrent:
                         self._direction_params(self.grads, layer, direction),
                         [part[index] for part in d_initial],
                         tape.clamps[index],
+                        None if hidden is None else hidden[index],
                     )
                     sizes = None if packing is None else packing.batch_sizes
                     reverse = self._runs_reversed(direction)
@@ -527,6 +550,10 @@ class _GatedRecurrent:
         if packing is not None:
             d_output = self._user_layout(packing.restore(d_output))
             d_initial = [packing.restore(part) for part in d_initial]
+            if hidden is not None:
+                hidden = np.stack([packing.restore(part) for part in hidden])
+        if hidden is not None:
+            return d_output, self._pack_state(d_initial), hidden
         return d_output, self._pack_state(d_initial)
 
     def check_tape(self, tape: Tape) -> Params:

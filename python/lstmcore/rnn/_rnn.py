@@ -125,6 +125,7 @@ class RNN(_GatedRecurrent):
         grads,
         d_initial,
         clamps,
+        hidden_grads,
     ):
         # The tape holds the forward's x, h0, y, options and nonlinearity.
         dh_n = None if d_final is None else d_final[0]
@@ -137,4 +138,5 @@ class RNN(_GatedRecurrent):
             dx,
             *d_initial,
             accumulate_dx=accumulate_dx,
+            hidden_grads=hidden_grads,
         )
