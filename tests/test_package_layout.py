@@ -6,6 +6,8 @@ from __future__ import annotations
 import ast
 import importlib
 import pathlib
+import subprocess
+import sys
 
 import pytest
 
@@ -102,3 +104,16 @@ def test_the_earlier_module_names_are_the_same_modules(old, new):
 def test_the_microscope_does_not_shadow_the_standard_library():
     assert not (PACKAGE / "inspect.py").exists()
     assert "lstmcore.inspect" not in {_module_name(path) for path in PACKAGE.rglob("*.py")}
+
+
+# The optional extras: importing lstmcore (and its interop modules) must load none of
+# them; each is imported by the function that needs it.
+OPTIONAL_PACKAGES = ("torch", "onnx", "onnxruntime", "h5py", "safetensors", "sklearn", "keras", "matplotlib")
+
+
+def test_importing_lstmcore_loads_no_optional_package():
+    code = (
+        f"import sys, lstmcore, lstmcore.onnx\nprint(sorted(name for name in {OPTIONAL_PACKAGES!r} if name in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr

@@ -3,7 +3,8 @@
 import os as _os
 import sys as _sys
 
-from lstmcore import _core, microscope
+# lstmcore.onnx imports the onnx package only when one of its functions runs.
+from lstmcore import _core, microscope, onnx
 from lstmcore._core import get_num_threads, set_num_threads
 from lstmcore._util.blas import one_blas_thread
 from lstmcore.nn import (
@@ -57,5 +58,6 @@ __all__ = [
     "set_num_threads",
     "get_num_threads",
     "one_blas_thread",
+    "onnx",
     "__version__",
 ]
