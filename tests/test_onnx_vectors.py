@@ -3,8 +3,10 @@
 layers: the node's attributes become layer options, its W, R, B, P inputs become
 parameters in lstmcore's gate order, and lstmcore's outputs must equal ONNX's.
 
-This test holds its own small translation from an ONNX node to a layer; it reads the
-files with onnx's protobuf loader, which executes nothing.
+Twice: through this test's own small translation from an ONNX node to a layer (the
+layers' semantics, checked apart from the importer), and through ``lstmcore.onnx.load``
+(the importer, on files it did not write). Both read the files with onnx's protobuf
+loader, which executes nothing.
 """
 
 from __future__ import annotations
@@ -127,6 +129,21 @@ def test_an_onnx_test_vector_is_reproduced(case):
         onnx_h = expected[outputs["Y_h"]]
         got = np.swapaxes(h_n, 0, 1) if layer.batch_first else h_n
         assert_close("Y_h", got, onnx_h, 1e-5, 1e-6)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_an_onnx_test_vector_loads_and_runs_through_lstmcore_onnx_load(case):
+    import lstmcore.onnx
+
+    folder = os.path.join(NODE_TESTS, case)
+    model = lstmcore.onnx.load(os.path.join(folder, "model.onnx"))
+    data = os.path.join(folder, "test_data_set_0")
+    inputs = _tensors(data, "input_", model.input_names)
+    expected = _tensors(data, "output_", model.output_names)
+    assert set(inputs) == set(model.input_names) and expected
+    for name, got in zip(model.output_names, model.run(inputs)):
+        if name in expected:
+            assert_close(name, got, expected[name], 1e-5, 1e-6)
 
 
 def test_the_onnx_package_ships_vectors_of_every_operator():
