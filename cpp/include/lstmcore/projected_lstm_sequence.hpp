@@ -160,17 +160,10 @@ void projected_lstm_backward(const SequenceShape& s, Index proj, SequenceView<co
       const Scalar* c_t = cells + t * B * H;
       Scalar* d_gates_t = d_gates + t * B * G;
       Scalar* d_hidden_t = d_hidden + t * B * P;
+      // The total gradient of h_t is this pass's own input (d_hidden), and the caller's
+      // hidden_grads when asked for.
+      record_hidden_gradient<Scalar>(d_hidden, t, B, P, {0, B}, alive, features, dy, dh0);
       record_hidden_gradient<Scalar>(hidden_grads, t, B, P, {0, B}, alive, features, dy, dh0);
-      for (Index b = 0; b < B && m > 0; ++b) {
-        Scalar* total = d_hidden_t + b * P + features.begin;
-        if (b >= alive) {
-          std::fill_n(total, m, Scalar(0));
-          continue;
-        }
-        const Scalar* from_above = dy.at(t, b) + features.begin;
-        const Scalar* from_later = dh0 + b * P + features.begin;
-        for (Index j = 0; j < m; ++j) total[j] = from_above[j] + from_later[j];
-      }
       barrier.wait(team);
       if (n > 0 && alive > 0) {
         multiply_rows<Scalar>({d_hidden_t, P}, alive, P, packed_hr.data(), n, d_cell_out + units.begin, H, false);

@@ -20,28 +20,11 @@ OPERATORS = ("LSTM", "GRU", "RNN")
 # What each operator's activations list holds per direction, and lstmcore's defaults.
 _DEFAULT_ACTIVATIONS = {"LSTM": ["Sigmoid", "Tanh", "Tanh"], "GRU": ["Sigmoid", "Tanh"], "RNN": ["Tanh"]}
 _FROM_ONNX = {onnx_name: name for name, onnx_name in ONNX_ACTIVATIONS.items()}
+_SHARED_ATTRIBUTES = {"hidden_size", "direction", "layout", "activations", "activation_alpha", "activation_beta", "clip"}
 _KNOWN_ATTRIBUTES = {
-    "LSTM": {
-        "hidden_size",
-        "direction",
-        "layout",
-        "activations",
-        "activation_alpha",
-        "activation_beta",
-        "clip",
-        "input_forget",
-    },
-    "GRU": {
-        "hidden_size",
-        "direction",
-        "layout",
-        "activations",
-        "activation_alpha",
-        "activation_beta",
-        "clip",
-        "linear_before_reset",
-    },
-    "RNN": {"hidden_size", "direction", "layout", "activations", "activation_alpha", "activation_beta", "clip"},
+    "LSTM": _SHARED_ATTRIBUTES | {"input_forget"},
+    "GRU": _SHARED_ATTRIBUTES | {"linear_before_reset"},
+    "RNN": _SHARED_ATTRIBUTES,
 }
 
 
