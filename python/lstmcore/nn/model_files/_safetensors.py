@@ -141,6 +141,8 @@ class SafetensorsFile:
 
     def header_bytes(self):
         """The lstmcore header's bytes (UTF-8 JSON), within the .npz's header limit."""
+        # a lone surrogate (JSON's "\ud800") becomes bytes the header's UTF-8 check refuses,
+        # not an encoder's error
         raw = self._header_text.encode("utf-8", "surrogatepass")
         if len(raw) > MAX_HEADER_BYTES:
             raise self.fail(f"a header of {len(raw)} bytes; at most {MAX_HEADER_BYTES} are read")
