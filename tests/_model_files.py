@@ -1,5 +1,5 @@
-"""Model files for tests: reading and rewriting archives, hostile files, and the cost of
-loading one measured in a fresh process.
+"""Model files for tests: reading and rewriting archives and safetensors files, hostile
+files, and the cost of loading one measured in a fresh process.
 
 ``python tests/_model_files.py`` prints the time, peak memory and outcome of loading
 each hostile file (docs/model-files.md quotes the numbers).
@@ -211,6 +211,128 @@ HOSTILE = {
     "header_nested_50000_deep": header_nested_50000_deep,
 }
 
+# ----------------------------------------------------------------------- safetensors files
+# Written here byte by byte, without the safetensors library: the hostile ones are files no
+# library would write, and none of them needs it installed.
+
+_SAFETENSORS_DTYPES = {np.dtype(t): code for t, code in ((np.float32, "F32"), (np.float64, "F64"), (np.uint8, "U8"))}
+
+
+def safetensors_parts(model, header=None, params=None):
+    """(entries, data) of ``model`` as lstmcore writes it in safetensors: the JSON header's
+    entries ({"__metadata__": {...}, name: {"dtype", "shape", "data_offsets"}}) and the data
+    bytes. ``header`` (the lstmcore header, as an object) replaces the model's own, and
+    ``params`` ({name: array}) its weights."""
+    if header is None:
+        header = {
+            "format": "lstmcore-model",
+            "version": 1,
+            "layers": model.get_config()["layers"],
+            "metadata": model.metadata,
+        }
+    entries = {"__metadata__": {_format.HEADER: json.dumps(header)}}
+    data = bytearray()
+    for name, value in (model.params if params is None else params).items():
+        value = np.ascontiguousarray(value)
+        entries[name] = {
+            "dtype": _SAFETENSORS_DTYPES[value.dtype],
+            "shape": list(value.shape),
+            "data_offsets": [len(data), len(data) + value.nbytes],
+        }
+        data += value.tobytes()
+    return entries, bytes(data)
+
+
+def write_safetensors(path, entries, data=b"", length=None):
+    """A safetensors file of the JSON header ``entries`` (an object, or its text as str or
+    bytes) and ``data``; ``length`` replaces the header's true length in its first 8 bytes."""
+    text = entries if isinstance(entries, (str, bytes)) else json.dumps(entries)
+    text = text.encode("utf-8") if isinstance(text, str) else text
+    with open(path, "wb") as file:
+        file.write(struct.pack("<Q", len(text) if length is None else length) + text + data)
+
+
+def read_safetensors(path):
+    """(entries, data) of a safetensors file: its JSON header parsed, and the bytes after it."""
+    with open(path, "rb") as file:
+        raw = file.read()
+    (length,) = struct.unpack("<Q", raw[:8])
+    return json.loads(raw[8 : 8 + length]), raw[8 + length :]
+
+
+def _lstm_with_header(path, change):
+    model = Sequential([LSTM(1, 1, seed=0)])
+    header = {"format": "lstmcore-model", "version": 1, "layers": model.get_config()["layers"], "metadata": {}}
+    change(header["layers"][0]["config"])
+    write_safetensors(path, *safetensors_parts(model, header))
+
+
+def safetensors_hidden_size_6000(path):
+    """A genuine LSTM(1, 1)'s tensors under a header claiming hidden_size 6000."""
+    _lstm_with_header(path, lambda config: config.update(hidden_size=6000))
+
+
+def safetensors_num_layers_200000(path):
+    """A genuine LSTM(1, 1)'s tensors under a header claiming 200000 bidirectional layers."""
+    _lstm_with_header(path, lambda config: config.update(num_layers=200000, bidirectional=True))
+
+
+def safetensors_header_length_2_63(path):
+    """16 bytes whose header length claims 2**63 bytes."""
+    write_safetensors(path, b"{}", b"", length=2**63)
+
+
+def safetensors_header_length_past_the_end(path):
+    """A small file whose header length claims 8 MiB, under the limit but past its end."""
+    write_safetensors(path, b"{}", bytes(100), length=8 * 2**20)
+
+
+def safetensors_claims_500m_floats(path):
+    """A Dense layer of 500M weights in the header and in the tensor entries (2 GB if
+    believed), with 8 bytes of data."""
+    header = {
+        "format": "lstmcore-model",
+        "version": 1,
+        "layers": [{"type": "Dense", "config": {"in_features": 500_000_000, "out_features": 1}}],
+        "metadata": {},
+    }
+    entries = {
+        "__metadata__": {_format.HEADER: json.dumps(header)},
+        "0.weight": {"dtype": "F32", "shape": [1, 500_000_000], "data_offsets": [0, 2_000_000_000]},
+        "0.bias": {"dtype": "F32", "shape": [1], "data_offsets": [2_000_000_000, 2_000_000_004]},
+    }
+    write_safetensors(path, entries, bytes(8))
+
+
+def safetensors_sixty_thousand_tensors(path):
+    """60000 empty tensor entries (a 4 MB header)."""
+    entries = {f"{index}": {"dtype": "F32", "shape": [0], "data_offsets": [0, 0]} for index in range(60_000)}
+    write_safetensors(path, entries)
+
+
+def safetensors_a_million_lists(path):
+    """A 3 MB header of a million empty lists (a tensor's shape)."""
+    write_safetensors(
+        path, '{"x": {"dtype": "F32", "shape": [' + ",".join(["[]"] * 1_000_000) + '], "data_offsets": [0, 0]}}'
+    )
+
+
+def safetensors_nested_50000_deep(path):
+    """A header nesting lists 50000 deep."""
+    write_safetensors(path, '{"x": ' + "[" * 50_000 + "]" * 50_000 + "}")
+
+
+SAFETENSORS_HOSTILE = {
+    "safetensors_hidden_size_6000": safetensors_hidden_size_6000,
+    "safetensors_num_layers_200000": safetensors_num_layers_200000,
+    "safetensors_header_length_2_63": safetensors_header_length_2_63,
+    "safetensors_header_length_past_the_end": safetensors_header_length_past_the_end,
+    "safetensors_claims_500m_floats": safetensors_claims_500m_floats,
+    "safetensors_sixty_thousand_tensors": safetensors_sixty_thousand_tensors,
+    "safetensors_a_million_lists": safetensors_a_million_lists,
+    "safetensors_nested_50000_deep": safetensors_nested_50000_deep,
+}
+
 _MEASURE = """
 import json, resource, sys, time, tracemalloc
 import lstmcore
@@ -249,13 +371,13 @@ def measure_load(path, timeout=120):
 
 if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as folder:
-        print(f"{'file':28} {'bytes':>9} {'seconds':>8} {'RSS MB':>7} {'traced MB':>9}  outcome (message length)")
-        for name, make in HOSTILE.items():
-            path = os.path.join(folder, name + ".npz")
+        print(f"{'file':40} {'bytes':>9} {'seconds':>8} {'RSS MB':>7} {'traced MB':>9}  outcome (message length)")
+        for name, make in [*HOSTILE.items(), *SAFETENSORS_HOSTILE.items()]:
+            path = os.path.join(folder, name + (".safetensors" if name in SAFETENSORS_HOSTILE else ".npz"))
             make(path)
             result = measure_load(path, timeout=600)
             print(
-                f"{name:28} {os.path.getsize(path):9d} {result['seconds']:8.3f} {result['peak_growth_mb']:7.1f} "
+                f"{name:40} {os.path.getsize(path):9d} {result['seconds']:8.3f} {result['peak_growth_mb']:7.1f} "
                 f"{result['traced_peak_mb']:9.1f}  "
                 f"{result['outcome']} ({result['message_length']}): {result['message'][:150]}"
             )

@@ -27,9 +27,9 @@ from _model_files import (
 )
 from _variants import LAYER_VARIANTS
 from lstmcore import GRU, LSTM, Dense, Dropout, Embedding, LastStep, MeanPool, ModelFileError, Sequential
+from lstmcore.nn.model_files import _archive
 from lstmcore.nn.model_files import _format as _model_format
 from lstmcore.nn.model_files import _header as _model_header
-from lstmcore.nn.model_files import _load
 
 
 @pytest.fixture
@@ -233,7 +233,7 @@ def test_brackets_inside_strings_are_not_nesting(saved, tmp_path):
 
 def test_a_header_over_the_size_limit_is_refused_before_it_is_read(saved, tmp_path, monkeypatch):
     monkeypatch.setattr(_model_format, "MAX_HEADER_BYTES", 1000)
-    monkeypatch.setattr(_load, "MAX_HEADER_BYTES", 1000)
+    monkeypatch.setattr(_archive, "MAX_HEADER_BYTES", 1000)
     path = _header_change(saved, tmp_path, lambda h: h.update(metadata={"text": "x" * 2000}))
     refused(path, r"a header of \d+ bytes; at most 1000 are read")
 

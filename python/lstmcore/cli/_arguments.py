@@ -102,7 +102,11 @@ def training_options(parser, defaults, *, out):
         help="seeds weights and shuffling: same seed, same losses",
     )
     group.add_argument(
-        "--out", type=nonempty_path, default=out, metavar="FILE", help="where to save the model (default %(default)s)"
+        "--out",
+        type=nonempty_path,
+        default=out,
+        metavar="FILE",
+        help="where to save the model: .npz, or safetensors for a name ending .safetensors (default %(default)s)",
     )
     group.add_argument("--quiet", action="store_true", help="no per-epoch progress")
 

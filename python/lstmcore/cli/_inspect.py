@@ -40,7 +40,7 @@ def add_parser(commands):
         "forget (update) gate over time. --ablate clamps each gate of that LSTM in turn and prints the "
         "change of the model's loss on DATA.",
     )
-    parser.add_argument("model", metavar="MODEL", help="model file (.npz)")
+    parser.add_argument("model", metavar="MODEL", help="model file (.npz or .safetensors)")
     parser.add_argument("data", metavar="DATA", help="data file, as described above")
     parser.add_argument(
         "--plot-dir", type=arguments.nonempty_path, metavar="DIR", help="write PNG plots here (needs matplotlib)"

@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from lstmcore.cli._errors import TaskError
+from lstmcore.nn.model_files import _safetensors
+from lstmcore.nn.model_files._save import writes_safetensors
 
 
 def chronological_split(count, validation_fraction):
@@ -20,6 +22,16 @@ def chronological_split(count, validation_fraction):
 
 def count_params(model):
     return sum(int(np.size(array)) for array in model.params.values())
+
+
+def check_model_output(out):
+    """Fail before training, not after, when ``out`` names a .safetensors file and the
+    package that writes one is missing."""
+    if out and writes_safetensors(out):
+        try:
+            _safetensors.serializer()
+        except ImportError as error:
+            raise TaskError(f"cannot write {out}: {error}") from None
 
 
 def save_trained(model, out, echo):

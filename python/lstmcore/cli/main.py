@@ -56,7 +56,7 @@ def build_parser():
         description="forecast model: print the values after the end of --csv FILE --column NAME. "
         "classify model: print the label, its probability and the text for each --text or CSV row.",
     )
-    predict.add_argument("model", metavar="MODEL", help="model file (.npz)")
+    predict.add_argument("model", metavar="MODEL", help="model file (.npz or .safetensors)")
     predict.add_argument("--csv", metavar="FILE", help="CSV file with a header row")
     predict.add_argument("--column", help="column of --csv (default: the model's column, or 'text')")
     predict.add_argument("--text", action="append", help="a text to classify (repeatable)")

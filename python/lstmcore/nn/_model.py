@@ -252,5 +252,6 @@ class Sequential:
         )
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the model to exactly ``path`` (one .npz file, atomically); see ``lstmcore.load``."""
+        """Write the model to exactly ``path``, atomically: one safetensors file when ``path``
+        ends in ".safetensors" (the ``safetensors`` extra), else one .npz; see ``lstmcore.load``."""
         save(self, path)

@@ -18,7 +18,7 @@ from lstmcore.cli._errors import TaskError
 from lstmcore.cli._files import check_output_paths, read_text
 from lstmcore.cli._limits import BOUNDS, MAX_VOCABULARY, check_model_size, lstm_parameters
 from lstmcore.cli._model_files import load_model
-from lstmcore.cli._training import chronological_split, count_params, save_trained
+from lstmcore.cli._training import check_model_output, chronological_split, count_params, save_trained
 from lstmcore.rnn._recurrent import _GatedRecurrent
 
 NAME = "charlm"
@@ -57,7 +57,7 @@ def add_parsers(train_tasks, commands):
         help="sample text from a charlm model",
         description="Sample text from a model made by `lstmcore train charlm`, one character at a time.",
     )
-    parser.add_argument("model", metavar="MODEL", help="model file (.npz)")
+    parser.add_argument("model", metavar="MODEL", help="model file (.npz or .safetensors)")
     parser.add_argument(
         "--length", type=arguments.whole_number("length"), default=300, help="characters to sample (default %(default)s)"
     )
@@ -137,6 +137,7 @@ def train_charlm(
     the training text), which knows nothing about order.
     """
     check_output_paths(out)
+    check_model_output(out)
     if text is None:
         content, source = datasets.load_text("alice"), SHIPPED_TEXT
     else:

@@ -18,7 +18,7 @@ from lstmcore.cli._cells import layer_text, recurrent_layer
 from lstmcore.cli._errors import TaskError
 from lstmcore.cli._files import check_output_paths, read_csv_columns
 from lstmcore.cli._limits import BOUNDS, check_model_size, lstm_parameters
-from lstmcore.cli._training import chronological_split, count_params, save_trained
+from lstmcore.cli._training import check_model_output, chronological_split, count_params, save_trained
 
 NAME = "classify"
 SHIPPED_SENTENCES = "the shipped sentences labelled carroll / shakespeare"
@@ -150,6 +150,7 @@ def train_classify(
     frequent training label).
     """
     check_output_paths(out)
+    check_model_output(out)
     if csv is None:
         texts, labels = datasets.load_sentences()
         source, text_column, label_column = SHIPPED_SENTENCES, "text", "label"

@@ -19,7 +19,7 @@ from lstmcore.cli._cells import layer_text, recurrent_layer
 from lstmcore.cli._errors import TaskError
 from lstmcore.cli._files import check_output_paths, read_series
 from lstmcore.cli._limits import BOUNDS, check_model_size, lstm_parameters
-from lstmcore.cli._training import chronological_split, count_params, save_trained
+from lstmcore.cli._training import check_model_output, chronological_split, count_params, save_trained
 from lstmcore.cli.tasks._plot import plot_forecast
 
 NAME = "forecast"
@@ -126,6 +126,7 @@ def train_forecast(
     and, when ``season`` > 0, the seasonal-naive one (the value one season earlier).
     """
     check_output_paths(out, plot)
+    check_model_output(out)
     check_model_size(
         parameters=lstm_parameters(1, hidden, layers) + (hidden + 1) * horizon,
         batch_size=batch_size,

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
-import stat
 import struct
 import tokenize
 import zipfile
@@ -23,8 +21,10 @@ import numpy as np
 
 from lstmcore.nn.model_files._format import (
     EXPANSION_SLACK,
+    HEADER,
     MAX_DIRECTORY_BYTES,
     MAX_EXPANSION,
+    MAX_HEADER_BYTES,
     MAX_MEMBER_NAME,
     MAX_NPY_HEADER,
     ModelFileError,
@@ -61,23 +61,23 @@ class ArrayHeader:
 
 
 class Archive:
-    """The members of the .npz at ``path`` by key (the member name without ".npy").
+    """The members of the .npz at ``path`` by key (the member name without ".npy"); its
+    ``weights``: the keys but the header's.
 
     Use as a context manager; every problem is a ModelFileError naming the file.
     """
 
-    def __init__(self, path):
-        self.path = path
-        # O_NONBLOCK: opening a FIFO to read would wait for a writer; a regular file
-        # ignores it (and anything else is refused below)
-        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-        self._file = os.fdopen(descriptor, "rb")
+    def __init__(self, path, file, size):
+        """``file``: the open regular file at ``path`` (``_load.open_model_file``), of
+        ``size`` bytes, starting as a zip archive does; closed with the archive."""
+        self.path, self._file, self.size = path, file, size
         try:
             self._zip = self._open_zip()
             self.members = self._checked_members()
         except BaseException:
             self.close()
             raise
+        self.weights = set(self.members) - {HEADER}
 
     def close(self):
         zipped = getattr(self, "_zip", None)
@@ -97,15 +97,6 @@ class Archive:
     # ----------------------------------------------------------------- the archive
 
     def _open_zip(self):
-        status = os.fstat(self._file.fileno())
-        if not stat.S_ISREG(status.st_mode):
-            raise self.fail("not a regular file, so not a model file")
-        self.size = status.st_size
-        start = self._file.read(6)
-        if start.startswith(b"\x93NUMPY"):
-            raise self.fail("a single .npy array, not an lstmcore model file (.npz)")
-        if not start.startswith(b"PK\x03\x04"):
-            raise self.fail("not an lstmcore model file (not an .npz archive)")
         directory = self._directory_size()
         if directory is not None and directory > MAX_DIRECTORY_BYTES:
             raise self.fail(
@@ -211,6 +202,20 @@ class Archive:
                 f"but the member holds {held} bytes of data"
             )
         return header
+
+    def header_bytes(self):
+        """The JSON header's bytes, read once its member's .npy header declared a size
+        within the limit."""
+        if HEADER not in self.members:
+            raise self.fail("an .npz archive without an lstmcore header, not a model file")
+        declared = self.array_header(HEADER)
+        if declared.dtype != np.uint8 or len(declared.shape) != 1:
+            raise self.fail(f"expected the header as uint8 bytes (n,), got {declared.text()}")
+        if declared.shape[0] > MAX_HEADER_BYTES:
+            raise self.fail(f"a header of {declared.shape[0]} bytes; at most {MAX_HEADER_BYTES} are read")
+        raw = np.empty(declared.shape, np.uint8)
+        self.read_into(HEADER, raw)
+        return raw.tobytes()
 
     def array_header(self, key):
         """The member's ArrayHeader, read without reading its data."""

@@ -10,7 +10,10 @@ import reprlib
 
 FORMAT = "lstmcore-model"
 VERSION = 1
-HEADER = "__lstmcore_header__"  # the archive member holding the JSON header (uint8)
+# The JSON header's place: the .npz member holding it (uint8), the key of the safetensors
+# metadata holding it (a string)
+HEADER = "__lstmcore_header__"
+SAFETENSORS_SUFFIX = ".safetensors"  # save writes safetensors to a path ending so, else .npz
 
 # The JSON header: layer configurations and the metadata (a vocabulary, class names).
 MAX_HEADER_BYTES = 4 * 2**20
@@ -27,6 +30,14 @@ EXPANSION_SLACK = 2**20
 # The zip's central directory: ~100 bytes per member as np.savez writes it (20000 members,
 # a Sequential of 1000 layers or an LSTM of 1000 bidirectional layers with every option).
 MAX_DIRECTORY_BYTES = 2 * 2**20
+# A .safetensors model file's own JSON header: an entry of ~100 bytes per tensor (2 MiB:
+# as many as the .npz directory admits members) and the lstmcore header as one JSON string
+# in its metadata, which escaping ('"' written '\\"') at most doubles. The safetensors
+# library itself would read a header of up to 100 MB.
+MAX_SAFETENSORS_HEADER = 2 * MAX_HEADER_BYTES + MAX_DIRECTORY_BYTES
+# Its values outside strings: some 11 per tensor entry (an object, its shape and offsets
+# lists and their numbers), so about 20000 tensors again.
+MAX_SAFETENSORS_VALUES = 16 * 20000
 MAX_NPY_HEADER = 10000  # NumPy's own default for an .npy header's text
 MAX_MEMBER_NAME = 1000
 MAX_MESSAGE = 1000  # characters of an error message (the path included)

@@ -1,4 +1,5 @@
-"""Writing a model file: the header and the weights into one .npz archive, atomically."""
+"""Writing a model file: the header and the weights into one .npz archive or one
+safetensors file (by the path's suffix), atomically."""
 
 from __future__ import annotations
 
@@ -11,14 +12,20 @@ import numpy as np
 from lstmcore._typing import Model
 from lstmcore._util.atomic import write_atomically
 from lstmcore.nn._metadata import check_metadata
-from lstmcore.nn.model_files._format import FORMAT, HEADER, VERSION
+from lstmcore.nn.model_files import _safetensors
+from lstmcore.nn.model_files._format import FORMAT, HEADER, SAFETENSORS_SUFFIX, VERSION
 from lstmcore.nn.model_files._header import LAYER_TYPES
 
 
 def save(model: Model, path: str | os.PathLike[str]) -> None:
     """Write ``model`` to ``path`` atomically (``lstmcore._util.atomic``: a temporary
     file beside it, flushed and fsynced, then renamed over it; a symlink is written
-    through and a replaced file's mode kept)."""
+    through and a replaced file's mode kept): safetensors when ``path`` ends in
+    ".safetensors" (any case; it needs the safetensors package), an .npz archive
+    otherwise, whatever the suffix."""
+    safetensors = writes_safetensors(path)
+    if safetensors:
+        _safetensors.serializer()  # missing: said before any work, and no temporary file made
     config = model.get_config()
     for index, (entry, layer) in enumerate(zip(config["layers"], model.layers)):
         if LAYER_TYPES.get(entry["type"]) is not type(layer):
@@ -26,11 +33,22 @@ def save(model: Model, path: str | os.PathLike[str]) -> None:
                 f"cannot save layer {index} of type {type(layer).__name__}: model files hold only {sorted(LAYER_TYPES)}"
             )
     metadata = check_metadata(model.metadata)  # it may have been reassigned since construction
-    header = {"format": FORMAT, "version": VERSION, "layers": config["layers"], "metadata": metadata}
-    arrays: dict[str, Any] = {HEADER: np.frombuffer(json.dumps(header, allow_nan=False).encode("utf-8"), np.uint8)}
+    header = json.dumps(
+        {"format": FORMAT, "version": VERSION, "layers": config["layers"], "metadata": metadata}, allow_nan=False
+    )
+    arrays: dict[str, Any] = {}
     for name, value in model.params.items():
         value = np.asarray(value)
         if value.dtype.kind != "f":
             raise ValueError(f"expected params[{name!r}] as a float array, got dtype {value.dtype}")
         arrays[name] = value
-    write_atomically(path, lambda file: np.savez(file, **arrays))
+    if safetensors:
+        _safetensors.write(path, header, arrays)
+    else:
+        arrays[HEADER] = np.frombuffer(header.encode("utf-8"), np.uint8)
+        write_atomically(path, lambda file: np.savez(file, **arrays))
+
+
+def writes_safetensors(path: str | os.PathLike[str]) -> bool:
+    """Whether ``save`` writes ``path`` as safetensors (rather than .npz)."""
+    return os.fspath(path).lower().endswith(SAFETENSORS_SUFFIX)
