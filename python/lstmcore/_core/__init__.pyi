@@ -71,7 +71,8 @@ class LstmWeights:
     def peephole(self) -> _Floats | None: ...
 
 class LstmOptions:
-    """An LSTM pass's cell ('plain', 'peephole', 'coupled', 'peephole_coupled' or 'general'), clamps, regularizers."""
+    """An LSTM pass's cell ('plain', 'peephole', 'coupled', 'peephole_coupled'; with chosen activations and clip
+    'general', 'general_peephole', 'general_coupled', 'general_peephole_coupled'), clamps, regularizers."""
 
     def __init__(
         self,
