@@ -1,7 +1,8 @@
 """gate_activation, activation, cell_activation and clip (ONNX's activations and clip) on
-the LSTM's plain cell and the GRU (both forms): the core against lstmcore.reference in both
-passes and both dtypes, finite differences, a transcription of the ONNX operators' own
-equations, the defaults' kernels unchanged, model files, and the errors."""
+the LSTM's plain, peephole, coupled and peephole+coupled cells and the GRU (both forms): the
+core against lstmcore.reference in both passes and both dtypes, finite differences, a
+transcription of the ONNX operators' own equations (with P and input_forget), the defaults'
+kernels unchanged, model files, and the errors. The RNN's: tests/test_rnn_activations.py."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 import lstmcore
+from _layer_vs_reference import reference_kind
 from lstmcore import reference
 from lstmcore.reference import Activations
 
@@ -22,6 +24,11 @@ CASES = [
     ("lstm", dict(gate_activation=("hard_sigmoid", 1 / 6, 0.5), cell_activation="softsign", clip=1.5)),
     ("lstm", dict(gate_activation="softsign", activation="sigmoid", cell_activation="tanh", clip=0.3)),
     ("lstm", dict(clip=0.5)),
+    ("lstm", dict(peephole=True, gate_activation="softsign", cell_activation="relu", clip=0.9)),
+    ("lstm", dict(peephole=True, gate_activation=("hard_sigmoid", 0.3, 0.4), activation="linear")),
+    ("lstm", dict(coupled=True, activation="softsign", cell_activation="linear", clip=0.6)),
+    ("lstm", dict(peephole=True, coupled=True, gate_activation="hard_sigmoid", activation="relu", clip=1.2)),
+    ("lstm", dict(peephole=True, coupled=True, cell_activation="softsign")),
     ("gru", dict(gate_activation="hard_sigmoid", activation="relu")),
     ("gru", dict(gate_activation="softsign", activation="linear", clip=0.6)),
     ("gru_before", dict(gate_activation=("hard_sigmoid", 1 / 6, 0.5), activation="softsign", clip=0.4)),
@@ -44,7 +51,7 @@ def reference_options(layer):
     acts = Activations(layer.gate_activation, layer.activation, output, clip=layer.clip)
     if isinstance(layer, lstmcore.GRU):
         return "gru", {"activations": acts, "reset_after": layer.reset_after}
-    return "lstm", {"activations": acts}
+    return reference_kind(layer), {"activations": acts}
 
 
 def run_layer(layer, x, dy, lengths=None):
@@ -106,6 +113,49 @@ def test_lengths_match_each_sequence_alone(kind, options):
     assert_all_close(grads, summed, np.float64)
 
 
+# One case of each cell form: plain, peephole, coupled, peephole and coupled, GRU.
+FORMS = pytest.mark.parametrize("kind, options", [CASES[k] for k in (0, 5, 7, 8, 10)], ids=[IDS[k] for k in (0, 5, 7, 8, 10)])
+
+
+@FORMS
+def test_reverse_and_bias_free_match_the_reference_on_each_sequence(kind, options):
+    layer = make(kind, {**options, "bias": False, "reverse": True})
+    x, dy = inputs(layer, batch=3, steps=6)
+    lengths = np.array([4, 6, 2])
+    dy[np.arange(6)[None, :] >= lengths[:, None]] = 0
+    y, dx, grads = run_layer(layer, x, dy, lengths)
+    ref_kind, ref_options = reference_options(layer)
+    params = dict(layer.params)
+    for name in ("bias_ih_l0", "bias_hh_l0"):
+        params[name] = np.zeros(layer.params["weight_ih_l0"].shape[0])
+    summed = {name: np.zeros_like(value) for name, value in grads.items()}
+    for b, length in enumerate(lengths):
+        flipped = x[b : b + 1, :length][:, ::-1]
+        ry, _, cache = reference.rnn_forward(
+            ref_kind, params, flipped, num_layers=1, bidirectional=False, options=ref_options
+        )  # fmt: skip
+        rdx, _, rgrads = reference.rnn_backward(cache, dy[b : b + 1, :length][:, ::-1])
+        expected = {"y": ry[:, ::-1], "dx": rdx[:, ::-1]}
+        assert_all_close({"y": y[b : b + 1, :length], "dx": dx[b : b + 1, :length]}, expected, np.float64)
+        for name in summed:
+            summed[name] += rgrads[name]
+    assert_all_close(grads, summed, np.float64)
+
+
+@FORMS
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_steps_carry_the_state_as_one_call_does(kind, options, dtype):
+    layer = make(kind, options, dtype, num_layers=2)
+    x, _ = inputs(layer)
+    y, final = layer(x)
+    state = None
+    for t in range(x.shape[1]):
+        y_t, state = layer.step(x[:, t], state)
+        np.testing.assert_allclose(y_t, y[:, t], rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6)
+    for got, expected in zip(state if isinstance(state, tuple) else [state], final if isinstance(final, tuple) else [final]):
+        np.testing.assert_allclose(got, expected, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6)
+
+
 def test_the_clips_hold_values():
     for kind, options in CASES:
         if "clip" not in options:
@@ -132,7 +182,8 @@ def test_gradients_match_finite_differences(kind, options):
     grads = {name: value.copy() for name, value in layer.grads.items()}
     eps = 1e-6
     rng = np.random.default_rng(2)
-    checks = [("x", x, dx)] + [(name, layer.params[name], grads[name]) for name in ("weight_ih_l0", "bias_hh_l0")]
+    names = [name for name in ("weight_ih_l0", "bias_hh_l0", "weight_peephole_l0") if name in layer.params]
+    checks = [("x", x, dx)] + [(name, layer.params[name], grads[name]) for name in names]
     for name, array, analytic in checks:
         for index in zip(*(rng.integers(0, n, 6) for n in array.shape)):
             kept = array[index]
@@ -187,20 +238,27 @@ def onnx_functions(activations, alphas, betas):
     return functions
 
 
-def onnx_lstm(X, W, R, B, activations, alphas, betas, clip):
-    """ONNX LSTM, one direction, no peepholes: X [T, B, I], W [1, 4H, I] (gates i, o, f, c),
-    R [1, 4H, H], B [1, 8H] (Wb then Rb). Returns Y [T, 1, B, H]. clip bounds the input of
-    f and g (the gates); lstmcore reads it as not bounding C_t where h acts on it."""
+def onnx_lstm(X, W, R, B, activations, alphas, betas, clip, P=None, input_forget=0):
+    """ONNX LSTM, one direction: X [T, B, I], W [1, 4H, I] (gates i, o, f, c), R [1, 4H, H],
+    B [1, 8H] (Wb then Rb), P [1, 3H] (peepholes i, o, f) or None. Returns Y [T, 1, B, H].
+    clip bounds the input of f and g (the gates, peephole terms included); lstmcore reads it
+    as not bounding C_t where h acts on it. input_forget=1 couples the input and forget
+    gates, ft = 1 - it (onnxruntime's reading), so the f blocks of W, R, B and P go unused."""
     f, g, h = onnx_functions(activations, alphas, betas)
     hidden = R.shape[2]
+    Pi, Po, Pf = np.split(P[0], 3) if P is not None else np.zeros((3, hidden))
     Ht = np.zeros((X.shape[1], hidden))
     Ct = np.zeros((X.shape[1], hidden))
     Y = []
     for Xt in X:
-        pre = np.clip(Xt @ W[0].T + Ht @ R[0].T + B[0, : 4 * hidden] + B[0, 4 * hidden :], -clip, clip)
-        it, ot, ft, ct = (pre[:, k * hidden : (k + 1) * hidden] for k in range(4))
-        Ct = f(ft) * Ct + f(it) * g(ct)
-        Ht = f(ot) * h(Ct)
+        pre = Xt @ W[0].T + Ht @ R[0].T + B[0, : 4 * hidden] + B[0, 4 * hidden :]
+        i_in, o_in, f_in, c_in = (pre[:, k * hidden : (k + 1) * hidden] for k in range(4))
+        it = f(np.clip(i_in + Pi * Ct, -clip, clip))
+        ft = 1 - it if input_forget else f(np.clip(f_in + Pf * Ct, -clip, clip))
+        ct = g(np.clip(c_in, -clip, clip))
+        Ct = ft * Ct + it * ct
+        ot = f(np.clip(o_in + Po * Ct, -clip, clip))
+        Ht = ot * h(Ct)
         Y.append(Ht)
     return np.stack(Y)[:, None]
 
@@ -252,6 +310,31 @@ def test_lstm_matches_the_onnx_operator_equations():
     np.testing.assert_allclose(layer(X)[0], expected[:, 0], rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("peephole, coupled", [(True, False), (False, True), (True, True)])
+def test_lstm_variants_match_the_onnx_operator_equations(peephole, coupled):
+    layer = lstmcore.LSTM(
+        4, 5, dtype=np.float64, seed=7, batch_first=False, peephole=peephole, coupled=coupled,
+        gate_activation=("hard_sigmoid", 0.3, 0.4), activation="softsign", cell_activation="relu", clip=0.9,
+    )  # fmt: skip
+    rng = np.random.default_rng(0)
+    X = 2 * rng.standard_normal((6, 3, 4))
+    if peephole:
+        layer.params["weight_peephole_l0"][...] = rng.standard_normal(layer.params["weight_peephole_l0"].shape)
+    params = dict(layer.params)
+    if coupled:  # lstmcore's i, g, o; ONNX's f blocks (random here) must go unused
+        for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
+            i, g, o = np.split(params[name], 3)
+            params[name] = np.concatenate([i, rng.standard_normal(i.shape), g, o])
+    W, R, B = onnx_blocks(params, order=(0, 3, 1, 2))  # i, f, g, o -> i, o, f, c
+    P = None
+    if peephole:
+        rows = params["weight_peephole_l0"]
+        p_i, p_o, p_f = (rows[0], rows[1], rng.standard_normal(5)) if coupled else (rows[0], rows[2], rows[1])
+        P = np.concatenate([p_i, p_o, p_f])[None]
+    expected = onnx_lstm(X, W, R, B, ["HardSigmoid", "Softsign", "Relu"], [0.3], [0.4], 0.9, P, int(coupled))
+    np.testing.assert_allclose(layer(X)[0], expected[:, 0], rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("reset_after", [True, False])
 def test_gru_matches_the_onnx_operator_equations(reset_after):
     layer = lstmcore.GRU(
@@ -287,7 +370,7 @@ def test_explicit_defaults_run_the_default_kernel_bit_for_bit(cls, explicit, dty
     assert all(np.array_equal(default.grads[k], spelled.grads[k]) for k in default.grads)
 
 
-@pytest.mark.parametrize("kind, options", CASES[:1] + CASES[5:6], ids=IDS[:1] + IDS[5:6])
+@FORMS
 def test_gate_traces_hold_the_activated_gates(kind, options):
     layer = make(kind, options)
     x, _ = inputs(layer)
@@ -296,7 +379,13 @@ def test_gate_traces_hold_the_activated_gates(kind, options):
     _, _, cache = reference.rnn_forward(ref_kind, params, x, num_layers=1, bidirectional=False, options=ref_options)
     gates = cache["caches"][0, 0]["gates"]  # (T, B, K, H)
     traces = layer.gate_traces(layer.forward(x)[2])[0]
-    names = ("input", "forget", "candidate", "output") if kind == "lstm" else ("reset", "update", "candidate")
+    if kind != "lstm":
+        names = ("reset", "update", "candidate")
+    elif layer.coupled:
+        names = ("input", "candidate", "output")
+        np.testing.assert_allclose(traces["forget"], 1 - gates[:, :, 0], rtol=1e-12, atol=1e-14)
+    else:
+        names = ("input", "forget", "candidate", "output")
     for k, name in enumerate(names):
         np.testing.assert_allclose(traces[name], gates[:, :, k], rtol=1e-12, atol=1e-14)
 
@@ -306,6 +395,7 @@ def test_model_file_round_trip(tmp_path):
         [
             lstmcore.LSTM(3, 4, gate_activation=("hard_sigmoid", 1 / 6, 0.5), cell_activation="softsign", clip=2.0),
             lstmcore.GRU(4, 5, activation="relu", clip=1.5, reset_after=False),
+            lstmcore.LSTM(5, 4, peephole=True, coupled=True, activation="softsign", clip=0.8, reverse=True),
         ]
     )
     path = tmp_path / "model.lstmcore"
@@ -317,6 +407,8 @@ def test_model_file_round_trip(tmp_path):
     configs = [layer["config"] for layer in model.get_config()["layers"]]
     assert configs[0]["gate_activation"] == ["hard_sigmoid", 1 / 6, 0.5] and configs[0]["clip"] == 2.0
     assert configs[1]["activation"] == "relu" and configs[1]["gate_activation"] == "sigmoid"
+    assert configs[2]["peephole"] and configs[2]["coupled"] and configs[2]["clip"] == 0.8
+    assert loaded.layers[2].cell == "general_peephole_coupled"
 
 
 @pytest.mark.parametrize(
@@ -330,10 +422,9 @@ def test_model_file_round_trip(tmp_path):
         (dict(clip=-1.0), "clip"),
         (dict(clip=float("inf")), "clip"),
         (dict(clip=True), "clip"),
-        (dict(clip=0.5, peephole=True), "supported on LSTM \\(plain cell\\) and GRU"),
-        (dict(activation="relu", coupled=True), "supported on LSTM \\(plain cell\\) and GRU"),
-        (dict(gate_activation="linear", proj_size=2), "supported on LSTM \\(plain cell\\) and GRU"),
-        (dict(clip=1.0, layer_norm=True), "supported on LSTM \\(plain cell\\) and GRU"),
+        (dict(gate_activation="linear", proj_size=2), "peephole\\+coupled cells .* not with proj_size or layer_norm"),
+        (dict(clip=1.0, layer_norm=True), "peephole\\+coupled cells .* not with proj_size or layer_norm"),
+        (dict(clip=1.0, peephole=True, proj_size=2), "not with proj_size or layer_norm; got \\{'clip': 1.0\\}"),
     ],
 )
 def test_bad_values_are_refused(options, message):

@@ -1,5 +1,5 @@
-// The LSTM passes (plain, peephole, coupled and coupled-with-peepholes cells): lstm_forward returns an LstmTape
-// the core owns, lstm_backward takes it back.
+// The LSTM passes (plain, peephole, coupled and coupled-with-peepholes cells, fixed or
+// general): lstm_forward returns an LstmTape the core owns, lstm_backward takes it back.
 //
 // Weights and their gradients come as _core.LstmWeights (references, no copies), the
 // cell and its regularizers as _core.LstmOptions; the tape keeps references to the
@@ -30,7 +30,7 @@ py::object lstm_forward(const py::array& x, const LstmWeights& weights, const py
                         const py::array& y, const PassOptions& pass, const LstmCallOptions& cell_options,
                         bool taped) {
   py::object result;
-  dispatch_cell(cell_options.cell, [&](auto kind) {
+  dispatch_cell<true>(cell_options.cell, [&](auto kind) {
     using Kind = decltype(kind);
     constexpr Index K = Kind::template type<float>::kGates;
     const Dims d = dims_of(x, weights.weight_hh, K, pass.batch_first);
@@ -66,7 +66,7 @@ void lstm_backward(const BoundLstmTape& tape, const LstmWeights& weights, const 
                    const py::object& dh_n, const py::object& dc_n, const LstmWeights& grads, const py::array& dx,
                    const py::array& dh0, const py::array& dc0, bool accumulate_dx, const py::object& hidden_grads) {
   const PassOptions& pass = tape.pass;
-  dispatch_cell(tape.options.cell, [&](auto kind) {
+  dispatch_cell<true>(tape.options.cell, [&](auto kind) {
     using Kind = decltype(kind);
     constexpr Index K = Kind::template type<float>::kGates;
     const Dims d = dims_of(tape.x, weights.weight_hh, K, pass.batch_first);
@@ -138,9 +138,9 @@ void register_lstm(py::module_& m) {
       .def_readonly("peephole", &LstmWeights::peephole);
   py::class_<LstmCallOptions>(
       m, "LstmOptions",
-      "An LSTM pass's cell ('plain', 'peephole', 'coupled', 'peephole_coupled' or 'general': the plain cell "
-      "with chosen activations and clip), gate clamps and regularizers (recurrent dropout mask, zoneout masks or "
-      "inference rate).")
+      "An LSTM pass's cell ('plain', 'peephole', 'coupled', 'peephole_coupled', or 'general', "
+      "'general_peephole', 'general_coupled', 'general_peephole_coupled': those forms with chosen activations and "
+      "clip), gate clamps and regularizers (recurrent dropout mask, zoneout masks or inference rate).")
       .def(py::init([](std::string cell, py::object clamps, py::object recurrent_mask, py::object zoneout_h,
                        py::object zoneout_c, double zoneout_rate, py::object activations, double clip) {
              return LstmCallOptions{
@@ -166,8 +166,8 @@ void register_lstm(py::module_& m) {
             return tape_view(
                 self, [](const auto& c) -> const auto& { return c.gates; }, is_taped(t), gate_width(t), true);
           },
-          "(T, B, K*H) read-only activated gates (the general cell: their pre-activations), or None without a "
-          "tape.")
+          "(T, B, K*H) read-only activated gates (the general cells: their activation inputs), or None without "
+          "a tape.")
       .def_property_readonly(
           "cells",
           [](const py::object& self) {

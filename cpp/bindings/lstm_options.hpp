@@ -24,25 +24,47 @@ struct CellKind {
   using type = C<Scalar>;
 };
 
-template <typename Fn>
+// The cells by name: the fixed ones and the general ones (activations and clip chosen at
+// run time) of the same forms. Passes that offer only the plain general cell (the projected
+// LSTM) take kGeneralForms false, so that they do not compile the other three.
+template <bool kGeneralForms, typename Fn>
 void dispatch_cell(const std::string& cell, Fn&& fn) {
   if (cell == "plain") return fn(CellKind<LstmCell>{});
   if (cell == "peephole") return fn(CellKind<PeepholeLstmCell>{});
   if (cell == "coupled") return fn(CellKind<CoupledLstmCell>{});
   if (cell == "peephole_coupled") return fn(CellKind<PeepholeCoupledLstmCell>{});
   if (cell == "general") return fn(CellKind<GeneralLstmCell>{});
+  if constexpr (kGeneralForms) {
+    if (cell == "general_peephole") return fn(CellKind<GeneralPeepholeLstmCell>{});
+    if (cell == "general_coupled") return fn(CellKind<GeneralCoupledLstmCell>{});
+    if (cell == "general_peephole_coupled") return fn(CellKind<GeneralPeepholeCoupledLstmCell>{});
+    throw py::value_error(
+        "expected cell 'plain', 'peephole', 'coupled', 'peephole_coupled', 'general', 'general_peephole', "
+        "'general_coupled' or 'general_peephole_coupled', got '" +
+        cell + "'");
+  }
   throw py::value_error("expected cell 'plain', 'peephole', 'coupled', 'peephole_coupled' or 'general', got '" +
                         cell + "'");
 }
 
-// The peephole weights (3, H) for the peephole cell, absent for the others; the clamps
-// None or a list of 4 entries, each an (H,) array or None.
+// What a cell's name says (a name dispatch_cell took).
+struct CellForm {
+  bool peepholes, coupled, general;
+};
+
+inline CellForm form_of(const std::string& cell) {
+  const auto has = [&](const char* word) { return cell.find(word) != std::string::npos; };
+  return {has("peephole"), has("coupled"), has("general")};
+}
+
+// The peephole weights (3, H; coupled: 2, H) for the peephole cells, absent for the
+// others; the clamps None or a list of 4 entries, each an (H,) array or None.
 template <typename Scalar>
 LstmOptions<Scalar> checked_options(const std::string& cell, const py::object& peephole,
                                     const py::object& peephole_grad, const py::object& clamps, const Dims& d) {
   LstmOptions<Scalar> options;
-  const bool peepholes = cell == "peephole" || cell == "peephole_coupled";
-  const bool coupled = cell == "coupled" || cell == "peephole_coupled";
+  const CellForm form = form_of(cell);
+  const bool peepholes = form.peepholes, coupled = form.coupled;
   if (peepholes == peephole.is_none())
     throw py::value_error("the peephole cells, and only they, take peephole weights");
   // p_i, p_f, p_o; the coupled cell has no forget gate, so no p_f.
@@ -109,8 +131,8 @@ LstmOptions<Scalar> checked_cell_options(const LstmCallOptions& o, const py::obj
                                          const py::object& peephole_grad, const Dims& d) {
   auto options = checked_options<Scalar>(o.cell, peephole, peephole_grad, o.clamps, d);
   add_regularizers<Scalar>(options, o.recurrent_mask, o.zoneout_h, o.zoneout_c, o.zoneout_rate, d);
-  if (o.cell != "general" && (!o.activations.is_none() || o.clip != 0.0))
-    throw py::value_error("activations and clip need the 'general' cell");
+  if (!form_of(o.cell).general && (!o.activations.is_none() || o.clip != 0.0))
+    throw py::value_error("activations and clip need a general cell ('general', 'general_peephole', ...)");
   options.activations = checked_activations(o.activations, o.clip);
   return options;
 }

@@ -45,7 +45,7 @@ py::object projected_lstm_forward(const py::array& x, const ProjectedLstmWeights
                                   const py::array& c0, const py::array& y, const PassOptions& pass,
                                   const LstmCallOptions& cell_options, bool taped) {
   py::object result;
-  dispatch_cell(cell_options.cell, [&](auto kind) {
+  dispatch_cell<false>(cell_options.cell, [&](auto kind) {
     using Kind = decltype(kind);
     constexpr Index K = Kind::template type<float>::kGates;
     Index P = 0;
@@ -85,7 +85,7 @@ void projected_lstm_backward(const BoundProjectedLstmTape& tape, const Projected
                              const ProjectedLstmWeights& grads, const py::array& dx, const py::array& dh0,
                              const py::array& dc0, bool accumulate_dx, const py::object& hidden_grads) {
   const PassOptions& pass = tape.pass;
-  dispatch_cell(tape.options.cell, [&](auto kind) {
+  dispatch_cell<false>(tape.options.cell, [&](auto kind) {
     using Kind = decltype(kind);
     constexpr Index K = Kind::template type<float>::kGates;
     Index P = 0;

@@ -2,12 +2,17 @@
 //
 // Weights and their gradients come as _core.RnnWeights (references to the caller's
 // arrays, no copies); the nonlinearity by name, chosen here once per call so that the
-// core's loops are compiled for each. The tape keeps references to the forward's x, h0
-// and y, its PassOptions and nonlinearity, which backward reads again.
+// core's loops are compiled for each: "tanh" and "relu" without clip run the fused
+// kernels, any other activation or a clip ChosenNonlinearity. The tape keeps references to
+// the forward's x, h0 and y, its PassOptions, nonlinearity and clip, which backward reads
+// again, and (a chosen one) the core's buffer of pre-activations.
+#include <memory>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
+#include "activation_options.hpp"
 #include "arrays.hpp"
 #include "lstmcore/rnn.hpp"
 #include "lstmcore/tapes.hpp"
@@ -23,11 +28,34 @@ struct RnnWeights {
   py::array weight_ih, weight_hh, bias_ih, bias_hh;
 };
 
+// The nonlinearity as Python gives it: a name, or (name, alpha, beta); and clip (0: none).
+struct RnnNonlinearity {
+  py::object spec;
+  double clip = 0.0;
+  std::string fused;  // "tanh" or "relu" for the fused kernels, else empty
+  Activation chosen;
+};
+
+RnnNonlinearity checked_nonlinearity(const py::object& spec, double clip) {
+  RnnNonlinearity n{spec, checked_activations(py::none(), clip).clip, "", {}};
+  if (py::isinstance<py::str>(spec)) {
+    const auto name = py::cast<std::string>(spec);
+    if ((name == "tanh" || name == "relu") && clip == 0.0) {
+      n.fused = name;
+      return n;
+    }
+    n.chosen = checked_activation(py::make_tuple(name, 0.2, 0.5));
+  } else {
+    n.chosen = checked_activation(spec);
+  }
+  return n;
+}
+
 struct BoundRnnTape {
-  RnnTape core;
+  std::variant<RnnTape<float>, RnnTape<double>> core;
   py::array x, h0, y;
   PassOptions options;
-  std::string nonlinearity;
+  RnnNonlinearity nonlinearity;
 };
 
 struct RnnCall {
@@ -47,34 +75,38 @@ GatedWeights<Scalar> weights_of(const RnnWeights& w, const Dims& d) {
   return checked_weights<Scalar>(w.weight_ih, w.weight_hh, w.bias_ih, w.bias_hh, d, 1);
 }
 
-// Calls fn(Nonlinearity{}) for "tanh" or "relu".
-template <typename Fn>
-void dispatch_nonlinearity(const std::string& name, Fn&& fn) {
-  if (name == "tanh") return fn(TanhNonlinearity{});
-  if (name == "relu") return fn(ReluNonlinearity{});
-  throw py::value_error("expected nonlinearity \"tanh\" or \"relu\", got \"" + name + "\"");
+// Calls fn(nonlinearity) with TanhNonlinearity, ReluNonlinearity or ChosenNonlinearity.
+template <typename Scalar, typename Fn>
+void dispatch_nonlinearity(const RnnNonlinearity& n, Fn&& fn) {
+  if (n.fused == "tanh") return fn(TanhNonlinearity{});
+  if (n.fused == "relu") return fn(ReluNonlinearity{});
+  return fn(ChosenNonlinearity<Scalar>(n.chosen, n.clip));
 }
 
 // Runs the forward; returns its tape (taped) or None (inference).
 py::object rnn_forward(const py::array& x, const RnnWeights& weights, const py::array& h0, const py::array& y,
-                       const PassOptions& options, const std::string& nonlinearity, bool taped) {
+                       const PassOptions& options, const py::object& nonlinearity, bool taped, double clip) {
   const RnnCall call = checked_call(x, weights, y, options);
   const Dims& d = call.d;
+  const RnnNonlinearity chosen = checked_nonlinearity(nonlinearity, clip);
   py::object result = py::none();
-  dispatch_nonlinearity(nonlinearity, [&](auto activation) {
-    using Activation = decltype(activation);
-    dispatch(x, [&](auto zero) {
-      using Scalar = decltype(zero);
-      const auto w = weights_of<Scalar>(weights, d);
-      const auto* xp = checked<Scalar>(x, "x", sequence_shape(d, d.input), false);
-      const auto* h0p = checked<Scalar>(h0, "h0", {d.batch, d.hidden}, false);
-      auto* yp = checked<Scalar>(y, "y", sequence_shape(d, call.width), true);
-      if (taped) {
-        result = py::cast(BoundRnnTape{{d.steps, d.batch, d.hidden}, x, h0, y, options, nonlinearity});
-      }
+  dispatch(x, [&](auto zero) {
+    using Scalar = decltype(zero);
+    const auto w = weights_of<Scalar>(weights, d);
+    const auto* xp = checked<Scalar>(x, "x", sequence_shape(d, d.input), false);
+    const auto* h0p = checked<Scalar>(h0, "h0", {d.batch, d.hidden}, false);
+    auto* yp = checked<Scalar>(y, "y", sequence_shape(d, call.width), true);
+    Scalar* pre = nullptr;
+    if (taped) {
+      auto bound = std::make_unique<BoundRnnTape>(BoundRnnTape{
+          RnnTape<Scalar>(d.steps, d.batch, d.hidden, chosen.fused.empty()), x, h0, y, options, chosen});
+      pre = std::get<RnnTape<Scalar>>(bound->core).pre.data();
+      result = py::cast(std::move(bound));
+    }
+    dispatch_nonlinearity<Scalar>(chosen, [&](const auto& act) {
       py::gil_scoped_release release;
-      lstmcore::rnn_forward<Scalar, Activation>(call.shape, sequence(xp, d, d.input), w, h0p,
-                                                sequence(yp, d, call.width, options.y_offset));
+      lstmcore::rnn_forward<Scalar>(call.shape, sequence(xp, d, d.input), w, h0p,
+                                    sequence(yp, d, call.width, options.y_offset), act, pre);
     });
   });
   return result;
@@ -87,27 +119,28 @@ void rnn_backward(const BoundRnnTape& tape, const RnnWeights& weights, const py:
   const PassOptions& options = tape.options;
   const RnnCall call = checked_call(tape.x, weights, tape.y, options);
   const Dims& d = call.d;
-  check_tape_dims("RNN tape", tape.core.steps, tape.core.batch, tape.core.hidden, d);
-  dispatch_nonlinearity(tape.nonlinearity, [&](auto activation) {
-    using Activation = decltype(activation);
-    dispatch(tape.x, [&](auto zero) {
-      using Scalar = decltype(zero);
-      const auto w = weights_of<Scalar>(weights, d);
-      const auto g = checked_grads<Scalar>(grads.weight_ih, grads.weight_hh, grads.bias_ih, grads.bias_hh, d, 1);
-      const auto* xp = checked<Scalar>(tape.x, "x", sequence_shape(d, d.input), false);
-      const auto* h0p = checked<Scalar>(tape.h0, "h0", {d.batch, d.hidden}, false);
-      const auto* yp = checked<Scalar>(tape.y, "y", sequence_shape(d, call.width), false);
-      const auto* dyp = checked<Scalar>(dy, "dy", sequence_shape(d, call.width), false);
-      const Scalar* dhn = optional_state<Scalar>(dh_n, "dh_n", d);
-      auto* dxp = checked<Scalar>(dx, "dx", sequence_shape(d, d.input), true);
-      auto* dh0p = checked<Scalar>(dh0, "dh0", {d.batch, d.hidden}, true);
-      Scalar* hidden = optional_hidden_grads<Scalar>(hidden_grads, d, d.hidden);
+  dispatch(tape.x, [&](auto zero) {
+    using Scalar = decltype(zero);
+    const auto* core = std::get_if<RnnTape<Scalar>>(&tape.core);
+    if (!core) throw py::type_error("expected an RNN tape of x's dtype");
+    check_tape_dims("RNN tape", core->steps, core->batch, core->hidden, d);
+    const auto w = weights_of<Scalar>(weights, d);
+    const auto g = checked_grads<Scalar>(grads.weight_ih, grads.weight_hh, grads.bias_ih, grads.bias_hh, d, 1);
+    const auto* xp = checked<Scalar>(tape.x, "x", sequence_shape(d, d.input), false);
+    const auto* h0p = checked<Scalar>(tape.h0, "h0", {d.batch, d.hidden}, false);
+    const auto* yp = checked<Scalar>(tape.y, "y", sequence_shape(d, call.width), false);
+    const auto* dyp = checked<Scalar>(dy, "dy", sequence_shape(d, call.width), false);
+    const Scalar* dhn = optional_state<Scalar>(dh_n, "dh_n", d);
+    auto* dxp = checked<Scalar>(dx, "dx", sequence_shape(d, d.input), true);
+    auto* dh0p = checked<Scalar>(dh0, "dh0", {d.batch, d.hidden}, true);
+    Scalar* hidden = optional_hidden_grads<Scalar>(hidden_grads, d, d.hidden);
+    dispatch_nonlinearity<Scalar>(tape.nonlinearity, [&](const auto& act) {
       py::gil_scoped_release release;
       const auto xs = sequence(xp, d, d.input), dxs = sequence(dxp, d, d.input);
       const Index offset = options.y_offset;
       const auto ys = sequence(yp, d, call.width, offset), dys = sequence(dyp, d, call.width, offset);
-      lstmcore::rnn_backward<Scalar, Activation>(call.shape, xs, w, h0p, ys, dys, dhn, dxs, accumulate_dx, g, dh0p,
-                                                 hidden);
+      lstmcore::rnn_backward<Scalar>(call.shape, xs, w, h0p, ys, dys, dhn, dxs, accumulate_dx, g, dh0p, hidden, act,
+                                     core->pre.data());
     });
   });
 }
@@ -116,7 +149,8 @@ void rnn_backward(const BoundRnnTape& tape, const RnnWeights& weights, const py:
 // the tape (and so y) alive: the RNN's one trace.
 py::array hidden_of(const py::object& self) {
   const auto& tape = self.cast<const BoundRnnTape&>();
-  const Dims d = sequence_dims(tape.x, tape.core.hidden, tape.options.batch_first);
+  const Index hidden = std::visit([](const auto& core) { return core.hidden; }, tape.core);
+  const Dims d = sequence_dims(tape.x, hidden, tape.options.batch_first);
   const Index width = tape.y.shape(tape.y.ndim() - 1);
   const py::ssize_t item = tape.y.itemsize();
   std::vector<py::ssize_t> strides{d.batch * width * item, width * item, item};
@@ -144,9 +178,16 @@ void register_rnn(py::module_& m) {
       .def_readonly("bias_hh", &RnnWeights::bias_hh);
   py::class_<BoundRnnTape>(m, "RnnTape", "What an RNN forward recorded for its backward; made by rnn_forward.")
       .def_property_readonly("hidden", &hidden_of, "(T, B, H) read-only: h_t, this direction's columns of y.")
-      .def_readonly("nonlinearity", &BoundRnnTape::nonlinearity);
+      .def_property_readonly(
+          "nonlinearity", [](const BoundRnnTape& t) { return t.nonlinearity.spec; },
+          "The forward's nonlinearity, as it was given.")
+      .def_property_readonly(
+          "clip", [](const BoundRnnTape& t) { return t.nonlinearity.clip; }, "The forward's clip (0: none).");
   m.def("rnn_forward", &rnn_forward, "x"_a, "weights"_a, "h0"_a, "y"_a, "options"_a, "nonlinearity"_a, "taped"_a,
-        "Writes y; returns the tape backward needs (taped) or None. nonlinearity: \"tanh\" or \"relu\".");
+        py::kw_only(), "clip"_a = 0.0,
+        "Writes y; returns the tape backward needs (taped) or None. nonlinearity: a name (\"tanh\", \"relu\", "
+        "\"sigmoid\", \"hard_sigmoid\", \"linear\", \"softsign\") or (name, alpha, beta); clip > 0 bounds each "
+        "pre-activation to [-clip, clip] (0: none). tanh and relu without clip run the fused kernels.");
   m.def("rnn_backward", &rnn_backward, "tape"_a, "weights"_a, "dy"_a, "dh_n"_a, "grads"_a, "dx"_a, "dh0"_a,
         py::kw_only(), "accumulate_dx"_a = false, "hidden_grads"_a = py::none(),
         "Adds the weight gradients to grads; writes dh0, and dx (or adds to it: accumulate_dx), and dL/dh_t at "

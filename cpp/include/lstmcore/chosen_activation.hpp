@@ -1,8 +1,8 @@
 // Activations chosen at run time, with ONNX's semantics (the LSTM/GRU/RNN operators'
 // activations, activation_alpha, activation_beta and clip), for the cells' non-default
-// path (general_lstm_cell.hpp, GeneralGruActivations in gru.hpp). The default cells keep
-// their fixed, vectorized sigmoid and tanh: a switch per value costs what only a user who
-// asked for other activations should pay.
+// path (general_lstm_cell.hpp, GeneralGruActivations in gru.hpp, ChosenNonlinearity in
+// rnn.hpp). The default cells keep their fixed, vectorized sigmoid and tanh: a switch per
+// value costs what only a user who asked for other activations should pay.
 //
 // The non-default cells keep each gate's pre-activation on the tape, not its value: the
 // clip's zero gradient needs to know where it held a value, which the activated value

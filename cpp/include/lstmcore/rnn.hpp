@@ -2,9 +2,10 @@
 //
 // PyTorch's nn.RNN, one gate block of H rows:
 //   h_t = act(x W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh),   act = tanh or relu
+// and ONNX's RNN: act any activation of chosen_activation.hpp, after its clip.
 //
-// Organised as gru.hpp, with one difference: act'(a) is a function of h_t = act(a) alone
-// (1 - h^2 for tanh, h > 0 for relu), so backward needs nothing but y and the pass keeps
+// Organised as gru.hpp, with one difference: act'(a) of tanh and relu is a function of
+// h_t = act(a) alone (1 - h^2, h > 0), so backward needs nothing but y and the pass keeps
 // no tape. The input projection therefore goes straight into y, a chunk of steps ahead;
 // each step adds the recurrent product there and applies act in place.
 #pragma once
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "lstmcore/activations.hpp"
+#include "lstmcore/chosen_activation.hpp"
 #include "lstmcore/gate_sums.hpp"
 #include "lstmcore/gate_weight_grads.hpp"
 #include "lstmcore/input_gradient.hpp"
@@ -26,6 +28,7 @@ namespace lstmcore {
 // The nonlinearities, chosen at compile time so that the fused loops hold no branch:
 // apply(a) = act(a); gradient(h, dh) = dh * act'(a) for h = act(a).
 struct TanhNonlinearity {
+  static constexpr bool kChosen = false;
   template <typename P>
   static EIGEN_ALWAYS_INLINE P apply(const P& a) {
     return gate_tanh(a);
@@ -38,6 +41,7 @@ struct TanhNonlinearity {
 };
 
 struct ReluNonlinearity {
+  static constexpr bool kChosen = false;
   template <typename P>
   static EIGEN_ALWAYS_INLINE P apply(const P& a) {
     return gate_relu(a);
@@ -54,14 +58,46 @@ struct ReluNonlinearity {
   }
 };
 
+// ONNX's RNN: an activation and clip chosen at run time, a value at a time. Its backward
+// reads each a from a tape (T*B, H) rather than deriving act'(a) from h_t as the fixed
+// ones do: the clip's zero gradient cannot be told from h_t (act(c) is also the value at
+// a = c, where the gradient is not zero), and softsign's slope derived from h_t,
+// (1 - |h|)^2, loses its digits as |h| nears 1. One path for every choice, and the tape
+// costs only the layers that ask for these options.
+template <typename Scalar>
+class ChosenNonlinearity {
+ public:
+  static constexpr bool kChosen = true;
+
+  ChosenNonlinearity(const Activation& act, double clip) : act_(act), clip_(clip) {}
+
+  // One row of n units: h holds a without its bias (written: act(clip(a))); a written to
+  // `tape` (n values) unless it is nullptr (inference).
+  void forward(Index n, const Scalar* bias, Scalar* h, Scalar* tape) const {
+    for (Index j = 0; j < n; ++j) {
+      const Scalar a = h[j] + bias[j];
+      if (tape) tape[j] = a;
+      h[j] = activate_clipped(act_, a, clip_).value;
+    }
+  }
+
+  // dh * act'(a), zero where the clip held a.
+  Scalar gradient(Scalar a, Scalar dh) const { return dh * activate_clipped(act_, a, clip_).slope; }
+
+ private:
+  Activation act_;
+  double clip_;
+};
+
 // x      (T, B, I)        input, in either layout (SequenceView)
 // h0     (B, H)           initial state
 // y      (T, B, H)        h_t for every t (written); the final state is the row block of y
 //                         at time_at(T-1)
-// Activation: TanhNonlinearity or ReluNonlinearity.
-template <typename Scalar, typename Activation>
+// Nonlinearity: TanhNonlinearity, ReluNonlinearity, or a ChosenNonlinearity (`act`)
+// writing each a to `a_tape` (T*B, H) when that is not nullptr.
+template <typename Scalar, typename Nonlinearity>
 void rnn_forward(const SequenceShape& s, SequenceView<const Scalar> x, const GatedWeights<Scalar>& w,
-                 const Scalar* h0, SequenceView<Scalar> y) {
+                 const Scalar* h0, SequenceView<Scalar> y, const Nonlinearity& act = {}, Scalar* a_tape = nullptr) {
   const Index B = s.batch, H = s.hidden, I = s.input;
   const PassPlan plan = plan_pass(s, 1, sizeof(Scalar), Pass::forward);
   // Only the chunk schedule: the projection's rows are y's own (width 0: no buffer).
@@ -106,14 +142,23 @@ void rnn_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
         for (Index b = r0; b < live_end; ++b) {
           Scalar* h = h_t + b * y.batch_stride + units.begin;
           const Scalar* bias_of = bias.data();
-          for_each_unit<Scalar>(n, [&](Index j, auto p) {
-            using namespace Eigen::internal;
-            using P = decltype(p);
-            pstoreu(h + j, Activation::apply(padd(ploadu<P>(h + j), ploadu<P>(bias_of + j))));
-          });
+          if constexpr (Nonlinearity::kChosen) {
+            act.forward(n, bias_of, h, a_tape ? a_tape + (t * B + b) * H + units.begin : nullptr);
+          } else {
+            for_each_unit<Scalar>(n, [&](Index j, auto p) {
+              using namespace Eigen::internal;
+              using P = decltype(p);
+              pstoreu(h + j, Nonlinearity::apply(padd(ploadu<P>(h + j), ploadu<P>(bias_of + j))));
+            });
+          }
         }
       }
-      zero_padding_rows<Scalar>({live_end, rows.end}, units, {{h_t, y.batch_stride}});
+      if constexpr (Nonlinearity::kChosen) {
+        zero_padding_rows<Scalar>({live_end, rows.end}, units,
+                                  {{h_t, y.batch_stride}, {a_tape ? a_tape + t * B * H : nullptr, H}});
+      } else {
+        zero_padding_rows<Scalar>({live_end, rows.end}, units, {{h_t, y.batch_stride}});
+      }
       // Over units, the next step reads every thread's h_t.
       if (!plan.by_batch) barrier.wait(team);
     }
@@ -128,11 +173,12 @@ void rnn_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
 // grads  gradients of the weights, ADDED to
 // dh0    (B, H): gradient of the initial state (written)
 // hidden_grads (T, B, H) time-major: dL/dh_t at every step (written), or nullptr
-template <typename Scalar, typename Activation>
+// A ChosenNonlinearity's backward reads a from `a_tape` (T*B, H), as its forward wrote it.
+template <typename Scalar, typename Nonlinearity>
 void rnn_backward(const SequenceShape& s, SequenceView<const Scalar> x, const GatedWeights<Scalar>& w,
                   const Scalar* h0, SequenceView<const Scalar> y, SequenceView<const Scalar> dy, const Scalar* dh_n,
                   SequenceView<Scalar> dx, bool accumulate_dx, const GatedGrads<Scalar>& grads, Scalar* dh0,
-                  Scalar* hidden_grads) {
+                  Scalar* hidden_grads, const Nonlinearity& act = {}, const Scalar* a_tape = nullptr) {
   const Index B = s.batch, H = s.hidden, I = s.input;
   // (T*B, H): the gradient of the pre-activation, which is both the input side's and the
   // recurrent side's (one da, as the LSTM's).
@@ -163,12 +209,17 @@ void rnn_backward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
         const Scalar* dy_b = dy.at(t, b) + units.begin;
         const Scalar* dh_b = dh0 + b * H + units.begin;
         Scalar* da = d_pre_t + b * H + units.begin;
-        for_each_unit<Scalar>(n, [&](Index j, auto p) {
-          using namespace Eigen::internal;
-          using P = decltype(p);
-          const P dh_total = padd(ploadu<P>(dy_b + j), ploadu<P>(dh_b + j));
-          sums.write(da, H, j, Activation::gradient(ploadu<P>(h + j), dh_total));
-        });
+        if constexpr (Nonlinearity::kChosen) {
+          const Scalar* a = a_tape + (t * B + b) * H + units.begin;
+          for (Index j = 0; j < n; ++j) sums.write(da, H, j, act.gradient(a[j], dy_b[j] + dh_b[j]));
+        } else {
+          for_each_unit<Scalar>(n, [&](Index j, auto p) {
+            using namespace Eigen::internal;
+            using P = decltype(p);
+            const P dh_total = padd(ploadu<P>(dy_b + j), ploadu<P>(dh_b + j));
+            sums.write(da, H, j, Nonlinearity::gradient(ploadu<P>(h + j), dh_total));
+          });
+        }
       }
       // A padding row has no gradient and keeps dh_n until its last step.
       zero_padding_rows<Scalar>({live_end, rows_of_part.end}, units, {{d_pre_t, H}});

@@ -122,10 +122,17 @@ struct LayerNormLstmTape {
 
 namespace lstmcore {
 
-// One RNN layer-direction's forward: its sizes only. Backward derives act'(a) from y,
-// the forward's output (rnn.hpp), so there is no buffer to keep.
+// One RNN layer-direction's forward. With tanh or relu, its sizes only: backward derives
+// act'(a) from y, the forward's output (rnn.hpp). With a chosen activation or clip
+// (ChosenNonlinearity), also the pre-activations.
+template <typename Scalar>
 struct RnnTape {
+  RnnTape(Index steps, Index batch, Index hidden, bool chosen)
+      : steps(steps), batch(batch), hidden(hidden), chosen(chosen), pre(chosen ? steps * batch * hidden : 0) {}
+
   Index steps, batch, hidden;  // T, B, H of the forward that wrote it
+  bool chosen;                 // whether it holds pre
+  PassBuffer<Scalar> pre;      // (T*B, H) a_t = x W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh
 };
 
 }  // namespace lstmcore

@@ -21,7 +21,8 @@ _Sizes = NDArray[np.int64]
 # The four LSTM gate clamps (input, forget, candidate, output), each None or (H,).
 _Clamps = Sequence[_Floats | None]
 # gate, candidate, output: (name, alpha, beta) each
-_Activations = Sequence[tuple[str, float, float]]
+_Activation = tuple[str, float, float]
+_Activations = Sequence[_Activation]
 
 class _LoadSensorState(TypedDict):
     enabled: bool
@@ -71,7 +72,8 @@ class LstmWeights:
     def peephole(self) -> _Floats | None: ...
 
 class LstmOptions:
-    """An LSTM pass's cell ('plain', 'peephole', 'coupled', 'peephole_coupled' or 'general'), clamps, regularizers."""
+    """An LSTM pass's cell ('plain', 'peephole', 'coupled', 'peephole_coupled'; with chosen activations and clip
+    'general', 'general_peephole', 'general_coupled', 'general_peephole_coupled'), clamps, regularizers."""
 
     def __init__(
         self,
@@ -283,7 +285,11 @@ class RnnTape:
         """(T, B, H) read-only: h_t, this direction's columns of y."""
 
     @property
-    def nonlinearity(self) -> str: ...
+    def nonlinearity(self) -> str | _Activation:
+        """The forward's nonlinearity, as it was given."""
+    @property
+    def clip(self) -> float:
+        """The forward's clip (0: none)."""
 
 def lstm_forward(
     x: _Floats,
@@ -382,7 +388,15 @@ def gru_backward(
     hidden_grads: _Floats | None = None,
 ) -> None: ...
 def rnn_forward(
-    x: _Floats, weights: RnnWeights, h0: _Floats, y: _Floats, options: PassOptions, nonlinearity: str, taped: bool
+    x: _Floats,
+    weights: RnnWeights,
+    h0: _Floats,
+    y: _Floats,
+    options: PassOptions,
+    nonlinearity: str | _Activation,
+    taped: bool,
+    *,
+    clip: float = 0.0,
 ) -> RnnTape | None: ...
 def rnn_backward(
     tape: RnnTape,

@@ -209,7 +209,9 @@ def projected_lstm_backward(
 # ------------------------------------------------------------------------ peephole
 
 
-def peephole_lstm_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, weight_peephole, h0, c0, *, weight_hr=None, **options):
+def peephole_lstm_forward(
+    x, weight_ih, weight_hh, bias_ih, bias_hh, weight_peephole, h0, c0, *, weight_hr=None, activations=None, **options
+):
     """Peephole LSTM (Gers and Schmidhuber 2000), one layer, one direction.
 
     Per step, with a = x W_ih^T + b_ih + h W_hh^T + b_hh split into the gate blocks
@@ -220,8 +222,11 @@ def peephole_lstm_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, weight_peep
         c_t = f * c + i * g
         o = σ(a_o + p_o * c_t)   h_t = o * tanh(c_t)       y[t] = h_t
 
-    Options as ``lstm_forward`` (weight_hr, clamps, recurrent_mask, zoneout); under
-    zoneout, o sees the cell's own update c~_t (the c_t above), not the zoned state.
+    Options as ``lstm_forward`` (weight_hr, clamps, recurrent_mask, zoneout, activations);
+    under zoneout, o sees the cell's own update c~_t (the c_t above), not the zoned state.
+    With ``activations`` (ONNX's LSTM with P), σ becomes ``activations.gate`` and tanh of g
+    ``activations.candidate``, each after the clip of its whole input (peephole term
+    included); tanh(c_t) becomes ``activations.output``(c_t).
     Returns ``y``, ``h_n``, ``c_n`` and the cache.
     """
     dtype = compute_dtype(x)
@@ -231,9 +236,11 @@ def peephole_lstm_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, weight_peep
     steps, batch, _ = x.shape
     hidden = weight_ih.shape[0] // 4
     opts = CellOptions(dtype, hidden, **options)
+    acts = Activations() if activations is None else activations
     p_i, p_f, p_o = weight_peephole  # each (H,)
 
     gates = np.empty((steps, batch, 4, hidden), dtype)  # i, f, g, o as used
+    slopes = np.empty((steps, batch, 4, hidden), dtype)  # d gate / d its activation's input
     cell_update = np.empty((steps, batch, hidden), dtype)  # c~_t
     cell = np.empty((steps, batch, hidden), dtype)  # c_t, the carried state
     cell_out = np.empty((steps, batch, hidden), dtype)  # o * tanh(c~_t)
@@ -242,22 +249,24 @@ def peephole_lstm_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, weight_peep
     for t in range(steps):
         a = x[t] @ weight_ih.T + bias_ih + opts.recurrent_input(h) @ weight_hh.T + bias_hh  # (B, 4H)
         a = a.reshape(batch, 4, hidden)
-        i = opts.gate("input", sigmoid(a[:, 0] + p_i * c))
-        f = opts.gate("forget", sigmoid(a[:, 1] + p_f * c))
-        g = opts.gate("candidate", np.tanh(a[:, 2]))
+        (i, s_i), (f, s_f), (g, s_g) = acts.gate(a[:, 0] + p_i * c), acts.gate(a[:, 1] + p_f * c), acts.candidate(a[:, 2])
+        i, f, g = opts.gate("input", i), opts.gate("forget", f), opts.gate("candidate", g)
         c_new = f * c + i * g
-        o = opts.gate("output", sigmoid(a[:, 3] + p_o * c_new))
-        r = o * np.tanh(c_new)
+        o, s_o = acts.gate(a[:, 3] + p_o * c_new)
+        o = opts.gate("output", o)
+        r = o * acts.output(c_new)[0]
         h_new = r if weight_hr is None else r @ weight_hr.T
         keep_h, keep_c = opts.keep(t)
         c = keep_c * c + (1 - keep_c) * c_new
         h = keep_h * h + (1 - keep_h) * h_new
         gates[t] = np.stack([i, f, g, o], axis=1)
+        slopes[t] = np.stack([s_i, s_f, s_g, s_o], axis=1)
         cell_update[t], cell[t], cell_out[t], y[t] = c_new, c, r, h
 
     cache = dict(
         x=x, weight_ih=weight_ih, weight_hh=weight_hh, weight_peephole=weight_peephole, weight_hr=weight_hr,
-        h0=h0, c0=c0, options=opts, gates=gates, cell_update=cell_update, cell=cell, cell_out=cell_out, y=y,
+        h0=h0, c0=c0, options=opts, activations=acts, gates=gates, slopes=slopes, cell_update=cell_update, cell=cell,
+        cell_out=cell_out, y=y,
     )  # fmt: skip
     return y, h, c, cache
 
@@ -274,7 +283,9 @@ def peephole_lstm_backward(cache, dy, dh_n=None, dc_n=None):
         dp_i += sum_b d_i c_{t-1}   dp_f += sum_b d_f c_{t-1}   dp_o += sum_b d_o c_t
 
     and d_pre = [d_i, d_f, d_g, d_o] through the weights as in ``lstm_backward``; the
-    options (clamps, zoneout, projection, recurrent mask) act as they do there.
+    options (clamps, zoneout, projection, recurrent mask) act as they do there. With
+    activations, each gate's slope (i(1-i), ...) is its activation's, zero where the clip
+    held its input, and tanh(c_t) and its slope are the output activation's.
     Returns a dict of fresh arrays, ``weight_peephole`` (3, H) among them.
     """
     x = cache["x"]
@@ -292,6 +303,7 @@ def peephole_lstm_backward(cache, dy, dh_n=None, dc_n=None):
     hidden_gradients = np.empty((steps,) + dh.shape, dtype)  # dL/dh_t, (T, B, H or P)
     for t in reversed(range(steps)):
         i, f, g, o = (gates[t][:, k] for k in range(4))
+        s_i, s_f, s_g, s_o = (cache["slopes"][t][:, k] for k in range(4))
         h_prev = cache["h0"] if t == 0 else y[t - 1]
         c_prev = cache["c0"] if t == 0 else cell[t - 1]
         c_new = cell_update[t]
@@ -299,12 +311,12 @@ def peephole_lstm_backward(cache, dy, dh_n=None, dc_n=None):
         dh = dh + dy[t]
         hidden_gradients[t] = dh
         d_update = sums.update_gradient(t, dh, keep_h)
-        tanh_c = np.tanh(c_new)
-        d_o = opts.gate_gradient("output", d_update * tanh_c * o * (1 - o))
-        dc_update = (1 - keep_c) * dc + d_update * o * (1 - tanh_c**2) + d_o * p_o
-        d_i = opts.gate_gradient("input", dc_update * g * i * (1 - i))
-        d_f = opts.gate_gradient("forget", dc_update * c_prev * f * (1 - f))
-        d_g = opts.gate_gradient("candidate", dc_update * i * (1 - g**2))
+        out, out_slope = cache["activations"].output(c_new)
+        d_o = opts.gate_gradient("output", d_update * out * s_o)
+        dc_update = (1 - keep_c) * dc + d_update * o * out_slope + d_o * p_o
+        d_i = opts.gate_gradient("input", dc_update * g * s_i)
+        d_f = opts.gate_gradient("forget", dc_update * c_prev * s_f)
+        d_g = opts.gate_gradient("candidate", dc_update * i * s_g)
         d_pre = np.concatenate([d_i, d_f, d_g, d_o], axis=1)  # (B, 4H)
         d_peephole += np.stack([(d_i * c_prev).sum(0), (d_f * c_prev).sum(0), (d_o * c_new).sum(0)])
         dh = sums.add(t, d_pre, h_prev) + keep_h * dh
@@ -315,7 +327,7 @@ def peephole_lstm_backward(cache, dy, dh_n=None, dc_n=None):
 # ------------------------------------------------------------------------ coupled
 
 
-def coupled_lstm_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, h0, c0, *, weight_hr=None, **options):
+def coupled_lstm_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, h0, c0, *, weight_hr=None, activations=None, **options):
     """Coupled input-forget gate LSTM (CIFG, Greff et al. 2017), one layer, one direction.
 
     The weights hold 3 gate blocks i, g, o (weight_ih (3H, I), weight_hh (3H, H), biases
@@ -326,7 +338,9 @@ def coupled_lstm_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, h0, c0, *, w
         h_t = o * tanh(c_t)              y[t] = h_t
 
     Options as ``lstm_forward``; clamps name "input", "candidate", "output" (a clamped i
-    also fixes the forget gate 1 - i). Returns ``y``, ``h_n``, ``c_n`` and the cache.
+    also fixes the forget gate 1 - i). ``activations`` (ONNX's LSTM with input_forget=1)
+    replace σ, tanh of g and tanh(c_t) as in ``peephole_lstm_forward``; the forget gate
+    stays 1 - i. Returns ``y``, ``h_n``, ``c_n`` and the cache.
     """
     dtype = compute_dtype(x)
     x, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr, h0, c0 = cast(
@@ -335,8 +349,10 @@ def coupled_lstm_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, h0, c0, *, w
     steps, batch, _ = x.shape
     hidden = weight_ih.shape[0] // 3
     opts = CellOptions(dtype, hidden, ("input", "candidate", "output"), **options)
+    acts = Activations() if activations is None else activations
 
     gates = np.empty((steps, batch, 3, hidden), dtype)  # i, g, o as used
+    slopes = np.empty((steps, batch, 3, hidden), dtype)  # d gate / d its activation's input
     cell_update = np.empty((steps, batch, hidden), dtype)  # c~_t
     cell = np.empty((steps, batch, hidden), dtype)  # c_t
     cell_out = np.empty((steps, batch, hidden), dtype)  # o * tanh(c~_t)
@@ -345,21 +361,21 @@ def coupled_lstm_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, h0, c0, *, w
     for t in range(steps):
         a = x[t] @ weight_ih.T + bias_ih + opts.recurrent_input(h) @ weight_hh.T + bias_hh  # (B, 3H)
         a = a.reshape(batch, 3, hidden)
-        i = opts.gate("input", sigmoid(a[:, 0]))
-        g = opts.gate("candidate", np.tanh(a[:, 1]))
-        o = opts.gate("output", sigmoid(a[:, 2]))
+        (i, s_i), (g, s_g), (o, s_o) = acts.gate(a[:, 0]), acts.candidate(a[:, 1]), acts.gate(a[:, 2])
+        i, g, o = opts.gate("input", i), opts.gate("candidate", g), opts.gate("output", o)
         c_new = (1 - i) * c + i * g
-        r = o * np.tanh(c_new)
+        r = o * acts.output(c_new)[0]
         h_new = r if weight_hr is None else r @ weight_hr.T
         keep_h, keep_c = opts.keep(t)
         c = keep_c * c + (1 - keep_c) * c_new
         h = keep_h * h + (1 - keep_h) * h_new
         gates[t] = np.stack([i, g, o], axis=1)
+        slopes[t] = np.stack([s_i, s_g, s_o], axis=1)
         cell_update[t], cell[t], cell_out[t], y[t] = c_new, c, r, h
 
     cache = dict(
         x=x, weight_ih=weight_ih, weight_hh=weight_hh, weight_hr=weight_hr, h0=h0, c0=c0, options=opts,
-        gates=gates, cell_update=cell_update, cell=cell, cell_out=cell_out, y=y,
+        activations=acts, gates=gates, slopes=slopes, cell_update=cell_update, cell=cell, cell_out=cell_out, y=y,
     )  # fmt: skip
     return y, h, c, cache
 
@@ -374,7 +390,8 @@ def coupled_lstm_backward(cache, dy, dh_n=None, dc_n=None):
         dg = dc * i               dc_{t-1} = dc * (1 - i)
         d_pre = [di * i(1-i), dg * (1-g^2), do * o(1-o)]      (B, 3H)
 
-    and d_pre through the weights as in ``lstm_backward``. Returns a dict of fresh arrays.
+    and d_pre through the weights as in ``lstm_backward``; the slopes are the activations'
+    with ``activations``, as in ``peephole_lstm_backward``. Returns a dict of fresh arrays.
     """
     x = cache["x"]
     gates, cell_update, cell, y, opts = cache["gates"], cache["cell_update"], cache["cell"], cache["y"], cache["options"]
@@ -389,22 +406,23 @@ def coupled_lstm_backward(cache, dy, dh_n=None, dc_n=None):
     hidden_gradients = np.empty((steps,) + dh.shape, dtype)  # dL/dh_t, (T, B, H or P)
     for t in reversed(range(steps)):
         i, g, o = (gates[t][:, k] for k in range(3))
+        s_i, s_g, s_o = (cache["slopes"][t][:, k] for k in range(3))
         h_prev = cache["h0"] if t == 0 else y[t - 1]
         c_prev = cache["c0"] if t == 0 else cell[t - 1]
         keep_h, keep_c = opts.keep(t)
         dh = dh + dy[t]
         hidden_gradients[t] = dh
         d_update = sums.update_gradient(t, dh, keep_h)
-        tanh_c = np.tanh(cell_update[t])
-        do = d_update * tanh_c
-        dc_update = (1 - keep_c) * dc + d_update * o * (1 - tanh_c**2)
+        out, out_slope = cache["activations"].output(cell_update[t])
+        do = d_update * out
+        dc_update = (1 - keep_c) * dc + d_update * o * out_slope
         di = dc_update * (g - c_prev)
         dg = dc_update * i
         d_pre = np.concatenate(
             [
-                opts.gate_gradient("input", di * i * (1 - i)),
-                opts.gate_gradient("candidate", dg * (1 - g**2)),
-                opts.gate_gradient("output", do * o * (1 - o)),
+                opts.gate_gradient("input", di * s_i),
+                opts.gate_gradient("candidate", dg * s_g),
+                opts.gate_gradient("output", do * s_o),
             ],
             axis=1,
         )  # (B, 3H)
@@ -417,7 +435,7 @@ def coupled_lstm_backward(cache, dy, dh_n=None, dc_n=None):
 
 
 def peephole_coupled_lstm_forward(
-    x, weight_ih, weight_hh, bias_ih, bias_hh, weight_peephole, h0, c0, *, weight_hr=None, **options
+    x, weight_ih, weight_hh, bias_ih, bias_hh, weight_peephole, h0, c0, *, weight_hr=None, activations=None, **options
 ):
     """Coupled input-forget gate LSTM with peepholes (CIFG with peepholes, Greff et al.
     2017; ONNX's LSTM with input_forget=1 and P), one layer, one direction.
@@ -429,7 +447,8 @@ def peephole_coupled_lstm_forward(
         c_t = (1 - i) * c + i * g
         o = σ(a_o + p_o * c_t)   h_t = o * tanh(c_t)       y[t] = h_t
 
-    Options as ``coupled_lstm_forward``. Returns ``y``, ``h_n``, ``c_n`` and the cache.
+    Options as ``coupled_lstm_forward``; ``activations`` as in ``peephole_lstm_forward``.
+    Returns ``y``, ``h_n``, ``c_n`` and the cache.
     """
     dtype = compute_dtype(x)
     x, weight_ih, weight_hh, bias_ih, bias_hh, weight_peephole, weight_hr, h0, c0 = cast(
@@ -438,9 +457,11 @@ def peephole_coupled_lstm_forward(
     steps, batch, _ = x.shape
     hidden = weight_ih.shape[0] // 3
     opts = CellOptions(dtype, hidden, ("input", "candidate", "output"), **options)
+    acts = Activations() if activations is None else activations
     p_i, p_o = weight_peephole  # each (H,)
 
     gates = np.empty((steps, batch, 3, hidden), dtype)  # i, g, o as used
+    slopes = np.empty((steps, batch, 3, hidden), dtype)  # d gate / d its activation's input
     cell_update = np.empty((steps, batch, hidden), dtype)  # c~_t
     cell = np.empty((steps, batch, hidden), dtype)  # c_t
     cell_out = np.empty((steps, batch, hidden), dtype)  # o * tanh(c~_t)
@@ -449,21 +470,24 @@ def peephole_coupled_lstm_forward(
     for t in range(steps):
         a = x[t] @ weight_ih.T + bias_ih + opts.recurrent_input(h) @ weight_hh.T + bias_hh  # (B, 3H)
         a = a.reshape(batch, 3, hidden)
-        i = opts.gate("input", sigmoid(a[:, 0] + p_i * c))
-        g = opts.gate("candidate", np.tanh(a[:, 1]))
+        (i, s_i), (g, s_g) = acts.gate(a[:, 0] + p_i * c), acts.candidate(a[:, 1])
+        i, g = opts.gate("input", i), opts.gate("candidate", g)
         c_new = (1 - i) * c + i * g
-        o = opts.gate("output", sigmoid(a[:, 2] + p_o * c_new))
-        r = o * np.tanh(c_new)
+        o, s_o = acts.gate(a[:, 2] + p_o * c_new)
+        o = opts.gate("output", o)
+        r = o * acts.output(c_new)[0]
         h_new = r if weight_hr is None else r @ weight_hr.T
         keep_h, keep_c = opts.keep(t)
         c = keep_c * c + (1 - keep_c) * c_new
         h = keep_h * h + (1 - keep_h) * h_new
         gates[t] = np.stack([i, g, o], axis=1)
+        slopes[t] = np.stack([s_i, s_g, s_o], axis=1)
         cell_update[t], cell[t], cell_out[t], y[t] = c_new, c, r, h
 
     cache = dict(
         x=x, weight_ih=weight_ih, weight_hh=weight_hh, weight_peephole=weight_peephole, weight_hr=weight_hr,
-        h0=h0, c0=c0, options=opts, gates=gates, cell_update=cell_update, cell=cell, cell_out=cell_out, y=y,
+        h0=h0, c0=c0, options=opts, activations=acts, gates=gates, slopes=slopes, cell_update=cell_update, cell=cell,
+        cell_out=cell_out, y=y,
     )  # fmt: skip
     return y, h, c, cache
 
@@ -479,7 +503,8 @@ def peephole_coupled_lstm_backward(cache, dy, dh_n=None, dc_n=None):
         dc_{t-1} = dc * (1 - i) + d_i * p_i                         (c_{t-1} feeds i)
         dp_i += sum_b d_i c_{t-1}           dp_o += sum_b d_o c_t
 
-    and d_pre = [d_i, d_g, d_o] through the weights as in ``lstm_backward``. Returns a dict
+    and d_pre = [d_i, d_g, d_o] through the weights as in ``lstm_backward``; the slopes are
+    the activations' with ``activations``, as in ``peephole_lstm_backward``. Returns a dict
     of fresh arrays, ``weight_peephole`` (2, H) among them.
     """
     x = cache["x"]
@@ -497,6 +522,7 @@ def peephole_coupled_lstm_backward(cache, dy, dh_n=None, dc_n=None):
     hidden_gradients = np.empty((steps,) + dh.shape, dtype)  # dL/dh_t, (T, B, H or P)
     for t in reversed(range(steps)):
         i, g, o = (gates[t][:, k] for k in range(3))
+        s_i, s_g, s_o = (cache["slopes"][t][:, k] for k in range(3))
         h_prev = cache["h0"] if t == 0 else y[t - 1]
         c_prev = cache["c0"] if t == 0 else cell[t - 1]
         c_new = cell_update[t]
@@ -504,11 +530,11 @@ def peephole_coupled_lstm_backward(cache, dy, dh_n=None, dc_n=None):
         dh = dh + dy[t]
         hidden_gradients[t] = dh
         d_update = sums.update_gradient(t, dh, keep_h)
-        tanh_c = np.tanh(c_new)
-        d_o = opts.gate_gradient("output", d_update * tanh_c * o * (1 - o))
-        dc_update = (1 - keep_c) * dc + d_update * o * (1 - tanh_c**2) + d_o * p_o
-        d_i = opts.gate_gradient("input", dc_update * (g - c_prev) * i * (1 - i))
-        d_g = opts.gate_gradient("candidate", dc_update * i * (1 - g**2))
+        out, out_slope = cache["activations"].output(c_new)
+        d_o = opts.gate_gradient("output", d_update * out * s_o)
+        dc_update = (1 - keep_c) * dc + d_update * o * out_slope + d_o * p_o
+        d_i = opts.gate_gradient("input", dc_update * (g - c_prev) * s_i)
+        d_g = opts.gate_gradient("candidate", dc_update * i * s_g)
         d_pre = np.concatenate([d_i, d_g, d_o], axis=1)  # (B, 3H)
         d_peephole += np.stack([(d_i * c_prev).sum(0), (d_o * c_new).sum(0)])
         dh = sums.add(t, d_pre, h_prev) + keep_h * dh

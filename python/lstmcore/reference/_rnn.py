@@ -10,14 +10,14 @@ from typing import Any
 
 import numpy as np
 
+from lstmcore.reference._activations import ACTIVATIONS, Activations
 from lstmcore.reference._ops import cast, compute_dtype
 
-NONLINEARITIES = ("tanh", "relu")
 
-
-def _checked(nonlinearity: str) -> str:
-    if nonlinearity not in NONLINEARITIES:
-        raise ValueError(f'expected nonlinearity "tanh" or "relu", got {nonlinearity!r}')
+def _checked(nonlinearity: Any) -> Any:
+    name = nonlinearity[0] if isinstance(nonlinearity, tuple) and len(nonlinearity) == 3 else nonlinearity
+    if name not in ACTIVATIONS or (isinstance(nonlinearity, tuple) and name != "hard_sigmoid"):
+        raise ValueError(f"expected nonlinearity among {', '.join(ACTIVATIONS)}, got {nonlinearity!r}")
     return nonlinearity
 
 
@@ -28,26 +28,33 @@ def vanilla_rnn_forward(
     bias_ih: np.ndarray,
     bias_hh: np.ndarray,
     h0: np.ndarray,
-    nonlinearity: str = "tanh",
+    nonlinearity: Any = "tanh",
+    clip: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """The Elman RNN, one layer, one direction. Per step t, with x = x[t] and h = h_{t-1}::
 
-        h_t = act(W_ih x + b_ih + W_hh h + b_hh)          y[t] = h_t
+        a = W_ih x + b_ih + W_hh h + b_hh
+        h_t = act(a)                                      y[t] = h_t
 
-    act: tanh or relu (``nonlinearity``). x (T, B, I); weight_ih (H, I); weight_hh (H, H);
-    bias_ih, bias_hh (H,); h0 (B, H). Returns ``y`` (T, B, H), ``h_n`` (B, H) and the cache
-    ``vanilla_rnn_backward`` needs (a dict).
+    act: ``nonlinearity``, PyTorch's "tanh" or "relu", or any activation of
+    ``lstmcore.reference.activation`` (ONNX's RNN: a name, or ("hard_sigmoid", alpha,
+    beta)). ``clip`` (ONNX's): None, or c > 0 for h_t = act(min(max(a, -c), c)).
+    x (T, B, I); weight_ih (H, I); weight_hh (H, H); bias_ih, bias_hh (H,); h0 (B, H).
+    Returns ``y`` (T, B, H), ``h_n`` (B, H) and the cache ``vanilla_rnn_backward`` needs (a
+    dict).
     """
-    act = np.tanh if _checked(nonlinearity) == "tanh" else (lambda a: np.maximum(a, 0))
+    # Activations' candidate is one activation after ONNX's clip.
+    act = Activations(candidate=_checked(nonlinearity), clip=clip).candidate
     dtype = compute_dtype(x)
     x, weight_ih, weight_hh, bias_ih, bias_hh, h0 = cast(dtype, x, weight_ih, weight_hh, bias_ih, bias_hh, h0)
     steps, batch, _ = x.shape
     hidden = weight_hh.shape[1]
 
     y = np.empty((steps, batch, hidden), dtype)  # h_t
+    slopes = np.empty((steps, batch, hidden), dtype)  # d h_t / d a (0 where the clip held a)
     h = h0  # (B, H)
     for t in range(steps):
-        h = act(x[t] @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh)
+        h, slopes[t] = act(x[t] @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh)
         y[t] = h
 
     cache = dict(
@@ -56,7 +63,7 @@ def vanilla_rnn_forward(
         weight_hh=weight_hh,  # (H, H)
         h0=h0,  # (B, H)
         y=y,  # (T, B, H)
-        nonlinearity=nonlinearity,
+        slopes=slopes,  # (T, B, H)
     )
     return y, h, cache
 
@@ -64,11 +71,12 @@ def vanilla_rnn_forward(
 def vanilla_rnn_backward(cache: dict[str, Any], dy: np.ndarray, dh_n: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Gradients of one ``vanilla_rnn_forward`` given dL/dy (T, B, H) and optionally dL/dh_n.
 
-    Backwards in time, with dh the total gradient reaching h_t; act' is a function of h_t
-    alone (tanh: 1 - h_t^2; relu: 1 where h_t > 0, else 0, as PyTorch's relu'(0) = 0)::
+    Backwards in time, with dh the total gradient reaching h_t and act'(a) from the forward
+    (tanh: 1 - h_t^2; relu: 1 where a > 0, else 0, as PyTorch's relu'(0) = 0; zero where
+    the clip held a)::
 
         dh  = dy[t] + (gradient from step t+1, or dh_n at t = T-1)
-        da  = dh * act'(h_t)                       (B, H): gradient of W_ih x + b_ih + W_hh h + b_hh
+        da  = dh * act'(a)                         (B, H): gradient of W_ih x + b_ih + W_hh h + b_hh
         dx[t] = da W_ih          dh_{t-1} = da W_hh
         dW_ih += da^T x[t]       dW_hh += da^T h_{t-1}
         db_ih += sum_b da        db_hh += sum_b da
@@ -78,7 +86,6 @@ def vanilla_rnn_backward(cache: dict[str, Any], dy: np.ndarray, dh_n: np.ndarray
     ``weight_hh``, ``bias_ih``, ``bias_hh``.
     """
     x, weight_ih, weight_hh, y = cache["x"], cache["weight_ih"], cache["weight_hh"], cache["y"]
-    tanh = cache["nonlinearity"] == "tanh"
     dtype = x.dtype
     steps, batch, _ = x.shape
     hidden = weight_hh.shape[1]
@@ -91,10 +98,10 @@ def vanilla_rnn_backward(cache: dict[str, Any], dy: np.ndarray, dh_n: np.ndarray
     dh = np.zeros((batch, hidden), dtype) if dh_n is None else np.array(dh_n, dtype)  # dL/dh_t
     hidden_gradients = np.empty((steps, batch, hidden), dtype)  # dL/dh_t
     for t in reversed(range(steps)):
-        h, h_prev = y[t], cache["h0"] if t == 0 else y[t - 1]
+        h_prev = cache["h0"] if t == 0 else y[t - 1]
         dh = dh + dy[t]
         hidden_gradients[t] = dh
-        da = dh * (1 - h**2) if tanh else dh * (h > 0)
+        da = dh * cache["slopes"][t]
         dx[t] = da @ weight_ih
         d_weight_ih += da.T @ x[t]
         d_weight_hh += da.T @ h_prev

@@ -237,7 +237,7 @@ class GRUCell(_Cell):
 class RNNCell(_Cell):
     """One vanilla RNN step, PyTorch's ``nn.RNNCell``: ``h = cell(x, h)``,
     ``h' = act(x W_ih^T + b_ih + h W_hh^T + b_hh)`` with act ``nonlinearity`` ("tanh" or
-    "relu").
+    "relu", or any activation ``RNN`` takes) and ``clip`` as ``RNN``'s.
 
     Parameters ``weight_ih`` (H, I), ``weight_hh`` (H, H), ``bias_ih``, ``bias_hh`` (H,);
     PyTorch's initialisation. ``RNNCell.from_layer(rnn)`` and ``cell.to_layer()`` convert
@@ -251,21 +251,26 @@ class RNNCell(_Cell):
         input_size: int,
         hidden_size: int,
         bias: bool = True,
-        nonlinearity: str = "tanh",
+        nonlinearity: str | tuple[str, float, float] = "tanh",
         *,
         dtype: DTypeLike = np.float32,
         seed: int | None = None,
+        clip: float | None = None,
     ) -> None:
-        layer = RNN(input_size, hidden_size, nonlinearity=nonlinearity, bias=bias, dtype=dtype, seed=seed)
+        layer = RNN(input_size, hidden_size, nonlinearity=nonlinearity, bias=bias, dtype=dtype, seed=seed, clip=clip)
         self._adopt(layer)
 
     @property
-    def nonlinearity(self) -> str:
+    def nonlinearity(self) -> str | tuple[str, float, float]:
         return self._layer.nonlinearity
 
+    @property
+    def clip(self) -> float | None:
+        return self._layer.clip
+
     def _layer_options(self):
-        return {"nonlinearity": self.nonlinearity}
+        return self._options_of(self._layer)
 
     @classmethod
     def _options_of(cls, layer):
-        return {"nonlinearity": layer.nonlinearity}
+        return {"nonlinearity": layer.nonlinearity} | ({} if layer.clip is None else {"clip": layer.clip})

@@ -50,10 +50,12 @@ class LSTM(_GatedRecurrent):
       ``layer_norm_cell_weight_l{k}``, bias ``layer_norm_cell_bias_l{k}`` (H).
     - ``gate_activation`` (i, f, o; default "sigmoid"), ``activation`` (g, and tanh(c) in
       h = o * tanh(c); default "tanh"), ``cell_activation`` (that h's alone, ONNX's third
-      activation; None: ``activation``) and ``clip=c`` (every gate pre-activation clipped to
-      [-c, c] before its activation): ONNX's activations and clip, on the plain cell only.
-      An activation is one of "sigmoid", "tanh", "relu", "hard_sigmoid", "linear",
-      "softsign", or ("hard_sigmoid", alpha, beta) (the name alone: ONNX's 0.2, 0.5).
+      activation; None: ``activation``) and ``clip=c`` (every gate's activation input,
+      peephole term included, clipped to [-c, c]): ONNX's activations and clip, with
+      ``peephole`` and ``coupled`` (ONNX's P and input_forget) or without; not with
+      ``proj_size`` or ``layer_norm``. An activation is one of "sigmoid", "tanh", "relu",
+      "hard_sigmoid", "linear", "softsign", or ("hard_sigmoid", alpha, beta) (the name
+      alone: ONNX's 0.2, 0.5).
     Dropout and zoneout masks come from a generator seeded by ``seed``.
     """
 
@@ -128,11 +130,11 @@ class LSTM(_GatedRecurrent):
         self.activation = check_activation(activation, "activation")
         self.cell_activation = None if cell_activation is None else check_activation(cell_activation, "cell_activation")
         self.clip = check_clip(clip)
-        if self._chosen_activations() and (self.peephole or self.coupled or self.proj_size or self.layer_norm):
+        if self._chosen_activations() and (self.proj_size or self.layer_norm):
             raise ValueError(
-                "activations other than the defaults and clip are supported on LSTM (plain cell) and GRU; got "
-                f"{self._activation_options()} with peephole={self.peephole}, coupled={self.coupled}, "
-                f"proj_size={self.proj_size}, layer_norm={self.layer_norm}"
+                "activations other than the defaults and clip are supported on the LSTM's plain, peephole, coupled "
+                "and peephole+coupled cells (and the GRU and RNN), not with proj_size or layer_norm; got "
+                f"{self._activation_options()} with proj_size={self.proj_size}, layer_norm={self.layer_norm}"
             )
         self._init_params()
         if forget_bias is not None:
@@ -164,13 +166,13 @@ class LSTM(_GatedRecurrent):
 
     @property
     def cell(self):
-        """The core's cell kind: 'plain', 'peephole', 'coupled', 'peephole_coupled', or 'general'
-        (the plain cell with chosen activations or clip)."""
+        """The core's cell kind: 'plain', 'peephole', 'coupled', 'peephole_coupled', or with
+        chosen activations or clip 'general', 'general_peephole', 'general_coupled',
+        'general_peephole_coupled'."""
+        form = "_".join(word for word, on in (("peephole", self.peephole), ("coupled", self.coupled)) if on)
         if self._chosen_activations():
-            return "general"
-        if self.peephole:
-            return "peephole_coupled" if self.coupled else "peephole"
-        return "coupled" if self.coupled else "plain"
+            return "_".join(("general", form)) if form else "general"
+        return form or "plain"
 
     @property
     def output_size(self):
@@ -283,12 +285,13 @@ class LSTM(_GatedRecurrent):
         blocks = ("input", "candidate", "output") if self.coupled else GATE_NAMES
         named = {name: gates[:, :, k * hidden : (k + 1) * hidden] for k, name in enumerate(blocks)}
         chosen = self._chosen_activations()
-        if chosen:  # the general cell's tape holds pre-activations
+        if chosen:  # a general cell's tape holds each gate's activation input
             acts = Activations(*chosen, clip=self.clip)
             clamps = core_tape.options.clamps or [None] * 4
-            for k, name in enumerate(GATE_NAMES):
+            for name in blocks:
                 value = (acts.candidate if name == "candidate" else acts.gate)(named[name])[0]
-                named[name] = value if clamps[k] is None else np.where(np.isnan(clamps[k]), value, clamps[k])
+                held = clamps[GATE_NAMES.index(name)]
+                named[name] = value if held is None else np.where(np.isnan(held), value, held)
         if self.coupled:
             named["forget"] = 1 - named["input"]
         named["cell"] = cells

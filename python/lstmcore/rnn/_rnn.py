@@ -1,4 +1,4 @@
-"""The vanilla RNN layer, PyTorch's ``nn.RNN``."""
+"""The vanilla RNN layer, PyTorch's ``nn.RNN``, with ONNX's activations and clip."""
 
 from __future__ import annotations
 
@@ -8,26 +8,27 @@ import numpy as np
 
 import lstmcore._core as _core
 from lstmcore._typing import DTypeLike
+from lstmcore.rnn._activations import as_config, check_activation, check_clip
 from lstmcore.rnn._recurrent import _GatedRecurrent
 
-NONLINEARITIES = ("tanh", "relu")
 
-
-def check_nonlinearity(value: object) -> str:
-    if not isinstance(value, str) or value not in NONLINEARITIES:
-        raise ValueError(f'expected nonlinearity "tanh" or "relu", got {value!r}')
-    return value
+def check_nonlinearity(value: object) -> str | tuple[str, float, float]:
+    """A name, or ("hard_sigmoid", alpha, beta), as ``check_activation``."""
+    return check_activation(value, "nonlinearity")
 
 
 class RNN(_GatedRecurrent):
     """Elman RNN, PyTorch's ``nn.RNN`` formulation and parameter names.
 
-    ``h_t = act(x W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)``, act ``"tanh"`` or ``"relu"``
-    (``nonlinearity``); one block of H rows in each weight. State is ``h``,
-    (num_layers * D, B, H). ``dropout=p``: dropout on the input of every layer but the
-    first, in training. ``bias=False``: no bias parameters. ``reverse=True``: the one
-    direction runs from each sequence's own end (ONNX's ``direction="reverse"``). Gate
-    traces hold one array, ``hidden`` (h_t).
+    ``h_t = act(x W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)``, act ``nonlinearity``:
+    PyTorch's ``"tanh"`` or ``"relu"``, or any of ONNX's RNN activations as the LSTM's
+    ``activation`` takes them ("sigmoid", "hard_sigmoid" or ("hard_sigmoid", alpha, beta),
+    "linear", "softsign"). ``clip=c`` (ONNX's): the pre-activation is clipped to [-c, c]
+    before act, so its gradient is zero where it was clipped. One block of H rows in each
+    weight. State is ``h``, (num_layers * D, B, H). ``dropout=p``: dropout on the input of
+    every layer but the first, in training. ``bias=False``: no bias parameters.
+    ``reverse=True``: the one direction runs from each sequence's own end (ONNX's
+    ``direction="reverse"``). Gate traces hold one array, ``hidden`` (h_t).
     """
 
     _state_names = ("h",)
@@ -38,7 +39,7 @@ class RNN(_GatedRecurrent):
         hidden_size: int,
         num_layers: int = 1,
         *,
-        nonlinearity: str = "tanh",
+        nonlinearity: str | tuple[str, float, float] = "tanh",
         bidirectional: bool = False,
         batch_first: bool = True,
         dtype: DTypeLike = np.float32,
@@ -46,8 +47,10 @@ class RNN(_GatedRecurrent):
         dropout: float = 0.0,
         bias: bool = True,
         reverse: bool = False,
+        clip: float | None = None,
     ) -> None:
         self.nonlinearity = check_nonlinearity(nonlinearity)
+        self.clip = check_clip(clip)
         super().__init__(
             input_size,
             hidden_size,
@@ -64,11 +67,12 @@ class RNN(_GatedRecurrent):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config["nonlinearity"] = self.nonlinearity
+        config.update(nonlinearity=as_config(self.nonlinearity), clip=self.clip)
         return config
 
     def __repr__(self):
-        return super().__repr__()[:-1] + f", nonlinearity={self.nonlinearity!r})"
+        clip = "" if self.clip is None else f", clip={self.clip!r}"
+        return super().__repr__()[:-1] + f", nonlinearity={self.nonlinearity!r}{clip})"
 
     def _gate_blocks(self):
         return 1
@@ -99,8 +103,8 @@ class RNN(_GatedRecurrent):
             batch_sizes=batch_sizes,
             batch_first=run.batch_first,
         )
-        # Inference without traces keeps no tape; the tape itself is only the call's
-        # arrays, since backward derives act' from y.
+        # Inference without traces keeps no tape; with tanh or relu and no clip the tape
+        # is only the call's arrays, since backward derives act' from y.
         return _core.rnn_forward(
             run.x,
             self._core_weights(weights),
@@ -109,6 +113,7 @@ class RNN(_GatedRecurrent):
             options,
             self.nonlinearity,
             traced or training,
+            clip=self.clip or 0.0,
         )
 
     def _core_backward(
@@ -127,7 +132,7 @@ class RNN(_GatedRecurrent):
         clamps,
         hidden_grads,
     ):
-        # The tape holds the forward's x, h0, y, options and nonlinearity.
+        # The tape holds the forward's x, h0, y, options, nonlinearity and clip.
         dh_n = None if d_final is None else d_final[0]
         _core.rnn_backward(
             run.tape,
