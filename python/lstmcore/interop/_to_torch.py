@@ -67,6 +67,8 @@ def _sequential(torch: Any, model: Sequential) -> Any:
 def _layer(torch: Any, layer: Any, where: str = "") -> Any:
     named = f"{where} ({type(layer).__name__})" if where else type(layer).__name__
     if isinstance(layer, (LSTMCell, GRUCell, RNNCell)):
+        # Sequential refuses cells when it is built; one put into model.layers afterwards
+        # would become a torch cell, which RecurrentSequential cannot feed a sequence.
         if where:
             raise TypeError(f"{named} is a cell: a Sequential of lstmcore runs no cell")
         return _cell(torch, layer)
