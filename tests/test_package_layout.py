@@ -113,7 +113,9 @@ OPTIONAL_PACKAGES = ("torch", "onnx", "onnxruntime", "h5py", "safetensors", "skl
 
 def test_importing_lstmcore_loads_no_optional_package():
     code = (
-        f"import sys, lstmcore, lstmcore.onnx\nprint(sorted(name for name in {OPTIONAL_PACKAGES!r} if name in sys.modules))\n"
+        "import sys, lstmcore, lstmcore.onnx, lstmcore.interop\n"
+        "lstmcore.from_torch, lstmcore.to_torch, lstmcore.interop.from_torch, lstmcore.interop.to_torch\n"
+        f"print(sorted(name for name in {OPTIONAL_PACKAGES!r} if name in sys.modules))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.strip() == "[]", done.stdout + done.stderr

@@ -3,10 +3,11 @@
 import os as _os
 import sys as _sys
 
-# lstmcore.onnx imports the onnx package only when one of its functions runs.
-from lstmcore import _core, microscope, onnx
+# lstmcore.onnx and lstmcore.interop import onnx and torch only when one of their functions runs.
+from lstmcore import _core, interop, microscope, onnx
 from lstmcore._core import get_num_threads, set_num_threads
 from lstmcore._util.blas import one_blas_thread
+from lstmcore.interop import from_torch, to_torch
 from lstmcore.nn import (
     Dense,
     Dropout,
@@ -59,5 +60,8 @@ __all__ = [
     "get_num_threads",
     "one_blas_thread",
     "onnx",
+    "interop",
+    "from_torch",
+    "to_torch",
     "__version__",
 ]
