@@ -1,11 +1,14 @@
 """The package's shape: no import circles between its modules, none held open by imports
-inside functions, and the module names users knew before the package was cut by concern."""
+inside functions, the module names users knew before the package was cut by concern, and
+no optional framework imported by `import lstmcore`."""
 
 from __future__ import annotations
 
 import ast
 import importlib
 import pathlib
+import subprocess
+import sys
 
 import pytest
 
@@ -102,3 +105,23 @@ def test_the_earlier_module_names_are_the_same_modules(old, new):
 def test_the_microscope_does_not_shadow_the_standard_library():
     assert not (PACKAGE / "inspect.py").exists()
     assert "lstmcore.inspect" not in {_module_name(path) for path in PACKAGE.rglob("*.py")}
+
+
+def _run_python(code):
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+
+def test_import_lstmcore_imports_no_optional_framework():
+    # The optional frameworks load only with the module that uses them (lstmcore.sklearn,
+    # the plots): `import lstmcore` must stay fast and work without them.
+    optional = ("sklearn", "torch", "matplotlib", "onnx", "h5py", "pandas", "scipy")
+    run = _run_python(f"import sys, lstmcore; print(sorted(m for m in sys.modules if m.split('.')[0] in {optional!r}))")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"
+
+
+def test_lstmcore_sklearn_without_scikit_learn_names_the_extra():
+    # sys.modules["sklearn"] = None makes `import sklearn` fail as if it were not installed.
+    run = _run_python("import sys; sys.modules['sklearn'] = None; import lstmcore.sklearn")
+    assert run.returncode != 0
+    assert "ImportError: lstmcore.sklearn needs scikit-learn: pip install 'lstmcore[sklearn]'" in run.stderr
