@@ -296,6 +296,8 @@ def edited(path, tmp_path, change):
         (lambda entry: entry.update(classes=["a"]), r"\['classes'\] as a list of 2 labels"),
         (lambda entry: entry.update(classes=["a", "a"]), r"\['classes'\] as 2 distinct labels"),
         (lambda entry: entry.update(classes_dtype="V8"), r"\['classes_dtype'\] as a NumPy dtype"),
+        (lambda entry: entry.update(classes_dtype="O", classes=[1, "a"]), r"\['classes'\] as labels of dtype object"),
+        (lambda entry: entry.update(classes=[1, 2]), r"\['classes'\] as strings, as classes_dtype says"),
         (lambda entry: entry.update(n_features_in=0), r"\['n_features_in'\] as an integer >= 1"),
         (lambda entry: entry.update(feature_names_in=["a"]), r"\['feature_names_in'\] as a list of 12 strings"),
     ],
@@ -305,6 +307,13 @@ def test_edited_or_foreign_files_are_model_file_errors(change, message, tmp_path
     SequenceClassifier(**FAST, random_state=0).fit(x, y).save(tmp_path / "model.npz")
     with pytest.raises(lstmcore.ModelFileError, match=message):
         SequenceClassifier.load(edited(tmp_path / "model.npz", tmp_path, change))
+
+
+def test_string_classes_take_the_width_of_their_labels_not_of_the_file(tmp_path):
+    x, y = sign_task(count=40)
+    SequenceClassifier(**FAST, random_state=0).fit(x, y).save(tmp_path / "model.npz")
+    path = edited(tmp_path / "model.npz", tmp_path, lambda entry: entry.update(classes_dtype="<U200000000"))
+    assert SequenceClassifier.load(path).classes_.dtype == np.dtype("<U4")  # "down", "up"
 
 
 def test_a_plain_model_file_is_not_an_estimator(tmp_path):

@@ -98,11 +98,16 @@ class Entries:
         value = self.entry.get("classes")
         if not isinstance(value, list) or len(value) != count or any(isinstance(c, (list, dict)) for c in value):
             raise self.refuse("classes", f"a list of {count} labels (the outputs of the model)")
+        if dtype.kind == "U" and not all(isinstance(label, str) for label in value):
+            raise self.refuse("classes", "strings, as classes_dtype says")
         try:
-            classes = np.array(value, dtype=dtype)
-        except (TypeError, ValueError, OverflowError):
+            # Strings take the width of the longest, not the file's word for it: a claim of
+            # a billion characters each would otherwise be allocated.
+            classes = np.array(value, dtype=str if dtype.kind == "U" else dtype)
+            distinct = len(np.unique(classes))
+        except (TypeError, ValueError, OverflowError):  # unconvertible, or objects that do not sort
             raise self.refuse("classes", f"labels of dtype {dtype}") from None
-        if classes.ndim != 1 or len(np.unique(classes)) != count:
+        if classes.ndim != 1 or distinct != count:
             raise self.refuse("classes", f"{count} distinct labels")
         return classes
 
