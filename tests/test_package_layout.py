@@ -1,5 +1,6 @@
 """The package's shape: no import circles between its modules, none held open by imports
-inside functions, and the module names users knew before the package was cut by concern."""
+inside functions, the module names users knew before the package was cut by concern, and
+no optional framework imported by `import lstmcore`."""
 
 from __future__ import annotations
 
@@ -108,14 +109,27 @@ def test_the_microscope_does_not_shadow_the_standard_library():
 
 # The optional extras: importing lstmcore (and its interop modules) must load none of
 # them; each is imported by the function that needs it.
-OPTIONAL_PACKAGES = ("torch", "onnx", "onnxruntime", "h5py", "safetensors", "sklearn", "keras", "matplotlib")
+OPTIONAL_PACKAGES = (
+    "torch", "onnx", "onnxruntime", "h5py", "safetensors", "sklearn", "keras", "matplotlib", "pandas", "scipy",
+)  # fmt: skip
+
+
+def _run_python(code):
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
 
 
 def test_importing_lstmcore_loads_no_optional_package():
     code = (
         "import sys, lstmcore, lstmcore.onnx, lstmcore.interop\n"
         "lstmcore.from_torch, lstmcore.to_torch, lstmcore.interop.from_torch, lstmcore.interop.to_torch\n"
-        f"print(sorted(name for name in {OPTIONAL_PACKAGES!r} if name in sys.modules))\n"
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {OPTIONAL_PACKAGES!r}))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
-    assert done.stdout.strip() == "[]", done.stdout + done.stderr
+    done = _run_python(code)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_lstmcore_sklearn_without_scikit_learn_names_the_extra():
+    # sys.modules["sklearn"] = None makes `import sklearn` fail as if it were not installed.
+    run = _run_python("import sys; sys.modules['sklearn'] = None; import lstmcore.sklearn")
+    assert run.returncode != 0
+    assert "ImportError: lstmcore.sklearn needs scikit-learn: pip install 'lstmcore[sklearn]'" in run.stderr
