@@ -272,7 +272,7 @@ def test_embedding_mask_zero_reads_lengths_off_trailing_zero_ids():
     layer = Embedding(5, 2, mask_zero=True)
     assert layer.lengths_of(np.array([[1, 2, 0], [3, 0, 0], [4, 4, 4]])).tolist() == [2, 1, 3]
     assert Embedding(5, 2).lengths_of(np.array([[1, 0]])) is None
-    with pytest.raises(ValueError, match=r"sequence 1 padded at step 1 before its valid step 2.*padding='post'"):
+    with pytest.raises(ValueError, match=r"sequence 1 padded at step 1 before its last valid step 2.*padding='post'"):
         layer.lengths_of(np.array([[1, 2, 3], [1, 0, 2]]))
     with pytest.raises(ValueError, match="sequence 1 all padding"):
         layer.lengths_of(np.array([[1, 2], [0, 0]]))

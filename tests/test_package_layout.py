@@ -102,3 +102,14 @@ def test_the_earlier_module_names_are_the_same_modules(old, new):
 def test_the_microscope_does_not_shadow_the_standard_library():
     assert not (PACKAGE / "inspect.py").exists()
     assert "lstmcore.inspect" not in {_module_name(path) for path in PACKAGE.rglob("*.py")}
+
+
+def test_import_lstmcore_imports_no_optional_framework():
+    # h5py (from_keras), torch, onnx, matplotlib are imported by the functions that use them
+    import subprocess
+    import sys
+
+    optional = ("h5py", "keras", "torch", "onnx", "matplotlib")
+    code = f"import sys, lstmcore; print(sorted(set({optional!r}) & set(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert result.stdout.strip() == "[]"

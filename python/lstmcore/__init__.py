@@ -6,6 +6,7 @@ import sys as _sys
 from lstmcore import _core, microscope
 from lstmcore._core import get_num_threads, set_num_threads
 from lstmcore._util.blas import one_blas_thread
+from lstmcore.interop.keras import from_keras  # h5py is imported when it runs, never here
 from lstmcore.nn import (
     Dense,
     Dropout,
@@ -56,6 +57,7 @@ __all__ = [
     "History",
     "load",
     "ModelFileError",
+    "from_keras",
     "losses",
     "optim",
     "set_num_threads",

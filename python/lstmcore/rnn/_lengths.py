@@ -49,7 +49,7 @@ def lengths_from_mask(valid: np.ndarray, padding: str) -> np.ndarray:
         row, step = np.unravel_index(np.argmax(gaps), gaps.shape)
         raise ValueError(
             f"expected padding ({padding}) only after each sequence's last valid step, got sequence {row} padded at "
-            f"step {step} before its valid step {lengths[row] - 1}: lengths express trailing padding only "
+            f"step {step} before its last valid step {lengths[row] - 1}: lengths express trailing padding only "
             "(Keras's pad_sequences(..., padding='post'))"
         )
     return lengths.astype(np.int64)

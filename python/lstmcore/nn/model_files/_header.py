@@ -185,22 +185,28 @@ def structure(raw):
     return deepest, values
 
 
-def parse(raw, fail):
-    """The header in ``raw`` (bytes), checked; ``fail(problem)`` makes the error to raise."""
+def load_json(raw, fail, what="the header"):
+    """The JSON document in ``raw`` (bytes), parsed at a cost bounded by its size: its
+    depth and count of values checked before parsing, no repeated key, no NaN or
+    infinity. ``fail(problem)`` makes the error to raise; ``what`` names the document."""
     depth, values = structure(raw)
     if values > MAX_HEADER_VALUES:
-        raise fail(f"the header holds about {values} values; at most {MAX_HEADER_VALUES} are read")
+        raise fail(f"{what} holds about {values} values; at most {MAX_HEADER_VALUES} are read")
     if depth > MAX_HEADER_DEPTH:
-        raise fail(f"the header nests {depth} levels deep; at most {MAX_HEADER_DEPTH} are read")
+        raise fail(f"{what} nests {depth} levels deep; at most {MAX_HEADER_DEPTH} are read")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise fail(f"the header is not UTF-8 text ({error.reason} at byte {error.start})") from error
+        raise fail(f"{what} is not UTF-8 text ({error.reason} at byte {error.start})") from error
     try:
-        header = json.loads(text, object_pairs_hook=_unique_keys, parse_float=_finite, parse_constant=_no_constant)
+        return json.loads(text, object_pairs_hook=_unique_keys, parse_float=_finite, parse_constant=_no_constant)
     except (ValueError, RecursionError) as error:  # JSONDecodeError and _Refused are ValueErrors
-        raise fail(f"the header is not valid JSON ({short(str(error))})") from error
+        raise fail(f"{what} is not valid JSON ({short(str(error))})") from error
 
+
+def parse(raw, fail):
+    """The header in ``raw`` (bytes), checked; ``fail(problem)`` makes the error to raise."""
+    header = load_json(raw, fail)
     if type(header) is not dict:
         raise fail(f"expected the header as a JSON object, got {json_type(header)}")
     given = header.get("format")
