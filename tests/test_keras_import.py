@@ -60,7 +60,7 @@ def sequences(batch=3, steps=5, features=3, seed=1):
 # Each one a Sequential of recurrent layers on (B, T, 3) floats.
 RECURRENT_MODELS = {
     "lstm sequences": lambda L: [L.LSTM(4, return_sequences=True)],
-    "lstm last": lambda L: [L.LSTM(4)],
+    "lstm last": lambda L: [L.LSTM(4, dropout=0.2, recurrent_dropout=0.1)],  # dropout: training only
     "lstm options": lambda L: [L.LSTM(4, activation="relu", recurrent_activation="hard_sigmoid", use_bias=False)],
     "gru reset after": lambda L: [L.GRU(4, return_sequences=True), L.GRU(3)],
     "gru reset before": lambda L: [L.GRU(4, reset_after=False, return_sequences=True), L.GRU(2, reset_after=False)],
@@ -114,6 +114,8 @@ def test_embedding_mask_zero_reads_lengths_off_the_ids(keras, tmp_path):
     model = randomized(keras.Sequential([keras.Input((None,), dtype="int32"), *layers]))
     ours = assert_same_outputs(keras, model, IDS, tmp_path)
     assert ours.lengths_of(IDS).tolist() == [5, 2, 7, 1]
+    ours.save(tmp_path / "converted.npz")  # an lstmcore model file like any other
+    np.testing.assert_array_equal(lstmcore.load(tmp_path / "converted.npz").predict(IDS), ours.predict(IDS))
 
 
 def test_padded_steps_repeat_the_last_output_as_keras_or_are_zero(keras, tmp_path):
@@ -183,6 +185,10 @@ def test_unsupported_layers_and_options_are_refused_naming_layer_and_option(kera
         ([L.LSTM(2, go_backwards=True, return_sequences=True, name="b")], r"'b' \(LSTM\): go_backwards=True"),
         ([L.Dropout(0.5, noise_shape=(None, 1, 3), name="n")], r"'n' \(Dropout\): noise_shape="),
         ([L.LSTM(2, return_sequences=True), L.Masking(name="m")], r"'m' \(Masking\) comes after another layer"),
+        (
+            [L.Bidirectional(L.GRU(2), backward_layer=L.GRU(2, activation="relu", go_backwards=True), name="two")],
+            r"'two' \(Bidirectional\): backward_layer=.*differ from the forward layer's",
+        ),
     ]
     for layers, message in cases:
         _refused(keras, tmp_path, keras.Sequential([keras.Input((None, 3)), *layers]), message)
@@ -329,4 +335,3 @@ def test_a_zip_member_claiming_more_than_the_file_can_hold_is_refused(tmp_path):
         archive.writestr("config.json", " " * 50_000_000)
         archive.writestr("model.weights.h5", b"")
     refused_file(path, "a zip bomb")
-
