@@ -1,12 +1,13 @@
-"""Dense, Embedding, Dropout, LastStep, MeanPool and Sequential: backward against central
-finite differences in float64, and the layers' contracts (configs, padding, masks, views)."""
+"""Dense, Embedding, Dropout, LastStep, MeanPool, Masking, RepeatLast and Sequential:
+backward against central finite differences in float64, and the layers' contracts
+(configs, padding, masks, views, lengths read off the input)."""
 
 import numpy as np
 import pytest
 
 import lstmcore
 from _compare import assert_close, numerical_gradient, sample_indices
-from lstmcore import GRU, LSTM, Dense, Dropout, Embedding, LastStep, MeanPool, Sequential
+from lstmcore import GRU, LSTM, Dense, Dropout, Embedding, LastStep, Masking, MeanPool, RepeatLast, Sequential
 
 F64 = np.float64
 
@@ -70,6 +71,34 @@ def test_dense_matches_pytorch_layout_and_initial_range():
     x = np.ones((2, 16), np.float32)
     y, _ = layer.forward(x)
     assert_close("y", y, x @ layer.params["weight"].T + layer.params["bias"], rtol=1e-6, atol=1e-6)
+
+
+DENSE_ACTIVATIONS = ["sigmoid", "tanh", "relu", ("hard_sigmoid", 1 / 6, 0.5), "softsign", "softmax"]
+
+
+@pytest.mark.parametrize("activation", DENSE_ACTIVATIONS, ids=str)
+def test_dense_activation_backward_matches_finite_differences(activation):
+    layer = Dense(4, 3, activation=activation, dtype=F64, seed=0)
+    x = np.random.default_rng(1).normal(size=(3, 2, 4)) * 2
+    check_gradients(layer_pass(layer), layer.params, layer.grads, x)
+
+
+@pytest.mark.parametrize("activation", DENSE_ACTIVATIONS, ids=str)
+def test_dense_activation_applies_to_the_linear_output(activation):
+    from lstmcore.reference import _activations
+
+    layer = Dense(4, 3, activation=activation, dtype=F64, seed=0)
+    x = np.random.default_rng(2).normal(size=(5, 4)) * 3
+    z = Dense(4, 3, dtype=F64, seed=0).forward(x)[0]
+    expected = np.exp(z) / np.exp(z).sum(-1, keepdims=True) if activation == "softmax" else None
+    if expected is None:
+        expected = _activations.activation(activation, z)[0]
+    assert_close("y", layer.forward(x)[0], expected, rtol=1e-12, atol=1e-12)
+
+
+def test_dense_refuses_an_unknown_activation():
+    with pytest.raises(ValueError, match="gelu"):
+        Dense(2, 2, activation="gelu")
 
 
 def test_dense_rejects_a_wrong_feature_size_naming_both():
@@ -164,8 +193,19 @@ def test_pooling_rejects_lengths_outside_one_to_t(pool, bad):
 
 @pytest.mark.parametrize(
     "layer",
-    [Dense(3, 2, dtype=F64, seed=1), Embedding(9, 4, padding_idx=2, seed=0), Dropout(0.25, seed=7), LastStep(), MeanPool()],
-    ids=lambda layer: type(layer).__name__,
+    [
+        Dense(3, 2, dtype=F64, seed=1),
+        Dense(3, 2, activation=("hard_sigmoid", 0.25, 0.5), seed=1),
+        Embedding(9, 4, padding_idx=2, seed=0),
+        Embedding(9, 4, mask_zero=True, seed=0),
+        Dropout(0.25, seed=7),
+        LastStep(),
+        LastStep(bidirectional=True),
+        MeanPool(),
+        Masking(-1.5),
+        RepeatLast(),
+    ],
+    ids=lambda layer: repr(layer),
 )
 def test_get_config_rebuilds_the_layer(layer):
     import json
@@ -175,6 +215,91 @@ def test_get_config_rebuilds_the_layer(layer):
     assert rebuilt.get_config() == layer.get_config()
     for name, value in layer.params.items():
         assert np.array_equal(rebuilt.params[name], value)  # seeded: the same initial weights
+
+
+# ----------------------------------------------------------------------- lengths read off the input
+
+
+@pytest.mark.parametrize("options", [{"bidirectional": True}, {"reverse": True}])
+@pytest.mark.parametrize("lengths", [None, np.array([4, 1, 3])])
+def test_last_step_of_a_reverse_direction_backward_matches_finite_differences(options, lengths):
+    x = np.random.default_rng(2).normal(size=(3, 4, 6))
+    check_gradients(layer_pass(LastStep(**options), lengths=lengths), {}, {}, x)
+
+
+def test_last_step_of_each_direction_is_the_bidirectional_final_state():
+    lstm = LSTM(2, 3, bidirectional=True, dtype=F64, seed=0)
+    reverse = LSTM(2, 3, reverse=True, dtype=F64, seed=0)
+    x = np.random.default_rng(3).normal(size=(3, 5, 2))
+    lengths = np.array([5, 2, 3])
+    y, (h_n, _) = lstm(x, lengths=lengths)
+    last, _ = LastStep(bidirectional=True).forward(y, lengths=lengths)
+    assert_close("h_n", last, np.concatenate([h_n[0], h_n[1]], axis=1), rtol=0, atol=0)
+    y, (h_n, _) = reverse(x, lengths=lengths)
+    assert_close("reverse h_n", LastStep(reverse=True).forward(y, lengths=lengths)[0], h_n[0], rtol=0, atol=0)
+    with pytest.raises(ValueError, match="not both"):
+        LastStep(bidirectional=True, reverse=True)
+    with pytest.raises(ValueError, match="even number of features, got 3"):
+        LastStep(bidirectional=True).forward(np.zeros((1, 2, 3)))
+
+
+@pytest.mark.parametrize("lengths", [None, np.array([4, 1, 3])])
+def test_repeat_last_backward_matches_finite_differences(lengths):
+    x = np.random.default_rng(2).normal(size=(3, 4, 2))
+    check_gradients(layer_pass(RepeatLast(), lengths=lengths), {}, {}, x)
+
+
+def test_repeat_last_fills_the_padding_with_the_last_valid_step():
+    x = np.arange(2 * 4, dtype=F64).reshape(2, 4, 1)
+    y, _ = RepeatLast().forward(x, lengths=[2, 4])
+    assert y[:, :, 0].tolist() == [[0, 1, 1, 1], [4, 5, 6, 7]]
+    assert np.array_equal(RepeatLast().forward(x)[0], x)
+
+
+def test_masking_reads_lengths_off_trailing_steps_and_zeroes_them():
+    x = np.random.default_rng(0).normal(size=(3, 4, 2))
+    x[0, 2:] = 5.0
+    x[1, 3, 0] = 5.0  # one feature alone is not padding
+    layer = Masking(5.0)
+    assert layer.lengths_of(x).tolist() == [2, 4, 4]
+    y, _ = layer.forward(x)
+    assert not y[0, 2:].any() and np.array_equal(y[1:], x[1:]) and np.array_equal(y[0, :2], x[0, :2])
+    # explicit lengths: the finite differences move the padding off mask_value
+    check_gradients(layer_pass(layer, lengths=[2, 4, 4]), {}, {}, x)
+
+
+def test_embedding_mask_zero_reads_lengths_off_trailing_zero_ids():
+    layer = Embedding(5, 2, mask_zero=True)
+    assert layer.lengths_of(np.array([[1, 2, 0], [3, 0, 0], [4, 4, 4]])).tolist() == [2, 1, 3]
+    assert Embedding(5, 2).lengths_of(np.array([[1, 0]])) is None
+    with pytest.raises(ValueError, match=r"sequence 1 padded at step 1 before its last valid step 2.*padding='post'"):
+        layer.lengths_of(np.array([[1, 2, 3], [1, 0, 2]]))
+    with pytest.raises(ValueError, match="sequence 1 all padding"):
+        layer.lengths_of(np.array([[1, 2], [0, 0]]))
+    with pytest.raises(ValueError, match=r"\(B, T\)"):
+        layer.lengths_of(np.array([1, 2]))
+
+
+@pytest.mark.parametrize("first", ["embedding", "masking"])
+def test_sequential_reads_lengths_off_the_input_when_none_are_given(first):
+    rng = np.random.default_rng(4)
+    if first == "embedding":
+        x = np.array([[1, 2, 3, 0, 0], [4, 1, 1, 1, 2], [3, 0, 0, 0, 0]])
+        layers = [Embedding(5, 3, mask_zero=True, dtype=F64, seed=0)]
+    else:
+        x = rng.normal(size=(3, 5, 3))
+        x[0, 3:], x[2, 1:] = 0.0, 0.0
+        layers = [Masking(0.0)]
+    model = Sequential([*layers, GRU(3, 4, dtype=F64, seed=1), RepeatLast(), Dense(4, 2, dtype=F64, seed=2)])
+    lengths = np.array([3, 5, 1])
+    assert model.lengths_of(x).tolist() == lengths.tolist()
+    y = model.predict(x)
+    assert_close("predict", y, model(x, lengths), rtol=0, atol=0)
+    assert_close("padding repeats the last step", y[0, 3:], np.repeat(y[0, 2:3], 2, axis=0), rtol=0, atol=0)
+    target = rng.normal(size=y.shape)
+    assert model.evaluate(x, target, loss="mse") == model.evaluate(x, target, loss="mse", lengths=lengths)
+    assert model.predict(x[:0]).shape == (0, 5, 2)
+    check_gradients(model_pass(model, lengths), model.params, model.grads, x, samples=6)
 
 
 # ----------------------------------------------------------------------- Sequential

@@ -76,6 +76,28 @@ def test_round_trip_of_lstm_variants(tmp_path):
     assert np.array_equal(lstmcore.load(tmp_path / "peephole.npz")(x), model(x))
 
 
+def test_round_trip_of_masking_layers_reads_the_same_lengths(tmp_path):
+    layers = [
+        Embedding(6, 3, mask_zero=True, seed=0),
+        lstmcore.LSTM(3, 4, seed=1),
+        lstmcore.RepeatLast(),
+        lstmcore.LSTM(4, 2, bidirectional=True, seed=2),
+        lstmcore.LastStep(bidirectional=True),
+        Dense(4, 3, activation="softmax", seed=3),
+    ]
+    model = Sequential(layers)
+    model.save(tmp_path / "masked.npz")
+    loaded = lstmcore.load(tmp_path / "masked.npz")
+    ids = np.array([[1, 2, 0, 0], [5, 4, 3, 2]])
+    assert np.array_equal(loaded(ids), model(ids)) and np.array_equal(model(ids), model(ids, lengths=[2, 4]))
+    assert loaded.get_config() == model.get_config()
+    model = Sequential([lstmcore.Masking(-1.0), GRU(2, 3, seed=0), lstmcore.LastStep()])
+    model.save(tmp_path / "masking.npz")
+    x = np.random.default_rng(0).normal(size=(2, 4, 2))
+    x[1, 3:] = -1.0
+    assert np.array_equal(lstmcore.load(tmp_path / "masking.npz")(x), model(x, lengths=[4, 3]))
+
+
 def test_the_path_is_used_exactly_as_given(tmp_path):
     gru_model().save(tmp_path / "model.bin")
     assert os.listdir(tmp_path) == ["model.bin"]

@@ -150,14 +150,16 @@ def test_random_edits_of_the_header(original, data):
         action = data.draw(st.sampled_from(["replace", "delete", "add"] if keys else ["add"]))
         if action == "add":
             key = data.draw(_KEYS | st.text(max_size=8)) if isinstance(container, dict) else len(container)
+            # copies: CONFUSIONS holds lists and objects that a later edit would change
+            # for every test case after this one
             if isinstance(container, dict):
-                container[key] = data.draw(json_values)
+                container[key] = copy.deepcopy(data.draw(json_values))
             else:
-                container.append(data.draw(json_values))
+                container.append(copy.deepcopy(data.draw(json_values)))
         elif action == "delete":
             del container[data.draw(st.sampled_from(keys))]
         else:
-            container[data.draw(st.sampled_from(keys))] = data.draw(json_values)
+            container[data.draw(st.sampled_from(keys))] = copy.deepcopy(data.draw(json_values))
     model = _load(folder, lambda path: write_entries(path, arrays, header))
     if model is not None:  # an edit the format allows (a seed, a rate, the metadata)
         _holds(model, arrays)

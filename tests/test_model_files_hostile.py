@@ -143,9 +143,12 @@ def _config(index, **values):
         (_config(0, forget_bias="1"), "expected forget_bias as null or a number"),
         (_config(0, proj_size=4), r"missing \['0.weight_hr_l0'\]"),  # weights are compared first
         (_config(0, batch_first=False), "batch_first=True"),
-        (_config(2, surprise=1), r"unexpected keys \['surprise'\] \(it takes in_features, out_features, dtype, seed\)"),
+        (
+            _config(2, surprise=1),
+            r"unexpected keys \['surprise'\] \(it takes in_features, out_features, activation, dtype, seed\)",
+        ),
         (lambda h: h["layers"][2]["config"].pop("in_features"), r"missing keys \['in_features'\]"),
-        (lambda h: h["layers"][1].update(config={"p": 0.5}), r"unexpected keys \['p'\] \(it takes none\)"),
+        (lambda h: h["layers"][1].update(config={"p": 0.5}), r"unexpected keys \['p'\] \(it takes bidirectional, reverse\)"),
     ],
 )
 def test_a_header_of_the_wrong_types_or_values_is_refused(saved, tmp_path, change, message):

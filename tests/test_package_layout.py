@@ -120,8 +120,8 @@ def _run_python(code):
 
 def test_importing_lstmcore_loads_no_optional_package():
     code = (
-        "import sys, lstmcore, lstmcore.onnx, lstmcore.interop\n"
-        "lstmcore.from_torch, lstmcore.to_torch, lstmcore.interop.from_torch, lstmcore.interop.to_torch\n"
+        "import sys, lstmcore, lstmcore.onnx, lstmcore.interop, lstmcore.interop.keras\n"
+        "lstmcore.from_torch, lstmcore.to_torch, lstmcore.from_keras, lstmcore.interop.from_torch\n"
         f"print(sorted(m for m in sys.modules if m.split('.')[0] in {OPTIONAL_PACKAGES!r}))\n"
     )
     done = _run_python(code)

@@ -8,14 +8,17 @@ from lstmcore import _core, interop, microscope, onnx
 from lstmcore._core import get_num_threads, set_num_threads
 from lstmcore._util.blas import one_blas_thread
 from lstmcore.interop import from_torch, to_torch
+from lstmcore.interop.keras import from_keras  # h5py is imported when it runs, never here
 from lstmcore.nn import (
     Dense,
     Dropout,
     Embedding,
     History,
     LastStep,
+    Masking,
     MeanPool,
     ModelFileError,
+    RepeatLast,
     Sequential,
     load,
     losses,
@@ -50,10 +53,13 @@ __all__ = [
     "Dropout",
     "LastStep",
     "MeanPool",
+    "Masking",
+    "RepeatLast",
     "Sequential",
     "History",
     "load",
     "ModelFileError",
+    "from_keras",
     "losses",
     "optim",
     "set_num_threads",

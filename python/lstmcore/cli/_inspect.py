@@ -112,6 +112,9 @@ class _Ablated:
     def __call__(self, x, lengths=None):
         return forward_with_ablation(self.model, x, lengths, self.index, self.ablate)
 
+    def lengths_of(self, x):
+        return self.model.lengths_of(x)
+
 
 def model_loss(model, x, y, lengths, loss, index, ablate):
     """The mean loss of the model on (x, y) with ``ablate`` on layer ``index`` (``evaluate``:

@@ -1,9 +1,9 @@
 """Models in and out of other frameworks: ``from_torch`` turns a PyTorch module into the
 lstmcore layer or model that computes the same outputs, ``to_torch`` does the reverse
-(docs/interop.md).
+(docs/interop.md); ``interop.keras.from_keras`` reads Keras 3 files (docs/keras.md).
 
-PyTorch is the ``torch`` extra (``pip install 'lstmcore[torch]'``); ``import lstmcore``
-does not import it, and these functions import it when they are called.
+Each framework is an extra (``pip install 'lstmcore[torch]'``, ``'lstmcore[keras]'``);
+``import lstmcore`` imports none of them, and these functions import theirs when called.
 """
 
 from lstmcore.interop._from_torch import from_torch

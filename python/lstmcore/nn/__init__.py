@@ -2,7 +2,7 @@
 optimizers and model files."""
 
 from lstmcore.nn import losses, optim
-from lstmcore.nn._layers import Dense, Dropout, Embedding, LastStep, MeanPool
+from lstmcore.nn._layers import Dense, Dropout, Embedding, LastStep, Masking, MeanPool, RepeatLast
 from lstmcore.nn._model import Sequential
 from lstmcore.nn._train import History
 from lstmcore.nn.model_files._format import ModelFileError
@@ -14,6 +14,8 @@ __all__ = [
     "Dropout",
     "LastStep",
     "MeanPool",
+    "Masking",
+    "RepeatLast",
     "Sequential",
     "History",
     "load",

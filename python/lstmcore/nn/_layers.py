@@ -28,9 +28,19 @@ import numpy as np
 
 from lstmcore._typing import ArrayLike, DTypeLike, Params, Tape
 from lstmcore._util.blas import one_blas_thread
-from lstmcore._util.checks import as_numeric_array, check_dtype, check_positive_int, param_array, shape_text
+from lstmcore._util.checks import (
+    as_numeric_array,
+    check_bool,
+    check_dtype,
+    check_finite_real,
+    check_positive_int,
+    param_array,
+    shape_text,
+)
+from lstmcore.reference._activations import activation as activation_and_slope
+from lstmcore.rnn._activations import as_config, check_activation
 from lstmcore.rnn._fingerprint import check_unchanged, fingerprints
-from lstmcore.rnn._lengths import checked_lengths
+from lstmcore.rnn._lengths import checked_lengths, lengths_from_mask
 from lstmcore.rnn._recurrent import _GatedRecurrent
 
 
@@ -73,19 +83,40 @@ class _Layer:
         return f"{type(self).__name__}({arguments})"
 
 
+def check_dense_activation(value: object) -> str | tuple[str, float, float]:
+    """Dense's ``activation``: a recurrent layer's activation, or "softmax"."""
+    return "softmax" if value == "softmax" else check_activation(value, "activation")
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
 class Dense(_Layer):
-    """y = x W^T + b on the last axis, as PyTorch's ``nn.Linear``; per step on (B, T, F).
+    """y = activation(x W^T + b) on the last axis, as PyTorch's ``nn.Linear`` when the
+    activation is "linear" (the default); per step on (B, T, F).
 
     weight (out_features, in_features), bias (out_features,), both uniform in
-    +-1/sqrt(in_features) as PyTorch initialises them.
+    +-1/sqrt(in_features) as PyTorch initialises them. ``activation``: "linear",
+    "sigmoid", "tanh", "relu", "hard_sigmoid", "softsign" (the recurrent layers' own,
+    ``("hard_sigmoid", alpha, beta)`` included) or "softmax" over the last axis; the
+    losses take logits, so a model trained with them keeps "linear".
     """
 
     def __init__(
-        self, in_features: int, out_features: int, *, dtype: DTypeLike = np.float32, seed: int | None = None
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        activation: str | tuple[str, float, float] = "linear",
+        dtype: DTypeLike = np.float32,
+        seed: int | None = None,
     ) -> None:
         super().__init__()
         self.in_features = check_positive_int(in_features, "in_features")
         self.out_features = check_positive_int(out_features, "out_features")
+        self.activation = check_dense_activation(activation)
         self.dtype = check_dtype(dtype)
         self.seed = seed
         rng = np.random.default_rng(seed)
@@ -100,6 +131,7 @@ class Dense(_Layer):
         return {
             "in_features": self.in_features,
             "out_features": self.out_features,
+            "activation": as_config(self.activation),
             "dtype": self.dtype.name,
             "seed": self.seed,
         }
@@ -120,9 +152,16 @@ class Dense(_Layer):
         if np.may_share_memory(x, given):
             x = x.copy()
         params = self._checked_params()
-        y = x @ params["weight"].T + params["bias"]
-        # The tape: x and the fingerprints of the weights, which backward's dx reads.
-        return y, (x, fingerprints(params))
+        z = x @ params["weight"].T + params["bias"]
+        # The tape: x, the fingerprints of the weights, which backward's dx reads, and what
+        # the activation's derivative needs: its slope, or softmax's output.
+        if self.activation == "linear":
+            return z, (x, fingerprints(params), None)
+        if self.activation == "softmax":
+            y = _softmax(z)
+            return y, (x, fingerprints(params), y)
+        y, slope = activation_and_slope(self.activation, z)
+        return y, (x, fingerprints(params), slope)
 
     def _checked_params(self):
         shapes = {"weight": (self.out_features, self.in_features), "bias": (self.out_features,)}
@@ -146,21 +185,28 @@ class Dense(_Layer):
 
     @one_blas_thread()
     def backward(self, tape: Tape, dy: ArrayLike) -> np.ndarray | None:
-        x = tape[0]
+        x, _, derivative = tape
         params = self.check_tape(tape)
         dy = _check_dy(dy, x.shape[:-1] + (self.out_features,)).astype(self.dtype, copy=False)
+        if self.activation == "softmax":
+            dz = derivative * (dy - (dy * derivative).sum(axis=-1, keepdims=True))
+        else:
+            dz = dy if derivative is None else dy * derivative
         rows_x = x.reshape(-1, self.in_features)
-        rows_dy = dy.reshape(-1, self.out_features)
-        self.grads["weight"] += rows_dy.T @ rows_x
-        self.grads["bias"] += rows_dy.sum(axis=0)
-        return dy @ params["weight"]
+        rows_dz = dz.reshape(-1, self.out_features)
+        self.grads["weight"] += rows_dz.T @ rows_x
+        self.grads["bias"] += rows_dz.sum(axis=0)
+        return dz @ params["weight"]
 
 
 class Embedding(_Layer):
     """Integer ids (...) -> vectors (..., embedding_dim), as PyTorch's ``nn.Embedding``.
 
     weight (num_embeddings, embedding_dim), standard normal like PyTorch. The row of
-    ``padding_idx`` starts at zero and never receives a gradient.
+    ``padding_idx`` starts at zero and never receives a gradient. ``mask_zero=True``
+    (Keras's option): id 0 is padding at the end of a sequence, and a ``Sequential``
+    that starts with this layer reads each sequence's length off its ids when it is
+    given no ``lengths`` (``lengths_of``).
     """
 
     def __init__(
@@ -169,6 +215,7 @@ class Embedding(_Layer):
         embedding_dim: int,
         *,
         padding_idx: int | None = None,
+        mask_zero: bool = False,
         dtype: DTypeLike = np.float32,
         seed: int | None = None,
     ) -> None:
@@ -182,6 +229,7 @@ class Embedding(_Layer):
                 raise ValueError(f"expected padding_idx in [0, {self.num_embeddings}), got {padding_idx}")
             padding_idx = int(padding_idx)
         self.padding_idx = padding_idx
+        self.mask_zero = check_bool(mask_zero, "mask_zero")
         self.dtype = check_dtype(dtype)
         self.seed = seed
         weight = np.random.default_rng(seed).standard_normal((self.num_embeddings, self.embedding_dim))
@@ -196,9 +244,21 @@ class Embedding(_Layer):
             "num_embeddings": self.num_embeddings,
             "embedding_dim": self.embedding_dim,
             "padding_idx": self.padding_idx,
+            "mask_zero": self.mask_zero,
             "dtype": self.dtype.name,
             "seed": self.seed,
         }
+
+    def lengths_of(self, x: ArrayLike) -> np.ndarray | None:
+        """With ``mask_zero``: (B,) lengths of ids (B, T), each sequence's steps up to its
+        last nonzero id; a 0 before it, or a sequence of 0s alone, is a ValueError.
+        None without ``mask_zero``."""
+        if not self.mask_zero:
+            return None
+        ids = np.asarray(x)
+        if ids.ndim != 2:
+            raise ValueError(f"mask_zero reads lengths off ids of shape (B, T), got {shape_text(ids.shape)}")
+        return lengths_from_mask(ids != 0, "id 0, mask_zero=True")
 
     def forward(self, x: ArrayLike, *, training: bool = False, lengths: ArrayLike | None = None) -> tuple[np.ndarray, Tape]:
         # ids (...) -> y (..., D)
@@ -268,22 +328,105 @@ class Dropout(_Layer):
         return _check_dy(dy, shape) * mask
 
 
+class Masking(_Layer):
+    """(B, T, F) -> (B, T, F), Keras's ``Masking``: a step whose features all equal
+    ``mask_value`` is padding, at the end of a sequence. A ``Sequential`` that starts with
+    this layer reads each sequence's length off x when it is given no ``lengths``
+    (``lengths_of``); the padding steps come out as zeros, as from Keras."""
+
+    def __init__(self, mask_value: float = 0.0) -> None:
+        super().__init__()
+        self.mask_value = check_finite_real(mask_value, "mask_value")
+
+    def get_config(self) -> dict[str, Any]:
+        return {"mask_value": self.mask_value}
+
+    def lengths_of(self, x: ArrayLike) -> np.ndarray:
+        """(B,) lengths of x (B, T, F): each sequence's steps up to its last step that is
+        not all ``mask_value``; such a step before it, or a sequence of them alone, is a
+        ValueError."""
+        x = _check_sequence(as_numeric_array(x, "x"), "Masking")
+        # compared in x's float type, as Keras compares
+        value = x.dtype.type(self.mask_value) if x.dtype.kind == "f" else self.mask_value
+        return lengths_from_mask((x != value).any(axis=2), f"every feature {self.mask_value}")
+
+    def forward(self, x: ArrayLike, *, training: bool = False, lengths: ArrayLike | None = None) -> tuple[np.ndarray, Tape]:
+        x = _check_sequence(as_numeric_array(x, "x"), "Masking")
+        batch, steps, _ = x.shape
+        lengths = self.lengths_of(x) if lengths is None else checked_lengths(lengths, batch, steps)
+        valid = (np.arange(steps) < lengths[:, None])[:, :, None]  # (B, T, 1)
+        return np.where(valid, x, x.dtype.type(0)), (x.shape, valid)
+
+    def backward(self, tape: Tape, dy: ArrayLike) -> np.ndarray | None:
+        shape, valid = tape
+        dy = _check_dy(dy, shape)
+        return np.where(valid, dy, dy.dtype.type(0))
+
+
 class LastStep(_Layer):
-    """(B, T, F) -> (B, F): each sequence's output at its last valid step, lengths[b] - 1."""
+    """(B, T, F) -> (B, F): each sequence's output at its last valid step, lengths[b] - 1.
+
+    The last step of a reverse direction is the first one: ``reverse=True`` takes step 0
+    for every feature (the output of a ``reverse=True`` layer), ``bidirectional=True``
+    takes it for the second half of the features (a bidirectional layer's reverse
+    direction), so the result is a bidirectional layer's h_n, concatenated.
+    """
 
     reduces_time = True
 
+    def __init__(self, *, bidirectional: bool = False, reverse: bool = False) -> None:
+        super().__init__()
+        self.bidirectional = check_bool(bidirectional, "bidirectional")
+        self.reverse = check_bool(reverse, "reverse")
+        if self.bidirectional and self.reverse:
+            raise ValueError("LastStep takes bidirectional=True or reverse=True, not both")
+
+    def get_config(self) -> dict[str, Any]:
+        return {"bidirectional": self.bidirectional, "reverse": self.reverse}
+
+    def _forward_features(self, features):
+        """How many leading features come from the last valid step (the rest from step 0)."""
+        if self.bidirectional:
+            if features % 2:
+                raise ValueError(f"LastStep(bidirectional=True) expects an even number of features, got {features}")
+            return features // 2
+        return 0 if self.reverse else features
+
     def forward(self, x: ArrayLike, *, training: bool = False, lengths: ArrayLike | None = None) -> tuple[np.ndarray, Tape]:
         x = _check_sequence(as_numeric_array(x, "x"), "LastStep")
-        batch, steps, _ = x.shape
+        batch, steps, features = x.shape
         last = lengths_or_full(lengths, batch, steps) - 1
-        return x[np.arange(batch), last], (x.shape, x.dtype, last)
+        cut = self._forward_features(features)
+        y = np.concatenate([x[np.arange(batch), last, :cut], x[:, 0, cut:]], axis=1)
+        return y, (x.shape, x.dtype, last, cut)
 
     def backward(self, tape: Tape, dy: ArrayLike) -> np.ndarray | None:
-        shape, dtype, last = tape
+        shape, dtype, last, cut = tape
         dy = _check_dy(dy, (shape[0], shape[2]))
         dx = np.zeros(shape, np.result_type(dtype, dy.dtype))
-        dx[np.arange(shape[0]), last] = dy
+        dx[np.arange(shape[0]), last, :cut] = dy[:, :cut]
+        dx[:, 0, cut:] = dy[:, cut:]
+        return dx
+
+
+class RepeatLast(_Layer):
+    """(B, T, F) -> (B, T, F): the steps past each sequence's length repeat its last valid
+    step, as a Keras recurrent layer's outputs at masked steps do (``zero_output_for_mask``
+    False, its default outside ``Bidirectional``); the identity without ``lengths``."""
+
+    def forward(self, x: ArrayLike, *, training: bool = False, lengths: ArrayLike | None = None) -> tuple[np.ndarray, Tape]:
+        x = _check_sequence(as_numeric_array(x, "x"), "RepeatLast")
+        batch, steps, _ = x.shape
+        last = lengths_or_full(lengths, batch, steps) - 1
+        source = np.minimum(np.arange(steps), last[:, None])  # (B, T): the step each output copies
+        return x[np.arange(batch)[:, None], source], (x.shape, last)
+
+    def backward(self, tape: Tape, dy: ArrayLike) -> np.ndarray | None:
+        shape, last = tape
+        dy = _check_dy(dy, shape)
+        padding = (np.arange(shape[1]) > last[:, None])[:, :, None]  # (B, T, 1)
+        dx = np.where(padding, dy.dtype.type(0), dy)
+        dx[np.arange(shape[0]), last] += np.where(padding, dy, dy.dtype.type(0)).sum(axis=1)
         return dx
 
 

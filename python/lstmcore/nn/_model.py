@@ -129,10 +129,18 @@ class Sequential:
 
     # ----------------------------------------------------------------- passes
 
+    def lengths_of(self, x: ArrayLike) -> np.ndarray | None:
+        """The (B,) lengths the first layer reads off x, used when no ``lengths`` are given:
+        an ``Embedding(mask_zero=True)`` ends each sequence at its last nonzero id, a
+        ``Masking`` layer at its last step not all ``mask_value``. None for other layers."""
+        read = getattr(self._steps[0], "lengths_of", None)
+        return None if read is None else read(x)
+
     def forward(
         self, x: ArrayLike, *, training: bool = False, lengths: ArrayLike | None = None
     ) -> tuple[np.ndarray, list[Tape]]:
-        """``y, tape``: x (B, T, F) floats or (B, T) ids; lengths (B,) valid steps per sequence."""
+        """``y, tape``: x (B, T, F) floats or (B, T) ids; lengths (B,) valid steps per
+        sequence (None: those ``lengths_of`` reads off x, if any)."""
         lengths = self._checked_lengths(x, lengths)
         tapes = []
         for step in self._steps:
@@ -140,8 +148,9 @@ class Sequential:
             tapes.append(tape)
         return cast(np.ndarray, x), tapes  # the last layer's output (there is at least one)
 
-    @staticmethod
-    def _checked_lengths(x, lengths):
+    def _checked_lengths(self, x, lengths):
+        if lengths is None:
+            lengths = self.lengths_of(x)
         if lengths is None:
             return None
         shape = np.shape(x)
@@ -185,8 +194,10 @@ class Sequential:
             # (zeros: valid floats and valid ids alike), so (0, outputs) and not (0,).
             batch_slices(0, batch_size)  # the check
             probe_shape = (1,) + x.shape[1:]
+            # Full lengths: a first layer that reads lengths off x finds only padding in zeros.
+            probe_lengths = [probe_shape[1]] if len(probe_shape) >= 2 and probe_shape[1] >= 1 else None
             try:
-                one = self(np.zeros(probe_shape, x.dtype))
+                one = self(np.zeros(probe_shape, x.dtype), probe_lengths)
             except ValueError as error:
                 # The probe stands for the caller's x: the message names x's shape.
                 message = str(error).replace(shape_text(probe_shape), shape_text(x.shape))

@@ -72,12 +72,16 @@ def _samples(name: str, array: ArrayLike, count: int) -> np.ndarray:
 
 
 def _data(
-    x: ArrayLike, y: ArrayLike, lengths: ArrayLike | None, label: str = ""
+    x: ArrayLike, y: ArrayLike, lengths: ArrayLike | None, label: str = "", *, model: Model | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """x, y and lengths checked; without lengths, those ``model`` reads off x (a masking
+    first layer), so that per-step losses skip the padding."""
     x = np.asarray(x)
     if x.ndim == 0 or len(x) == 0:
         raise ValueError(f"expected {label}x with at least one sample, got shape {np.shape(x)}")
     y = _samples(f"{label}y", y, len(x))
+    if lengths is None and model is not None:
+        lengths = model.lengths_of(x)
     if lengths is not None:
         lengths = _samples(f"{label}lengths", lengths, len(x))
         if x.ndim < 2:
@@ -148,7 +152,7 @@ def evaluate(
     """``{"loss": mean, "accuracy": ...}`` over all of x, in inference mode."""
     loss = _losses.get(loss)
     metrics = _checked_metrics(metrics, loss)
-    x, y, lengths = _data(x, y, lengths)
+    x, y, lengths = _data(x, y, lengths, model=model)
     total = count = correct = counted = 0
     for part in _batch_slices(len(x), batch_size):
         batch_lengths = _take(lengths, part)
@@ -259,7 +263,7 @@ def fit(
     if clip_norm is not None and not check_finite_real(clip_norm, "clip_norm") > 0:
         raise ValueError(f"expected clip_norm as a finite number > 0 or None, got {clip_norm!r}")
     _batch_slices(1, batch_size)  # the check
-    x, y, lengths = _data(x, y, lengths)
+    x, y, lengths = _data(x, y, lengths, model=model)
     rng = np.random.default_rng(seed)
     train, validation = _validation(x, y, lengths, validation_data, validation_split, rng)
     if patience is not None and validation is None:

@@ -28,6 +28,33 @@ def checked_lengths(lengths: ArrayLike, batch: int, steps: int) -> np.ndarray:
     return lengths
 
 
+def lengths_from_mask(valid: np.ndarray, padding: str) -> np.ndarray:
+    """(B,) lengths of the (B, T) flags ``valid``, each row valid on a prefix and padding
+    after it (``padding`` says what padding is, for messages).
+
+    Keras skips masked steps wherever they are; lengths express padding at the end only,
+    so a masked step before a sequence's last valid one, or a sequence of padding alone,
+    is a ValueError rather than a silently different result.
+    """
+    steps = valid.shape[1]
+    empty = ~valid.any(axis=1)
+    if empty.any():
+        raise ValueError(
+            f"expected at least one step that is not padding in every sequence, got sequence {int(np.argmax(empty))} "
+            f"all padding ({padding})"
+        )
+    lengths = steps - np.argmax(valid[:, ::-1], axis=1)
+    gaps = ~valid & (np.arange(steps) < lengths[:, None])
+    if gaps.any():
+        row, step = np.unravel_index(np.argmax(gaps), gaps.shape)
+        raise ValueError(
+            f"expected padding ({padding}) only after each sequence's last valid step, got sequence {row} padded at "
+            f"step {step} before its last valid step {lengths[row] - 1}: lengths express trailing padding only "
+            "(Keras's pad_sequences(..., padding='post'))"
+        )
+    return lengths.astype(np.int64)
+
+
 class Packing:
     """A batch sorted by length, longest first: the order, its inverse, rows alive per step."""
 

@@ -1,4 +1,5 @@
-"""A model file's zip archive, read at a cost bounded by its real bytes.
+"""A model file's zip archive, read at a cost bounded by its real bytes (``BoundedZip``,
+which Keras's .keras files use too, and ``Archive``, the .npz of lstmcore's own).
 
 Every size the archive claims is checked before anything is read or allocated: member
 sizes against the file's size and the expansion limit, each .npy header (read alone,
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
+import stat
 import struct
 import tokenize
 import zipfile
@@ -60,17 +63,22 @@ class ArrayHeader:
         return f"{clip(self.dtype, 40)} {short(self.shape)}"
 
 
-class Archive:
-    """The members of the .npz at ``path`` by key (the member name without ".npy"); its
-    ``weights``: the keys but the header's.
+class BoundedZip:
+    """The members of the zip archive at ``path`` by key (``_key`` of the member name),
+    each size it claims checked against the file before anything is read.
 
-    Use as a context manager; every problem is a ModelFileError naming the file.
+    Use as a context manager; every problem is a ModelFileError naming the file. The
+    model files' .npz (``Archive``) and Keras's .keras files are such archives.
     """
 
-    def __init__(self, path, file, size):
+    def __init__(self, path, file=None, size=None):
         """``file``: the open regular file at ``path`` (``_load.open_model_file``), of
-        ``size`` bytes, starting as a zip archive does; closed with the archive."""
-        self.path, self._file, self.size = path, file, size
+        ``size`` bytes, starting as a zip archive does; None: opened here, and checked to be
+        a regular file that starts as ``_check_start`` wants. Closed with the archive."""
+        self.path = path
+        if file is None:
+            file, size = self._open(path)
+        self._file, self.size = file, size
         try:
             self._zip = self._open_zip()
             self.members = self._checked_members()
@@ -91,6 +99,22 @@ class Archive:
     def __exit__(self, *exc_info):
         self.close()
 
+    def _open(self, path):
+        # O_NONBLOCK: opening a FIFO to read would wait for a writer; a regular file
+        # ignores it (and anything else is refused below)
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        file = os.fdopen(descriptor, "rb")
+        try:
+            status = os.fstat(file.fileno())
+            if not stat.S_ISREG(status.st_mode):
+                raise self.fail("not a regular file, so not a model file")
+            self._check_start(file.read(6))
+            file.seek(0)
+        except BaseException:
+            file.close()
+            raise
+        return file, status.st_size
+
     def fail(self, problem):
         return ModelFileError(f"{self.path}: {problem}")
 
@@ -108,6 +132,15 @@ class Archive:
             return zipfile.ZipFile(self._file)
         except UNREADABLE as error:
             raise self.fail(f"damaged or truncated model file ({clip(error)})") from error
+
+    def _check_start(self, start):
+        """Refuses a file whose first bytes are not a zip's."""
+        if not start.startswith(b"PK\x03\x04"):
+            raise self.fail("not a zip archive")
+
+    def _key(self, name):
+        """A member's key in ``members``."""
+        return name
 
     def _directory_size(self):
         """The size of the central directory that zipfile would parse, from the end record
@@ -142,7 +175,7 @@ class Archive:
             where = f"archive member {short(name)}"
             if len(name) > MAX_MEMBER_NAME:
                 raise self.fail(f"an archive member name of {len(name)} characters (at most {MAX_MEMBER_NAME})")
-            key = name.removesuffix(".npy")
+            key = self._key(name)
             if key in members:
                 raise self.fail(f"{where} appears twice")
             if info.flag_bits & 0x1:
@@ -167,19 +200,55 @@ class Archive:
             )
         return members
 
+    @contextlib.contextmanager
+    def _stream(self, key):
+        """The member's decompressed bytes as a stream; read errors become ModelFileError."""
+        try:
+            with self._zip.open(self.members[key]) as stream:
+                yield stream
+        except ModelFileError:
+            raise
+        except UNREADABLE as error:
+            raise self.fail(f"member {short(key)} cannot be read ({clip(error)})") from error
+
+    def copy_to(self, key, file):
+        """Writes the member's bytes to the binary ``file``, in chunks, checking its CRC
+        (zipfile stops at the size the member declares, which was checked at opening)."""
+        with self._stream(key) as stream:
+            while chunk := stream.read(_CHUNK):
+                file.write(chunk)
+
+    def read_bytes(self, key, limit):
+        """The member's bytes, refused unfinished when it declares more than ``limit``."""
+        declared = self.members[key].file_size
+        if declared > limit:
+            raise self.fail(f"member {short(key)} declares {declared} bytes; at most {limit} are read")
+        with self._stream(key) as stream:
+            data = stream.read(limit)
+            if stream.read(1):  # zipfile's own bound; reaching the end checks the CRC
+                raise self.fail(f"member {short(key)} holds more than {limit} bytes")
+        return data
+
+
+class Archive(BoundedZip):
+    """The members of the .npz at ``path`` by key (the member name without ".npy")."""
+
+    def _check_start(self, start):
+        if start.startswith(b"\x93NUMPY"):
+            raise self.fail("a single .npy array, not an lstmcore model file (.npz)")
+        if not start.startswith(b"PK\x03\x04"):
+            raise self.fail("not an lstmcore model file (not an .npz archive)")
+
+    def _key(self, name):
+        return name.removesuffix(".npy")
+
     # ----------------------------------------------------------------- members
 
     @contextlib.contextmanager
     def _member(self, key):
         """(stream after the .npy header, its ArrayHeader); read errors become ModelFileError."""
-        info = self.members[key]
-        try:
-            with self._zip.open(info) as stream:
-                yield stream, self._array_header(key, info, stream)
-        except ModelFileError:
-            raise
-        except UNREADABLE as error:
-            raise self.fail(f"member {short(key)} cannot be read ({clip(error)})") from error
+        with self._stream(key) as stream:
+            yield stream, self._array_header(key, self.members[key], stream)
 
     def _array_header(self, key, info, stream):
         version = np.lib.format.read_magic(stream)

@@ -16,13 +16,15 @@ import math
 
 import numpy as np
 
-from lstmcore.nn._layers import Dense, Dropout, Embedding, LastStep, MeanPool
+from lstmcore.nn._layers import Dense, Dropout, Embedding, LastStep, Masking, MeanPool, RepeatLast
 from lstmcore.nn.model_files._format import FORMAT, MAX_HEADER_DEPTH, MAX_HEADER_VALUES, MAX_LAYERS, VERSION, short, some
 from lstmcore.rnn._gru import GRU
 from lstmcore.rnn._lstm import LSTM
 from lstmcore.rnn._rnn import RNN
 
-LAYER_TYPES = {cls.__name__: cls for cls in (LSTM, GRU, RNN, Dense, Embedding, Dropout, LastStep, MeanPool)}
+LAYER_TYPES = {
+    cls.__name__: cls for cls in (LSTM, GRU, RNN, Dense, Embedding, Dropout, LastStep, MeanPool, Masking, RepeatLast)
+}
 _HEADER_KEYS = ("format", "version", "layers", "metadata")
 
 
@@ -48,10 +50,11 @@ _POSITIVE = _Kind("an integer >= 1", lambda v: _is_int(v, 1))
 _BOOL = _Kind("a boolean", lambda v: type(v) is bool)
 _NUMBER = _Kind("a number", lambda v: type(v) in (int, float))
 _ACTIVATION_NAMES = ("sigmoid", "tanh", "relu", "hard_sigmoid", "linear", "softsign")
+# Dense's activation may also be "softmax" (the recurrent layers' constructors refuse it).
 _ACTIVATION = _Kind(
-    f'one of {", ".join(map(json.dumps, _ACTIVATION_NAMES))} or ["hard_sigmoid", alpha, beta]',
+    f'one of {", ".join(map(json.dumps, _ACTIVATION_NAMES))} or ["hard_sigmoid", alpha, beta] ("softmax" for Dense)',
     lambda v: (
-        (type(v) is str and v in _ACTIVATION_NAMES)
+        (type(v) is str and v in (*_ACTIVATION_NAMES, "softmax"))
         or (
             type(v) is list
             and len(v) == 3
@@ -71,9 +74,10 @@ KINDS = {
     "proj_size": _Kind("an integer >= 0", lambda v: _is_int(v, 0)),
     "padding_idx": _Kind("null or an integer >= 0", lambda v: v is None or _is_int(v, 0)),
     **dict.fromkeys(
-        ("bidirectional", "batch_first", "peephole", "coupled", "layer_norm", "bias", "reverse", "reset_after"), _BOOL
+        ("bidirectional", "batch_first", "peephole", "coupled", "layer_norm", "bias", "reverse", "reset_after", "mask_zero"),
+        _BOOL,
     ),
-    **dict.fromkeys(("dropout", "recurrent_dropout", "zoneout", "p"), _NUMBER),
+    **dict.fromkeys(("dropout", "recurrent_dropout", "zoneout", "p", "mask_value"), _NUMBER),
     "forget_bias": _Kind("null or a number", lambda v: v is None or type(v) in (int, float)),
     **dict.fromkeys(("nonlinearity", "gate_activation", "activation"), _ACTIVATION),
     "cell_activation": _Kind(f"null or {_ACTIVATION.text}", lambda v: v is None or _ACTIVATION.accepts(v)),
