@@ -44,6 +44,12 @@ LAYERS = {
         4, 5, gate_activation="hard_sigmoid", activation="relu", clip=2.0, reverse=True, seed=11
     ),
     "gru-no-bias-stacked": lambda: lstmcore.GRU(4, 5, 3, bias=False, seed=12),
+    "lstm-peephole-coupled-activations-clip": lambda: lstmcore.LSTM(
+        4, 6, peephole=True, coupled=True, gate_activation="hard_sigmoid", activation="relu", clip=3.0, seed=16
+    ),
+    "rnn-softsign-clip-bidirectional": lambda: lstmcore.RNN(
+        4, 7, nonlinearity="softsign", clip=1.0, bidirectional=True, seed=17
+    ),
     "rnn-tanh": lambda: lstmcore.RNN(4, 7, seed=13),
     "rnn-relu-bidirectional-stacked": lambda: lstmcore.RNN(4, 7, 2, nonlinearity="relu", bidirectional=True, seed=14),
     "rnn-reverse-no-bias": lambda: lstmcore.RNN(4, 7, reverse=True, bias=False, seed=15),
@@ -126,6 +132,20 @@ MODELS = {
     "dense-stacked-rnn-dense-per-step": lambda: lstmcore.Sequential(
         [lstmcore.Dense(4, 5, seed=0), lstmcore.RNN(5, 6, 2, seed=1), lstmcore.Dense(6, 1, seed=2)]
     ),
+    "bigru-last-step-bidirectional-dense-activations": lambda: lstmcore.Sequential(
+        [
+            lstmcore.GRU(4, 5, bidirectional=True, seed=5),
+            lstmcore.LastStep(bidirectional=True),
+            lstmcore.Dense(10, 6, activation=("hard_sigmoid", 0.3, 0.4), seed=6),
+            lstmcore.Dense(6, 3, activation="softmax", seed=7),
+        ]
+    ),
+    "reverse-rnn-last-step-reverse-dense-tanh": lambda: lstmcore.Sequential(
+        [lstmcore.RNN(4, 5, reverse=True, seed=8), lstmcore.LastStep(reverse=True), lstmcore.Dense(5, 2, activation="tanh")]
+    ),
+    "lstm-per-step-dense-relu-softsign": lambda: lstmcore.Sequential(
+        [lstmcore.LSTM(4, 5, seed=9), lstmcore.Dense(5, 4, activation="relu"), lstmcore.Dense(4, 2, activation="softsign")]
+    ),
     "reverse-lstm-then-gru-last-step": lambda: lstmcore.Sequential(
         [lstmcore.LSTM(4, 6, reverse=True, seed=3), lstmcore.GRU(6, 5, seed=4), lstmcore.LastStep(), lstmcore.Dense(5, 2)]
     ),
@@ -177,6 +197,9 @@ def test_softmax_turns_a_classifier_s_logits_into_probabilities(tmp_path):
         (lambda: lstmcore.Dense(3, 2), "expected an lstmcore Sequential or an LSTM, GRU or RNN layer, got Dense"),
         (lambda: lstmcore.Sequential([lstmcore.LastStep()]), "first layer"),
         (lambda: lstmcore.LSTMCell(3, 2), "got LSTMCell"),
+        (lambda: lstmcore.Sequential([lstmcore.Masking(), lstmcore.LSTM(4, 2)]), "Masking"),
+        (lambda: lstmcore.Sequential([lstmcore.Embedding(5, 4, mask_zero=True), lstmcore.GRU(4, 2)]), "mask_zero"),
+        (lambda: lstmcore.Sequential([lstmcore.LSTM(4, 2), lstmcore.RepeatLast()]), "RepeatLast"),
     ],
 )
 def test_what_onnx_cannot_express_is_refused_naming_it_and_nothing_is_written(make, message, tmp_path):

@@ -73,7 +73,8 @@ def test_an_exported_model_predicts_as_the_model_did(tmp_path):
             lstmcore.GRU(4, 6, bidirectional=True, seed=1),
             lstmcore.LSTM(12, 5, seed=2),
             lstmcore.LastStep(),
-            lstmcore.Dense(5, 3, seed=3),
+            lstmcore.Dense(5, 4, activation="softsign", seed=3),
+            lstmcore.Dense(4, 3, seed=4),
         ]
     )
     lstmcore.onnx.export(model, tmp_path / "model.onnx", lengths=True, softmax=True)

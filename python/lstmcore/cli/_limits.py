@@ -23,8 +23,10 @@ BOUNDS = {
     "horizon": (1, 10_000),
     "season": (0, 10_000),
     "steps": (1, 10_000),
-    # lstmcore demo memory: dL/dh_t at every step costs passes over T^2 / 2 steps
+    # lstmcore demo memory: three models trained on T steps, a few minutes at most
     "memory_steps": (2, 1_000),
+    # lstmcore convert: ONNX's opsets from the one whose recurrent operators it writes
+    "opset": (14, 30),
     "samples": (1, 1_000_000),
     "max_steps": (1, 10_000),
     "vocabulary_size": (1, 1_000_000),

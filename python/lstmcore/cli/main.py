@@ -7,6 +7,7 @@ in its module under ``lstmcore.cli.tasks``.
     lstmcore generate MODEL [--length --temperature --prime --seed]
     lstmcore predict MODEL [--csv FILE --column NAME | --text TEXT ...]
     lstmcore inspect MODEL DATA [--plot-dir DIR] [--ablate] [--json PATH]
+    lstmcore convert IN OUT [--lengths --softmax --opset N]
 
 Exit codes: 0 done; 2 bad arguments (argparse's usage and one error line) or a bad file,
 value, model file or output path (one line on stderr, ``lstmcore: error: ...``, saying
@@ -22,7 +23,7 @@ import sys
 import numpy as np
 
 import lstmcore
-from lstmcore.cli import _demo, _inspect
+from lstmcore.cli import _convert, _demo, _inspect
 from lstmcore.cli._errors import TaskError
 from lstmcore.cli._model_files import load_model
 from lstmcore.cli.tasks import TASKS
@@ -63,6 +64,7 @@ def build_parser():
     predict.set_defaults(run=_run_predict)
 
     _inspect.add_parser(commands)
+    _convert.add_parser(commands)
     return parser
 
 

@@ -212,6 +212,12 @@ def _input_features(layer: Any) -> int:
 
 def _layer_step(graph: GraphBuilder, index: int, layer: Any, x: _Sequence, lengths: str, sequence_lens: str) -> _Sequence:
     """One Sequential layer's nodes on x; the result and its layout."""
+    if getattr(layer, "mask_zero", False) or type(layer).__name__ in ("Masking", "RepeatLast"):
+        what = "Embedding(mask_zero=True)" if isinstance(layer, Embedding) else type(layer).__name__
+        raise ValueError(
+            f"layer {index} is {what}, which reads lengths off the input or repeats padded steps; ONNX export "
+            "does not express it: export with lengths=True a model without it, and give the graph the lengths"
+        )
     if isinstance(layer, Embedding):
         weight = graph.constant(np.asarray(layer.params["weight"], np.float32), f"embedding{index}_weight")
         gathered = graph.one("Gather", [weight, x.name], f"embedding{index}", axis=0)
@@ -222,7 +228,8 @@ def _layer_step(graph: GraphBuilder, index: int, layer: Any, x: _Sequence, lengt
         weight = graph.constant(np.asarray(layer.params["weight"], np.float32).T, f"dense{index}_weight")
         bias = graph.constant(np.asarray(layer.params["bias"], np.float32), f"dense{index}_bias")
         product = graph.one("MatMul", [x.name, weight], f"dense{index}_product")
-        return _Sequence(graph.one("Add", [product, bias], f"dense{index}"), x.layout, layer.out_features)
+        affine = graph.one("Add", [product, bias], f"dense{index}_affine")
+        return _Sequence(_activated(graph, affine, layer.activation, index), x.layout, layer.out_features)
     if isinstance(layer, (LSTM, GRU, RNN)):
         if x.layout == "flat":
             raise ValueError(f"layer {index} ({type(layer).__name__}) needs sequences, and a layer before it reduced them")
@@ -231,8 +238,9 @@ def _layer_step(graph: GraphBuilder, index: int, layer: Any, x: _Sequence, lengt
     if isinstance(layer, (LastStep, MeanPool)):
         if x.layout == "flat":
             raise ValueError(f"layer {index} ({type(layer).__name__}) needs sequences, and a layer before it reduced them")
-        step = _last_step if isinstance(layer, LastStep) else _mean_over_steps
-        return _Sequence(step(graph, index, x, lengths), "flat", x.features)
+        if isinstance(layer, LastStep):
+            return _Sequence(_last_step(graph, index, x, lengths, layer), "flat", x.features)
+        return _Sequence(_mean_over_steps(graph, index, x, lengths), "flat", x.features)
     supported = "LSTM, GRU, RNN, Dense, Embedding, Dropout, LastStep and MeanPool"
     raise ValueError(f"layer {index} is a {type(layer).__name__}; ONNX export supports {supported}")
 
@@ -241,8 +249,40 @@ def _time_axis(x: _Sequence) -> int:
     return 0 if x.layout == "time" else 1
 
 
-def _last_step(graph: GraphBuilder, index: int, x: _Sequence, lengths: str) -> str:
-    """(B, F) of each sequence's last valid step: T - 1, or lengths - 1."""
+def _activated(graph: GraphBuilder, x: str, activation: Any, index: int) -> str:
+    """A Dense's activation on its affine output."""
+    name = activation if isinstance(activation, str) else activation[0]
+    if name == "linear":
+        return x
+    if name == "softmax":
+        return graph.one("Softmax", [x], f"dense{index}", axis=-1)
+    if name == "hard_sigmoid":
+        alpha, beta = (0.2, 0.5) if isinstance(activation, str) else activation[1:]
+        return graph.one("HardSigmoid", [x], f"dense{index}", alpha=float(alpha), beta=float(beta))
+    operators = {"sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "Relu", "softsign": "Softsign"}
+    return graph.one(operators[name], [x], f"dense{index}")
+
+
+def _last_step(graph: GraphBuilder, index: int, x: _Sequence, lengths: str, layer: Any) -> str:
+    """(B, F): each sequence's last valid step (T - 1, or lengths - 1); with
+    ``reverse``, step 0 (a reverse direction's last); with ``bidirectional``, the last
+    valid step for the first half of the features and step 0 for the second."""
+    axis = _time_axis(x)
+    first = graph.one("Gather", [x.name, graph.constant(np.int64(0), "first")], f"first{index}", axis=axis)
+    if layer.reverse:
+        return first
+    last = _last_valid_step(graph, index, x, lengths)
+    if not layer.bidirectional:
+        return last
+    half = x.features // 2
+    zero, middle, end = graph.ints([0]), graph.ints([half]), graph.ints([x.features])
+    ones = graph.ints([1])
+    forward = graph.one("Slice", [last, zero, middle, ones], f"last{index}_forward")
+    backward = graph.one("Slice", [first, middle, end, ones], f"last{index}_backward")
+    return graph.one("Concat", [forward, backward], f"last{index}", axis=1)
+
+
+def _last_valid_step(graph: GraphBuilder, index: int, x: _Sequence, lengths: str) -> str:
     axis = _time_axis(x)
     if not lengths:
         # A scalar index: Gather drops the time axis.

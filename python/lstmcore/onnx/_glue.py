@@ -172,6 +172,7 @@ GLUE: dict[str, Callable[[Arrays, dict[str, Any]], Arrays]] = {
     "Tanh": _elementwise(np.tanh),
     "Sigmoid": _elementwise(_sigmoid),
     "HardSigmoid": _hard_sigmoid,
+    "Softsign": _elementwise(lambda x: x / (1 + np.abs(x))),
     "Softmax": _softmax,
     "LogSoftmax": lambda inputs, attributes: _softmax(inputs, attributes, log=True),
     "ReduceMean": lambda inputs, attributes: _reduce(inputs, attributes, np.mean),
