@@ -344,29 +344,7 @@ class LSTM(_GatedRecurrent):
             forward = _core.projected_lstm_forward if self.proj_size else _core.lstm_forward
         return forward(run.x, self._core_weights(weights), *initial, run.y, pass_options, cell_options, taped)
 
-    def _core_backward(
-        self,
-        run,
-        reverse,
-        dy,
-        dx,
-        accumulate_dx,
-        batch_sizes,
-        weights,
-        initial,
-        d_final,
-        grads,
-        d_initial,
-        clamps,
-        hidden_grads,
-    ):
-        dh_n, dc_n = (None, None) if d_final is None else d_final
+    def _core_backward_function(self):
         if self.layer_norm:
-            backward = _core.layer_norm_lstm_backward
-        else:
-            backward = _core.projected_lstm_backward if self.proj_size else _core.lstm_backward
-        # The core's tape holds the forward's x, h0, c0, y and options: this run's.
-        backward(
-            run.tape, self._core_weights(weights), dy, dh_n, dc_n, self._core_weights(grads), dx, *d_initial,
-            accumulate_dx=accumulate_dx, hidden_grads=hidden_grads,
-        )  # fmt: skip
+            return _core.layer_norm_lstm_backward
+        return _core.projected_lstm_backward if self.proj_size else _core.lstm_backward

@@ -112,7 +112,10 @@ class _GatedRecurrent:
     _unpack_state: Callable[[StateLike, str], tuple[Any, ...]]
     _pack_state: Callable[[list[np.ndarray]], State]
     _core_forward: Callable[..., Any]
-    _core_backward: Callable[..., Any]
+    # The core's backward of this kind: (tape, weights, dy, *final state gradients, grads,
+    # dx, *initial state gradients, accumulate_dx=, hidden_grads=), one argument per state.
+    _core_backward_function: Callable[[], Callable[..., Any]]
+    _core_weights: Callable[[Params], Any]
     _named_gates: Callable[[Any], dict[str, np.ndarray]]
 
     def __init__(
@@ -531,19 +534,19 @@ class _GatedRecurrent:
                 d_input = _aligned.empty_like(tape.inputs[layer])
                 for direction in range(directions):
                     index = layer * directions + direction
-                    run = tape.runs[index]
-                    args = (
-                        self._direction_params(weights, layer, direction),
-                        [part[index] for part in tape.initial],
-                        None if d_final is None else [part[index] for part in d_final],
-                        self._direction_params(self.grads, layer, direction),
-                        [part[index] for part in d_initial],
-                        tape.clamps[index],
-                        None if hidden is None else hidden[index],
+                    # The core's tape holds the forward's x, initial state, y and options.
+                    finals = [None] * len(d_initial) if d_final is None else [part[index] for part in d_final]
+                    self._core_backward_function()(
+                        tape.runs[index].tape,
+                        self._core_weights(self._direction_params(weights, layer, direction)),
+                        d_output,
+                        *finals,
+                        self._core_weights(self._direction_params(self.grads, layer, direction)),
+                        d_input,
+                        *[part[index] for part in d_initial],
+                        accumulate_dx=direction == 1,
+                        hidden_grads=None if hidden is None else hidden[index],
                     )
-                    sizes = None if packing is None else packing.batch_sizes
-                    reverse = self._runs_reversed(direction)
-                    self._core_backward(run, reverse, d_output, d_input, direction == 1, sizes, *args)
                 if tape.masks[layer] is not None:
                     d_input *= _in_layout(tape.masks[layer], tape.runs[0].batch_first)
                 d_output = d_input

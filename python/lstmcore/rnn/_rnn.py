@@ -116,32 +116,5 @@ class RNN(_GatedRecurrent):
             clip=self.clip or 0.0,
         )
 
-    def _core_backward(
-        self,
-        run,
-        reverse,
-        dy,
-        dx,
-        accumulate_dx,
-        batch_sizes,
-        weights,
-        initial,
-        d_final,
-        grads,
-        d_initial,
-        clamps,
-        hidden_grads,
-    ):
-        # The tape holds the forward's x, h0, y, options, nonlinearity and clip.
-        dh_n = None if d_final is None else d_final[0]
-        _core.rnn_backward(
-            run.tape,
-            self._core_weights(weights),
-            dy,
-            dh_n,
-            self._core_weights(grads),
-            dx,
-            *d_initial,
-            accumulate_dx=accumulate_dx,
-            hidden_grads=hidden_grads,
-        )
+    def _core_backward_function(self):
+        return _core.rnn_backward
