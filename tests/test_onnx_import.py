@@ -211,3 +211,67 @@ def test_hostile_or_unsupported_files_are_refused_naming_what_is_wrong(case, mes
 def test_a_missing_file_is_the_os_error():
     with pytest.raises(FileNotFoundError):
         lstmcore.onnx.load("/nonexistent/model.onnx")
+
+
+def test_an_empty_file_is_not_an_onnx_model(tmp_path):
+    (tmp_path / "empty.onnx").write_bytes(b"")
+    with pytest.raises(lstmcore.onnx.OnnxImportError, match="names no IR version or opset"):
+        lstmcore.onnx.load(tmp_path / "empty.onnx")
+
+
+@pytest.mark.filterwarnings("ignore")  # the TorchScript exporter's deprecation and tracer warnings
+@pytest.mark.parametrize("kind, options", list(TORCH_NETS.values()), ids=list(TORCH_NETS))
+def test_a_torch_exported_graph_becomes_a_sequential_with_torch_s_outputs(kind, options, tmp_path):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(1)
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = getattr(torch.nn, kind)(4, 6, batch_first=True, **options)
+            self.head = torch.nn.Linear(6 * (2 if options.get("bidirectional") else 1), 3)
+
+        def forward(self, x):
+            y, _ = self.rnn(x)
+            return torch.softmax(torch.relu(self.head(y[:, -1])), dim=-1)
+
+    net = Net().eval()
+    path = tmp_path / "torch.onnx"
+    torch.onnx.export(
+        net, (torch.randn(3, 7, 4),), str(path), dynamo=False, input_names=["x"], output_names=["y"],
+        dynamic_axes={"x": {0: "b", 1: "t"}},
+    )  # fmt: skip
+    model = lstmcore.onnx.load(path).to_sequential()
+    assert isinstance(model, lstmcore.Sequential)
+    x = torch.randn(2, 5, 4)
+    with torch.no_grad():
+        expected = net(x).numpy()
+    assert_close("y", model.predict(x.numpy()), expected, TOL, TOL)
+    model.save(tmp_path / "m.npz")  # a model lstmcore can keep and train
+    assert_close("y", lstmcore.load(tmp_path / "m.npz").predict(x.numpy()), expected, TOL, TOL)
+
+
+def test_lstmcore_s_exports_become_the_same_sequential(tmp_path):
+    model = lstmcore.Sequential(
+        [
+            lstmcore.Embedding(12, 4, seed=0),
+            lstmcore.GRU(4, 6, bidirectional=True, seed=1),
+            lstmcore.LSTM(12, 5, reverse=True, seed=2),
+            lstmcore.LastStep(reverse=True),
+            lstmcore.Dense(5, 4, activation="softsign", seed=3),
+            lstmcore.Dense(4, 3),
+        ]
+    )
+    lstmcore.onnx.export(model, tmp_path / "m.onnx")
+    back = lstmcore.onnx.load(tmp_path / "m.onnx").to_sequential()
+    ids = np.random.default_rng(3).integers(0, 12, size=(3, 6))
+    assert np.array_equal(back.predict(ids), model.predict(ids))
+    for name, value in model.params.items():
+        assert np.array_equal(back.params[name], value), name
+
+
+def test_a_graph_that_is_not_one_chain_of_layers_is_refused_naming_the_node(tmp_path):
+    model = lstmcore.Sequential([lstmcore.LSTM(4, 6, seed=1), lstmcore.MeanPool(), lstmcore.Dense(6, 2)])
+    lstmcore.onnx.export(model, tmp_path / "m.onnx", lengths=True)  # the masked mean's glue
+    with pytest.raises(lstmcore.onnx.OnnxImportError, match=r"node \d+ \("):
+        lstmcore.onnx.load(tmp_path / "m.onnx").to_sequential()

@@ -1,6 +1,6 @@
 """``lstmcore convert IN OUT``: a model from one file format to another, chosen by suffix
-(.npz and .safetensors: lstmcore's model files, read and written; .keras, read; .onnx,
-written), with a summary of the layers it mapped."""
+(.npz and .safetensors: lstmcore's model files; .onnx; .keras, read only), with a summary
+of the layers it mapped."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from lstmcore.cli._files import check_output_paths
 from lstmcore.cli._model_files import read_model
 from lstmcore.cli._training import check_model_output
 
-READS = (".npz", ".safetensors", ".keras")
+READS = (".npz", ".safetensors", ".onnx", ".keras")
 WRITES = (".npz", ".safetensors", ".onnx")
 
 
@@ -21,9 +21,9 @@ def add_parser(commands):
     parser = commands.add_parser(
         "convert",
         help="convert a model between .npz, .safetensors, .onnx and .keras files",
-        description="Read a model (.npz or .safetensors: lstmcore model files; .keras: a Keras 3 file) and "
-        "write it as OUT's suffix says (.npz, .safetensors or .onnx), printing the layers it mapped. An .onnx "
-        "file is read by lstmcore.onnx.load in Python (its glue runs in NumPy), not converted.",
+        description="Read a model (.npz or .safetensors: lstmcore model files; .onnx: a graph whose nodes form "
+        "one chain of lstmcore layers; .keras: a Keras 3 file) and write it as OUT's suffix says (.npz, "
+        ".safetensors or .onnx), printing the layers it mapped.",
     )
     parser.add_argument("source", metavar="IN", help="the model to read")
     parser.add_argument("target", metavar="OUT", type=arguments.nonempty_path, help="the file to write")
@@ -44,17 +44,14 @@ def _suffix(path, known, role):
 
 def read_any(path):
     """The lstmcore Sequential that the file at ``path`` holds, or a TaskError."""
-    if os.fspath(path).lower().endswith(".onnx"):
-        raise TaskError(
-            f"cannot convert {path}: an ONNX graph loads with lstmcore.onnx.load as an OnnxModel (its glue runs "
-            "in NumPy), not as a model lstmcore can save; convert reads .npz, .safetensors and .keras"
-        )
     suffix = _suffix(path, READS, "read")
     if suffix in (".npz", ".safetensors"):
         return read_model(path, {})
     if not os.path.isfile(path):
         raise TaskError(f"no such model file: {path}")
     try:
+        if suffix == ".onnx":
+            return lstmcore.onnx.load(path).to_sequential()
         return lstmcore.from_keras(path)
     except ImportError as error:
         raise TaskError(f"cannot read {path}: {error}") from None

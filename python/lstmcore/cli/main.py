@@ -7,7 +7,7 @@ in its module under ``lstmcore.cli.tasks``.
     lstmcore generate MODEL [--length --temperature --prime --seed]
     lstmcore predict MODEL [--csv FILE --column NAME | --text TEXT ...]
     lstmcore inspect MODEL DATA [--plot-dir DIR] [--ablate] [--json PATH]
-    lstmcore convert IN OUT [--lengths --softmax --opset N]
+    lstmcore convert IN OUT [--lengths --softmax --opset N]   (.npz .safetensors .onnx; .keras in)
 
 Exit codes: 0 done; 2 bad arguments (argparse's usage and one error line) or a bad file,
 value, model file or output path (one line on stderr, ``lstmcore: error: ...``, saying

@@ -268,12 +268,12 @@ def _last_step(graph: GraphBuilder, index: int, x: _Sequence, lengths: str, laye
     ``reverse``, step 0 (a reverse direction's last); with ``bidirectional``, the last
     valid step for the first half of the features and step 0 for the second."""
     axis = _time_axis(x)
+    if not (layer.reverse or layer.bidirectional):
+        return _last_valid_step(graph, index, x, lengths)
     first = graph.one("Gather", [x.name, graph.constant(np.int64(0), "first")], f"first{index}", axis=axis)
     if layer.reverse:
         return first
     last = _last_valid_step(graph, index, x, lengths)
-    if not layer.bidirectional:
-        return last
     half = x.features // 2
     zero, middle, end = graph.ints([0]), graph.ints([half]), graph.ints([x.features])
     ones = graph.ints([1])

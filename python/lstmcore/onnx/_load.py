@@ -20,6 +20,7 @@ from numpy.typing import ArrayLike
 from lstmcore.onnx._glue import GLUE
 from lstmcore.onnx._onnx_module import require_onnx
 from lstmcore.onnx._recurrent_import import OPERATORS, NodeError, layer_from_node
+from lstmcore.onnx._to_sequential import to_sequential
 
 # The recurrent operators' inputs, by position.
 _RECURRENT_INPUTS = {
@@ -50,6 +51,9 @@ def load(path: str | os.PathLike[str]) -> OnnxModel:
         raise
     except Exception as error:  # protobuf's DecodeError and its kin
         raise OnnxImportError(f"{os.fspath(path)!r} is not an ONNX model: {error}") from error
+    # Protobuf reads an empty or foreign file as an empty message; a model has both.
+    if model.ir_version <= 0 or not model.opset_import:
+        raise OnnxImportError(f"{os.fspath(path)!r} is not an ONNX model: it names no IR version or opset")
     return OnnxModel(onnx, model)
 
 
@@ -263,6 +267,17 @@ class OnnxModel:
         elif lengths is not None:
             raise ValueError("this graph takes no lengths (no recurrent node's sequence_lens is a graph input)")
         return self.run(feeds)[0]
+
+    def to_sequential(self) -> Any:
+        """The graph as an lstmcore ``Sequential`` (trainable, savable as a model file), when
+        its nodes form one chain of lstmcore layers from a (batch, time, features) or
+        (batch, time) ids input: recurrent nodes (zero or zero-built initial states,
+        ``sequence_lens`` from the lengths input), the transposes and reshapes between them,
+        the last step (Gather, Slice and Squeeze, or Y_h), MatMul/Gemm and Add (Dense), an
+        activation (Dense's, or an identity Dense after another), ReduceMean over time
+        (MeanPool) and Gather from a matrix (Embedding). Anything else is an
+        OnnxImportError naming the node."""
+        return to_sequential(self, OnnxImportError)
 
     def __repr__(self) -> str:
         layers = ", ".join(repr(layer) for layer in self.layers)
