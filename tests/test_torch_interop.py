@@ -329,6 +329,23 @@ def lstmcore_models(dtype):
         "lstm-dense-per-step": lstmcore.Sequential(
             [lstmcore.LSTM(INPUT, HIDDEN, dtype=dtype, seed=8), lstmcore.Dense(HIDDEN, 2, dtype=dtype, seed=9)]
         ),
+        "bigru-laststep-bidirectional-dense-activations": lstmcore.Sequential(
+            [
+                lstmcore.GRU(INPUT, HIDDEN, bidirectional=True, dtype=dtype, seed=10),
+                lstmcore.LastStep(bidirectional=True),
+                lstmcore.Dense(2 * HIDDEN, HIDDEN, activation=("hard_sigmoid", 1 / 6, 0.5), dtype=dtype, seed=11),
+                lstmcore.Dense(HIDDEN, HIDDEN, activation="softsign", dtype=dtype, seed=12),
+                lstmcore.Dense(HIDDEN, 3, activation="softmax", dtype=dtype, seed=13),
+            ]
+        ),
+        "reverse-rnn-laststep-reverse-dense-tanh": lstmcore.Sequential(
+            [
+                lstmcore.LSTM(INPUT, HIDDEN, dtype=dtype, seed=14),
+                lstmcore.Dense(HIDDEN, HIDDEN, activation="relu", dtype=dtype, seed=15),
+                lstmcore.LastStep(reverse=True),
+                lstmcore.Dense(HIDDEN, 2, activation="tanh", dtype=dtype, seed=16),
+            ]
+        ),
     }
 
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from lstmcore.interop._torch_modules import require_torch, torch_modules
 from lstmcore.nn import Dense, Dropout, Embedding, LastStep, MeanPool, Sequential
+from lstmcore.nn._layers import check_dense_activation
 from lstmcore.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 
 SUPPORTED = (
@@ -71,6 +72,8 @@ def _layer(torch: Any, module: Any, where: str = "") -> Any:
     nn = torch.nn
     classes = torch_modules()
     converters: dict[Any, Callable[[Any, Any], Any]] = {
+        # to_torch's own modules first: its Dense subclasses nn.Linear
+        classes.Dense: _activated_linear,
         nn.LSTM: _recurrent,
         nn.GRU: _recurrent,
         nn.RNN: _recurrent,
@@ -80,7 +83,7 @@ def _layer(torch: Any, module: Any, where: str = "") -> Any:
         nn.Linear: _linear,
         nn.Embedding: _embedding,
         nn.Dropout: lambda torch, module: Dropout(module.p),
-        classes.LastStep: lambda torch, module: LastStep(),
+        classes.LastStep: lambda torch, module: LastStep(bidirectional=module.bidirectional, reverse=module.reverse),
         classes.MeanPool: lambda torch, module: MeanPool(),
     }
     named = f"{where} ({type(module).__name__})" if where else type(module).__name__
@@ -92,7 +95,7 @@ def _layer(torch: Any, module: Any, where: str = "") -> Any:
             return convert(torch, module)
     hint = ""
     if isinstance(module, (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.Softmax, nn.LogSoftmax)):
-        hint = " (lstmcore has no activation layers; its Dense is linear and its losses take logits)"
+        hint = " (lstmcore has no activation layers: an activation belongs to the Dense before it, Dense(activation=))"
     raise TypeError(f"cannot convert {named}{hint}; supported: {SUPPORTED}")
 
 
@@ -164,6 +167,13 @@ def _linear(torch: Any, module: Any) -> Dense:
         _copy_weights(torch, module, {"weight": dense.params["weight"]})
     else:
         _copy_weights(torch, module, dense.params)
+    return dense
+
+
+def _activated_linear(torch: Any, module: Any) -> Dense:
+    """to_torch's Dense: an nn.Linear and lstmcore's activation after it."""
+    dense = _linear(torch, module)
+    dense.activation = check_dense_activation(module.activation)
     return dense
 
 

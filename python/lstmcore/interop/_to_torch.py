@@ -26,10 +26,10 @@ _MAPPED: dict[type, set[str]] = {
     LSTM: _RECURRENT | {"proj_size", "forget_bias"},
     GRU: set(_RECURRENT),
     RNN: _RECURRENT | {"nonlinearity"},
-    Dense: {"in_features", "out_features", "dtype", "seed"},
+    Dense: {"in_features", "out_features", "dtype", "seed", "activation"},
     Embedding: {"num_embeddings", "embedding_dim", "padding_idx", "dtype", "seed"},
     Dropout: {"p", "seed"},
-    LastStep: set(),
+    LastStep: {"bidirectional", "reverse"},
     MeanPool: set(),
 }
 _MISSING = object()
@@ -80,7 +80,11 @@ def _layer(torch: Any, layer: Any, where: str = "") -> Any:
     if isinstance(layer, (LSTM, GRU, RNN)):
         return _recurrent(torch, layer)
     if isinstance(layer, Dense):
-        return _copied(torch, nn.Linear(layer.in_features, layer.out_features, dtype=_torch_dtype(torch, layer.dtype)), layer)
+        dtype = _torch_dtype(torch, layer.dtype)
+        if layer.activation == "linear":
+            return _copied(torch, nn.Linear(layer.in_features, layer.out_features, dtype=dtype), layer)
+        dense = torch_modules().Dense(layer.in_features, layer.out_features, layer.activation, dtype)
+        return _copied(torch, dense, layer)
     if isinstance(layer, Embedding):
         module = nn.Embedding(
             layer.num_embeddings, layer.embedding_dim, padding_idx=layer.padding_idx, dtype=_torch_dtype(torch, layer.dtype)
@@ -89,7 +93,9 @@ def _layer(torch: Any, layer: Any, where: str = "") -> Any:
     if isinstance(layer, Dropout):
         return nn.Dropout(layer.p)
     classes = torch_modules()
-    return classes.LastStep() if isinstance(layer, LastStep) else classes.MeanPool()
+    if isinstance(layer, LastStep):
+        return classes.LastStep(bidirectional=layer.bidirectional, reverse=layer.reverse)
+    return classes.MeanPool()
 
 
 def _refuse_unmapped(layer: Any, kind: type, named: str) -> None:

@@ -18,7 +18,7 @@ import functools
 from types import SimpleNamespace
 from typing import Any
 
-CLASS_NAMES = ("RecurrentSequential", "LastStep", "MeanPool")
+CLASS_NAMES = ("RecurrentSequential", "LastStep", "MeanPool", "Dense")
 
 
 def require_torch() -> Any:
@@ -48,13 +48,45 @@ def torch_modules() -> SimpleNamespace:
 
     class LastStep(torch.nn.Module):
         """(B, T, F) -> (B, F): each sequence's output at its last valid step, lengths[b] - 1
-        (lstmcore.LastStep)."""
+        (lstmcore.LastStep); ``reverse``: step 0; ``bidirectional``: the last valid step
+        for the first half of the features, step 0 for the second."""
+
+        def __init__(self, bidirectional: bool = False, reverse: bool = False) -> None:
+            super().__init__()
+            self.bidirectional, self.reverse = bidirectional, reverse
 
         def forward(self, x: Any, lengths: Any = None) -> Any:
+            if self.reverse:
+                return x[:, 0]
             if lengths is None:
-                return x[:, -1]
-            last = lengths_tensor(lengths, x) - 1
-            return x[torch.arange(x.shape[0], device=x.device), last]
+                last = x[:, -1]
+            else:
+                last = x[torch.arange(x.shape[0], device=x.device), lengths_tensor(lengths, x) - 1]
+            if not self.bidirectional:
+                return last
+            half = x.shape[2] // 2
+            return torch.cat([last[:, :half], x[:, 0, half:]], dim=1)
+
+    class Dense(torch.nn.Linear):
+        """nn.Linear followed by lstmcore's Dense activation (lstmcore.Dense); the same
+        parameters, so the state_dict keys stay weight and bias."""
+
+        def __init__(self, in_features: int, out_features: int, activation: Any, dtype: Any) -> None:
+            super().__init__(in_features, out_features, dtype=dtype)
+            self.activation = activation
+
+        def forward(self, x: Any) -> Any:
+            y = super().forward(x)
+            name = self.activation if isinstance(self.activation, str) else self.activation[0]
+            if name == "linear":
+                return y
+            if name == "softmax":
+                return torch.softmax(y, dim=-1)
+            if name == "hard_sigmoid":
+                alpha, beta = (0.2, 0.5) if isinstance(self.activation, str) else self.activation[1:]
+                return torch.clamp(alpha * y + beta, 0.0, 1.0)
+            functions = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu}
+            return functions.get(name, nn.functional.softsign)(y)
 
     class MeanPool(torch.nn.Module):
         """(B, T, F) -> (B, F): the mean over each sequence's valid steps (lstmcore.MeanPool)."""
@@ -92,7 +124,7 @@ def torch_modules() -> SimpleNamespace:
                     x = module(x)
             return x
 
-    classes = SimpleNamespace(RecurrentSequential=RecurrentSequential, LastStep=LastStep, MeanPool=MeanPool)
+    classes = SimpleNamespace(RecurrentSequential=RecurrentSequential, LastStep=LastStep, MeanPool=MeanPool, Dense=Dense)
     for name in CLASS_NAMES:
         made = getattr(classes, name)
         made.__module__, made.__qualname__ = __name__, name
