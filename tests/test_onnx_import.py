@@ -96,11 +96,10 @@ TORCH_NETS = {
 }
 
 
-@pytest.mark.filterwarnings("ignore")  # the TorchScript exporter's deprecation and tracer warnings
-@pytest.mark.parametrize("kind, options", list(TORCH_NETS.values()), ids=list(TORCH_NETS))
-def test_a_graph_written_by_torch_onnx_export_loads_and_matches_torch(kind, options, tmp_path):
-    torch = pytest.importorskip("torch")
-    torch.manual_seed(0)
+def torch_exported_net(torch, kind, options, path):
+    """A PyTorch classifier (a recurrent module, its last step, Linear, relu, softmax) in eval
+    mode, and its graph written to ``path`` by the TorchScript exporter, which builds the
+    zero initial states around each recurrent node with Shape/Gather/ConstantOfShape glue."""
 
     class Net(torch.nn.Module):
         def __init__(self):
@@ -113,14 +112,20 @@ def test_a_graph_written_by_torch_onnx_export_loads_and_matches_torch(kind, opti
             return torch.softmax(torch.relu(self.head(y[:, -1])), dim=-1)
 
     net = Net().eval()
-    path = tmp_path / "torch.onnx"
-    x = torch.randn(3, 7, 4)
-    # The TorchScript exporter: it writes the Shape/Gather/ConstantOfShape glue that builds
-    # zero initial states around each recurrent node.
     torch.onnx.export(
-        net, (x,), str(path), dynamo=False, input_names=["x"], output_names=["y"], dynamic_axes={"x": {0: "b", 1: "t"}}
-    )
-    loaded = lstmcore.onnx.load(path)
+        net, (torch.randn(3, 7, 4),), str(path), dynamo=False, input_names=["x"], output_names=["y"],
+        dynamic_axes={"x": {0: "b", 1: "t"}},
+    )  # fmt: skip
+    return net
+
+
+@pytest.mark.filterwarnings("ignore")  # the TorchScript exporter's deprecation and tracer warnings
+@pytest.mark.parametrize("kind, options", list(TORCH_NETS.values()), ids=list(TORCH_NETS))
+def test_a_graph_written_by_torch_onnx_export_loads_and_matches_torch(kind, options, tmp_path):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    net = torch_exported_net(torch, kind, options, tmp_path / "torch.onnx")
+    loaded = lstmcore.onnx.load(tmp_path / "torch.onnx")
     assert loaded.layers, "the recurrent nodes became lstmcore layers"
     for batch, steps in ((3, 7), (2, 4)):
         x = torch.randn(batch, steps, 4)
@@ -224,24 +229,8 @@ def test_an_empty_file_is_not_an_onnx_model(tmp_path):
 def test_a_torch_exported_graph_becomes_a_sequential_with_torch_s_outputs(kind, options, tmp_path):
     torch = pytest.importorskip("torch")
     torch.manual_seed(1)
-
-    class Net(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.rnn = getattr(torch.nn, kind)(4, 6, batch_first=True, **options)
-            self.head = torch.nn.Linear(6 * (2 if options.get("bidirectional") else 1), 3)
-
-        def forward(self, x):
-            y, _ = self.rnn(x)
-            return torch.softmax(torch.relu(self.head(y[:, -1])), dim=-1)
-
-    net = Net().eval()
-    path = tmp_path / "torch.onnx"
-    torch.onnx.export(
-        net, (torch.randn(3, 7, 4),), str(path), dynamo=False, input_names=["x"], output_names=["y"],
-        dynamic_axes={"x": {0: "b", 1: "t"}},
-    )  # fmt: skip
-    model = lstmcore.onnx.load(path).to_sequential()
+    net = torch_exported_net(torch, kind, options, tmp_path / "torch.onnx")
+    model = lstmcore.onnx.load(tmp_path / "torch.onnx").to_sequential()
     assert isinstance(model, lstmcore.Sequential)
     x = torch.randn(2, 5, 4)
     with torch.no_grad():

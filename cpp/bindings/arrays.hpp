@@ -115,6 +115,30 @@ Scalar* optional_hidden_grads(const py::object& a, const Dims& d, Index width) {
   return checked_optional<Scalar>(a, "hidden_grads", {d.steps, d.batch, width}, true);
 }
 
+// The arrays of a backward over one state h (GRU, RNN), checked: the tape's x, h0 and y,
+// and the call's dy, dh_n (None: zero), dx, dh0 and hidden_grads (None: not recorded).
+template <typename Scalar>
+struct HiddenBackwardArrays {
+  const Scalar *x, *h0, *y, *dy, *dh_n;
+  Scalar *dx, *dh0, *hidden_grads;
+};
+
+// `tape` has x, h0 and y; `width`: y's features (D*H, this direction's at its offset).
+template <typename Scalar, typename Tape>
+HiddenBackwardArrays<Scalar> checked_hidden_backward_arrays(const Tape& tape, const py::array& dy,
+                                                            const py::object& dh_n, const py::array& dx,
+                                                            const py::array& dh0, const py::object& hidden_grads,
+                                                            const Dims& d, Index width) {
+  return {checked<Scalar>(tape.x, "x", sequence_shape(d, d.input), false),
+          checked<Scalar>(tape.h0, "h0", {d.batch, d.hidden}, false),
+          checked<Scalar>(tape.y, "y", sequence_shape(d, width), false),
+          checked<Scalar>(dy, "dy", sequence_shape(d, width), false),
+          optional_state<Scalar>(dh_n, "dh_n", d),
+          checked<Scalar>(dx, "dx", sequence_shape(d, d.input), true),
+          checked<Scalar>(dh0, "dh0", {d.batch, d.hidden}, true),
+          optional_hidden_grads<Scalar>(hidden_grads, d, d.hidden)};
+}
+
 // Calls fn(Scalar{}) for the dtype of x: float32 or float64.
 template <typename Fn>
 void dispatch(const py::array& x, Fn&& fn) {

@@ -126,21 +126,14 @@ void rnn_backward(const BoundRnnTape& tape, const RnnWeights& weights, const py:
     check_tape_dims("RNN tape", core->steps, core->batch, core->hidden, d);
     const auto w = weights_of<Scalar>(weights, d);
     const auto g = checked_grads<Scalar>(grads.weight_ih, grads.weight_hh, grads.bias_ih, grads.bias_hh, d, 1);
-    const auto* xp = checked<Scalar>(tape.x, "x", sequence_shape(d, d.input), false);
-    const auto* h0p = checked<Scalar>(tape.h0, "h0", {d.batch, d.hidden}, false);
-    const auto* yp = checked<Scalar>(tape.y, "y", sequence_shape(d, call.width), false);
-    const auto* dyp = checked<Scalar>(dy, "dy", sequence_shape(d, call.width), false);
-    const Scalar* dhn = optional_state<Scalar>(dh_n, "dh_n", d);
-    auto* dxp = checked<Scalar>(dx, "dx", sequence_shape(d, d.input), true);
-    auto* dh0p = checked<Scalar>(dh0, "dh0", {d.batch, d.hidden}, true);
-    Scalar* hidden = optional_hidden_grads<Scalar>(hidden_grads, d, d.hidden);
+    const auto a = checked_hidden_backward_arrays<Scalar>(tape, dy, dh_n, dx, dh0, hidden_grads, d, call.width);
     dispatch_nonlinearity<Scalar>(tape.nonlinearity, [&](const auto& act) {
       py::gil_scoped_release release;
-      const auto xs = sequence(xp, d, d.input), dxs = sequence(dxp, d, d.input);
+      const auto xs = sequence(a.x, d, d.input), dxs = sequence(a.dx, d, d.input);
       const Index offset = options.y_offset;
-      const auto ys = sequence(yp, d, call.width, offset), dys = sequence(dyp, d, call.width, offset);
-      lstmcore::rnn_backward<Scalar>(call.shape, xs, w, h0p, ys, dys, dhn, dxs, accumulate_dx, g, dh0p, hidden, act,
-                                     core->pre.data());
+      const auto ys = sequence(a.y, d, call.width, offset), dys = sequence(a.dy, d, call.width, offset);
+      lstmcore::rnn_backward<Scalar>(call.shape, xs, w, a.h0, ys, dys, a.dh_n, dxs, accumulate_dx, g, a.dh0,
+                                     a.hidden_grads, act, core->pre.data());
     });
   });
 }
