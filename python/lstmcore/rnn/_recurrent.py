@@ -414,14 +414,23 @@ class _GatedRecurrent:
         """
         return self._forward(x, state, lengths, ablate, training, for_backward=True, traced=True)
 
-    def _forward(self, x, state, lengths, ablate, training, for_backward, traced):
+    def _forward(self, x, state, lengths, ablate, training, for_backward, traced, weights=None):
         """forward; without ``for_backward`` (inference) nothing is copied for the tape's sake,
-        and without ``traced`` either the core may keep no gate tape at all."""
-        x = self._checked_input(x, keep=for_backward)
+        and without ``traced`` either the core may keep no gate tape at all.
+
+        ``weights``: checked parameters the caller owns and keeps unchanged until backward
+        (the PyTorch bridge, whose autograd checks that through version counters). With
+        them nothing is copied or fingerprinted for the tape: x, the state and y are used
+        as they are, and ``params`` is not read.
+        """
+        guarded = weights is None
+        keep = for_backward and guarded
+        x = self._checked_input(x, keep=keep)
         steps, batch = (x.shape[1], x.shape[0]) if self.batch_first else x.shape[:2]
-        weights = self._checked_params(with_grads=for_backward)
-        recorded = fingerprints(weights) if for_backward else None
-        initial = self._state_parts(state, batch, "state", keep=for_backward)
+        if guarded:
+            weights = self._checked_params(with_grads=for_backward)
+        recorded = fingerprints(weights) if keep else None
+        initial = self._state_parts(state, batch, "state", keep=keep)
         if initial is None:
             initial = [np.zeros(shape, self.dtype) for shape in self._state_shapes(batch)]
         clamps = self._checked_ablation(ablate)
@@ -471,7 +480,7 @@ class _GatedRecurrent:
         if packing is not None:
             output = self._user_layout(packing.restore(output))
             final = [packing.restore(part) for part in final]
-        elif for_backward:
+        elif keep:
             output = output.copy()  # the tape keeps the core's y: backward reads it
         tape = Tape(self, output.shape, inputs, masks, runs, initial, packing, clamps, recorded)
         return output, self._pack_state(final), tape
@@ -510,6 +519,11 @@ class _GatedRecurrent:
         are zero. It is what vanishes over the steps in a vanilla RNN (docs/memory-demo.md).
         """
         weights = self.check_tape(tape)
+        with self._grads_lock:
+            return self._backward(tape, weights, self.grads, dy, dstate, return_hidden_gradients)
+
+    def _backward(self, tape, weights, grads, dy, dstate, return_hidden_gradients):
+        """backward with the forward's checked ``weights``, adding to ``grads`` (by name)."""
         dy = as_numeric_array(dy, "dy")
         if dy.shape != tape.output_shape:
             raise ValueError(
@@ -528,28 +542,27 @@ class _GatedRecurrent:
         if return_hidden_gradients:  # time-major, in the core's (sorted) batch order
             steps = tape.output_shape[1 if self.batch_first else 0]
             hidden = np.empty((self.num_layers * directions, steps, batch, self.output_size), self.dtype)
-        with self._grads_lock:
-            for layer in reversed(range(self.num_layers)):
-                # The first direction writes the input gradient, the second adds to it.
-                d_input = _aligned.empty_like(tape.inputs[layer])
-                for direction in range(directions):
-                    index = layer * directions + direction
-                    # The core's tape holds the forward's x, initial state, y and options.
-                    finals = [None] * len(d_initial) if d_final is None else [part[index] for part in d_final]
-                    self._core_backward_function()(
-                        tape.runs[index].tape,
-                        self._core_weights(self._direction_params(weights, layer, direction)),
-                        d_output,
-                        *finals,
-                        self._core_weights(self._direction_params(self.grads, layer, direction)),
-                        d_input,
-                        *[part[index] for part in d_initial],
-                        accumulate_dx=direction == 1,
-                        hidden_grads=None if hidden is None else hidden[index],
-                    )
-                if tape.masks[layer] is not None:
-                    d_input *= _in_layout(tape.masks[layer], tape.runs[0].batch_first)
-                d_output = d_input
+        for layer in reversed(range(self.num_layers)):
+            # The first direction writes the input gradient, the second adds to it.
+            d_input = _aligned.empty_like(tape.inputs[layer])
+            for direction in range(directions):
+                index = layer * directions + direction
+                # The core's tape holds the forward's x, initial state, y and options.
+                finals = [None] * len(d_initial) if d_final is None else [part[index] for part in d_final]
+                self._core_backward_function()(
+                    tape.runs[index].tape,
+                    self._core_weights(self._direction_params(weights, layer, direction)),
+                    d_output,
+                    *finals,
+                    self._core_weights(self._direction_params(grads, layer, direction)),
+                    d_input,
+                    *[part[index] for part in d_initial],
+                    accumulate_dx=direction == 1,
+                    hidden_grads=None if hidden is None else hidden[index],
+                )
+            if tape.masks[layer] is not None:
+                d_input *= _in_layout(tape.masks[layer], tape.runs[0].batch_first)
+            d_output = d_input
         if packing is not None:
             d_output = self._user_layout(packing.restore(d_output))
             d_initial = [packing.restore(part) for part in d_initial]
