@@ -64,7 +64,13 @@ def recurrent_forward(
         traced=needs_tape,
         weights=named,
     )
-    key = torch.from_numpy(_engine.keep_tape(layer, tape, named)) if needs_tape else torch.empty(0, dtype=torch.int64)
+    key = torch.empty(0, dtype=torch.int64)
+    if needs_tape:
+        key = torch.from_numpy(_engine.keep_tape(layer, tape, named))
+        # The tape reads the core's y in backward (the last layer's h), and y is the caller's
+        # to change in place (torch.nn's modules allow `y += residual`), as is the buffer
+        # torch.compile's inductor reuses for y's consumers: the caller gets a copy.
+        y = y.copy()
     return torch.from_numpy(y), [torch.from_numpy(part) for part in _parts(final)], key
 
 
