@@ -1,8 +1,10 @@
 """torch.compile over lstmcore.torch modules: each pass is one custom operator with a fake
 (shape-only) implementation, so fullgraph=True compiles with no graph break, and the
 compiled function's outputs and gradients (input, initial state, every parameter) equal
-eager mode's. aot_eager for the LSTM, GRU, RNN and the cells; one test with inductor, the
-default backend, which generates and builds C++ and so is the slow one (marked ``slow``).
+eager mode's. aot_eager for the LSTM, GRU, RNN and the cells, for new shapes (recompiled
+with symbolic sizes) and in train mode (the same seed, the same masks); one test with
+inductor, the default backend, which generates and builds C++ and so is the slow one
+(marked ``slow``).
 
 Tolerances: float64, 1e-12 (the same core calls; only the compiled graph's own arithmetic
 around them may round in another order); float32 with inductor, 1e-5 (inductor fuses and
@@ -94,6 +96,33 @@ def test_aot_eager_fullgraph_without_gradients_gives_eager_outputs():
     with torch.no_grad():
         expected, got = module(x, tuple(state)), compiled(x, tuple(state))
     check_all(["y", "h_n", "c_n"], [got[0], *got[1]], [expected[0], *expected[1]])
+
+
+def test_aot_eager_fullgraph_follows_new_shapes():
+    # A second shape recompiles with symbolic sizes, which the fake implementations take.
+    torch.manual_seed(0)
+    module = lt.GRU(INPUT, HIDDEN, num_layers=2, dtype=torch.float64)
+    compiled = torch.compile(lambda x: module(x)[0].square().sum(), backend="aot_eager", fullgraph=True)
+    for steps, batch in [(STEPS, BATCH), (STEPS + 1, BATCH + 1), (STEPS + 3, BATCH + 2), (STEPS + 5, BATCH + 3)]:
+        x = torch.randn(steps, batch, INPUT, dtype=torch.float64, requires_grad=True)
+        got = compiled(x)
+        (got_grad,) = torch.autograd.grad(got, x)
+        expected = module(x)[0].square().sum()
+        (expected_grad,) = torch.autograd.grad(expected, x)
+        check(f"loss at {steps} steps, batch {batch}", got, expected)
+        check(f"dx at {steps} steps, batch {batch}", got_grad, expected_grad)
+
+
+def test_aot_eager_fullgraph_in_train_mode_draws_eager_masks_from_the_same_seed():
+    torch.manual_seed(0)
+    module = lt.LSTM(INPUT, HIDDEN, num_layers=2, dropout=0.5, zoneout=0.3, dtype=torch.float64).train()
+    compiled = torch.compile(lambda x: module(x)[0].square().sum(), backend="aot_eager", fullgraph=True)
+    x = torch.randn(STEPS, BATCH, INPUT, dtype=torch.float64)
+    torch.manual_seed(3)
+    got = compiled(x)
+    torch.manual_seed(3)
+    check("loss", got, module(x)[0].square().sum())
+    assert not torch.equal(compiled(x), got), "train mode drew the same masks twice"
 
 
 @pytest.mark.slow
