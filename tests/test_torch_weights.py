@@ -88,15 +88,15 @@ def test_the_dtype_defaults_to_torch_default_dtype(case):
 
 
 @pytest.mark.parametrize("kind", ["LSTM", "LSTMCell"])
-def test_forget_bias_sets_the_forget_rows_of_bias_ih_and_zeroes_bias_hh_s(kind):
+def test_forget_bias_fills_the_forget_rows_of_bias_ih_and_zeroes_those_of_bias_hh(kind):
     module = getattr(lt, kind)(INPUT, HIDDEN, forget_bias=1.5)
+    suffix = "_l0" if kind == "LSTM" else ""
+    forget = slice(HIDDEN, 2 * HIDDEN)  # rows i, f, g, o: f second, as torch.nn stacks them
     for _ in range(2):  # as built, and again after reset_parameters
-        suffix = "_l0" if kind == "LSTM" else ""
-        forget = slice(HIDDEN, 2 * HIDDEN)  # rows i, f, g, o: f second, as torch.nn stacks them
-        assert torch.all(getattr(module, "bias_ih" + suffix)[forget] == 1.5)
-        assert torch.all(getattr(module, "bias_hh" + suffix)[forget] == 0.0)
-        others = torch.cat([getattr(module, "bias_ih" + suffix)[:HIDDEN], getattr(module, "bias_ih" + suffix)[2 * HIDDEN :]])
-        assert 0 < others.abs().max() <= HIDDEN**-0.5
+        bias_ih, bias_hh = getattr(module, "bias_ih" + suffix), getattr(module, "bias_hh" + suffix)
+        assert torch.all(bias_ih[forget] == 1.5) and torch.all(bias_hh[forget] == 0.0)
+        others = torch.cat([bias_ih[:HIDDEN], bias_ih[2 * HIDDEN :]])
+        assert 0 < others.abs().max() <= HIDDEN**-0.5, "the other rows keep torch.nn's initialisation"
         module.reset_parameters()
 
 
