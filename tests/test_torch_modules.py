@@ -72,7 +72,8 @@ def recurrent_twins(case, dtype):
     kind, options = RECURRENT[case]
     reference, ours = twins(kind, INPUT, HIDDEN, dtype=dtype, **options)
     if "dropout" in options:
-        reference.eval(), ours.eval()
+        reference.eval()
+        ours.eval()
     return reference, ours
 
 
@@ -86,8 +87,8 @@ def state_shapes(module, batch):
 
 
 def recurrent_inputs(module, form, dtype):
-    """x (padded, what gradients are taken of), the initial state parts or [] and the
-    cotangents of y and of the final state parts."""
+    """x (padded, what gradients are taken of), the initial state parts or [], and the
+    generator that then draws the outputs' cotangents."""
     generator = torch.Generator().manual_seed(1)
     batch = () if form.startswith("unbatched") else (BATCH,)
     shape = (STEPS, *batch, INPUT)
