@@ -119,17 +119,26 @@ def _run_python(code):
 
 
 def test_importing_lstmcore_loads_no_optional_package():
+    # lstmcore.torch (which imports torch by design) is not loaded by `import lstmcore` either.
     code = (
         "import sys, lstmcore, lstmcore.onnx, lstmcore.interop, lstmcore.interop.keras\n"
         "lstmcore.from_torch, lstmcore.to_torch, lstmcore.from_keras, lstmcore.interop.from_torch\n"
-        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {OPTIONAL_PACKAGES!r}))\n"
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {OPTIONAL_PACKAGES!r}\n"
+        "             or m.startswith('lstmcore.torch') or m.startswith('lstmcore.sklearn')))\n"
     )
     done = _run_python(code)
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
 
 
-def test_lstmcore_sklearn_without_scikit_learn_names_the_extra():
-    # sys.modules["sklearn"] = None makes `import sklearn` fail as if it were not installed.
-    run = _run_python("import sys; sys.modules['sklearn'] = None; import lstmcore.sklearn")
+@pytest.mark.parametrize(
+    "package, framework, message",
+    [
+        ("lstmcore.sklearn", "sklearn", "lstmcore.sklearn needs scikit-learn: pip install 'lstmcore[sklearn]'"),
+        ("lstmcore.torch", "torch", "lstmcore.torch needs PyTorch: pip install 'lstmcore[torch]'"),
+    ],
+)
+def test_a_framework_subpackage_without_its_framework_names_the_extra(package, framework, message):
+    # sys.modules[name] = None makes `import name` fail as if it were not installed.
+    run = _run_python(f"import sys; sys.modules[{framework!r}] = None; import {package}")
     assert run.returncode != 0
-    assert "ImportError: lstmcore.sklearn needs scikit-learn: pip install 'lstmcore[sklearn]'" in run.stderr
+    assert f"ImportError: {message}" in run.stderr

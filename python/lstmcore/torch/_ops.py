@@ -64,7 +64,13 @@ def recurrent_forward(
         traced=needs_tape,
         weights=named,
     )
-    key = torch.from_numpy(_engine.keep_tape(layer, tape, named)) if needs_tape else torch.empty(0, dtype=torch.int64)
+    key = torch.empty(0, dtype=torch.int64)
+    if needs_tape:
+        key = torch.from_numpy(_engine.keep_tape(layer, tape, named))
+        # The tape reads the core's y in backward (the last layer's h), and y is the caller's
+        # to change in place (torch.nn's modules allow `y += residual`), as is the buffer
+        # torch.compile's inductor reuses for y's consumers: the caller gets a copy.
+        y = y.copy()
     return torch.from_numpy(y), [torch.from_numpy(part) for part in _parts(final)], key
 
 
@@ -113,13 +119,16 @@ def _save(ctx, inputs, output):
     ctx.given_state = bool(hx)
     ctx.y_shape = tuple(y.shape)
     ctx.final_shapes = [tuple(part.shape) for part in final]
-    # Saved (not only kept) so that autograd's version counters refuse a backward after x
-    # or a weight changed in place; the key's storage keeps the tape alive.
-    ctx.save_for_backward(key, x, *weights)
+    ctx.weight_count = len(weights)
+    # Saved (not only kept) so that autograd's version counters refuse a backward after x,
+    # the initial state or a weight changed in place (the tape reads their memory, as
+    # torch.nn's backward reads them); the key's storage keeps the tape alive.
+    ctx.save_for_backward(key, x, *weights, *hx)
 
 
 def _backward(ctx, dy, dfinal, dkey):
-    key, x, *weights = ctx.saved_tensors
+    key, x, *saved = ctx.saved_tensors
+    weights = saved[: ctx.weight_count]
     if key.numel() == 0:
         raise RuntimeError("lstmcore: this forward pass kept no tape (it ran with gradients off)")
     if dy is None:
