@@ -17,7 +17,10 @@ def render(results, markdown=False):
         widths = [max(len(cells[k]) for cells in [COLUMNS, *body]) for k in range(len(COLUMNS))]
         for cells in [COLUMNS, *body]:
             lines.append("  ".join([cells[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(cells[1:], widths[1:])]))
-    lines += [f"note: {note}" for note in results["notes"]]
+    notes = [f"note: {note}" for note in results["notes"]]
+    if markdown and notes:
+        notes = ["", *(note + "  " for note in notes)]  # after the table, not a row of it
+    lines += notes
     return "\n".join(lines) + "\n"
 
 

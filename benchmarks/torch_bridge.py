@@ -142,7 +142,7 @@ def main(argv=None):
     if sensor["busy_verdicts"]:
         notes.append(
             f"the load sensor found the cores busy {sensor['busy_verdicts']} time(s) in "
-            f"{sensor['passes_sensed']} multi-threaded passes (lstmcore stepped down to one thread for those)"
+            f"{sensor['passes_sensed']} multi-threaded passes (each planned as on busy cores: docs/production.md)"
         )
     results = {
         "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
