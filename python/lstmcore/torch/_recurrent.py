@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
+from torch.nn.utils.rnn import PackedSequence
 
 from lstmcore.torch._checks import InputError, check_options, check_tensor, shape_text
 from lstmcore.torch._core_module import CoreModule
@@ -80,10 +80,15 @@ class _Recurrent(CoreModule):
 
     def forward(self, input: Any, hx: Any = None) -> tuple[Any, Any]:
         dtype = self._dtype()
-        lengths = None
+        lengths = packing = None
         if isinstance(input, PackedSequence):
             check_tensor(input.data, "input.data", dtype)
-            x, lengths = pad_packed_sequence(input, batch_first=self.batch_first)
+            if input.data.dim() != 2:
+                raise InputError(
+                    f"expected PackedSequence data of 2 dimensions (sum of lengths, H_in), got {input.data.dim()}"
+                )
+            packing = _Packing(input, self.batch_first)
+            x, lengths = packing.padded(input.data), packing.lengths
             batched = True
         else:
             check_tensor(input, "input", dtype)
@@ -101,8 +106,8 @@ class _Recurrent(CoreModule):
         batch = x.shape[0 if self.batch_first else 1]
         parts = self._state_parts(hx, batch, batched, dtype)
         y, final = self._core_pass(x, parts, lengths)
-        if isinstance(input, PackedSequence):
-            output: Any = _packed_like(y, input, self.batch_first)
+        if packing is not None:
+            output: Any = packing.packed(y)
         else:
             output = y if batched else y.squeeze(0 if self.batch_first else 1)
         if not batched:
@@ -256,11 +261,39 @@ class RNN(_Recurrent):
         return {name: value for name, value in self.options.items() if (name, value) != ("nonlinearity", "tanh")}
 
 
-def _packed_like(y: torch.Tensor, packed: PackedSequence, batch_first: bool) -> PackedSequence:
-    """y (padded, the caller's batch order) as a PackedSequence laid out as ``packed``."""
-    steps = y.transpose(0, 1) if batch_first else y
-    if packed.sorted_indices is not None:
-        steps = steps.index_select(1, packed.sorted_indices)
-    sizes = packed.batch_sizes
-    present = torch.arange(steps.shape[1])[None, :] < sizes[:, None]
-    return PackedSequence(steps[present], sizes, packed.sorted_indices, packed.unsorted_indices)
+class _Packing:
+    """Where each step of a PackedSequence sits in the padded batch the core reads.
+
+    Both ways are one gather (``index_select``, whose gradient is one scatter-add), with the
+    padding read from an appended zero row; torch's pad_packed_sequence and its backward
+    copy step by step.
+    """
+
+    def __init__(self, packed: PackedSequence, batch_first: bool) -> None:
+        sizes = packed.batch_sizes.to(torch.int64)
+        steps, batch = sizes.numel(), int(sizes[0])
+        self.total = int(sizes.sum())
+        offsets = torch.cumsum(sizes, 0) - sizes
+        sorted_position = torch.arange(batch)
+        alive = sorted_position[None, :] < sizes[:, None]  # (T, B) in the packed (sorted) order
+        # Packed rows run through time, within a step through the sorted batch, as nonzero does.
+        step, position = alive.nonzero(as_tuple=True)
+        caller = position if packed.sorted_indices is None else packed.sorted_indices[position]
+        self.rows = caller * steps + step if batch_first else step * batch + caller
+        rows = offsets[:, None] + sorted_position[None, :]
+        if packed.unsorted_indices is not None:
+            rows, alive = rows[:, packed.unsorted_indices], alive[:, packed.unsorted_indices]
+        rows = torch.where(alive, rows, self.total)  # the zero row
+        self.gather = (rows.t() if batch_first else rows).reshape(-1)
+        self.shape = (batch, steps) if batch_first else (steps, batch)
+        self.lengths = alive.sum(0)
+        self.layout = packed
+
+    def padded(self, data: torch.Tensor) -> torch.Tensor:
+        rows = torch.cat([data, data.new_zeros((1, data.shape[1]))])
+        return rows.index_select(0, self.gather).view(*self.shape, data.shape[1])
+
+    def packed(self, y: torch.Tensor) -> PackedSequence:
+        data = y.reshape(-1, y.shape[-1]).index_select(0, self.rows)
+        layout = self.layout
+        return PackedSequence(data, layout.batch_sizes, layout.sorted_indices, layout.unsorted_indices)
