@@ -94,6 +94,10 @@ INPUT_ERRORS = {
         lambda: lt.RNN(INPUT, HIDDEN)(x(0, BATCH, INPUT)),
         "expected a non-empty sequence and batch, got input of shape (0, 2, 3)",
     ),
+    "packed-3d-data": (
+        lambda: lt.LSTM(INPUT, HIDDEN)(torch.nn.utils.rnn.pack_padded_sequence(x(STEPS, BATCH, INPUT, 1), [STEPS, 2])),
+        "expected PackedSequence data of 2 dimensions (sum of lengths, H_in), got 3: (6, 3, 1)",
+    ),
     "not-a-tensor": (lambda: lt.LSTM(INPUT, HIDDEN)(x().numpy()), "expected input as a torch.Tensor, got ndarray"),
     "sparse-input": (
         lambda: lt.GRU(INPUT, HIDDEN)(x().to_sparse()),

@@ -85,7 +85,8 @@ class _Recurrent(CoreModule):
             check_tensor(input.data, "input.data", dtype)
             if input.data.dim() != 2:
                 raise InputError(
-                    f"expected PackedSequence data of 2 dimensions (sum of lengths, H_in), got {input.data.dim()}"
+                    "expected PackedSequence data of 2 dimensions (sum of lengths, H_in), "
+                    f"got {input.data.dim()}: {shape_text(input.data.shape)}"
                 )
             packing = _Packing(input, self.batch_first)
             x, lengths = packing.padded(input.data), packing.lengths
