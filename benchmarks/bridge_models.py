@@ -99,6 +99,18 @@ def build_models(case, seed=0):
     return TokenModel(embedding, recurrent, head), TokenModel(copy.deepcopy(embedding), core, copy.deepcopy(head))
 
 
+class NoRecurrence(nn.Module):
+    """The recurrent layer taken out (I == H): what a step costs without one, the part both sides share."""
+
+    def forward(self, x):
+        return x, None
+
+
+def rest_model(torch_model):
+    """The torch model's Embedding and Linear around no recurrent layer (its own copies)."""
+    return TokenModel(copy.deepcopy(torch_model.embedding), NoRecurrence(), copy.deepcopy(torch_model.head))
+
+
 def loss_of(model, batch):
     logits = model(batch.tokens, batch.lengths)
     return F.cross_entropy(logits.flatten(0, 1), batch.targets.flatten(), ignore_index=IGNORED)

@@ -3,7 +3,7 @@ headed by the machine, the versions, the threads and what one step is."""
 
 from __future__ import annotations
 
-COLUMNS = ["case", "torch ms", "lstmcore ms", "torch/lstmcore", "range", "target", "met"]
+COLUMNS = ["case", "torch ms", "lstmcore ms", "torch/lstmcore", "range", "target", "met", "rest ms", "layers", "ceiling"]
 
 
 def render(results, markdown=False):
@@ -27,7 +27,7 @@ def render(results, markdown=False):
 def _cells(row):
     target = f"{row['target']:.1f}x"
     if "ratio" not in row:  # its check failed: not timed
-        return [row["case"], "-", "-", "not timed", "-", target, "-"]
+        return [row["case"], "-", "-", "not timed", "-", target, "-", "-", "-", "-"]
     low, high = row["ratio_range"]
     return [
         row["case"],
@@ -37,6 +37,9 @@ def _cells(row):
         f"{low:.2f}-{high:.2f}",
         target,
         "yes" if row["target_met"] else "no",
+        f"{row['rest_ms']:.2f}",
+        f"{row['layer_ratio']:.2f}x",
+        f"{row['ceiling']:.2f}x",
     ]
 
 
@@ -51,4 +54,6 @@ def _header(results):
         f"threads: torch {threads['torch']}, lstmcore {threads['lstmcore']} ({threads['how']}); "
         f"{settings['competitors']} spinning competitor process(es)",
         f"one step: {settings['step']}; median of {settings['repeats']} alternating samples per side",
+        "rest: the step without a recurrent layer; layers: torch/lstmcore of the steps less the rest; "
+        "ceiling: torch/rest, the ratio were lstmcore's layer free",
     ]

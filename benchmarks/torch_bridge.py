@@ -12,7 +12,9 @@ both models and bridge_cases.py lists the cases. Before timing, one step's loss 
 gradient of lstmcore's model must match PyTorch's (per case tolerance); a case that does
 not match is not timed and the run exits with status 1. Then the two sides alternate
 samples in one process (timing.py); the table gives each side's median time per step and
-torch/lstmcore with the range of the per-round ratios, against the issue's target. Prints
+torch/lstmcore with the range of the per-round ratios, against the issue's target. A third
+side, the same model with no recurrent layer ("rest": Embedding, Linear, loss, Adam), gives
+the recurrent layers' own ratio and the ceiling, the ratio a free layer would give. Prints
 the table and writes JSON (default benchmarks/results/torch_bridge.json).
 """
 
@@ -82,12 +84,18 @@ def run_case(case, args):
     steps = {
         "torch": bridge_models.training_step(torch_model, batch),
         "lstmcore": bridge_models.training_step(lstmcore_model, batch),
+        "rest": bridge_models.training_step(bridge_models.rest_model(torch_model), batch),
     }
     samples, calls = timing.measure(steps, args.repeats, target_sample_s=args.sample_seconds)
     ratios = [theirs / ours for theirs, ours in zip(samples["torch"], samples["lstmcore"])]
     row["timing"] = {name: {**timing.summarize(samples[name]), "calls_per_sample": calls[name]} for name in steps}
     row["torch_ms"] = row["timing"]["torch"]["median_ms"]
     row["lstmcore_ms"] = row["timing"]["lstmcore"]["median_ms"]
+    row["rest_ms"] = row["timing"]["rest"]["median_ms"]
+    # What the recurrent layers alone compare at, and the most the whole step could reach
+    # were lstmcore's layer free: a target above that ceiling is out of reach of any layer.
+    row["layer_ratio"] = (row["torch_ms"] - row["rest_ms"]) / max(row["lstmcore_ms"] - row["rest_ms"], 1e-9)
+    row["ceiling"] = row["torch_ms"] / row["rest_ms"]
     row["ratio"] = statistics.median(ratios)
     row["ratio_range"] = [min(ratios), max(ratios)]
     row["target_met"] = row["ratio"] >= case.target_ratio
