@@ -9,7 +9,7 @@ from lstmcore._typing import DTypeLike
 from lstmcore._util.checks import check_bool
 from lstmcore.reference._activations import Activations
 from lstmcore.rnn._activations import as_config, check_activation, check_clip, core_spec
-from lstmcore.rnn._recurrent import _GatedRecurrent
+from lstmcore.rnn._recurrent import CoreCall, _GatedRecurrent
 
 
 class GRU(_GatedRecurrent):
@@ -116,25 +116,16 @@ class GRU(_GatedRecurrent):
             weights["bias_hh"],
         )
 
-    def _core_forward(self, run, weights, initial, reverse, batch_sizes, clamps, training, traced):
-        options = _core.PassOptions(
-            reverse=reverse,
-            y_offset=run.offset,
-            batch_sizes=batch_sizes,
-            batch_first=run.batch_first,
-        )
+    def _core_call(self, weights, reverse, offset, batch_first, batch_sizes, clamps, steps, batch, training, traced):
+        options = _core.PassOptions(reverse=reverse, y_offset=offset, batch_sizes=batch_sizes, batch_first=batch_first)
+        chosen = self._chosen_activations()
         # Inference without gate traces keeps no tape: the kernel then writes only y.
-        return _core.gru_forward(
-            run.x,
-            self._core_weights(weights),
-            *initial,
-            run.y,
-            options,
-            traced or training,
-            reset_after=self.reset_after,
-            activations=None if self._chosen_activations() is None else core_spec(self._chosen_activations()),
-            clip=self.clip or 0.0,
-        )
+        keywords = {
+            "reset_after": self.reset_after,
+            "activations": None if chosen is None else core_spec(chosen),
+            "clip": self.clip or 0.0,
+        }
+        return CoreCall(_core.gru_forward, self._core_weights(weights), options, (traced or training,), keywords)
 
     def _core_backward_function(self):
         return _core.gru_backward

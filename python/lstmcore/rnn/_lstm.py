@@ -11,7 +11,7 @@ from lstmcore._typing import DTypeLike
 from lstmcore._util.checks import as_numeric_array, check_finite_real, shape_text
 from lstmcore.reference._activations import Activations
 from lstmcore.rnn._activations import as_config, check_activation, check_clip, core_spec
-from lstmcore.rnn._recurrent import _GatedRecurrent, check_probability
+from lstmcore.rnn._recurrent import CoreCall, _GatedRecurrent, check_probability
 
 # Gates a user can trace or clamp, in the order the core's clamps take them.
 GATE_NAMES = ("input", "forget", "candidate", "output")
@@ -324,12 +324,8 @@ class LSTM(_GatedRecurrent):
             return _core.ProjectedLstmWeights(*common, weights["weight_hr"], peephole=peephole)
         return _core.LstmWeights(*common, peephole=peephole)
 
-    def _core_forward(self, run, weights, initial, reverse, batch_sizes, clamps, training, traced):
-        taped = traced or training
-        pass_options = _core.PassOptions(
-            reverse=reverse, y_offset=run.offset, batch_sizes=batch_sizes, batch_first=run.batch_first
-        )
-        steps, batch = run.steps_and_batch()
+    def _core_call(self, weights, reverse, offset, batch_first, batch_sizes, clamps, steps, batch, training, traced):
+        pass_options = _core.PassOptions(reverse=reverse, y_offset=offset, batch_sizes=batch_sizes, batch_first=batch_first)
         chosen = self._chosen_activations()
         cell_options = _core.LstmOptions(
             cell=self.cell,
@@ -342,7 +338,7 @@ class LSTM(_GatedRecurrent):
             forward = _core.layer_norm_lstm_forward
         else:
             forward = _core.projected_lstm_forward if self.proj_size else _core.lstm_forward
-        return forward(run.x, self._core_weights(weights), *initial, run.y, pass_options, cell_options, taped)
+        return CoreCall(forward, self._core_weights(weights), pass_options, (cell_options, traced or training))
 
     def _core_backward_function(self):
         if self.layer_norm:

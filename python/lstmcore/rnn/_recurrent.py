@@ -67,6 +67,21 @@ def _read_only(array):
     return view
 
 
+class CoreCall:
+    """One layer-direction's core forward with everything but its arrays bound: the
+    kernel, the core's weights object and the options. ``run(x, initial, y)`` calls it."""
+
+    __slots__ = ("args", "function", "kwargs", "pass_options", "weights")
+
+    def __init__(self, function, weights, pass_options, args=(), kwargs=None):
+        self.function, self.weights, self.pass_options = function, weights, pass_options
+        self.args, self.kwargs = args, kwargs or {}
+
+    def run(self, x, initial, y):
+        """The core's tape; y is written. ``initial``: this direction's (B, H) state parts."""
+        return self.function(x, self.weights, *initial, y, self.pass_options, *self.args, **self.kwargs)
+
+
 class _DirectionRun:
     """One layer-direction's core call: its input, where its output went, its gate tape.
 
@@ -111,7 +126,9 @@ class _GatedRecurrent:
     _gate_blocks: Callable[[], int]
     _unpack_state: Callable[[StateLike, str], tuple[Any, ...]]
     _pack_state: Callable[[list[np.ndarray]], State]
-    _core_forward: Callable[..., Any]
+    # (weights, reverse, y_offset, batch_first, batch_sizes, clamps, steps, batch, training,
+    # traced) -> the CoreCall of one layer-direction's forward.
+    _core_call: Callable[..., CoreCall]
     # The core's backward of this kind: (tape, weights, dy, *final state gradients, grads,
     # dx, *initial state gradients, accumulate_dx=, hidden_grads=), one argument per state.
     _core_backward_function: Callable[[], Callable[..., Any]]
@@ -490,7 +507,9 @@ class _GatedRecurrent:
         sizes = None if packing is None else packing.batch_sizes
         run = _DirectionRun(x, y, direction * self.output_size, None, batch_first)
         reverse = self._runs_reversed(direction)
-        run.tape = self._core_forward(run, weights, initial, reverse, sizes, clamps, training, traced)
+        steps, batch = run.steps_and_batch()
+        call = self._core_call(weights, reverse, run.offset, batch_first, sizes, clamps, steps, batch, training, traced)
+        run.tape = call.run(x, initial, y)
         return run
 
     @overload

@@ -9,7 +9,7 @@ import numpy as np
 import lstmcore._core as _core
 from lstmcore._typing import DTypeLike
 from lstmcore.rnn._activations import as_config, check_activation, check_clip
-from lstmcore.rnn._recurrent import _GatedRecurrent
+from lstmcore.rnn._recurrent import CoreCall, _GatedRecurrent
 
 
 def check_nonlinearity(value: object) -> str | tuple[str, float, float]:
@@ -96,25 +96,12 @@ class RNN(_GatedRecurrent):
             weights["bias_hh"],
         )
 
-    def _core_forward(self, run, weights, initial, reverse, batch_sizes, clamps, training, traced):
-        options = _core.PassOptions(
-            reverse=reverse,
-            y_offset=run.offset,
-            batch_sizes=batch_sizes,
-            batch_first=run.batch_first,
-        )
+    def _core_call(self, weights, reverse, offset, batch_first, batch_sizes, clamps, steps, batch, training, traced):
+        options = _core.PassOptions(reverse=reverse, y_offset=offset, batch_sizes=batch_sizes, batch_first=batch_first)
         # Inference without traces keeps no tape; with tanh or relu and no clip the tape
         # is only the call's arrays, since backward derives act' from y.
-        return _core.rnn_forward(
-            run.x,
-            self._core_weights(weights),
-            *initial,
-            run.y,
-            options,
-            self.nonlinearity,
-            traced or training,
-            clip=self.clip or 0.0,
-        )
+        arguments = (self.nonlinearity, traced or training)
+        return CoreCall(_core.rnn_forward, self._core_weights(weights), options, arguments, {"clip": self.clip or 0.0})
 
     def _core_backward_function(self):
         return _core.rnn_backward
