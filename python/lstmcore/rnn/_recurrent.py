@@ -67,6 +67,19 @@ def _read_only(array):
     return view
 
 
+def checked_step_input(layer: Any, x_t: ArrayLike) -> np.ndarray:
+    """x_t (B, I) of a streaming step as an array, or a ValueError (also for a layer that
+    does not run forward in time)."""
+    if layer.bidirectional or layer.reverse:
+        raise ValueError(
+            "step needs a layer that runs forward in time: a bidirectional or reverse=True one must see the whole sequence"
+        )
+    x_t = as_numeric_array(x_t, "x_t")
+    if x_t.ndim != 2 or x_t.shape[1] != layer.input_size:
+        raise ValueError(f"expected x_t of shape (B, {layer.input_size}), got {shape_text(x_t.shape)}")
+    return x_t
+
+
 class CoreCall:
     """One layer-direction's core forward with everything but its arrays bound: the
     kernel, the core's weights object and the options. ``run(x, initial, y)`` calls it."""
@@ -400,14 +413,7 @@ class _GatedRecurrent:
 
         The same as one call over the whole sequence when the state is carried.
         """
-        if self.bidirectional or self.reverse:
-            raise ValueError(
-                "step needs a layer that runs forward in time: a bidirectional or reverse=True one must see "
-                "the whole sequence"
-            )
-        x_t = as_numeric_array(x_t, "x_t")
-        if x_t.ndim != 2 or x_t.shape[1] != self.input_size:
-            raise ValueError(f"expected x_t of shape (B, {self.input_size}), got {shape_text(x_t.shape)}")
+        x_t = checked_step_input(self, x_t)
         y, state_n = self(x_t[:, None, :] if self.batch_first else x_t[None], state)
         return (y[:, 0] if self.batch_first else y[0]), state_n
 

@@ -19,6 +19,7 @@ from lstmcore.cli._files import check_output_paths, read_text
 from lstmcore.cli._limits import BOUNDS, MAX_VOCABULARY, check_model_size, lstm_parameters
 from lstmcore.cli._model_files import load_model
 from lstmcore.cli._training import check_model_output, chronological_split, count_params, save_trained
+from lstmcore.inference import PreparedLayer, prepare
 from lstmcore.rnn._recurrent import _GatedRecurrent
 
 NAME = "charlm"
@@ -226,12 +227,12 @@ def check_metadata(model, entries):
     entries.probe(model, ids, (1, 1, size), f"the ids of its {size} characters")
 
 
-def _step_layers(model, x, states):
+def _step_layers(layers, x, states):
     """Run ``x`` (B, T) ids through the layers, carrying each recurrent layer's state."""
     new_states = []
     recurrent = 0
-    for layer in model.layers:
-        if isinstance(layer, _GatedRecurrent):
+    for layer in layers:
+        if isinstance(layer, PreparedLayer):
             x, state = layer(x, states[recurrent] if states else None)
             new_states.append(state)
             recurrent += 1
@@ -260,7 +261,9 @@ def generate(model, *, length=300, temperature=0.8, prime="The ", seed=None):
         )
     index = {char: i for i, char in enumerate(vocabulary)}
     rng = np.random.default_rng(seed)
-    logits, states = _step_layers(model, np.array([[index[c] for c in prime]], dtype=np.int64), None)
+    # A call per character: the recurrent layers prepared once, not converted each call.
+    layers = [prepare(layer) if isinstance(layer, _GatedRecurrent) else layer for layer in model.layers]
+    logits, states = _step_layers(layers, np.array([[index[c] for c in prime]], dtype=np.int64), None)
     produced = []
     for _ in range(length):
         scores = logits[0, -1].astype(np.float64) / temperature
@@ -268,7 +271,7 @@ def generate(model, *, length=300, temperature=0.8, prime="The ", seed=None):
         probabilities /= probabilities.sum()
         choice = int(rng.choice(len(vocabulary), p=probabilities))
         produced.append(vocabulary[choice])
-        logits, states = _step_layers(model, np.array([[choice]], dtype=np.int64), states)
+        logits, states = _step_layers(layers, np.array([[choice]], dtype=np.int64), states)
     return prime + "".join(produced)
 
 

@@ -1,0 +1,154 @@
+"""``PreparedLayer``: an LSTM, GRU or RNN frozen for inference, called as the layer is.
+
+What a plain call does again each time, it does once: the parameters are checked,
+converted and copied (a snapshot), and every layer-direction's core call is built with
+its weights object and options. A call that takes the common route (an ndarray of the
+layer's dtype, C-contiguous, no ``lengths``, ``ablate`` or ``return_gates``) goes
+straight to those calls; any other is the layer's own pass on the snapshot's weights,
+with the same checks and errors.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from lstmcore._typing import ArrayLike, State, StateLike
+from lstmcore._util import aligned as _aligned
+from lstmcore.rnn._recurrent import _DirectionRun, _GatedRecurrent, checked_step_input
+
+
+def twin(layer: Any) -> Any:
+    """A new layer of ``layer``'s configuration holding copies of its parameters."""
+    copied = type(layer)(**layer.get_config())
+    copied.params = {name: np.array(value, copy=True) for name, value in layer.params.items()}
+    return copied
+
+
+class PreparedLayer:
+    """Inference on a snapshot of ``layer``: ``prepared(x, state)``, ``prepared.step(x_t, state)``.
+
+    Changing the original layer's parameters afterwards (in place or by replacing them)
+    does not change the prepared one: prepare it again to take them. The snapshot's
+    arrays are read-only. Several Python threads may call one prepared layer at once:
+    a call keeps nothing between calls but the read-only weights.
+    """
+
+    def __init__(self, layer: _GatedRecurrent) -> None:
+        if not isinstance(layer, _GatedRecurrent):
+            raise TypeError(f"expected an lstmcore LSTM, GRU or RNN layer, got {type(layer).__name__}")
+        snapshot = twin(layer)
+        weights = snapshot._checked_params(with_grads=False)
+        weights = {name: np.array(value, copy=True) for name, value in weights.items()}
+        for value in weights.values():
+            value.flags.writeable = False
+        snapshot.params = weights
+        snapshot.grads = {}
+        self._layer = snapshot
+        self._weights = weights
+        self._dtype = snapshot.dtype
+        directions = snapshot.num_directions
+        # Per layer*D + direction, as the plain pass builds them for inference without traces.
+        self._calls = [
+            snapshot._core_call(
+                snapshot._direction_params(weights, layer_index, direction),
+                snapshot._runs_reversed(direction),
+                direction * snapshot.output_size,
+                snapshot.batch_first,
+                None,
+                None,
+                0,
+                0,
+                False,
+                False,
+            )
+            for layer_index in range(snapshot.num_layers)
+            for direction in range(directions)
+        ]
+        self._zeros: dict[int, list[np.ndarray]] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        # The layer's configuration (hidden_size, batch_first, dtype, get_config, ...).
+        if name.startswith("_") or name in ("forward", "backward", "grads", "zero_grad", "check_tape"):
+            raise AttributeError(f"a prepared {type(self._layer).__name__} has no {name!r}: it is for inference only")
+        return getattr(self._layer, name)
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        """The snapshot's parameters (read-only arrays)."""
+        return dict(self._weights)
+
+    def __repr__(self) -> str:
+        return f"prepared {self._layer!r}"
+
+    def __call__(
+        self,
+        x: ArrayLike,
+        state: StateLike = None,
+        *,
+        lengths: ArrayLike | None = None,
+        ablate: dict[str, ArrayLike] | None = None,
+        return_gates: bool = False,
+    ) -> Any:
+        """As the layer's call: ``y, state_n`` (and the gate traces with ``return_gates=True``)."""
+        layer = self._layer
+        if (
+            lengths is None
+            and ablate is None
+            and not return_gates
+            and type(x) is np.ndarray
+            and x.dtype is self._dtype  # the core takes the canonical dtype objects only
+            and x.ndim == 3
+            and x.flags.c_contiguous
+            and x.flags.aligned
+            and x.shape[2] == layer.input_size
+            and x.shape[0]
+            and x.shape[1]
+        ):
+            return self._run(x, state)
+        y, state_n, tape = layer._forward(
+            x, state, lengths, ablate, False, for_backward=False, traced=return_gates, weights=self._weights
+        )
+        if return_gates:
+            return y, state_n, layer.gate_traces(tape)
+        return y, state_n
+
+    def step(self, x_t: ArrayLike, state: StateLike = None) -> tuple[np.ndarray, State]:
+        """One time step, as the layer's ``step``: x_t (B, I) -> (y_t (B, H), state)."""
+        layer = self._layer
+        x_t = checked_step_input(layer, x_t)
+        y, state_n = self(x_t[:, None, :] if layer.batch_first else x_t[None], state)
+        return (y[:, 0] if layer.batch_first else y[0]), state_n
+
+    def _run(self, x: np.ndarray, state: StateLike) -> tuple[np.ndarray, State]:
+        layer = self._layer
+        batch_first = layer.batch_first
+        steps, batch = (x.shape[1], x.shape[0]) if batch_first else x.shape[:2]
+        initial = layer._state_parts(state, batch, "state") if state is not None else self._zeros_for(batch)
+        directions, width = layer.num_directions, layer.output_size
+        shape = ((batch, steps) if batch_first else (steps, batch)) + (directions * width,)
+        layer_input, runs, index = x, [], 0
+        for _ in range(layer.num_layers):
+            y = _aligned.empty(shape, self._dtype)
+            for direction in range(directions):
+                parts = [part[index] for part in initial]
+                runs.append(
+                    _DirectionRun(
+                        layer_input, y, direction * width, self._calls[index].run(layer_input, parts, y), batch_first
+                    )
+                )
+                index += 1
+            layer_input = y
+        return layer_input, layer._pack_state(layer._final_state(runs, None))
+
+    def _zeros_for(self, batch: int) -> list[np.ndarray]:
+        """Zero initial states of this batch size, read-only (the core only reads them)."""
+        zeros = self._zeros.get(batch)
+        if zeros is None:
+            zeros = [np.zeros(shape, self._dtype) for shape in self._layer._state_shapes(batch)]
+            for part in zeros:
+                part.flags.writeable = False
+            if len(self._zeros) < 8:  # a few batch sizes; any other is made per call
+                self._zeros[batch] = zeros
+        return zeros
