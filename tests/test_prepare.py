@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import lstmcore
-from lstmcore import GRU, LSTM, RNN, Dense, LastStep, Sequential
+from lstmcore import GRU, LSTM, RNN, Dense, Embedding, LastStep, MeanPool, Sequential
 from lstmcore.inference import PreparedLayer, PreparedModel
 
 INPUT, HIDDEN, STEPS, BATCH = 5, 6, 7, 3
@@ -100,6 +100,26 @@ def test_prepared_layer_gives_the_plain_call_bit_for_bit(case, dtype):
         assert all(np.array_equal(trace[name], expected[name]) for name in trace)
 
 
+def test_an_array_of_the_layer_s_dtype_takes_the_direct_route_and_others_the_layer_s_pass(monkeypatch):
+    layer = LSTM(INPUT, HIDDEN, num_layers=2, seed=0)
+    prepared = lstmcore.prepare(layer)
+    x, state = inputs(layer, np.float32)
+    expected = layer(x, state)
+    passes = []
+    general = type(layer)._forward
+
+    def counted(self, *args, **kwargs):
+        passes.append(1)
+        return general(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(layer), "_forward", counted)
+    assert_identical(prepared(x, state), expected)
+    assert_identical(prepared.step(x[:, 0]), layer.step(x[:, 0]))
+    assert passes == [1]  # the plain step's only
+    prepared(x.tolist(), state)
+    assert passes == [1, 1]
+
+
 @pytest.mark.parametrize("case", ["lstm", "lstm-projected", "gru", "rnn-relu", "lstm-time-major"])
 def test_prepared_step_gives_the_layer_step_bit_for_bit(case):
     layer = make(case, np.float32)
@@ -138,10 +158,16 @@ def test_a_prepared_layer_is_a_snapshot_no_change_to_the_original_reaches():
     layer.params["weight_peephole_l0"] = layer.params["weight_peephole_l0"].astype(np.float64)  # another dtype
     assert not np.array_equal(layer(x)[0], before[0])  # the plain call takes the change
     assert_identical(prepared(x), before)
-    # Its own parameters are read-only, and handing them out does not open a way in.
+    # Its own parameters are read-only, NumPy refuses to make them writeable, and handing
+    # them out does not open a way in.
     with pytest.raises(ValueError, match="read-only"):
         prepared.params[name][0, 0] = 5.0
+    with pytest.raises(ValueError, match="cannot set WRITEABLE flag"):
+        prepared.params[name].flags.writeable = True
     prepared.params[name] = np.zeros_like(layer.params[name])
+    with pytest.raises(AttributeError, match="a prepared LSTM is a snapshot: set 'batch_first' on the original"):
+        prepared.batch_first = False
+    layer.batch_first = False  # rebinding the original's attributes does not reach it either
     assert_identical(prepared(x), before)
     # Preparing again takes the change.
     assert np.array_equal(lstmcore.prepare(layer)(x)[0], layer(x)[0])
@@ -161,15 +187,35 @@ def test_prepare_refuses_what_it_cannot_prepare():
         with pytest.raises(TypeError, match=f"LSTM, GRU or RNN layer or a Sequential, got {type(given).__name__}"):
             lstmcore.prepare(given)
 
+    class Scaled(Sequential):
+        def __call__(self, x, lengths=None):
+            return 10 * super().__call__(x, lengths)
+
+    class Louder(GRU):
+        pass
+
+    with pytest.raises(TypeError, match=r"lstmcore.s own Sequential, got Scaled \(what a subclass overrides would not run"):
+        lstmcore.prepare(Scaled([GRU(INPUT, HIDDEN)]))
+    with pytest.raises(TypeError, match="lstmcore's own LSTM, GRU and RNN, got the subclass Louder"):
+        lstmcore.prepare(Louder(INPUT, HIDDEN))
+
 
 def model(dtype=np.float32):
     return Sequential(
         [
             LSTM(INPUT, HIDDEN, seed=1, dtype=dtype),
             GRU(HIDDEN, 4, seed=2, dtype=dtype),
+            RNN(4, 4, bias=False, seed=4, dtype=dtype),
             LastStep(),
             Dense(4, 2, seed=3, dtype=dtype),
-        ]
+        ],
+        metadata={"classes": ["a", "b"]},
+    )
+
+
+def token_model():
+    return Sequential(
+        [Embedding(20, INPUT, mask_zero=True, seed=0), GRU(INPUT, HIDDEN, seed=1), MeanPool(), Dense(HIDDEN, 2)]
     )
 
 
@@ -188,24 +234,52 @@ def test_a_prepared_model_predicts_bit_for_bit_and_is_a_snapshot(dtype):
         original.params[name] = original.params[name] * 2
     assert np.array_equal(prepared.predict(x, batch_size=4), expected)
     assert not np.array_equal(original.predict(x, batch_size=4), expected)
-    assert prepared.output_is_sequence is False and len(prepared.layers) == 4
-    for name in ("fit", "forward", "backward", "save"):
+    assert prepared.output_is_sequence is False and len(prepared.layers) == 5
+    assert [type(layer) for layer in prepared.layers[:3]] == [PreparedLayer] * 3
+    assert prepared.metadata == original.metadata and prepared.params.keys() == original.params.keys()
+    for name in ("fit", "forward", "backward", "save", "grads"):
         with pytest.raises(AttributeError, match=f"a prepared model has no '{name}'"):
             getattr(prepared, name)
+    for value in prepared.params.values():
+        with pytest.raises(ValueError, match="cannot set WRITEABLE flag"):
+            value.flags.writeable = True
+    with pytest.raises(AttributeError, match="a prepared model is a snapshot"):
+        prepared.metadata = {}
 
 
-def test_several_threads_may_call_one_prepared_layer_at_once():
-    layer = LSTM(16, 32, num_layers=2, seed=0)
-    prepared = lstmcore.prepare(layer)
+def test_a_prepared_token_model_is_a_snapshot_of_its_embedding_too():
+    original = token_model()
+    prepared = lstmcore.prepare(original)
+    ids = np.random.default_rng(0).integers(1, 20, (6, STEPS))
+    ids[1, 4:] = 0  # padding, read off the ids by mask_zero
+    expected = original.predict(ids, batch_size=4)
+    assert np.array_equal(prepared.predict(ids, batch_size=4), expected)
+    original.params["0.weight"][...] = 0.0  # in place
+    original.layers[0].mask_zero = False
+    assert np.array_equal(prepared.predict(ids, batch_size=4), expected)
+    assert not np.array_equal(original.predict(ids, batch_size=4), expected)
+
+
+@pytest.mark.parametrize("what", ["layer", "model"])
+def test_several_threads_may_call_one_prepared_layer_or_model_at_once(what):
+    original = LSTM(16, 32, num_layers=2, seed=0) if what == "layer" else token_model()
+    prepared = lstmcore.prepare(original)
     rng = np.random.default_rng(1)
-    batches = [rng.standard_normal((2, 30, 16)).astype(np.float32) for _ in range(4)]
-    expected = [layer(x) for x in batches]
+    if what == "layer":
+        batches = [rng.standard_normal((index + 1, 30, 16)).astype(np.float32) for index in range(4)]
+    else:
+        batches = [rng.integers(1, 20, (index + 1, 30)) for index in range(4)]
+    expected = [original(x) for x in batches]
     failures = []
+
+    def same(got, wanted):
+        if what == "model":
+            return np.array_equal(got, wanted)
+        return np.array_equal(got[0], wanted[0]) and all(np.array_equal(a, b) for a, b in zip(got[1], wanted[1]))
 
     def work(index):
         for _ in range(25):
-            got = prepared(batches[index])
-            if not (np.array_equal(got[0], expected[index][0]) and np.array_equal(got[1][1], expected[index][1][1])):
+            if not same(prepared(batches[index]), expected[index]):
                 failures.append(index)
 
     threads = [threading.Thread(target=work, args=(index,)) for index in range(4)]

@@ -10,19 +10,24 @@ with the same checks and errors.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
 
 from lstmcore._typing import ArrayLike, State, StateLike
 from lstmcore._util import aligned as _aligned
+from lstmcore.rnn import GRU, LSTM, RNN
 from lstmcore.rnn._recurrent import _DirectionRun, _GatedRecurrent, checked_step_input
 
 
-def twin(layer: Any) -> Any:
-    """A new layer of ``layer``'s configuration holding copies of its parameters."""
-    copied = type(layer)(**layer.get_config())
-    copied.params = {name: np.array(value, copy=True) for name, value in layer.params.items()}
+def frozen_copy(array: np.ndarray) -> np.ndarray:
+    """A copy, starting on a cache line, that NumPy refuses to make writeable again: a
+    read-only view of a read-only buffer."""
+    copied = _aligned.empty(array.shape, array.dtype)
+    copied[...] = array
+    copied.flags.writeable = False
+    copied.base.flags.writeable = False
     return copied
 
 
@@ -38,19 +43,24 @@ class PreparedLayer:
     def __init__(self, layer: _GatedRecurrent) -> None:
         if not isinstance(layer, _GatedRecurrent):
             raise TypeError(f"expected an lstmcore LSTM, GRU or RNN layer, got {type(layer).__name__}")
-        snapshot = twin(layer)
-        weights = snapshot._checked_params(with_grads=False)
-        weights = {name: np.array(value, copy=True) for name, value in weights.items()}
-        for value in weights.values():
-            value.flags.writeable = False
-        snapshot.params = weights
-        snapshot.grads = {}
-        self._layer = snapshot
-        self._weights = weights
-        self._dtype = snapshot.dtype
+        if type(layer) not in (LSTM, GRU, RNN):
+            raise TypeError(
+                f"prepare takes lstmcore's own LSTM, GRU and RNN, got the subclass {type(layer).__name__} "
+                "(what it overrides would not run in the snapshot)"
+            )
+        weights = {name: frozen_copy(value) for name, value in layer._checked_params(with_grads=False).items()}
+        # The layer's configuration with the frozen weights: its own pass serves the calls
+        # off the direct route. A shallow copy: the attributes are rebound, never changed in
+        # place, after construction, so a later change to the original does not reach it.
+        snapshot = copy.copy(layer)
+        snapshot.params, snapshot.grads = weights, {}
+        set_attribute = object.__setattr__
+        set_attribute(self, "_layer", snapshot)
+        set_attribute(self, "_weights", weights)
+        set_attribute(self, "_dtype", snapshot.dtype)
         directions = snapshot.num_directions
         # Per layer*D + direction, as the plain pass builds them for inference without traces.
-        self._calls = [
+        calls = [
             snapshot._core_call(
                 snapshot._direction_params(weights, layer_index, direction),
                 snapshot._runs_reversed(direction),
@@ -66,7 +76,8 @@ class PreparedLayer:
             for layer_index in range(snapshot.num_layers)
             for direction in range(directions)
         ]
-        self._zeros: dict[int, list[np.ndarray]] = {}
+        set_attribute(self, "_calls", calls)
+        set_attribute(self, "_zeros", {})
 
     def __getattr__(self, name: str) -> Any:
         # The layer's configuration (hidden_size, batch_first, dtype, get_config, ...).
@@ -74,9 +85,14 @@ class PreparedLayer:
             raise AttributeError(f"a prepared {type(self._layer).__name__} has no {name!r}: it is for inference only")
         return getattr(self._layer, name)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(
+            f"a prepared {type(self._layer).__name__} is a snapshot: set {name!r} on the original layer and prepare it again"
+        )
+
     @property
     def params(self) -> dict[str, np.ndarray]:
-        """The snapshot's parameters (read-only arrays)."""
+        """The snapshot's parameters: read-only arrays that NumPy refuses to make writeable."""
         return dict(self._weights)
 
     def __repr__(self) -> str:
@@ -117,7 +133,8 @@ class PreparedLayer:
     def step(self, x_t: ArrayLike, state: StateLike = None) -> tuple[np.ndarray, State]:
         """One time step, as the layer's ``step``: x_t (B, I) -> (y_t (B, H), state)."""
         layer = self._layer
-        x_t = checked_step_input(layer, x_t)
+        # Contiguous, so that a step sliced off a batch-first array (x[:, t]) takes the direct route.
+        x_t = np.ascontiguousarray(checked_step_input(layer, x_t))
         y, state_n = self(x_t[:, None, :] if layer.batch_first else x_t[None], state)
         return (y[:, 0] if layer.batch_first else y[0]), state_n
 
@@ -149,6 +166,6 @@ class PreparedLayer:
             zeros = [np.zeros(shape, self._dtype) for shape in self._layer._state_shapes(batch)]
             for part in zeros:
                 part.flags.writeable = False
-            if len(self._zeros) < 8:  # a few batch sizes; any other is made per call
+            if len(self._zeros) < 8:  # the first eight batch sizes; any other is made per call
                 self._zeros[batch] = zeros
         return zeros

@@ -2,42 +2,55 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from typing import Any
 
 import numpy as np
 
 from lstmcore._typing import ArrayLike
-from lstmcore.inference._layer import PreparedLayer, twin
+from lstmcore.inference._layer import PreparedLayer, frozen_copy
 from lstmcore.nn import Sequential
+from lstmcore.nn._layers import RecurrentAdapter
+
+_TRAINING = ("forward", "backward", "grads", "zero_grad", "fit", "evaluate", "save")
 
 
 class PreparedModel:
-    """``predict`` and ``__call__`` of a snapshot of ``model`` whose recurrent layers are
-    prepared (``PreparedLayer``); the other layers are copies of the model's.
+    """``predict`` and ``__call__`` of a snapshot of ``model``: its recurrent layers
+    prepared (``PreparedLayer``), its other layers copies with frozen parameters.
 
-    Changing the original model afterwards does not change the prepared one. Several
-    Python threads may call one prepared model at once.
+    Built from the layers the model runs, so it computes what the model computes.
+    Changing the original afterwards does not change it. Several Python threads may call
+    one prepared model at once.
     """
 
     def __init__(self, model: Sequential) -> None:
-        if not isinstance(model, Sequential):
-            raise TypeError(f"expected an lstmcore Sequential, got {type(model).__name__}")
-        snapshot = Sequential([twin(layer) for layer in model.layers], metadata=copy.deepcopy(model.metadata))
-        for step in snapshot._steps:
-            recurrent = getattr(step, "layer", None)
-            if recurrent is not None:
-                setattr(step, "layer", PreparedLayer(recurrent))  # noqa: B010 (not every step has one)
-            for value in getattr(step, "params", {}).values():
-                value.flags.writeable = False
-        snapshot._prepared = True
-        self._model = snapshot
+        if type(model) is not Sequential:
+            raise TypeError(
+                f"prepare takes lstmcore's own Sequential, got {type(model).__name__} "
+                "(what a subclass overrides would not run in the snapshot)"
+            )
+        steps = [_frozen_step(step) for step in model._steps]
+        snapshot = copy.copy(model)
+        snapshot._steps = steps
+        snapshot.layers = [step.layer if isinstance(step, RecurrentAdapter) else step for step in steps]
+        snapshot.metadata = copy.deepcopy(model.metadata)
+        object.__setattr__(self, "_model", snapshot)
 
     def __getattr__(self, name: str) -> Any:
         # What describes the model (layers, metadata, output_is_sequence, get_config, lengths_of).
-        if name.startswith("_") or name in ("forward", "backward", "grads", "zero_grad", "fit", "evaluate", "save"):
+        if name.startswith("_") or name in _TRAINING:
             raise AttributeError(f"a prepared model has no {name!r}: it is for inference only")
         return getattr(self._model, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"a prepared model is a snapshot: set {name!r} on the original model and prepare it again")
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        """The snapshot's parameters by the model's names: read-only arrays."""
+        return dict(self._model.params)
 
     def __repr__(self) -> str:
         return f"prepared {self._model!r}"
@@ -49,3 +62,33 @@ class PreparedModel:
     def predict(self, x: ArrayLike, *, batch_size: int = 256, lengths: ArrayLike | None = None) -> np.ndarray:
         """As ``Sequential.predict``: inference in batches of ``batch_size``."""
         return self._model.predict(x, batch_size=batch_size, lengths=lengths)
+
+
+def _frozen_step(step: Any) -> Any:
+    """One step of the model as the snapshot runs it."""
+    if isinstance(step, RecurrentAdapter):
+        adapter = copy.copy(step)  # its view of what the layer's forward takes
+        adapter.layer = PreparedLayer(step.layer)  # type: ignore[assignment]
+        return adapter
+    # Its gradients are shared, not copied (a prepared model never touches them), then dropped.
+    grads = getattr(step, "grads", None)
+    frozen = copy.deepcopy(step, {id(value): value for value in grads.values()} if isinstance(grads, dict) else {})
+    params = getattr(frozen, "params", None)
+    if isinstance(params, dict):
+        arrays = {name: _frozen(value) for name, value in params.items()}
+        try:
+            frozen.params = arrays
+        except AttributeError:  # params a property without a setter: its own copies, read-only
+            for value in params.values():
+                if isinstance(value, np.ndarray):
+                    value.flags.writeable = False
+    with contextlib.suppress(AttributeError):  # a property without a setter: left shared
+        frozen.grads = {}
+    return frozen
+
+
+def _frozen(value: Any) -> Any:
+    """A numeric array as a frozen copy; anything else as it is, for the layer's own checks."""
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biufc":
+        return frozen_copy(value)
+    return value

@@ -83,8 +83,6 @@ class Sequential:
     constants, a task name, ...).
     """
 
-    _prepared = False  # True in a prepared model's snapshot (lstmcore.inference), already prepared
-
     def __init__(self, layers: Iterable[Any], *, metadata: dict[str, Any] | None = None) -> None:
         layers = list(layers)
         if not layers:
@@ -205,14 +203,7 @@ class Sequential:
                 message = str(error).replace(shape_text(probe_shape), shape_text(x.shape))
                 raise ValueError(message) from None
             return np.empty((0,) + one.shape[1:], one.dtype)
-        parts = list(batch_slices(len(x), batch_size))
-        run: Any = self
-        if len(parts) > 1 and not self._prepared:
-            # Several batches: the parameters checked and converted once, not per batch.
-            from lstmcore.inference import prepare  # inference builds on nn: imported when used
-
-            run = prepare(self)
-        outputs = [run(x[part], None if lengths is None else lengths[part]) for part in parts]
+        outputs = [self(x[part], None if lengths is None else lengths[part]) for part in batch_slices(len(x), batch_size)]
         return np.concatenate(outputs)
 
     def evaluate(
