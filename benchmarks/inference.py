@@ -89,6 +89,8 @@ def parse_args(argv):
 def import_libraries(args, notes):
     """The optional packages this run uses (inference_sides.Libraries), with a note for each absent one."""
     libraries = inference_sides.Libraries()
+    notes += ["the torch sides were left out (--no-torch)"] if args.no_torch else []
+    notes += ["the ORT side was left out (--no-ort)"] if args.no_ort else []
     if not args.no_torch:
         try:
             import torch

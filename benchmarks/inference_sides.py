@@ -161,7 +161,9 @@ def _torch_modules(torch, case, params):
     # quantize_dynamic swaps a model's submodules, never the model itself: given the bare
     # nn.LSTM it returns it unchanged (float32). Hence the one-module Sequential around it.
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # torch.ao.quantization's notice of its move to torchao
+        # torch.ao.quantization's notices of its move to torchao, and of quantized tensors' deprecation.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", "torch.quantize_per_tensor", UserWarning)
         quantized = torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(module), {cls}, dtype=torch.qint8)[0]
     if isinstance(quantized, cls):
         raise RuntimeError(f"quantize_dynamic left the {cls.__name__} in float32")
