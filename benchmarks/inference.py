@@ -46,7 +46,7 @@ if __name__ == "__main__" and "--no-torch" not in sys.argv:
 import lstmcore  # noqa: E402
 from benchmarks import inference_cases, inference_report, inference_sides, timing  # noqa: E402
 from benchmarks.contention import spin_competitors  # noqa: E402
-from benchmarks.run import cpu_id, machine_info  # noqa: E402
+from benchmarks.run import NOISY_SPREAD, cpu_id, machine_info  # noqa: E402
 from lstmcore._util import blas as _blas  # noqa: E402
 
 DEFAULT_JSON = HERE / "results" / "inference.json"
@@ -206,6 +206,13 @@ def main(argv=None):
 
     untimed = [row for row in rows if row["mismatch"]]
     notes += [f"{row['case']} at {row['threads']} thread(s): not timed, {row['mismatch']}" for row in untimed]
+    for row in rows:
+        noisy = [f"{name} {t['spread']:.2f}" for name, t in row.get("timing", {}).items() if t["spread"] > NOISY_SPREAD]
+        if noisy:
+            notes.append(
+                f"{row['case']} at {row['threads']} thread(s) is noisy, spread (IQR / median) above "
+                f"{NOISY_SPREAD}: {', '.join(noisy)}"
+            )
     sensor = lstmcore._core.load_sensor()
     if sensor["busy_verdicts"]:
         notes.append(
