@@ -51,6 +51,8 @@ from lstmcore._util import blas as _blas  # noqa: E402
 
 DEFAULT_JSON = HERE / "results" / "inference.json"
 MAX_CALLS = 100_000  # per sample: a 20 us inference still makes a sample of sample_seconds
+# A sample ends early past 10 sample_seconds (timing.measure's max_sample_s): on busy cores
+# a side 1000 times slower than its calibration call would otherwise hold the run for hours.
 
 
 def parse_args(argv):
@@ -131,7 +133,9 @@ def run_case(models, threads, args):
     if row["mismatch"]:
         return row
     calls = {name: side.call for name, side in sides.items()}
-    samples, per_sample = timing.measure(calls, args.repeats, target_sample_s=args.sample_seconds, max_calls=MAX_CALLS)
+    samples, per_sample = timing.measure(
+        calls, args.repeats, target_sample_s=args.sample_seconds, max_calls=MAX_CALLS, max_sample_s=10 * args.sample_seconds
+    )
     row["timing"] = {name: {**timing.summarize(samples[name]), "calls_per_sample": per_sample[name]} for name in calls}
     row["ms"] = {name: row["timing"][name]["median_ms"] for name in calls}
     row["ratios"] = {}
