@@ -210,7 +210,7 @@ def main(argv=None):
 
     untimed = [row for row in rows if row["mismatch"]]
     notes += [f"{row['case']} at {row['threads']} thread(s): not timed, {row['mismatch']}" for row in untimed]
-    for row in rows:
+    for row in [] if args.quick else rows:  # --quick's 2 ms samples are noisy by design
         noisy = [f"{name} {t['spread']:.2f}" for name, t in row.get("timing", {}).items() if t["spread"] > NOISY_SPREAD]
         if noisy:
             notes.append(
