@@ -104,6 +104,16 @@ def machine_info(torch):
     }
 
 
+def cpu_id():
+    """ "family F, model M" from /proc/cpuinfo: the model name of a cloud CPU is often generic."""
+    fields = {}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    return f"family {fields.get('cpu family', '?')}, model {fields.get('model', '?')}"
+
+
 def _loaded_libraries(*fragments):
     """Shared libraries loaded in this process whose file name has one of ``fragments``
     (Linux only; None elsewhere)."""

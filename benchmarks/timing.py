@@ -21,10 +21,14 @@ import lstmcore
 from lstmcore._util import blas as _blas
 
 
-def measure(steps, repeats, limits=None, target_sample_s=0.02, max_calls=50):
+def measure(steps, repeats, limits=None, target_sample_s=0.02, max_calls=50, max_sample_s=None):
     """Time ``steps`` (name -> callable) interleaved; name -> list of seconds per call.
 
     limits: name -> at most this many samples (and one call per sample).
+    max_sample_s: a sample ends after the call that takes it past this many seconds (its
+        time per call over the calls made), so that a side that became much slower than
+        its calibration call (other work on the cores) cannot hold a run for minutes. The
+        clock is then read after every call (tens of nanoseconds each); None: not.
     """
     limits = limits or {}
     calls = {}
@@ -50,9 +54,18 @@ def measure(steps, repeats, limits=None, target_sample_s=0.02, max_calls=50):
                     continue
                 step = steps[name]
                 start = time.perf_counter()
-                for _ in range(calls[name]):
-                    step()
-                samples[name].append((time.perf_counter() - start) / calls[name])
+                if max_sample_s is None:
+                    for _ in range(calls[name]):
+                        step()
+                    made = calls[name]
+                else:
+                    deadline, made = start + max_sample_s, 0
+                    while made < calls[name]:
+                        step()
+                        made += 1
+                        if time.perf_counter() > deadline:
+                            break
+                samples[name].append((time.perf_counter() - start) / made)
     finally:
         gc.enable()
     return samples, calls

@@ -21,7 +21,6 @@ the table and writes JSON (default benchmarks/results/torch_bridge.json).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import fnmatch
 import json
@@ -42,7 +41,7 @@ import torch  # noqa: E402
 import lstmcore  # noqa: E402
 from benchmarks import bridge_cases, bridge_models, bridge_report, timing  # noqa: E402
 from benchmarks.contention import spin_competitors  # noqa: E402
-from benchmarks.run import machine_info  # noqa: E402
+from benchmarks.run import cpu_id, machine_info  # noqa: E402
 
 DEFAULT_JSON = HERE / "results" / "torch_bridge.json"
 
@@ -100,16 +99,6 @@ def run_case(case, args):
     row["ratio_range"] = [min(ratios), max(ratios)]
     row["target_met"] = row["ratio"] >= case.target_ratio
     return row
-
-
-def cpu_id():
-    """ "family F, model M" from /proc/cpuinfo: the model name of a cloud CPU is often generic."""
-    fields = {}
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            fields.setdefault(key.strip(), value.strip())
-    return f"family {fields.get('cpu family', '?')}, model {fields.get('model', '?')}"
 
 
 def main(argv=None):
