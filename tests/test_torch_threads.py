@@ -40,6 +40,10 @@ def small_pass(module):
     return module(x)[0]
 
 
+def small_pass_float32(module):
+    return module(torch.randn(STEPS, BATCH, INPUT))[0]
+
+
 def test_a_forward_after_torch_set_num_threads_runs_the_core_on_that_many(thread_counts):
     module = lt.LSTM(INPUT, HIDDEN, dtype=torch.float64)
     default = lstmcore.get_num_threads()
@@ -71,6 +75,27 @@ def test_an_explicit_lstmcore_set_num_threads_wins_over_torch(thread_counts):
     torch.set_num_threads(3)
     small_pass(module)
     assert lstmcore.get_num_threads() == 2
+
+
+def test_a_backward_makes_the_weight_gradients_without_a_pytorch_operator(thread_counts):
+    # A PyTorch operator as large as a weight runs on PyTorch's threads, whose parallel
+    # region waits for a core when other processes hold them, while the core's passes step
+    # down to one thread there (docs/production.md, "Busy cores").
+    module = lt.LSTM(INPUT, HIDDEN)
+    y = small_pass_float32(module)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+        y.sum().backward()
+
+    def in_core_backward(event):
+        while event is not None and event.name != "lstmcore::recurrent_backward":
+            event = event.cpu_parent
+        return event is not None
+
+    fills = {"aten::zeros", "aten::zero_", "aten::fill_"}
+    inside = [event.name for event in profile.events() if in_core_backward(event.cpu_parent)]
+    assert "lstmcore::recurrent_backward" in {event.name for event in profile.events()}
+    assert not fills & set(inside), f"PyTorch fills inside the core's backward: {inside}"
+    assert all(torch.count_nonzero(w.grad) for w in module.parameters())
 
 
 def run_in_threads(work):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from lstmcore._util import aligned as _aligned
 from lstmcore.torch import _engine
 from lstmcore.torch._threads import follow_torch
 
@@ -24,6 +25,13 @@ SECOND_ORDER = (
 def _array(tensor: torch.Tensor) -> np.ndarray:
     """The tensor's memory as a NumPy array: no copy for a contiguous CPU tensor."""
     return tensor.detach().contiguous().numpy()
+
+
+def _zeros(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """Zeros for the core to add into, on a cache line as torch's, filled on this thread:
+    torch.zeros of a weight's size fills on PyTorch's threads, a parallel region whose
+    threads, on cores that other processes hold, each wait for a core."""
+    return torch.from_numpy(_aligned.zeros(shape, str(dtype).removeprefix("torch.")))
 
 
 def _state(layer, parts):
@@ -96,7 +104,7 @@ def recurrent_backward(
     follow_torch()
     holder = _engine.find_tape(int(key[0]))
     layer = holder.layer
-    grads = [torch.zeros(w.shape, dtype=w.dtype) for w in weights]
+    grads = [_zeros(w.shape, w.dtype) for w in weights]
     dx, dinitial = layer._backward(
         holder.tape,
         holder.weights,
