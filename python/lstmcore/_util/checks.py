@@ -79,4 +79,4 @@ def param_array(value: ArrayLike, name: str, dtype: DTypeLike) -> np.ndarray:
         raise TypeError(f"expected {name} as a float array ({np.dtype(dtype).name}), got {type(value).__name__}") from error
     if array.dtype.kind != "f":
         raise TypeError(f"expected {name} as a float array ({np.dtype(dtype).name}), got dtype {array.dtype}")
-    return np.ascontiguousarray(array, dtype=dtype)
+    return np.require(array, dtype=dtype, requirements=["C", "A"])  # aligned: the core reads whole floats

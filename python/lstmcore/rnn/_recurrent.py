@@ -334,7 +334,8 @@ class _GatedRecurrent:
         if x.shape[0] == 0 or x.shape[1] == 0:
             raise ValueError(f"expected a non-empty sequence and batch, got x of shape {shape_text(x.shape)}")
         given = x
-        x = np.ascontiguousarray(x, dtype=self.dtype)
+        # Aligned too: the core reads whole floats, and a buffer at an odd address is a copy.
+        x = np.require(x, dtype=self.dtype, requirements=["C", "A"])
         return x.copy() if keep and np.may_share_memory(x, given) else x
 
     def _state_shapes(self, batch):
@@ -356,7 +357,7 @@ class _GatedRecurrent:
             if part.shape != shape:
                 raise ValueError(f"expected {name} {kind} of shape {shape_text(shape)}, got {shape_text(part.shape)}")
             given = part
-            part = np.ascontiguousarray(part, dtype=self.dtype)
+            part = np.require(part, dtype=self.dtype, requirements=["C", "A"])
             checked.append(part.copy() if keep and np.may_share_memory(part, given) else part)
         return checked
 
