@@ -3,25 +3,14 @@ headed by the machine, the versions, the threads and what one step is."""
 
 from __future__ import annotations
 
+from benchmarks import output
+
 COLUMNS = ["case", "torch ms", "lstmcore ms", "torch/lstmcore", "range", "target", "met", "rest ms", "layers", "ceiling"]
 
 
 def render(results, markdown=False):
     body = [_cells(row) for row in results["results"]]
-    lines = _header(results)
-    if markdown:
-        lines = [line + "  " for line in lines]  # a Markdown line break
-        lines += ["", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-        lines += ["| " + " | ".join(cells) + " |" for cells in body]
-    else:
-        widths = [max(len(cells[k]) for cells in [COLUMNS, *body]) for k in range(len(COLUMNS))]
-        for cells in [COLUMNS, *body]:
-            lines.append("  ".join([cells[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(cells[1:], widths[1:])]))
-    notes = [f"note: {note}" for note in results["notes"]]
-    if markdown and notes:
-        notes = ["", *(note + "  " for note in notes)]  # after the table, not a row of it
-    lines += notes
-    return "\n".join(lines) + "\n"
+    return output.table(_header(results), COLUMNS, body, results["notes"], markdown)
 
 
 def _cells(row):

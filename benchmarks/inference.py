@@ -26,7 +26,6 @@ import argparse
 import contextlib
 import datetime
 import fnmatch
-import json
 import os
 import statistics
 import sys
@@ -44,7 +43,7 @@ if __name__ == "__main__" and "--no-torch" not in sys.argv:
         import torch  # noqa: F401
 
 import lstmcore  # noqa: E402
-from benchmarks import inference_cases, inference_report, inference_sides, timing  # noqa: E402
+from benchmarks import inference_cases, inference_report, inference_sides, output, timing  # noqa: E402
 from benchmarks.contention import spin_competitors  # noqa: E402
 from benchmarks.run import NOISY_SPREAD, cpu_id, machine_info  # noqa: E402
 from lstmcore._util import blas as _blas  # noqa: E402
@@ -251,17 +250,7 @@ def main(argv=None):
         "load_sensor": sensor,
         "results": rows,
     }
-    text = inference_report.render(results)
-    print()
-    print(text, end="")
-    json_path = Path(args.json)
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\nwrote {json_path}")
-    if args.markdown:
-        markdown = inference_report.render(results, markdown=True)
-        Path(args.markdown).write_text(f"`{' '.join(results['command'])}`\n\n" + markdown)
-        print(f"wrote {args.markdown}")
+    output.publish(results, inference_report.render, args.json, args.markdown)
     if untimed:
         print(
             "error: a float32 side's outputs differ from lstmcore's (see notes); those cases were not timed", file=sys.stderr

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import fnmatch
-import json
 import os
 import statistics
 import sys
@@ -39,7 +38,7 @@ if str(HERE.parent) not in sys.path:
 import torch  # noqa: E402
 
 import lstmcore  # noqa: E402
-from benchmarks import bridge_cases, bridge_models, bridge_report, timing  # noqa: E402
+from benchmarks import bridge_cases, bridge_models, bridge_report, output, timing  # noqa: E402
 from benchmarks.contention import spin_competitors  # noqa: E402
 from benchmarks.run import cpu_id, machine_info  # noqa: E402
 
@@ -164,16 +163,7 @@ def main(argv=None):
         "load_sensor": sensor,
         "results": rows,
     }
-    text = bridge_report.render(results)
-    print()
-    print(text, end="")
-    json_path = Path(args.json)
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\nwrote {json_path}")
-    if args.markdown:
-        Path(args.markdown).write_text(f"`{' '.join(results['command'])}`\n\n" + bridge_report.render(results, markdown=True))
-        print(f"wrote {args.markdown}")
+    output.publish(results, bridge_report.render, args.json, args.markdown)
     if untimed:
         print("error: lstmcore's model differs from PyTorch's (see notes); those cases were not timed", file=sys.stderr)
         return 1
