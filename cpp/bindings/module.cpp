@@ -13,6 +13,7 @@ PYBIND11_MODULE(_core, m) {
   register_layer_norm_lstm(m);
   register_gru(m);
   register_rnn(m);
+  register_reduced(m);
   auto diagnostics = m.def_submodule("diagnostics", "Test-only hooks into the core's plans and kernels.");
   register_diagnostics(diagnostics);
 }

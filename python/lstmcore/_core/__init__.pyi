@@ -418,3 +418,55 @@ def reset_load_sensor(enabled: bool) -> None: ...
 def fingerprint(array: NDArray[Any]) -> int: ...
 def retain_freed_memory() -> bool: ...
 def fma_peak_gflops(threads: int, seconds: float = 0.5) -> float: ...
+
+# Reduced precision (cpp/bindings/reduced.cpp): float32 activations and outputs.
+class ReducedMatrix:
+    """A weight matrix in reduced precision, packed once: 'int8' values (rows, depth) with float32 row
+    scales, or 'bfloat16' values as uint16 bits (scales None)."""
+
+    def __init__(self, precision: str, values: NDArray[Any], scales: NDArray[np.float32] | None = None) -> None: ...
+    @property
+    def precision(self) -> str: ...
+    @property
+    def shape(self) -> tuple[int, int]: ...
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the packed values."""
+    @property
+    def kernel(self) -> str:
+        """'avx512_vnni', 'avx512_bf16' or 'portable': the kernel its products run on in this build."""
+
+class ReducedLstmWeights:
+    """An LSTM layer-direction's weights for reduced_lstm_forward."""
+
+    def __init__(
+        self,
+        weight_ih: ReducedMatrix,
+        weight_hh: ReducedMatrix,
+        bias_ih: NDArray[np.float32],
+        bias_hh: NDArray[np.float32],
+        peephole: NDArray[np.float32] | None = None,
+    ) -> None: ...
+    @property
+    def weight_ih(self) -> ReducedMatrix: ...
+    @property
+    def weight_hh(self) -> ReducedMatrix: ...
+
+class ReducedLstmResult:
+    """What reduced_lstm_forward leaves besides y."""
+
+    @property
+    def c_n(self) -> NDArray[np.float32]:
+        """(B, H): each sequence's last c_t."""
+
+def reduced_lstm_forward(
+    x: NDArray[np.float32],
+    weights: ReducedLstmWeights,
+    h0: NDArray[np.float32],
+    c0: NDArray[np.float32],
+    y: NDArray[np.float32],
+    options: PassOptions,
+    cell_options: LstmOptions,
+    taped: bool = False,
+) -> ReducedLstmResult: ...
+def reduced_product(weights: ReducedMatrix, a: NDArray[np.float32]) -> NDArray[np.float32]: ...

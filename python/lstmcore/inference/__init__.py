@@ -1,4 +1,5 @@
-"""Inference-only snapshots of layers and models: ``prepare``."""
+"""Inference-only snapshots of layers and models: ``prepare``, and in reduced precision,
+``quantize``."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from typing import overload
 
 from lstmcore.inference._layer import PreparedLayer
 from lstmcore.inference._model import PreparedModel
+from lstmcore.inference._quantization import checked_precision
+from lstmcore.inference._reduced_layer import ReducedLayer
 from lstmcore.nn import Sequential
 from lstmcore.rnn._recurrent import _GatedRecurrent
 
@@ -34,4 +37,29 @@ def prepare(model_or_layer: Sequential | _GatedRecurrent) -> PreparedModel | Pre
     )
 
 
-__all__ = ["PreparedLayer", "PreparedModel", "prepare"]
+@overload
+def quantize(model_or_layer: Sequential, precision: str) -> PreparedModel: ...
+@overload
+def quantize(model_or_layer: _GatedRecurrent, precision: str) -> ReducedLayer: ...
+def quantize(model_or_layer: Sequential | _GatedRecurrent, precision: str) -> PreparedModel | ReducedLayer:
+    """A prepared snapshot (``prepare``) of an LSTM layer or a ``Sequential`` whose LSTM
+    weight matrices are held in ``precision``: 'int8' (a scale per row, activations
+    quantized per row at each step) or 'bfloat16' (float32 sums).
+
+    Called as what it was given; biases, states, outputs and every other layer stay
+    float32. Its outputs differ from float32's by the rounding of the weights and the
+    activations (docs/inference.md, "Reduced precision", gives the bounds measured).
+    GRU, RNN, projected and layer-normalised LSTMs have no reduced kernel yet: a model
+    holding one is refused.
+    """
+    precision = checked_precision(precision)
+    if isinstance(model_or_layer, PreparedLayer | PreparedModel):
+        raise TypeError("quantize takes the original layer or model, not a prepared one")
+    if isinstance(model_or_layer, Sequential):
+        return PreparedModel(model_or_layer, lambda layer: ReducedLayer(layer, precision))
+    if isinstance(model_or_layer, _GatedRecurrent):
+        return ReducedLayer(model_or_layer, precision)
+    raise TypeError(f"quantize takes an lstmcore LSTM layer or a Sequential, got {type(model_or_layer).__name__}")
+
+
+__all__ = ["PreparedLayer", "PreparedModel", "ReducedLayer", "prepare", "quantize"]

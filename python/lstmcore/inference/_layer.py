@@ -54,6 +54,7 @@ class PreparedLayer:
         # place, after construction, so a later change to the original does not reach it.
         snapshot = copy.copy(layer)
         snapshot.params, snapshot.grads = weights, {}
+        weights = self._adapt(snapshot, weights)
         set_attribute = object.__setattr__
         set_attribute(self, "_layer", snapshot)
         set_attribute(self, "_weights", weights)
@@ -78,6 +79,11 @@ class PreparedLayer:
         ]
         set_attribute(self, "_calls", calls)
         set_attribute(self, "_zeros", {})
+
+    def _adapt(self, snapshot: _GatedRecurrent, weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The snapshot's weights as its calls will see them; a subclass may change how
+        the snapshot builds its core calls here (reduced precision)."""
+        return weights
 
     def __getattr__(self, name: str) -> Any:
         # The layer's configuration (hidden_size, batch_first, dtype, get_config, ...).

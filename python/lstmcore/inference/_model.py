@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -25,13 +26,13 @@ class PreparedModel:
     one prepared model at once.
     """
 
-    def __init__(self, model: Sequential) -> None:
+    def __init__(self, model: Sequential, prepare_layer: Callable[[Any], PreparedLayer] = PreparedLayer) -> None:
         if type(model) is not Sequential:
             raise TypeError(
                 f"prepare takes lstmcore's own Sequential, got {type(model).__name__} "
                 "(what a subclass overrides would not run in the snapshot)"
             )
-        steps = [_frozen_step(step) for step in model._steps]
+        steps = [_frozen_step(step, prepare_layer) for step in model._steps]
         snapshot = copy.copy(model)
         snapshot._steps = steps
         snapshot.layers = [step.layer if isinstance(step, RecurrentAdapter) else step for step in steps]
@@ -52,8 +53,18 @@ class PreparedModel:
         """The snapshot's parameters by the model's names: read-only arrays."""
         return dict(self._model.params)
 
+    @property
+    def precision(self) -> str:
+        """What its recurrent layers' weights are held in: 'float32' or 'float64' as the
+        model's, or 'int8' or 'bfloat16' (``quantize``)."""
+        for layer in self._model.layers:
+            if isinstance(layer, PreparedLayer):
+                return getattr(layer, "precision", None) or str(np.dtype(layer.dtype))
+        return "float32"
+
     def __repr__(self) -> str:
-        return f"prepared {self._model!r}"
+        precision = self.precision
+        return f"{precision if precision in ('int8', 'bfloat16') else 'prepared'} {self._model!r}"
 
     def __call__(self, x: ArrayLike, lengths: ArrayLike | None = None) -> np.ndarray:
         """As ``Sequential.__call__``: the output for one batch."""
@@ -64,11 +75,11 @@ class PreparedModel:
         return self._model.predict(x, batch_size=batch_size, lengths=lengths)
 
 
-def _frozen_step(step: Any) -> Any:
+def _frozen_step(step: Any, prepare_layer: Callable[[Any], PreparedLayer]) -> Any:
     """One step of the model as the snapshot runs it."""
     if isinstance(step, RecurrentAdapter):
         adapter = copy.copy(step)  # its view of what the layer's forward takes
-        adapter.layer = PreparedLayer(step.layer)  # type: ignore[assignment]
+        adapter.layer = prepare_layer(step.layer)  # type: ignore[assignment]
         return adapter
     # Its gradients are shared, not copied (a prepared model never touches them), then dropped.
     grads = getattr(step, "grads", None)

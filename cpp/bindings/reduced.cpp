@@ -1,0 +1,152 @@
+// Reduced-precision inference (reduced_precision.hpp, reduced_lstm.hpp): _core.ReducedMatrix
+// packs an int8 matrix with its row scales, or a bfloat16 one, once; reduced_lstm_forward
+// runs an LSTM layer-direction on two of them. Quantizing (choosing q and the scales) is
+// the Python layer's, so that the model files keep exactly what the kernels multiply.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "arrays.hpp"
+#include "lstm_options.hpp"
+#include "lstmcore/reduced_lstm.hpp"
+#include "parts.hpp"
+
+namespace lstmcore::bindings {
+
+namespace {
+
+Precision precision_named(const std::string& name) {
+  if (name == "int8") return Precision::int8;
+  if (name == "bfloat16") return Precision::bfloat16;
+  throw py::value_error("expected precision 'int8' or 'bfloat16', got '" + name + "'");
+}
+
+const char* name_of(Precision p) { return p == Precision::int8 ? "int8" : "bfloat16"; }
+
+// int8: values (rows, depth) int8 and scales (rows,) float32; bfloat16: values (rows,
+// depth) uint16 (the bits) and scales None.
+std::shared_ptr<ReducedMatrix> make_matrix(const std::string& precision, const py::array& values,
+                                           const py::object& scales) {
+  const Precision p = precision_named(precision);
+  if (values.ndim() != 2) {
+    throw py::value_error("expected a matrix of rank 2, got rank " + std::to_string(values.ndim()));
+  }
+  const Index rows = values.shape(0), depth = values.shape(1);
+  // Beyond this depth an int8 row's sum of u8 x s8 products could pass int32's range.
+  if (depth > 65535) throw py::value_error("expected at most 65535 columns, got " + std::to_string(depth));
+  if (p == Precision::int8) {
+    if (scales.is_none()) throw py::value_error("an int8 matrix needs its row scales");
+    const auto* q = checked<std::int8_t>(values, "values", {rows, depth}, false);
+    const auto* s = checked<float>(array_argument(scales, "scales"), "scales", {rows}, false);
+    return std::make_shared<ReducedMatrix>(q, s, rows, depth);
+  }
+  if (!scales.is_none()) throw py::value_error("a bfloat16 matrix takes no scales");
+  const auto* bits = checked<std::uint16_t>(values, "values", {rows, depth}, false);
+  return std::make_shared<ReducedMatrix>(bits, rows, depth);
+}
+
+// An LSTM layer-direction's reduced weights; the biases and peepholes stay float32 arrays.
+struct ReducedLstmWeights {
+  std::shared_ptr<ReducedMatrix> weight_ih, weight_hh;
+  py::array bias_ih, bias_hh;
+  py::object peephole;
+};
+
+// What a reduced forward leaves besides y: the final cell state.
+struct ReducedLstmResult {
+  py::array c_n;
+};
+
+ReducedLstmResult reduced_lstm_forward(const py::array& x, const ReducedLstmWeights& weights, const py::array& h0,
+                                       const py::array& c0, const py::array& y, const PassOptions& pass,
+                                       const LstmCallOptions& cell_options, bool taped) {
+  if (taped) throw py::value_error("a reduced-precision forward keeps no tape: it is for inference only");
+  const ReducedMatrix &wi = *weights.weight_ih, &wh = *weights.weight_hh;
+  if (wi.precision() != wh.precision()) throw py::value_error("weight_ih and weight_hh differ in precision");
+  ReducedLstmResult result;
+  dispatch_cell<true>(cell_options.cell, [&](auto kind) {
+    using Kind = decltype(kind);
+    constexpr Index K = Kind::template type<float>::kGates;
+    if (wh.rows() % K != 0 || wh.rows() / K != wh.depth()) {
+      throw py::value_error("expected weight_hh of shape (" + std::to_string(K) + " * H, H), got (" +
+                            std::to_string(wh.rows()) + ", " + std::to_string(wh.depth()) + ")");
+    }
+    const Dims d = sequence_dims(x, wh.depth(), pass.batch_first);
+    if (d.steps < 1 || d.batch < 1) throw py::value_error("sequence length and batch must be at least 1");
+    if (wi.rows() != wh.rows() || wi.depth() != d.input) {
+      throw py::value_error("expected weight_ih of shape (" + std::to_string(wh.rows()) + ", " +
+                            std::to_string(d.input) + "), got (" + std::to_string(wi.rows()) + ", " +
+                            std::to_string(wi.depth()) + ")");
+    }
+    const Index width = checked_offset(y, pass.y_offset, d.hidden);
+    const auto shape = shape_of(d, pass.reverse, pass.batch_sizes);
+    const auto* bi = checked<float>(weights.bias_ih, "bias_ih", {K * d.hidden}, false);
+    const auto* bh = checked<float>(weights.bias_hh, "bias_hh", {K * d.hidden}, false);
+    const auto options = checked_cell_options<float>(cell_options, weights.peephole, py::none(), d);
+    if (options.zoneout_h || options.recurrent_mask) {
+      throw py::value_error("a reduced-precision forward takes no training masks (recurrent dropout, zoneout)");
+    }
+    const auto* xp = checked<float>(x, "x", sequence_shape(d, d.input), false);
+    const auto* h0p = checked<float>(h0, "h0", {d.batch, d.hidden}, false);
+    const auto* c0p = checked<float>(c0, "c0", {d.batch, d.hidden}, false);
+    auto* yp = checked<float>(y, "y", sequence_shape(d, width), true);
+    result.c_n = py::array_t<float>({d.batch, d.hidden});
+    auto* c_n = static_cast<float*>(result.c_n.mutable_data());
+    py::gil_scoped_release release;
+    lstmcore::reduced_lstm_forward<Kind::template type>(shape, sequence(xp, d, d.input), {wi, wh, bi, bh}, options,
+                                                        h0p, c0p, sequence(yp, d, width, pass.y_offset), c_n);
+  });
+  return result;
+}
+
+// out (rows, w.rows) = a (rows, depth) W^T: the product alone, for tests against a NumPy
+// model of the quantization.
+py::array reduced_product_of(const ReducedMatrix& w, const py::array& a) {
+  if (a.ndim() != 2) throw py::value_error("expected a of rank 2");
+  const Index rows = a.shape(0);
+  const auto* ap = checked<float>(a, "a", {rows, w.depth()}, false);
+  ReducedRows converted(w.precision(), rows, w.depth());
+  for (Index r = 0; r < rows; ++r) converted.convert(r, ap + r * w.depth());
+  py::array_t<float> out({rows, w.rows()});
+  reduced_product(w, converted, rows, {out.mutable_data(), w.rows()}, false);
+  return std::move(out);
+}
+
+}  // namespace
+
+void register_reduced(py::module_& m) {
+  using namespace pybind11::literals;
+  py::class_<ReducedMatrix, std::shared_ptr<ReducedMatrix>>(
+      m, "ReducedMatrix",
+      "A weight matrix in reduced precision, packed once for the kernels: 'int8' values (rows, depth) with "
+      "float32 row scales (W = values * scales[:, None]), or 'bfloat16' values as uint16 bits.")
+      .def(py::init(&make_matrix), "precision"_a, "values"_a, "scales"_a = py::none())
+      .def_property_readonly("precision", [](const ReducedMatrix& w) { return name_of(w.precision()); })
+      .def_property_readonly("shape", [](const ReducedMatrix& w) { return py::make_tuple(w.rows(), w.depth()); })
+      .def_property_readonly("nbytes", &ReducedMatrix::bytes, "Bytes of the packed values.")
+      .def_property_readonly(
+          "kernel", [](const ReducedMatrix& w) { return reduced_kernel(w.precision()); },
+          "The kernel its products run on in this build: 'avx512_vnni', 'avx512_bf16' or 'portable'.");
+  py::class_<ReducedLstmWeights>(m, "ReducedLstmWeights",
+                                 "An LSTM layer-direction's weights for reduced_lstm_forward: W_ih and W_hh as "
+                                 "ReducedMatrix, float32 biases and peepholes (3, H) or None.")
+      .def(py::init([](std::shared_ptr<ReducedMatrix> wi, std::shared_ptr<ReducedMatrix> wh, py::array bi,
+                       py::array bh, py::object peephole) {
+             if (!wi || !wh) throw py::type_error("expected ReducedMatrix weights, got None");
+             return ReducedLstmWeights{std::move(wi), std::move(wh), std::move(bi), std::move(bh),
+                                       std::move(peephole)};
+           }),
+           "weight_ih"_a, "weight_hh"_a, "bias_ih"_a, "bias_hh"_a, "peephole"_a = py::none())
+      .def_readonly("weight_ih", &ReducedLstmWeights::weight_ih)
+      .def_readonly("weight_hh", &ReducedLstmWeights::weight_hh);
+  py::class_<ReducedLstmResult>(m, "ReducedLstmResult", "What reduced_lstm_forward leaves besides y.")
+      .def_readonly("c_n", &ReducedLstmResult::c_n, "(B, H): each sequence's last c_t.");
+  m.def("reduced_lstm_forward", &reduced_lstm_forward, "x"_a, "weights"_a, "h0"_a, "c0"_a, "y"_a, "options"_a,
+        "cell_options"_a, "taped"_a = false,
+        "An LSTM layer-direction's inference with reduced-precision weights: writes y (float32), returns c_n.");
+  m.def("reduced_product", &reduced_product_of, "weights"_a, "a"_a,
+        "a (rows, depth) float32 times W^T in the matrix's precision, activations converted as the passes do.");
+}
+
+}  // namespace lstmcore::bindings
