@@ -1,7 +1,8 @@
-// Reduced-precision inference (reduced_precision.hpp, reduced_lstm.hpp): _core.ReducedMatrix
-// packs an int8 matrix with its row scales, or a bfloat16 one, once; reduced_lstm_forward
-// runs an LSTM layer-direction on two of them. Quantizing (choosing q and the scales) is
-// the Python layer's, so that the model files keep exactly what the kernels multiply.
+// Reduced-precision inference (reduced_precision.hpp, reduced_sequence.hpp): _core.ReducedMatrix
+// packs an int8 matrix with its row scales, or a bfloat16 one, once; reduced_lstm_forward,
+// reduced_gru_forward and reduced_rnn_forward run a layer-direction on two of them, and
+// take the float32 passes' arguments, so that a layer's core call can switch kernels. Quantizing (choosing q and
+// the scales) is the Python layer's, so that the model files keep exactly what the kernels multiply.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -9,7 +10,9 @@
 
 #include "arrays.hpp"
 #include "lstm_options.hpp"
+#include "lstmcore/reduced_gru.hpp"
 #include "lstmcore/reduced_lstm.hpp"
+#include "lstmcore/reduced_rnn.hpp"
 #include "parts.hpp"
 
 namespace lstmcore::bindings {
@@ -46,8 +49,8 @@ std::shared_ptr<ReducedMatrix> make_matrix(const std::string& precision, const p
   return std::make_shared<ReducedMatrix>(bits, rows, depth);
 }
 
-// An LSTM layer-direction's reduced weights; the biases and peepholes stay float32 arrays.
-struct ReducedLstmWeights {
+// A layer-direction's reduced weights; the biases and the LSTM's peepholes stay float32.
+struct ReducedWeights {
   std::shared_ptr<ReducedMatrix> weight_ih, weight_hh;
   py::array bias_ih, bias_hh;
   py::object peephole;
@@ -58,46 +61,113 @@ struct ReducedLstmResult {
   py::array c_n;
 };
 
-ReducedLstmResult reduced_lstm_forward(const py::array& x, const ReducedLstmWeights& weights, const py::array& h0,
-                                       const py::array& c0, const py::array& y, const PassOptions& pass,
-                                       const LstmCallOptions& cell_options, bool taped) {
-  if (taped) throw py::value_error("a reduced-precision forward keeps no tape: it is for inference only");
+// The reduced matrices of a family with `gates` gate blocks, checked against x: W_hh
+// (gates * H, H), W_ih (gates * H, I), one precision; and the call's Dims.
+Dims checked_reduced(const py::array& x, const ReducedWeights& weights, Index gates, const PassOptions& pass) {
   const ReducedMatrix &wi = *weights.weight_ih, &wh = *weights.weight_hh;
   if (wi.precision() != wh.precision()) throw py::value_error("weight_ih and weight_hh differ in precision");
+  if (wh.rows() % gates != 0 || wh.rows() / gates != wh.depth()) {
+    throw py::value_error("expected weight_hh of shape (" + std::to_string(gates) + " * H, H), got (" +
+                          std::to_string(wh.rows()) + ", " + std::to_string(wh.depth()) + ")");
+  }
+  const Dims d = sequence_dims(x, wh.depth(), pass.batch_first);
+  if (d.steps < 1 || d.batch < 1) throw py::value_error("sequence length and batch must be at least 1");
+  if (wi.rows() != wh.rows() || wi.depth() != d.input) {
+    throw py::value_error("expected weight_ih of shape (" + std::to_string(wh.rows()) + ", " +
+                          std::to_string(d.input) + "), got (" + std::to_string(wi.rows()) + ", " +
+                          std::to_string(wi.depth()) + ")");
+  }
+  return d;
+}
+
+void refuse_tape(bool taped) {
+  if (taped) throw py::value_error("a reduced-precision forward keeps no tape: it is for inference only");
+}
+
+// The arrays every reduced forward takes, checked: x, h0, y (this direction's columns
+// from pass.y_offset), the biases; and the pass's SequenceShape.
+struct ReducedArrays {
+  const float *x, *h0, *bias_ih, *bias_hh;
+  float* y;
+  Index width;
+  SequenceShape shape;
+};
+
+ReducedArrays checked_reduced_arrays(const py::array& x, const ReducedWeights& weights, const py::array& h0,
+                                     const py::array& y, const PassOptions& pass, const Dims& d, Index gates) {
+  ReducedArrays a{};
+  a.width = checked_offset(y, pass.y_offset, d.hidden);
+  a.shape = shape_of(d, pass.reverse, pass.batch_sizes);
+  a.bias_ih = checked<float>(weights.bias_ih, "bias_ih", {gates * d.hidden}, false);
+  a.bias_hh = checked<float>(weights.bias_hh, "bias_hh", {gates * d.hidden}, false);
+  a.x = checked<float>(x, "x", sequence_shape(d, d.input), false);
+  a.h0 = checked<float>(h0, "h0", {d.batch, d.hidden}, false);
+  a.y = checked<float>(y, "y", sequence_shape(d, a.width), true);
+  return a;
+}
+
+ReducedLstmResult reduced_lstm_forward(const py::array& x, const ReducedWeights& weights, const py::array& h0,
+                                       const py::array& c0, const py::array& y, const PassOptions& pass,
+                                       const LstmCallOptions& cell_options, bool taped) {
+  refuse_tape(taped);
   ReducedLstmResult result;
   dispatch_cell<true>(cell_options.cell, [&](auto kind) {
     using Kind = decltype(kind);
     constexpr Index K = Kind::template type<float>::kGates;
-    if (wh.rows() % K != 0 || wh.rows() / K != wh.depth()) {
-      throw py::value_error("expected weight_hh of shape (" + std::to_string(K) + " * H, H), got (" +
-                            std::to_string(wh.rows()) + ", " + std::to_string(wh.depth()) + ")");
-    }
-    const Dims d = sequence_dims(x, wh.depth(), pass.batch_first);
-    if (d.steps < 1 || d.batch < 1) throw py::value_error("sequence length and batch must be at least 1");
-    if (wi.rows() != wh.rows() || wi.depth() != d.input) {
-      throw py::value_error("expected weight_ih of shape (" + std::to_string(wh.rows()) + ", " +
-                            std::to_string(d.input) + "), got (" + std::to_string(wi.rows()) + ", " +
-                            std::to_string(wi.depth()) + ")");
-    }
-    const Index width = checked_offset(y, pass.y_offset, d.hidden);
-    const auto shape = shape_of(d, pass.reverse, pass.batch_sizes);
-    const auto* bi = checked<float>(weights.bias_ih, "bias_ih", {K * d.hidden}, false);
-    const auto* bh = checked<float>(weights.bias_hh, "bias_hh", {K * d.hidden}, false);
+    const Dims d = checked_reduced(x, weights, K, pass);
+    const ReducedArrays a = checked_reduced_arrays(x, weights, h0, y, pass, d, K);
     const auto options = checked_cell_options<float>(cell_options, weights.peephole, py::none(), d);
     if (options.zoneout_h || options.recurrent_mask) {
       throw py::value_error("a reduced-precision forward takes no training masks (recurrent dropout, zoneout)");
     }
-    const auto* xp = checked<float>(x, "x", sequence_shape(d, d.input), false);
-    const auto* h0p = checked<float>(h0, "h0", {d.batch, d.hidden}, false);
     const auto* c0p = checked<float>(c0, "c0", {d.batch, d.hidden}, false);
-    auto* yp = checked<float>(y, "y", sequence_shape(d, width), true);
     result.c_n = py::array_t<float>({d.batch, d.hidden});
     auto* c_n = static_cast<float*>(result.c_n.mutable_data());
     py::gil_scoped_release release;
-    lstmcore::reduced_lstm_forward<Kind::template type>(shape, sequence(xp, d, d.input), {wi, wh, bi, bh}, options,
-                                                        h0p, c0p, sequence(yp, d, width, pass.y_offset), c_n);
+    lstmcore::reduced_lstm_forward<Kind::template type>(
+        a.shape, sequence(a.x, d, d.input), {*weights.weight_ih, *weights.weight_hh, a.bias_ih, a.bias_hh}, options,
+        a.h0, c0p, sequence(a.y, d, a.width, pass.y_offset), c_n);
   });
   return result;
+}
+
+// The GRU's arguments are gru_forward's; only its default form has a reduced kernel.
+void reduced_gru_forward(const py::array& x, const ReducedWeights& weights, const py::array& h0, const py::array& y,
+                         const PassOptions& pass, bool taped, bool reset_after, const py::object& activations,
+                         double clip) {
+  refuse_tape(taped);
+  if (!reset_after) throw py::value_error("a reduced-precision GRU applies the reset gate after W_hn only");
+  if (!activations.is_none() || clip != 0.0) {
+    throw py::value_error("a reduced-precision GRU has sigmoid and tanh only, without clip");
+  }
+  const Dims d = checked_reduced(x, weights, 3, pass);
+  const ReducedArrays a = checked_reduced_arrays(x, weights, h0, y, pass, d, 3);
+  py::gil_scoped_release release;
+  lstmcore::reduced_gru_forward(a.shape, sequence(a.x, d, d.input),
+                                {*weights.weight_ih, *weights.weight_hh, a.bias_ih, a.bias_hh}, a.h0,
+                                sequence(a.y, d, a.width, pass.y_offset));
+}
+
+// The RNN's arguments are rnn_forward's; tanh and relu have reduced kernels.
+void reduced_rnn_forward(const py::array& x, const ReducedWeights& weights, const py::array& h0, const py::array& y,
+                         const PassOptions& pass, const py::object& nonlinearity, bool taped, double clip) {
+  refuse_tape(taped);
+  const std::string name = py::isinstance<py::str>(nonlinearity) ? nonlinearity.cast<std::string>() : "";
+  if ((name != "tanh" && name != "relu") || clip != 0.0) {
+    throw py::value_error("a reduced-precision RNN has nonlinearity 'tanh' or 'relu' only, without clip; got " +
+                          std::string(py::str(nonlinearity)));
+  }
+  const Dims d = checked_reduced(x, weights, 1, pass);
+  const ReducedArrays a = checked_reduced_arrays(x, weights, h0, y, pass, d, 1);
+  const ReducedGatedWeights w{*weights.weight_ih, *weights.weight_hh, a.bias_ih, a.bias_hh};
+  const auto xs = sequence(a.x, d, d.input);
+  const auto ys = sequence(a.y, d, a.width, pass.y_offset);
+  py::gil_scoped_release release;
+  if (name == "tanh") {
+    lstmcore::reduced_rnn_forward<TanhNonlinearity>(a.shape, xs, w, a.h0, ys);
+  } else {
+    lstmcore::reduced_rnn_forward<ReluNonlinearity>(a.shape, xs, w, a.h0, ys);
+  }
 }
 
 // out (rows, w.rows) = a (rows, depth) W^T: the product alone, for tests against a NumPy
@@ -128,23 +198,29 @@ void register_reduced(py::module_& m) {
       .def_property_readonly(
           "kernel", [](const ReducedMatrix& w) { return reduced_kernel(w.precision()); },
           "The kernel its products run on in this build: 'avx512_vnni', 'avx512_bf16' or 'portable'.");
-  py::class_<ReducedLstmWeights>(m, "ReducedLstmWeights",
-                                 "An LSTM layer-direction's weights for reduced_lstm_forward: W_ih and W_hh as "
-                                 "ReducedMatrix, float32 biases and peepholes (3, H) or None.")
+  py::class_<ReducedWeights>(
+      m, "ReducedWeights",
+      "A layer-direction's weights for the reduced forwards: W_ih and W_hh as ReducedMatrix, "
+      "float32 biases, and the LSTM's peepholes (3, H) or None.")
       .def(py::init([](std::shared_ptr<ReducedMatrix> wi, std::shared_ptr<ReducedMatrix> wh, py::array bi,
                        py::array bh, py::object peephole) {
              if (!wi || !wh) throw py::type_error("expected ReducedMatrix weights, got None");
-             return ReducedLstmWeights{std::move(wi), std::move(wh), std::move(bi), std::move(bh),
-                                       std::move(peephole)};
+             return ReducedWeights{std::move(wi), std::move(wh), std::move(bi), std::move(bh), std::move(peephole)};
            }),
            "weight_ih"_a, "weight_hh"_a, "bias_ih"_a, "bias_hh"_a, "peephole"_a = py::none())
-      .def_readonly("weight_ih", &ReducedLstmWeights::weight_ih)
-      .def_readonly("weight_hh", &ReducedLstmWeights::weight_hh);
+      .def_readonly("weight_ih", &ReducedWeights::weight_ih)
+      .def_readonly("weight_hh", &ReducedWeights::weight_hh);
   py::class_<ReducedLstmResult>(m, "ReducedLstmResult", "What reduced_lstm_forward leaves besides y.")
       .def_readonly("c_n", &ReducedLstmResult::c_n, "(B, H): each sequence's last c_t.");
   m.def("reduced_lstm_forward", &reduced_lstm_forward, "x"_a, "weights"_a, "h0"_a, "c0"_a, "y"_a, "options"_a,
         "cell_options"_a, "taped"_a = false,
         "An LSTM layer-direction's inference with reduced-precision weights: writes y (float32), returns c_n.");
+  m.def("reduced_gru_forward", &reduced_gru_forward, "x"_a, "weights"_a, "h0"_a, "y"_a, "options"_a,
+        "taped"_a = false, py::kw_only(), "reset_after"_a = true, "activations"_a = py::none(), "clip"_a = 0.0,
+        "A GRU layer-direction's inference with reduced-precision weights: writes y (float32).");
+  m.def("reduced_rnn_forward", &reduced_rnn_forward, "x"_a, "weights"_a, "h0"_a, "y"_a, "options"_a,
+        "nonlinearity"_a, "taped"_a = false, py::kw_only(), "clip"_a = 0.0,
+        "An RNN layer-direction's inference with reduced-precision weights: writes y (float32).");
   m.def("reduced_product", &reduced_product_of, "weights"_a, "a"_a,
         "a (rows, depth) float32 times W^T in the matrix's precision, activations converted as the passes do.");
 }

@@ -436,8 +436,8 @@ class ReducedMatrix:
     def kernel(self) -> str:
         """'avx512_vnni', 'avx512_bf16' or 'portable': the kernel its products run on in this build."""
 
-class ReducedLstmWeights:
-    """An LSTM layer-direction's weights for reduced_lstm_forward."""
+class ReducedWeights:
+    """A layer-direction's weights for the reduced forwards (the LSTM's peepholes (3, H) or None)."""
 
     def __init__(
         self,
@@ -461,7 +461,7 @@ class ReducedLstmResult:
 
 def reduced_lstm_forward(
     x: NDArray[np.float32],
-    weights: ReducedLstmWeights,
+    weights: ReducedWeights,
     h0: NDArray[np.float32],
     c0: NDArray[np.float32],
     y: NDArray[np.float32],
@@ -469,4 +469,27 @@ def reduced_lstm_forward(
     cell_options: LstmOptions,
     taped: bool = False,
 ) -> ReducedLstmResult: ...
+def reduced_gru_forward(
+    x: NDArray[np.float32],
+    weights: ReducedWeights,
+    h0: NDArray[np.float32],
+    y: NDArray[np.float32],
+    options: PassOptions,
+    taped: bool = False,
+    *,
+    reset_after: bool = True,
+    activations: _Activations | None = None,
+    clip: float = 0.0,
+) -> None: ...
+def reduced_rnn_forward(
+    x: NDArray[np.float32],
+    weights: ReducedWeights,
+    h0: NDArray[np.float32],
+    y: NDArray[np.float32],
+    options: PassOptions,
+    nonlinearity: str | _Activation,
+    taped: bool = False,
+    *,
+    clip: float = 0.0,
+) -> None: ...
 def reduced_product(weights: ReducedMatrix, a: NDArray[np.float32]) -> NDArray[np.float32]: ...

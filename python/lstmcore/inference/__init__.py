@@ -42,15 +42,15 @@ def quantize(model_or_layer: Sequential, precision: str) -> PreparedModel: ...
 @overload
 def quantize(model_or_layer: _GatedRecurrent, precision: str) -> ReducedLayer: ...
 def quantize(model_or_layer: Sequential | _GatedRecurrent, precision: str) -> PreparedModel | ReducedLayer:
-    """A prepared snapshot (``prepare``) of an LSTM layer or a ``Sequential`` whose LSTM
-    weight matrices are held in ``precision``: 'int8' (a scale per row, activations
+    """A prepared snapshot (``prepare``) of an LSTM, GRU or RNN layer or a ``Sequential``
+    whose recurrent weight matrices are held in ``precision``: 'int8' (a scale per row, activations
     quantized per row at each step) or 'bfloat16' (float32 sums).
 
     Called as what it was given; biases, states, outputs and every other layer stay
     float32. Its outputs differ from float32's by the rounding of the weights and the
     activations (docs/inference.md, "Reduced precision", gives the bounds measured).
-    GRU, RNN, projected and layer-normalised LSTMs have no reduced kernel yet: a model
-    holding one is refused.
+    Projected and layer-normalised LSTMs, the reset-before GRU and chosen activations
+    have no reduced kernel yet: a model holding one is refused, saying which.
     """
     precision = checked_precision(precision)
     if isinstance(model_or_layer, PreparedLayer | PreparedModel):
@@ -59,7 +59,7 @@ def quantize(model_or_layer: Sequential | _GatedRecurrent, precision: str) -> Pr
         return PreparedModel(model_or_layer, lambda layer: ReducedLayer(layer, precision))
     if isinstance(model_or_layer, _GatedRecurrent):
         return ReducedLayer(model_or_layer, precision)
-    raise TypeError(f"quantize takes an lstmcore LSTM layer or a Sequential, got {type(model_or_layer).__name__}")
+    raise TypeError(f"quantize takes an lstmcore LSTM, GRU or RNN layer or a Sequential, got {type(model_or_layer).__name__}")
 
 
 __all__ = ["PreparedLayer", "PreparedModel", "ReducedLayer", "prepare", "quantize"]

@@ -1,4 +1,5 @@
-"""``ReducedLayer``: a prepared layer whose weight matrices are held in int8 or bfloat16.
+"""``ReducedLayer``: a prepared LSTM, GRU or RNN whose weight matrices are held in int8 or
+bfloat16.
 
 It is a ``PreparedLayer`` whose snapshot builds its core calls on the core's reduced
 kernels: each layer-direction's W_ih and W_hh are reduced once (``_quantization``) and
@@ -16,11 +17,15 @@ import lstmcore._core as _core
 from lstmcore._typing import ArrayLike, StateLike
 from lstmcore.inference._layer import PreparedLayer, frozen_copy
 from lstmcore.inference._quantization import checked_precision, reduce_matrix, restored
-from lstmcore.rnn import LSTM
+from lstmcore.rnn import GRU, LSTM, RNN
 from lstmcore.rnn._recurrent import _GatedRecurrent
 
 # The float32 forward each reduced one stands in for.
-_REDUCED_FORWARD = {_core.lstm_forward: _core.reduced_lstm_forward}
+_REDUCED_FORWARD = {
+    _core.lstm_forward: _core.reduced_lstm_forward,
+    _core.gru_forward: _core.reduced_gru_forward,
+    _core.rnn_forward: _core.reduced_rnn_forward,
+}
 _MATRICES = ("weight_ih", "weight_hh")
 
 # (values, scales) of one weight matrix: int8 with float32 row scales, or bfloat16 bits
@@ -30,12 +35,18 @@ Reduced = tuple[np.ndarray, "np.ndarray | None"]
 
 def _unsupported(layer: _GatedRecurrent) -> str | None:
     """Why ``layer`` has no reduced form, or None."""
-    if type(layer) is not LSTM:
-        return f"{type(layer).__name__} layers have no reduced-precision kernel yet (LSTM layers do)"
+    if type(layer) not in (LSTM, GRU, RNN):
+        return f"expected lstmcore's own LSTM, GRU or RNN, got the subclass {type(layer).__name__}"
     if getattr(layer, "layer_norm", False):
         return "the layer-normalised LSTM has no reduced-precision kernel"
     if getattr(layer, "proj_size", 0):
         return "the LSTM with a projection (proj_size) has no reduced-precision kernel yet"
+    if isinstance(layer, GRU) and not layer.reset_after:
+        return "the GRU with the reset gate before W_hn (reset_after=False) has no reduced-precision kernel"
+    if isinstance(layer, GRU) and layer._chosen_activations() is not None:
+        return "the GRU with chosen activations or clip has no reduced-precision kernel"
+    if isinstance(layer, RNN) and (layer.nonlinearity not in ("tanh", "relu") or layer.clip):
+        return "the RNN has a reduced-precision kernel for nonlinearity 'tanh' or 'relu' without clip only"
     if layer.dtype != np.float32:
         return f"reduced precision computes in float32: expected a float32 layer, got {layer.dtype}"
     return None
@@ -77,7 +88,7 @@ class ReducedLayer(PreparedLayer):
         for layer, direction in directions:
             found = snapshot._direction_params(weights, layer, direction)
             names = dict(zip(kinds, snapshot._param_names(layer, direction)))
-            table[layer, direction] = _core.ReducedLstmWeights(
+            table[layer, direction] = _core.ReducedWeights(
                 matrices[names["weight_ih"]],
                 matrices[names["weight_hh"]],
                 found["bias_ih"],

@@ -26,7 +26,7 @@ share (``sigmoid``, ``layer_norm``, the LSTM options
 chosen by name with ONNX's clip (``Activations``, the ``activations=`` of the plain LSTM
 and the GRU) in ``_activations.py``; the table of
 cells and the stacked, bidirectional driver in ``_stack.py``; the model of the core's
-reduced-precision (int8, bfloat16) products and LSTM forward in ``_reduced.py``. Import all
+reduced-precision (int8, bfloat16) products and forwards in ``_reduced.py``. Import all
 of them from here.
 
 A new cell kind is a ``<kind>_forward`` / ``<kind>_backward`` pair in its family's file and
@@ -49,7 +49,12 @@ from lstmcore.reference._lstm import (
     projected_lstm_forward,
 )
 from lstmcore.reference._ops import CellOptions, layer_norm, layer_norm_backward, sigmoid
-from lstmcore.reference._reduced import reduced_lstm_forward, reduced_product
+from lstmcore.reference._reduced import (
+    reduced_gru_forward,
+    reduced_lstm_forward,
+    reduced_product,
+    reduced_rnn_forward,
+)
 from lstmcore.reference._rnn import vanilla_rnn_backward, vanilla_rnn_forward
 from lstmcore.reference._stack import Cell, cells, rnn_backward, rnn_forward
 
@@ -79,6 +84,8 @@ __all__ = [
     "vanilla_rnn_backward",
     "reduced_product",
     "reduced_lstm_forward",
+    "reduced_gru_forward",
+    "reduced_rnn_forward",
     "Cell",
     "cells",
     "rnn_forward",

@@ -83,3 +83,35 @@ def reduced_lstm_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, h0, c0):
         h = o * np.tanh(c)
         ys.append(h)
     return np.stack(ys), c
+
+
+def reduced_gru_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, h0):
+    """The GRU (reset gate after W_hn, one layer and direction, time-major) on reduced
+    weights, as ``reduced_lstm_forward``. Returns y (T, B, H)."""
+    x = np.asarray(x, np.float32)
+    h = np.asarray(h0, np.float32)
+    b_ih, b_hh = np.asarray(bias_ih, np.float32), np.asarray(bias_hh, np.float32)
+    H = h.shape[1]
+    ys = []
+    for x_t in x:
+        pre, rec = reduced_product(x_t, *weight_ih), reduced_product(h, *weight_hh)
+        r = sigmoid((pre[:, :H] + rec[:, :H]) + (b_ih[:H] + b_hh[:H]))
+        z = sigmoid((pre[:, H : 2 * H] + rec[:, H : 2 * H]) + (b_ih[H : 2 * H] + b_hh[H : 2 * H]))
+        n = np.tanh(r * (rec[:, 2 * H :] + b_hh[2 * H :]) + (pre[:, 2 * H :] + b_ih[2 * H :]))
+        h = n + z * (h - n)
+        ys.append(h)
+    return np.stack(ys)
+
+
+def reduced_rnn_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, h0, nonlinearity="tanh"):
+    """The vanilla RNN (tanh or relu) on reduced weights, as ``reduced_lstm_forward``.
+    Returns y (T, B, H)."""
+    x = np.asarray(x, np.float32)
+    h = np.asarray(h0, np.float32)
+    bias = (np.asarray(bias_ih, np.float32) + np.asarray(bias_hh, np.float32))[None]
+    act = np.tanh if nonlinearity == "tanh" else (lambda a: np.maximum(a, np.float32(0)))
+    ys = []
+    for x_t in x:
+        h = act((reduced_product(x_t, *weight_ih) + reduced_product(h, *weight_hh)) + bias)
+        ys.append(h)
+    return np.stack(ys)
