@@ -1,4 +1,5 @@
-"""Inference (forward only) of one recurrent layer: lstmcore, prepared, ONNX Runtime, PyTorch fp32 and int8.
+"""Inference (forward only) of one recurrent layer: lstmcore (plain, prepared, int8, bfloat16),
+ONNX Runtime, PyTorch fp32 and int8.
 
     python -m benchmarks.inference                       # every case at 1 and 2 threads
     python -m benchmarks.inference --cases 'lstm_h256_*' --threads 2 --repeats 21
@@ -9,13 +10,14 @@
 Each case is one layer (LSTM or GRU, batch first, float32, seed 0) and one input x
 (B, T, I); one inference is x -> y and the final state, from a zero state. The sides
 (inference_sides.py) run on the same weights: lstmcore's plain call ``layer(x)``,
-``lstmcore.prepare(layer)``, ONNX Runtime on the graph ``lstmcore.onnx.export`` writes,
-torch.nn's layer and its dynamic int8 quantization. Per case and thread count, every
+``lstmcore.prepare(layer)``, ``lstmcore.quantize(layer, "int8" | "bfloat16")``, ONNX
+Runtime on the graph ``lstmcore.onnx.export`` writes, torch.nn's layer and its dynamic
+int8 quantization. Per case and thread count, every
 float32 side runs once and its y and final state must match lstmcore's within 1e-4 of
 each output's largest magnitude; a case where one does not is not timed and the run
 exits with status 1. Then the sides alternate samples in one process (timing.py). The
-table gives each side's median time per inference, int8's error against float32, and
-ORT's, torch's and int8's time over prepared's. Prints the table and writes JSON
+table gives each side's median time per inference, each reduced-precision side's error
+against its float32 model, and the ratios of times the targets name (RATIOS). Prints the table and writes JSON
 (default benchmarks/results/inference.json). A side whose package (torch; onnx and
 onnxruntime) is absent is left out with a note.
 """
@@ -49,6 +51,17 @@ from benchmarks.run import NOISY_SPREAD, cpu_id, machine_info  # noqa: E402
 from lstmcore._util import blas as _blas  # noqa: E402
 
 DEFAULT_JSON = HERE / "results" / "inference.json"
+# (theirs, ours): the median of the per-round ratios of theirs' time to ours' (above 1:
+# ours is faster), for lstmcore's sides against what a user would pick instead.
+RATIOS = [
+    ("lstmcore", "prepared"),
+    ("ort", "prepared"),
+    ("torch", "prepared"),
+    ("torch_int8", "int8"),
+    ("torch", "int8"),
+    ("torch", "bfloat16"),
+    ("ort", "int8"),
+]
 MAX_CALLS = 100_000  # per sample: a 20 us inference still makes a sample of sample_seconds
 # A sample ends early past 10 sample_seconds (timing.measure's max_sample_s): on busy cores
 # a side 1000 times slower than its calibration call would otherwise hold the run for hours.
@@ -127,8 +140,11 @@ def run_case(models, threads, args):
                 mismatches.append(f"{name}: {mismatch}")
     row["check_rtol"] = inference_sides.CHECK_RTOL
     row["mismatch"] = "; ".join(mismatches) or None
-    if "torch_int8" in outputs:
-        row["int8_error"] = inference_sides.int8_error(outputs["torch_int8"][0], outputs["torch"][0])
+    row["errors"] = {
+        name: inference_sides.reduced_error(outputs[name][0], outputs[reference][0])
+        for name, reference in inference_sides.REDUCED.items()
+        if name in outputs and reference in outputs
+    }
     if row["mismatch"]:
         return row
     calls = {name: side.call for name, side in sides.items()}
@@ -138,10 +154,10 @@ def run_case(models, threads, args):
     row["timing"] = {name: {**timing.summarize(samples[name]), "calls_per_sample": per_sample[name]} for name in calls}
     row["ms"] = {name: row["timing"][name]["median_ms"] for name in calls}
     row["ratios"] = {}
-    for name in ("lstmcore", "ort", "torch", "torch_int8"):
-        if name in calls:
-            ratios = [theirs / ours for theirs, ours in zip(samples[name], samples["prepared"])]
-            row["ratios"][name] = {"median": statistics.median(ratios), "range": [min(ratios), max(ratios)]}
+    for theirs, ours in RATIOS:
+        if theirs in calls and ours in calls:
+            ratios = [a / b for a, b in zip(samples[theirs], samples[ours])]
+            row["ratios"][f"{theirs}/{ours}"] = {"median": statistics.median(ratios), "range": [min(ratios), max(ratios)]}
     return row
 
 
@@ -260,7 +276,7 @@ def main(argv=None):
 
 
 def _present_sides(libraries):
-    present = {"lstmcore", "prepared"}
+    present = {"lstmcore", "prepared", "int8", "bfloat16"}
     present |= {"ort"} if libraries.ort is not None else set()
     present |= {"torch", "torch_int8"} if libraries.torch is not None else set()
     return present

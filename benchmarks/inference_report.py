@@ -8,18 +8,24 @@ from benchmarks import output
 COLUMNS = [
     "case",
     "threads",
-    "lstmcore",
     "prepared",
+    "int8",
+    "bf16",
     "ORT",
     "torch fp32",
     "torch int8",
-    "int8 max err",
-    "int8 mean err",
     "ORT/prep",
     "fp32/prep",
-    "int8/prep",
+    "t-int8/int8",
+    "fp32/int8",
+    "fp32/bf16",
+    "int8 err",
+    "bf16 err",
+    "t-int8 err",
 ]
-RATIO_SIDES = ("ort", "torch", "torch_int8")
+TIMED = ("prepared", "int8", "bfloat16", "ort", "torch", "torch_int8")
+RATIOS = ("ort/prepared", "torch/prepared", "torch_int8/int8", "torch/int8", "torch/bfloat16")
+ERRORS = ("int8", "bfloat16", "torch_int8")
 
 
 def render(results, markdown=False):
@@ -38,15 +44,13 @@ def _cells(row):
     head = [row["case"], str(row["threads"])]
     if row["mismatch"]:
         return head + ["not timed"] + ["-"] * (len(COLUMNS) - 3)
-    ms = row["ms"]
-    error = row.get("int8_error")
-    ratios = [f"{row['ratios'][side]['median']:.2f}x" if side in row["ratios"] else "-" for side in RATIO_SIDES]
+    ms, errors = row["ms"], row.get("errors", {})
+    ratios = [f"{row['ratios'][name]['median']:.2f}x" if name in row["ratios"] else "-" for name in RATIOS]
     return [
         *head,
-        *(duration(ms.get(side)) for side in ("lstmcore", "prepared", "ort", "torch", "torch_int8")),
-        "-" if error is None else f"{error['max_abs']:.2g}",
-        "-" if error is None else f"{error['mean_abs']:.2g}",
+        *(duration(ms.get(side)) for side in TIMED),
         *ratios,
+        *(f"{errors[name]['max_abs']:.1g} / {errors[name]['mean_abs']:.1g}" if name in errors else "-" for name in ERRORS),
     ]
 
 
@@ -73,7 +77,8 @@ def _header(results):
     lines += [
         f"each figure: the median time of one inference (x -> y and final state) over {settings['repeats']} "
         f"alternating samples per side of about {settings['sample_seconds']:g} s",
-        "X/prep: the median of the per-round ratios of side X's time to prepared's (above 1: prepared is faster); "
-        "int8 err: |y| error of torch's dynamic int8 against its float32 model",
+        "X/Y: the median of the per-round ratios of side X's time to side Y's (above 1: Y is faster); prep: "
+        "lstmcore prepared, int8 and bf16: lstmcore.quantize, t-int8: torch's dynamic int8",
+        "err: max / mean |y| error of a reduced side against its own float32 model (lstmcore's, torch's)",
     ]
     return lines

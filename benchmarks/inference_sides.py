@@ -2,6 +2,9 @@
 
 - lstmcore: the plain call ``layer(x)`` of ``lstmcore.LSTM`` / ``GRU`` (seed 0, batch first).
 - prepared: ``lstmcore.prepare(layer)``, called as the layer is.
+- int8, bfloat16: ``lstmcore.quantize(layer, precision)``, called as the layer is (int8
+  weights with row scales and activations quantized per row at each step; bfloat16
+  weights and activations with float32 sums).
 - ort: ONNX Runtime on the graph ``lstmcore.onnx.export`` writes of the layer (y, h_n, c_n
   out), its own InferenceSession per thread count (``ort_options``).
 - torch: ``torch.nn.LSTM`` / ``GRU`` holding the layer's parameters (same names and
@@ -27,7 +30,9 @@ import numpy as np
 
 import lstmcore
 
-SIDES = ("lstmcore", "prepared", "ort", "torch", "torch_int8")
+SIDES = ("lstmcore", "prepared", "int8", "bfloat16", "ort", "torch", "torch_int8")
+# The reduced-precision sides, each against the float32 side of its own library.
+REDUCED = {"int8": "lstmcore", "bfloat16": "lstmcore", "torch_int8": "torch"}
 # The float32 sides whose outputs must match lstmcore's before a case is timed.
 CHECKED = ("prepared", "ort", "torch")
 CHECK_RTOL = 1e-4  # of each output's largest magnitude
@@ -74,6 +79,7 @@ class CaseModels:
         cls = {"lstm": lstmcore.LSTM, "gru": lstmcore.GRU}[case.kind]
         self.layer = cls(case.input_size, case.hidden_size, batch_first=True, seed=0)
         self.prepared = lstmcore.prepare(self.layer)
+        self.reduced = {precision: lstmcore.quantize(self.layer, precision) for precision in ("int8", "bfloat16")}
         self.x = make_input(case)
         self.onnx_model = _onnx_bytes(self.layer) if libraries.ort is not None else None
         self.torch_module = self.torch_int8 = None
@@ -86,6 +92,8 @@ class CaseModels:
             "lstmcore": Side(lambda: layer(x), _layer_outputs),
             "prepared": Side(lambda: prepared(x), _layer_outputs),
         }
+        for precision, quantized in self.reduced.items():
+            sides[precision] = Side(lambda quantized=quantized: quantized(x), _layer_outputs)
         ort = self.libraries.ort
         if ort is not None:
             options = ort_options(ort, threads, self.ort_spinning)
@@ -118,9 +126,9 @@ def compare(expected, got, rtol=CHECK_RTOL):
     return largest, None
 
 
-def int8_error(y_int8, y_float32):
-    """Max and mean absolute error of the int8 side's y against the float32 model's."""
-    difference = np.abs(np.asarray(y_int8, dtype=np.float64) - np.asarray(y_float32))
+def reduced_error(y_reduced, y_float32):
+    """Max and mean absolute error of a reduced-precision side's y against its float32 model's."""
+    difference = np.abs(np.asarray(y_reduced, dtype=np.float64) - np.asarray(y_float32))
     return {"max_abs": float(difference.max()), "mean_abs": float(difference.mean())}
 
 

@@ -237,9 +237,11 @@ def test_a_prepared_model_predicts_bit_for_bit_and_is_a_snapshot(dtype):
     assert prepared.output_is_sequence is False and len(prepared.layers) == 5
     assert [type(layer) for layer in prepared.layers[:3]] == [PreparedLayer] * 3
     assert prepared.metadata == original.metadata and prepared.params.keys() == original.params.keys()
-    for name in ("fit", "forward", "backward", "save", "grads"):
+    for name in ("fit", "forward", "backward", "grads"):
         with pytest.raises(AttributeError, match=f"a prepared model has no '{name}'"):
             getattr(prepared, name)
+    with pytest.raises(TypeError, match="a prepared float model is not saved: save the original model"):
+        prepared.save("never-written.npz")
     for value in prepared.params.values():
         with pytest.raises(ValueError, match="cannot set WRITEABLE flag"):
             value.flags.writeable = True

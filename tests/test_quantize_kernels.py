@@ -2,18 +2,23 @@
 same quantization (lstmcore.reference._reduced).
 
 The products are compared exactly: int8 sums are exact integers and each bfloat16
-product is exact in float32, so whichever kernel this build runs (AVX-512 VNNI and
-AVX512_BF16, or the portable loops of a LSTMCORE_PORTABLE=ON build: CI runs this file on
-both) must give the model's values bit for bit. The forward is compared on one step
+product is exact in float32, so whichever kernel this build runs (AMX tiles, AVX-512 VNNI
+and AVX512_BF16, or the portable loops of a LSTMCORE_PORTABLE=ON build: CI runs this file
+on both builds, and each test with AMX allowed and not) must give the model's values bit
+for bit; except AMX's bfloat16 tiles, which add a tile's exact products in an order of
+their own, held to the bound of float32 summation instead. The forward is compared on one step
 (to the rounding of the activation functions) and on sequences (to the bound a flipped
 rounding of a quantized activation can cause).
 """
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
+import lstmcore
 from lstmcore import _core
 from lstmcore.inference._quantization import from_bfloat16, quantize_int8, reduce_matrix, to_bfloat16
 from lstmcore.reference import (
@@ -25,8 +30,29 @@ from lstmcore.reference import (
     reduced_rnn_forward,
     vanilla_rnn_forward,
 )
+from lstmcore.reference._reduced import bfloat16_values
 
-SHAPES = [(1, 1, 1), (1, 16, 7), (3, 17, 5), (4, 33, 64), (5, 64, 300), (9, 100, 129), (1, 1024, 256)]
+SHAPES = [
+    (1, 1, 1),
+    (1, 16, 7),
+    (3, 17, 5),
+    (4, 33, 64),
+    (5, 64, 300),
+    (9, 100, 129),
+    (1, 1024, 256),
+    (16, 16, 64),  # AMX from here: whole tiles, and ragged ones
+    (17, 33, 70),
+    (40, 1024, 256),
+    (100, 48, 1030),
+]
+
+
+@pytest.fixture(params=["amx allowed", "amx not allowed"], autouse=True)
+def amx(request):
+    """Each test with AMX allowed (where the CPU and the build have it) and without."""
+    _core.diagnostics.allow_amx(request.param == "amx allowed")
+    yield request.param
+    _core.diagnostics.allow_amx(True)
 
 
 def random_matrix(rng, rows, depth):
@@ -47,10 +73,18 @@ def test_product_equals_the_numpy_model_exactly(precision, rows, cols, depth):
     values, scales = reduce_matrix(w, precision)
     matrix = _core.ReducedMatrix(precision, values, scales)
     assert matrix.shape == (cols, depth) and matrix.precision == precision
-    assert matrix.kernel in ("avx512_vnni", "avx512_bf16", "portable")
+    assert matrix.kernel in ("amx+avx512_vnni", "avx512_vnni", "amx_bf16", "avx512_bf16", "portable")
     got = _core.reduced_product(matrix, a)
     expected = reduced_product(a, values, scales)
-    np.testing.assert_array_equal(got, expected)
+    if matrix.kernel == "amx_bf16":
+        # Two float32 sums of the same exact products, each within depth * 2**-24 of
+        # sum |a_k w_k| of the exact one.
+        a16, w16 = bfloat16_values(a).astype(np.float64), bfloat16_values(w).astype(np.float64)
+        bound = 2 * depth * 2.0**-24 * (np.abs(a16) @ np.abs(w16).T)
+        assert np.all(np.abs(got - expected) <= bound)
+        assert np.abs(got - a16 @ w16.T).max() <= np.abs(expected - a16 @ w16.T).max() * 4
+    else:
+        np.testing.assert_array_equal(got, expected)
     # and the model is a product: close to the float32 one, by the precision's rounding
     exact = a.astype(np.float64) @ w.astype(np.float64).T
     scale = np.abs(a).sum(axis=1, keepdims=True) * np.abs(w).max()
@@ -66,7 +100,7 @@ def test_a_row_holding_nan_or_inf_gives_nan_products_and_leaves_other_rows_alone
     matrix = _core.ReducedMatrix(precision, *reduce_matrix(w, precision))
     got = _core.reduced_product(matrix, a)
     assert np.isnan(got[1]).all()
-    np.testing.assert_array_equal(got[[0, 2]], reduced_product(a[[0, 2]], *reduce_matrix(w, precision)))
+    np.testing.assert_allclose(got[[0, 2]], reduced_product(a[[0, 2]], *reduce_matrix(w, precision)), rtol=1e-5, atol=1e-5)
 
 
 def test_int8_weights_round_each_row_to_its_own_scale():
@@ -199,3 +233,26 @@ def test_the_reduced_forward_refuses_a_tape_and_mismatched_shapes():
         _core.reduced_rnn_forward(x, rnn, h, y, _core.PassOptions(), "softsign")
     with pytest.raises(ValueError, match="keeps no tape"):
         _core.reduced_rnn_forward(x, rnn, h, y, _core.PassOptions(), "tanh", True)
+
+
+def test_a_machine_with_amx_runs_its_products_there():
+    """Where the CPU has AMX and the build targets it, the products run on it (not a
+    silent fallback); a portable build runs the portable loops."""
+    _core.diagnostics.allow_amx(True)
+    flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""  # noqa: SIM115
+    matrix = _core.ReducedMatrix("int8", *quantize_int8(np.ones((4, 4), np.float32)))
+    if matrix.kernel != "portable" and " amx_int8" in flags and " amx_bf16" in flags:
+        assert matrix.kernel == "amx+avx512_vnni"
+        assert _core.ReducedMatrix("bfloat16", to_bfloat16(np.ones((4, 4), np.float32))).kernel == "amx_bf16"
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_int8_layers_give_the_same_bits_on_amx_and_on_avx512(kind):
+    layer = (lstmcore.LSTM if kind == "lstm" else lstmcore.GRU)(12, 40, seed=0)
+    x = np.random.default_rng(0).standard_normal((40, 9, 12)).astype(np.float32)
+    quantized = lstmcore.quantize(layer, "int8")
+    _core.diagnostics.allow_amx(True)
+    on_amx, _ = quantized(x)
+    _core.diagnostics.allow_amx(False)
+    on_avx512, _ = quantized(x)
+    np.testing.assert_array_equal(on_amx, on_avx512)

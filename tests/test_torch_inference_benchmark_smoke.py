@@ -31,7 +31,7 @@ def test_quick_run_checks_times_and_writes_json(tmp_path):
     assert done.returncode == 0, done.stderr
     results = json.loads(out.read_text())
     assert set(results["fma_peak_gflops"]) == {"1", "2"} and min(results["fma_peak_gflops"].values()) > 0
-    sides = ["lstmcore", "prepared", "ort", "torch", "torch_int8"]
+    sides = ["lstmcore", "prepared", "int8", "bfloat16", "ort", "torch", "torch_int8"]
     assert results["settings"]["sides"] == sides
     assert 'allow_spinning = "0"' in results["settings"]["ort"]
     rows = results["results"]
@@ -46,8 +46,18 @@ def test_quick_run_checks_times_and_writes_json(tmp_path):
         for ratio in row["ratios"].values():
             low, high = ratio["range"]
             assert 0 < low <= ratio["median"] <= high
-        # Dynamic int8 is quantized (not the float32 module left as it was), and close.
-        assert 0 < row["int8_error"]["mean_abs"] <= row["int8_error"]["max_abs"] < 0.1
+        assert set(row["ratios"]) == {
+            "lstmcore/prepared",
+            "ort/prepared",
+            "torch/prepared",
+            "torch_int8/int8",
+            "torch/int8",
+            "torch/bfloat16",
+            "ort/int8",
+        }
+        # Every reduced side is quantized (not float32 left as it was), and close.
+        for side in ("int8", "bfloat16", "torch_int8"):
+            assert 0 < row["errors"][side]["mean_abs"] <= row["errors"][side]["max_abs"] < 0.1
     assert rows[0]["spec"]["batch"] == 4 and rows[2]["spec"]["kind"] == "gru"
     assert "| gru_h256_t100_b1 | 2 |" in table.read_text()
 

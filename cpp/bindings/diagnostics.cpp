@@ -6,6 +6,7 @@
 #include "lstmcore/activations.hpp"
 #include "lstmcore/input_gradient.hpp"
 #include "lstmcore/load_sensor.hpp"
+#include "lstmcore/reduced_amx.hpp"
 #include "lstmcore/threading.hpp"
 #include "parts.hpp"
 
@@ -74,6 +75,10 @@ void sense(double slowest_start_us, double longest_sleep_us) {
 
 void register_diagnostics(py::module_& m) {
   using namespace pybind11::literals;
+  m.def(
+      "allow_amx", &amx_allowed, "allowed"_a,
+      "Whether reduced-precision products may run on AMX tiles (where the CPU and build have them), so that tests "
+      "compare both paths.");
   m.def("gate_tanh", &activation<true>, "x"_a, "The core's tanh, for the accuracy tests.");
   m.def("gate_sigmoid", &activation<false>, "x"_a, "The core's sigmoid, for the accuracy tests.");
   m.def("pass_plan", &planned_pass, "batch"_a, "input"_a, "hidden"_a, "gates"_a, "itemsize"_a, "backward"_a,

@@ -7,7 +7,7 @@ import sys as _sys
 from lstmcore import _core, interop, microscope, onnx
 from lstmcore._core import get_num_threads, set_num_threads
 from lstmcore._util.blas import one_blas_thread
-from lstmcore.inference import prepare, quantize
+from lstmcore.inference import load, prepare, quantize
 from lstmcore.interop import from_torch, to_torch
 from lstmcore.interop.keras import from_keras  # h5py is imported when it runs, never here
 from lstmcore.nn import (
@@ -21,7 +21,6 @@ from lstmcore.nn import (
     ModelFileError,
     RepeatLast,
     Sequential,
-    load,
     losses,
     optim,
 )

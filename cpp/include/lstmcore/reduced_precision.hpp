@@ -1,14 +1,5 @@
-// Reduced-precision inference products: C (rows, n) (+)= A (rows, depth) W^T with W held
-// in int8 (a scale per row) or bfloat16, and A, float32 activations, converted row by row
-// just before the product.
-//
-// int8: W ~ q_w * scale_w[j] with q_w in [-127, 127]; each row of A is quantized
-// dynamically, q_a = round(a * 127 / max|a|) with scale_a = max|a| / 127, so the product
-// is an integer sum, exact in int32, dequantized once per output: float(sum) *
-// (scale_a * scale_w[j]). Dynamic per-row activation scales because an LSTM's h_t lies in
-// (-1, 1) but x does not, and a fixed scale would need calibration data the user may not
-// have; the cost is one pass over each row per step, small against the product.
-// bfloat16: W and A rounded to bfloat16 (nearest even), products summed in float32.
+// Reduced-precision inference products: C (rows, n) (+)= A (rows, depth) W^T for W and A
+// in reduced_values.hpp's forms.
 //
 // Kernels: AVX-512 VNNI (vpdpbusd: u8 x s8 -> s32, so activations are stored as
 // q_a + 128 and 128 * sum_k q_w[j][k] taken off) and AVX512_BF16 (vdpbf16ps) where the
@@ -18,207 +9,26 @@
 // subnormals, which the portable loop keeps.)
 #pragma once
 
-#if defined(__AVX512F__) || defined(__AVX512VNNI__) || defined(__AVX512BF16__)
+#if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
 
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <limits>
-#include <vector>
+#include <type_traits>
 
-#include "lstmcore/eigen_types.hpp"
-#include "lstmcore/packed_product.hpp"
-
-#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
-#define LSTMCORE_INT8_VNNI 1
-#endif
-#if defined(__AVX512BF16__) && defined(__AVX512BW__)
-#define LSTMCORE_BF16_AVX512 1
-#endif
+#include "lstmcore/reduced_amx.hpp"
+#include "lstmcore/reduced_values.hpp"
 
 namespace lstmcore {
 
-enum class Precision { int8, bfloat16 };
-
-// Output rows of W per panel: one 512-bit register of int32 or float.
-constexpr Index kReducedLanes = 16;
-// Bytes of one (panel, depth group) block: 16 lanes of 4 bytes.
-constexpr Index kReducedBlock = 64;
-
-// Depth values one 32-bit lane takes per instruction: four int8, two bfloat16.
-inline Index depth_group(Precision p) { return p == Precision::int8 ? 4 : 2; }
-
-// Which kernel a precision runs on in this build.
-inline const char* reduced_kernel(Precision p) {
-#if defined(LSTMCORE_INT8_VNNI)
-  if (p == Precision::int8) return "avx512_vnni";
-#endif
-#if defined(LSTMCORE_BF16_AVX512)
-  if (p == Precision::bfloat16) return "avx512_bf16";
-#endif
-  return "portable";
-}
-
-// float32 -> bfloat16 bits, rounded to nearest even (NaN stays NaN).
-inline std::uint16_t to_bfloat16(float value) {
-  std::uint32_t bits;
-  std::memcpy(&bits, &value, 4);
-  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<std::uint16_t>((bits >> 16) | 0x40u);
-  bits += 0x7fffu + ((bits >> 16) & 1u);
-  return static_cast<std::uint16_t>(bits >> 16);
-}
-
-inline float from_bfloat16(std::uint16_t half) {
-  const std::uint32_t bits = std::uint32_t{half} << 16;
-  float value;
-  std::memcpy(&value, &bits, 4);
-  return value;
-}
-
-// W (rows, depth) packed for the kernels: block (panel p, group g) at (p * groups + g) *
-// 64 bytes holds lane l's values W[16p + l][g*G .. g*G + G - 1], G = depth_group; zero
-// padded past the rows and the depth. int8 keeps scale_w and sum_k q_w per row.
-class ReducedMatrix {
- public:
-  // int8: q (rows, depth) row-major, scales (rows,).
-  ReducedMatrix(const std::int8_t* q, const float* scales, Index rows, Index depth)
-      : precision_(Precision::int8), rows_(rows), depth_(depth), scales_(scales, scales + rows), sums_(rows, 0) {
-    allocate();
-    for (Index j = 0; j < rows; ++j) {
-      std::int32_t sum = 0;
-      for (Index k = 0; k < depth; ++k) {
-        *at(j, k) = static_cast<std::uint8_t>(q[j * depth + k]);
-        sum += q[j * depth + k];
-      }
-      sums_[j] = sum;
-    }
-  }
-  // bfloat16: bits (rows, depth) row-major.
-  ReducedMatrix(const std::uint16_t* bits, Index rows, Index depth)
-      : precision_(Precision::bfloat16), rows_(rows), depth_(depth) {
-    allocate();
-    for (Index j = 0; j < rows; ++j) {
-      for (Index k = 0; k < depth; ++k) std::memcpy(at(j, k), bits + j * depth + k, 2);
-    }
-  }
-
-  Precision precision() const { return precision_; }
-  Index rows() const { return rows_; }
-  Index depth() const { return depth_; }
-  Index groups() const { return groups_; }
-  Index panels() const { return (rows_ + kReducedLanes - 1) / kReducedLanes; }
-  const std::uint8_t* panel(Index p) const { return packed_.data() + p * groups_ * kReducedBlock; }
-  const float* scales() const { return scales_.data(); }
-  const std::int32_t* sums() const { return sums_.data(); }
-  std::size_t bytes() const { return packed_.size(); }
-
- private:
-  void allocate() {
-    groups_ = (depth_ + depth_group(precision_) - 1) / depth_group(precision_);
-    packed_.assign(static_cast<std::size_t>(panels() * groups_ * kReducedBlock), 0);
-  }
-  std::uint8_t* at(Index row, Index k) {
-    const Index G = depth_group(precision_), width = 4 / G;  // bytes per value
-    const Index p = row / kReducedLanes, lane = row % kReducedLanes, g = k / G, e = k % G;
-    return packed_.data() + (p * groups_ + g) * kReducedBlock + lane * 4 + e * width;
-  }
-
-  Precision precision_;
-  Index rows_, depth_, groups_ = 0;
-  PackedBuffer<std::uint8_t> packed_;
-  std::vector<float> scales_;
-  std::vector<std::int32_t> sums_;
-};
-
-// Rows of float32 activations converted for a product with a ReducedMatrix of `depth`:
-// int8 rows hold q_a + 128 (padding 128, that is q = 0) with their scale; bfloat16 rows
-// the rounded values (padding 0). Row r starts 4 * groups bytes after row r - 1.
-class ReducedRows {
- public:
-  ReducedRows(Precision precision, Index capacity, Index depth)
-      : precision_(precision),
-        depth_(depth),
-        row_bytes_(((depth + depth_group(precision) - 1) / depth_group(precision)) * 4),
-        data_(static_cast<std::size_t>(std::max<Index>(capacity, 1) * row_bytes_), 0),
-        scales_(static_cast<std::size_t>(std::max<Index>(capacity, 1)), 0.0f) {
-    for (Index r = 0; r < capacity && precision == Precision::int8; ++r) {
-      std::fill_n(row(r) + depth, row_bytes_ - depth, std::uint8_t{128});
-    }
-  }
-
-  void convert(Index r, const float* a) {
-    if (precision_ == Precision::bfloat16) {
-      auto* out = reinterpret_cast<std::uint16_t*>(row(r));
-      for (Index k = 0; k < depth_; ++k) out[k] = to_bfloat16(a[k]);
-      return;
-    }
-    float largest = 0.0f;
-    bool finite = true;
-    Index k0 = 0;
-#if defined(__AVX512F__)
-    __m512 lanes = _mm512_setzero_ps();
-    __mmask16 beyond = 0;  // NaN or infinite
-    for (; k0 + 16 <= depth_; k0 += 16) {
-      const __m512 magnitude = _mm512_abs_ps(_mm512_loadu_ps(a + k0));
-      beyond |= _mm512_cmp_ps_mask(magnitude, _mm512_set1_ps(std::numeric_limits<float>::max()), _CMP_NLE_UQ);
-      lanes = _mm512_max_ps(lanes, magnitude);
-    }
-    largest = _mm512_reduce_max_ps(lanes);
-    finite = beyond == 0;
-#endif
-    for (Index k = k0; k < depth_; ++k) {
-      const float magnitude = std::fabs(a[k]);
-      finite = finite && magnitude <= std::numeric_limits<float>::max();
-      largest = std::max(largest, magnitude);
-    }
-    std::uint8_t* out = row(r);
-    if (!finite || largest == 0.0f) {
-      // A row of zeros is q = 0 with scale 0; one holding NaN or inf has no int8 form,
-      // and its scale NaN makes every product with it NaN, as float32's would be.
-      std::fill_n(out, depth_, std::uint8_t{128});
-      scales_[r] = finite ? 0.0f : std::numeric_limits<float>::quiet_NaN();
-      return;
-    }
-    const float inverse = 127.0f / largest;
-    Index k = 0;
-#if defined(__AVX512F__) && defined(__AVX512BW__)
-    // As the loop below, 16 values at a time: cvtps rounds to nearest even, as nearbyint
-    // does in the default rounding mode.
-    const __m512 scale = _mm512_set1_ps(inverse);
-    for (; k + 16 <= depth_; k += 16) {
-      __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(a + k), scale));
-      q = _mm512_min_epi32(_mm512_max_epi32(q, _mm512_set1_epi32(-127)), _mm512_set1_epi32(127));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + k),
-                       _mm512_cvtepi32_epi8(_mm512_add_epi32(q, _mm512_set1_epi32(128))));
-    }
-#endif
-    for (; k < depth_; ++k) {
-      float q = std::nearbyint(a[k] * inverse);
-      q = q > -127.0f ? (q < 127.0f ? q : 127.0f) : -127.0f;
-      out[k] = static_cast<std::uint8_t>(static_cast<int>(q) + 128);
-    }
-    scales_[r] = largest / 127.0f;
-  }
-
-  const std::uint8_t* row(Index r) const { return data_.data() + r * row_bytes_; }
-  std::uint8_t* row(Index r) { return data_.data() + r * row_bytes_; }
-  float scale(Index r) const { return scales_[r]; }
-
- private:
-  Precision precision_;
-  Index depth_, row_bytes_;
-  PackedBuffer<std::uint8_t> data_;
-  std::vector<float> scales_;
-};
-
-// Where a product's output rows go: row r at data + r * stride, columns [0, w.rows()).
-struct ReducedOutput {
-  float* data;
-  Index stride;
-};
+// Where AMX has them, bfloat16 products of any number of rows run there: its tiles add
+// a depth tile's products in an order of their own (closer to the exact sum than
+// vdpbf16ps's, but not equal to it), so that a sequence's result does not depend on the
+// rows beside it, every product takes the same path. int8's sums are exact integers
+// either way: from this many rows on AMX is faster.
+constexpr Index kAmxInt8Rows = 16;
 
 namespace detail {
 
@@ -293,6 +103,28 @@ EIGEN_ALWAYS_INLINE __m512 dot(__m512 acc, __m512i a, __m512i b) {
 }
 #endif
 
+// Row r of C's columns of panel p (+)= the sums `acc` of that row and panel: int8's
+// dequantized (float(sum) * scale_a * scale_w), bfloat16's as they are.
+template <Precision kPrecision, typename Acc>
+EIGEN_ALWAYS_INLINE void store_lanes(const Acc& acc, const ReducedMatrix& w, Index p, const ReducedRows& a, Index r,
+                                     ReducedOutput out, bool accumulate) {
+  const Index first = p * kReducedLanes;
+  const Index cols = std::min(kReducedLanes, w.rows() - first);
+  const __mmask16 mask = static_cast<__mmask16>((1u << cols) - 1u);
+  __m512 result;
+  if constexpr (kPrecision == Precision::int8) {
+    const __m512i offset = _mm512_slli_epi32(_mm512_maskz_loadu_epi32(mask, w.sums() + first), 7);
+    const __m512 scale = _mm512_mul_ps(_mm512_set1_ps(a.scale(r)), _mm512_maskz_loadu_ps(mask, w.scales() + first));
+    result = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc, offset)), scale);
+    __asm__("" : "+v"(result));  // as unfused(): no FMA with the addition below
+  } else {
+    result = acc;
+  }
+  float* target = out.data + r * out.stride + first;
+  if (accumulate) result = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, target), result);
+  _mm512_mask_storeu_ps(target, mask, result);
+}
+
 // R rows of A by P panels from panel p0: R * P accumulators, each block of W loaded once
 // for the R rows.
 template <Precision kPrecision, int R, int P>
@@ -326,24 +158,7 @@ inline void reduced_tile(const ReducedMatrix& w, Index p0, const ReducedRows& a,
     }
   }
   for (int p = 0; p < P; ++p) {
-    const Index first = (p0 + p) * kReducedLanes;
-    const Index cols = std::min(kReducedLanes, w.rows() - first);
-    const __mmask16 mask = static_cast<__mmask16>((1u << cols) - 1u);
-    for (int r = 0; r < R; ++r) {
-      __m512 result;
-      if constexpr (kPrecision == Precision::int8) {
-        const __m512i offset = _mm512_slli_epi32(_mm512_maskz_loadu_epi32(mask, w.sums() + first), 7);
-        const __m512 scale =
-            _mm512_mul_ps(_mm512_set1_ps(a.scale(r0 + r)), _mm512_maskz_loadu_ps(mask, w.scales() + first));
-        result = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][p], offset)), scale);
-        __asm__("" : "+v"(result));  // as unfused(): no FMA with the addition below
-      } else {
-        result = acc[r][p];
-      }
-      float* target = out.data + (r0 + r) * out.stride + first;
-      if (accumulate) result = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, target), result);
-      _mm512_mask_storeu_ps(target, mask, result);
-    }
+    for (int r = 0; r < R; ++r) store_lanes<kPrecision>(acc[r][p], w, p0 + p, a, r0 + r, out, accumulate);
   }
 }
 
@@ -391,13 +206,62 @@ inline void reduced_simd(const ReducedMatrix& w, const ReducedRows& a, Index row
     }
   }
 }
+
+#if defined(LSTMCORE_AMX)
+// Two panels of W at a time against every two tiles of rows: the panels' blocks come from
+// L1 after the first tiles. The sums go through a (32, 32) buffer to store_lanes.
+template <Precision kPrecision>
+inline void reduced_amx(const ReducedMatrix& w, const ReducedRows& a, Index rows, ReducedOutput out,
+                        bool accumulate) {
+  using Sum = std::conditional_t<kPrecision == Precision::int8, std::int32_t, float>;
+  alignas(64) Sum sums[32 * 32];
+  _tile_loadconfig(&kTileConfig);
+  for (Index p = 0; p < w.panels(); p += 2) {
+    for (Index r0 = 0; r0 < rows; r0 += 2 * kTileRows) {
+      amx_block<kPrecision>(w, p, a, r0, sums);
+      for (Index r = r0; r < std::min(rows, r0 + 2 * kTileRows); ++r) {
+        for (Index q = p; q < std::min(w.panels(), p + 2); ++q) {
+          const Sum* lanes = sums + (r - r0) * 32 + (q - p) * 16;
+          if constexpr (kPrecision == Precision::int8) {
+            store_lanes<kPrecision>(_mm512_load_si512(lanes), w, q, a, r, out, accumulate);
+          } else {
+            store_lanes<kPrecision>(_mm512_load_ps(lanes), w, q, a, r, out, accumulate);
+          }
+        }
+      }
+    }
+  }
+  _tile_release();
+}
+#endif
 #endif
 
 }  // namespace detail
 
-// out (rows, w.rows()) (+)= A W^T for the first `rows` rows of `a`.
+// Which kernels a precision runs on in this build: 'amx+avx512_vnni', 'avx512_vnni',
+// 'amx_bf16', 'avx512_bf16' or 'portable'.
+inline const char* reduced_kernel(Precision p) {
+#if defined(LSTMCORE_INT8_VNNI)
+  if (p == Precision::int8) return amx_enabled() ? "amx+avx512_vnni" : "avx512_vnni";
+#endif
+#if defined(LSTMCORE_BF16_AVX512)
+  if (p == Precision::bfloat16) return amx_enabled() ? "amx_bf16" : "avx512_bf16";
+#endif
+  return "portable";
+}
+
+// out (rows, w.rows()) (+)= A W^T for the first `rows` rows of `a`: on AMX from a tile of
+// rows on, where it has them, on AVX-512 for fewer (a batch-1 step).
 inline void reduced_product(const ReducedMatrix& w, const ReducedRows& a, Index rows, ReducedOutput out,
                             bool accumulate) {
+#if defined(LSTMCORE_AMX) && defined(LSTMCORE_INT8_VNNI) && defined(LSTMCORE_BF16_AVX512)
+  if (amx_enabled()) {
+    if (w.precision() == Precision::bfloat16) {
+      return detail::reduced_amx<Precision::bfloat16>(w, a, rows, out, accumulate);
+    }
+    if (rows >= kAmxInt8Rows) return detail::reduced_amx<Precision::int8>(w, a, rows, out, accumulate);
+  }
+#endif
 #if defined(LSTMCORE_INT8_VNNI)
   if (w.precision() == Precision::int8) return detail::reduced_simd<Precision::int8>(w, a, rows, out, accumulate);
 #endif

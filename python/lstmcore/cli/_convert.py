@@ -12,6 +12,7 @@ from lstmcore.cli._errors import TaskError
 from lstmcore.cli._files import check_output_paths
 from lstmcore.cli._model_files import read_model
 from lstmcore.cli._training import check_model_output
+from lstmcore.inference import PreparedModel
 
 READS = (".npz", ".safetensors", ".onnx", ".keras")
 WRITES = (".npz", ".safetensors", ".onnx")
@@ -69,6 +70,8 @@ def run(args, echo=print):
     echo(f"{args.source}: {len(model.layers)} layer(s)")
     for index, layer in enumerate(model.layers):
         echo(f"  ({index}) {layer!r}")
+    if target_suffix == ".onnx" and isinstance(model, PreparedModel):
+        raise TaskError(f"{args.source} is quantized to {model.precision}, which has no ONNX form: convert the float32 model")
     try:
         if target_suffix == ".onnx":
             lstmcore.onnx.export(model, args.target, opset=args.opset, lengths=args.lengths, softmax=args.softmax)

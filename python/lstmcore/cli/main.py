@@ -8,6 +8,7 @@ in its module under ``lstmcore.cli.tasks``.
     lstmcore predict MODEL [--csv FILE --column NAME | --text TEXT ...]
     lstmcore inspect MODEL DATA [--plot-dir DIR] [--ablate] [--json PATH]
     lstmcore convert IN OUT [--lengths --softmax --opset N]   (.npz .safetensors .onnx; .keras in)
+    lstmcore quantize MODEL OUT --to int8|bfloat16
 
 Exit codes: 0 done; 2 bad arguments (argparse's usage and one error line) or a bad file,
 value, model file or output path (one line on stderr, ``lstmcore: error: ...``, saying
@@ -23,7 +24,7 @@ import sys
 import numpy as np
 
 import lstmcore
-from lstmcore.cli import _convert, _demo, _inspect
+from lstmcore.cli import _convert, _demo, _inspect, _quantize
 from lstmcore.cli._errors import TaskError
 from lstmcore.cli._model_files import load_model
 from lstmcore.cli.tasks import TASKS
@@ -65,6 +66,7 @@ def build_parser():
 
     _inspect.add_parser(commands)
     _convert.add_parser(commands)
+    _quantize.add_parser(commands)
     return parser
 
 

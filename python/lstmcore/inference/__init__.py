@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import overload
 
+from lstmcore.inference._files import load
 from lstmcore.inference._layer import PreparedLayer
 from lstmcore.inference._model import PreparedModel
 from lstmcore.inference._quantization import checked_precision
@@ -62,4 +63,4 @@ def quantize(model_or_layer: Sequential | _GatedRecurrent, precision: str) -> Pr
     raise TypeError(f"quantize takes an lstmcore LSTM, GRU or RNN layer or a Sequential, got {type(model_or_layer).__name__}")
 
 
-__all__ = ["PreparedLayer", "PreparedModel", "ReducedLayer", "prepare", "quantize"]
+__all__ = ["PreparedLayer", "PreparedModel", "ReducedLayer", "load", "prepare", "quantize"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -11,10 +12,11 @@ import numpy as np
 
 from lstmcore._typing import ArrayLike
 from lstmcore.inference._layer import PreparedLayer, frozen_copy
+from lstmcore.inference._reduced_file import save_reduced
 from lstmcore.nn import Sequential
 from lstmcore.nn._layers import RecurrentAdapter
 
-_TRAINING = ("forward", "backward", "grads", "zero_grad", "fit", "evaluate", "save")
+_TRAINING = ("forward", "backward", "grads", "zero_grad", "fit", "evaluate")
 
 
 class PreparedModel:
@@ -65,6 +67,15 @@ class PreparedModel:
     def __repr__(self) -> str:
         precision = self.precision
         return f"{precision if precision in ('int8', 'bfloat16') else 'prepared'} {self._model!r}"
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """A quantized model (``quantize``) writes itself as a model file that
+        ``lstmcore.load`` reads back quantized, with the very weights it holds. A
+        prepared float model refuses: save the original."""
+        precision = self.precision
+        if precision not in ("int8", "bfloat16"):
+            raise TypeError("a prepared float model is not saved: save the original model (model.save)")
+        save_reduced(self._model.layers, self._model.metadata, precision, path)
 
     def __call__(self, x: ArrayLike, lengths: ArrayLike | None = None) -> np.ndarray:
         """As ``Sequential.__call__``: the output for one batch."""

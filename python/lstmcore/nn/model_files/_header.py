@@ -1,7 +1,9 @@
 """A model file's JSON header, checked before any layer is built.
 
 The header: ``{"format": "lstmcore-model", "version": 1, "layers": [{"type": "LSTM",
-"config": {...}}, ...], "metadata": {...}}``. Layer types are looked up in
+"config": {...}}, ...], "metadata": {...}}``, and for a quantized model (``lstmcore.quantize``)
+``"precision": "int8"`` or ``"bfloat16"``: its recurrent layers' weight matrices are then
+stored as int8 with a float32 ``<name>.scale`` per row, or as bfloat16 bits (uint16). Layer types are looked up in
 ``LAYER_TYPES``; nothing is ever imported or unpickled by a name read from a file. Every
 config value must have the JSON type its constructor argument takes (``true`` is not the
 integer 1, ``"no"`` is not a boolean), and ``expected_weights`` gives the weights a config
@@ -25,7 +27,11 @@ from lstmcore.rnn._rnn import RNN
 LAYER_TYPES = {
     cls.__name__: cls for cls in (LSTM, GRU, RNN, Dense, Embedding, Dropout, LastStep, MeanPool, Masking, RepeatLast)
 }
-_HEADER_KEYS = ("format", "version", "layers", "metadata")
+_HEADER_KEYS = ("format", "version", "layers", "metadata", "precision")
+RECURRENT_TYPES = ("LSTM", "GRU", "RNN")
+# A quantized file's recurrent weight matrices: the dtype they are stored in.
+REDUCED_DTYPES = {"int8": np.dtype(np.int8), "bfloat16": np.dtype(np.uint16)}
+SCALE_SUFFIX = ".scale"
 
 
 def json_type(value):
@@ -226,6 +232,9 @@ def parse(raw, fail):
     if type(layers) is not list or not 1 <= len(layers) <= MAX_LAYERS:
         count = f"{len(layers)} entries" if type(layers) is list else json_type(layers)
         raise fail(f"expected layers as a list of 1 to {MAX_LAYERS} layers, got {count}")
+    precision = header.get("precision")
+    if "precision" in header and (type(precision) is not str or precision not in REDUCED_DTYPES):
+        raise fail(f"expected precision {' or '.join(map(repr, REDUCED_DTYPES))}, got {short(precision)}")
     for index, entry in enumerate(layers):
         if type(entry) is not dict or sorted(entry) != ["config", "type"]:
             raise fail(f'layer {index}: expected {{"type": ..., "config": {{...}}}}, got {short(entry)}')
@@ -233,26 +242,43 @@ def parse(raw, fail):
         if type(kind) is not str or kind not in LAYER_TYPES:
             raise fail(f"layer {index} has unknown type {short(kind)}; known: {sorted(LAYER_TYPES)}")
         _check_config(index, kind, entry["config"], fail)
+        if precision and kind in RECURRENT_TYPES and entry["config"].get("dtype", "float32") != "float32":
+            raise fail(
+                f"layer {index} ({kind}): the recurrent layers of a model quantized to {precision} are float32, "
+                f"got {short(entry['config']['dtype'])}"
+            )
     return header
 
 
 # ----------------------------------------------------------------------- weights
 
 
-def expected_weights(kind, config):
+def expected_weights(kind, config, precision=None):
     """(name, shape, dtype) of every weight a ``kind`` layer built from the checked
     ``config`` holds, lazily: a config claiming a million layers costs nothing until its
     names are compared with the archive's members. Mirrors the layers' own parameter
-    layout (a test compares the two for every layer type and variant)."""
+    layout (a test compares the two for every layer type and variant). With a
+    ``precision``, a recurrent layer's weight matrices are in its dtype, int8 ones
+    followed by their row scales."""
     dtype = np.dtype(config.get("dtype", "float32"))
     if kind == "Dense":
         yield "weight", (config["out_features"], config["in_features"]), dtype
         yield "bias", (config["out_features"],), dtype
     elif kind == "Embedding":
         yield "weight", (config["num_embeddings"], config["embedding_dim"]), dtype
-    elif kind in ("LSTM", "GRU", "RNN"):
+    elif kind in RECURRENT_TYPES:
         for name, shape in _recurrent_weights(kind, config):
-            yield name, shape, dtype
+            if precision is None or not is_reduced(name):
+                yield name, shape, dtype
+                continue
+            yield name, shape, REDUCED_DTYPES[precision]
+            if precision == "int8":
+                yield name + SCALE_SUFFIX, shape[:1], np.dtype(np.float32)
+
+
+def is_reduced(name):
+    """Whether a quantized model holds the recurrent weight ``name`` in reduced precision."""
+    return name.startswith(("weight_ih_", "weight_hh_"))
 
 
 def _recurrent_weights(kind, config):

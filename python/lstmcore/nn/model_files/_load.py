@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import stat
 
+import numpy as np
+
 from lstmcore.nn._model import Sequential
 from lstmcore.nn.model_files import _safetensors
 from lstmcore.nn.model_files._archive import Archive
@@ -19,16 +21,34 @@ def load(path: str | os.PathLike[str]) -> Sequential:
 
     Every size the file claims is checked against the file and the layer configurations
     before a layer is built, so a file costs a small multiple of its real bytes however it
-    lies; nothing in it is unpickled or executed.
+    lies; nothing in it is unpickled or executed. A quantized model's file is read by
+    ``lstmcore.load``, which returns it quantized.
     """
+    model, precision, _ = read_model_file(path)
+    if precision is not None:
+        raise ModelFileError(
+            f"{os.fspath(path)}: a model quantized to {precision} (lstmcore.quantize): load it with lstmcore.load"
+        )
+    return model
+
+
+def read_model_file(path: str | os.PathLike[str]) -> tuple[Sequential, str | None, dict[str, np.ndarray]]:
+    """(model, precision, reduced) of the model file at ``path``, checked as ``load``
+    says: the model with every float weight read; for a quantized model's file its
+    precision and the weights stored reduced, by qualified name ("0.weight_hh_l0" and
+    its "0.weight_hh_l0.scale"), whose float places in the model stay zero."""
     path = os.fspath(path)
     with open_model_file(path) as stored:
         header = parse(stored.header_bytes(), stored.fail)
-        names = _checked_weights(stored, header)
+        expected = _checked_weights(stored, header)
         model = _build(stored, header)
-        for name in names:
-            stored.read_into(name, model.params[name])
-    return model
+        reduced = {}
+        for name, (shape, dtype) in expected.items():
+            place = model.params.get(name)
+            if place is None or place.dtype != dtype or place.shape != shape:
+                place = reduced[name] = np.empty(shape, dtype)
+            stored.read_into(name, place)
+    return model, header.get("precision"), reduced
 
 
 def open_model_file(path):
@@ -58,11 +78,11 @@ def open_model_file(path):
 
 
 def _checked_weights(stored, header):
-    """The names of the weights the header's layers hold, each checked against what the
-    file declares for it (dtype and shape), before anything is allocated."""
+    """{name: (shape, dtype)} of the weights the header's layers hold, each checked against
+    what the file declares for it, before anything is allocated."""
     expected, missing = {}, []
     for index, entry in enumerate(header["layers"]):
-        for name, shape, dtype in expected_weights(entry["type"], entry["config"]):
+        for name, shape, dtype in expected_weights(entry["type"], entry["config"], header.get("precision")):
             name = f"{index}.{name}"
             if name in stored.weights:
                 expected[name] = (shape, dtype)
@@ -78,7 +98,7 @@ def _checked_weights(stored, header):
         declared = stored.array_header(name)
         if declared.dtype != dtype or tuple(declared.shape) != shape:
             raise stored.fail(f"expected weight {name!r} as {dtype} {short(shape)}, got {declared.text()}")
-    return list(expected)
+    return expected
 
 
 def _build(stored, header):

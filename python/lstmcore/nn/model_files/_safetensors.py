@@ -223,7 +223,7 @@ class SafetensorsFile:
 
 
 def write(path, header_text, arrays):
-    """Writes ``arrays`` ({name: float array}) and ``header_text`` (the lstmcore header's
+    """Writes ``arrays`` ({name: numeric array}) and ``header_text`` (the lstmcore header's
     JSON) to ``path`` as safetensors, atomically."""
     to_bytes = serializer()
     tensors = {name: np.ascontiguousarray(value) for name, value in arrays.items()}  # the library reads raw memory

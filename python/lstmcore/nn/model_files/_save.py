@@ -23,8 +23,7 @@ def save(model: Model, path: str | os.PathLike[str]) -> None:
     through and a replaced file's mode kept): safetensors when ``path`` ends in
     ".safetensors" (any case; it needs the safetensors package), an .npz archive
     otherwise, whatever the suffix."""
-    safetensors = writes_safetensors(path)
-    if safetensors:
+    if writes_safetensors(path):
         _safetensors.serializer()  # missing: said before any work, and no temporary file made
     config = model.get_config()
     for index, (entry, layer) in enumerate(zip(config["layers"], model.layers)):
@@ -32,21 +31,34 @@ def save(model: Model, path: str | os.PathLike[str]) -> None:
             raise ValueError(
                 f"cannot save layer {index} of type {type(layer).__name__}: model files hold only {sorted(LAYER_TYPES)}"
             )
-    metadata = check_metadata(model.metadata)  # it may have been reassigned since construction
-    header = json.dumps(
-        {"format": FORMAT, "version": VERSION, "layers": config["layers"], "metadata": metadata}, allow_nan=False
-    )
     arrays: dict[str, Any] = {}
     for name, value in model.params.items():
         value = np.asarray(value)
         if value.dtype.kind != "f":
             raise ValueError(f"expected params[{name!r}] as a float array, got dtype {value.dtype}")
         arrays[name] = value
-    if safetensors:
+    write_model_file(path, config["layers"], model.metadata, arrays)
+
+
+def write_model_file(
+    path: str | os.PathLike[str],
+    layers: list[dict[str, Any]],
+    metadata: Any,
+    arrays: dict[str, np.ndarray],
+    precision: str | None = None,
+) -> None:
+    """Writes the header of ``layers`` (their type and config), ``metadata`` and
+    ``precision`` (None: float weights) with ``arrays`` by qualified name, atomically."""
+    metadata = check_metadata(metadata)  # it may have been reassigned since construction
+    fields = {"format": FORMAT, "version": VERSION, "layers": layers, "metadata": metadata}
+    if precision is not None:
+        fields["precision"] = precision
+    header = json.dumps(fields, allow_nan=False)
+    if writes_safetensors(path):
         _safetensors.write(path, header, arrays)
     else:
-        arrays[HEADER] = np.frombuffer(header.encode("utf-8"), np.uint8)
-        write_atomically(path, lambda file: np.savez(file, **arrays))
+        members: dict[str, Any] = {**arrays, HEADER: np.frombuffer(header.encode("utf-8"), np.uint8)}
+        write_atomically(path, lambda file: np.savez(file, **members))
 
 
 def writes_safetensors(path: str | os.PathLike[str]) -> bool:
