@@ -8,6 +8,7 @@
 mpi4py and dask are imported only when these run, never by ``import lstmcore``.
 """
 
+from lstmcore.distributed._dask import predict
 from lstmcore.nn._mpi import RankFailed
 
-__all__ = ["RankFailed"]
+__all__ = ["predict", "RankFailed"]
