@@ -246,3 +246,16 @@ def test_fit_refuses_an_unknown_distributed_backend(given, error):
     x, y = _mpi_fit.regress_data()
     with pytest.raises(error, match="expected distributed as None, 'mpi' or an mpi4py communicator"):
         _mpi_fit.regress_model().fit(x, y, loss="mse", distributed=given, verbose=False)
+
+
+def test_the_step_benchmark_runs_on_two_ranks(tmp_path):
+    # benchmarks/distributed_step.py, which docs/distributed.md's measurement comes from, at a tiny size
+    arguments = ["--input", "4", "--hidden", "8", "--steps", "3", "--batch", "6", "--iterations", "2"]
+    code, out, err, _ = launch(
+        2, "-m", "benchmarks.distributed_step", *arguments, "--json", tmp_path / "step.json", cwd=HERE.parent
+    )
+    assert code == 0, err
+    result = json.loads((tmp_path / "step.json").read_text())
+    assert result["ranks"] == 2 and result["parameters"] == 4 * 8 * (4 + 8) + 8 * 8 + 8 + 1
+    assert result["allreduce_bytes"] == 4 * (result["parameters"] + 4) and result["allreduce_in_step_s"] > 0
+    assert "2 rank(s) x 1 thread(s)" in out
