@@ -133,6 +133,32 @@ def train(distributed=None, epochs=EPOCHS, checkpoint=None, resume=False, sabota
     return results
 
 
+def dropout_resume(out, checkpoint, rank):
+    """A model with dropout (a recurrent layer's and a Dropout layer's) trained for 3 epochs
+    on this job's ranks, then again as 1 epoch checkpointed and 2 more resumed: writes the
+    largest difference between the two to OUT/rank<r>.dropout.json, with this rank's
+    dropout stream states."""
+    from lstmcore.nn._checkpoint import generator_states
+
+    def model():
+        return lstmcore.Sequential(
+            [lstmcore.LSTM(3, 8, seed=0, num_layers=2, dropout=0.3), lstmcore.LastStep(),
+             lstmcore.Dropout(0.2, seed=9), lstmcore.Dense(8, 1, seed=1)]
+        )  # fmt: skip
+
+    x, y = regress_data()
+    options = dict(loss="mse", batch_size=16, verbose=False, distributed="mpi")
+    whole = model()
+    whole.fit(x, y, epochs=3, **options)
+    model().fit(x, y, epochs=1, checkpoint=checkpoint, **options)
+    resumed = model()
+    history = resumed.fit(x, y, epochs=3, checkpoint=checkpoint, resume=True, **options)
+    worst = max(float(np.max(np.abs(resumed.params[key] - value))) for key, value in whole.params.items())
+    states = {key: str(state["state"]) for key, state in generator_states(resumed).items()}
+    report = {"worst": worst, "resumed": history.resumed_epochs, "states": states}
+    (out / f"rank{rank}.dropout.json").write_text(json.dumps(report))
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("out", type=pathlib.Path)
@@ -141,12 +167,16 @@ def main():
     parser.add_argument("--checkpoint")
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--sabotage")
+    parser.add_argument("--dropout", action="store_true", help="run dropout_resume instead")
     args = parser.parse_args()
     rank = 0
     if args.mpi:
         from mpi4py import MPI
 
         rank = MPI.COMM_WORLD.Get_rank()
+    if args.dropout:
+        dropout_resume(args.out, args.checkpoint, rank)
+        return
     try:
         results = train("mpi" if args.mpi else None, args.epochs, args.checkpoint, args.resume, args.sabotage, rank)
     except Exception as error:

@@ -198,6 +198,18 @@ def test_a_killed_rank_ends_the_job_and_a_rerun_resumes_to_the_uninterrupted_res
         np.testing.assert_array_equal(params[key], value, err_msg=key)
 
 
+def test_with_dropout_each_rank_drops_its_own_elements_and_a_resumed_run_matches(tmp_path):
+    code, _, err, _ = launch(2, SCRIPT, tmp_path, "--mpi", "--dropout", "--checkpoint", tmp_path / "ck")
+    assert code == 0, err
+    reports = [json.loads((tmp_path / f"rank{rank}.dropout.json").read_text()) for rank in range(2)]
+    for report in reports:
+        assert report["worst"] == 0.0 and report["resumed"] == 1
+    # the layers' generators (the recurrent layer's dropout, the Dropout layer's) differ by rank
+    assert set(reports[0]["states"]) == {"0._dropout_rng", "2._rng"}
+    for key in reports[0]["states"]:
+        assert reports[0]["states"][key] != reports[1]["states"][key], key
+
+
 # ----------------------------------------------------------------------- the command line
 
 
