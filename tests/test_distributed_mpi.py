@@ -171,9 +171,9 @@ def test_a_rank_that_raises_stops_every_rank_with_its_error(tmp_path):
 def test_a_rank_failing_outside_a_shared_step_ends_the_job(tmp_path):
     # The optimizer's step runs after the step's Allreduce: rank 0 goes on to the next one,
     # where rank 1 never arrives. fit prints the error and ends the job (MPI_Abort).
-    code, _, err, seconds = launch(2, SCRIPT, tmp_path, "--mpi", "--sabotage", "1:2:optimizer")
+    code, out, err, seconds = launch(2, SCRIPT, tmp_path, "--mpi", "--sabotage", "1:2:optimizer")
     assert code != 0 and seconds < PROMPT_S, err
-    assert "lstmcore: rank 1 of 2 failed; ending the MPI job (MPI_Abort)" in err
+    assert "lstmcore: rank 1 of 2 failed; ending the MPI job (MPI_Abort)" in err, f"exit status {code}\n{out}\n{err}"
     assert "RuntimeError: the optimizer failed on this rank alone (sabotage)" in err
     assert not list(tmp_path.glob("rank*.npz"))
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import sys
+import time
 import traceback
 from collections.abc import Iterator, Mapping
 from typing import Any, NoReturn, cast
@@ -34,6 +35,7 @@ import numpy as np
 _SLOTS = 4
 _LOW = 4096
 _MAX_COUNT = 2**36  # count // 4096 summed over the ranks stays below 2**24, exact in float32
+_ABORT_GRACE_S = 1.0
 
 
 class RankFailed(RuntimeError):
@@ -132,6 +134,9 @@ class Ranks:
         text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
         sys.stderr.write(f"lstmcore: rank {self.rank} of {self.size} failed; ending the MPI job (MPI_Abort)\n{text}")
         sys.stderr.flush()
+        # The launcher forwards this rank's output through a pipe; MPI_Abort may tear the job
+        # down before it has read it (seen with MPICH's hydra on a loaded machine): a moment first.
+        time.sleep(_ABORT_GRACE_S)
         self.comm.Abort(130 if isinstance(error, KeyboardInterrupt) else 1)
         raise error  # Abort does not return; a communicator that did would leave it here
 
