@@ -186,12 +186,18 @@ class Checkpoint:
 
     def restore(self, model: Any, optimizer: Any, schedule: Any, rank: int, size: int) -> None:
         """The model's parameters, the optimizer's state and rate, the schedule's epoch and
-        this rank's layer generators as they were."""
-        for name, array in self.params.items():
-            model.params[name] = array
+        this rank's layer generators as they were (nothing changed when it refuses)."""
         saved = self.header["optimizer"]
         if saved["type"] != type(optimizer).__name__:
             raise self.fail(f"written with optimizer {saved['type']}, this fit uses {type(optimizer).__name__}")
+        layer_states = self.header["layer_states"]
+        if len(layer_states) != size and draws_in_training(model):
+            raise self.fail(
+                f"written by {len(layer_states)} rank(s), each drawing its own dropout masks; resume with "
+                f"{len(layer_states)} rank(s) (or start a new checkpoint folder)"
+            )
+        for name, array in self.params.items():
+            model.params[name] = array
         state: dict[str, Any] = {name: dict(values) for name, values in saved["scalars"].items()}
         for index, (name, key) in enumerate(saved["arrays"]):
             array = self.optimizer_arrays[f"optim/{index}"].copy()
@@ -204,12 +210,6 @@ class Checkpoint:
             for _ in range(self.header["epochs_done"]):
                 schedule.step()
         optimizer.lr = saved["lr"]
-        layer_states = self.header["layer_states"]
-        if len(layer_states) != size and draws_in_training(model):
-            raise self.fail(
-                f"written by {len(layer_states)} rank(s), each drawing its own dropout masks; resume with "
-                f"{len(layer_states)} rank(s) (or start a new checkpoint folder)"
-            )
         set_generator_states(model, layer_states[rank] if rank < len(layer_states) else layer_states[0])
 
 
