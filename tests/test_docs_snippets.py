@@ -5,7 +5,8 @@ value) teaches the wrong API. Each block runs in a fresh interpreter, in an empt
 directory (the blocks may write files), with a hard timeout. A block that imports torch
 skips where torch is missing, and its id ends in "-torch", so the sanitized CI step (which
 deselects -k "not torch") leaves it out as it leaves out the other torch tests. The blocks
-that use scikit-learn (docs/sklearn.md) skip where it is not installed.
+that use scikit-learn (docs/sklearn.md), mpi4py or Dask (docs/distributed.md) skip where
+it is not installed.
 """
 
 import pathlib
@@ -44,5 +45,9 @@ def test_snippet_runs(code, tmp_path):
         pytest.importorskip("torch")
     if "sklearn" in code:  # docs/sklearn.md: a skip for a missing scikit-learn, a failure in CI (conftest.py)
         pytest.importorskip("sklearn")
+    if 'distributed="mpi"' in code:  # docs/distributed.md: one MPI rank, without mpiexec
+        pytest.importorskip("mpi4py")
+    if "import dask" in code:
+        pytest.importorskip("distributed")
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT_S)
     assert result.returncode == 0, f"exit status {result.returncode}\n{result.stderr[-3000:]}"

@@ -111,6 +111,7 @@ def test_the_microscope_does_not_shadow_the_standard_library():
 # them; each is imported by the function that needs it.
 OPTIONAL_PACKAGES = (
     "torch", "onnx", "onnxruntime", "h5py", "safetensors", "sklearn", "keras", "matplotlib", "pandas", "scipy",
+    "mpi4py", "dask", "distributed", "pyarrow",
 )  # fmt: skip
 
 
@@ -121,7 +122,7 @@ def _run_python(code):
 def test_importing_lstmcore_loads_no_optional_package():
     # lstmcore.torch (which imports torch by design) is not loaded by `import lstmcore` either.
     code = (
-        "import sys, lstmcore, lstmcore.onnx, lstmcore.interop, lstmcore.interop.keras\n"
+        "import sys, lstmcore, lstmcore.onnx, lstmcore.interop, lstmcore.interop.keras, lstmcore.distributed\n"
         "lstmcore.from_torch, lstmcore.to_torch, lstmcore.from_keras, lstmcore.interop.from_torch\n"
         f"print(sorted(m for m in sys.modules if m.split('.')[0] in {OPTIONAL_PACKAGES!r}\n"
         "             or m.startswith('lstmcore.torch') or m.startswith('lstmcore.sklearn')))\n"

@@ -26,6 +26,10 @@ from lstmcore.nn import (
 )
 from lstmcore.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 
+# After nn, whose model files and training loop it uses; mpi4py and dask are imported
+# only when its functions run.
+from lstmcore import distributed  # isort: skip
+
 # The names these modules had before the package was cut by concern: ``lstmcore.inspect``
 # (now ``microscope``, which does not shadow the standard library's ``inspect``),
 # ``lstmcore.losses`` and ``lstmcore.optim`` (now in ``nn``). Registered as the same module
@@ -71,5 +75,6 @@ __all__ = [
     "interop",
     "from_torch",
     "to_torch",
+    "distributed",
     "__version__",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from inspect import signature
 
+from lstmcore.cli import _distributed
 from lstmcore.cli._limits import BOUNDS, TEMPERATURE
 
 
@@ -109,6 +110,7 @@ def training_options(parser, defaults, *, out):
         help="where to save the model: .npz, or safetensors for a name ending .safetensors (default %(default)s)",
     )
     group.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    _distributed.add_options(group, nonempty_path)
 
 
 def train_runner(train):
@@ -116,7 +118,8 @@ def train_runner(train):
 
     def run(args):
         accepted = signature(train).parameters
-        train(**{name: value for name, value in vars(args).items() if name in accepted}, verbose=not args.quiet)
+        given = {name: value for name, value in vars(args).items() if name in accepted}
+        train(**{**given, **_distributed.task_keywords(args, accepted)})
         return 0
 
     return run

@@ -6,6 +6,7 @@ in its module under ``lstmcore.cli.tasks``.
     lstmcore train forecast|charlm|classify [options]
     lstmcore generate MODEL [--length --temperature --prime --seed]
     lstmcore predict MODEL [--csv FILE --column NAME | --text TEXT ...]
+    lstmcore predict MODEL --input PATTERN --output DIR [--dask ADDRESS] [--batch-size N]
     lstmcore inspect MODEL DATA [--plot-dir DIR] [--ablate] [--json PATH]
     lstmcore convert IN OUT [--lengths --softmax --opset N]   (.npz .safetensors .onnx; .keras in)
     lstmcore quantize MODEL OUT --to int8|bfloat16
@@ -24,7 +25,8 @@ import sys
 import numpy as np
 
 import lstmcore
-from lstmcore.cli import _convert, _demo, _inspect, _quantize
+from lstmcore.cli import _convert, _dask_predict, _demo, _inspect, _quantize
+from lstmcore.cli._arguments import nonempty_path, whole_number
 from lstmcore.cli._errors import TaskError
 from lstmcore.cli._model_files import load_model
 from lstmcore.cli.tasks import TASKS
@@ -33,6 +35,8 @@ PROG = "lstmcore"
 
 
 def _run_predict(args):
+    if _dask_predict.wanted(args):
+        return _dask_predict.run(args)
     checks = {name: task.check_metadata for name, task in TASKS.items() if task.predict is not None}
     model = load_model(args.model, checks)
     return TASKS[model.metadata["task"]].predict(model, args)
@@ -62,6 +66,7 @@ def build_parser():
     predict.add_argument("--csv", metavar="FILE", help="CSV file with a header row")
     predict.add_argument("--column", help="column of --csv (default: the model's column, or 'text')")
     predict.add_argument("--text", action="append", help="a text to classify (repeatable)")
+    _dask_predict.add_options(predict, whole_number("batch_size"), nonempty_path)
     predict.set_defaults(run=_run_predict)
 
     _inspect.add_parser(commands)

@@ -238,9 +238,14 @@ class Sequential:
         lengths: ArrayLike | None = None,
         verbose: bool = True,
         metrics: Sequence[str] | None = None,
+        distributed: Any = None,
+        checkpoint: str | os.PathLike[str] | None = None,
+        resume: bool = False,
     ) -> History:
         """Train on (x, y) in seeded mini-batches; returns a ``History``. The options are
-        described in ``lstmcore.nn._train.fit``."""
+        described in ``lstmcore.nn._train.fit``; ``distributed="mpi"`` trains data-parallel
+        over the ranks of an MPI job, ``checkpoint=DIR`` and ``resume=True`` continue an
+        interrupted run (docs/distributed.md)."""
         return fit(
             self,
             x,
@@ -260,6 +265,9 @@ class Sequential:
             lengths=lengths,
             verbose=verbose,
             metrics=metrics,
+            distributed=distributed,
+            checkpoint=checkpoint,
+            resume=resume,
         )
 
     def save(self, path: str | os.PathLike[str]) -> None:

@@ -8,7 +8,9 @@ LSTM, Dense, Dropout, ...) two runs give identical histories.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -20,6 +22,7 @@ import tqdm
 from lstmcore._typing import ArrayLike, Model
 from lstmcore._util.blas import one_blas_thread
 from lstmcore._util.checks import check_finite_real
+from lstmcore.nn import _checkpoint, _mpi
 from lstmcore.nn import losses as _losses
 from lstmcore.nn._batches import batch_slices as _batch_slices
 from lstmcore.nn.optim import Adam, clip_grad_norm
@@ -37,6 +40,8 @@ class History:
     ``val_accuracy``. ``best_epoch``: 0-based index of the lowest ``val_loss`` (of
     ``loss`` without validation), None before any epoch ends. ``stopped_early``: patience
     ran out. ``interrupted``: Ctrl-C ended the run (the unfinished epoch is not recorded).
+    ``resumed_epochs``: the epochs read from a checkpoint (``resume=True``), 0 for a run
+    that started from scratch.
     """
 
     def __init__(self) -> None:
@@ -44,6 +49,7 @@ class History:
         self.best_epoch: int | None = None
         self.stopped_early = False
         self.interrupted = False
+        self.resumed_epochs = 0
 
     @property
     def epochs(self) -> int:
@@ -153,6 +159,15 @@ def evaluate(
     loss = _losses.get(loss)
     metrics = _checked_metrics(metrics, loss)
     x, y, lengths = _data(x, y, lengths, model=model)
+    total, count, correct, counted = _evaluation_sums(model, x, y, lengths, loss, batch_size, metrics)
+    result = {"loss": _ratio(total, count)}
+    if metrics:
+        result["accuracy"] = _ratio(correct, counted)
+    return result
+
+
+def _evaluation_sums(model, x, y, lengths, loss, batch_size, metrics):
+    """(loss sum, loss count, correct, counted) over checked x, y, lengths."""
     total = count = correct = counted = 0
     for part in _batch_slices(len(x), batch_size):
         batch_lengths = _take(lengths, part)
@@ -163,10 +178,7 @@ def evaluate(
         if metrics:
             hits, seen = _accuracy_counts(loss, pred, y[part], mask)
             correct, counted = correct + hits, counted + seen
-    result = {"loss": _ratio(total, count)}
-    if metrics:
-        result["accuracy"] = _ratio(correct, counted)
-    return result
+    return total, count, correct, counted
 
 
 def _validation(x, y, lengths, validation_data, validation_split, rng):
@@ -237,6 +249,9 @@ def fit(
     lengths: ArrayLike | None = None,
     verbose: bool = True,
     metrics: Sequence[str] | None = None,
+    distributed: Any = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+    resume: bool = False,
 ) -> History:
     """Train ``model`` on (x, y) in mini-batches; returns a ``History``.
 
@@ -253,74 +268,184 @@ def fit(
     for classification. verbose: a progress bar per epoch and a summary line, on stderr.
     Ctrl-C abandons the current epoch, restores the best weights (with validation) and
     returns the history with ``interrupted=True``.
+
+    distributed="mpi": data-parallel over the processes of an MPI job (``mpiexec -n N``,
+    every rank given the same arguments; docs/distributed.md): rank 0's parameters are
+    broadcast, ``batch_size`` is the global batch of which each rank computes a share, the
+    gradients are summed with one Allreduce per step, and every rank returns the same
+    History; only rank 0 prints and writes files. A rank that fails makes every rank raise
+    (``lstmcore.distributed.RankFailed`` on the others); a failure that cannot be shared
+    so, and Ctrl-C, end the job (MPI_Abort).
+
+    checkpoint: a folder; after every epoch ``checkpoint.npz`` there is replaced
+    atomically by the run's state (parameters, optimizer state, epoch, random states).
+    resume=True continues from it, taking the same steps as an uninterrupted run (the
+    same data, batch size, seed and a freshly built optimizer and schedule of the same
+    kind are expected); without one it starts from scratch and says so.
     """
-    loss = _losses.get(loss)
-    metrics = _checked_metrics(metrics, loss)
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"expected epochs as an int >= 1, got {epochs!r}")
-    if patience is not None and (isinstance(patience, bool) or not isinstance(patience, int) or patience < 1):
-        raise ValueError(f"expected patience as an int >= 1 or None, got {patience!r}")
-    if clip_norm is not None and not check_finite_real(clip_norm, "clip_norm") > 0:
-        raise ValueError(f"expected clip_norm as a finite number > 0 or None, got {clip_norm!r}")
-    _batch_slices(1, batch_size)  # the check
-    x, y, lengths = _data(x, y, lengths, model=model)
+    ranks = _mpi.ranks_for(distributed)
+    if ranks.size == 1:
+        ranks = _mpi.Local()  # nothing to exchange: the one-process loop, bit for bit
+    options = dict(
+        loss=loss,
+        optimizer=optimizer,
+        epochs=epochs,
+        batch_size=batch_size,
+        validation_data=validation_data,
+        validation_split=validation_split,
+        shuffle=shuffle,
+        seed=seed,
+        patience=patience,
+        restore_best_weights=restore_best_weights,
+        clip_norm=clip_norm,
+        schedule=schedule,
+        lengths=lengths,
+        verbose=verbose,
+        metrics=metrics,
+        checkpoint=checkpoint,
+        resume=resume,
+    )
+    if not isinstance(ranks, _mpi.Ranks):
+        return _fit(model, x, y, ranks, **options)
+    try:
+        return _fit(model, x, y, ranks, **options)
+    except BaseException as error:
+        if not ranks.agreed:
+            # Raised where the other ranks may wait in a collective this rank will not
+            # join: only ending the job frees them.
+            ranks.abort(error)
+        raise
+
+
+def _fit(
+    model,
+    x,
+    y,
+    ranks,
+    *,
+    loss,
+    optimizer,
+    epochs,
+    batch_size,
+    validation_data,
+    validation_split,
+    shuffle,
+    seed,
+    patience,
+    restore_best_weights,
+    clip_norm,
+    schedule,
+    lengths,
+    verbose,
+    metrics,
+    checkpoint,
+    resume,
+):
+    with ranks.together("checking fit's arguments"):
+        loss = _losses.get(loss)
+        metrics = _checked_metrics(metrics, loss)
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise ValueError(f"expected epochs as an int >= 1, got {epochs!r}")
+        if patience is not None and (isinstance(patience, bool) or not isinstance(patience, int) or patience < 1):
+            raise ValueError(f"expected patience as an int >= 1 or None, got {patience!r}")
+        if clip_norm is not None and not check_finite_real(clip_norm, "clip_norm") > 0:
+            raise ValueError(f"expected clip_norm as a finite number > 0 or None, got {clip_norm!r}")
+        if resume and checkpoint is None:
+            raise ValueError("resume=True continues from checkpoint=DIR: give that folder")
+        _batch_slices(1, batch_size)  # the check
+        x, y, lengths = _data(x, y, lengths, model=model)
+        optimizer = Adam(model.params, lr=1e-3) if optimizer is None else optimizer
+        schedule = _schedule_for(schedule, optimizer)
+        if checkpoint is not None and not isinstance(getattr(optimizer, "state", None), dict):
+            raise TypeError(f"checkpoint needs an optimizer with a .state dict (SGD, Adam, AdamW), got {optimizer!r}")
+    given_seed, seed = seed, ranks.same_seed(seed)
     rng = np.random.default_rng(seed)
-    train, validation = _validation(x, y, lengths, validation_data, validation_split, rng)
-    if patience is not None and validation is None:
-        raise ValueError("patience watches val_loss: give validation_data or validation_split")
-    optimizer = Adam(model.params, lr=1e-3) if optimizer is None else optimizer
-    schedule = _schedule_for(schedule, optimizer)
+    with ranks.together("splitting off the validation data"):
+        train, validation = _validation(x, y, lengths, validation_data, validation_split, rng)
+        if patience is not None and validation is None:
+            raise ValueError("patience watches val_loss: give validation_data or validation_split")
+        if validation is not None:
+            validation = _data(*validation, "validation ", model=model)  # lengths a masking layer reads
+    settings = _settings(model, len(x), batch_size, given_seed, shuffle, validation)
+    gradients = None
+    if ranks.collective:
+        loop = dict(epochs=epochs, patience=patience, clip_norm=clip_norm, metrics=metrics, seed=seed, resume=resume)
+        loop["checkpoint"] = checkpoint is not None
+        ranks.check_same(_description(settings, loop, x, y, lengths), "arguments of fit (data, options)")
+        ranks.broadcast_params(model.params)
+        _checkpoint.give_rank_its_streams(model, ranks.rank)
+        gradients = _mpi.Gradients(model.params)
+    talk = verbose and ranks.rank == 0
 
     history = History()
-    best_loss, best_params, waited = math.inf, None, 0
+    best_loss, best_params, waited, first_epoch = math.inf, None, 0, 0
+    if resume:
+        saved = _resume(checkpoint, ranks, model, optimizer, schedule, settings, talk)
+        if saved is not None:
+            header = saved.header
+            history.history = {key: list(values) for key, values in header["history"].items()}
+            history.best_epoch, history.stopped_early = header["best_epoch"], header["stopped_early"]
+            history.resumed_epochs = first_epoch = header["epochs_done"]
+            best_loss, waited = header["best_loss"], header["waited"]
+            best_params = saved.best_params
+            rng.bit_generator.state = header["rng"]
     try:
-        for epoch in range(epochs):
+        for epoch in range(first_epoch, 0 if history.stopped_early else epochs):
             started = time.perf_counter()
             lr = optimizer.lr  # the rate of this epoch; a schedule changes it after
             order = rng.permutation(train) if shuffle else train
-            total = count = correct = counted = 0
+            total = count = correct = counted = 0  # this rank's
+            shown_total = shown_count = 0.0  # the whole batches', for the progress bar
             with tqdm.tqdm(
                 total=len(order),
                 desc=f"epoch {epoch + 1}/{epochs}",
                 unit="sample",
                 file=sys.stderr,
-                disable=not verbose,
+                disable=not talk,
                 leave=False,
             ) as bar:
                 for part in _batch_slices(len(order), batch_size):
                     index = order[part]
-                    batch_y, batch_lengths = y[index], _take(lengths, index)
-                    model.zero_grad()
-                    pred, tape = model.forward(x[index], training=True, lengths=batch_lengths)
-                    mask = _loss_mask(model, pred, batch_lengths)
-                    batch_total, batch_count, d_total = _sum_count_grad(loss, pred, batch_y, mask, gradient=True)
-                    if batch_count:
-                        model.backward(tape, d_total / d_total.dtype.type(batch_count))
-                        if clip_norm is not None:
-                            clip_grad_norm(model.grads, clip_norm)
-                        optimizer.step(model.grads)
+                    if gradients is None:
+                        sums = _step(model, loss, x, y, lengths, index, metrics, optimizer, clip_norm)
+                    else:
+                        step = (model, loss, x, y, lengths, index, metrics, optimizer, clip_norm)
+                        sums = _distributed_step(*step, ranks, gradients)
+                    batch_total, batch_count, hits, seen, whole_total, whole_count = sums
                     total, count = total + batch_total, count + batch_count
-                    if metrics:
-                        hits, seen = _accuracy_counts(loss, pred, batch_y, mask)
-                        correct, counted = correct + hits, counted + seen
+                    correct, counted = correct + hits, counted + seen
+                    shown_total, shown_count = shown_total + whole_total, shown_count + whole_count
                     bar.update(len(index))
-                    bar.set_postfix_str(f"loss {_ratio(total, count):.4f}", refresh=False)
+                    bar.set_postfix_str(f"loss {_ratio(shown_total, shown_count):.4f}", refresh=False)
             trained = time.perf_counter() - started
+            validation_sums = [0.0, 0.0, 0.0, 0.0]
+            if validation is not None:
+                with ranks.together("evaluating the validation data"):
+                    x_val, y_val, lengths_val = validation
+                    share = ranks.rows(len(x_val))
+                    if share.stop > share.start:
+                        batch = max(batch_size, 256)
+                        shared = (x_val[share], y_val[share], _take(lengths_val, share))
+                        validation_sums = list(_evaluation_sums(model, *shared, loss, batch, metrics))
+            epoch_time = time.perf_counter() - started
+            if ranks.collective:
+                # the sums over the ranks, and rank 0's times (every rank records the same)
+                times = [trained, epoch_time] if ranks.rank == 0 else [0.0, 0.0]
+                mine = [total, count, correct, counted, *validation_sums, *times]
+                summed = [float(value) for value in ranks.sum(mine, None, "summing the epoch")]
+                total, count, correct, counted = summed[:4]
+                validation_sums, (trained, epoch_time) = summed[4:8], summed[8:]
             record = {"loss": _ratio(total, count), "lr": lr}
             if metrics:
                 record["accuracy"] = _ratio(correct, counted)
             if validation is not None:
-                x_val, y_val, lengths_val = validation
-                scores = evaluate(
-                    model, x_val, y_val, loss=loss, batch_size=max(batch_size, 256), lengths=lengths_val, metrics=metrics
-                )
-                record["val_loss"] = scores["loss"]
+                record["val_loss"] = _ratio(validation_sums[0], validation_sums[1])
                 if metrics:
-                    record["val_accuracy"] = scores["accuracy"]
-            record["epoch_time"] = time.perf_counter() - started
+                    record["val_accuracy"] = _ratio(validation_sums[2], validation_sums[3])
+            record["epoch_time"] = epoch_time
             record["samples_per_s"] = len(order) / trained if trained > 0 else math.inf
             history._record(**record)
-            if verbose:
+            if talk:
                 tqdm.tqdm.write(_summary(epoch, epochs, record), file=sys.stderr)
 
             watched = record.get("val_loss", record["loss"])
@@ -332,10 +457,26 @@ def fit(
                 waited += 1
             if schedule is not None:
                 schedule.step()
-            if patience is not None and waited >= patience:
-                history.stopped_early = True
+            history.stopped_early = patience is not None and waited >= patience
+            if ranks.collective:
+                ranks.check_same_params(model.params)
+            if checkpoint is not None:
+                state = dict(
+                    epochs_done=epoch + 1,
+                    history=history.history,
+                    best_epoch=history.best_epoch,
+                    best_loss=best_loss,
+                    waited=waited,
+                    stopped_early=history.stopped_early,
+                    rng=rng.bit_generator.state,
+                    settings=settings,
+                )
+                _write_checkpoint(checkpoint, ranks, model, optimizer, best_params, state)
+            if history.stopped_early:
                 break
     except KeyboardInterrupt:
+        if ranks.collective:
+            raise  # the other ranks may wait in a collective: fit ends the job
         history.interrupted = True
         if verbose:
             tqdm.tqdm.write(f"interrupted after {history.epochs} complete epoch(s)", file=sys.stderr)
@@ -346,6 +487,124 @@ def fit(
         params = model.params
         for name, array in best_params.items():
             params[name] = array
-        if verbose and (history.stopped_early or history.interrupted or history.best_epoch != history.epochs - 1):
+        if talk and (history.stopped_early or history.interrupted or history.best_epoch != history.epochs - 1):
             tqdm.tqdm.write(f"restored the weights of epoch {history.best_epoch + 1}", file=sys.stderr)
     return history
+
+
+def _step(model, loss, x, y, lengths, index, metrics, optimizer, clip_norm):
+    """One step on the whole batch; (loss sum, count, hits, seen) and again the sum and count."""
+    batch_y, batch_lengths = y[index], _take(lengths, index)
+    model.zero_grad()
+    pred, tape = model.forward(x[index], training=True, lengths=batch_lengths)
+    mask = _loss_mask(model, pred, batch_lengths)
+    batch_total, batch_count, d_total = _sum_count_grad(loss, pred, batch_y, mask, gradient=True)
+    if batch_count:
+        model.backward(tape, d_total / d_total.dtype.type(batch_count))
+        if clip_norm is not None:
+            clip_grad_norm(model.grads, clip_norm)
+        optimizer.step(model.grads)
+    hits = seen = 0
+    if metrics:
+        hits, seen = _accuracy_counts(loss, pred, batch_y, mask)
+    return batch_total, batch_count, hits, seen, batch_total, batch_count
+
+
+def _distributed_step(model, loss, x, y, lengths, index, metrics, optimizer, clip_norm, ranks, gradients):
+    """One step of which this rank computes its share of the batch's rows: the backward of
+    its SUM of losses, summed over the ranks, divided by the whole batch's count of loss
+    terms, is the gradient of the batch's mean loss; every rank then takes the same step.
+    Returns this rank's (loss sum, count, hits, seen), then the whole batch's sum and count."""
+    mine = index[ranks.rows(len(index))]
+    total, count, hits, seen, error = 0.0, 0, 0, 0, None
+    try:
+        model.zero_grad()
+        if len(mine):
+            batch_y, batch_lengths = y[mine], _take(lengths, mine)
+            pred, tape = model.forward(x[mine], training=True, lengths=batch_lengths)
+            mask = _loss_mask(model, pred, batch_lengths)
+            total, count, d_total = _sum_count_grad(loss, pred, batch_y, mask, gradient=True)
+            count = int(count)
+            if count:
+                model.backward(tape, d_total)
+            if metrics:
+                hits, seen = _accuracy_counts(loss, pred, batch_y, mask)
+    except Exception as failure:
+        error = failure
+    whole_count, whole_total = gradients.reduce(ranks, model.grads, error, count, total)
+    if whole_count:
+        gradients.unpack_mean(model.grads, whole_count)
+        if clip_norm is not None:
+            clip_grad_norm(model.grads, clip_norm)
+        optimizer.step(model.grads)
+    return total, count, hits, seen, whole_total, whole_count
+
+
+# ----------------------------------------------------------------------- checkpoints
+
+
+def _settings(model, samples, batch_size, seed, shuffle, validation):
+    """What a resumed run must share with the run that wrote the checkpoint (as JSON reads it back)."""
+    settings = {
+        "samples": samples,
+        "batch_size": batch_size,
+        "seed": seed,
+        "shuffle": bool(shuffle),
+        "validation_samples": None if validation is None else len(validation[0]),
+        "params": {name: [list(array.shape), str(array.dtype)] for name, array in model.params.items()},
+    }
+    return json.loads(json.dumps(settings))
+
+
+def _description(settings, loop, x, y, lengths):
+    """Bytes that differ when ranks were given different data or options: the settings,
+    the loop's options, the arrays' shapes and dtypes and a few of their rows."""
+    parts = [json.dumps([settings, loop], default=repr, sort_keys=True).encode()]
+    for array in (x, y, lengths):
+        if array is None:
+            parts.append(b"none")
+            continue
+        parts.append(f"{array.shape} {array.dtype}".encode())
+        for row in sorted({0, len(array) // 2, len(array) - 1}):
+            parts.append(np.ascontiguousarray(array[row]).tobytes())
+    return b"\0".join(parts)
+
+
+def _resume(checkpoint, ranks, model, optimizer, schedule, settings, talk):
+    """The checkpoint read (by rank 0, its bytes sent to every rank) and restored into the
+    model, the optimizer and the schedule; None when there is none."""
+    path = _checkpoint.path_of(checkpoint)
+    data = None
+    with ranks.together("reading the checkpoint"):
+        if ranks.rank == 0:
+            data = _checkpoint.read(checkpoint)
+    if ranks.collective:
+        data = ranks.broadcast_bytes(data)
+    if data is None:
+        if talk:
+            tqdm.tqdm.write(f"no checkpoint in {os.fspath(checkpoint)}: training from scratch", file=sys.stderr)
+        return None
+    with ranks.together("resuming from the checkpoint"):
+        saved = _checkpoint.Checkpoint(data, path)
+        saved.check_run(settings)
+        saved.restore(model, optimizer, schedule, ranks.rank, ranks.size)
+    if talk:
+        done = saved.header["epochs_done"]
+        tqdm.tqdm.write(f"resuming from {path}: {done} epoch(s) done", file=sys.stderr)
+    return saved
+
+
+def _write_checkpoint(checkpoint, ranks, model, optimizer, best_params, state):
+    """Rank 0 writes the checkpoint, with every rank's layer generators (dropout streams)."""
+    states = _checkpoint.generator_states(model)
+    if ranks.collective:
+        texts = ranks.gather_text(json.dumps(states))
+        every = None if texts is None else [json.loads(text) for text in texts]
+    else:
+        every = [states]
+    with ranks.together("writing the checkpoint"):
+        if ranks.rank == 0:
+            assert every is not None  # gathered on rank 0
+            arrays = dict(model=model, optimizer=optimizer, best_params=best_params)
+            data = _checkpoint.encode(**arrays, state=state, layer_states=every)
+            _checkpoint.write(checkpoint, data)

@@ -130,6 +130,7 @@ def train_charlm(
     out=None,
     verbose=True,
     echo=print,
+    fit_options=None,
 ):
     """Embedding -> LSTM -> Dense character model: predicts every next character.
 
@@ -181,6 +182,7 @@ def train_charlm(
         clip_norm=5.0,
         seed=seed,
         verbose=verbose,
+        **(fit_options or {}),
     )
     nats = model.evaluate(x_val, y_val, loss="cross_entropy")
     unigram = unigram_nats(ids[:split], ids[split:], size)

@@ -141,6 +141,7 @@ def train_classify(
     out=None,
     verbose=True,
     echo=print,
+    fit_options=None,
 ):
     """Embedding -> LSTM -> LastStep -> Dense classifier of texts (word or character tokens).
 
@@ -199,6 +200,7 @@ def train_classify(
         clip_norm=5.0,
         seed=seed,
         verbose=verbose,
+        **(fit_options or {}),
         metrics=["accuracy"],
     )
     predicted = model.predict(ids[held], lengths=lengths[held]).argmax(axis=-1)

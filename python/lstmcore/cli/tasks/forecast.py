@@ -115,6 +115,7 @@ def train_forecast(
     plot=None,
     verbose=True,
     echo=print,
+    fit_options=None,
 ):
     """LSTM -> LastStep -> Dense forecaster of the next ``horizon`` values of a series.
 
@@ -174,6 +175,7 @@ def train_forecast(
         schedule=lstmcore.optim.CosineLR(optimizer, epochs),
         seed=seed,
         verbose=verbose,
+        **(fit_options or {}),
     )
     predicted = model.predict(inputs[split:]).astype(np.float64) * scale  # changes, column units
     actual = y[split:]

@@ -1,0 +1,172 @@
+"""lstmcore.distributed.predict on a Dask LocalCluster of 2 worker processes (1 thread each):
+Dask arrays chunked along the samples and .npy/CSV/Parquet files, against a local
+``model.predict``; the model loaded once per worker, the core's threads set to each
+worker's share of the cores; ``lstmcore predict --dask``."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("dask")
+pytest.importorskip("distributed")
+pyarrow = pytest.importorskip("pyarrow")
+
+import dask.array as da  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+from distributed import Client, LocalCluster  # noqa: E402
+
+import lstmcore  # noqa: E402
+from lstmcore.cli.main import main  # noqa: E402
+from lstmcore.distributed import _dask  # noqa: E402
+
+BATCH = 64
+
+
+@pytest.fixture(scope="module")
+def client():
+    # every call of a test ends within the 30 s timeouts below, or fails
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        Client(cluster, timeout=30) as client,
+    ):
+        yield client
+
+
+def workers_state(client):
+    return client.run(lambda: _dask.worker_state)
+
+
+def sequence_model():
+    """(N, 7, 5) floats -> (N, 7, 3): one output per step."""
+    return lstmcore.Sequential([lstmcore.LSTM(5, 16, seed=0, num_layers=2), lstmcore.Dense(16, 3, seed=1)])
+
+
+def ids_model():
+    """(N, 6) ids -> (N, 4): one output per sequence."""
+    return lstmcore.Sequential(
+        [lstmcore.Embedding(20, 4, seed=2), lstmcore.GRU(4, 8, seed=3), lstmcore.LastStep(), lstmcore.Dense(8, 4, seed=4)]
+    )
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("models")
+    models = {"sequence": sequence_model(), "ids": ids_model()}
+    for name, model in models.items():
+        model.save(folder / f"{name}.npz")
+    return folder, models
+
+
+def floats(count, seed=0):
+    return np.random.default_rng(seed).normal(size=(count, 7, 5)).astype(np.float32)
+
+
+def test_a_dask_array_of_sequences_gives_the_local_predictions_bit_for_bit(client, saved):
+    folder, models = saved
+    x = floats(203)  # locally batches of 64, 64, 64, 11 rows
+    expected = models["sequence"].predict(x, batch_size=BATCH)
+    result = lstmcore.distributed.predict(folder / "sequence.npz", da.from_array(x, chunks=50), client, batch_size=BATCH)
+    assert isinstance(result, da.Array) and result.chunks == ((50, 50, 50, 50, 3), (7,), (3,))
+    np.testing.assert_array_equal(result.compute(), expected)
+    # chunks of 65 rows: batches of 64 would leave one row, which the core computes on
+    # another path (rounding differently); it joins the batch before it
+    result = lstmcore.distributed.predict(folder / "sequence.npz", da.from_array(x, chunks=65), client, batch_size=BATCH)
+    np.testing.assert_array_equal(result.compute(), expected)
+
+
+def test_a_dask_array_of_ids_chunked_on_every_axis_gives_the_local_predictions(client, saved):
+    folder, models = saved
+    ids = np.random.default_rng(1).integers(0, 20, size=(150, 6))
+    data = da.from_array(ids, chunks=(40, 3))  # the steps are joined into one chunk
+    result = lstmcore.distributed.predict(folder / "ids.npz", data, client, batch_size=BATCH)
+    assert result.chunks == ((40, 40, 40, 30), (4,))
+    np.testing.assert_array_equal(result.compute(), models["ids"].predict(ids, batch_size=BATCH))
+
+
+def test_without_a_client_the_default_client_runs_it(client, saved):
+    folder, models = saved
+    x = floats(30, seed=2)
+    result = lstmcore.distributed.predict(folder / "sequence.npz", da.from_array(x, chunks=10))
+    np.testing.assert_array_equal(result.compute(), models["sequence"].predict(x))
+
+
+def test_each_worker_loads_the_model_once_and_takes_its_share_of_the_cores(client, tmp_path):
+    path = tmp_path / "fresh.npz"
+    sequence_model().save(path)
+    before = workers_state(client)
+    for _ in range(2):
+        lstmcore.distributed.predict(path, da.from_array(floats(120), chunks=10), client, batch_size=BATCH).compute()
+    after = workers_state(client)
+    loads = [after[worker]["loads"] - before[worker]["loads"] for worker in after]
+    assert sorted(loads) in ([0, 1], [1, 1]), loads  # 24 chunks, at most one load per worker
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    share = max(1, cores // 2)  # 2 workers of 1 task thread on this machine
+    assert {state["threads"] for state in after.values() if state["loads"]} == {share}
+
+
+def test_files_give_one_npy_each_with_the_local_predictions(client, saved, tmp_path):
+    folder, models = saved
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    x = floats(90, seed=3)
+    np.save(inputs / "a.npy", x[:40])
+    table = x[40:].reshape(50, 35)  # one sample per row: 7 steps of 5 inputs
+    np.savetxt(inputs / "b.csv", table, delimiter=",", header=",".join(f"v{i}" for i in range(35)), comments="")
+    pq.write_table(pyarrow.table({f"v{i}": table[:, i] for i in range(35)}), inputs / "c.parquet")
+    written = lstmcore.distributed.predict(
+        folder / "sequence.npz", sorted(inputs.iterdir()), client, batch_size=BATCH, output=tmp_path / "out"
+    )
+    assert [os.path.basename(path) for path in written] == ["a.npy", "b.npy", "c.npy"]
+    model = models["sequence"]
+    np.testing.assert_array_equal(np.load(tmp_path / "out" / "a.npy"), model.predict(x[:40], batch_size=BATCH))
+    # CSV text holds float64 digits of float32 values: read back, they are the same float32
+    np.testing.assert_array_equal(np.load(tmp_path / "out" / "b.npy"), model.predict(x[40:], batch_size=BATCH))
+    np.testing.assert_array_equal(np.load(tmp_path / "out" / "c.npy"), model.predict(x[40:], batch_size=BATCH))
+
+
+def test_lstmcore_predict_dask_writes_one_output_per_input(client, saved, tmp_path, capsys):
+    folder, models = saved
+    ids = np.random.default_rng(4).integers(0, 20, size=(30, 6))
+    for part in range(3):
+        np.save(tmp_path / f"part{part}.npy", ids[part * 10 : (part + 1) * 10])
+    address = client.scheduler.address
+    pattern, out = str(tmp_path / "part*.npy"), str(tmp_path / "out")
+    assert main(["predict", str(folder / "ids.npz"), "--dask", address, "--input", pattern, "--output", out]) == 0
+    assert f"wrote 3 output(s) to {out}" in capsys.readouterr().out
+    for part in range(3):
+        expected = models["ids"].predict(ids[part * 10 : (part + 1) * 10])
+        np.testing.assert_array_equal(np.load(tmp_path / "out" / f"part{part}.npy"), expected)
+
+
+def test_lstmcore_predict_input_needs_an_output_folder(saved, capsys):
+    folder, _ = saved
+    assert main(["predict", str(folder / "ids.npz"), "--input", "x*.npy"]) == 2
+    assert "needs --input PATTERN and --output DIR" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "inputs, output, message",
+    [
+        (["a.npy"], None, "expected output=, the folder for the outputs"),
+        (["a.txt"], "out", r"expected input files ending in \.npy, \.csv, \.parquet, got a\.txt"),
+        (["x/a.npy", "y/a.csv"], "out", "would both be written to"),
+        ("nothing*.npy", "out", "no file matches"),
+    ],
+)
+def test_bad_file_arguments_are_refused_before_any_work(saved, tmp_path, monkeypatch, inputs, output, message):
+    folder, _ = saved
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=message):
+        lstmcore.distributed.predict(folder / "ids.npz", inputs, client=None, output=output)
+
+
+def test_without_dask_predict_says_which_extra_to_install(saved, monkeypatch):
+    folder, _ = saved
+    monkeypatch.setitem(sys.modules, "dask", None)
+    monkeypatch.setitem(sys.modules, "dask.array", None)
+    with pytest.raises(ImportError, match=r"needs Dask: pip install 'lstmcore\[dask\]'"):
+        lstmcore.distributed.predict(folder / "ids.npz", ["a.npy"], output="out")
