@@ -47,6 +47,7 @@ if __name__ == "__main__" and "--no-torch" not in sys.argv:
 import lstmcore  # noqa: E402
 from benchmarks import inference_cases, inference_report, inference_sides, output, timing  # noqa: E402
 from benchmarks.contention import spin_competitors  # noqa: E402
+from benchmarks.reduced_rates import reduced_rates  # noqa: E402
 from benchmarks.run import NOISY_SPREAD, cpu_id, machine_info  # noqa: E402
 from lstmcore._util import blas as _blas  # noqa: E402
 
@@ -200,6 +201,8 @@ def main(argv=None):
         notes.append(threads.blas_note)
     previous = (lstmcore._core.requested_threads(), torch.get_num_threads() if torch else None, _blas.blas_threads())
     peaks = fma_peaks(args.threads, args.quick)
+    lstmcore.set_num_threads(1)
+    rates = reduced_rates(args.quick)
     competitors = spin_competitors(os.cpu_count() or 1) if args.loaded else []
     rows = []
     try:
@@ -247,6 +250,7 @@ def main(argv=None):
         "command": ["python", "-m", "benchmarks.inference", *argv],
         "machine": machine,
         "fma_peak_gflops": peaks,
+        "reduced_gmacs": rates,
         "settings": {
             "threads": args.threads,
             "sides": [name for name in inference_sides.SIDES if name in _present_sides(libraries)],

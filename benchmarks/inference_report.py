@@ -66,9 +66,11 @@ def _header(results):
         versions.append(f"torch {machine['torch']} (quantized engine {machine['torch_quantized_engine']})")
     if machine.get("onnxruntime"):
         versions.append(f"onnxruntime {machine['onnxruntime']}, onnx {machine['onnx']}")
+    rates = ", ".join(f"{name} {rate:.0f}" for name, rate in results.get("reduced_gmacs", {}).items())
     lines = [
         f"{machine['cpu']} ({machine['cpu_id']}), {machine['logical_cpus']} logical CPUs; "
         f"measured fp32 FMA peak (GFLOP/s): {peaks}",
+        f"reduced products on 1 thread (GMAC/s, benchmarks/reduced_rates.py; fp32's peak is half its GFLOP/s): {rates}",
         ", ".join(versions),
         f"threads per row: {settings['threads_how']}; {settings['competitors']} spinning competitor process(es)",
     ]

@@ -11,6 +11,7 @@ with the same checks and errors.
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,9 @@ from lstmcore._typing import ArrayLike, State, StateLike
 from lstmcore._util import aligned as _aligned
 from lstmcore.rnn import GRU, LSTM, RNN
 from lstmcore.rnn._recurrent import _DirectionRun, _GatedRecurrent, checked_step_input
+
+# Outputs up to this size are allocated by NumPy rather than on a cache line (_run).
+_SMALL_OUTPUT_BYTES = 16384
 
 
 def frozen_copy(array: np.ndarray) -> np.ndarray:
@@ -151,9 +155,12 @@ class PreparedLayer:
         initial = layer._state_parts(state, batch, "state") if state is not None else self._zeros_for(batch)
         directions, width = layer.num_directions, layer.output_size
         shape = ((batch, steps) if batch_first else (steps, batch)) + (directions * width,)
+        # A small output (a step, a short sequence at batch 1) is not split between
+        # threads: NumPy's own allocation, without the cache-line offset, costs less.
+        small = math.prod(shape) * self._dtype.itemsize <= _SMALL_OUTPUT_BYTES
         layer_input, runs, index = x, [], 0
         for _ in range(layer.num_layers):
-            y = _aligned.empty(shape, self._dtype)
+            y = np.empty(shape, self._dtype) if small else _aligned.empty(shape, self._dtype)
             for direction in range(directions):
                 parts = [part[index] for part in initial]
                 runs.append(
@@ -163,6 +170,10 @@ class PreparedLayer:
                 )
                 index += 1
             layer_input = y
+        if len(runs) == 1 and not layer._runs_reversed(0):
+            # One layer-direction running forwards: the final h is the last step's row.
+            h_n = (y[:, -1] if batch_first else y[-1])[None].copy()
+            return y, layer._pack_state([h_n, *(part[None].copy() for part in layer._final_tape_states(runs[0].tape))])
         return layer_input, layer._pack_state(layer._final_state(runs, None))
 
     def _zeros_for(self, batch: int) -> list[np.ndarray]:
