@@ -33,6 +33,11 @@ LAYERS = {
     "time-major": (LSTM, {"batch_first": False}),
     "reverse": (LSTM, {"reverse": True}),
     "no-bias": (LSTM, {"bias": False}),
+    "projected": (LSTM, {"proj_size": 7}),
+    "projected-stacked-bidirectional-peephole": (
+        LSTM,
+        {"proj_size": 5, "num_layers": 2, "bidirectional": True, "peephole": True},
+    ),
     "gru": (GRU, {}),
     "gru-stacked-bidirectional-time-major": (GRU, {"num_layers": 2, "bidirectional": True, "batch_first": False}),
     "rnn-tanh": (RNN, {}),
@@ -85,7 +90,16 @@ def test_a_quantized_layer_stays_near_float32_and_nearer_its_own_weights_in_floa
 
 @pytest.mark.parametrize("precision", PRECISIONS)
 @pytest.mark.parametrize(
-    "case", ["plain", "stacked-bidirectional", "time-major", "reverse", "gru-stacked-bidirectional-time-major", "rnn-tanh"]
+    "case",
+    [
+        "plain",
+        "stacked-bidirectional",
+        "time-major",
+        "reverse",
+        "projected-stacked-bidirectional-peephole",
+        "gru-stacked-bidirectional-time-major",
+        "rnn-tanh",
+    ],
 )
 def test_each_sequence_gets_the_same_bits_alone_in_a_batch_or_with_lengths(case, precision):
     layer = make(case)
@@ -183,6 +197,9 @@ def test_reduced_params_are_what_the_kernels_multiply():
     bits, none = lstmcore.quantize(layer, "bfloat16").reduced_params["weight_ih_l0"]
     assert bits.dtype == np.uint16 and none is None
     assert set(int8.reduced_params) == {"weight_ih_l0", "weight_hh_l0"}
+    projected = lstmcore.quantize(make("projected"), "int8").reduced_params
+    assert set(projected) == {"weight_ih_l0", "weight_hh_l0", "weight_hr_l0"}
+    assert projected["weight_hr_l0"][0].shape == (7, HIDDEN)
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
@@ -231,8 +248,6 @@ def test_what_has_no_reduced_kernel_is_refused_with_the_reason():
         lstmcore.quantize(RNN(3, 4, clip=2.0), "bfloat16")
     with pytest.raises(ValueError, match="layer-normalised"):
         lstmcore.quantize(LSTM(3, 4, layer_norm=True), "int8")
-    with pytest.raises(ValueError, match="proj_size"):
-        lstmcore.quantize(LSTM(3, 4, proj_size=2), "int8")
     with pytest.raises(ValueError, match="expected a float32 layer, got float64"):
         lstmcore.quantize(LSTM(3, 4, dtype=np.float64), "int8")
     with pytest.raises(ValueError, match="reset_after=False"):

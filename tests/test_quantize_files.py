@@ -27,7 +27,8 @@ def model():
         [
             Embedding(20, 6, seed=0),
             LSTM(6, 8, num_layers=2, bidirectional=True, peephole=True, seed=1),
-            GRU(16, 5, seed=2),
+            LSTM(16, 10, proj_size=6, seed=5),
+            GRU(6, 5, seed=2),
             RNN(5, 4, nonlinearity="relu", bias=False, seed=3),
             LastStep(),
             Dense(4, 3, seed=4),
@@ -53,7 +54,7 @@ def test_a_quantized_model_loads_back_with_the_same_bits(tmp_path, precision, su
     assert back.metadata == quantized.metadata
     np.testing.assert_array_equal(back.predict(ids()), quantized.predict(ids()))
     recurrent = [layer for layer in back.layers if isinstance(layer, ReducedLayer)]
-    assert len(recurrent) == 3
+    assert len(recurrent) == 4
     for loaded, saved in zip(recurrent, [layer for layer in quantized.layers if isinstance(layer, ReducedLayer)]):
         assert loaded.reduced_params.keys() == saved.reduced_params.keys()
         for name, (values, scales) in saved.reduced_params.items():
@@ -70,6 +71,7 @@ def test_the_file_holds_int8_values_with_row_scales_and_a_precision(tmp_path):
     assert arrays["1.weight_hh_l1_reverse.scale"].shape == (32,)
     assert arrays["1.bias_ih_l0"].dtype == np.float32 and arrays["1.weight_peephole_l0"].dtype == np.float32
     assert arrays["0.weight"].dtype == np.float32  # the embedding stays float32
+    assert arrays["2.weight_hr_l0"].dtype == np.int8 and arrays["2.weight_hr_l0.scale"].shape == (6,)
     lstmcore.quantize(model(), "bfloat16").save(tmp_path / "b.npz")
     arrays = entries(tmp_path / "b.npz")
     assert arrays["2.weight_ih_l0"].dtype == np.uint16 and "2.weight_ih_l0.scale" not in arrays
@@ -101,22 +103,22 @@ def _changed(tmp_path, change):
             lambda a, h: [a.pop(name) for name in list(a) if name.endswith(".scale")] and h.update(precision="bfloat16"),
             r"expected weight '1.weight_ih_l0' as uint16 \(32, 6\), got int8",
         ),
-        (lambda a, h: a.pop("2.weight_hh_l0.scale"), r"missing \['2.weight_hh_l0.scale'\]"),
+        (lambda a, h: a.pop("3.weight_hh_l0.scale"), r"missing \['3.weight_hh_l0.scale'\]"),
         (
-            lambda a, h: a.update({"2.weight_hh_l0.scale": np.float32([np.nan] * 15)}),
-            r"row scales of '2.weight_hh_l0' are not all finite",
+            lambda a, h: a.update({"3.weight_hh_l0.scale": np.float32([np.nan] * 15)}),
+            r"row scales of '3.weight_hh_l0' are not all finite",
         ),
         (
-            lambda a, h: a.update({"2.weight_hh_l0.scale": -np.ones(15, np.float32)}),
-            r"row scales of '2.weight_hh_l0' are not all finite and >= 0",
+            lambda a, h: a.update({"3.weight_hh_l0.scale": -np.ones(15, np.float32)}),
+            r"row scales of '3.weight_hh_l0' are not all finite and >= 0",
         ),
         (
-            lambda a, h: h["layers"][2]["config"].update(dtype="float64"),
-            r"layer 2 \(GRU\): the recurrent layers of a model quantized to int8 are float32, got .float64.",
+            lambda a, h: h["layers"][3]["config"].update(dtype="float64"),
+            r"layer 3 \(GRU\): the recurrent layers of a model quantized to int8 are float32, got .float64.",
         ),
         (
-            lambda a, h: h["layers"][2]["config"].update(reset_after=False),
-            r"layer 2 cannot be int8: .*reset_after=False",
+            lambda a, h: h["layers"][3]["config"].update(reset_after=False),
+            r"layer 3 cannot be int8: .*reset_after=False",
         ),
     ],
 )

@@ -54,6 +54,7 @@ struct ReducedWeights {
   std::shared_ptr<ReducedMatrix> weight_ih, weight_hh;
   py::array bias_ih, bias_hh;
   py::object peephole;
+  std::shared_ptr<ReducedMatrix> weight_hr;  // the projected LSTM's (P, H), else null
 };
 
 // What a reduced forward leaves besides y: the final cell state.
@@ -131,6 +132,56 @@ ReducedLstmResult reduced_lstm_forward(const py::array& x, const ReducedWeights&
   return result;
 }
 
+// The projected LSTM's arguments are projected_lstm_forward's: W_hh (K * H, P) and W_hr
+// (P, H) reduced; h0 (B, P), c0 (B, H), y (T, B, P).
+ReducedLstmResult reduced_projected_lstm_forward(const py::array& x, const ReducedWeights& weights,
+                                                 const py::array& h0, const py::array& c0, const py::array& y,
+                                                 const PassOptions& pass, const LstmCallOptions& cell_options,
+                                                 bool taped) {
+  refuse_tape(taped);
+  if (!weights.weight_hr) throw py::value_error("the projected LSTM needs weight_hr");
+  const ReducedMatrix &wi = *weights.weight_ih, &wh = *weights.weight_hh, &hr = *weights.weight_hr;
+  ReducedLstmResult result;
+  dispatch_cell<false>(cell_options.cell, [&](auto kind) {
+    using Kind = decltype(kind);
+    constexpr Index K = Kind::template type<float>::kGates;
+    if (wi.precision() != wh.precision() || hr.precision() != wh.precision()) {
+      throw py::value_error("weight_ih, weight_hh and weight_hr differ in precision");
+    }
+    const Index H = hr.depth(), P = hr.rows();
+    if (wh.rows() != K * H || wh.depth() != P) {
+      throw py::value_error("expected weight_hh of shape (" + std::to_string(K * H) + ", " + std::to_string(P) +
+                            "), got (" + std::to_string(wh.rows()) + ", " + std::to_string(wh.depth()) + ")");
+    }
+    const Dims d = sequence_dims(x, H, pass.batch_first);
+    if (d.steps < 1 || d.batch < 1) throw py::value_error("sequence length and batch must be at least 1");
+    if (wi.rows() != K * H || wi.depth() != d.input) {
+      throw py::value_error("expected weight_ih of shape (" + std::to_string(K * H) + ", " +
+                            std::to_string(d.input) + "), got (" + std::to_string(wi.rows()) + ", " +
+                            std::to_string(wi.depth()) + ")");
+    }
+    const Index width = checked_offset(y, pass.y_offset, P);
+    const auto shape = shape_of(d, pass.reverse, pass.batch_sizes);
+    const auto* bi = checked<float>(weights.bias_ih, "bias_ih", {K * H}, false);
+    const auto* bh = checked<float>(weights.bias_hh, "bias_hh", {K * H}, false);
+    const auto options = checked_cell_options<float>(cell_options, weights.peephole, py::none(), d);
+    if (options.zoneout() || options.recurrent_mask) {
+      throw py::value_error("the projected LSTM takes no recurrent_mask or zoneout");
+    }
+    const auto* xp = checked<float>(x, "x", sequence_shape(d, d.input), false);
+    const auto* h0p = checked<float>(h0, "h0", {d.batch, P}, false);
+    const auto* c0p = checked<float>(c0, "c0", {d.batch, H}, false);
+    auto* yp = checked<float>(y, "y", sequence_shape(d, width), true);
+    result.c_n = py::array_t<float>({d.batch, H});
+    auto* c_n = static_cast<float*>(result.c_n.mutable_data());
+    py::gil_scoped_release release;
+    lstmcore::reduced_projected_lstm_forward<Kind::template type>(shape, sequence(xp, d, d.input), {wi, wh, bi, bh},
+                                                                  hr, options, h0p, c0p,
+                                                                  sequence(yp, d, width, pass.y_offset), c_n);
+  });
+  return result;
+}
+
 // The GRU's arguments are gru_forward's; only its default form has a reduced kernel.
 void reduced_gru_forward(const py::array& x, const ReducedWeights& weights, const py::array& h0, const py::array& y,
                          const PassOptions& pass, bool taped, bool reset_after, const py::object& activations,
@@ -203,18 +254,25 @@ void register_reduced(py::module_& m) {
       "A layer-direction's weights for the reduced forwards: W_ih and W_hh as ReducedMatrix, "
       "float32 biases, and the LSTM's peepholes (3, H) or None.")
       .def(py::init([](std::shared_ptr<ReducedMatrix> wi, std::shared_ptr<ReducedMatrix> wh, py::array bi,
-                       py::array bh, py::object peephole) {
+                       py::array bh, py::object peephole, std::shared_ptr<ReducedMatrix> hr) {
              if (!wi || !wh) throw py::type_error("expected ReducedMatrix weights, got None");
-             return ReducedWeights{std::move(wi), std::move(wh), std::move(bi), std::move(bh), std::move(peephole)};
+             return ReducedWeights{std::move(wi), std::move(wh),       std::move(bi),
+                                   std::move(bh), std::move(peephole), std::move(hr)};
            }),
-           "weight_ih"_a, "weight_hh"_a, "bias_ih"_a, "bias_hh"_a, "peephole"_a = py::none())
+           "weight_ih"_a, "weight_hh"_a, "bias_ih"_a, "bias_hh"_a, "peephole"_a = py::none(),
+           "weight_hr"_a = nullptr)
       .def_readonly("weight_ih", &ReducedWeights::weight_ih)
-      .def_readonly("weight_hh", &ReducedWeights::weight_hh);
+      .def_readonly("weight_hh", &ReducedWeights::weight_hh)
+      .def_readonly("weight_hr", &ReducedWeights::weight_hr);
   py::class_<ReducedLstmResult>(m, "ReducedLstmResult", "What reduced_lstm_forward leaves besides y.")
       .def_readonly("c_n", &ReducedLstmResult::c_n, "(B, H): each sequence's last c_t.");
   m.def("reduced_lstm_forward", &reduced_lstm_forward, "x"_a, "weights"_a, "h0"_a, "c0"_a, "y"_a, "options"_a,
         "cell_options"_a, "taped"_a = false,
         "An LSTM layer-direction's inference with reduced-precision weights: writes y (float32), returns c_n.");
+  m.def("reduced_projected_lstm_forward", &reduced_projected_lstm_forward, "x"_a, "weights"_a, "h0"_a, "c0"_a,
+        "y"_a, "options"_a, "cell_options"_a, "taped"_a = false,
+        "A projected LSTM layer-direction's inference with reduced-precision weights (weight_hr given): writes y, "
+        "returns c_n.");
   m.def("reduced_gru_forward", &reduced_gru_forward, "x"_a, "weights"_a, "h0"_a, "y"_a, "options"_a,
         "taped"_a = false, py::kw_only(), "reset_after"_a = true, "activations"_a = py::none(), "clip"_a = 0.0,
         "A GRU layer-direction's inference with reduced-precision weights: writes y (float32).");

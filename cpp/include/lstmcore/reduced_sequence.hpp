@@ -19,8 +19,8 @@
 
 namespace lstmcore {
 
-// A layer-direction's weights: W_ih (G, I) and W_hh (G, H) reduced, the biases (G,) in
-// float32.
+// A layer-direction's weights: W_ih (G, I) and W_hh (G, H) reduced (W_hh (G, P) for the
+// projected LSTM), the biases (G,) in float32.
 struct ReducedGatedWeights {
   const ReducedMatrix& weight_ih;
   const ReducedMatrix& weight_hh;
@@ -99,12 +99,13 @@ struct ReducedStep {
 // h_{t-1} converted and multiplied by W_hh (into the projection, or apart when
 // `recurrent_apart`: the GRU's reset gate multiplies that part alone), then
 // `cell.step(ReducedStep, y)` from the thread's element-wise part, make_cell(rows), and
-// zeros on the rows past the batch alive at t. h_{t-1} is y's row of the step before, or h0.
+// zeros on the rows past the batch alive at t. h_{t-1} is y's row of the step before, or h0;
+// its width, W_hh's depth, is the weights' (the projected LSTM's P, else H).
 template <typename MakeCell>
 void reduced_sequence(const SequenceShape& s, SequenceView<const float> x, const ReducedGatedWeights& w,
                       const float* h0, SequenceView<float> y, Index gates, bool recurrent_apart,
                       MakeCell&& make_cell) {
-  const Index H = s.hidden, G = gates * H;
+  const Index G = gates * s.hidden, H = w.weight_hh.depth();
   const PassPlan plan = plan_reduced_pass(s, gates);
   run_team(plan.threads, [&](const int thread, const int team, StepBarrier&) {
     const PassPart part = pass_part(plan, s, thread, team, 1);

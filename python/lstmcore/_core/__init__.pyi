@@ -446,11 +446,14 @@ class ReducedWeights:
         bias_ih: NDArray[np.float32],
         bias_hh: NDArray[np.float32],
         peephole: NDArray[np.float32] | None = None,
+        weight_hr: ReducedMatrix | None = None,
     ) -> None: ...
     @property
     def weight_ih(self) -> ReducedMatrix: ...
     @property
     def weight_hh(self) -> ReducedMatrix: ...
+    @property
+    def weight_hr(self) -> ReducedMatrix | None: ...
 
 class ReducedLstmResult:
     """What reduced_lstm_forward leaves besides y."""
@@ -460,6 +463,16 @@ class ReducedLstmResult:
         """(B, H): each sequence's last c_t."""
 
 def reduced_lstm_forward(
+    x: NDArray[np.float32],
+    weights: ReducedWeights,
+    h0: NDArray[np.float32],
+    c0: NDArray[np.float32],
+    y: NDArray[np.float32],
+    options: PassOptions,
+    cell_options: LstmOptions,
+    taped: bool = False,
+) -> ReducedLstmResult: ...
+def reduced_projected_lstm_forward(
     x: NDArray[np.float32],
     weights: ReducedWeights,
     h0: NDArray[np.float32],

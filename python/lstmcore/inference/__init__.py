@@ -50,7 +50,7 @@ def quantize(model_or_layer: Sequential | _GatedRecurrent, precision: str) -> Pr
     Called as what it was given; biases, states, outputs and every other layer stay
     float32. Its outputs differ from float32's by the rounding of the weights and the
     activations (docs/inference.md, "Reduced precision", gives the bounds measured).
-    Projected and layer-normalised LSTMs, the reset-before GRU and chosen activations
+    The layer-normalised LSTM, the reset-before GRU and a GRU's or RNN's chosen activations
     have no reduced kernel yet: a model holding one is refused, saying which.
     """
     precision = checked_precision(precision)

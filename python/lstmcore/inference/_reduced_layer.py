@@ -23,10 +23,11 @@ from lstmcore.rnn._recurrent import _GatedRecurrent
 # The float32 forward each reduced one stands in for.
 _REDUCED_FORWARD = {
     _core.lstm_forward: _core.reduced_lstm_forward,
+    _core.projected_lstm_forward: _core.reduced_projected_lstm_forward,
     _core.gru_forward: _core.reduced_gru_forward,
     _core.rnn_forward: _core.reduced_rnn_forward,
 }
-_MATRICES = ("weight_ih", "weight_hh")
+_MATRICES = ("weight_ih", "weight_hh", "weight_hr")
 
 # (values, scales) of one weight matrix: int8 with float32 row scales, or bfloat16 bits
 # (uint16) with None.
@@ -39,8 +40,6 @@ def _unsupported(layer: _GatedRecurrent) -> str | None:
         return f"expected lstmcore's own LSTM, GRU or RNN, got the subclass {type(layer).__name__}"
     if getattr(layer, "layer_norm", False):
         return "the layer-normalised LSTM has no reduced-precision kernel"
-    if getattr(layer, "proj_size", 0):
-        return "the LSTM with a projection (proj_size) has no reduced-precision kernel yet"
     if isinstance(layer, GRU) and not layer.reset_after:
         return "the GRU with the reset gate before W_hn (reset_after=False) has no reduced-precision kernel"
     if isinstance(layer, GRU) and layer._chosen_activations() is not None:
@@ -94,6 +93,7 @@ class ReducedLayer(PreparedLayer):
                 found["bias_ih"],
                 found["bias_hh"],
                 found.get("weight_peephole"),
+                matrices[names["weight_hr"]] if "weight_hr" in names else None,
             )
         object.__setattr__(self, "_reduced", reduced)
         snapshot.params = weights

@@ -65,15 +65,15 @@ def reduced_product(a, values, scales):
     return bfloat16_product(a, (values.astype(np.uint32) << 16).view(np.float32))
 
 
-def reduced_lstm_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, h0, c0):
+def reduced_lstm_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, h0, c0, weight_hr=None):
     """The plain LSTM (one layer and direction, time-major x (T, B, I)) on reduced
-    weights: ``weight_ih`` and ``weight_hh`` are (values, scales) pairs. Returns y
-    (T, B, H) and c_T. The pre-activations add as the core adds them:
-    (x_t W_ih^T + h_{t-1} W_hh^T) + (b_ih + b_hh)."""
+    weights: ``weight_ih`` and ``weight_hh`` (and the projection's ``weight_hr``) are
+    (values, scales) pairs. Returns y (T, B, H or P) and c_T. The pre-activations add as
+    the core adds them: (x_t W_ih^T + h_{t-1} W_hh^T) + (b_ih + b_hh)."""
     x = np.asarray(x, np.float32)
     h, c = np.asarray(h0, np.float32), np.asarray(c0, np.float32)
     bias = (np.asarray(bias_ih, np.float32) + np.asarray(bias_hh, np.float32))[None]
-    H = h.shape[1]
+    H = c.shape[1]
     ys = []
     for x_t in x:
         a = (reduced_product(x_t, *weight_ih) + reduced_product(h, *weight_hh)) + bias
@@ -81,6 +81,8 @@ def reduced_lstm_forward(x, weight_ih, weight_hh, bias_ih, bias_hh, h0, c0):
         g, o = np.tanh(a[:, 2 * H : 3 * H]), sigmoid(a[:, 3 * H :])
         c = f * c + i * g
         h = o * np.tanh(c)
+        if weight_hr is not None:
+            h = reduced_product(h, *weight_hr)
         ys.append(h)
     return np.stack(ys), c
 

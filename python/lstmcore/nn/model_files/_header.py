@@ -278,7 +278,7 @@ def expected_weights(kind, config, precision=None):
 
 def is_reduced(name):
     """Whether a quantized model holds the recurrent weight ``name`` in reduced precision."""
-    return name.startswith(("weight_ih_", "weight_hh_"))
+    return name.startswith(("weight_ih_", "weight_hh_", "weight_hr_"))
 
 
 def _recurrent_weights(kind, config):
