@@ -14,6 +14,7 @@
 #include "arrays.hpp"
 #include "lstmcore/gru.hpp"
 #include "lstmcore/tapes.hpp"
+#include "narrow.hpp"
 #include "parts.hpp"
 
 namespace lstmcore::bindings {
@@ -104,6 +105,19 @@ py::object gru_forward(const py::array& x, const GruWeights& weights, const py::
   return result;
 }
 
+// gru_forward bound to its weights and options, for a prepared layer (narrow.hpp).
+NarrowPass gru_narrow_pass(const GruWeights& weights, const PassOptions& options, bool taped, bool reset_after,
+                           const py::object& activations, double clip) {
+  if (taped || !options.batch_sizes.is_none())
+    throw py::value_error("a narrow pass runs without a tape and lengths");
+  NarrowPass narrow{nullptr, options.reverse, options.y_offset};
+  narrow.run = [weights, options, reset_after, activations, clip](const py::array& x, const py::array& h0,
+                                                                  const py::object&, const py::array& y) {
+    return gru_forward(x, weights, h0, y, options, false, reset_after, activations, clip);
+  };
+  return narrow;
+}
+
 // Adds the weight gradients to `grads`, writes dh0 and dx (or adds to dx, accumulate_dx),
 // and hidden_grads when given.
 void gru_backward(const BoundGruTape& tape, const GruWeights& weights, const py::array& dy, const py::object& dh_n,
@@ -172,6 +186,9 @@ void register_gru(py::module_& m) {
         "Writes y; returns the tape backward needs (taped) or None. reset_after=False: the reset gate "
         "multiplies h_{t-1} before W_hn (Cho et al.; ONNX's linear_before_reset=0). activations: None or "
         "[gate, candidate, output] as (name, alpha, beta), the output unused; clip: 0 for none.");
+  m.def("gru_narrow_pass", &gru_narrow_pass, "weights"_a, "options"_a, "taped"_a, py::kw_only(),
+        "reset_after"_a = true, "activations"_a = py::none(), "clip"_a = 0.0,
+        "gru_forward bound to all but its arrays, for a NarrowStack.");
   m.def("gru_backward", &gru_backward, "tape"_a, "weights"_a, "dy"_a, "dh_n"_a, "grads"_a, "dx"_a, "dh0"_a,
         py::kw_only(), "accumulate_dx"_a = false, "hidden_grads"_a = py::none(),
         "Adds the weight gradients to grads; writes dh0, and dx (or adds to it: accumulate_dx), and dL/dh_t at "

@@ -13,6 +13,7 @@
 #include "lstm_options.hpp"
 #include "lstmcore/lstm_sequence.hpp"
 #include "lstmcore/tapes.hpp"
+#include "narrow.hpp"
 #include "parts.hpp"
 
 namespace lstmcore::bindings {
@@ -93,6 +94,29 @@ void lstm_backward(const BoundLstmTape& tape, const LstmWeights& weights, const 
                                                            a.dc_n, dxs, accumulate_dx, g, a.dh0, a.dc0, hidden);
     });
   });
+}
+
+// The c_n of a forward's tape, as a view that keeps the tape alive.
+template <typename Bound>
+py::object tape_c_n(const py::object& tape) {
+  return std::visit(
+      [&](const auto& core) -> py::object {
+        return read_only_view(tape, core.c_n.data(), {core.batch, core.hidden});
+      },
+      tape.cast<const Bound&>().core);
+}
+
+// lstm_forward bound to its weights and options, for a prepared layer (narrow.hpp).
+NarrowPass lstm_narrow_pass(const LstmWeights& weights, const PassOptions& pass,
+                            const LstmCallOptions& cell_options, bool taped) {
+  if (taped || !pass.batch_sizes.is_none()) throw py::value_error("a narrow pass runs without a tape and lengths");
+  NarrowPass narrow{nullptr, pass.reverse, pass.y_offset};
+  narrow.run = [weights, pass, cell_options](const py::array& x, const py::array& h0, const py::object& c0,
+                                             const py::array& y) {
+    return tape_c_n<BoundLstmTape>(
+        lstm_forward(x, weights, h0, c0.cast<py::array>(), y, pass, cell_options, false));
+  };
+  return narrow;
 }
 
 // A read-only view of one of the tape's buffers, or None where the tape holds none.
@@ -194,6 +218,8 @@ void register_lstm(py::module_& m) {
           "options", [](const BoundLstmTape& t) { return t.options; }, "The LstmOptions the forward ran with.");
   m.def("lstm_forward", &lstm_forward, "x"_a, "weights"_a, "h0"_a, "c0"_a, "y"_a, "options"_a, "cell_options"_a,
         "taped"_a, "Writes y; returns the tape (with c_n; gates and cells only if taped).");
+  m.def("lstm_narrow_pass", &lstm_narrow_pass, "weights"_a, "options"_a, "cell_options"_a, "taped"_a,
+        "lstm_forward bound to all but its arrays, for a NarrowStack.");
   m.def("lstm_backward", &lstm_backward, "tape"_a, "weights"_a, "dy"_a, "dh_n"_a, "dc_n"_a, "grads"_a, "dx"_a,
         "dh0"_a, "dc0"_a, py::kw_only(), "accumulate_dx"_a = false, "hidden_grads"_a = py::none(),
         "Adds the weight gradients to grads; writes dh0, dc0, and dx (or adds to it: accumulate_dx), "

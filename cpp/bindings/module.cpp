@@ -8,6 +8,7 @@ PYBIND11_MODULE(_core, m) {
   using namespace lstmcore::bindings;
   register_runtime(m);
   register_pass_options(m);
+  register_narrow(m);
   register_lstm(m);
   register_projected_lstm(m);
   register_layer_norm_lstm(m);

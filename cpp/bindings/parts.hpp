@@ -13,6 +13,7 @@ void register_layer_norm_lstm(pybind11::module_& m);
 void register_gru(pybind11::module_& m);
 void register_rnn(pybind11::module_& m);
 void register_reduced(pybind11::module_& m);
+void register_narrow(pybind11::module_& m);
 void register_runtime(pybind11::module_& m);
 // The test-only hooks, in the submodule _core.diagnostics.
 void register_diagnostics(pybind11::module_& m);

@@ -13,6 +13,7 @@
 #include "lstm_options.hpp"
 #include "lstmcore/projected_lstm_sequence.hpp"
 #include "lstmcore/tapes.hpp"
+#include "narrow.hpp"
 #include "parts.hpp"
 
 namespace lstmcore::bindings {
@@ -78,6 +79,29 @@ py::object projected_lstm_forward(const py::array& x, const ProjectedLstmWeights
     });
   });
   return result;
+}
+
+// The c_n of a forward's tape, as a view that keeps the tape alive.
+template <typename Bound>
+py::object tape_c_n(const py::object& tape) {
+  return std::visit(
+      [&](const auto& core) -> py::object {
+        return read_only_view(tape, core.c_n.data(), {core.batch, core.hidden});
+      },
+      tape.cast<const Bound&>().core);
+}
+
+// projected_lstm_forward bound to its weights and options, for a prepared layer (narrow.hpp).
+NarrowPass projected_lstm_narrow_pass(const ProjectedLstmWeights& weights, const PassOptions& pass,
+                                      const LstmCallOptions& cell_options, bool taped) {
+  if (taped || !pass.batch_sizes.is_none()) throw py::value_error("a narrow pass runs without a tape and lengths");
+  NarrowPass narrow{nullptr, pass.reverse, pass.y_offset};
+  narrow.run = [weights, pass, cell_options](const py::array& x, const py::array& h0, const py::object& c0,
+                                             const py::array& y) {
+    return tape_c_n<BoundProjectedLstmTape>(
+        projected_lstm_forward(x, weights, h0, c0.cast<py::array>(), y, pass, cell_options, false));
+  };
+  return narrow;
 }
 
 void projected_lstm_backward(const BoundProjectedLstmTape& tape, const ProjectedLstmWeights& weights,
@@ -181,6 +205,8 @@ void register_projected_lstm(py::module_& m) {
           "The LstmOptions the forward ran with.");
   m.def("projected_lstm_forward", &projected_lstm_forward, "x"_a, "weights"_a, "h0"_a, "c0"_a, "y"_a, "options"_a,
         "cell_options"_a, "taped"_a, "Writes y; returns the tape (with c_n; the rest only if taped).");
+  m.def("projected_lstm_narrow_pass", &projected_lstm_narrow_pass, "weights"_a, "options"_a, "cell_options"_a,
+        "taped"_a, "projected_lstm_forward bound to all but its arrays, for a NarrowStack.");
   m.def("projected_lstm_backward", &projected_lstm_backward, "tape"_a, "weights"_a, "dy"_a, "dh_n"_a, "dc_n"_a,
         "grads"_a, "dx"_a, "dh0"_a, "dc0"_a, py::kw_only(), "accumulate_dx"_a = false,
         "hidden_grads"_a = py::none(),

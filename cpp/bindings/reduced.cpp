@@ -13,6 +13,7 @@
 #include "lstmcore/reduced_gru.hpp"
 #include "lstmcore/reduced_lstm.hpp"
 #include "lstmcore/reduced_rnn.hpp"
+#include "narrow.hpp"
 #include "parts.hpp"
 
 namespace lstmcore::bindings {
@@ -221,6 +222,47 @@ void reduced_rnn_forward(const py::array& x, const ReducedWeights& weights, cons
   }
 }
 
+// The reduced forwards bound to their weights and options, for a prepared layer (narrow.hpp).
+NarrowPass reduced_lstm_narrow_pass(const ReducedWeights& weights, const PassOptions& pass,
+                                    const LstmCallOptions& cell_options, bool taped) {
+  refuse_tape(taped);
+  if (!pass.batch_sizes.is_none()) throw py::value_error("a narrow pass runs without lengths");
+  NarrowPass narrow{nullptr, pass.reverse, pass.y_offset};
+  const bool projected = weights.weight_hr != nullptr;
+  narrow.run = [weights, pass, cell_options, projected](const py::array& x, const py::array& h0,
+                                                        const py::object& c0, const py::array& y) -> py::object {
+    const auto run = projected ? reduced_projected_lstm_forward : reduced_lstm_forward;
+    return run(x, weights, h0, c0.cast<py::array>(), y, pass, cell_options, false).c_n;
+  };
+  return narrow;
+}
+
+NarrowPass reduced_gru_narrow_pass(const ReducedWeights& weights, const PassOptions& pass, bool taped,
+                                   bool reset_after, const py::object& activations, double clip) {
+  refuse_tape(taped);
+  if (!pass.batch_sizes.is_none()) throw py::value_error("a narrow pass runs without lengths");
+  NarrowPass narrow{nullptr, pass.reverse, pass.y_offset};
+  narrow.run = [weights, pass, reset_after, activations, clip](const py::array& x, const py::array& h0,
+                                                               const py::object&, const py::array& y) {
+    reduced_gru_forward(x, weights, h0, y, pass, false, reset_after, activations, clip);
+    return py::object(py::none());
+  };
+  return narrow;
+}
+
+NarrowPass reduced_rnn_narrow_pass(const ReducedWeights& weights, const PassOptions& pass,
+                                   const py::object& nonlinearity, bool taped, double clip) {
+  refuse_tape(taped);
+  if (!pass.batch_sizes.is_none()) throw py::value_error("a narrow pass runs without lengths");
+  NarrowPass narrow{nullptr, pass.reverse, pass.y_offset};
+  narrow.run = [weights, pass, nonlinearity, clip](const py::array& x, const py::array& h0, const py::object&,
+                                                   const py::array& y) {
+    reduced_rnn_forward(x, weights, h0, y, pass, nonlinearity, false, clip);
+    return py::object(py::none());
+  };
+  return narrow;
+}
+
 // out (rows, w.rows) = a (rows, depth) W^T: the product alone, for tests against a NumPy
 // model of the quantization.
 py::array reduced_product_of(const ReducedMatrix& w, const py::array& a) {
@@ -279,6 +321,15 @@ void register_reduced(py::module_& m) {
   m.def("reduced_rnn_forward", &reduced_rnn_forward, "x"_a, "weights"_a, "h0"_a, "y"_a, "options"_a,
         "nonlinearity"_a, "taped"_a = false, py::kw_only(), "clip"_a = 0.0,
         "An RNN layer-direction's inference with reduced-precision weights: writes y (float32).");
+  m.def("reduced_lstm_narrow_pass", &reduced_lstm_narrow_pass, "weights"_a, "options"_a, "cell_options"_a,
+        "taped"_a = false,
+        "reduced_lstm_forward (or, with weight_hr, the projected one) bound, for a NarrowStack.");
+  m.def("reduced_gru_narrow_pass", &reduced_gru_narrow_pass, "weights"_a, "options"_a, "taped"_a = false,
+        py::kw_only(), "reset_after"_a = true, "activations"_a = py::none(), "clip"_a = 0.0,
+        "reduced_gru_forward bound to all but its arrays, for a NarrowStack.");
+  m.def("reduced_rnn_narrow_pass", &reduced_rnn_narrow_pass, "weights"_a, "options"_a, "nonlinearity"_a,
+        "taped"_a = false, py::kw_only(), "clip"_a = 0.0,
+        "reduced_rnn_forward bound to all but its arrays, for a NarrowStack.");
   m.def("reduced_product", &reduced_product_of, "weights"_a, "a"_a,
         "a (rows, depth) float32 times W^T in the matrix's precision, activations converted as the passes do.");
 }

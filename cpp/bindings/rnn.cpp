@@ -16,6 +16,7 @@
 #include "arrays.hpp"
 #include "lstmcore/rnn.hpp"
 #include "lstmcore/tapes.hpp"
+#include "narrow.hpp"
 #include "parts.hpp"
 
 namespace lstmcore::bindings {
@@ -112,6 +113,19 @@ py::object rnn_forward(const py::array& x, const RnnWeights& weights, const py::
   return result;
 }
 
+// rnn_forward bound to its weights and options, for a prepared layer (narrow.hpp).
+NarrowPass rnn_narrow_pass(const RnnWeights& weights, const PassOptions& options, const py::object& nonlinearity,
+                           bool taped, double clip) {
+  if (taped || !options.batch_sizes.is_none())
+    throw py::value_error("a narrow pass runs without a tape and lengths");
+  NarrowPass narrow{nullptr, options.reverse, options.y_offset};
+  narrow.run = [weights, options, nonlinearity, clip](const py::array& x, const py::array& h0, const py::object&,
+                                                      const py::array& y) {
+    return rnn_forward(x, weights, h0, y, options, nonlinearity, false, clip);
+  };
+  return narrow;
+}
+
 // Adds the weight gradients to `grads`, writes dh0 and dx (or adds to dx, accumulate_dx).
 void rnn_backward(const BoundRnnTape& tape, const RnnWeights& weights, const py::array& dy, const py::object& dh_n,
                   const RnnWeights& grads, const py::array& dx, const py::array& dh0, bool accumulate_dx,
@@ -181,6 +195,8 @@ void register_rnn(py::module_& m) {
         "Writes y; returns the tape backward needs (taped) or None. nonlinearity: a name (\"tanh\", \"relu\", "
         "\"sigmoid\", \"hard_sigmoid\", \"linear\", \"softsign\") or (name, alpha, beta); clip > 0 bounds each "
         "pre-activation to [-clip, clip] (0: none). tanh and relu without clip run the fused kernels.");
+  m.def("rnn_narrow_pass", &rnn_narrow_pass, "weights"_a, "options"_a, "nonlinearity"_a, "taped"_a, py::kw_only(),
+        "clip"_a = 0.0, "rnn_forward bound to all but its arrays, for a NarrowStack.");
   m.def("rnn_backward", &rnn_backward, "tape"_a, "weights"_a, "dy"_a, "dh_n"_a, "grads"_a, "dx"_a, "dh0"_a,
         py::kw_only(), "accumulate_dx"_a = false, "hidden_grads"_a = py::none(),
         "Adds the weight gradients to grads; writes dh0, and dx (or adds to it: accumulate_dx), and dL/dh_t at "

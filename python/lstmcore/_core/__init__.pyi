@@ -506,3 +506,54 @@ def reduced_rnn_forward(
     clip: float = 0.0,
 ) -> None: ...
 def reduced_product(weights: ReducedMatrix, a: NDArray[np.float32]) -> NDArray[np.float32]: ...
+
+# The narrow path of prepared inference (cpp/bindings/narrow.cpp).
+class NarrowPass:
+    """A layer-direction's forward bound to its weights and options (made by the *_narrow_pass functions)."""
+
+class NarrowStack:
+    """A prepared layer's passes run as one call: (x, state) -> (y, h_n, c_n or None)."""
+
+    def __init__(
+        self,
+        passes: Sequence[NarrowPass],
+        layers: int,
+        directions: int,
+        batch_first: bool,
+        width: int,
+        cell_width: int,
+        dtype: np.dtype[Any],
+    ) -> None: ...
+    def __call__(self, x: _Floats, state: Sequence[_Floats] | None = None) -> tuple[_Floats, _Floats, _Floats | None]: ...
+
+def lstm_narrow_pass(weights: LstmWeights, options: PassOptions, cell_options: LstmOptions, taped: bool) -> NarrowPass: ...
+def projected_lstm_narrow_pass(
+    weights: ProjectedLstmWeights, options: PassOptions, cell_options: LstmOptions, taped: bool
+) -> NarrowPass: ...
+def gru_narrow_pass(
+    weights: GruWeights,
+    options: PassOptions,
+    taped: bool,
+    *,
+    reset_after: bool = True,
+    activations: _Activations | None = None,
+    clip: float = 0.0,
+) -> NarrowPass: ...
+def rnn_narrow_pass(
+    weights: RnnWeights, options: PassOptions, nonlinearity: str | _Activation, taped: bool, *, clip: float = 0.0
+) -> NarrowPass: ...
+def reduced_lstm_narrow_pass(
+    weights: ReducedWeights, options: PassOptions, cell_options: LstmOptions, taped: bool = False
+) -> NarrowPass: ...
+def reduced_gru_narrow_pass(
+    weights: ReducedWeights,
+    options: PassOptions,
+    taped: bool = False,
+    *,
+    reset_after: bool = True,
+    activations: _Activations | None = None,
+    clip: float = 0.0,
+) -> NarrowPass: ...
+def reduced_rnn_narrow_pass(
+    weights: ReducedWeights, options: PassOptions, nonlinearity: str | _Activation, taped: bool = False, *, clip: float = 0.0
+) -> NarrowPass: ...

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+import lstmcore._core as _core
 from lstmcore._typing import ArrayLike, State, StateLike
 from lstmcore._util import aligned as _aligned
 from lstmcore.rnn import GRU, LSTM, RNN
@@ -83,6 +84,7 @@ class PreparedLayer:
         ]
         set_attribute(self, "_calls", calls)
         set_attribute(self, "_zeros", {})
+        set_attribute(self, "_narrow", _narrow_stack(snapshot, calls))
 
     def _adapt(self, snapshot: _GatedRecurrent, weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The snapshot's weights as its calls will see them; a subclass may change how
@@ -150,6 +152,11 @@ class PreparedLayer:
 
     def _run(self, x: np.ndarray, state: StateLike) -> tuple[np.ndarray, State]:
         layer = self._layer
+        if self._narrow is not None:
+            batch = x.shape[0] if layer.batch_first else x.shape[1]
+            parts = None if state is None else list(layer._state_parts(state, batch, "state"))
+            y, h_n, c_n = self._narrow(x, parts)
+            return y, layer._pack_state([h_n] if c_n is None else [h_n, c_n])
         batch_first = layer.batch_first
         steps, batch = (x.shape[1], x.shape[0]) if batch_first else x.shape[:2]
         initial = layer._state_parts(state, batch, "state") if state is not None else self._zeros_for(batch)
@@ -186,3 +193,30 @@ class PreparedLayer:
             if len(self._zeros) < 8:  # the first eight batch sizes; any other is made per call
                 self._zeros[batch] = zeros
         return zeros
+
+
+# The core's forwards and their narrow passes (cpp/bindings/narrow.hpp): the same forward
+# bound once to everything but its arrays.
+_NARROW_PASSES: dict[Any, Any] = {
+    _core.lstm_forward: _core.lstm_narrow_pass,
+    _core.projected_lstm_forward: _core.projected_lstm_narrow_pass,
+    _core.gru_forward: _core.gru_narrow_pass,
+    _core.rnn_forward: _core.rnn_narrow_pass,
+    _core.reduced_lstm_forward: _core.reduced_lstm_narrow_pass,
+    _core.reduced_projected_lstm_forward: _core.reduced_lstm_narrow_pass,
+    _core.reduced_gru_forward: _core.reduced_gru_narrow_pass,
+    _core.reduced_rnn_forward: _core.reduced_rnn_narrow_pass,
+}
+
+
+def _narrow_stack(layer: _GatedRecurrent, calls: list[Any]) -> Any:
+    """The layer's calls as one NarrowStack (the direct route's whole pass in one call into
+    the core), or None where a kind has no narrow pass (the layer-normalised LSTM): then
+    the calls run one by one from Python."""
+    if any(call.function not in _NARROW_PASSES for call in calls):
+        return None
+    passes = [_NARROW_PASSES[call.function](call.weights, call.pass_options, *call.args, **call.kwargs) for call in calls]
+    cell_width = layer.hidden_size if len(layer._state_names) > 1 else 0
+    return _core.NarrowStack(
+        passes, layer.num_layers, layer.num_directions, layer.batch_first, layer.output_size, cell_width, layer.dtype
+    )
