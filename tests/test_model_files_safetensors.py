@@ -541,3 +541,13 @@ def test_random_edits_of_the_safetensors_header_text(original, data):
         else:
             del text[index : index + data.draw(st.integers(1, 20))]
     _fuzzed_load(folder, struct.pack("<Q", len(text)) + bytes(text) + raw[8 + length :])
+
+
+@pytest.mark.parametrize("precision", ["int8", "bfloat16"])
+def test_a_quantized_model_loads_back_from_safetensors_with_the_same_bits(tmp_path, precision):
+    import test_quantize_files
+
+    test_quantize_files.round_trip(tmp_path, precision, ".safetensors")
+    with safe_open(tmp_path / "m.safetensors", "np") as handle:
+        stored = handle.get_tensor("1.weight_hh_l0")
+        assert stored.dtype == (np.int8 if precision == "int8" else np.uint16)

@@ -42,10 +42,13 @@ def ids(batch=5, steps=7):
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
-@pytest.mark.parametrize("suffix", [".npz", ".safetensors"])
-def test_a_quantized_model_loads_back_with_the_same_bits(tmp_path, precision, suffix):
-    if suffix == ".safetensors":
-        pytest.importorskip("safetensors")
+def test_a_quantized_model_loads_back_with_the_same_bits(tmp_path, precision):
+    round_trip(tmp_path, precision, ".npz")
+
+
+def round_trip(tmp_path, precision, suffix):
+    """Saves a quantized model as ``suffix`` says, loads it, and checks every bit
+    (tests/test_model_files_safetensors.py runs it on .safetensors files)."""
     quantized = lstmcore.quantize(model(), precision)
     path = tmp_path / f"m{suffix}"
     quantized.save(path)
@@ -126,6 +129,36 @@ def test_a_damaged_quantized_file_is_refused_saying_why(tmp_path, change, messag
     path = _changed(tmp_path, change)
     with pytest.raises(ModelFileError, match=message):
         lstmcore.load(path)
+
+
+def test_a_precision_without_a_recurrent_layer_is_refused(tmp_path):
+    Sequential([Dense(3, 2)]).save(tmp_path / "dense.npz")
+    arrays = entries(tmp_path / "dense.npz")
+    header = header_of(arrays)
+    header["precision"] = "int8"
+    write_entries(tmp_path / "bad.npz", arrays, header)
+    with pytest.raises(ModelFileError, match="quantized to int8 without a recurrent layer"):
+        lstmcore.load(tmp_path / "bad.npz")
+
+
+@pytest.mark.parametrize("bits", [0x7FC0, 0x7F80, 0xFFFF])  # NaN, inf, another NaN
+def test_bfloat16_nan_or_inf_bits_load_and_give_nan_or_inf_not_a_crash(tmp_path, bits):
+    quantized = lstmcore.quantize(Sequential([LSTM(3, 4, seed=0), LastStep()]), "bfloat16")
+    quantized.save(tmp_path / "m.npz")
+    arrays = entries(tmp_path / "m.npz")
+    arrays["0.weight_hh_l0"] = np.full_like(arrays["0.weight_hh_l0"], bits)
+    write_entries(tmp_path / "odd.npz", arrays)
+    output = lstmcore.load(tmp_path / "odd.npz").predict(np.ones((2, 3, 3), np.float32))
+    assert not np.isfinite(output).all()
+
+
+def test_the_command_line_says_a_quantized_model_keeps_no_gate_traces(tmp_path, capsys):
+    source = _trained_forecast(tmp_path)
+    assert main(["quantize", str(source), str(tmp_path / "q.npz"), "--to", "int8"]) == 0
+    csv = os.path.join(os.path.dirname(lstmcore.__file__), "data", "co2_monthly.csv")
+    capsys.readouterr()
+    assert main(["inspect", str(tmp_path / "q.npz"), csv]) == 2
+    assert "keeps no gate traces: inspect the float32 model" in capsys.readouterr().err
 
 
 def test_a_prepared_float_model_is_not_saved(tmp_path):

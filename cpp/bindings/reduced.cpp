@@ -290,7 +290,8 @@ void register_reduced(py::module_& m) {
       .def_property_readonly("nbytes", &ReducedMatrix::bytes, "Bytes of the packed values.")
       .def_property_readonly(
           "kernel", [](const ReducedMatrix& w) { return reduced_kernel(w.precision()); },
-          "The kernel its products run on in this build: 'avx512_vnni', 'avx512_bf16' or 'portable'.");
+          "The kernels its products run on here: 'amx+avx512_vnni', 'avx512_vnni', 'amx_bf16', 'avx512_bf16' or "
+          "'portable'.");
   py::class_<ReducedWeights>(
       m, "ReducedWeights",
       "A layer-direction's weights for the reduced forwards: W_ih and W_hh as ReducedMatrix, "

@@ -5,10 +5,10 @@
 // batch's recurrent product, a chunk's input projection) run here.
 //
 // ReducedMatrix's panels are already laid out as AMX wants its second operand: per depth
-// group, 16 columns of 4 bytes (int8: 4 values, bfloat16: 2), 64-byte rows. Each tile
-// gives the same sums as the AVX-512 kernel: int8's exactly (integers); bfloat16's are
-// float32 sums of exact products in another order, so the bfloat16 path uses AMX only if
-// tests/test_quantize_kernels.py finds its bits equal (reduced_precision.hpp decides).
+// group, 16 columns of 4 bytes (int8: 4 values, bfloat16: 2), 64-byte rows. A tile gives
+// the same int8 sums as the AVX-512 kernel (integers); its bfloat16 sums add the same
+// exact products in an order of its own, so every bfloat16 product runs here where AMX
+// is (reduced_precision.hpp).
 #pragma once
 
 #include <cstdint>

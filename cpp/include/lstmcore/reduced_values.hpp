@@ -172,14 +172,15 @@ class ReducedRows {
       largest = std::max(largest, magnitude);
     }
     std::uint8_t* out = row(r);
-    if (!finite || largest == 0.0f) {
-      // A row of zeros is q = 0 with scale 0; one holding NaN or inf has no int8 form,
-      // and its scale NaN makes every product with it NaN, as float32's would be.
+    const float inverse = 127.0f / largest;
+    if (!finite || !(inverse <= std::numeric_limits<float>::max())) {
+      // A row of zeros, or of values so small (below 127 / FLT_MAX, about 4e-37) that
+      // 127 / max|a| overflows, is q = 0 with scale 0; one holding NaN or inf has no int8
+      // form, and its scale NaN makes every product with it NaN, as float32's would be.
       std::fill_n(out, depth_, std::uint8_t{128});
       scales_[r] = finite ? 0.0f : std::numeric_limits<float>::quiet_NaN();
       return;
     }
-    const float inverse = 127.0f / largest;
     Index k = 0;
 #if defined(__AVX512F__) && defined(__AVX512BW__)
     // As the loop below, 16 values at a time: cvtps rounds to nearest even, as nearbyint

@@ -24,6 +24,7 @@ from lstmcore.cli._errors import TaskError
 from lstmcore.cli._files import check_output_folder, check_output_paths
 from lstmcore.cli._model_files import read_model
 from lstmcore.cli.tasks import METADATA_CHECKS, TASKS
+from lstmcore.inference import PreparedModel
 from lstmcore.nn._train import evaluate
 from lstmcore.rnn._lstm import GATE_NAMES
 from lstmcore.rnn._recurrent import _GatedRecurrent
@@ -73,6 +74,10 @@ def add_parser(commands):
 
 def first_recurrent(model):
     """Index in ``model.layers`` of the first LSTM, GRU or RNN, or a TaskError."""
+    if isinstance(model, PreparedModel):
+        raise TaskError(
+            f"a model quantized to {model.precision} keeps no gate traces: inspect the float32 model it came from"
+        )
     for index, layer in enumerate(model.layers):
         if isinstance(layer, _GatedRecurrent):
             return index

@@ -21,6 +21,7 @@ from lstmcore.nn import Sequential
 from lstmcore.nn.model_files._format import ModelFileError
 from lstmcore.nn.model_files._header import SCALE_SUFFIX
 from lstmcore.nn.model_files._load import read_model_file
+from lstmcore.rnn._recurrent import _GatedRecurrent
 
 
 def load(path: str | os.PathLike[str]) -> Sequential | PreparedModel:
@@ -39,6 +40,8 @@ def load(path: str | os.PathLike[str]) -> Sequential | PreparedModel:
         if scales is not None and not (np.isfinite(scales).all() and (scales >= 0).all()):
             raise ModelFileError(f"{os.fspath(path)}: the row scales of {name!r} are not all finite and >= 0")
         by_layer.setdefault(int(index), {})[local] = (values, scales)
+    if not any(isinstance(layer, _GatedRecurrent) for layer in model.layers):
+        raise ModelFileError(f"{os.fspath(path)}: a model quantized to {precision} without a recurrent layer")
     index_of = {id(layer): index for index, layer in enumerate(model.layers)}
 
     def reduced_layer(layer: Any) -> PreparedLayer:

@@ -53,7 +53,7 @@ class PreparedLayer:
                 f"prepare takes lstmcore's own LSTM, GRU and RNN, got the subclass {type(layer).__name__} "
                 "(what it overrides would not run in the snapshot)"
             )
-        weights = {name: frozen_copy(value) for name, value in layer._checked_params(with_grads=False).items()}
+        weights = self._frozen_weights(layer._checked_params(with_grads=False))
         # The layer's configuration with the frozen weights: its own pass serves the calls
         # off the direct route. A shallow copy: the attributes are rebound, never changed in
         # place, after construction, so a later change to the original does not reach it.
@@ -85,6 +85,10 @@ class PreparedLayer:
         set_attribute(self, "_calls", calls)
         set_attribute(self, "_zeros", {})
         set_attribute(self, "_narrow", _narrow_stack(snapshot, calls))
+
+    def _frozen_weights(self, checked: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The snapshot's weights: frozen copies of the layer's checked parameters."""
+        return {name: frozen_copy(value) for name, value in checked.items()}
 
     def _adapt(self, snapshot: _GatedRecurrent, weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The snapshot's weights as its calls will see them; a subclass may change how

@@ -3,7 +3,8 @@ model files keep, exactly what the core's reduced kernels multiply.
 
 int8: per output row j, ``scale[j] = max_k |W[j, k]| / 127`` and
 ``q[j, k] = round(W[j, k] / scale[j])`` in [-127, 127] (ties to even), so W ~ q * scale.
-A row of zeros keeps scale 0. bfloat16: the top 16 bits of each float32, rounded to
+A row of zeros (or of values below about 4e-37, whose 127 / max|W_j| overflows) keeps
+q = 0 and scale 0. bfloat16: the top 16 bits of each float32, rounded to
 nearest even. The core converts the activations the same two ways, row by row, at every
 step (docs/inference.md, "Reduced precision").
 """
@@ -24,11 +25,16 @@ def checked_precision(precision: object) -> str:
 def quantize_int8(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(q int8 (rows, depth), scale float32 (rows,)) of a float matrix, by rows."""
     w = np.asarray(weights, np.float32)
+    if not np.isfinite(w).all():
+        raise ValueError("cannot quantize weights holding NaN or infinity")
     largest = np.abs(w).max(axis=1)
-    with np.errstate(divide="ignore"):
-        inverse = np.where(largest > 0, np.float32(127) / largest, np.float32(0)).astype(np.float32)
-    q = np.clip(np.rint(w * inverse[:, None]), -127, 127).astype(np.int8)
-    return q, (largest / np.float32(127)).astype(np.float32)
+    with np.errstate(divide="ignore", over="ignore"):
+        inverse = (np.float32(127) / largest).astype(np.float32)
+    # Rows of zeros, or so small that 127 / max|W_j| overflows (below about 4e-37): q = 0
+    # and scale 0, as the core treats such rows of activations.
+    usable = np.isfinite(inverse)
+    q = np.clip(np.rint(w * np.where(usable, inverse, np.float32(0))[:, None]), -127, 127).astype(np.int8)
+    return q, np.where(usable, largest / np.float32(127), np.float32(0)).astype(np.float32)
 
 
 def to_bfloat16(values: np.ndarray) -> np.ndarray:

@@ -4,7 +4,8 @@ bfloat16.
 It is a ``PreparedLayer`` whose snapshot builds its core calls on the core's reduced
 kernels: each layer-direction's W_ih and W_hh are reduced once (``_quantization``) and
 packed once (``_core.ReducedMatrix``); biases and peepholes stay float32, and so do the
-states and outputs. Its ``params`` are the float32 values the reduced weights stand for.
+states and outputs. It keeps no float32 copy of the matrices: its ``params`` restore the
+values the reduced weights stand for when asked.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ _MATRICES = ("weight_ih", "weight_hh", "weight_hr")
 # (values, scales) of one weight matrix: int8 with float32 row scales, or bfloat16 bits
 # (uint16) with None.
 Reduced = tuple[np.ndarray, "np.ndarray | None"]
+
+
+def _is_matrix(name: str) -> bool:
+    return name.startswith(tuple(f"{kind}_" for kind in _MATRICES))
 
 
 def _unsupported(layer: _GatedRecurrent) -> str | None:
@@ -66,6 +71,10 @@ class ReducedLayer(PreparedLayer):
             raise ValueError(f"cannot quantize {type(layer).__name__}: {reason}")
         super().__init__(layer)
 
+    def _frozen_weights(self, checked: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        # The weight matrices are reduced (_adapt) from the layer's own arrays, not copies.
+        return {name: value if _is_matrix(name) else frozen_copy(value) for name, value in checked.items()}
+
     def _adapt(self, snapshot: _GatedRecurrent, weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         precision, stored = self._precision, self._stored
         reduced: dict[str, Reduced] = {}
@@ -82,7 +91,10 @@ class ReducedLayer(PreparedLayer):
                 values, scales = stored[name] if stored is not None else reduce_matrix(weights[name], precision)
                 reduced[name] = (frozen_copy(values), None if scales is None else frozen_copy(scales))
                 matrices[name] = _core.ReducedMatrix(precision, values, scales)
-                weights[name] = frozen_copy(restored(values, scales))
+                # No float32 copy is kept: the snapshot's call-building reads only the
+                # matrix's shape, from a zero-stride placeholder; ``params`` restores
+                # the values when asked.
+                weights[name] = np.broadcast_to(np.zeros((), np.float32), weights[name].shape)
         table = {}
         for layer, direction in directions:
             found = snapshot._direction_params(weights, layer, direction)
@@ -104,6 +116,18 @@ class ReducedLayer(PreparedLayer):
     def precision(self) -> str:
         """'int8' or 'bfloat16'."""
         return self._precision
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        """The float32 values the snapshot's weights stand for (the reduced matrices
+        restored, made at each access), read-only."""
+        params = {}
+        for name, value in self._weights.items():
+            if name in self._reduced:
+                value = restored(*self._reduced[name])
+                value.flags.writeable = False
+            params[name] = value
+        return params
 
     @property
     def reduced_params(self) -> dict[str, Reduced]:

@@ -21,12 +21,14 @@ def quantized_rows(a):
     a = np.asarray(a, np.float32)
     largest = np.abs(a).max(axis=1)
     finite = np.isfinite(a).all(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        inverse = np.where(finite & (largest > 0), np.float32(127) / largest, np.float32(0)).astype(np.float32)
-        q = np.clip(np.rint(a * inverse[:, None]), -127, 127)
-    q = np.where(finite[:, None], q, 0).astype(np.int32)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        inverse = (np.float32(127) / largest).astype(np.float32)
+        # Rows of zeros, or so small that 127 / max|a| overflows: q = 0 and scale 0.
+        usable = finite & np.isfinite(inverse)
+        q = np.clip(np.rint(a * np.where(usable, inverse, np.float32(0))[:, None]), -127, 127)
+    q = np.where(usable[:, None], q, 0).astype(np.int32)
     # A row holding NaN or inf: scale NaN, so that its products are NaN, as float32's.
-    scale = np.where(finite, np.where(largest > 0, largest / np.float32(127), np.float32(0)), np.float32(np.nan))
+    scale = np.where(finite, np.where(usable, largest / np.float32(127), np.float32(0)), np.float32(np.nan))
     return q, scale.astype(np.float32)
 
 
