@@ -120,14 +120,16 @@ def test_an_array_of_the_layer_s_dtype_takes_the_direct_route_and_others_the_lay
     assert passes == [1, 1]
 
 
+@pytest.mark.parametrize("contiguous", [True, False])  # the narrow path's step, and the general one
 @pytest.mark.parametrize("case", ["lstm", "lstm-projected", "gru", "rnn-relu", "lstm-time-major"])
-def test_prepared_step_gives_the_layer_step_bit_for_bit(case):
+def test_prepared_step_gives_the_layer_step_bit_for_bit(case, contiguous):
     layer = make(case, np.float32)
     prepared = lstmcore.prepare(layer)
     x, _ = inputs(layer, np.float32)
     state = state_expected = None
     for t in range(STEPS):
         x_t = x[:, t] if layer.batch_first else x[t]
+        x_t = np.ascontiguousarray(x_t) if contiguous else np.asfortranarray(x_t)
         y_t, state = prepared.step(x_t, state)
         y_expected, state_expected = layer.step(x_t, state_expected)
         assert_identical((y_t, state), (y_expected, state_expected))
@@ -143,8 +145,12 @@ def test_prepared_layer_raises_the_layer_s_errors():
     x = np.zeros((BATCH, STEPS, INPUT), np.float32)
     with pytest.raises(ValueError, match=r"expected state h of shape \(1, 3, 6\), got \(1, 2, 6\)"):
         prepared(x, (np.zeros((1, 2, HIDDEN), np.float32), np.zeros((1, 2, HIDDEN), np.float32)))
-    with pytest.raises(ValueError, match="step needs a layer that runs forward in time"):
-        lstmcore.prepare(GRU(INPUT, HIDDEN, bidirectional=True)).step(x[:, 0])
+    for backwards in (GRU(INPUT, HIDDEN, bidirectional=True), LSTM(INPUT, HIDDEN, reverse=True)):
+        for x_t in (x[:, 0], np.ascontiguousarray(x[:, 0])):  # the direct route's input too
+            with pytest.raises(ValueError, match="step needs a layer that runs forward in time"):
+                lstmcore.prepare(backwards).step(x_t)
+    with pytest.raises(ValueError, match=r"expected state h of shape \(1, 3, 6\), got \(1, 2, 6\)"):
+        prepared.step(np.ascontiguousarray(x[:, 0]), (np.zeros((1, 2, HIDDEN), np.float32),) * 2)
 
 
 def test_a_prepared_layer_is_a_snapshot_no_change_to_the_original_reaches():

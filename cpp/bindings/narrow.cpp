@@ -82,6 +82,21 @@ class NarrowStack {
     return py::make_tuple(input, h_n, cells ? py::object(c_n) : py::object(py::none()));
   }
 
+  // One time step: x_t (B, I) C-contiguous -> (y_t (B, D*W), h_n, c_n or None), as call on
+  // a sequence of one step, both arrays viewed without a copy.
+  py::tuple step(const py::array& x_t, const py::object& state) {
+    if (x_t.ndim() != 2 || !(x_t.flags() & py::array::c_style)) {
+      throw py::value_error("expected x_t as a C-contiguous array of rank 2 (B, I)");
+    }
+    const py::ssize_t batch = x_t.shape(0), input = x_t.shape(1);
+    const auto shape =
+        batch_first_ ? std::vector<py::ssize_t>{batch, 1, input} : std::vector<py::ssize_t>{1, batch, input};
+    const py::tuple result = call(py::array(x_t.dtype(), shape, {}, x_t.data(), x_t), state);
+    const auto y = result[0].cast<py::array>();
+    const py::array y_t(dtype_, std::vector<py::ssize_t>{batch, directions_ * width_}, {}, y.data(), y);
+    return py::make_tuple(y_t, result[1], result[2]);
+  }
+
  private:
   py::array zeros(const std::vector<py::ssize_t>& shape) const {
     py::array array(dtype_, shape);
@@ -116,7 +131,9 @@ void register_narrow(py::module_& m) {
                           "A prepared layer's passes run as one call: (x, state) -> (y, h_n, c_n or None).")
       .def(py::init<std::vector<NarrowPass>, Index, Index, bool, Index, Index, py::dtype>(), "passes"_a, "layers"_a,
            "directions"_a, "batch_first"_a, "width"_a, "cell_width"_a, "dtype"_a)
-      .def("__call__", &NarrowStack::call, "x"_a, "state"_a = py::none());
+      .def("__call__", &NarrowStack::call, "x"_a, "state"_a = py::none())
+      .def("step", &NarrowStack::step, "x_t"_a, "state"_a = py::none(),
+           "One step: x_t (B, I) -> (y_t (B, D*W), h_n, c_n or None).");
 }
 
 }  // namespace lstmcore::bindings

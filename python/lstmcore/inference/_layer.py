@@ -149,6 +149,20 @@ class PreparedLayer:
     def step(self, x_t: ArrayLike, state: StateLike = None) -> tuple[np.ndarray, State]:
         """One time step, as the layer's ``step``: x_t (B, I) -> (y_t (B, H), state)."""
         layer = self._layer
+        narrow = self._narrow
+        if (
+            narrow is not None
+            and not (layer.bidirectional or layer.reverse)  # refused below, as the layer refuses them
+            and type(x_t) is np.ndarray
+            and x_t.dtype is self._dtype
+            and x_t.ndim == 2
+            and x_t.flags.c_contiguous
+            and x_t.flags.aligned
+            and x_t.shape[1] == layer.input_size
+            and x_t.shape[0]
+        ):
+            y_t, h_n, c_n = narrow.step(x_t, None if state is None else self._state_list(state, x_t.shape[0]))
+            return y_t, layer._pack_state([h_n] if c_n is None else [h_n, c_n])
         # Contiguous, so that a step sliced off a batch-first array (x[:, t]) takes the direct route.
         x_t = np.ascontiguousarray(checked_step_input(layer, x_t))
         y, state_n = self(x_t[:, None, :] if layer.batch_first else x_t[None], state)
@@ -158,7 +172,7 @@ class PreparedLayer:
         layer = self._layer
         if self._narrow is not None:
             batch = x.shape[0] if layer.batch_first else x.shape[1]
-            parts = None if state is None else list(layer._state_parts(state, batch, "state"))
+            parts = None if state is None else self._state_list(state, batch)
             y, h_n, c_n = self._narrow(x, parts)
             return y, layer._pack_state([h_n] if c_n is None else [h_n, c_n])
         batch_first = layer.batch_first
@@ -186,6 +200,24 @@ class PreparedLayer:
             h_n = (y[:, -1] if batch_first else y[-1])[None].copy()
             return y, layer._pack_state([h_n, *(part[None].copy() for part in layer._final_tape_states(runs[0].tape))])
         return layer_input, layer._pack_state(layer._final_state(runs, None))
+
+    def _state_list(self, state: StateLike, batch: int) -> list[np.ndarray]:
+        """The state's parts as the core reads them: as given when they are already so
+        (what a previous call returned: a streaming loop's state), else the layer's checks
+        and conversions."""
+        layer = self._layer
+        parts = state if isinstance(state, tuple) else (state,)
+        shapes = layer._state_shapes(batch)
+        if len(parts) == len(shapes) and all(
+            type(part) is np.ndarray
+            and part.dtype is self._dtype
+            and part.shape == shape
+            and part.flags.c_contiguous
+            and part.flags.aligned
+            for part, shape in zip(parts, shapes)
+        ):
+            return list(parts)
+        return list(layer._state_parts(state, batch, "state"))
 
     def _zeros_for(self, batch: int) -> list[np.ndarray]:
         """Zero initial states of this batch size, read-only (the core only reads them)."""
