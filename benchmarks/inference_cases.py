@@ -34,6 +34,8 @@ CASES = [
     InferenceCase("lstm_h256_t100_b1", "lstm", 256, 256, 100, 1),
     InferenceCase("lstm_h256_t100_b64", "lstm", 256, 256, 100, 64),
     InferenceCase("gru_h256_t100_b1", "gru", 256, 256, 100, 1),
+    # the shape of a voice-activity detector's LSTM run over a clip: a long sequence at B=1
+    InferenceCase("lstm_i128_h128_t730_b1", "lstm", 128, 128, 730, 1),
 ]
 
 CASES_BY_NAME = {case.name: case for case in CASES}
