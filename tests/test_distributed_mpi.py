@@ -253,6 +253,20 @@ def test_fit_without_mpi4py_says_which_extra_to_install(monkeypatch):
         _mpi_fit.regress_model().fit(x, y, loss="mse", distributed="mpi", verbose=False)
 
 
+def test_fit_refuses_a_plain_callable_loss_when_distributed():
+    # A callable gives its batch's mean, which weights the ranks' shares by rows rather than
+    # by loss terms: with lengths, 2 ranks took another step than one process.
+    def mean_squared(pred, target, mask):
+        error = pred - target
+        return float((error**2).mean()), (2 * error / error.size).astype(pred.dtype)
+
+    x, y = _mpi_fit.regress_data()
+    with pytest.raises(TypeError, match=r"distributed= needs a loss that gives its sum and its count .*sum_and_count"):
+        _mpi_fit.regress_model().fit(x, y, loss=mean_squared, distributed="mpi", verbose=False)
+    # the loss objects have it, and alone the callable still trains
+    _mpi_fit.regress_model().fit(x, y, loss=mean_squared, epochs=1, verbose=False)
+
+
 @pytest.mark.parametrize("given, error", [("gloo", ValueError), (4, TypeError)])
 def test_fit_refuses_an_unknown_distributed_backend(given, error):
     x, y = _mpi_fit.regress_data()

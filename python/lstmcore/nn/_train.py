@@ -273,7 +273,9 @@ def fit(
     every rank given the same arguments; docs/distributed.md): rank 0's parameters are
     broadcast, ``batch_size`` is the global batch of which each rank computes a share, the
     gradients are summed with one Allreduce per step, and every rank returns the same
-    History; only rank 0 prints and writes files. A rank that fails makes every rank raise
+    History; only rank 0 prints and writes files. The loss must give its sum and count
+    of loss terms (a name, an lstmcore.losses object, or ``sum_and_count``): a plain
+    callable is refused, its mean cannot weight the ranks' shares. A rank that fails makes every rank raise
     (``lstmcore.distributed.RankFailed`` on the others); a failure that cannot be shared
     so, and Ctrl-C, end the job (MPI_Abort).
 
@@ -283,6 +285,16 @@ def fit(
     same data, batch size, seed and a freshly built optimizer and schedule of the same
     kind are expected); without one it starts from scratch and says so.
     """
+    if distributed is not None and callable(loss) and not hasattr(loss, "sum_and_count"):
+        # A plain callable gives its batch's mean: the ranks' shares could only be weighted
+        # by their rows, which is wrong whenever rows hold different numbers of loss terms
+        # (lengths, masks). Refused here, on every rank alike, before any collective.
+        raise TypeError(
+            "distributed= needs a loss that gives its sum and its count of loss terms: a name ('mse', "
+            "'cross_entropy', 'bce_with_logits'), an lstmcore.losses object, or an object with a method "
+            "sum_and_count(pred, target, mask, *, gradient) -> (sum, count) or, with gradient=True, "
+            f"(sum, count, d_sum); got {getattr(loss, '__name__', type(loss).__name__)!s}, a plain callable"
+        )
     ranks = _mpi.ranks_for(distributed)
     if ranks.size == 1:
         ranks = _mpi.Local()  # nothing to exchange: the one-process loop, bit for bit
