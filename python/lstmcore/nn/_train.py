@@ -392,7 +392,7 @@ def _fit(
     history = History()
     best_loss, best_params, waited, first_epoch = math.inf, None, 0, 0
     if resume:
-        saved = _resume(checkpoint, ranks, model, optimizer, schedule, settings, talk)
+        saved = _resume(checkpoint, ranks, model, optimizer, schedule, rng, settings, talk)
         if saved is not None:
             header = saved.header
             history.history = {key: list(values) for key, values in header["history"].items()}
@@ -400,7 +400,6 @@ def _fit(
             history.resumed_epochs = first_epoch = header["epochs_done"]
             best_loss, waited = header["best_loss"], header["waited"]
             best_params = saved.best_params
-            rng.bit_generator.state = header["rng"]
     try:
         for epoch in range(first_epoch, 0 if history.stopped_early else epochs):
             started = time.perf_counter()
@@ -582,9 +581,9 @@ def _description(settings, loop, x, y, lengths):
     return b"\0".join(parts)
 
 
-def _resume(checkpoint, ranks, model, optimizer, schedule, settings, talk):
+def _resume(checkpoint, ranks, model, optimizer, schedule, rng, settings, talk):
     """The checkpoint read (by rank 0, its bytes sent to every rank) and restored into the
-    model, the optimizer and the schedule; None when there is none."""
+    model, the optimizer, the schedule and fit's generator ``rng``; None when there is none."""
     path = _checkpoint.path_of(checkpoint)
     data = None
     with ranks.together("reading the checkpoint"):
@@ -599,7 +598,7 @@ def _resume(checkpoint, ranks, model, optimizer, schedule, settings, talk):
     with ranks.together("resuming from the checkpoint"):
         saved = _checkpoint.Checkpoint(data, path)
         saved.check_run(settings)
-        saved.restore(model, optimizer, schedule, ranks.rank, ranks.size)
+        saved.restore(model, optimizer, schedule, rng, ranks.rank, ranks.size)
     if talk:
         done = saved.header["epochs_done"]
         tqdm.tqdm.write(f"resuming from {path}: {done} epoch(s) done", file=sys.stderr)
