@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import lstmcore
-from lstmcore.nn._checkpoint import CheckpointError
+from lstmcore.nn._checkpoint import VERSION, CheckpointError
 
 
 def data():
@@ -58,6 +58,25 @@ def test_a_resumed_run_takes_the_steps_of_an_uninterrupted_one(tmp_path, optimiz
         assert resumed.history[key] == expected.history[key], key
     assert resumed.best_epoch == expected.best_epoch
     for name, value in whole.params.items():  # the best epoch's, restored by both
+        np.testing.assert_array_equal(resumed_model.params[name], value, err_msg=name)
+
+
+def test_a_run_without_a_seed_resumes_with_the_seed_it_drew(tmp_path):
+    # seed=None draws a seed; the checkpoint records it, so the resumed run holds out the
+    # same validation rows (and trains on the others) as the run that wrote it
+    first = train(model(), 2, seed=None, checkpoint=tmp_path)
+    with np.load(tmp_path / "checkpoint.npz", allow_pickle=False) as saved:
+        drawn = json.loads(saved["__checkpoint__"].tobytes())["seed"]
+    assert json.loads(json.dumps(drawn)) == drawn and type(drawn) is int
+    whole = model()
+    expected = train(whole, 4, seed=drawn)
+    assert expected.history["val_loss"][:2] == first.history["val_loss"]
+    resumed_model = model()
+    resumed = train(resumed_model, 4, seed=None, checkpoint=tmp_path, resume=True)
+    assert resumed.resumed_epochs == 2
+    for key in ("loss", "val_loss"):
+        assert resumed.history[key] == expected.history[key], key
+    for name, value in whole.params.items():
         np.testing.assert_array_equal(resumed_model.params[name], value, err_msg=name)
 
 
@@ -206,7 +225,8 @@ def wrong_array(key, array):
         (set_header("history", {"loss": [0.5]}), r"expected history\['lr'\], the History holds \['loss'\]"),
         (set_header("rng", {"bit_generator": "PCG64", "state": 3}), "rng is not a PCG64 state"),
         (lambda header, arrays: header.pop("waited"), r"the header's keys are not a checkpoint's: missing \['waited'\]"),
-        (set_header("version", 7), "expected checkpoint version 1, got 7"),
+        (set_header("version", 7), f"expected checkpoint version {VERSION}, got 7"),
+        (set_header("seed", -1), "expected seed as an integer >= 0, got integer -1"),
         # arrays: each checked before any is assigned (param/3 is not the first one)
         (
             wrong_array("param/3", np.zeros(3, np.float32)),
@@ -233,6 +253,7 @@ def wrong_array(key, array):
         "rng",
         "missing_key",
         "version",
+        "seed",
         "param_shape",
         "best_dtype",
         "optimizer_shape",

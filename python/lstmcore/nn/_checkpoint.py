@@ -7,8 +7,9 @@ holding:
 - ``__checkpoint__``: a JSON header (UTF-8 bytes as uint8): the epochs done, the History so
   far, the early-stopping bookkeeping, the random states (fit's generator; the layers'
   dropout generators, one set per rank), the optimizer's type, rate and scalar state, the
-  settings a resumed run must share (samples, batch size, seed, ...), and the names of the
-  arrays below;
+  settings a resumed run must share (samples, batch size, seed, ...), the seed fit used
+  (drawn when it was given None: a resumed run holds out the same validation rows), and
+  the names of the arrays below;
 - ``param/<i>``: the parameters; ``best/<i>``: the best epoch's (restore_best_weights);
   ``optim/<i>``: the optimizer's per-parameter arrays (Adam's m and v, SGD's momentum).
 
@@ -43,7 +44,7 @@ from lstmcore.nn.model_files._header import json_type, read_json
 from lstmcore.nn.optim import SGD, Adam, _Schedule
 
 FORMAT = "lstmcore-checkpoint"
-VERSION = 1
+VERSION = 2  # 2: the seed fit used
 FILE_NAME = "checkpoint.npz"
 HEADER = "__checkpoint__"
 # The layer attributes that hold a generator drawing in training (Dropout's masks; a
@@ -65,6 +66,7 @@ _HEADER_KEYS = (
     "waited",
     "stopped_early",
     "rng",
+    "seed",
     "settings",
     "params",
     "best_params",
@@ -210,7 +212,7 @@ def _is_number(value: Any) -> bool:
 
 class Checkpoint:
     """A checkpoint read back: ``header`` (its JSON, every value checked), the declared
-    dtype and shape of each array. ``restore`` checks the
+    dtype and shape of each array, and ``seed`` (the one fit used). ``restore`` checks the
     arrays against the model and the optimizer, then reads them and changes those."""
 
     def __init__(self, data: bytes, path: str) -> None:
@@ -223,6 +225,7 @@ class Checkpoint:
             self._check_members(stored)
             self.declared = {key: stored.array_header(key) for key in stored.members if key != HEADER}
         self.settings: dict[str, Any] = header["settings"]
+        self.seed: int = header["seed"]
         self.best_params: dict[str, np.ndarray] | None = None  # read by restore
 
     def fail(self, problem: str) -> CheckpointError:
@@ -285,6 +288,8 @@ class Checkpoint:
         self._expect(_is_int(waited) and 0 <= waited <= done, "waited", f"an integer in [0, {done}]", waited)
         self._expect(type(header["stopped_early"]) is bool, "stopped_early", "a boolean", header["stopped_early"])
         self._expect(type(header["rng"]) is dict, "rng", "a generator's state (an object)", header["rng"])
+        seed = header["seed"]
+        self._expect(_is_int(seed) and seed >= 0, "seed", "an integer >= 0", seed)
         self._expect(type(header["settings"]) is dict, "settings", "an object", header["settings"])
         params = header["params"]
         ok = type(params) is list and all(type(name) is str for name in params)

@@ -68,6 +68,12 @@ def ranks_for(distributed: Any) -> Ranks | Local:
     raise TypeError(f"expected distributed as None, 'mpi' or an mpi4py communicator, got {type(distributed).__name__}")
 
 
+def fresh_seed() -> int:
+    """A seed drawn from the OS's entropy, as ``default_rng(None)`` draws one; fit records
+    it in its checkpoint, so that a resumed run splits and shuffles as the first did."""
+    return int(cast(int, np.random.SeedSequence().entropy))
+
+
 class Local:
     """One process: the collectives of ``Ranks`` with nothing to exchange."""
 
@@ -80,8 +86,8 @@ class Local:
     def together(self, what: str) -> Iterator[None]:
         yield
 
-    def same_seed(self, seed: int | None) -> int | None:
-        return seed
+    def same_seed(self, seed: int | None) -> int:
+        return fresh_seed() if seed is None else seed
 
 
 class Ranks:
@@ -142,12 +148,11 @@ class Ranks:
 
     # ----------------------------------------------------------------- setup
 
-    def same_seed(self, seed: int | None) -> int | None:
+    def same_seed(self, seed: int | None) -> int:
         """None becomes one fresh seed drawn by rank 0 for every rank (fit's shuffling and
         validation split must be the same on all)."""
         if seed is None:
-            seed = int(cast(int, np.random.SeedSequence().entropy)) if self.rank == 0 else None
-            seed = self.comm.bcast(seed, root=0)
+            seed = self.comm.bcast(fresh_seed() if self.rank == 0 else None, root=0)
         return seed
 
     def check_same(self, description: bytes, what: str) -> None:
