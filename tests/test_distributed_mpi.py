@@ -210,6 +210,13 @@ def test_with_dropout_each_rank_drops_its_own_elements_and_a_resumed_run_matches
         assert reports[0]["states"][key] != reports[1]["states"][key], key
 
 
+def test_a_script_run_by_python_m_mpi4py_that_raises_outside_fit_ends_the_job(tmp_path):
+    # docs/distributed.md: rank 1 raises before fit, rank 0 waits in fit's first collective;
+    # mpi4py's runner calls MPI_Abort on an uncaught exception, which ends the job
+    code, out, err, _ = launch(2, "-m", "mpi4py", SCRIPT, tmp_path, "--mpi", "--sabotage", "1:0:before", timeout=PROMPT_S)
+    assert code != 0 and "RuntimeError: this rank failed before fit (sabotage)" in err, f"{code}\n{out}\n{err}"
+
+
 # ----------------------------------------------------------------------- the command line
 
 
@@ -241,6 +248,27 @@ def test_lstmcore_train_distributed_mpi_trains_on_every_rank_and_rank_0_alone_wr
     assert model.metadata["task"] == "forecast"
     with np.load(tmp_path / "ck" / "checkpoint.npz", allow_pickle=False) as saved:
         assert json.loads(saved["__checkpoint__"].tobytes())["epochs_done"] == 2
+
+
+def test_lstmcore_train_distributed_options_refused_on_one_rank_stop_every_rank(tmp_path):
+    # --checkpoint is checked by rank 0 alone (it writes it), but on every rank together:
+    # every rank exits with the error instead of waiting in fit for rank 0
+    (tmp_path / "ckfile").touch()
+    command = ["-m", "lstmcore", "train", "forecast", "--epochs", "1", "--hidden", "8", "--distributed", "mpi"]
+    code, out, err, _ = launch(2, *command, "--checkpoint", "ckfile", cwd=tmp_path, timeout=PROMPT_S)
+    assert code == 2, f"{code}\n{out}\n{err}"
+    assert "lstmcore: error: cannot write into ckfile:" in err and "is not a folder" in err
+    assert "lstmcore: error: rank 0 of 2 failed checking the command line's options: TaskError:" in err
+
+
+def test_lstmcore_train_distributed_failing_on_one_rank_before_fit_ends_the_job(tmp_path):
+    # --out is checked by the task on rank 0 alone (the others write nothing), before fit:
+    # the command line ends the job (MPI_Abort) rather than leave rank 1 waiting in fit
+    (tmp_path / "outdir").mkdir()
+    command = ["-m", "lstmcore", "train", "forecast", "--epochs", "1", "--hidden", "8", "--distributed", "mpi"]
+    code, out, err, _ = launch(2, *command, "--out", "outdir", cwd=tmp_path, timeout=PROMPT_S)
+    assert code != 0 and "lstmcore: rank 0 of 2 failed; ending the MPI job (MPI_Abort)" in err, f"{code}\n{out}\n{err}"
+    assert "TaskError: cannot write outdir: it is a folder" in err
 
 
 # ----------------------------------------------------------------------- in this process

@@ -269,7 +269,7 @@ def fit(
     Ctrl-C abandons the current epoch, restores the best weights (with validation) and
     returns the history with ``interrupted=True``.
 
-    distributed="mpi": data-parallel over the processes of an MPI job (``mpiexec -n N``,
+    distributed="mpi": data-parallel over the processes of an MPI job (``mpiexec -n N python -m mpi4py``,
     every rank given the same arguments; docs/distributed.md): rank 0's parameters are
     broadcast, ``batch_size`` is the global batch of which each rank computes a share, the
     gradients are summed with one Allreduce per step, and every rank returns the same
