@@ -78,6 +78,42 @@ def test_a_dask_array_of_sequences_gives_the_local_predictions_bit_for_bit(clien
     np.testing.assert_array_equal(result.compute(), expected)
 
 
+@pytest.mark.parametrize(
+    "rows, chunks, batch_size, merged",
+    [
+        # a last chunk of 1 row (202 = 3 x 67 + 1) is merged into the one before it
+        (202, 67, BATCH, (67, 67, 68)),
+        # locally 193 rows in batches of 64 would end with a batch of 1 row: it joins the
+        # batch before it in predict too, so chunks of 100 and 93 give the same rows
+        (193, 100, BATCH, (100, 93)),
+        # chunks of 1 and 2 rows anywhere, the first included
+        (40, ((1, 2, 30, 2, 5), 7, 5), BATCH, (3, 32, 5)),
+        # batches of 2 rows all take the matrix-vector path, where a row depends on its
+        # batch's size: the chunks are cut at multiples of 2, each holding whole batches
+        (21, 5, 2, (4, 6, 4, 6, 1)),
+    ],
+)
+def test_every_chunking_gives_the_local_predictions_bit_for_bit(client, saved, rows, chunks, batch_size, merged):
+    folder, models = saved
+    x = floats(rows, seed=5)
+    expected = models["sequence"].predict(x, batch_size=batch_size)
+    result = lstmcore.distributed.predict(
+        folder / "sequence.npz", da.from_array(x, chunks=chunks), client, batch_size=batch_size
+    )
+    assert result.chunks[0] == merged
+    np.testing.assert_array_equal(result.compute(), expected)
+
+
+def test_a_local_predict_computes_each_row_alike_in_any_batching_of_3_rows_or_more(saved):
+    _, models = saved
+    model, x = models["sequence"], floats(193, seed=6)
+    expected = model.predict(x, batch_size=193)
+    for batch_size in (3, 64, 96, 192):  # 193 = 64 x 3 + 1: the last row joins the batch before it
+        np.testing.assert_array_equal(model.predict(x, batch_size=batch_size), expected, err_msg=f"{batch_size}")
+    parts = np.concatenate([model.predict(x[:100], batch_size=64), model.predict(x[100:], batch_size=64)])
+    np.testing.assert_array_equal(parts, expected)
+
+
 def test_a_dask_array_of_ids_chunked_on_every_axis_gives_the_local_predictions(client, saved):
     folder, models = saved
     ids = np.random.default_rng(1).integers(0, 20, size=(150, 6))
