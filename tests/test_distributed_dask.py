@@ -200,6 +200,37 @@ def test_bad_file_arguments_are_refused_before_any_work(saved, tmp_path, monkeyp
         lstmcore.distributed.predict(folder / "ids.npz", inputs, client=None, output=output)
 
 
+@pytest.mark.parametrize("how", ["same folder", "a link to the folder", "a hard link to the input"])
+def test_an_output_that_is_an_input_is_refused_before_any_work(saved, tmp_path, how):
+    folder, _ = saved
+    data = tmp_path / "data"
+    data.mkdir()
+    x = floats(10)
+    np.save(data / "a.npy", x)
+    output = data
+    if how == "a link to the folder":
+        output = tmp_path / "link"
+        output.symlink_to(data, target_is_directory=True)
+    elif how == "a hard link to the input":
+        output = tmp_path / "out"
+        output.mkdir()
+        os.link(data / "a.npy", output / "a.npy")
+    with pytest.raises(
+        ValueError, match=r"a\.npy would overwrite the input .*a\.npy: give an output folder that holds no input"
+    ):
+        lstmcore.distributed.predict(folder / "sequence.npz", str(data / "*.npy"), client=None, output=output)
+    np.testing.assert_array_equal(np.load(data / "a.npy"), x)
+
+
+def test_lstmcore_predict_refuses_an_output_folder_holding_the_inputs(saved, tmp_path, capsys):
+    folder, _ = saved
+    np.save(tmp_path / "a.npy", floats(10))
+    arguments = ["predict", str(folder / "sequence.npz"), "--input", str(tmp_path / "*.npy"), "--output", str(tmp_path)]
+    assert main(arguments) == 2
+    assert "would overwrite the input" in capsys.readouterr().err
+    assert np.load(tmp_path / "a.npy").shape == (10, 7, 5)
+
+
 def test_without_dask_predict_says_which_extra_to_install(saved, monkeypatch):
     folder, _ = saved
     monkeypatch.setitem(sys.modules, "dask", None)

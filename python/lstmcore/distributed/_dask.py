@@ -21,6 +21,7 @@ dask and distributed are imported only when ``predict`` runs.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import glob
@@ -175,7 +176,27 @@ def _output_files(inputs: list[str], folder: str) -> list[str]:
             raise ValueError(f"{seen[name]} and {path} would both be written to {os.path.join(folder, name)}")
         seen[name] = path
         outputs.append(os.path.abspath(os.path.join(folder, name)))
+    _refuse_overwriting(inputs, outputs)
     return outputs
+
+
+def _refuse_overwriting(inputs: list[str], outputs: list[str]) -> None:
+    """Refuses an output that is one of the inputs: the same path once links are resolved,
+    or (for one that exists) the same file, a hard link included."""
+    by_path = {os.path.realpath(path): path for path in inputs}
+    by_inode = {}
+    for path in inputs:
+        with contextlib.suppress(OSError):  # a missing input fails when it is read
+            status = os.stat(path)
+            by_inode[status.st_dev, status.st_ino] = path
+    for out in outputs:
+        same = by_path.get(os.path.realpath(out))
+        if same is None:
+            with contextlib.suppress(OSError):  # no such output yet
+                status = os.stat(out)
+                same = by_inode.get((status.st_dev, status.st_ino))
+        if same is not None:
+            raise ValueError(f"{out} would overwrite the input {same}: give an output folder that holds no input")
 
 
 # ----------------------------------------------------------------------- a worker's side
