@@ -285,6 +285,12 @@ def test_lstmcore_predict_refuses_an_output_folder_holding_the_inputs(saved, tmp
     assert np.load(tmp_path / "a.npy").shape == (10, 7, 5)
 
 
+def test_a_parquet_column_of_strings_is_refused_naming_the_file_and_column(tmp_path):
+    pq.write_table(pyarrow.table({"v0": [1.0, 2.0], "name": ["a", "b"]}), tmp_path / "t.parquet")
+    with pytest.raises(ValueError, match=r"t\.parquet: expected columns of numbers, column 'name' holds string"):
+        _dask._read_parquet(str(tmp_path / "t.parquet"))
+
+
 def test_without_dask_predict_says_which_extra_to_install(saved, monkeypatch):
     folder, _ = saved
     monkeypatch.setitem(sys.modules, "dask", None)

@@ -297,7 +297,12 @@ def _read_parquet(path: str) -> np.ndarray:
     except ImportError as error:
         raise ImportError(f"reading {path} needs pyarrow: pip install 'lstmcore[dask]' ({error})") from error
     table = pq.read_table(path)
-    columns = [np.asarray(column.to_numpy(), np.float64) for column in table.columns]
+    columns = []
+    for name, column in zip(table.column_names, table.columns):
+        try:
+            columns.append(np.asarray(column.to_numpy(), np.float64))
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"{path}: expected columns of numbers, column {name!r} holds {column.type}") from error
     return np.column_stack(columns) if columns else np.empty((table.num_rows, 0))
 
 
