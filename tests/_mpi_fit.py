@@ -177,6 +177,9 @@ def main():
     if args.dropout:
         dropout_resume(args.out, args.checkpoint, rank)
         return
+    if Sabotage(args.sabotage, rank).now("before"):
+        # uncaught, outside fit, while the other ranks wait in fit's first collective
+        raise RuntimeError("this rank failed before fit (sabotage)")
     try:
         results = train("mpi" if args.mpi else None, args.epochs, args.checkpoint, args.resume, args.sabotage, rank)
     except Exception as error:

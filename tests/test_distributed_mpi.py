@@ -210,6 +210,13 @@ def test_with_dropout_each_rank_drops_its_own_elements_and_a_resumed_run_matches
         assert reports[0]["states"][key] != reports[1]["states"][key], key
 
 
+def test_a_script_run_by_python_m_mpi4py_that_raises_outside_fit_ends_the_job(tmp_path):
+    # docs/distributed.md: rank 1 raises before fit, rank 0 waits in fit's first collective;
+    # mpi4py's runner calls MPI_Abort on an uncaught exception, which ends the job
+    code, out, err, _ = launch(2, "-m", "mpi4py", SCRIPT, tmp_path, "--mpi", "--sabotage", "1:0:before", timeout=PROMPT_S)
+    assert code != 0 and "RuntimeError: this rank failed before fit (sabotage)" in err, f"{code}\n{out}\n{err}"
+
+
 # ----------------------------------------------------------------------- the command line
 
 
@@ -243,6 +250,27 @@ def test_lstmcore_train_distributed_mpi_trains_on_every_rank_and_rank_0_alone_wr
         assert json.loads(saved["__checkpoint__"].tobytes())["epochs_done"] == 2
 
 
+def test_lstmcore_train_distributed_options_refused_on_one_rank_stop_every_rank(tmp_path):
+    # --checkpoint is checked by rank 0 alone (it writes it), but on every rank together:
+    # every rank exits with the error instead of waiting in fit for rank 0
+    (tmp_path / "ckfile").touch()
+    command = ["-m", "lstmcore", "train", "forecast", "--epochs", "1", "--hidden", "8", "--distributed", "mpi"]
+    code, out, err, _ = launch(2, *command, "--checkpoint", "ckfile", cwd=tmp_path, timeout=PROMPT_S)
+    assert code == 2, f"{code}\n{out}\n{err}"
+    assert "lstmcore: error: cannot write into ckfile:" in err and "is not a folder" in err
+    assert "lstmcore: error: rank 0 of 2 failed checking the command line's options: TaskError:" in err
+
+
+def test_lstmcore_train_distributed_failing_on_one_rank_before_fit_ends_the_job(tmp_path):
+    # --out is checked by the task on rank 0 alone (the others write nothing), before fit:
+    # the command line ends the job (MPI_Abort) rather than leave rank 1 waiting in fit
+    (tmp_path / "outdir").mkdir()
+    command = ["-m", "lstmcore", "train", "forecast", "--epochs", "1", "--hidden", "8", "--distributed", "mpi"]
+    code, out, err, _ = launch(2, *command, "--out", "outdir", cwd=tmp_path, timeout=PROMPT_S)
+    assert code != 0 and "lstmcore: rank 0 of 2 failed; ending the MPI job (MPI_Abort)" in err, f"{code}\n{out}\n{err}"
+    assert "TaskError: cannot write outdir: it is a folder" in err
+
+
 # ----------------------------------------------------------------------- in this process
 
 
@@ -251,6 +279,20 @@ def test_fit_without_mpi4py_says_which_extra_to_install(monkeypatch):
     x, y = _mpi_fit.regress_data()
     with pytest.raises(ImportError, match=r"needs mpi4py and an MPI library: pip install 'lstmcore\[mpi\]'"):
         _mpi_fit.regress_model().fit(x, y, loss="mse", distributed="mpi", verbose=False)
+
+
+def test_fit_refuses_a_plain_callable_loss_when_distributed():
+    # A callable gives its batch's mean, which weights the ranks' shares by rows rather than
+    # by loss terms: with lengths, 2 ranks took another step than one process.
+    def mean_squared(pred, target, mask):
+        error = pred - target
+        return float((error**2).mean()), (2 * error / error.size).astype(pred.dtype)
+
+    x, y = _mpi_fit.regress_data()
+    with pytest.raises(TypeError, match=r"distributed= needs a loss that gives its sum and its count .*sum_and_count"):
+        _mpi_fit.regress_model().fit(x, y, loss=mean_squared, distributed="mpi", verbose=False)
+    # the loss objects have it, and alone the callable still trains
+    _mpi_fit.regress_model().fit(x, y, loss=mean_squared, epochs=1, verbose=False)
 
 
 @pytest.mark.parametrize("given, error", [("gloo", ValueError), (4, TypeError)])

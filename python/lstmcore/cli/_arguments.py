@@ -119,7 +119,8 @@ def train_runner(train):
     def run(args):
         accepted = signature(train).parameters
         given = {name: value for name, value in vars(args).items() if name in accepted}
-        train(**{**given, **_distributed.task_keywords(args, accepted)})
+        with _distributed.one_job(args) as ranks:  # with --distributed, a failure on one rank ends the job
+            train(**{**given, **_distributed.task_keywords(args, accepted, ranks)})
         return 0
 
     return run

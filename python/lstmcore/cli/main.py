@@ -30,6 +30,7 @@ from lstmcore.cli._arguments import nonempty_path, whole_number
 from lstmcore.cli._errors import TaskError
 from lstmcore.cli._model_files import load_model
 from lstmcore.cli.tasks import TASKS
+from lstmcore.nn._mpi import RankFailed
 
 PROG = "lstmcore"
 
@@ -96,7 +97,7 @@ def main(argv=None):
     except MemoryError:
         _error("out of memory; when training, lower --hidden, --layers, --batch-size or the sequence length")
     # ModelFileError by name: it is a ValueError today, and must stay one line if it changes
-    except (TaskError, lstmcore.ModelFileError, ValueError, TypeError) as error:
+    except (TaskError, lstmcore.ModelFileError, ValueError, TypeError, RankFailed) as error:
         _error(str(error))
     return 2
 

@@ -7,20 +7,25 @@ of all the workers on that machine (from the scheduler), at least 1. Nothing is 
 but the path: the model file must be readable at that path on every worker (a shared
 file system, or a copy at the same place).
 
-A row's output does not depend on the other rows of its batch, bit for bit, as long as
-the batch has 3 rows or more (one or two rows take the core's matrix-vector path, whose
-sums may round differently, docs/design.md); batches here never end with 1 or 2 rows
-(such a tail joins the batch before it), so the results are those of a local
-``model.predict`` whose batches have 3 rows or more.
+The results are a local ``model.predict(x, batch_size=...)``'s, bit for bit: each chunk
+(or file) is predicted by ``model.predict`` with the same batch_size, which batches as
+``nn._batches.predict_slices`` says. A row's output does not depend on the other rows of
+its batch as long as the batch has 3 rows or more, and with batch_size >= 3 predict's last
+batch never has fewer (a tail of 1 or 2 rows joins the batch before it); so chunks of
+fewer than 3 rows are merged with a neighbour here. With batch_size 1 or 2 every batch
+takes the core's matrix-vector path, where rows do depend on their batch's size: the
+chunks are then cut at multiples of batch_size, so that each holds whole local batches.
 
 dask and distributed are imported only when ``predict`` runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import glob
+import math
 import os
 import threading
 from collections.abc import Sequence
@@ -31,11 +36,11 @@ import numpy as np
 
 from lstmcore._core import set_num_threads
 from lstmcore._util.atomic import write_atomically
+from lstmcore.nn._batches import SMALLEST_BATCH
 from lstmcore.nn._layers import Embedding
 from lstmcore.nn.model_files._load import load
 
 _READERS = (".npy", ".csv", ".parquet")
-_SMALLEST_BATCH = 3  # rows: fewer take the core's matrix-vector path (see above)
 _lock = threading.Lock()
 _models: dict[tuple[str, int, int], Any] = {}
 # What this process did, for the tests (read on each worker through client.run).
@@ -123,6 +128,11 @@ def _predict_array(da: Any, model: Any, data: Any, stamp: tuple[str, int, int], 
         raise ValueError("expected a Dask array of samples (N, ...), got a scalar")
     if any(len(chunks) > 1 for chunks in data.chunks[1:]):
         data = data.rechunk(dict.fromkeys(range(1, data.ndim), -1))
+    if any(math.isnan(size) for size in data.chunks[0]):
+        raise ValueError("expected a Dask array whose chunk sizes along the samples are known (x.compute_chunk_sizes())")
+    rows = _sample_chunks(data.chunks[0], batch_size)
+    if rows != data.chunks[0]:
+        data = data.rechunk({0: rows})
     probe = model.predict(np.zeros((0,) + tuple(data.shape[1:]), data.dtype))  # (0, ...): the output's shape and dtype
     out_shape = probe.shape[1:]
     chunks = (data.chunks[0],) + tuple((size,) for size in out_shape)
@@ -166,7 +176,27 @@ def _output_files(inputs: list[str], folder: str) -> list[str]:
             raise ValueError(f"{seen[name]} and {path} would both be written to {os.path.join(folder, name)}")
         seen[name] = path
         outputs.append(os.path.abspath(os.path.join(folder, name)))
+    _refuse_overwriting(inputs, outputs)
     return outputs
+
+
+def _refuse_overwriting(inputs: list[str], outputs: list[str]) -> None:
+    """Refuses an output that is one of the inputs: the same path once links are resolved,
+    or (for one that exists) the same file, a hard link included."""
+    by_path = {os.path.realpath(path): path for path in inputs}
+    by_inode = {}
+    for path in inputs:
+        with contextlib.suppress(OSError):  # a missing input fails when it is read
+            status = os.stat(path)
+            by_inode[status.st_dev, status.st_ino] = path
+    for out in outputs:
+        same = by_path.get(os.path.realpath(out))
+        if same is None:
+            with contextlib.suppress(OSError):  # no such output yet
+                status = os.stat(out)
+                same = by_inode.get((status.st_dev, status.st_ino))
+        if same is not None:
+            raise ValueError(f"{out} would overwrite the input {same}: give an output folder that holds no input")
 
 
 # ----------------------------------------------------------------------- a worker's side
@@ -202,29 +232,30 @@ def _share_the_cores(hosts: dict[str, int] | None) -> None:
     worker_state["threads"] = threads
 
 
-def _batches(count: int, batch_size: int) -> list[slice]:
-    """Slices of batch_size rows; a tail of 1 or 2 rows joins the batch before it."""
-    starts = list(range(0, count, batch_size))
-    if len(starts) > 1 and count - starts[-1] < _SMALLEST_BATCH:
-        starts.pop()
-    return [slice(start, stop) for start, stop in zip(starts, starts[1:] + [count])]
-
-
-def _run(model: Any, x: np.ndarray, batch_size: int) -> np.ndarray:
-    if len(x) == 0:
-        return model.predict(x)
-    return np.concatenate(
-        [model.predict(x[part], batch_size=part.stop - part.start) for part in _batches(len(x), batch_size)]
-    )
+def _sample_chunks(chunks: tuple[int, ...], batch_size: int) -> tuple[int, ...]:
+    """The chunk sizes along the samples with which each chunk's predict computes every row
+    as a local predict of all of them does (see the top): for batch_size >= 3, chunks of
+    fewer than 3 rows merged into a neighbour; for 1 or 2, cut at multiples of batch_size."""
+    if batch_size < SMALLEST_BATCH:
+        bounds = sorted({end - end % batch_size for end in np.cumsum(chunks[:-1], dtype=np.int64).tolist()} - {0})
+        total = int(sum(chunks))
+        return tuple(int(size) for size in np.diff([0, *bounds, total])) if total else chunks
+    merged: list[int] = []
+    for size in chunks:
+        if merged and (size < SMALLEST_BATCH or merged[-1] < SMALLEST_BATCH):
+            merged[-1] += size
+        else:
+            merged.append(size)
+    return tuple(merged)
 
 
 def _predict_block(block: np.ndarray, stamp: tuple[str, int, int], hosts: Any, batch_size: int) -> np.ndarray:
-    return _run(_worker_model(stamp, hosts), block, batch_size)
+    return _worker_model(stamp, hosts).predict(block, batch_size=batch_size)
 
 
 def _predict_file(path: str, out: str, stamp: tuple[str, int, int], hosts: Any, batch_size: int) -> str:
     model = _worker_model(stamp, hosts)
-    y = _run(model, _read_input(path, model), batch_size)
+    y = model.predict(_read_input(path, model), batch_size=batch_size)
     os.makedirs(os.path.dirname(out), exist_ok=True)
     write_atomically(out, lambda file: np.save(file, y, allow_pickle=False))
     return out
@@ -266,7 +297,12 @@ def _read_parquet(path: str) -> np.ndarray:
     except ImportError as error:
         raise ImportError(f"reading {path} needs pyarrow: pip install 'lstmcore[dask]' ({error})") from error
     table = pq.read_table(path)
-    columns = [np.asarray(column.to_numpy(), np.float64) for column in table.columns]
+    columns = []
+    for name, column in zip(table.column_names, table.columns):
+        try:
+            columns.append(np.asarray(column.to_numpy(), np.float64))
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"{path}: expected columns of numbers, column {name!r} holds {column.type}") from error
     return np.column_stack(columns) if columns else np.empty((table.num_rows, 0))
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from lstmcore._typing import ArrayLike, Layer, Tape
 from lstmcore._util.blas import one_blas_thread
 from lstmcore._util.checks import shape_text
-from lstmcore.nn._batches import batch_slices
+from lstmcore.nn._batches import batch_slices, predict_slices
 from lstmcore.nn._layers import RecurrentAdapter
 from lstmcore.nn._metadata import check_metadata
 from lstmcore.nn._train import History, evaluate, fit
@@ -184,7 +184,10 @@ class Sequential:
     @one_blas_thread()
     def predict(self, x: ArrayLike, *, batch_size: int = 256, lengths: ArrayLike | None = None) -> np.ndarray:
         """Inference in batches of ``batch_size``; the outputs concatenated along the batch
-        (NumPy's BLAS on one thread meanwhile: see _util/blas.py)."""
+        (NumPy's BLAS on one thread meanwhile: see _util/blas.py). With batch_size >= 3, a
+        last batch of 1 or 2 rows joins the batch before it: then each row's output is
+        the same bit for bit whatever the batch_size (>= 3) and however x is split into
+        calls of 3 rows or more (one or two rows alone take another path of the core)."""
         x = np.asarray(x)
         lengths = None if lengths is None else np.asarray(lengths)
         if lengths is not None and len(lengths) != len(x):
@@ -203,7 +206,7 @@ class Sequential:
                 message = str(error).replace(shape_text(probe_shape), shape_text(x.shape))
                 raise ValueError(message) from None
             return np.empty((0,) + one.shape[1:], one.dtype)
-        outputs = [self(x[part], None if lengths is None else lengths[part]) for part in batch_slices(len(x), batch_size)]
+        outputs = [self(x[part], None if lengths is None else lengths[part]) for part in predict_slices(len(x), batch_size)]
         return np.concatenate(outputs)
 
     def evaluate(

@@ -14,9 +14,11 @@ mpi4py is imported here only, and only when ``fit(distributed="mpi")`` runs.
 - Failures: a rank whose work between two collectives raises puts its flag up instead of
   its numbers; every rank sees the flag in the sum, they exchange the messages, the failed
   rank raises its own error and the others ``RankFailed`` naming it: every rank stops
-  with the error, and the communicator is left consistent. Anything raised elsewhere
-  (where the other ranks may already wait in a collective) ends the job with ``Abort``
-  after printing the error (``fit`` does that): no rank is left hanging.
+  with the error, and the communicator is left consistent (the error is marked:
+  ``raised_on_every_rank``). Anything raised elsewhere in ``fit`` (where the other ranks
+  may already wait in a collective) ends the job with ``Abort`` after printing the error
+  (``fit`` does that; the command line too for errors outside fit). Outside fit a user's
+  script must end the job itself: ``python -m mpi4py script.py`` does (docs/distributed.md).
 """
 
 from __future__ import annotations
@@ -40,6 +42,15 @@ _ABORT_GRACE_S = 1.0
 
 class RankFailed(RuntimeError):
     """Another rank of the MPI job failed; the message names it and its error."""
+
+
+_EVERY_RANK = "_lstmcore_raised_on_every_rank"
+
+
+def raised_on_every_rank(error: BaseException) -> bool:
+    """Whether ``error`` was raised on every rank together (by ``Ranks.fail_together``):
+    then no rank waits in a collective, and the job may end without MPI_Abort."""
+    return bool(getattr(error, _EVERY_RANK, False))
 
 
 def _mpi():
@@ -68,6 +79,12 @@ def ranks_for(distributed: Any) -> Ranks | Local:
     raise TypeError(f"expected distributed as None, 'mpi' or an mpi4py communicator, got {type(distributed).__name__}")
 
 
+def fresh_seed() -> int:
+    """A seed drawn from the OS's entropy, as ``default_rng(None)`` draws one; fit records
+    it in its checkpoint, so that a resumed run splits and shuffles as the first did."""
+    return int(cast(int, np.random.SeedSequence().entropy))
+
+
 class Local:
     """One process: the collectives of ``Ranks`` with nothing to exchange."""
 
@@ -80,8 +97,8 @@ class Local:
     def together(self, what: str) -> Iterator[None]:
         yield
 
-    def same_seed(self, seed: int | None) -> int | None:
-        return seed
+    def same_seed(self, seed: int | None) -> int:
+        return fresh_seed() if seed is None else seed
 
 
 class Ranks:
@@ -122,11 +139,13 @@ class Ranks:
         messages = self.comm.allgather(None if error is None else f"{type(error).__name__}: {error}")
         failed = [(rank, message) for rank, message in enumerate(messages) if message is not None]
         self.agreed = True
-        if error is not None:
-            raise error
-        rank, message = failed[0]
-        more = f" (and {len(failed) - 1} other rank(s))" if len(failed) > 1 else ""
-        raise RankFailed(f"rank {rank} of {self.size} failed {what}{more}: {message}")
+        if error is None:
+            rank, message = failed[0]
+            more = f" (and {len(failed) - 1} other rank(s))" if len(failed) > 1 else ""
+            error = RankFailed(f"rank {rank} of {self.size} failed {what}{more}: {message}")
+        with contextlib.suppress(AttributeError, TypeError):
+            setattr(error, _EVERY_RANK, True)
+        raise error
 
     def abort(self, error: BaseException) -> NoReturn:
         """Ends every rank of the job (where other ranks may wait in a collective that this
@@ -142,12 +161,11 @@ class Ranks:
 
     # ----------------------------------------------------------------- setup
 
-    def same_seed(self, seed: int | None) -> int | None:
+    def same_seed(self, seed: int | None) -> int:
         """None becomes one fresh seed drawn by rank 0 for every rank (fit's shuffling and
         validation split must be the same on all)."""
         if seed is None:
-            seed = int(cast(int, np.random.SeedSequence().entropy)) if self.rank == 0 else None
-            seed = self.comm.bcast(seed, root=0)
+            seed = self.comm.bcast(fresh_seed() if self.rank == 0 else None, root=0)
         return seed
 
     def check_same(self, description: bytes, what: str) -> None:

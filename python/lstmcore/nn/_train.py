@@ -269,11 +269,13 @@ def fit(
     Ctrl-C abandons the current epoch, restores the best weights (with validation) and
     returns the history with ``interrupted=True``.
 
-    distributed="mpi": data-parallel over the processes of an MPI job (``mpiexec -n N``,
+    distributed="mpi": data-parallel over the processes of an MPI job (``mpiexec -n N python -m mpi4py``,
     every rank given the same arguments; docs/distributed.md): rank 0's parameters are
     broadcast, ``batch_size`` is the global batch of which each rank computes a share, the
     gradients are summed with one Allreduce per step, and every rank returns the same
-    History; only rank 0 prints and writes files. A rank that fails makes every rank raise
+    History; only rank 0 prints and writes files. The loss must give its sum and count
+    of loss terms (a name, an lstmcore.losses object, or ``sum_and_count``): a plain
+    callable is refused, its mean cannot weight the ranks' shares. A rank that fails makes every rank raise
     (``lstmcore.distributed.RankFailed`` on the others); a failure that cannot be shared
     so, and Ctrl-C, end the job (MPI_Abort).
 
@@ -283,6 +285,16 @@ def fit(
     same data, batch size, seed and a freshly built optimizer and schedule of the same
     kind are expected); without one it starts from scratch and says so.
     """
+    if distributed is not None and callable(loss) and not hasattr(loss, "sum_and_count"):
+        # A plain callable gives its batch's mean: the ranks' shares could only be weighted
+        # by their rows, which is wrong whenever rows hold different numbers of loss terms
+        # (lengths, masks). Refused here, on every rank alike, before any collective.
+        raise TypeError(
+            "distributed= needs a loss that gives its sum and its count of loss terms: a name ('mse', "
+            "'cross_entropy', 'bce_with_logits'), an lstmcore.losses object, or an object with a method "
+            "sum_and_count(pred, target, mask, *, gradient) -> (sum, count) or, with gradient=True, "
+            f"(sum, count, d_sum); got {getattr(loss, '__name__', type(loss).__name__)!s}, a plain callable"
+        )
     ranks = _mpi.ranks_for(distributed)
     if ranks.size == 1:
         ranks = _mpi.Local()  # nothing to exchange: the one-process loop, bit for bit
@@ -358,7 +370,12 @@ def _fit(
         schedule = _schedule_for(schedule, optimizer)
         if checkpoint is not None and not isinstance(getattr(optimizer, "state", None), dict):
             raise TypeError(f"checkpoint needs an optimizer with a .state dict (SGD, Adam, AdamW), got {optimizer!r}")
-    given_seed, seed = seed, ranks.same_seed(seed)
+    talk = verbose and ranks.rank == 0
+    saved = _read_checkpoint(checkpoint, ranks, talk) if resume else None
+    # seed=None draws one (the same on every rank), which the checkpoint records: a run
+    # resumed with seed=None holds out and shuffles as the run that wrote it did
+    given_seed = seed
+    seed = saved.seed if saved is not None and given_seed is None else ranks.same_seed(given_seed)
     rng = np.random.default_rng(seed)
     with ranks.together("splitting off the validation data"):
         train, validation = _validation(x, y, lengths, validation_data, validation_split, rng)
@@ -375,20 +392,17 @@ def _fit(
         ranks.broadcast_params(model.params)
         _checkpoint.give_rank_its_streams(model, ranks.rank)
         gradients = _mpi.Gradients(model.params)
-    talk = verbose and ranks.rank == 0
 
     history = History()
     best_loss, best_params, waited, first_epoch = math.inf, None, 0, 0
-    if resume:
-        saved = _resume(checkpoint, ranks, model, optimizer, schedule, settings, talk)
-        if saved is not None:
-            header = saved.header
-            history.history = {key: list(values) for key, values in header["history"].items()}
-            history.best_epoch, history.stopped_early = header["best_epoch"], header["stopped_early"]
-            history.resumed_epochs = first_epoch = header["epochs_done"]
-            best_loss, waited = header["best_loss"], header["waited"]
-            best_params = saved.best_params
-            rng.bit_generator.state = header["rng"]
+    if saved is not None:
+        _resume(saved, ranks, model, optimizer, schedule, rng, settings, talk)
+        header = saved.header
+        history.history = {key: list(values) for key, values in header["history"].items()}
+        history.best_epoch, history.stopped_early = header["best_epoch"], header["stopped_early"]
+        history.resumed_epochs = first_epoch = header["epochs_done"]
+        best_loss, waited = header["best_loss"], header["waited"]
+        best_params = saved.best_params
     try:
         for epoch in range(first_epoch, 0 if history.stopped_early else epochs):
             started = time.perf_counter()
@@ -469,6 +483,7 @@ def _fit(
                     waited=waited,
                     stopped_early=history.stopped_early,
                     rng=rng.bit_generator.state,
+                    seed=seed,
                     settings=settings,
                 )
                 _write_checkpoint(checkpoint, ranks, model, optimizer, best_params, state)
@@ -570,9 +585,9 @@ def _description(settings, loop, x, y, lengths):
     return b"\0".join(parts)
 
 
-def _resume(checkpoint, ranks, model, optimizer, schedule, settings, talk):
-    """The checkpoint read (by rank 0, its bytes sent to every rank) and restored into the
-    model, the optimizer and the schedule; None when there is none."""
+def _read_checkpoint(checkpoint, ranks, talk):
+    """The checkpoint in the folder ``checkpoint`` (read by rank 0, its bytes sent to every
+    rank), its header checked; None when there is none."""
     path = _checkpoint.path_of(checkpoint)
     data = None
     with ranks.together("reading the checkpoint"):
@@ -584,14 +599,20 @@ def _resume(checkpoint, ranks, model, optimizer, schedule, settings, talk):
         if talk:
             tqdm.tqdm.write(f"no checkpoint in {os.fspath(checkpoint)}: training from scratch", file=sys.stderr)
         return None
-    with ranks.together("resuming from the checkpoint"):
+    with ranks.together("reading the checkpoint"):
         saved = _checkpoint.Checkpoint(data, path)
+    return saved
+
+
+def _resume(saved, ranks, model, optimizer, schedule, rng, settings, talk):
+    """The checkpoint ``saved`` checked against this run and restored into the model, the
+    optimizer, the schedule and fit's generator ``rng``."""
+    with ranks.together("resuming from the checkpoint"):
         saved.check_run(settings)
-        saved.restore(model, optimizer, schedule, ranks.rank, ranks.size)
+        saved.restore(model, optimizer, schedule, rng, ranks.rank, ranks.size)
     if talk:
         done = saved.header["epochs_done"]
-        tqdm.tqdm.write(f"resuming from {path}: {done} epoch(s) done", file=sys.stderr)
-    return saved
+        tqdm.tqdm.write(f"resuming from {saved.path}: {done} epoch(s) done", file=sys.stderr)
 
 
 def _write_checkpoint(checkpoint, ranks, model, optimizer, best_params, state):

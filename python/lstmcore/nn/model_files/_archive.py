@@ -68,8 +68,11 @@ class BoundedZip:
     each size it claims checked against the file before anything is read.
 
     Use as a context manager; every problem is a ModelFileError naming the file. The
-    model files' .npz (``Archive``) and Keras's .keras files are such archives.
+    model files' .npz (``Archive``) and Keras's .keras files are such archives; so are
+    fit's checkpoints (``nn._checkpoint``), whose subclass says ``noun`` and ``fail`` its own way.
     """
+
+    noun = "model file"  # what the archive is, in messages
 
     def __init__(self, path, file=None, size=None):
         """``file``: the open regular file at ``path`` (``_load.open_model_file``), of
@@ -131,7 +134,7 @@ class BoundedZip:
         try:
             return zipfile.ZipFile(self._file)
         except UNREADABLE as error:
-            raise self.fail(f"damaged or truncated model file ({clip(error)})") from error
+            raise self.fail(f"damaged or truncated {self.noun} ({clip(error)})") from error
 
     def _check_start(self, start):
         """Refuses a file whose first bytes are not a zip's."""
@@ -262,7 +265,7 @@ class Archive(BoundedZip):
             raise self.fail(f"member {short(key)}: its .npy header is too complex to parse") from error
         header = ArrayHeader(dtype, shape, fortran_order)
         if dtype.hasobject:
-            raise self.fail(f"member {short(key)} holds Python objects ({header.text()}); model files hold only numbers")
+            raise self.fail(f"member {short(key)} holds Python objects ({header.text()}); a {self.noun} holds only numbers")
         data_bytes = math.prod(shape) * dtype.itemsize
         held = info.file_size - stream.tell()
         if data_bytes != held:

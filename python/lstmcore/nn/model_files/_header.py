@@ -190,10 +190,11 @@ def structure(raw):
     return deepest, values
 
 
-def read_json(raw, fail, what="the header", max_values=MAX_HEADER_VALUES):
+def read_json(raw, fail, what="the header", max_values=MAX_HEADER_VALUES, finite=True):
     """The JSON value in ``raw`` (bytes), parsed only once ``structure`` has bounded what
-    parsing it costs; strict: UTF-8, no repeated key, no NaN or infinity. ``what`` names
-    the text in messages; ``fail(problem)`` makes the error to raise."""
+    parsing it costs; strict: UTF-8, no repeated key, no NaN or infinity (unless
+    ``finite`` is False: Python's NaN, Infinity and -Infinity, as ``json.dumps`` writes
+    them). ``what`` names the text in messages; ``fail(problem)`` makes the error to raise."""
     depth, values = structure(raw)
     if values > max_values:
         raise fail(f"{what} holds about {values} values; at most {max_values} are read")
@@ -204,6 +205,8 @@ def read_json(raw, fail, what="the header", max_values=MAX_HEADER_VALUES):
     except UnicodeDecodeError as error:
         raise fail(f"{what} is not UTF-8 text ({error.reason} at byte {error.start})") from error
     try:
+        if not finite:
+            return json.loads(text, object_pairs_hook=_unique_keys)
         return json.loads(text, object_pairs_hook=_unique_keys, parse_float=_finite, parse_constant=_no_constant)
     except (ValueError, RecursionError) as error:  # JSONDecodeError and _Refused are ValueErrors
         raise fail(f"{what} is not valid JSON ({short(str(error))})") from error
