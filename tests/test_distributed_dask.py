@@ -127,6 +127,15 @@ def test_a_dask_array_of_sequences_gives_the_local_predictions_bit_for_bit(clien
     np.testing.assert_array_equal(within(result.compute), expected)
 
 
+def test_a_quantized_model_file_predicts_as_the_quantized_model_locally(client, saved, tmp_path):
+    _, models = saved
+    quantized = lstmcore.quantize(models["sequence"], "int8")
+    quantized.save(tmp_path / "int8.npz")
+    x = floats(70, seed=3)
+    result = lstmcore.distributed.predict(tmp_path / "int8.npz", da.from_array(x, chunks=35), client, batch_size=BATCH)
+    np.testing.assert_array_equal(within(result.compute), quantized.predict(x, batch_size=BATCH))
+
+
 @pytest.mark.parametrize(
     "rows, chunks, batch_size, merged",
     [

@@ -36,9 +36,9 @@ import numpy as np
 
 from lstmcore._core import set_num_threads
 from lstmcore._util.atomic import write_atomically
+from lstmcore.inference import load
 from lstmcore.nn._batches import SMALLEST_BATCH
 from lstmcore.nn._layers import Embedding
-from lstmcore.nn.model_files._load import load
 
 _READERS = (".npy", ".csv", ".parquet")
 _lock = threading.Lock()
