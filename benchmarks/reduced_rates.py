@@ -47,5 +47,6 @@ def reduced_rates(quick=False):
     for precision in ("int8", "bfloat16"):
         for amx in (True, False):
             rate, kernel = product_rate(precision, amx, seconds=0.02 if quick else 0.2)
-            rates[f"{precision} ({kernel})"] = rate
+            # keyed by the setting too: a build without AMX runs the same kernel both times
+            rates[f"{precision} ({kernel}{'' if amx else ', AMX not allowed'})"] = rate
     return rates

@@ -46,6 +46,12 @@ inline float unfused(float value) {
 }
 
 // One row of A against one panel, portable: the same sums as the SIMD kernels.
+#if defined(__GNUC__) && !defined(__clang__)
+// GCC 12's -O3 loop vectorizer turned this function's bfloat16 sums into wrong ones
+// (element 0 of a row counted twice: tests/test_quantize_kernels.py caught it in the
+// portable build); the portable loop runs as written.
+__attribute__((optimize("no-tree-loop-vectorize")))
+#endif
 inline void reduced_panel_portable(const ReducedMatrix& w, Index p, const ReducedRows& a, Index r, float* out,
                                    Index cols, bool accumulate) {
   const std::uint8_t* block = w.panel(p);
@@ -67,21 +73,19 @@ inline void reduced_panel_portable(const ReducedMatrix& w, Index p, const Reduce
       result[lane] = unfused(static_cast<float>(sum[lane]) * scale);
     }
   } else {
-    float sum[kReducedLanes] = {};
-    const auto* a16 = reinterpret_cast<const std::uint16_t*>(ar);
-    for (Index g = 0; g < w.groups(); ++g, block += kReducedBlock) {
-      const auto* w16 = reinterpret_cast<const std::uint16_t*>(block);
-      const float odd = from_bfloat16(a16[2 * g + 1]), even = from_bfloat16(a16[2 * g]);
-      for (Index lane = 0; lane < kReducedLanes; ++lane) {
+    // Lane by lane, each a chain of float32 additions the compiler keeps in order (GCC
+    // 12's -O3 vectorized the lanes of the loop over groups into wrong sums).
+    for (Index lane = 0; lane < cols; ++lane) {
+      float total = 0.0f;
+      const std::uint8_t* values = block + lane * 4;
+      for (Index g = 0; g < w.groups(); ++g, values += kReducedBlock) {
         // Each product of two bfloat16 is exact in float32: one rounding per addition,
         // odd element first, as vdpbf16ps.
-        const float odd_product = odd * from_bfloat16(w16[lane * 2 + 1]);
-        sum[lane] = sum[lane] + odd_product;
-        const float even_product = even * from_bfloat16(w16[lane * 2]);
-        sum[lane] = sum[lane] + even_product;
+        total = total + bfloat16_at(ar, 2 * g + 1) * bfloat16_at(values, 1);
+        total = total + bfloat16_at(ar, 2 * g) * bfloat16_at(values, 0);
       }
+      result[lane] = total;
     }
-    std::copy_n(sum, cols, result);
   }
   for (Index lane = 0; lane < cols; ++lane) out[lane] = accumulate ? out[lane] + result[lane] : result[lane];
 }

@@ -60,11 +60,21 @@ inline std::uint16_t to_bfloat16(float value) {
   return static_cast<std::uint16_t>(bits >> 16);
 }
 
+// The float value of the bfloat16 at index i of bytes (read through memcpy: the bytes
+// are uint8_t objects, and reading them as uint16_t let GCC -O3 reorder the loads).
+inline float bfloat16_at(const std::uint8_t* bytes, Index i);
+
 inline float from_bfloat16(std::uint16_t half) {
   const std::uint32_t bits = std::uint32_t{half} << 16;
   float value;
   std::memcpy(&value, &bits, 4);
   return value;
+}
+
+inline float bfloat16_at(const std::uint8_t* bytes, Index i) {
+  std::uint16_t half;
+  std::memcpy(&half, bytes + 2 * i, 2);
+  return from_bfloat16(half);
 }
 
 // W (rows, depth) packed for the kernels: block (panel p, group g) at (p * stride + g) *
@@ -148,8 +158,11 @@ class ReducedRows {
 
   void convert(Index r, const float* a) {
     if (precision_ == Precision::bfloat16) {
-      auto* out = reinterpret_cast<std::uint16_t*>(row(r));
-      for (Index k = 0; k < depth_; ++k) out[k] = to_bfloat16(a[k]);
+      std::uint8_t* out = row(r);
+      for (Index k = 0; k < depth_; ++k) {
+        const std::uint16_t bits = to_bfloat16(a[k]);
+        std::memcpy(out + 2 * k, &bits, 2);
+      }
       return;
     }
     float largest = 0.0f;
