@@ -96,16 +96,6 @@ void lstm_backward(const BoundLstmTape& tape, const LstmWeights& weights, const 
   });
 }
 
-// The c_n of a forward's tape, as a view that keeps the tape alive.
-template <typename Bound>
-py::object tape_c_n(const py::object& tape) {
-  return std::visit(
-      [&](const auto& core) -> py::object {
-        return read_only_view(tape, core.c_n.data(), {core.batch, core.hidden});
-      },
-      tape.cast<const Bound&>().core);
-}
-
 // lstm_forward bound to its weights and options, for a prepared layer (narrow.hpp).
 NarrowPass lstm_narrow_pass(const LstmWeights& weights, const PassOptions& pass,
                             const LstmCallOptions& cell_options, bool taped) {

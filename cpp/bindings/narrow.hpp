@@ -8,7 +8,9 @@
 #include <pybind11/pybind11.h>
 
 #include <functional>
+#include <variant>
 
+#include "arrays.hpp"
 #include "lstmcore/eigen_types.hpp"
 
 namespace lstmcore::bindings {
@@ -22,5 +24,16 @@ struct NarrowPass {
   bool reverse = false;  // runs from each sequence's end: its final h is at t = 0
   Index offset = 0;      // its features' first column in y
 };
+
+// The c_n of an LSTM family's forward tape (a Bound*Tape holding a variant of core
+// tapes), as a view that keeps the tape alive: what their NarrowPass returns.
+template <typename Bound>
+py::object tape_c_n(const py::object& tape) {
+  return std::visit(
+      [&](const auto& core) -> py::object {
+        return read_only_view(tape, core.c_n.data(), {core.batch, core.hidden});
+      },
+      tape.cast<const Bound&>().core);
+}
 
 }  // namespace lstmcore::bindings

@@ -81,16 +81,6 @@ py::object projected_lstm_forward(const py::array& x, const ProjectedLstmWeights
   return result;
 }
 
-// The c_n of a forward's tape, as a view that keeps the tape alive.
-template <typename Bound>
-py::object tape_c_n(const py::object& tape) {
-  return std::visit(
-      [&](const auto& core) -> py::object {
-        return read_only_view(tape, core.c_n.data(), {core.batch, core.hidden});
-      },
-      tape.cast<const Bound&>().core);
-}
-
 // projected_lstm_forward bound to its weights and options, for a prepared layer (narrow.hpp).
 NarrowPass projected_lstm_narrow_pass(const ProjectedLstmWeights& weights, const PassOptions& pass,
                                       const LstmCallOptions& cell_options, bool taped) {
