@@ -135,6 +135,75 @@ def test_prepared_step_gives_the_layer_step_bit_for_bit(case, contiguous):
         assert_identical((y_t, state), (y_expected, state_expected))
 
 
+class Tagged(np.ndarray):
+    """An ndarray subclass: the narrow path takes NumPy's own arrays only."""
+
+
+def state_forms(state, layer):
+    """The state in forms the core does not read as they are, which the layer converts."""
+    parts = states(state)
+    wrap = (lambda forms: tuple(forms)) if isinstance(layer, LSTM) else (lambda forms: forms[0])
+    other = np.float32 if parts[0].dtype == np.float64 else np.float64
+    yield "another dtype", wrap([part.astype(other) for part in parts])
+    yield "strided", wrap([np.swapaxes(np.swapaxes(part, 0, 1).copy(), 0, 1) for part in parts])
+    yield "subclass", wrap([part.view(Tagged) for part in parts])
+    yield (
+        "unaligned",
+        wrap([np.frombuffer(b"\0" + part.tobytes(), part.dtype, offset=1).reshape(part.shape) for part in parts]),
+    )
+    yield "nested lists", wrap([part.tolist() for part in parts])
+    if isinstance(layer, LSTM):
+        yield "a list of (h, c)", list(parts)
+
+
+def call_or_error(function, *args):
+    try:
+        return function(*args)
+    except (ValueError, TypeError) as error:
+        return type(error), str(error)
+
+
+@pytest.mark.parametrize("case", ["lstm", "lstm-projected", "gru-stacked-bidirectional-time-major", "rnn-relu"])
+def test_a_state_in_any_form_the_layer_takes_gives_the_layer_s_result_or_error(case):
+    layer = make(case, np.float32)
+    prepared = lstmcore.prepare(layer)
+    x, state = inputs(layer, np.float32)
+    x_t = np.ascontiguousarray(x[:, 0] if layer.batch_first else x[0])
+    for form, given in state_forms(state, layer):
+        got, expected = call_or_error(prepared, x, given), call_or_error(layer, x, given)
+        if isinstance(expected[0], type):
+            assert got == expected, form
+        else:
+            assert_identical(got, expected)
+        if not layer.bidirectional:
+            got, expected = call_or_error(prepared.step, x_t, given), call_or_error(layer.step, x_t, given)
+            if isinstance(expected[0], type):
+                assert got == expected, form
+            else:
+                assert_identical(got, expected)
+    # A GRU's state is one array: a tuple holding it is refused, as the layer refuses it.
+    if isinstance(layer, GRU):
+        expected = call_or_error(layer, x, (state,))
+        assert isinstance(expected[0], type) and call_or_error(prepared, x, (state,)) == expected
+
+
+def test_a_narrow_stack_refuses_passes_that_do_not_fit_together():
+    layer = LSTM(INPUT, HIDDEN, num_layers=2, seed=0)
+    calls = lstmcore.prepare(layer)._calls
+    passes = [lstmcore._core.lstm_narrow_pass(call.weights, call.pass_options, *call.args) for call in calls]
+    stack = lstmcore._core.NarrowStack
+    for wrong in (
+        (passes, 2, 1, True, HIDDEN + 1, HIDDEN, np.dtype(np.float32)),  # another width
+        (passes, 2, 1, True, HIDDEN, 0, np.dtype(np.float32)),  # no cell state
+        (passes, 2, 1, True, HIDDEN, HIDDEN, np.dtype(np.float64)),  # another dtype
+        (passes[::-1], 2, 1, True, HIDDEN, HIDDEN, np.dtype(np.float32)),  # the layers swapped
+        (passes, 1, 2, True, HIDDEN, HIDDEN, np.dtype(np.float32)),  # as two directions
+        (passes[:1], 2, 1, True, HIDDEN, HIDDEN, np.dtype(np.float32)),  # one pass short
+    ):
+        with pytest.raises(ValueError, match="expected"):
+            stack(*wrong)
+
+
 def test_prepared_layer_raises_the_layer_s_errors():
     layer, prepared = LSTM(INPUT, HIDDEN), lstmcore.prepare(LSTM(INPUT, HIDDEN))
     for bad in (np.zeros((BATCH, STEPS, INPUT + 1), np.float32), np.zeros((0, STEPS, INPUT), np.float32), "text"):

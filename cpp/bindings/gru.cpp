@@ -105,16 +105,28 @@ py::object gru_forward(const py::array& x, const GruWeights& weights, const py::
   return result;
 }
 
-// gru_forward bound to its weights and options, for a prepared layer (narrow.hpp).
+// gru_forward bound to its weights and options, checked once, for a prepared layer
+// (narrow.hpp).
 NarrowPass gru_narrow_pass(const GruWeights& weights, const PassOptions& options, bool taped, bool reset_after,
                            const py::object& activations, double clip) {
-  if (taped || !options.batch_sizes.is_none())
-    throw py::value_error("a narrow pass runs without a tape and lengths");
-  NarrowPass narrow{nullptr, options.reverse, options.y_offset};
-  narrow.run = [weights, options, reset_after, activations, clip](const py::array& x, const py::array& h0,
-                                                                  const py::object&, const py::array& y) {
-    return gru_forward(x, weights, h0, y, options, false, reset_after, activations, clip);
-  };
+  if (taped) throw py::value_error("a narrow pass runs without a tape");
+  const CellActivations acts = checked_activations(activations, clip);
+  const bool general = !activations.is_none() || clip != 0.0;
+  const Index hidden = matrix_size(weights.weight_hh, "weight_hh", 1);
+  const Dims d = weight_dims(matrix_size(weights.weight_ih, "weight_ih", 1), hidden);
+  NarrowPass narrow;
+  dispatch(weights.weight_hh, [&](auto zero) {
+    using Scalar = decltype(zero);
+    const auto w = weights_of<Scalar>(weights, d);
+    narrow = narrow_pass_of<Scalar>(options, d.input, hidden, hidden, 0);
+    // weights hold the arrays that w points into.
+    narrow.run = [weights, w, reset_after, general, acts, form = narrow.form](const NarrowArrays& a) {
+      const auto v = narrow_views<Scalar>(form, a);
+      with_form(reset_after, general, acts, [&](auto f, const auto& policy) {
+        lstmcore::gru_forward<Scalar, decltype(f)::value>(v.shape, v.x, w, v.h0, v.y, nullptr, policy);
+      });
+    };
+  });
   return narrow;
 }
 

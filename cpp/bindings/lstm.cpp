@@ -96,16 +96,34 @@ void lstm_backward(const BoundLstmTape& tape, const LstmWeights& weights, const 
   });
 }
 
-// lstm_forward bound to its weights and options, for a prepared layer (narrow.hpp).
+// lstm_forward bound to its weights and options, checked once, for a prepared layer
+// (narrow.hpp).
 NarrowPass lstm_narrow_pass(const LstmWeights& weights, const PassOptions& pass,
                             const LstmCallOptions& cell_options, bool taped) {
-  if (taped || !pass.batch_sizes.is_none()) throw py::value_error("a narrow pass runs without a tape and lengths");
-  NarrowPass narrow{nullptr, pass.reverse, pass.y_offset};
-  narrow.run = [weights, pass, cell_options](const py::array& x, const py::array& h0, const py::object& c0,
-                                             const py::array& y) {
-    return tape_c_n<BoundLstmTape>(
-        lstm_forward(x, weights, h0, c0.cast<py::array>(), y, pass, cell_options, false));
-  };
+  if (taped) throw py::value_error("a narrow pass runs without a tape");
+  if (!cell_options.recurrent_mask.is_none() || !cell_options.zoneout_h.is_none()) {
+    throw py::value_error("a narrow pass runs without training masks (recurrent dropout, zoneout)");
+  }
+  NarrowPass narrow;
+  dispatch_cell<true>(cell_options.cell, [&](auto kind) {
+    using Kind = decltype(kind);
+    constexpr Index K = Kind::template type<float>::kGates;
+    const Index hidden = matrix_size(weights.weight_hh, "weight_hh", 1);
+    const Dims d = weight_dims(matrix_size(weights.weight_ih, "weight_ih", 1), hidden);
+    dispatch(weights.weight_hh, [&](auto zero) {
+      using Scalar = decltype(zero);
+      const auto w =
+          checked_weights<Scalar>(weights.weight_ih, weights.weight_hh, weights.bias_ih, weights.bias_hh, d, K);
+      const auto options = checked_cell_options<Scalar>(cell_options, weights.peephole, py::none(), d);
+      narrow = narrow_pass_of<Scalar>(pass, d.input, hidden, hidden, hidden);
+      // weights and cell_options hold the arrays that w and options point into.
+      narrow.run = [weights, cell_options, w, options, form = narrow.form](const NarrowArrays& a) {
+        const auto v = narrow_views<Scalar>(form, a);
+        lstmcore::lstm_forward<Scalar, Kind::template type>(v.shape, v.x, w, options, v.h0, v.c0, v.y, nullptr,
+                                                            nullptr, v.c_n);
+      };
+    });
+  });
   return narrow;
 }
 

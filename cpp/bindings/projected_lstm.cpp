@@ -81,16 +81,34 @@ py::object projected_lstm_forward(const py::array& x, const ProjectedLstmWeights
   return result;
 }
 
-// projected_lstm_forward bound to its weights and options, for a prepared layer (narrow.hpp).
+// projected_lstm_forward bound to its weights and options, checked once, for a prepared
+// layer (narrow.hpp).
 NarrowPass projected_lstm_narrow_pass(const ProjectedLstmWeights& weights, const PassOptions& pass,
                                       const LstmCallOptions& cell_options, bool taped) {
-  if (taped || !pass.batch_sizes.is_none()) throw py::value_error("a narrow pass runs without a tape and lengths");
-  NarrowPass narrow{nullptr, pass.reverse, pass.y_offset};
-  narrow.run = [weights, pass, cell_options](const py::array& x, const py::array& h0, const py::object& c0,
-                                             const py::array& y) {
-    return tape_c_n<BoundProjectedLstmTape>(
-        projected_lstm_forward(x, weights, h0, c0.cast<py::array>(), y, pass, cell_options, false));
-  };
+  if (taped) throw py::value_error("a narrow pass runs without a tape");
+  NarrowPass narrow;
+  dispatch_cell<false>(cell_options.cell, [&](auto kind) {
+    using Kind = decltype(kind);
+    constexpr Index K = Kind::template type<float>::kGates;
+    const Index P = matrix_size(weights.weight_hr, "weight_hr", 0);
+    const Index H = matrix_size(weights.weight_hr, "weight_hr", 1);
+    const Dims d = weight_dims(matrix_size(weights.weight_ih, "weight_ih", 1), H);
+    if (P < 1) throw py::value_error("expected a projection size of at least 1");
+    dispatch(weights.weight_hh, [&](auto zero) {
+      using Scalar = decltype(zero);
+      const auto w =
+          checked_weights<Scalar>(weights.weight_ih, weights.weight_hh, weights.bias_ih, weights.bias_hh, d, K, P);
+      const auto options = checked_projected_options<Scalar>(cell_options, weights.peephole, py::none(), d);
+      const auto* hr = checked<Scalar>(weights.weight_hr, "weight_hr", {P, H}, false);
+      narrow = narrow_pass_of<Scalar>(pass, d.input, H, P, H);
+      // weights and cell_options hold the arrays that w, hr and options point into.
+      narrow.run = [weights, cell_options, w, hr, options, P, form = narrow.form](const NarrowArrays& a) {
+        const auto v = narrow_views<Scalar>(form, a);
+        lstmcore::projected_lstm_forward<Scalar, Kind::template type>(v.shape, P, v.x, w, hr, options, v.h0, v.c0,
+                                                                      v.y, nullptr, nullptr, nullptr, v.c_n);
+      };
+    });
+  });
   return narrow;
 }
 

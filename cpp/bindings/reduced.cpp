@@ -222,17 +222,73 @@ void reduced_rnn_forward(const py::array& x, const ReducedWeights& weights, cons
   }
 }
 
-// The reduced forwards bound to their weights and options, for a prepared layer (narrow.hpp).
+// The reduced forwards bound to their weights and options, checked once, for a prepared
+// layer (narrow.hpp); the checks are the forwards' own, on a sequence of one step.
+py::array narrow_probe(Index input) { return py::array_t<float>({Index(1), Index(1), input}); }
+
 NarrowPass reduced_lstm_narrow_pass(const ReducedWeights& weights, const PassOptions& pass,
                                     const LstmCallOptions& cell_options, bool taped) {
   refuse_tape(taped);
-  if (!pass.batch_sizes.is_none()) throw py::value_error("a narrow pass runs without lengths");
-  NarrowPass narrow{nullptr, pass.reverse, pass.y_offset};
-  const bool projected = weights.weight_hr != nullptr;
-  narrow.run = [weights, pass, cell_options, projected](const py::array& x, const py::array& h0,
-                                                        const py::object& c0, const py::array& y) -> py::object {
-    const auto run = projected ? reduced_projected_lstm_forward : reduced_lstm_forward;
-    return run(x, weights, h0, c0.cast<py::array>(), y, pass, cell_options, false).c_n;
+  NarrowPass narrow;
+  const py::array probe = narrow_probe(weights.weight_ih->depth());
+  dispatch_cell<true>(cell_options.cell, [&](auto kind) {
+    using Kind = decltype(kind);
+    constexpr Index K = Kind::template type<float>::kGates;
+    const bool projected = weights.weight_hr != nullptr;
+    if (projected && cell_options.cell.rfind("general_", 0) == 0) {
+      throw py::value_error("the projected LSTM's general cell has no peephole or coupled forms");
+    }
+    Index H = 0, P = 0;
+    if (projected) {
+      H = weights.weight_hr->depth();
+      P = weights.weight_hr->rows();
+      const ReducedMatrix &wi = *weights.weight_ih, &wh = *weights.weight_hh, &hr = *weights.weight_hr;
+      if (wi.precision() != wh.precision() || hr.precision() != wh.precision()) {
+        throw py::value_error("weight_ih, weight_hh and weight_hr differ in precision");
+      }
+      if (wh.rows() != K * H || wh.depth() != P || wi.rows() != K * H) {
+        throw py::value_error("expected weight_ih (" + std::to_string(K * H) + ", I) and weight_hh (" +
+                              std::to_string(K * H) + ", " + std::to_string(P) + ")");
+      }
+    } else {
+      H = checked_reduced(probe, weights, K, pass).hidden;
+      P = H;
+    }
+    const Dims d = weight_dims(weights.weight_ih->depth(), H);
+    const auto* bi = checked<float>(weights.bias_ih, "bias_ih", {K * H}, false);
+    const auto* bh = checked<float>(weights.bias_hh, "bias_hh", {K * H}, false);
+    const auto options = checked_cell_options<float>(cell_options, weights.peephole, py::none(), d);
+    if (options.zoneout_h || options.recurrent_mask) {
+      throw py::value_error("a reduced-precision forward takes no training masks (recurrent dropout, zoneout)");
+    }
+    if (projected && options.zoneout()) throw py::value_error("the projected LSTM takes no zoneout");
+    narrow = narrow_pass_of<float>(pass, d.input, H, P, H);
+    // weights and cell_options hold what the pointers below point into.
+    narrow.run = [weights, cell_options, bi, bh, options, form = narrow.form](const NarrowArrays& a) {
+      const auto v = narrow_views<float>(form, a);
+      const ReducedGatedWeights w{*weights.weight_ih, *weights.weight_hh, bi, bh};
+      if (weights.weight_hr) {
+        lstmcore::reduced_projected_lstm_forward<Kind::template type>(v.shape, v.x, w, *weights.weight_hr, options,
+                                                                      v.h0, v.c0, v.y, v.c_n);
+      } else {
+        lstmcore::reduced_lstm_forward<Kind::template type>(v.shape, v.x, w, options, v.h0, v.c0, v.y, v.c_n);
+      }
+    };
+  });
+  return narrow;
+}
+
+// The reduced GRU's and RNN's pass: W_ih, W_hh and their float32 biases.
+template <typename Forward>
+NarrowPass reduced_single_state_pass(const ReducedWeights& weights, const PassOptions& pass, Index gates,
+                                     Forward forward) {
+  const Index H = checked_reduced(narrow_probe(weights.weight_ih->depth()), weights, gates, pass).hidden;
+  const auto* bi = checked<float>(weights.bias_ih, "bias_ih", {gates * H}, false);
+  const auto* bh = checked<float>(weights.bias_hh, "bias_hh", {gates * H}, false);
+  NarrowPass narrow = narrow_pass_of<float>(pass, weights.weight_ih->depth(), H, H, 0);
+  narrow.run = [weights, bi, bh, forward, form = narrow.form](const NarrowArrays& a) {
+    const auto v = narrow_views<float>(form, a);
+    forward(v, ReducedGatedWeights{*weights.weight_ih, *weights.weight_hh, bi, bh});
   };
   return narrow;
 }
@@ -240,27 +296,32 @@ NarrowPass reduced_lstm_narrow_pass(const ReducedWeights& weights, const PassOpt
 NarrowPass reduced_gru_narrow_pass(const ReducedWeights& weights, const PassOptions& pass, bool taped,
                                    bool reset_after, const py::object& activations, double clip) {
   refuse_tape(taped);
-  if (!pass.batch_sizes.is_none()) throw py::value_error("a narrow pass runs without lengths");
-  NarrowPass narrow{nullptr, pass.reverse, pass.y_offset};
-  narrow.run = [weights, pass, reset_after, activations, clip](const py::array& x, const py::array& h0,
-                                                               const py::object&, const py::array& y) {
-    reduced_gru_forward(x, weights, h0, y, pass, false, reset_after, activations, clip);
-    return py::object(py::none());
-  };
-  return narrow;
+  if (!reset_after) throw py::value_error("a reduced-precision GRU applies the reset gate after W_hn only");
+  if (!activations.is_none() || clip != 0.0) {
+    throw py::value_error("a reduced-precision GRU has sigmoid and tanh only, without clip");
+  }
+  return reduced_single_state_pass(weights, pass, 3, [](const NarrowViews<float>& v, const ReducedGatedWeights& w) {
+    lstmcore::reduced_gru_forward(v.shape, v.x, w, v.h0, v.y);
+  });
 }
 
 NarrowPass reduced_rnn_narrow_pass(const ReducedWeights& weights, const PassOptions& pass,
                                    const py::object& nonlinearity, bool taped, double clip) {
   refuse_tape(taped);
-  if (!pass.batch_sizes.is_none()) throw py::value_error("a narrow pass runs without lengths");
-  NarrowPass narrow{nullptr, pass.reverse, pass.y_offset};
-  narrow.run = [weights, pass, nonlinearity, clip](const py::array& x, const py::array& h0, const py::object&,
-                                                   const py::array& y) {
-    reduced_rnn_forward(x, weights, h0, y, pass, nonlinearity, false, clip);
-    return py::object(py::none());
-  };
-  return narrow;
+  const std::string name = py::isinstance<py::str>(nonlinearity) ? nonlinearity.cast<std::string>() : "";
+  if ((name != "tanh" && name != "relu") || clip != 0.0) {
+    throw py::value_error("a reduced-precision RNN has nonlinearity 'tanh' or 'relu' only, without clip; got " +
+                          std::string(py::str(nonlinearity)));
+  }
+  if (name == "tanh") {
+    return reduced_single_state_pass(weights, pass, 1,
+                                     [](const NarrowViews<float>& v, const ReducedGatedWeights& w) {
+                                       lstmcore::reduced_rnn_forward<TanhNonlinearity>(v.shape, v.x, w, v.h0, v.y);
+                                     });
+  }
+  return reduced_single_state_pass(weights, pass, 1, [](const NarrowViews<float>& v, const ReducedGatedWeights& w) {
+    lstmcore::reduced_rnn_forward<ReluNonlinearity>(v.shape, v.x, w, v.h0, v.y);
+  });
 }
 
 // out (rows, w.rows) = a (rows, depth) W^T: the product alone, for tests against a NumPy

@@ -113,16 +113,27 @@ py::object rnn_forward(const py::array& x, const RnnWeights& weights, const py::
   return result;
 }
 
-// rnn_forward bound to its weights and options, for a prepared layer (narrow.hpp).
+// rnn_forward bound to its weights and options, checked once, for a prepared layer
+// (narrow.hpp).
 NarrowPass rnn_narrow_pass(const RnnWeights& weights, const PassOptions& options, const py::object& nonlinearity,
                            bool taped, double clip) {
-  if (taped || !options.batch_sizes.is_none())
-    throw py::value_error("a narrow pass runs without a tape and lengths");
-  NarrowPass narrow{nullptr, options.reverse, options.y_offset};
-  narrow.run = [weights, options, nonlinearity, clip](const py::array& x, const py::array& h0, const py::object&,
-                                                      const py::array& y) {
-    return rnn_forward(x, weights, h0, y, options, nonlinearity, false, clip);
-  };
+  if (taped) throw py::value_error("a narrow pass runs without a tape");
+  const RnnNonlinearity chosen = checked_nonlinearity(nonlinearity, clip);
+  const Index hidden = matrix_size(weights.weight_hh, "weight_hh", 1);
+  const Dims d = weight_dims(matrix_size(weights.weight_ih, "weight_ih", 1), hidden);
+  NarrowPass narrow;
+  dispatch(weights.weight_hh, [&](auto zero) {
+    using Scalar = decltype(zero);
+    const auto w = weights_of<Scalar>(weights, d);
+    narrow = narrow_pass_of<Scalar>(options, d.input, hidden, hidden, 0);
+    // weights hold the arrays that w points into.
+    narrow.run = [weights, w, chosen, form = narrow.form](const NarrowArrays& a) {
+      const auto v = narrow_views<Scalar>(form, a);
+      dispatch_nonlinearity<Scalar>(chosen, [&](const auto& act) {
+        lstmcore::rnn_forward<Scalar>(v.shape, v.x, w, v.h0, v.y, act, nullptr);
+      });
+    };
+  });
   return narrow;
 }
 

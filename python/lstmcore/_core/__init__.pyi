@@ -512,7 +512,7 @@ class NarrowPass:
     """A layer-direction's forward bound to its weights and options (made by the *_narrow_pass functions)."""
 
 class NarrowStack:
-    """A prepared layer's passes run as one call: (x, state) -> (y, h_n, c_n or None)."""
+    """A prepared layer's passes run as one call: (x, state) -> (y, state)."""
 
     def __init__(
         self,
@@ -524,9 +524,10 @@ class NarrowStack:
         cell_width: int,
         dtype: np.dtype[Any],
     ) -> None: ...
-    def __call__(self, x: _Floats, state: Sequence[_Floats] | None = None) -> tuple[_Floats, _Floats, _Floats | None]: ...
-    def step(self, x_t: _Floats, state: Sequence[_Floats] | None = None) -> tuple[_Floats, _Floats, _Floats | None]:
-        """One step: x_t (B, I) -> (y_t (B, D*W), h_n, c_n or None)."""
+    def __call__(self, x: object, state: object = None) -> tuple[_Floats, Any] | None:
+        """(y, state), or None when x or the state is not in the form the core reads."""
+    def step(self, x_t: object, state: object = None) -> tuple[_Floats, Any] | None:
+        """One step: x_t (B, I) -> (y_t (B, D*W), state), or None as __call__."""
 
 def lstm_narrow_pass(weights: LstmWeights, options: PassOptions, cell_options: LstmOptions, taped: bool) -> NarrowPass: ...
 def projected_lstm_narrow_pass(

@@ -84,7 +84,11 @@ class PreparedLayer:
         ]
         set_attribute(self, "_calls", calls)
         set_attribute(self, "_zeros", {})
-        set_attribute(self, "_narrow", _narrow_stack(snapshot, calls))
+        narrow = _narrow_stack(snapshot, calls)
+        set_attribute(self, "_narrow", narrow)
+        # The layer's step refuses both directions and reverse: the route that refuses them too.
+        stepping = narrow is not None and not (snapshot.bidirectional or snapshot.reverse)
+        set_attribute(self, "_narrow_step", narrow.step if stepping else None)
 
     def _frozen_weights(self, checked: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The snapshot's weights: frozen copies of the layer's checked parameters."""
@@ -125,20 +129,22 @@ class PreparedLayer:
     ) -> Any:
         """As the layer's call: ``y, state_n`` (and the gate traces with ``return_gates=True``)."""
         layer = self._layer
-        if (
-            lengths is None
-            and ablate is None
-            and not return_gates
-            and type(x) is np.ndarray
-            and x.dtype is self._dtype  # the core takes the canonical dtype objects only
-            and x.ndim == 3
-            and x.flags.c_contiguous
-            and x.flags.aligned
-            and x.shape[2] == layer.input_size
-            and x.shape[0]
-            and x.shape[1]
-        ):
-            return self._run(x, state)
+        if lengths is None and ablate is None and not return_gates:
+            # None: x or the state is not in the form the core reads as it is (narrow.cpp).
+            result = None if self._narrow is None else self._narrow(x, state)
+            if result is not None:
+                return result
+            if (
+                type(x) is np.ndarray
+                and x.dtype is self._dtype  # the core takes the canonical dtype objects only
+                and x.ndim == 3
+                and x.flags.c_contiguous
+                and x.flags.aligned
+                and x.shape[2] == layer.input_size
+                and x.shape[0]
+                and x.shape[1]
+            ):
+                return self._run(x, state)
         y, state_n, tape = layer._forward(
             x, state, lengths, ablate, False, for_backward=False, traced=return_gates, weights=self._weights
         )
@@ -148,21 +154,12 @@ class PreparedLayer:
 
     def step(self, x_t: ArrayLike, state: StateLike = None) -> tuple[np.ndarray, State]:
         """One time step, as the layer's ``step``: x_t (B, I) -> (y_t (B, H), state)."""
+        if self._narrow_step is not None:
+            # None: x_t or the state is not in the form the core reads as it is (narrow.cpp).
+            result = self._narrow_step(x_t, state)
+            if result is not None:
+                return result
         layer = self._layer
-        narrow = self._narrow
-        if (
-            narrow is not None
-            and not (layer.bidirectional or layer.reverse)  # refused below, as the layer refuses them
-            and type(x_t) is np.ndarray
-            and x_t.dtype is self._dtype
-            and x_t.ndim == 2
-            and x_t.flags.c_contiguous
-            and x_t.flags.aligned
-            and x_t.shape[1] == layer.input_size
-            and x_t.shape[0]
-        ):
-            y_t, h_n, c_n = narrow.step(x_t, None if state is None else self._state_list(state, x_t.shape[0]))
-            return y_t, layer._pack_state([h_n] if c_n is None else [h_n, c_n])
         # Contiguous, so that a step sliced off a batch-first array (x[:, t]) takes the direct route.
         x_t = np.ascontiguousarray(checked_step_input(layer, x_t))
         y, state_n = self(x_t[:, None, :] if layer.batch_first else x_t[None], state)
@@ -170,11 +167,11 @@ class PreparedLayer:
 
     def _run(self, x: np.ndarray, state: StateLike) -> tuple[np.ndarray, State]:
         layer = self._layer
-        if self._narrow is not None:
-            batch = x.shape[0] if layer.batch_first else x.shape[1]
-            parts = None if state is None else self._state_list(state, batch)
-            y, h_n, c_n = self._narrow(x, parts)
-            return y, layer._pack_state([h_n] if c_n is None else [h_n, c_n])
+        if self._narrow is not None:  # x is in the core's form and the state is not (__call__)
+            result = self._narrow(x, self._core_state(state, x.shape[0] if layer.batch_first else x.shape[1]))
+            if result is None:
+                raise RuntimeError("lstmcore: a converted state was refused by the narrow path; please report this")
+            return result
         batch_first = layer.batch_first
         steps, batch = (x.shape[1], x.shape[0]) if batch_first else x.shape[:2]
         initial = layer._state_parts(state, batch, "state") if state is not None else self._zeros_for(batch)
@@ -201,23 +198,11 @@ class PreparedLayer:
             return y, layer._pack_state([h_n, *(part[None].copy() for part in layer._final_tape_states(runs[0].tape))])
         return layer_input, layer._pack_state(layer._final_state(runs, None))
 
-    def _state_list(self, state: StateLike, batch: int) -> list[np.ndarray]:
-        """The state's parts as the core reads them: as given when they are already so
-        (what a previous call returned: a streaming loop's state), else the layer's checks
-        and conversions."""
+    def _core_state(self, state: StateLike, batch: int) -> State:
+        """The state converted by the layer's checks into the form the core reads as it is
+        (NumPy's own arrays: a subclass's data as an ndarray)."""
         layer = self._layer
-        parts = state if isinstance(state, tuple) else (state,)
-        shapes = layer._state_shapes(batch)
-        if len(parts) == len(shapes) and all(
-            type(part) is np.ndarray
-            and part.dtype is self._dtype
-            and part.shape == shape
-            and part.flags.c_contiguous
-            and part.flags.aligned
-            for part, shape in zip(parts, shapes)
-        ):
-            return list(parts)
-        return list(layer._state_parts(state, batch, "state"))
+        return layer._pack_state([np.asarray(part) for part in layer._state_parts(state, batch, "state")])
 
     def _zeros_for(self, batch: int) -> list[np.ndarray]:
         """Zero initial states of this batch size, read-only (the core only reads them)."""
