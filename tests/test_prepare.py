@@ -135,6 +135,24 @@ def test_prepared_step_gives_the_layer_step_bit_for_bit(case, contiguous):
         assert_identical((y_t, state), (y_expected, state_expected))
 
 
+# Sizes at which a pass runs on two threads, split over units (B=1; H=160 is not a whole
+# number of panels on either thread) or over the batch (B=40): a prepared layer's weights
+# are packed once, and each thread's panels are a view of them.
+@pytest.mark.parametrize("batch", [1, 40])
+@pytest.mark.parametrize(
+    "kind, options",
+    [(LSTM, {}), (LSTM, {"peephole": True}), (LSTM, {"proj_size": 96}), (GRU, {}), (RNN, {})],
+    ids=["lstm", "lstm-peephole", "lstm-projected", "gru", "rnn"],
+)
+def test_prepared_packed_weights_give_the_plain_call_bit_for_bit_on_two_threads(two_threads, kind, options, batch):
+    for dtype in DTYPES:
+        layer = kind(24, 160, dtype=dtype, seed=1, **options)
+        prepared = lstmcore.prepare(layer)
+        x = np.random.default_rng(2).standard_normal((batch, 9, 24)).astype(dtype)
+        assert_identical(prepared(x), layer(x))
+        assert_identical(prepared(x[:, :2]), layer(x[:, :2]))  # a pass of two rows reads W in place
+
+
 class Tagged(np.ndarray):
     """An ndarray subclass: the narrow path takes NumPy's own arrays only."""
 

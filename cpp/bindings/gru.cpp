@@ -118,12 +118,14 @@ NarrowPass gru_narrow_pass(const GruWeights& weights, const PassOptions& options
   dispatch(weights.weight_hh, [&](auto zero) {
     using Scalar = decltype(zero);
     const auto w = weights_of<Scalar>(weights, d);
+    const auto packed = std::make_shared<const PackedGateWeights<Scalar>>(w, 3, hidden, d.input, hidden);
     narrow = narrow_pass_of<Scalar>(options, d.input, hidden, hidden, 0);
     // weights hold the arrays that w points into.
-    narrow.run = [weights, w, reset_after, general, acts, form = narrow.form](const NarrowArrays& a) {
+    narrow.run = [weights, w, reset_after, general, acts, packed, form = narrow.form](const NarrowArrays& a) {
       const auto v = narrow_views<Scalar>(form, a);
       with_form(reset_after, general, acts, [&](auto f, const auto& policy) {
-        lstmcore::gru_forward<Scalar, decltype(f)::value>(v.shape, v.x, w, v.h0, v.y, nullptr, policy);
+        lstmcore::gru_forward<Scalar, decltype(f)::value>(v.shape, v.x, w, v.h0, v.y, nullptr, policy,
+                                                          packed.get());
       });
     };
   });

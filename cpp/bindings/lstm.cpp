@@ -115,12 +115,13 @@ NarrowPass lstm_narrow_pass(const LstmWeights& weights, const PassOptions& pass,
       const auto w =
           checked_weights<Scalar>(weights.weight_ih, weights.weight_hh, weights.bias_ih, weights.bias_hh, d, K);
       const auto options = checked_cell_options<Scalar>(cell_options, weights.peephole, py::none(), d);
+      const auto packed = std::make_shared<const PackedGateWeights<Scalar>>(w, K, hidden, d.input, hidden);
       narrow = narrow_pass_of<Scalar>(pass, d.input, hidden, hidden, hidden);
       // weights and cell_options hold the arrays that w and options point into.
-      narrow.run = [weights, cell_options, w, options, form = narrow.form](const NarrowArrays& a) {
+      narrow.run = [weights, cell_options, w, options, packed, form = narrow.form](const NarrowArrays& a) {
         const auto v = narrow_views<Scalar>(form, a);
         lstmcore::lstm_forward<Scalar, Kind::template type>(v.shape, v.x, w, options, v.h0, v.c0, v.y, nullptr,
-                                                            nullptr, v.c_n);
+                                                            nullptr, v.c_n, packed.get());
       };
     });
   });

@@ -100,12 +100,13 @@ NarrowPass projected_lstm_narrow_pass(const ProjectedLstmWeights& weights, const
           checked_weights<Scalar>(weights.weight_ih, weights.weight_hh, weights.bias_ih, weights.bias_hh, d, K, P);
       const auto options = checked_projected_options<Scalar>(cell_options, weights.peephole, py::none(), d);
       const auto* hr = checked<Scalar>(weights.weight_hr, "weight_hr", {P, H}, false);
+      const auto packed = std::make_shared<const PackedGateWeights<Scalar>>(w, K, H, d.input, P);
       narrow = narrow_pass_of<Scalar>(pass, d.input, H, P, H);
       // weights and cell_options hold the arrays that w, hr and options point into.
-      narrow.run = [weights, cell_options, w, hr, options, P, form = narrow.form](const NarrowArrays& a) {
+      narrow.run = [weights, cell_options, w, hr, options, P, packed, form = narrow.form](const NarrowArrays& a) {
         const auto v = narrow_views<Scalar>(form, a);
-        lstmcore::projected_lstm_forward<Scalar, Kind::template type>(v.shape, P, v.x, w, hr, options, v.h0, v.c0,
-                                                                      v.y, nullptr, nullptr, nullptr, v.c_n);
+        lstmcore::projected_lstm_forward<Scalar, Kind::template type>(
+            v.shape, P, v.x, w, hr, options, v.h0, v.c0, v.y, nullptr, nullptr, nullptr, v.c_n, packed.get());
       };
     });
   });

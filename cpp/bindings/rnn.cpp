@@ -125,12 +125,13 @@ NarrowPass rnn_narrow_pass(const RnnWeights& weights, const PassOptions& options
   dispatch(weights.weight_hh, [&](auto zero) {
     using Scalar = decltype(zero);
     const auto w = weights_of<Scalar>(weights, d);
+    const auto packed = std::make_shared<const PackedGateWeights<Scalar>>(w, 1, hidden, d.input, hidden);
     narrow = narrow_pass_of<Scalar>(options, d.input, hidden, hidden, 0);
     // weights hold the arrays that w points into.
-    narrow.run = [weights, w, chosen, form = narrow.form](const NarrowArrays& a) {
+    narrow.run = [weights, w, chosen, packed, form = narrow.form](const NarrowArrays& a) {
       const auto v = narrow_views<Scalar>(form, a);
       dispatch_nonlinearity<Scalar>(chosen, [&](const auto& act) {
-        lstmcore::rnn_forward<Scalar>(v.shape, v.x, w, v.h0, v.y, act, nullptr);
+        lstmcore::rnn_forward<Scalar>(v.shape, v.x, w, v.h0, v.y, act, nullptr, packed.get());
       });
     };
   });

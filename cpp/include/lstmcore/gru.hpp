@@ -113,6 +113,8 @@ inline Index gru_tape_width(Index hidden) { return 4 * hidden; }
 // y      (T, B, H)        h_t for every t (written)
 // gates  (T*B, 4H)        tape: r, z, n (as Acts keeps them) and m = h_{t-1} W_hn^T + b_hn
 //                         (ResetAfter) or r * h_{t-1} (not) (written), or nullptr
+// packed                  W_ih and W_hh packed once for every pass (a prepared layer), or
+//                         nullptr: the pass packs them
 // The final state is the row block of y at time_at(T-1).
 // The input projection is computed a chunk of steps ahead (kChunkRows), into the tape or,
 // without one (inference), into a chunk buffer reused chunk after chunk; the fourth
@@ -120,7 +122,8 @@ inline Index gru_tape_width(Index hidden) { return 4 * hidden; }
 // of every thread's units from it.
 template <typename Scalar, bool ResetAfter = true, typename Acts = DefaultGruActivations>
 void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const GatedWeights<Scalar>& w,
-                 const Scalar* h0, SequenceView<Scalar> y, Scalar* gates, const Acts& acts = {}) {
+                 const Scalar* h0, SequenceView<Scalar> y, Scalar* gates, const Acts& acts = {},
+                 const PackedGateWeights<Scalar>* packed = nullptr) {
   const Index B = s.batch, H = s.hidden, I = s.input, W = gru_tape_width(H);
   using Layout = PanelLayout<Scalar>;
   const PassPlan plan = plan_pass(s, 3, sizeof(Scalar), Pass::forward);
@@ -137,7 +140,7 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
     // (ResetAfter) or adds to n's too (not).
     // A pass of a row or two (a streaming step) reads W in place instead (multiply_unpacked).
     const bool unpacked = s.rows() <= kUnpackedRows;
-    const GatePanels<Scalar> panels(w, 3, H, I, H, units, !unpacked);
+    const GatePanels<Scalar> panels(w, 3, H, I, H, units, !unpacked, packed);
     // (4, n): the pre-activation biases of r, z, n, then b_hn.
     PackedBuffer<Scalar> bias(4 * units.size());
     fused_gate_bias(w, 3, ResetAfter ? 2 : 3, H, units, bias.data());

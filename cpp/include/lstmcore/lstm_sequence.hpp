@@ -42,13 +42,15 @@ namespace lstmcore {
 // gates  (T*B, K*H)              tape: the cell's activated gates (written), or nullptr
 // cells  (T*B, H)                tape: c_t (written), or nullptr (with gates: no tape)
 // c_n    (B, H)                  each sequence's last c_t (written), or nullptr
+// packed                        W_ih and W_hh packed once for every pass (a prepared layer),
+//                                or nullptr: the pass packs them
 // h_n is the row of y at each sequence's last step. Padding rows of y and the tape are zero.
 // Without a tape (inference) the chunk goes to a buffer reused chunk after chunk and c_t
 // alternates between two buffers, so the forward writes nothing of size T*B*H but y.
 template <typename Scalar, template <typename> class Cell>
 void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const GatedWeights<Scalar>& w,
                   const LstmOptions<Scalar>& options, const Scalar* h0, const Scalar* c0, SequenceView<Scalar> y,
-                  Scalar* gates, Scalar* cells, Scalar* c_n) {
+                  Scalar* gates, Scalar* cells, Scalar* c_n, const PackedGateWeights<Scalar>* packed = nullptr) {
   constexpr Index K = Cell<Scalar>::kGates;
   const Index B = s.batch, H = s.hidden, I = s.input, G = K * H;
   using Layout = PanelLayout<Scalar>;
@@ -65,7 +67,7 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
     // This thread's rows of W_ih and W_hh, packed once; its gate bias b_ih + b_hh.
     // A pass of a row or two (a streaming step) reads W in place instead (unpacked_gates).
     const bool unpacked = s.rows() <= kUnpackedRows;
-    const GatePanels<Scalar> panels(w, K, H, I, H, units, !unpacked);
+    const GatePanels<Scalar> panels(w, K, H, I, H, units, !unpacked, packed);
     PackedBuffer<Scalar> bias(K * n);
     fused_gate_bias(w, K, K, H, units, bias.data());
     ProductWorkspace<Scalar> workspace;

@@ -35,6 +35,7 @@ namespace lstmcore {
 // gates    (T*B, K*H), cells (T*B, H), cell_out (T*B, H): tape, r_t = o * tanh(c_t)
 //          (written); or all three nullptr (inference: no tape)
 // c_n      (B, H): each sequence's last c_t (written), or nullptr
+// packed   W_ih and W_hh packed once for every pass (a prepared layer), or nullptr
 // As lstm_forward, the input projection is computed a chunk of steps ahead (kChunkRows);
 // without a tape it goes to a reused chunk buffer, c_t alternates between two buffers
 // and r_t is one buffer (the second barrier of a step orders its reads before the next
@@ -43,7 +44,8 @@ template <typename Scalar, template <typename> class Cell>
 void projected_lstm_forward(const SequenceShape& s, Index proj, SequenceView<const Scalar> x,
                             const GatedWeights<Scalar>& w, const Scalar* weight_hr,
                             const LstmOptions<Scalar>& options, const Scalar* h0, const Scalar* c0,
-                            SequenceView<Scalar> y, Scalar* gates, Scalar* cells, Scalar* cell_out, Scalar* c_n) {
+                            SequenceView<Scalar> y, Scalar* gates, Scalar* cells, Scalar* cell_out, Scalar* c_n,
+                            const PackedGateWeights<Scalar>* packed = nullptr) {
   constexpr Index K = Cell<Scalar>::kGates;
   const Index B = s.batch, H = s.hidden, P = proj, I = s.input, G = K * H;
   using Layout = PanelLayout<Scalar>;
@@ -59,7 +61,7 @@ void projected_lstm_forward(const SequenceShape& s, Index proj, SequenceView<con
     const Range features = split_range(P, thread, team, Layout::kWidth);
     const Index n = units.size(), m = features.size();
 
-    const GatePanels<Scalar> panels(w, K, H, I, P, units);
+    const GatePanels<Scalar> panels(w, K, H, I, P, units, true, packed);
     PackedBuffer<Scalar> bias(K * n);
     fused_gate_bias(w, K, K, H, units, bias.data());
     PackedBuffer<Scalar> packed_hr(Layout::size(m, H));

@@ -95,9 +95,12 @@ class ChosenNonlinearity {
 //                         at time_at(T-1)
 // Nonlinearity: TanhNonlinearity, ReluNonlinearity, or a ChosenNonlinearity (`act`)
 // writing each a to `a_tape` (T*B, H) when that is not nullptr.
+// packed: W_ih and W_hh packed once for every pass (a prepared layer), or nullptr: the
+// pass packs them.
 template <typename Scalar, typename Nonlinearity>
 void rnn_forward(const SequenceShape& s, SequenceView<const Scalar> x, const GatedWeights<Scalar>& w,
-                 const Scalar* h0, SequenceView<Scalar> y, const Nonlinearity& act = {}, Scalar* a_tape = nullptr) {
+                 const Scalar* h0, SequenceView<Scalar> y, const Nonlinearity& act = {}, Scalar* a_tape = nullptr,
+                 const PackedGateWeights<Scalar>* packed = nullptr) {
   const Index B = s.batch, H = s.hidden, I = s.input;
   const PassPlan plan = plan_pass(s, 1, sizeof(Scalar), Pass::forward);
   // Only the chunk schedule: the projection's rows are y's own (width 0: no buffer).
@@ -108,7 +111,7 @@ void rnn_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
     const Range units = part.units, rows = part.rows;
     const Index n = units.size(), r0 = rows.begin;
     const bool unpacked = s.rows() <= kUnpackedRows;
-    const GatePanels<Scalar> panels(w, 1, H, I, H, units, !unpacked);
+    const GatePanels<Scalar> panels(w, 1, H, I, H, units, !unpacked, packed);
     PackedBuffer<Scalar> bias(units.size());  // (n,) b_ih + b_hh
     fused_gate_bias(w, 1, 1, H, units, bias.data());
     ProductWorkspace<Scalar> workspace;

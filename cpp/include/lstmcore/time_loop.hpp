@@ -24,36 +24,89 @@
 
 namespace lstmcore {
 
+// W_ih (gates*hidden, input) and W_hh (gates*hidden, recurrent) of every unit packed
+// once, as GatePanels packs a thread's units, for a layer run many times (a prepared
+// layer): each pass then views its threads' panels instead of packing them again.
+template <typename Scalar>
+class PackedGateWeights {
+ public:
+  using Layout = PanelLayout<Scalar>;
+
+  PackedGateWeights(const GatedWeights<Scalar>& w, Index gates, Index hidden, Index input, Index recurrent)
+      : gates_(gates),
+        hidden_(hidden),
+        input_(input),
+        recurrent_(recurrent),
+        ih_(gates * Layout::size(hidden, input)),
+        hh_(gates * Layout::size(hidden, recurrent)) {
+    for (Index gate = 0; gate < gates; ++gate) {
+      const Index row = gate * hidden;
+      pack_rows_as_columns(w.weight_ih + row * input, input, hidden, input,
+                           ih_.data() + gate * Layout::size(hidden, input));
+      pack_rows_as_columns(w.weight_hh + row * recurrent, recurrent, hidden, recurrent,
+                           hh_.data() + gate * Layout::size(hidden, recurrent));
+    }
+  }
+
+  // Whether these are the weights of a pass of these sizes.
+  bool fits(Index gates, Index hidden, Index input, Index recurrent) const {
+    return gates == gates_ && hidden == hidden_ && input == input_ && recurrent == recurrent_;
+  }
+  const Scalar* ih() const { return ih_.data(); }
+  const Scalar* hh() const { return hh_.data(); }
+
+ private:
+  Index gates_, hidden_, input_, recurrent_;
+  PackedBuffer<Scalar> ih_, hh_;
+};
+
 // This thread's rows of W_ih (gates*hidden, input) and W_hh (gates*hidden, recurrent),
 // `units` of each gate block, packed once per pass for the products; with `packed`
-// false nothing (a pass of a row or two reads W in place: multiply_unpacked).
+// false nothing (a pass of a row or two reads W in place: multiply_unpacked). Given the
+// layer's PackedGateWeights, a view of its panels of `units`: a thread's units start on a
+// panel (split_range aligns them to kWidth), and end on one or at the last unit, so its
+// panels hold the same values, zero padding included, as it would pack.
 template <typename Scalar>
 class GatePanels {
  public:
   using Layout = PanelLayout<Scalar>;
 
   GatePanels(const GatedWeights<Scalar>& w, Index gates, Index hidden, Index input, Index recurrent, Range units,
-             bool packed = true)
-      : ih_size_(packed ? Layout::size(units.size(), input) : 0),
-        hh_size_(packed ? Layout::size(units.size(), recurrent) : 0),
-        ih_(gates * ih_size_),
-        hh_(gates * hh_size_) {
+             bool packed = true, const PackedGateWeights<Scalar>* all = nullptr) {
+    if (all && all->fits(gates, hidden, input, recurrent) && units.begin % Layout::kWidth == 0) {
+      const Index first = units.begin / Layout::kWidth;
+      ih_size_ = Layout::size(hidden, input);
+      hh_size_ = Layout::size(hidden, recurrent);
+      ih_ptr_ = all->ih() + first * input * Layout::kWidth;
+      hh_ptr_ = all->hh() + first * recurrent * Layout::kWidth;
+      return;
+    }
+    ih_size_ = packed ? Layout::size(units.size(), input) : 0;
+    hh_size_ = packed ? Layout::size(units.size(), recurrent) : 0;
+    ih_.resize(gates * ih_size_);
+    hh_.resize(gates * hh_size_);
     for (Index gate = 0; gate < gates && packed && units.size() > 0; ++gate) {
       const Index row = gate * hidden + units.begin;
       pack_rows_as_columns(w.weight_ih + row * input, input, units.size(), input, ih_.data() + gate * ih_size_);
       pack_rows_as_columns(w.weight_hh + row * recurrent, recurrent, units.size(), recurrent,
                            hh_.data() + gate * hh_size_);
     }
+    ih_ptr_ = ih_.data();
+    hh_ptr_ = hh_.data();
   }
+  GatePanels(const GatePanels&) = delete;
+  GatePanels& operator=(const GatePanels&) = delete;
+
   // Gate k's panel of W_ih starts k * ih_size() values after ih(); as for W_hh.
-  const Scalar* ih() const { return ih_.data(); }
+  const Scalar* ih() const { return ih_ptr_; }
   Index ih_size() const { return ih_size_; }
-  const Scalar* hh(Index gate) const { return hh_.data() + gate * hh_size_; }
+  const Scalar* hh(Index gate) const { return hh_ptr_ + gate * hh_size_; }
   Index hh_size() const { return hh_size_; }
 
  private:
-  Index ih_size_, hh_size_;
+  Index ih_size_ = 0, hh_size_ = 0;
   PackedBuffer<Scalar> ih_, hh_;
+  const Scalar *ih_ptr_ = nullptr, *hh_ptr_ = nullptr;
 };
 
 // bias (gates, units.size()): the bias that gate k adds to the pre-activation of `units`,
