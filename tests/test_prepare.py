@@ -384,3 +384,40 @@ def test_several_threads_may_call_one_prepared_layer_or_model_at_once(what):
         thread.join(timeout=60)
     assert not any(thread.is_alive() for thread in threads)
     assert failures == []
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_predict_prepares_the_recurrent_layers_for_its_batches_with_the_per_batch_calls_results(dtype, monkeypatch):
+    model = Sequential(
+        [
+            LSTM(INPUT, HIDDEN, dtype=dtype, seed=0),
+            GRU(HIDDEN, HIDDEN, num_layers=2, bidirectional=True, dtype=dtype, seed=1),
+            LSTM(2 * HIDDEN, HIDDEN, layer_norm=True, dtype=dtype, seed=2),
+            RNN(HIDDEN, HIDDEN, nonlinearity="relu", dtype=dtype, seed=3),
+            MeanPool(),
+            Dense(HIDDEN, 3, dtype=dtype, seed=4),
+        ]
+    )
+    x = np.random.default_rng(0).standard_normal((11, STEPS, INPUT)).astype(dtype)
+    per_batch = np.concatenate([model(x[part]) for part in (slice(0, 4), slice(4, 11))])
+    passes = []
+    general = lstmcore.rnn._recurrent._GatedRecurrent._forward
+
+    def counted(self, *args, **kwargs):
+        passes.append(type(self).__name__)
+        return general(self, *args, **kwargs)
+
+    monkeypatch.setattr(lstmcore.rnn._recurrent._GatedRecurrent, "_forward", counted)
+    assert np.array_equal(model.predict(x, batch_size=4), per_batch)
+    assert passes == []  # every layer on the narrow path, the layer-normalised LSTM's calls from Python
+    # Lengths take the layers' own pass, on the same weights.
+    lengths = np.array([STEPS, 2, 5, 1, STEPS, 3, 4, 6, 2, STEPS, 1])
+    unidirectional = Sequential([LSTM(INPUT, HIDDEN, dtype=dtype, seed=5), LastStep(), Dense(HIDDEN, 2, seed=6)])
+    expected = np.concatenate([unidirectional(x[p], lengths[p]) for p in (slice(0, 4), slice(4, 11))])
+    assert np.array_equal(unidirectional.predict(x, batch_size=4, lengths=lengths), expected)
+    # Nothing is kept between predicts: a change to the parameters in place reaches the next.
+    layer = model.layers[0]
+    layer.params["weight_hh_l0"] *= 0.5
+    changed = np.concatenate([model(x[part]) for part in (slice(0, 4), slice(4, 11))])
+    assert not np.array_equal(changed, per_batch)
+    assert np.array_equal(model.predict(x, batch_size=4), changed)

@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import overload
 
 from lstmcore.inference._files import load
-from lstmcore.inference._layer import PreparedLayer
 from lstmcore.inference._model import PreparedModel
 from lstmcore.inference._quantization import checked_precision
 from lstmcore.inference._reduced_layer import ReducedLayer
 from lstmcore.nn import Sequential
+from lstmcore.rnn._prepared import PreparedLayer
 from lstmcore.rnn._recurrent import _GatedRecurrent
 
 

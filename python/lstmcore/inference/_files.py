@@ -14,13 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from lstmcore.inference._layer import PreparedLayer
 from lstmcore.inference._model import PreparedModel
 from lstmcore.inference._reduced_layer import Reduced, ReducedLayer
 from lstmcore.nn import Sequential
 from lstmcore.nn.model_files._format import ModelFileError
 from lstmcore.nn.model_files._header import SCALE_SUFFIX
 from lstmcore.nn.model_files._load import read_model_file
+from lstmcore.rnn._prepared import PreparedLayer
 from lstmcore.rnn._recurrent import _GatedRecurrent
 
 

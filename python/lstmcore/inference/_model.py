@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 
 from lstmcore._typing import ArrayLike
-from lstmcore.inference._layer import PreparedLayer, frozen_copy
 from lstmcore.inference._reduced_file import save_reduced
 from lstmcore.nn import Sequential
 from lstmcore.nn._layers import RecurrentAdapter
+from lstmcore.rnn._prepared import PreparedLayer, frozen_copy
 
 _TRAINING = ("forward", "backward", "grads", "zero_grad", "fit", "evaluate")
 

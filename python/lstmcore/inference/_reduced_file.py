@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from lstmcore.inference._layer import PreparedLayer
 from lstmcore.inference._reduced_layer import ReducedLayer
 from lstmcore.nn.model_files._header import LAYER_TYPES, SCALE_SUFFIX
 from lstmcore.nn.model_files._save import write_model_file
+from lstmcore.rnn._prepared import PreparedLayer
 
 
 def save_reduced(layers: list[Any], metadata: Any, precision: str, path: str | os.PathLike[str]) -> None:

@@ -16,9 +16,9 @@ import numpy as np
 
 import lstmcore._core as _core
 from lstmcore._typing import ArrayLike, StateLike
-from lstmcore.inference._layer import PreparedLayer, frozen_copy
 from lstmcore.inference._quantization import checked_precision, reduce_matrix, restored
 from lstmcore.rnn import GRU, LSTM, RNN
+from lstmcore.rnn._prepared import PreparedLayer, frozen_copy
 from lstmcore.rnn._recurrent import _GatedRecurrent
 
 # The float32 forward each reduced one stands in for.

@@ -9,6 +9,7 @@ required), so every holder of the old array, an optimizer included, sees the new
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from typing import Any, cast
@@ -24,6 +25,7 @@ from lstmcore.nn._metadata import check_metadata
 from lstmcore.nn._train import History, evaluate, fit
 from lstmcore.nn.model_files._save import save
 from lstmcore.rnn._lengths import checked_lengths
+from lstmcore.rnn._prepared import BorrowedLayer
 from lstmcore.rnn._recurrent import _GatedRecurrent
 
 
@@ -206,8 +208,18 @@ class Sequential:
                 message = str(error).replace(shape_text(probe_shape), shape_text(x.shape))
                 raise ValueError(message) from None
             return np.empty((0,) + one.shape[1:], one.dtype)
-        outputs = [self(x[part], None if lengths is None else lengths[part]) for part in predict_slices(len(x), batch_size)]
-        return np.concatenate(outputs)
+        parts = predict_slices(len(x), batch_size)
+        # Several calls share one preparation of the recurrent layers: their weights
+        # checked and packed once, a narrow path into the core (docs/inference.md).
+        run = self._for_many_calls() if len(parts) > 1 else self
+        return np.concatenate([run(x[part], None if lengths is None else lengths[part]) for part in parts])
+
+    def _for_many_calls(self) -> Sequential:
+        """This model with its recurrent layers prepared in place (BorrowedLayer), for the
+        calls of one predict; the results are the model's own, bit for bit."""
+        runner = copy.copy(self)
+        runner._steps = [_borrowed(step) for step in self._steps]
+        return runner
 
     def evaluate(
         self,
@@ -277,3 +289,13 @@ class Sequential:
         """Write the model to exactly ``path``, atomically: one safetensors file when ``path``
         ends in ".safetensors" (the ``safetensors`` extra), else one .npz; see ``lstmcore.load``."""
         save(self, path)
+
+
+def _borrowed(step: Any) -> Any:
+    """A recurrent step of a model running one of lstmcore's own layers, with the layer
+    prepared in place; any other step as it is."""
+    if not isinstance(step, RecurrentAdapter) or type(step.layer) not in BorrowedLayer.KINDS:
+        return step
+    adapter = copy.copy(step)
+    adapter.layer = BorrowedLayer(step.layer)  # type: ignore[assignment]  # called as the layer is
+    return adapter

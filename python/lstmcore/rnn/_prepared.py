@@ -19,8 +19,10 @@ import numpy as np
 import lstmcore._core as _core
 from lstmcore._typing import ArrayLike, State, StateLike
 from lstmcore._util import aligned as _aligned
-from lstmcore.rnn import GRU, LSTM, RNN
+from lstmcore.rnn._gru import GRU
+from lstmcore.rnn._lstm import LSTM
 from lstmcore.rnn._recurrent import _DirectionRun, _GatedRecurrent, checked_step_input
+from lstmcore.rnn._rnn import RNN
 
 # Outputs up to this size are allocated by NumPy rather than on a cache line (_run).
 _SMALL_OUTPUT_BYTES = 16384
@@ -45,10 +47,13 @@ class PreparedLayer:
     a call keeps nothing between calls but the read-only weights.
     """
 
+    # The layers it prepares: lstmcore's own, not subclasses, whose overrides would not run.
+    KINDS = (LSTM, GRU, RNN)
+
     def __init__(self, layer: _GatedRecurrent) -> None:
         if not isinstance(layer, _GatedRecurrent):
             raise TypeError(f"expected an lstmcore LSTM, GRU or RNN layer, got {type(layer).__name__}")
-        if type(layer) not in (LSTM, GRU, RNN):
+        if type(layer) not in self.KINDS:
             raise TypeError(
                 f"prepare takes lstmcore's own LSTM, GRU and RNN, got the subclass {type(layer).__name__} "
                 "(what it overrides would not run in the snapshot)"
@@ -214,6 +219,16 @@ class PreparedLayer:
             if len(self._zeros) < 8:  # the first eight batch sizes; any other is made per call
                 self._zeros[batch] = zeros
         return zeros
+
+
+class BorrowedLayer(PreparedLayer):
+    """A PreparedLayer that reads the layer's parameters where they are, without copies,
+    for the calls of one ``Sequential.predict``: no snapshot, so not for the user (a
+    change to the layer's arrays in place would reach these calls but not the weights
+    packed for them)."""
+
+    def _frozen_weights(self, checked: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return checked
 
 
 # The core's forwards and their narrow passes (cpp/bindings/narrow.hpp): the same forward
