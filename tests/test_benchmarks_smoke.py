@@ -139,3 +139,15 @@ def test_gru_forms_quick_run_writes_both_forms(tmp_path, capsys):
     (row,) = json.loads(out.read_text())["results"]
     assert row["after"]["median_ms"] > 0 and row["before"]["median_ms"] > 0 and row["before_over_after"] > 0
     assert row["case"] in capsys.readouterr().out
+
+
+def test_prepared_threads_runs_and_restores_the_thread_count(capsys):
+    from benchmarks import prepared_threads
+
+    import lstmcore
+
+    before = lstmcore.get_num_threads()
+    prepared_threads.main(["--seconds", "0.02"])
+    out = capsys.readouterr().out
+    assert "FMA peak" in out and "1 Python thread:" in out and "4 Python threads:" in out
+    assert lstmcore.get_num_threads() == before
