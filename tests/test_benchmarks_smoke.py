@@ -151,3 +151,15 @@ def test_prepared_threads_runs_and_restores_the_thread_count(capsys):
     out = capsys.readouterr().out
     assert "FMA peak" in out and "1 Python thread:" in out and "4 Python threads:" in out
     assert lstmcore.get_num_threads() == before
+
+
+def test_fixed_cost_prints_every_row_and_restores_the_thread_count(capsys):
+    from benchmarks import fixed_cost
+
+    import lstmcore
+
+    before = lstmcore.get_num_threads()
+    fixed_cost.main(["--samples", "1"])
+    out = capsys.readouterr().out
+    assert all(name in out for name, *_ in fixed_cost.ROWS) and out.count(" us |") == 3 * len(fixed_cost.ROWS)
+    assert lstmcore.get_num_threads() == before
