@@ -421,3 +421,39 @@ def test_predict_prepares_the_recurrent_layers_for_its_batches_with_the_per_batc
     changed = np.concatenate([model(x[part]) for part in (slice(0, 4), slice(4, 11))])
     assert not np.array_equal(changed, per_batch)
     assert np.array_equal(model.predict(x, batch_size=4), changed)
+
+
+def test_a_narrow_pass_keeps_its_clamps_whatever_becomes_of_the_list_it_was_given():
+    core = lstmcore._core
+    hidden, inputs = 64, 8
+    rng = np.random.default_rng(0)
+
+    def floats(*shape):
+        return np.ascontiguousarray(rng.standard_normal(shape).astype(np.float32))
+
+    weights = core.LstmWeights(floats(4 * hidden, inputs), floats(4 * hidden, hidden), floats(4 * hidden), floats(4 * hidden))
+
+    def stack(clamps):
+        narrow = core.lstm_narrow_pass(weights, core.PassOptions(), core.LstmOptions(cell="plain", clamps=clamps), False)
+        return core.NarrowStack([narrow], 1, 1, False, hidden, hidden, np.dtype(np.float32))
+
+    x = floats(3, 2, inputs)
+    expected = stack([np.zeros(hidden, np.float32), None, None, None])(x)[0]
+    clamps = [np.zeros(hidden, np.float32), None, None, None]
+    kept = stack(clamps)
+    clamps[0] = None  # the list's array freed, were the pass not holding it
+    reused = [np.ones(hidden, np.float32) for _ in range(50)]  # buffers NumPy may hand out again
+    assert np.array_equal(kept(x)[0], expected) and len(reused) == 50
+
+
+def test_predict_leaves_a_subclass_of_the_recurrent_adapter_its_own_layer():
+    from lstmcore.nn._layers import RecurrentAdapter
+
+    class LastState(RecurrentAdapter):
+        def infer(self, x, *, lengths=None):
+            _, state, _ = self.layer.forward(x)  # what a prepared layer does not have
+            return state[0][-1]
+
+    model = Sequential([LastState(LSTM(4, 8, seed=0)), Dense(8, 2, seed=1)])
+    x = np.random.default_rng(0).standard_normal((10, 3, 4)).astype(np.float32)
+    assert np.array_equal(model.predict(x, batch_size=5), model.predict(x, batch_size=10))

@@ -99,8 +99,9 @@ void lstm_backward(const BoundLstmTape& tape, const LstmWeights& weights, const 
 // lstm_forward bound to its weights and options, checked once, for a prepared layer
 // (narrow.hpp).
 NarrowPass lstm_narrow_pass(const LstmWeights& weights, const PassOptions& pass,
-                            const LstmCallOptions& cell_options, bool taped) {
+                            const LstmCallOptions& given_options, bool taped) {
   if (taped) throw py::value_error("a narrow pass runs without a tape");
+  const LstmCallOptions cell_options = held_options(given_options);
   if (!cell_options.recurrent_mask.is_none() || !cell_options.zoneout_h.is_none()) {
     throw py::value_error("a narrow pass runs without training masks (recurrent dropout, zoneout)");
   }

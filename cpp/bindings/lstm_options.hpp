@@ -124,6 +124,15 @@ struct LstmCallOptions {
   double clip = 0.0;
 };
 
+// `o` with its clamps in a tuple of its own: options checked once and kept (a narrow pass)
+// point into the clamp arrays, which must then live as long as they do, whatever the
+// caller does later to the list it gave.
+inline LstmCallOptions held_options(const LstmCallOptions& o) {
+  LstmCallOptions held = o;
+  if (!held.clamps.is_none()) held.clamps = py::tuple(held.clamps);
+  return held;
+}
+
 // The peephole weights, clamps and regularizers of `o`, checked; the tape's cell_updates
 // are the caller's to set.
 template <typename Scalar>

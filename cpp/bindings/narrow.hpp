@@ -1,4 +1,4 @@
-// The narrow path of prepared inference (python/lstmcore/inference): a layer-direction's
+// The narrow path of prepared inference (python/lstmcore/rnn/_prepared.py): a layer-direction's
 // forward bound once to its checked weights and options (a NarrowPass, made by each
 // family's *_narrow_pass next to its forward), and a layer's passes run as one call from
 // Python (NarrowStack, narrow.cpp), which checks the arrays, allocates the outputs and

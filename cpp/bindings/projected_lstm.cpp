@@ -84,8 +84,9 @@ py::object projected_lstm_forward(const py::array& x, const ProjectedLstmWeights
 // projected_lstm_forward bound to its weights and options, checked once, for a prepared
 // layer (narrow.hpp).
 NarrowPass projected_lstm_narrow_pass(const ProjectedLstmWeights& weights, const PassOptions& pass,
-                                      const LstmCallOptions& cell_options, bool taped) {
+                                      const LstmCallOptions& given_options, bool taped) {
   if (taped) throw py::value_error("a narrow pass runs without a tape");
+  const LstmCallOptions cell_options = held_options(given_options);
   NarrowPass narrow;
   dispatch_cell<false>(cell_options.cell, [&](auto kind) {
     using Kind = decltype(kind);

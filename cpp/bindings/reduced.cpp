@@ -227,8 +227,9 @@ void reduced_rnn_forward(const py::array& x, const ReducedWeights& weights, cons
 py::array narrow_probe(Index input) { return py::array_t<float>({Index(1), Index(1), input}); }
 
 NarrowPass reduced_lstm_narrow_pass(const ReducedWeights& weights, const PassOptions& pass,
-                                    const LstmCallOptions& cell_options, bool taped) {
+                                    const LstmCallOptions& given_options, bool taped) {
   refuse_tape(taped);
+  const LstmCallOptions cell_options = held_options(given_options);
   NarrowPass narrow;
   const py::array probe = narrow_probe(weights.weight_ih->depth());
   dispatch_cell<true>(cell_options.cell, [&](auto kind) {

@@ -293,8 +293,9 @@ class Sequential:
 
 def _borrowed(step: Any) -> Any:
     """A recurrent step of a model running one of lstmcore's own layers, with the layer
-    prepared in place; any other step as it is."""
-    if not isinstance(step, RecurrentAdapter) or type(step.layer) not in BorrowedLayer.KINDS:
+    prepared in place; any other step as it is (a subclass of the adapter too: it may call
+    what a prepared layer does not have, such as forward)."""
+    if type(step) is not RecurrentAdapter or type(step.layer) not in BorrowedLayer.KINDS:
         return step
     adapter = copy.copy(step)
     adapter.layer = BorrowedLayer(step.layer)  # type: ignore[assignment]  # called as the layer is
