@@ -112,24 +112,14 @@ NarrowPass gru_narrow_pass(const GruWeights& weights, const PassOptions& options
   if (taped) throw py::value_error("a narrow pass runs without a tape");
   const CellActivations acts = checked_activations(activations, clip);
   const bool general = !activations.is_none() || clip != 0.0;
-  const Index hidden = matrix_size(weights.weight_hh, "weight_hh", 1);
-  const Dims d = weight_dims(matrix_size(weights.weight_ih, "weight_ih", 1), hidden);
-  NarrowPass narrow;
-  dispatch(weights.weight_hh, [&](auto zero) {
-    using Scalar = decltype(zero);
-    const auto w = weights_of<Scalar>(weights, d);
-    const auto packed = std::make_shared<const PackedGateWeights<Scalar>>(w, 3, hidden, d.input, hidden);
-    narrow = narrow_pass_of<Scalar>(options, d.input, hidden, hidden, 0);
-    // weights hold the arrays that w points into.
-    narrow.run = [weights, w, reset_after, general, acts, packed, form = narrow.form](const NarrowArrays& a) {
-      const auto v = narrow_views<Scalar>(form, a);
-      with_form(reset_after, general, acts, [&](auto f, const auto& policy) {
-        lstmcore::gru_forward<Scalar, decltype(f)::value>(v.shape, v.x, w, v.h0, v.y, nullptr, policy,
-                                                          packed.get());
+  return single_state_narrow_pass(
+      weights, options, 3,
+      [reset_after, general, acts](auto zero, const auto& v, const auto& w, const auto* packed) {
+        using Scalar = decltype(zero);
+        with_form(reset_after, general, acts, [&](auto f, const auto& policy) {
+          lstmcore::gru_forward<Scalar, decltype(f)::value>(v.shape, v.x, w, v.h0, v.y, nullptr, policy, packed);
+        });
       });
-    };
-  });
-  return narrow;
 }
 
 // Adds the weight gradients to `grads`, writes dh0 and dx (or adds to dx, accumulate_dx),

@@ -10,11 +10,13 @@
 #include <pybind11/pybind11.h>
 
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "arrays.hpp"
 #include "lstmcore/eigen_types.hpp"
 #include "lstmcore/sequence.hpp"
+#include "lstmcore/time_loop.hpp"
 
 namespace lstmcore::bindings {
 
@@ -90,6 +92,29 @@ template <typename Scalar>
 NarrowPass narrow_pass_of(const PassOptions& pass, Index input, Index hidden, Index features, Index cell_features) {
   if (!pass.batch_sizes.is_none()) throw py::value_error("a narrow pass runs without lengths");
   return {nullptr, {pass.reverse, pass.y_offset, input, hidden}, features, cell_features, py::dtype::of<Scalar>()};
+}
+
+// The narrow pass of a family with one state h and `gates` gate blocks (GRU, RNN): its
+// weights checked and packed once, and forward(Scalar{}, views, w, packed) bound, called
+// with the pass's views, the checked weights and the packed ones, of the weights' dtype.
+template <typename Weights, typename Forward>
+NarrowPass single_state_narrow_pass(const Weights& weights, const PassOptions& options, Index gates,
+                                    Forward forward) {
+  const Index hidden = matrix_size(weights.weight_hh, "weight_hh", 1);
+  const Dims d = weight_dims(matrix_size(weights.weight_ih, "weight_ih", 1), hidden);
+  NarrowPass narrow;
+  dispatch(weights.weight_hh, [&](auto zero) {
+    using Scalar = decltype(zero);
+    const auto w =
+        checked_weights<Scalar>(weights.weight_ih, weights.weight_hh, weights.bias_ih, weights.bias_hh, d, gates);
+    const auto packed = std::make_shared<const PackedGateWeights<Scalar>>(w, gates, hidden, d.input, hidden);
+    narrow = narrow_pass_of<Scalar>(options, d.input, hidden, hidden, 0);
+    // weights hold the arrays that w points into.
+    narrow.run = [weights, w, packed, forward, form = narrow.form](const NarrowArrays& a) {
+      forward(Scalar{}, narrow_views<Scalar>(form, a), w, packed.get());
+    };
+  });
+  return narrow;
 }
 
 }  // namespace lstmcore::bindings

@@ -119,23 +119,13 @@ NarrowPass rnn_narrow_pass(const RnnWeights& weights, const PassOptions& options
                            bool taped, double clip) {
   if (taped) throw py::value_error("a narrow pass runs without a tape");
   const RnnNonlinearity chosen = checked_nonlinearity(nonlinearity, clip);
-  const Index hidden = matrix_size(weights.weight_hh, "weight_hh", 1);
-  const Dims d = weight_dims(matrix_size(weights.weight_ih, "weight_ih", 1), hidden);
-  NarrowPass narrow;
-  dispatch(weights.weight_hh, [&](auto zero) {
-    using Scalar = decltype(zero);
-    const auto w = weights_of<Scalar>(weights, d);
-    const auto packed = std::make_shared<const PackedGateWeights<Scalar>>(w, 1, hidden, d.input, hidden);
-    narrow = narrow_pass_of<Scalar>(options, d.input, hidden, hidden, 0);
-    // weights hold the arrays that w points into.
-    narrow.run = [weights, w, chosen, packed, form = narrow.form](const NarrowArrays& a) {
-      const auto v = narrow_views<Scalar>(form, a);
-      dispatch_nonlinearity<Scalar>(chosen, [&](const auto& act) {
-        lstmcore::rnn_forward<Scalar>(v.shape, v.x, w, v.h0, v.y, act, nullptr, packed.get());
+  return single_state_narrow_pass(
+      weights, options, 1, [chosen](auto zero, const auto& v, const auto& w, const auto* packed) {
+        using Scalar = decltype(zero);
+        dispatch_nonlinearity<Scalar>(chosen, [&](const auto& act) {
+          lstmcore::rnn_forward<Scalar>(v.shape, v.x, w, v.h0, v.y, act, nullptr, packed);
+        });
       });
-    };
-  });
-  return narrow;
 }
 
 // Adds the weight gradients to `grads`, writes dh0 and dx (or adds to dx, accumulate_dx).
