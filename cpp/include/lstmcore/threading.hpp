@@ -43,23 +43,16 @@ inline Range split_range(Index total, int thread, int threads, Index align) {
 }
 
 // Threads worth using for a pass whose per-step recurrent product is
-// (batch, hidden) x (hidden, gates*hidden): below about 100k flops a step per thread,
-// the barrier costs more than the second thread gains. Re-checked with the core's own
+// (batch, hidden) x (hidden, gates*hidden): below about 100k flops a step, the
+// barrier costs more than the second thread gains. Re-checked with the core's own
 // barrier (step_barrier.hpp): just below that (H=64 and 96 at batch 1, H=32 at B=8) two
-// threads ran slower or faster than one by the machine's phase, so it stays for the
-// backward and for a third thread on. A forward (inference, or training's) takes its
-// second thread from 100k flops a step in all: on Zen 4 an LSTM at B=1, I=64, H=128
-// (131k flops) ran its steps about 1.5x faster on two threads than on one, each thread
-// streaming its half of W_hh from its own core's L2, while at H=96 (74k) the two were
-// level.
-inline int plan_threads(Index batch, Index hidden, Index gates, bool second_thread_at_min = false) {
+// threads ran slower or faster than one by the machine's phase, so it stays.
+inline int plan_threads(Index batch, Index hidden, Index gates) {
   constexpr double kMinFlopsPerThreadStep = 1.0e5;
   constexpr Index kMinUnitsPerThread = 16;
   const double flops = 2.0 * batch * hidden * gates * hidden;
-  int by_flops = static_cast<int>(flops / kMinFlopsPerThreadStep);
-  if (second_thread_at_min && by_flops == 1) by_flops = 2;
   int threads = max_threads();
-  threads = std::min<int>(threads, by_flops);
+  threads = std::min<int>(threads, static_cast<int>(flops / kMinFlopsPerThreadStep));
   threads = std::min<int>(threads, static_cast<int>(hidden / kMinUnitsPerThread));
   return std::max(threads, 1);
 }
@@ -98,7 +91,7 @@ constexpr double kBusyMinFlopsToSplit = 3e9;
 
 inline PassPlan plan_pass(Index batch, Index input, Index hidden, Index gates, Index scalar_bytes, Pass pass) {
   const double max_weight_bytes = pass == Pass::forward ? 0.6e6 : 5e6;
-  const int threads = plan_threads(batch, hidden, gates, pass == Pass::forward);
+  const int threads = plan_threads(batch, hidden, gates);
   const double weight_bytes = double(gates) * hidden * (input + hidden) * scalar_bytes;
   const bool by_batch =
       threads > 1 && batch >= kMinBatchRowsPerThread * threads && weight_bytes <= max_weight_bytes;
