@@ -95,6 +95,12 @@ def _changed(tmp_path, change):
     return tmp_path / "bad.npz"
 
 
+def with_value_at(array, index, value):
+    changed = np.array(array)
+    changed[index] = value
+    return changed
+
+
 @pytest.mark.parametrize(
     "change, message",
     [
@@ -114,6 +120,10 @@ def _changed(tmp_path, change):
         (
             lambda a, h: a.update({"3.weight_hh_l0.scale": -np.ones(15, np.float32)}),
             r"row scales of '3.weight_hh_l0' are not all finite and >= 0",
+        ),
+        (
+            lambda a, h: a.update({"3.weight_hh_l0": with_value_at(a["3.weight_hh_l0"], (0, 4), -128)}),
+            r"layer 3 cannot be int8: expected int8 values in \[-127, 127\], got -128 at \(0, 4\)",
         ),
         (
             lambda a, h: h["layers"][3]["config"].update(dtype="float64"),

@@ -3,8 +3,8 @@ same quantization (lstmcore.reference._reduced).
 
 The products are compared exactly: int8 sums are exact integers and each bfloat16
 product is exact in float32, so whichever kernel this build runs (AMX tiles, AVX-512 VNNI
-and AVX512_BF16, or the portable loops of a LSTMCORE_PORTABLE=ON build: CI runs this file
-on both builds, and each test with AMX allowed and not) must give the model's values bit
+and AVX512_BF16, AVX2 and FMA, or the portable loops of a LSTMCORE_PORTABLE=ON build: CI
+runs this file on both builds, and each test with AMX allowed and not) must give the model's values bit
 for bit; except AMX's bfloat16 tiles, which add a tile's exact products in an order of
 their own, held to the bound of float32 summation instead. The forward is compared on one step
 (to the rounding of the activation functions) and on sequences (to the bound a flipped
@@ -35,6 +35,8 @@ from lstmcore.reference._reduced import bfloat16_values
 SHAPES = [
     (1, 1, 1),
     (1, 16, 7),
+    (1, 20, 3),  # one row against two, three and four panels at a time
+    (1, 40, 9),
     (3, 17, 5),
     (4, 33, 64),
     (5, 64, 300),
@@ -55,6 +57,20 @@ def amx(request):
     _core.diagnostics.allow_amx(True)
 
 
+def expected_kernels(precision):
+    """The kernels a build for its instruction sets runs (-march=native: those the CPU
+    has; LSTMCORE_PORTABLE=ON: none), so that a build that fell back to the portable
+    loops where it has SIMD ones fails. (Whether AMX is in use as well depends on the
+    kernel granting it: test_a_machine_with_amx_runs_its_products_there.)"""
+    built = set(_core.diagnostics.built_for())
+    amx = "amx" in built
+    if precision == "int8" and {"avx512_vnni", "avx512bw"} <= built:
+        return {"avx512_vnni"} | ({"amx+avx512_vnni"} if amx else set())
+    if precision == "bfloat16" and {"avx512_bf16", "avx512bw"} <= built:
+        return {"avx512_bf16"} | ({"amx_bf16"} if amx else set())
+    return {"avx2"} if {"avx2", "fma"} <= built else {"portable"}
+
+
 def random_matrix(rng, rows, depth):
     w = rng.standard_normal((rows, depth)).astype(np.float32) * rng.uniform(0.01, 3.0, (rows, 1)).astype(np.float32)
     if rows > 2:
@@ -73,7 +89,7 @@ def test_product_equals_the_numpy_model_exactly(precision, rows, cols, depth):
     values, scales = reduce_matrix(w, precision)
     matrix = _core.ReducedMatrix(precision, values, scales)
     assert matrix.shape == (cols, depth) and matrix.precision == precision
-    assert matrix.kernel in ("amx+avx512_vnni", "avx512_vnni", "amx_bf16", "avx512_bf16", "portable")
+    assert matrix.kernel in expected_kernels(precision)
     got = _core.reduced_product(matrix, a)
     expected = reduced_product(a, values, scales)
     if matrix.kernel == "amx_bf16":
@@ -153,6 +169,10 @@ def test_matrices_refuse_bad_input_with_the_expected_and_the_given():
         _core.ReducedMatrix("bfloat16", np.zeros(3, np.uint16))
     with pytest.raises(ValueError, match="at most 65535 columns"):
         _core.ReducedMatrix("bfloat16", np.zeros((1, 70000), np.uint16))
+    low = q.copy()
+    low[2, 1] = -128  # outside the quantizer's range, and one the AVX2 kernel cannot negate
+    with pytest.raises(ValueError, match=r"int8 values in \[-127, 127\], got -128 at \(2, 1\)"):
+        _core.ReducedMatrix("int8", low, np.ones(4, np.float32))
 
 
 GATES = {"lstm": 4, "lstm-projected": 4, "gru": 3, "rnn-tanh": 1, "rnn-relu": 1}

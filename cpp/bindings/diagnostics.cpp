@@ -1,6 +1,11 @@
 // Test-only hooks, registered in the submodule _core.diagnostics: the core's own
-// activations, how a pass splits over threads, and the load sensor's input.
+// activations, how a pass splits over threads, the load sensor's input, and the
+// instruction sets the build targets.
 #include <chrono>
+#include <string>
+#include <vector>
+
+#include <pybind11/stl.h>
 
 #include "arrays.hpp"
 #include "lstmcore/activations.hpp"
@@ -71,6 +76,32 @@ void sense(double slowest_start_us, double longest_sleep_us) {
              nanoseconds(static_cast<long long>(longest_sleep_us * 1e3)));
 }
 
+std::vector<std::string> built_for() {
+  std::vector<std::string> sets;
+#if defined(__AVX2__)
+  sets.emplace_back("avx2");
+#endif
+#if defined(__FMA__)
+  sets.emplace_back("fma");
+#endif
+#if defined(__AVX512F__)
+  sets.emplace_back("avx512f");
+#endif
+#if defined(__AVX512BW__)
+  sets.emplace_back("avx512bw");
+#endif
+#if defined(__AVX512VNNI__)
+  sets.emplace_back("avx512_vnni");
+#endif
+#if defined(__AVX512BF16__)
+  sets.emplace_back("avx512_bf16");
+#endif
+#if defined(LSTMCORE_AMX)
+  sets.emplace_back("amx");
+#endif
+  return sets;
+}
+
 }  // namespace
 
 void register_diagnostics(py::module_& m) {
@@ -88,6 +119,9 @@ void register_diagnostics(py::module_& m) {
   m.def("sense_team", &sense, "slowest_start_us"_a, "longest_sleep_us"_a,
         "Report a multi-threaded pass's timings, as a pass does (tests).");
   m.attr("per_step_input_gradient_bytes") = kPerStepBytes;
+  m.def("built_for", &built_for,
+        "The x86 instruction sets this build's reduced-precision kernels may use (the compiler's targets): "
+        "a list of 'avx2', 'fma', 'avx512f', 'avx512bw', 'avx512_vnni', 'avx512_bf16', 'amx'.");
   m.def("dx_after_the_loop", &dx_after_the_loop, "batch"_a, "input"_a, "hidden"_a, "gates"_a, "itemsize"_a,
         "batch_sizes"_a = py::none(),
         "Per thread of an LSTM or GRU backward of this shape: whether it computes dx after the time loop "

@@ -3,6 +3,7 @@
 // reduced_gru_forward and reduced_rnn_forward run a layer-direction on two of them, and
 // take the float32 passes' arguments, so that a layer's core call can switch kernels. Quantizing (choosing q and
 // the scales) is the Python layer's, so that the model files keep exactly what the kernels multiply.
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -42,6 +43,12 @@ std::shared_ptr<ReducedMatrix> make_matrix(const std::string& precision, const p
   if (p == Precision::int8) {
     if (scales.is_none()) throw py::value_error("an int8 matrix needs its row scales");
     const auto* q = checked<std::int8_t>(values, "values", {rows, depth}, false);
+    // The quantizer's range; the AVX2 kernel negates values, which -128 does not survive.
+    if (const auto* low = std::find(q, q + rows * depth, std::int8_t{-128}); low != q + rows * depth) {
+      const Index at = low - q;
+      throw py::value_error("expected int8 values in [-127, 127], got -128 at (" + std::to_string(at / depth) +
+                            ", " + std::to_string(at % depth) + ")");
+    }
     const auto* s = checked<float>(array_argument(scales, "scales"), "scales", {rows}, false);
     return std::make_shared<ReducedMatrix>(q, s, rows, depth);
   }
@@ -352,8 +359,8 @@ void register_reduced(py::module_& m) {
       .def_property_readonly("nbytes", &ReducedMatrix::bytes, "Bytes of the packed values.")
       .def_property_readonly(
           "kernel", [](const ReducedMatrix& w) { return reduced_kernel(w.precision()); },
-          "The kernels its products run on here: 'amx+avx512_vnni', 'avx512_vnni', 'amx_bf16', 'avx512_bf16' or "
-          "'portable'.");
+          "The kernels its products run on here: 'amx+avx512_vnni', 'avx512_vnni', 'amx_bf16', 'avx512_bf16', "
+          "'avx2' or 'portable'.");
   py::class_<ReducedWeights>(
       m, "ReducedWeights",
       "A layer-direction's weights for the reduced forwards: W_ih and W_hh as ReducedMatrix, "

@@ -3,10 +3,9 @@
 //
 // Kernels: AVX-512 VNNI (vpdpbusd: u8 x s8 -> s32, so activations are stored as
 // q_a + 128 and 128 * sum_k q_w[j][k] taken off) and AVX512_BF16 (vdpbf16ps) where the
-// build targets them, portable loops otherwise. Both compute the same values: integer
-// sums are exact, and each bfloat16 product is exact in float32, so adding the pairs in
-// vdpbf16ps's order (odd element first) gives its roundings. (vdpbf16ps also flushes
-// subnormals, which the portable loop keeps.)
+// build targets them, else AVX2 and FMA (reduced_avx2.hpp), portable loops otherwise. Both compute the same values:
+// integer sums are exact, and each bfloat16 product is exact in float32, so adding the pairs in vdpbf16ps's order
+// (odd element first) gives its roundings. (vdpbf16ps also flushes subnormals, which the portable loop keeps.)
 #pragma once
 
 #if defined(__AVX512F__)
@@ -19,6 +18,7 @@
 #include <type_traits>
 
 #include "lstmcore/reduced_amx.hpp"
+#include "lstmcore/reduced_avx2.hpp"
 #include "lstmcore/reduced_values.hpp"
 
 namespace lstmcore {
@@ -243,7 +243,7 @@ inline void reduced_amx(const ReducedMatrix& w, const ReducedRows& a, Index rows
 }  // namespace detail
 
 // Which kernels a precision runs on in this build: 'amx+avx512_vnni', 'avx512_vnni',
-// 'amx_bf16', 'avx512_bf16' or 'portable'.
+// 'amx_bf16', 'avx512_bf16', 'avx2' or 'portable'.
 inline const char* reduced_kernel(Precision p) {
 #if defined(LSTMCORE_INT8_VNNI)
   if (p == Precision::int8) return amx_enabled() ? "amx+avx512_vnni" : "avx512_vnni";
@@ -251,11 +251,15 @@ inline const char* reduced_kernel(Precision p) {
 #if defined(LSTMCORE_BF16_AVX512)
   if (p == Precision::bfloat16) return amx_enabled() ? "amx_bf16" : "avx512_bf16";
 #endif
+#if defined(LSTMCORE_REDUCED_AVX2)
+  return "avx2";
+#else
   return "portable";
+#endif
 }
 
 // out (rows, w.rows()) (+)= A W^T for the first `rows` rows of `a`: on AMX from a tile of
-// rows on, where it has them, on AVX-512 for fewer (a batch-1 step).
+// rows on, where it has them, on AVX-512 for fewer (a batch-1 step), else on AVX2.
 inline void reduced_product(const ReducedMatrix& w, const ReducedRows& a, Index rows, ReducedOutput out,
                             bool accumulate) {
 #if defined(LSTMCORE_AMX) && defined(LSTMCORE_INT8_VNNI) && defined(LSTMCORE_BF16_AVX512)
@@ -273,6 +277,10 @@ inline void reduced_product(const ReducedMatrix& w, const ReducedRows& a, Index 
   if (w.precision() == Precision::bfloat16) {
     return detail::reduced_simd<Precision::bfloat16>(w, a, rows, out, accumulate);
   }
+#endif
+#if defined(LSTMCORE_REDUCED_AVX2)
+  if (w.precision() == Precision::int8) return detail::reduced_avx2<Precision::int8>(w, a, rows, out, accumulate);
+  return detail::reduced_avx2<Precision::bfloat16>(w, a, rows, out, accumulate);
 #endif
   for (Index r = 0; r < rows; ++r) {
     for (Index p = 0; p < w.panels(); ++p) {

@@ -11,7 +11,7 @@
 // bfloat16: W and A rounded to bfloat16 (nearest even), products summed in float32.
 #pragma once
 
-#if defined(__AVX512F__) || defined(__AVX512VNNI__) || defined(__AVX512BF16__)
+#if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
 
@@ -178,6 +178,19 @@ class ReducedRows {
     }
     largest = _mm512_reduce_max_ps(lanes);
     finite = beyond == 0;
+#elif defined(__AVX2__)
+    __m256 lanes = _mm256_setzero_ps();
+    __m256 beyond = _mm256_setzero_ps();  // lanes that saw NaN or inf
+    const __m256 sign = _mm256_set1_ps(-0.0f), limit = _mm256_set1_ps(std::numeric_limits<float>::max());
+    for (; k0 + 8 <= depth_; k0 += 8) {
+      const __m256 magnitude = _mm256_andnot_ps(sign, _mm256_loadu_ps(a + k0));
+      beyond = _mm256_or_ps(beyond, _mm256_cmp_ps(magnitude, limit, _CMP_NLE_UQ));
+      lanes = _mm256_max_ps(lanes, magnitude);
+    }
+    alignas(32) float each[8];
+    _mm256_store_ps(each, lanes);
+    largest = *std::max_element(each, each + 8);
+    finite = _mm256_movemask_ps(beyond) == 0;
 #endif
     for (Index k = k0; k < depth_; ++k) {
       const float magnitude = std::fabs(a[k]);
@@ -196,14 +209,23 @@ class ReducedRows {
     }
     Index k = 0;
 #if defined(__AVX512F__) && defined(__AVX512BW__)
-    // As the loop below, 16 values at a time: cvtps rounds to nearest even, as nearbyint
-    // does in the default rounding mode.
+    // As the loop below, 16 values at a time (8 on AVX2): cvtps rounds to nearest even, as
+    // nearbyint does in the default rounding mode.
     const __m512 scale = _mm512_set1_ps(inverse);
     for (; k + 16 <= depth_; k += 16) {
       __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(a + k), scale));
       q = _mm512_min_epi32(_mm512_max_epi32(q, _mm512_set1_epi32(-127)), _mm512_set1_epi32(127));
       _mm_storeu_si128(reinterpret_cast<__m128i*>(out + k),
                        _mm512_cvtepi32_epi8(_mm512_add_epi32(q, _mm512_set1_epi32(128))));
+    }
+#elif defined(__AVX2__)
+    const __m256 scale = _mm256_set1_ps(inverse);
+    for (; k + 8 <= depth_; k += 8) {
+      __m256i q = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(a + k), scale));
+      q = _mm256_min_epi32(_mm256_max_epi32(q, _mm256_set1_epi32(-127)), _mm256_set1_epi32(127));
+      q = _mm256_add_epi32(q, _mm256_set1_epi32(128));  // within [1, 255]: the packs keep it
+      const __m128i words = _mm_packus_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(out + k), _mm_packus_epi16(words, words));
     }
 #endif
     for (; k < depth_; ++k) {

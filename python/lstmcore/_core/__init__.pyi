@@ -434,7 +434,8 @@ class ReducedMatrix:
         """Bytes of the packed values."""
     @property
     def kernel(self) -> str:
-        """'avx512_vnni', 'avx512_bf16' or 'portable': the kernel its products run on in this build."""
+        """The kernel its products run on here: 'amx+avx512_vnni', 'avx512_vnni', 'amx_bf16',
+        'avx512_bf16', 'avx2' or 'portable'."""
 
 class ReducedWeights:
     """A layer-direction's weights for the reduced forwards (the LSTM's peepholes (3, H) or None)."""

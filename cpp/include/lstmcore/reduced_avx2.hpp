@@ -1,0 +1,193 @@
+// Reduced-precision products on AVX2 and FMA, for CPUs with neither AVX-512 VNNI nor
+// AVX512_BF16 (AMD Zen 2 and 3, Intel's client cores): reduced_values.hpp's packed blocks
+// of 16 lanes, each taken as two 256-bit halves of 8 lanes.
+//
+// int8: vpmaddubsw multiplies unsigned bytes by signed ones into 16-bit pair sums that
+// saturate, and (q_a + 128) * q_w would overflow them. Taking |q_a| as the unsigned side
+// and q_w carrying q_a's sign as the signed one keeps each pair sum within 2 * 127 * 127,
+// below 32767 (q_w = -128, whose negation wraps, is refused when W is made);
+// vpmaddwd by ones then adds the pairs into int32 lanes. The sums are exact integers,
+// the same as VNNI's and the portable loop's. |q_a| is taken once per word of A, so a
+// row costs four instructions per half block.
+// bfloat16: a bfloat16 is the top half of a float32, so a shift and a mask give a lane's
+// even and odd elements as float32. One FMA per element, odd first: each product of
+// two bfloat16 is exact in float32, so every FMA rounds as the portable loop's addition
+// does, and the sums are its sums bit for bit.
+#pragma once
+
+#include "lstmcore/reduced_values.hpp"
+
+#if defined(__AVX2__) && defined(__FMA__)
+#define LSTMCORE_REDUCED_AVX2 1
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+namespace lstmcore::detail {
+
+// Lanes [8 * half, 8 * half + 8) of a panel whose first `cols` lanes are rows of W, as
+// the mask of AVX2's masked loads and stores (which do not touch the lanes left out).
+inline __m256i lanes_within(Index cols, int half) {
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(cols - 8 * half)), lane);
+}
+
+// Row r of C's columns of panel p (+)= the sums of that row and panel, two halves:
+// int8's dequantized as store_lanes does (float(sum) * (scale_a * scale_w), rounded
+// before the addition), bfloat16's as they are.
+// (The halves come by value: GCC kept an array passed by reference on the stack, stored
+// and reloaded in the loop over the depth.)
+template <Precision kPrecision, typename Acc>
+EIGEN_ALWAYS_INLINE void store_halves(Acc low, Acc high, const ReducedMatrix& w, Index p, const ReducedRows& a,
+                                      Index r, ReducedOutput out, bool accumulate) {
+  const Index first = p * kReducedLanes;
+  const Index cols = std::min(kReducedLanes, w.rows() - first);
+  float* target = out.data + r * out.stride + first;
+  for (int half = 0; half < 2 && 8 * half < cols; ++half) {
+    // AMD's masked loads and stores are slow microcode: a whole half goes plainly.
+    const bool whole = cols >= 8 * half + 8;
+    const __m256i mask = lanes_within(cols, half);
+    __m256 result;
+    if constexpr (kPrecision == Precision::int8) {
+      const float* scales = w.scales() + first + 8 * half;
+      const __m256 scale = _mm256_mul_ps(_mm256_set1_ps(a.scale(r)),
+                                         whole ? _mm256_loadu_ps(scales) : _mm256_maskload_ps(scales, mask));
+      result = _mm256_mul_ps(_mm256_cvtepi32_ps(half == 0 ? low : high), scale);
+      __asm__("" : "+x"(result));  // as unfused(): no FMA with the addition below
+    } else {
+      result = half == 0 ? low : high;
+    }
+    float* lanes = target + 8 * half;
+    if (accumulate) {
+      result = _mm256_add_ps(whole ? _mm256_loadu_ps(lanes) : _mm256_maskload_ps(lanes, mask), result);
+    }
+    if (whole) {
+      _mm256_storeu_ps(lanes, result);
+    } else {
+      _mm256_maskstore_ps(lanes, mask, result);
+    }
+  }
+}
+
+// R rows of A by P panels from panel p0: 2 * R * P accumulators (16 registers hold at
+// most 8 of them beside the operands), each half block of W loaded once for the R rows.
+template <Precision kPrecision, int R, int P>
+inline void avx2_tile(const ReducedMatrix& w, Index p0, const ReducedRows& a, Index r0, ReducedOutput out,
+                      bool accumulate) {
+  static_assert(R * P <= 4, "more accumulators than registers");
+  using Acc = std::conditional_t<kPrecision == Precision::int8, __m256i, __m256>;
+  Acc acc[R][P][2];
+  for (int r = 0; r < R; ++r) {
+    for (int p = 0; p < P; ++p) {
+      for (int half = 0; half < 2; ++half) {
+        if constexpr (kPrecision == Precision::int8) {
+          acc[r][p][half] = _mm256_setzero_si256();
+        } else {
+          acc[r][p][half] = _mm256_setzero_ps();
+        }
+      }
+    }
+  }
+  const std::uint8_t* blocks[P];
+  for (int p = 0; p < P; ++p) blocks[p] = w.panel(p0 + p);
+  const std::uint8_t* rows[R];
+  for (int r = 0; r < R; ++r) rows[r] = a.row(r0 + r);
+  const __m256i ones = _mm256_set1_epi16(1);
+  const __m256i odd_half = _mm256_set1_epi32(static_cast<int>(0xffff0000u));
+  for (Index g = 0; g < w.groups(); ++g) {
+    if constexpr (kPrecision == Precision::int8) {
+      __m256i sign[R], magnitude[R];  // of q_a: the stored q_a + 128 with its top bits flipped
+      for (int r = 0; r < R; ++r) {
+        std::uint32_t word;
+        std::memcpy(&word, rows[r] + g * 4, 4);
+        sign[r] = _mm256_set1_epi32(static_cast<int>(word ^ 0x80808080u));
+        magnitude[r] = _mm256_abs_epi8(sign[r]);
+      }
+      for (int p = 0; p < P; ++p) {
+        for (int half = 0; half < 2; ++half) {
+          const __m256i block =
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blocks[p] + g * kReducedBlock + 32 * half));
+          for (int r = 0; r < R; ++r) {
+            const __m256i pairs = _mm256_maddubs_epi16(magnitude[r], _mm256_sign_epi8(block, sign[r]));
+            acc[r][p][half] = _mm256_add_epi32(acc[r][p][half], _mm256_madd_epi16(pairs, ones));
+          }
+        }
+      }
+    } else {
+      __m256 even[R], odd[R];
+      for (int r = 0; r < R; ++r) {
+        std::int32_t word;
+        std::memcpy(&word, rows[r] + g * 4, 4);
+        const __m256i pair = _mm256_set1_epi32(word);
+        even[r] = _mm256_castsi256_ps(_mm256_slli_epi32(pair, 16));
+        odd[r] = _mm256_castsi256_ps(_mm256_and_si256(pair, odd_half));
+      }
+      for (int p = 0; p < P; ++p) {
+        for (int half = 0; half < 2; ++half) {
+          const __m256i block =
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blocks[p] + g * kReducedBlock + 32 * half));
+          const __m256 w_odd = _mm256_castsi256_ps(_mm256_and_si256(block, odd_half));
+          const __m256 w_even = _mm256_castsi256_ps(_mm256_slli_epi32(block, 16));
+          for (int r = 0; r < R; ++r) {
+            acc[r][p][half] = _mm256_fmadd_ps(odd[r], w_odd, acc[r][p][half]);
+            acc[r][p][half] = _mm256_fmadd_ps(even[r], w_even, acc[r][p][half]);
+          }
+        }
+      }
+    }
+  }
+  for (int p = 0; p < P; ++p) {
+    for (int r = 0; r < R; ++r)
+      store_halves<kPrecision>(acc[r][p][0], acc[r][p][1], w, p0 + p, a, r0 + r, out, accumulate);
+  }
+}
+
+// One row (a batch-1 step): four panels at a time, eight independent accumulators per
+// word of A. More rows: two by two panels, each pair of panels against every pair of
+// rows in turn, so that its blocks of W come from L1 after the first rows.
+template <Precision kPrecision>
+inline void reduced_avx2(const ReducedMatrix& w, const ReducedRows& a, Index rows, ReducedOutput out,
+                         bool accumulate) {
+  const Index panels = w.panels();
+  if (rows == 1) {
+    for (Index p = 0; p < panels; p += 4) {
+      switch (std::min<Index>(4, panels - p)) {
+        case 4:
+          avx2_tile<kPrecision, 1, 4>(w, p, a, 0, out, accumulate);
+          break;
+        case 3:
+          avx2_tile<kPrecision, 1, 3>(w, p, a, 0, out, accumulate);
+          break;
+        case 2:
+          avx2_tile<kPrecision, 1, 2>(w, p, a, 0, out, accumulate);
+          break;
+        default:
+          avx2_tile<kPrecision, 1, 1>(w, p, a, 0, out, accumulate);
+          break;
+      }
+    }
+    return;
+  }
+  for (Index p = 0; p < panels; p += 2) {
+    const bool pair = panels - p >= 2;
+    for (Index r = 0; r < rows; r += 2) {
+      const bool two_rows = rows - r >= 2;
+      if (pair && two_rows) {
+        avx2_tile<kPrecision, 2, 2>(w, p, a, r, out, accumulate);
+      } else if (pair) {
+        avx2_tile<kPrecision, 1, 2>(w, p, a, r, out, accumulate);
+      } else if (two_rows) {
+        avx2_tile<kPrecision, 2, 1>(w, p, a, r, out, accumulate);
+      } else {
+        avx2_tile<kPrecision, 1, 1>(w, p, a, r, out, accumulate);
+      }
+    }
+  }
+}
+
+}  // namespace lstmcore::detail
+
+#endif
