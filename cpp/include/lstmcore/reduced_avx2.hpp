@@ -145,6 +145,19 @@ inline void avx2_tile(const ReducedMatrix& w, Index p0, const ReducedRows& a, In
   }
 }
 
+// A tile of `height` <= R rows by `width` <= P panels, from the largest instantiation down.
+template <Precision kPrecision, int R, int P>
+EIGEN_ALWAYS_INLINE void avx2_tiles_of(const ReducedMatrix& w, Index p0, Index width, const ReducedRows& a,
+                                       Index r0, Index height, ReducedOutput out, bool accumulate) {
+  if constexpr (R > 1) {
+    if (height < R) return avx2_tiles_of<kPrecision, R - 1, P>(w, p0, width, a, r0, height, out, accumulate);
+  }
+  if constexpr (P > 1) {
+    if (width < P) return avx2_tiles_of<kPrecision, R, P - 1>(w, p0, width, a, r0, height, out, accumulate);
+  }
+  avx2_tile<kPrecision, R, P>(w, p0, a, r0, out, accumulate);
+}
+
 // One row (a batch-1 step): four panels at a time, eight independent accumulators per
 // word of A. More rows: two by two panels, each pair of panels against every pair of
 // rows in turn, so that its blocks of W come from L1 after the first rows.
@@ -154,36 +167,14 @@ inline void reduced_avx2(const ReducedMatrix& w, const ReducedRows& a, Index row
   const Index panels = w.panels();
   if (rows == 1) {
     for (Index p = 0; p < panels; p += 4) {
-      switch (std::min<Index>(4, panels - p)) {
-        case 4:
-          avx2_tile<kPrecision, 1, 4>(w, p, a, 0, out, accumulate);
-          break;
-        case 3:
-          avx2_tile<kPrecision, 1, 3>(w, p, a, 0, out, accumulate);
-          break;
-        case 2:
-          avx2_tile<kPrecision, 1, 2>(w, p, a, 0, out, accumulate);
-          break;
-        default:
-          avx2_tile<kPrecision, 1, 1>(w, p, a, 0, out, accumulate);
-          break;
-      }
+      avx2_tiles_of<kPrecision, 1, 4>(w, p, std::min<Index>(4, panels - p), a, 0, 1, out, accumulate);
     }
     return;
   }
   for (Index p = 0; p < panels; p += 2) {
-    const bool pair = panels - p >= 2;
     for (Index r = 0; r < rows; r += 2) {
-      const bool two_rows = rows - r >= 2;
-      if (pair && two_rows) {
-        avx2_tile<kPrecision, 2, 2>(w, p, a, r, out, accumulate);
-      } else if (pair) {
-        avx2_tile<kPrecision, 1, 2>(w, p, a, r, out, accumulate);
-      } else if (two_rows) {
-        avx2_tile<kPrecision, 2, 1>(w, p, a, r, out, accumulate);
-      } else {
-        avx2_tile<kPrecision, 1, 1>(w, p, a, r, out, accumulate);
-      }
+      avx2_tiles_of<kPrecision, 2, 2>(w, p, std::min<Index>(2, panels - p), a, r, std::min<Index>(2, rows - r), out,
+                                      accumulate);
     }
   }
 }
