@@ -164,7 +164,7 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
           }
         } else if (gate < 2) {
           multiply_rows<Scalar>(h_rows, live, H, panels.hh(gate), n, tape_t + r0 * W + gate * H + units.begin, W,
-                                true);
+                                true, lone_row_of(s.batch));
         }
       }
       for (Index b = r0; b < r0 + live && work; ++b) {
@@ -191,7 +191,7 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
         multiply_unpacked<Scalar>(reset_rows, live, H, w.weight_hh + (2 * H + units.begin) * H, H, n, n_pre, W,
                                   true);
       } else {
-        multiply_rows<Scalar>(reset_rows, live, H, panels.hh(2), n, n_pre, W, true);
+        multiply_rows<Scalar>(reset_rows, live, H, panels.hh(2), n, n_pre, W, true, lone_row_of(s.batch));
       }
       for (Index b = r0; b < r0 + live; ++b) {
         Scalar* tape = tape_t + b * W + units.begin;
@@ -222,7 +222,7 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
       if (projection.starts(step) && n > 0 && rows.size() > 0 && !unpacked) {
         packed_products<Scalar>(x.rows(projection.first_time(step), B, rows), projection.steps(step) * rows.size(),
                                 I, panels.ih(), panels.ih_size(), n, projection.chunk_rows(step, rows, units.begin),
-                                H, 3, false, workspace);
+                                H, 3, false, workspace, lone_row_of(s.batch));
       }
       Scalar* tape_t = projection.rows(step);
       Scalar* h_t = y.at(t, 0);
@@ -241,7 +241,8 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
                                       gate < 2);
             continue;
           }
-          multiply_rows<Scalar>(h_rows, live, H, panels.hh(gate), n, tape_t + r0 * W + column, W, gate < 2);
+          multiply_rows<Scalar>(h_rows, live, H, panels.hh(gate), n, tape_t + r0 * W + column, W, gate < 2,
+                                lone_row_of(s.batch));
         }
         for (Index b = r0; b < live_end; ++b) {
           Scalar* tape = tape_t + b * W + units.begin;  // pre-activations in, gates out

@@ -152,7 +152,8 @@ void layer_norm_lstm_forward(const SequenceShape& s, SequenceView<const Scalar> 
       if (chunk_starts && n > 0 && part.rows.size() > 0) {
         packed_products<Scalar>(x.rows(projection.first_time(step), B, part.rows),
                                 projection.steps(step) * part.rows.size(), I, panels.ih(), panels.ih_size(), n,
-                                projection.chunk_rows(step, part.rows, units.begin), H, 4, false, workspace);
+                                projection.chunk_rows(step, part.rows, units.begin), H, 4, false, workspace,
+                                lone_row_of(s.batch));
       }
       const Scalar* c_later = taped ? cells + t_before * B * H : cell_pair.data() + ((step - 1) & 1) * B * H;
       const StateRows<Scalar> c_prev = c_before.at(step, {c0, H}, {c_later, H}, {my_rows.begin, update_end});
@@ -161,7 +162,7 @@ void layer_norm_lstm_forward(const SequenceShape& s, SequenceView<const Scalar> 
       if (n > 0 && live > 0) {
         for (Index gate = 0; gate < 4; ++gate) {
           multiply_rows<Scalar>(h_prev.rows(r0), live, H, panels.hh(gate), n,
-                                hidden_t + r0 * G + gate * H + units.begin, G, false);
+                                hidden_t + r0 * G + gate * H + units.begin, G, false, lone_row_of(s.batch));
         }
       }
       if (!plan.by_batch) barrier.wait(team);

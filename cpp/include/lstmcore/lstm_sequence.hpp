@@ -96,7 +96,8 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
       if (projection.starts(step) && n > 0 && rows.size() > 0 && !unpacked) {
         const Index first_time = projection.first_time(step);
         packed_products<Scalar>(x.rows(first_time, B, rows), projection.steps(step) * rows.size(), I, panels.ih(),
-                                panels.ih_size(), n, projection.chunk_rows(step, rows, ub), H, K, false, workspace);
+                                panels.ih_size(), n, projection.chunk_rows(step, rows, ub), H, K, false, workspace,
+                                lone_row_of(s.batch));
       }
       Scalar* gates_t = projection.rows(step);
       Scalar* c_t = taped ? cells + t * B * H : cell_pair.data() + (step & 1) * B * H;
@@ -130,7 +131,7 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
           for (Index gate = 0; gate < K; ++gate) {
             // Panels are kWidth columns by depth H: columns from j0 start j0 * H values in.
             multiply_rows<Scalar>(h_prev_rows, live, H, panels.hh(gate) + j0 * H, cols, gates_live + gate * H + j0,
-                                  G, true);
+                                  G, true, lone_row_of(s.batch));
           }
           for (Index b = r0; b < live_end; ++b) {
             cell.forward(gates_t + b * G + ub, c_prev.row(b) + ub, c_t + b * H + ub, h_t + b * y.batch_stride + ub,
@@ -139,7 +140,8 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
         }
       } else if (n > 0 && live > 0 && mask_tiles.empty()) {
         for (Index gate = 0; gate < K; ++gate) {
-          multiply_rows<Scalar>(h_prev_rows, live, H, panels.hh(gate), n, gates_live + gate * H, G, true);
+          multiply_rows<Scalar>(h_prev_rows, live, H, panels.hh(gate), n, gates_live + gate * H, G, true,
+                                lone_row_of(s.batch));
         }
       } else if (n > 0 && live > 0) {
         // h_{t-1} * mask, packed once for the K gate products.
@@ -152,7 +154,8 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
         const Index packed = Layout::tiles(live) * Layout::kRows * H;
         for (Index k = 0; k < packed; ++k) h_tiles[k] *= mask_tiles[k];
         for (Index gate = 0; gate < K; ++gate) {
-          multiply_packed(h_tiles, live, H, panels.hh(gate), n, gates_live + gate * H, G, true);
+          multiply_packed(h_tiles, live, H, panels.hh(gate), n, gates_live + gate * H, G, true,
+                          lone_row_of(s.batch));
         }
       }
       if (n > 0 && live > 0) {

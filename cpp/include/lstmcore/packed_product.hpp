@@ -76,6 +76,15 @@ struct UninitializedAllocator : Eigen::aligned_allocator<T> {
 template <typename Scalar>
 using PackedBuffer = std::vector<Scalar, UninitializedAllocator<Scalar>>;
 
+// How a tile of a single row sums its depth. `split`: by parity into two chains per
+// packet (the batch-1 step, latency-bound with one). `as_in_tiles`: one chain, the order
+// every row of a taller tile gets, so that in a batch whose sequences end at different
+// steps (lengths) a row left alone keeps the bits it has beside the others.
+enum class LoneRow { split, as_in_tiles };
+
+// A forward over `batch` sequences splits only as a batch of one: a sequence alone.
+inline LoneRow lone_row_of(Index batch) { return batch > 1 ? LoneRow::as_in_tiles : LoneRow::split; }
+
 namespace detail {
 
 // out[k * ldo + j] = rows[j * ldr + k] for j, k < kLanes: a square block transposed in
@@ -350,7 +359,7 @@ EIGEN_ALWAYS_INLINE void tile_store(const Packet& lo, const Packet& hi, Scalar* 
 // its zero half took as long as a full one.
 template <typename Scalar, int R, int P, typename Source>
 void tile_kernel(const Source& a, Index depth, const Scalar* panel, const TileOutput<Scalar>& c, Index cols,
-                 bool accumulate) {
+                 bool accumulate, LoneRow lone = LoneRow::split) {
   using namespace Eigen::internal;
   using L = PanelLayout<Scalar>;
   using Packet = typename L::Packet;
@@ -367,31 +376,32 @@ void tile_kernel(const Source& a, Index depth, const Scalar* panel, const TileOu
   TileAccumulators<Packet> acc{zero, zero, zero, zero, zero, zero, zero, zero,
                                zero, zero, zero, zero, zero, zero, zero, zero};
   if constexpr (R == 1) {
-    // A single row is a dot product per column, latency-bound with two chains: split k
-    // by parity into four (the batch-1 streaming step lives here).
-    Index k = 0;
-    for (; k + 1 < depth; k += 2) {
-      const Packet a0 = pset1<Packet>(a(k, 0)), a1 = pset1<Packet>(a(k + 1, 0));
-      acc.lo0 = pmadd(a0, pload<Packet>(panel + k * W), acc.lo0);
-      acc.lo1 = pmadd(a1, pload<Packet>(panel + (k + 1) * W), acc.lo1);
-      if constexpr (P > 1) {
-        acc.hi0 = pmadd(a0, pload<Packet>(panel + k * W + N), acc.hi0);
-        acc.hi1 = pmadd(a1, pload<Packet>(panel + (k + 1) * W + N), acc.hi1);
+    if (lone == LoneRow::split) {
+      // A single row is a dot product per column, latency-bound with two chains: split k
+      // by parity into four (the batch-1 streaming step lives here).
+      Index k = 0;
+      for (; k + 1 < depth; k += 2) {
+        const Packet a0 = pset1<Packet>(a(k, 0)), a1 = pset1<Packet>(a(k + 1, 0));
+        acc.lo0 = pmadd(a0, pload<Packet>(panel + k * W), acc.lo0);
+        acc.lo1 = pmadd(a1, pload<Packet>(panel + (k + 1) * W), acc.lo1);
+        if constexpr (P > 1) {
+          acc.hi0 = pmadd(a0, pload<Packet>(panel + k * W + N), acc.hi0);
+          acc.hi1 = pmadd(a1, pload<Packet>(panel + (k + 1) * W + N), acc.hi1);
+        }
       }
+      for (; k < depth; ++k) {
+        const Packet a0 = pset1<Packet>(a(k, 0));
+        acc.lo0 = pmadd(a0, pload<Packet>(panel + k * W), acc.lo0);
+        if constexpr (P > 1) acc.hi0 = pmadd(a0, pload<Packet>(panel + k * W + N), acc.hi0);
+      }
+      tile_store(padd(acc.lo0, acc.lo1), padd(acc.hi0, acc.hi1), c.rows[0], cols, accumulate);
+      return;
     }
-    for (; k < depth; ++k) {
-      const Packet a0 = pset1<Packet>(a(k, 0));
-      acc.lo0 = pmadd(a0, pload<Packet>(panel + k * W), acc.lo0);
-      if constexpr (P > 1) acc.hi0 = pmadd(a0, pload<Packet>(panel + k * W + N), acc.hi0);
-    }
-    tile_store(padd(acc.lo0, acc.lo1), padd(acc.hi0, acc.hi1), c.rows[0], cols, accumulate);
-    return;
-  } else {
-    for (Index k = 0; k < depth; ++k) {
-      const Packet b_lo = pload<Packet>(panel + k * W);
-      const Packet b_hi = P > 1 ? pload<Packet>(panel + k * W + N) : b_lo;
-      tile_step<R, P>(acc, a, k, b_lo, b_hi);
-    }
+  }
+  for (Index k = 0; k < depth; ++k) {
+    const Packet b_lo = pload<Packet>(panel + k * W);
+    const Packet b_hi = P > 1 ? pload<Packet>(panel + k * W + N) : b_lo;
+    tile_step<R, P>(acc, a, k, b_lo, b_hi);
   }
   tile_store(acc.lo0, acc.hi0, c.rows[0], cols, accumulate);
   if constexpr (R > 1) tile_store(acc.lo1, acc.hi1, c.rows[1], cols, accumulate);
@@ -405,10 +415,10 @@ void tile_kernel(const Source& a, Index depth, const Scalar* panel, const TileOu
 
 template <typename Scalar, int P, typename Source>
 void tile_kernel_rows(Index rows, const Source& a, Index depth, const Scalar* panel, const TileOutput<Scalar>& c,
-                      Index cols, bool accumulate) {
+                      Index cols, bool accumulate, LoneRow lone) {
   switch (rows) {
     case 1:
-      return tile_kernel<Scalar, 1, P>(a, depth, panel, c, cols, accumulate);
+      return tile_kernel<Scalar, 1, P>(a, depth, panel, c, cols, accumulate, lone);
     case 2:
       return tile_kernel<Scalar, 2, P>(a, depth, panel, c, cols, accumulate);
     case 3:
@@ -428,10 +438,10 @@ void tile_kernel_rows(Index rows, const Source& a, Index depth, const Scalar* pa
 
 template <typename Scalar, typename Source>
 void tile_kernel_rows(Index rows, const Source& a, Index depth, const Scalar* panel, const TileOutput<Scalar>& c,
-                      Index cols, bool accumulate) {
+                      Index cols, bool accumulate, LoneRow lone) {
   if (cols <= PanelLayout<Scalar>::kLanes)
-    return tile_kernel_rows<Scalar, 1>(rows, a, depth, panel, c, cols, accumulate);
-  tile_kernel_rows<Scalar, 2>(rows, a, depth, panel, c, cols, accumulate);
+    return tile_kernel_rows<Scalar, 1>(rows, a, depth, panel, c, cols, accumulate, lone);
+  tile_kernel_rows<Scalar, 2>(rows, a, depth, panel, c, cols, accumulate, lone);
 }
 
 }  // namespace detail
@@ -448,7 +458,7 @@ namespace detail {
 // depth k0 on; row r of C is c.row(c_first + r).
 template <typename Scalar, typename TileOfA>
 void multiply_tiles(const TileOfA& a_tile, Index rows, Index depth, const Scalar* b_panels, Index n,
-                    OutputRows<Scalar> c, Index c_first, bool accumulate) {
+                    OutputRows<Scalar> c, Index c_first, bool accumulate, LoneRow lone) {
   using L = PanelLayout<Scalar>;
   for (Index k0 = 0; k0 < depth; k0 += kDepthBlock) {
     const Index kc = std::min(kDepthBlock, depth - k0);
@@ -459,7 +469,7 @@ void multiply_tiles(const TileOfA& a_tile, Index rows, Index depth, const Scalar
         const Index r0 = L::tile_first(rows, tile), height = L::tile_height(rows, tile);
         TileOutput<Scalar> out;  // rows past `height` are never read
         for (Index r = 0; r < height; ++r) out.rows[r] = c.row(c_first + r0 + r) + j0;
-        tile_kernel_rows(height, a_tile(tile, r0, height, k0), kc, b, out, cols, accumulate || k0 > 0);
+        tile_kernel_rows(height, a_tile(tile, r0, height, k0), kc, b, out, cols, accumulate || k0 > 0, lone);
       }
     }
   }
@@ -471,31 +481,31 @@ void multiply_tiles(const TileOfA& a_tile, Index rows, Index depth, const Scalar
 // packed for the whole depth; C's row r is c.row(c_first + r).
 template <typename Scalar>
 void multiply_packed(const Scalar* a_tiles, Index rows, Index depth, const Scalar* b_panels, Index n,
-                     OutputRows<Scalar> c, Index c_first, bool accumulate) {
+                     OutputRows<Scalar> c, Index c_first, bool accumulate, LoneRow lone = LoneRow::split) {
   constexpr Index R = PanelLayout<Scalar>::kRows;
   const auto tile = [&](Index index, Index, Index, Index k0) {
     return detail::PackedTile<Scalar>{a_tiles + index * depth * R + k0 * R};
   };
-  detail::multiply_tiles(tile, rows, depth, b_panels, n, c, c_first, accumulate);
+  detail::multiply_tiles(tile, rows, depth, b_panels, n, c, c_first, accumulate, lone);
 }
 
 // ... with C's rows ldc apart.
 template <typename Scalar>
 void multiply_packed(const Scalar* a_tiles, Index rows, Index depth, const Scalar* b_panels, Index n, Scalar* c,
-                     Index ldc, bool accumulate) {
-  multiply_packed<Scalar>(a_tiles, rows, depth, b_panels, n, OutputRows<Scalar>{c, ldc}, 0, accumulate);
+                     Index ldc, bool accumulate, LoneRow lone = LoneRow::split) {
+  multiply_packed<Scalar>(a_tiles, rows, depth, b_panels, n, OutputRows<Scalar>{c, ldc}, 0, accumulate, lone);
 }
 
 // As multiply_packed, with A (rows, depth) read in place from the rows of `a`.
 template <typename Scalar>
 void multiply_rows(RowView<Scalar> a, Index rows, Index depth, const Scalar* b_panels, Index n, Scalar* c,
-                   Index ldc, bool accumulate) {
+                   Index ldc, bool accumulate, LoneRow lone = LoneRow::split) {
   const auto tile = [&](Index, Index first, Index height, Index k0) {
     detail::RowTile<Scalar> rows_of_tile{};
     for (Index r = 0; r < height; ++r) rows_of_tile.rows[r] = a.row(first + r) + k0;
     return rows_of_tile;
   };
-  detail::multiply_tiles(tile, rows, depth, b_panels, n, OutputRows<Scalar>{c, ldc}, 0, accumulate);
+  detail::multiply_tiles(tile, rows, depth, b_panels, n, OutputRows<Scalar>{c, ldc}, 0, accumulate, lone);
 }
 
 // Rows of A up to which a product that runs once (a pass of one step: a streaming
@@ -556,7 +566,7 @@ constexpr Index kProjectionRowBlock = 128;
 template <typename Scalar>
 void packed_products(RowView<Scalar> a, Index rows, Index depth, const Scalar* b_panels, Index b_stride, Index n,
                      OutputRows<Scalar> c, Index c_stride, Index count, bool accumulate,
-                     ProductWorkspace<Scalar>& ws) {
+                     ProductWorkspace<Scalar>& ws, LoneRow lone = LoneRow::split) {
   using L = PanelLayout<Scalar>;
   const Index blocks = (rows + kProjectionRowBlock - 1) / kProjectionRowBlock;
   const Index longest = blocks > 0 ? (rows + blocks - 1) / blocks : 0;
@@ -567,7 +577,7 @@ void packed_products(RowView<Scalar> a, Index rows, Index depth, const Scalar* b
     for (Index g = 0; g < count; ++g) {
       OutputRows<Scalar> c_g = c;
       c_g.data += g * c_stride;
-      multiply_packed(tiles, block, depth, b_panels + g * b_stride, n, c_g, r0, accumulate);
+      multiply_packed(tiles, block, depth, b_panels + g * b_stride, n, c_g, r0, accumulate, lone);
     }
     r0 += block;
   }

@@ -78,7 +78,7 @@ void projected_lstm_forward(const SequenceShape& s, Index proj, SequenceView<con
       if (projection.starts(step) && n > 0) {
         packed_products<Scalar>(x.rows(projection.first_time(step), B), projection.steps(step) * B, I, panels.ih(),
                                 panels.ih_size(), n, projection.chunk_rows(step, {0, B}, units.begin), H, K, false,
-                                workspace);
+                                workspace, lone_row_of(s.batch));
       }
       Scalar* gates_t = projection.rows(step);
       Scalar* c_t = taped ? cells + t * B * H : cell_pair.data() + (step & 1) * B * H;
@@ -89,7 +89,7 @@ void projected_lstm_forward(const SequenceShape& s, Index proj, SequenceView<con
       if (n > 0 && alive > 0) {
         for (Index gate = 0; gate < K; ++gate) {
           multiply_rows<Scalar>(h_prev.rows(0), alive, P, panels.hh(gate), n, gates_t + gate * H + units.begin, G,
-                                true);
+                                true, lone_row_of(s.batch));
         }
         for (Index b = 0; b < alive; ++b) {
           cell.forward(gates_t + b * G + units.begin, c_prev.row(b) + units.begin, c_t + b * H + units.begin,
@@ -102,7 +102,8 @@ void projected_lstm_forward(const SequenceShape& s, Index proj, SequenceView<con
       if (taped) zero_padding_rows<Scalar>({alive, B}, units, {{gates_t, G, K, H}, {c_t, H}, {r_t, H}});
       barrier.wait(team);
       if (m > 0 && alive > 0) {
-        multiply_rows<Scalar>({r_t, H}, alive, H, packed_hr.data(), m, h_t + features.begin, y.batch_stride, false);
+        multiply_rows<Scalar>({r_t, H}, alive, H, packed_hr.data(), m, h_t + features.begin, y.batch_stride, false,
+                              lone_row_of(s.batch));
       }
       zero_padding_rows<Scalar>({alive, B}, features, {{h_t, y.batch_stride}});
       barrier.wait(team);

@@ -129,7 +129,7 @@ void rnn_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
         OutputRows<Scalar> out = y.output_rows(first, B, rows);
         out.data += units.begin;
         packed_products<Scalar>(x.rows(first, B, rows), chunks.steps(step) * rows.size(), I, panels.ih(),
-                                panels.ih_size(), n, out, 0, 1, false, workspace);
+                                panels.ih_size(), n, out, 0, 1, false, workspace, lone_row_of(s.batch));
       }
       Scalar* h_t = y.at(t, 0);
       if (n > 0 && live > 0) {
@@ -140,7 +140,8 @@ void rnn_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
           multiply_unpacked<Scalar>(h_prev.rows(r0), live, H, w.weight_hh + units.begin * H, H, n, pre,
                                     y.batch_stride, true);
         } else {
-          multiply_rows<Scalar>(h_prev.rows(r0), live, H, panels.hh(0), n, pre, y.batch_stride, true);
+          multiply_rows<Scalar>(h_prev.rows(r0), live, H, panels.hh(0), n, pre, y.batch_stride, true,
+                                lone_row_of(s.batch));
         }
         for (Index b = r0; b < live_end; ++b) {
           Scalar* h = h_t + b * y.batch_stride + units.begin;
