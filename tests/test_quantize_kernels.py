@@ -35,8 +35,10 @@ from lstmcore.reference._reduced import bfloat16_values
 SHAPES = [
     (1, 1, 1),
     (1, 16, 7),
-    (1, 20, 3),  # one row against two, three and four panels at a time
+    (1, 20, 3),  # one row against two and three panels at once (AVX2 takes four)
     (1, 40, 9),
+    (2, 29, 13),  # 29 and 61 columns: a panel's second half of 8 lanes part-filled
+    (1, 61, 6),
     (3, 17, 5),
     (4, 33, 64),
     (5, 64, 300),
@@ -134,6 +136,22 @@ def test_rows_of_tiny_and_subnormal_values_stay_tiny(precision):
     q, row_scales = quantize_int8(np.float32([[1e-38, 0, -5e-39], [1.0, 0.0, -0.5]]))
     np.testing.assert_array_equal(q[0], [0, 0, 0])
     assert row_scales[0] == 0 and row_scales[1] == np.float32(1 / 127)
+
+
+def test_bfloat16_products_that_underflow_or_overflow_round_as_the_model():
+    """Each product is rounded on its own, then added, odd element first: an FMA would
+    round the sum once, giving 2**-148 (not 2**-149) for the first row and a finite 4e37
+    (not inf) for the second."""
+    w = np.float32([[2.0**-75, 2.0**-74], [2.0**64, 1.0]])
+    a = np.float32([[2.0**-75, 2.0**-75], [2.0**64, -3e38]])
+    matrix = _core.ReducedMatrix("bfloat16", to_bfloat16(w))
+    if matrix.kernel not in ("avx2", "portable"):
+        pytest.skip(f"{matrix.kernel} flushes subnormal products (docs/inference.md): the AVX2 and portable paths only")
+    got = _core.reduced_product(matrix, a)
+    with np.errstate(over="ignore"):  # the model's 2**64 * 2**64
+        expected = reduced_product(a, to_bfloat16(w), None)
+    assert expected[0, 0] == np.float32(2.0**-149) and expected[1, 1] == np.inf
+    np.testing.assert_array_equal(got, expected)
 
 
 def test_int8_weights_round_each_row_to_its_own_scale():

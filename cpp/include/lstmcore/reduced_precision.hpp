@@ -3,9 +3,11 @@
 //
 // Kernels: AVX-512 VNNI (vpdpbusd: u8 x s8 -> s32, so activations are stored as
 // q_a + 128 and 128 * sum_k q_w[j][k] taken off) and AVX512_BF16 (vdpbf16ps) where the
-// build targets them, else AVX2 and FMA (reduced_avx2.hpp), portable loops otherwise. Both compute the same values:
-// integer sums are exact, and each bfloat16 product is exact in float32, so adding the pairs in vdpbf16ps's order
-// (odd element first) gives its roundings. (vdpbf16ps also flushes subnormals, which the portable loop keeps.)
+// build targets them, else AVX2 and FMA (reduced_avx2.hpp), portable loops otherwise.
+// They compute the same values: integer sums are exact, and each bfloat16 product of
+// normal values is exact in float32, so adding the pairs in vdpbf16ps's order (odd
+// element first) gives its roundings. (vdpbf16ps also flushes subnormals, which the
+// AVX2 and portable loops keep, rounding each product and each addition apart.)
 #pragma once
 
 #if defined(__AVX512F__)
@@ -79,10 +81,10 @@ inline void reduced_panel_portable(const ReducedMatrix& w, Index p, const Reduce
       float total = 0.0f;
       const std::uint8_t* values = block + lane * 4;
       for (Index g = 0; g < w.groups(); ++g, values += kReducedBlock) {
-        // Each product of two bfloat16 is exact in float32: one rounding per addition,
-        // odd element first, as vdpbf16ps.
-        total = total + bfloat16_at(ar, 2 * g + 1) * bfloat16_at(values, 1);
-        total = total + bfloat16_at(ar, 2 * g) * bfloat16_at(values, 0);
+        // Each product rounded apart, then added, odd element first, as vdpbf16ps (whose
+        // products of normal values are exact in float32) and the AVX2 kernel.
+        total = total + unfused(bfloat16_at(ar, 2 * g + 1) * bfloat16_at(values, 1));
+        total = total + unfused(bfloat16_at(ar, 2 * g) * bfloat16_at(values, 0));
       }
       result[lane] = total;
     }
