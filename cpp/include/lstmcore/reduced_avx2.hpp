@@ -10,11 +10,12 @@
 // the same as VNNI's and the portable loop's. |q_a| is taken once per word of A, so a
 // row costs four instructions per half block.
 // bfloat16: a bfloat16 is the top half of a float32, so a shift and a mask give a lane's
-// even and odd elements as float32. A multiply then an addition per element, odd first,
-// rounded apart as the portable loop and the NumPy model round them: an FMA would agree
-// with them only while the product is exact in float32, which a product that underflows
-// (below 2^-126) or overflows is not. Zen's multiplies and additions run on separate
-// pipes, so the pair costs about what one FMA does.
+// even and odd elements as float32. One FMA per element, odd first: the product of two
+// bfloat16 of normal size is exact in float32, so each FMA rounds as the portable loop's
+// addition does, and the sums are its sums bit for bit. Only a product that underflows
+// float32 (below 2^-126) or overflows it differs: the FMA rounds it with the sum, once,
+// where the portable loop and the NumPy model round it first (a multiply then an add
+// would agree there too, at twice the arithmetic instructions; benchmarks/INFERENCE.md).
 #pragma once
 
 #include "lstmcore/reduced_values.hpp"
@@ -72,13 +73,6 @@ EIGEN_ALWAYS_INLINE void store_halves(Acc low, Acc high, const ReducedMatrix& w,
       _mm256_maskstore_ps(lanes, mask, result);
     }
   }
-}
-
-// The value, as a register the compiler cannot see into: a product before an addition
-// stays rounded on its own (-ffp-contract=fast would fuse the two into one FMA).
-EIGEN_ALWAYS_INLINE __m256 rounded(__m256 product) {
-  __asm__("" : "+x"(product));
-  return product;
 }
 
 // R rows of A by P panels from panel p0: 2 * R * P accumulators (16 registers hold at
@@ -141,8 +135,8 @@ inline void avx2_tile(const ReducedMatrix& w, Index p0, const ReducedRows& a, In
           const __m256 w_odd = _mm256_castsi256_ps(_mm256_and_si256(block, odd_half));
           const __m256 w_even = _mm256_castsi256_ps(_mm256_slli_epi32(block, 16));
           for (int r = 0; r < R; ++r) {
-            acc[r][p][half] = _mm256_add_ps(acc[r][p][half], rounded(_mm256_mul_ps(odd[r], w_odd)));
-            acc[r][p][half] = _mm256_add_ps(acc[r][p][half], rounded(_mm256_mul_ps(even[r], w_even)));
+            acc[r][p][half] = _mm256_fmadd_ps(odd[r], w_odd, acc[r][p][half]);
+            acc[r][p][half] = _mm256_fmadd_ps(even[r], w_even, acc[r][p][half]);
           }
         }
       }

@@ -7,7 +7,8 @@
 // They compute the same values: integer sums are exact, and each bfloat16 product of
 // normal values is exact in float32, so adding the pairs in vdpbf16ps's order (odd
 // element first) gives its roundings. (vdpbf16ps also flushes subnormals, which the
-// AVX2 and portable loops keep, rounding each product and each addition apart.)
+// others keep; the AVX2 kernel's FMAs round a product that underflows or overflows
+// float32 with its sum, where the portable loop rounds it first.)
 #pragma once
 
 #if defined(__AVX512F__)
@@ -81,8 +82,8 @@ inline void reduced_panel_portable(const ReducedMatrix& w, Index p, const Reduce
       float total = 0.0f;
       const std::uint8_t* values = block + lane * 4;
       for (Index g = 0; g < w.groups(); ++g, values += kReducedBlock) {
-        // Each product rounded apart, then added, odd element first, as vdpbf16ps (whose
-        // products of normal values are exact in float32) and the AVX2 kernel.
+        // Each product rounded apart (exact in float32 unless it underflows or
+        // overflows), then added, odd element first, as vdpbf16ps and the NumPy model.
         total = total + unfused(bfloat16_at(ar, 2 * g + 1) * bfloat16_at(values, 1));
         total = total + unfused(bfloat16_at(ar, 2 * g) * bfloat16_at(values, 0));
       }
