@@ -156,6 +156,65 @@ def test_the_split_over_threads_gives_the_same_bits_as_one_thread(kind, precisio
     np.testing.assert_array_equal(y_one, y_two)
 
 
+# Layers whose batch-1 step is large enough to split over W's rows on two threads
+# (reduced_sequence.hpp): (kind, input, hidden, gates, options).
+PANEL_SPLIT = {
+    "plain": (LSTM, 24, 256, 4, {}),
+    "peephole-coupled-zoneout": (LSTM, 24, 256, 3, {"peephole": True, "coupled": True, "zoneout": 0.2}),
+    "projected-stacked-bidirectional": (LSTM, 24, 256, 4, {"proj_size": 40, "num_layers": 2, "bidirectional": True}),
+    "reverse-time-major": (LSTM, 24, 256, 4, {"reverse": True, "batch_first": False}),
+    "gru": (GRU, 24, 256, 3, {}),
+    "rnn-relu": (RNN, 24, 400, 1, {"nonlinearity": "relu"}),
+}
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("case", PANEL_SPLIT)
+def test_the_split_over_weight_rows_at_a_small_batch_gives_the_same_bits_as_one_thread(case, precision):
+    kind, input_size, hidden, gates, options = PANEL_SPLIT[case]
+    layer = kind(input_size, hidden, seed=2, **options)
+    quantized = lstmcore.quantize(layer, precision)
+    rng = np.random.default_rng(5)
+    previous = lstmcore._core.requested_threads()
+    try:
+        lstmcore.set_num_threads(2)
+        plan = lstmcore._core.diagnostics.reduced_pass_plan
+        assert plan(1, input_size, hidden, gates, precision) == (2, "panels")
+        assert plan(3, input_size, hidden, gates, precision) == (2, "panels")
+        for batch, lengths in [(1, None), (3, None), (3, np.array([2, 7, 5]))]:
+            shape = (batch, 7, input_size) if layer.batch_first else (7, batch, input_size)
+            x = rng.standard_normal(shape).astype(np.float32)
+            two = quantized(x, lengths=lengths)
+            lstmcore.set_num_threads(1)
+            one = quantized(x, lengths=lengths)
+            lstmcore.set_num_threads(2)
+            np.testing.assert_array_equal(two[0], one[0])
+            for part, part_one in zip(parts(two[1]), parts(one[1])):
+                np.testing.assert_array_equal(part, part_one)
+            assert np.abs(two[0] - layer(x, lengths=lengths)[0]).max() < BOUNDS[precision][0]
+        if not (layer.bidirectional or layer.reverse):
+            x_t = x[:, 0] if layer.batch_first else x[0]
+            two_step = quantized.step(x_t)
+            lstmcore.set_num_threads(1)
+            np.testing.assert_array_equal(two_step[0], quantized.step(x_t)[0])
+    finally:
+        lstmcore.set_num_threads(previous)
+
+
+def test_a_small_int8_step_stays_on_one_thread():
+    previous = lstmcore._core.requested_threads()
+    try:
+        lstmcore.set_num_threads(2)
+        plan = lstmcore._core.diagnostics.reduced_pass_plan
+        assert plan(1, 192, 192, 4, "int8") == (1, "panels")  # two barriers a step cost more
+        assert plan(1, 192, 192, 4, "bfloat16") == (2, "panels")
+        assert plan(16, 64, 64, 4, "int8") == (2, "batch")
+        with pytest.raises(ValueError, match="expected precision 'int8' or 'bfloat16', got 'int4'"):
+            plan(1, 4, 4, 4, "int4")
+    finally:
+        lstmcore.set_num_threads(previous)
+
+
 @pytest.mark.parametrize("precision", PRECISIONS)
 def test_ablation_clamps_a_gate_as_in_float32(precision):
     layer = make("plain")

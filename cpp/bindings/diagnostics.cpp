@@ -12,6 +12,7 @@
 #include "lstmcore/input_gradient.hpp"
 #include "lstmcore/load_sensor.hpp"
 #include "lstmcore/reduced_amx.hpp"
+#include "lstmcore/reduced_sequence.hpp"
 #include "lstmcore/threading.hpp"
 #include "parts.hpp"
 
@@ -51,6 +52,16 @@ py::tuple planned_pass(Index batch, Index input, Index hidden, Index gates, Inde
   const auto shape = planned_shape(batch, input, hidden, batch_sizes, steps);
   const auto plan = plan_pass(shape, gates, itemsize, backward ? Pass::backward : Pass::forward);
   return py::make_tuple(plan.threads, plan.by_batch ? "batch" : "units");
+}
+
+py::tuple planned_reduced_pass(Index batch, Index input, Index hidden, Index gates, const std::string& precision,
+                               const py::object& batch_sizes, Index steps) {
+  if (precision != "int8" && precision != "bfloat16") {
+    throw py::value_error("expected precision 'int8' or 'bfloat16', got '" + precision + "'");
+  }
+  const auto shape = planned_shape(batch, input, hidden, batch_sizes, steps);
+  const auto plan = plan_reduced_pass(shape, gates, precision == "int8" ? Precision::int8 : Precision::bfloat16);
+  return py::make_tuple(plan.threads, plan.by_batch ? "batch" : "panels");
 }
 
 py::tuple dx_after_the_loop(Index batch, Index input, Index hidden, Index gates, Index itemsize,
@@ -116,6 +127,9 @@ void register_diagnostics(py::module_& m) {
         "batch_sizes"_a = py::none(), "steps"_a = 1,
         "(threads, 'units' or 'batch'): how an LSTM or GRU pass of this shape (steps, or batch_sizes as "
         "the passes take them) splits over threads.");
+  m.def("reduced_pass_plan", &planned_reduced_pass, "batch"_a, "input"_a, "hidden"_a, "gates"_a, "precision"_a,
+        "batch_sizes"_a = py::none(), "steps"_a = 1,
+        "(threads, 'panels' or 'batch'): how a reduced-precision forward of this shape splits over threads.");
   m.def("sense_team", &sense, "slowest_start_us"_a, "longest_sleep_us"_a,
         "Report a multi-threaded pass's timings, as a pass does (tests).");
   m.attr("per_step_input_gradient_bytes") = kPerStepBytes;

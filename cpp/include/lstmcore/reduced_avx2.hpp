@@ -19,6 +19,7 @@
 #pragma once
 
 #include "lstmcore/reduced_values.hpp"
+#include "lstmcore/threading.hpp"  // Range
 
 #if defined(__AVX2__) && defined(__FMA__)
 #define LSTMCORE_REDUCED_AVX2 1
@@ -165,19 +166,18 @@ EIGEN_ALWAYS_INLINE void avx2_tiles_of(const ReducedMatrix& w, Index p0, Index w
 // word of A. More rows: two by two panels, each pair of panels against every pair of
 // rows in turn, so that its blocks of W come from L1 after the first rows.
 template <Precision kPrecision>
-inline void reduced_avx2(const ReducedMatrix& w, const ReducedRows& a, Index rows, ReducedOutput out,
+inline void reduced_avx2(const ReducedMatrix& w, Range panels, const ReducedRows& a, Index rows, ReducedOutput out,
                          bool accumulate) {
-  const Index panels = w.panels();
   if (rows == 1) {
-    for (Index p = 0; p < panels; p += 4) {
-      avx2_tiles_of<kPrecision, 1, 4>(w, p, std::min<Index>(4, panels - p), a, 0, 1, out, accumulate);
+    for (Index p = panels.begin; p < panels.end; p += 4) {
+      avx2_tiles_of<kPrecision, 1, 4>(w, p, std::min<Index>(4, panels.end - p), a, 0, 1, out, accumulate);
     }
     return;
   }
-  for (Index p = 0; p < panels; p += 2) {
+  for (Index p = panels.begin; p < panels.end; p += 2) {
     for (Index r = 0; r < rows; r += 2) {
-      avx2_tiles_of<kPrecision, 2, 2>(w, p, std::min<Index>(2, panels - p), a, r, std::min<Index>(2, rows - r), out,
-                                      accumulate);
+      avx2_tiles_of<kPrecision, 2, 2>(w, p, std::min<Index>(2, panels.end - p), a, r, std::min<Index>(2, rows - r),
+                                      out, accumulate);
     }
   }
 }

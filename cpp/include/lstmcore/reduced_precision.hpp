@@ -23,6 +23,7 @@
 #include "lstmcore/reduced_amx.hpp"
 #include "lstmcore/reduced_avx2.hpp"
 #include "lstmcore/reduced_values.hpp"
+#include "lstmcore/threading.hpp"  // Range
 
 namespace lstmcore {
 
@@ -190,13 +191,12 @@ inline void reduced_panels(const ReducedMatrix& w, Index p, const ReducedRows& a
 // rows in turn, so that its blocks of W are read from L1 rather than L2 after the first
 // tile.
 template <Precision kPrecision>
-inline void reduced_simd(const ReducedMatrix& w, const ReducedRows& a, Index rows, ReducedOutput out,
+inline void reduced_simd(const ReducedMatrix& w, Range panels, const ReducedRows& a, Index rows, ReducedOutput out,
                          bool accumulate) {
-  const Index panels = w.panels();
-  for (Index p = 0; p < panels; p += 4) {
+  for (Index p = panels.begin; p < panels.end; p += 4) {
     for (Index r = 0; r < rows; r += 4) {
       const Index height = std::min<Index>(4, rows - r);
-      switch (std::min<Index>(4, panels - p)) {
+      switch (std::min<Index>(4, panels.end - p)) {
         case 4:
           reduced_panels<kPrecision, 4>(w, p, a, r, height, out, accumulate);
           break;
@@ -218,16 +218,16 @@ inline void reduced_simd(const ReducedMatrix& w, const ReducedRows& a, Index row
 // Two panels of W at a time against every two tiles of rows: the panels' blocks come from
 // L1 after the first tiles. The sums go through a (32, 32) buffer to store_lanes.
 template <Precision kPrecision>
-inline void reduced_amx(const ReducedMatrix& w, const ReducedRows& a, Index rows, ReducedOutput out,
+inline void reduced_amx(const ReducedMatrix& w, Range panels, const ReducedRows& a, Index rows, ReducedOutput out,
                         bool accumulate) {
   using Sum = std::conditional_t<kPrecision == Precision::int8, std::int32_t, float>;
   alignas(64) Sum sums[32 * 32];
   _tile_loadconfig(&kTileConfig);
-  for (Index p = 0; p < w.panels(); p += 2) {
+  for (Index p = panels.begin; p < panels.end; p += 2) {
     for (Index r0 = 0; r0 < rows; r0 += 2 * kTileRows) {
       amx_block<kPrecision>(w, p, a, r0, sums);
       for (Index r = r0; r < std::min(rows, r0 + 2 * kTileRows); ++r) {
-        for (Index q = p; q < std::min(w.panels(), p + 2); ++q) {
+        for (Index q = p; q < std::min(panels.end, p + 2); ++q) {
           const Sum* lanes = sums + (r - r0) * 32 + (q - p) * 16;
           if constexpr (kPrecision == Precision::int8) {
             store_lanes<kPrecision>(_mm512_load_si512(lanes), w, q, a, r, out, accumulate);
@@ -261,37 +261,54 @@ inline const char* reduced_kernel(Precision p) {
 #endif
 }
 
-// out (rows, w.rows()) (+)= A W^T for the first `rows` rows of `a`: on AMX from a tile of
-// rows on, where it has them, on AVX-512 for fewer (a batch-1 step), else on AVX2.
-inline void reduced_product(const ReducedMatrix& w, const ReducedRows& a, Index rows, ReducedOutput out,
-                            bool accumulate) {
+// A range of W's panels (kReducedLanes rows of W each, output columns of a product)
+// aligned for every kernel: AMX takes panels two at a time.
+constexpr Index kPanelAlign = 2;
+
+// out's columns of panels `panels` of W, rows [0, rows), (+)= A W^T for the first `rows`
+// rows of `a`: on AMX from a tile of rows on, where it has them, on AVX-512 for fewer (a
+// batch-1 step), else on AVX2. `panels` starts at a multiple of kPanelAlign. Each output
+// is summed in the same order whichever panels a call takes, so a product split over
+// panels between threads gives the bits of the whole.
+inline void reduced_product(const ReducedMatrix& w, Range panels, const ReducedRows& a, Index rows,
+                            ReducedOutput out, bool accumulate) {
 #if defined(LSTMCORE_AMX) && defined(LSTMCORE_INT8_VNNI) && defined(LSTMCORE_BF16_AVX512)
   if (amx_enabled()) {
     if (w.precision() == Precision::bfloat16) {
-      return detail::reduced_amx<Precision::bfloat16>(w, a, rows, out, accumulate);
+      return detail::reduced_amx<Precision::bfloat16>(w, panels, a, rows, out, accumulate);
     }
-    if (rows >= kAmxInt8Rows) return detail::reduced_amx<Precision::int8>(w, a, rows, out, accumulate);
+    if (rows >= kAmxInt8Rows) return detail::reduced_amx<Precision::int8>(w, panels, a, rows, out, accumulate);
   }
 #endif
 #if defined(LSTMCORE_INT8_VNNI)
-  if (w.precision() == Precision::int8) return detail::reduced_simd<Precision::int8>(w, a, rows, out, accumulate);
+  if (w.precision() == Precision::int8) {
+    return detail::reduced_simd<Precision::int8>(w, panels, a, rows, out, accumulate);
+  }
 #endif
 #if defined(LSTMCORE_BF16_AVX512)
   if (w.precision() == Precision::bfloat16) {
-    return detail::reduced_simd<Precision::bfloat16>(w, a, rows, out, accumulate);
+    return detail::reduced_simd<Precision::bfloat16>(w, panels, a, rows, out, accumulate);
   }
 #endif
 #if defined(LSTMCORE_REDUCED_AVX2)
-  if (w.precision() == Precision::int8) return detail::reduced_avx2<Precision::int8>(w, a, rows, out, accumulate);
-  return detail::reduced_avx2<Precision::bfloat16>(w, a, rows, out, accumulate);
+  if (w.precision() == Precision::int8) {
+    return detail::reduced_avx2<Precision::int8>(w, panels, a, rows, out, accumulate);
+  }
+  return detail::reduced_avx2<Precision::bfloat16>(w, panels, a, rows, out, accumulate);
 #endif
   for (Index r = 0; r < rows; ++r) {
-    for (Index p = 0; p < w.panels(); ++p) {
+    for (Index p = panels.begin; p < panels.end; ++p) {
       const Index first = p * kReducedLanes;
       detail::reduced_panel_portable(w, p, a, r, out.data + r * out.stride + first,
                                      std::min(kReducedLanes, w.rows() - first), accumulate);
     }
   }
+}
+
+// The product over all of W's panels.
+inline void reduced_product(const ReducedMatrix& w, const ReducedRows& a, Index rows, ReducedOutput out,
+                            bool accumulate) {
+  reduced_product(w, {0, w.panels()}, a, rows, out, accumulate);
 }
 
 }  // namespace lstmcore

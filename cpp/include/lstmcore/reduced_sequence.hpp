@@ -1,15 +1,22 @@
 // The time loop of the reduced-precision forwards (reduced_lstm.hpp, reduced_gru.hpp,
 // reduced_rnn.hpp), for inference: no tape, no backward.
 //
-// Each thread runs whole sequences, its own rows of the batch, with all of W: no step
-// waits for another thread. A batch too small to give every thread a tile of rows runs
-// on one thread; at batch 1 the step is the product of one row with W_hh streamed from
-// cache, a quarter of float32's bytes in int8. A sequence's outputs do not depend on the
-// rows beside it: every product and conversion is row by row, so a sequence gives the
-// same bits alone, in a batch, with lengths or on another thread.
+// A batch that gives every thread a tile of rows is split over the batch: each thread
+// runs whole sequences, its own rows, with all of W, and no step waits for another
+// thread. A smaller batch (batch 1: the step is the product of one row with W_hh
+// streamed from cache, a quarter of float32's bytes in int8) is split over W's rows,
+// the products' output columns, when a step's product is large enough to pay for two
+// barriers a step: each thread converts the whole h_{t-1} for itself and multiplies it
+// by its panels of W_hh (and x_t by its panels of W_ih) into buffers the team shares;
+// after a barrier thread 0 runs the element-wise part on every unit, and a second
+// barrier publishes h_t. A sequence's outputs do not depend on the rows beside it or on
+// the split: every product and conversion is row by row, and each output column is
+// summed in the same order whichever thread computes it, so a sequence gives the same
+// bits alone, in a batch, with lengths or on any number of threads.
 #pragma once
 
 #include <algorithm>
+#include <optional>
 
 #include "lstmcore/reduced_precision.hpp"
 #include "lstmcore/sequence.hpp"
@@ -29,33 +36,71 @@ struct ReducedGatedWeights {
   GatedWeights<float> biases() const { return {nullptr, nullptr, bias_ih, bias_hh}; }
 };
 
-// The threads of a reduced pass, split over the batch when every thread gets a tile of
-// rows (PassPlan's rule); on busy cores one thread unless the pass is large enough to
-// outweigh a time slice.
-inline PassPlan plan_reduced_pass(const SequenceShape& s, Index gates) {
-  PassPlan plan{1, true};
-  const Index threads = std::min<Index>(max_threads(), s.batch / kMinBatchRowsPerThread);
-  if (threads < 2) return plan;
-  plan.threads = static_cast<int>(threads);
+// The threads of a reduced pass and its split: over the batch when every thread gets a
+// tile of rows (PassPlan's rule), else over W's rows when a step's product is large
+// enough to pay for two barriers a step (plan_threads' rule; int8's products take half
+// as long as bfloat16's, so it splits from more flops a thread: at batch 1 an LSTM of
+// I=H=192 ran slower on two threads, one of 224 faster). On busy cores one thread,
+// unless the pass is large enough to split over the batch, whose work then outweighs a
+// time slice.
+inline PassPlan plan_reduced_pass(const SequenceShape& s, Index gates, Precision precision) {
+  constexpr double kInt8MinFlopsPerThreadStep = 1.5e5;
+  const Index by_batch = std::min<Index>(max_threads(), s.batch / kMinBatchRowsPerThread);
+  PassPlan plan{static_cast<int>(std::max<Index>(by_batch, 1)), by_batch >= 2};
+  for (int thread = 0; s.batch_sizes && plan.by_batch && thread < plan.threads; ++thread) {
+    if (pass_part(plan, s, thread, plan.threads, 1).rows.size() < kMinBatchRowsPerThread) plan.by_batch = false;
+  }
+  const bool busy = adapt_to_busy_cores();
   const double flops = 2.0 * s.rows() * (s.input + s.hidden) * gates * s.hidden;
-  if (adapt_to_busy_cores() && flops < kBusyMinFlopsToSplit) plan.threads = 1;
-  for (int thread = 0; s.batch_sizes && plan.threads > 1 && thread < plan.threads; ++thread) {
-    if (pass_part(plan, s, thread, plan.threads, 1).rows.size() < kMinBatchRowsPerThread) plan.threads = 1;
+  if (plan.by_batch && busy && flops < kBusyMinFlopsToSplit) plan.by_batch = false;
+  if (plan.by_batch) return plan;
+  plan.threads = busy ? 1 : plan_threads(s.batch, s.hidden, gates);
+  if (precision == Precision::int8) {
+    const double step_flops = 2.0 * s.batch * s.hidden * gates * s.hidden;
+    plan.threads = std::max(1, std::min(plan.threads, static_cast<int>(step_flops / kInt8MinFlopsPerThreadStep)));
   }
   return plan;
 }
 
-// This thread's input projection, x_t W_ih^T for its rows, a chunk of steps ahead
-// (kChunkRows rows), as ProjectionChunks does for the whole batch.
+// A thread's share of a reduced pass: its batch rows, the panels of W_ih and W_hh whose
+// output columns it computes, and whether it runs the element-wise part (which covers
+// the rows' every unit).
+struct ReducedPart {
+  PassPart pass;
+  Range ih_panels;
+  Range hh_panels;
+  bool runs_cells;
+};
+
+inline ReducedPart reduced_part(const PassPlan& plan, const SequenceShape& s, const ReducedGatedWeights& w,
+                                int thread, int team) {
+  if (plan.by_batch || team == 1) {
+    return {pass_part(plan, s, thread, team, 1), {0, w.weight_ih.panels()}, {0, w.weight_hh.panels()}, true};
+  }
+  const auto share = [&](const ReducedMatrix& m) { return split_range(m.panels(), thread, team, kPanelAlign); };
+  return {{{0, s.hidden}, {0, s.batch}, {0, s.input}}, share(w.weight_ih), share(w.weight_hh), thread == 0};
+}
+
+// Steps of input projection a chunk holds for `rows` rows: kChunkRows rows in all.
+inline Index reduced_chunk_steps(const SequenceShape& s, Index rows) {
+  return std::clamp<Index>(kChunkRows / std::max<Index>(rows, 1), 1, s.steps);
+}
+
+// This thread's input projection, x_t W_ih^T for its rows and its panels of W_ih, a
+// chunk of steps ahead (reduced_chunk_steps), as ProjectionChunks does for the whole
+// batch, into `projected` (chunk steps x rows x W_ih's rows; shared by a team split over
+// panels, each thread writing its columns).
 class ReducedProjection {
  public:
-  ReducedProjection(const SequenceShape& s, const ReducedMatrix& weight_ih, Range rows)
+  ReducedProjection(const SequenceShape& s, const ReducedMatrix& weight_ih, Range rows, Range panels,
+                    float* projected)
       : s_(s),
         w_(weight_ih),
         rows_(rows),
-        chunk_(std::clamp<Index>(kChunkRows / std::max<Index>(rows.size(), 1), 1, s.steps)),
+        panels_(panels),
+        chunk_(reduced_chunk_steps(s, rows.size())),
         converted_(weight_ih.precision(), chunk_ * rows.size(), s.input),
-        projected_(chunk_ * rows.size() * weight_ih.rows()) {}
+        projected_(projected) {}
 
   // The pre-activations (without bias) of `step`'s time for this thread's rows, one row
   // of weight_ih.rows() values each from this thread's first row on; computed when
@@ -68,18 +113,19 @@ class ReducedProjection {
       for (Index t = 0; t < steps; ++t) {
         for (Index r = 0; r < n; ++r) converted_.convert(t * n + r, x.at(first_time + t, rows_.begin + r));
       }
-      reduced_product(w_, converted_, steps * n, {projected_.data(), G}, false);
+      reduced_product(w_, panels_, converted_, steps * n, {projected_, G}, false);
     }
-    return projected_.data() + (s_.time_at(step) - first_time) * n * G;
+    return projected_ + (s_.time_at(step) - first_time) * n * G;
   }
 
  private:
   const SequenceShape& s_;
   const ReducedMatrix& w_;
   Range rows_;
+  Range panels_;
   Index chunk_;
   ReducedRows converted_;
-  PassBuffer<float> projected_;
+  float* projected_;
 };
 
 // What a family's element-wise part sees of one step: rows [rows.begin, live_end) of
@@ -95,39 +141,54 @@ struct ReducedStep {
   StateRows<float> h_prev;
 };
 
-// The time loop: per thread, its rows; per step, the input projection (a chunk ahead),
-// h_{t-1} converted and multiplied by W_hh (into the projection, or apart when
-// `recurrent_apart`: the GRU's reset gate multiplies that part alone), then
-// `cell.step(ReducedStep, y)` from the thread's element-wise part, make_cell(rows), and
-// zeros on the rows past the batch alive at t. h_{t-1} is y's row of the step before, or h0;
-// its width, W_hh's depth, is the weights' (the projected LSTM's P, else H).
+// The time loop: per thread, its rows and panels (reduced_part); per step, the input
+// projection (a chunk ahead), h_{t-1} converted and multiplied by W_hh (into the
+// projection, or apart when `recurrent_apart`: the GRU's reset gate multiplies that part
+// alone), then `cell.step(ReducedStep, y)` from the element-wise part, make_cell(rows),
+// and zeros on the rows past the batch alive at t. h_{t-1} is y's row of the step
+// before, or h0; its width, W_hh's depth, is the weights' (the projected LSTM's P, else
+// H). A team split over panels meets at a barrier after the products and after the
+// element-wise part.
 template <typename MakeCell>
 void reduced_sequence(const SequenceShape& s, SequenceView<const float> x, const ReducedGatedWeights& w,
                       const float* h0, SequenceView<float> y, Index gates, bool recurrent_apart,
                       MakeCell&& make_cell) {
   const Index G = gates * s.hidden, H = w.weight_hh.depth();
-  const PassPlan plan = plan_reduced_pass(s, gates);
-  run_team(plan.threads, [&](const int thread, const int team, StepBarrier&) {
-    const PassPart part = pass_part(plan, s, thread, team, 1);
-    const Range rows = part.rows;
+  const PassPlan plan = plan_reduced_pass(s, gates, w.weight_hh.precision());
+  // The buffers a team split over panels shares (each thread's own when split over the batch).
+  const bool shares = !plan.by_batch && plan.threads > 1;
+  PassBuffer<float> shared_projection(shares ? reduced_chunk_steps(s, s.batch) * s.batch * G : 0);
+  PassBuffer<float> shared_apart(shares && recurrent_apart ? s.batch * G : 0);
+  run_team(plan.threads, [&](const int thread, const int team, StepBarrier& barrier) {
+    const ReducedPart part = reduced_part(plan, s, w, thread, team);
+    const Range rows = part.pass.rows;
     if (rows.size() == 0) return;
+    const bool shared = shares && team > 1;
     const Index r0 = rows.begin;
-    auto cell = make_cell(rows);
-    ReducedProjection projection(s, w.weight_ih, rows);
+    PassBuffer<float> own_projection(shared ? 0 : reduced_chunk_steps(s, rows.size()) * rows.size() * G);
+    PassBuffer<float> own_apart(!shared && recurrent_apart ? rows.size() * G : 0);
+    ReducedProjection projection(s, w.weight_ih, rows, part.ih_panels,
+                                 shared ? shared_projection.data() : own_projection.data());
+    float* const apart = shared ? shared_apart.data() : own_apart.data();
     ReducedRows hidden(w.weight_hh.precision(), rows.size(), H);
-    PassBuffer<float> apart(recurrent_apart ? rows.size() * G : 0);
     PreviousState<float> h_before(s, H);
+    std::optional<decltype(make_cell(rows))> cell;
+    if (part.runs_cells) cell.emplace(make_cell(rows));
     for (Index step = 0; step < s.steps; ++step) {
       const Index t = s.time_at(step);
-      const Index live_end = part.live_end(s.active(t));
+      const Index live_end = part.pass.live_end(s.active(t));
       float* pre = projection.at(step, x);
       const StateRows<float> h_prev =
           h_before.at(step, {h0, H}, {y.at(s.time_before(step), 0), y.batch_stride}, {r0, live_end});
       for (Index b = r0; b < live_end; ++b) hidden.convert(b - r0, h_prev.row(b));
-      float* recurrent = recurrent_apart ? apart.data() : pre;
-      reduced_product(w.weight_hh, hidden, live_end - r0, {recurrent, G}, !recurrent_apart);
-      cell.step(ReducedStep{step, t, rows, live_end, pre, recurrent, h_prev}, y);
-      for (Index b = live_end; b < rows.end; ++b) std::fill_n(y.at(t, b), H, 0.0f);
+      float* recurrent = recurrent_apart ? apart : pre;
+      reduced_product(w.weight_hh, part.hh_panels, hidden, live_end - r0, {recurrent, G}, !recurrent_apart);
+      if (shared) barrier.wait(team);
+      if (cell) {
+        cell->step(ReducedStep{step, t, rows, live_end, pre, recurrent, h_prev}, y);
+        for (Index b = live_end; b < rows.end; ++b) std::fill_n(y.at(t, b), H, 0.0f);
+      }
+      if (shared) barrier.wait(team);
     }
   });
 }

@@ -23,6 +23,15 @@ def pass_plan(
     batch_sizes: NDArray[np.int64] | None = None,
     steps: int = 1,
 ) -> tuple[int, Literal["units", "batch"]]: ...
+def reduced_pass_plan(
+    batch: int,
+    input: int,
+    hidden: int,
+    gates: int,
+    precision: str,
+    batch_sizes: NDArray[np.int64] | None = None,
+    steps: int = 1,
+) -> tuple[int, Literal["panels", "batch"]]: ...
 def built_for() -> list[str]: ...
 def sense_team(slowest_start_us: float, longest_sleep_us: float) -> None: ...
 def dx_after_the_loop(
