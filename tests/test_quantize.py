@@ -161,7 +161,7 @@ def test_the_split_over_threads_gives_the_same_bits_as_one_thread(kind, precisio
 PANEL_SPLIT = {
     "plain": (LSTM, 24, 256, 4, {}),
     "peephole-coupled-zoneout": (LSTM, 24, 256, 3, {"peephole": True, "coupled": True, "zoneout": 0.2}),
-    "projected-stacked-bidirectional": (LSTM, 24, 256, 4, {"proj_size": 40, "num_layers": 2, "bidirectional": True}),
+    "projected-stacked-bidirectional": (LSTM, 24, 256, 4, {"proj_size": 160, "num_layers": 2, "bidirectional": True}),
     "reverse-time-major": (LSTM, 24, 256, 4, {"reverse": True, "batch_first": False}),
     "gru": (GRU, 24, 256, 3, {}),
     "rnn-relu": (RNN, 24, 400, 1, {"nonlinearity": "relu"}),
@@ -179,8 +179,9 @@ def test_the_split_over_weight_rows_at_a_small_batch_gives_the_same_bits_as_one_
     try:
         lstmcore.set_num_threads(2)
         plan = lstmcore._core.diagnostics.reduced_pass_plan
-        assert plan(1, input_size, hidden, gates, precision) == (2, "panels")
-        assert plan(3, input_size, hidden, gates, precision) == (2, "panels")
+        depth = options.get("proj_size", hidden)
+        assert plan(1, input_size, hidden, gates, precision, depth=depth) == (2, "panels")
+        assert plan(3, input_size, hidden, gates, precision, depth=depth) == (2, "panels")
         for batch, lengths in [(1, None), (3, None), (3, np.array([2, 7, 5]))]:
             shape = (batch, 7, input_size) if layer.batch_first else (7, batch, input_size)
             x = rng.standard_normal(shape).astype(np.float32)
@@ -201,6 +202,30 @@ def test_the_split_over_weight_rows_at_a_small_batch_gives_the_same_bits_as_one_
         lstmcore.set_num_threads(previous)
 
 
+@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("threads", [2, 3])
+def test_the_split_over_weight_rows_refills_its_chunks_and_cuts_a_part_filled_panel(threads, precision):
+    # H=250: the last panel of W is part filled; 300 steps at batch 1 refill the input
+    # projection's chunk (256 rows); three threads on two cores split unevenly.
+    layer = LSTM(12, 250, seed=4)
+    quantized = lstmcore.quantize(layer, precision)
+    rng = np.random.default_rng(6)
+    previous = lstmcore._core.requested_threads()
+    try:
+        for batch, steps, lengths in [(1, 300, None), (3, 100, np.array([100, 37, 90]))]:
+            x = rng.standard_normal((batch, steps, 12)).astype(np.float32)
+            lstmcore.set_num_threads(threads)
+            assert lstmcore._core.diagnostics.reduced_pass_plan(batch, 12, 250, 4, precision) == (threads, "panels")
+            split = quantized(x, lengths=lengths)
+            lstmcore.set_num_threads(1)
+            one = quantized(x, lengths=lengths)
+            np.testing.assert_array_equal(split[0], one[0])
+            for part, part_one in zip(split[1], one[1]):
+                np.testing.assert_array_equal(part, part_one)
+    finally:
+        lstmcore.set_num_threads(previous)
+
+
 def test_a_small_int8_step_stays_on_one_thread():
     previous = lstmcore._core.requested_threads()
     try:
@@ -208,7 +233,14 @@ def test_a_small_int8_step_stays_on_one_thread():
         plan = lstmcore._core.diagnostics.reduced_pass_plan
         assert plan(1, 192, 192, 4, "int8") == (1, "panels")  # two barriers a step cost more
         assert plan(1, 192, 192, 4, "bfloat16") == (2, "panels")
+        # A projected LSTM's recurrent product is (4H, P): costed by its depth P.
+        assert plan(1, 24, 256, 4, "int8", depth=40) == (1, "panels")
+        assert plan(1, 24, 256, 4, "int8", depth=256) == (2, "panels")
         assert plan(16, 64, 64, 4, "int8") == (2, "batch")
+        # Lengths that leave a thread less than a tile of rows: one thread, as in float32's
+        # batch split (the split over W's rows is for batches below a tile a thread).
+        skewed = np.array([20, 2] + [1] * 18, dtype=np.int64)
+        assert plan(20, 64, 64, 4, "int8", batch_sizes=skewed) == (1, "panels")
         with pytest.raises(ValueError, match="expected precision 'int8' or 'bfloat16', got 'int4'"):
             plan(1, 4, 4, 4, "int4")
     finally:

@@ -55,12 +55,13 @@ py::tuple planned_pass(Index batch, Index input, Index hidden, Index gates, Inde
 }
 
 py::tuple planned_reduced_pass(Index batch, Index input, Index hidden, Index gates, const std::string& precision,
-                               const py::object& batch_sizes, Index steps) {
+                               const py::object& batch_sizes, Index steps, Index depth) {
   if (precision != "int8" && precision != "bfloat16") {
     throw py::value_error("expected precision 'int8' or 'bfloat16', got '" + precision + "'");
   }
   const auto shape = planned_shape(batch, input, hidden, batch_sizes, steps);
-  const auto plan = plan_reduced_pass(shape, gates, precision == "int8" ? Precision::int8 : Precision::bfloat16);
+  const auto plan = plan_reduced_pass(shape, gates, depth > 0 ? depth : hidden,
+                                      precision == "int8" ? Precision::int8 : Precision::bfloat16);
   return py::make_tuple(plan.threads, plan.by_batch ? "batch" : "panels");
 }
 
@@ -128,8 +129,9 @@ void register_diagnostics(py::module_& m) {
         "(threads, 'units' or 'batch'): how an LSTM or GRU pass of this shape (steps, or batch_sizes as "
         "the passes take them) splits over threads.");
   m.def("reduced_pass_plan", &planned_reduced_pass, "batch"_a, "input"_a, "hidden"_a, "gates"_a, "precision"_a,
-        "batch_sizes"_a = py::none(), "steps"_a = 1,
-        "(threads, 'panels' or 'batch'): how a reduced-precision forward of this shape splits over threads.");
+        "batch_sizes"_a = py::none(), "steps"_a = 1, "depth"_a = 0,
+        "(threads, 'panels' or 'batch'): how a reduced-precision forward of this shape splits over threads; "
+        "depth: W_hh's (a projected LSTM's proj_size), 0 for hidden.");
   m.def("sense_team", &sense, "slowest_start_us"_a, "longest_sleep_us"_a,
         "Report a multi-threaded pass's timings, as a pass does (tests).");
   m.attr("per_step_input_gradient_bytes") = kPerStepBytes;

@@ -36,49 +36,48 @@ struct ReducedGatedWeights {
   GatedWeights<float> biases() const { return {nullptr, nullptr, bias_ih, bias_hh}; }
 };
 
-// The threads of a reduced pass and its split: over the batch when every thread gets a
-// tile of rows (PassPlan's rule), else over W's rows when a step's product is large
-// enough to pay for two barriers a step (plan_threads' rule; int8's products take half
-// as long as bfloat16's, so it splits from more flops a thread: at batch 1 an LSTM of
-// I=H=192 ran slower on two threads, one of 224 faster). On busy cores one thread,
-// unless the pass is large enough to split over the batch, whose work then outweighs a
-// time slice.
-inline PassPlan plan_reduced_pass(const SequenceShape& s, Index gates, Precision precision) {
-  constexpr double kInt8MinFlopsPerThreadStep = 1.5e5;
-  const Index by_batch = std::min<Index>(max_threads(), s.batch / kMinBatchRowsPerThread);
-  PassPlan plan{static_cast<int>(std::max<Index>(by_batch, 1)), by_batch >= 2};
-  for (int thread = 0; s.batch_sizes && plan.by_batch && thread < plan.threads; ++thread) {
-    if (pass_part(plan, s, thread, plan.threads, 1).rows.size() < kMinBatchRowsPerThread) plan.by_batch = false;
+// The threads of a reduced pass and its split. Over the batch when every thread gets a
+// tile of rows (PassPlan's rule), on busy cores only if the pass is large enough that
+// its work outweighs a time slice; where lengths leave a thread less than a tile, one
+// thread. A batch smaller than a tile a thread splits over W's rows when a thread's share
+// of a step's recurrent product (`depth`: W_hh's, the projected LSTM's P) is large enough
+// to pay for two barriers a step: plan_threads' 100k flops for bfloat16, 150k for int8,
+// whose products take half as long (at batch 1 an LSTM of I=H=192 ran slower on two
+// threads, one of 224 faster); on busy cores, one thread.
+inline PassPlan plan_reduced_pass(const SequenceShape& s, Index gates, Index depth, Precision precision) {
+  const Index batch_threads = std::min<Index>(max_threads(), s.batch / kMinBatchRowsPerThread);
+  if (batch_threads >= 2) {
+    const PassPlan plan{static_cast<int>(batch_threads), true};
+    for (int thread = 0; s.batch_sizes && thread < plan.threads; ++thread) {
+      if (pass_part(plan, s, thread, plan.threads, 1).rows.size() < kMinBatchRowsPerThread) return {1, false};
+    }
+    const double flops = 2.0 * s.rows() * (s.input + depth) * gates * s.hidden;
+    if (flops < kBusyMinFlopsToSplit && adapt_to_busy_cores()) return {1, false};
+    return plan;
   }
-  const bool busy = adapt_to_busy_cores();
-  const double flops = 2.0 * s.rows() * (s.input + s.hidden) * gates * s.hidden;
-  if (plan.by_batch && busy && flops < kBusyMinFlopsToSplit) plan.by_batch = false;
-  if (plan.by_batch) return plan;
-  plan.threads = busy ? 1 : plan_threads(s.batch, s.hidden, gates);
-  if (precision == Precision::int8) {
-    const double step_flops = 2.0 * s.batch * s.hidden * gates * s.hidden;
-    plan.threads = std::max(1, std::min(plan.threads, static_cast<int>(step_flops / kInt8MinFlopsPerThreadStep)));
-  }
-  return plan;
+  constexpr Index kMinUnitsPerThread = 16;
+  const double min_flops_per_thread = precision == Precision::int8 ? 1.5e5 : 1.0e5;
+  const double step_flops = 2.0 * s.batch * gates * s.hidden * depth;
+  Index threads = std::min<Index>(max_threads(), static_cast<Index>(step_flops / min_flops_per_thread));
+  threads = std::min(threads, s.hidden / kMinUnitsPerThread);
+  if (threads < 2 || adapt_to_busy_cores()) return {1, false};
+  return {static_cast<int>(threads), false};
 }
 
-// A thread's share of a reduced pass: its batch rows, the panels of W_ih and W_hh whose
-// output columns it computes, and whether it runs the element-wise part (which covers
-// the rows' every unit).
+// A thread's share of a reduced pass: its batch rows, the panels of W_ih and W_hh (the
+// same rows of each) whose output columns it computes, and whether it runs the
+// element-wise part (which covers the rows' every unit).
 struct ReducedPart {
   PassPart pass;
-  Range ih_panels;
-  Range hh_panels;
+  Range panels;
   bool runs_cells;
 };
 
 inline ReducedPart reduced_part(const PassPlan& plan, const SequenceShape& s, const ReducedGatedWeights& w,
                                 int thread, int team) {
-  if (plan.by_batch || team == 1) {
-    return {pass_part(plan, s, thread, team, 1), {0, w.weight_ih.panels()}, {0, w.weight_hh.panels()}, true};
-  }
-  const auto share = [&](const ReducedMatrix& m) { return split_range(m.panels(), thread, team, kPanelAlign); };
-  return {{{0, s.hidden}, {0, s.batch}, {0, s.input}}, share(w.weight_ih), share(w.weight_hh), thread == 0};
+  const Index panels = w.weight_hh.panels();  // W_ih's too: both have a row per gate unit
+  if (plan.by_batch || team == 1) return {pass_part(plan, s, thread, team, 1), {0, panels}, true};
+  return {{{0, s.hidden}, {0, s.batch}, {0, s.input}}, split_range(panels, thread, team, kPanelAlign), thread == 0};
 }
 
 // Steps of input projection a chunk holds for `rows` rows: kChunkRows rows in all.
@@ -154,7 +153,7 @@ void reduced_sequence(const SequenceShape& s, SequenceView<const float> x, const
                       const float* h0, SequenceView<float> y, Index gates, bool recurrent_apart,
                       MakeCell&& make_cell) {
   const Index G = gates * s.hidden, H = w.weight_hh.depth();
-  const PassPlan plan = plan_reduced_pass(s, gates, w.weight_hh.precision());
+  const PassPlan plan = plan_reduced_pass(s, gates, H, w.weight_hh.precision());
   // The buffers a team split over panels shares (each thread's own when split over the batch).
   const bool shares = !plan.by_batch && plan.threads > 1;
   PassBuffer<float> shared_projection(shares ? reduced_chunk_steps(s, s.batch) * s.batch * G : 0);
@@ -167,7 +166,7 @@ void reduced_sequence(const SequenceShape& s, SequenceView<const float> x, const
     const Index r0 = rows.begin;
     PassBuffer<float> own_projection(shared ? 0 : reduced_chunk_steps(s, rows.size()) * rows.size() * G);
     PassBuffer<float> own_apart(!shared && recurrent_apart ? rows.size() * G : 0);
-    ReducedProjection projection(s, w.weight_ih, rows, part.ih_panels,
+    ReducedProjection projection(s, w.weight_ih, rows, part.panels,
                                  shared ? shared_projection.data() : own_projection.data());
     float* const apart = shared ? shared_apart.data() : own_apart.data();
     ReducedRows hidden(w.weight_hh.precision(), rows.size(), H);
@@ -182,7 +181,7 @@ void reduced_sequence(const SequenceShape& s, SequenceView<const float> x, const
           h_before.at(step, {h0, H}, {y.at(s.time_before(step), 0), y.batch_stride}, {r0, live_end});
       for (Index b = r0; b < live_end; ++b) hidden.convert(b - r0, h_prev.row(b));
       float* recurrent = recurrent_apart ? apart : pre;
-      reduced_product(w.weight_hh, part.hh_panels, hidden, live_end - r0, {recurrent, G}, !recurrent_apart);
+      reduced_product(w.weight_hh, part.panels, hidden, live_end - r0, {recurrent, G}, !recurrent_apart);
       if (shared) barrier.wait(team);
       if (cell) {
         cell->step(ReducedStep{step, t, rows, live_end, pre, recurrent, h_prev}, y);
