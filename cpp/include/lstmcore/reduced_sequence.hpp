@@ -55,13 +55,11 @@ inline PassPlan plan_reduced_pass(const SequenceShape& s, Index gates, Index dep
     if (flops < kBusyMinFlopsToSplit && adapt_to_busy_cores()) return {1, false};
     return plan;
   }
-  constexpr Index kMinUnitsPerThread = 16;
-  const double min_flops_per_thread = precision == Precision::int8 ? 1.5e5 : 1.0e5;
-  const double step_flops = 2.0 * s.batch * gates * s.hidden * depth;
-  Index threads = std::min<Index>(max_threads(), static_cast<Index>(step_flops / min_flops_per_thread));
-  threads = std::min(threads, s.hidden / kMinUnitsPerThread);
+  const double min_flops_per_thread =
+      precision == Precision::int8 ? 1.5 * kMinFlopsPerThreadStep : kMinFlopsPerThreadStep;
+  const int threads = plan_threads(2.0 * s.batch * gates * s.hidden * depth, s.hidden, min_flops_per_thread);
   if (threads < 2 || adapt_to_busy_cores()) return {1, false};
-  return {static_cast<int>(threads), false};
+  return {threads, false};
 }
 
 // A thread's share of a reduced pass: its batch rows, the panels of W_ih and W_hh (the
@@ -76,7 +74,7 @@ struct ReducedPart {
 inline ReducedPart reduced_part(const PassPlan& plan, const SequenceShape& s, const ReducedGatedWeights& w,
                                 int thread, int team) {
   const Index panels = w.weight_hh.panels();  // W_ih's too: both have a row per gate unit
-  if (plan.by_batch || team == 1) return {pass_part(plan, s, thread, team, 1), {0, panels}, true};
+  if (plan.by_batch) return {pass_part(plan, s, thread, team, 1), {0, panels}, true};
   return {{{0, s.hidden}, {0, s.batch}, {0, s.input}}, split_range(panels, thread, team, kPanelAlign), thread == 0};
 }
 
@@ -154,21 +152,21 @@ void reduced_sequence(const SequenceShape& s, SequenceView<const float> x, const
                       MakeCell&& make_cell) {
   const Index G = gates * s.hidden, H = w.weight_hh.depth();
   const PassPlan plan = plan_reduced_pass(s, gates, H, w.weight_hh.precision());
-  // The buffers a team split over panels shares (each thread's own when split over the batch).
-  const bool shares = !plan.by_batch && plan.threads > 1;
-  PassBuffer<float> shared_projection(shares ? reduced_chunk_steps(s, s.batch) * s.batch * G : 0);
-  PassBuffer<float> shared_apart(shares && recurrent_apart ? s.batch * G : 0);
+  // A team split over panels (or a pass on one thread) shares its buffers, each thread
+  // writing its columns; a team split over the batch keeps its own.
+  const bool over_panels = !plan.by_batch;
+  PassBuffer<float> team_projection(over_panels ? reduced_chunk_steps(s, s.batch) * s.batch * G : 0);
+  PassBuffer<float> team_apart(over_panels && recurrent_apart ? s.batch * G : 0);
   run_team(plan.threads, [&](const int thread, const int team, StepBarrier& barrier) {
     const ReducedPart part = reduced_part(plan, s, w, thread, team);
     const Range rows = part.pass.rows;
     if (rows.size() == 0) return;
-    const bool shared = shares && team > 1;
     const Index r0 = rows.begin;
-    PassBuffer<float> own_projection(shared ? 0 : reduced_chunk_steps(s, rows.size()) * rows.size() * G);
-    PassBuffer<float> own_apart(!shared && recurrent_apart ? rows.size() * G : 0);
+    PassBuffer<float> own_projection(over_panels ? 0 : reduced_chunk_steps(s, rows.size()) * rows.size() * G);
+    PassBuffer<float> own_apart(!over_panels && recurrent_apart ? rows.size() * G : 0);
     ReducedProjection projection(s, w.weight_ih, rows, part.panels,
-                                 shared ? shared_projection.data() : own_projection.data());
-    float* const apart = shared ? shared_apart.data() : own_apart.data();
+                                 over_panels ? team_projection.data() : own_projection.data());
+    float* const apart = over_panels ? team_apart.data() : own_apart.data();
     ReducedRows hidden(w.weight_hh.precision(), rows.size(), H);
     PreviousState<float> h_before(s, H);
     std::optional<decltype(make_cell(rows))> cell;
@@ -182,12 +180,12 @@ void reduced_sequence(const SequenceShape& s, SequenceView<const float> x, const
       for (Index b = r0; b < live_end; ++b) hidden.convert(b - r0, h_prev.row(b));
       float* recurrent = recurrent_apart ? apart : pre;
       reduced_product(w.weight_hh, part.panels, hidden, live_end - r0, {recurrent, G}, !recurrent_apart);
-      if (shared) barrier.wait(team);
+      if (over_panels) barrier.wait(team);  // no wait in a team of one
       if (cell) {
         cell->step(ReducedStep{step, t, rows, live_end, pre, recurrent, h_prev}, y);
         for (Index b = live_end; b < rows.end; ++b) std::fill_n(y.at(t, b), H, 0.0f);
       }
-      if (shared) barrier.wait(team);
+      if (over_panels) barrier.wait(team);
     }
   });
 }

@@ -42,19 +42,27 @@ inline Range split_range(Index total, int thread, int threads, Index align) {
   return {begin, end};
 }
 
-// Threads worth using for a pass whose per-step recurrent product is
-// (batch, hidden) x (hidden, gates*hidden): below about 100k flops a step, the
-// barrier costs more than the second thread gains. Re-checked with the core's own
-// barrier (step_barrier.hpp): just below that (H=64 and 96 at batch 1, H=32 at B=8) two
-// threads ran slower or faster than one by the machine's phase, so it stays.
-inline int plan_threads(Index batch, Index hidden, Index gates) {
-  constexpr double kMinFlopsPerThreadStep = 1.0e5;
+// Threads worth using for a pass whose per-step recurrent product costs `step_flops`,
+// at least `min_flops_per_thread` a thread and 16 hidden units a thread.
+inline int plan_threads(double step_flops, Index hidden, double min_flops_per_thread) {
   constexpr Index kMinUnitsPerThread = 16;
-  const double flops = 2.0 * batch * hidden * gates * hidden;
   int threads = max_threads();
-  threads = std::min<int>(threads, static_cast<int>(flops / kMinFlopsPerThreadStep));
+  threads = std::min<int>(threads, static_cast<int>(step_flops / min_flops_per_thread));
   threads = std::min<int>(threads, static_cast<int>(hidden / kMinUnitsPerThread));
   return std::max(threads, 1);
+}
+
+// The least flops a thread's share of a step's recurrent product needs for a second
+// thread: below about 100k flops a step, the barrier costs more than the second thread
+// gains. Re-checked with the core's own barrier (step_barrier.hpp): just below that
+// (H=64 and 96 at batch 1, H=32 at B=8) two threads ran slower or faster than one by the
+// machine's phase, so it stays.
+constexpr double kMinFlopsPerThreadStep = 1.0e5;
+
+// Threads worth using for a pass whose per-step recurrent product is
+// (batch, hidden) x (hidden, gates*hidden).
+inline int plan_threads(Index batch, Index hidden, Index gates) {
+  return plan_threads(2.0 * batch * hidden * gates * hidden, hidden, kMinFlopsPerThreadStep);
 }
 
 // The split of a pass whose per-step recurrent product is (batch, hidden) x
