@@ -194,15 +194,17 @@ def test_lengths_match_running_alone_when_dx_is_one_product_after_the_loop(varia
 @variants()
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_with_lengths_a_sequence_gets_the_same_bits_in_any_batch_of_three_or_more(variant, dtype, threads):
+@pytest.mark.parametrize("hidden", [16, 40])
+def test_with_lengths_a_sequence_gets_the_same_bits_in_any_batch_of_three_or_more(variant, dtype, threads, hidden):
     # As the sequences of a batch end, its last rows run alone or in pairs; they keep the
     # order of sums they have beside the others (a tile of one row split its sums by
     # parity, as a batch-1 pass does, and differed in the last bits). Model.predict's
-    # batches and distributed.predict's chunks rely on it.
+    # batches and distributed.predict's chunks rely on it. H=40 gives a gate several
+    # panels of units, which tiles of one or two rows take two at a time.
     previous = lstmcore._core.requested_threads()
     lstmcore.set_num_threads(threads)
     try:
-        layer = make_layer(variant, 2, True, False, dtype, hidden=16)
+        layer = make_layer(variant, 2, True, False, dtype, hidden=hidden)
         lengths = np.array([7, 2, 5, 7, 1, 3, 6, 4, 2])
         x = np.random.default_rng(0).standard_normal((STEPS, len(lengths), INPUT)).astype(dtype)
         y_all, _ = layer(x, lengths=lengths)

@@ -327,6 +327,21 @@ EIGEN_ALWAYS_INLINE void tile_step(TileAccumulators<Packet>& acc, const Source& 
   }
 }
 
+// Keeps a loaded packet in a register the compiler cannot see into. Without it GCC folds
+// the panel's load into every FMA that reads it: a tile of R rows then loads each packet
+// R times, and tiles of 1 to 5 rows (small batches) ran at about half the FMA peak, bound
+// by loads, where the 6-row tile, loaded once, ran near it.
+template <typename Packet>
+EIGEN_ALWAYS_INLINE void in_register(Packet& packet) {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+  __asm__("" : "+v"(packet));  // "v": any SIMD register, zmm16-31 included
+#elif defined(__GNUC__) && defined(__aarch64__)
+  __asm__("" : "+w"(packet));
+#else
+  (void)packet;
+#endif
+}
+
 // Writes (or adds) one row of a tile into up to kWidth columns of C.
 template <typename Scalar, typename Packet>
 EIGEN_ALWAYS_INLINE void tile_store(const Packet& lo, const Packet& hi, Scalar* row, Index cols, bool accumulate) {
@@ -399,8 +414,10 @@ void tile_kernel(const Source& a, Index depth, const Scalar* panel, const TileOu
     }
   }
   for (Index k = 0; k < depth; ++k) {
-    const Packet b_lo = pload<Packet>(panel + k * W);
-    const Packet b_hi = P > 1 ? pload<Packet>(panel + k * W + N) : b_lo;
+    Packet b_lo = pload<Packet>(panel + k * W);
+    Packet b_hi = P > 1 ? pload<Packet>(panel + k * W + N) : b_lo;
+    in_register(b_lo);
+    if constexpr (P > 1) in_register(b_hi);
     tile_step<R, P>(acc, a, k, b_lo, b_hi);
   }
   tile_store(acc.lo0, acc.hi0, c.rows[0], cols, accumulate);
@@ -444,6 +461,56 @@ void tile_kernel_rows(Index rows, const Source& a, Index depth, const Scalar* pa
   tile_kernel_rows<Scalar, 2>(rows, a, depth, panel, c, cols, accumulate, lone);
 }
 
+// A tile of R <= 2 rows times two panels at once, the second `cols` wide: one or two rows
+// against one panel keep only 2 or 4 accumulators, too few to cover the FMA's latency,
+// and a batch of 2 ran its step at about half the FMA peak. Each column is still one
+// chain summed in k order, as in tile_kernel: a row's bits do not depend on which kernel
+// ran it (a batch's rows pass between tiles of different heights as sequences end).
+template <typename Scalar, int R, typename Source>
+void tile_kernel_pair(const Source& a, Index depth, const Scalar* first_panel, const Scalar* second_panel,
+                      const TileOutput<Scalar>& c, Index cols, bool accumulate) {
+  static_assert(R == 1 || R == 2, "four packets a row: 8 accumulators at most beside the operands");
+  using namespace Eigen::internal;
+  using L = PanelLayout<Scalar>;
+  using Packet = typename L::Packet;
+  constexpr int N = L::kLanes;
+  constexpr Index W = L::kWidth;
+  for (int r = 0; r < R; ++r) {
+    __builtin_prefetch(c.rows[r]);
+    __builtin_prefetch(c.rows[r] + W + cols - 1);
+  }
+  const Packet zero = pset1<Packet>(Scalar(0));
+  // lo/hi 0 and 1: the first panel's rows 0 and 1; 2 and 3: the second panel's.
+  TileAccumulators<Packet> acc{zero, zero, zero, zero, zero, zero, zero, zero,
+                               zero, zero, zero, zero, zero, zero, zero, zero};
+  for (Index k = 0; k < depth; ++k) {
+    Packet b0 = pload<Packet>(first_panel + k * W), b1 = pload<Packet>(first_panel + k * W + N);
+    Packet b2 = pload<Packet>(second_panel + k * W), b3 = pload<Packet>(second_panel + k * W + N);
+    in_register(b0);
+    in_register(b1);
+    in_register(b2);
+    in_register(b3);
+    Packet x = pset1<Packet>(a(k, 0));
+    acc.lo0 = pmadd(x, b0, acc.lo0);
+    acc.hi0 = pmadd(x, b1, acc.hi0);
+    acc.lo2 = pmadd(x, b2, acc.lo2);
+    acc.hi2 = pmadd(x, b3, acc.hi2);
+    if constexpr (R > 1) {
+      x = pset1<Packet>(a(k, 1));
+      acc.lo1 = pmadd(x, b0, acc.lo1);
+      acc.hi1 = pmadd(x, b1, acc.hi1);
+      acc.lo3 = pmadd(x, b2, acc.lo3);
+      acc.hi3 = pmadd(x, b3, acc.hi3);
+    }
+  }
+  tile_store(acc.lo0, acc.hi0, c.rows[0], W, accumulate);
+  tile_store(acc.lo2, acc.hi2, c.rows[0] + W, cols, accumulate);
+  if constexpr (R > 1) {
+    tile_store(acc.lo1, acc.hi1, c.rows[1], W, accumulate);
+    tile_store(acc.lo3, acc.hi3, c.rows[1] + W, cols, accumulate);
+  }
+}
+
 }  // namespace detail
 
 // Depth per pass of the kernel: one panel's block (kDepthBlock x kWidth: 16 kB) stays in L1
@@ -460,11 +527,28 @@ template <typename Scalar, typename TileOfA>
 void multiply_tiles(const TileOfA& a_tile, Index rows, Index depth, const Scalar* b_panels, Index n,
                     OutputRows<Scalar> c, Index c_first, bool accumulate, LoneRow lone) {
   using L = PanelLayout<Scalar>;
+  // One or two rows (a batch of 2, or one row of a batch) take the panels two at a time;
+  // a batch of one keeps tile_kernel's split chains.
+  const bool pairs = rows == 2 || (rows == 1 && lone == LoneRow::as_in_tiles);
   for (Index k0 = 0; k0 < depth; k0 += kDepthBlock) {
     const Index kc = std::min(kDepthBlock, depth - k0);
     for (Index panel = 0; panel < L::panels(n); ++panel) {
       const Index j0 = panel * L::kWidth, cols = std::min(L::kWidth, n - j0);
       const Scalar* b = b_panels + panel * depth * L::kWidth + k0 * L::kWidth;
+      if (pairs && panel + 1 < L::panels(n)) {
+        TileOutput<Scalar> out;
+        for (Index r = 0; r < rows; ++r) out.rows[r] = c.row(c_first + r) + j0;
+        const Index next_cols = std::min(L::kWidth, n - j0 - L::kWidth);
+        const Scalar* next = b + depth * L::kWidth;
+        const auto a = a_tile(0, 0, rows, k0);
+        if (rows == 2) {
+          tile_kernel_pair<Scalar, 2>(a, kc, b, next, out, next_cols, accumulate || k0 > 0);
+        } else {
+          tile_kernel_pair<Scalar, 1>(a, kc, b, next, out, next_cols, accumulate || k0 > 0);
+        }
+        ++panel;
+        continue;
+      }
       for (Index tile = 0; tile < L::tiles(rows); ++tile) {
         const Index r0 = L::tile_first(rows, tile), height = L::tile_height(rows, tile);
         TileOutput<Scalar> out;  // rows past `height` are never read
