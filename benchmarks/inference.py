@@ -70,7 +70,15 @@ MAX_CALLS = 100_000  # per sample: a 20 us inference still makes a sample of sam
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--cases", default=None, help="comma-separated case names or globs (default: all); --list")
+    parser.add_argument(
+        "--cases",
+        default=None,
+        help="comma-separated case names or globs, or 'beyond' for the shapes past the issue's\n"
+        "(default: the issue's shapes); --list",
+    )
+    parser.add_argument(
+        "--shape", action="append", default=[], help="an extra case KIND:I:H:T:B, e.g. lstm:40:300:200:2 (repeatable)"
+    )
     parser.add_argument("--list", action="store_true", help="list the cases and exit")
     parser.add_argument("--threads", default="1,2", help="comma-separated thread counts (default %(default)s)")
     parser.add_argument("--repeats", type=int, default=None, help="alternating samples per side (default 15; quick 3)")
@@ -93,11 +101,21 @@ def parse_args(argv):
         parser.error(f"expected comma-separated thread counts, got {args.threads!r}")
     if args.repeats < 1 or args.sample_seconds <= 0 or any(t < 1 for t in args.threads):
         parser.error("repeats, sample seconds and thread counts must be positive")
-    patterns = args.cases.split(",") if args.cases else ["*"]
-    cases = inference_cases.CASES
-    args.selected = [case for case in cases if any(fnmatch.fnmatchcase(case.name, p) for p in patterns)]
-    if not args.selected:
-        parser.error(f"no case matches {args.cases!r}; known: {', '.join(inference_cases.CASES_BY_NAME)}")
+    try:
+        shapes = [inference_cases.parse_shape(text) for text in args.shape]
+    except ValueError as error:
+        parser.error(str(error))
+    if args.cases == "beyond":
+        args.selected = list(inference_cases.BEYOND_CASES)
+    elif args.cases or not shapes:
+        patterns = args.cases.split(",") if args.cases else [case.name for case in inference_cases.CASES]
+        known = list(inference_cases.CASES_BY_NAME.values())
+        args.selected = [case for case in known if any(fnmatch.fnmatchcase(case.name, p) for p in patterns)]
+        if not args.selected:
+            parser.error(f"no case matches {args.cases!r}; known: {', '.join(inference_cases.CASES_BY_NAME)}")
+    else:
+        args.selected = []
+    args.selected += shapes
     return args
 
 
@@ -191,6 +209,9 @@ def main(argv=None):
     args = parse_args(argv)
     if args.list:
         for case in inference_cases.CASES:
+            print(f"{case.name:24s} {case.describe()}")
+        print("beyond (--cases beyond):")
+        for case in inference_cases.BEYOND_CASES:
             print(f"{case.name:24s} {case.describe()}")
         return 0
     notes = []

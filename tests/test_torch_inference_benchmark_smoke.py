@@ -75,3 +75,24 @@ def test_check_names_the_output_that_differs():
     got[2] = got[2] + np.float32(1e-2) * np.abs(got[2]).max()  # c_n off by 1% of its largest magnitude
     error, mismatch = inference_sides.compare(expected, got)
     assert mismatch is not None and mismatch.startswith("c_n:") and error > inference_sides.CHECK_RTOL
+
+
+def test_shapes_beyond_the_issue_run_and_a_bad_shape_is_refused(tmp_path):
+    from benchmarks import inference_cases
+
+    out = tmp_path / "inference.json"
+    path = os.pathsep.join([str(Path(lstmcore.__file__).parent.parent), os.environ.get("PYTHONPATH", "")])
+    command = [sys.executable, "-m", "benchmarks.inference", "--quick", "--repeats", "1", "--threads", "1"]
+    command += ["--no-torch", "--no-ort", "--cases", "lstm_h256_t100_b8", "--shape", "gru:5:9:3:2", "--json", str(out)]
+    done = subprocess.run(
+        command, cwd=ROOT, env=dict(os.environ, PYTHONPATH=path), capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(out.read_text())["results"]
+    assert [row["case"] for row in rows] == ["lstm_h256_t100_b8", "gru_i5_h9_t3_b2"]
+    assert all(row["mismatch"] is None for row in rows)
+    assert {case.name for case in inference_cases.BEYOND_CASES} <= set(inference_cases.CASES_BY_NAME)
+    assert inference_cases.parse_shape("lstm:40:300:200:2").describe() == "LSTM I=40 H=300 T=200 B=2"
+    for bad in ("lstm:40:300:200", "rnn:1:2:3:4", "gru:1:0:3:4", "gru:1:x:3:4"):
+        with pytest.raises(ValueError, match="expected"):
+            inference_cases.parse_shape(bad)
