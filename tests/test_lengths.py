@@ -194,13 +194,15 @@ def test_lengths_match_running_alone_when_dx_is_one_product_after_the_loop(varia
 @variants()
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("hidden", [16, 40])
+@pytest.mark.parametrize("hidden", [16, 40, 300])
 def test_with_lengths_a_sequence_gets_the_same_bits_in_any_batch_of_three_or_more(variant, dtype, threads, hidden):
     # As the sequences of a batch end, its last rows run alone or in pairs; they keep the
     # order of sums they have beside the others (a tile of one row split its sums by
     # parity, as a batch-1 pass does, and differed in the last bits). Model.predict's
     # batches and distributed.predict's chunks rely on it. H=40 gives a gate several
-    # panels of units, which tiles of one or two rows take two at a time.
+    # panels of units, which tiles of one or two rows take two at a time; at H=300 the
+    # products' depth is two blocks, which a batch of one tile takes panel by panel and
+    # one of more tiles block by block.
     previous = lstmcore._core.requested_threads()
     lstmcore.set_num_threads(threads)
     try:

@@ -530,32 +530,46 @@ void multiply_tiles(const TileOfA& a_tile, Index rows, Index depth, const Scalar
   // One or two rows (a batch of 2, or one row of a batch) take the panels two at a time;
   // a batch of one keeps tile_kernel's split chains.
   const bool pairs = rows == 2 || (rows == 1 && lone == LoneRow::as_in_tiles);
-  for (Index k0 = 0; k0 < depth; k0 += kDepthBlock) {
-    const Index kc = std::min(kDepthBlock, depth - k0);
-    for (Index panel = 0; panel < L::panels(n); ++panel) {
-      const Index j0 = panel * L::kWidth, cols = std::min(L::kWidth, n - j0);
-      const Scalar* b = b_panels + panel * depth * L::kWidth + k0 * L::kWidth;
-      if (pairs && panel + 1 < L::panels(n)) {
-        TileOutput<Scalar> out;
-        for (Index r = 0; r < rows; ++r) out.rows[r] = c.row(c_first + r) + j0;
-        const Index next_cols = std::min(L::kWidth, n - j0 - L::kWidth);
-        const Scalar* next = b + depth * L::kWidth;
-        const auto a = a_tile(0, 0, rows, k0);
-        if (rows == 2) {
-          tile_kernel_pair<Scalar, 2>(a, kc, b, next, out, next_cols, accumulate || k0 > 0);
-        } else {
-          tile_kernel_pair<Scalar, 1>(a, kc, b, next, out, next_cols, accumulate || k0 > 0);
-        }
-        ++panel;
-        continue;
+  const Index panels = L::panels(n);
+  // The depth block [k0, k0 + kDepthBlock) of one panel (or two) against every tile of A;
+  // returns the panels it took.
+  const auto block = [&](Index panel, Index k0) -> Index {
+    const Index kc = std::min(kDepthBlock, depth - k0), j0 = panel * L::kWidth, cols = std::min(L::kWidth, n - j0);
+    const Scalar* b = b_panels + panel * depth * L::kWidth + k0 * L::kWidth;
+    if (pairs && panel + 1 < panels) {
+      TileOutput<Scalar> out;
+      for (Index r = 0; r < rows; ++r) out.rows[r] = c.row(c_first + r) + j0;
+      const Index next_cols = std::min(L::kWidth, n - j0 - L::kWidth);
+      const Scalar* next = b + depth * L::kWidth;
+      const auto a = a_tile(0, 0, rows, k0);
+      if (rows == 2) {
+        tile_kernel_pair<Scalar, 2>(a, kc, b, next, out, next_cols, accumulate || k0 > 0);
+      } else {
+        tile_kernel_pair<Scalar, 1>(a, kc, b, next, out, next_cols, accumulate || k0 > 0);
       }
-      for (Index tile = 0; tile < L::tiles(rows); ++tile) {
-        const Index r0 = L::tile_first(rows, tile), height = L::tile_height(rows, tile);
-        TileOutput<Scalar> out;  // rows past `height` are never read
-        for (Index r = 0; r < height; ++r) out.rows[r] = c.row(c_first + r0 + r) + j0;
-        tile_kernel_rows(height, a_tile(tile, r0, height, k0), kc, b, out, cols, accumulate || k0 > 0, lone);
-      }
+      return 2;
     }
+    for (Index tile = 0; tile < L::tiles(rows); ++tile) {
+      const Index r0 = L::tile_first(rows, tile), height = L::tile_height(rows, tile);
+      TileOutput<Scalar> out;  // rows past `height` are never read
+      for (Index r = 0; r < height; ++r) out.rows[r] = c.row(c_first + r0 + r) + j0;
+      tile_kernel_rows(height, a_tile(tile, r0, height, k0), kc, b, out, cols, accumulate || k0 > 0, lone);
+    }
+    return 1;
+  };
+  if (L::tiles(rows) == 1) {
+    // One tile reuses no panel block, so each panel is read whole before the next: one
+    // sequential stream through the weights rather than a jump of a panel's length every
+    // kDepthBlock rows. Each column still adds its depth blocks to C in the same order.
+    for (Index panel = 0; panel < panels;) {
+      Index took = 1;
+      for (Index k0 = 0; k0 < depth; k0 += kDepthBlock) took = block(panel, k0);
+      panel += took;
+    }
+    return;
+  }
+  for (Index k0 = 0; k0 < depth; k0 += kDepthBlock) {
+    for (Index panel = 0; panel < panels;) panel += block(panel, k0);
   }
 }
 
