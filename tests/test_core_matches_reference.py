@@ -173,15 +173,16 @@ def test_matches_reference_in_a_pass_of_one_or_two_rows(kind, dtype, steps, batc
 @kinds
 @dtypes
 @pytest.mark.parametrize("batch", [2, 3])
-@pytest.mark.parametrize("hidden", [20, 28, 40, 56, 264])
+@pytest.mark.parametrize("hidden", [20, 26, 28, 30, 40, 56, 264])
 def test_matches_reference_for_one_or_two_rows_at_any_panel_width(kind, dtype, batch, hidden):
     # A tile of one or two rows takes the weights' panels (a gate's units, 16 columns in
     # float32 and 8 in float64 with AVX2; 32 and 16 with AVX-512) two at a time. These
     # widths give pairs of full panels, pairs whose second panel is part-filled (a whole
-    # packet, less, more), and an odd last panel alone. B=2 is one tile of two rows; B=3
-    # is a tile of three in the forward and, in the backward's products over T*B rows, a
-    # last tile of one or two. H=264 makes W_hh's depth two blocks of the kernel's, which
-    # one tile of rows takes panel by panel, each panel's blocks in turn.
+    # packet, less, more: in float32 H=20, 56, 28; in float64 H=28, 26, 30), and an odd
+    # last panel alone. B=2 is one tile of two rows (the pairs); B=3 one tile of three,
+    # which takes one panel at a time. H=264 makes W_hh's depth two blocks of the
+    # kernel's, which one tile of rows (B=2 and B=3) takes panel by panel, each panel's
+    # blocks in turn.
     shape = (5, batch, 7, hidden, 1, True, True)
     got, expected = run_both(kind, dtype, shape, with_state=True, with_dstate=True)
     assert_all_close(sorted(expected), got, expected, dtype)

@@ -462,10 +462,12 @@ void tile_kernel_rows(Index rows, const Source& a, Index depth, const Scalar* pa
 }
 
 // A tile of R <= 2 rows times two panels at once, the second `cols` wide: one or two rows
-// against one panel keep only 2 or 4 accumulators, too few to cover the FMA's latency,
-// and a batch of 2 ran its step at about half the FMA peak. Each column is still one
-// chain summed in k order, as in tile_kernel: a row's bits do not depend on which kernel
-// ran it (a batch's rows pass between tiles of different heights as sequences end).
+// against one panel keep only 2 or 4 accumulators, too few to cover the FMA's latency
+// (two pipes of latency 4 or 5 want 8 to 10), and a batch of 2 ran its step at about
+// half the FMA peak. Two rows get 8 here; a row alone 4, still short of them. Each
+// column is still one chain summed in k order, as in tile_kernel: a row's bits do not
+// depend on which kernel ran it (a batch's rows pass between tiles of different heights
+// as sequences end).
 template <typename Scalar, int R, typename Source>
 void tile_kernel_pair(const Source& a, Index depth, const Scalar* first_panel, const Scalar* second_panel,
                       const TileOutput<Scalar>& c, Index cols, bool accumulate) {
