@@ -156,6 +156,8 @@ def test_bfloat16_products_that_underflow_or_overflow_round_as_the_kernel_says()
         minus_3e38 = float(from_bfloat16(to_bfloat16(np.float32([-3e38])))[0])
         expected[0, 0], expected[1, 1] = 2.0**-148, np.float32(minus_3e38 + 2.0**128)  # one rounding each
     np.testing.assert_array_equal(got, expected)
+    # From two tiles of rows on, AVX2 takes float32's tiles (reduced_bf16_tiles.hpp): the same FMAs.
+    np.testing.assert_array_equal(_core.reduced_product(matrix, np.tile(a, (7, 1))), np.tile(expected, (7, 1)))
 
 
 def test_int8_weights_round_each_row_to_its_own_scale():

@@ -3,7 +3,8 @@
 //
 // Kernels: AVX-512 VNNI (vpdpbusd: u8 x s8 -> s32, so activations are stored as
 // q_a + 128 and 128 * sum_k q_w[j][k] taken off) and AVX512_BF16 (vdpbf16ps) where the
-// build targets them, else AVX2 and FMA (reduced_avx2.hpp), portable loops otherwise.
+// build targets them, else AVX2 and FMA (reduced_avx2.hpp; bfloat16 from a tile of rows
+// on, float32's tiles: reduced_bf16_tiles.hpp), portable loops otherwise.
 // They compute the same values: integer sums are exact, and each bfloat16 product of
 // normal values is exact in float32, so adding the pairs in vdpbf16ps's order (odd
 // element first) gives its roundings. (vdpbf16ps also flushes subnormals, which the
@@ -22,6 +23,7 @@
 
 #include "lstmcore/reduced_amx.hpp"
 #include "lstmcore/reduced_avx2.hpp"
+#include "lstmcore/reduced_bf16_tiles.hpp"
 #include "lstmcore/reduced_values.hpp"
 #include "lstmcore/threading.hpp"  // Range
 
@@ -294,6 +296,9 @@ inline void reduced_product(const ReducedMatrix& w, Range panels, const ReducedR
   if (w.precision() == Precision::int8) {
     return detail::reduced_avx2<Precision::int8>(w, panels, a, rows, out, accumulate);
   }
+#if defined(LSTMCORE_BF16_TILES)
+  if (rows >= detail::kBf16TileRows) return detail::reduced_bf16_tiles(w, panels, a, rows, out, accumulate);
+#endif
   return detail::reduced_avx2<Precision::bfloat16>(w, panels, a, rows, out, accumulate);
 #endif
   for (Index r = 0; r < rows; ++r) {
