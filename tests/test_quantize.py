@@ -121,6 +121,22 @@ def parts(state):
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
+def test_a_batch_of_thirteen_gives_each_sequence_its_bits_alone(precision):
+    # 13 rows (AVX2's bfloat16 products take float32's tiles from 12) at odd depths (33
+    # inputs, a projection of 7), then fewer as the sequences end; alone, a row at a time.
+    layer = LSTM(33, 20, proj_size=7, seed=3)
+    quantized = lstmcore.quantize(layer, precision)
+    x = np.random.default_rng(8).standard_normal((13, 9, 33)).astype(np.float32)
+    lengths = np.array([9, 9, 8, 9, 3, 9, 9, 7, 9, 9, 1, 9, 5])
+    y, (h_n, c_n) = quantized(x, lengths=lengths)
+    for b, length in enumerate(lengths):
+        y_alone, (h_alone, c_alone) = quantized(x[b : b + 1, :length])
+        np.testing.assert_array_equal(y[b, :length], y_alone[0])
+        np.testing.assert_array_equal(h_n[:, b], h_alone[:, 0])
+        np.testing.assert_array_equal(c_n[:, b], c_alone[:, 0])
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
 @pytest.mark.parametrize("case", ["plain", "gru", "rnn-tanh"])
 def test_steps_with_the_state_carried_give_the_whole_sequence(case, precision):
     layer = make(case)

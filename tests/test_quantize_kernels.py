@@ -44,10 +44,14 @@ SHAPES = [
     (5, 64, 300),
     (9, 100, 129),
     (1, 1024, 256),
-    (16, 16, 64),  # AMX from here: whole tiles, and ragged ones
+    (16, 16, 64),  # AMX from here: whole tiles, and ragged ones; AVX2's bfloat16 on float32's tiles from 12
     (17, 33, 70),
     (40, 1024, 256),
     (100, 48, 1030),
+    (12, 24, 33),  # tiles of 6 + 6, a last panel of 8 columns, an odd depth
+    (13, 41, 257),  # tiles of 5 + 4 + 4, a last panel of 9 columns, an odd depth past 256
+    (19, 31, 7),  # tiles of 5 + 5 + 5 + 4, a last panel of 15 columns
+    (197, 20, 9),  # blocks of 99 and 98 rows (reduced_bf16_tiles.hpp)
 ]
 
 
@@ -57,6 +61,13 @@ def amx(request):
     _core.diagnostics.allow_amx(request.param == "amx allowed")
     yield request.param
     _core.diagnostics.allow_amx(True)
+
+
+def test_avx2_builds_run_many_bfloat16_rows_on_float32_tiles():
+    built = set(_core.diagnostics.built_for())
+    # AVX-512 builds keep their own kernels, whose float32 panels are 32 columns wide.
+    on_tiles = {"avx2", "fma"} <= built and "avx512f" not in built
+    assert _core.diagnostics.bfloat16_tile_rows == (12 if on_tiles else 0)
 
 
 def expected_kernels(precision):

@@ -135,6 +135,11 @@ void register_diagnostics(py::module_& m) {
   m.def("sense_team", &sense, "slowest_start_us"_a, "longest_sleep_us"_a,
         "Report a multi-threaded pass's timings, as a pass does (tests).");
   m.attr("per_step_input_gradient_bytes") = kPerStepBytes;
+#if defined(LSTMCORE_BF16_TILES)
+  m.attr("bfloat16_tile_rows") = detail::kBf16TileRows;
+#else
+  m.attr("bfloat16_tile_rows") = 0;
+#endif
   m.def("built_for", &built_for,
         "The x86 instruction sets this build's reduced-precision kernels may use (the compiler's targets): "
         "a list of 'avx2', 'fma', 'avx512f', 'avx512bw', 'avx512_vnni', 'avx512_bf16', 'amx'.");

@@ -3,8 +3,8 @@
 //
 // Kernels: AVX-512 VNNI (vpdpbusd: u8 x s8 -> s32, so activations are stored as
 // q_a + 128 and 128 * sum_k q_w[j][k] taken off) and AVX512_BF16 (vdpbf16ps) where the
-// build targets them, else AVX2 and FMA (reduced_avx2.hpp; bfloat16 from a tile of rows
-// on, float32's tiles: reduced_bf16_tiles.hpp), portable loops otherwise.
+// build targets them, else AVX2 and FMA (reduced_avx2.hpp; bfloat16 products of 12 rows
+// or more on float32's tiles: reduced_bf16_tiles.hpp), portable loops otherwise.
 // They compute the same values: integer sums are exact, and each bfloat16 product of
 // normal values is exact in float32, so adding the pairs in vdpbf16ps's order (odd
 // element first) gives its roundings. (vdpbf16ps also flushes subnormals, which the

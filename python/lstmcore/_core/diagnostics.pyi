@@ -9,6 +9,9 @@ _Floats = NDArray[np.floating[Any]]
 
 # Bytes of packed input weights up to which a backward computes dx step by step.
 per_step_input_gradient_bytes: int
+# Rows from which an AVX2 build's bfloat16 products run on float32's tiles; 0 where
+# the build has no such path (reduced_bf16_tiles.hpp).
+bfloat16_tile_rows: int
 
 def allow_amx(allowed: bool) -> None: ...
 def gate_tanh(x: _Floats) -> _Floats: ...
