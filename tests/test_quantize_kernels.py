@@ -121,6 +121,17 @@ def test_product_equals_the_numpy_model_exactly(precision, rows, cols, depth):
 
 
 @pytest.mark.parametrize("precision", ["int8", "bfloat16"])
+@pytest.mark.parametrize("rows", [1, 20])
+def test_a_product_of_no_depth_is_zeros(precision, rows):
+    no_depth = (np.zeros((5, 0), np.int8), np.ones(5, np.float32)) if precision == "int8" else (np.zeros((5, 0), np.uint16),)
+    matrix = _core.ReducedMatrix(precision, *no_depth)
+    for _ in range(3):  # leave non-zero memory where the output is likely to be allocated
+        junk = np.full((rows, 5), 7.0, np.float32)
+        del junk
+    np.testing.assert_array_equal(_core.reduced_product(matrix, np.ones((rows, 0), np.float32)), np.zeros((rows, 5)))
+
+
+@pytest.mark.parametrize("precision", ["int8", "bfloat16"])
 def test_a_row_holding_nan_or_inf_gives_nan_products_and_leaves_other_rows_alone(precision):
     rng = np.random.default_rng(1)
     w = random_matrix(rng, 20, 40)

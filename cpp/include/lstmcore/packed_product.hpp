@@ -523,11 +523,12 @@ constexpr Index kDepthBlock = 256;
 namespace detail {
 
 // C (rows, n) (+)= A (rows, depth) times packed B panels (depth, n), in depth blocks of
-// kDepthBlock; a_tile(tile, first_row, height, k0) is the A operand of a tile's rows from
-// depth k0 on; row r of C is c.row(c_first + r).
+// `depth_block` (each adds its partial sums to C); a_tile(tile, first_row, height, k0) is
+// the A operand of a tile's rows from depth k0 on; row r of C is c.row(c_first + r).
 template <typename Scalar, typename TileOfA>
 void multiply_tiles(const TileOfA& a_tile, Index rows, Index depth, const Scalar* b_panels, Index n,
-                    OutputRows<Scalar> c, Index c_first, bool accumulate, LoneRow lone) {
+                    OutputRows<Scalar> c, Index c_first, bool accumulate, LoneRow lone,
+                    Index depth_block = kDepthBlock) {
   using L = PanelLayout<Scalar>;
   // One or two rows (a batch of 2, or one row of a batch) take the panels two at a time;
   // a batch of one keeps tile_kernel's split chains.
@@ -536,7 +537,7 @@ void multiply_tiles(const TileOfA& a_tile, Index rows, Index depth, const Scalar
   // The depth block [k0, k0 + kDepthBlock) of one panel (or two) against every tile of A;
   // returns the panels it took.
   const auto block = [&](Index panel, Index k0) -> Index {
-    const Index kc = std::min(kDepthBlock, depth - k0), j0 = panel * L::kWidth, cols = std::min(L::kWidth, n - j0);
+    const Index kc = std::min(depth_block, depth - k0), j0 = panel * L::kWidth, cols = std::min(L::kWidth, n - j0);
     const Scalar* b = b_panels + panel * depth * L::kWidth + k0 * L::kWidth;
     if (pairs && panel + 1 < panels) {
       TileOutput<Scalar> out;
@@ -565,12 +566,13 @@ void multiply_tiles(const TileOfA& a_tile, Index rows, Index depth, const Scalar
     // kDepthBlock rows. Each column still adds its depth blocks to C in the same order.
     for (Index panel = 0; panel < panels;) {
       Index took = 1;
-      for (Index k0 = 0; k0 < depth; k0 += kDepthBlock) took = block(panel, k0);
+      for (Index k0 = 0; k0 == 0 || k0 < depth; k0 += depth_block) took = block(panel, k0);
       panel += took;
     }
     return;
   }
-  for (Index k0 = 0; k0 < depth; k0 += kDepthBlock) {
+  // Depth 0 still runs one (empty) block: C is written, zeros unless accumulating.
+  for (Index k0 = 0; k0 == 0 || k0 < depth; k0 += depth_block) {
     for (Index panel = 0; panel < panels;) panel += block(panel, k0);
   }
 }
@@ -578,15 +580,17 @@ void multiply_tiles(const TileOfA& a_tile, Index rows, Index depth, const Scalar
 }  // namespace detail
 
 // C (rows, n) (+)= packed A tiles (rows, depth) times packed B panels (depth, n), both
-// packed for the whole depth; C's row r is c.row(c_first + r).
+// packed for the whole depth; C's row r is c.row(c_first + r). `depth_block`: as
+// multiply_tiles.
 template <typename Scalar>
 void multiply_packed(const Scalar* a_tiles, Index rows, Index depth, const Scalar* b_panels, Index n,
-                     OutputRows<Scalar> c, Index c_first, bool accumulate, LoneRow lone = LoneRow::split) {
+                     OutputRows<Scalar> c, Index c_first, bool accumulate, LoneRow lone = LoneRow::split,
+                     Index depth_block = kDepthBlock) {
   constexpr Index R = PanelLayout<Scalar>::kRows;
   const auto tile = [&](Index index, Index, Index, Index k0) {
     return detail::PackedTile<Scalar>{a_tiles + index * depth * R + k0 * R};
   };
-  detail::multiply_tiles(tile, rows, depth, b_panels, n, c, c_first, accumulate, lone);
+  detail::multiply_tiles(tile, rows, depth, b_panels, n, c, c_first, accumulate, lone, depth_block);
 }
 
 // ... with C's rows ldc apart.
@@ -652,6 +656,14 @@ struct ProductWorkspace {
 // panel block of B stays in L1.
 constexpr Index kRowBlock = 96;
 
+// `rows` cut into count() blocks of at most `most` rows whose sizes differ by one at most.
+struct EvenBlocks {
+  Index rows, count;
+  EvenBlocks(Index rows, Index most) : rows(rows), count((rows + most - 1) / most) {}
+  Index longest() const { return count > 0 ? (rows + count - 1) / count : 0; }
+  Index size(Index block) const { return rows / count + (block < rows % count ? 1 : 0); }
+};
+
 // packed_products cuts its rows into blocks of at most kProjectionRowBlock whose sizes
 // differ by one row at most: every block streams all the panels of B from L2 again, and
 // 100 rows (a batch-1 forward of 100 steps) as 96 + 4 ran that second pass for a tile of
@@ -668,11 +680,10 @@ void packed_products(RowView<Scalar> a, Index rows, Index depth, const Scalar* b
                      OutputRows<Scalar> c, Index c_stride, Index count, bool accumulate,
                      ProductWorkspace<Scalar>& ws, LoneRow lone = LoneRow::split) {
   using L = PanelLayout<Scalar>;
-  const Index blocks = (rows + kProjectionRowBlock - 1) / kProjectionRowBlock;
-  const Index longest = blocks > 0 ? (rows + blocks - 1) / blocks : 0;
-  Scalar* tiles = ws.a(L::tiles(longest) * L::kRows * depth);
-  for (Index b = 0, r0 = 0; b < blocks; ++b) {
-    const Index block = rows / blocks + (b < rows % blocks ? 1 : 0);
+  const EvenBlocks blocks(rows, kProjectionRowBlock);
+  Scalar* tiles = ws.a(L::tiles(blocks.longest()) * L::kRows * depth);
+  for (Index b = 0, r0 = 0; b < blocks.count; ++b) {
+    const Index block = blocks.size(b);
     pack_tiles(a, r0, block, 0, depth, tiles);
     for (Index g = 0; g < count; ++g) {
       OutputRows<Scalar> c_g = c;

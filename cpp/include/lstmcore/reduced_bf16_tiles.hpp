@@ -72,30 +72,26 @@ inline void bf16_panel_as_floats(const ReducedMatrix& w, Index p, float* panel) 
 
 // reduced_product's bfloat16 product of `rows` >= kBf16TileRows rows on the tiles, in
 // blocks of at most kBf16BlockRows whose sizes differ by one row at most (each row's sums
-// are its own, so the blocks do not change them). The buffers are the calling thread's,
-// kept between calls: a pass calls this every step.
+// are its own, so the blocks do not change them), each panel as one depth block. The
+// buffers are the calling thread's, kept between calls: a pass calls this every step.
 inline void reduced_bf16_tiles(const ReducedMatrix& w, Range panels, const ReducedRows& a, Index rows,
                                ReducedOutput out, bool accumulate) {
   using L = PanelLayout<float>;
   static_assert(L::kWidth == kReducedLanes, "a reduced panel is one float32 panel");
   thread_local ProductWorkspace<float> workspace;
   const Index groups = w.groups(), depth = 2 * groups;
-  const Index blocks = (rows + kBf16BlockRows - 1) / kBf16BlockRows;
-  float* tiles = workspace.a(L::tiles((rows + blocks - 1) / blocks) * L::kRows * depth);
+  const EvenBlocks blocks(rows, kBf16BlockRows);
+  float* tiles = workspace.a(L::tiles(blocks.longest()) * L::kRows * depth);
   float* panel = workspace.b(depth * L::kWidth);
-  for (Index b = 0, first = 0; b < blocks; ++b) {
-    const Index block = rows / blocks + (b < rows % blocks ? 1 : 0);
+  for (Index b = 0, first = 0; b < blocks.count; ++b) {
+    const Index block = blocks.size(b);
     bf16_rows_as_tiles(a, first, block, groups, tiles);
     for (Index p = panels.begin; p < panels.end; ++p) {
       bf16_panel_as_floats(w, p, panel);
-      const Index column = p * kReducedLanes, cols = std::min(kReducedLanes, w.rows() - column);
-      for (Index tile = 0; tile < L::tiles(block); ++tile) {
-        const Index r0 = first + L::tile_first(block, tile), height = L::tile_height(block, tile);
-        TileOutput<float> c{};
-        for (Index r = 0; r < height; ++r) c.rows[r] = out.data + (r0 + r) * out.stride + column;
-        tile_kernel_rows<float>(height, PackedTile<float>{tiles + tile * depth * L::kRows}, depth, panel, c, cols,
-                                accumulate, LoneRow::as_in_tiles);
-      }
+      const Index column = p * kReducedLanes;
+      multiply_packed<float>(tiles, block, depth, panel, std::min(kReducedLanes, w.rows() - column),
+                             OutputRows<float>{out.data + column, out.stride}, first, accumulate,
+                             LoneRow::as_in_tiles, std::max<Index>(depth, 1));
     }
     first += block;
   }
