@@ -186,6 +186,19 @@ def fma_peaks(thread_counts, quick):
     return {str(t): max(lstmcore._core.fma_peak_gflops(t, seconds=seconds) for _ in range(3)) for t in thread_counts}
 
 
+# Buffers whose read rate bounds a batch-1 float32 step, which reads all of W_hh (4H x H
+# float32): L1-sized, then W_hh at H=128, 256 and 1024.
+READ_SIZES = {"32 kB": 32 << 10, "256 kB (H=128)": 256 << 10, "1 MB (H=256)": 1 << 20, "16 MB (H=1024)": 16 << 20}
+
+
+def read_rates(quick):
+    # As the peaks: the best of three.
+    seconds = 0.02 if quick else 0.2
+    return {
+        name: max(lstmcore._core.read_rate_gbps(size, seconds=seconds) for _ in range(3)) for name, size in READ_SIZES.items()
+    }
+
+
 def describe_ort(libraries, spinning):
     if libraries.ort is None:
         return None
@@ -224,6 +237,7 @@ def main(argv=None):
     peaks = fma_peaks(args.threads, args.quick)
     lstmcore.set_num_threads(1)
     rates = reduced_rates(args.quick)
+    reads = read_rates(args.quick)
     competitors = spin_competitors(os.cpu_count() or 1) if args.loaded else []
     rows = []
     try:
@@ -272,6 +286,7 @@ def main(argv=None):
         "machine": machine,
         "fma_peak_gflops": peaks,
         "reduced_gmacs": rates,
+        "read_gbps": reads,
         "settings": {
             "threads": args.threads,
             "sides": [name for name in inference_sides.SIDES if name in _present_sides(libraries)],

@@ -71,6 +71,14 @@ def _header(results):
         f"{machine['cpu']} ({machine['cpu_id']}), {machine['logical_cpus']} logical CPUs; "
         f"measured fp32 FMA peak (GFLOP/s): {peaks}",
         f"reduced products on 1 thread (GMAC/s, benchmarks/reduced_rates.py; fp32's peak is half its GFLOP/s): {rates}",
+    ]
+    if results.get("read_gbps"):
+        reads = ", ".join(f"{name} {rate:.0f}" for name, rate in results["read_gbps"].items())
+        lines.append(
+            "reads of a buffer again and again on 1 thread (GB/s, _core.read_rate_gbps: from the cache level "
+            f"it fits, or memory; W_hh is 4H x H float32): {reads}"
+        )
+    lines += [
         ", ".join(versions),
         f"threads per row: {settings['threads_how']}; {settings['competitors']} spinning competitor process(es)",
     ]

@@ -9,6 +9,8 @@ what they refuse.
 - Anything but an array for an optional buffer (an LSTM's clamps or masks) is a TypeError,
   never a pointer into a freed temporary. Every kernel's tape is the core's own object, and
   its backward takes nothing else (nor a forward's tape kept without gates).
+- The cache read rate (`_core.read_rate_gbps`, which the inference benchmark reports)
+  refuses a size or a time it cannot measure, saying what it expected.
 Comparisons between two calls of the same core in float64: the same expressions, summed
 in the same order (or, batch-first, the same products over other strides), so 1e-13.
 """
@@ -153,3 +155,16 @@ def test_projected_layer_norm_and_gru_tapes_are_the_cores_own():
     dh0, dx = np.empty((BATCH, HIDDEN)), np.empty_like(x)
     with pytest.raises(TypeError, match="incompatible function arguments"):
         _core.gru_backward(gates, gru_weights, y_gru, None, gru_weights, dx, dh0)
+
+
+def test_the_read_rate_measures_a_buffer_and_refuses_what_it_cannot():
+    # Any positive size, down to part of one packet; the rate itself belongs to benchmarks.
+    for size in (1, 100, 64 << 10):
+        rate = _core.read_rate_gbps(size, seconds=0.0)
+        assert np.isfinite(rate) and rate > 0, (size, rate)
+    for size in (0, -1, (1 << 30) + 1):
+        with pytest.raises(ValueError, match=rf"expected bytes in \[1, 1073741824\], got {size}"):
+            _core.read_rate_gbps(size)
+    for seconds in (-1.0, float("nan"), 61.0):
+        with pytest.raises(ValueError, match="expected seconds in"):
+            _core.read_rate_gbps(1024, seconds=seconds)

@@ -32,6 +32,7 @@ def test_quick_run_checks_times_and_writes_json(tmp_path):
     results = json.loads(out.read_text())
     assert set(results["fma_peak_gflops"]) == {"1", "2"} and min(results["fma_peak_gflops"].values()) > 0
     assert len(results["reduced_gmacs"]) == 4 and min(results["reduced_gmacs"].values()) > 0
+    assert len(results["read_gbps"]) == 4 and min(results["read_gbps"].values()) > 0
     sides = ["lstmcore", "prepared", "int8", "bfloat16", "ort", "torch", "torch_int8"]
     assert results["settings"]["sides"] == sides
     assert 'allow_spinning = "0"' in results["settings"]["ort"]

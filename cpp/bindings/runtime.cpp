@@ -1,6 +1,8 @@
-// The core's runtime: threads, the load sensor, freed memory, fingerprints and the FMA peak.
+// The core's runtime: threads, the load sensor, freed memory, fingerprints, the FMA peak and
+// the cache read rate.
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "arrays.hpp"
 #include "lstmcore/fingerprint.hpp"
@@ -41,6 +43,20 @@ double peak_gflops(int threads, double seconds) {
   return fma_peak_gflops(threads, seconds);
 }
 
+double read_rate(long long bytes, double seconds) {
+  // A GiB at most: the measurement allocates the buffer it reads.
+  constexpr long long kMostBytes = 1LL << 30;
+  if (bytes < 1 || bytes > kMostBytes) {
+    throw py::value_error("expected bytes in [1, " + std::to_string(kMostBytes) + "], got " +
+                          std::to_string(bytes));
+  }
+  if (!(seconds >= 0.0 && seconds <= 60.0)) {
+    throw py::value_error("expected seconds in [0, 60], got " + std::to_string(seconds));
+  }
+  py::gil_scoped_release release;
+  return read_rate_gbps(static_cast<long>(bytes), seconds);
+}
+
 }  // namespace
 
 void register_runtime(py::module_& m) {
@@ -61,6 +77,8 @@ void register_runtime(py::module_& m) {
         "Keep freed blocks in the heap for reuse (glibc); False where unsupported.");
   m.def("fma_peak_gflops", &peak_gflops, "threads"_a, "seconds"_a = 0.5,
         "Measured fp32 FMA throughput in GFLOP/s (benchmarks report a percentage of it).");
+  m.def("read_rate_gbps", &read_rate, "bytes"_a, "seconds"_a = 0.2,
+        "GB/s at which one thread reads a buffer of `bytes` again and again: a cache level's rate when it fits.");
 }
 
 }  // namespace lstmcore::bindings

@@ -3,6 +3,7 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <chrono>
+#include <vector>
 
 #include "lstmcore/team.hpp"
 
@@ -29,7 +30,43 @@ float fma_chains(long rounds) {
   return predux(sum);
 }
 
+// Sums `packets` packets of `data` into kChains chains; returns a value so the loads are
+// not elided.
+float read_packets(const float* data, long packets) {
+  using namespace Eigen::internal;
+  Packet acc[kChains];
+  for (int k = 0; k < kChains; ++k) acc[k] = pset1<Packet>(0.0f);
+  long p = 0;
+  for (; p + kChains <= packets; p += kChains) {
+    for (int k = 0; k < kChains; ++k) acc[k] = padd(acc[k], pload<Packet>(data + (p + k) * kLanes));
+  }
+  for (; p < packets; ++p) acc[0] = padd(acc[0], pload<Packet>(data + p * kLanes));
+  Packet sum = acc[0];
+  for (int k = 1; k < kChains; ++k) sum = padd(sum, acc[k]);
+  return predux(sum);
+}
+
 }  // namespace
+
+double read_rate_gbps(long bytes, double seconds) {
+  const long packets = std::max<long>(1, (bytes + kLanes * 4 - 1) / (kLanes * 4));
+  std::vector<float, Eigen::aligned_allocator<float>> buffer(static_cast<std::size_t>(packets * kLanes), 1.0f);
+  // Passes of at least 1 MB in all, so a small buffer's pass is not lost in the clock's cost.
+  const long repeats = std::max<long>(1, (1L << 20) / (packets * kLanes * 4));
+  double best = 0.0;
+  volatile float sink = 0.0f;
+  read_packets(buffer.data(), packets);  // brings the buffer into cache
+  const auto start = std::chrono::steady_clock::now();
+  do {
+    const auto t0 = std::chrono::steady_clock::now();
+    float value = 0.0f;
+    for (long r = 0; r < repeats; ++r) value += read_packets(buffer.data(), packets);
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    sink = sink + value;
+    best = std::max(best, static_cast<double>(packets) * kLanes * 4 * repeats / elapsed * 1e-9);
+  } while (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < seconds);
+  return best;
+}
 
 double fma_peak_gflops(int threads, double seconds) {
   threads = std::max(threads, 1);
