@@ -49,10 +49,11 @@ float read_packets(const float* data, long packets) {
 }  // namespace
 
 double read_rate_gbps(long bytes, double seconds) {
-  const long packets = std::max<long>(1, (bytes + kLanes * 4 - 1) / (kLanes * 4));
+  constexpr long kPacketBytes = kLanes * sizeof(float);
+  const long packets = std::max<long>(1, (bytes + kPacketBytes - 1) / kPacketBytes);
   std::vector<float, Eigen::aligned_allocator<float>> buffer(static_cast<std::size_t>(packets * kLanes), 1.0f);
   // Passes of at least 1 MB in all, so a small buffer's pass is not lost in the clock's cost.
-  const long repeats = std::max<long>(1, (1L << 20) / (packets * kLanes * 4));
+  const long repeats = std::max<long>(1, (1L << 20) / (packets * kPacketBytes));
   double best = 0.0;
   volatile float sink = 0.0f;
   read_packets(buffer.data(), packets);  // brings the buffer into cache
@@ -63,7 +64,7 @@ double read_rate_gbps(long bytes, double seconds) {
     for (long r = 0; r < repeats; ++r) value += read_packets(buffer.data(), packets);
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     sink = sink + value;
-    best = std::max(best, static_cast<double>(packets) * kLanes * 4 * repeats / elapsed * 1e-9);
+    best = std::max(best, static_cast<double>(packets * kPacketBytes) * repeats / elapsed * 1e-9);
   } while (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < seconds);
   return best;
 }
