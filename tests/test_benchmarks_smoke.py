@@ -163,3 +163,30 @@ def test_fixed_cost_prints_every_row_and_restores_the_thread_count(capsys):
     out = capsys.readouterr().out
     assert all(name in out for name, *_ in fixed_cost.ROWS) and out.count(" us |") == 3 * len(fixed_cost.ROWS)
     assert lstmcore.get_num_threads() == before
+
+
+def test_step_probes_quick_run_prints_every_column(capsys):
+    from benchmarks import step_probes
+
+    assert step_probes.main(["--quick"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "measured fp32 FMA peak" in lines[0]
+    (row,) = [line for line in lines if line.startswith("| 64 |")]
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[:2] == ["64", "64 kB"] and cells[2].endswith("GB/s")
+    # the core's step and all three probes (H=64 is a multiple of 64), each timed
+    assert all(float(cell.split()[0]) > 0 and cell.endswith("GB/s)") for cell in cells[3:]), row
+
+
+def test_step_probes_refuse_what_they_cannot_run(tmp_path):
+    import subprocess
+
+    from benchmarks import step_probes
+
+    executable = step_probes.build(tmp_path)
+    for arguments, expected in ((["sideways", "64"], "mode must be"), (["interleaved", "72"], "multiple of 8")):
+        done = subprocess.run([str(executable), *arguments], capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 2 and expected in done.stderr
+    assert step_probes.probe_us(executable, "product", 72, 5) > 0  # any multiple of 8 alone
+    with pytest.raises(SystemExit):
+        step_probes.parse_args(["--hidden", "100"])
