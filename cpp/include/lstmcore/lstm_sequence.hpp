@@ -26,6 +26,7 @@
 #include "lstmcore/activations.hpp"
 #include "lstmcore/gate_weight_grads.hpp"
 #include "lstmcore/input_gradient.hpp"
+#include "lstmcore/interleaved_projection.hpp"
 #include "lstmcore/lstm_options.hpp"
 #include "lstmcore/packed_product.hpp"
 #include "lstmcore/sequence.hpp"
@@ -56,7 +57,10 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
   using Layout = PanelLayout<Scalar>;
   const PassPlan plan = plan_pass(s, K, sizeof(Scalar), Pass::forward);
   const bool taped = gates != nullptr;
-  const ProjectionChunks<Scalar> projection(s, G, gates, plan.rows_per_thread(B));
+  // At batch 1 the input projection runs inside the steps' products (interleaved_projection.hpp).
+  const bool interleaved = interleaves_projection<Scalar>(s, taped, options.recurrent_mask != nullptr);
+  const ProjectionChunks<Scalar> projection(s, G, gates, plan.rows_per_thread(B), !interleaved);
+  const InterleavedRows<Scalar> interleaved_rows(G, interleaved);
   PassBuffer<Scalar> cell_pair(taped ? 0 : 2 * B * H);
 
   run_team(plan.threads, [&](const int thread, const int team, StepBarrier& barrier) {
@@ -81,6 +85,9 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
     Index mask_rows = 0;
     PreviousState<Scalar> h_before(s, H), c_before(s, H);
     if (options.recurrent_mask && n > 0) mask_tiles.resize(Layout::tiles(rows.size()) * Layout::kRows * H);
+    InterleavedProjection<Scalar> mixed(s, x, interleaved_rows, K, units, panels.ih(), panels.ih_size(),
+                                        panels.hh(0), panels.hh_size(), interleaved && n > 0);
+    if (interleaved && n > 0) mixed.project_first_chunk(workspace);
 
     for (Index step = 0; step < s.steps; ++step) {
       const Index t = s.time_at(step);
@@ -93,13 +100,13 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
       Scalar* h_t = y.at(t, 0);
       // The input projection of a chunk of steps, for this thread's gate columns and rows
       // only, so it needs no barrier.
-      if (projection.starts(step) && n > 0 && rows.size() > 0 && !unpacked) {
+      if (projection.starts(step) && n > 0 && rows.size() > 0 && !unpacked && !interleaved) {
         const Index first_time = projection.first_time(step);
         packed_products<Scalar>(x.rows(first_time, B, rows), projection.steps(step) * rows.size(), I, panels.ih(),
                                 panels.ih_size(), n, projection.chunk_rows(step, rows, ub), H, K, false, workspace,
                                 lone_row_of(s.batch));
       }
-      Scalar* gates_t = projection.rows(step);
+      Scalar* gates_t = interleaved ? interleaved_rows.row(step) : projection.rows(step);
       Scalar* c_t = taped ? cells + t * B * H : cell_pair.data() + (step & 1) * B * H;
       const Scalar* c_later = taped ? cells + t_before * B * H : cell_pair.data() + ((step - 1) & 1) * B * H;
       const StateRows<Scalar> c_prev = c_before.at(step, {c0, H}, {c_later, H}, {r0, live_end});
@@ -138,6 +145,8 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
                          {j0, j0 + cols});
           }
         }
+      } else if (n > 0 && live > 0 && interleaved) {
+        mixed.step(step, h_prev.row(r0));
       } else if (n > 0 && live > 0 && mask_tiles.empty()) {
         for (Index gate = 0; gate < K; ++gate) {
           multiply_rows<Scalar>(h_prev_rows, live, H, panels.hh(gate), n, gates_live + gate * H, G, true,

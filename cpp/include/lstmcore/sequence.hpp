@@ -219,12 +219,14 @@ class ProjectionChunks {
   // width: the values of one row (the gate pre-activations); tape: (T*B, width), or nullptr;
   // rows_per_thread: the rows of a step that one thread projects (B, or its share of B
   // when the pass is split over the batch), which sets the chunk's steps.
-  ProjectionChunks(const SequenceShape& s, Index width, Scalar* tape, Index rows_per_thread)
+  // used: false for a pass that projects elsewhere (interleaved_projection.hpp), which
+  // then holds no buffer.
+  ProjectionChunks(const SequenceShape& s, Index width, Scalar* tape, Index rows_per_thread, bool used = true)
       : s_(s),
         width_(width),
         chunk_(std::clamp<Index>(kChunkRows / std::max<Index>(rows_per_thread, 1), 1, s.steps)),
         tape_(tape),
-        buffer_(tape ? 0 : chunk_ * s.batch * width) {}
+        buffer_(tape || !used ? 0 : chunk_ * s.batch * width) {}
 
   // Whether the chunk that holds `step` starts there (its projection is due).
   bool starts(Index step) const { return step % chunk_ == 0; }

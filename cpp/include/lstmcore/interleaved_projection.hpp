@@ -1,0 +1,266 @@
+// A batch-1 forward's input projection, run inside the steps' recurrent products.
+//
+// Why: a batch-1 step's product reads all of W_hh for two multiply-adds per 128 bytes, so
+// it runs at the cache's read rate with the FMA units mostly idle, while the projection
+// (x_t W_ih^T for every t) is bound by the FMAs. Run before the steps, the two add up;
+// mixed into one loop, the projection's multiply-adds use the units the product leaves
+// idle (benchmarks/step_probes.py measures both ways on its CPU).
+//
+// How: the steps go in chunks of kInterleavedSteps. The first chunk's projection is one
+// product before the first step, as without interleaving. While the steps of chunk c run,
+// the projection of chunk c + 1 is computed: an 8-row tile (its steps' x_t, packed once)
+// against each of this thread's panels of W_ih, the panels spread over the chunk's steps,
+// and each panel's depths spread evenly through the loop of one group of that step's
+// recurrent panels. Two chunks of gate rows are kept, the one the steps read and the one
+// being projected.
+//
+// Every value is the one the unmixed products compute: each recurrent column sums its
+// depths in the batch-1 order (by parity, in blocks of kDepthBlock, added to the row), and
+// each projected value in the order of a tile of several rows (one chain a column, in
+// depth blocks of kDepthBlock), which is how the chunked projection sums every row of a
+// chunk of two rows or more.
+#pragma once
+
+#include <algorithm>
+
+#include "lstmcore/packed_product.hpp"
+#include "lstmcore/sequence.hpp"
+
+namespace lstmcore {
+
+// Steps per chunk: the projection tile's rows.
+constexpr Index kInterleavedSteps = 8;
+
+// Whether a forward pass interleaves its projection: batch 1 with every step alive (no
+// lengths: a step with no row alive runs no product, so its share of the projection
+// would be missing), no tape (inference), no recurrent mask, more than one chunk of
+// steps, and tiles of kInterleavedSteps rows (the tile's 16 accumulators beside the
+// product's 4 need 32 SIMD registers: AVX-512, NEON).
+template <typename Scalar>
+bool interleaves_projection(const SequenceShape& s, bool taped, bool masked) {
+  return PanelLayout<Scalar>::kRows == kInterleavedSteps && s.batch == 1 && !s.batch_sizes && !taped && !masked &&
+         s.steps > kInterleavedSteps && s.input > 0 && s.hidden > 0;
+}
+
+// The gate rows (width values each) of two chunks of steps: step `step`'s row, in the
+// chunk slot of its parity. Shared by the pass's threads, each writing its own columns.
+template <typename Scalar>
+class InterleavedRows {
+ public:
+  InterleavedRows(Index width, bool used) : width_(width), rows_(used ? 2 * kInterleavedSteps * width : 0) {}
+  Scalar* row(Index step) const {
+    const Index slot = (step / kInterleavedSteps) % 2;
+    return rows_.data() + (slot * kInterleavedSteps + step % kInterleavedSteps) * width_;
+  }
+
+ private:
+  Index width_;
+  // Written through the const accessor by every thread, each in its own columns.
+  mutable PassBuffer<Scalar> rows_;
+};
+
+namespace detail {
+
+// One panel of the projection tile: its W_ih panel, where its rows go, its columns.
+template <typename Scalar>
+struct ProjectionPanel {
+  const Scalar* weights;
+  TileOutput<Scalar> out;
+  Index rows;
+  Index cols;
+};
+
+// One panel of the recurrent product: its W_hh panel, where its columns go (added to).
+template <typename Scalar>
+struct RecurrentPanel {
+  const Scalar* weights;
+  Scalar* out;
+  Index cols;
+};
+
+// h (depth) times `count` recurrent panels, panel(i) giving the i-th, each column added to
+// its output as tile_kernel's batch-1 split sums it; with one projection depth of the tile
+// x (packed [k][kRows], `input` deep) against `projection` done whenever the product's
+// progress (in pairs of depths) passes the next share of `input`, so that the tile's
+// `input` depths spread evenly over the group. Without a projection (input 0), only the
+// product.
+template <typename Scalar, typename PanelAt>
+void interleaved_group(const Scalar* h, Index depth, Index count, const PanelAt& panel, const Scalar* x,
+                       Index input, const ProjectionPanel<Scalar>& projection) {
+  using namespace Eigen::internal;
+  using L = PanelLayout<Scalar>;
+  using Packet = typename L::Packet;
+  constexpr int N = L::kLanes;
+  constexpr Index W = L::kWidth;
+  const Packet zero = pset1<Packet>(Scalar(0));
+  TileAccumulators<Packet> tile{zero, zero, zero, zero, zero, zero, zero, zero,
+                                zero, zero, zero, zero, zero, zero, zero, zero};
+  // The group's progress in pairs of depths (a lone last depth of a block counts as one),
+  // against which the projection's depths are spread: Bresenham's steps.
+  Index units_per_panel = 0;
+  for (Index k0 = 0; k0 < depth; k0 += kDepthBlock) units_per_panel += (std::min(kDepthBlock, depth - k0) + 1) / 2;
+  const Index units = std::max<Index>(units_per_panel * count, 1);
+  Index owed = 0, next = 0;
+  const PackedTile<Scalar> a{x};
+  const auto project = [&]() __attribute__((always_inline)) {
+    owed += input;
+    while (owed >= units) {
+      owed -= units;
+      Packet b_lo = pload<Packet>(projection.weights + next * W),
+             b_hi = pload<Packet>(projection.weights + next * W + N);
+      in_register(b_lo);
+      in_register(b_hi);
+      tile_step<L::kRows, 2>(tile, a, next, b_lo, b_hi);
+      ++next;
+      if (next % kDepthBlock == 0 || next == input) {
+        // A depth block ends: its sums go to the rows (added after the first block), as
+        // multiply_tiles adds a tile's blocks.
+        // multiply_tiles adds a tile's blocks. Row by row by name: an array view of the
+        // accumulators would keep them in memory.
+        const bool accumulate = next > kDepthBlock;
+        const auto store = [&](Index r, const Packet& lo, const Packet& hi) {
+          if (r < projection.rows) tile_store(lo, hi, projection.out.rows[r], projection.cols, accumulate);
+        };
+        store(0, tile.lo0, tile.hi0);
+        store(1, tile.lo1, tile.hi1);
+        store(2, tile.lo2, tile.hi2);
+        store(3, tile.lo3, tile.hi3);
+        store(4, tile.lo4, tile.hi4);
+        store(5, tile.lo5, tile.hi5);
+        store(6, tile.lo6, tile.hi6);
+        store(7, tile.lo7, tile.hi7);
+        tile = {zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero};
+      }
+    }
+  };
+  for (Index i = 0; i < count; ++i) {
+    const RecurrentPanel<Scalar> p = panel(i);
+    __builtin_prefetch(p.out);
+    for (Index k0 = 0; k0 == 0 || k0 < depth; k0 += kDepthBlock) {
+      const Index kc = std::min(kDepthBlock, depth - k0);
+      const Scalar* b = p.weights + k0 * W;
+      const Scalar* hk = h + k0;
+      Packet lo0 = zero, lo1 = zero, hi0 = zero, hi1 = zero;
+      Index k = 0;
+      for (; k + 1 < kc; k += 2) {
+        const Packet a0 = pset1<Packet>(hk[k]), a1 = pset1<Packet>(hk[k + 1]);
+        lo0 = pmadd(a0, pload<Packet>(b + k * W), lo0);
+        lo1 = pmadd(a1, pload<Packet>(b + (k + 1) * W), lo1);
+        hi0 = pmadd(a0, pload<Packet>(b + k * W + N), hi0);
+        hi1 = pmadd(a1, pload<Packet>(b + (k + 1) * W + N), hi1);
+        if (input > 0) project();
+      }
+      for (; k < kc; ++k) {
+        const Packet a0 = pset1<Packet>(hk[k]);
+        lo0 = pmadd(a0, pload<Packet>(b + k * W), lo0);
+        hi0 = pmadd(a0, pload<Packet>(b + k * W + N), hi0);
+        if (input > 0) project();
+      }
+      tile_store(padd(lo0, lo1), padd(hi0, hi1), p.out, p.cols, true);
+    }
+  }
+}
+
+}  // namespace detail
+
+// One thread's part of an interleaving forward: its `units` (n of each of K gate blocks
+// of H), W_ih and W_hh packed as GatePanels packs them (gate k's panels ih_size and
+// hh_size values apart), and its packed inputs of the chunk being projected. `used`
+// false: a pass that does not interleave, for which it holds nothing.
+template <typename Scalar>
+class InterleavedProjection {
+ public:
+  using Layout = PanelLayout<Scalar>;
+
+  InterleavedProjection(const SequenceShape& s, SequenceView<const Scalar> x, const InterleavedRows<Scalar>& rows,
+                        Index gates, Range units, const Scalar* ih, Index ih_size, const Scalar* hh, Index hh_size,
+                        bool used)
+      : s_(s),
+        x_(x),
+        rows_(rows),
+        gates_(gates),
+        units_(units),
+        ih_(ih),
+        ih_size_(ih_size),
+        hh_(hh),
+        hh_size_(hh_size),
+        panels_(Layout::panels(units.size())),
+        tile_(used ? static_cast<std::size_t>(s.input * kInterleavedSteps) : 0) {}
+
+  // The first chunk's projection: one product, before the first step.
+  void project_first_chunk(ProductWorkspace<Scalar>& workspace) const {
+    const Index steps = std::min(kInterleavedSteps, s_.steps);
+    const Index G = gates_ * s_.hidden;
+    // x_t of steps 0, 1, ... as rows, in step order (time order reversed when the pass is).
+    const RowView<Scalar> inputs{x_.at(s_.time_at(0), 0), s_.reverse ? -x_.time_stride : x_.time_stride};
+    packed_products<Scalar>(inputs, steps, s_.input, ih_, ih_size_, units_.size(),
+                            OutputRows<Scalar>{rows_.row(0) + units_.begin, G}, s_.hidden, gates_, false, workspace,
+                            LoneRow::as_in_tiles);
+  }
+
+  // Step `step`'s recurrent product h_{t-1} W_hh^T for this thread's units, added to its
+  // gate row, with this step's share of the next chunk's projection mixed in.
+  void step(Index step, const Scalar* h) {
+    const Index chunk = step / kInterleavedSteps, sub = step % kInterleavedSteps;
+    const Index next_first = (chunk + 1) * kInterleavedSteps;
+    const Index next_steps = std::clamp<Index>(s_.steps - next_first, 0, kInterleavedSteps);
+    if (next_steps > 0 && sub == 0) pack_inputs(next_first, next_steps);
+    const Index total = gates_ * panels_;  // recurrent panels, and projection panels
+    // This step's projection panels [first, last) of the next chunk's: the chunk's steps
+    // share them evenly.
+    const Index first = next_steps > 0 ? sub * total / kInterleavedSteps : 0;
+    const Index last = next_steps > 0 ? (sub + 1) * total / kInterleavedSteps : 0;
+    const Index groups = last - first;
+    Scalar* row = rows_.row(step) + units_.begin;
+    const auto recurrent = [&](Index i) {
+      const Index gate = i / panels_, panel = i % panels_;
+      return detail::RecurrentPanel<Scalar>{hh_ + gate * hh_size_ + panel * s_.hidden * Layout::kWidth,
+                                            row + gate * s_.hidden + panel * Layout::kWidth, cols(panel)};
+    };
+    if (groups == 0) {
+      detail::interleaved_group<Scalar>(h, s_.hidden, total, recurrent, nullptr, 0, {});
+      return;
+    }
+    // The recurrent panels in `groups` runs as even as they go, each mixed with one
+    // projection panel.
+    for (Index g = 0; g < groups; ++g) {
+      const Index begin = g * total / groups, end = (g + 1) * total / groups;
+      const Index q = first + g, gate = q / panels_, panel = q % panels_;
+      detail::ProjectionPanel<Scalar> projection{
+          ih_ + gate * ih_size_ + panel * s_.input * Layout::kWidth, {}, next_steps, cols(panel)};
+      for (Index r = 0; r < next_steps; ++r) {
+        projection.out.rows[r] =
+            rows_.row(next_first + r) + units_.begin + gate * s_.hidden + panel * Layout::kWidth;
+      }
+      const auto run = [&](Index i) { return recurrent(begin + i); };
+      detail::interleaved_group<Scalar>(h, s_.hidden, end - begin, run, tile_.data(), s_.input, projection);
+    }
+  }
+
+ private:
+  Index cols(Index panel) const { return std::min(Layout::kWidth, units_.size() - panel * Layout::kWidth); }
+
+  // x_t of the `steps` steps from `first` on, packed as a tile ([k][kRows], zero rows
+  // after the last step).
+  void pack_inputs(Index first, Index steps) {
+    const Index I = s_.input;
+    for (Index r = 0; r < kInterleavedSteps; ++r) {
+      const Scalar* source = r < steps ? x_.at(s_.time_at(first + r), 0) : nullptr;
+      for (Index k = 0; k < I; ++k) tile_[k * kInterleavedSteps + r] = source ? source[k] : Scalar(0);
+    }
+  }
+
+  const SequenceShape& s_;
+  SequenceView<const Scalar> x_;
+  const InterleavedRows<Scalar>& rows_;
+  Index gates_;
+  Range units_;
+  const Scalar* ih_;
+  Index ih_size_;
+  const Scalar* hh_;
+  Index hh_size_;
+  Index panels_;
+  PackedBuffer<Scalar> tile_;
+};
+
+}  // namespace lstmcore

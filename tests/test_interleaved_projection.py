@@ -1,0 +1,87 @@
+"""A batch-1 inference forward runs its input projection inside the steps' products
+(cpp/include/lstmcore/interleaved_projection.hpp). Its outputs must be the bits of the
+chunked projection, which the taped forward (for backward, or with return_gates) still
+runs, on every shape that the interleaving cuts differently: steps in the last chunk,
+depth blocks of W_ih and of W_hh, partial panels, fewer panels than a chunk has steps,
+reversed directions, both thread counts, float32 and float64, each LSTM cell."""
+
+import numpy as np
+import pytest
+
+import lstmcore
+from lstmcore.reference import lstm_forward as reference_lstm_forward
+
+# (input, hidden, steps): 9 and 17 leave one step in the last chunk; I=300 and H=300 cross
+# a depth block (256); H=20 has fewer panels (4 gates x 1) than a chunk has steps; H=40
+# and H=300 end on a partial panel; I=1, a projection of one depth.
+SHAPES = [(16, 32, 9), (64, 128, 50), (300, 40, 17), (7, 300, 12), (1, 20, 30), (33, 64, 24)]
+CELLS = [{}, {"peephole": True}, {"coupled": True}, {"gate_activation": "hard_sigmoid"}, {"zoneout": 0.25}]
+
+
+@pytest.fixture(params=[1, 2], ids=["1-thread", "2-threads"])
+def threads(request):
+    previous = lstmcore._core.requested_threads()
+    lstmcore.set_num_threads(request.param)
+    yield request.param
+    lstmcore.set_num_threads(previous)
+
+
+def _inputs(layer, steps, dtype):
+    rng = np.random.default_rng(steps)
+    x = rng.standard_normal((1, steps, layer.input_size)).astype(dtype)
+    state = tuple(rng.standard_normal((layer.num_directions, 1, layer.hidden_size)).astype(dtype) for _ in range(2))
+    return x, state
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "I{}-H{}-T{}".format(*s))
+def test_inference_forward_has_the_taped_forwards_bits(shape, dtype, threads):
+    inputs, hidden, steps = shape
+    layer = lstmcore.LSTM(inputs, hidden, bidirectional=True, dtype=dtype, seed=hidden)
+    x, state = _inputs(layer, steps, dtype)
+    y, (h_n, c_n) = layer(x, state)
+    y_taped, (h_taped, c_taped), _ = layer(x, state, return_gates=True)
+    np.testing.assert_array_equal(y, y_taped)
+    np.testing.assert_array_equal(h_n, h_taped)
+    np.testing.assert_array_equal(c_n, c_taped)
+    np.testing.assert_array_equal(lstmcore.prepare(layer)(x, state)[0], y)
+
+
+@pytest.mark.parametrize("cell", CELLS, ids=lambda c: ",".join(c) or "plain")
+def test_every_lstm_cell_interleaves_to_the_same_bits(cell, threads):
+    layer = lstmcore.LSTM(24, 48, seed=3, **cell)
+    x, state = _inputs(layer, 21, np.float32)
+    y, final = layer(x, state)
+    y_taped, final_taped, _ = layer(x, state, return_gates=True)
+    np.testing.assert_array_equal(y, y_taped)
+    np.testing.assert_array_equal(final[1], final_taped[1])
+
+
+def test_interleaved_forward_matches_the_numpy_reference_in_float64():
+    layer = lstmcore.LSTM(300, 40, dtype=np.float64, seed=0)
+    x, state = _inputs(layer, 19, np.float64)
+    y, (h_n, c_n) = layer(x, state)
+    p = layer.params
+    y_ref, h_ref, c_ref, _ = reference_lstm_forward(
+        x[0][:, None], p["weight_ih_l0"], p["weight_hh_l0"], p["bias_ih_l0"], p["bias_hh_l0"], state[0][0], state[1][0]
+    )
+    np.testing.assert_allclose(y[0], y_ref[:, 0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(h_n[0], h_ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(c_n[0], c_ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("length", [5, 8, 9, 17, 29, 30])
+def test_a_sequence_shorter_than_its_input_is_its_own_prefix(length, threads):
+    # lengths at batch 1: the steps past the sequence's end run no product (reversed, they
+    # come first), so such a pass must not interleave
+    layer = lstmcore.LSTM(16, 32, bidirectional=True, seed=0)
+    x, _ = _inputs(layer, 30, np.float32)
+    y, (h_n, c_n) = layer(x, lengths=[length])
+    y_taped, (h_taped, _), _ = layer(x, lengths=[length], return_gates=True)
+    np.testing.assert_array_equal(y, y_taped)
+    np.testing.assert_array_equal(h_n, h_taped)
+    prefix, (h_prefix, c_prefix) = layer(x[:, :length])
+    np.testing.assert_allclose(y[:, :length], prefix, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(h_n, h_prefix, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(c_n, c_prefix, rtol=1e-5, atol=1e-6)
+    assert not y[:, length:].any()
