@@ -114,9 +114,8 @@ void interleaved_group(const Scalar* h, Index depth, Index count, const PanelAt&
       ++next;
       if (next % kDepthBlock == 0 || next == input) {
         // A depth block ends: its sums go to the rows (added after the first block), as
-        // multiply_tiles adds a tile's blocks.
-        // multiply_tiles adds a tile's blocks. Row by row by name: an array view of the
-        // accumulators would keep them in memory.
+        // multiply_tiles adds a tile's blocks; row by row by name, since an array view of
+        // the accumulators would keep them in memory.
         const bool accumulate = next > kDepthBlock;
         const auto store = [&](Index r, const Packet& lo, const Packet& hi) {
           if (r < projection.rows) tile_store(lo, hi, projection.out.rows[r], projection.cols, accumulate);
