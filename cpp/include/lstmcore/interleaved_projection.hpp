@@ -25,6 +25,7 @@
 
 #include "lstmcore/packed_product.hpp"
 #include "lstmcore/sequence.hpp"
+#include "lstmcore/time_loop.hpp"
 
 namespace lstmcore {
 
@@ -163,26 +164,21 @@ void interleaved_group(const Scalar* h, Index depth, Index count, const PanelAt&
 }  // namespace detail
 
 // One thread's part of an interleaving forward: its `units` (n of each of K gate blocks
-// of H), W_ih and W_hh packed as GatePanels packs them (gate k's panels ih_size and
-// hh_size values apart), and its packed inputs of the chunk being projected. `used`
-// false: a pass that does not interleave, for which it holds nothing.
+// of H), its panels of W_ih and W_hh, and its packed inputs of the chunk being projected.
+// `used` false: a pass that does not interleave, for which it holds nothing.
 template <typename Scalar>
 class InterleavedProjection {
  public:
   using Layout = PanelLayout<Scalar>;
 
   InterleavedProjection(const SequenceShape& s, SequenceView<const Scalar> x, const InterleavedRows<Scalar>& rows,
-                        Index gates, Range units, const Scalar* ih, Index ih_size, const Scalar* hh, Index hh_size,
-                        bool used)
+                        Index gates, Range units, const GatePanels<Scalar>& panels, bool used)
       : s_(s),
         x_(x),
         rows_(rows),
         gates_(gates),
         units_(units),
-        ih_(ih),
-        ih_size_(ih_size),
-        hh_(hh),
-        hh_size_(hh_size),
+        weights_(panels),
         panels_(Layout::panels(units.size())),
         tile_(used ? static_cast<std::size_t>(s.input * kInterleavedSteps) : 0) {}
 
@@ -190,9 +186,7 @@ class InterleavedProjection {
   void project_first_chunk(ProductWorkspace<Scalar>& workspace) const {
     const Index steps = std::min(kInterleavedSteps, s_.steps);
     const Index G = gates_ * s_.hidden;
-    // x_t of steps 0, 1, ... as rows, in step order (time order reversed when the pass is).
-    const RowView<Scalar> inputs{x_.at(s_.time_at(0), 0), s_.reverse ? -x_.time_stride : x_.time_stride};
-    packed_products<Scalar>(inputs, steps, s_.input, ih_, ih_size_, units_.size(),
+    packed_products<Scalar>(inputs_from(0), steps, s_.input, weights_.ih(), weights_.ih_size(), units_.size(),
                             OutputRows<Scalar>{rows_.row(0) + units_.begin, G}, s_.hidden, gates_, false, workspace,
                             LoneRow::as_in_tiles);
   }
@@ -203,7 +197,8 @@ class InterleavedProjection {
     const Index chunk = step / kInterleavedSteps, sub = step % kInterleavedSteps;
     const Index next_first = (chunk + 1) * kInterleavedSteps;
     const Index next_steps = std::clamp<Index>(s_.steps - next_first, 0, kInterleavedSteps);
-    if (next_steps > 0 && sub == 0) pack_inputs(next_first, next_steps);
+    // x_t of the next chunk's steps, packed as a tile ([k][kRows], zero rows after its last).
+    if (next_steps > 0 && sub == 0) pack_tiles(inputs_from(next_first), 0, next_steps, 0, s_.input, tile_.data());
     const Index total = gates_ * panels_;  // recurrent panels, and projection panels
     // This step's projection panels [first, last) of the next chunk's: the chunk's steps
     // share them evenly.
@@ -213,7 +208,7 @@ class InterleavedProjection {
     Scalar* row = rows_.row(step) + units_.begin;
     const auto recurrent = [&](Index i) {
       const Index gate = i / panels_, panel = i % panels_;
-      return detail::RecurrentPanel<Scalar>{hh_ + gate * hh_size_ + panel * s_.hidden * Layout::kWidth,
+      return detail::RecurrentPanel<Scalar>{weights_.hh(gate) + panel * s_.hidden * Layout::kWidth,
                                             row + gate * s_.hidden + panel * Layout::kWidth, cols(panel)};
     };
     if (groups == 0) {
@@ -226,7 +221,10 @@ class InterleavedProjection {
       const Index begin = g * total / groups, end = (g + 1) * total / groups;
       const Index q = first + g, gate = q / panels_, panel = q % panels_;
       detail::ProjectionPanel<Scalar> projection{
-          ih_ + gate * ih_size_ + panel * s_.input * Layout::kWidth, {}, next_steps, cols(panel)};
+          weights_.ih() + gate * weights_.ih_size() + panel * s_.input * Layout::kWidth,
+          {},
+          next_steps,
+          cols(panel)};
       for (Index r = 0; r < next_steps; ++r) {
         projection.out.rows[r] =
             rows_.row(next_first + r) + units_.begin + gate * s_.hidden + panel * Layout::kWidth;
@@ -239,14 +237,10 @@ class InterleavedProjection {
  private:
   Index cols(Index panel) const { return std::min(Layout::kWidth, units_.size() - panel * Layout::kWidth); }
 
-  // x_t of the `steps` steps from `first` on, packed as a tile ([k][kRows], zero rows
-  // after the last step).
-  void pack_inputs(Index first, Index steps) {
-    const Index I = s_.input;
-    for (Index r = 0; r < kInterleavedSteps; ++r) {
-      const Scalar* source = r < steps ? x_.at(s_.time_at(first + r), 0) : nullptr;
-      for (Index k = 0; k < I; ++k) tile_[k * kInterleavedSteps + r] = source ? source[k] : Scalar(0);
-    }
+  // x_t of the steps from `first` on as rows, in step order (time order reversed when the
+  // pass is).
+  RowView<Scalar> inputs_from(Index first) const {
+    return {x_.at(s_.time_at(first), 0), s_.reverse ? -x_.time_stride : x_.time_stride};
   }
 
   const SequenceShape& s_;
@@ -254,10 +248,7 @@ class InterleavedProjection {
   const InterleavedRows<Scalar>& rows_;
   Index gates_;
   Range units_;
-  const Scalar* ih_;
-  Index ih_size_;
-  const Scalar* hh_;
-  Index hh_size_;
+  const GatePanels<Scalar>& weights_;
   Index panels_;
   PackedBuffer<Scalar> tile_;
 };

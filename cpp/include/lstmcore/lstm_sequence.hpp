@@ -85,8 +85,7 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
     Index mask_rows = 0;
     PreviousState<Scalar> h_before(s, H), c_before(s, H);
     if (options.recurrent_mask && n > 0) mask_tiles.resize(Layout::tiles(rows.size()) * Layout::kRows * H);
-    InterleavedProjection<Scalar> mixed(s, x, interleaved_rows, K, units, panels.ih(), panels.ih_size(),
-                                        panels.hh(0), panels.hh_size(), interleaved && n > 0);
+    InterleavedProjection<Scalar> mixed(s, x, interleaved_rows, K, units, panels, interleaved && n > 0);
     if (interleaved && n > 0) mixed.project_first_chunk(workspace);
 
     for (Index step = 0; step < s.steps; ++step) {
