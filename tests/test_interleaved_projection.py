@@ -85,3 +85,44 @@ def test_a_sequence_shorter_than_its_input_is_its_own_prefix(length, threads):
     np.testing.assert_allclose(h_n, h_prefix, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(c_n, c_prefix, rtol=1e-5, atol=1e-6)
     assert not y[:, length:].any()
+
+
+@pytest.mark.parametrize("itemsize", [4, 8])
+def test_interleaving_stops_where_the_weights_outgrow_the_cache(itemsize):
+    # W_ih and W_hh together: (I + H) * 4H values. Past 16 MB on one thread and 11 MB on
+    # more, rereading W_ih every 8 steps pushes W_hh out of the last level of cache.
+    interleaves = lstmcore._core.diagnostics.interleaves_projection
+    tiles_of_eight = lstmcore._core.diagnostics.tile_rows == 8
+
+    def hidden_for(megabytes):  # the largest I = H whose weights fit in `megabytes`
+        return int((megabytes * 2**20 / (8 * itemsize)) ** 0.5)
+
+    one, more = hidden_for(16), hidden_for(11)
+    assert interleaves(64, 128, 50, 4, itemsize, 1) is tiles_of_eight
+    assert interleaves(one, one, 50, 4, itemsize, 1) is tiles_of_eight
+    assert interleaves(one + 1, one + 1, 50, 4, itemsize, 1) is False
+    assert interleaves(more, more, 50, 4, itemsize, 2) is tiles_of_eight
+    assert interleaves(more + 1, more + 1, 50, 4, itemsize, 2) is False
+    assert interleaves(more + 1, more + 1, 50, 4, itemsize, 1) is tiles_of_eight
+    # Three gate blocks (a coupled cell) weigh less, and the bound is on bytes.
+    assert interleaves(one + 1, one + 1, 50, 3, itemsize, 1) is tiles_of_eight
+    # One chunk of steps, or none, has nothing to interleave.
+    assert interleaves(64, 128, 8, 4, itemsize, 1) is False
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_forward_past_the_bound_has_the_interleaved_bits(threads):
+    # Just past the two-thread bound in float64: two threads chunk, one thread interleaves;
+    # either way the bits are the taped forward's.
+    previous = lstmcore._core.requested_threads()
+    lstmcore.set_num_threads(threads)
+    try:
+        hidden = int((11 * 2**20 / 64) ** 0.5) + 1
+        layer = lstmcore.LSTM(hidden, hidden, dtype=np.float64, seed=5)
+        x, state = _inputs(layer, 10, np.float64)
+        y, (_, c_n) = layer(x, state)
+        y_taped, (_, c_taped), _ = layer(x, state, return_gates=True)
+        np.testing.assert_array_equal(y, y_taped)
+        np.testing.assert_array_equal(c_n, c_taped)
+    finally:
+        lstmcore.set_num_threads(previous)

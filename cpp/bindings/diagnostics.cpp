@@ -10,6 +10,7 @@
 #include "arrays.hpp"
 #include "lstmcore/activations.hpp"
 #include "lstmcore/input_gradient.hpp"
+#include "lstmcore/interleaved_projection.hpp"
 #include "lstmcore/load_sensor.hpp"
 #include "lstmcore/reduced_amx.hpp"
 #include "lstmcore/reduced_sequence.hpp"
@@ -82,6 +83,12 @@ py::tuple dx_after_the_loop(Index batch, Index input, Index hidden, Index gates,
   return py::tuple(after);
 }
 
+bool interleaves(Index input, Index hidden, Index steps, Index gates, Index itemsize, int threads) {
+  const auto shape = shape_of({steps, 1, input, hidden, false}, false, py::none());
+  return itemsize == 4 ? interleaves_projection<float>(shape, gates, threads, false, false)
+                       : interleaves_projection<double>(shape, gates, threads, false, false);
+}
+
 void sense(double slowest_start_us, double longest_sleep_us) {
   using std::chrono::nanoseconds;
   sense_team(nanoseconds(static_cast<long long>(slowest_start_us * 1e3)),
@@ -132,6 +139,11 @@ void register_diagnostics(py::module_& m) {
         "batch_sizes"_a = py::none(), "steps"_a = 1, "depth"_a = 0,
         "(threads, 'panels' or 'batch'): how a reduced-precision forward of this shape splits over threads; "
         "depth: W_hh's (a projected LSTM's proj_size), 0 for hidden.");
+  m.def("interleaves_projection", &interleaves, "input"_a, "hidden"_a, "steps"_a, "gates"_a, "itemsize"_a,
+        "threads"_a,
+        "Whether an LSTM's inference forward of this shape at batch 1, without lengths, runs its input "
+        "projection inside the steps (interleaved_projection.hpp).");
+  m.attr("tile_rows") = PanelLayout<float>::kRows;
   m.def("sense_team", &sense, "slowest_start_us"_a, "longest_sleep_us"_a,
         "Report a multi-threaded pass's timings, as a pass does (tests).");
   m.attr("per_step_input_gradient_bytes") = kPerStepBytes;

@@ -22,6 +22,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cstddef>
 
 #include "lstmcore/packed_product.hpp"
 #include "lstmcore/sequence.hpp"
@@ -32,15 +33,30 @@ namespace lstmcore {
 // Steps per chunk: the projection tile's rows.
 constexpr Index kInterleavedSteps = 8;
 
-// Whether a forward pass interleaves its projection: batch 1 with every step alive (no
-// lengths: a step with no row alive runs no product, so its share of the projection
-// would be missing), no tape (inference), no recurrent mask, more than one chunk of
-// steps, and tiles of kInterleavedSteps rows (the tile's 16 accumulators beside the
-// product's 4 need 32 SIMD registers: AVX-512, NEON).
+// The most bytes of W_ih and W_hh together with which a pass interleaves, on one thread
+// and on more. Interleaved, all of W_ih is read again every kInterleavedSteps steps (the
+// chunked projection reads it once in kChunkRows rows), and past the last level of cache
+// those reads push W_hh out of it: every step then streams W_hh from memory. On a Zen 4
+// with a 32 MB L3 the interleaved forward ran faster up to 16 MB and slower from 19 MB
+// on one thread, and on two faster at 11 MB and slower from 13 MB (docs/inference.md).
+constexpr std::size_t kInterleavedWeightBytesOneThread = std::size_t{16} << 20;
+constexpr std::size_t kInterleavedWeightBytesThreads = std::size_t{11} << 20;
+
+// Whether a forward pass of `gates` gate blocks on `threads` threads interleaves its
+// projection: batch 1 with every step alive (no lengths: a step with no row alive runs no
+// product, so its share of the projection would be missing), no tape (inference), no
+// recurrent mask, more than one chunk of steps, weights within the bound above, and tiles
+// of kInterleavedSteps rows (the tile's 16 accumulators beside the product's 4 need 32
+// SIMD registers: AVX-512, NEON).
 template <typename Scalar>
-bool interleaves_projection(const SequenceShape& s, bool taped, bool masked) {
-  return PanelLayout<Scalar>::kRows == kInterleavedSteps && s.batch == 1 && !s.batch_sizes && !taped && !masked &&
-         s.steps > kInterleavedSteps && s.input > 0 && s.hidden > 0;
+bool interleaves_projection(const SequenceShape& s, Index gates, int threads, bool taped, bool masked) {
+  if (PanelLayout<Scalar>::kRows != kInterleavedSteps || s.batch != 1 || s.batch_sizes || taped || masked ||
+      s.steps <= kInterleavedSteps || s.input <= 0 || s.hidden <= 0) {
+    return false;
+  }
+  const double weight_bytes = static_cast<double>(s.input + s.hidden) * gates * s.hidden * sizeof(Scalar);
+  const auto bound = threads > 1 ? kInterleavedWeightBytesThreads : kInterleavedWeightBytesOneThread;
+  return weight_bytes <= static_cast<double>(bound);
 }
 
 // The gate rows (width values each) of two chunks of steps: step `step`'s row, in the

@@ -58,7 +58,8 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
   const PassPlan plan = plan_pass(s, K, sizeof(Scalar), Pass::forward);
   const bool taped = gates != nullptr;
   // At batch 1 the input projection runs inside the steps' products (interleaved_projection.hpp).
-  const bool interleaved = interleaves_projection<Scalar>(s, taped, options.recurrent_mask != nullptr);
+  const bool interleaved =
+      interleaves_projection<Scalar>(s, K, plan.threads, taped, options.recurrent_mask != nullptr);
   const ProjectionChunks<Scalar> projection(s, G, gates, plan.rows_per_thread(B), !interleaved);
   const InterleavedRows<Scalar> interleaved_rows(G, interleaved);
   PassBuffer<Scalar> cell_pair(taped ? 0 : 2 * B * H);
