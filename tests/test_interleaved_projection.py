@@ -1,14 +1,16 @@
-"""A batch-1 inference forward runs its input projection inside the steps' products
-(cpp/include/lstmcore/interleaved_projection.hpp). Its outputs must be the bits of the
-chunked projection, which the taped forward (for backward, or with return_gates) still
-runs, on every shape that the interleaving cuts differently: steps in the last chunk,
-depth blocks of W_ih and of W_hh, partial panels, fewer panels than a chunk has steps,
-reversed directions, both thread counts, float32 and float64, each LSTM cell."""
+"""A batch-1 inference forward of an LSTM or a GRU runs its input projection inside the
+steps' products (cpp/include/lstmcore/interleaved_projection.hpp). Its outputs must be
+the bits of the chunked projection, which the taped forward (for backward, or with
+return_gates) still runs, on every shape that the interleaving cuts differently: steps in
+the last chunk, depth blocks of W_ih and of W_hh, partial panels, fewer panels than a
+chunk has steps, reversed directions, both thread counts, float32 and float64, each LSTM
+cell, and the GRU's n gate, whose recurrent part stays apart from its projection."""
 
 import numpy as np
 import pytest
 
 import lstmcore
+from lstmcore.reference import gru_forward as reference_gru_forward
 from lstmcore.reference import lstm_forward as reference_lstm_forward
 
 # (input, hidden, steps): 9 and 17 leave one step in the last chunk; I=300 and H=300 cross
@@ -126,3 +128,36 @@ def test_a_forward_past_the_bound_has_the_interleaved_bits(threads):
         np.testing.assert_array_equal(c_n, c_taped)
     finally:
         lstmcore.set_num_threads(previous)
+
+
+def _gru_inputs(layer, steps, dtype):
+    rng = np.random.default_rng(steps)
+    x = rng.standard_normal((1, steps, layer.input_size)).astype(dtype)
+    return x, rng.standard_normal((layer.num_directions, 1, layer.hidden_size)).astype(dtype)
+
+
+@pytest.mark.parametrize("reset_after", [True, False], ids=["reset-after", "reset-before"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "I{}-H{}-T{}".format(*s))
+def test_gru_inference_forward_has_the_taped_forwards_bits(shape, dtype, reset_after, threads):
+    # Reset-before's n product waits for r and does not interleave: the same check holds.
+    inputs, hidden, steps = shape
+    layer = lstmcore.GRU(inputs, hidden, bidirectional=True, dtype=dtype, seed=hidden, reset_after=reset_after)
+    x, h0 = _gru_inputs(layer, steps, dtype)
+    y, h_n = layer(x, h0)
+    y_taped, h_taped, _ = layer(x, h0, return_gates=True)
+    np.testing.assert_array_equal(y, y_taped)
+    np.testing.assert_array_equal(h_n, h_taped)
+    np.testing.assert_array_equal(lstmcore.prepare(layer)(x, h0)[0], y)
+
+
+def test_interleaved_gru_matches_the_numpy_reference_in_float64():
+    layer = lstmcore.GRU(300, 40, dtype=np.float64, seed=0)
+    x, h0 = _gru_inputs(layer, 19, np.float64)
+    y, h_n = layer(x, h0)
+    p = layer.params
+    y_ref, h_ref, _ = reference_gru_forward(
+        x[0][:, None], p["weight_ih_l0"], p["weight_hh_l0"], p["bias_ih_l0"], p["bias_hh_l0"], h0[0]
+    )
+    np.testing.assert_allclose(y[0], y_ref[:, 0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(h_n[0], h_ref, rtol=1e-12, atol=1e-12)

@@ -27,6 +27,7 @@
 #include "lstmcore/gate_sums.hpp"
 #include "lstmcore/gate_weight_grads.hpp"
 #include "lstmcore/input_gradient.hpp"
+#include "lstmcore/interleaved_projection.hpp"
 #include "lstmcore/packed_product.hpp"
 #include "lstmcore/sequence.hpp"
 #include "lstmcore/team.hpp"
@@ -128,7 +129,11 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
   using Layout = PanelLayout<Scalar>;
   const PassPlan plan = plan_pass(s, 3, sizeof(Scalar), Pass::forward);
   const bool taped = gates != nullptr;
-  const ProjectionChunks<Scalar> projection(s, W, gates, plan.rows_per_thread(B));
+  // At batch 1 the input projection runs inside the steps' products (interleaved_projection.hpp);
+  // reset-before's n product waits for r, so it does not.
+  const bool interleaved = ResetAfter && interleaves_projection<Scalar>(s, 3, plan.threads, taped, false);
+  const ProjectionChunks<Scalar> projection(s, W, gates, plan.rows_per_thread(B), !interleaved);
+  const InterleavedRows<Scalar> interleaved_rows(W, interleaved);
 
   run_team(plan.threads, [&](const int thread, const int team, StepBarrier& barrier) {
     const PassPart part = pass_part(plan, s, thread, team, Layout::kWidth);
@@ -147,6 +152,10 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
     std::copy(w.bias_hh + 2 * H + units.begin, w.bias_hh + 2 * H + units.end, bias.data() + 3 * units.size());
     ProductWorkspace<Scalar> workspace;
     PreviousState<Scalar> h_before(s, H);
+    // m = h_{t-1} W_hn^T goes to the row's fourth block, apart from n's projection.
+    InterleavedProjection<Scalar> mixed(s, x, interleaved_rows, 3, units, panels, interleaved && n > 0,
+                                        RecurrentApart{2});
+    if (interleaved && n > 0) mixed.project_first_chunk(workspace);
     // Reset-before's step on the rows [r0, r0 + live) at time t: r, z and r * h_{t-1}, then
     // n and h_t. Every thread reaches the barrier between them, with work or without.
     const auto reset_before_step = [&](Index t, Index live, const StateRows<Scalar>& h_prev, Scalar* tape_t,
@@ -219,19 +228,20 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
           h_before.at(step, {h0, H}, {y.at(s.time_before(step), 0), y.batch_stride}, {r0, live_end});
       // The input projection into the r, z, n columns of this thread's units, a chunk of
       // steps at a time; this thread's columns and rows only, so it needs no barrier.
-      if (projection.starts(step) && n > 0 && rows.size() > 0 && !unpacked) {
+      if (projection.starts(step) && n > 0 && rows.size() > 0 && !unpacked && !interleaved) {
         packed_products<Scalar>(x.rows(projection.first_time(step), B, rows), projection.steps(step) * rows.size(),
                                 I, panels.ih(), panels.ih_size(), n, projection.chunk_rows(step, rows, units.begin),
                                 H, 3, false, workspace, lone_row_of(s.batch));
       }
-      Scalar* tape_t = projection.rows(step);
+      Scalar* tape_t = interleaved ? interleaved_rows.row(step) : projection.rows(step);
       Scalar* h_t = y.at(t, 0);
       if constexpr (!ResetAfter) {
         reset_before_step(t, live, h_prev, tape_t, h_t);
       } else if (n > 0 && live > 0) {
         // r and z add their recurrent part; m = h_{t-1} W_hn^T goes to its own column.
         const RowView<Scalar> h_rows = h_prev.rows(r0);
-        for (Index gate = 0; gate < 3; ++gate) {
+        if (interleaved) mixed.step(step, h_prev.row(r0));
+        for (Index gate = 0; gate < 3 && !interleaved; ++gate) {
           const Index column = (gate < 2 ? gate : 3) * H + units.begin;
           if (unpacked) {
             const Index row = gate * H + units.begin;

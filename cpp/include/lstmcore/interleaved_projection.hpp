@@ -65,6 +65,7 @@ template <typename Scalar>
 class InterleavedRows {
  public:
   InterleavedRows(Index width, bool used) : width_(width), rows_(used ? 2 * kInterleavedSteps * width : 0) {}
+  Index width() const { return width_; }
   Scalar* row(Index step) const {
     const Index slot = (step / kInterleavedSteps) % 2;
     return rows_.data() + (slot * kInterleavedSteps + step % kInterleavedSteps) * width_;
@@ -87,16 +88,18 @@ struct ProjectionPanel {
   Index cols;
 };
 
-// One panel of the recurrent product: its W_hh panel, where its columns go (added to).
+// One panel of the recurrent product: its W_hh panel, where its columns go, and whether
+// they are added there (else written: its first depth block's sums).
 template <typename Scalar>
 struct RecurrentPanel {
   const Scalar* weights;
   Scalar* out;
   Index cols;
+  bool accumulate;
 };
 
-// h (depth) times `count` recurrent panels, panel(i) giving the i-th, each column added to
-// its output as tile_kernel's batch-1 split sums it; with one projection depth of the tile
+// h (depth) times `count` recurrent panels, panel(i) giving the i-th, each column summed
+// into its output as tile_kernel's batch-1 split sums it; with one projection depth of the tile
 // x (packed [k][kRows], `input` deep) against `projection` done whenever the product's
 // progress (in pairs of depths) passes the next share of `input`, so that the tile's
 // `input` depths spread evenly over the group. Without a projection (input 0), only the
@@ -172,12 +175,19 @@ void interleaved_group(const Scalar* h, Index depth, Index count, const PanelAt&
         hi0 = pmadd(a0, pload<Packet>(b + k * W + N), hi0);
         if (input > 0) project();
       }
-      tile_store(padd(lo0, lo1), padd(hi0, hi1), p.out, p.cols, true);
+      tile_store(padd(lo0, lo1), padd(hi0, hi1), p.out, p.cols, p.accumulate || k0 > 0);
     }
   }
 }
 
 }  // namespace detail
+
+// Which gate's recurrent product a step's row keeps apart: every gate's is added to the
+// gate's projection (an LSTM), or one gate's is written to the block after the K gate
+// blocks instead (a GRU's n, whose recurrent part m the cell scales by r).
+struct RecurrentApart {
+  Index gate = -1;  // -1: none
+};
 
 // One thread's part of an interleaving forward: its `units` (n of each of K gate blocks
 // of H), its panels of W_ih and W_hh, and its packed inputs of the chunk being projected.
@@ -188,11 +198,13 @@ class InterleavedProjection {
   using Layout = PanelLayout<Scalar>;
 
   InterleavedProjection(const SequenceShape& s, SequenceView<const Scalar> x, const InterleavedRows<Scalar>& rows,
-                        Index gates, Range units, const GatePanels<Scalar>& panels, bool used)
+                        Index gates, Range units, const GatePanels<Scalar>& panels, bool used,
+                        RecurrentApart apart = {})
       : s_(s),
         x_(x),
         rows_(rows),
         gates_(gates),
+        apart_(apart),
         units_(units),
         weights_(panels),
         panels_(Layout::panels(units.size())),
@@ -201,14 +213,14 @@ class InterleavedProjection {
   // The first chunk's projection: one product, before the first step.
   void project_first_chunk(ProductWorkspace<Scalar>& workspace) const {
     const Index steps = std::min(kInterleavedSteps, s_.steps);
-    const Index G = gates_ * s_.hidden;
     packed_products<Scalar>(inputs_from(0), steps, s_.input, weights_.ih(), weights_.ih_size(), units_.size(),
-                            OutputRows<Scalar>{rows_.row(0) + units_.begin, G}, s_.hidden, gates_, false, workspace,
-                            LoneRow::as_in_tiles);
+                            OutputRows<Scalar>{rows_.row(0) + units_.begin, rows_.width()}, s_.hidden, gates_,
+                            false, workspace, LoneRow::as_in_tiles);
   }
 
-  // Step `step`'s recurrent product h_{t-1} W_hh^T for this thread's units, added to its
-  // gate row, with this step's share of the next chunk's projection mixed in.
+  // Step `step`'s recurrent product h_{t-1} W_hh^T for this thread's units, into its row
+  // (added to the gates' projection, but the gate kept apart), with this step's share of
+  // the next chunk's projection mixed in.
   void step(Index step, const Scalar* h) {
     const Index chunk = step / kInterleavedSteps, sub = step % kInterleavedSteps;
     const Index next_first = (chunk + 1) * kInterleavedSteps;
@@ -224,8 +236,10 @@ class InterleavedProjection {
     Scalar* row = rows_.row(step) + units_.begin;
     const auto recurrent = [&](Index i) {
       const Index gate = i / panels_, panel = i % panels_;
+      const bool apart = gate == apart_.gate;
       return detail::RecurrentPanel<Scalar>{weights_.hh(gate) + panel * s_.hidden * Layout::kWidth,
-                                            row + gate * s_.hidden + panel * Layout::kWidth, cols(panel)};
+                                            row + (apart ? gates_ : gate) * s_.hidden + panel * Layout::kWidth,
+                                            cols(panel), !apart};
     };
     if (groups == 0) {
       detail::interleaved_group<Scalar>(h, s_.hidden, total, recurrent, nullptr, 0, {});
@@ -263,6 +277,7 @@ class InterleavedProjection {
   SequenceView<const Scalar> x_;
   const InterleavedRows<Scalar>& rows_;
   Index gates_;
+  RecurrentApart apart_;
   Range units_;
   const GatePanels<Scalar>& weights_;
   Index panels_;
