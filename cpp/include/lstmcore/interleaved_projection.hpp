@@ -122,8 +122,8 @@ void interleaved_group(const Scalar* h, Index depth, Index count, const PanelAt&
   const Index units = std::max<Index>(units_per_panel * count, 1);
   Index owed = 0, next = 0;
   const PackedTile<Scalar> a{x};
-  const auto project = [&]() __attribute__((always_inline)) {
-    owed += input;
+  const auto project = [&](Index pairs) __attribute__((always_inline)) {
+    owed += pairs * input;
     while (owed >= units) {
       owed -= units;
       Packet b_lo = pload<Packet>(projection.weights + next * W),
@@ -160,20 +160,32 @@ void interleaved_group(const Scalar* h, Index depth, Index count, const PanelAt&
       const Scalar* b = p.weights + k0 * W;
       const Scalar* hk = h + k0;
       Packet lo0 = zero, lo1 = zero, hi0 = zero, hi1 = zero;
-      Index k = 0;
-      for (; k + 1 < kc; k += 2) {
+      const auto depth_pair = [&](Index k) __attribute__((always_inline)) {
         const Packet a0 = pset1<Packet>(hk[k]), a1 = pset1<Packet>(hk[k + 1]);
         lo0 = pmadd(a0, pload<Packet>(b + k * W), lo0);
         lo1 = pmadd(a1, pload<Packet>(b + (k + 1) * W), lo1);
         hi0 = pmadd(a0, pload<Packet>(b + k * W + N), hi0);
         hi1 = pmadd(a1, pload<Packet>(b + (k + 1) * W + N), hi1);
-        if (input > 0) project();
+      };
+      Index k = 0;
+      // The projection's turn is checked every four pairs: where the compiler keeps its
+      // counter in memory, that chain then paces a quarter of the loads.
+      for (; k + 7 < kc; k += 8) {
+        depth_pair(k);
+        depth_pair(k + 2);
+        depth_pair(k + 4);
+        depth_pair(k + 6);
+        if (input > 0) project(4);
+      }
+      for (; k + 1 < kc; k += 2) {
+        depth_pair(k);
+        if (input > 0) project(1);
       }
       for (; k < kc; ++k) {
         const Packet a0 = pset1<Packet>(hk[k]);
         lo0 = pmadd(a0, pload<Packet>(b + k * W), lo0);
         hi0 = pmadd(a0, pload<Packet>(b + k * W + N), hi0);
-        if (input > 0) project();
+        if (input > 0) project(1);
       }
       tile_store(padd(lo0, lo1), padd(hi0, hi1), p.out, p.cols, p.accumulate || k0 > 0);
     }
