@@ -72,6 +72,18 @@ def test_interleaved_forward_matches_the_numpy_reference_in_float64():
     np.testing.assert_allclose(c_n[0], c_ref, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("steps", [257, 513])
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_a_last_step_alone_in_its_chunk_has_the_chunked_bits(kind, steps, threads):
+    # The chunked projection takes 256 steps at a time at batch 1 and sums a chunk of one
+    # row (the last step, at T = 1 + 256k) by the batch-1 split, not as a tile's row.
+    layer = (lstmcore.LSTM if kind == "lstm" else lstmcore.GRU)(300, 40, seed=2)
+    x = np.random.default_rng(steps).standard_normal((1, steps, 300)).astype(np.float32)
+    y, _ = layer(x)
+    y_taped, _, _ = layer(x, return_gates=True)
+    np.testing.assert_array_equal(y, y_taped)
+
+
 @pytest.mark.parametrize("length", [5, 8, 9, 17, 29, 30])
 def test_a_sequence_shorter_than_its_input_is_its_own_prefix(length, threads):
     # lengths at batch 1: the steps past the sequence's end run no product (reversed, they

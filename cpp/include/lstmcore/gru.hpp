@@ -240,7 +240,7 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
       } else if (n > 0 && live > 0) {
         // r and z add their recurrent part; m = h_{t-1} W_hn^T goes to its own column.
         const RowView<Scalar> h_rows = h_prev.rows(r0);
-        if (interleaved) mixed.step(step, h_prev.row(r0));
+        if (interleaved) mixed.step(step, h_prev.row(r0), workspace);
         for (Index gate = 0; gate < 3 && !interleaved; ++gate) {
           const Index column = (gate < 2 ? gate : 3) * H + units.begin;
           if (unpacked) {

@@ -32,6 +32,8 @@ namespace lstmcore {
 
 // Steps per chunk: the projection tile's rows.
 constexpr Index kInterleavedSteps = 8;
+// A chunk of the chunked projection starts a chunk here too (InterleavedProjection::lone_last).
+static_assert(kChunkRows % kInterleavedSteps == 0);
 
 // The most bytes of W_ih and W_hh together with which a pass interleaves, on one thread
 // and on more. Interleaved, all of W_ih is read again every kInterleavedSteps steps (the
@@ -233,10 +235,16 @@ class InterleavedProjection {
   // Step `step`'s recurrent product h_{t-1} W_hh^T for this thread's units, into its row
   // (added to the gates' projection, but the gate kept apart), with this step's share of
   // the next chunk's projection mixed in.
-  void step(Index step, const Scalar* h) {
+  void step(Index step, const Scalar* h, ProductWorkspace<Scalar>& workspace) {
     const Index chunk = step / kInterleavedSteps, sub = step % kInterleavedSteps;
     const Index next_first = (chunk + 1) * kInterleavedSteps;
-    const Index next_steps = std::clamp<Index>(s_.steps - next_first, 0, kInterleavedSteps);
+    const Index next_steps =
+        lone_last(next_first) ? 0 : std::clamp<Index>(s_.steps - next_first, 0, kInterleavedSteps);
+    if (lone_last(step)) {
+      packed_products<Scalar>(inputs_from(step), 1, s_.input, weights_.ih(), weights_.ih_size(), units_.size(),
+                              OutputRows<Scalar>{rows_.row(step) + units_.begin, rows_.width()}, s_.hidden, gates_,
+                              false, workspace, LoneRow::split);
+    }
     // x_t of the next chunk's steps, packed as a tile ([k][kRows], zero rows after its last).
     if (next_steps > 0 && sub == 0) pack_tiles(inputs_from(next_first), 0, next_steps, 0, s_.input, tile_.data());
     const Index total = gates_ * panels_;  // recurrent panels, and projection panels
@@ -278,6 +286,11 @@ class InterleavedProjection {
 
  private:
   Index cols(Index panel) const { return std::min(Layout::kWidth, units_.size() - panel * Layout::kWidth); }
+
+  // Whether `step` is the last and alone in its chunk of the chunked projection (T = 1 +
+  // a multiple of kChunkRows at batch 1): that projection sums a lone row by the batch-1
+  // split, not as a tile's row, so this one is projected the same way, before its step.
+  bool lone_last(Index step) const { return step == s_.steps - 1 && step % kChunkRows == 0; }
 
   // x_t of the steps from `first` on as rows, in step order (time order reversed when the
   // pass is).

@@ -146,7 +146,7 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
           }
         }
       } else if (n > 0 && live > 0 && interleaved) {
-        mixed.step(step, h_prev.row(r0));
+        mixed.step(step, h_prev.row(r0), workspace);
       } else if (n > 0 && live > 0 && mask_tiles.empty()) {
         for (Index gate = 0; gate < K; ++gate) {
           multiply_rows<Scalar>(h_prev_rows, live, H, panels.hh(gate), n, gates_live + gate * H, G, true,
