@@ -1,7 +1,7 @@
-"""A batch-1 inference forward of an LSTM or a GRU runs its input projection inside the
-steps' products (cpp/include/lstmcore/interleaved_projection.hpp). Its outputs must be
-the bits of the chunked projection, which the taped forward (for backward, or with
-return_gates) still runs, on every shape that the interleaving cuts differently: steps in
+"""A batch-1 inference forward of an LSTM, a GRU or an RNN runs its input projection
+inside the steps' products (cpp/include/lstmcore/interleaved_projection.hpp). Its outputs
+must be the bits of the chunked projection, which the taped forward (for backward, or
+with return_gates) and a forward with lengths still run, on every shape that the interleaving cuts differently: steps in
 the last chunk, depth blocks of W_ih and of W_hh, partial panels, fewer panels than a
 chunk has steps, reversed directions, both thread counts, float32 and float64, each LSTM
 cell, and the GRU's n gate, whose recurrent part stays apart from its projection."""
@@ -12,6 +12,7 @@ import pytest
 import lstmcore
 from lstmcore.reference import gru_forward as reference_gru_forward
 from lstmcore.reference import lstm_forward as reference_lstm_forward
+from lstmcore.reference import vanilla_rnn_forward as reference_rnn_forward
 
 # (input, hidden, steps): 9 and 17 leave one step in the last chunk; I=300 and H=300 cross
 # a depth block (256); H=20 has fewer panels (4 gates x 1) than a chunk has steps; H=40
@@ -169,6 +170,37 @@ def test_interleaved_gru_matches_the_numpy_reference_in_float64():
     y, h_n = layer(x, h0)
     p = layer.params
     y_ref, h_ref, _ = reference_gru_forward(
+        x[0][:, None], p["weight_ih_l0"], p["weight_hh_l0"], p["bias_ih_l0"], p["bias_hh_l0"], h0[0]
+    )
+    np.testing.assert_allclose(y[0], y_ref[:, 0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(h_n[0], h_ref, rtol=1e-12, atol=1e-12)
+
+
+RNN_NONLINEARITIES = ["tanh", "relu", ("hard_sigmoid", 0.3, 0.4)]
+
+
+@pytest.mark.parametrize("nonlinearity", RNN_NONLINEARITIES, ids=lambda n: n if isinstance(n, str) else n[0])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [*SHAPES, (300, 40, 257)], ids=lambda s: "I{}-H{}-T{}".format(*s))
+def test_rnn_inference_forward_has_the_chunked_bits(shape, dtype, nonlinearity, threads):
+    # A tanh or relu RNN's forward keeps no tape, so the oracle is the forward with
+    # lengths, which never interleaves.
+    inputs, hidden, steps = shape
+    layer = lstmcore.RNN(inputs, hidden, bidirectional=True, dtype=dtype, seed=hidden, nonlinearity=nonlinearity)
+    x, h0 = _gru_inputs(layer, steps, dtype)
+    y, h_n = layer(x, h0)
+    y_chunked, h_chunked = layer(x, h0, lengths=[steps])
+    np.testing.assert_array_equal(y, y_chunked)
+    np.testing.assert_array_equal(h_n, h_chunked)
+    np.testing.assert_array_equal(lstmcore.prepare(layer)(x, h0)[0], y)
+
+
+def test_interleaved_rnn_matches_the_numpy_reference_in_float64():
+    layer = lstmcore.RNN(300, 40, dtype=np.float64, seed=0)
+    x, h0 = _gru_inputs(layer, 19, np.float64)
+    y, h_n = layer(x, h0)
+    p = layer.params
+    y_ref, h_ref, _ = reference_rnn_forward(
         x[0][:, None], p["weight_ih_l0"], p["weight_hh_l0"], p["bias_ih_l0"], p["bias_hh_l0"], h0[0]
     )
     np.testing.assert_allclose(y[0], y_ref[:, 0], rtol=1e-12, atol=1e-12)

@@ -10,6 +10,7 @@
 // each step adds the recurrent product there and applies act in place.
 #pragma once
 
+#include <algorithm>
 #include <vector>
 
 #include "lstmcore/activations.hpp"
@@ -17,6 +18,7 @@
 #include "lstmcore/gate_sums.hpp"
 #include "lstmcore/gate_weight_grads.hpp"
 #include "lstmcore/input_gradient.hpp"
+#include "lstmcore/interleaved_projection.hpp"
 #include "lstmcore/packed_product.hpp"
 #include "lstmcore/sequence.hpp"
 #include "lstmcore/team.hpp"
@@ -105,6 +107,10 @@ void rnn_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
   const PassPlan plan = plan_pass(s, 1, sizeof(Scalar), Pass::forward);
   // Only the chunk schedule: the projection's rows are y's own (width 0: no buffer).
   const ProjectionChunks<Scalar> chunks(s, 0, nullptr, plan.rows_per_thread(B));
+  // At batch 1 the input projection runs inside the steps' products (interleaved_projection.hpp),
+  // into rows of its own: y's rows of the next chunk are not h yet.
+  const bool interleaved = interleaves_projection<Scalar>(s, 1, plan.threads, a_tape != nullptr, false);
+  const InterleavedRows<Scalar> interleaved_rows(H, interleaved);
 
   run_team(plan.threads, [&](const int thread, const int team, StepBarrier& barrier) {
     const PassPart part = pass_part(plan, s, thread, team, PanelLayout<Scalar>::kWidth);
@@ -116,6 +122,8 @@ void rnn_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
     fused_gate_bias(w, 1, 1, H, units, bias.data());
     ProductWorkspace<Scalar> workspace;
     PreviousState<Scalar> h_before(s, H);
+    InterleavedProjection<Scalar> mixed(s, x, interleaved_rows, 1, units, panels, interleaved && n > 0);
+    if (interleaved && n > 0) mixed.project_first_chunk(workspace);
 
     for (Index step = 0; step < s.steps; ++step) {
       const Index t = s.time_at(step);
@@ -124,7 +132,7 @@ void rnn_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
           h_before.at(step, {h0, H}, {y.at(s.time_before(step), 0), y.batch_stride}, {r0, live_end});
       // x W_ih^T into this thread's rows and units of y for the chunk's steps; a later
       // chunk's times, so no thread reads them before its own step writes them.
-      if (chunks.starts(step) && n > 0 && rows.size() > 0 && !unpacked) {
+      if (chunks.starts(step) && n > 0 && rows.size() > 0 && !unpacked && !interleaved) {
         const Index first = chunks.first_time(step);
         OutputRows<Scalar> out = y.output_rows(first, B, rows);
         out.data += units.begin;
@@ -139,6 +147,9 @@ void rnn_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
                                     pre, y.batch_stride, false);
           multiply_unpacked<Scalar>(h_prev.rows(r0), live, H, w.weight_hh + units.begin * H, H, n, pre,
                                     y.batch_stride, true);
+        } else if (interleaved) {
+          mixed.step(step, h_prev.row(r0), workspace);
+          std::copy_n(interleaved_rows.row(step) + units.begin, n, pre);
         } else {
           multiply_rows<Scalar>(h_prev.rows(r0), live, H, panels.hh(0), n, pre, y.batch_stride, true,
                                 lone_row_of(s.batch));
