@@ -15,9 +15,21 @@ from lstmcore.reference import lstm_forward as reference_lstm_forward
 from lstmcore.reference import vanilla_rnn_forward as reference_rnn_forward
 
 # (input, hidden, steps): 9 and 17 leave one step in the last chunk; I=300 and H=300 cross
-# a depth block (256); H=20 has fewer panels (4 gates x 1) than a chunk has steps; H=40
-# and H=300 end on a partial panel; I=1, a projection of one depth.
-SHAPES = [(16, 32, 9), (64, 128, 50), (300, 40, 17), (7, 300, 12), (1, 20, 30), (33, 64, 24)]
+# a depth block (256), H=520 two; H=20 has fewer panels (4 gates x 1) than a chunk has
+# steps; H=40, 200, 300 and 520 end on a partial panel; I=1, a projection of one depth.
+# The threads fixture's two threads split a pass over units only from a step of 200k
+# flops: H=200 on (the LSTM, GRU), H=320 (the RNN too).
+SHAPES = [
+    (16, 32, 9),
+    (64, 128, 50),
+    (300, 40, 17),
+    (7, 300, 12),
+    (1, 20, 30),
+    (33, 64, 24),
+    (300, 200, 17),
+    (16, 320, 9),
+    (600, 520, 20),
+]
 CELLS = [{}, {"peephole": True}, {"coupled": True}, {"gate_activation": "hard_sigmoid"}, {"zoneout": 0.25}]
 
 
@@ -125,20 +137,22 @@ def test_interleaving_stops_where_the_weights_outgrow_the_cache(itemsize):
     assert interleaves(64, 128, 8, 4, itemsize, 1) is False
 
 
+@pytest.mark.parametrize("gates", [4, 3], ids=["lstm", "gru"])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_a_forward_past_the_bound_has_the_interleaved_bits(threads):
+def test_a_forward_past_the_bound_has_the_interleaved_bits(threads, gates):
     # Just past the two-thread bound in float64: two threads chunk, one thread interleaves;
     # either way the bits are the taped forward's.
     previous = lstmcore._core.requested_threads()
     lstmcore.set_num_threads(threads)
     try:
-        hidden = int((11 * 2**20 / 64) ** 0.5) + 1
-        layer = lstmcore.LSTM(hidden, hidden, dtype=np.float64, seed=5)
-        x, state = _inputs(layer, 10, np.float64)
-        y, (_, c_n) = layer(x, state)
-        y_taped, (_, c_taped), _ = layer(x, state, return_gates=True)
+        hidden = int((11 * 2**20 / (2 * gates * 8)) ** 0.5) + 1
+        assert lstmcore._core.diagnostics.interleaves_projection(hidden, hidden, 10, gates, 8, 2) is False
+        layer = (lstmcore.LSTM if gates == 4 else lstmcore.GRU)(hidden, hidden, dtype=np.float64, seed=5)
+        x = np.random.default_rng(5).standard_normal((1, 10, hidden))
+        y, final = layer(x)
+        y_taped, final_taped, _ = layer(x, return_gates=True)
         np.testing.assert_array_equal(y, y_taped)
-        np.testing.assert_array_equal(c_n, c_taped)
+        np.testing.assert_array_equal(final[-1] if gates == 4 else final, final_taped[-1] if gates == 4 else final_taped)
     finally:
         lstmcore.set_num_threads(previous)
 

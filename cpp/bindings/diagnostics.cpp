@@ -141,8 +141,9 @@ void register_diagnostics(py::module_& m) {
         "depth: W_hh's (a projected LSTM's proj_size), 0 for hidden.");
   m.def("interleaves_projection", &interleaves, "input"_a, "hidden"_a, "steps"_a, "gates"_a, "itemsize"_a,
         "threads"_a,
-        "Whether an LSTM's inference forward of this shape at batch 1, without lengths, runs its input "
-        "projection inside the steps (interleaved_projection.hpp).");
+        "Whether an inference forward of this shape (an LSTM, GRU or RNN of `gates` gate blocks) at batch 1, "
+        "without lengths, planned on `threads` threads, runs its input projection inside the steps "
+        "(interleaved_projection.hpp).");
   m.attr("tile_rows") = PanelLayout<float>::kRows;
   m.def("sense_team", &sense, "slowest_start_us"_a, "longest_sleep_us"_a,
         "Report a multi-threaded pass's timings, as a pass does (tests).");

@@ -120,7 +120,8 @@ inline Index gru_tape_width(Index hidden) { return 4 * hidden; }
 // The input projection is computed a chunk of steps ahead (kChunkRows), into the tape or,
 // without one (inference), into a chunk buffer reused chunk after chunk; the fourth
 // column block is written there too, since reset-before's second product reads r * h_{t-1}
-// of every thread's units from it.
+// of every thread's units from it. At batch 1 without a tape, reset-after projects inside
+// the steps instead (interleaved_projection.hpp), into rows of the same layout.
 template <typename Scalar, bool ResetAfter = true, typename Acts = DefaultGruActivations>
 void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const GatedWeights<Scalar>& w,
                  const Scalar* h0, SequenceView<Scalar> y, Scalar* gates, const Acts& acts = {},
@@ -152,7 +153,7 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
     std::copy(w.bias_hh + 2 * H + units.begin, w.bias_hh + 2 * H + units.end, bias.data() + 3 * units.size());
     ProductWorkspace<Scalar> workspace;
     PreviousState<Scalar> h_before(s, H);
-    // m = h_{t-1} W_hn^T goes to the row's fourth block, apart from n's projection.
+    // The cell scales m = h_{t-1} W_hn^T by r, so it cannot share n's block with n's projection.
     InterleavedProjection<Scalar> mixed(s, x, interleaved_rows, 3, units, panels, interleaved && n > 0,
                                         RecurrentApart{2});
     if (interleaved && n > 0) mixed.project_first_chunk(workspace);
@@ -240,19 +241,22 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
       } else if (n > 0 && live > 0) {
         // r and z add their recurrent part; m = h_{t-1} W_hn^T goes to its own column.
         const RowView<Scalar> h_rows = h_prev.rows(r0);
-        if (interleaved) mixed.step(step, h_prev.row(r0), workspace);
-        for (Index gate = 0; gate < 3 && !interleaved; ++gate) {
-          const Index column = (gate < 2 ? gate : 3) * H + units.begin;
-          if (unpacked) {
-            const Index row = gate * H + units.begin;
-            multiply_unpacked<Scalar>({x.at(t, r0), x.batch_stride}, live, I, w.weight_ih + row * I, I, n,
-                                      tape_t + r0 * W + gate * H + units.begin, W, false);
-            multiply_unpacked<Scalar>(h_rows, live, H, w.weight_hh + row * H, H, n, tape_t + r0 * W + column, W,
-                                      gate < 2);
-            continue;
+        if (interleaved) {
+          mixed.step(step, h_prev.row(r0), workspace);
+        } else {
+          for (Index gate = 0; gate < 3; ++gate) {
+            const Index column = (gate < 2 ? gate : 3) * H + units.begin;
+            if (unpacked) {
+              const Index row = gate * H + units.begin;
+              multiply_unpacked<Scalar>({x.at(t, r0), x.batch_stride}, live, I, w.weight_ih + row * I, I, n,
+                                        tape_t + r0 * W + gate * H + units.begin, W, false);
+              multiply_unpacked<Scalar>(h_rows, live, H, w.weight_hh + row * H, H, n, tape_t + r0 * W + column, W,
+                                        gate < 2);
+              continue;
+            }
+            multiply_rows<Scalar>(h_rows, live, H, panels.hh(gate), n, tape_t + r0 * W + column, W, gate < 2,
+                                  lone_row_of(s.batch));
           }
-          multiply_rows<Scalar>(h_rows, live, H, panels.hh(gate), n, tape_t + r0 * W + column, W, gate < 2,
-                                lone_row_of(s.batch));
         }
         for (Index b = r0; b < live_end; ++b) {
           Scalar* tape = tape_t + b * W + units.begin;  // pre-activations in, gates out

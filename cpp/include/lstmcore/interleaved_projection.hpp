@@ -15,10 +15,11 @@
 // being projected.
 //
 // Every value is the one the unmixed products compute: each recurrent column sums its
-// depths in the batch-1 order (by parity, in blocks of kDepthBlock, added to the row), and
-// each projected value in the order of a tile of several rows (one chain a column, in
-// depth blocks of kDepthBlock), which is how the chunked projection sums every row of a
-// chunk of two rows or more.
+// depths in the batch-1 order (by parity, in blocks of kDepthBlock, added to the row, or
+// written over it for a gate kept apart, as a GRU's m), and each projected value in the
+// order of a tile of several rows (one chain a column, in depth blocks of kDepthBlock),
+// which is how the chunked projection sums every row of a chunk of two rows or more; a
+// last step alone in its chunk there is projected as the chunked projection sums it.
 #pragma once
 
 #include <algorithm>
@@ -35,12 +36,12 @@ constexpr Index kInterleavedSteps = 8;
 // A chunk of the chunked projection starts a chunk here too (InterleavedProjection::lone_last).
 static_assert(kChunkRows % kInterleavedSteps == 0);
 
-// The most bytes of W_ih and W_hh together with which a pass interleaves, on one thread
-// and on more. Interleaved, all of W_ih is read again every kInterleavedSteps steps (the
+// The most bytes (MiB) of W_ih and W_hh together with which a pass interleaves, on one
+// thread and on more. Interleaved, all of W_ih is read again every kInterleavedSteps steps (the
 // chunked projection reads it once in kChunkRows rows), and past the last level of cache
 // those reads push W_hh out of it: every step then streams W_hh from memory. On a Zen 4
-// with a 32 MB L3 the interleaved forward ran faster up to 16 MB and slower from 19 MB
-// on one thread, and on two faster at 11 MB and slower from 13 MB (docs/inference.md).
+// with a 32 MiB L3 the interleaved forward ran faster up to 16 MiB and slower from 18 MiB
+// on one thread, and on two faster at 10 MiB and slower from 12.5 MiB (docs/inference.md).
 constexpr std::size_t kInterleavedWeightBytesOneThread = std::size_t{16} << 20;
 constexpr std::size_t kInterleavedWeightBytesThreads = std::size_t{11} << 20;
 
