@@ -157,7 +157,7 @@ def test_a_forward_past_the_bound_has_the_interleaved_bits(threads, gates):
         lstmcore.set_num_threads(previous)
 
 
-def _gru_inputs(layer, steps, dtype):
+def _one_state_inputs(layer, steps, dtype):
     rng = np.random.default_rng(steps)
     x = rng.standard_normal((1, steps, layer.input_size)).astype(dtype)
     return x, rng.standard_normal((layer.num_directions, 1, layer.hidden_size)).astype(dtype)
@@ -170,24 +170,12 @@ def test_gru_inference_forward_has_the_taped_forwards_bits(shape, dtype, reset_a
     # Reset-before's n product waits for r and does not interleave: the same check holds.
     inputs, hidden, steps = shape
     layer = lstmcore.GRU(inputs, hidden, bidirectional=True, dtype=dtype, seed=hidden, reset_after=reset_after)
-    x, h0 = _gru_inputs(layer, steps, dtype)
+    x, h0 = _one_state_inputs(layer, steps, dtype)
     y, h_n = layer(x, h0)
     y_taped, h_taped, _ = layer(x, h0, return_gates=True)
     np.testing.assert_array_equal(y, y_taped)
     np.testing.assert_array_equal(h_n, h_taped)
     np.testing.assert_array_equal(lstmcore.prepare(layer)(x, h0)[0], y)
-
-
-def test_interleaved_gru_matches_the_numpy_reference_in_float64():
-    layer = lstmcore.GRU(300, 40, dtype=np.float64, seed=0)
-    x, h0 = _gru_inputs(layer, 19, np.float64)
-    y, h_n = layer(x, h0)
-    p = layer.params
-    y_ref, h_ref, _ = reference_gru_forward(
-        x[0][:, None], p["weight_ih_l0"], p["weight_hh_l0"], p["bias_ih_l0"], p["bias_hh_l0"], h0[0]
-    )
-    np.testing.assert_allclose(y[0], y_ref[:, 0], rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(h_n[0], h_ref, rtol=1e-12, atol=1e-12)
 
 
 RNN_NONLINEARITIES = ["tanh", "relu", ("hard_sigmoid", 0.3, 0.4)]
@@ -201,7 +189,7 @@ def test_rnn_inference_forward_has_the_chunked_bits(shape, dtype, nonlinearity, 
     # lengths, which never interleaves.
     inputs, hidden, steps = shape
     layer = lstmcore.RNN(inputs, hidden, bidirectional=True, dtype=dtype, seed=hidden, nonlinearity=nonlinearity)
-    x, h0 = _gru_inputs(layer, steps, dtype)
+    x, h0 = _one_state_inputs(layer, steps, dtype)
     y, h_n = layer(x, h0)
     y_chunked, h_chunked = layer(x, h0, lengths=[steps])
     np.testing.assert_array_equal(y, y_chunked)
@@ -209,13 +197,14 @@ def test_rnn_inference_forward_has_the_chunked_bits(shape, dtype, nonlinearity, 
     np.testing.assert_array_equal(lstmcore.prepare(layer)(x, h0)[0], y)
 
 
-def test_interleaved_rnn_matches_the_numpy_reference_in_float64():
-    layer = lstmcore.RNN(300, 40, dtype=np.float64, seed=0)
-    x, h0 = _gru_inputs(layer, 19, np.float64)
+@pytest.mark.parametrize(
+    "kind, reference", [(lstmcore.GRU, reference_gru_forward), (lstmcore.RNN, reference_rnn_forward)], ids=["gru", "rnn"]
+)
+def test_interleaved_gru_and_rnn_match_the_numpy_reference_in_float64(kind, reference):
+    layer = kind(300, 40, dtype=np.float64, seed=0)
+    x, h0 = _one_state_inputs(layer, 19, np.float64)
     y, h_n = layer(x, h0)
     p = layer.params
-    y_ref, h_ref, _ = reference_rnn_forward(
-        x[0][:, None], p["weight_ih_l0"], p["weight_hh_l0"], p["bias_ih_l0"], p["bias_hh_l0"], h0[0]
-    )
+    y_ref, h_ref, _ = reference(x[0][:, None], p["weight_ih_l0"], p["weight_hh_l0"], p["bias_ih_l0"], p["bias_hh_l0"], h0[0])
     np.testing.assert_allclose(y[0], y_ref[:, 0], rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(h_n[0], h_ref, rtol=1e-12, atol=1e-12)
