@@ -244,7 +244,9 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
         if (interleaved) {
           mixed.step(step, h_prev.row(r0), workspace);
         } else {
-          for (Index gate = 0; gate < 3; ++gate) {
+          const PanelOrder order = panel_order_of(step);
+          for (Index i = 0; i < 3; ++i) {
+            const Index gate = in_order(i, 3, order);
             const Index column = (gate < 2 ? gate : 3) * H + units.begin;
             if (unpacked) {
               const Index row = gate * H + units.begin;
@@ -255,7 +257,7 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
               continue;
             }
             multiply_rows<Scalar>(h_rows, live, H, panels.hh(gate), n, tape_t + r0 * W + column, W, gate < 2,
-                                  lone_row_of(s.batch));
+                                  lone_row_of(s.batch), order);
           }
         }
         for (Index b = r0; b < live_end; ++b) {
@@ -371,7 +373,7 @@ void gru_backward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
       if (!plan.by_batch) barrier.wait(team);
       if (n > 0 && live > 0) {
         multiply_rows<Scalar>({d_input_t + r0 * G + 2 * H, G}, live, H, packed_hn.data(), n,
-                              d_hidden + r0 * H + units.begin, H, false);
+                              d_hidden + r0 * H + units.begin, H, false, LoneRow::split, panel_order_of(t));
       }
       for (Index b = r0; b < live_end && n > 0; ++b) {
         const Scalar* r_of = tape_t + b * W + units.begin;
@@ -395,7 +397,7 @@ void gru_backward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
       if (!plan.by_batch) barrier.wait(team);
       if (n > 0 && live > 0) {
         multiply_rows<Scalar>({d_input_t + r0 * G, G}, live, 2 * H, packed_hh.data(), n, dh0 + r0 * H + units.begin,
-                              H, true);
+                              H, true, LoneRow::split, panel_order_of(t));
       }
       input_gradient.step({d_input_t + r0 * G, G}, rows_of_part, live_end, dx, t, accumulate_dx);
     };
@@ -447,7 +449,7 @@ void gru_backward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
       if (!plan.by_batch) barrier.wait(team);
       if (n > 0 && live > 0) {
         multiply_rows<Scalar>({d_hidden_t + r0 * G, G}, live, G, packed_hh.data(), n, dh0 + r0 * H + units.begin, H,
-                              true);
+                              true, LoneRow::split, panel_order_of(step));
       }
       input_gradient.step({d_input_t + r0 * G, G}, rows_of_part, live_end, dx, t, accumulate_dx);
     }

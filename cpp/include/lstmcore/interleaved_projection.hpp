@@ -255,12 +255,10 @@ class InterleavedProjection {
     const Index last = next_steps > 0 ? (sub + 1) * total / kInterleavedSteps : 0;
     const Index groups = last - first;
     Scalar* row = rows_.row(step) + units_.begin;
-    // Odd steps take the recurrent panels last to first: W_hh barely fits (or barely
-    // misses) the cache it streams from, and a step that starts where the last one ended
-    // finds its most recently read panels still there rather than evicted by the sweep.
-    const bool backward = step % 2 == 1;
+    // Every other step takes the recurrent panels last to first (PanelOrder).
+    const PanelOrder order = panel_order_of(step);
     const auto recurrent = [&](Index i) {
-      if (backward) i = total - 1 - i;
+      i = in_order(i, total, order);
       const Index gate = i / panels_, panel = i % panels_;
       const bool apart = gate == apart_.gate;
       return detail::RecurrentPanel<Scalar>{weights_.hh(gate) + panel * s_.hidden * Layout::kWidth,

@@ -160,9 +160,11 @@ void layer_norm_lstm_forward(const SequenceShape& s, SequenceView<const Scalar> 
       Scalar* c_t = taped ? cells + t * B * H : cell_pair.data() + (step & 1) * B * H;
       Scalar* hidden_t = taped ? tape.hidden_norm + t * B * G : step_hidden.data();
       if (n > 0 && live > 0) {
-        for (Index gate = 0; gate < 4; ++gate) {
+        const PanelOrder order = panel_order_of(step);
+        for (Index i = 0; i < 4; ++i) {
+          const Index gate = in_order(i, 4, order);
           multiply_rows<Scalar>(h_prev.rows(r0), live, H, panels.hh(gate), n,
-                                hidden_t + r0 * G + gate * H + units.begin, G, false, lone_row_of(s.batch));
+                                hidden_t + r0 * G + gate * H + units.begin, G, false, lone_row_of(s.batch), order);
         }
       }
       if (!plan.by_batch) barrier.wait(team);
@@ -334,7 +336,7 @@ void layer_norm_lstm_backward(const SequenceShape& s, SequenceView<const Scalar>
       const Index live_end = part.live_end(alive), live = live_end - r0;
       if (n > 0 && live > 0) {
         multiply_rows<Scalar>({d_hidden.data() + (t * B + r0) * G, G}, live, G, packed_hh.data(), n,
-                              dh0 + r0 * H + units.begin, H, false);
+                              dh0 + r0 * H + units.begin, H, false, LoneRow::split, panel_order_of(step));
       }
       input_gradient.step({d_input.data() + (t * B + r0) * G, G}, part.rows, live_end, dx, t, accumulate_dx);
       if (!plan.by_batch) barrier.wait(team);

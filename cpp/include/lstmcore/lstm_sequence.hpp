@@ -148,9 +148,11 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
       } else if (n > 0 && live > 0 && interleaved) {
         mixed.step(step, h_prev.row(r0), workspace);
       } else if (n > 0 && live > 0 && mask_tiles.empty()) {
-        for (Index gate = 0; gate < K; ++gate) {
+        const PanelOrder order = panel_order_of(step);
+        for (Index i = 0; i < K; ++i) {
+          const Index gate = in_order(i, K, order);
           multiply_rows<Scalar>(h_prev_rows, live, H, panels.hh(gate), n, gates_live + gate * H, G, true,
-                                lone_row_of(s.batch));
+                                lone_row_of(s.batch), order);
         }
       } else if (n > 0 && live > 0) {
         // h_{t-1} * mask, packed once for the K gate products.
@@ -162,9 +164,11 @@ void lstm_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
         }
         const Index packed = Layout::tiles(live) * Layout::kRows * H;
         for (Index k = 0; k < packed; ++k) h_tiles[k] *= mask_tiles[k];
-        for (Index gate = 0; gate < K; ++gate) {
+        const PanelOrder order = panel_order_of(step);
+        for (Index i = 0; i < K; ++i) {
+          const Index gate = in_order(i, K, order);
           multiply_packed(h_tiles, live, H, panels.hh(gate), n, gates_live + gate * H, G, true,
-                          lone_row_of(s.batch));
+                          lone_row_of(s.batch), order);
         }
       }
       if (n > 0 && live > 0) {
@@ -282,10 +286,12 @@ void lstm_backward(const SequenceShape& s, SequenceView<const Scalar> x, const G
       const RowView<Scalar> da_t{d_gates_t + r0 * G, G};
       input_gradient.step(da_t, rows_of_part, live_end, dx, t, accumulate_dx);
       if (n > 0 && live > 0 && plain_recurrence) {
-        multiply_rows(da_t, live, G, packed_hh.data(), n, dh0 + r0 * H + ub, H, false);
+        multiply_rows(da_t, live, G, packed_hh.data(), n, dh0 + r0 * H + ub, H, false, LoneRow::split,
+                      panel_order_of(step));
       } else if (n > 0 && live > 0) {
         // dh_{t-1} = (zoneout's direct part, already in dh) + (da_t W_hh) * mask.
-        multiply_rows(da_t, live, G, packed_hh.data(), n, recurrent.data(), n, false);
+        multiply_rows(da_t, live, G, packed_hh.data(), n, recurrent.data(), n, false, LoneRow::split,
+                      panel_order_of(step));
         for (Index b = r0; b < live_end; ++b) {
           Scalar* dh_b = dh0 + b * H + ub;
           const Scalar* product = recurrent.data() + (b - r0) * n;

@@ -85,6 +85,23 @@ enum class LoneRow { split, as_in_tiles };
 // A forward over `batch` sequences splits only as a batch of one: a sequence alone.
 inline LoneRow lone_row_of(Index batch) { return batch > 1 ? LoneRow::as_in_tiles : LoneRow::split; }
 
+// The order in which a product of one tile of rows reads B's panels. A small batch's
+// steps read all of W_hh each, and where W_hh is about the size of a core's L2, a sweep
+// in one direction has evicted each panel before the next step reads it again; steps
+// that alternate start on the panels the step before read last, still in cache. Each
+// column's sum does not depend on it.
+enum class PanelOrder { first_to_last, last_to_first };
+
+// Step `step`'s order: every other step backward.
+inline PanelOrder panel_order_of(Index step) {
+  return step % 2 == 1 ? PanelOrder::last_to_first : PanelOrder::first_to_last;
+}
+
+// The i-th of `count` products (a step's gate blocks) in `order`.
+inline Index in_order(Index i, Index count, PanelOrder order) {
+  return order == PanelOrder::last_to_first ? count - 1 - i : i;
+}
+
 namespace detail {
 
 // out[k * ldo + j] = rows[j * ldr + k] for j, k < kLanes: a square block transposed in
@@ -528,7 +545,7 @@ namespace detail {
 template <typename Scalar, typename TileOfA>
 void multiply_tiles(const TileOfA& a_tile, Index rows, Index depth, const Scalar* b_panels, Index n,
                     OutputRows<Scalar> c, Index c_first, bool accumulate, LoneRow lone,
-                    Index depth_block = kDepthBlock) {
+                    Index depth_block = kDepthBlock, PanelOrder order = PanelOrder::first_to_last) {
   using L = PanelLayout<Scalar>;
   // One or two rows (a batch of 2, or one row of a batch) take the panels two at a time;
   // a batch of one keeps tile_kernel's split chains.
@@ -564,6 +581,14 @@ void multiply_tiles(const TileOfA& a_tile, Index rows, Index depth, const Scalar
     // One tile reuses no panel block, so each panel is read whole before the next: one
     // sequential stream through the weights rather than a jump of a panel's length every
     // kDepthBlock rows. Each column still adds its depth blocks to C in the same order.
+    if (order == PanelOrder::last_to_first) {
+      // The same groups of panels (pairs from the first), the last group first.
+      const Index stride = pairs ? 2 : 1;
+      for (Index panel = (panels - 1) / stride * stride; panel >= 0; panel -= stride) {
+        for (Index k0 = 0; k0 == 0 || k0 < depth; k0 += depth_block) block(panel, k0);
+      }
+      return;
+    }
     for (Index panel = 0; panel < panels;) {
       Index took = 1;
       for (Index k0 = 0; k0 == 0 || k0 < depth; k0 += depth_block) took = block(panel, k0);
@@ -585,31 +610,36 @@ void multiply_tiles(const TileOfA& a_tile, Index rows, Index depth, const Scalar
 template <typename Scalar>
 void multiply_packed(const Scalar* a_tiles, Index rows, Index depth, const Scalar* b_panels, Index n,
                      OutputRows<Scalar> c, Index c_first, bool accumulate, LoneRow lone = LoneRow::split,
-                     Index depth_block = kDepthBlock) {
+                     Index depth_block = kDepthBlock, PanelOrder order = PanelOrder::first_to_last) {
   constexpr Index R = PanelLayout<Scalar>::kRows;
   const auto tile = [&](Index index, Index, Index, Index k0) {
     return detail::PackedTile<Scalar>{a_tiles + index * depth * R + k0 * R};
   };
-  detail::multiply_tiles(tile, rows, depth, b_panels, n, c, c_first, accumulate, lone, depth_block);
+  detail::multiply_tiles(tile, rows, depth, b_panels, n, c, c_first, accumulate, lone, depth_block, order);
 }
 
 // ... with C's rows ldc apart.
 template <typename Scalar>
 void multiply_packed(const Scalar* a_tiles, Index rows, Index depth, const Scalar* b_panels, Index n, Scalar* c,
-                     Index ldc, bool accumulate, LoneRow lone = LoneRow::split) {
-  multiply_packed<Scalar>(a_tiles, rows, depth, b_panels, n, OutputRows<Scalar>{c, ldc}, 0, accumulate, lone);
+                     Index ldc, bool accumulate, LoneRow lone = LoneRow::split,
+                     PanelOrder order = PanelOrder::first_to_last) {
+  multiply_packed<Scalar>(a_tiles, rows, depth, b_panels, n, OutputRows<Scalar>{c, ldc}, 0, accumulate, lone,
+                          kDepthBlock, order);
 }
 
 // As multiply_packed, with A (rows, depth) read in place from the rows of `a`.
+// `order`: B's panels last to first for a product of one tile of rows (PanelOrder).
 template <typename Scalar>
 void multiply_rows(RowView<Scalar> a, Index rows, Index depth, const Scalar* b_panels, Index n, Scalar* c,
-                   Index ldc, bool accumulate, LoneRow lone = LoneRow::split) {
+                   Index ldc, bool accumulate, LoneRow lone = LoneRow::split,
+                   PanelOrder order = PanelOrder::first_to_last) {
   const auto tile = [&](Index, Index first, Index height, Index k0) {
     detail::RowTile<Scalar> rows_of_tile{};
     for (Index r = 0; r < height; ++r) rows_of_tile.rows[r] = a.row(first + r) + k0;
     return rows_of_tile;
   };
-  detail::multiply_tiles(tile, rows, depth, b_panels, n, OutputRows<Scalar>{c, ldc}, 0, accumulate, lone);
+  detail::multiply_tiles(tile, rows, depth, b_panels, n, OutputRows<Scalar>{c, ldc}, 0, accumulate, lone,
+                         kDepthBlock, order);
 }
 
 // Rows of A up to which a product that runs once (a pass of one step: a streaming

@@ -87,9 +87,11 @@ void projected_lstm_forward(const SequenceShape& s, Index proj, SequenceView<con
       const StateRows<Scalar> c_prev = c_before.at(step, {c0, H}, {c_later, H}, {0, alive});
       Scalar* h_t = y.at(t, 0);
       if (n > 0 && alive > 0) {
-        for (Index gate = 0; gate < K; ++gate) {
+        const PanelOrder order = panel_order_of(step);
+        for (Index i = 0; i < K; ++i) {
+          const Index gate = in_order(i, K, order);
           multiply_rows<Scalar>(h_prev.rows(0), alive, P, panels.hh(gate), n, gates_t + gate * H + units.begin, G,
-                                true, lone_row_of(s.batch));
+                                true, lone_row_of(s.batch), order);
         }
         for (Index b = 0; b < alive; ++b) {
           cell.forward(gates_t + b * G + units.begin, c_prev.row(b) + units.begin, c_t + b * H + units.begin,
@@ -179,7 +181,8 @@ void projected_lstm_backward(const SequenceShape& s, Index proj, SequenceView<co
       zero_padding_rows<Scalar>({alive, B}, units, {{d_gates_t, G, K, H}});
       barrier.wait(team);
       if (alive > 0 && m > 0) {
-        multiply_rows<Scalar>({d_gates_t, G}, alive, G, packed_hh.data(), m, dh0 + features.begin, P, false);
+        multiply_rows<Scalar>({d_gates_t, G}, alive, G, packed_hh.data(), m, dh0 + features.begin, P, false,
+                              LoneRow::split, panel_order_of(step));
       }
       input_gradient.step({d_gates_t, G}, {0, B}, alive, dx, t, accumulate_dx);
     }

@@ -152,7 +152,7 @@ void rnn_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
           std::copy_n(interleaved_rows.row(step) + units.begin, n, pre);
         } else {
           multiply_rows<Scalar>(h_prev.rows(r0), live, H, panels.hh(0), n, pre, y.batch_stride, true,
-                                lone_row_of(s.batch));
+                                lone_row_of(s.batch), panel_order_of(step));
         }
         for (Index b = r0; b < live_end; ++b) {
           Scalar* h = h_t + b * y.batch_stride + units.begin;
@@ -243,7 +243,7 @@ void rnn_backward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
       // dh_{t-1} = da_t W_hh: no direct path from h_{t-1} to h_t, so written, not added.
       if (n > 0 && live > 0) {
         multiply_rows<Scalar>({d_pre_t + r0 * H, H}, live, H, packed_hh.data(), n, dh0 + r0 * H + units.begin, H,
-                              false);
+                              false, LoneRow::split, panel_order_of(step));
       }
       input_gradient.step({d_pre_t + r0 * H, H}, rows_of_part, live_end, dx, t, accumulate_dx);
     }
