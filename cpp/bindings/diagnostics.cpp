@@ -12,6 +12,7 @@
 #include "lstmcore/input_gradient.hpp"
 #include "lstmcore/interleaved_projection.hpp"
 #include "lstmcore/load_sensor.hpp"
+#include "lstmcore/packed_product.hpp"
 #include "lstmcore/reduced_amx.hpp"
 #include "lstmcore/reduced_sequence.hpp"
 #include "lstmcore/threading.hpp"
@@ -83,6 +84,30 @@ py::tuple dx_after_the_loop(Index batch, Index input, Index hidden, Index gates,
   return py::tuple(after);
 }
 
+// a (rows, depth) times w^T, w (n, depth) packed as W_hh is, with B's panels in the
+// given order: the tests hold both orders to the same bits.
+py::array panel_ordered_product(const py::array& a, const py::array& w, bool batch_of_one, bool last_to_first) {
+  if (a.ndim() != 2 || w.ndim() != 2 || a.shape(1) != w.shape(1)) {
+    throw py::value_error("expected a (rows, depth) and w (n, depth)");
+  }
+  const Index rows = a.shape(0), depth = a.shape(1), n = w.shape(0);
+  py::array out;
+  dispatch(a, [&](auto zero) {
+    using Scalar = decltype(zero);
+    const auto* a_data = checked<Scalar>(a, "a", {rows, depth}, false);
+    const auto* w_data = checked<Scalar>(w, "w", {n, depth}, false);
+    out = py::array_t<Scalar>({rows, n});
+    auto* c = static_cast<Scalar*>(out.mutable_data());
+    py::gil_scoped_release release;
+    PackedBuffer<Scalar> panels(PanelLayout<Scalar>::size(n, depth));
+    pack_rows_as_columns<Scalar>(w_data, depth, n, depth, panels.data());
+    multiply_rows<Scalar>({a_data, depth}, rows, depth, panels.data(), n, c, n, false,
+                          batch_of_one ? LoneRow::split : LoneRow::as_in_tiles,
+                          last_to_first ? PanelOrder::last_to_first : PanelOrder::first_to_last);
+  });
+  return out;
+}
+
 bool interleaves(Index input, Index hidden, Index steps, Index gates, Index itemsize, int threads) {
   const auto shape = shape_of({steps, 1, input, hidden, false}, false, py::none());
   return itemsize == 4 ? interleaves_projection<float>(shape, gates, threads, false, false)
@@ -139,6 +164,8 @@ void register_diagnostics(py::module_& m) {
         "batch_sizes"_a = py::none(), "steps"_a = 1, "depth"_a = 0,
         "(threads, 'panels' or 'batch'): how a reduced-precision forward of this shape splits over threads; "
         "depth: W_hh's (a projected LSTM's proj_size), 0 for hidden.");
+  m.def("panel_ordered_product", &panel_ordered_product, "a"_a, "w"_a, "batch_of_one"_a, "last_to_first"_a,
+        "a @ w.T as a step's recurrent product computes it, B's panels in either order.");
   m.def("interleaves_projection", &interleaves, "input"_a, "hidden"_a, "steps"_a, "gates"_a, "itemsize"_a,
         "threads"_a,
         "Whether an inference forward of this shape (an LSTM, GRU or RNN of `gates` gate blocks) at batch 1, "

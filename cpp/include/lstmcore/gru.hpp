@@ -344,7 +344,7 @@ void gru_backward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
     //   da_n, da_z; (barrier) d(r h) = da_n W_hn; da_r = d(r h) * h_{t-1} * r (1 - r);
     //   dh_{t-1} = dh * z + d(r h) * r + (barrier) [da_r, da_z] [W_hr; W_hz]
     // Every thread reaches both barriers, with work or without.
-    const auto reset_before_step = [&](Index t, Index live_end, const StateRows<Scalar>& h_prev) {
+    const auto reset_before_step = [&](Index step, Index t, Index live_end, const StateRows<Scalar>& h_prev) {
       const Scalar* tape_t = gates + t * B * W;
       Scalar* d_input_t = d_input + t * B * G;
       const Index live = live_end - r0;
@@ -373,7 +373,7 @@ void gru_backward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
       if (!plan.by_batch) barrier.wait(team);
       if (n > 0 && live > 0) {
         multiply_rows<Scalar>({d_input_t + r0 * G + 2 * H, G}, live, H, packed_hn.data(), n,
-                              d_hidden + r0 * H + units.begin, H, false, LoneRow::split, panel_order_of(t));
+                              d_hidden + r0 * H + units.begin, H, false, LoneRow::split, panel_order_of(step));
       }
       for (Index b = r0; b < live_end && n > 0; ++b) {
         const Scalar* r_of = tape_t + b * W + units.begin;
@@ -397,7 +397,7 @@ void gru_backward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
       if (!plan.by_batch) barrier.wait(team);
       if (n > 0 && live > 0) {
         multiply_rows<Scalar>({d_input_t + r0 * G, G}, live, 2 * H, packed_hh.data(), n, dh0 + r0 * H + units.begin,
-                              H, true, LoneRow::split, panel_order_of(t));
+                              H, true, LoneRow::split, panel_order_of(step));
       }
       input_gradient.step({d_input_t + r0 * G, G}, rows_of_part, live_end, dx, t, accumulate_dx);
     };
@@ -409,7 +409,7 @@ void gru_backward(const SequenceShape& s, SequenceView<const Scalar> x, const Ga
           h_before.at(step, {h0, H}, {y.at(s.time_before(step), 0), y.batch_stride}, {r0, live_end});
       record_hidden_gradient<Scalar>(hidden_grads, t, B, H, rows_of_part, live_end, units, dy, dh0);
       if constexpr (!ResetAfter) {
-        reset_before_step(t, live_end, h_prev);
+        reset_before_step(step, t, live_end, h_prev);
         continue;
       }
       const Scalar* tape_t = gates + t * B * W;

@@ -255,7 +255,9 @@ class InterleavedProjection {
     const Index last = next_steps > 0 ? (sub + 1) * total / kInterleavedSteps : 0;
     const Index groups = last - first;
     Scalar* row = rows_.row(step) + units_.begin;
-    // Every other step takes the recurrent panels last to first (PanelOrder).
+    // Every other step takes the recurrent panels last to first (PanelOrder). The
+    // projection's depths are paced by the recurrent depths done, the same in every
+    // panel, so which panels a projection panel runs beside changes none of its sums.
     const PanelOrder order = panel_order_of(step);
     const auto recurrent = [&](Index i) {
       i = in_order(i, total, order);

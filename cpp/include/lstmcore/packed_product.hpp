@@ -582,9 +582,10 @@ void multiply_tiles(const TileOfA& a_tile, Index rows, Index depth, const Scalar
     // sequential stream through the weights rather than a jump of a panel's length every
     // kDepthBlock rows. Each column still adds its depth blocks to C in the same order.
     if (order == PanelOrder::last_to_first) {
-      // The same groups of panels (pairs from the first), the last group first.
+      // The groups a forward sweep makes (pairs from the first panel), last group first:
+      // each panel then runs in the kernel it runs in forward, so its bits cannot differ.
       const Index stride = pairs ? 2 : 1;
-      for (Index panel = (panels - 1) / stride * stride; panel >= 0; panel -= stride) {
+      for (Index panel = panels > 0 ? (panels - 1) / stride * stride : -1; panel >= 0; panel -= stride) {
         for (Index k0 = 0; k0 == 0 || k0 < depth; k0 += depth_block) block(panel, k0);
       }
       return;
