@@ -9,6 +9,8 @@
 // core's step and beside the read rate of W_hh's size (`_core.read_rate_gbps`).
 //
 //   product      the product alone
+//   alternating  the product alone, odd steps taking the panels last to first, as the
+//                core's steps do (PanelOrder): a step starts on the panels still in cache
 //   interleaved  the product with the input projection of 8 later steps mixed into its
 //                loop: one depth of an 8-row projection tile (16 multiply-adds) after
 //                every 8 depths of the product, so its FMAs could use the units the
@@ -88,15 +90,16 @@ float* filled(std::size_t count) {
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: step_probes product|interleaved|after H [STEPS]\n");
+    std::fprintf(stderr, "usage: step_probes product|alternating|interleaved|after H [STEPS]\n");
     return 2;
   }
   const char* mode = argv[1];
   const int hidden = std::atoi(argv[2]);
   const int steps = argc > 3 ? std::atoi(argv[3]) : 2000;
   const bool interleaved = std::strcmp(mode, "interleaved") == 0, after = std::strcmp(mode, "after") == 0;
-  if (!interleaved && !after && std::strcmp(mode, "product") != 0) {
-    std::fprintf(stderr, "step_probes: mode must be product, interleaved or after, got %s\n", mode);
+  const bool alternating = std::strcmp(mode, "alternating") == 0;
+  if (!interleaved && !after && !alternating && std::strcmp(mode, "product") != 0) {
+    std::fprintf(stderr, "step_probes: mode must be product, alternating, interleaved or after, got %s\n", mode);
     return 2;
   }
   if (hidden < 8 || hidden % 8 != 0 || ((interleaved || after) && hidden % 64 != 0) || steps < 1) {
@@ -123,7 +126,8 @@ int main(int argc, char** argv) {
         const float* ih_panel = weight_ih + static_cast<std::size_t>((step % 8) * groups + group) * depth * kWidth;
         Tile tile;
         int next = 0;
-        for (int p = group * 8; p < std::min(panels, group * 8 + 8); ++p) {
+        for (int i = group * 8; i < std::min(panels, group * 8 + 8); ++i) {
+          const int p = alternating && step % 2 == 1 ? panels - 1 - i : i;
           const float* panel = weight_hh + static_cast<std::size_t>(p) * depth * kWidth;
           if (interleaved) {
             product_panel<true>(h, panel, depth, out.data() + p * kWidth, x, ih_panel, &tile, &next);

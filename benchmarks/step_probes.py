@@ -1,6 +1,7 @@
 """What bounds a float32 batch-1 step on this CPU: the core's step beside probes of its
-product alone, and of the product with the input projection interleaved into its loop or
-run after it (benchmarks/step_probes.cpp, built here with the C++ compiler on PATH).
+product alone (its panels in one order every step, or alternating), and of the product
+with the input projection interleaved into its loop or run after it
+(benchmarks/step_probes.cpp, built here with the C++ compiler on PATH).
 
 Each figure is microseconds per step: the fastest of 7 rounds within each of `--rounds`
 alternating rounds, and the table gives their median. GB/s is W_hh's bytes (4H x H
@@ -28,7 +29,9 @@ import lstmcore
 from benchmarks.run import cpu_id, machine_info
 
 SOURCE = Path(__file__).with_name("step_probes.cpp")
-MODES = ("product", "interleaved", "after")
+MODES = ("product", "alternating", "interleaved", "after")
+# The modes without a projection, which take any H that is a multiple of 8.
+PRODUCT_MODES = MODES[:2]
 # A probe runs for well under a second at the sizes here; this bounds a hung one.
 PROBE_TIMEOUT_S = 120
 
@@ -100,14 +103,14 @@ def main(argv=None):
             figures = {}
             for _ in range(args.rounds):
                 for hidden in args.hidden:
-                    modes = MODES if hidden % 64 == 0 else MODES[:1]
+                    modes = MODES if hidden % 64 == 0 else PRODUCT_MODES
                     for mode in modes:
                         figures.setdefault((mode, hidden), []).append(probe_us(executable, mode, hidden, steps))
                     figures.setdefault(("core", hidden), []).append(core_step_us(hidden, steps, 3))
     finally:
         lstmcore.set_num_threads(previous)
-    print("| H | W_hh | read rate | core's step | product alone | interleaved | after |")
-    print("|---|---|---|---|---|---|---|")
+    print("| H | W_hh | read rate | core's step | product alone | alternating | interleaved | after |")
+    print("|---|---|---|---|---|---|---|---|")
     for hidden in args.hidden:
         weight_bytes = 4 * hidden * hidden * 4
         rate = lstmcore._core.read_rate_gbps(weight_bytes, seconds=0.02 if args.quick else 0.2)
