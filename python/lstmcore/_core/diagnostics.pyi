@@ -28,6 +28,7 @@ def pass_plan(
     batch_sizes: NDArray[np.int64] | None = None,
     steps: int = 1,
 ) -> tuple[int, Literal["units", "batch"]]: ...
+def panel_ordered_product(a: _Floats, w: _Floats, batch_of_one: bool, last_to_first: bool) -> _Floats: ...
 def reduced_pass_plan(
     batch: int,
     input: int,
