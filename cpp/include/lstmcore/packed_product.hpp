@@ -581,19 +581,12 @@ void multiply_tiles(const TileOfA& a_tile, Index rows, Index depth, const Scalar
     // One tile reuses no panel block, so each panel is read whole before the next: one
     // sequential stream through the weights rather than a jump of a panel's length every
     // kDepthBlock rows. Each column still adds its depth blocks to C in the same order.
-    if (order == PanelOrder::last_to_first) {
-      // The groups a forward sweep makes (pairs from the first panel), last group first:
-      // each panel then runs in the kernel it runs in forward, so its bits cannot differ.
-      const Index stride = pairs ? 2 : 1;
-      for (Index panel = panels > 0 ? (panels - 1) / stride * stride : -1; panel >= 0; panel -= stride) {
-        for (Index k0 = 0; k0 == 0 || k0 < depth; k0 += depth_block) block(panel, k0);
-      }
-      return;
-    }
-    for (Index panel = 0; panel < panels;) {
-      Index took = 1;
-      for (Index k0 = 0; k0 == 0 || k0 < depth; k0 += depth_block) took = block(panel, k0);
-      panel += took;
+    // Groups of panels (pairs from the first, where block takes two) in `order`: either
+    // way each panel runs in the same kernel, so its bits do not depend on the order.
+    const Index stride = pairs ? 2 : 1, groups = (panels + stride - 1) / stride;
+    for (Index g = 0; g < groups; ++g) {
+      const Index panel = stride * in_order(g, groups, order);
+      for (Index k0 = 0; k0 == 0 || k0 < depth; k0 += depth_block) block(panel, k0);
     }
     return;
   }
