@@ -15,6 +15,12 @@ from lstmcore import _core
 SLOW_START, QUIET = 50_000.0, 1.0
 
 
+def report_busy(slowest_start=SLOW_START, longest_sleep=QUIET):
+    """Two slow passes in a row: a busy verdict (one alone is a hiccup)."""
+    for _ in range(2):
+        _core.diagnostics.sense_team(slowest_start, longest_sleep)
+
+
 @pytest.fixture
 def sensing():
     """The default thread count (the only one the sensor adapts), the sensor on."""
@@ -36,9 +42,9 @@ def test_a_quiet_report_leaves_the_split_alone(sensing):
 def test_busy_cores_plan_one_thread_for_a_small_pass(sensing):
     for slowest_start, longest_sleep in [(SLOW_START, QUIET), (QUIET, SLOW_START)]:
         _core.reset_load_sensor(True)
-        _core.diagnostics.sense_team(slowest_start, longest_sleep)
+        report_busy(slowest_start, longest_sleep)
         state = _core.load_sensor()
-        assert state["busy"] and state["busy_verdicts"] == 1
+        assert state["busy"] and state["busy_verdicts"] == 1 and state["lone_slow_passes"] == 1
         assert _core.diagnostics.pass_plan(1, 256, 256, 4, 4, False) == (1, "units")
         assert _core.diagnostics.pass_plan(32, 128, 128, 4, 4, True) == (1, "units")
 
@@ -46,15 +52,38 @@ def test_busy_cores_plan_one_thread_for_a_small_pass(sensing):
 def test_busy_cores_split_a_large_pass_over_the_batch(sensing):
     # Weights too large for the batch split on a quiet machine (H=1024).
     assert _core.diagnostics.pass_plan(64, 1024, 1024, 4, 4, True, steps=20) == (2, "units")
-    _core.diagnostics.sense_team(SLOW_START, QUIET)
+    report_busy()
     assert _core.diagnostics.pass_plan(64, 1024, 1024, 4, 4, True, steps=20) == (2, "batch")
     # Too few rows for two threads' tiles, or too few steps to outweigh the barriers.
     assert _core.diagnostics.pass_plan(8, 1024, 1024, 4, 4, True, steps=200) == (1, "units")
     assert _core.diagnostics.pass_plan(64, 1024, 1024, 4, 4, True, steps=1) == (1, "units")
 
 
-def test_busy_verdicts_in_a_row_hold_longer_and_quiet_ones_shorten_it(sensing):
+def test_a_slow_pass_between_quick_ones_is_a_hiccup_not_a_verdict(sensing):
+    for _ in range(3):
+        _core.diagnostics.sense_team(QUIET, QUIET)
+        _core.diagnostics.sense_team(QUIET, SLOW_START)
+    state = _core.load_sensor()
+    assert not state["busy"] and state["busy_verdicts"] == 0 and state["lone_slow_passes"] == 3
+    assert _core.diagnostics.pass_plan(1, 256, 256, 4, 4, False) == (2, "units")
     _core.diagnostics.sense_team(SLOW_START, QUIET)
+    state = _core.load_sensor()
+    assert state["busy"] and state["busy_verdicts"] == 1 and state["lone_slow_passes"] == 3
+
+
+def test_after_a_busy_verdict_one_slow_pass_is_enough(sensing):
+    # The first pass after a hold that finds the cores still busy renews the verdict at
+    # once; only a quick pass ends the streak.
+    report_busy()
+    _core.diagnostics.sense_team(SLOW_START, QUIET)
+    assert _core.load_sensor()["busy_verdicts"] == 2
+    _core.diagnostics.sense_team(QUIET, QUIET)
+    _core.diagnostics.sense_team(SLOW_START, QUIET)
+    assert _core.load_sensor()["busy_verdicts"] == 2
+
+
+def test_busy_verdicts_in_a_row_hold_longer_and_quiet_ones_shorten_it(sensing):
+    report_busy()
     first = _core.load_sensor()["hold_seconds"]
     _core.diagnostics.sense_team(SLOW_START, QUIET)
     _core.diagnostics.sense_team(SLOW_START, QUIET)
@@ -65,14 +94,14 @@ def test_busy_verdicts_in_a_row_hold_longer_and_quiet_ones_shorten_it(sensing):
 
 def test_switched_off_the_sensor_ignores_reports(sensing):
     _core.reset_load_sensor(False)
-    _core.diagnostics.sense_team(SLOW_START, SLOW_START)
+    report_busy(SLOW_START, SLOW_START)
     state = _core.load_sensor()
     assert not state["busy"] and state["passes_sensed"] == 0
     assert _core.diagnostics.pass_plan(1, 256, 256, 4, 4, False) == (2, "units")
 
 
 def test_a_thread_count_set_by_the_caller_is_used_as_planned(sensing):
-    _core.diagnostics.sense_team(SLOW_START, QUIET)
+    report_busy()
     assert _core.diagnostics.pass_plan(1, 256, 256, 4, 4, False) == (1, "units")
     lstmcore.set_num_threads(2)
     assert _core.diagnostics.pass_plan(1, 256, 256, 4, 4, False) == (2, "units")

@@ -24,6 +24,7 @@ py::dict load_sensor() {
   d["passes_sensed"] = state.passes_sensed;
   d["busy_verdicts"] = state.busy_verdicts;
   d["holds_renewed"] = state.holds_renewed;
+  d["lone_slow_passes"] = state.lone_slow_passes;
   d["hold_seconds"] = state.hold_seconds;
   d["last_slowest_start_us"] = state.last_slowest_start_us;
   d["last_longest_sleep_us"] = state.last_longest_sleep_us;

@@ -33,7 +33,9 @@ std::atomic<bool> enabled{enabled_from_environment()};
 std::atomic<long long> busy_until{0};  // Clock ticks; 0 when not holding
 std::atomic<long long> hold{kFirstHold.count()};
 std::atomic<long> passes_sensed{0}, busy_verdicts{0};
-std::atomic<bool> last_busy{false};  // the last verdict
+std::atomic<bool> last_busy{false};       // the last verdict
+std::atomic<bool> last_pass_slow{false};  // whether the last pass sensed was slow
+std::atomic<long> lone_slow_passes{0};
 std::atomic<long> holds_renewed{0};
 std::atomic<long long> last_start{0}, last_sleep{0};
 
@@ -100,6 +102,16 @@ void sense_team(nanoseconds slowest_start, nanoseconds longest_sleep) {
     // quiet moments, keeps long holds.
     hold.store(std::max<long long>(held / 2, kFirstHold.count()), std::memory_order_relaxed);
     last_busy.store(false, std::memory_order_relaxed);
+    last_pass_slow.store(false, std::memory_order_relaxed);
+    return;
+  }
+  // A slow pass between quick ones is a hiccup, not busy cores: on a virtual machine the
+  // host takes a vCPU away now and then (steal time), and the guest's scheduler now and
+  // then wakes both threads of a team on one core until it balances them. Either lasts a
+  // pass. Other processes on the cores slow every pass, so a second slow pass in a row
+  // (or a first after a busy verdict's hold) is the verdict.
+  if (!last_pass_slow.exchange(true, std::memory_order_relaxed) && !last_busy.load(std::memory_order_relaxed)) {
+    lone_slow_passes.fetch_add(1, std::memory_order_relaxed);
     return;
   }
   // Busy again after a busy verdict: hold twice as long. Several of the caller's threads
@@ -118,6 +130,7 @@ LoadSensorState load_sensor_state() {
   state.passes_sensed = passes_sensed.load();
   state.busy_verdicts = busy_verdicts.load();
   state.holds_renewed = holds_renewed.load();
+  state.lone_slow_passes = lone_slow_passes.load();
   state.hold_seconds = duration<double>(nanoseconds(hold.load())).count();
   state.last_slowest_start_us = last_start.load() * 1e-3;
   state.last_longest_sleep_us = last_sleep.load() * 1e-3;
@@ -134,6 +147,8 @@ void reset_load_sensor(bool on) {
   passes_sensed.store(0);
   busy_verdicts.store(0);
   last_busy.store(false);
+  last_pass_slow.store(false);
+  lone_slow_passes.store(0);
   holds_renewed.store(0);
 }
 

@@ -6,12 +6,13 @@
 // slice, milliseconds, at each barrier, where a quiet machine takes well under a
 // microsecond. A pass of a hundred steps then takes tens of times longer than on one
 // thread. So every multi-threaded pass times how long its threads took to start and the
-// longest any of them slept at a barrier; past a threshold no quiet machine reaches, the
-// cores are "busy" for a hold time, and passes planned meanwhile (threading.hpp) run on
-// one thread or, when large enough, split over the batch, which has only a few barriers.
-// The first multi-threaded pass after the hold senses again; each busy verdict in a row
-// doubles the hold, up to a limit, so that a machine that stays busy pays for one slow
-// pass in that long.
+// longest any of them slept at a barrier. Past a threshold no quiet machine reaches in two
+// passes in a row (one alone is a hiccup: a vCPU the host took away, a team the
+// scheduler stacked on one core for a moment), the cores are "busy" for a hold time, and
+// passes planned meanwhile (threading.hpp) run on one thread or, when large enough,
+// split over the batch, which has only a few barriers. The first multi-threaded pass
+// after the hold senses again; each busy verdict in a row doubles the hold, up to a
+// limit, so that a machine that stays busy pays for one slow pass in that long.
 #pragma once
 
 #include <chrono>
@@ -28,8 +29,9 @@ void sense_team(std::chrono::nanoseconds slowest_start, std::chrono::nanoseconds
 struct LoadSensorState {
   long passes_sensed = 0;
   long busy_verdicts = 0;
-  long holds_renewed = 0;   // holds started again because the caller waited for a core
-  double hold_seconds = 0;  // the current hold (doubled by consecutive busy verdicts)
+  long holds_renewed = 0;     // holds started again because the caller waited for a core
+  long lone_slow_passes = 0;  // slow passes between quick ones: no verdict
+  double hold_seconds = 0;    // the current hold (doubled by consecutive busy verdicts)
   double last_slowest_start_us = 0;
   double last_longest_sleep_us = 0;
   bool busy = false;

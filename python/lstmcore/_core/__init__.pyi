@@ -30,6 +30,7 @@ class _LoadSensorState(TypedDict):
     passes_sensed: int
     busy_verdicts: int
     holds_renewed: int
+    lone_slow_passes: int
     hold_seconds: float
     last_slowest_start_us: float
     last_longest_sleep_us: float
