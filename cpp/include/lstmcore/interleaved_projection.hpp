@@ -129,10 +129,8 @@ void interleaved_group(const Scalar* h, Index depth, Index count, const PanelAt&
     owed += pairs * input;
     while (owed >= units) {
       owed -= units;
-      Packet b_lo = pload<Packet>(projection.weights + next * W),
-             b_hi = pload<Packet>(projection.weights + next * W + N);
-      in_register(b_lo);
-      in_register(b_hi);
+      const Packet b_lo = pload<Packet>(projection.weights + next * W),
+                   b_hi = pload<Packet>(projection.weights + next * W + N);
       tile_step<L::kRows, 2>(tile, a, next, b_lo, b_hi);
       ++next;
       if (next % kDepthBlock == 0 || next == input) {

@@ -359,6 +359,15 @@ EIGEN_ALWAYS_INLINE void in_register(Packet& packet) {
 #endif
 }
 
+// Hides an index's value from the optimizer; no instruction.
+EIGEN_ALWAYS_INLINE void opaque_index(Index& index) {
+#if defined(__GNUC__)
+  __asm__("" : "+r"(index));
+#else
+  (void)index;
+#endif
+}
+
 // Writes (or adds) one row of a tile into up to kWidth columns of C.
 template <typename Scalar, typename Packet>
 EIGEN_ALWAYS_INLINE void tile_store(const Packet& lo, const Packet& hi, Scalar* row, Index cols, bool accumulate) {
@@ -382,7 +391,14 @@ EIGEN_ALWAYS_INLINE void tile_store(const Packet& lo, const Packet& hi, Scalar* 
   alignas(64) Scalar tile[L::kWidth];
   pstore(tile, lo);
   pstore(tile + N, hi);
-  for (Index j = 0; j < cols; ++j) row[j] = accumulate ? row[j] + tile[j] : tile[j];
+  for (Index j = 0; j < cols; ++j) {
+    row[j] = accumulate ? row[j] + tile[j] : tile[j];
+    // Hides j from the compiler, which would otherwise make the loop a call to memcpy. A
+    // call clobbers every SIMD register, so a caller that keeps accumulators in them
+    // across a loop that may store here (interleaved_group's projection) saved and
+    // reloaded them on every pass, taken or not.
+    opaque_index(j);
+  }
 }
 
 // One tile of A (R valid rows, a PackedTile or RowTile) times one panel, into R rows by
