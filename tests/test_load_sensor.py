@@ -44,7 +44,7 @@ def test_busy_cores_plan_one_thread_for_a_small_pass(sensing):
         _core.reset_load_sensor(True)
         report_busy(slowest_start, longest_sleep)
         state = _core.load_sensor()
-        assert state["busy"] and state["busy_verdicts"] == 1 and state["lone_slow_passes"] == 1
+        assert state["busy"] and state["busy_verdicts"] == 1 and state["lone_slow_passes"] == 0
         assert _core.diagnostics.pass_plan(1, 256, 256, 4, 4, False) == (1, "units")
         assert _core.diagnostics.pass_plan(32, 128, 128, 4, 4, True) == (1, "units")
 
@@ -60,31 +60,38 @@ def test_busy_cores_split_a_large_pass_over_the_batch(sensing):
 
 
 def test_a_slow_pass_between_quick_ones_is_a_hiccup_not_a_verdict(sensing):
+    first_hold = _core.load_sensor()["hold_seconds"]
     for _ in range(3):
         _core.diagnostics.sense_team(QUIET, QUIET)
         _core.diagnostics.sense_team(QUIET, SLOW_START)
+    _core.diagnostics.sense_team(QUIET, QUIET)
     state = _core.load_sensor()
     assert not state["busy"] and state["busy_verdicts"] == 0 and state["lone_slow_passes"] == 3
+    assert state["hold_seconds"] == first_hold
     assert _core.diagnostics.pass_plan(1, 256, 256, 4, 4, False) == (2, "units")
+    # A slow pass, then another: the verdict, with the first hold.
+    _core.diagnostics.sense_team(SLOW_START, QUIET)
+    assert not _core.load_sensor()["busy"]
     _core.diagnostics.sense_team(SLOW_START, QUIET)
     state = _core.load_sensor()
     assert state["busy"] and state["busy_verdicts"] == 1 and state["lone_slow_passes"] == 3
+    assert state["hold_seconds"] == pytest.approx(0.05)
 
 
-def test_after_a_busy_verdict_one_slow_pass_is_enough(sensing):
-    # The first pass after a hold that finds the cores still busy renews the verdict at
-    # once; only a quick pass ends the streak.
+def test_after_a_busy_verdict_each_slow_pass_renews_it_until_a_quick_one(sensing):
     report_busy()
     _core.diagnostics.sense_team(SLOW_START, QUIET)
     assert _core.load_sensor()["busy_verdicts"] == 2
     _core.diagnostics.sense_team(QUIET, QUIET)
     _core.diagnostics.sense_team(SLOW_START, QUIET)
-    assert _core.load_sensor()["busy_verdicts"] == 2
+    state = _core.load_sensor()
+    assert state["busy_verdicts"] == 2 and state["lone_slow_passes"] == 0
 
 
 def test_busy_verdicts_in_a_row_hold_longer_and_quiet_ones_shorten_it(sensing):
     report_busy()
     first = _core.load_sensor()["hold_seconds"]
+    assert first == pytest.approx(0.05)
     _core.diagnostics.sense_team(SLOW_START, QUIET)
     _core.diagnostics.sense_team(SLOW_START, QUIET)
     assert _core.load_sensor()["hold_seconds"] == pytest.approx(4 * first)

@@ -35,7 +35,7 @@ std::atomic<long long> hold{kFirstHold.count()};
 std::atomic<long> passes_sensed{0}, busy_verdicts{0};
 std::atomic<bool> last_busy{false};       // the last verdict
 std::atomic<bool> last_pass_slow{false};  // whether the last pass sensed was slow
-std::atomic<long> lone_slow_passes{0};
+std::atomic<long> lone_slow_passes{0};    // slow passes followed by a quick one
 std::atomic<long> holds_renewed{0};
 std::atomic<long long> last_start{0}, last_sleep{0};
 
@@ -101,19 +101,19 @@ void sense_team(nanoseconds slowest_start, nanoseconds longest_sleep) {
     // Quiet: the next hold is halved, so that a machine busy most of the time, with
     // quiet moments, keeps long holds.
     hold.store(std::max<long long>(held / 2, kFirstHold.count()), std::memory_order_relaxed);
-    last_busy.store(false, std::memory_order_relaxed);
-    last_pass_slow.store(false, std::memory_order_relaxed);
+    const bool was_busy = last_busy.exchange(false, std::memory_order_relaxed);
+    if (last_pass_slow.exchange(false, std::memory_order_relaxed) && !was_busy) {
+      lone_slow_passes.fetch_add(1, std::memory_order_relaxed);
+    }
     return;
   }
   // A slow pass between quick ones is a hiccup, not busy cores: on a virtual machine the
   // host takes a vCPU away now and then (steal time), and the guest's scheduler now and
   // then wakes both threads of a team on one core until it balances them. Either lasts a
-  // pass. Other processes on the cores slow every pass, so a second slow pass in a row
-  // (or a first after a busy verdict's hold) is the verdict.
-  if (!last_pass_slow.exchange(true, std::memory_order_relaxed) && !last_busy.load(std::memory_order_relaxed)) {
-    lone_slow_passes.fetch_add(1, std::memory_order_relaxed);
-    return;
-  }
+  // pass. Other processes on the cores slow every pass, so the second slow pass in a row
+  // is the verdict. After a verdict the last pass sensed was slow, so until a quick one is
+  // sensed, each slow pass renews it at once.
+  if (!last_pass_slow.exchange(true, std::memory_order_relaxed)) return;
   // Busy again after a busy verdict: hold twice as long. Several of the caller's threads
   // may report at once; any of their updates will do.
   busy_verdicts.fetch_add(1, std::memory_order_relaxed);

@@ -30,7 +30,7 @@ struct LoadSensorState {
   long passes_sensed = 0;
   long busy_verdicts = 0;
   long holds_renewed = 0;     // holds started again because the caller waited for a core
-  long lone_slow_passes = 0;  // slow passes between quick ones: no verdict
+  long lone_slow_passes = 0;  // slow passes that a quick one followed: no verdict
   double hold_seconds = 0;    // the current hold (doubled by consecutive busy verdicts)
   double last_slowest_start_us = 0;
   double last_longest_sleep_us = 0;
