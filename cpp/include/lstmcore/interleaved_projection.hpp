@@ -138,7 +138,7 @@ void interleaved_group(const Scalar* h, Index depth, Index count, const PanelAt&
         // multiply_tiles adds a tile's blocks; row by row by name, since an array view of
         // the accumulators would keep them in memory.
         const bool accumulate = next > kDepthBlock;
-        const auto store = [&](Index r, const Packet& lo, const Packet& hi) {
+        const auto store = [&](Index r, const Packet& lo, const Packet& hi) __attribute__((always_inline)) {
           if (r < projection.rows) tile_store(lo, hi, projection.out.rows[r], projection.cols, accumulate);
         };
         store(0, tile.lo0, tile.hi0);
@@ -257,7 +257,8 @@ class InterleavedProjection {
     // projection's depths are paced by the recurrent depths done, the same in every
     // panel, so which panels a projection panel runs beside changes none of its sums.
     const PanelOrder order = panel_order_of(step);
-    const auto recurrent = [&](Index i) {
+    // Inlined, as every function the mixed loop reaches: a call would spill the tile.
+    const auto recurrent = [&](Index i) __attribute__((always_inline)) {
       i = in_order(i, total, order);
       const Index gate = i / panels_, panel = i % panels_;
       const bool apart = gate == apart_.gate;
@@ -283,7 +284,7 @@ class InterleavedProjection {
         projection.out.rows[r] =
             rows_.row(next_first + r) + units_.begin + gate * s_.hidden + panel * Layout::kWidth;
       }
-      const auto run = [&](Index i) { return recurrent(begin + i); };
+      const auto run = [&](Index i) __attribute__((always_inline)) { return recurrent(begin + i); };
       detail::interleaved_group<Scalar>(h, s_.hidden, end - begin, run, tile_.data(), s_.input, projection);
     }
   }
