@@ -159,11 +159,15 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
     if (interleaved && n > 0) mixed.project_first_chunk(workspace);
     // Reset-before's step on the rows [r0, r0 + live) at time t: r, z and r * h_{t-1}, then
     // n and h_t. Every thread reaches the barrier between them, with work or without.
-    const auto reset_before_step = [&](Index t, Index live, const StateRows<Scalar>& h_prev, Scalar* tape_t,
-                                       Scalar* h_t) {
+    const auto reset_before_step = [&](Index step, Index t, Index live, const StateRows<Scalar>& h_prev,
+                                       Scalar* tape_t, Scalar* h_t) {
       const bool work = n > 0 && live > 0;
       const RowView<Scalar> h_rows = h_prev.rows(r0);
-      for (Index gate = 0; gate < 3 && work; ++gate) {
+      // Every other step takes r and z, then n, last to first (PanelOrder): n must wait
+      // for r, but within each product a step starts on the panels the one before read last.
+      const PanelOrder order = panel_order_of(step);
+      for (Index i = 0; i < 3 && work; ++i) {
+        const Index gate = in_order(i, 3, order);
         if (unpacked) {
           const Index row = gate * H + units.begin;
           multiply_unpacked<Scalar>({x.at(t, r0), x.batch_stride}, live, I, w.weight_ih + row * I, I, n,
@@ -174,7 +178,7 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
           }
         } else if (gate < 2) {
           multiply_rows<Scalar>(h_rows, live, H, panels.hh(gate), n, tape_t + r0 * W + gate * H + units.begin, W,
-                                true, lone_row_of(s.batch));
+                                true, lone_row_of(s.batch), order);
         }
       }
       for (Index b = r0; b < r0 + live && work; ++b) {
@@ -201,7 +205,7 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
         multiply_unpacked<Scalar>(reset_rows, live, H, w.weight_hh + (2 * H + units.begin) * H, H, n, n_pre, W,
                                   true);
       } else {
-        multiply_rows<Scalar>(reset_rows, live, H, panels.hh(2), n, n_pre, W, true, lone_row_of(s.batch));
+        multiply_rows<Scalar>(reset_rows, live, H, panels.hh(2), n, n_pre, W, true, lone_row_of(s.batch), order);
       }
       for (Index b = r0; b < r0 + live; ++b) {
         Scalar* tape = tape_t + b * W + units.begin;
@@ -237,7 +241,7 @@ void gru_forward(const SequenceShape& s, SequenceView<const Scalar> x, const Gat
       Scalar* tape_t = interleaved ? interleaved_rows.row(step) : projection.rows(step);
       Scalar* h_t = y.at(t, 0);
       if constexpr (!ResetAfter) {
-        reset_before_step(t, live, h_prev, tape_t, h_t);
+        reset_before_step(step, t, live, h_prev, tape_t, h_t);
       } else if (n > 0 && live > 0) {
         // r and z add their recurrent part; m = h_{t-1} W_hn^T goes to its own column.
         const RowView<Scalar> h_rows = h_prev.rows(r0);
