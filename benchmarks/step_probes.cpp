@@ -11,10 +11,11 @@
 //   product      the product alone
 //   alternating  the product alone, odd steps taking the panels last to first, as the
 //                core's steps do (PanelOrder): a step starts on the panels still in cache
-//   interleaved  the product with the input projection of 8 later steps mixed into its
-//                loop: one depth of an 8-row projection tile (16 multiply-adds) after
-//                every 8 depths of the product, so its FMAs could use the units the
-//                memory-bound product leaves idle
+//   interleaved  the alternating product with the input projection of 8 later steps
+//                mixed into its loop: one depth of an 8-row projection tile (16
+//                multiply-adds) after every 8 depths of the product, so its FMAs could use
+//                the units the memory-bound product leaves idle (the core's batch-1 step
+//                at I=H does this)
 //   after        the same projection work, run after each group of 8 panels instead
 //
 // usage: step_probes MODE H [STEPS]   (H a multiple of 8; of 64 for the projection modes)
@@ -127,7 +128,7 @@ int main(int argc, char** argv) {
         Tile tile;
         int next = 0;
         for (int i = group * 8; i < std::min(panels, group * 8 + 8); ++i) {
-          const int p = alternating && step % 2 == 1 ? panels - 1 - i : i;
+          const int p = (alternating || projecting) && step % 2 == 1 ? panels - 1 - i : i;
           const float* panel = weight_hh + static_cast<std::size_t>(p) * depth * kWidth;
           if (interleaved) {
             product_panel<true>(h, panel, depth, out.data() + p * kWidth, x, ih_panel, &tile, &next);

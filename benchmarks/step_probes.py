@@ -1,12 +1,14 @@
 """What bounds a float32 batch-1 step on this CPU: the core's step beside probes of its
-product alone (its panels in one order every step, or alternating), and of the product
-with the input projection interleaved into its loop or run after it
+product alone (its panels in one order every step, or alternating), and of the
+alternating product with the input projection interleaved into its loop or run after it
 (benchmarks/step_probes.cpp, built here with the C++ compiler on PATH).
 
 Each figure is microseconds per step: the fastest of 7 rounds within each of `--rounds`
 alternating rounds, and the table gives their median. GB/s is W_hh's bytes (4H x H
 float32) read per step, to set beside `_core.read_rate_gbps` for W_hh's size. The core's
-step is a prepared LSTM at I=1 (its projection next to nothing), B=1, on one thread.
+step is a prepared LSTM at I=1 (its projection next to nothing), B=1, on one thread; where
+H is a multiple of 64, also at I=H, where it interleaves its projection as the
+`interleaved` probe does.
 
     python -m benchmarks.step_probes [--hidden 128,176,256] [--rounds 3] [--quick]
 """
@@ -32,6 +34,8 @@ SOURCE = Path(__file__).with_name("step_probes.cpp")
 MODES = ("product", "alternating", "interleaved", "after")
 # The modes without a projection, which take any H that is a multiple of 8.
 PRODUCT_MODES = MODES[:2]
+# The probes' own rounds (each reports its fastest); the core's step is timed as often.
+PROBE_ROUNDS = 7
 # A probe runs for well under a second at the sizes here; this bounds a hung one.
 PROBE_TIMEOUT_S = 120
 
@@ -65,10 +69,10 @@ def probe_us(executable, mode, hidden, steps):
     return float(microseconds)
 
 
-def core_step_us(hidden, steps, rounds):
-    """The core's step: a prepared LSTM at I=1, B=1, one thread, over `steps` steps."""
-    layer = lstmcore.prepare(lstmcore.LSTM(1, hidden, seed=0))
-    x = np.random.default_rng(0).standard_normal((1, steps, 1)).astype(np.float32)
+def core_step_us(hidden, steps, rounds, inputs=1):
+    """The core's step: a prepared LSTM at I=`inputs`, B=1, one thread, over `steps` steps."""
+    layer = lstmcore.prepare(lstmcore.LSTM(inputs, hidden, seed=0))
+    x = np.random.default_rng(0).standard_normal((1, steps, inputs)).astype(np.float32)
     layer(x)
     best = float("inf")
     for _ in range(rounds):
@@ -106,11 +110,14 @@ def main(argv=None):
                     modes = MODES if hidden % 64 == 0 else PRODUCT_MODES
                     for mode in modes:
                         figures.setdefault((mode, hidden), []).append(probe_us(executable, mode, hidden, steps))
-                    figures.setdefault(("core", hidden), []).append(core_step_us(hidden, steps, 3))
+                    figures.setdefault(("core", hidden), []).append(core_step_us(hidden, steps, PROBE_ROUNDS))
+                    if hidden % 64 == 0:
+                        core_interleaved = core_step_us(hidden, steps, PROBE_ROUNDS, inputs=hidden)
+                        figures.setdefault(("core at I=H", hidden), []).append(core_interleaved)
     finally:
         lstmcore.set_num_threads(previous)
-    print("| H | W_hh | read rate | core's step | product alone | alternating | interleaved | after |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| H | W_hh | read rate | core's step | product alone | alternating | core's step at I=H | interleaved | after |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for hidden in args.hidden:
         weight_bytes = 4 * hidden * hidden * 4
         rate = lstmcore._core.read_rate_gbps(weight_bytes, seconds=0.02 if args.quick else 0.2)
@@ -121,7 +128,9 @@ def main(argv=None):
             us = statistics.median(figures[key])
             return f"{us:.2f} us ({weight_bytes / us / 1e3:.0f} GB/s)"
 
-        cells = [cell(("core", hidden)), *(cell((mode, hidden)) for mode in MODES)]
+        keys = [("core", hidden), *((mode, hidden) for mode in PRODUCT_MODES), ("core at I=H", hidden)]
+        keys += [(mode, hidden) for mode in MODES[len(PRODUCT_MODES) :]]
+        cells = [cell(key) for key in keys]
         print(f"| {hidden} | {weight_bytes / 1024:.0f} kB | {rate:.0f} GB/s | " + " | ".join(cells) + " |")
     return 0
 

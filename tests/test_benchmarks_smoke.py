@@ -174,8 +174,8 @@ def test_step_probes_quick_run_prints_every_column(capsys):
     (row,) = [line for line in lines if line.startswith("| 64 |")]
     cells = [cell.strip() for cell in row.strip("|").split("|")]
     assert cells[:2] == ["64", "64 kB"] and cells[2].endswith("GB/s")
-    # the core's step and all four probes (H=64 is a multiple of 64), each timed
-    assert len(cells) == 8 and all(float(cell.split()[0]) > 0 and cell.endswith("GB/s)") for cell in cells[3:]), row
+    # the core's step at I=1 and at I=H, and all four probes (H=64 is a multiple of 64), each timed
+    assert len(cells) == 9 and all(float(cell.split()[0]) > 0 and cell.endswith("GB/s)") for cell in cells[3:]), row
 
 
 def test_step_probes_refuse_what_they_cannot_run(tmp_path):
