@@ -33,9 +33,10 @@ std::atomic<bool> enabled{enabled_from_environment()};
 std::atomic<long long> busy_until{0};  // Clock ticks; 0 when not holding
 std::atomic<long long> hold{kFirstHold.count()};
 std::atomic<long> passes_sensed{0}, busy_verdicts{0};
-std::atomic<bool> last_busy{false};       // the last verdict
-std::atomic<bool> last_pass_slow{false};  // whether the last pass sensed was slow
-std::atomic<long> lone_slow_passes{0};    // slow passes followed by a quick one
+// Slow passes sensed since the last quick one: 1 a hiccup so far, 2 a busy verdict, more
+// a verdict renewed.
+std::atomic<long> slow_in_a_row{0};
+std::atomic<long> lone_slow_passes{0};  // slow passes followed by a quick one
 std::atomic<long> holds_renewed{0};
 std::atomic<long long> last_start{0}, last_sleep{0};
 
@@ -101,8 +102,7 @@ void sense_team(nanoseconds slowest_start, nanoseconds longest_sleep) {
     // Quiet: the next hold is halved, so that a machine busy most of the time, with
     // quiet moments, keeps long holds.
     hold.store(std::max<long long>(held / 2, kFirstHold.count()), std::memory_order_relaxed);
-    const bool was_busy = last_busy.exchange(false, std::memory_order_relaxed);
-    if (last_pass_slow.exchange(false, std::memory_order_relaxed) && !was_busy) {
+    if (slow_in_a_row.exchange(0, std::memory_order_relaxed) == 1) {
       lone_slow_passes.fetch_add(1, std::memory_order_relaxed);
     }
     return;
@@ -111,15 +111,14 @@ void sense_team(nanoseconds slowest_start, nanoseconds longest_sleep) {
   // host takes a vCPU away now and then (steal time), and the guest's scheduler now and
   // then wakes both threads of a team on one core until it balances them. Either lasts a
   // pass. Other processes on the cores slow every pass, so the second slow pass in a row
-  // is the verdict. After a verdict the last pass sensed was slow, so until a quick one is
-  // sensed, each slow pass renews it at once.
-  if (!last_pass_slow.exchange(true, std::memory_order_relaxed)) return;
+  // is the verdict; until a quick one is sensed, each slow pass after it renews it at once.
+  const long in_a_row = slow_in_a_row.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (in_a_row < 2) return;
   // Busy again after a busy verdict: hold twice as long. Several of the caller's threads
   // may report at once; any of their updates will do.
   busy_verdicts.fetch_add(1, std::memory_order_relaxed);
-  const bool again = last_busy.load(std::memory_order_relaxed);
+  const bool again = in_a_row > 2;
   const long long next = again ? std::min<long long>(2 * held, kLongestHold.count()) : held;
-  last_busy.store(true, std::memory_order_relaxed);
   hold.store(next, std::memory_order_relaxed);
   busy_until.store(now + next, std::memory_order_relaxed);
   times_at_verdict = scheduler_times();
@@ -146,8 +145,7 @@ void reset_load_sensor(bool on) {
   hold.store(kFirstHold.count());
   passes_sensed.store(0);
   busy_verdicts.store(0);
-  last_busy.store(false);
-  last_pass_slow.store(false);
+  slow_in_a_row.store(0);
   lone_slow_passes.store(0);
   holds_renewed.store(0);
 }
